@@ -1,0 +1,1 @@
+"""OpenRouter Watcher auth."""

@@ -1,0 +1,78 @@
+"""One way to build every FastAPI service: same lifespan, middleware, errors, health and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import ORJSONResponse
+
+from owr_shared.db import create_engine, create_sessionmaker, ping_database
+from owr_shared.errors import install_problem_handlers
+from owr_shared.health import HealthChecks, health_router
+from owr_shared.metrics import metrics_endpoint
+from owr_shared.middleware import RequestContextMiddleware
+from owr_shared.redis import create_redis, ping_redis
+from owr_shared.settings import BaseServiceSettings
+
+ExtraLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_service_app(
+    *,
+    service: str,
+    settings: BaseServiceSettings,
+    routers: Sequence[APIRouter],
+    title: str,
+    version: str = "0.1.0",
+    description: str = "",
+    use_database: bool = True,
+    use_redis: bool = True,
+    extra_lifespan: ExtraLifespan | None = None,
+) -> FastAPI:
+    """Create a service app whose engines and clients live in its lifespan, never at import."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        health = HealthChecks(timeout=1.0)
+        app.state.settings = settings
+        app.state.health = health
+        engine = redis = None
+        if use_database:
+            engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, application_name=service)
+            app.state.engine = engine
+            app.state.sessionmaker = create_sessionmaker(engine)
+            health.add("postgres", partial(ping_database, engine))
+        if use_redis:
+            redis = create_redis(settings.redis_url)
+            app.state.redis = redis
+            health.add("redis", partial(ping_redis, redis))
+        try:
+            if extra_lifespan is not None:
+                async with extra_lifespan(app):
+                    yield
+            else:
+                yield
+        finally:
+            health.shutting_down = True
+            if redis is not None:
+                await redis.aclose()
+            if engine is not None:
+                await engine.dispose()
+
+    app = FastAPI(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    install_problem_handlers(app)
+    app.include_router(health_router())
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(RequestContextMiddleware, service=service)
+    return app

@@ -1,0 +1,76 @@
+"""Async SQLAlchemy: engines built in the lifespan, one session per request, one transaction boundary."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from fastapi import Depends, Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+
+def asyncpg_url(url: str) -> str:
+    """Turn a plain libpq URL (`postgresql://user@host/db?sslmode=...`) into SQLAlchemy's asyncpg form."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in ("postgresql", "postgres"):
+        raise ValueError("DATABASE_URL must be a postgresql:// URL")
+    query = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        # asyncpg names libpq's sslmode "ssl"; other libpq-only options are dropped.
+        if key == "sslmode":
+            query.append(("ssl", value))
+        elif key in ("host", "port", "ssl", "application_name", "options"):
+            query.append((key, value))
+    return urlunsplit(("postgresql+asyncpg", parts.netloc, parts.path, urlencode(query), ""))
+
+
+def create_engine(database_url: str, *, pool_size: int = 10, application_name: str = "owr") -> AsyncEngine:
+    """Create the process's engine; call from the lifespan, never at import."""
+    return create_async_engine(
+        asyncpg_url(database_url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"server_settings": {"application_name": application_name}, "timeout": 5},
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+class Base(DeclarativeBase):
+    """Declarative base; each service subclasses it with its own schema-bound metadata."""
+
+
+async def ping_database(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The one transaction boundary: commit when the endpoint returns, roll back when it raises."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+# scope="function": the commit happens before the response is sent, so a failed commit is a 500
+# problem rather than a 2xx that lied.
+DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+
+
+def get_sessionmaker_dependency() -> Any:
+    """The dependency callable, for tests that override it with a session bound to a rolled-back transaction."""
+    return _request_session

@@ -1,0 +1,160 @@
+"""JWT verification against a cached JWKS that refreshes when it meets an unknown `kid`.
+
+Every service verifies identity itself (defence in depth), with the algorithm pinned, the
+registered claims required, a small leeway and a `typ` check, so a token minted for one purpose
+cannot be replayed for another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+from jwt import PyJWK
+
+from owr_shared.errors import Unauthorized
+
+REQUIRED_CLAIMS = ("sub", "typ", "jti", "iss", "aud", "iat", "exp")
+JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class InvalidToken(Unauthorized):
+    slug = "invalid-token"
+    title = "Invalid Token"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as proven by a verified JWT."""
+
+    subject: str
+    token_type: str
+    token_id: str
+    expires_at: int
+    issued_at: int
+    workspace_id: str | None = None
+    role: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    claims: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    scope = claims.get("scope")
+    scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+    return Principal(
+        subject=str(claims["sub"]),
+        token_type=str(claims["typ"]),
+        token_id=str(claims["jti"]),
+        expires_at=int(claims["exp"]),
+        issued_at=int(claims["iat"]),
+        workspace_id=str(claims["wid"]) if claims.get("wid") is not None else None,
+        role=str(claims["role"]) if claims.get("role") is not None else None,
+        scopes=scopes,
+        claims=claims,
+    )
+
+
+def httpx_jwks_fetcher(client: httpx.AsyncClient, url: str) -> JwksFetcher:
+    async def fetch() -> dict[str, Any]:
+        response = await client.get(url, timeout=3.0)
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    return fetch
+
+
+class JwksVerifier:
+    """Verify JWTs with keys from a JWKS, fetched lazily and refreshed on an unknown `kid`."""
+
+    def __init__(
+        self,
+        fetch_jwks: JwksFetcher,
+        *,
+        issuer: str,
+        audience: str | Iterable[str],
+        algorithms: Iterable[str] = ("EdDSA",),
+        leeway: int = 30,
+        max_lifetime: int = 15 * 60,
+        min_refresh_interval: float = 10.0,
+    ) -> None:
+        self._fetch = fetch_jwks
+        self._issuer = issuer
+        self._audience = [audience] if isinstance(audience, str) else list(audience)
+        self._algorithms = frozenset(algorithms)
+        self._leeway = min(leeway, 60)
+        self._max_lifetime = max_lifetime
+        self._min_refresh_interval = min_refresh_interval
+        self._keys: dict[str, PyJWK] = {}
+        self._last_refresh = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, *, force: bool = False) -> None:
+        """Reload the JWKS, at most once per `min_refresh_interval` unless forced."""
+        async with self._lock:
+            if not force and time.monotonic() - self._last_refresh < self._min_refresh_interval:
+                return
+            self._last_refresh = time.monotonic()
+            document = await self._fetch()
+            keys: dict[str, PyJWK] = {}
+            for jwk in document.get("keys", []):
+                kid = jwk.get("kid")
+                if not kid or jwk.get("use", "sig") != "sig":
+                    continue
+                try:
+                    key = PyJWK(jwk)
+                except jwt.PyJWTError:
+                    continue
+                if key.algorithm_name in self._algorithms:
+                    keys[kid] = key
+            self._keys = keys
+
+    async def _key_for(self, kid: str) -> PyJWK:
+        key = self._keys.get(kid)
+        if key is None:
+            try:
+                await self.refresh()
+            except Exception as exc:  # JWKS unreachable: the token cannot be verified now
+                raise InvalidToken("The token's signing key could not be loaded.") from exc
+            key = self._keys.get(kid)
+        if key is None:
+            raise InvalidToken("The token was signed by an unknown key.")
+        return key
+
+    async def verify(self, token: str, *, expected_types: Iterable[str] = ("access",)) -> Principal:
+        """Return the verified principal or raise `InvalidToken` (a 401 problem)."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("The token is malformed.") from exc
+        alg = header.get("alg")
+        kid = header.get("kid")
+        if alg not in self._algorithms or not isinstance(kid, str):
+            raise InvalidToken("The token's algorithm or key id is not accepted.")
+        key = await self._key_for(kid)
+        if key.algorithm_name != alg:
+            raise InvalidToken("The token's algorithm does not match its key.")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=[alg],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": list(REQUIRED_CLAIMS)},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidToken("The token has expired.") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("The token is not valid.") from exc
+        if claims.get("typ") not in set(expected_types):
+            raise InvalidToken("The token is not of an accepted type.")
+        if int(claims["exp"]) - int(claims["iat"]) > self._max_lifetime:
+            raise InvalidToken("The token lives longer than allowed.")
+        return principal_from_claims(claims)

@@ -1,0 +1,121 @@
+"""structlog JSON logging with service, request and trace ids, and a last-line-of-defence redactor."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+import structlog
+
+from owr_shared.context import request_id_var, trace_id_var
+
+# Patterns that must never leave the process in a log line, whatever code logged them.
+SECRET_PATTERNS = (
+    re.compile(r"sk-or-[A-Za-z0-9_-]{8,}"),
+    re.compile(r"owr[a-z]?_[A-Za-z0-9_-]{16,}"),
+    re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+)
+SENSITIVE_KEYS = frozenset(
+    {"password", "new_password", "current_password", "authorization", "token", "access_token",
+     "refresh_token", "secret", "api_key", "key", "cookie", "set-cookie", "private_key"}
+)
+REDACTED = "***"
+
+
+def redact_text(text: str) -> str:
+    for pattern in SECRET_PATTERNS:
+        text = pattern.sub(REDACTED, text)
+    return text
+
+
+def redact_value(value: Any, depth: int = 0) -> Any:
+    if depth > 6:
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if str(k).lower() in SENSITIVE_KEYS else redact_value(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set):
+        return [redact_value(v, depth + 1) for v in value]
+    return value
+
+
+def _redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: REDACTED if key.lower() in SENSITIVE_KEYS else redact_value(value)
+        for key, value in event_dict.items()
+    }
+
+
+def _add_request_context(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    request_id = request_id_var.get()
+    if request_id is not None:
+        event_dict.setdefault("request_id", request_id)
+    trace_id = trace_id_var.get()
+    if trace_id is not None:
+        event_dict.setdefault("trace_id", trace_id)
+    return event_dict
+
+
+def _orjson_dumps(value: Any, **_kw: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
+    """Route structlog and the standard library (uvicorn, arq, sqlalchemy) through one redacting pipeline."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        _add_request_context,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+    ]
+
+    def add_service(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, add_service, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, add_service],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _redact_processor,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "arq", "aiohttp"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # The access log is replaced by our own request log line, which carries the request id.
+    logging.getLogger("uvicorn.access").handlers[:] = []
+    logging.getLogger("uvicorn.access").propagate = False
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.stdlib.get_logger(name)

@@ -1,0 +1,87 @@
+"""Settings read from the environment with pydantic-settings.
+
+Infrastructure variables (`DATABASE_URL`, `REDIS_URL`, `OWR_ENV`, `LOG_LEVEL`) are shared by every
+process; everything else carries its service's prefix (`AUTH_`, `GATEWAY_`, ...).  Secrets are
+declared with :func:`secret_field`; in production a missing or placeholder secret refuses to start.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import Any, Self, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values that look like a template left unfilled; never accepted as a production secret.
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "change_me", "placeholder", "example", "dev-only", "insecure", "xxx")
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+def secret_field(description: str, default: SecretStr | None = None) -> Any:
+    """A settings field holding a secret: validated in production, never logged."""
+    return Field(default=default, description=description, json_schema_extra={"secret": True})
+
+
+def is_placeholder(value: str) -> bool:
+    lowered = value.strip().lower()
+    return not lowered or any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+
+
+class BaseServiceSettings(BaseSettings):
+    """Fields every process shares. Subclasses set `env_prefix` for their own fields."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    environment: Environment = Field(default=Environment.production, validation_alias="OWR_ENV")
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/postgres", validation_alias="DATABASE_URL"
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    log_json: bool = Field(default=True, validation_alias="LOG_JSON")
+    db_pool_size: int = Field(default=10, ge=1, le=200, validation_alias="DB_POOL_SIZE")
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.production
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets_in_production(self) -> Self:
+        if not self.is_production:
+            return self
+        bad = []
+        for name, info in type(self).model_fields.items():
+            extra = info.json_schema_extra
+            if not (isinstance(extra, dict) and extra.get("secret")):
+                continue
+            value = getattr(self, name)
+            raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if raw is None or (isinstance(raw, str) and is_placeholder(raw)):
+                bad.append(name)
+        if bad:
+            # Names only: the values themselves must never reach an error message.
+            raise ValueError(f"missing or placeholder secret(s) in production: {', '.join(sorted(bad))}")
+        return self
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)
+
+
+def load_settings(cls: type[SettingsT]) -> SettingsT:
+    """Build settings or exit with a message that names the fields but never echoes their values."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        lines = [f"invalid configuration for {cls.__name__}:"]
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            lines.append(f"  - {where}: {error['msg']}")
+        print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None
