@@ -72,5 +72,5 @@ DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 
 
 def get_sessionmaker_dependency() -> Any:
-    """The dependency callable, for tests that override it with a session bound to a rolled-back transaction."""
+    """The dependency callable, for tests that override it with a session in a rolled-back transaction."""
     return _request_session

@@ -107,9 +107,7 @@ def problem_body(
     return orjson.dumps(body)
 
 
-def problem_response(
-    status: int, *, headers: dict[str, str] | None = None, **fields: Any
-) -> Response:
+def problem_response(status: int, *, headers: dict[str, str] | None = None, **fields: Any) -> Response:
     return Response(
         content=problem_body(status, **fields),
         status_code=status,
@@ -118,9 +116,18 @@ def problem_response(
     )
 
 
-_STATUS_SLUGS = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-                 405: "method-not-allowed", 409: "conflict", 413: "payload-too-large",
-                 415: "unsupported-media-type", 422: "validation-error", 429: "rate-limited"}
+_STATUS_SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    429: "rate-limited",
+}
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -137,8 +144,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProblemError)
         return problem_response(
-            exc.status, headers=exc.headers, title=exc.title, detail=exc.detail, slug=exc.slug,
-            instance=request.url.path, errors=exc.errors,
+            exc.status,
+            headers=exc.headers,
+            title=exc.title,
+            detail=exc.detail,
+            slug=exc.slug,
+            instance=request.url.path,
+            errors=exc.errors,
         )
 
     async def on_validation(request: Request, exc: Exception) -> Response:
@@ -146,27 +158,40 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = _validation_errors(exc)
         if any(e["type"] == "json_invalid" for e in errors):
             return problem_response(
-                400, title="Malformed JSON", detail="The request body is not valid JSON.",
-                slug="malformed-json", instance=request.url.path,
+                400,
+                title="Malformed JSON",
+                detail="The request body is not valid JSON.",
+                slug="malformed-json",
+                instance=request.url.path,
             )
         return problem_response(
-            422, title="Validation Error", detail="The request is not valid.", slug="validation-error",
-            instance=request.url.path, errors=errors,
+            422,
+            title="Validation Error",
+            detail="The request is not valid.",
+            slug="validation-error",
+            instance=request.url.path,
+            errors=errors,
         )
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem_response(
-            exc.status_code, headers=dict(exc.headers or {}), detail=detail,
-            slug=_STATUS_SLUGS.get(exc.status_code), instance=request.url.path,
+            exc.status_code,
+            headers=dict(exc.headers or {}),
+            detail=detail,
+            slug=_STATUS_SLUGS.get(exc.status_code),
+            instance=request.url.path,
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled_error", path=request.url.path, error_type=type(exc).__name__, exc_info=exc)
         return problem_response(
-            500, title="Internal Server Error", detail="An unexpected error occurred.",
-            slug="internal-error", instance=request.url.path,
+            500,
+            title="Internal Server Error",
+            detail="An unexpected error occurred.",
+            slug="internal-error",
+            instance=request.url.path,
         )
 
     app.add_exception_handler(ProblemError, on_problem)

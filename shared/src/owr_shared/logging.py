@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import orjson
@@ -21,8 +21,21 @@ SECRET_PATTERNS = (
     re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
 )
 SENSITIVE_KEYS = frozenset(
-    {"password", "new_password", "current_password", "authorization", "token", "access_token",
-     "refresh_token", "secret", "api_key", "key", "cookie", "set-cookie", "private_key"}
+    {
+        "password",
+        "new_password",
+        "current_password",
+        "authorization",
+        "token",
+        "access_token",
+        "refresh_token",
+        "secret",
+        "api_key",
+        "key",
+        "cookie",
+        "set-cookie",
+        "private_key",
+    }
 )
 REDACTED = "***"
 
@@ -48,14 +61,16 @@ def redact_value(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _redact_processor(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     return {
         key: REDACTED if key.lower() in SENSITIVE_KEYS else redact_value(value)
         for key, value in event_dict.items()
     }
 
 
-def _add_request_context(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _add_request_context(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     request_id = request_id_var.get()
     if request_id is not None:
         event_dict.setdefault("request_id", request_id)
@@ -80,7 +95,9 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         structlog.processors.format_exc_info,
     ]
 
-    def add_service(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def add_service(
+        _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         event_dict.setdefault("service", service)
         return event_dict
 

@@ -28,15 +28,21 @@ def alembic_config(service: str, database_url: str | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", script_location)
     url = database_url or os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    config.attributes["service_schema"] = service
+    config.attributes["database_url"] = url
     return config
 
 
 def run_env(*, schema: str, target_metadata: MetaData) -> None:
     """Body of every service's `env.py`: online migrations, filtered to that service's schema."""
     config = context.config
-    url = asyncpg_url(config.get_main_option("sqlalchemy.url") or "")
+    # Programmatic runs pass the URL explicitly; the alembic CLI takes DATABASE_URL, then the ini file.
+    raw_url = (
+        config.attributes.get("database_url")
+        or os.environ.get("DATABASE_URL")
+        or config.get_main_option("sqlalchemy.url")
+        or ""
+    )
+    url = asyncpg_url(raw_url)
 
     def include_name(name: str | None, type_: str, _parent: object) -> bool:
         if type_ == "schema":

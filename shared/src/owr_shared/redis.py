@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 
 def create_redis(url: str, *, timeout: float = 0.5, max_connections: int = 64) -> Redis:
     """Create the process's Redis client; call from the lifespan, never at import."""
-    return Redis.from_url(
+    client: Redis = Redis.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
@@ -15,6 +15,7 @@ def create_redis(url: str, *, timeout: float = 0.5, max_connections: int = 64) -
         max_connections=max_connections,
         decode_responses=False,
     )
+    return client
 
 
 async def ping_redis(client: Redis) -> None:

@@ -15,7 +15,16 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that look like a template left unfilled; never accepted as a production secret.
-PLACEHOLDER_MARKERS = ("change-me", "changeme", "change_me", "placeholder", "example", "dev-only", "insecure", "xxx")
+PLACEHOLDER_MARKERS = (
+    "change-me",
+    "changeme",
+    "change_me",
+    "placeholder",
+    "example",
+    "dev-only",
+    "insecure",
+    "xxx",
+)
 
 
 class Environment(StrEnum):

@@ -1,0 +1,15 @@
+"""Keys service settings (prefix `KEYS_`)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from owr_shared.settings import BaseServiceSettings
+
+
+class KeysSettings(BaseServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="KEYS_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = 8002
+    forwarded_allow_ips: str = "127.0.0.1"

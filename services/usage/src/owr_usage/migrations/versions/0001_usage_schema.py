@@ -1,0 +1,21 @@
+"""Create the usage schema (env.py creates it; this revision anchors the history).
+
+Revision ID: 0001_usage
+Revises:
+Create Date: 2026-11-22
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0001_usage"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
