@@ -7,7 +7,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import ORJSONResponse
 
 from owr_shared.db import create_engine, create_sessionmaker, ping_database
 from owr_shared.errors import install_problem_handlers
@@ -69,7 +68,6 @@ def create_service_app(
         version=version,
         description=description,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
     )
     install_problem_handlers(app)
     app.include_router(health_router())

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 
 Check = Callable[[], Awaitable[object]]
 
@@ -46,14 +46,14 @@ def health_router() -> APIRouter:
     router = APIRouter(tags=["health"], include_in_schema=False)
 
     @router.get("/health/live")
-    async def live() -> ORJSONResponse:
-        return ORJSONResponse({"status": "ok"})
+    async def live() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
 
     @router.get("/health/ready")
-    async def ready(request: Request) -> ORJSONResponse:
+    async def ready(request: Request) -> JSONResponse:
         checks: HealthChecks = request.app.state.health
         ok, report = await checks.run()
-        return ORJSONResponse(
+        return JSONResponse(
             {"status": "ok" if ok else "unavailable", "checks": report}, status_code=200 if ok else 503
         )
 

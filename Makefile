@@ -1,0 +1,46 @@
+# OpenRouter Watcher — every command a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv comes from PATH, or is bootstrapped into .tools/ from PyPI on first use.
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+PYTEST_ARGS ?=
+
+.PHONY: help install run test lint format migrate bench rotate-kek clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet 'uv>=0.9,<0.15'
+
+.venv/.installed: $(UV) pyproject.toml uv.lock */pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+install: .venv/.installed ## install every package and dev tool from the lockfile
+
+run: install ## the whole system on this machine (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)
+	$(UV) run --frozen python -m tools.devstack
+
+test: install ## every test, against real PostgreSQL and Redis (embedded unless DATABASE_URL/REDIS_URL are set)
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: install ## ruff (lint and format check) and mypy
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy shared/src services/auth/src services/keys/src services/usage/src services/worker/src gateway/src tools bench
+
+format: install ## apply ruff's fixes and formatting
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+migrate: install ## apply every service's migrations (to DATABASE_URL, or the embedded PostgreSQL)
+	$(UV) run --frozen python -m tools.migrate
+
+bench: install ## benchmarks: gateway vs direct throughput and latency, printed as ratios
+	$(UV) run --frozen python -m bench.gateway
+
+clean: ## remove the virtualenv, caches and embedded data
+	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache

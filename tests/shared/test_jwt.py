@@ -1,0 +1,129 @@
+import base64
+import time
+import uuid
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from owr_shared.jwt import InvalidToken, JwksVerifier
+
+ISS, AUD = "owr-auth", "owr-api"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwk_for(key: Ed25519PrivateKey, kid: str) -> dict:
+    from cryptography.hazmat.primitives import serialization
+
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "x": b64(raw), "kid": kid, "alg": "EdDSA", "use": "sig"}
+
+
+def mint(key: Ed25519PrivateKey, kid: str, **overrides) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": "u1",
+        "wid": "w1",
+        "role": "owner",
+        "typ": "access",
+        "jti": uuid.uuid4().hex,
+        "iss": ISS,
+        "aud": AUD,
+        "iat": now,
+        "exp": now + 900,
+    }
+    claims.update(overrides)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
+
+
+class Jwks:
+    def __init__(self, *keys: tuple[Ed25519PrivateKey, str]) -> None:
+        self.keys = list(keys)
+        self.fetches = 0
+
+    async def __call__(self) -> dict:
+        self.fetches += 1
+        return {"keys": [jwk_for(k, kid) for k, kid in self.keys]}
+
+
+@pytest.fixture
+def key():
+    return Ed25519PrivateKey.generate()
+
+
+async def test_valid_token_gives_principal(key):
+    verifier = JwksVerifier(Jwks((key, "k1")), issuer=ISS, audience=AUD)
+    principal = await verifier.verify(mint(key, "k1"))
+    assert principal.subject == "u1"
+    assert principal.workspace_id == "w1"
+    assert principal.role == "owner"
+
+
+async def test_unknown_kid_refreshes_the_jwks_once(key):
+    jwks = Jwks((key, "k1"))
+    verifier = JwksVerifier(jwks, issuer=ISS, audience=AUD, min_refresh_interval=0)
+    await verifier.verify(mint(key, "k1"))
+    assert jwks.fetches == 1
+    new_key = Ed25519PrivateKey.generate()
+    jwks.keys.append((new_key, "k2"))  # rotation: the new key appears in the JWKS
+    await verifier.verify(mint(new_key, "k2"))
+    assert jwks.fetches == 2
+    await verifier.verify(mint(key, "k1"))  # the old key is still cached and served
+    assert jwks.fetches == 2
+
+
+async def test_refresh_is_rate_limited_for_unknown_kids(key):
+    jwks = Jwks((key, "k1"))
+    verifier = JwksVerifier(jwks, issuer=ISS, audience=AUD, min_refresh_interval=60)
+    stranger = Ed25519PrivateKey.generate()
+    for _ in range(5):
+        with pytest.raises(InvalidToken):
+            await verifier.verify(mint(stranger, "nope"))
+    assert jwks.fetches == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"aud": "someone-else"}, "audience"),
+        ({"iss": "evil"}, "issuer"),
+        ({"exp": int(time.time()) - 120, "iat": int(time.time()) - 600}, "expired"),
+        ({"typ": "refresh"}, "type"),
+        ({"jti": None}, "missing jti"),
+        ({"exp": int(time.time()) + 3600}, "lifetime"),
+    ],
+)
+async def test_claims_are_enforced(key, overrides, reason):
+    verifier = JwksVerifier(Jwks((key, "k1")), issuer=ISS, audience=AUD)
+    with pytest.raises(InvalidToken):
+        await verifier.verify(mint(key, "k1", **overrides))
+
+
+async def test_alg_none_and_foreign_key_are_refused(key):
+    verifier = JwksVerifier(Jwks((key, "k1")), issuer=ISS, audience=AUD)
+    now = int(time.time())
+    claims = {"sub": "u1", "typ": "access", "jti": "j", "iss": ISS, "aud": AUD, "iat": now, "exp": now + 60}
+    unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": "k1"})
+    with pytest.raises(InvalidToken):
+        await verifier.verify(unsigned)
+    forged = mint(Ed25519PrivateKey.generate(), "k1")  # right kid, wrong key
+    with pytest.raises(InvalidToken):
+        await verifier.verify(forged)
+    hs = jwt.encode(claims, "secret-secret-secret-secret-secret!", algorithm="HS256", headers={"kid": "k1"})
+    with pytest.raises(InvalidToken):
+        await verifier.verify(hs)
+    with pytest.raises(InvalidToken):
+        await verifier.verify("owrr_not-a-jwt")
+
+
+async def test_unreachable_jwks_is_a_401_not_a_crash(key):
+    async def broken() -> dict:
+        raise OSError("connection refused")
+
+    verifier = JwksVerifier(broken, issuer=ISS, audience=AUD)
+    with pytest.raises(InvalidToken):
+        await verifier.verify(mint(key, "k1"))

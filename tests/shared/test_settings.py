@@ -1,0 +1,73 @@
+import subprocess
+import sys
+
+import pytest
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from owr_shared.settings import BaseServiceSettings, Environment, load_settings, secret_field
+
+
+class DemoSettings(BaseServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="DEMO_", extra="ignore", frozen=True)
+    signing_key: SecretStr | None = secret_field("a secret")
+
+
+def test_production_refuses_missing_secret(monkeypatch):
+    monkeypatch.setenv("OWR_ENV", "production")
+    monkeypatch.delenv("DEMO_SIGNING_KEY", raising=False)
+    with pytest.raises(ValueError, match="signing_key"):
+        DemoSettings()
+
+
+@pytest.mark.parametrize("value", ["change-me", "CHANGEME-please", "example-secret", "  "])
+def test_production_refuses_placeholder_secret(monkeypatch, value):
+    monkeypatch.setenv("OWR_ENV", "production")
+    monkeypatch.setenv("DEMO_SIGNING_KEY", value)
+    with pytest.raises(ValueError, match="placeholder"):
+        DemoSettings()
+
+
+def test_production_accepts_real_secret_and_development_accepts_none(monkeypatch):
+    monkeypatch.setenv("OWR_ENV", "production")
+    monkeypatch.setenv("DEMO_SIGNING_KEY", "k3y-" + "a" * 40)
+    assert DemoSettings().signing_key is not None
+    monkeypatch.setenv("OWR_ENV", "development")
+    monkeypatch.delenv("DEMO_SIGNING_KEY")
+    settings = DemoSettings()
+    assert settings.environment is Environment.development
+    assert settings.signing_key is None
+
+
+def test_shared_variables_are_unprefixed(monkeypatch):
+    monkeypatch.setenv("OWR_ENV", "test")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db:5432/x")
+    monkeypatch.setenv("REDIS_URL", "redis://r:6379/1")
+    settings = DemoSettings()
+    assert settings.database_url == "postgresql://u@db:5432/x"
+    assert settings.redis_url == "redis://r:6379/1"
+
+
+def test_refusal_exits_without_printing_the_value():
+    """The process stops with status 2 and names the variable, never its value."""
+    code = (
+        "from tests.shared.test_settings import DemoSettings\n"
+        "from owr_shared.settings import load_settings\n"
+        "load_settings(DemoSettings)\n"
+    )
+    secret = "example-but-secret-Xq81"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"OWR_ENV": "production", "DEMO_SIGNING_KEY": secret, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "signing_key" in result.stderr
+    assert secret not in result.stderr + result.stdout
+
+
+def test_load_settings_returns_instance(monkeypatch):
+    monkeypatch.setenv("OWR_ENV", "test")
+    assert isinstance(load_settings(DemoSettings), DemoSettings)

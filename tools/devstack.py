@@ -1,0 +1,252 @@
+"""`make run`: the whole system on one machine, as real processes.
+
+With `DATABASE_URL` / `REDIS_URL` unset it starts an embedded PostgreSQL and Redis under `.data/`;
+then it migrates, starts gateway, auth, keys, usage and worker, waits until each is ready, prints the
+URLs, and on Ctrl-C or SIGTERM stops everything it started (children also die with it if it is killed).
+The end-to-end tests and the benchmark start the same processes through `ProcessGroup`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from tools.devinfra import DATA_DIR, ROOT, embedded_postgres, embedded_redis, free_port
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: ask Linux to SIGTERM it when the runner dies, so nothing is orphaned."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: the runner's own signal handling still stops the children
+
+
+@dataclass
+class ProcessSpec:
+    """One process of the system: `python -m <module>` with a health port to wait on."""
+
+    name: str
+    module: str
+    health_port: int
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunningProcess:
+    spec: ProcessSpec
+    popen: subprocess.Popen[bytes]
+
+
+class ProcessGroup:
+    """Start real service processes, wait for readiness, stop them all (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, base_env: Mapping[str, str], log_dir: Path | None = None) -> None:
+        self.base_env = dict(base_env)
+        self.log_dir = log_dir
+        self.running: list[RunningProcess] = []
+        self._logs: list[IO[bytes]] = []
+
+    def start(self, spec: ProcessSpec) -> RunningProcess:
+        env = {**self.base_env, **spec.env}
+        stdout: int | IO[bytes] | None = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log_file = open(self.log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - closed in stop()
+            self._logs.append(log_file)
+            stdout = log_file
+        popen = subprocess.Popen(
+            [sys.executable, "-m", spec.module],
+            env=env,
+            cwd=ROOT,
+            stdout=stdout,
+            stderr=subprocess.STDOUT if stdout is not None else None,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+        )
+        running = RunningProcess(spec, popen)
+        self.running.append(running)
+        return running
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Poll each process's `/health/ready` until all answer 200; fail fast if one exits."""
+        deadline = time.monotonic() + timeout
+        pending = list(self.running)
+        while pending:
+            for proc in list(pending):
+                code = proc.popen.poll()
+                if code is not None:
+                    raise RuntimeError(f"{proc.spec.name} exited with status {code} during start-up")
+                if _is_ready(proc.spec.health_port):
+                    pending.remove(proc)
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(p.spec.name for p in pending)
+                raise TimeoutError(f"not ready after {timeout:.0f}s: {names}")
+            if pending:
+                time.sleep(0.1)
+
+    def first_exited(self) -> RunningProcess | None:
+        return next((p for p in self.running if p.popen.poll() is not None), None)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for proc in reversed(self.running):
+            if proc.popen.poll() is None:
+                proc.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.running:
+            try:
+                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait()
+        self.running.clear()
+        for log_file in self._logs:
+            log_file.close()
+        self._logs.clear()
+
+
+def _is_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Ports:
+    gateway: int = 8000
+    gateway_admin: int = 9000
+    auth: int = 8001
+    keys: int = 8002
+    usage: int = 8003
+    worker: int = 8004
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(*(free_port() for _ in range(6)))
+
+
+def dev_signing_key(path: Path) -> str:
+    """A persistent development-only Ed25519 key, so restarts of `make run` keep sessions valid."""
+    if not path.exists():
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_bytes(pem)
+    return path.read_text()
+
+
+def system_specs(ports: Ports) -> list[ProcessSpec]:
+    """The five processes, upstreams first, each told its own port and its peers' addresses."""
+    auth_url = f"http://127.0.0.1:{ports.auth}"
+    return [
+        ProcessSpec("auth", "owr_auth", ports.auth, {"AUTH_PORT": str(ports.auth)}),
+        ProcessSpec("keys", "owr_keys", ports.keys, {"KEYS_PORT": str(ports.keys)}),
+        ProcessSpec("usage", "owr_usage", ports.usage, {"USAGE_PORT": str(ports.usage)}),
+        ProcessSpec("worker", "owr_worker", ports.worker, {"WORKER_PORT": str(ports.worker)}),
+        ProcessSpec(
+            "gateway",
+            "owr_gateway",
+            ports.gateway_admin,
+            {
+                "GATEWAY_PORT": str(ports.gateway),
+                "GATEWAY_ADMIN_PORT": str(ports.gateway_admin),
+                "GATEWAY_AUTH_URL": auth_url,
+                "GATEWAY_KEYS_URL": f"http://127.0.0.1:{ports.keys}",
+                "GATEWAY_USAGE_URL": f"http://127.0.0.1:{ports.usage}",
+            },
+        ),
+    ]
+
+
+def base_env(database_url: str, redis_url: str, environment: str, signing_key_pem: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "OWR_ENV": environment,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "AUTH_JWT_PRIVATE_KEY": signing_key_pem,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+@contextmanager
+def infrastructure(stack: ExitStack) -> Iterator[tuple[str, str]]:
+    database_url = os.environ.get("DATABASE_URL") or stack.enter_context(embedded_postgres(DATA_DIR / "pg"))
+    redis_port = int(os.environ.get("OWR_EMBEDDED_REDIS_PORT", "6390"))
+    redis_url = os.environ.get("REDIS_URL") or stack.enter_context(
+        embedded_redis(DATA_DIR / "redis", port=redis_port)
+    )
+    yield database_url, redis_url
+
+
+def main() -> int:
+    from owr_shared.migrate import upgrade
+
+    stop_requested = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    with ExitStack() as stack, infrastructure(stack) as (database_url, redis_url):
+        print("migrating ...", flush=True)
+        upgrade(database_url=database_url)
+        ports = Ports()
+        key = dev_signing_key(DATA_DIR / "dev-secrets" / "jwt-ed25519.pem")
+        group = ProcessGroup(base_env(database_url, redis_url, "development", key))
+        stack.callback(group.stop)
+        for spec in system_specs(ports):
+            group.start(spec)
+        try:
+            group.wait_ready(timeout=90)
+        except (RuntimeError, TimeoutError) as exc:
+            print(f"start-up failed: {exc}", file=sys.stderr)
+            return 1
+        print(
+            "\nOpenRouter Watcher is running:\n"
+            f"  API (gateway)      http://localhost:{ports.gateway}/api/v1/\n"
+            f"  gateway admin      http://localhost:{ports.gateway_admin}/metrics\n"
+            f"  auth               http://localhost:{ports.auth}/health/ready\n"
+            f"  keys               http://localhost:{ports.keys}/health/ready\n"
+            f"  usage              http://localhost:{ports.usage}/health/ready\n"
+            f"  worker             http://localhost:{ports.worker}/metrics\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        while not stop_requested:
+            exited = group.first_exited()
+            if exited is not None:
+                print(f"{exited.spec.name} exited with status {exited.popen.returncode}; stopping", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        print("stopping ...", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
