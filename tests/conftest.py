@@ -27,12 +27,8 @@ os.environ.setdefault("LOG_JSON", "true")
 def infra() -> Iterator[dict[str, str]]:
     """Admin URLs of the PostgreSQL and Redis servers the tests use."""
     with ExitStack() as stack:
-        pg = os.environ.get("DATABASE_URL") or stack.enter_context(
-            embedded_postgres(DATA_DIR / "test" / "pg")
-        )
-        redis = os.environ.get("REDIS_URL") or stack.enter_context(
-            embedded_redis(DATA_DIR / "test" / "redis")
-        )
+        pg = os.environ.get("DATABASE_URL") or stack.enter_context(embedded_postgres(DATA_DIR / "test" / "pg"))
+        redis = os.environ.get("REDIS_URL") or stack.enter_context(embedded_redis(DATA_DIR / "test" / "redis"))
         yield {"database_url": pg, "redis_url": redis}
 
 
@@ -71,9 +67,7 @@ async def db_connection(db_engine: AsyncEngine) -> AsyncIterator[AsyncConnection
 @pytest.fixture
 async def db_session(db_connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
     """A session inside a transaction that is rolled back after the test, whatever the code commits."""
-    session = AsyncSession(
-        bind=db_connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-    )
+    session = AsyncSession(bind=db_connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
     yield session
     await session.close()
 

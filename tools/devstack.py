@@ -74,7 +74,7 @@ class ProcessGroup:
             cwd=ROOT,
             stdout=stdout,
             stderr=subprocess.STDOUT if stdout is not None else None,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         running = RunningProcess(spec, popen)
         self.running.append(running)
@@ -119,7 +119,7 @@ class ProcessGroup:
 
 def _is_ready(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1) as response:
             return bool(response.status == 200)
     except OSError:
         return False
@@ -195,9 +195,7 @@ def base_env(database_url: str, redis_url: str, environment: str, signing_key_pe
 def infrastructure(stack: ExitStack) -> Iterator[tuple[str, str]]:
     database_url = os.environ.get("DATABASE_URL") or stack.enter_context(embedded_postgres(DATA_DIR / "pg"))
     redis_port = int(os.environ.get("OWR_EMBEDDED_REDIS_PORT", "6390"))
-    redis_url = os.environ.get("REDIS_URL") or stack.enter_context(
-        embedded_redis(DATA_DIR / "redis", port=redis_port)
-    )
+    redis_url = os.environ.get("REDIS_URL") or stack.enter_context(embedded_redis(DATA_DIR / "redis", port=redis_port))
     yield database_url, redis_url
 
 

@@ -23,8 +23,6 @@ async def test_each_service_has_its_schema_and_version_table_inside_it(db_sessio
     ).scalars()
     assert list(rows) == ["auth", "keys", "usage"]
     public = (
-        await db_session.execute(
-            text("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
-        )
+        await db_session.execute(text("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"))
     ).scalar_one()
     assert public == 0

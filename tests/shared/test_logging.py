@@ -25,9 +25,7 @@ def test_log_lines_are_json_with_context_and_redacted(capsys):
             detail="got sk-or-v1-deadbeefdeadbeef0000",
             nested={"token": "x"},
         )
-        logging.getLogger("uvicorn.error").warning(
-            "Authorization: Bearer eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIxIn0.sig"
-        )
+        logging.getLogger("uvicorn.error").warning("Authorization: Bearer eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIxIn0.sig")
     finally:
         request_id_var.reset(rid)
         trace_id_var.reset(tid)

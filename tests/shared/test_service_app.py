@@ -37,9 +37,7 @@ async def make_thing(thing_id: int, body: Body) -> dict[str, object]:
 @pytest.fixture
 async def client(redis_url):
     settings = Settings(OWR_ENV="test", REDIS_URL=redis_url)
-    app = create_service_app(
-        service="demo", settings=settings, routers=[router], title="demo", use_database=False
-    )
+    app = create_service_app(service="demo", settings=settings, routers=[router], title="demo", use_database=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
@@ -92,9 +90,7 @@ async def test_metrics_are_labelled_by_route_template(client):
     text = (await client.get("/metrics")).text
     assert 'route="/things/{thing_id}"' in text
     assert "/things/12345" not in text
-    assert (
-        'owr_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/things/{thing_id}"' in text
-    )
+    assert 'owr_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/things/{thing_id}"' in text
 
 
 async def test_health_live_and_ready_with_failing_and_slow_checks(client):

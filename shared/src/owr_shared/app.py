@@ -40,9 +40,7 @@ def create_service_app(
         app.state.health = health
         engine = redis = None
         if use_database:
-            engine = create_engine(
-                settings.database_url, pool_size=settings.db_pool_size, application_name=service
-            )
+            engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, application_name=service)
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
             health.add("postgres", partial(ping_database, engine))

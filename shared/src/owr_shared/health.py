@@ -53,8 +53,6 @@ def health_router() -> APIRouter:
     async def ready(request: Request) -> JSONResponse:
         checks: HealthChecks = request.app.state.health
         ok, report = await checks.run()
-        return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "checks": report}, status_code=200 if ok else 503
-        )
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": report}, status_code=200 if ok else 503)
 
     return router

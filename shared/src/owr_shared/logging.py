@@ -53,8 +53,7 @@ def redact_value(value: Any, depth: int = 0) -> Any:
         return redact_text(value)
     if isinstance(value, Mapping):
         return {
-            k: REDACTED if str(k).lower() in SENSITIVE_KEYS else redact_value(v, depth + 1)
-            for k, v in value.items()
+            k: REDACTED if str(k).lower() in SENSITIVE_KEYS else redact_value(v, depth + 1) for k, v in value.items()
         }
     if isinstance(value, list | tuple | set):
         return [redact_value(v, depth + 1) for v in value]
@@ -63,14 +62,11 @@ def redact_value(value: Any, depth: int = 0) -> Any:
 
 def _redact_processor(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     return {
-        key: REDACTED if key.lower() in SENSITIVE_KEYS else redact_value(value)
-        for key, value in event_dict.items()
+        key: REDACTED if key.lower() in SENSITIVE_KEYS else redact_value(value) for key, value in event_dict.items()
     }
 
 
-def _add_request_context(
-    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def _add_request_context(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     request_id = request_id_var.get()
     if request_id is not None:
         event_dict.setdefault("request_id", request_id)
@@ -95,9 +91,7 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         structlog.processors.format_exc_info,
     ]
 
-    def add_service(
-        _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
+    def add_service(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         event_dict.setdefault("service", service)
         return event_dict
 

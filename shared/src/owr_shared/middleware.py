@@ -69,9 +69,7 @@ class RequestContextMiddleware:
             HTTP_REQUESTS.labels(self.service, route, method, str(status)).inc()
             HTTP_DURATION.labels(self.service, route, method).observe(elapsed)
             if scope["path"] not in _QUIET_PATHS:
-                log.info(
-                    "request", method=method, route=route, status=status, duration_ms=round(elapsed * 1000, 2)
-                )
+                log.info("request", method=method, route=route, status=status, duration_ms=round(elapsed * 1000, 2))
             request_id_var.reset(rid_token)
             trace_id_var.reset(tid_token)
 

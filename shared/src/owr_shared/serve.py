@@ -7,9 +7,7 @@ from typing import Any
 import uvicorn
 
 
-def uvicorn_config(
-    app: Any, *, host: str, port: int, forwarded_allow_ips: str = "127.0.0.1"
-) -> uvicorn.Config:
+def uvicorn_config(app: Any, *, host: str, port: int, forwarded_allow_ips: str = "127.0.0.1") -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,

@@ -49,9 +49,7 @@ class BaseServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
     environment: Environment = Field(default=Environment.production, validation_alias="OWR_ENV")
-    database_url: str = Field(
-        default="postgresql://postgres@127.0.0.1:5432/postgres", validation_alias="DATABASE_URL"
-    )
+    database_url: str = Field(default="postgresql://postgres@127.0.0.1:5432/postgres", validation_alias="DATABASE_URL")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_json: bool = Field(default=True, validation_alias="LOG_JSON")

@@ -18,9 +18,7 @@ def create_health_app(health: HealthChecks, redis: Any, queue_name: str) -> web.
 
     async def ready(_request: web.Request) -> web.Response:
         ok, report = await health.run()
-        return web.json_response(
-            {"status": "ok" if ok else "unavailable", "checks": report}, status=200 if ok else 503
-        )
+        return web.json_response({"status": "ok" if ok else "unavailable", "checks": report}, status=200 if ok else 503)
 
     async def metrics(_request: web.Request) -> web.Response:
         # A scrape must still answer while Redis is away; the gauge keeps its last value.
