@@ -29,7 +29,7 @@ from owr_shared.migrate import upgrade
 from tools.devinfra import DATA_DIR, create_database, drop_database, embedded_postgres, embedded_redis
 from tools.devstack import Ports, ProcessGroup, base_env, dev_signing_key, system_specs
 
-PASSWORD = "benchmark passphrase, long enough"
+PASSWORD = "benchmark passphrase, long enough"  # noqa: S105 - a throwaway bench user
 
 
 @dataclass
