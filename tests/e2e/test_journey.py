@@ -117,3 +117,21 @@ async def test_login_rate_limit_is_shared_by_two_gateways(system: System):
         assert refusal["request_id"] == last.headers["x-request-id"]
     finally:
         other.stop()
+
+
+async def test_every_process_is_live_ready_and_scraped(system: System):
+    ports = system.ports
+    async with httpx.AsyncClient(timeout=10) as client:
+        for port in (ports.auth, ports.keys, ports.usage, ports.worker, ports.gateway_admin, ports.gateway):
+            assert (await client.get(f"http://127.0.0.1:{port}/health/live")).status_code == 200
+            ready = await client.get(f"http://127.0.0.1:{port}/health/ready")
+            assert ready.status_code == 200, (port, ready.text)
+        for port in (ports.auth, ports.keys, ports.usage):
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            assert "owr_http_requests_total" in text
+        worker = (await client.get(f"http://127.0.0.1:{ports.worker}/metrics")).text
+        # The cron heartbeat runs at start-up, so its outcome is already counted.
+        assert 'owr_jobs_total{job="record_heartbeat",outcome="done"} 1.0' in worker
+        assert "owr_queue_depth" in worker
+        # Metrics are for the admin port only.
+        assert (await client.get(f"http://127.0.0.1:{ports.gateway}/metrics")).status_code == 404
