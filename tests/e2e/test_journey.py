@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 import httpx
@@ -131,7 +132,7 @@ async def test_every_process_is_live_ready_and_scraped(system: System):
             assert "owr_http_requests_total" in text
         worker = (await client.get(f"http://127.0.0.1:{ports.worker}/metrics")).text
         # The cron heartbeat runs at start-up, so its outcome is already counted.
-        assert 'owr_jobs_total{job="record_heartbeat",outcome="done"} 1.0' in worker
+        assert re.search(r'owr_jobs_total\{job="record_heartbeat",outcome="done"\} [1-9]', worker)
         assert "owr_queue_depth" in worker
         # Metrics are for the admin port only.
         assert (await client.get(f"http://127.0.0.1:{ports.gateway}/metrics")).status_code == 404
