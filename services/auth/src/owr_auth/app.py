@@ -1,0 +1,50 @@
+"""The auth service's FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from owr_auth.passwords.service import PasswordService
+from owr_auth.sessions.router import router as sessions_router
+from owr_auth.sessions.throttle import LoginThrottle
+from owr_auth.settings import AuthSettings
+from owr_auth.signing.keyring import Keyring
+from owr_auth.signing.router import router as signing_router
+from owr_auth.users.router import router as users_router
+from owr_shared.app import create_service_app
+from owr_shared.jwt import JwksVerifier
+from owr_shared.settings import load_settings
+
+
+def create_app(settings: AuthSettings | None = None) -> FastAPI:
+    """Build the auth app; engines, keys and clients are created in its lifespan."""
+    settings = settings or load_settings(AuthSettings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keyring = Keyring.from_settings(settings)
+        passwords = PasswordService.from_settings(settings)
+        await passwords.warm_up()
+
+        async def local_jwks() -> dict[str, Any]:
+            # Auth verifies its own tokens against its own keyring: no HTTP round trip to itself.
+            return keyring.jwks()
+
+        app.state.keyring = keyring
+        app.state.passwords = passwords
+        app.state.login_throttle = LoginThrottle(app.state.redis, settings)
+        app.state.jwt_verifier = JwksVerifier(local_jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+        yield
+
+    return create_service_app(
+        service="auth",
+        settings=settings,
+        routers=[users_router, sessions_router, signing_router],
+        title="OpenRouter Watcher auth",
+        description="Users, workspaces, password login, access JWTs, refresh-token rotation, JWKS.",
+        extra_lifespan=lifespan,
+    )

@@ -1,0 +1,57 @@
+"""Login, refresh and throttling errors; the messages never say which half of a credential was wrong."""
+
+from __future__ import annotations
+
+from owr_shared.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
+
+
+class InvalidCredentials(Unauthorized):
+    """Unknown email and wrong password answer with this one body."""
+
+    slug, title = "invalid-credentials", "Invalid Credentials"
+
+    def __init__(self) -> None:
+        super().__init__("The email or password is incorrect.")
+
+
+class LoginLocked(TooManyRequests):
+    slug, title = "login-locked", "Too Many Failed Logins"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("Too many failed attempts; try again later.", retry_after=retry_after)
+
+
+class LoginUnavailable(ServiceUnavailable):
+    """The throttle's store is unreachable: logins are refused rather than left unthrottled."""
+
+    slug, title = "login-unavailable", "Login Unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("Login is temporarily unavailable; try again shortly.", headers={"Retry-After": "5"})
+
+
+class InvalidRefreshToken(Unauthorized):
+    slug, title = "invalid-refresh-token", "Invalid Refresh Token"
+
+    def __init__(self) -> None:
+        super().__init__("The refresh token is invalid, expired or revoked.")
+
+
+class RefreshTokenReused(InvalidRefreshToken):
+    """A rotated token came back: its family is revoked. Same answer as any invalid token."""
+
+
+class NoWorkspace(Forbidden):
+    slug, title = "no-workspace", "No Workspace"
+
+    def __init__(self) -> None:
+        super().__init__("The account is not a member of any workspace.")
+
+
+class RevocationUnavailable(ServiceUnavailable):
+    """Sessions cannot be cut off right now (Redis down), so the change that needs it is refused."""
+
+    slug, title = "revocation-unavailable", "Temporarily Unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("The change cannot be completed right now; try again shortly.", headers={"Retry-After": "5"})

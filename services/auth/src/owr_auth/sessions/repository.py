@@ -1,0 +1,79 @@
+"""SQL for refresh-token families and tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_auth.sessions.models import RefreshToken, RefreshTokenFamily
+
+
+class RefreshTokenRepository:
+    """Families and tokens; callers own the transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create_family(self, user_id: uuid.UUID) -> RefreshTokenFamily:
+        family = RefreshTokenFamily(id=uuid.uuid4(), user_id=user_id)
+        self.session.add(family)
+        await self.session.flush()
+        return family
+
+    async def add_token(self, family_id: uuid.UUID, token_hash: bytes, expires_at: datetime) -> RefreshToken:
+        token = RefreshToken(id=uuid.uuid4(), family_id=family_id, token_hash=token_hash, expires_at=expires_at)
+        self.session.add(token)
+        await self.session.flush()
+        return token
+
+    async def family_id_for(self, token_hash: bytes) -> uuid.UUID | None:
+        """The family of a token, read without locks (the caller locks the family next)."""
+        result = await self.session.execute(select(RefreshToken.family_id).where(RefreshToken.token_hash == token_hash))
+        return result.scalar_one_or_none()
+
+    async def lock_family(self, family_id: uuid.UUID) -> RefreshTokenFamily | None:
+        """Load the family `FOR UPDATE`: every refresh, reuse check and logout of it runs one at a time."""
+        result = await self.session.execute(
+            select(RefreshTokenFamily)
+            .where(RefreshTokenFamily.id == family_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
+    async def get_token(self, token_hash: bytes) -> RefreshToken | None:
+        """The token's current row; read after `lock_family`, it reflects any committed rotation."""
+        result = await self.session.execute(
+            select(RefreshToken)
+            .where(RefreshToken.token_hash == token_hash)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
+    async def mark_rotated(self, token: RefreshToken, at: datetime) -> None:
+        token.rotated_at = at
+        await self.session.flush()
+
+    async def revoke_family(self, family_id: uuid.UUID, *, reason: str, at: datetime) -> bool:
+        """Revoke one family; False when it was already revoked or does not exist."""
+        result = await self.session.execute(
+            update(RefreshTokenFamily)
+            .where(RefreshTokenFamily.id == family_id, RefreshTokenFamily.revoked_at.is_(None))
+            .values(revoked_at=at, revoked_reason=reason)
+            .returning(RefreshTokenFamily.id)
+        )
+        return result.first() is not None
+
+    async def revoke_all_for_user(self, user_id: uuid.UUID, *, reason: str, at: datetime) -> int:
+        """Revoke every live family of a user; returns how many."""
+        result = await self.session.execute(
+            update(RefreshTokenFamily)
+            .where(RefreshTokenFamily.user_id == user_id, RefreshTokenFamily.revoked_at.is_(None))
+            .values(revoked_at=at, revoked_reason=reason)
+            .returning(RefreshTokenFamily.id)
+        )
+        return len(result.all())

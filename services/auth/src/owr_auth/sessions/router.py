@@ -1,0 +1,65 @@
+"""`/api/v1/auth/login`, `/refresh`, `/logout`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+
+from owr_auth.dependencies import ClientIP, Passwords, Settings, SigningKeyring, Throttle
+from owr_auth.errors import problem_from
+from owr_auth.schemas import problem_responses
+from owr_auth.sessions import service as session_service
+from owr_auth.sessions.errors import RefreshTokenReused
+from owr_auth.sessions.schemas import LoginRequest, LogoutRequest, RefreshRequest, TokenPair
+from owr_shared.db import DbSession
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    responses=problem_responses(400, 401, 403, 422, 429, 503),
+    summary="Log in with email and password",
+)
+async def login(
+    body: LoginRequest,
+    session: DbSession,
+    settings: Settings,
+    keyring: SigningKeyring,
+    passwords: Passwords,
+    throttle: Throttle,
+    ip: ClientIP,
+) -> TokenPair:
+    """Exchange credentials for an access token and a refresh token (a new session)."""
+    ctx = session_service.LoginContext(settings=settings, keyring=keyring, passwords=passwords, throttle=throttle)
+    return await session_service.login(session, ctx, email=body.email, password=body.password, ip=ip)
+
+
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    responses=problem_responses(400, 401, 403, 422),
+    summary="Rotate a refresh token",
+)
+async def refresh(
+    body: RefreshRequest, request: Request, session: DbSession, settings: Settings, keyring: SigningKeyring
+) -> Any:
+    """Exchange a refresh token for a new pair; the presented token stops working."""
+    try:
+        return await session_service.refresh(session, settings, keyring, refresh_token=body.refresh_token)
+    except RefreshTokenReused as exc:
+        # Returned, not raised: the family revocation must be committed along with the refusal.
+        return problem_from(exc, request)
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 422),
+    summary="End the session of a refresh token",
+)
+async def logout(body: LogoutRequest, session: DbSession) -> None:
+    """Revoke the refresh token's session; unknown tokens are accepted silently."""
+    await session_service.logout(session, refresh_token=body.refresh_token)

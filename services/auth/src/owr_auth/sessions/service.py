@@ -1,0 +1,174 @@
+"""Login, refresh-token rotation, logout, and revocation of a user's sessions.
+
+Refresh tokens are `owrr_` + 256 random bits, stored as SHA-256. Each login starts a family; each
+refresh marks the presented token rotated and adds its successor to the family. A rotated token
+presented again means two parties hold the family, so the whole family is revoked. Two concurrent
+refreshes of one token are serialised by a row lock on the family: the second sees the token
+rotated and counts as reuse (there is deliberately no grace period). Each successor expires
+`refresh_token_ttl_seconds` after its rotation, so an idle session ends after that long.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_auth.db import utcnow
+from owr_auth.passwords.service import PasswordService
+from owr_auth.sessions.errors import (
+    InvalidCredentials,
+    InvalidRefreshToken,
+    NoWorkspace,
+    RefreshTokenReused,
+    RevocationUnavailable,
+)
+from owr_auth.sessions.repository import RefreshTokenRepository
+from owr_auth.sessions.schemas import TokenPair
+from owr_auth.sessions.throttle import LoginThrottle, account_subject
+from owr_auth.settings import AuthSettings
+from owr_auth.signing.keyring import Keyring
+from owr_auth.signing.service import mint_access_token
+from owr_auth.users.normalize import canonical_email, normalize_email
+from owr_auth.users.repository import UserRepository
+from owr_auth.workspaces.repository import WorkspaceRepository
+from owr_shared.logging import get_logger
+
+log = get_logger(__name__)
+
+REFRESH_TOKEN_PREFIX = "owrr_"  # noqa: S105 - a public prefix, not a secret
+# prefix + token_urlsafe(32): 43 base64url characters.
+_REFRESH_TOKEN_LENGTH = len(REFRESH_TOKEN_PREFIX) + 43
+LEEWAY_SECONDS = 60
+
+
+def new_refresh_token() -> str:
+    return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_refresh_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def _looks_like_refresh_token(token: str) -> bool:
+    return token.startswith(REFRESH_TOKEN_PREFIX) and len(token) == _REFRESH_TOKEN_LENGTH
+
+
+def revocation_key(user_id: uuid.UUID) -> str:
+    """Redis key the gateway reads: access tokens issued before its value (unix seconds) are refused."""
+    return f"owr:revoked:user:{user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class LoginContext:
+    """What a login needs besides the credentials."""
+
+    settings: AuthSettings
+    keyring: Keyring
+    passwords: PasswordService
+    throttle: LoginThrottle
+
+
+async def login(session: AsyncSession, ctx: LoginContext, *, email: str, password: str, ip: str) -> TokenPair:
+    """Check the credentials under throttling and start a new refresh-token family."""
+    # An address that is not valid can belong to no account; it still costs a full verification.
+    canonical = canonical_email(email) or normalize_email(email)
+    account = account_subject(canonical)
+    await ctx.throttle.check(account, ip)
+
+    user = await UserRepository(session).get_by_email(canonical)
+    if user is None:
+        await ctx.passwords.verify_dummy(password)
+        verified = False
+    else:
+        verified = await ctx.passwords.verify(user.password_hash, password)
+    if user is None or not verified:
+        await ctx.throttle.record_failure(account, ip)
+        raise InvalidCredentials()
+
+    await ctx.throttle.clear_account(account)
+    if ctx.passwords.needs_rehash(user.password_hash):
+        # Parameters were raised since this hash was made; upgrade it while we hold the password.
+        user.password_hash = await ctx.passwords.hash(password)
+    family = await RefreshTokenRepository(session).create_family(user.id)
+    log.info("login", user_id=str(user.id))
+    return await _issue_pair(session, ctx.settings, ctx.keyring, user_id=user.id, family_id=family.id)
+
+
+async def refresh(session: AsyncSession, settings: AuthSettings, keyring: Keyring, *, refresh_token: str) -> TokenPair:
+    """Rotate a refresh token; raise `RefreshTokenReused` (after revoking the family) on reuse."""
+    if not _looks_like_refresh_token(refresh_token):
+        raise InvalidRefreshToken()
+    token_hash = hash_refresh_token(refresh_token)
+    repo = RefreshTokenRepository(session)
+    family_id = await repo.family_id_for(token_hash)
+    if family_id is None:
+        raise InvalidRefreshToken()
+    # Lock order: family, then token; logout and revocation lock only the family.
+    family = await repo.lock_family(family_id)
+    if family is None or family.revoked_at is not None:
+        raise InvalidRefreshToken()
+    token = await repo.get_token(token_hash)
+    if token is None:
+        raise InvalidRefreshToken()
+    now = utcnow()
+    if token.rotated_at is not None:
+        await repo.revoke_family(family.id, reason="reuse", at=now)
+        log.warning("refresh_token_reuse", user_id=str(family.user_id), family_id=str(family.id))
+        raise RefreshTokenReused()
+    if token.expires_at <= now:
+        raise InvalidRefreshToken()
+    await repo.mark_rotated(token, now)
+    return await _issue_pair(session, settings, keyring, user_id=family.user_id, family_id=family.id)
+
+
+async def logout(session: AsyncSession, *, refresh_token: str) -> None:
+    """Revoke the token's family; unknown or malformed tokens are ignored (no oracle)."""
+    if not _looks_like_refresh_token(refresh_token):
+        return
+    repo = RefreshTokenRepository(session)
+    family_id = await repo.family_id_for(hash_refresh_token(refresh_token))
+    if family_id is not None and await repo.revoke_family(family_id, reason="logout", at=utcnow()):
+        log.info("logout", family_id=str(family_id))
+
+
+async def revoke_user_sessions(
+    session: AsyncSession, redis: Redis, settings: AuthSettings, *, user_id: uuid.UUID, reason: str
+) -> None:
+    """End every session of a user: revoke all refresh families and publish the access-token cut-off."""
+    revoked = await RefreshTokenRepository(session).revoke_all_for_user(user_id, reason=reason, at=utcnow())
+    try:
+        await redis.set(
+            revocation_key(user_id), int(time.time()), ex=settings.access_token_ttl_seconds + LEEWAY_SECONDS
+        )
+    except (RedisError, OSError) as exc:
+        # Without the cut-off, live access tokens would outlast a password change: refuse the change.
+        log.error("revocation_unavailable", error_type=type(exc).__name__)
+        raise RevocationUnavailable() from exc
+    log.info("sessions_revoked", user_id=str(user_id), families=revoked, reason=reason)
+
+
+async def _issue_pair(
+    session: AsyncSession,
+    settings: AuthSettings,
+    keyring: Keyring,
+    *,
+    user_id: uuid.UUID,
+    family_id: uuid.UUID,
+) -> TokenPair:
+    found = await WorkspaceRepository(session).default_membership(user_id)
+    if found is None:
+        raise NoWorkspace()
+    workspace, membership = found
+    raw = new_refresh_token()
+    expires_at: datetime = utcnow() + timedelta(seconds=settings.refresh_token_ttl_seconds)
+    await RefreshTokenRepository(session).add_token(family_id, hash_refresh_token(raw), expires_at)
+    access = mint_access_token(keyring, settings, user_id=user_id, workspace_id=workspace.id, role=membership.role)
+    return TokenPair(access_token=access.token, refresh_token=raw, expires_in=access.expires_in)

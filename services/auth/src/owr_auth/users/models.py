@@ -1,0 +1,27 @@
+"""The `auth.users` table."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import DateTime, String, Text, Uuid, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from owr_auth.db import AuthBase, CreatedAtMixin, new_id, utcnow
+
+
+class User(CreatedAtMixin, AuthBase):
+    """A person who logs in; `email` is stored normalised (NFKC, lowercase), so it is unique as is."""
+
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(254), nullable=False, unique=True)
+    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+    password_changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
+    )

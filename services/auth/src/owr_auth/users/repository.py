@@ -1,0 +1,40 @@
+"""SQL for users."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_auth.users.models import User
+
+
+class UserRepository:
+    """Users; callers own the transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        return await self.session.get(User, user_id, populate_existing=True)
+
+    async def get_by_email(self, email: str) -> User | None:
+        """Look a user up by normalised email."""
+        result = await self.session.execute(select(User).where(User.email == email))
+        return result.scalar_one_or_none()
+
+    async def create(self, *, email: str, password_hash: str) -> User | None:
+        """Insert a user; None when the email is taken (also under a concurrent registration)."""
+        result = await self.session.execute(
+            insert(User)
+            .values(id=uuid.uuid4(), email=email, password_hash=password_hash)
+            .on_conflict_do_nothing(index_elements=[User.email])
+            .returning(User)
+        )
+        return result.scalar_one_or_none()
+
+    async def delete(self, user_id: uuid.UUID) -> None:
+        """Delete the user; memberships and refresh tokens go with it (ON DELETE CASCADE)."""
+        await self.session.execute(delete(User).where(User.id == user_id))

@@ -1,0 +1,94 @@
+"""`/api/v1/auth/register` and `/api/v1/auth/me*`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from owr_auth.dependencies import ClientIP, Passwords, RedisClient, Settings, Throttle
+from owr_auth.schemas import problem_responses
+from owr_auth.users import service as user_service
+from owr_auth.users.schemas import ChangePasswordRequest, RegisterRequest, UserView
+from owr_auth.users.service import UserInWorkspace
+from owr_auth.workspaces.schemas import WorkspaceView
+from owr_shared.auth import CurrentPrincipal
+from owr_shared.db import DbSession
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+async def _current_user(principal: CurrentPrincipal, session: DbSession) -> UserInWorkspace:
+    return await user_service.authenticated_user(session, principal)
+
+
+CurrentUser = Annotated[UserInWorkspace, Depends(_current_user)]
+
+
+def _view(found: UserInWorkspace) -> UserView:
+    return UserView(
+        id=found.user.id,
+        email=found.user.email,
+        created_at=found.user.created_at,
+        workspace=WorkspaceView(id=found.workspace.id, name=found.workspace.name, role=found.membership.role),
+    )
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserView,
+    responses=problem_responses(400, 409, 422),
+    summary="Create an account and its personal workspace",
+)
+async def register(body: RegisterRequest, session: DbSession, passwords: Passwords) -> UserView:
+    """Register with email and password; the user owns a new personal workspace."""
+    created = await user_service.register(session, passwords, email=body.email, password=body.password)
+    return _view(created)
+
+
+@router.get("/me", response_model=UserView, responses=problem_responses(401), summary="The current user")
+async def me(current: CurrentUser) -> UserView:
+    """The caller, with the workspace the token acts in and the caller's role there."""
+    return _view(current)
+
+
+@router.put(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 401, 403, 422, 429, 503),
+    summary="Change the password",
+)
+async def change_password(
+    body: ChangePasswordRequest,
+    current: CurrentUser,
+    session: DbSession,
+    redis: RedisClient,
+    settings: Settings,
+    passwords: Passwords,
+    throttle: Throttle,
+    ip: ClientIP,
+) -> None:
+    """Change the password; every refresh token and access token of the user stops working."""
+    await user_service.change_password(
+        session,
+        redis,
+        settings,
+        passwords,
+        throttle,
+        user=current.user,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        ip=ip,
+    )
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 503),
+    summary="Delete the account",
+)
+async def delete_me(current: CurrentUser, session: DbSession, redis: RedisClient, settings: Settings) -> None:
+    """Delete the account, its solely-owned workspaces and its sessions."""
+    await user_service.delete_account(session, redis, settings, user=current.user)

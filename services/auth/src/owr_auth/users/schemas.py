@@ -1,0 +1,31 @@
+"""User bodies and views."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from owr_auth.schemas import RequestSchema, StorableText
+from owr_auth.workspaces.schemas import WorkspaceView
+
+
+class RegisterRequest(RequestSchema):
+    email: StorableText = Field(max_length=254)
+    # The policy allows 128 characters; longer values pass the schema so the 422 can say why.
+    password: StorableText = Field(max_length=1024)
+
+
+class ChangePasswordRequest(RequestSchema):
+    current_password: StorableText = Field(max_length=1024)
+    new_password: StorableText = Field(max_length=1024)
+
+
+class UserView(BaseModel):
+    """The user with the workspace the token acts in and the user's role there."""
+
+    id: uuid.UUID
+    email: str
+    created_at: datetime
+    workspace: WorkspaceView

@@ -1,0 +1,109 @@
+"""Registration, profile, password change and account deletion."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_auth.db import utcnow
+from owr_auth.passwords.service import PasswordService, check_password_policy
+from owr_auth.sessions.service import revoke_user_sessions
+from owr_auth.sessions.throttle import LoginThrottle, account_subject
+from owr_auth.settings import AuthSettings
+from owr_auth.users.errors import AccountGone, EmailTaken, InvalidEmail, WrongCurrentPassword
+from owr_auth.users.models import User
+from owr_auth.users.normalize import canonical_email
+from owr_auth.users.repository import UserRepository
+from owr_auth.workspaces.models import Membership, Workspace
+from owr_auth.workspaces.repository import PERSONAL_WORKSPACE_NAME, WorkspaceRepository
+from owr_shared.jwt import Principal
+from owr_shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UserInWorkspace:
+    user: User
+    workspace: Workspace
+    membership: Membership
+
+
+async def register(session: AsyncSession, passwords: PasswordService, *, email: str, password: str) -> UserInWorkspace:
+    """Create a user and their personal workspace, with the user as its owner."""
+    check_password_policy(password, field="password")
+    canonical = canonical_email(email)
+    if canonical is None:
+        raise InvalidEmail()
+    password_hash = await passwords.hash(password)
+    user = await UserRepository(session).create(email=canonical, password_hash=password_hash)
+    if user is None:
+        raise EmailTaken()
+    workspace, membership = await WorkspaceRepository(session).create_with_owner(user.id, PERSONAL_WORKSPACE_NAME)
+    log.info("user_registered", user_id=str(user.id), workspace_id=str(workspace.id))
+    return UserInWorkspace(user, workspace, membership)
+
+
+async def authenticated_user(session: AsyncSession, principal: Principal) -> UserInWorkspace:
+    """The user behind a verified access token, in the token's workspace.
+
+    Refuses (401) a token whose user is gone, whose membership is gone, or that was issued before the
+    user's last password change, so auth itself does not depend on Redis for that cut-off.
+    """
+    try:
+        user_id = uuid.UUID(principal.subject)
+        workspace_id = uuid.UUID(principal.workspace_id or "")
+    except ValueError:
+        raise AccountGone() from None
+    user = await UserRepository(session).get(user_id)
+    if user is None or principal.issued_at < int(user.password_changed_at.timestamp()):
+        raise AccountGone()
+    found = await WorkspaceRepository(session).membership(user_id, workspace_id)
+    if found is None:
+        raise AccountGone()
+    return UserInWorkspace(user, *found)
+
+
+async def change_password(
+    session: AsyncSession,
+    redis: Redis,
+    settings: AuthSettings,
+    passwords: PasswordService,
+    throttle: LoginThrottle,
+    *,
+    user: User,
+    current_password: str,
+    new_password: str,
+    ip: str,
+) -> None:
+    """Replace the password after checking the current one, then end every session of the user."""
+    check_password_policy(new_password, field="new_password")
+    # A stolen access token must not become an unthrottled oracle for the current password.
+    account = account_subject(user.email)
+    await throttle.check(account, ip)
+    if not await passwords.verify(user.password_hash, current_password):
+        await throttle.record_failure(account, ip)
+        raise WrongCurrentPassword()
+    user.password_hash = await passwords.hash(new_password)
+    user.password_changed_at = utcnow()
+    await session.flush()
+    await revoke_user_sessions(session, redis, settings, user_id=user.id, reason="password_change")
+    log.info("password_changed", user_id=str(user.id))
+
+
+async def delete_account(session: AsyncSession, redis: Redis, settings: AuthSettings, *, user: User) -> None:
+    """Delete the user's auth data: solely-owned workspaces, memberships, refresh tokens, the user.
+
+    This is the one place an account is deleted. When keys and usage expose deletion, call them
+    where marked, before any auth row goes: a failure there then leaves the account intact to retry.
+    """
+    workspaces = WorkspaceRepository(session)
+    workspace_ids = await workspaces.solely_owned_ids(user.id)
+    # Seam: delete other services' data of `workspace_ids` (and of the user) here.
+    await workspaces.delete(workspace_ids)
+    await revoke_user_sessions(session, redis, settings, user_id=user.id, reason="account_deleted")
+    await UserRepository(session).delete(user.id)
+    log.info("account_deleted", user_id=str(user.id), workspaces=len(workspace_ids))
