@@ -1,0 +1,178 @@
+"""Auth test scaffolding: the real app on the session's migrated database and Redis.
+
+`client` runs every request in a session bound to the test's rolled-back transaction (each request
+still commits or rolls back its savepoint, exactly like `DbSession`), so tests see each other's rows
+never. `committed_client` uses the app's own pool, for what needs several connections (concurrency).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from owr_auth.app import create_app
+from owr_auth.settings import AuthSettings
+from owr_shared.db import get_sessionmaker_dependency
+
+PASSWORD = "a long and unusual passphrase 7"
+# Fast argon2 (allowed only with OWR_ENV=test): the logic under test is the same, hashing is not.
+FAST_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}.{secrets.token_hex(6)}@example.com"
+
+
+def make_settings(database_url: str, redis_url: str, **overrides: Any) -> AuthSettings:
+    values: dict[str, Any] = {"OWR_ENV": "test", "DATABASE_URL": database_url, "REDIS_URL": redis_url, **FAST_ARGON2}
+    values.update(overrides)
+    return AuthSettings(**values)
+
+
+def bind_to_connection(app: FastAPI, connection: AsyncConnection) -> None:
+    """Make `DbSession` hand out sessions inside the test's outer transaction (savepoint per request)."""
+
+    async def session_in_test_transaction() -> AsyncIterator[AsyncSession]:
+        async with AsyncSession(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False, autoflush=False
+        ) as session:
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            else:
+                await session.commit()
+
+    app.dependency_overrides[get_sessionmaker_dependency()] = session_in_test_transaction
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and yield a client that calls it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@pytest.fixture
+def settings_factory(database_url: str, redis_url: str) -> Callable[..., AuthSettings]:
+    return lambda **overrides: make_settings(database_url, redis_url, **overrides)
+
+
+@pytest.fixture(scope="session")
+async def shared_app(database_url: str, redis_url: str) -> AsyncIterator[FastAPI]:
+    """One app for most tests (its lifespan runs once)."""
+    app = create_app(make_settings(database_url, redis_url))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(
+    shared_app: FastAPI, db_connection: AsyncConnection, redis_client: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the shared app whose writes vanish with the test's transaction; Redis is flushed."""
+    bind_to_connection(shared_app, db_connection)
+    transport = httpx.ASGITransport(app=shared_app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            yield c
+    finally:
+        shared_app.dependency_overrides.clear()
+
+
+@pytest.fixture
+async def committed_client(shared_app: FastAPI, redis_client: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the shared app on its own pool: writes are committed (use unique emails)."""
+    transport = httpx.ASGITransport(app=shared_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture
+def app_factory(
+    settings_factory: Callable[..., AuthSettings], db_connection: AsyncConnection, redis_client: Any
+) -> Callable[..., Any]:
+    """`async with app_factory(**settings) as client:` another app on the test's transaction."""
+
+    @asynccontextmanager
+    async def build(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(settings_factory(**overrides))
+        bind_to_connection(app, db_connection)
+        async with running(app) as c:
+            c.app = app  # type: ignore[attr-defined]
+            yield c
+
+    return build
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+async def register(client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD) -> dict[str, Any]:
+    r = await client.post("/api/v1/auth/register", json={"email": email or unique_email(), "password": password})
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict[str, Any]:
+    r = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def registered_session(client: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new user and a logged-in token pair."""
+    user = await register(client)
+    return user, await login(client, user["email"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "detail", "request_id"} <= body.keys()
+    return body
+
+
+def sign(app: FastAPI, claims: dict[str, Any], **header: Any) -> str:
+    """A token signed by the app's active key, with any claims and header (for attack tests)."""
+    keyring = app.state.keyring
+    headers = {"kid": keyring.active_kid, "typ": "at+jwt", **header}
+    return jwt.encode(claims, keyring.private_key, algorithm="EdDSA", headers=headers)
+
+
+def access_claims(user: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims = {
+        "sub": user["id"],
+        "wid": user["workspace"]["id"],
+        "role": user["workspace"]["role"],
+        "typ": "access",
+        "jti": uuid.uuid4().hex,
+        "iss": "owr-auth",
+        "aud": "owr-api",
+        "iat": now,
+        "exp": now + 600,
+    }
+    claims.update(overrides)
+    return claims
