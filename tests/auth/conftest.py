@@ -18,6 +18,7 @@ import httpx
 import jwt
 import pytest
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from owr_auth.app import create_app
@@ -69,6 +70,17 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def settings_factory(database_url: str, redis_url: str) -> Callable[..., AuthSettings]:
     return lambda **overrides: make_settings(database_url, redis_url, **overrides)
+
+
+@pytest.fixture(autouse=True)
+async def _leave_redis_clean(redis_url: str) -> AsyncIterator[None]:
+    """Drop this test's failure counters and lockouts, so later suites (e2e) do not inherit a locked IP."""
+    yield
+    client = Redis.from_url(redis_url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture(scope="session")

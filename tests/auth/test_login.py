@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import statistics
 import time
 
 import httpx
@@ -61,8 +60,9 @@ async def test_unknown_email_costs_a_full_password_verification(app_factory):
                 r = await client.post("/api/v1/auth/login", json={"email": email, "password": "not the password!"})
                 sink.append(time.perf_counter() - start)
                 assert r.status_code == 401
-        ratio = statistics.median(unknown) / statistics.median(wrong)
-        # Without the dummy verification the unknown path would be about 20x faster.
+        # Minimums: load on the machine only ever adds time. Without the dummy verification the
+        # unknown path would be about 10x faster.
+        ratio = min(unknown) / min(wrong)
         assert 0.5 < ratio < 2.0, (wrong, unknown)
 
 
