@@ -6,6 +6,7 @@ Used only when `DATABASE_URL` / `REDIS_URL` are unset, so a fresh laptop needs n
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import socket
@@ -46,6 +47,8 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """Start (or reuse) an embedded PostgreSQL in `data_dir`; yield a libpq URL; stop it on exit."""
     import pgserver  # dev dependency: imported only when no DATABASE_URL is given
 
+    # pgserver logs from an atexit hook, after test runners have closed their captured streams.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
     server: Any = pgserver.get_server(str(data_dir), cleanup_mode="stop")
     try:
