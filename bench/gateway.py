@@ -142,9 +142,7 @@ def main() -> int:
             "gateway": f"{gateway}/api/v1/auth/me",
         }
         tool = "wrk" if shutil.which("wrk") else "aiohttp (wrk not installed)"
-        print(
-            f"GET /api/v1/auth/me, {args.connections} connections, {args.rounds}x{args.seconds}s per target, load: {tool}"
-        )
+        print(f"GET /api/v1/auth/me, {args.rounds} rounds x {args.seconds}s per target and mode, load: {tool}")
         for url in targets.values():  # warm caches, pools and JIT-less interpreters alike
             load(url, token, 2, args.connections)
         throughput: dict[str, list[Result]] = {name: [] for name in targets}
