@@ -1,0 +1,78 @@
+"""`python -m owr_gateway`: the public app and the admin app, two uvicorn servers in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
+import uvicorn
+
+from owr_gateway.admin import create_admin_app
+from owr_gateway.app import create_app
+from owr_gateway.settings import GatewaySettings
+from owr_shared.logging import configure_logging, get_logger
+from owr_shared.serve import uvicorn_config
+from owr_shared.settings import load_settings
+
+log = get_logger("owr.gateway")
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to `serve_all` (two servers share one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def build_servers(settings: GatewaySettings) -> tuple[uvicorn.Server, uvicorn.Server]:
+    app = create_app(settings)
+    main_config = uvicorn_config(app, host=settings.host, port=settings.port)
+    # The gateway decides itself whose X-Forwarded-For to believe (GATEWAY_TRUSTED_PROXIES);
+    # uvicorn's own rewriting would let a local client spoof its address.
+    main_config.proxy_headers = False
+    admin_config = uvicorn_config(create_admin_app(app.state), host=settings.host, port=settings.admin_port)
+    admin_config.lifespan = "off"  # the admin app owns nothing; the main app's lifespan opens the clients
+    return _Server(main_config), _Server(admin_config)
+
+
+async def serve_all(servers: tuple[uvicorn.Server, ...]) -> None:
+    """Serve until SIGINT/SIGTERM; a second SIGINT skips the graceful drain."""
+    loop = asyncio.get_running_loop()
+
+    def stop(sig: signal.Signals) -> None:
+        for server in servers:
+            if server.should_exit and sig == signal.SIGINT:
+                server.force_exit = True
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        tasks = [asyncio.create_task(server.serve()) for server in servers]
+        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        # If one server stops (or fails to start), stop the other too.
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            task.result()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def main() -> None:
+    settings = load_settings(GatewaySettings)
+    configure_logging("gateway", settings.log_level, settings.log_json)
+    servers = build_servers(settings)
+    log.info("gateway_starting", port=settings.port, admin_port=settings.admin_port)
+    import uvloop
+
+    uvloop.run(serve_all(servers))
+
+
+if __name__ == "__main__":
+    main()

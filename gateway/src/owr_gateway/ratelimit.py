@@ -1,0 +1,312 @@
+"""Fixed-window rate limiting in Redis (one Lua call that also reads the revocation mark).
+
+When Redis fails or is slow, the `login` policy fails closed and the others fall back to a
+per-process in-memory window with the same limits; a small breaker then skips Redis for a moment
+so each request does not pay the timeout again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, ResponseError
+
+from owr_gateway.metrics import RATELIMIT_BACKEND_ERRORS, RATELIMIT_DECISIONS
+from owr_gateway.settings import RateLimitPolicy
+from owr_shared.logging import get_logger
+
+log = get_logger("owr.gateway.ratelimit")
+
+# KEYS[1] counter, KEYS[2] (optional) revocation mark; ARGV[1] window ms, ARGV[2] token iat.
+# Returns the new count, or -1 when the token was issued before the user's revocation mark
+# (a revoked token does not consume the user's budget).
+RATE_LIMIT_LUA = """
+if #KEYS == 2 then
+  local revoked = tonumber(redis.call('GET', KEYS[2]) or '')
+  if revoked and tonumber(ARGV[2]) < revoked then
+    return -1
+  end
+end
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
+
+FAIL_CLOSED_POLICIES = frozenset({"login"})
+REVOKED_KEY_PREFIX = "owr:revoked:user:"
+_LOCAL_MAX_SUBJECTS = 100_000
+
+ALLOWED = "allowed"
+LIMITED = "limited"
+REVOKED = "revoked"
+UNAVAILABLE = "unavailable"
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Decision:
+    """The outcome of one rate-limit check, with the response headers it implies."""
+
+    __slots__ = ("headers", "outcome", "retry_after")
+
+    def __init__(self, outcome: str, headers: Headers, retry_after: int = 0) -> None:
+        self.outcome = outcome
+        self.headers = headers
+        self.retry_after = retry_after
+
+
+class _Policy:
+    """A policy with everything the hot path needs precomputed."""
+
+    __slots__ = (
+        "fail_closed",
+        "key_prefix",
+        "limit",
+        "limit_bytes",
+        "name",
+        "name_bytes",
+        "policy_header",
+        "window",
+        "window_ms_bulk",
+    )
+
+    def __init__(self, name: str, config: RateLimitPolicy) -> None:
+        self.name = name
+        self.limit = config.limit
+        self.window = config.window
+        self.window_ms_bulk = _bulk(b"%d" % (config.window * 1000))
+        self.key_prefix = f"owr:rl:{name}:"
+        self.name_bytes = name.encode()
+        self.limit_bytes = str(config.limit).encode()
+        # IETF httpapi-ratelimit-headers structured-field form.
+        self.policy_header = b'"%s";q=%d;w=%d' % (self.name_bytes, config.limit, config.window)
+        self.fail_closed = name in FAIL_CLOSED_POLICIES
+
+
+class LocalWindow:
+    """Per-process fixed windows: the fallback while Redis is unavailable."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str], list[int]] = {}
+
+    def hit(self, policy: str, subject: str, window_start: int) -> int:
+        key = (policy, subject)
+        entry = self._counts.get(key)
+        if entry is None or entry[0] != window_start:
+            if len(self._counts) >= _LOCAL_MAX_SUBJECTS:
+                self._prune(window_start)
+            self._counts[key] = [window_start, 1]
+            return 1
+        entry[1] += 1
+        return entry[1]
+
+    def _prune(self, window_start: int) -> None:
+        stale = [k for k, v in self._counts.items() if v[0] < window_start]
+        for k in stale:
+            del self._counts[k]
+        if len(self._counts) >= _LOCAL_MAX_SUBJECTS:
+            self._counts.clear()  # memory bound beats precision during an outage
+
+
+def _bulk(value: bytes) -> bytes:
+    """One RESP bulk string."""
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+class ScriptBatcher:
+    """Pipeline the script calls of concurrent requests over one dedicated Redis connection.
+
+    Each call is still one atomic EVALSHA; batching only shares the socket writes and reads. It
+    also skips redis-py's per-command pool checkout (a lock, a liveness poll and a timer) and its
+    generic argument encoding, which together cost more than the Lua script itself. While one
+    batch is in flight the next one gathers.
+    """
+
+    def __init__(self, redis: Redis, script: Any, *, timeout: float) -> None:
+        self._redis = redis
+        self._script = script
+        self._timeout = timeout
+        self._connection: Any = None
+        self._pending: list[tuple[bytes, asyncio.Future[Any]]] = []
+        self._busy = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        sha = _bulk(script.sha.encode())
+        # `EVALSHA sha numkeys key... arg...`, with everything but the keys and args precomputed.
+        self.prefix_one_key = b"*5\r\n$7\r\nEVALSHA\r\n" + sha + _bulk(b"1")
+        self.prefix_two_keys = b"*7\r\n$7\r\nEVALSHA\r\n" + sha + _bulk(b"2")
+
+    def call(self, command: bytes) -> asyncio.Future[Any]:
+        """Queue one packed EVALSHA command; the future gets its reply (or the batch's error)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((command, future))
+        if not self._busy:
+            self._busy = True
+            loop.call_soon(self._start)  # after this loop iteration's other requests have queued
+        return future
+
+    def _start(self) -> None:
+        task = asyncio.ensure_future(self._drain())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                error = await self._run(batch)
+                if error is not None:
+                    # Whoever queued meanwhile would wait for the same failure: fail them now, so a
+                    # request never waits longer than one timeout; the caller's breaker takes over.
+                    batch, self._pending = self._pending, []
+                    _fail(batch, error)
+        finally:
+            self._busy = False
+
+    async def _execute(self, commands: list[bytes]) -> list[Any]:
+        connection = self._connection
+        if connection is None:
+            pool: Any = self._redis.connection_pool  # redis-py leaves make_connection untyped
+            connection = self._connection = pool.make_connection()
+        try:
+            async with asyncio.timeout(self._timeout):
+                await connection.send_packed_command(commands, check_health=False)
+                results: list[Any] = []
+                for _ in commands:
+                    try:
+                        results.append(await connection.read_response())
+                    except ResponseError as exc:  # one call's error; the connection is still in sync
+                        results.append(exc)
+        except BaseException:
+            await connection.disconnect(nowait=True)  # replies may be half read: never reuse it
+            raise
+        return results
+
+    async def _run(self, batch: list[tuple[bytes, asyncio.Future[Any]]]) -> Exception | None:
+        try:
+            results = await self._execute([command for command, _ in batch])
+            missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+            if missing:  # Redis restarted or its script cache was flushed: load once, redo those calls
+                async with asyncio.timeout(self._timeout):
+                    await self._redis.script_load(self._script.script)
+                redone = await self._execute([batch[i][0] for i in missing])
+                for i, result in zip(missing, redone, strict=True):
+                    results[i] = result
+        except Exception as exc:
+            _fail(batch, exc)
+            return exc
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+        return None
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        _fail(self._pending, ConnectionError("rate limiter closed"))
+        self._pending = []
+        if self._connection is not None:
+            await self._connection.disconnect()
+            self._connection = None
+
+
+def _fail(batch: list[tuple[bytes, asyncio.Future[Any]]], error: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)
+
+
+class RateLimiter:
+    """One decision per request: Redis first, the local window when Redis is unavailable."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        policies: Mapping[str, RateLimitPolicy],
+        *,
+        timeout: float,
+        breaker_seconds: float = 1.0,
+    ) -> None:
+        self._batcher = ScriptBatcher(redis, redis.register_script(RATE_LIMIT_LUA), timeout=timeout)
+        self._policies = {name: _Policy(name, config) for name, config in policies.items()}
+        self._breaker_seconds = breaker_seconds
+        self._skip_redis_until = 0.0
+        self._local = LocalWindow()
+        self._metrics = {
+            (name, decision, backend): RATELIMIT_DECISIONS.labels(name, decision, backend)
+            for name in self._policies
+            for decision in (ALLOWED, LIMITED, UNAVAILABLE)
+            for backend in ("redis", "local")
+        }
+
+    async def check(
+        self, policy_name: str, subject: str, *, user_id: str | None = None, issued_at: int = 0
+    ) -> Decision:
+        """Count one request of `subject` under `policy_name`; with `user_id`, also check revocation."""
+        policy = self._policies[policy_name]
+        now = time.time()
+        window = policy.window
+        window_start = int(now // window) * window
+        reset = max(1, math.ceil(window_start + window - now))
+        count = 0
+        backend = "redis"
+        if time.monotonic() >= self._skip_redis_until:
+            key = _bulk(f"{policy.key_prefix}{subject}:{window_start}".encode())
+            batcher = self._batcher
+            if user_id is None:
+                command = batcher.prefix_one_key + key + policy.window_ms_bulk
+            else:
+                revoked_key = _bulk(f"{REVOKED_KEY_PREFIX}{user_id}".encode())
+                command = batcher.prefix_two_keys + key + revoked_key + policy.window_ms_bulk + _bulk(b"%d" % issued_at)
+            try:
+                # The batcher bounds each round trip by the Redis timeout.
+                count = int(await batcher.call(command))
+            except Exception as exc:  # any Redis failure (refused, timeout, script error) means "unavailable"
+                self._open_breaker(exc)
+                count = 0
+        if count < 0:
+            return Decision(REVOKED, [])
+        if count == 0:
+            if policy.fail_closed:
+                self._metrics[(policy.name, UNAVAILABLE, "redis")].inc()
+                retry = max(1, math.ceil(self._breaker_seconds))
+                return Decision(UNAVAILABLE, [(b"ratelimit-policy", policy.policy_header)], retry)
+            backend = "local"
+            count = self._local.hit(policy.name, subject, window_start)
+        remaining = max(0, policy.limit - count)
+        headers: Headers = [
+            (b"ratelimit-policy", policy.policy_header),
+            (b"ratelimit", b'"%s";r=%d;t=%d' % (policy.name_bytes, remaining, reset)),
+            (b"x-ratelimit-limit", policy.limit_bytes),
+            (b"x-ratelimit-remaining", b"%d" % remaining),
+            (b"x-ratelimit-reset", b"%d" % reset),
+        ]
+        if count > policy.limit:
+            self._metrics[(policy.name, LIMITED, backend)].inc()
+            return Decision(LIMITED, headers, reset)
+        self._metrics[(policy.name, ALLOWED, backend)].inc()
+        return Decision(ALLOWED, headers)
+
+    async def aclose(self) -> None:
+        await self._batcher.aclose()
+
+    def _open_breaker(self, exc: BaseException) -> None:
+        RATELIMIT_BACKEND_ERRORS.inc()
+        self._skip_redis_until = time.monotonic() + self._breaker_seconds
+        log.warning("ratelimit_backend_unavailable", error_type=type(exc).__name__, skip_seconds=self._breaker_seconds)

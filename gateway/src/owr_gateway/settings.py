@@ -1,0 +1,166 @@
+"""Gateway settings: upstreams, the routing table and the rate-limit policies (all env-overridable)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from owr_gateway.paths import is_internal_path
+from owr_shared.settings import BaseServiceSettings
+
+UpstreamName = Literal["auth", "keys", "usage"]
+PolicyName = Literal["anonymous", "login", "user"]
+DEFAULT_AUTH_URL = "http://127.0.0.1:8001"
+
+
+class RouteConfig(BaseModel):
+    """One routing-table entry: a path prefix, where it goes, how it is authenticated and limited."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prefix: str
+    upstream: UpstreamName
+    auth: Literal["none", "jwt"]
+    policy: PolicyName
+    methods: frozenset[str] | None = None
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not value.startswith("/") or value == "/":
+            raise ValueError("a route prefix starts with '/' and names at least one segment")
+        if value.endswith("/") or "//" in value or "%" in value or "\\" in value:
+            raise ValueError("a route prefix is a plain path without '//', '%' or a trailing '/'")
+        if any(seg in (".", "..") for seg in value.split("/")):
+            raise ValueError("a route prefix has no dot segments")
+        if is_internal_path(value) or value.lower().startswith("/internal"):
+            raise ValueError("routes under /internal are never exposed")
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _upper_methods(cls, value: frozenset[str] | None) -> frozenset[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("methods, when given, is a non-empty list")
+        return frozenset(m.upper() for m in value)
+
+
+class RateLimitPolicy(BaseModel):
+    """A fixed-window limit: `limit` requests per `window` seconds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    limit: int = Field(ge=1)
+    window: int = Field(ge=1, le=86400)
+
+
+DEFAULT_ROUTES: tuple[dict[str, Any], ...] = (
+    {"prefix": "/api/v1/auth/register", "upstream": "auth", "auth": "none", "policy": "login"},
+    {"prefix": "/api/v1/auth/login", "upstream": "auth", "auth": "none", "policy": "login"},
+    {"prefix": "/api/v1/auth/refresh", "upstream": "auth", "auth": "none", "policy": "anonymous"},
+    {"prefix": "/api/v1/auth/logout", "upstream": "auth", "auth": "none", "policy": "anonymous"},
+    {"prefix": "/api/v1/auth", "upstream": "auth", "auth": "jwt", "policy": "user"},
+    {"prefix": "/.well-known/jwks.json", "upstream": "auth", "auth": "none", "policy": "anonymous"},
+    {"prefix": "/api/v1/keys", "upstream": "keys", "auth": "jwt", "policy": "user"},
+    {"prefix": "/api/v1/usage", "upstream": "usage", "auth": "jwt", "policy": "user"},
+)
+DEFAULT_RATE_LIMITS: dict[str, dict[str, int]] = {
+    "anonymous": {"limit": 120, "window": 60},
+    "login": {"limit": 10, "window": 60},
+    "user": {"limit": 600, "window": 60},
+}
+
+
+def _default_rate_limits() -> dict[PolicyName, RateLimitPolicy]:
+    return {
+        "anonymous": RateLimitPolicy(limit=120, window=60),
+        "login": RateLimitPolicy(limit=10, window=60),
+        "user": RateLimitPolicy(limit=600, window=60),
+    }
+
+
+class GatewaySettings(BaseServiceSettings):
+    """`GATEWAY_*` variables; `GATEWAY_ROUTES` and `GATEWAY_RATE_LIMITS` take JSON."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=None, extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    admin_port: int = Field(default=9000, ge=0, le=65535)
+    auth_url: str = DEFAULT_AUTH_URL
+    keys_url: str = "http://127.0.0.1:8002"
+    usage_url: str = "http://127.0.0.1:8003"
+    jwks_url: str = ""  # empty: "{auth_url}/.well-known/jwks.json"
+    jwt_issuer: str = "owr-auth"
+    jwt_audience: str = "owr-api"
+    routes: list[RouteConfig] = Field(default_factory=lambda: [RouteConfig(**r) for r in DEFAULT_ROUTES])
+    rate_limits: dict[PolicyName, RateLimitPolicy] = Field(default_factory=lambda: _default_rate_limits())
+    max_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    upstream_connect_timeout: float = Field(default=2.0, gt=0)
+    upstream_read_timeout: float = Field(default=30.0, gt=0)
+    upstream_pool_size: int = Field(default=256, ge=1)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redis_timeout: float = Field(default=0.25, gt=0)
+    redis_breaker_seconds: float = Field(default=1.0, ge=0)
+    jwt_cache_size: int = Field(default=10000, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_other_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if not data.get("jwks_url"):
+            auth_url = str(data.get("auth_url") or DEFAULT_AUTH_URL).rstrip("/")
+            data = {**data, "jwks_url": f"{auth_url}/.well-known/jwks.json"}
+        return data
+
+    @field_validator("auth_url", "keys_url", "usage_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("an upstream URL starts with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _merge_rate_limits(cls, value: Any) -> Any:
+        # An override names only the policies it changes; the others keep their defaults.
+        if isinstance(value, str):
+            value = json.loads(value)
+        if isinstance(value, dict):
+            return {**DEFAULT_RATE_LIMITS, **value}
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # raises ValueError on garbage
+        return value
+
+    @model_validator(mode="after")
+    def _check_routes(self) -> GatewaySettings:
+        prefixes = [route.prefix for route in self.routes]
+        if len(set(prefixes)) != len(prefixes):
+            raise ValueError("route prefixes must be unique")
+        return self
+
+    def upstream_url(self, name: str) -> str:
+        return {"auth": self.auth_url, "keys": self.keys_url, "usage": self.usage_url}[name]
