@@ -108,6 +108,7 @@ class Upstream:
     jwks: dict[str, Any]
     seen: list[Seen] = field(default_factory=list)
     jwks_fetches: int = 0
+    aborted_streams: int = 0
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -117,9 +118,8 @@ class Upstream:
 
 
 def _pattern(size: int) -> bytes:
-    """Deterministic, non-repeating-looking bytes for integrity checks of large bodies."""
-    block = hashlib.sha256(b"owr").digest() * 2048  # 64 KiB
-    return (block * (size // len(block) + 1))[:size]
+    """Deterministic bytes without any period, so a lost, doubled or reordered chunk changes the digest."""
+    return hashlib.shake_128(b"owr").digest(size)
 
 
 def build_upstream_app(upstream: Upstream) -> web.Application:
@@ -149,10 +149,16 @@ def build_upstream_app(upstream: Upstream) -> web.Application:
             response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
             response.enable_chunked_encoding()
             await response.prepare(request)
-            data = _pattern(total)
-            for offset in range(0, total, 256 * 1024):
-                await response.write(data[offset : offset + 256 * 1024])
-            await response.write_eof()
+            # Up to 64 MiB: exact content to verify; beyond: one block repeated (for abort tests).
+            data = _pattern(total) if total <= 64 * 1024 * 1024 else _pattern(256 * 1024)
+            step = 256 * 1024
+            try:
+                for offset in range(0, total, step):
+                    start = offset % len(data)
+                    await response.write(data[start : start + min(step, total - offset)])
+                await response.write_eof()
+            except ConnectionError:
+                upstream.aborted_streams += 1
             return response
         extra_headers = {
             "X-Upstream": name,

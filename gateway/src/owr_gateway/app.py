@@ -421,7 +421,7 @@ class GatewayApp:
                     return
                 raise
 
-            disconnected: asyncio.Future[Message] | None = None
+            disconnected: asyncio.Future[None] | None = None
             try:
                 headers: list[tuple[bytes, bytes]] = []
                 upstream_connection = False
@@ -451,7 +451,7 @@ class GatewayApp:
                     # A long stream: notice a client that went away instead of reading the upstream
                     # to its end (the ASGI server drops sends to a closed connection silently).
                     if disconnected is None and body.done:
-                        disconnected = asyncio.ensure_future(receive())
+                        disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
                     elif disconnected is not None and disconnected.done():
                         status = 499
                         response.close()
@@ -514,6 +514,11 @@ async def _stream_body(first: bytes, receive: Receive, limit: int, state: _BodyS
         if not message.get("more_body", False):
             state.done = True
             return
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass  # an (empty) request body message that nobody read yet
 
 
 def _connection_tokens(value: bytes) -> set[str]:
