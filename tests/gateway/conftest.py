@@ -177,6 +177,9 @@ def build_upstream_app(upstream: Upstream) -> web.Application:
             "body_sha256": digest.hexdigest(),
         }
         status = int(query.get("status", "200"))
+        if "redirect" in query:
+            # What Starlette's redirect_slashes does: an absolute URL built from the Host it was sent.
+            extra_headers["Location"] = f"http://{request.host}{query['redirect']}"
         return web.json_response(body, status=status, headers=extra_headers)
 
     app = web.Application(client_max_size=64 * 1024 * 1024)

@@ -251,6 +251,31 @@ async def test_upstream_status_and_head_pass_through(
         assert await r.read() == b""
 
 
+async def test_upstream_redirects_to_itself_become_relative(
+    gateway: Gateway, client: aiohttp.ClientSession, upstream: Upstream, signing_key: SigningKey
+):
+    url = gateway.url + "/api/v1/keys?status=307&redirect=/api/v1/keys/?page=2"
+    async with client.get(url, headers=bearer(signing_key.token()), allow_redirects=False) as response:
+        assert response.status == 307
+        assert response.headers["Location"] == "/api/v1/keys/?page=2"
+    # Elsewhere: left alone.
+    url = gateway.url + "/api/v1/keys?status=302"
+    async with client.get(url, headers=bearer(signing_key.token()), allow_redirects=False) as response:
+        assert response.status == 302
+        assert "Location" not in response.headers
+
+
+async def test_two_authorization_headers_are_refused(gateway: Gateway, upstream: Upstream, signing_key: SigningKey):
+    response = await raw_request(
+        gateway.port,
+        "GET /api/v1/keys HTTP/1.1\r\nHost: gw\r\n"
+        f"Authorization: Bearer {signing_key.token()}\r\nAuthorization: Bearer {signing_key.token()}",
+    )
+    assert response.status == 400
+    assert response.headers["content-type"] == PROBLEM
+    assert upstream.seen == []
+
+
 def assert_no_internals(body: bytes, *ports: int) -> None:
     text = body.decode().lower()
     assert "127.0.0.1" not in text

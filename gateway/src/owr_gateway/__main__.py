@@ -38,8 +38,17 @@ def build_servers(settings: GatewaySettings) -> tuple[uvicorn.Server, uvicorn.Se
     return _Server(main_config), _Server(admin_config)
 
 
-async def serve_all(servers: tuple[uvicorn.Server, ...]) -> None:
-    """Serve until SIGINT/SIGTERM; a second SIGINT skips the graceful drain."""
+async def _serve_one(server: uvicorn.Server) -> int:
+    """Serve; uvicorn exits the process when it cannot bind or start, which we turn into a status."""
+    try:
+        await server.serve()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
+
+
+async def serve_all(servers: tuple[uvicorn.Server, ...]) -> int:
+    """Serve until SIGINT/SIGTERM (a second SIGINT skips the graceful drain); the exit status."""
     loop = asyncio.get_running_loop()
 
     def stop(sig: signal.Signals) -> None:
@@ -51,14 +60,13 @@ async def serve_all(servers: tuple[uvicorn.Server, ...]) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop, sig)
     try:
-        tasks = [asyncio.create_task(server.serve()) for server in servers]
-        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        tasks = [asyncio.create_task(_serve_one(server)) for server in servers]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         # If one server stops (or fails to start), stop the other too.
         for server in servers:
             server.should_exit = True
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for task in done:
-            task.result()
+        statuses = await asyncio.gather(*tasks)
+        return max(statuses)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -71,7 +79,10 @@ def main() -> None:
     log.info("gateway_starting", port=settings.port, admin_port=settings.admin_port)
     import uvloop
 
-    uvloop.run(serve_all(servers))
+    status = uvloop.run(serve_all(servers))
+    if status:
+        log.error("gateway_stopped", status=status)
+        raise SystemExit(status)
 
 
 if __name__ == "__main__":

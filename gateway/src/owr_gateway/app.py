@@ -120,6 +120,7 @@ class GatewayApp:
         self.state = GatewayState(settings)
         self._routes = RouteTable(settings.routes)
         self._upstream_bases = {name: settings.upstream_url(name) for name in UPSTREAMS}
+        self._upstream_base_bytes = {name: url.encode() for name, url in self._upstream_bases.items()}
         self._max_body = settings.max_body_bytes
         self._trusted = TrustedProxies(settings.trusted_proxies)
         self._metrics = HttpMetrics()
@@ -161,7 +162,7 @@ class GatewayApp:
         # One pass over the request headers: pick out what we act on, keep what we forward.
         request_id_raw = traceparent_raw = tracestate = authorization = None
         forwarded_for = forwarded_proto = host = content_length_raw = connection = None
-        chunked = False
+        chunked = duplicate_authorization = False
         forward: list[tuple[str, str]] = []
         actions = _REQUEST_HEADER_ACTIONS
         for name, value in scope["headers"]:
@@ -173,6 +174,8 @@ class GatewayApp:
             elif action == _DROP:
                 continue
             elif action == _AUTHORIZATION:
+                # Two of them could let the gateway verify one token while the upstream reads the other.
+                duplicate_authorization = authorization is not None
                 authorization = value
                 forward.append(("authorization", value.decode("latin-1")))
             elif action == _REQUEST_ID:
@@ -246,6 +249,9 @@ class GatewayApp:
                 await problem(404, "not-found", "Not Found", "No route matches this path.")
                 return
             route_label = route.prefix
+            if duplicate_authorization:
+                await problem(400, "bad-request", "Bad Request", "Send at most one Authorization header.")
+                return
             if route.methods is not None and method not in route.methods:
                 await problem(
                     405,
@@ -430,6 +436,8 @@ class GatewayApp:
                     if lowered in _RESPONSE_DROP:
                         upstream_connection = upstream_connection or lowered == b"connection"
                         continue
+                    if lowered == b"location":
+                        value = self._public_location(route.upstream, value)
                     headers.append((key, value))
                 if upstream_connection:
                     headers = _drop_connection_listed_bytes(headers, response.raw_headers)
@@ -476,6 +484,13 @@ class GatewayApp:
             log.info("request", method=method, route=route_label, status=status, duration_ms=round(elapsed * 1000, 2))
             request_id_var.reset(rid_token)
             trace_id_var.reset(tid_token)
+
+    def _public_location(self, upstream: str, value: bytes) -> bytes:
+        """An upstream's absolute redirect to itself becomes relative: no internal host or port leaks."""
+        base = self._upstream_base_bytes[upstream]
+        if value.startswith(base) and value[len(base) : len(base) + 1] in (b"/", b"?", b""):
+            return value[len(base) :] or b"/"
+        return value
 
     async def _health(self, path: str, send: Send) -> int:
         if path == HEALTH_LIVE:

@@ -173,8 +173,10 @@ class ScriptBatcher:
     async def _execute(self, commands: list[bytes]) -> list[Any]:
         connection = self._connection
         if connection is None:
-            pool: Any = self._redis.connection_pool  # redis-py leaves make_connection untyped
-            connection = self._connection = pool.make_connection()
+            pool: Any = self._redis.connection_pool
+            # Same server, credentials and connect timeout as the pool, but no per-read timer: the
+            # whole batch runs under one deadline below, which is much cheaper than one per reply.
+            connection = self._connection = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
         try:
             async with asyncio.timeout(self._timeout):
                 await connection.send_packed_command(commands, check_health=False)
