@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from collections.abc import Iterator
@@ -90,21 +89,30 @@ async def test_change_password_body_is_validated(client):
 
 
 @pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    """The service's real logging pipeline (JSON, redaction), writing to a buffer; restored afterwards."""
+def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[_CapturedLogs]:
+    """The service's real logging pipeline (JSON, redaction), captured from stdout; restored afterwards."""
     root = logging.getLogger()
     saved_handlers, saved_level, saved_config = root.handlers[:], root.level, structlog.get_config()
     configure_logging("auth", "DEBUG", json=True)
-    buffer = io.StringIO()
-    handler = root.handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(buffer)
+    capsys.readouterr()
     try:
-        yield buffer
+        yield _CapturedLogs(capsys)
     finally:
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
         structlog.configure(**saved_config)
+
+
+class _CapturedLogs:
+    """Log lines written to stdout since the fixture started (both structlog's and the stdlib's)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self._capsys = capsys
+        self._text = ""
+
+    def getvalue(self) -> str:
+        self._text += self._capsys.readouterr().out
+        return self._text
 
 
 async def test_no_password_or_token_in_responses_or_logs(client, json_logs):

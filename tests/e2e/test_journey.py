@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 
@@ -78,8 +79,13 @@ async def test_request_id_and_trace_reach_the_service_logs(system: System):
     assert r.status_code == 200
     assert r.headers["x-request-id"] == request_id
     assert r.json()["keys"][0]["alg"] == "EdDSA"
-    logs = [line for line in system.logs().splitlines() if request_id in line]
-    services = {s for s in ("gateway", "auth") for line in logs if f'"service":"{s}"' in line}
+    # The gateway writes its line after the response has gone out: give it a moment.
+    for _ in range(50):
+        logs = [line for line in system.logs().splitlines() if request_id in line]
+        services = {s for s in ("gateway", "auth") for line in logs if f'"service":"{s}"' in line}
+        if services == {"gateway", "auth"}:
+            break
+        await asyncio.sleep(0.1)
     assert services == {"gateway", "auth"}
     assert all(trace_id in line for line in logs)
 

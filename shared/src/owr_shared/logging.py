@@ -80,8 +80,31 @@ def _orjson_dumps(value: Any, **_kw: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
+def _orjson_bytes(value: Any, **_kw: Any) -> bytes:
+    return orjson.dumps(value, default=str)
+
+
+class _Stdout:
+    """A byte sink that writes to whatever `sys.stdout` is now, so a replaced stream (test capture) is followed."""
+
+    def write(self, data: bytes) -> int:
+        out = sys.stdout
+        buffer = getattr(out, "buffer", None)
+        if buffer is None:
+            return out.write(data.decode("utf-8", "replace"))
+        written: int = buffer.write(data)
+        return written
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
-    """Route structlog and the standard library (uvicorn, arq, sqlalchemy) through one redacting pipeline."""
+    """Configure one redacting JSON pipeline for structlog and the standard library (uvicorn, arq, ...).
+
+    structlog's own loggers render straight to bytes on stdout (no stdlib round trip: a request log
+    line is on every request's path); stdlib records pass through the same processors via a formatter.
+    """
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         _add_request_context,
@@ -91,19 +114,21 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         structlog.processors.format_exc_info,
     ]
 
-    def add_service(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    def add_service(_l: Any, _n: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         event_dict.setdefault("service", service)
         return event_dict
 
-    renderer: Any = (
-        structlog.processors.JSONRenderer(serializer=_orjson_dumps)
-        if json
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    if json:
+        text_renderer: Any = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        bytes_renderer: Any = structlog.processors.JSONRenderer(serializer=_orjson_bytes)
+    else:
+        text_renderer = structlog.dev.ConsoleRenderer(colors=False)
+        bytes_renderer = _encode_after(text_renderer)
+    level_number = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     structlog.configure(
-        processors=[*shared, add_service, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, add_service, _redact_processor, bytes_renderer],
+        logger_factory=structlog.BytesLoggerFactory(file=_Stdout()),  # type: ignore[arg-type]
+        wrapper_class=structlog.make_filtering_bound_logger(level_number),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -111,14 +136,14 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _redact_processor,
-            renderer,
+            text_renderer,
         ],
     )
     handler = _StdoutHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(level_number)
     for name in ("uvicorn", "uvicorn.error", "arq", "aiohttp"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
@@ -126,6 +151,13 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+
+
+def _encode_after(renderer: Any) -> Any:
+    def render(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> bytes:
+        return str(renderer(logger, name, event_dict)).encode()
+
+    return render
 
 
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -144,4 +176,4 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def get_logger(name: str | None = None) -> Any:
-    return structlog.stdlib.get_logger(name)
+    return structlog.get_logger(name)
