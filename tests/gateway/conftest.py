@@ -117,7 +117,7 @@ class Upstream:
         self.seen.clear()
 
 
-def _pattern(size: int) -> bytes:
+def pattern_bytes(size: int) -> bytes:
     """Deterministic bytes without any period, so a lost, doubled or reordered chunk changes the digest."""
     return hashlib.shake_128(b"owr").digest(size)
 
@@ -150,7 +150,7 @@ def build_upstream_app(upstream: Upstream) -> web.Application:
             response.enable_chunked_encoding()
             await response.prepare(request)
             # Up to 64 MiB: exact content to verify; beyond: one block repeated (for abort tests).
-            data = _pattern(total) if total <= 64 * 1024 * 1024 else _pattern(256 * 1024)
+            data = pattern_bytes(total) if total <= 64 * 1024 * 1024 else pattern_bytes(256 * 1024)
             step = 256 * 1024
             try:
                 for offset in range(0, total, step):

@@ -15,10 +15,10 @@ from tests.gateway.conftest import (
     GatewayFactory,
     SigningKey,
     Upstream,
-    _pattern,
     bearer,
     closed_port,
     metric,
+    pattern_bytes,
     raw_request,
 )
 
@@ -162,7 +162,7 @@ async def test_request_body_is_relayed(gateway: Gateway, client: aiohttp.ClientS
 
 
 async def test_chunked_upload_under_the_limit_streams_intact(gateway: Gateway, upstream: Upstream):
-    chunks = [_pattern(100_000 + i) for i in range(8)]  # ~800 KB, below the 1 MiB default
+    chunks = [pattern_bytes(100_000 + i) for i in range(8)]  # ~800 KB, below the 1 MiB default
     response = await raw_request(
         gateway.port, "POST /api/v1/auth/register HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked", chunks=chunks
     )
@@ -215,7 +215,7 @@ async def test_large_response_streams_intact(gateway: Gateway, client: aiohttp.C
             digest.update(chunk)
             received += len(chunk)
     assert received == size
-    assert digest.hexdigest() == hashlib.sha256(_pattern(size)).hexdigest()
+    assert digest.hexdigest() == hashlib.sha256(pattern_bytes(size)).hexdigest()
 
 
 async def test_client_leaving_mid_stream_stops_the_upstream_read(
