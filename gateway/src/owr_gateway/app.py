@@ -183,7 +183,7 @@ class GatewayApp:
             elif action == _TRACEPARENT:
                 traceparent_raw = value
             elif action == _TRACESTATE:
-                tracestate = value
+                tracestate = value if tracestate is None else tracestate + b"," + value
             elif action == _XFF:
                 forwarded_for = value if forwarded_for is None else forwarded_for + b"," + value
             elif action == _XFP:
@@ -200,7 +200,7 @@ class GatewayApp:
         request_id = sanitize_request_id(request_id_raw.decode("latin-1") if request_id_raw else None)
         parsed = parse_traceparent(traceparent_raw.decode("latin-1")) if traceparent_raw else None
         if parsed is not None:
-            traceparent = traceparent_raw.decode("latin-1").strip() if traceparent_raw else ""
+            traceparent = traceparent_raw.decode("latin-1").strip().lower() if traceparent_raw else ""
             trace_id = parsed[0]
         else:
             traceparent = new_traceparent()
