@@ -153,7 +153,7 @@ def main() -> int:
                 latency[name].append(load(url, token, args.seconds, args.latency_connections))
 
     def median(results: dict[str, list[Result]], name: str, attr: str) -> float:
-        return statistics.median(getattr(r, attr) for r in results[name])
+        return float(statistics.median(float(getattr(r, attr)) for r in results[name]))
 
     for name in targets:
         print(

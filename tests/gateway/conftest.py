@@ -232,6 +232,9 @@ def gateway_settings(upstream: Upstream, redis_url: str, **overrides: Any) -> Ga
         "keys_url": upstream.url("keys"),
         "usage_url": upstream.url("usage"),
         "rate_limits": GENEROUS_LIMITS,
+        # A loaded test machine can take longer than production's 0.25 s; a spurious fail-open would
+        # make exact-count assertions flaky. Redis-down tests use a closed port, refused at once.
+        "redis_timeout": 2.0,
     }
     values.update(overrides)
     return GatewaySettings(**values)

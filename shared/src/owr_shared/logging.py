@@ -38,9 +38,13 @@ SENSITIVE_KEYS = frozenset(
     }
 )
 REDACTED = "***"
+# One cheap scan decides whether any secret pattern can match at all; most strings never do.
+_MAYBE_SECRET = re.compile(r"sk-or-|owr[a-z]?_|(?i:bearer|basic)\s|eyJ")
 
 
 def redact_text(text: str) -> str:
+    if _MAYBE_SECRET.search(text) is None:
+        return text
     for pattern in SECRET_PATTERNS:
         text = pattern.sub(REDACTED, text)
     return text
