@@ -39,7 +39,8 @@ format: install ## apply ruff's fixes and formatting
 migrate: install ## apply every service's migrations (to DATABASE_URL, or the embedded PostgreSQL)
 	$(UV) run --frozen python -m tools.migrate
 
-bench: install ## benchmarks: gateway vs direct throughput and latency, printed as ratios
+bench: install ## benchmarks, printed as ratios measured in one run (install wrk for accurate load)
+	$(UV) run --frozen python -m bench.proxy_clients
 	$(UV) run --frozen python -m bench.gateway
 
 clean: ## remove the virtualenv, caches and embedded data
