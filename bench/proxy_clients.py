@@ -71,12 +71,10 @@ def httpx_proxy(upstream: str) -> Any:
 def serve(kind: str, port: int, upstream: str) -> None:
     import uvicorn
 
-    factories = {
-        "upstream": upstream_app,
-        "aiohttp": lambda: aiohttp_proxy(upstream),
-        "httpx": lambda: httpx_proxy(upstream),
-    }
-    app = factories[kind]()
+    if kind == "upstream":
+        app = upstream_app()
+    else:
+        app = aiohttp_proxy(upstream) if kind == "aiohttp" else httpx_proxy(upstream)
     uvicorn.run(
         app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_level="warning", access_log=False
     )
