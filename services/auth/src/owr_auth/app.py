@@ -6,15 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 
 from owr_auth.passwords.service import PasswordService
+from owr_auth.service_tokens.router import router as service_tokens_router
 from owr_auth.sessions.router import router as sessions_router
 from owr_auth.sessions.throttle import LoginThrottle
 from owr_auth.settings import AuthSettings
 from owr_auth.signing.keyring import Keyring
 from owr_auth.signing.router import router as signing_router
 from owr_auth.users.router import router as users_router
+from owr_auth.workspaces.cleanup import WorkspaceCleanup
 from owr_shared.app import create_service_app
 from owr_shared.jwt import JwksVerifier
 from owr_shared.settings import load_settings
@@ -38,13 +41,18 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         app.state.passwords = passwords
         app.state.login_throttle = LoginThrottle(app.state.redis, settings)
         app.state.jwt_verifier = JwksVerifier(local_jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-        yield
+        # One client for every call to other services; no proxy from the environment, no redirects.
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.internal_timeout_seconds), trust_env=False, follow_redirects=False
+        ) as internal_http:
+            app.state.workspace_cleanup = WorkspaceCleanup.from_settings(internal_http, keyring, settings)
+            yield
 
     return create_service_app(
         service="auth",
         settings=settings,
-        routers=[users_router, sessions_router, signing_router],
+        routers=[users_router, sessions_router, signing_router, service_tokens_router],
         title="OpenRouter Watcher auth",
-        description="Users, workspaces, password login, access JWTs, refresh-token rotation, JWKS.",
+        description="Users, workspaces, password login, access JWTs, refresh-token rotation, JWKS, service tokens.",
         extra_lifespan=lifespan,
     )

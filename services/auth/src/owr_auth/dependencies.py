@@ -11,6 +11,7 @@ from owr_auth.passwords.service import PasswordService
 from owr_auth.sessions.throttle import LoginThrottle
 from owr_auth.settings import AuthSettings
 from owr_auth.signing.keyring import Keyring
+from owr_auth.workspaces.cleanup import WorkspaceCleanup
 
 
 def _settings(request: Request) -> AuthSettings:
@@ -51,3 +52,11 @@ def _throttle(request: Request) -> LoginThrottle:
 
 
 Throttle = Annotated[LoginThrottle, Depends(_throttle)]
+
+
+def _workspace_cleanup(request: Request) -> WorkspaceCleanup:
+    cleanup: WorkspaceCleanup = request.app.state.workspace_cleanup
+    return cleanup
+
+
+Cleanup = Annotated[WorkspaceCleanup, Depends(_workspace_cleanup)]

@@ -2,24 +2,35 @@
 
 Argon2 parameters have OWASP's minimum (m=19 MiB, t=2, p=1) as a floor. Only `OWR_ENV=test` may go
 below it, so the test suite does not spend seconds hashing; every other environment refuses to start.
+
+Errors never echo input (`hide_input_in_errors`): the input holds the signing key and client secrets.
 """
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Annotated, Literal, Self
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from owr_shared.settings import BaseServiceSettings, Environment, secret_field
+from owr_shared.settings import BaseServiceSettings, Environment, is_placeholder, secret_field
 
 # OWASP Password Storage Cheat Sheet, argon2id minimum configuration.
 ARGON2_MIN_MEMORY_KIB = 19456
 ARGON2_MIN_TIME_COST = 2
 ARGON2_MIN_PARALLELISM = 1
 ACCESS_TOKEN_MAX_TTL_SECONDS = 15 * 60
+SERVICE_TOKEN_MAX_TTL_SECONDS = 15 * 60
+SERVICE_CLIENT_SECRET_MIN_LENGTH = 32
+# The `sub` of the service tokens auth mints for its own calls; no configured client may take it.
+AUTH_CLIENT_ID = "auth"
+
+# Every scope a service token can carry (docs/architecture.md, "Service tokens and the internal API").
+ServiceScope = Literal["keys:due", "keys:reveal", "keys:status", "workspaces:delete"]
+ClientId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+Audience = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
 
 
 def _pem(value: str) -> str:
@@ -27,10 +38,30 @@ def _pem(value: str) -> str:
     return value.replace("\\n", "\n").strip() + "\n"
 
 
+class ServiceClient(BaseModel):
+    """One entry of `AUTH_SERVICE_CLIENTS`: a process that may obtain service tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    secret: SecretStr
+    scopes: frozenset[ServiceScope] = Field(min_length=1)
+    audiences: frozenset[Audience] = Field(min_length=1)
+
+    @field_validator("secret")
+    @classmethod
+    def _check_secret_length(cls, value: SecretStr) -> SecretStr:
+        # Checked here rather than with `min_length`, so no constraint error can carry the value.
+        if len(value.get_secret_value()) < SERVICE_CLIENT_SECRET_MIN_LENGTH:
+            raise ValueError(f"must be at least {SERVICE_CLIENT_SECRET_MIN_LENGTH} characters")
+        return value
+
+
 class AuthSettings(BaseServiceSettings):
     """Configuration of the auth service (`AUTH_` prefix)."""
 
-    model_config = SettingsConfigDict(env_prefix="AUTH_", env_file=None, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="AUTH_", env_file=None, extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8001, ge=1, le=65535)
@@ -60,6 +91,14 @@ class AuthSettings(BaseServiceSettings):
     login_lockout_base_seconds: int = Field(default=2, ge=1, le=3600)
     login_lockout_max_seconds: int = Field(default=15 * 60, ge=1, le=24 * 3600)
 
+    # client_id -> credentials, scopes and audiences; JSON in the environment. Secrets are never logged.
+    service_clients: dict[ClientId, ServiceClient] = Field(default_factory=dict)
+    service_token_ttl_seconds: int = Field(default=300, ge=30, le=SERVICE_TOKEN_MAX_TTL_SECONDS)
+    # Where account deletion asks keys to erase a workspace's data.
+    keys_url: str = "http://127.0.0.1:8002"
+    # Connect, read and write timeout of each call auth makes to another service.
+    internal_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
     @field_validator("jwt_private_key")
     @classmethod
     def _check_private_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -88,6 +127,29 @@ class AuthSettings(BaseServiceSettings):
                 raise ValueError(f"entry {index} must be an Ed25519 public key")
             keys.append(pem)
         return keys
+
+    @field_validator("keys_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_service_clients(self) -> Self:
+        # Names only in these messages: client ids and audiences are not secret, the secrets are.
+        if AUTH_CLIENT_ID in self.service_clients:
+            raise ValueError(f"service_clients: client id {AUTH_CLIENT_ID!r} is reserved for auth's own tokens")
+        for client_id, client in sorted(self.service_clients.items()):
+            if self.jwt_audience in client.audiences:
+                # Service tokens must never be valid where user access tokens are.
+                raise ValueError(f"service_clients.{client_id}: audience {self.jwt_audience!r} is for user tokens")
+        if self.is_production:
+            weak = sorted(c for c, v in self.service_clients.items() if is_placeholder(v.secret.get_secret_value()))
+            if weak:
+                raise ValueError(f"service_clients: placeholder secret(s) in production for: {', '.join(weak)}")
+        return self
 
     @model_validator(mode="after")
     def _check_floors(self) -> Self:

@@ -1,6 +1,8 @@
-"""Declarative base bound to the `keys` schema; the service's tables arrive with their issue."""
+"""Declarative base bound to the `keys` schema; every keys table hangs off its metadata."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from sqlalchemy import MetaData
 
@@ -8,7 +10,31 @@ from owr_shared.db import Base
 
 SCHEMA = "keys"
 
+# Deterministic constraint names, so Alembic revisions can drop and rename them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
 
 class KeysBase(Base):
+    """Base of the keys service's models: schema `keys`, its own metadata."""
+
     __abstract__ = True
-    metadata = MetaData(schema=SCHEMA)
+    metadata = MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def target_metadata() -> MetaData:
+    """The metadata with every keys model registered (for Alembic)."""
+    # Imported for their side effect of adding tables to the metadata.
+    from owr_keys.audit import models as _audit  # noqa: F401
+    from owr_keys.keys import models as _keys  # noqa: F401
+
+    return KeysBase.metadata

@@ -1,9 +1,14 @@
-"""Minting access JWTs with the active key of the keyring."""
+"""Minting access JWTs and service JWTs with the active key of the keyring.
+
+Both carry the header `typ: at+jwt` (RFC 9068: they are OAuth access tokens); the `typ` claim
+(`access` or `service`) is what verifiers check, so neither can be used in place of the other.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import jwt
@@ -12,6 +17,7 @@ from owr_auth.settings import AuthSettings
 from owr_auth.signing.keyring import ALGORITHM, Keyring
 
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
+SERVICE_TOKEN_TYPE = "service"  # noqa: S105 - a claim value, not a secret
 ACCESS_TOKEN_HEADER_TYPE = "at+jwt"  # noqa: S105 - RFC 9068 media type, not a secret
 
 
@@ -21,6 +27,14 @@ class AccessToken:
     expires_in: int
     token_id: str
     issued_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceToken:
+    token: str
+    expires_in: int
+    token_id: str
+    scopes: tuple[str, ...]
 
 
 def mint_access_token(
@@ -54,3 +68,36 @@ def mint_access_token(
         headers={"kid": keyring.active_kid, "typ": ACCESS_TOKEN_HEADER_TYPE},
     )
     return AccessToken(token=token, expires_in=ttl, token_id=token_id, issued_at=issued_at)
+
+
+def mint_service_token(
+    keyring: Keyring,
+    settings: AuthSettings,
+    *,
+    client_id: str,
+    audience: str,
+    scopes: Iterable[str],
+    now: int | None = None,
+) -> ServiceToken:
+    """Sign a service token for `client_id` calling the service `audience` with `scopes`."""
+    issued_at = int(time.time()) if now is None else now
+    ttl = settings.service_token_ttl_seconds
+    token_id = uuid.uuid4().hex
+    ordered = tuple(sorted(set(scopes)))
+    claims = {
+        "sub": client_id,
+        "typ": SERVICE_TOKEN_TYPE,
+        "scope": " ".join(ordered),
+        "jti": token_id,
+        "iss": settings.jwt_issuer,
+        "aud": audience,
+        "iat": issued_at,
+        "exp": issued_at + ttl,
+    }
+    token = jwt.encode(
+        claims,
+        keyring.private_key,
+        algorithm=ALGORITHM,
+        headers={"kid": keyring.active_kid, "typ": ACCESS_TOKEN_HEADER_TYPE},
+    )
+    return ServiceToken(token=token, expires_in=ttl, token_id=token_id, scopes=ordered)

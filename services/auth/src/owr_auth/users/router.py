@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from owr_auth.dependencies import ClientIP, Passwords, RedisClient, Settings, Throttle
+from owr_auth.dependencies import Cleanup, ClientIP, Passwords, RedisClient, Settings, Throttle
 from owr_auth.schemas import problem_responses
 from owr_auth.users import service as user_service
 from owr_auth.users.schemas import ChangePasswordRequest, RegisterRequest, UserView
@@ -89,6 +89,12 @@ async def change_password(
     responses=problem_responses(401, 503),
     summary="Delete the account",
 )
-async def delete_me(current: CurrentUser, session: DbSession, redis: RedisClient, settings: Settings) -> None:
-    """Delete the account, its solely-owned workspaces and its sessions."""
-    await user_service.delete_account(session, redis, settings, user=current.user)
+async def delete_me(
+    current: CurrentUser, session: DbSession, redis: RedisClient, settings: Settings, cleanup: Cleanup
+) -> None:
+    """Delete the account, its solely-owned workspaces (with their data in every service) and its sessions.
+
+    503 when another service cannot erase its data: nothing of the account is deleted in auth, and the
+    request can be repeated.
+    """
+    await user_service.delete_account(session, redis, settings, cleanup, user=current.user)

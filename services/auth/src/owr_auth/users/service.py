@@ -17,6 +17,7 @@ from owr_auth.users.errors import AccountGone, EmailTaken, InvalidEmail, WrongCu
 from owr_auth.users.models import User
 from owr_auth.users.normalize import canonical_email
 from owr_auth.users.repository import UserRepository
+from owr_auth.workspaces.cleanup import WorkspaceCleanup
 from owr_auth.workspaces.models import Membership, Workspace
 from owr_auth.workspaces.repository import PERSONAL_WORKSPACE_NAME, WorkspaceRepository
 from owr_shared.jwt import Principal
@@ -94,15 +95,17 @@ async def change_password(
     log.info("password_changed", user_id=str(user.id))
 
 
-async def delete_account(session: AsyncSession, redis: Redis, settings: AuthSettings, *, user: User) -> None:
-    """Delete the user's auth data: solely-owned workspaces, memberships, refresh tokens, the user.
+async def delete_account(
+    session: AsyncSession, redis: Redis, settings: AuthSettings, cleanup: WorkspaceCleanup, *, user: User
+) -> None:
+    """Delete the account: solely-owned workspaces' data in other services, then auth's rows.
 
-    This is the one place an account is deleted. When keys and usage expose deletion, call them
-    where marked, before any auth row goes: a failure there then leaves the account intact to retry.
+    Other services go first: when one fails, `cleanup` raises before any auth row is touched, the
+    account stays intact, and a retry finds the same workspaces (the peers' deletes are idempotent).
     """
     workspaces = WorkspaceRepository(session)
     workspace_ids = await workspaces.solely_owned_ids(user.id)
-    # Seam: delete other services' data of `workspace_ids` (and of the user) here.
+    await cleanup.erase(workspace_ids)
     await workspaces.delete(workspace_ids)
     await revoke_user_sessions(session, redis, settings, user_id=user.id, reason="account_deleted")
     await UserRepository(session).delete(user.id)
