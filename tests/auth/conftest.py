@@ -3,20 +3,23 @@
 `client` runs every request in a session bound to the test's rolled-back transaction (each request
 still commits or rolls back its savepoint, exactly like `DbSession`), so tests see each other's rows
 never. `committed_client` uses the app's own pool, for what needs several connections (concurrency).
+Every app calls a `PeerStub` as its keys service (`keys_stub`), reset after each test.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import jwt
 import pytest
+import structlog
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -24,10 +27,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from owr_auth.app import create_app
 from owr_auth.settings import AuthSettings
 from owr_shared.db import get_sessionmaker_dependency
+from owr_shared.logging import configure_logging
+from tests.auth.peer_stub import PeerStub, running_peer_stub
 
 PASSWORD = "a long and unusual passphrase 7"
 # Fast argon2 (allowed only with OWR_ENV=test): the logic under test is the same, hashing is not.
 FAST_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
+# Calls to other services give up quickly in tests, so timeouts are testable.
+INTERNAL_TIMEOUT_SECONDS = 0.5
+WORKER_SECRET = "worker-secret-" + "k3" * 16
+USAGE_READER_SECRET = "usage-reader-secret-" + "q7" * 16
+SERVICE_CLIENTS = {
+    "worker": {
+        "secret": WORKER_SECRET,
+        "scopes": ["keys:due", "keys:reveal", "keys:status"],
+        "audiences": ["owr-keys", "owr-usage"],
+    },
+    "usage-reader": {"secret": USAGE_READER_SECRET, "scopes": ["keys:due"], "audiences": ["owr-usage"]},
+}
 
 
 def unique_email(prefix: str = "user") -> str:
@@ -67,9 +84,32 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+@pytest.fixture(scope="session")
+def keys_server() -> Iterator[PeerStub]:
+    """The keys service as every test app sees it: a real HTTP server that records calls."""
+    with running_peer_stub() as stub:
+        yield stub
+
+
 @pytest.fixture
-def settings_factory(database_url: str, redis_url: str) -> Callable[..., AuthSettings]:
-    return lambda **overrides: make_settings(database_url, redis_url, **overrides)
+def keys_stub(keys_server: PeerStub) -> Iterator[PeerStub]:
+    """The keys stub, answering 204 with no calls recorded; reset again after the test."""
+    keys_server.reset()
+    yield keys_server
+    keys_server.reset()
+
+
+def peer_settings(keys_url: str) -> dict[str, Any]:
+    return {
+        "keys_url": keys_url,
+        "internal_timeout_seconds": INTERNAL_TIMEOUT_SECONDS,
+        "service_clients": SERVICE_CLIENTS,
+    }
+
+
+@pytest.fixture
+def settings_factory(database_url: str, redis_url: str, keys_stub: PeerStub) -> Callable[..., AuthSettings]:
+    return lambda **overrides: make_settings(database_url, redis_url, **{**peer_settings(keys_stub.url), **overrides})
 
 
 @pytest.fixture(autouse=True)
@@ -84,16 +124,16 @@ async def _leave_redis_clean(redis_url: str) -> AsyncIterator[None]:
 
 
 @pytest.fixture(scope="session")
-async def shared_app(database_url: str, redis_url: str) -> AsyncIterator[FastAPI]:
+async def shared_app(database_url: str, redis_url: str, keys_server: PeerStub) -> AsyncIterator[FastAPI]:
     """One app for most tests (its lifespan runs once)."""
-    app = create_app(make_settings(database_url, redis_url))
+    app = create_app(make_settings(database_url, redis_url, **peer_settings(keys_server.url)))
     async with app.router.lifespan_context(app):
         yield app
 
 
 @pytest.fixture
 async def client(
-    shared_app: FastAPI, db_connection: AsyncConnection, redis_client: Any
+    shared_app: FastAPI, db_connection: AsyncConnection, redis_client: Any, keys_stub: PeerStub
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the shared app whose writes vanish with the test's transaction; Redis is flushed."""
     bind_to_connection(shared_app, db_connection)
@@ -106,7 +146,9 @@ async def client(
 
 
 @pytest.fixture
-async def committed_client(shared_app: FastAPI, redis_client: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def committed_client(
+    shared_app: FastAPI, redis_client: Any, keys_stub: PeerStub
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the shared app on its own pool: writes are committed (use unique emails)."""
     transport = httpx.ASGITransport(app=shared_app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
@@ -128,6 +170,33 @@ def app_factory(
             yield c
 
     return build
+
+
+@pytest.fixture
+def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[CapturedLogs]:
+    """The service's real logging pipeline (JSON, redaction), captured from stdout; restored afterwards."""
+    root = logging.getLogger()
+    saved_handlers, saved_level, saved_config = root.handlers[:], root.level, structlog.get_config()
+    configure_logging("auth", "DEBUG", json=True)
+    capsys.readouterr()
+    try:
+        yield CapturedLogs(capsys)
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        structlog.configure(**saved_config)
+
+
+class CapturedLogs:
+    """Log lines written to stdout since the fixture started (both structlog's and the stdlib's)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self._capsys = capsys
+        self._text = ""
+
+    def getvalue(self) -> str:
+        self._text += self._capsys.readouterr().out
+        return self._text
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -24,16 +24,24 @@ from schemathesis.specs.openapi.checks import (
 
 from owr_auth.app import create_app
 from owr_auth.settings import AuthSettings
-from tests.auth.conftest import PASSWORD, make_settings
+from tests.auth.conftest import PASSWORD, make_settings, peer_settings
+from tests.auth.peer_stub import PeerStub
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 @pytest.fixture(scope="module")
-def fuzz_app(database_url: str, redis_url: str) -> Iterator[FastAPI]:
+def fuzz_app(database_url: str, redis_url: str, keys_server: PeerStub) -> Iterator[FastAPI]:
     # Throttling stays on, with limits the fuzzer's failed logins do not reach before the fixture logs in.
+    # Account deletion reaches the keys stub (204), so a fuzzed DELETE /me succeeds rather than 503.
     app = create_app(
-        make_settings(database_url, redis_url, login_max_failures_per_ip=100_000, login_max_failures_per_account=1000)
+        make_settings(
+            database_url,
+            redis_url,
+            login_max_failures_per_ip=100_000,
+            login_max_failures_per_account=1000,
+            **peer_settings(keys_server.url),
+        )
     )
     yield app
     # Stop the lifespan schemathesis started, so the engine's connections close before the DB is dropped.

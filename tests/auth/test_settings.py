@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from owr_auth.passwords.service import PasswordService, common_passwords
 from owr_auth.settings import AuthSettings
 from owr_auth.signing.keyring import Keyring, private_key_pem, public_key_pem
+from owr_shared.settings import load_settings
 
 KEY = Ed25519PrivateKey.generate()
 
@@ -28,6 +29,9 @@ def test_defaults():
     assert s.access_token_ttl_seconds == 900
     assert s.refresh_token_ttl_seconds == 30 * 24 * 3600
     assert (s.argon2_memory_kib, s.argon2_time_cost, s.argon2_parallelism) == (19456, 2, 1)
+    assert s.service_clients == {}
+    assert s.service_token_ttl_seconds == 300
+    assert (s.keys_url, s.internal_timeout_seconds) == ("http://127.0.0.1:8002", 5.0)
 
 
 def test_environment_variables(monkeypatch):
@@ -74,6 +78,108 @@ def test_bad_signing_keys_are_refused_without_echoing_them(env):
         assert bad not in errors
     with pytest.raises(ValidationError):
         settings(jwt_retired_public_keys=[ec_pem])
+
+
+GOOD_SECRET = "Zq8vJ2mK5xN9pR3tW6yB1cF4hL7dS0gA"  # 32 characters
+
+
+def client(secret: str = GOOD_SECRET, **overrides):
+    return {"secret": secret, "scopes": ["keys:due", "keys:reveal"], "audiences": ["owr-keys"], **overrides}
+
+
+def production(**values):
+    return AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), **values)
+
+
+def refusal(env: str, monkeypatch, capsys, **clients) -> str:
+    """What an operator sees when `AUTH_SERVICE_CLIENTS` is refused at start (stderr of `load_settings`)."""
+    monkeypatch.setenv("OWR_ENV", env)
+    monkeypatch.setenv("AUTH_JWT_PRIVATE_KEY", private_key_pem(KEY))
+    monkeypatch.setenv("AUTH_SERVICE_CLIENTS", json.dumps(clients))
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        load_settings(AuthSettings)
+    return capsys.readouterr().err
+
+
+def test_service_clients_from_the_environment(monkeypatch):
+    value = {"worker": client(), "usage-sync": client(scopes=["keys:status"], audiences=["owr-usage", "owr-keys"])}
+    monkeypatch.setenv("AUTH_SERVICE_CLIENTS", json.dumps(value))
+    monkeypatch.setenv("AUTH_SERVICE_TOKEN_TTL_SECONDS", "120")
+    monkeypatch.setenv("AUTH_KEYS_URL", "http://keys.internal:8002/")
+    s = AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY))
+    worker = s.service_clients["worker"]
+    assert worker.secret.get_secret_value() == GOOD_SECRET
+    assert worker.scopes == {"keys:due", "keys:reveal"}
+    assert s.service_clients["usage-sync"].audiences == {"owr-usage", "owr-keys"}
+    assert s.service_token_ttl_seconds == 120
+    assert s.keys_url == "http://keys.internal:8002"
+    assert GOOD_SECRET not in repr(s)
+    assert GOOD_SECRET not in str(s.model_dump())
+
+
+@pytest.mark.parametrize("env", ["production", "development", "test"])
+def test_short_client_secrets_are_refused_everywhere(env, monkeypatch, capsys):
+    short = "Zq8vJ2mK5xN9pR3tW6yB1cF4hL7dS0g"  # 31 characters
+    with pytest.raises(ValidationError) as info:
+        AuthSettings(OWR_ENV=env, jwt_private_key=private_key_pem(KEY), service_clients={"worker": client(short)})
+    assert "service_clients.worker.secret" in str(info.value)
+    assert "at least 32 characters" in str(info.value)
+    assert short not in str(info.value)
+    err = refusal(env, monkeypatch, capsys, worker=client(short))
+    assert "service_clients.worker.secret" in err
+    assert short not in err
+
+
+@pytest.mark.parametrize("placeholder", ["change-me-" + GOOD_SECRET, GOOD_SECRET + "-example", "x" * 40])
+def test_placeholder_client_secrets_are_refused_in_production(placeholder, monkeypatch, capsys):
+    with pytest.raises(ValidationError) as info:
+        production(service_clients={"worker": client(), "billing": client(placeholder)})
+    assert "placeholder secret(s) in production for: billing" in str(info.value)
+    assert placeholder not in str(info.value)
+    assert GOOD_SECRET not in str(info.value)
+    err = refusal("production", monkeypatch, capsys, worker=client(placeholder))
+    assert "worker" in err
+    assert placeholder not in err
+    # Outside production a development placeholder is fine, as long as it is long enough.
+    assert settings(service_clients={"worker": client(placeholder)}).service_clients["worker"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "where"),
+    [
+        (client(scopes=["keys:due", "keys:everything"]), "service_clients.worker.scopes"),
+        (client(scopes=[]), "service_clients.worker.scopes"),
+        (client(audiences=[]), "service_clients.worker.audiences"),
+        (client(audiences=["Owr Keys"]), "service_clients.worker.audiences"),
+        (client(grants=["password"]), "service_clients.worker.grants"),
+        ({"scopes": ["keys:due"], "audiences": ["owr-keys"]}, "service_clients.worker.secret"),
+    ],
+)
+def test_malformed_clients_are_refused(entry, where):
+    with pytest.raises(ValidationError) as info:
+        settings(service_clients={"worker": entry})
+    assert where in str(info.value)
+    assert GOOD_SECRET not in str(info.value)
+
+
+def test_client_ids_and_audiences_that_would_blur_identities_are_refused():
+    with pytest.raises(ValidationError, match="reserved for auth"):
+        settings(service_clients={"auth": client()})
+    with pytest.raises(ValidationError, match="for user tokens"):
+        settings(service_clients={"worker": client(audiences=["owr-keys", "owr-api"])})
+    with pytest.raises(ValidationError):
+        settings(service_clients={"Worker!": client()})
+
+
+def test_service_token_lifetime_and_peer_settings_are_bounded():
+    with pytest.raises(ValidationError):
+        settings(service_token_ttl_seconds=901)
+    assert settings(service_token_ttl_seconds=900).service_token_ttl_seconds == 900
+    with pytest.raises(ValidationError):
+        settings(keys_url="keys:8002")
+    with pytest.raises(ValidationError):
+        settings(internal_timeout_seconds=0)
 
 
 def test_ephemeral_key_outside_production():

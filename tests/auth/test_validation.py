@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 
 import pytest
-import structlog
 
-from owr_shared.logging import configure_logging
 from tests.auth.conftest import PASSWORD, assert_problem, bearer, login, register, unique_email
 
 BODY_ROUTES = [
@@ -86,33 +82,6 @@ async def test_change_password_body_is_validated(client):
     r = await client.put("/api/v1/auth/me/password", headers=bearer(pair["access_token"]), json={"new_password": "x"})
     body = assert_problem(r, 422)
     assert ["body", "current_password"] in [e["loc"] for e in body["errors"]]
-
-
-@pytest.fixture
-def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[_CapturedLogs]:
-    """The service's real logging pipeline (JSON, redaction), captured from stdout; restored afterwards."""
-    root = logging.getLogger()
-    saved_handlers, saved_level, saved_config = root.handlers[:], root.level, structlog.get_config()
-    configure_logging("auth", "DEBUG", json=True)
-    capsys.readouterr()
-    try:
-        yield _CapturedLogs(capsys)
-    finally:
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
-        structlog.configure(**saved_config)
-
-
-class _CapturedLogs:
-    """Log lines written to stdout since the fixture started (both structlog's and the stdlib's)."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self._capsys = capsys
-        self._text = ""
-
-    def getvalue(self) -> str:
-        self._text += self._capsys.readouterr().out
-        return self._text
 
 
 async def test_no_password_or_token_in_responses_or_logs(client, json_logs):
