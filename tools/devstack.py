@@ -9,7 +9,9 @@ The end-to-end tests and the benchmark start the same processes through `Process
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -158,7 +160,12 @@ def system_specs(ports: Ports) -> list[ProcessSpec]:
     """The five processes, upstreams first, each told its own port and its peers' addresses."""
     auth_url = f"http://127.0.0.1:{ports.auth}"
     return [
-        ProcessSpec("auth", "owr_auth", ports.auth, {"AUTH_PORT": str(ports.auth)}),
+        ProcessSpec(
+            "auth",
+            "owr_auth",
+            ports.auth,
+            {"AUTH_PORT": str(ports.auth), "AUTH_KEYS_URL": f"http://127.0.0.1:{ports.keys}"},
+        ),
         ProcessSpec("keys", "owr_keys", ports.keys, {"KEYS_PORT": str(ports.keys)}),
         ProcessSpec("usage", "owr_usage", ports.usage, {"USAGE_PORT": str(ports.usage)}),
         ProcessSpec("worker", "owr_worker", ports.worker, {"WORKER_PORT": str(ports.worker)}),
@@ -178,6 +185,14 @@ def system_specs(ports: Ports) -> list[ProcessSpec]:
 
 
 def base_env(database_url: str, redis_url: str, environment: str, signing_key_pem: str) -> dict[str, str]:
+    # One worker client secret per run: auth and the worker read it from the same environment, and
+    # service tokens live minutes, so nothing needs it to survive a restart.
+    worker_secret = secrets.token_urlsafe(32)
+    worker_client = {
+        "secret": worker_secret,
+        "scopes": ["keys:due", "keys:reveal", "keys:status"],
+        "audiences": ["owr-keys", "owr-usage"],
+    }
     env = dict(os.environ)
     env.update(
         {
@@ -185,6 +200,9 @@ def base_env(database_url: str, redis_url: str, environment: str, signing_key_pe
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "AUTH_JWT_PRIVATE_KEY": signing_key_pem,
+            "AUTH_SERVICE_CLIENTS": json.dumps({"worker": worker_client}),
+            "WORKER_SERVICE_CLIENT_ID": "worker",
+            "WORKER_SERVICE_CLIENT_SECRET": worker_secret,
             "PYTHONUNBUFFERED": "1",
         }
     )
