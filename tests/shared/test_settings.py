@@ -71,3 +71,26 @@ def test_refusal_exits_without_printing_the_value():
 def test_load_settings_returns_instance(monkeypatch):
     monkeypatch.setenv("OWR_ENV", "test")
     assert isinstance(load_settings(DemoSettings), DemoSettings)
+
+
+def test_unparsable_json_field_exits_cleanly():
+    code = (
+        "from pydantic_settings import SettingsConfigDict\n"
+        "from owr_shared.settings import BaseServiceSettings, load_settings\n"
+        "class S(BaseServiceSettings):\n"
+        "    model_config = SettingsConfigDict(env_prefix='DEMO_', extra='ignore', frozen=True)\n"
+        "    clients: dict[str, str] = {}\n"
+        "load_settings(S)\n"
+    )
+    secret = '{"worker": "s3cr3t-value-Zz9' + "x" * 20
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"OWR_ENV": "test", "DEMO_CLIENTS": secret, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "clients" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "s3cr3t" not in result.stderr

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any, Self, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 # Values that look like a template left unfilled; never accepted as a production secret.
 PLACEHOLDER_MARKERS = (
@@ -91,4 +91,8 @@ def load_settings(cls: type[SettingsT]) -> SettingsT:
             where = ".".join(str(part) for part in error["loc"]) or "settings"
             lines.append(f"  - {where}: {error['msg']}")
         print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None
+    except SettingsError as exc:
+        # Raised for unparsable JSON in a complex field; its message names the field, not the value.
+        print(f"invalid configuration for {cls.__name__}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
