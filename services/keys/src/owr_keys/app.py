@@ -1,18 +1,56 @@
-"""The keys service application."""
+"""The keys service's FastAPI application."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from arq import create_pool
+from arq.connections import RedisSettings
 from fastapi import FastAPI
 
+from owr_keys.internal.router import router as internal_router
+from owr_keys.keys.router import router as keys_router
 from owr_keys.settings import KeysSettings
+from owr_keys.vault.crypto import Fingerprinter, Vault
 from owr_shared.app import create_service_app
+from owr_shared.jwt import JwksFetcher, JwksVerifier, httpx_jwks_fetcher
+from owr_shared.settings import load_settings
 
 
-def create_app(settings: KeysSettings | None = None) -> FastAPI:
-    """Build the app; at this stage it serves health and metrics only."""
+def create_app(settings: KeysSettings | None = None, *, jwks_fetcher: JwksFetcher | None = None) -> FastAPI:
+    """Build the keys app; KEKs, the JWKS client and the queue pool are created in its lifespan.
+
+    `jwks_fetcher` replaces the HTTP fetch of auth's JWKS (tests serve a test keyring's set).
+    """
+    settings = settings or load_settings(KeysSettings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.vault = Vault.from_settings(settings)
+        app.state.fingerprinter = Fingerprinter.from_settings(settings)
+        async with httpx.AsyncClient(follow_redirects=False) as http:
+            fetch = jwks_fetcher or httpx_jwks_fetcher(http, settings.jwks_url)
+            app.state.jwt_verifier = JwksVerifier(fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+            # Same keys and issuer, another audience: a user's token can never pass as a service's.
+            app.state.service_verifier = JwksVerifier(
+                fetch, issuer=settings.jwt_issuer, audience=settings.internal_audience
+            )
+            queue = await create_pool(
+                RedisSettings.from_dsn(settings.redis_url), default_queue_name=settings.queue_name
+            )
+            app.state.arq = queue
+            try:
+                yield
+            finally:
+                await queue.aclose()
+
     return create_service_app(
         service="keys",
-        settings=settings or KeysSettings(),
-        routers=[],
+        settings=settings,
+        routers=[keys_router, internal_router],
         title="OpenRouter Watcher keys",
+        description="The key vault: OpenRouter keys under envelope encryption, masked views, audited reveals.",
+        extra_lifespan=lifespan,
     )

@@ -1,0 +1,49 @@
+"""Recording audit events, in the caller's transaction, with the request id of the current request."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_keys.audit.models import AuditEvent
+from owr_keys.audit.repository import AuditRepository
+from owr_shared.context import request_id_var
+
+ActorType = Literal["user", "service"]
+Action = Literal[
+    "created", "renamed", "activated", "deactivated", "deleted", "sync_requested", "revealed", "status_reported"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: a user (their id) or a service (its client id, the token's `sub`)."""
+
+    type: ActorType
+    id: str
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    action: Action,
+    key_id: uuid.UUID,
+    workspace_id: uuid.UUID,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Add one event; it commits or rolls back with the change it describes. `details` holds no secret."""
+    await AuditRepository(session).add(
+        AuditEvent(
+            key_id=key_id,
+            workspace_id=workspace_id,
+            actor_type=actor.type,
+            actor_id=actor.id[:128],
+            action=action,
+            request_id=request_id_var.get(),
+            details=details or {},
+        )
+    )

@@ -1,0 +1,97 @@
+"""Request dependencies: the callers (users and services) and the objects the lifespan owns."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from arq.connections import ArqRedis
+from fastapi import Depends, Query, Request
+
+from owr_keys.errors import InsufficientScope, WorkspaceRequired
+from owr_keys.schemas import MAX_PAGE, MAX_PER_PAGE
+from owr_keys.settings import KeysSettings
+from owr_keys.vault.crypto import Fingerprinter, Vault
+from owr_shared.auth import CurrentPrincipal, bearer_token
+from owr_shared.jwt import JwksVerifier, Principal
+
+
+@dataclass(frozen=True, slots=True)
+class UserCaller:
+    """A user acting in one workspace; every query of theirs is filtered by `workspace_id`."""
+
+    user_id: str
+    workspace_id: uuid.UUID
+
+
+async def _user_caller(principal: CurrentPrincipal) -> UserCaller:
+    try:
+        workspace_id = uuid.UUID(principal.workspace_id or "")
+    except ValueError:
+        raise WorkspaceRequired() from None
+    return UserCaller(user_id=principal.subject, workspace_id=workspace_id)
+
+
+def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency admitting service tokens for this service that carry `scope`.
+
+    A user's access token fails verification here (wrong audience and type): 401, as is a token for
+    another service. A valid service token without the scope is a 403.
+    """
+
+    async def dependency(request: Request) -> Principal:
+        verifier: JwksVerifier = request.app.state.service_verifier
+        principal = await verifier.verify(bearer_token(request), expected_types=("service",))
+        if scope not in principal.scopes:
+            raise InsufficientScope(scope)
+        return principal
+
+    dependency.__name__ = f"service_token_with_{scope.replace(':', '_')}"
+    return dependency
+
+
+def _settings(request: Request) -> KeysSettings:
+    settings: KeysSettings = request.app.state.settings
+    return settings
+
+
+def _vault(request: Request) -> Vault:
+    vault: Vault = request.app.state.vault
+    return vault
+
+
+def _fingerprinter(request: Request) -> Fingerprinter:
+    fingerprinter: Fingerprinter = request.app.state.fingerprinter
+    return fingerprinter
+
+
+def _queue(request: Request) -> ArqRedis:
+    queue: ArqRedis = request.app.state.arq
+    return queue
+
+
+@dataclass(frozen=True, slots=True)
+class Pagination:
+    page: int
+    per_page: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+def _pagination(
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number")] = 1,
+    per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="items per page")] = 50,
+) -> Pagination:
+    return Pagination(page=page, per_page=per_page)
+
+
+User = Annotated[UserCaller, Depends(_user_caller)]
+Settings = Annotated[KeysSettings, Depends(_settings)]
+SecretVault = Annotated[Vault, Depends(_vault)]
+KeyFingerprinter = Annotated[Fingerprinter, Depends(_fingerprinter)]
+Queue = Annotated[ArqRedis, Depends(_queue)]
+Paging = Annotated[Pagination, Depends(_pagination)]

@@ -1,0 +1,86 @@
+"""`/internal/*`: for other services with a service token carrying the endpoint's scope.
+
+The gateway never routes these paths; a user's access token here is a 401, a service token
+without the scope a 403.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+from starlette.responses import Response
+
+from owr_keys.audit.service import Actor
+from owr_keys.dependencies import SecretVault, Settings, require_scope
+from owr_keys.internal import service as internal_service
+from owr_keys.internal.schemas import DueKey, DueKeys, RevealedKey, StatusReport
+from owr_keys.schemas import json_response, problem_responses
+from owr_shared.db import DbSession
+from owr_shared.jwt import Principal
+
+router = APIRouter(prefix="/internal", tags=["internal"])
+
+DueCaller = Annotated[Principal, Depends(require_scope("keys:due"))]
+RevealCaller = Annotated[Principal, Depends(require_scope("keys:reveal"))]
+StatusCaller = Annotated[Principal, Depends(require_scope("keys:status"))]
+EraseCaller = Annotated[Principal, Depends(require_scope("workspaces:delete"))]
+
+# Responses that carry a plaintext key must never be stored by any cache on the way.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _service(principal: Principal) -> Actor:
+    return Actor("service", principal.subject)
+
+
+@router.get(
+    "/keys/due",
+    response_model=DueKeys,
+    responses=problem_responses(401, 403, 422),
+    summary="Active keys due for a sync",
+)
+async def due_keys(
+    caller: DueCaller,
+    session: DbSession,
+    settings: Settings,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Never synced first, then the oldest sync; only keys last synced before the sync interval."""
+    rows = await internal_service.due_keys(session, interval_seconds=settings.sync_interval_seconds, limit=limit)
+    return json_response(DueKeys(items=[DueKey.model_validate(r, from_attributes=True) for r in rows]))
+
+
+@router.post(
+    "/keys/{key_id}/reveal",
+    response_model=RevealedKey,
+    responses=problem_responses(401, 403, 404, 409, 422, 500),
+    summary="The plaintext of a key (audited)",
+)
+async def reveal_key(key_id: uuid.UUID, caller: RevealCaller, session: DbSession, vault: SecretVault) -> Response:
+    """Decrypt the key for the calling service; every reveal is an audit event the workspace can see."""
+    plaintext = await internal_service.reveal(session, vault, actor=_service(caller), key_id=key_id)
+    return json_response(RevealedKey(key=plaintext), headers=NO_STORE)
+
+
+@router.post(
+    "/keys/{key_id}/status",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 401, 403, 404, 422),
+    summary="Report the outcome of a sync",
+)
+async def report_status(key_id: uuid.UUID, body: StatusReport, caller: StatusCaller, session: DbSession) -> None:
+    """Update the key's kind, status, limits and last sync; stale reports are ignored."""
+    await internal_service.report_status(session, actor=_service(caller), key_id=key_id, report=body)
+
+
+@router.delete(
+    "/workspaces/{workspace_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 422),
+    summary="Erase a workspace's keys and audit history",
+)
+async def delete_workspace(workspace_id: uuid.UUID, caller: EraseCaller, session: DbSession) -> None:
+    """Idempotent: a workspace with nothing stored answers 204 too."""
+    await internal_service.delete_workspace(session, workspace_id=workspace_id)

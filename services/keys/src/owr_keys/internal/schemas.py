@@ -1,0 +1,48 @@
+"""Internal bodies and views (service tokens only)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+
+from owr_keys.keys.schemas import KeyKind, KeyStatus
+from owr_keys.schemas import Money, RequestSchema
+
+LAST_ERROR_INPUT_MAX = 4000
+
+
+class DueKey(BaseModel):
+    """A key due for sync; no secret (the worker asks for it with a reveal)."""
+
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    kind: KeyKind | None
+    status: KeyStatus
+    last_synced_at: datetime | None
+
+
+class DueKeys(BaseModel):
+    items: list[DueKey]
+
+
+class RevealedKey(BaseModel):
+    """The plaintext key: only ever sent to a service, and audited."""
+
+    key: str
+
+
+class StatusReport(RequestSchema):
+    """The outcome of one sync. Fields left out keep their value; `last_error` left out is cleared."""
+
+    kind: KeyKind | None = None
+    status: KeyStatus
+    limit: Money | None = None
+    limit_reset: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")] | None = None
+    limit_remaining: Money | None = None
+    expires_at: AwareDatetime | None = None
+    last_synced_at: AwareDatetime
+    # Longer input is accepted and cut, so a verbose upstream error never fails the report itself.
+    last_error: str | None = Field(default=None, max_length=LAST_ERROR_INPUT_MAX)

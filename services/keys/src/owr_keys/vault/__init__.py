@@ -1,0 +1,1 @@
+"""The vault: envelope encryption of stored keys and their duplicate-detection fingerprints."""

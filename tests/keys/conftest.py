@@ -1,0 +1,219 @@
+"""Keys test scaffolding: the real app on the session's migrated database and Redis.
+
+Tokens are minted with a test Ed25519 key whose JWKS the app gets through `jwks_fetcher`, with
+claims exactly as docs/architecture.md defines them. The code under test commits; tests stay apart
+because every tenant is a fresh random workspace, and every query is scoped by workspace.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+from jwt.algorithms import OKPAlgorithm
+from redis.asyncio import Redis
+
+from owr_keys.app import create_app
+from owr_keys.settings import KeysSettings
+
+ALL_SCOPES = ("keys:due", "keys:reveal", "keys:status", "workspaces:delete")
+KEK_V1 = base64.b64encode(os.urandom(32)).decode()
+KEK_V2 = base64.b64encode(os.urandom(32)).decode()
+FINGERPRINT_KEY = base64.b64encode(os.urandom(32)).decode()
+
+
+def keks_json(**versions: str) -> str:
+    return json.dumps(versions)
+
+
+def new_secret() -> str:
+    """A key shaped like a real one: `sk-or-v1-` + 64 hex."""
+    return "sk-or-v1-" + secrets.token_hex(32)
+
+
+def make_settings(database_url: str, redis_url: str, **overrides: Any) -> KeysSettings:
+    values: dict[str, Any] = {
+        "OWR_ENV": "test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "KEYS_KEKS": keks_json(v1=KEK_V1, v2=KEK_V2),
+        "KEYS_ACTIVE_KEK_VERSION": "v1",
+        "KEYS_FINGERPRINT_KEY": FINGERPRINT_KEY,
+        "DB_POOL_SIZE": 5,
+    }
+    values.update(overrides)
+    return KeysSettings(**values)
+
+
+class TestKeyring:
+    """Signs tokens the way auth does (EdDSA, `kid`), and serves the matching JWKS."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        self.private_key = Ed25519PrivateKey.generate()
+        self.kid = "test-" + secrets.token_hex(4)
+        jwk = OKPAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
+        self.jwk = {**jwk, "kid": self.kid, "alg": "EdDSA", "use": "sig"}
+
+    async def fetch(self) -> dict[str, Any]:
+        return {"keys": [dict(self.jwk)]}
+
+    def sign(self, claims: dict[str, Any], **header: Any) -> str:
+        return jwt.encode(
+            claims, self.private_key, algorithm="EdDSA", headers={"kid": self.kid, "typ": "at+jwt", **header}
+        )
+
+    def access_token(self, user_id: str, workspace_id: str | None, **overrides: Any) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": user_id,
+            "wid": workspace_id,
+            "role": "owner",
+            "typ": "access",
+            "jti": uuid.uuid4().hex,
+            "iss": "owr-auth",
+            "aud": "owr-api",
+            "iat": now,
+            "exp": now + 600,
+        }
+        if workspace_id is None:
+            del claims["wid"]
+        claims.update(overrides)
+        return self.sign(claims)
+
+    def service_token(self, scopes: tuple[str, ...] = ALL_SCOPES, client_id: str = "worker", **overrides: Any) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": client_id,
+            "typ": "service",
+            "scope": " ".join(scopes),
+            "jti": uuid.uuid4().hex,
+            "iss": "owr-auth",
+            "aud": "owr-keys",
+            "iat": now,
+            "exp": now + 300,
+        }
+        claims.update(overrides)
+        return self.sign(claims)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Tenant:
+    """A user acting in their own fresh workspace."""
+
+    user_id: str
+    workspace_id: str
+    headers: dict[str, str] = field(repr=False)
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and yield a client that calls it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@pytest.fixture(scope="session")
+def keyring() -> TestKeyring:
+    return TestKeyring()
+
+
+@pytest.fixture
+def settings_factory(database_url: str, redis_url: str) -> Callable[..., KeysSettings]:
+    return lambda **overrides: make_settings(database_url, redis_url, **overrides)
+
+
+@pytest.fixture(scope="session")
+async def keys_app(database_url: str, redis_url: str, keyring: TestKeyring) -> AsyncIterator[FastAPI]:
+    """One app for most tests (its lifespan runs once)."""
+    app = create_app(make_settings(database_url, redis_url), jwks_fetcher=keyring.fetch)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(keys_app: FastAPI, redis_client: Redis) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=keys_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+async def _leave_redis_clean(redis_url: str) -> AsyncIterator[None]:
+    """Queued jobs stay in this test: a later suite's worker must not meet them."""
+    yield
+    client = Redis.from_url(redis_url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def tenant_factory(keyring: TestKeyring) -> Callable[[], Tenant]:
+    def make() -> Tenant:
+        user_id, workspace_id = str(uuid.uuid4()), str(uuid.uuid4())
+        return Tenant(user_id, workspace_id, bearer(keyring.access_token(user_id, workspace_id)))
+
+    return make
+
+
+@pytest.fixture
+def alice(tenant_factory: Callable[[], Tenant]) -> Tenant:
+    return tenant_factory()
+
+
+@pytest.fixture
+def bob(tenant_factory: Callable[[], Tenant]) -> Tenant:
+    return tenant_factory()
+
+
+@pytest.fixture
+def service_headers(keyring: TestKeyring) -> Callable[..., dict[str, str]]:
+    """`service_headers("keys:reveal")`: a service token with those scopes (all when none given)."""
+
+    def make(*scopes: str, **overrides: Any) -> dict[str, str]:
+        return bearer(keyring.service_token(tuple(scopes) or ALL_SCOPES, **overrides))
+
+    return make
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+async def store_key(
+    client: httpx.AsyncClient, tenant: Tenant, secret: str | None = None, name: str = "my key"
+) -> dict[str, Any]:
+    r = await client.post("/api/v1/keys", headers=tenant.headers, json={"name": name, "key": secret or new_secret()})
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "detail", "request_id"} <= body.keys()
+    return body

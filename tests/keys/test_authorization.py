@@ -1,0 +1,141 @@
+"""Object-level authorisation and token checks: who may reach which route, with which token."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from tests.keys.conftest import ALL_SCOPES, assert_problem, bearer, store_key
+
+# Every public route that takes a key id, with a body that would otherwise succeed.
+ID_ROUTES = [
+    ("GET", "/api/v1/keys/{id}", None),
+    ("PATCH", "/api/v1/keys/{id}", {"name": "stolen"}),
+    ("DELETE", "/api/v1/keys/{id}", None),
+    ("POST", "/api/v1/keys/{id}/sync", None),
+    ("GET", "/api/v1/keys/{id}/audit", None),
+]
+PUBLIC_ROUTES = [("POST", "/api/v1/keys", {"name": "x", "key": "sk-or-v1-" + "a" * 64}), ("GET", "/api/v1/keys", None)]
+PUBLIC_ROUTES += ID_ROUTES
+STATUS_BODY = {"status": "valid", "last_synced_at": "2026-01-01T00:00:00Z"}
+INTERNAL_ROUTES = [
+    ("GET", "/internal/keys/due", None, "keys:due"),
+    ("POST", "/internal/keys/{id}/reveal", None, "keys:reveal"),
+    ("POST", "/internal/keys/{id}/status", STATUS_BODY, "keys:status"),
+    ("DELETE", "/internal/workspaces/{wid}", None, "workspaces:delete"),
+]
+
+
+def _url(template: str, key_id: str, workspace_id: str = "") -> str:
+    return template.replace("{id}", key_id).replace("{wid}", workspace_id or str(uuid.uuid4()))
+
+
+@pytest.mark.parametrize(("method", "template", "body"), ID_ROUTES)
+async def test_another_workspaces_key_is_404_on_every_route(client, alice, bob, method, template, body):
+    alices = await store_key(client, alice)
+    r = await client.request(method, _url(template, alices["id"]), headers=bob.headers, json=body)
+    problem = assert_problem(r, 404)
+    assert problem["type"].endswith("/key-not-found")
+    # And alice's key is untouched.
+    r = await client.get(f"/api/v1/keys/{alices['id']}", headers=alice.headers)
+    assert r.status_code == 200
+    assert r.json() == alices
+    audit = (await client.get(f"/api/v1/keys/{alices['id']}/audit", headers=alice.headers)).json()
+    assert [e["action"] for e in audit["items"]] == ["created"]
+
+
+@pytest.mark.parametrize(("method", "template", "body"), ID_ROUTES)
+async def test_unknown_key_id_is_404(client, alice, method, template, body):
+    r = await client.request(method, _url(template, str(uuid.uuid4())), headers=alice.headers, json=body)
+    assert_problem(r, 404)
+
+
+async def test_lists_never_contain_another_workspaces_keys(client, alice, bob):
+    mine = {(await store_key(client, alice))["id"] for _ in range(3)}
+    theirs = {(await store_key(client, bob))["id"] for _ in range(2)}
+    r = await client.get("/api/v1/keys", headers=alice.headers, params={"per_page": 250})
+    assert {k["id"] for k in r.json()["items"]} == mine
+    assert r.json()["total"] == 3
+    r = await client.get("/api/v1/keys", headers=bob.headers, params={"per_page": 250})
+    assert {k["id"] for k in r.json()["items"]} == theirs
+    assert r.json()["total"] == 2
+
+
+@pytest.mark.parametrize(("method", "template", "body"), PUBLIC_ROUTES)
+async def test_public_routes_need_a_valid_access_token(client, alice, keyring, service_headers, method, template, body):
+    url = _url(template, str(uuid.uuid4()))
+    now = int(time.time())
+    refusals = [
+        {},
+        {"authorization": "Basic dXNlcjpwYXNz"},
+        bearer("not-a-jwt"),
+        service_headers(),  # a service token is not a user's
+        service_headers(aud="owr-api"),  # not even with the user audience: wrong type
+        bearer(keyring.access_token(alice.user_id, alice.workspace_id, aud="owr-keys")),
+        bearer(keyring.access_token(alice.user_id, alice.workspace_id, iss="someone-else")),
+        bearer(keyring.access_token(alice.user_id, alice.workspace_id, iat=now - 1200, exp=now - 600)),
+        bearer(keyring.access_token(alice.user_id, alice.workspace_id, exp=now + 3600)),  # lifetime > 15 min
+        bearer(keyring.access_token(alice.user_id, alice.workspace_id, typ="refresh")),
+    ]
+    for headers in refusals:
+        assert_problem(await client.request(method, url, headers=headers, json=body), 401)
+
+
+@pytest.mark.parametrize(("method", "template", "body"), PUBLIC_ROUTES)
+async def test_a_token_without_a_workspace_is_403(client, keyring, method, template, body):
+    for wid in (None, "not-a-uuid"):
+        headers = bearer(keyring.access_token(str(uuid.uuid4()), wid))
+        r = await client.request(method, _url(template, str(uuid.uuid4())), headers=headers, json=body)
+        assert assert_problem(r, 403)["type"].endswith("/workspace-required")
+
+
+@pytest.mark.parametrize(("method", "template", "body", "scope"), INTERNAL_ROUTES)
+async def test_internal_routes_refuse_user_tokens_with_401(client, alice, method, template, body, scope):
+    key = await store_key(client, alice)
+    r = await client.request(method, _url(template, key["id"], alice.workspace_id), headers=alice.headers, json=body)
+    assert_problem(r, 401)
+    assert_problem(await client.request(method, _url(template, key["id"]), json=body), 401)
+
+
+@pytest.mark.parametrize(("method", "template", "body", "scope"), INTERNAL_ROUTES)
+async def test_internal_routes_need_their_scope(client, alice, service_headers, method, template, body, scope):
+    key = await store_key(client, alice)
+    url = _url(template, key["id"], alice.workspace_id)
+    others = tuple(s for s in ALL_SCOPES if s != scope)
+    r = await client.request(method, url, headers=service_headers(*others), json=body)
+    problem = assert_problem(r, 403)
+    assert problem["type"].endswith("/insufficient-scope")
+    assert scope in r.headers["www-authenticate"]
+    # The key is still there: nothing happened.
+    assert (await client.get(f"/api/v1/keys/{key['id']}", headers=alice.headers)).status_code == 200
+
+
+@pytest.mark.parametrize(("method", "template", "body", "scope"), INTERNAL_ROUTES)
+async def test_internal_routes_refuse_service_tokens_for_another_audience(
+    client, alice, service_headers, method, template, body, scope
+):
+    key = await store_key(client, alice)
+    url = _url(template, key["id"], alice.workspace_id)
+    for overrides in ({"aud": "owr-usage"}, {"aud": "owr-api"}, {"typ": "access"}, {"iss": "owr-gateway"}):
+        assert_problem(await client.request(method, url, headers=service_headers(scope, **overrides), json=body), 401)
+
+
+@pytest.mark.parametrize(("method", "template", "body", "scope"), INTERNAL_ROUTES)
+async def test_internal_routes_accept_their_scope(client, alice, service_headers, method, template, body, scope):
+    key = await store_key(client, alice)
+    r = await client.request(
+        method, _url(template, key["id"], alice.workspace_id), headers=service_headers(scope), json=body
+    )
+    assert r.status_code in (200, 204), r.text
+
+
+async def test_a_token_signed_by_an_unknown_key_is_401(client, alice):
+    from tests.keys.conftest import TestKeyring
+
+    stranger = TestKeyring()
+    headers = bearer(stranger.access_token(alice.user_id, alice.workspace_id))
+    assert_problem(await client.get("/api/v1/keys", headers=headers), 401)
+    headers = bearer(stranger.service_token())
+    assert_problem(await client.get("/internal/keys/due", headers=headers), 401)
