@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import Depends, Request
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -45,7 +45,22 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 class Base(DeclarativeBase):
-    """Declarative base; each service subclasses it with its own schema-bound metadata."""
+    """Declarative base; each service subclasses it with `schema_metadata(<its schema>)`."""
+
+
+# Deterministic constraint names, so Alembic revisions can drop and rename them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def schema_metadata(schema: str) -> MetaData:
+    """Metadata for one service's schema, with the shared constraint naming convention."""
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
 
 
 async def ping_database(engine: AsyncEngine) -> None:

@@ -138,20 +138,29 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def render_problem(exc: ProblemError, request: Request) -> Response:
+    """The problem+json response for `exc`, exactly as the exception handler renders it.
+
+    Also for refusals that changed state on purpose (a revoked token family): raising through
+    `DbSession` would roll that change back, so such endpoints return this response instead.
+    """
+    return problem_response(
+        exc.status,
+        headers=exc.headers,
+        title=exc.title,
+        detail=exc.detail,
+        slug=exc.slug,
+        instance=request.url.path,
+        errors=exc.errors,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map ProblemError, validation errors, HTTP errors and anything unexpected to problem+json."""
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProblemError)
-        return problem_response(
-            exc.status,
-            headers=exc.headers,
-            title=exc.title,
-            detail=exc.detail,
-            slug=exc.slug,
-            instance=request.url.path,
-            errors=exc.errors,
-        )
+        return render_problem(exc, request)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

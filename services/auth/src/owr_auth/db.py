@@ -8,25 +8,16 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from owr_shared.db import Base
+from owr_shared.db import Base, schema_metadata
 
 SCHEMA = "auth"
-
-# Deterministic constraint names, so Alembic revisions can drop and rename them.
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
 
 
 class AuthBase(Base):
     """Base of the auth service's models: schema `auth`, its own metadata."""
 
     __abstract__ = True
-    metadata = MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
+    metadata = schema_metadata(SCHEMA)
 
 
 def utcnow() -> datetime:

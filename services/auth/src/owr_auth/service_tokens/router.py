@@ -9,9 +9,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from owr_auth.dependencies import Settings, SigningKeyring
-from owr_auth.schemas import problem_responses
 from owr_auth.service_tokens import service as service_token_service
 from owr_auth.service_tokens.schemas import ServiceTokenRequest, ServiceTokenResponse
+from owr_shared.schemas import problem_responses
 
 router = APIRouter(prefix="/internal", tags=["internal"])
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from owr_auth.schemas import RequestSchema, StorableText
+from owr_shared.schemas import RequestSchema, StorableText
 
 
 class ServiceTokenRequest(RequestSchema):

@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 
 from owr_auth.dependencies import ClientIP, Passwords, Settings, SigningKeyring, Throttle
-from owr_auth.errors import problem_from
-from owr_auth.schemas import problem_responses
 from owr_auth.sessions import service as session_service
 from owr_auth.sessions.errors import RefreshTokenReused
 from owr_auth.sessions.schemas import LoginRequest, LogoutRequest, RefreshRequest, TokenPair
 from owr_shared.db import DbSession
+from owr_shared.errors import render_problem
+from owr_shared.schemas import problem_responses
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -51,7 +51,7 @@ async def refresh(
         return await session_service.refresh(session, settings, keyring, refresh_token=body.refresh_token)
     except RefreshTokenReused as exc:
         # Returned, not raised: the family revocation must be committed along with the refusal.
-        return problem_from(exc, request)
+        return render_problem(exc, request)
 
 
 @router.post(

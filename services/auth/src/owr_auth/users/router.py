@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 
 from owr_auth.dependencies import Cleanup, ClientIP, Passwords, RedisClient, Settings, Throttle
-from owr_auth.schemas import problem_responses
 from owr_auth.users import service as user_service
 from owr_auth.users.schemas import ChangePasswordRequest, RegisterRequest, UserView
 from owr_auth.users.service import UserInWorkspace
 from owr_auth.workspaces.schemas import WorkspaceView
 from owr_shared.auth import CurrentPrincipal
 from owr_shared.db import DbSession
+from owr_shared.schemas import problem_responses
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from owr_auth.schemas import RequestSchema, StorableText
 from owr_auth.workspaces.schemas import WorkspaceView
+from owr_shared.schemas import RequestSchema, StorableText
 
 
 class RegisterRequest(RequestSchema):

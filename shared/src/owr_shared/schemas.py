@@ -1,4 +1,4 @@
-"""Schema building blocks shared by the auth domains."""
+"""Pydantic building blocks every service's schemas share: strict request bodies, storable text, problems."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from owr_shared.errors import PROBLEM_CONTENT_TYPE
 
 
 def _storable_text(value: str) -> str:
-    # PostgreSQL text cannot hold NUL and argon2/SHA-256 need UTF-8: refuse both as a 422, not a 500.
+    # PostgreSQL text cannot hold NUL and hashing needs UTF-8: refuse both as a 422, not a 500.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     try:
