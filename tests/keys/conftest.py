@@ -49,9 +49,9 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> KeysSe
         "OWR_ENV": "test",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "KEYS_KEKS": keks_json(v1=KEK_V1, v2=KEK_V2),
-        "KEYS_ACTIVE_KEK_VERSION": "v1",
-        "KEYS_FINGERPRINT_KEY": FINGERPRINT_KEY,
+        "keks": keks_json(v1=KEK_V1, v2=KEK_V2),
+        "active_kek_version": "v1",
+        "fingerprint_key": FINGERPRINT_KEY,
         "DB_POOL_SIZE": 5,
     }
     values.update(overrides)

@@ -119,7 +119,9 @@ async def test_future_sync_time_is_clamped(client, alice, service_headers):
 async def test_last_error_is_scrubbed_and_bounded(client, alice, service_headers):
     secret = new_secret()
     key = await store_key(client, alice, secret)
-    error = f"401 for key {secret} with Bearer {secret} and token owr_{'x' * 40}\x00\n" + "y" * 3000
+    error = (
+        f"401 for key {secret} with Bearer {secret} and token owr_{'x' * 40}, bare {secret[9:]}\x00\n" + "word " * 600
+    )
     r = await _report(client, service_headers, key["id"], status="invalid", last_error=error)
     assert r.status_code == 204, r.text
     view = (await client.get(f"/api/v1/keys/{key['id']}", headers=alice.headers)).json()
@@ -128,7 +130,8 @@ async def test_last_error_is_scrubbed_and_bounded(client, alice, service_headers
     assert secret[9:] not in stored
     assert "owr_x" not in stored
     assert "\x00" not in stored
-    assert len(stored) <= 500
+    assert len(stored) == 500
+    assert stored.endswith("...")
     assert stored.startswith("401 for key ***")
     r = await _report(client, service_headers, key["id"], last_error="z" * 4001)
     assert_problem(r, 422)

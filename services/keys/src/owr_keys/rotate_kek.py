@@ -36,11 +36,12 @@ K = OpenRouterKey
 
 @dataclass(slots=True)
 class RotationReport:
-    """What a run did: rows re-wrapped, rows that would not open, rows still under another KEK."""
+    """What a run did: rows re-wrapped, rows that would not open, rows still under another KEK, passes."""
 
     rewrapped: int = 0
     unreadable: int = 0
     remaining: int = 0
+    passes: int = 0
 
 
 async def _batch(
@@ -105,6 +106,7 @@ async def rotate(
     report = RotationReport()
     unreadable: set[uuid.UUID] = set()
     for _ in range(max_passes):
+        report.passes += 1
         after: uuid.UUID | None = None
         while True:
             after = await _batch(
@@ -123,6 +125,7 @@ async def rotate(
         rewrapped=report.rewrapped,
         unreadable=report.unreadable,
         remaining=report.remaining,
+        passes=report.passes,
     )
     return report
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import uuid
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ log = get_logger(__name__)
 # A report may not push `last_synced_at` into the future beyond clock skew, or the key would stop being due.
 MAX_CLOCK_SKEW = timedelta(minutes=1)
 _REPORTED_FIELDS = ("kind", "limit", "limit_reset", "limit_remaining", "expires_at")
+# A long unbroken run of token characters may be a key without its prefix (its 64 hex digits, say).
+_LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,}")
 
 
 async def due_keys(session: AsyncSession, *, interval_seconds: int, limit: int) -> Sequence[OpenRouterKey]:
@@ -56,7 +59,7 @@ def scrub_error(text: str | None) -> str | None:
     """Make an upstream error message safe to store and show: no keys or tokens, printable, bounded."""
     if text is None:
         return None
-    cleaned = KEY_LIKE.sub("***", redact_text(text))
+    cleaned = _LONG_TOKEN.sub("***", KEY_LIKE.sub("***", redact_text(text)))
     cleaned = "".join(ch if unicodedata.category(ch) not in ("Cc", "Cs") else " " for ch in cleaned).strip()
     if len(cleaned) > LAST_ERROR_MAX:
         cleaned = cleaned[: LAST_ERROR_MAX - 3] + "..."

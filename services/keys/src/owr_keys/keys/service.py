@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from owr_shared.logging import get_logger
 log = get_logger(__name__)
 
 SYNC_JOB = "sync_key"
+# A hung Redis costs the caller a bounded wait and a 503, not a hung request.
+ENQUEUE_TIMEOUT_SECONDS = 2.0
 _V1_PREFIX = "sk-or-v1-"
 _PREFIX = "sk-or-"
 
@@ -175,10 +178,11 @@ async def request_sync(
     # Only a well-formed traceparent travels into the job; anything else would be caller-controlled noise.
     carried = traceparent.strip().lower() if traceparent and parse_traceparent(traceparent) else None
     try:
-        job = await queue.enqueue_job(
-            SYNC_JOB, _job_id=job_id, key_id=str(key_id), traceparent=carried, request_id=request_id
+        job = await asyncio.wait_for(
+            queue.enqueue_job(SYNC_JOB, _job_id=job_id, key_id=str(key_id), traceparent=carried, request_id=request_id),
+            timeout=ENQUEUE_TIMEOUT_SECONDS,
         )
-    except (RedisError, OSError) as exc:
+    except (RedisError, OSError, TimeoutError) as exc:
         SYNC_REQUESTS.labels("queue_unavailable").inc()
         log.warning("sync_enqueue_failed", key_id=str(key_id), error_type=type(exc).__name__)
         raise QueueUnavailable() from None
