@@ -29,7 +29,7 @@ import httpx
 
 from owr_shared.migrate import upgrade
 from tools.devinfra import DATA_DIR, create_database, drop_database, embedded_postgres, embedded_redis
-from tools.devstack import Ports, ProcessGroup, base_env, dev_signing_key, system_specs
+from tools.devstack import Ports, ProcessGroup, base_env, system_specs
 
 PASSWORD = "benchmark passphrase, long enough"  # noqa: S105 - a throwaway bench user
 
@@ -121,7 +121,7 @@ def main() -> int:
         stack.callback(drop_database, admin_url, database)
         upgrade(database_url=database_url)
 
-        env = base_env(database_url, redis_url, "development", dev_signing_key(DATA_DIR / "bench" / "jwt.pem"))
+        env = base_env(database_url, redis_url, "development", DATA_DIR / "bench" / "secrets")
         # The benchmark measures the rate limiter's cost, not its refusals: a limit it cannot reach.
         env["GATEWAY_RATE_LIMITS"] = (
             '{"anonymous": {"limit": 1000000000, "window": 60}, "login": {"limit": 1000, "window": 60},'

@@ -8,6 +8,7 @@ The end-to-end tests and the benchmark start the same processes through `Process
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import json
 import os
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,19 +142,37 @@ class Ports:
         return cls(*(free_port() for _ in range(6)))
 
 
-def dev_signing_key(path: Path) -> str:
-    """A persistent development-only Ed25519 key, so restarts of `make run` keep sessions valid."""
+def _persistent_secret(path: Path, make: Callable[[], bytes]) -> str:
+    """A development-only secret kept in `path` (mode 600), so restarts of `make run` keep sessions and keys readable."""
     if not path.exists():
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
-        path.write_bytes(pem)
+        path.write_bytes(make())
     return path.read_text()
+
+
+def _ed25519_pem() -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _random_base64() -> bytes:
+    return base64.b64encode(secrets.token_bytes(32))
+
+
+def dev_secrets(directory: Path) -> dict[str, str]:
+    """Signing key, KEK and fingerprint key for development and tests; production supplies its own."""
+    kek = _persistent_secret(directory / "kek-v1.b64", _random_base64)
+    return {
+        "AUTH_JWT_PRIVATE_KEY": _persistent_secret(directory / "jwt-ed25519.pem", _ed25519_pem),
+        "KEYS_KEKS": json.dumps({"v1": kek}),
+        "KEYS_ACTIVE_KEK_VERSION": "v1",
+        "KEYS_FINGERPRINT_KEY": _persistent_secret(directory / "fingerprint.b64", _random_base64),
+    }
 
 
 def system_specs(ports: Ports) -> list[ProcessSpec]:
@@ -166,7 +185,12 @@ def system_specs(ports: Ports) -> list[ProcessSpec]:
             ports.auth,
             {"AUTH_PORT": str(ports.auth), "AUTH_KEYS_URL": f"http://127.0.0.1:{ports.keys}"},
         ),
-        ProcessSpec("keys", "owr_keys", ports.keys, {"KEYS_PORT": str(ports.keys)}),
+        ProcessSpec(
+            "keys",
+            "owr_keys",
+            ports.keys,
+            {"KEYS_PORT": str(ports.keys), "KEYS_JWKS_URL": f"{auth_url}/.well-known/jwks.json"},
+        ),
         ProcessSpec("usage", "owr_usage", ports.usage, {"USAGE_PORT": str(ports.usage)}),
         ProcessSpec("worker", "owr_worker", ports.worker, {"WORKER_PORT": str(ports.worker)}),
         ProcessSpec(
@@ -184,7 +208,7 @@ def system_specs(ports: Ports) -> list[ProcessSpec]:
     ]
 
 
-def base_env(database_url: str, redis_url: str, environment: str, signing_key_pem: str) -> dict[str, str]:
+def base_env(database_url: str, redis_url: str, environment: str, secrets_dir: Path) -> dict[str, str]:
     # One worker client secret per run: auth and the worker read it from the same environment, and
     # service tokens live minutes, so nothing needs it to survive a restart.
     worker_secret = secrets.token_urlsafe(32)
@@ -199,7 +223,7 @@ def base_env(database_url: str, redis_url: str, environment: str, signing_key_pe
             "OWR_ENV": environment,
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
-            "AUTH_JWT_PRIVATE_KEY": signing_key_pem,
+            **dev_secrets(secrets_dir),
             "AUTH_SERVICE_CLIENTS": json.dumps({"worker": worker_client}),
             "WORKER_SERVICE_CLIENT_ID": "worker",
             "WORKER_SERVICE_CLIENT_SECRET": worker_secret,
@@ -233,8 +257,7 @@ def main() -> int:
         print("migrating ...", flush=True)
         upgrade(database_url=database_url)
         ports = Ports()
-        key = dev_signing_key(DATA_DIR / "dev-secrets" / "jwt-ed25519.pem")
-        group = ProcessGroup(base_env(database_url, redis_url, "development", key))
+        group = ProcessGroup(base_env(database_url, redis_url, "development", DATA_DIR / "dev-secrets"))
         stack.callback(group.stop)
         for spec in system_specs(ports):
             group.start(spec)

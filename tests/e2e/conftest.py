@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tools.devinfra import DATA_DIR
-from tools.devstack import Ports, ProcessGroup, ProcessSpec, base_env, dev_signing_key, system_specs
+from tools.devstack import Ports, ProcessGroup, ProcessSpec, base_env, system_specs
 
 
 @dataclass
@@ -39,8 +39,7 @@ class System:
 def system(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """gateway, auth, keys, usage and worker started with `python -m`, exactly as `make run` does."""
     log_dir = tmp_path_factory.mktemp("e2e-logs")
-    key = dev_signing_key(DATA_DIR / "test" / "jwt-ed25519.pem")
-    env = base_env(database_url, redis_url, "test", key)
+    env = base_env(database_url, redis_url, "test", DATA_DIR / "test" / "secrets")
     # Fast argon2 is allowed only with OWR_ENV=test; it keeps the journey quick without changing its logic.
     env.update({"AUTH_ARGON2_MEMORY_KIB": "1024", "AUTH_ARGON2_TIME_COST": "1", "LOG_LEVEL": "INFO"})
     ports = Ports.free()
