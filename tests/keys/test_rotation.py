@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+import uuid
 
 from sqlalchemy import text
 
@@ -17,6 +18,15 @@ from owr_shared.db import create_sessionmaker
 from tests.keys.conftest import KEK_V1, KEK_V2, keks_json, new_secret, running, store_key
 
 KEY_COUNT = 24
+
+
+async def _foreign_rows(db_engine) -> int:
+    """Rows under a KEK version the tests do not configure (e.g. sealed by an ephemeral KEK elsewhere)."""
+    async with db_engine.connect() as conn:
+        count = await conn.scalar(
+            text("SELECT count(*) FROM keys.openrouter_keys WHERE kek_version NOT IN ('v1', 'v2')")
+        )
+    return int(count or 0)
 
 
 async def test_rotation_under_load_then_only_the_new_kek(
@@ -38,7 +48,13 @@ async def test_rotation_under_load_then_only_the_new_kek(
 
     settings = settings_factory(active_kek_version="v2")
     rotation = asyncio.create_task(
-        rotate(create_sessionmaker(db_engine), Vault.from_settings(settings), batch_size=5, pause_seconds=0.1)
+        rotate(
+            create_sessionmaker(db_engine),
+            Vault.from_settings(settings),
+            batch_size=5,
+            max_passes=600,
+            pause_seconds=0.05,
+        )
     )
     failures: list[str] = []
     operations = 0
@@ -59,18 +75,27 @@ async def test_rotation_under_load_then_only_the_new_kek(
                 failures.append(f"patch {r.status_code}")
             operations += 1
 
-    async def release_lock_later() -> None:
-        await asyncio.sleep(0.3)
+    async def release_lock_after_the_first_pass() -> None:
+        # Every other row of the tenant re-wrapped while this one stayed locked: it was passed over.
+        for _ in range(600):
+            async with db_engine.connect() as conn:
+                done = await conn.scalar(
+                    text("SELECT count(*) FROM keys.openrouter_keys WHERE workspace_id = :w AND kek_version = 'v2'"),
+                    {"w": tenant.workspace_id},
+                )
+            if done == KEY_COUNT - 1 or rotation.done():
+                break
+            await asyncio.sleep(0.05)
         await holder.rollback()
         await holder.close()
 
-    await asyncio.gather(traffic(), release_lock_later())
+    await asyncio.gather(traffic(), release_lock_after_the_first_pass())
     report = await rotation
     assert failures == []
-    assert report.unreadable == 0
-    assert report.remaining == 0
     assert report.rewrapped >= KEY_COUNT
     assert report.passes >= 2  # the locked row was passed over first, then taken
+    # Rows sealed under KEKs this configuration lacks (other processes' ephemeral ones) are all that remain.
+    assert report.remaining == report.unreadable == await _foreign_rows(db_engine)
 
     async with db_engine.connect() as conn:
         versions = (
@@ -106,8 +131,9 @@ async def test_rotation_under_load_then_only_the_new_kek(
 async def test_rotation_is_idempotent(settings_factory, db_engine):
     vault = Vault.from_settings(settings_factory(active_kek_version="v2"))
     await rotate(create_sessionmaker(db_engine), vault)
-    again = await rotate(create_sessionmaker(db_engine), vault)
-    assert (again.rewrapped, again.unreadable, again.remaining) == (0, 0, 0)
+    again = await rotate(create_sessionmaker(db_engine), vault, max_passes=1)
+    foreign = await _foreign_rows(db_engine)
+    assert (again.rewrapped, again.unreadable, again.remaining) == (0, foreign, foreign)
 
 
 def _cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -121,19 +147,26 @@ def _cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_cli_prints_counts_only(database_url, client, tenant_factory):
+async def test_cli_prints_counts_only(database_url, client, tenant_factory, db_engine):
     tenant = tenant_factory()
     secret = new_secret()
-    await store_key(client, tenant, secret)  # sealed under v1 by the shared app
+    key = await store_key(client, tenant, secret)  # sealed under v1 by the shared app
+    foreign = await _foreign_rows(db_engine)
     base = {k: v for k, v in os.environ.items() if not k.startswith("KEYS_")}
     env = {**base, "OWR_ENV": "test", "DATABASE_URL": database_url, "LOG_JSON": "true"}
     result = await asyncio.to_thread(
         _cli, {**env, "KEYS_KEKS": keks_json(v1=KEK_V1, v2=KEK_V2), "KEYS_ACTIVE_KEK_VERSION": "v2"}
     )
-    assert result.returncode == 0, result.stderr
-    counts = result.stdout.strip().splitlines()[-1]
-    assert counts.startswith("rewrapped=")
-    assert counts.endswith("unreadable=0 remaining=0")
+    assert result.returncode == (0 if foreign == 0 else 1), result.stderr
+    counts = dict(item.split("=") for item in result.stdout.strip().splitlines()[-1].split())
+    assert set(counts) == {"rewrapped", "unreadable", "remaining"}
+    assert int(counts["rewrapped"]) >= 1
+    assert int(counts["unreadable"]) == int(counts["remaining"]) == foreign
+    async with db_engine.connect() as conn:
+        version = await conn.scalar(
+            text("SELECT kek_version FROM keys.openrouter_keys WHERE id = :k"), {"k": key["id"]}
+        )
+    assert version == "v2"
     for stream in (result.stdout, result.stderr):
         assert secret not in stream
         assert KEK_V1 not in stream
@@ -142,3 +175,44 @@ async def test_cli_prints_counts_only(database_url, client, tenant_factory):
     refused = await asyncio.to_thread(_cli, env)
     assert refused.returncode == 2
     assert "KEYS_KEKS" in refused.stderr
+
+
+async def test_rotation_counts_rows_it_cannot_open_and_leaves_them(settings_factory, db_engine, tenant_factory):
+    tenant = tenant_factory()
+    workspace_id, key_id = uuid.UUID(tenant.workspace_id), uuid.uuid4()
+    sealed = Vault({"lost": os.urandom(32)}, "lost").seal(new_secret(), workspace_id=workspace_id, key_id=key_id)
+    async with db_engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO keys.openrouter_keys (id, workspace_id, name, label, fingerprint, ciphertext, nonce,"
+                " wrapped_dek, dek_nonce, kek_version) VALUES (:id, :w, 'lost', 'sk-or-v1-abc...xyz', :fp, :c, :n,"
+                " :d, :dn, 'lost')"
+            ),
+            {
+                "id": key_id,
+                "w": workspace_id,
+                "fp": os.urandom(32),
+                "c": sealed.ciphertext,
+                "n": sealed.nonce,
+                "d": sealed.wrapped_dek,
+                "dn": sealed.dek_nonce,
+            },
+        )
+    try:
+        foreign = await _foreign_rows(db_engine)
+        report = await rotate(
+            create_sessionmaker(db_engine), Vault.from_settings(settings_factory(active_kek_version="v2"))
+        )
+        assert report.unreadable == foreign >= 1
+        assert report.remaining == foreign
+        async with db_engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT kek_version, wrapped_dek FROM keys.openrouter_keys WHERE id = :k"), {"k": key_id}
+                )
+            ).one()
+        assert row.kek_version == "lost"
+        assert bytes(row.wrapped_dek) == sealed.wrapped_dek
+    finally:
+        async with db_engine.begin() as conn:
+            await conn.execute(text("DELETE FROM keys.openrouter_keys WHERE id = :k"), {"k": key_id})
