@@ -39,6 +39,9 @@ format: install ## apply ruff's fixes and formatting
 migrate: install ## apply every service's migrations (to DATABASE_URL, or the embedded PostgreSQL)
 	$(UV) run --frozen python -m tools.migrate
 
+rotate-kek: install ## re-wrap every stored key's data key under KEYS_ACTIVE_KEK_VERSION, online
+	$(UV) run --frozen python -m owr_keys.rotate_kek
+
 bench: install ## benchmarks, printed as ratios measured in one run (install wrk for accurate load)
 	$(UV) run --frozen python -m bench.proxy_clients
 	$(UV) run --frozen python -m bench.gateway
