@@ -30,13 +30,21 @@ from owr_keys.app import create_app
 from owr_keys.settings import KeysSettings
 
 ALL_SCOPES = ("keys:due", "keys:reveal", "keys:status", "workspaces:delete")
-KEK_V1 = base64.b64encode(os.urandom(32)).decode()
-KEK_V2 = base64.b64encode(os.urandom(32)).decode()
+# The session's database and Redis are shared with the end-to-end suite, whose keys and worker processes
+# keep running: its rows are sealed under its own KEKs, and its worker consumes the default queue. So
+# these tests use KEK version names and a queue of their own.
+OLD_VERSION, NEW_VERSION = "tests-old", "tests-new"
+KEK_OLD = base64.b64encode(os.urandom(32)).decode()
+KEK_NEW = base64.b64encode(os.urandom(32)).decode()
 FINGERPRINT_KEY = base64.b64encode(os.urandom(32)).decode()
+QUEUE = f"arq:queue:keys-tests-{secrets.token_hex(4)}"
 
 
-def keks_json(**versions: str) -> str:
+def keks_json(versions: dict[str, str]) -> str:
     return json.dumps(versions)
+
+
+BOTH_KEKS = {OLD_VERSION: KEK_OLD, NEW_VERSION: KEK_NEW}
 
 
 def new_secret() -> str:
@@ -49,8 +57,9 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> KeysSe
         "OWR_ENV": "test",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "keks": keks_json(v1=KEK_V1, v2=KEK_V2),
-        "active_kek_version": "v1",
+        "keks": keks_json(BOTH_KEKS),
+        "active_kek_version": OLD_VERSION,
+        "queue_name": QUEUE,
         "fingerprint_key": FINGERPRINT_KEY,
         "DB_POOL_SIZE": 5,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import random
 import subprocess
@@ -13,20 +14,44 @@ from sqlalchemy import text
 
 from owr_keys.app import create_app
 from owr_keys.rotate_kek import rotate
-from owr_keys.vault.crypto import Vault
+from owr_keys.vault.crypto import SealedSecret, Vault
+from owr_keys.vault.errors import KeyUnreadable
 from owr_shared.db import create_sessionmaker
-from tests.keys.conftest import KEK_V1, KEK_V2, keks_json, new_secret, running, store_key
+from tests.keys.conftest import (
+    BOTH_KEKS,
+    KEK_NEW,
+    KEK_OLD,
+    NEW_VERSION,
+    OLD_VERSION,
+    keks_json,
+    new_secret,
+    running,
+    store_key,
+)
 
 KEY_COUNT = 24
 
 
 async def _foreign_rows(db_engine) -> int:
-    """Rows under a KEK version the tests do not configure (e.g. sealed by an ephemeral KEK elsewhere)."""
+    """Rows the tests' KEKs cannot open: sealed by other processes on this database (the e2e system's keys)."""
+    vault = Vault({OLD_VERSION: base64.b64decode(KEK_OLD), NEW_VERSION: base64.b64decode(KEK_NEW)}, NEW_VERSION)
     async with db_engine.connect() as conn:
-        count = await conn.scalar(
-            text("SELECT count(*) FROM keys.openrouter_keys WHERE kek_version NOT IN ('v1', 'v2')")
-        )
-    return int(count or 0)
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT id, workspace_id, ciphertext, nonce, wrapped_dek, dek_nonce, kek_version"
+                    " FROM keys.openrouter_keys"
+                )
+            )
+        ).all()
+    foreign = 0
+    for row in rows:
+        sealed = SealedSecret(row.ciphertext, row.nonce, row.wrapped_dek, row.dek_nonce, row.kek_version)
+        try:
+            vault.open(sealed, workspace_id=row.workspace_id, key_id=row.id)
+        except KeyUnreadable:
+            foreign += 1
+    return foreign
 
 
 async def test_rotation_under_load_then_only_the_new_kek(
@@ -46,7 +71,7 @@ async def test_rotation_under_load_then_only_the_new_kek(
     await holder.begin()
     await holder.execute(text("SELECT id FROM keys.openrouter_keys WHERE id = :k FOR UPDATE"), {"k": locked_id})
 
-    settings = settings_factory(active_kek_version="v2")
+    settings = settings_factory(active_kek_version=NEW_VERSION)
     rotation = asyncio.create_task(
         rotate(
             create_sessionmaker(db_engine),
@@ -80,8 +105,8 @@ async def test_rotation_under_load_then_only_the_new_kek(
         for _ in range(600):
             async with db_engine.connect() as conn:
                 done = await conn.scalar(
-                    text("SELECT count(*) FROM keys.openrouter_keys WHERE workspace_id = :w AND kek_version = 'v2'"),
-                    {"w": tenant.workspace_id},
+                    text("SELECT count(*) FROM keys.openrouter_keys WHERE workspace_id = :w AND kek_version = :v"),
+                    {"w": tenant.workspace_id, "v": NEW_VERSION},
                 )
             if done == KEY_COUNT - 1 or rotation.done():
                 break
@@ -104,10 +129,10 @@ async def test_rotation_under_load_then_only_the_new_kek(
                 {"w": tenant.workspace_id},
             )
         ).all()
-    assert [v[0] for v in versions] == ["v2"]
+    assert [v[0] for v in versions] == [NEW_VERSION]
 
     # The old KEK leaves the configuration: everything still opens.
-    only_new = settings_factory(keks=keks_json(v2=KEK_V2), active_kek_version="v2")
+    only_new = settings_factory(keks=keks_json({NEW_VERSION: KEK_NEW}), active_kek_version=NEW_VERSION)
     async with running(create_app(only_new, jwks_fetcher=keyring.fetch)) as new_client:
         for key_id, secret in secrets_.items():
             r = await new_client.post(f"/internal/keys/{key_id}/reveal", headers=reveal)
@@ -120,7 +145,7 @@ async def test_rotation_under_load_then_only_the_new_kek(
         assert r.json()["key"] == fresh
 
     # An app that knows only the old KEK can no longer open the re-wrapped rows, and says so safely.
-    only_old = settings_factory(keks=keks_json(v1=KEK_V1), active_kek_version="v1")
+    only_old = settings_factory(keks=keks_json({OLD_VERSION: KEK_OLD}), active_kek_version=OLD_VERSION)
     async with running(create_app(only_old, jwks_fetcher=keyring.fetch)) as old_client:
         r = await old_client.post(f"/internal/keys/{ids[1]}/reveal", headers=reveal)
         assert r.status_code == 500
@@ -129,7 +154,7 @@ async def test_rotation_under_load_then_only_the_new_kek(
 
 
 async def test_rotation_is_idempotent(settings_factory, db_engine):
-    vault = Vault.from_settings(settings_factory(active_kek_version="v2"))
+    vault = Vault.from_settings(settings_factory(active_kek_version=NEW_VERSION))
     await rotate(create_sessionmaker(db_engine), vault)
     again = await rotate(create_sessionmaker(db_engine), vault, max_passes=1)
     foreign = await _foreign_rows(db_engine)
@@ -150,12 +175,12 @@ def _cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 async def test_cli_prints_counts_only(database_url, client, tenant_factory, db_engine):
     tenant = tenant_factory()
     secret = new_secret()
-    key = await store_key(client, tenant, secret)  # sealed under v1 by the shared app
+    key = await store_key(client, tenant, secret)  # sealed under the old KEK by the shared app
     foreign = await _foreign_rows(db_engine)
     base = {k: v for k, v in os.environ.items() if not k.startswith("KEYS_")}
     env = {**base, "OWR_ENV": "test", "DATABASE_URL": database_url, "LOG_JSON": "true"}
     result = await asyncio.to_thread(
-        _cli, {**env, "KEYS_KEKS": keks_json(v1=KEK_V1, v2=KEK_V2), "KEYS_ACTIVE_KEK_VERSION": "v2"}
+        _cli, {**env, "KEYS_KEKS": keks_json(BOTH_KEKS), "KEYS_ACTIVE_KEK_VERSION": NEW_VERSION}
     )
     assert result.returncode == (0 if foreign == 0 else 1), result.stderr
     counts = dict(item.split("=") for item in result.stdout.strip().splitlines()[-1].split())
@@ -166,11 +191,11 @@ async def test_cli_prints_counts_only(database_url, client, tenant_factory, db_e
         version = await conn.scalar(
             text("SELECT kek_version FROM keys.openrouter_keys WHERE id = :k"), {"k": key["id"]}
         )
-    assert version == "v2"
+    assert version == NEW_VERSION
     for stream in (result.stdout, result.stderr):
         assert secret not in stream
-        assert KEK_V1 not in stream
-        assert KEK_V2 not in stream
+        assert KEK_OLD not in stream
+        assert KEK_NEW not in stream
 
     refused = await asyncio.to_thread(_cli, env)
     assert refused.returncode == 2
@@ -201,7 +226,7 @@ async def test_rotation_counts_rows_it_cannot_open_and_leaves_them(settings_fact
     try:
         foreign = await _foreign_rows(db_engine)
         report = await rotate(
-            create_sessionmaker(db_engine), Vault.from_settings(settings_factory(active_kek_version="v2"))
+            create_sessionmaker(db_engine), Vault.from_settings(settings_factory(active_kek_version=NEW_VERSION))
         )
         assert report.unreadable == foreign >= 1
         assert report.remaining == foreign

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from arq.jobs import deserialize_job
 
-from tests.keys.conftest import assert_problem, store_key
+from tests.keys.conftest import QUEUE, assert_problem, store_key
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -23,13 +23,13 @@ async def test_sync_enqueues_one_job_with_a_deterministic_id(client, alice, redi
     assert job.function == "sync_key"
     assert job.args == ()
     assert job.kwargs == {"key_id": key["id"], "traceparent": TRACEPARENT, "request_id": "sync-req-1"}
-    assert await redis_client.zrange("arq:queue", 0, -1) == [job_id.encode()]
+    assert await redis_client.zrange(QUEUE, 0, -1) == [job_id.encode()]
 
     # Pressing again while it waits queues nothing more.
     r = await client.post(f"/api/v1/keys/{key['id']}/sync", headers=alice.headers)
     assert r.status_code == 202
     assert r.json() == {"key_id": key["id"], "job_id": job_id, "enqueued": False}
-    assert await redis_client.zcard("arq:queue") == 1
+    assert await redis_client.zcard(QUEUE) == 1
 
     audit = (await client.get(f"/api/v1/keys/{key['id']}/audit", headers=alice.headers)).json()["items"]
     assert [(e["action"], e["details"]) for e in audit[:2]] == [
@@ -44,7 +44,7 @@ async def test_each_key_gets_its_own_job(client, alice, redis_client):
     b = await store_key(client, alice)
     for key in (a, b):
         assert (await client.post(f"/api/v1/keys/{key['id']}/sync", headers=alice.headers)).status_code == 202
-    queued = {m.decode() for m in await redis_client.zrange("arq:queue", 0, -1)}
+    queued = {m.decode() for m in await redis_client.zrange(QUEUE, 0, -1)}
     assert queued == {f"sync_key:{a['id']}", f"sync_key:{b['id']}"}
 
 
@@ -62,4 +62,4 @@ async def test_sync_of_an_inactive_key_is_409_and_queues_nothing(client, alice, 
     await client.patch(f"/api/v1/keys/{key['id']}", headers=alice.headers, json={"is_active": False})
     r = await client.post(f"/api/v1/keys/{key['id']}/sync", headers=alice.headers)
     assert assert_problem(r, 409)["type"].endswith("/key-inactive")
-    assert await redis_client.zcard("arq:queue") == 0
+    assert await redis_client.zcard(QUEUE) == 0
