@@ -189,6 +189,18 @@ def test_settings_come_from_keys_prefixed_environment_variables(monkeypatch):
     assert keks not in repr(settings)
 
 
+def test_template_placeholders_are_refused_in_production_and_ignored_elsewhere():
+    template = {"keks": '{"v1": "change-me"}', "active_kek_version": "v1", "fingerprint_key": "change-me"}
+    with pytest.raises(ValidationError) as caught:
+        KeysSettings(OWR_ENV="production", **template)
+    errors = caught.value.errors(include_input=False)
+    assert any("placeholder" in e["msg"] and "keks" in e["msg"] and "fingerprint_key" in e["msg"] for e in errors)
+    settings = KeysSettings(OWR_ENV="development", **template)
+    assert settings.kek_map() == {}
+    assert settings.fingerprint_key_bytes() is None
+    assert Vault.from_settings(settings).active_version == "ephemeral"
+
+
 def test_production_refuses_missing_secrets_and_development_generates_ephemeral_ones():
     with pytest.raises(ValidationError) as caught:
         KeysSettings(OWR_ENV="production")

@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.batch_size <= 10_000:
         parser.error("--batch-size must be between 1 and 10000")
     settings = load_settings(KeysSettings)
-    if settings.keks is None:
+    if not settings.kek_map():
         # An ephemeral KEK would make every stored key unreadable: refuse rather than "rotate" to it.
         print("KEYS_KEKS is not set: configure the KEKs and KEYS_ACTIVE_KEK_VERSION first", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from typing import Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from owr_shared.settings import BaseServiceSettings, secret_field
+from owr_shared.settings import BaseServiceSettings, is_placeholder, secret_field
 
 KEK_BYTES = 32
 FINGERPRINT_KEY_MIN_BYTES = 32
@@ -89,7 +89,9 @@ class KeysSettings(BaseServiceSettings):
     def _check_keks(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
-        parse_keks(value.get_secret_value())
+        # A template value (`.env.example`) is left for the production check to refuse by name.
+        if not is_placeholder(value.get_secret_value()):
+            parse_keks(value.get_secret_value())
         return value
 
     @field_validator("fingerprint_key")
@@ -97,13 +99,15 @@ class KeysSettings(BaseServiceSettings):
     def _check_fingerprint_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
+        if is_placeholder(value.get_secret_value()):
+            return value
         if len(decode_key_material(value.get_secret_value())) < FINGERPRINT_KEY_MIN_BYTES:
             raise ValueError(f"must be the base64 of at least {FINGERPRINT_KEY_MIN_BYTES} bytes")
         return value
 
     @model_validator(mode="after")
     def _check_active_version(self) -> Self:
-        if self.keks is None:
+        if _usable(self.keks) is None:
             return self
         if self.active_kek_version is None:
             raise ValueError("KEYS_ACTIVE_KEK_VERSION is required when KEYS_KEKS is set")
@@ -112,8 +116,17 @@ class KeysSettings(BaseServiceSettings):
         return self
 
     def kek_map(self) -> dict[str, bytes]:
-        """The configured KEKs by version (empty when unset)."""
-        return parse_keks(self.keks.get_secret_value()) if self.keks is not None else {}
+        """The configured KEKs by version (empty when unset or a placeholder outside production)."""
+        raw = _usable(self.keks)
+        return parse_keks(raw) if raw is not None else {}
 
     def fingerprint_key_bytes(self) -> bytes | None:
-        return decode_key_material(self.fingerprint_key.get_secret_value()) if self.fingerprint_key else None
+        raw = _usable(self.fingerprint_key)
+        return decode_key_material(raw) if raw is not None else None
+
+
+def _usable(secret: SecretStr | None) -> str | None:
+    """The secret's value, or None when unset or a placeholder (production refuses those at start)."""
+    if secret is None or is_placeholder(secret.get_secret_value()):
+        return None
+    return secret.get_secret_value()
