@@ -94,3 +94,16 @@ def test_unparsable_json_field_exits_cleanly():
     assert "clients" in result.stderr
     assert "Traceback" not in result.stderr
     assert "s3cr3t" not in result.stderr
+
+
+def test_random_key_material_is_never_taken_for_a_placeholder():
+    import base64
+    import os
+
+    from owr_shared.settings import is_placeholder
+
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        assert not any(is_placeholder(encode(os.urandom(32)).decode()) for _ in range(20000))
+    for value in ("xxx", "XXX-key", "example", "example-secret", "please-change-me-now", "secret"):
+        assert is_placeholder(value), value
+    assert not is_placeholder("xxxQ9r2Lm0pZx8yWc1vB3nT5kJ7hG4fD6sA0eR2tY8u=")

@@ -1,13 +1,31 @@
-"""Pydantic building blocks every service's schemas share: strict request bodies, storable text, problems."""
+"""Pydantic building blocks every service's schemas share: strict bodies, storable text, money, pages, problems."""
 
 from __future__ import annotations
 
+import uuid
+from decimal import Decimal
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from starlette.responses import Response
 
 from owr_shared.errors import PROBLEM_CONTENT_TYPE
+
+ItemT = TypeVar("ItemT")
+
+MAX_PER_PAGE = 250
+# Bounds OFFSET arithmetic well inside BIGINT, so an absurd page number is a 422, not a 500.
+MAX_PAGE = 1_000_000
+MONEY_BOUND = Decimal("1e12")
+
+# USD with every digit kept: validated as a finite decimal, documented and rendered as a JSON number.
+Money = Annotated[
+    Decimal,
+    Field(allow_inf_nan=False, ge=-MONEY_BOUND, le=MONEY_BOUND),
+    WithJsonSchema({"type": "number", "minimum": -1e12, "maximum": 1e12}),
+]
 
 
 def _storable_text(value: str) -> str:
@@ -28,6 +46,15 @@ class RequestSchema(BaseModel):
     """Base of request bodies: unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """One page of a list."""
+
+    items: list[ItemT]
+    total: int
+    page: int
+    per_page: int
 
 
 class ProblemDetail(BaseModel):
@@ -52,3 +79,19 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # The decimal's own digits as a JSON number: no float round trip, no exponent.
+        return orjson.Fragment(format(value, "f"))
+    if isinstance(value, uuid.UUID):
+        # asyncpg's UUID subclass, which orjson does not take as a UUID.
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def json_response(model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Render `model` as JSON with money as exact numbers (FastAPI's own path would make them strings)."""
+    body = orjson.dumps(model.model_dump(mode="python"), default=_json_default, option=orjson.OPT_UTC_Z)
+    return Response(body, status_code=status_code, media_type="application/json", headers=headers)

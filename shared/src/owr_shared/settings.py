@@ -7,6 +7,7 @@ declared with :func:`secret_field`; in production a missing or placeholder secre
 
 from __future__ import annotations
 
+import re
 import sys
 from enum import StrEnum
 from typing import Any, Self, TypeVar
@@ -14,17 +15,12 @@ from typing import Any, Self, TypeVar
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-# Values that look like a template left unfilled; never accepted as a production secret.
-PLACEHOLDER_MARKERS = (
-    "change-me",
-    "changeme",
-    "change_me",
-    "placeholder",
-    "example",
-    "dev-only",
-    "insecure",
-    "xxx",
-)
+# Phrases a template leaves behind; long and specific enough never to occur inside random key material.
+PLACEHOLDER_PHRASES = ("change-me", "changeme", "change_me", "replace-me", "replaceme", "placeholder")
+# Words that are obviously not secrets when they stand as a word of the value ("example-key", "abc-example").
+# Matched only as whole words, because a short marker such as "xxx" turns up inside random base64 keys.
+PLACEHOLDER_WORDS = frozenset({"example", "dev", "insecure", "xxx", "secret", "password", "todo", "test"})
+_WORD_SEPARATORS = re.compile(r"[-_ .:]+")
 
 
 class Environment(StrEnum):
@@ -39,8 +35,14 @@ def secret_field(description: str, default: SecretStr | None = None) -> Any:
 
 
 def is_placeholder(value: str) -> bool:
+    """An empty value, a template phrase, a value of one repeated character, or one with a stand-in word."""
     lowered = value.strip().lower()
-    return not lowered or any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+    return (
+        not lowered
+        or any(phrase in lowered for phrase in PLACEHOLDER_PHRASES)
+        or (len(lowered) >= 8 and len(set(lowered)) <= 2)  # "xxxxxxxx", "00000000": no entropy at all
+        or not PLACEHOLDER_WORDS.isdisjoint(_WORD_SEPARATORS.split(lowered))
+    )
 
 
 class BaseServiceSettings(BaseSettings):

@@ -11,11 +11,11 @@ from arq.connections import ArqRedis
 from fastapi import Depends, Query, Request
 
 from owr_keys.errors import InsufficientScope, WorkspaceRequired
-from owr_keys.schemas import MAX_PAGE, MAX_PER_PAGE
 from owr_keys.settings import KeysSettings
 from owr_keys.vault.crypto import Fingerprinter, Vault
 from owr_shared.auth import CurrentPrincipal, bearer_token
 from owr_shared.jwt import JwksVerifier, Principal
+from owr_shared.schemas import MAX_PAGE, MAX_PER_PAGE
 
 
 @dataclass(frozen=True, slots=True)

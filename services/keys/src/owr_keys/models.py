@@ -6,25 +6,16 @@ from datetime import UTC, datetime
 
 from sqlalchemy import MetaData
 
-from owr_shared.db import Base
+from owr_shared.db import Base, schema_metadata
 
 SCHEMA = "keys"
-
-# Deterministic constraint names, so Alembic revisions can drop and rename them.
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
 
 
 class KeysBase(Base):
     """Base of the keys service's models: schema `keys`, its own metadata."""
 
     __abstract__ = True
-    metadata = MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
+    metadata = schema_metadata(SCHEMA)
 
 
 def utcnow() -> datetime:

@@ -16,9 +16,9 @@ from owr_keys.audit.service import Actor
 from owr_keys.dependencies import SecretVault, Settings, require_scope
 from owr_keys.internal import service as internal_service
 from owr_keys.internal.schemas import DueKey, DueKeys, RevealedKey, StatusReport
-from owr_keys.schemas import json_response, problem_responses
 from owr_shared.db import DbSession
 from owr_shared.jwt import Principal
+from owr_shared.schemas import json_response, problem_responses
 
 router = APIRouter(prefix="/internal", tags=["internal"])
 

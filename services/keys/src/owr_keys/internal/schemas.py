@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from owr_keys.keys.schemas import KeyKind, KeyStatus
-from owr_keys.schemas import Money, RequestSchema
+from owr_shared.schemas import Money, RequestSchema
 
 LAST_ERROR_INPUT_MAX = 4000
 

@@ -13,9 +13,9 @@ from owr_keys.dependencies import KeyFingerprinter, Paging, Queue, SecretVault, 
 from owr_keys.keys import service as key_service
 from owr_keys.keys.models import OpenRouterKey
 from owr_keys.keys.schemas import CreateKeyRequest, KeyView, SyncAccepted, UpdateKeyRequest
-from owr_keys.schemas import Page, json_response, problem_responses
 from owr_shared.context import TRACEPARENT_HEADER, request_id_var
 from owr_shared.db import DbSession
+from owr_shared.schemas import Page, json_response, problem_responses
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictBool, StringConstraints
 
-from owr_keys.schemas import Money, RequestSchema
+from owr_shared.schemas import Money, RequestSchema
 
 KEY_PATTERN = re.compile(r"^sk-or-[A-Za-z0-9_-]{20,200}$")
 # Anything that could be a key inside free text (names, errors): refused or scrubbed.
