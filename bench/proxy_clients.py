@@ -61,7 +61,13 @@ def httpx_proxy(upstream: str) -> Any:
             return
         if client is None:
             client = httpx.AsyncClient(limits=httpx.Limits(max_connections=256))
-        response = await client.get(upstream + scope["path"])
+        try:
+            response = await client.get(upstream + scope["path"])
+        except httpx.HTTPError:
+            # Its pool gives up under this load; count the request as failed rather than crash the proxy.
+            await send({"type": "http.response.start", "status": 502, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
         await send({"type": "http.response.start", "status": response.status_code, "headers": response.headers.raw})
         await send({"type": "http.response.body", "body": response.content})
 
