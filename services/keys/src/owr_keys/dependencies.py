@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from arq.connections import ArqRedis
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
 
 from owr_keys.errors import InsufficientScope, WorkspaceRequired
 from owr_keys.settings import KeysSettings
 from owr_keys.vault.crypto import Fingerprinter, Vault
 from owr_shared.auth import CurrentPrincipal, bearer_token
+from owr_shared.dependencies import from_state
 from owr_shared.jwt import JwksVerifier, Principal
-from owr_shared.schemas import MAX_PAGE, MAX_PER_PAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,46 +52,8 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
     return dependency
 
 
-def _settings(request: Request) -> KeysSettings:
-    settings: KeysSettings = request.app.state.settings
-    return settings
-
-
-def _vault(request: Request) -> Vault:
-    vault: Vault = request.app.state.vault
-    return vault
-
-
-def _fingerprinter(request: Request) -> Fingerprinter:
-    fingerprinter: Fingerprinter = request.app.state.fingerprinter
-    return fingerprinter
-
-
-def _queue(request: Request) -> ArqRedis:
-    queue: ArqRedis = request.app.state.arq
-    return queue
-
-
-@dataclass(frozen=True, slots=True)
-class Pagination:
-    page: int
-    per_page: int
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.per_page
-
-
-def _pagination(
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number")] = 1,
-    per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="items per page")] = 50,
-) -> Pagination:
-    return Pagination(page=page, per_page=per_page)
-
-
 User = Annotated[UserCaller, Depends(_user_caller)]
-Settings = Annotated[KeysSettings, Depends(_settings)]
-SecretVault = Annotated[Vault, Depends(_vault)]
-KeyFingerprinter = Annotated[Fingerprinter, Depends(_fingerprinter)]
-Queue = Annotated[ArqRedis, Depends(_queue)]
-Paging = Annotated[Pagination, Depends(_pagination)]
+Settings = Annotated[KeysSettings, Depends(from_state("settings"))]
+SecretVault = Annotated[Vault, Depends(from_state("vault"))]
+KeyFingerprinter = Annotated[Fingerprinter, Depends(from_state("fingerprinter"))]
+Queue = Annotated[ArqRedis, Depends(from_state("arq"))]

@@ -9,12 +9,13 @@ from starlette.responses import Response
 
 from owr_keys.audit.schemas import AuditEventView
 from owr_keys.audit.service import Actor
-from owr_keys.dependencies import KeyFingerprinter, Paging, Queue, SecretVault, User
+from owr_keys.dependencies import KeyFingerprinter, Queue, SecretVault, User
 from owr_keys.keys import service as key_service
 from owr_keys.keys.models import OpenRouterKey
 from owr_keys.keys.schemas import CreateKeyRequest, KeyView, SyncAccepted, UpdateKeyRequest
 from owr_shared.context import TRACEPARENT_HEADER, request_id_var
 from owr_shared.db import DbSession
+from owr_shared.dependencies import Paging
 from owr_shared.schemas import Page, json_response, problem_responses
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])

@@ -15,13 +15,13 @@ from owr_keys.audit import service as audit
 from owr_keys.audit.models import AuditEvent
 from owr_keys.audit.repository import AuditRepository
 from owr_keys.audit.service import Actor
-from owr_keys.dependencies import Pagination
 from owr_keys.keys.errors import DuplicateKey, KeyInactive, KeyNotFound, QueueUnavailable
 from owr_keys.keys.models import OpenRouterKey
 from owr_keys.keys.repository import KeyRepository
 from owr_keys.metrics import SYNC_REQUESTS
 from owr_keys.vault.crypto import Fingerprinter, Vault
 from owr_shared.context import parse_traceparent
+from owr_shared.dependencies import Pagination
 from owr_shared.logging import get_logger
 
 log = get_logger(__name__)
