@@ -127,3 +127,25 @@ async def test_unreachable_jwks_is_a_401_not_a_crash(key):
     verifier = JwksVerifier(broken, issuer=ISS, audience=AUD)
     with pytest.raises(InvalidToken):
         await verifier.verify(mint(key, "k1"))
+
+
+async def test_a_key_removed_from_the_jwks_stops_being_trusted(key):
+    jwks = Jwks((key, "k1"))
+    verifier = JwksVerifier(jwks, issuer=ISS, audience=AUD, min_refresh_interval=0, max_age=0)
+    token = mint(key, "k1")
+    await verifier.verify(token)
+    jwks.keys.clear()  # withdrawn, e.g. after a leak
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)
+
+
+async def test_a_failed_periodic_reload_keeps_the_known_keys(key):
+    jwks = Jwks((key, "k1"))
+    verifier = JwksVerifier(jwks, issuer=ISS, audience=AUD, min_refresh_interval=0, max_age=0)
+    await verifier.verify(mint(key, "k1"))
+
+    async def down() -> dict:
+        raise OSError("auth is down")
+
+    verifier._fetch = down
+    assert (await verifier.verify(mint(key, "k1"))).subject == "u1"

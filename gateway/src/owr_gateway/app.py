@@ -61,7 +61,8 @@ _REQUEST_HEADER_ACTIONS: dict[bytes, int] = {
     b"x-real-ip": _DROP,
     b"forwarded": _DROP,
 }
-# Response headers not passed back: hop-by-hop, and what the gateway sets itself.
+# Response headers not passed back: hop-by-hop, and what the gateway sets itself (an upstream's
+# Retry-After passes: a locked login or a 503 must still tell the client when to come back).
 _RESPONSE_DROP = frozenset(
     {
         b"connection",
@@ -81,7 +82,6 @@ _RESPONSE_DROP = frozenset(
         b"x-ratelimit-limit",
         b"x-ratelimit-remaining",
         b"x-ratelimit-reset",
-        b"retry-after",
     }
 )
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -36,6 +36,8 @@ def create_engine(database_url: str, *, pool_size: int = 10, application_name: s
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # Error messages would otherwise carry statement parameters (hashes, ciphertexts) into logs.
+        hide_parameters=True,
         connect_args={"server_settings": {"application_name": application_name}, "timeout": 5},
     )
 

@@ -8,6 +8,7 @@ cannot be replayed for another.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class JwksVerifier:
         leeway: int = 30,
         max_lifetime: int = 15 * 60,
         min_refresh_interval: float = 10.0,
+        max_age: float = 300.0,
     ) -> None:
         self._fetch = fetch_jwks
         self._issuer = issuer
@@ -90,6 +92,8 @@ class JwksVerifier:
         self._leeway = min(leeway, 60)
         self._max_lifetime = max_lifetime
         self._min_refresh_interval = min_refresh_interval
+        # Keys removed from the JWKS (retired, or withdrawn after a leak) stop being trusted within this.
+        self._max_age = max_age
         self._keys: dict[str, PyJWK] = {}
         self._last_refresh = float("-inf")
         self._lock = asyncio.Lock()
@@ -115,6 +119,11 @@ class JwksVerifier:
             self._keys = keys
 
     async def _key_for(self, kid: str) -> PyJWK:
+        if time.monotonic() - self._last_refresh > self._max_age:
+            # A failed periodic reload keeps the known keys (auth down must not log everyone out);
+            # it is retried after `min_refresh_interval`.
+            with contextlib.suppress(Exception):
+                await self.refresh()
         key = self._keys.get(kid)
         if key is None:
             try:

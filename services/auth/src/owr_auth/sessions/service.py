@@ -92,6 +92,12 @@ async def login(session: AsyncSession, ctx: LoginContext, *, email: str, passwor
     if user is None or not verified:
         await ctx.throttle.record_failure(account, ip)
         raise InvalidCredentials()
+    # The hash was verified without a lock; a password change may have committed since. Re-read it
+    # under the row lock that change_password also takes, and refuse if it is no longer the same.
+    verified_hash = user.password_hash
+    user = await UserRepository(session).lock(user.id)
+    if user is None or user.password_hash != verified_hash:
+        raise InvalidCredentials()
 
     await ctx.throttle.clear_account(account)
     if ctx.passwords.needs_rehash(user.password_hash):

@@ -20,6 +20,13 @@ class UserRepository:
     async def get(self, user_id: uuid.UUID) -> User | None:
         return await self.session.get(User, user_id, populate_existing=True)
 
+    async def lock(self, user_id: uuid.UUID) -> User | None:
+        """The user's row, locked until the transaction ends, so password changes and logins serialise."""
+        result = await self.session.execute(
+            select(User).where(User.id == user_id).with_for_update().execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
     async def get_by_email(self, email: str) -> User | None:
         """Look a user up by normalised email."""
         result = await self.session.execute(select(User).where(User.email == email))

@@ -14,12 +14,12 @@ from owr_shared.schemas import RequestSchema, StorableText
 class RegisterRequest(RequestSchema):
     email: StorableText = Field(max_length=254)
     # The policy allows 128 characters; longer values pass the schema so the 422 can say why.
-    password: StorableText = Field(max_length=1024)
+    password: StorableText = Field(max_length=1024, repr=False)
 
 
 class ChangePasswordRequest(RequestSchema):
-    current_password: StorableText = Field(max_length=1024)
-    new_password: StorableText = Field(max_length=1024)
+    current_password: StorableText = Field(max_length=1024, repr=False)
+    new_password: StorableText = Field(max_length=1024, repr=False)
 
 
 class UserView(BaseModel):

@@ -85,6 +85,12 @@ async def change_password(
     # A stolen access token must not become an unthrottled oracle for the current password.
     account = account_subject(user.email)
     await throttle.check(account, ip)
+    # Lock the row first: a login verifying the old password meanwhile re-checks the hash under this
+    # lock and fails, instead of starting a session (or rehashing the old password) after the change.
+    locked = await UserRepository(session).lock(user.id)
+    if locked is None:
+        raise AccountGone()
+    user = locked
     if not await passwords.verify(user.password_hash, current_password):
         await throttle.record_failure(account, ip)
         raise WrongCurrentPassword()

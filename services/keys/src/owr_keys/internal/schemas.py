@@ -31,7 +31,7 @@ class DueKeys(BaseModel):
 class RevealedKey(BaseModel):
     """The plaintext key: only ever sent to a service, and audited."""
 
-    key: str
+    key: str = Field(repr=False)
 
 
 class StatusReport(RequestSchema):

@@ -56,7 +56,7 @@ KeyName = Annotated[
 
 class CreateKeyRequest(RequestSchema):
     name: KeyName
-    key: OpenRouterSecret
+    key: OpenRouterSecret = Field(repr=False)
 
 
 class UpdateKeyRequest(RequestSchema):
