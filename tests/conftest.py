@@ -44,9 +44,10 @@ def database_url(infra: dict[str, str]) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url(infra: dict[str, str]) -> str:
-    """Redis for tests: database 13 of the given server, flushed by `redis_client` before each test."""
+    """Redis for tests: a database (1-15) of the given server picked per session, so two runs sharing a
+    server rarely meet; `redis_client` flushes it before each test."""
     base = infra["redis_url"].rsplit("/", 1)[0] if infra["redis_url"].count("/") > 2 else infra["redis_url"]
-    return f"{base}/13"
+    return f"{base}/{secrets.randbelow(15) + 1}"
 
 
 @pytest.fixture(scope="session")

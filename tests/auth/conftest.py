@@ -8,7 +8,6 @@ Every app calls a `PeerStub` as its keys service (`keys_stub`), reset after each
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 import uuid
@@ -19,7 +18,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-import structlog
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -27,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from owr_auth.app import create_app
 from owr_auth.settings import AuthSettings
 from owr_shared.db import get_sessionmaker_dependency
-from owr_shared.logging import configure_logging
 from tests.auth.peer_stub import PeerStub, running_peer_stub
+from tests.support.logs import CapturedLogs, captured_json_logs
 
 PASSWORD = "a long and unusual passphrase 7"
 # Fast argon2 (allowed only with OWR_ENV=test): the logic under test is the same, hashing is not.
@@ -172,33 +170,6 @@ def app_factory(
     return build
 
 
-@pytest.fixture
-def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[CapturedLogs]:
-    """The service's real logging pipeline (JSON, redaction), captured from stdout; restored afterwards."""
-    root = logging.getLogger()
-    saved_handlers, saved_level, saved_config = root.handlers[:], root.level, structlog.get_config()
-    configure_logging("auth", "DEBUG", json=True)
-    capsys.readouterr()
-    try:
-        yield CapturedLogs(capsys)
-    finally:
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
-        structlog.configure(**saved_config)
-
-
-class CapturedLogs:
-    """Log lines written to stdout since the fixture started (both structlog's and the stdlib's)."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self._capsys = capsys
-        self._text = ""
-
-    def getvalue(self) -> str:
-        self._text += self._capsys.readouterr().out
-        return self._text
-
-
 # --- helpers ---------------------------------------------------------------------------------------
 
 
@@ -257,3 +228,10 @@ def access_claims(user: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     }
     claims.update(overrides)
     return claims
+
+
+@pytest.fixture
+def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[CapturedLogs]:
+    """The auth service's real logging pipeline, captured from stdout; restored afterwards."""
+    with captured_json_logs(capsys, "auth") as logs:
+        yield logs

@@ -8,42 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 from collections.abc import Iterator
 
 import pytest
-import structlog
 from sqlalchemy import text
 
-from owr_shared.logging import configure_logging
 from tests.keys.conftest import bearer, new_secret
-
-
-class _CapturedLogs:
-    """Log lines written to stdout since the fixture started (both structlog's and the stdlib's)."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self._capsys = capsys
-        self._text = ""
-
-    def getvalue(self) -> str:
-        self._text += self._capsys.readouterr().out
-        return self._text
-
-
-@pytest.fixture
-def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[_CapturedLogs]:
-    """The service's real logging pipeline (JSON, redaction), captured from stdout; restored afterwards."""
-    root = logging.getLogger()
-    saved_handlers, saved_level, saved_config = root.handlers[:], root.level, structlog.get_config()
-    configure_logging("keys", "DEBUG", json=True)
-    capsys.readouterr()
-    try:
-        yield _CapturedLogs(capsys)
-    finally:
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
-        structlog.configure(**saved_config)
+from tests.support.logs import CapturedLogs, captured_json_logs
 
 
 def forms(secret: str) -> list[str]:
@@ -189,3 +160,10 @@ async def test_plaintext_appears_only_in_the_reveal_response(
         for value in stored:
             assert secret.encode() not in value
             assert secret[9:].encode() not in value
+
+
+@pytest.fixture
+def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[CapturedLogs]:
+    """The keys service's real logging pipeline, captured from stdout; restored afterwards."""
+    with captured_json_logs(capsys, "keys") as logs:
+        yield logs

@@ -234,6 +234,15 @@ class GatewayApp:
             )
             await send({"type": "http.response.body", "body": body})
 
+        async def too_large() -> None:
+            await problem(
+                413,
+                "payload-too-large",
+                "Content Too Large",
+                f"The request body exceeds {self._max_body} bytes.",
+                (_CLOSE,),
+            )
+
         try:
             screened = screen_path(path, scope.get("raw_path") or path.encode())
             if screened != PATH_OK:
@@ -271,13 +280,7 @@ class GatewayApp:
                     return
                 content_length = int(content_length_raw)
                 if content_length > self._max_body:
-                    await problem(
-                        413,
-                        "payload-too-large",
-                        "Content Too Large",
-                        f"The request body exceeds {self._max_body} bytes.",
-                        (_CLOSE,),
-                    )
+                    await too_large()
                     return
 
             state = self.state
@@ -368,13 +371,7 @@ class GatewayApp:
                     return
                 first: bytes = message.get("body", b"")
                 if len(first) > self._max_body:
-                    await problem(
-                        413,
-                        "payload-too-large",
-                        "Content Too Large",
-                        f"The request body exceeds {self._max_body} bytes.",
-                        (_CLOSE,),
-                    )
+                    await too_large()
                     return
                 if message.get("more_body", False):
                     body.done = False
@@ -396,13 +393,7 @@ class GatewayApp:
                 )
             except Exception as exc:
                 if body.too_large:
-                    await problem(
-                        413,
-                        "payload-too-large",
-                        "Content Too Large",
-                        f"The request body exceeds {self._max_body} bytes.",
-                        (_CLOSE,),
-                    )
+                    await too_large()
                     return
                 if isinstance(exc, _ClientGone) or isinstance(exc.__cause__, _ClientGone):
                     status = 499
