@@ -26,6 +26,7 @@ from owr_auth.app import create_app
 from owr_auth.settings import AuthSettings
 from owr_shared.db import get_sessionmaker_dependency
 from tests.auth.peer_stub import PeerStub, running_peer_stub
+from tests.support.apps import running
 from tests.support.logs import CapturedLogs, captured_json_logs
 
 PASSWORD = "a long and unusual passphrase 7"
@@ -71,15 +72,6 @@ def bind_to_connection(app: FastAPI, connection: AsyncConnection) -> None:
                 await session.commit()
 
     app.dependency_overrides[get_sessionmaker_dependency()] = session_in_test_transaction
-
-
-@asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and yield a client that calls it in-process."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
 
 
 @pytest.fixture(scope="session")

@@ -25,9 +25,9 @@ from tests.keys.conftest import (
     OLD_VERSION,
     keks_json,
     new_secret,
-    running,
     store_key,
 )
+from tests.support.apps import running
 
 KEY_COUNT = 24
 

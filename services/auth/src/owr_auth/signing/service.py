@@ -61,13 +61,18 @@ def mint_access_token(
         "iat": issued_at,
         "exp": issued_at + ttl,
     }
-    token = jwt.encode(
+    token = _sign(keyring, claims)
+    return AccessToken(token=token, expires_in=ttl, token_id=token_id, issued_at=issued_at)
+
+
+def _sign(keyring: Keyring, claims: dict[str, object]) -> str:
+    """Both token kinds share header and key; only the `typ` claim tells them apart."""
+    return jwt.encode(
         claims,
         keyring.private_key,
         algorithm=ALGORITHM,
         headers={"kid": keyring.active_kid, "typ": ACCESS_TOKEN_HEADER_TYPE},
     )
-    return AccessToken(token=token, expires_in=ttl, token_id=token_id, issued_at=issued_at)
 
 
 def mint_service_token(
@@ -94,10 +99,5 @@ def mint_service_token(
         "iat": issued_at,
         "exp": issued_at + ttl,
     }
-    token = jwt.encode(
-        claims,
-        keyring.private_key,
-        algorithm=ALGORITHM,
-        headers={"kid": keyring.active_kid, "typ": ACCESS_TOKEN_HEADER_TYPE},
-    )
+    token = _sign(keyring, claims)
     return ServiceToken(token=token, expires_in=ttl, token_id=token_id, scopes=ordered)
