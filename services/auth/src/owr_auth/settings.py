@@ -28,7 +28,7 @@ SERVICE_CLIENT_SECRET_MIN_LENGTH = 32
 AUTH_CLIENT_ID = "auth"
 
 # Every scope a service token can carry (docs/architecture.md, "Service tokens and the internal API").
-ServiceScope = Literal["keys:due", "keys:reveal", "keys:status", "workspaces:delete"]
+ServiceScope = Literal["keys:due", "keys:reveal", "keys:status", "usage:ingest", "usage:cleanup", "workspaces:delete"]
 ClientId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 Audience = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
 
