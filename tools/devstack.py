@@ -183,7 +183,11 @@ def system_specs(ports: Ports) -> list[ProcessSpec]:
             "auth",
             "owr_auth",
             ports.auth,
-            {"AUTH_PORT": str(ports.auth), "AUTH_KEYS_URL": f"http://127.0.0.1:{ports.keys}"},
+            {
+                "AUTH_PORT": str(ports.auth),
+                "AUTH_KEYS_URL": f"http://127.0.0.1:{ports.keys}",
+                "AUTH_USAGE_URL": f"http://127.0.0.1:{ports.usage}",
+            },
         ),
         ProcessSpec(
             "keys",

@@ -92,6 +92,7 @@ def keys_stub(keys_server: PeerStub) -> Iterator[PeerStub]:
 def peer_settings(keys_url: str) -> dict[str, Any]:
     return {
         "keys_url": keys_url,
+        "usage_url": None,
         "internal_timeout_seconds": INTERNAL_TIMEOUT_SECONDS,
         "service_clients": SERVICE_CLIENTS,
     }

@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+import jwt
 import pytest
 from sqlalchemy import select
 
@@ -181,3 +182,19 @@ async def test_no_service_token_in_logs(client, keys_stub, json_logs):
     assert "workspace_cleanup_failed" in logs
     assert "workspace_data_erased" in logs
     assert all(token not in logs for token in tokens)
+
+
+async def test_usage_is_asked_too_with_its_own_audience(app_factory, keys_stub):
+    # keys and usage both pointed at the one stub: two calls per workspace, one per audience.
+    async with app_factory(usage_url=keys_stub.url) as client:
+        user, pair = await registered_session(client)
+        r = await delete_me(client, pair["access_token"])
+        assert r.status_code == 204, r.text
+
+    workspace = user["workspace"]["id"]
+    assert [call.path for call in keys_stub.calls] == [f"/internal/workspaces/{workspace}"] * 2
+    audiences = []
+    for call in keys_stub.calls:
+        token = call.headers["authorization"].partition(" ")[2]
+        audiences.append(jwt.decode(token, options={"verify_signature": False})["aud"])
+    assert audiences == ["owr-keys", "owr-usage"]

@@ -94,8 +94,10 @@ class AuthSettings(BaseServiceSettings):
     # client_id -> credentials, scopes and audiences; JSON in the environment. Secrets are never logged.
     service_clients: dict[ClientId, ServiceClient] = Field(default_factory=dict)
     service_token_ttl_seconds: int = Field(default=300, ge=30, le=SERVICE_TOKEN_MAX_TTL_SECONDS)
-    # Where account deletion asks keys to erase a workspace's data.
+    # Where account deletion asks keys, then usage, to erase a workspace's data. An empty usage URL
+    # leaves usage out (only for tests of auth alone); every deployment sets both.
     keys_url: str = "http://127.0.0.1:8002"
+    usage_url: str | None = "http://127.0.0.1:8003"
     # Connect, read and write timeout of each call auth makes to another service.
     internal_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
@@ -128,9 +130,11 @@ class AuthSettings(BaseServiceSettings):
             keys.append(pem)
         return keys
 
-    @field_validator("keys_url")
+    @field_validator("keys_url", "usage_url")
     @classmethod
-    def _check_url(cls, value: str) -> str:
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")

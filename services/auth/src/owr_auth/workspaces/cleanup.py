@@ -62,7 +62,10 @@ class WorkspaceCleanup:
         def mint(audience: str, scopes: Iterable[str]) -> str:
             return own_service_token(keyring, settings, audience=audience, scopes=scopes)
 
-        return cls(http, mint, [Peer("keys", settings.keys_url, "owr-keys")])
+        peers = [Peer("keys", settings.keys_url, "owr-keys")]
+        if settings.usage_url is not None:
+            peers.append(Peer("usage", settings.usage_url, "owr-usage"))
+        return cls(http, mint, peers)
 
     async def erase(self, workspace_ids: Sequence[uuid.UUID]) -> None:
         """Erase each workspace's data in every peer, one call at a time; stop at the first failure."""
