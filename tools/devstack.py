@@ -195,8 +195,23 @@ def system_specs(ports: Ports) -> list[ProcessSpec]:
             ports.keys,
             {"KEYS_PORT": str(ports.keys), "KEYS_JWKS_URL": f"{auth_url}/.well-known/jwks.json"},
         ),
-        ProcessSpec("usage", "owr_usage", ports.usage, {"USAGE_PORT": str(ports.usage)}),
-        ProcessSpec("worker", "owr_worker", ports.worker, {"WORKER_PORT": str(ports.worker)}),
+        ProcessSpec(
+            "usage",
+            "owr_usage",
+            ports.usage,
+            {"USAGE_PORT": str(ports.usage), "USAGE_JWKS_URL": f"{auth_url}/.well-known/jwks.json"},
+        ),
+        ProcessSpec(
+            "worker",
+            "owr_worker",
+            ports.worker,
+            {
+                "WORKER_PORT": str(ports.worker),
+                "WORKER_AUTH_URL": auth_url,
+                "WORKER_KEYS_URL": f"http://127.0.0.1:{ports.keys}",
+                "WORKER_USAGE_URL": f"http://127.0.0.1:{ports.usage}",
+            },
+        ),
         ProcessSpec(
             "gateway",
             "owr_gateway",
