@@ -1,8 +1,8 @@
 """Keys test scaffolding: the real app on the session's migrated database and Redis.
 
-Tokens are minted with a test Ed25519 key whose JWKS the app gets through `jwks_fetcher`, with
-claims exactly as docs/architecture.md defines them. The code under test commits; tests stay apart
-because every tenant is a fresh random workspace, and every query is scoped by workspace.
+Tokens are minted with the shared test keyring (`tests/support/tokens.py`), whose JWKS the app gets
+through `jwks_fetcher`. The code under test commits; tests stay apart because every tenant is a fresh
+random workspace, and every query is scoped by workspace.
 """
 
 from __future__ import annotations
@@ -11,22 +11,21 @@ import base64
 import json
 import os
 import secrets
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
-from jwt.algorithms import OKPAlgorithm
 from redis.asyncio import Redis
 
 from owr_keys.app import create_app
 from owr_keys.settings import KeysSettings
+from tests.support.tokens import TestKeyring, assert_problem, bearer
+
+__all__ = ["TestKeyring", "assert_problem", "bearer"]
 
 ALL_SCOPES = ("keys:due", "keys:reveal", "keys:status", "workspaces:delete")
 # The session's database and Redis are shared with the end-to-end suite, whose keys and worker processes
@@ -66,63 +65,6 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> KeysSe
     return KeysSettings(**values)
 
 
-class TestKeyring:
-    """Signs tokens the way auth does (EdDSA, `kid`), and serves the matching JWKS."""
-
-    __test__ = False
-
-    def __init__(self) -> None:
-        self.private_key = Ed25519PrivateKey.generate()
-        self.kid = "test-" + secrets.token_hex(4)
-        jwk = OKPAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
-        self.jwk = {**jwk, "kid": self.kid, "alg": "EdDSA", "use": "sig"}
-
-    async def fetch(self) -> dict[str, Any]:
-        return {"keys": [dict(self.jwk)]}
-
-    def sign(self, claims: dict[str, Any], **header: Any) -> str:
-        return jwt.encode(
-            claims, self.private_key, algorithm="EdDSA", headers={"kid": self.kid, "typ": "at+jwt", **header}
-        )
-
-    def access_token(self, user_id: str, workspace_id: str | None, **overrides: Any) -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "sub": user_id,
-            "wid": workspace_id,
-            "role": "owner",
-            "typ": "access",
-            "jti": uuid.uuid4().hex,
-            "iss": "owr-auth",
-            "aud": "owr-api",
-            "iat": now,
-            "exp": now + 600,
-        }
-        if workspace_id is None:
-            del claims["wid"]
-        claims.update(overrides)
-        return self.sign(claims)
-
-    def service_token(self, scopes: tuple[str, ...] = ALL_SCOPES, client_id: str = "worker", **overrides: Any) -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "sub": client_id,
-            "typ": "service",
-            "scope": " ".join(scopes),
-            "jti": uuid.uuid4().hex,
-            "iss": "owr-auth",
-            "aud": "owr-keys",
-            "iat": now,
-            "exp": now + 300,
-        }
-        claims.update(overrides)
-        return self.sign(claims)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
-
-
 @dataclass
 class Tenant:
     """A user acting in their own fresh workspace."""
@@ -134,7 +76,7 @@ class Tenant:
 
 @pytest.fixture(scope="session")
 def keyring() -> TestKeyring:
-    return TestKeyring()
+    return TestKeyring(service_audience="owr-keys", default_scopes=ALL_SCOPES)
 
 
 @pytest.fixture
@@ -206,13 +148,4 @@ async def store_key(
     r = await client.post("/api/v1/keys", headers=tenant.headers, json={"name": name, "key": secret or new_secret()})
     assert r.status_code == 201, r.text
     body: dict[str, Any] = r.json()
-    return body
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert {"type", "title", "detail", "request_id"} <= body.keys()
     return body

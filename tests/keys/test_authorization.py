@@ -24,6 +24,8 @@ INTERNAL_ROUTES = [
     ("GET", "/internal/keys/due", None, "keys:due"),
     ("POST", "/internal/keys/{id}/reveal", None, "keys:reveal"),
     ("POST", "/internal/keys/{id}/status", STATUS_BODY, "keys:status"),
+    ("POST", "/internal/keys/reveal", {"ids": ["{id}"]}, "keys:reveal"),
+    ("POST", "/internal/keys/status", {"items": [{**STATUS_BODY, "id": "{id}"}]}, "keys:status"),
     ("DELETE", "/internal/workspaces/{wid}", None, "workspaces:delete"),
 ]
 
@@ -134,7 +136,7 @@ async def test_internal_routes_accept_their_scope(client, alice, service_headers
 async def test_a_token_signed_by_an_unknown_key_is_401(client, alice):
     from tests.keys.conftest import TestKeyring
 
-    stranger = TestKeyring()
+    stranger = TestKeyring(service_audience="owr-keys", default_scopes=ALL_SCOPES)
     headers = bearer(stranger.access_token(alice.user_id, alice.workspace_id))
     assert_problem(await client.get("/api/v1/keys", headers=headers), 401)
     headers = bearer(stranger.service_token())
