@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from typing import Any
 
 import pytest
 
@@ -28,6 +30,11 @@ INTERNAL_ROUTES = [
     ("POST", "/internal/keys/status", {"items": [{**STATUS_BODY, "id": "{id}"}]}, "keys:status"),
     ("DELETE", "/internal/workspaces/{wid}", None, "workspaces:delete"),
 ]
+
+
+def _body(body: Any, key_id: str) -> Any:
+    """The request body with the `{id}` placeholder filled in (batch bodies name the key inside)."""
+    return None if body is None else json.loads(json.dumps(body).replace("{id}", key_id))
 
 
 def _url(template: str, key_id: str, workspace_id: str = "") -> str:
@@ -96,9 +103,11 @@ async def test_a_token_without_a_workspace_is_403(client, keyring, method, templ
 @pytest.mark.parametrize(("method", "template", "body", "scope"), INTERNAL_ROUTES)
 async def test_internal_routes_refuse_user_tokens_with_401(client, alice, method, template, body, scope):
     key = await store_key(client, alice)
-    r = await client.request(method, _url(template, key["id"], alice.workspace_id), headers=alice.headers, json=body)
+    r = await client.request(
+        method, _url(template, key["id"], alice.workspace_id), headers=alice.headers, json=_body(body, key["id"])
+    )
     assert_problem(r, 401)
-    assert_problem(await client.request(method, _url(template, key["id"]), json=body), 401)
+    assert_problem(await client.request(method, _url(template, key["id"]), json=_body(body, key["id"])), 401)
 
 
 @pytest.mark.parametrize(("method", "template", "body", "scope"), INTERNAL_ROUTES)
@@ -106,7 +115,7 @@ async def test_internal_routes_need_their_scope(client, alice, service_headers, 
     key = await store_key(client, alice)
     url = _url(template, key["id"], alice.workspace_id)
     others = tuple(s for s in ALL_SCOPES if s != scope)
-    r = await client.request(method, url, headers=service_headers(*others), json=body)
+    r = await client.request(method, url, headers=service_headers(*others), json=_body(body, key["id"]))
     problem = assert_problem(r, 403)
     assert problem["type"].endswith("/insufficient-scope")
     assert scope in r.headers["www-authenticate"]
@@ -121,14 +130,20 @@ async def test_internal_routes_refuse_service_tokens_for_another_audience(
     key = await store_key(client, alice)
     url = _url(template, key["id"], alice.workspace_id)
     for overrides in ({"aud": "owr-usage"}, {"aud": "owr-api"}, {"typ": "access"}, {"iss": "owr-gateway"}):
-        assert_problem(await client.request(method, url, headers=service_headers(scope, **overrides), json=body), 401)
+        assert_problem(
+            await client.request(method, url, headers=service_headers(scope, **overrides), json=_body(body, key["id"])),
+            401,
+        )
 
 
 @pytest.mark.parametrize(("method", "template", "body", "scope"), INTERNAL_ROUTES)
 async def test_internal_routes_accept_their_scope(client, alice, service_headers, method, template, body, scope):
     key = await store_key(client, alice)
     r = await client.request(
-        method, _url(template, key["id"], alice.workspace_id), headers=service_headers(scope), json=body
+        method,
+        _url(template, key["id"], alice.workspace_id),
+        headers=service_headers(scope),
+        json=_body(body, key["id"]),
     )
     assert r.status_code in (200, 204), r.text
 

@@ -210,3 +210,51 @@ async def test_delete_workspace_erases_keys_and_audit_idempotently(client, alice
     assert (await client.delete(url, headers=service_headers("workspaces:delete"))).status_code == 204
     assert (await client.get(f"/api/v1/keys/{bobs['id']}", headers=bob.headers)).status_code == 200
     assert_problem(await client.delete("/internal/workspaces/nope", headers=service_headers()), 422)
+
+
+async def test_batch_reveal_reveals_each_key_and_names_the_rest(client, alice, service_headers):
+    secrets_ = [new_secret(), new_secret()]
+    keys = [await store_key(client, alice, secret) for secret in secrets_]
+    inactive = await store_key(client, alice)
+    await client.patch(f"/api/v1/keys/{inactive['id']}", headers=alice.headers, json={"is_active": False})
+    missing = str(uuid.uuid4())
+    ids = [keys[0]["id"], missing, inactive["id"], keys[1]["id"], keys[0]["id"]]
+    r = await client.post(
+        "/internal/keys/reveal",
+        headers={**service_headers("keys:reveal", client_id="worker-9"), "x-request-id": "batch-1"},
+        json={"ids": ids},
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
+    body = r.json()
+    assert body["items"] == [{"id": keys[0]["id"], "key": secrets_[0]}, {"id": keys[1]["id"], "key": secrets_[1]}]
+    assert body["unavailable"] == [{"id": missing, "reason": "not_found"}, {"id": inactive["id"], "reason": "inactive"}]
+    for key in keys:  # one audit event per revealed key, even when asked twice
+        audit = (await client.get(f"/api/v1/keys/{key['id']}/audit", headers=alice.headers)).json()["items"]
+        reveals = [e for e in audit if e["action"] == "revealed"]
+        assert [(e["actor_id"], e["request_id"]) for e in reveals] == [("worker-9", "batch-1")]
+
+
+async def test_batch_reveal_input_rules(client, service_headers):
+    for body in ({"ids": []}, {"ids": [str(uuid.uuid4())] * 501}, {"ids": ["nope"]}, {}):
+        assert_problem(await client.post("/internal/keys/reveal", headers=service_headers(), json=body), 422)
+    r = await client.post("/internal/keys/reveal", headers=service_headers("keys:status"), json={"ids": []})
+    assert_problem(r, 403)
+
+
+async def test_batch_status_applies_ignores_and_reports_missing(client, alice, service_headers):
+    fresh, stale = await store_key(client, alice), await store_key(client, alice)
+    now = datetime.now(UTC).replace(microsecond=0)
+    assert (await _report(client, service_headers, stale["id"], last_synced_at=_iso(now))).status_code == 204
+    missing = str(uuid.uuid4())
+    items = [
+        {"id": fresh["id"], "status": "valid", "kind": "management", "limit": "12.5", "last_synced_at": _iso(now)},
+        {"id": stale["id"], "status": "invalid", "last_synced_at": _iso(now - timedelta(minutes=5))},
+        {"id": missing, "status": "valid", "last_synced_at": _iso(now)},
+    ]
+    r = await client.post("/internal/keys/status", headers=service_headers("keys:status"), json={"items": items})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"applied": [fresh["id"]], "ignored": [stale["id"]], "not_found": [missing]}
+    view = (await client.get(f"/api/v1/keys/{fresh['id']}", headers=alice.headers)).json()
+    assert (view["status"], view["kind"], view["limit"]) == ("valid", "management", 12.5)
+    assert (await client.get(f"/api/v1/keys/{stale['id']}", headers=alice.headers)).json()["status"] == "valid"

@@ -19,6 +19,10 @@ class AuditRepository:
         self.session.add(event)
         await self.session.flush()
 
+    async def add_all(self, events: Sequence[AuditEvent]) -> None:
+        self.session.add_all(events)
+        await self.session.flush()
+
     async def list_for_key(
         self, workspace_id: uuid.UUID, key_id: uuid.UUID, *, offset: int, limit: int
     ) -> tuple[Sequence[AuditEvent], int]:

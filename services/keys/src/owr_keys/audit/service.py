@@ -26,6 +26,26 @@ class Actor:
     id: str
 
 
+def event(
+    *,
+    actor: Actor,
+    action: Action,
+    key_id: uuid.UUID,
+    workspace_id: uuid.UUID,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """One event, stamped with the current request id. `details` holds no secret."""
+    return AuditEvent(
+        key_id=key_id,
+        workspace_id=workspace_id,
+        actor_type=actor.type,
+        actor_id=actor.id[:128],
+        action=action,
+        request_id=request_id_var.get(),
+        details=details or {},
+    )
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -35,15 +55,13 @@ async def record(
     workspace_id: uuid.UUID,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Add one event; it commits or rolls back with the change it describes. `details` holds no secret."""
+    """Add one event; it commits or rolls back with the change it describes."""
     await AuditRepository(session).add(
-        AuditEvent(
-            key_id=key_id,
-            workspace_id=workspace_id,
-            actor_type=actor.type,
-            actor_id=actor.id[:128],
-            action=action,
-            request_id=request_id_var.get(),
-            details=details or {},
-        )
+        event(actor=actor, action=action, key_id=key_id, workspace_id=workspace_id, details=details)
     )
+
+
+async def record_many(session: AsyncSession, events: list[AuditEvent]) -> None:
+    """Add several events in one flush (the internal batch endpoints)."""
+    if events:
+        await AuditRepository(session).add_all(events)

@@ -15,7 +15,18 @@ from starlette.responses import Response
 from owr_keys.audit.service import Actor
 from owr_keys.dependencies import SecretVault, Settings, require_scope
 from owr_keys.internal import service as internal_service
-from owr_keys.internal.schemas import DueKey, DueKeys, RevealedKey, StatusReport
+from owr_keys.internal.schemas import (
+    DueKey,
+    DueKeys,
+    RevealBatch,
+    RevealedBatch,
+    RevealedItem,
+    RevealedKey,
+    StatusBatch,
+    StatusBatchResult,
+    StatusReport,
+    UnrevealedItem,
+)
 from owr_shared.db import DbSession
 from owr_shared.jwt import Principal
 from owr_shared.schemas import json_response, problem_responses
@@ -62,6 +73,41 @@ async def reveal_key(key_id: uuid.UUID, caller: RevealCaller, session: DbSession
     """Decrypt the key for the calling service; every reveal is an audit event the workspace can see."""
     plaintext = await internal_service.reveal(session, vault, actor=_service(caller), key_id=key_id)
     return json_response(RevealedKey(key=plaintext), headers=NO_STORE)
+
+
+@router.post(
+    "/keys/reveal",
+    response_model=RevealedBatch,
+    responses=problem_responses(400, 401, 403, 422),
+    summary="The plaintext of several keys (each reveal audited)",
+)
+async def reveal_keys(body: RevealBatch, caller: RevealCaller, session: DbSession, vault: SecretVault) -> Response:
+    """One round trip for many keys; a key that cannot be revealed is listed with its reason."""
+    ids = list(dict.fromkeys(body.ids))
+    outcomes = await internal_service.reveal_many(session, vault, actor=_service(caller), key_ids=ids)
+    result = RevealedBatch(items=[], unavailable=[])
+    for key_id, outcome in outcomes.items():
+        if isinstance(outcome, internal_service.Revealed):
+            result.items.append(RevealedItem(id=key_id, key=outcome.plaintext))
+        else:
+            result.unavailable.append(UnrevealedItem(id=key_id, reason=outcome))
+    return json_response(result, headers=NO_STORE)
+
+
+@router.post(
+    "/keys/status",
+    response_model=StatusBatchResult,
+    responses=problem_responses(400, 401, 403, 422),
+    summary="Report the outcomes of several syncs",
+)
+async def report_statuses(body: StatusBatch, caller: StatusCaller, session: DbSession) -> Response:
+    """Each report is applied as the single endpoint would; a repeated id keeps its last report."""
+    reports = {item.id: item for item in body.items}
+    outcomes = await internal_service.report_many(session, actor=_service(caller), reports=reports)
+    result = StatusBatchResult(applied=[], ignored=[], not_found=[])
+    for key_id, outcome in outcomes.items():
+        getattr(result, outcome).append(key_id)
+    return json_response(result)
 
 
 @router.post(

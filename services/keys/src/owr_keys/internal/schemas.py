@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
@@ -46,3 +46,46 @@ class StatusReport(RequestSchema):
     last_synced_at: AwareDatetime
     # Longer input is accepted and cut, so a verbose upstream error never fails the report itself.
     last_error: str | None = Field(default=None, max_length=LAST_ERROR_INPUT_MAX)
+
+
+BATCH_MAX = 500
+KeyIds = Annotated[list[uuid.UUID], Field(min_length=1, max_length=BATCH_MAX)]
+
+
+class RevealBatch(RequestSchema):
+    """Several keys to reveal at once (the worker batches the reveals of concurrent jobs)."""
+
+    ids: KeyIds
+
+
+class RevealedItem(BaseModel):
+    id: uuid.UUID
+    key: str = Field(repr=False)
+
+
+class UnrevealedItem(BaseModel):
+    """A key that could not be revealed: gone, deactivated, or failing to decrypt."""
+
+    id: uuid.UUID
+    reason: Literal["not_found", "inactive", "unreadable"]
+
+
+class RevealedBatch(BaseModel):
+    items: list[RevealedItem]
+    unavailable: list[UnrevealedItem]
+
+
+class StatusItem(StatusReport):
+    id: uuid.UUID
+
+
+class StatusBatch(RequestSchema):
+    items: Annotated[list[StatusItem], Field(min_length=1, max_length=BATCH_MAX)]
+
+
+class StatusBatchResult(BaseModel):
+    """Which reports took effect, which were older than the state already applied, which keys are gone."""
+
+    applied: list[uuid.UUID]
+    ignored: list[uuid.UUID]
+    not_found: list[uuid.UUID]

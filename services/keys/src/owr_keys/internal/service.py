@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,21 +40,57 @@ async def due_keys(session: AsyncSession, *, interval_seconds: int, limit: int) 
 
 
 async def reveal(session: AsyncSession, vault: Vault, *, actor: Actor, key_id: uuid.UUID) -> str:
-    """Decrypt the key for a service, recording the reveal in the same transaction."""
-    row = await KeyRepository(session).get_any(key_id)
-    if row is None:
+    """Decrypt one key for a service, recording the reveal in the same transaction."""
+    outcome = (await reveal_many(session, vault, actor=actor, key_ids=[key_id]))[key_id]
+    if outcome == "not_found":
         raise KeyNotFound()
-    if not row.is_active:
+    if outcome == "inactive":
         raise KeyInactive()
-    try:
-        plaintext = vault.open(row.sealed, workspace_id=row.workspace_id, key_id=row.id)
-    except KeyUnreadable:
-        REVEALS.labels("unreadable").inc()
-        raise
-    await audit.record(session, actor=actor, action="revealed", key_id=row.id, workspace_id=row.workspace_id)
-    REVEALS.labels("ok").inc()
-    log.info("key_revealed", key_id=str(row.id), workspace_id=str(row.workspace_id), actor_id=actor.id)
-    return plaintext
+    if outcome == "unreadable":
+        raise KeyUnreadable()
+    return outcome.plaintext
+
+
+@dataclass(frozen=True, slots=True)
+class Revealed:
+    plaintext: str = field(repr=False)
+
+
+RevealOutcome = Revealed | Literal["not_found", "inactive", "unreadable"]
+
+
+async def reveal_many(
+    session: AsyncSession, vault: Vault, *, actor: Actor, key_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, RevealOutcome]:
+    """Decrypt several keys in one query; each reveal is audited, in one flush with the others.
+
+    A key that is gone, deactivated or unreadable is an outcome of its own, so one bad key never
+    fails the keys revealed with it.
+    """
+    rows = {row.id: row for row in await KeyRepository(session).get_many_any(key_ids)}
+    outcomes: dict[uuid.UUID, RevealOutcome] = {}
+    events = []
+    for key_id in key_ids:
+        row = rows.get(key_id)
+        if row is None:
+            outcomes[key_id] = "not_found"
+            continue
+        if not row.is_active:
+            outcomes[key_id] = "inactive"
+            continue
+        try:
+            plaintext = vault.open(row.sealed, workspace_id=row.workspace_id, key_id=row.id)
+        except KeyUnreadable:
+            REVEALS.labels("unreadable").inc()
+            log.error("key_unreadable", key_id=str(row.id), workspace_id=str(row.workspace_id))
+            outcomes[key_id] = "unreadable"
+            continue
+        outcomes[key_id] = Revealed(plaintext)
+        events.append(audit.event(actor=actor, action="revealed", key_id=row.id, workspace_id=row.workspace_id))
+        REVEALS.labels("ok").inc()
+        log.info("key_revealed", key_id=str(row.id), workspace_id=str(row.workspace_id), actor_id=actor.id)
+    await audit.record_many(session, events)
+    return outcomes
 
 
 def scrub_error(text: str | None) -> str | None:
@@ -67,32 +105,55 @@ def scrub_error(text: str | None) -> str | None:
 
 
 async def report_status(session: AsyncSession, *, actor: Actor, key_id: uuid.UUID, report: StatusReport) -> bool:
-    """Apply a sync's outcome; a report older than the one applied last is recorded but ignored.
-
-    ARQ delivers at least once and jobs can finish out of order, so `last_synced_at` decides.
-    """
-    row = await KeyRepository(session).get_any(key_id, for_update=True)
-    if row is None:
+    """Apply one sync's outcome; False when an older report than the last applied one (recorded, ignored)."""
+    outcome = (await report_many(session, actor=actor, reports={key_id: report}))[key_id]
+    if outcome == "not_found":
         raise KeyNotFound()
-    synced_at: datetime = min(report.last_synced_at, utcnow() + MAX_CLOCK_SKEW)
-    applied = row.last_synced_at is None or synced_at >= row.last_synced_at
-    if applied:
-        for field in _REPORTED_FIELDS:
-            if field in report.model_fields_set:
-                setattr(row, field, getattr(report, field))
-        row.status = report.status
-        row.last_synced_at = synced_at
-        row.last_error = scrub_error(report.last_error)
-    await audit.record(
-        session,
-        actor=actor,
-        action="status_reported",
-        key_id=row.id,
-        workspace_id=row.workspace_id,
-        details={"status": report.status, "kind": report.kind, "applied": applied},
-    )
+    return outcome == "applied"
+
+
+ReportOutcome = Literal["applied", "ignored", "not_found"]
+
+
+async def report_many(
+    session: AsyncSession, *, actor: Actor, reports: Mapping[uuid.UUID, StatusReport]
+) -> dict[uuid.UUID, ReportOutcome]:
+    """Apply sync outcomes; a report older than the one applied last is recorded but ignored.
+
+    ARQ delivers at least once and jobs can finish out of order, so `last_synced_at` decides. The rows
+    are locked in id order, so two batches over the same keys wait for each other instead of deadlocking.
+    """
+    rows = {row.id: row for row in await KeyRepository(session).get_many_any(list(reports), for_update=True)}
+    outcomes: dict[uuid.UUID, ReportOutcome] = {}
+    events = []
+    now = utcnow()
+    for key_id, report in reports.items():
+        row = rows.get(key_id)
+        if row is None:
+            outcomes[key_id] = "not_found"
+            continue
+        synced_at: datetime = min(report.last_synced_at, now + MAX_CLOCK_SKEW)
+        applied = row.last_synced_at is None or synced_at >= row.last_synced_at
+        if applied:
+            for name in _REPORTED_FIELDS:
+                if name in report.model_fields_set:
+                    setattr(row, name, getattr(report, name))
+            row.status = report.status
+            row.last_synced_at = synced_at
+            row.last_error = scrub_error(report.last_error)
+        outcomes[key_id] = "applied" if applied else "ignored"
+        events.append(
+            audit.event(
+                actor=actor,
+                action="status_reported",
+                key_id=row.id,
+                workspace_id=row.workspace_id,
+                details={"status": report.status, "kind": report.kind, "applied": applied},
+            )
+        )
+    await audit.record_many(session, events)
     await session.flush()
-    return applied
+    return outcomes
 
 
 async def delete_workspace(session: AsyncSession, *, workspace_id: uuid.UUID) -> None:

@@ -70,6 +70,13 @@ class KeyRepository:
             query = query.with_for_update()
         return (await self.session.scalars(query.execution_options(populate_existing=True))).one_or_none()
 
+    async def get_many_any(self, key_ids: Sequence[uuid.UUID], *, for_update: bool = False) -> Sequence[OpenRouterKey]:
+        """The keys among `key_ids` that exist; locked in id order, so concurrent batches never deadlock."""
+        query = select(OpenRouterKey).where(OpenRouterKey.id.in_(key_ids)).order_by(OpenRouterKey.id)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.scalars(query.execution_options(populate_existing=True))).all()
+
     async def due(self, cutoff: datetime, *, limit: int) -> Sequence[OpenRouterKey]:
         """Active keys never synced or last synced before `cutoff`, oldest first."""
         rows = await self.session.scalars(
