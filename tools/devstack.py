@@ -46,6 +46,7 @@ class ProcessSpec:
     module: str
     health_port: int
     env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -72,7 +73,7 @@ class ProcessGroup:
             self._logs.append(log_file)
             stdout = log_file
         popen = subprocess.Popen(
-            [sys.executable, "-m", spec.module],
+            [sys.executable, "-m", spec.module, *spec.args],
             env=env,
             cwd=ROOT,
             stdout=stdout,
@@ -99,6 +100,17 @@ class ProcessGroup:
                 raise TimeoutError(f"not ready after {timeout:.0f}s: {names}")
             if pending:
                 time.sleep(0.1)
+
+    def find(self, name: str) -> RunningProcess:
+        return next(p for p in self.running if p.spec.name == name)
+
+    def kill(self, name: str) -> ProcessSpec:
+        """SIGKILL one process (no clean-up at all, as when a node dies) and forget it; returns its spec."""
+        proc = self.find(name)
+        proc.popen.kill()
+        proc.popen.wait()
+        self.running.remove(proc)
+        return proc.spec
 
     def first_exited(self) -> RunningProcess | None:
         return next((p for p in self.running if p.popen.poll() is not None), None)
@@ -136,10 +148,11 @@ class Ports:
     keys: int = 8002
     usage: int = 8003
     worker: int = 8004
+    emulator: int = 8010
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(6)))
+        return cls(*(free_port() for _ in range(7)))
 
 
 def _persistent_secret(path: Path, make: Callable[[], bytes]) -> str:
@@ -175,9 +188,33 @@ def dev_secrets(directory: Path) -> dict[str, str]:
     }
 
 
-def system_specs(ports: Ports) -> list[ProcessSpec]:
-    """The five processes, upstreams first, each told its own port and its peers' addresses."""
+def emulator_spec(ports: Ports, *, seed: str | None = None) -> ProcessSpec:
+    """The OpenRouter emulator (tools/emulator) as a process; `seed="demo"` preloads the demo account."""
+    args = ["--host", "127.0.0.1", "--port", str(ports.emulator)]
+    if seed is not None:
+        args += ["--seed", seed]
+    return ProcessSpec("emulator", "tools.emulator", ports.emulator, args=args)
+
+
+def emulator_api_url(ports: Ports) -> str:
+    return f"http://127.0.0.1:{ports.emulator}/api/v1"
+
+
+def system_specs(ports: Ports, *, openrouter_url: str | None = None) -> list[ProcessSpec]:
+    """The five processes, upstreams first, each told its own port and its peers' addresses.
+
+    `openrouter_url` points the worker at another OpenRouter (the emulator); unset, the worker's own
+    default (or `OPENROUTER_BASE_URL` from the environment) applies.
+    """
     auth_url = f"http://127.0.0.1:{ports.auth}"
+    worker_env = {
+        "WORKER_PORT": str(ports.worker),
+        "WORKER_AUTH_URL": auth_url,
+        "WORKER_KEYS_URL": f"http://127.0.0.1:{ports.keys}",
+        "WORKER_USAGE_URL": f"http://127.0.0.1:{ports.usage}",
+    }
+    if openrouter_url is not None:
+        worker_env["OPENROUTER_BASE_URL"] = openrouter_url
     return [
         ProcessSpec(
             "auth",
@@ -201,17 +238,7 @@ def system_specs(ports: Ports) -> list[ProcessSpec]:
             ports.usage,
             {"USAGE_PORT": str(ports.usage), "USAGE_JWKS_URL": f"{auth_url}/.well-known/jwks.json"},
         ),
-        ProcessSpec(
-            "worker",
-            "owr_worker",
-            ports.worker,
-            {
-                "WORKER_PORT": str(ports.worker),
-                "WORKER_AUTH_URL": auth_url,
-                "WORKER_KEYS_URL": f"http://127.0.0.1:{ports.keys}",
-                "WORKER_USAGE_URL": f"http://127.0.0.1:{ports.usage}",
-            },
-        ),
+        ProcessSpec("worker", "owr_worker", ports.worker, worker_env),
         ProcessSpec(
             "gateway",
             "owr_gateway",
