@@ -603,6 +603,12 @@ async def test_a_hang_lasts_until_the_client_gives_up(client, admin):
         await client.get("/api/v1/key", headers=bearer(key), timeout=0.3)
     assert time.monotonic() - started < 2
     assert (await client.get("/api/v1/key", headers=bearer(key))).status_code == 200
+    # The hung handler noticed the client leave and ended (counted as 499, not as a 5xx).
+    for _ in range(40):
+        if (await admin.call("GET", "/stats"))["by_status"].get("499"):
+            break
+        await asyncio.sleep(0.05)
+    assert (await admin.call("GET", "/stats"))["by_status"] == {"200": 1, "499": 1}
 
 
 async def test_latency_delays_every_api_request_but_not_admin(client, admin):
@@ -636,7 +642,7 @@ async def test_demo_seed_fills_30_days_of_activity():
         assert 0 < credits["total_usage"] < credits["total_credits"]
 
 
-def test_cli_prints_one_line_and_serves():
+def test_cli_prints_one_line_serves_and_is_ready_for_devstack():
     process = subprocess.Popen(
         [sys.executable, "-m", "tools.emulator", "--port", "0"],
         cwd=ROOT,
@@ -651,6 +657,7 @@ def test_cli_prints_one_line_and_serves():
         response = httpx.get(f"{match.group(1)}/_admin/clock", timeout=5)
         assert response.status_code == 200
         assert "now" in response.json()
+        assert httpx.get(f"{match.group(1)}/health/ready", timeout=5).status_code == 200
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from tools.emulator import admin, api
 from tools.emulator.faults import fault_reply
-from tools.emulator.runtime import EMULATOR, ApiError, Emulator, error_response
+from tools.emulator.runtime import EMULATOR, ApiError, Emulator, error_response, json_response
 from tools.emulator.seed import DemoSeed, seed_demo
 from tools.emulator.state import EmulatorState
 
@@ -27,12 +27,19 @@ def build_app(emulator: Emulator | None = None) -> web.Application:
     app[EMULATOR] = emulator or Emulator()
     api.add_routes(app)
     admin.add_routes(app)
+    # The readiness probe every process of `make run` answers (tools/devstack.py waits on it).
+    app.router.add_get("/health/live", _healthy)
+    app.router.add_get("/health/ready", _healthy)
 
     async def release_hangs(app: web.Application) -> None:
         app[EMULATOR].stopping.set()
 
     app.on_shutdown.append(release_hangs)
     return app
+
+
+async def _healthy(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
 
 
 @web.middleware
@@ -60,7 +67,8 @@ async def _serve_api(emu: Emulator, request: web.Request, handler: Handler, api_
         if faults.take_failure():
             if faults.hang:
                 await _hang(request, emu.stopping)
-                return web.Response(status=504)  # nobody is listening any more
+                # Nobody reads this; 499 ("client closed request") keeps hangs apart from 5xx in the stats.
+                return web.Response(status=499)
             status, headers, body, kind = fault_reply(faults, emu.state.clock.now())
             content_type = "text/html" if kind == "html" else "application/json"
             return web.Response(status=status, headers=headers, text=body, content_type=content_type)
