@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint format migrate bench rotate-kek clean
+.PHONY: help install run demo test lint format migrate bench rotate-kek clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ install: .venv/.installed ## install every package and dev tool from the lockfil
 
 run: install ## the whole system on this machine (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)
 	$(UV) run --frozen python -m tools.devstack
+
+demo: install ## `make run` plus the OpenRouter emulator with a demo account, a demo user and synced demo keys
+	$(UV) run --frozen python -m tools.devstack --demo
 
 test: install ## every test, against real PostgreSQL and Redis (embedded unless DATABASE_URL/REDIS_URL are set)
 	$(UV) run --frozen pytest $(PYTEST_ARGS)

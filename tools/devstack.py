@@ -1,9 +1,11 @@
-"""`make run`: the whole system on one machine, as real processes.
+"""`make run` / `make demo`: the whole system on one machine, as real processes.
 
 With `DATABASE_URL` / `REDIS_URL` unset it starts an embedded PostgreSQL and Redis under `.data/`;
 then it migrates, starts gateway, auth, keys, usage and worker, waits until each is ready, prints the
 URLs, and on Ctrl-C or SIGTERM stops everything it started (children also die with it if it is killed).
-The end-to-end tests and the benchmark start the same processes through `ProcessGroup`.
+`--demo` also starts the OpenRouter emulator with its demo account, points the worker at it, and signs
+up a demo user holding the demo keys, synced. The end-to-end tests and the benchmarks start the same
+processes through `ProcessGroup`.
 """
 
 from __future__ import annotations
@@ -287,8 +289,49 @@ def infrastructure(stack: ExitStack) -> Iterator[tuple[str, str]]:
     yield database_url, redis_url
 
 
-def main() -> int:
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "watching every key, every day"  # noqa: S105 - the local demo user, printed for newcomers
+
+
+def seed_demo_user(ports: Ports) -> list[str]:
+    """Sign up the demo user (or sign in again), store the emulator's demo keys and ask for a sync of each.
+
+    Idempotent across restarts: the demo keys are the same every run, so a second run finds them stored.
+    Returns the stored keys' ids.
+    """
+    import httpx
+
+    from tools.emulator.seed import DEMO_KEYS
+
+    credentials = {"email": DEMO_EMAIL, "password": DEMO_PASSWORD}
+    with httpx.Client(base_url=f"http://127.0.0.1:{ports.gateway}", timeout=30) as client:
+        r = client.post("/api/v1/auth/register", json=credentials)
+        if r.status_code not in (201, 409):
+            raise RuntimeError(f"demo sign-up failed: {r.status_code}")
+        r = client.post("/api/v1/auth/login", json=credentials)
+        r.raise_for_status()
+        headers = {"authorization": f"Bearer {r.json()['access_token']}"}
+        for name, plaintext in DEMO_KEYS.items():
+            r = client.post("/api/v1/keys", headers=headers, json={"name": f"demo {name}", "key": plaintext})
+            if r.status_code not in (201, 409):
+                raise RuntimeError(f"storing the demo key {name!r} failed: {r.status_code}")
+        stored = client.get("/api/v1/keys", headers=headers, params={"per_page": 250}).json()["items"]
+        ids = [str(item["id"]) for item in stored]
+        # The management key first: its account sync links the inference keys and brings their activity.
+        stored.sort(key=lambda item: item["name"] != "demo management")
+        for item in stored:
+            client.post(f"/api/v1/keys/{item['id']}/sync", headers=headers).raise_for_status()
+    return ids
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     from owr_shared.migrate import upgrade
+
+    parser = argparse.ArgumentParser(prog="python -m tools.devstack")
+    parser.add_argument("--demo", action="store_true", help="also run the OpenRouter emulator with demo data")
+    demo = parser.parse_args(argv).demo
 
     stop_requested = False
 
@@ -305,13 +348,26 @@ def main() -> int:
         ports = Ports()
         group = ProcessGroup(base_env(database_url, redis_url, "development", DATA_DIR / "dev-secrets"))
         stack.callback(group.stop)
-        for spec in system_specs(ports):
+        openrouter_url = None
+        if demo:
+            group.start(emulator_spec(ports, seed="demo"))
+            openrouter_url = emulator_api_url(ports)
+        for spec in system_specs(ports, openrouter_url=openrouter_url):
             group.start(spec)
         try:
             group.wait_ready(timeout=90)
-        except (RuntimeError, TimeoutError) as exc:
+            if demo:
+                seed_demo_user(ports)
+        except (RuntimeError, TimeoutError, OSError) as exc:
             print(f"start-up failed: {exc}", file=sys.stderr)
             return 1
+        if demo:
+            print(
+                "\nDemo: OpenRouter is the local emulator "
+                f"(http://localhost:{ports.emulator}/api/v1), with one account and four keys.\n"
+                f"  sign in as {DEMO_EMAIL} / {DEMO_PASSWORD!r} (README, 'Try the demo')",
+                flush=True,
+            )
         print(
             "\nOpenRouter Watcher is running:\n"
             f"  API (gateway)      http://localhost:{ports.gateway}/api/v1/\n"
