@@ -1,4 +1,4 @@
-"""Worker metrics: jobs by name and outcome, their durations, queue depth, cron heartbeat."""
+"""Worker metrics: jobs, queue depth, heartbeat, calls to OpenRouter, the circuit, and sync outcomes."""
 
 from __future__ import annotations
 
@@ -15,3 +15,24 @@ JOB_DURATION = Histogram(
 )
 QUEUE_DEPTH = Gauge("owr_queue_depth", "Jobs waiting in the ARQ queue.", ["queue"])
 HEARTBEAT = Gauge("owr_worker_heartbeat_timestamp_seconds", "Unix time of the worker's last cron heartbeat.")
+
+# endpoint is the path template (`/key`, `/keys`, `/activity`, `/credits`); status is the HTTP code,
+# `timeout` or `error` (connection refused, reset, unreadable body). Never a key or a hash.
+OPENROUTER_REQUESTS = Counter(
+    "owr_openrouter_requests_total", "Requests sent to OpenRouter, by endpoint and status.", ["endpoint", "status"]
+)
+OPENROUTER_DURATION = Histogram(
+    "owr_openrouter_request_duration_seconds",
+    "Time of one request to OpenRouter, by endpoint.",
+    ["endpoint"],
+    buckets=(*LATENCY_BUCKETS, 30.0, 60.0),
+)
+LIMITER_WAIT = Histogram(
+    "owr_openrouter_limiter_wait_seconds",
+    "Time a request waited for its slot in the shared OpenRouter rate limit.",
+    buckets=(0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+CIRCUIT_OPEN = Gauge(
+    "owr_openrouter_circuit_open", "1 while the OpenRouter circuit breaker is open or half-open, else 0."
+)
+KEYS_SYNCED = Counter("owr_keys_synced_total", "Key syncs finished, by the status reported.", ["outcome"])

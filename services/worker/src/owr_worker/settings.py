@@ -1,11 +1,13 @@
-"""Worker settings (prefix `WORKER_`)."""
+"""Worker settings (prefix `WORKER_`; `OPENROUTER_BASE_URL` is shared and unprefixed)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from owr_shared.settings import BaseServiceSettings
+from owr_shared.settings import BaseServiceSettings, secret_field
 
 
 class WorkerSettings(BaseServiceSettings):
@@ -16,3 +18,50 @@ class WorkerSettings(BaseServiceSettings):
     max_jobs: int = Field(default=20, ge=1, le=1000)
     job_timeout_seconds: int = Field(default=120, ge=1)
     queue_name: str = "arq:queue"
+
+    # The internal APIs the worker calls, and the client credentials it gets service tokens with.
+    auth_url: str = "http://127.0.0.1:8001"
+    keys_url: str = "http://127.0.0.1:8002"
+    usage_url: str = "http://127.0.0.1:8003"
+    service_client_id: str = Field(default="worker", min_length=1, max_length=64)
+    service_client_secret: SecretStr | None = secret_field("client secret registered in AUTH_SERVICE_CLIENTS")
+    internal_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    # OpenRouter. The base URL comes from configuration only: no user-supplied URL is ever fetched.
+    openrouter_base_url: str = Field(default="https://openrouter.ai/api/v1", validation_alias="OPENROUTER_BASE_URL")
+    openrouter_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    # One budget for every worker process together (a Redis limiter); burst lets a quiet limiter start fast.
+    openrouter_max_rps: float = Field(default=20.0, gt=0, le=10_000)
+    openrouter_burst: int = Field(default=5, ge=1, le=10_000)
+    # Retries of one request inside a job (429, 5xx, timeouts): full-jitter exponential backoff.
+    openrouter_retry_attempts: int = Field(default=3, ge=1, le=10)
+    openrouter_retry_base_seconds: float = Field(default=0.5, gt=0, le=60)
+    openrouter_retry_cap_seconds: float = Field(default=10.0, gt=0, le=300)
+    # When a request's retries are spent, the job itself is deferred (arq Retry) this many times in all.
+    job_max_tries: int = Field(default=5, ge=1, le=50)
+    job_retry_base_seconds: float = Field(default=15.0, gt=0, le=3600)
+    job_retry_cap_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    # Circuit breaker shared by every worker process.
+    circuit_failure_threshold: int = Field(default=5, ge=1, le=1000)
+    circuit_open_seconds: float = Field(default=60.0, gt=0, le=3600)
+
+    # Activity: the window OpenRouter keeps (30 completed UTC days), fetched once per UTC day per account.
+    activity_backfill_days: int = Field(default=30, ge=1, le=30)
+    retention_days: int = Field(default=400, ge=31, le=36_500)
+    # Per-key lock; longer than a job may run, so a crashed worker's lock frees itself.
+    lock_ttl_seconds: int = Field(default=300, ge=5, le=86_400)
+    due_page_size: int = Field(default=1000, ge=1, le=1000)
+
+    @field_validator("auth_url", "keys_url", "usage_url", "openrouter_base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _lock_outlives_job(self) -> Self:
+        if self.lock_ttl_seconds <= self.job_timeout_seconds:
+            raise ValueError("lock_ttl_seconds must be longer than job_timeout_seconds")
+        return self

@@ -1,0 +1,45 @@
+"""The per-key lock that keeps one key's jobs from overlapping, across every worker process."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from owr_shared.logging import get_logger
+
+log = get_logger(__name__)
+
+LOCK_PREFIX = "owr:worker:lock:"
+
+# Delete only when the value is still ours: after a TTL expiry another job may hold the lock now.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def lock_key(key_id: str) -> str:
+    return f"{LOCK_PREFIX}{key_id}"
+
+
+@asynccontextmanager
+async def key_lock(redis: Any, key_id: str, *, ttl_seconds: int) -> AsyncIterator[bool]:
+    """Yield True when this job holds `owr:worker:lock:{key_id}` (SET NX PX), False when another does."""
+    name = lock_key(key_id)
+    token = secrets.token_hex(16)
+    acquired = bool(await redis.set(name, token, nx=True, px=ttl_seconds * 1000))
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            try:
+                await redis.eval(_RELEASE, 1, name, token)  # rare enough that EVAL's script text costs nothing
+            except (RedisError, OSError) as exc:
+                # The TTL frees it anyway; failing the job here would only repeat finished work.
+                log.warning("key_lock_release_failed", error_type=type(exc).__name__)
