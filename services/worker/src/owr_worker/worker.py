@@ -2,26 +2,93 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from functools import partial
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from arq import cron
 from arq.connections import RedisSettings
+from arq.worker import func
 
 from owr_shared.health import HealthChecks
 from owr_shared.logging import configure_logging, get_logger
 from owr_shared.redis import ping_redis
+from owr_worker.circuit import CircuitBreaker
 from owr_worker.health import create_health_app
 from owr_worker.instrument import instrumented
-from owr_worker.jobs import record_heartbeat
+from owr_worker.internal import KeysClient, ServiceTokens, UsageClient
+from owr_worker.jobs import (
+    SYNC_ACCOUNT,
+    SYNC_KEY,
+    cleanup_usage,
+    record_heartbeat,
+    schedule_due_keys,
+    sync_account,
+    sync_key,
+    validate_keys,
+)
+from owr_worker.openrouter import OpenRouterClient, RetryPolicy
+from owr_worker.ratelimit import RateLimiter
 from owr_worker.settings import WorkerSettings as Settings
 
 log = get_logger("owr.worker")
 
 
+def build_clients(ctx: dict[str, Any]) -> None:
+    """Put the process's HTTP sessions and API clients in ctx (from `settings` and `redis` already there)."""
+    settings: Settings = ctx["settings"]
+    redis = ctx["redis"]
+    # Two sessions: OpenRouter's pool is sized for the job concurrency; internal calls must not queue behind it.
+    openrouter_http = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=settings.max_jobs + 5), raise_for_status=False
+    )
+    internal_http = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=settings.max_jobs * 2 + 5), raise_for_status=False
+    )
+    secret = settings.service_client_secret.get_secret_value() if settings.service_client_secret else ""
+    tokens = ServiceTokens(
+        internal_http,
+        settings.auth_url,
+        client_id=settings.service_client_id,
+        client_secret=secret,
+        timeout_seconds=settings.internal_timeout_seconds,
+    )
+    ctx["openrouter_http"] = openrouter_http
+    ctx["internal_http"] = internal_http
+    ctx["openrouter"] = OpenRouterClient(
+        openrouter_http,
+        settings.openrouter_base_url,
+        timeout_seconds=settings.openrouter_timeout_seconds,
+        limiter=RateLimiter(redis, rate=settings.openrouter_max_rps, burst=settings.openrouter_burst),
+        circuit=CircuitBreaker(
+            redis,
+            threshold=settings.circuit_failure_threshold,
+            open_seconds=settings.circuit_open_seconds,
+            probe_ttl_seconds=settings.openrouter_timeout_seconds * 2,
+        ),
+        retry=RetryPolicy(
+            attempts=settings.openrouter_retry_attempts,
+            base_seconds=settings.openrouter_retry_base_seconds,
+            cap_seconds=settings.openrouter_retry_cap_seconds,
+        ),
+    )
+    timeout = settings.internal_timeout_seconds
+    ctx["keys"] = KeysClient(internal_http, settings.keys_url, tokens, timeout_seconds=timeout)
+    ctx["usage"] = UsageClient(internal_http, settings.usage_url, tokens, timeout_seconds=timeout)
+
+
+async def close_clients(ctx: dict[str, Any]) -> None:
+    for name in ("openrouter_http", "internal_http"):
+        session: aiohttp.ClientSession | None = ctx.pop(name, None)
+        if session is not None:
+            await session.close()
+
+
 async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
+    build_clients(ctx)
     health = HealthChecks(timeout=1.0)
     health.add("redis", partial(ping_redis, ctx["redis"]))
     runner = web.AppRunner(create_health_app(health, ctx["redis"], settings.queue_name), access_log=None)
@@ -39,13 +106,36 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
     runner: web.AppRunner | None = ctx.get("health_runner")
     if runner is not None:
         await runner.cleanup()
+    await close_clients(ctx)
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `arq.worker.Worker`, built from settings (no import-time connections)."""
+    # keep_result=0: keys enqueues sync_key with `_job_id=sync_key:{id}`; a stored result would block the
+    # next enqueue of that id for as long as it is kept. Tries: the jobs give up (and report) at
+    # job_max_tries themselves; arq's bound is one above so it never cuts them short.
+    tries = settings.job_max_tries + 1
     return {
-        "functions": [],
-        "cron_jobs": [cron(instrumented(record_heartbeat), second=0, unique=True, run_at_startup=True)],  # type: ignore[arg-type]
+        "functions": [
+            func(instrumented(sync_key), name=SYNC_KEY, keep_result=0, max_tries=tries),  # type: ignore[arg-type]
+            func(instrumented(sync_account), name=SYNC_ACCOUNT, keep_result=0, max_tries=tries),  # type: ignore[arg-type]
+        ],
+        "cron_jobs": [
+            cron(instrumented(record_heartbeat), second=0, unique=True, run_at_startup=True),  # type: ignore[arg-type]
+            cron(instrumented(schedule_due_keys), second=5, unique=True, run_at_startup=True),  # type: ignore[arg-type]
+            cron(instrumented(validate_keys), hour=3, minute=17, second=30, unique=True),  # type: ignore[arg-type]
+            cron(
+                instrumented(cleanup_usage),  # type: ignore[arg-type]
+                weekday="sun",
+                hour=4,
+                minute=43,
+                second=0,
+                unique=True,
+                max_tries=3,
+            ),
+        ],
+        # Crons read UTC times, like every day and window in this system.
+        "timezone": UTC,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.queue_name,
         "max_jobs": settings.max_jobs,

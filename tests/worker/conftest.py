@@ -1,0 +1,291 @@
+"""Worker test doubles: a tiny real aiohttp server per test standing in for OpenRouter (bodies from
+CONTRACT.md) or for the internal APIs of auth, keys and usage; plus a ctx built like the worker's.
+
+Real processes of keys, usage, auth and the OpenRouter emulator are the e2e tests' business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from arq.connections import ArqRedis
+
+from owr_worker import encoding
+from owr_worker.settings import WorkerSettings
+from owr_worker.worker import build_clients, close_clients
+
+KEY = "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"
+MGMT_KEY = "sk-or-v1-mgmt5f1dad2ad7e88c4c1d6b77688157716fb1a5271146f7464951c96aaaa"
+DATE_HEADER = "Sun, 23 Aug 2026 10:15:30 GMT"
+
+KEY_BODY = (
+    '{"data": {"label": "sk-or-v1-0e6...c96", "limit": 100, "limit_reset": "monthly", "limit_remaining": 74.5,'
+    ' "include_byok_in_limit": false, "usage": 131.2, "usage_daily": 1.25, "usage_weekly": 7.5,'
+    ' "usage_monthly": 25.5, "byok_usage": 0, "byok_usage_daily": 0, "byok_usage_weekly": 0,'
+    ' "byok_usage_monthly": 0, "is_free_tier": false, "is_management_key": false, "is_provisioning_key": false,'
+    ' "creator_user_id": "user_2dHFtVWx2n56w6HkM0000000000", "expires_at": null,'
+    ' "rate_limit": {"requests": -1, "interval": "10s", "note": "This field is deprecated and safe to ignore."},'
+    ' "free_model_daily_requests": 50}}'
+)
+CREDITS_BODY = '{"data": {"total_credits": 100.5, "total_usage": 25.7512345678}}'
+
+
+def key_row(n: int, **overrides: Any) -> dict[str, Any]:
+    row = {
+        "hash": f"{n:064x}",
+        "name": f"Key {n}",
+        "label": f"sk-or-v1-{n:03d}...{n:03d}",
+        "disabled": False,
+        "limit": 10,
+        "limit_remaining": 10,
+        "limit_reset": None,
+        "include_byok_in_limit": False,
+        "usage": 0.1015644762,
+        "usage_daily": 0,
+        "usage_weekly": 0,
+        "usage_monthly": 0,
+        "byok_usage": 0,
+        "byok_usage_daily": 0,
+        "byok_usage_weekly": 0,
+        "byok_usage_monthly": 0,
+        "created_at": "2025-02-19T20:52:27.363244+00:00",
+        "updated_at": "2025-02-19T21:24:11.708154+00:00",
+        "creator_user_id": None,
+        "expires_at": None,
+        "workspace_id": "0df9e665-3f8e-4c4b-9d5e-1f2a3b4c5d6e",
+        "some_future_field": 1,
+    }
+    row.update(overrides)
+    return row
+
+
+def activity_row(day: str, model: str = "openai/gpt-4.1", usage: str = "0.015") -> str:
+    return (
+        f'{{"date": "{day}", "model": "{model}", "model_permaslug": "{model}-2025-04-14",'
+        ' "endpoint_id": "550e8400-e29b-41d4-a716-446655440000", "provider_name": "OpenAI",'
+        f' "usage": {usage}, "byok_usage_inference": 0.012, "requests": 5,'
+        ' "prompt_tokens": 50, "completion_tokens": 125, "reasoning_tokens": 25}'
+    )
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: str | bytes = "{}"
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    delay: float = 0.0
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+Handler = Callable[[Seen], "Reply | Any"]
+
+
+class FakeServer:
+    """A real HTTP server whose answers the test scripts: per path, a queue of replies (the last one
+    repeats) or a function of the request. Every request is recorded."""
+
+    def __init__(self) -> None:
+        self.replies: dict[str, list[Reply]] = {}
+        self.handlers: dict[tuple[str, str], Handler] = {}
+        self.seen: list[Seen] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    def reply(self, path: str, *replies: Reply) -> None:
+        self.replies[path] = list(replies)
+
+    def handle(self, method: str, path: str, handler: Handler) -> None:
+        self.handlers[(method, path)] = handler
+
+    def requests(self, path: str) -> list[Seen]:
+        return [s for s in self.seen if s.path == path]
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body = encoding.loads(raw) if raw else None
+        seen = Seen(request.method, request.path, dict(request.query), dict(request.headers), body)
+        self.seen.append(seen)
+        handler = self.handlers.get((request.method, request.path))
+        if handler is not None:
+            result = handler(seen)
+            if isinstance(result, Reply):
+                return await self._render(result)
+            if result is None:
+                return web.Response(status=204, headers={"Date": DATE_HEADER})
+            return await self._render(Reply(body=encoding.dumps(result)))
+        queue = self.replies.get(request.path)
+        if not queue:
+            return web.json_response({"error": {"code": 404, "message": "Resource not found"}}, status=404)
+        reply = queue.pop(0) if len(queue) > 1 else queue[0]
+        return await self._render(reply)
+
+    async def _render(self, reply: Reply) -> web.Response:
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        body = reply.body.encode() if isinstance(reply.body, str) else reply.body
+        headers = {"Date": DATE_HEADER, **reply.headers}
+        return web.Response(status=reply.status, body=body, headers=headers, content_type=reply.content_type)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+@pytest.fixture
+async def openrouter() -> AsyncIterator[FakeServer]:
+    server = FakeServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+class Internal(FakeServer):
+    """auth, keys and usage's internal APIs on one port, keeping what the worker sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plaintext: dict[str, str] = {}
+        self.workspaces: dict[str, str] = {}
+        self.due: list[dict[str, Any]] = []
+        self.statuses: dict[str, list[dict[str, Any]]] = {}
+        self.snapshots: list[dict[str, Any]] = []
+        self.credits: list[dict[str, Any]] = []
+        self.keys: list[dict[str, Any]] = []
+        self.activity: list[dict[str, Any]] = []
+        self.tokens_issued = 0
+        self.refuse_tokens: set[str] = set()
+        self.handle("POST", "/internal/service-tokens", self._token)
+        self.handle("GET", "/internal/keys/due", lambda s: {"items": self.due[: int(s.query.get("limit", 100))]})
+        self.handle("POST", "/internal/snapshots", self._snapshots)
+        self.handle("POST", "/internal/retention", lambda s: {"deleted": {"snapshots": 0}})
+
+    def add_key(self, plaintext: str, workspace_id: str | None = None) -> str:
+        key_id = str(uuid.uuid4())
+        self.plaintext[key_id] = plaintext
+        self.workspaces[key_id] = workspace_id or str(uuid.uuid4())
+        self.handle("POST", f"/internal/keys/{key_id}/reveal", lambda s, k=key_id: self._reveal(k))
+        self.handle("POST", f"/internal/keys/{key_id}/status", lambda s, k=key_id: self._status(k, s))
+        for what, store in (("credits", self.credits), ("keys", self.keys), ("activity", self.activity)):
+            method = "POST" if what == "credits" else "PUT"
+            self.handle(method, f"/internal/accounts/{key_id}/{what}", lambda s, st=store: st.append(s.body))
+        return key_id
+
+    def _token(self, seen: Seen) -> Any:
+        if seen.body.get("client_secret") != "worker-client-secret-for-tests":
+            return Reply(401, '{"title": "Unauthorized"}')
+        self.tokens_issued += 1
+        return {
+            "access_token": f"tok-{seen.body['audience']}-{self.tokens_issued}",
+            "token_type": "bearer",
+            "expires_in": 300,
+            "scope": "x",
+        }
+
+    def _authorised(self, seen: Seen, audience: str) -> bool:
+        token = seen.headers.get("Authorization", "").removeprefix("Bearer ")
+        return token.startswith(f"tok-{audience}-") and token not in self.refuse_tokens
+
+    def _reveal(self, key_id: str) -> Any:
+        return {"key": self.plaintext[key_id]} if key_id in self.plaintext else Reply(404, "{}")
+
+    def _status(self, key_id: str, seen: Seen) -> Any:
+        if not self._authorised(seen, "owr-keys"):
+            return Reply(401, "{}")
+        self.statuses.setdefault(key_id, []).append(seen.body)
+        self.due = [d for d in self.due if d["id"] != key_id]  # a reported key is not due any more, as in keys
+        return None
+
+    def _snapshots(self, seen: Seen) -> Any:
+        if not self._authorised(seen, "owr-usage"):
+            return Reply(401, "{}")
+        self.snapshots.extend(seen.body["items"])
+        return {"stored": len(seen.body["items"]), "duplicates": 0}
+
+
+@pytest.fixture
+async def internal() -> AsyncIterator[Internal]:
+    server = Internal()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def settings_factory(redis_url: str) -> Callable[..., WorkerSettings]:
+    def make(**overrides: Any) -> WorkerSettings:
+        values: dict[str, Any] = {
+            "environment": "test",
+            "redis_url": redis_url,
+            "service_client_secret": "worker-client-secret-for-tests",
+            "openrouter_retry_base_seconds": 0.01,
+            "openrouter_retry_cap_seconds": 0.05,
+            "openrouter_timeout_seconds": 2.0,
+            "openrouter_max_rps": 1000,
+            "openrouter_burst": 100,
+        }
+        values.update(overrides)
+        return WorkerSettings.model_validate(values)
+
+    return make
+
+
+@pytest.fixture
+async def arq_redis(redis_url: str, redis_client: Any) -> AsyncIterator[ArqRedis]:
+    """arq's pool on the test database (flushed by `redis_client`), as the worker has it in ctx."""
+    pool = ArqRedis.from_url(redis_url)
+    yield pool
+    await pool.aclose()
+
+
+@pytest.fixture
+async def make_ctx(
+    settings_factory: Callable[..., WorkerSettings], arq_redis: ArqRedis, openrouter: FakeServer, internal: Internal
+) -> AsyncIterator[Callable[..., dict[str, Any]]]:
+    """A worker ctx (real clients, real Redis) pointed at the fake OpenRouter and internal servers."""
+    made: list[dict[str, Any]] = []
+
+    def make(**overrides: Any) -> dict[str, Any]:
+        url = internal.url
+        settings = settings_factory(
+            openrouter_base_url=openrouter.url + "/api/v1", auth_url=url, keys_url=url, usage_url=url, **overrides
+        )
+        ctx: dict[str, Any] = {"settings": settings, "redis": arq_redis, "job_try": 1}
+        build_clients(ctx)
+        made.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in made:
+        await close_clients(ctx)

@@ -1,0 +1,135 @@
+"""The internal API clients: service tokens cached per audience and refreshed once on 401; exact money."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from owr_worker import encoding
+from owr_worker.internal import KeysClient, ServiceError, ServiceTokens, UsageClient
+from owr_worker.tracing import job_context
+from tests.worker.conftest import KEY, Reply
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+CLIENT_SECRET = "worker-client-secret-for-tests"
+
+
+def clients(http, internal, secret=CLIENT_SECRET):
+    tokens = ServiceTokens(http, internal.url, client_id="worker", client_secret=secret, timeout_seconds=2)
+    return (
+        tokens,
+        KeysClient(http, internal.url, tokens, timeout_seconds=2),
+        UsageClient(http, internal.url, tokens, timeout_seconds=2),
+    )
+
+
+def test_decimals_are_written_as_exact_numbers():
+    body = encoding.dumps({"a": Decimal("0.1015644762"), "b": Decimal("1E+2"), "c": Decimal("-0.000000000001")})
+    assert body == b'{"a":0.1015644762,"b":100,"c":-0.000000000001}'
+    assert encoding.loads(body)["a"] == Decimal("0.1015644762")
+
+
+async def test_token_is_fetched_once_per_audience_and_sent(http, internal):
+    _tokens, keys, usage = clients(http, internal)
+    key_id = internal.add_key(KEY)
+    await keys.report_status(key_id, {"status": "valid"})
+    await keys.report_status(key_id, {"status": "valid"})
+    await usage.store_snapshots([{"x": Decimal("1.5")}])
+    assert internal.tokens_issued == 2
+    asked = [s.body for s in internal.requests("/internal/service-tokens")]
+    assert [a["audience"] for a in asked] == ["owr-keys", "owr-usage"]
+    assert all("scope" not in a and a["client_id"] == "worker" for a in asked)
+    status_calls = internal.requests(f"/internal/keys/{key_id}/status")
+    assert all(s.headers["Authorization"] == "Bearer tok-owr-keys-1" for s in status_calls)
+    assert internal.snapshots == [{"x": Decimal("1.5")}]
+
+
+async def test_a_refused_token_is_replaced_once(http, internal):
+    _, keys, _ = clients(http, internal)
+    key_id = internal.add_key(KEY)
+    await keys.report_status(key_id, {"status": "valid"})
+    internal.refuse_tokens.add("tok-owr-keys-1")
+    await keys.report_status(key_id, {"status": "valid"})
+    assert internal.tokens_issued == 2
+    assert len(internal.statuses[key_id]) == 2
+    # A service that refuses every token: one refresh, then an error (not a loop).
+    internal.refuse_tokens.update(f"tok-owr-keys-{n}" for n in range(1, 10))
+    with pytest.raises(ServiceError) as caught:
+        await keys.report_status(key_id, {"status": "valid"})
+    assert caught.value.status == 401
+    assert not caught.value.retryable
+    assert internal.tokens_issued == 3
+
+
+async def test_wrong_client_secret_is_an_error(http, internal):
+    _, keys, _ = clients(http, internal, secret="wrong")
+    with pytest.raises(ServiceError, match="auth: answered 401"):
+        await keys.due(limit=10)
+
+
+async def test_trace_and_request_id_are_forwarded(http, internal):
+    _, keys, _ = clients(http, internal)
+    internal.due = [{"id": "8d8ac610-566d-4ef0-9c22-186b2a5ed793", "workspace_id": "w1", "kind": None}]
+    with job_context("x", traceparent=TRACEPARENT, request_id="req-42") as trace:
+        due = await keys.due(limit=5)
+    assert [d.id for d in due] == ["8d8ac610-566d-4ef0-9c22-186b2a5ed793"]
+    seen = internal.requests("/internal/keys/due")[0]
+    assert seen.query == {"limit": "5"}
+    assert seen.headers["traceparent"] == trace.traceparent
+    assert seen.headers["X-Request-ID"] == "req-42"
+
+
+async def test_reveal_gone_or_inactive_is_none(http, internal):
+    _, keys, _ = clients(http, internal)
+    key_id = internal.add_key(KEY)
+    revealed = await keys.reveal(key_id)
+    assert revealed is not None
+    assert revealed.key == KEY
+    assert KEY not in repr(revealed)
+    internal.handle("POST", f"/internal/keys/{key_id}/reveal", lambda s: Reply(409, '{"title": "inactive"}'))
+    assert await keys.reveal(key_id) is None
+    assert await keys.reveal("00000000-0000-0000-0000-000000000000") is None
+
+
+async def test_5xx_and_refused_connections_are_retryable(http, internal):
+    _, _, usage = clients(http, internal)
+    internal.handle("POST", "/internal/retention", lambda s: Reply(503, "{}"))
+    with pytest.raises(ServiceError) as caught:
+        await usage.apply_retention(date(2025, 1, 1))
+    assert caught.value.retryable
+    await internal.stop()
+    with pytest.raises(ServiceError) as caught:
+        await usage.apply_retention(date(2025, 1, 1))
+    assert caught.value.retryable
+
+
+async def test_usage_bodies(http, internal):
+    _, _, usage = clients(http, internal)
+    key_id = internal.add_key(KEY, workspace_id="ws")
+    at = datetime(2026, 8, 23, 10, 15, 30, tzinfo=UTC)
+    await usage.store_credits(
+        key_id, workspace_id="ws", observed_at=at, total_credits=Decimal("100.5"), total_usage=Decimal("0.1015644762")
+    )
+    await usage.replace_activity(
+        key_id, workspace_id="ws", observed_at=at, api_key_hash="h", dates=[date(2026, 8, 22)], rows=[]
+    )
+    raw = next(s for s in internal.seen if s.path.endswith("/credits"))
+    assert raw.body == {
+        "workspace_id": "ws",
+        "observed_at": "2026-08-23T10:15:30+00:00",
+        "total_credits": Decimal("100.5"),
+        "total_usage": Decimal("0.1015644762"),
+    }
+    assert internal.activity == [
+        {
+            "workspace_id": "ws",
+            "observed_at": "2026-08-23T10:15:30+00:00",
+            "api_key_hash": "h",
+            "dates": ["2026-08-22"],
+            "rows": [],
+        }
+    ]

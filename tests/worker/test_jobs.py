@@ -1,0 +1,340 @@
+"""Jobs with every dependency from ctx: real Redis and real HTTP clients, pointed at test doubles of
+OpenRouter and of the internal APIs (the e2e tests run them against the real processes)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from arq import Retry
+from arq.jobs import deserialize_job
+from prometheus_client import REGISTRY
+
+from owr_worker.circuit import OPEN_UNTIL_KEY
+from owr_worker.jobs import (
+    ACTIVITY_PREFIX,
+    WORKSPACE_PREFIX,
+    cleanup_usage,
+    schedule_due_keys,
+    sync_account,
+    sync_key,
+    validate_keys,
+)
+from owr_worker.locks import lock_key
+from owr_worker.worker import worker_settings
+from tests.support.logs import captured_json_logs
+from tests.worker.conftest import CREDITS_BODY, KEY, KEY_BODY, MGMT_KEY, Reply, activity_row, key_row
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+WS = "2b0a7f61-8a1e-4a4e-9d55-0d7c4f3f2a10"
+MGMT_BODY = KEY_BODY.replace('"is_management_key": false', '"is_management_key": true').replace(
+    '"limit": 100, "limit_reset": "monthly", "limit_remaining": 74.5',
+    '"limit": null, "limit_reset": null, "limit_remaining": null',
+)
+
+
+def synced(outcome: str) -> float:
+    return REGISTRY.get_sample_value("owr_keys_synced_total", {"outcome": outcome}) or 0.0
+
+
+async def test_sync_key_stores_a_snapshot_and_reports_valid(make_ctx, openrouter, internal, arq_redis):
+    ctx = make_ctx()
+    key_id = internal.add_key(KEY, WS)
+    openrouter.reply("/api/v1/key", Reply(body=KEY_BODY))
+    before = synced("valid")
+
+    assert await sync_key(ctx, key_id, traceparent=TRACEPARENT, request_id="req-1", workspace_id=WS) == "valid"
+
+    [item] = internal.snapshots
+    assert item["key_id"] == key_id
+    assert item["workspace_id"] == WS
+    assert item["observed_at"] == "2026-08-23T10:15:30+00:00"  # OpenRouter's Date header
+    assert item["snapshot"]["usage"] == Decimal("131.2")
+    assert item["snapshot"]["limit_remaining"] == Decimal("74.5")
+    assert "rate_limit" not in item["snapshot"]
+    [report] = internal.statuses[key_id]
+    assert report["status"] == "valid"
+    assert report["kind"] == "inference"
+    assert report["limit"] == 100
+    assert report["limit_reset"] == "monthly"
+    assert report["limit_remaining"] == Decimal("74.5")
+    assert report["expires_at"] is None
+    assert report["last_error"] is None
+    assert datetime.fromisoformat(report["last_synced_at"]) > datetime.now(UTC) - timedelta(minutes=1)
+    assert synced("valid") == before + 1
+    assert not await arq_redis.exists(lock_key(key_id))
+    assert await arq_redis.zcard("arq:queue") == 0  # no account sync for an inference key
+    # The trace continues into OpenRouter and the internal calls.
+    trace_id = TRACEPARENT.split("-")[1]
+    assert openrouter.requests("/api/v1/key")[0].headers["traceparent"].split("-")[1] == trace_id
+    status_call = internal.requests(f"/internal/keys/{key_id}/status")[0]
+    assert status_call.headers["traceparent"].split("-")[1] == trace_id
+    assert status_call.headers["X-Request-ID"] == "req-1"
+
+
+async def test_workspace_comes_from_the_due_list_when_keys_did_not_send_it(make_ctx, openrouter, internal, arq_redis):
+    ctx = make_ctx()
+    key_id = internal.add_key(KEY, WS)
+    internal.due = [{"id": key_id, "workspace_id": WS, "kind": None, "status": "pending", "last_synced_at": None}]
+    openrouter.reply("/api/v1/key", Reply(body=KEY_BODY))
+    assert await sync_key(ctx, key_id, traceparent=None, request_id=None) == "valid"
+    assert internal.snapshots[0]["workspace_id"] == WS
+    assert await arq_redis.get(WORKSPACE_PREFIX + key_id) == WS.encode()
+    # Next time the cache answers.
+    internal.due = []
+    assert await sync_key(ctx, key_id) == "valid"
+    assert internal.snapshots[1]["workspace_id"] == WS
+
+
+async def test_management_key_enqueues_its_account_sync(make_ctx, openrouter, internal, arq_redis):
+    ctx = make_ctx()
+    key_id = internal.add_key(MGMT_KEY, WS)
+    openrouter.reply("/api/v1/key", Reply(body=MGMT_BODY))
+    assert await sync_key(ctx, key_id, traceparent=TRACEPARENT, request_id="req-1", workspace_id=WS) == "valid"
+    report = internal.statuses[key_id][0]
+    assert report["kind"] == "management"
+    assert report["limit"] is None
+    job = deserialize_job(await arq_redis.get(f"arq:job:sync_account:{key_id}"))
+    assert job.function == "sync_account"
+    assert job.kwargs["key_id"] == key_id
+    assert job.kwargs["workspace_id"] == WS
+    assert job.kwargs["traceparent"].split("-")[1] == TRACEPARENT.split("-")[1]
+    assert job.kwargs["request_id"] == "req-1"
+
+
+async def test_rejected_key_is_reported_invalid(make_ctx, openrouter, internal):
+    ctx = make_ctx()
+    key_id = internal.add_key(KEY, WS)
+    openrouter.reply("/api/v1/key", Reply(401, '{"error": {"message": "User not found.", "code": 401}}'))
+    before = synced("invalid")
+    assert await sync_key(ctx, key_id, workspace_id=WS) == "invalid"
+    [report] = internal.statuses[key_id]
+    assert report["status"] == "invalid"
+    assert report["last_error"] == "OpenRouter rejected the key (401): User not found."
+    assert "kind" not in report
+    assert "limit" not in report
+    assert internal.snapshots == []
+    assert synced("invalid") == before + 1
+
+
+async def test_gone_or_inactive_key_is_nothing_to_do(make_ctx, openrouter, internal):
+    ctx = make_ctx()
+    key_id = internal.add_key(KEY, WS)
+    internal.handle("POST", f"/internal/keys/{key_id}/reveal", lambda s: Reply(409, "{}"))
+    assert await sync_key(ctx, key_id, workspace_id=WS) == "skipped"
+    assert await sync_key(ctx, "00000000-0000-0000-0000-000000000001", workspace_id=WS) == "skipped"
+    assert await sync_key(ctx, "not-a-uuid") == "skipped"
+    assert openrouter.seen == []
+    assert internal.statuses == {}
+
+
+async def test_a_held_lock_defers_then_gives_way(make_ctx, openrouter, internal, arq_redis):
+    ctx = make_ctx(job_max_tries=3)
+    key_id = internal.add_key(KEY, WS)
+    await arq_redis.set(lock_key(key_id), "another-job", px=60_000)
+    with pytest.raises(Retry):
+        await sync_key(ctx, key_id, workspace_id=WS)
+    ctx["job_try"] = 3
+    assert await sync_key(ctx, key_id, workspace_id=WS) == "busy"
+    assert await arq_redis.get(lock_key(key_id)) == b"another-job"
+    assert openrouter.seen == []
+    assert internal.seen == []
+
+
+async def test_upstream_failure_retries_then_reports_error(make_ctx, openrouter, internal):
+    ctx = make_ctx(job_max_tries=2, openrouter_retry_attempts=2, circuit_failure_threshold=100)
+    key_id = internal.add_key(KEY, WS)
+    openrouter.reply("/api/v1/key", Reply(502, "<html>bad gateway</html>", content_type="text/html"))
+    with pytest.raises(Retry) as caught:
+        await sync_key(ctx, key_id, workspace_id=WS)
+    assert 1000 <= caught.value.defer_score <= 15_000
+    assert internal.statuses == {}
+    ctx["job_try"] = 2
+    before = synced("error")
+    assert await sync_key(ctx, key_id, workspace_id=WS) == "error"
+    [report] = internal.statuses[key_id]
+    assert report["status"] == "error"
+    assert report["last_error"] == "OpenRouter unavailable (502) (gave up after 2 tries)"
+    assert synced("error") == before + 1
+
+
+async def test_long_retry_after_defers_the_job_by_it(make_ctx, openrouter, internal):
+    ctx = make_ctx()
+    key_id = internal.add_key(KEY, WS)
+    openrouter.reply(
+        "/api/v1/key",
+        Reply(429, '{"error": {"code": 429, "message": "Rate limit exceeded"}}', headers={"Retry-After": "120"}),
+    )
+    with pytest.raises(Retry) as caught:
+        await sync_key(ctx, key_id, workspace_id=WS)
+    assert caught.value.defer_score == 120_000
+
+
+async def test_open_circuit_reports_error_without_calling_openrouter(make_ctx, openrouter, internal, arq_redis):
+    ctx = make_ctx()
+    key_id = internal.add_key(KEY, WS)
+    await arq_redis.set(OPEN_UNTIL_KEY, str(int((datetime.now(UTC) + timedelta(minutes=5)).timestamp() * 1000)))
+    assert await sync_key(ctx, key_id, workspace_id=WS) == "error"
+    assert openrouter.seen == []
+    assert internal.statuses[key_id][0]["last_error"] == "OpenRouter unavailable (circuit open); retrying"
+
+
+async def test_payment_required_without_retry_after_is_reported(make_ctx, openrouter, internal):
+    ctx = make_ctx()
+    key_id = internal.add_key(KEY, WS)
+    openrouter.reply("/api/v1/key", Reply(402, '{"error": {"code": 402, "message": "Insufficient credits."}}'))
+    assert await sync_key(ctx, key_id, workspace_id=WS) == "error"
+    assert internal.statuses[key_id][0]["last_error"] == "OpenRouter: payment required (402): Insufficient credits."
+
+
+async def test_usage_down_retries_the_job(make_ctx, openrouter, internal):
+    ctx = make_ctx()
+    key_id = internal.add_key(KEY, WS)
+    openrouter.reply("/api/v1/key", Reply(body=KEY_BODY))
+    internal.handle("POST", "/internal/snapshots", lambda s: Reply(503, "{}"))
+    with pytest.raises(Retry):
+        await sync_key(ctx, key_id, workspace_id=WS)
+    assert internal.statuses == {}
+
+
+async def test_logs_never_carry_the_key(make_ctx, openrouter, internal, capsys):
+    ctx = make_ctx()
+    key_id = internal.add_key(KEY, WS)
+    echo = '{"error": {"code": 401, "message": "bad key ' + KEY + '"}}'
+    openrouter.reply("/api/v1/key", Reply(body=KEY_BODY), Reply(401, echo))
+    with captured_json_logs(capsys, "worker") as logs:
+        await sync_key(ctx, key_id, traceparent=TRACEPARENT, workspace_id=WS)
+        await sync_key(ctx, key_id, traceparent=TRACEPARENT, workspace_id=WS)
+        text = logs.getvalue()
+    assert KEY not in text
+    assert KEY[9:41] not in text
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    synced_line = next(line for line in lines if line["event"] == "key_synced")
+    assert synced_line["key_id"] == key_id
+    assert synced_line["job"] == "sync_key"
+    assert synced_line["trace_id"] == TRACEPARENT.split("-")[1]
+    assert KEY not in json.dumps(internal.statuses, default=str)
+
+
+# --- sync_account ---------------------------------------------------------------------------------------
+
+
+def account_upstream(openrouter, hashes_rows):
+    openrouter.reply("/api/v1/credits", Reply(body=CREDITS_BODY))
+    openrouter.handle("GET", "/api/v1/keys", lambda s: {"data": hashes_rows if s.query["offset"] == "0" else []})
+    days = ["2026-08-22 00:00:00", "2026-07-24", "2026-07-23"]  # the last is outside the 30-day window
+    body = '{"data": [' + ", ".join(activity_row(d) for d in days) + "]}"
+    openrouter.reply("/api/v1/activity", Reply(body=body))
+
+
+async def test_sync_account_ingests_credits_keys_and_a_month_of_activity_once_a_day(
+    make_ctx, openrouter, internal, arq_redis
+):
+    ctx = make_ctx()
+    key_id = internal.add_key(MGMT_KEY, WS)
+    rows = [key_row(1), key_row(2, disabled=True)]
+    account_upstream(openrouter, rows)
+
+    assert await sync_account(ctx, key_id, traceparent=TRACEPARENT, workspace_id=WS) == "done"
+
+    assert internal.credits == [
+        {
+            "workspace_id": WS,
+            "observed_at": "2026-08-23T10:15:30+00:00",
+            "total_credits": Decimal("100.5"),
+            "total_usage": Decimal("25.7512345678"),
+        }
+    ]
+    [keys_put] = internal.keys
+    assert [k["hash"] for k in keys_put["keys"]] == [rows[0]["hash"], rows[1]["hash"]]
+    assert keys_put["keys"][0]["usage"] == Decimal("0.1015644762")
+    assert "some_future_field" not in keys_put["keys"][0]
+    assert [a["api_key_hash"] for a in internal.activity] == [rows[0]["hash"], rows[1]["hash"]]
+    first = internal.activity[0]
+    expected_dates = [(date(2026, 8, 23) - timedelta(days=n)).isoformat() for n in range(1, 31)]
+    assert first["dates"] == expected_dates
+    assert [r["date"] for r in first["rows"]] == ["2026-08-22", "2026-07-24"]
+    assert first["rows"][0]["usage"] == Decimal("0.015")
+    assert {s.query["api_key_hash"] for s in openrouter.requests("/api/v1/activity")} == {
+        rows[0]["hash"],
+        rows[1]["hash"],
+    }
+    assert await arq_redis.get(ACTIVITY_PREFIX + key_id) == b"2026-08-23"
+
+    # Same OpenRouter day: credits and keys again, activity not.
+    assert await sync_account(ctx, key_id, workspace_id=WS) == "done"
+    assert len(internal.credits) == 2
+    assert len(internal.keys) == 2
+    assert len(internal.activity) == 2
+
+
+async def test_activity_resumes_after_a_failure(make_ctx, openrouter, internal):
+    ctx = make_ctx(openrouter_retry_attempts=1, circuit_failure_threshold=100)
+    key_id = internal.add_key(MGMT_KEY, WS)
+    rows = [key_row(1), key_row(2)]
+    account_upstream(openrouter, rows)
+    good = openrouter.replies["/api/v1/activity"][0]
+    openrouter.reply("/api/v1/activity", good, Reply(500, "{}"), good)
+    with pytest.raises(Retry):
+        await sync_account(ctx, key_id, workspace_id=WS)
+    assert [a["api_key_hash"] for a in internal.activity] == [rows[0]["hash"]]
+    ctx["job_try"] = 2
+    assert await sync_account(ctx, key_id, workspace_id=WS) == "done"
+    assert [a["api_key_hash"] for a in internal.activity] == [rows[0]["hash"], rows[1]["hash"]]
+
+
+async def test_sync_account_with_an_inference_key_stops(make_ctx, openrouter, internal):
+    ctx = make_ctx()
+    key_id = internal.add_key(KEY, WS)
+    openrouter.reply(
+        "/api/v1/credits",
+        Reply(403, '{"error": {"code": 403, "message": "Only management keys can perform this operation"}}'),
+    )
+    assert await sync_account(ctx, key_id, workspace_id=WS) == "not_management"
+    assert internal.credits == []
+    assert internal.statuses == {}
+
+
+# --- crons and registration -----------------------------------------------------------------------------
+
+
+async def test_schedule_due_keys_enqueues_each_once(make_ctx, internal, arq_redis):
+    ctx = make_ctx()
+    ids = [internal.add_key(KEY, WS) for _ in range(3)]
+    internal.due = [
+        {"id": i, "workspace_id": WS, "kind": None, "status": "pending", "last_synced_at": None} for i in ids
+    ]
+    assert await schedule_due_keys(ctx) == 3
+    assert await schedule_due_keys(ctx) == 0  # still queued: the job ids are taken
+    assert await validate_keys(ctx) == 0
+    assert internal.requests("/internal/keys/due")[0].query == {"limit": "1000"}
+    queued = {m.decode() for m in await arq_redis.zrange("arq:queue", 0, -1)}
+    assert queued == {f"sync_key:{i}" for i in ids}
+    job = deserialize_job(await arq_redis.get(f"arq:job:sync_key:{ids[0]}"))
+    assert job.function == "sync_key"
+    assert job.kwargs == {"key_id": ids[0], "workspace_id": WS}
+
+
+async def test_schedule_due_keys_survives_keys_being_down(make_ctx, internal):
+    ctx = make_ctx()
+    internal.handle("GET", "/internal/keys/due", lambda s: Reply(503, "{}"))
+    assert await schedule_due_keys(ctx) == 0
+
+
+async def test_cleanup_usage_asks_for_the_retention_window(make_ctx, internal):
+    ctx = make_ctx(retention_days=400)
+    ctx["clock"] = lambda: datetime(2026, 8, 23, 4, 43, tzinfo=UTC)
+    assert await cleanup_usage(ctx) == {"deleted": {"snapshots": 0}}
+    assert internal.requests("/internal/retention")[0].body == {"before": "2025-07-19"}
+
+
+def test_worker_registers_jobs_without_kept_results(settings_factory):
+    config = worker_settings(settings_factory())
+    functions = {f.name: f for f in config["functions"]}
+    assert set(functions) == {"sync_key", "sync_account"}
+    assert all(f.keep_result_s == 0 for f in functions.values())
+    crons = {c.name for c in config["cron_jobs"]}
+    assert {"cron:record_heartbeat", "cron:schedule_due_keys", "cron:validate_keys", "cron:cleanup_usage"} <= crons
+    assert all(c.unique for c in config["cron_jobs"])
