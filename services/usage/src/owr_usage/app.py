@@ -1,18 +1,44 @@
-"""The usage service application."""
+"""The usage service's FastAPI application."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
 from fastapi import FastAPI
 
 from owr_shared.app import create_service_app
+from owr_shared.jwt import JwksFetcher, JwksVerifier, httpx_jwks_fetcher
+from owr_shared.settings import load_settings
+from owr_usage.internal.router import router as internal_router
+from owr_usage.key_usage.router import router as key_usage_router
 from owr_usage.settings import UsageSettings
 
 
-def create_app(settings: UsageSettings | None = None) -> FastAPI:
-    """Build the app; at this stage it serves health and metrics only."""
+def create_app(settings: UsageSettings | None = None, *, jwks_fetcher: JwksFetcher | None = None) -> FastAPI:
+    """Build the usage app; the JWKS client is created in its lifespan.
+
+    `jwks_fetcher` replaces the HTTP fetch of auth's JWKS (tests serve a test keyring's set).
+    """
+    settings = settings or load_settings(UsageSettings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(follow_redirects=False) as http:
+            fetch = jwks_fetcher or httpx_jwks_fetcher(http, settings.jwks_url)
+            app.state.jwt_verifier = JwksVerifier(fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+            # Same keys and issuer, another audience: a user's token can never pass as a service's.
+            app.state.service_verifier = JwksVerifier(
+                fetch, issuer=settings.jwt_issuer, audience=settings.internal_audience
+            )
+            yield
+
     return create_service_app(
         service="usage",
-        settings=settings or UsageSettings(),
-        routers=[],
+        settings=settings,
+        routers=[key_usage_router, internal_router],
         title="OpenRouter Watcher usage",
+        description="Key snapshots, exact daily spend per key, account balances, key lists and activity.",
+        extra_lifespan=lifespan,
     )

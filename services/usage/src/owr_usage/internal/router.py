@@ -1,0 +1,120 @@
+"""`/internal/*`: ingestion for the worker, retention, and erasure for auth.
+
+Service tokens for audience `owr-usage` only, with the endpoint's scope: a user's access token here is
+a 401, a service token without the scope a 403. The gateway never routes these paths. Bodies keep every
+digit of their numbers (`ExactJsonRoute`); unknown fields are ignored, known ones are validated (422).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from starlette.responses import Response
+
+from owr_shared.db import DbSession
+from owr_shared.jwt import Principal
+from owr_shared.schemas import json_response, problem_responses
+from owr_usage.accounts import service as account_service
+from owr_usage.accounts.schemas import AccountKeysReport, ActivityReport, CreditsReport
+from owr_usage.dependencies import Settings, require_scope
+from owr_usage.internal import service as internal_service
+from owr_usage.internal.schemas import RetentionRequest, RetentionResult
+from owr_usage.routing import ExactJsonRoute
+from owr_usage.snapshots import service as snapshot_service
+from owr_usage.snapshots.schemas import SnapshotBatch, SnapshotsStored
+
+router = APIRouter(prefix="/internal", tags=["internal"], route_class=ExactJsonRoute)
+
+IngestCaller = Annotated[Principal, Depends(require_scope("usage:ingest"))]
+CleanupCaller = Annotated[Principal, Depends(require_scope("usage:cleanup"))]
+EraseCaller = Annotated[Principal, Depends(require_scope("workspaces:delete"))]
+
+_WRITE_ERRORS = problem_responses(400, 401, 403, 422)
+
+
+@router.post(
+    "/snapshots",
+    response_model=SnapshotsStored,
+    responses=problem_responses(400, 401, 403, 409, 422),
+    summary="Store key snapshots (1-500)",
+)
+async def store_snapshots(body: SnapshotBatch, caller: IngestCaller, session: DbSession) -> Response:
+    """Each snapshot is unique per (key_id, observed_at): a repeat is counted as a duplicate and changes nothing.
+
+    Stored snapshots re-derive the daily spend of their day and the day before.
+    """
+    return json_response(await snapshot_service.ingest(session, body.items))
+
+
+@router.post(
+    "/accounts/{management_key_id}/credits",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_WRITE_ERRORS,
+    summary="Store an account balance",
+)
+async def store_credits(
+    management_key_id: uuid.UUID, body: CreditsReport, caller: IngestCaller, session: DbSession
+) -> None:
+    """Unique per (management key, observed_at); two zeros are stored as unknown."""
+    await account_service.store_credits(session, management_key_id, body)
+
+
+@router.put(
+    "/accounts/{management_key_id}/keys",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_WRITE_ERRORS,
+    summary="Replace an account's key list",
+)
+async def replace_keys(
+    management_key_id: uuid.UUID, body: AccountKeysReport, caller: IngestCaller, session: DbSession
+) -> None:
+    """The complete `/keys` list; a list observed before the stored one is ignored."""
+    await account_service.replace_keys(session, management_key_id, body)
+
+
+@router.put(
+    "/accounts/{management_key_id}/activity",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_WRITE_ERRORS,
+    summary="Replace a key's activity for some dates",
+)
+async def replace_activity(
+    management_key_id: uuid.UUID, body: ActivityReport, caller: IngestCaller, session: DbSession
+) -> None:
+    """Replaces the key hash's rows of `dates` and of every date a row carries; a date stored from a later
+    observation is kept."""
+    await account_service.replace_activity(session, management_key_id, body)
+
+
+@router.post(
+    "/retention",
+    response_model=RetentionResult,
+    responses=_WRITE_ERRORS,
+    summary="Remove history past retention",
+)
+async def apply_retention(
+    caller: CleanupCaller, session: DbSession, settings: Settings, body: RetentionRequest | None = None
+) -> Response:
+    """Deletes snapshots, daily rows, activity and balances dated before `before`, never inside the
+    retention window (`USAGE_RETENTION_DAYS`); the answer says which cutoff was applied."""
+    result = await internal_service.apply_retention(
+        session,
+        before=body.before if body else None,
+        today=datetime.now(UTC).date(),
+        retention_days=settings.retention_days,
+    )
+    return json_response(result)
+
+
+@router.delete(
+    "/workspaces/{workspace_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 422),
+    summary="Erase a workspace's figures",
+)
+async def delete_workspace(workspace_id: uuid.UUID, caller: EraseCaller, session: DbSession) -> None:
+    """Idempotent: a workspace with nothing stored answers 204 too."""
+    await internal_service.delete_workspace(session, workspace_id=workspace_id)

@@ -1,0 +1,47 @@
+"""Retention and workspace erasure: removals across every usage table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_shared.logging import get_logger
+from owr_usage.accounts.repository import AccountRepository
+from owr_usage.internal.schemas import RetentionDeleted, RetentionResult
+from owr_usage.metrics import RETENTION_DELETED
+from owr_usage.snapshots.repository import SnapshotRepository
+
+log = get_logger(__name__)
+
+
+def retention_start(today: dt.date, retention_days: int) -> dt.date:
+    """The first day kept and served."""
+    return today - dt.timedelta(days=retention_days)
+
+
+async def apply_retention(
+    session: AsyncSession, *, before: dt.date | None, today: dt.date, retention_days: int
+) -> RetentionResult:
+    """Delete history dated before `before`, clamped so nothing inside the retention window goes.
+
+    Each key's latest snapshot and each account's latest balance stay whatever their age: they are the
+    key's current state, not history.
+    """
+    floor = retention_start(today, retention_days)
+    cutoff_day = floor if before is None else min(before, floor)
+    cutoff = dt.datetime.combine(cutoff_day, dt.time(), tzinfo=dt.UTC)
+    counts = await SnapshotRepository(session).delete_before(cutoff, cutoff_day)
+    counts |= await AccountRepository(session).delete_before(cutoff, cutoff_day)
+    for table, count in counts.items():
+        RETENTION_DELETED.labels(table).inc(count)
+    log.info("retention_applied", before=cutoff_day.isoformat(), **counts)
+    return RetentionResult(before=cutoff_day, deleted=RetentionDeleted(**counts))
+
+
+async def delete_workspace(session: AsyncSession, *, workspace_id: uuid.UUID) -> None:
+    """Erase every figure of the workspace; nothing there is not an error."""
+    counts = await SnapshotRepository(session).delete_workspace(workspace_id)
+    counts |= await AccountRepository(session).delete_workspace(workspace_id)
+    log.info("workspace_erased", workspace_id=str(workspace_id), **counts)

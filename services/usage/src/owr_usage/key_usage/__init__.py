@@ -1,0 +1,1 @@
+"""One key's figures as its workspace reads them: limits, windows and the daily series."""

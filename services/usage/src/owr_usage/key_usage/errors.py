@@ -1,0 +1,23 @@
+"""Read errors; none echoes input."""
+
+from __future__ import annotations
+
+from owr_shared.errors import NotFound, ProblemError
+
+
+class KeyUsageNotFound(NotFound):
+    """No figures for this key in the caller's workspace (also when it exists in another one)."""
+
+    slug, title = "key-not-found", "Key Not Found"
+
+    def __init__(self) -> None:
+        super().__init__("No usage is known for a key with this id in this workspace.")
+
+
+class InvalidRange(ProblemError):
+    """A `from`/`to` pair that is reversed or reaches past retention."""
+
+    status, slug, title = 422, "invalid-range", "Invalid Date Range"
+
+    def __init__(self, detail: str, *, field: str) -> None:
+        super().__init__(detail, errors=[{"loc": ["query", field], "msg": detail, "type": "invalid_range"}])

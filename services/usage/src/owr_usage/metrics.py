@@ -1,0 +1,22 @@
+"""Usage service metrics (`owr_usage_` prefix; outcomes only, never ids or labels of keys)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+SNAPSHOTS_INGESTED = Counter(
+    "owr_usage_snapshots_ingested_total", "Key snapshots received, by outcome (stored or duplicate).", ["outcome"]
+)
+ACTIVITY_ROWS_INGESTED = Counter("owr_usage_activity_rows_ingested_total", "Activity rows stored.")
+ACTIVITY_DAYS_INGESTED = Counter(
+    "owr_usage_activity_days_ingested_total",
+    "Activity days received, by outcome (replaced, or stale: older than the stored answer).",
+    ["outcome"],
+)
+ACCOUNT_KEYS_INGESTED = Counter(
+    "owr_usage_account_keys_ingested_total", "Account key lists received, by outcome (replaced or stale).", ["outcome"]
+)
+BALANCES_INGESTED = Counter(
+    "owr_usage_balances_ingested_total", "Account balances received, by outcome (stored or duplicate).", ["outcome"]
+)
+RETENTION_DELETED = Counter("owr_usage_retention_deleted_rows_total", "Rows removed by retention, by table.", ["table"])

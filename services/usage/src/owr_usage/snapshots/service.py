@@ -1,0 +1,61 @@
+"""Storing snapshots and deriving each key's daily spend from them (the rule is in the README)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_shared.logging import get_logger
+from owr_usage.metrics import SNAPSHOTS_INGESTED
+from owr_usage.snapshots.errors import WorkspaceMismatch
+from owr_usage.snapshots.repository import SnapshotRepository
+from owr_usage.snapshots.schemas import SnapshotItem, SnapshotsStored
+
+log = get_logger(__name__)
+
+
+def _row(item: SnapshotItem) -> dict[str, Any]:
+    return {
+        "key_id": item.key_id,
+        "workspace_id": item.workspace_id,
+        "observed_at": item.observed_at,
+        **item.snapshot.model_dump(),
+    }
+
+
+async def ingest(session: AsyncSession, items: list[SnapshotItem]) -> SnapshotsStored:
+    """Store new snapshots and re-derive the days they touch; redeliveries change nothing.
+
+    A snapshot of day D changes start(D) (so D-1's final spend and D's) and D's provisional figure,
+    never anything else: only D-1 and D are re-derived.
+    """
+    workspaces: dict[uuid.UUID, uuid.UUID] = {}
+    latest: dict[uuid.UUID, datetime] = {}
+    for item in items:
+        if workspaces.setdefault(item.key_id, item.workspace_id) != item.workspace_id:
+            raise WorkspaceMismatch()
+        latest[item.key_id] = max(latest.get(item.key_id, item.observed_at), item.observed_at)
+
+    repo = SnapshotRepository(session)
+    recorded = await repo.lock_keys(
+        [{"key_id": k, "workspace_id": workspaces[k], "latest_observed_at": at} for k, at in latest.items()]
+    )
+    if any(recorded[key_id] != workspace_id for key_id, workspace_id in workspaces.items()):
+        raise WorkspaceMismatch()
+
+    inserted = await repo.insert_snapshots([_row(item) for item in items])
+    targets: set[tuple[uuid.UUID, date]] = set()
+    for key_id, observed_at in inserted:
+        day = observed_at.astimezone(UTC).date()
+        targets.update({(key_id, day), (key_id, day - timedelta(days=1))})
+    await repo.derive_days(sorted(targets))
+
+    stored = len(inserted)
+    duplicates = len(items) - stored
+    SNAPSHOTS_INGESTED.labels("stored").inc(stored)
+    SNAPSHOTS_INGESTED.labels("duplicate").inc(duplicates)
+    log.info("snapshots_ingested", stored=stored, duplicates=duplicates, keys=len(workspaces))
+    return SnapshotsStored(stored=stored, duplicates=duplicates)

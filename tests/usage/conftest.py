@@ -1,0 +1,200 @@
+"""Usage test scaffolding: the real app on the session's migrated database.
+
+Tokens come from the shared test keyring (`tests/support/tokens.py`) with usage's audience. The code
+under test commits; tests stay apart because every tenant is a fresh random workspace and every key a
+fresh random id.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+
+from owr_usage.app import create_app
+from owr_usage.settings import UsageSettings
+from tests.support.tokens import TestKeyring, bearer
+
+ALL_SCOPES = ("usage:ingest", "usage:cleanup", "workspaces:delete")
+
+
+def make_settings(database_url: str, redis_url: str, **overrides: Any) -> UsageSettings:
+    values: dict[str, Any] = {
+        "OWR_ENV": "test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "DB_POOL_SIZE": 5,
+    }
+    values.update(overrides)
+    return UsageSettings(**values)
+
+
+@dataclass
+class Tenant:
+    """A user acting in their own fresh workspace."""
+
+    user_id: str
+    workspace_id: str
+    headers: dict[str, str] = field(repr=False)
+
+
+@pytest.fixture(scope="session")
+def keyring() -> TestKeyring:
+    return TestKeyring(service_audience="owr-usage", default_scopes=ALL_SCOPES)
+
+
+@pytest.fixture(scope="session")
+async def usage_app(database_url: str, redis_url: str, keyring: TestKeyring) -> AsyncIterator[FastAPI]:
+    """One app for most tests (its lifespan runs once)."""
+    app = create_app(make_settings(database_url, redis_url), jwks_fetcher=keyring.fetch)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(usage_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=usage_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture
+def tenant_factory(keyring: TestKeyring) -> Callable[[], Tenant]:
+    def make() -> Tenant:
+        user_id, workspace_id = str(uuid.uuid4()), str(uuid.uuid4())
+        return Tenant(user_id, workspace_id, bearer(keyring.access_token(user_id, workspace_id)))
+
+    return make
+
+
+@pytest.fixture
+def alice(tenant_factory: Callable[[], Tenant]) -> Tenant:
+    return tenant_factory()
+
+
+@pytest.fixture
+def bob(tenant_factory: Callable[[], Tenant]) -> Tenant:
+    return tenant_factory()
+
+
+@pytest.fixture
+def service_headers(keyring: TestKeyring) -> Callable[..., dict[str, str]]:
+    """`service_headers("usage:ingest")`: a service token with those scopes (all of usage's when none given)."""
+
+    def make(*scopes: str, **overrides: Any) -> dict[str, str]:
+        return bearer(keyring.service_token(tuple(scopes) or ALL_SCOPES, **overrides))
+
+    return make
+
+
+@pytest.fixture
+def ingest(client: httpx.AsyncClient, service_headers: Callable[..., dict[str, str]]) -> Ingest:
+    return Ingest(client, service_headers("usage:ingest"))
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def at(day: date, hour: int = 12, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
+    """A UTC time on `day`."""
+    return datetime.combine(day, time(hour, minute, second, micro), tzinfo=UTC)
+
+
+def days_ago(n: int) -> date:
+    return today() - timedelta(days=n)
+
+
+def snapshot(
+    usage: str | Decimal,
+    usage_daily: str | Decimal,
+    *,
+    byok_usage: str | Decimal = "0",
+    byok_usage_daily: str | Decimal = "0",
+    **fields: Any,
+) -> dict[str, Any]:
+    """A `GET /key` body as the worker forwards it (money as exact decimals)."""
+    body: dict[str, Any] = {
+        "label": "sk-or-v1-0e6...c96",
+        "is_management_key": False,
+        "limit": Decimal("100"),
+        "limit_reset": "monthly",
+        "limit_remaining": Decimal("74.5"),
+        "include_byok_in_limit": False,
+        "usage": Decimal(usage),
+        "usage_daily": Decimal(usage_daily),
+        "usage_weekly": Decimal(usage_daily),
+        "usage_monthly": Decimal(usage_daily),
+        "byok_usage": Decimal(byok_usage),
+        "byok_usage_daily": Decimal(byok_usage_daily),
+        "byok_usage_weekly": Decimal(byok_usage_daily),
+        "byok_usage_monthly": Decimal(byok_usage_daily),
+        "is_free_tier": False,
+        "expires_at": None,
+    }
+    body.update(fields)
+    return body
+
+
+def item(key_id: str, workspace_id: str, observed_at: datetime, body: dict[str, Any]) -> dict[str, Any]:
+    return {"key_id": key_id, "workspace_id": workspace_id, "observed_at": observed_at, "snapshot": body}
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(format(value, "f"))
+    raise TypeError(type(value).__name__)
+
+
+def dumps(value: Any) -> bytes:
+    """JSON with decimals as exact numbers, as the worker sends them."""
+    return orjson.dumps(value, default=_default)
+
+
+class Ingest:
+    """Calls of the internal API with exact JSON, as the worker makes them."""
+
+    def __init__(self, client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+        self.client = client
+        self.headers = {**headers, "content-type": "application/json"}
+
+    async def call(self, method: str, url: str, body: Any) -> httpx.Response:
+        return await self.client.request(method, url, headers=self.headers, content=dumps(body))
+
+    async def snapshots(self, *items: dict[str, Any], expect: int = 200) -> dict[str, Any]:
+        r = await self.call("POST", "/internal/snapshots", {"items": list(items)})
+        assert r.status_code == expect, r.text
+        result: dict[str, Any] = r.json()
+        return result
+
+
+def money(value: Any) -> Decimal:
+    """A JSON number read back exactly (the response is parsed with floats as Decimal)."""
+    return Decimal(str(value))
+
+
+async def read_key(
+    client: httpx.AsyncClient, tenant: Tenant, key_id: str, expect: int = 200, **params: Any
+) -> dict[str, Any]:
+    """GET the key's usage, parsing numbers exactly."""
+    r = await client.get(f"/api/v1/usage/keys/{key_id}", headers=tenant.headers, params=params)
+    assert r.status_code == expect, r.text
+    body: dict[str, Any] = json.loads(r.content, parse_float=Decimal)
+    return body
+
+
+def daily(body: dict[str, Any]) -> dict[str, tuple[Decimal, Decimal, bool]]:
+    """{date: (spend, byok_spend, provisional)} of a read."""
+    return {d["date"]: (Decimal(d["spend"]), Decimal(d["byok_spend"]), d["provisional"]) for d in body["daily"]}
