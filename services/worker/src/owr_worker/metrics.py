@@ -36,3 +36,7 @@ CIRCUIT_OPEN = Gauge(
     "owr_openrouter_circuit_open", "1 while the OpenRouter circuit breaker is open or half-open, else 0."
 )
 KEYS_SYNCED = Counter("owr_keys_synced_total", "Key syncs finished, by the status reported.", ["outcome"])
+
+# Every outcome exported from the start, so rate() and alerts see 0 rather than no series.
+for _outcome in ("valid", "invalid", "error"):
+    KEYS_SYNCED.labels(_outcome)
