@@ -1,0 +1,376 @@
+"""Balances, key lists and activity: stored exactly, idempotent, stale answers ignored, labels linked."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+
+from tests.usage.conftest import at, days_ago, item, read_key, snapshot
+
+D = Decimal
+
+
+async def fetch(db_engine, sql: str, **params):
+    async with db_engine.connect() as conn:
+        return (await conn.execute(text(sql), params)).mappings().all()
+
+
+def key_row(hash_: str, label: str, **fields):
+    row = {
+        "hash": hash_,
+        "name": "Customer Key",
+        "label": label,
+        "disabled": False,
+        "limit": D("10"),
+        "limit_remaining": D("9.8984355238"),
+        "limit_reset": None,
+        "include_byok_in_limit": False,
+        "usage": D("0.1015644762"),
+        "usage_daily": D("0"),
+        "usage_weekly": D("0"),
+        "usage_monthly": D("0"),
+        "byok_usage": 0,
+        "byok_usage_daily": 0,
+        "byok_usage_weekly": 0,
+        "byok_usage_monthly": 0,
+        "created_at": "2025-02-19T20:52:27.363244+00:00",
+        "updated_at": "2025-02-19T21:24:11.708154+00:00",
+        "creator_user_id": None,
+        "expires_at": None,
+        "workspace_id": "0df9e665-3f8e-4c4b-9d5e-1f2a3b4c5d6e",
+        "a_field_from_the_future": {"x": 1},
+    }
+    row.update(fields)
+    return row
+
+
+def activity_row(date: str, model: str, usage: str, **fields):
+    row = {
+        "date": date,
+        "model": model,
+        "model_permaslug": model + "-2025-04-14",
+        "endpoint_id": "550e8400-e29b-41d4-a716-446655440000",
+        "provider_name": "OpenAI",
+        "usage": D(usage),
+        "byok_usage_inference": D("0.012"),
+        "requests": 5,
+        "prompt_tokens": 50,
+        "completion_tokens": 125,
+        "reasoning_tokens": 25,
+        "byok_requests": 0,
+    }
+    row.update(fields)
+    return row
+
+
+# --- credits ---------------------------------------------------------------------------------------
+
+
+async def test_credits_are_stored_exactly_once_and_two_zeros_are_unknown(ingest, db_engine, alice):
+    mgmt = str(uuid.uuid4())
+    url = f"/internal/accounts/{mgmt}/credits"
+    when = at(days_ago(1), 9)
+    body = {
+        "workspace_id": alice.workspace_id,
+        "observed_at": when,
+        "total_credits": D("100.5"),
+        "total_usage": D("25.1015644762"),
+    }
+    for _ in range(2):
+        r = await ingest.call("POST", url, body)
+        assert r.status_code == 204, r.text
+    zero = {**body, "observed_at": at(days_ago(1), 10), "total_credits": 0, "total_usage": D("0.0")}
+    assert (await ingest.call("POST", url, zero)).status_code == 204
+    rows = await fetch(
+        db_engine,
+        "SELECT total_credits, total_usage, known FROM usage.account_balances WHERE management_key_id = :k ORDER BY observed_at",
+        k=uuid.UUID(mgmt),
+    )
+    assert [tuple(r.values()) for r in rows] == [(D("100.5"), D("25.1015644762"), True), (D(0), D("0.0"), False)]
+
+
+# --- key lists -------------------------------------------------------------------------------------
+
+
+async def test_a_key_list_replaces_the_previous_one_and_a_repeat_changes_nothing(ingest, db_engine, alice):
+    mgmt = str(uuid.uuid4())
+    url = f"/internal/accounts/{mgmt}/keys"
+    t1, t2 = at(days_ago(1), 9), at(days_ago(1), 10)
+    first = {
+        "workspace_id": alice.workspace_id,
+        "observed_at": t1,
+        "keys": [key_row("a" * 64, "sk-or-v1-aaa...111"), key_row("b" * 64, "sk-or-v1-bbb...222")],
+    }
+    second = {
+        "workspace_id": alice.workspace_id,
+        "observed_at": t2,
+        "keys": [key_row("b" * 64, "sk-or-v1-bbb...222", usage=D("5.5")), key_row("c" * 64, "sk-or-v1-ccc...333")],
+    }
+    assert (await ingest.call("PUT", url, first)).status_code == 204
+    for _ in range(2):
+        assert (await ingest.call("PUT", url, second)).status_code == 204
+    sql = "SELECT hash, usage, observed_at FROM usage.account_keys WHERE management_key_id = :k ORDER BY hash"
+    rows = await fetch(db_engine, sql, k=uuid.UUID(mgmt))
+    assert [(r["hash"][0], r["usage"]) for r in rows] == [("b", D("5.5")), ("c", D("0.1015644762"))]
+    assert {r["observed_at"] for r in rows} == {t2}
+    # The first list arriving late (its job finished last) does not bring "a" back.
+    assert (await ingest.call("PUT", url, first)).status_code == 204
+    assert [(r["hash"][0], r["usage"]) for r in await fetch(db_engine, sql, k=uuid.UUID(mgmt))] == [
+        ("b", D("5.5")),
+        ("c", D("0.1015644762")),
+    ]
+    # An empty list is a complete list too: the account has no keys left.
+    empty = {"workspace_id": alice.workspace_id, "observed_at": at(days_ago(1), 11), "keys": []}
+    assert (await ingest.call("PUT", url, empty)).status_code == 204
+    assert await fetch(db_engine, sql, k=uuid.UUID(mgmt)) == []
+
+
+async def test_a_hash_listed_twice_keeps_its_last_row(ingest, db_engine, alice):
+    mgmt = str(uuid.uuid4())
+    body = {
+        "workspace_id": alice.workspace_id,
+        "observed_at": at(days_ago(1)),
+        "keys": [
+            key_row("d" * 64, "sk-or-v1-ddd...444", name="old"),
+            key_row("d" * 64, "sk-or-v1-ddd...444", name="new"),
+        ],
+    }
+    assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/keys", body)).status_code == 204
+    rows = await fetch(db_engine, "SELECT name FROM usage.account_keys WHERE management_key_id = :k", k=uuid.UUID(mgmt))
+    assert [r["name"] for r in rows] == ["new"]
+
+
+async def _inference_key(ingest, tenant, label: str) -> str:
+    key = str(uuid.uuid4())
+    await ingest.snapshots(item(key, tenant.workspace_id, at(days_ago(1)), snapshot("1", "0.5", label=label)))
+    return key
+
+
+async def test_an_inference_key_is_linked_to_the_one_account_row_with_its_label(ingest, client, alice, bob):
+    label = f"sk-or-v1-{uuid.uuid4().hex[:3]}...{uuid.uuid4().hex[:3]}"
+    key = await _inference_key(ingest, alice, label)
+    body = await read_key(client, alice, key)
+    assert (body["linked"], body["account_key_id"], body["kind"]) == (False, None, "inference")
+
+    mgmt, other_mgmt = str(uuid.uuid4()), str(uuid.uuid4())
+    listing = {"workspace_id": alice.workspace_id, "observed_at": at(days_ago(1)), "keys": [key_row("e" * 64, label)]}
+    assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/keys", listing)).status_code == 204
+    # A second management key of the same account lists the same key (same hash): still one key.
+    assert (await ingest.call("PUT", f"/internal/accounts/{other_mgmt}/keys", listing)).status_code == 204
+    body = await read_key(client, alice, key)
+    assert (body["linked"], body["account_key_id"]) == (True, "e" * 64)
+
+    # Another workspace's account with the same label changes nothing for alice.
+    bobs = {"workspace_id": bob.workspace_id, "observed_at": at(days_ago(1)), "keys": [key_row("f" * 64, label)]}
+    assert (await ingest.call("PUT", f"/internal/accounts/{uuid.uuid4()}/keys", bobs)).status_code == 204
+    assert (await read_key(client, alice, key))["account_key_id"] == "e" * 64
+
+    # Two different keys behind one masked label: ambiguous, so nothing is linked.
+    listing["keys"].append(key_row("9" * 64, label))
+    listing["observed_at"] = at(days_ago(1), 13)
+    assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/keys", listing)).status_code == 204
+    body = await read_key(client, alice, key)
+    assert (body["linked"], body["account_key_id"]) == (False, None)
+
+
+async def test_a_management_key_is_never_linked(ingest, client, alice):
+    label = "sk-or-v1-mgm...000"
+    key = str(uuid.uuid4())
+    await ingest.snapshots(
+        item(key, alice.workspace_id, at(days_ago(1)), snapshot("0", "0", label=label, is_management_key=True))
+    )
+    listing = {"workspace_id": alice.workspace_id, "observed_at": at(days_ago(1)), "keys": [key_row("1" * 64, label)]}
+    assert (await ingest.call("PUT", f"/internal/accounts/{key}/keys", listing)).status_code == 204
+    body = await read_key(client, alice, key)
+    assert (body["kind"], body["linked"]) == ("management", False)
+
+
+async def test_the_deprecated_provisioning_flag_still_names_a_management_key(ingest, client, alice):
+    key = str(uuid.uuid4())
+    body = snapshot("0", "0", is_provisioning_key=True)
+    del body["is_management_key"]
+    await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(1)), body))
+    assert (await read_key(client, alice, key))["kind"] == "management"
+
+
+# --- activity --------------------------------------------------------------------------------------
+
+
+ACTIVITY_SQL = """
+SELECT date, model, usage, requests FROM usage.activity
+WHERE management_key_id = :k AND api_key_hash = :h ORDER BY date, row_no
+"""
+
+
+async def test_activity_replaces_its_dates_and_never_doubles(ingest, db_engine, alice):
+    mgmt, hash_ = str(uuid.uuid4()), "a1" * 32
+    d1, d2, d3 = days_ago(3), days_ago(2), days_ago(1)
+    url = f"/internal/accounts/{mgmt}/activity"
+    body = {
+        "workspace_id": alice.workspace_id,
+        "observed_at": at(days_ago(0), 1),
+        "api_key_hash": hash_,
+        "dates": [d1.isoformat(), d2.isoformat(), d3.isoformat()],
+        "rows": [
+            activity_row(f"{d1} 00:00:00", "openai/gpt-4.1", "0.015"),
+            # The same model twice on one day (two endpoints): both rows are kept.
+            activity_row(
+                f"{d1} 00:00:00", "openai/gpt-4.1", "0.1015644762", endpoint_id="other", provider_name="Azure"
+            ),
+            activity_row(d2.isoformat(), "anthropic/claude", "1.5"),
+        ],
+    }
+    for _ in range(3):
+        assert (await ingest.call("PUT", url, body)).status_code == 204
+    rows = await fetch(db_engine, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
+    assert [(r["date"], r["model"], r["usage"]) for r in rows] == [
+        (d1, "openai/gpt-4.1", D("0.015")),
+        (d1, "openai/gpt-4.1", D("0.1015644762")),
+        (d2, "anthropic/claude", D("1.5")),
+    ]
+    days = await fetch(
+        db_engine,
+        "SELECT date, rows FROM usage.activity_days WHERE management_key_id = :k ORDER BY date",
+        k=uuid.UUID(mgmt),
+    )
+    # d3 was fetched and had no activity: known to be zero, not unknown.
+    assert [(r["date"], r["rows"]) for r in days] == [(d1, 2), (d2, 1), (d3, 0)]
+
+    # A correction of d2 alone leaves d1 alone.
+    fix = {
+        **body,
+        "observed_at": at(days_ago(0), 2),
+        "dates": [d2.isoformat()],
+        "rows": [activity_row(d2.isoformat(), "anthropic/claude", "1.25")],
+    }
+    assert (await ingest.call("PUT", url, fix)).status_code == 204
+    rows = await fetch(db_engine, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
+    assert [(r["date"], r["usage"]) for r in rows] == [(d1, D("0.015")), (d1, D("0.1015644762")), (d2, D("1.25"))]
+
+    # The first answer arriving again later (a redelivered job): d2 keeps the newer figure.
+    assert (await ingest.call("PUT", url, body)).status_code == 204
+    rows = await fetch(db_engine, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
+    assert [(r["date"], r["usage"]) for r in rows] == [(d1, D("0.015")), (d1, D("0.1015644762")), (d2, D("1.25"))]
+
+
+async def test_a_row_outside_the_listed_dates_replaces_its_own_day(ingest, db_engine, alice):
+    mgmt, hash_ = str(uuid.uuid4()), "b2" * 32
+    d1, d2 = days_ago(2), days_ago(1)
+    body = {
+        "workspace_id": alice.workspace_id,
+        "observed_at": at(days_ago(0), 1),
+        "api_key_hash": hash_,
+        "dates": [d1.isoformat()],
+        "rows": [activity_row(d2.isoformat(), "m/x", "0.5")],
+    }
+    for _ in range(2):
+        assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/activity", body)).status_code == 204
+    rows = await fetch(db_engine, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
+    assert [(r["date"], r["usage"]) for r in rows] == [(d2, D("0.5"))]
+
+
+@pytest.mark.parametrize("form", ["{d}", "{d} 00:00:00", "{d}T00:00:00Z", "{d}T00:00:00+00:00"])
+async def test_both_activity_date_forms_are_accepted(ingest, db_engine, alice, form):
+    mgmt, hash_, d = str(uuid.uuid4()), "c3" * 32, days_ago(4)
+    body = {
+        "workspace_id": alice.workspace_id,
+        "observed_at": at(days_ago(0)),
+        "api_key_hash": hash_,
+        "dates": [form.format(d=d)],
+        "rows": [activity_row(form.format(d=d), "m/y", "0.25")],
+    }
+    assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/activity", body)).status_code == 204
+    rows = await fetch(db_engine, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
+    assert [r["date"] for r in rows] == [d]
+
+
+async def test_a_date_with_a_time_of_day_is_refused(ingest, alice):
+    d = days_ago(4)
+    body = {
+        "workspace_id": alice.workspace_id,
+        "observed_at": at(days_ago(0)),
+        "api_key_hash": "d4" * 32,
+        "rows": [activity_row(f"{d} 13:00:00", "m/z", "0.25")],
+    }
+    r = await ingest.call("PUT", f"/internal/accounts/{uuid.uuid4()}/activity", body)
+    assert r.status_code == 422
+
+
+async def test_many_activity_rows_are_stored_in_chunks(ingest, db_engine, alice):
+    mgmt, hash_ = str(uuid.uuid4()), "e5" * 32
+    dates = [days_ago(i) for i in range(1, 31)]
+    rows = [activity_row(d.isoformat(), f"model/{m}", "0.0000000001") for d in dates for m in range(80)]
+    body = {
+        "workspace_id": alice.workspace_id,
+        "observed_at": at(days_ago(0)),
+        "api_key_hash": hash_,
+        "dates": [d.isoformat() for d in dates],
+        "rows": rows,
+    }
+    assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/activity", body)).status_code == 204
+    total = await fetch(
+        db_engine,
+        "SELECT count(*) AS n, sum(usage) AS s FROM usage.activity WHERE management_key_id = :k",
+        k=uuid.UUID(mgmt),
+    )
+    assert (total[0]["n"], total[0]["s"]) == (2400, D("0.0000002400"))
+
+
+async def test_a_snapshot_with_another_workspace_for_a_known_key_is_a_conflict(ingest, alice, bob):
+    key = str(uuid.uuid4())
+    await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(1)), snapshot("1", "1")))
+    r = await ingest.call(
+        "POST", "/internal/snapshots", {"items": [item(key, bob.workspace_id, at(days_ago(1), 13), snapshot("1", "1"))]}
+    )
+    assert r.status_code == 409
+    assert r.json()["type"].endswith("/workspace-mismatch")
+    mixed = [
+        item(key, alice.workspace_id, at(days_ago(1), 14), snapshot("1", "1")),
+        item(key, bob.workspace_id, at(days_ago(1), 15), snapshot("1", "1")),
+    ]
+    assert (await ingest.call("POST", "/internal/snapshots", {"items": mixed})).status_code == 409
+
+
+async def test_unknown_fields_are_ignored(ingest, client, alice):
+    key = str(uuid.uuid4())
+    body = snapshot(
+        "1", "1", rate_limit={"requests": -1, "interval": "10s"}, creator_user_id="user_x", free_model_daily_requests=3
+    )
+    it = {**item(key, alice.workspace_id, at(days_ago(1)), body), "trace": "abc"}
+    r = await ingest.call("POST", "/internal/snapshots", {"items": [it], "sent_by": "worker"})
+    assert r.status_code == 200, r.text
+    assert (await read_key(client, alice, key))["usage"] == 1
+
+
+async def test_metrics_count_ingestion(ingest, client, alice):
+    def counter(text_: str, name: str) -> float:
+        for line in text_.splitlines():
+            if line.startswith((name + " ", name + "{")):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = (await client.get("/metrics")).text
+    key = str(uuid.uuid4())
+    one = item(key, alice.workspace_id, at(days_ago(1)), snapshot("1", "1"))
+    await ingest.snapshots(one, one)
+    after = (await client.get("/metrics")).text
+    stored = 'owr_usage_snapshots_ingested_total{outcome="stored"}'
+    dup = 'owr_usage_snapshots_ingested_total{outcome="duplicate"}'
+    assert counter(after, stored) - counter(before, stored) == 1
+    assert counter(after, dup) - counter(before, dup) == 1
+    assert key not in after
+    assert "owr_usage_activity_rows_ingested_total" in after
+
+
+async def test_a_later_day_snapshot_range_query(ingest, client, alice):
+    """`to` alone: the 30 days up to it."""
+    key = str(uuid.uuid4())
+    d = days_ago(40)
+    for i in range(3):
+        await ingest.snapshots(item(key, alice.workspace_id, at(d + timedelta(days=i)), snapshot(str(i + 1), "1")))
+    body = await read_key(client, alice, key, to=(d + timedelta(days=1)).isoformat())
+    assert [x["date"] for x in body["daily"]] == [d.isoformat(), (d + timedelta(days=1)).isoformat()]

@@ -1,0 +1,100 @@
+"""Who may reach which route, with which token; another workspace's key is a 404."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from tests.support.tokens import TestKeyring, assert_problem, bearer
+from tests.usage.conftest import ALL_SCOPES, at, days_ago, item, snapshot
+
+SNAPSHOTS = {
+    "items": [
+        {
+            "key_id": str(uuid.uuid4()),
+            "workspace_id": str(uuid.uuid4()),
+            "observed_at": "2026-01-01T00:00:00Z",
+            "snapshot": {"usage": 1, "usage_daily": 0},
+        }
+    ]
+}
+CREDITS = {
+    "workspace_id": str(uuid.uuid4()),
+    "observed_at": "2026-01-01T00:00:00Z",
+    "total_credits": 1,
+    "total_usage": 0,
+}
+KEYS = {"workspace_id": str(uuid.uuid4()), "observed_at": "2026-01-01T00:00:00Z", "keys": []}
+ACTIVITY = {
+    "workspace_id": str(uuid.uuid4()),
+    "observed_at": "2026-01-01T00:00:00Z",
+    "api_key_hash": "ab" * 32,
+    "dates": [],
+    "rows": [],
+}
+INTERNAL_ROUTES = [
+    ("POST", "/internal/snapshots", SNAPSHOTS, "usage:ingest"),
+    ("POST", "/internal/accounts/{id}/credits", CREDITS, "usage:ingest"),
+    ("PUT", "/internal/accounts/{id}/keys", KEYS, "usage:ingest"),
+    ("PUT", "/internal/accounts/{id}/activity", ACTIVITY, "usage:ingest"),
+    ("POST", "/internal/retention", {}, "usage:cleanup"),
+    ("DELETE", "/internal/workspaces/{id}", None, "workspaces:delete"),
+]
+
+
+def _url(template: str) -> str:
+    return template.replace("{id}", str(uuid.uuid4()))
+
+
+@pytest.mark.parametrize(("method", "template", "body", "scope"), INTERNAL_ROUTES)
+async def test_internal_routes_take_a_service_token_with_the_scope(
+    client, alice, keyring, service_headers, method, template, body, scope
+):
+    url = _url(template)
+    # A user's access token, however valid, is not a service token.
+    assert_problem(await client.request(method, url, headers=alice.headers, json=body), 401)
+    assert_problem(await client.request(method, url, json=body), 401)
+    # A service token for another service.
+    assert_problem(await client.request(method, url, headers=service_headers(aud="owr-keys"), json=body), 401)
+    # A service token for usage, with every scope but this one.
+    others = (*tuple(s for s in ALL_SCOPES if s != scope), "keys:reveal")
+    problem = assert_problem(await client.request(method, url, headers=service_headers(*others), json=body), 403)
+    assert problem["type"].endswith("/insufficient-scope")
+    r = await client.request(method, url, headers=service_headers(scope), json=body)
+    assert r.status_code in (200, 204), r.text
+
+
+async def test_another_workspaces_key_is_404_and_unknown_key_too(ingest, client, alice, bob):
+    key = str(uuid.uuid4())
+    await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(1)), snapshot("1", "1")))
+    assert (await client.get(f"/api/v1/usage/keys/{key}", headers=alice.headers)).status_code == 200
+    problem = assert_problem(await client.get(f"/api/v1/usage/keys/{key}", headers=bob.headers), 404)
+    assert problem["type"].endswith("/key-not-found")
+    assert_problem(await client.get(f"/api/v1/usage/keys/{uuid.uuid4()}", headers=alice.headers), 404)
+
+
+async def test_the_public_route_needs_a_users_access_token(client, alice, keyring, service_headers):
+    url = f"/api/v1/usage/keys/{uuid.uuid4()}"
+    now = int(time.time())
+    refusals = [
+        {},
+        {"authorization": "Basic dXNlcjpwYXNz"},
+        bearer("not-a-jwt"),
+        service_headers(),  # a service token is not a user's
+        service_headers(aud="owr-api"),  # not even with the user audience: wrong type
+        bearer(keyring.access_token(alice.user_id, alice.workspace_id, aud="owr-usage")),
+        bearer(keyring.access_token(alice.user_id, alice.workspace_id, iss="someone-else")),
+        bearer(keyring.access_token(alice.user_id, alice.workspace_id, iat=now - 1200, exp=now - 600)),
+        bearer(
+            TestKeyring(service_audience="owr-usage", default_scopes=ALL_SCOPES).access_token(
+                alice.user_id, alice.workspace_id
+            )
+        ),
+    ]
+    for headers in refusals:
+        assert_problem(await client.get(url, headers=headers), 401)
+    # A verified token without a workspace cannot read workspace data.
+    no_workspace = bearer(keyring.access_token(alice.user_id, None))
+    assert assert_problem(await client.get(url, headers=no_workspace), 403)["type"].endswith("/workspace-required")
