@@ -29,8 +29,9 @@ class DueKeys(BaseModel):
 
 
 class RevealedKey(BaseModel):
-    """The plaintext key: only ever sent to a service, and audited."""
+    """The plaintext key: only ever sent to a service, and audited; with its workspace."""
 
+    workspace_id: uuid.UUID
     key: str = Field(repr=False)
 
 
@@ -60,6 +61,7 @@ class RevealBatch(RequestSchema):
 
 class RevealedItem(BaseModel):
     id: uuid.UUID
+    workspace_id: uuid.UUID
     key: str = Field(repr=False)
 
 

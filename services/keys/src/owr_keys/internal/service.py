@@ -39,7 +39,7 @@ async def due_keys(session: AsyncSession, *, interval_seconds: int, limit: int) 
     return await KeyRepository(session).due(utcnow() - timedelta(seconds=interval_seconds), limit=limit)
 
 
-async def reveal(session: AsyncSession, vault: Vault, *, actor: Actor, key_id: uuid.UUID) -> str:
+async def reveal(session: AsyncSession, vault: Vault, *, actor: Actor, key_id: uuid.UUID) -> Revealed:
     """Decrypt one key for a service, recording the reveal in the same transaction."""
     outcome = (await reveal_many(session, vault, actor=actor, key_ids=[key_id]))[key_id]
     if outcome == "not_found":
@@ -48,12 +48,15 @@ async def reveal(session: AsyncSession, vault: Vault, *, actor: Actor, key_id: u
         raise KeyInactive()
     if outcome == "unreadable":
         raise KeyUnreadable()
-    return outcome.plaintext
+    return outcome
 
 
 @dataclass(frozen=True, slots=True)
 class Revealed:
+    """A decrypted key and the workspace it belongs to (the worker files its figures under it)."""
+
     plaintext: str = field(repr=False)
+    workspace_id: uuid.UUID
 
 
 RevealOutcome = Revealed | Literal["not_found", "inactive", "unreadable"]
@@ -85,7 +88,7 @@ async def reveal_many(
             log.error("key_unreadable", key_id=str(row.id), workspace_id=str(row.workspace_id))
             outcomes[key_id] = "unreadable"
             continue
-        outcomes[key_id] = Revealed(plaintext)
+        outcomes[key_id] = Revealed(plaintext, row.workspace_id)
         events.append(audit.event(actor=actor, action="revealed", key_id=row.id, workspace_id=row.workspace_id))
         REVEALS.labels("ok").inc()
         log.info("key_revealed", key_id=str(row.id), workspace_id=str(row.workspace_id), actor_id=actor.id)
