@@ -9,7 +9,31 @@ from pathlib import Path
 import pytest
 
 from tools.devinfra import DATA_DIR
-from tools.devstack import Ports, ProcessGroup, ProcessSpec, base_env, system_specs
+from tools.devstack import (
+    Ports,
+    ProcessGroup,
+    ProcessSpec,
+    base_env,
+    emulator_api_url,
+    emulator_spec,
+    system_specs,
+)
+
+# The worker's clocks shortened, so faults play out in seconds: a killed job is retried once its
+# in-progress mark (job timeout + 10 s) and its key lock lapse, an open circuit probes again after 3 s.
+FAST_WORKER = {
+    "WORKER_JOB_TIMEOUT_SECONDS": "10",
+    "WORKER_LOCK_TTL_SECONDS": "15",
+    "WORKER_CIRCUIT_FAILURE_THRESHOLD": "3",
+    "WORKER_CIRCUIT_OPEN_SECONDS": "3",
+    "WORKER_OPENROUTER_MAX_RPS": "200",
+    "WORKER_OPENROUTER_BURST": "50",
+    "WORKER_OPENROUTER_RETRY_BASE_SECONDS": "0.05",
+    "WORKER_OPENROUTER_RETRY_CAP_SECONDS": "0.5",
+    "WORKER_JOB_RETRY_BASE_SECONDS": "0.5",
+    "WORKER_JOB_RETRY_CAP_SECONDS": "2",
+    "WORKER_MAX_JOBS": "50",
+}
 
 
 @dataclass
@@ -31,21 +55,34 @@ class System:
     def auth(self) -> str:
         return f"http://127.0.0.1:{self.ports.auth}"
 
+    @property
+    def emulator(self) -> str:
+        """The OpenRouter emulator's root (its API under `/api/v1`, its admin surface under `/_admin`)."""
+        return f"http://127.0.0.1:{self.ports.emulator}"
+
+    def restart(self, name: str, *, kill: bool = True) -> None:
+        """SIGKILL a process (no clean shutdown) and start it again, waiting until it is ready."""
+        spec = self.group.kill(name) if kill else self.group.find(name).spec
+        self.group.start(spec)
+        self.group.wait_ready(timeout=60)
+
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
 
 
 @pytest.fixture(scope="session")
 def system(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """gateway, auth, keys, usage and worker started with `python -m`, exactly as `make run` does."""
+    """gateway, auth, keys, usage and worker started with `python -m`, as `make demo` does, the worker
+    talking to the OpenRouter emulator (a process too)."""
     log_dir = tmp_path_factory.mktemp("e2e-logs")
     env = base_env(database_url, redis_url, "test", DATA_DIR / "test" / "secrets")
     # Fast argon2 is allowed only with OWR_ENV=test; it keeps the journey quick without changing its logic.
-    env.update({"AUTH_ARGON2_MEMORY_KIB": "1024", "AUTH_ARGON2_TIME_COST": "1", "LOG_LEVEL": "INFO"})
+    env.update({"AUTH_ARGON2_MEMORY_KIB": "1024", "AUTH_ARGON2_TIME_COST": "1", "LOG_LEVEL": "INFO", **FAST_WORKER})
     ports = Ports.free()
     group = ProcessGroup(env, log_dir=log_dir)
     try:
-        for spec in system_specs(ports):
+        group.start(emulator_spec(ports))
+        for spec in system_specs(ports, openrouter_url=emulator_api_url(ports)):
             group.start(spec)
         group.wait_ready(timeout=60)
         yield System(ports, group, log_dir, env)

@@ -1,0 +1,56 @@
+"""A small client for the emulator's admin surface (docs/architecture.md, "The OpenRouter emulator")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+
+class EmulatorAdmin:
+    """Drives the emulator's world: accounts, keys, spend, the clock, faults, and its ground truth."""
+
+    def __init__(self, url: str) -> None:
+        self.http = httpx.AsyncClient(base_url=f"{url}/_admin", timeout=10)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def _call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+        r = await self.http.request(method, path, json=body)
+        assert r.status_code == expect, f"{method} {path}: {r.status_code} {r.text}"
+        return r.json() if r.content else None
+
+    async def set_clock(self, now: datetime) -> datetime:
+        body = await self._call("POST", "/clock", {"now": now.isoformat()})
+        return datetime.fromisoformat(body["now"])
+
+    async def account(self, total_credits: str) -> str:
+        body = await self._call("POST", "/accounts", {"total_credits": total_credits}, expect=201)
+        return str(body["id"])
+
+    async def key(self, account: str, kind: str, **fields: Any) -> dict[str, Any]:
+        body = await self._call("POST", f"/accounts/{account}/keys", {"kind": kind, **fields}, expect=201)
+        (item,) = body["items"]
+        return dict(item)
+
+    async def events(self, events: list[dict[str, Any]]) -> None:
+        await self._call("POST", "/events", {"events": events}, expect=201)
+
+    async def revoke(self, key_hash: str) -> None:
+        await self._call("POST", f"/keys/{key_hash}/revoke", expect=204)
+
+    async def faults(self, **faults: Any) -> None:
+        await self._call("PUT", "/faults", faults)
+
+    async def clear_faults(self) -> None:
+        await self.http.delete("/faults")
+
+    async def truth(self, account: str) -> dict[str, Any]:
+        r = await self.http.get("/truth", params={"account": account})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    async def stats(self) -> dict[str, Any]:
+        return dict(await self._call("GET", "/stats"))
