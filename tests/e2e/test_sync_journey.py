@@ -188,7 +188,7 @@ async def test_exact_daily_spend_per_model_figures_and_balance_across_midnight_a
         assert_exact(row["spend"], truth["keys"][alpha["hash"]]["daily"][str(d0)]["cost"], "alpha d0 provisional")
         assert_exact(usage["limit_remaining"], Decimal(5) - Decimal("0.3300000013"), "alpha limit_remaining")
         management_usage = await watcher.usage(ids["management"])
-        assert_exact(management_usage["balance"], truth["balance"], "balance")
+        assert_exact(management_usage["account"]["balance"], truth["balance"], "balance")
 
         # Past midnight: D0 becomes final and exact; D1 starts provisional.
         await emulator.set_clock(at(d1, 0, 30))

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from tests.usage.conftest import at, days_ago, item, read_key, snapshot
+from tests.usage.conftest import at, days_ago, item, money, read_key, snapshot
 
 D = Decimal
 
@@ -374,3 +374,83 @@ async def test_a_later_day_snapshot_range_query(ingest, client, alice):
         await ingest.snapshots(item(key, alice.workspace_id, at(d + timedelta(days=i)), snapshot(str(i + 1), "1")))
     body = await read_key(client, alice, key, to=(d + timedelta(days=1)).isoformat())
     assert [x["date"] for x in body["daily"]] == [d.isoformat(), (d + timedelta(days=1)).isoformat()]
+
+
+# --- reading a linked key: per-model days, activity-filled days; a management key's balance ----------
+
+
+async def test_a_linked_key_reads_per_model_days_and_completed_days_from_activity(ingest, client, alice):
+    label, hash_, mgmt = "sk-or-v1-abc...123", "c3" * 32, str(uuid.uuid4())
+    key = str(uuid.uuid4())
+    d3, d2, d1 = days_ago(3), days_ago(2), days_ago(1)
+    # Snapshots on d2 and today: d2 stays provisional (no d1 snapshot), d3 and d1 have none at all.
+    await ingest.snapshots(
+        item(key, alice.workspace_id, at(d2, 20), snapshot("5", "0.5", label=label)),
+        item(key, alice.workspace_id, at(days_ago(0), 1), snapshot("7", "0.25", label=label)),
+    )
+    listing = {"workspace_id": alice.workspace_id, "observed_at": at(days_ago(0), 1), "keys": [key_row(hash_, label)]}
+    assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/keys", listing)).status_code == 204
+    activity = {
+        "workspace_id": alice.workspace_id,
+        "observed_at": at(days_ago(0), 1),
+        "api_key_hash": hash_,
+        "dates": [d3.isoformat(), d2.isoformat(), d1.isoformat()],
+        "rows": [
+            activity_row(d2.isoformat(), "openai/gpt-4.1", "0.4", byok_usage_inference=D("0.1")),
+            activity_row(d2.isoformat(), "openai/gpt-4.1", "0.3", provider_name="Azure", endpoint_id="e2"),
+            activity_row(d2.isoformat(), "anthropic/claude", "0.0000000001"),
+            activity_row(d1.isoformat(), "anthropic/claude", "1.25"),
+        ],
+    }
+    assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/activity", activity)).status_code == 204
+
+    body = await read_key(client, alice, key, **{"from": d3.isoformat(), "to": days_ago(0).isoformat()})
+    rows = {row["date"]: row for row in body["daily"]}
+    assert list(rows) == [d3.isoformat(), d2.isoformat(), d1.isoformat(), days_ago(0).isoformat()]
+    # d3: fetched, no activity: a known zero.
+    assert (rows[d3.isoformat()]["spend"], rows[d3.isoformat()]["models"]) == (0, [])
+    # d2: the provisional snapshot figure (0.5) gives way to activity's exact total for the completed day.
+    assert (money(rows[d2.isoformat()]["spend"]), rows[d2.isoformat()]["provisional"]) == (D("0.7000000001"), False)
+    assert rows[d2.isoformat()]["source"] == "activity"
+    models = {m["model"]: m for m in rows[d2.isoformat()]["models"]}
+    assert money(models["openai/gpt-4.1"]["cost"]) == D("0.7")  # two providers, one model
+    assert money(models["openai/gpt-4.1"]["byok_cost"]) == D("0.112")
+    assert models["openai/gpt-4.1"]["requests"] == 10
+    assert money(models["anthropic/claude"]["cost"]) == D("0.0000000001")
+    assert money(rows[d1.isoformat()]["spend"]) == D("1.25")
+    # Today: activity never covers it; the snapshot's provisional figure, no breakdown yet.
+    today_row = rows[days_ago(0).isoformat()]
+    assert (money(today_row["spend"]), today_row["provisional"], today_row["models"]) == (D("0.25"), True, None)
+
+
+async def test_an_unlinked_key_has_day_totals_only(ingest, client, alice):
+    key = str(uuid.uuid4())
+    await ingest.snapshots(
+        item(key, alice.workspace_id, at(days_ago(0), 1), snapshot("1", "0.5", label="sk-or-v1-zzz...zzz"))
+    )
+    body = await read_key(client, alice, key)
+    assert body["linked"] is False
+    assert all(row["models"] is None and row["source"] == "snapshots" for row in body["daily"])
+
+
+async def test_a_management_key_reads_its_account_balance(ingest, client, alice):
+    key = str(uuid.uuid4())
+    await ingest.snapshots(
+        item(key, alice.workspace_id, at(days_ago(0), 1), snapshot("0", "0", is_management_key=True))
+    )
+    assert (await read_key(client, alice, key))["account"] is None
+    url = f"/internal/accounts/{key}/credits"
+    for hour, credits, used in ((1, "100.5", "25.75"), (2, "137.141032391", "0.1015644762")):
+        body = {
+            "workspace_id": alice.workspace_id,
+            "observed_at": at(days_ago(0), hour),
+            "total_credits": D(credits),
+            "total_usage": D(used),
+        }
+        assert (await ingest.call("POST", url, body)).status_code == 204
+    account = (await read_key(client, alice, key))["account"]
+    assert money(account["balance"]) == D("137.141032391") - D("0.1015644762")
+    body = {"workspace_id": alice.workspace_id, "observed_at": at(days_ago(0), 3), "total_credits": 0, "total_usage": 0}
+    assert (await ingest.call("POST", url, body)).status_code == 204
+    account = (await read_key(client, alice, key))["account"]
+    assert account["balance"] is None  # all zeros: unknown, not $0

@@ -130,6 +130,61 @@ class AccountRepository:
         )
         return rows.all()
 
+    async def activity_by_model(
+        self, workspace_id: uuid.UUID, management_key_id: uuid.UUID, api_key_hash: str, first: dt.date, last: dt.date
+    ) -> Sequence[Any]:
+        """One key hash's activity in [first, last], summed per (date, model): several endpoints make one model."""
+        rows = await self.session.execute(
+            select(
+                ActivityRow.date,
+                ActivityRow.model,
+                func.sum(ActivityRow.usage).label("cost"),
+                func.sum(ActivityRow.byok_usage_inference).label("byok_cost"),
+                func.sum(ActivityRow.requests).label("requests"),
+                func.sum(ActivityRow.prompt_tokens).label("prompt_tokens"),
+                func.sum(ActivityRow.completion_tokens).label("completion_tokens"),
+                func.sum(ActivityRow.reasoning_tokens).label("reasoning_tokens"),
+            )
+            .where(
+                ActivityRow.workspace_id == workspace_id,
+                ActivityRow.management_key_id == management_key_id,
+                ActivityRow.api_key_hash == api_key_hash,
+                ActivityRow.date >= first,
+                ActivityRow.date <= last,
+            )
+            .group_by(ActivityRow.date, ActivityRow.model)
+            .order_by(ActivityRow.date, ActivityRow.model)
+        )
+        return rows.all()
+
+    async def fetched_days(
+        self, workspace_id: uuid.UUID, management_key_id: uuid.UUID, api_key_hash: str, first: dt.date, last: dt.date
+    ) -> set[dt.date]:
+        """Days in [first, last] whose activity was fetched for this hash (no rows then means no spend)."""
+        days = await self.session.scalars(
+            select(ActivityDay.date).where(
+                ActivityDay.workspace_id == workspace_id,
+                ActivityDay.management_key_id == management_key_id,
+                ActivityDay.api_key_hash == api_key_hash,
+                ActivityDay.date >= first,
+                ActivityDay.date <= last,
+            )
+        )
+        return set(days.all())
+
+    async def latest_balance(self, workspace_id: uuid.UUID, management_key_id: uuid.UUID) -> AccountBalance | None:
+        return (
+            await self.session.scalars(
+                select(AccountBalance)
+                .where(
+                    AccountBalance.workspace_id == workspace_id,
+                    AccountBalance.management_key_id == management_key_id,
+                )
+                .order_by(AccountBalance.observed_at.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+
     # --- retention and erasure (internal API) --------------------------------------------------
 
     async def delete_before(self, cutoff: dt.datetime, cutoff_day: dt.date) -> dict[str, int]:

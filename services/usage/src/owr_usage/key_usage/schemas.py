@@ -26,13 +26,42 @@ class Windows(BaseModel):
     month: Window
 
 
+class ModelSpend(BaseModel):
+    """One model's figures on one day, from OpenRouter's activity (every provider and endpoint summed)."""
+
+    model: str
+    cost: Money
+    byok_cost: Money
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+
+
 class DailySpend(BaseModel):
-    """A UTC day's spend: final once the next day's first snapshot is known, else provisional (a lower bound)."""
+    """A UTC day's spend: final once the next day's first snapshot is known, else provisional (a lower bound).
+
+    For a linked key, a completed day without a final snapshot figure takes OpenRouter's activity total
+    (exact, final; `source: activity`), and `models` breaks the day down by model.
+    """
 
     date: date
     spend: Money
     byok_spend: Money
     provisional: bool
+    source: Literal["snapshots", "activity"]
+    models: list[ModelSpend] | None = Field(
+        description="per-model figures from activity; null when the key is not linked or the day not fetched"
+    )
+
+
+class AccountView(BaseModel):
+    """A management key's account balance (`total_credits - total_usage`) as of its last `/credits` answer."""
+
+    total_credits: Money | None
+    total_usage: Money | None
+    balance: Money | None = Field(description="null when OpenRouter answered all zeros (unknown, not $0)")
+    as_of: datetime
 
 
 class KeyUsageView(BaseModel):
@@ -52,3 +81,4 @@ class KeyUsageView(BaseModel):
     daily: list[DailySpend] = Field(description="days with a known figure in [from, to], oldest first")
     linked: bool = Field(description="whether an account's key list holds exactly one key with this label")
     account_key_id: str | None = Field(description="the linked key's hash in its account's key list")
+    account: AccountView | None = Field(description="for a management key: its account's balance")

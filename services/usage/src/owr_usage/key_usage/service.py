@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_usage.accounts.repository import AccountRepository
 from owr_usage.key_usage.errors import InvalidRange, KeyUsageNotFound
-from owr_usage.key_usage.schemas import DailySpend, KeyUsageView, Window, Windows
+from owr_usage.key_usage.schemas import AccountView, DailySpend, KeyUsageView, ModelSpend, Window, Windows
 from owr_usage.snapshots.models import Snapshot
 from owr_usage.snapshots.repository import SnapshotRepository
 
@@ -65,12 +66,37 @@ async def key_usage(
         raise KeyUsageNotFound()
     days = await snapshots.days(workspace_id, key_id, first, last)
 
+    accounts = AccountRepository(session)
     account_key_id: str | None = None
+    daily = [
+        DailySpend(
+            date=d.day,
+            spend=d.spend,
+            byok_spend=d.byok_spend,
+            provisional=not d.final,
+            source="snapshots",
+            models=None,
+        )
+        for d in days
+    ]
     if not latest.is_management_key and latest.label:
         # Two management keys of one account list the same key under one hash: that is still one key.
-        hashes = {row.hash for row in await AccountRepository(session).keys_by_label(workspace_id, latest.label)}
-        if len(hashes) == 1:
-            account_key_id = hashes.pop()
+        rows = await accounts.keys_by_label(workspace_id, latest.label)
+        if len({row.hash for row in rows}) == 1:
+            # Read its activity through one management key only (the freshest list), or it would count twice.
+            row = max(rows, key=lambda r: r.observed_at)
+            account_key_id = row.hash
+            daily = await _with_activity(accounts, workspace_id, row.management_key_id, row.hash, daily, first, last)
+    account = None
+    if latest.is_management_key:
+        balance = await accounts.latest_balance(workspace_id, key_id)
+        if balance is not None:
+            account = AccountView(
+                total_credits=balance.total_credits if balance.known else None,
+                total_usage=balance.total_usage if balance.known else None,
+                balance=balance.total_credits - balance.total_usage if balance.known else None,
+                as_of=balance.observed_at,
+            )
 
     return KeyUsageView(
         key_id=key_id,
@@ -86,7 +112,50 @@ async def key_usage(
         usage=latest.usage,
         byok_usage=latest.byok_usage,
         windows=_windows(latest, now),
-        daily=[DailySpend(date=d.day, spend=d.spend, byok_spend=d.byok_spend, provisional=not d.final) for d in days],
+        daily=daily,
         linked=account_key_id is not None,
         account_key_id=account_key_id,
+        account=account,
     )
+
+
+async def _with_activity(
+    accounts: AccountRepository,
+    workspace_id: uuid.UUID,
+    management_key_id: uuid.UUID,
+    api_key_hash: str,
+    daily: list[DailySpend],
+    first: date,
+    last: date,
+) -> list[DailySpend]:
+    """Attach per-model activity to each fetched day; a fetched day with no final snapshot figure takes
+    activity's total, which is exact for a completed day (activity never covers today)."""
+    fetched = await accounts.fetched_days(workspace_id, management_key_id, api_key_hash, first, last)
+    models: dict[date, list[ModelSpend]] = {day: [] for day in fetched}
+    for row in await accounts.activity_by_model(workspace_id, management_key_id, api_key_hash, first, last):
+        models.setdefault(row.date, []).append(
+            ModelSpend(
+                model=row.model,
+                cost=row.cost,
+                byok_cost=row.byok_cost,
+                requests=row.requests,
+                prompt_tokens=row.prompt_tokens,
+                completion_tokens=row.completion_tokens,
+                reasoning_tokens=row.reasoning_tokens,
+            )
+        )
+    by_day = {d.date: d for d in daily}
+    for day, breakdown in models.items():
+        known = by_day.get(day)
+        if known is not None and not known.provisional:
+            by_day[day] = known.model_copy(update={"models": breakdown})
+            continue
+        by_day[day] = DailySpend(
+            date=day,
+            spend=sum((m.cost for m in breakdown), Decimal(0)),
+            byok_spend=sum((m.byok_cost for m in breakdown), Decimal(0)),
+            provisional=False,
+            source="activity",
+            models=breakdown,
+        )
+    return [by_day[day] for day in sorted(by_day)]
