@@ -176,9 +176,17 @@ async def test_open_circuit_reports_error_without_calling_openrouter(make_ctx, o
     ctx = make_ctx()
     key_id = internal.add_key(KEY, WS)
     await arq_redis.set(OPEN_UNTIL_KEY, str(int((datetime.now(UTC) + timedelta(minutes=5)).timestamp() * 1000)))
-    assert await sync_key(ctx, key_id, workspace_id=WS) == "error"
+    # The key shows the outage at once, and the job looks again about when a probe may go through.
+    with pytest.raises(Retry) as deferred:
+        await sync_key(ctx, key_id, workspace_id=WS)
+    open_seconds = ctx["settings"].circuit_open_seconds
+    assert open_seconds / 2 <= deferred.value.defer_score / 1000 <= open_seconds
     assert openrouter.seen == []
     assert internal.statuses[key_id][0]["last_error"] == "OpenRouter unavailable (circuit open); retrying"
+    # On its last try the job ends with the error reported.
+    ctx["job_try"] = ctx["settings"].job_max_tries
+    assert await sync_key(ctx, key_id, workspace_id=WS) == "error"
+    assert openrouter.seen == []
 
 
 async def test_payment_required_without_retry_after_is_reported(make_ctx, openrouter, internal):

@@ -7,6 +7,7 @@ so tests build a ctx of their own.
 
 from __future__ import annotations
 
+import random
 import re
 import time
 import uuid
@@ -130,8 +131,13 @@ async def _retry_or_give_up(
 async def _openrouter_failed(ctx: Mapping[str, Any], key_id: str, exc: OpenRouterError) -> str:
     """The one mapping from an OpenRouter error to what the job does."""
     if isinstance(exc, CircuitOpen):
-        # Do not queue more calls at a down upstream: report and end; the next due scan retries.
-        return await _report_error(ctx, key_id, exc.message)
+        # No call was made. Show the outage on the key now, then look again about when the circuit lets a
+        # probe through, so keys recover soon after OpenRouter does rather than at the next due scan.
+        outcome = await _report_error(ctx, key_id, exc.message)
+        settings = _settings(ctx)
+        if int(ctx.get("job_try") or 1) < settings.job_max_tries:
+            raise Retry(defer=max(1.0, settings.circuit_open_seconds * (0.5 + random.random() / 2)))  # noqa: S311
+        return outcome
     if isinstance(exc, KeyRejected):
         return await _report_invalid(ctx, key_id, exc)
     if isinstance(exc, RateLimited | UpstreamUnavailable) or (
