@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from tools.devinfra import DATA_DIR
 from tools.devstack import (
@@ -88,6 +89,18 @@ def system(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathF
         yield System(ports, group, log_dir, env)
     finally:
         group.stop()
+
+
+@pytest.fixture(autouse=True)
+async def _fresh_login_window(system: System) -> None:
+    """Each test signs up from 127.0.0.1 with a fresh per-IP login window, as a new client would; without
+    this, the suite's own sign-ups would exhaust the 10-per-minute policy it also tests."""
+    redis = Redis.from_url(system.env["REDIS_URL"])
+    try:
+        async for key in redis.scan_iter("owr:rl:login:*"):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
 
 
 def second_gateway(system: System) -> tuple[ProcessGroup, str]:
