@@ -48,6 +48,7 @@ rotate-kek: install ## re-wrap every stored key's data key under KEYS_ACTIVE_KEK
 bench: install ## benchmarks, printed as ratios measured in one run (install wrk for accurate load)
 	$(UV) run --frozen python -m bench.proxy_clients
 	$(UV) run --frozen python -m bench.gateway
+	$(UV) run --frozen python -m bench.sync
 
 clean: ## remove the virtualenv, caches and embedded data
 	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache

@@ -223,6 +223,12 @@ async def test_exact_daily_spend_per_model_figures_and_balance_across_midnight_a
         assert rows[str(d1)]["provisional"] is False
         assert_exact(rows[str(d1)]["spend"], truth["keys"][beta["hash"]]["daily"][str(d1)]["cost"], "beta d1")
 
+    # The keys crossed auth, keys, usage, the worker and the emulator: none of them logged one.
+    logs = system.logs()
+    for secret in (management["key"], alpha["key"], beta["key"]):
+        assert secret not in logs
+        assert secret.removeprefix("sk-or-v1-") not in logs
+
 
 async def funded_keys(emulator: EmulatorAdmin, count: int, cost: str = "0.0123456789") -> list[dict[str, Any]]:
     """An account with `count` inference keys, each with one spend an hour ago on the emulator's today."""
