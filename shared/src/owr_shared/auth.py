@@ -1,13 +1,40 @@
-"""FastAPI dependencies that turn a bearer JWT into a verified `Principal`."""
+"""FastAPI dependencies that turn a bearer JWT into a verified caller: a user in a workspace, or a service.
+
+Every service verifies tokens itself against auth's JWKS (defence in depth): `app.state.jwt_verifier`
+checks users' access tokens (audience `owr-api`), `app.state.service_verifier` service tokens for this
+service's own audience, so one kind can never pass as the other.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from owr_shared.errors import Unauthorized
+from owr_shared.errors import Forbidden, Unauthorized
 from owr_shared.jwt import JwksVerifier, Principal
+
+
+class WorkspaceRequired(Forbidden):
+    """A verified token that does not act in a workspace cannot reach workspace data."""
+
+    slug, title = "workspace-required", "Workspace Required"
+
+    def __init__(self) -> None:
+        super().__init__("The token does not name a workspace.")
+
+
+class InsufficientScope(Forbidden):
+    slug, title = "insufficient-scope", "Insufficient Scope"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(
+            f"The service token lacks the scope {scope!r}.",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+        )
 
 
 def bearer_token(request: Request) -> str:
@@ -25,3 +52,41 @@ async def current_principal(request: Request) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+@dataclass(frozen=True, slots=True)
+class UserCaller:
+    """A user acting in one workspace; every query of theirs is filtered by `workspace_id`."""
+
+    user_id: str
+    workspace_id: uuid.UUID
+
+
+async def user_caller(principal: CurrentPrincipal) -> UserCaller:
+    """The verified user and the workspace their token acts in (403 when it names none)."""
+    try:
+        workspace_id = uuid.UUID(principal.workspace_id or "")
+    except ValueError:
+        raise WorkspaceRequired() from None
+    return UserCaller(user_id=principal.subject, workspace_id=workspace_id)
+
+
+User = Annotated[UserCaller, Depends(user_caller)]
+
+
+def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency admitting service tokens for this service that carry `scope`.
+
+    A user's access token fails verification here (wrong audience and type): 401, as is a token for
+    another service. A valid service token without the scope is a 403.
+    """
+
+    async def dependency(request: Request) -> Principal:
+        verifier: JwksVerifier = request.app.state.service_verifier
+        principal = await verifier.verify(bearer_token(request), expected_types=("service",))
+        if scope not in principal.scopes:
+            raise InsufficientScope(scope)
+        return principal
+
+    dependency.__name__ = f"service_token_with_{scope.replace(':', '_')}"
+    return dependency
