@@ -178,6 +178,7 @@ class Internal(FakeServer):
         super().__init__()
         self.plaintext: dict[str, str] = {}
         self.workspaces: dict[str, str] = {}
+        self.unavailable: dict[str, str] = {}  # key id -> reason a reveal gives (inactive, unreadable)
         self.due: list[dict[str, Any]] = []
         self.statuses: dict[str, list[dict[str, Any]]] = {}
         self.snapshots: list[dict[str, Any]] = []
@@ -189,14 +190,14 @@ class Internal(FakeServer):
         self.handle("POST", "/internal/service-tokens", self._token)
         self.handle("GET", "/internal/keys/due", lambda s: {"items": self.due[: int(s.query.get("limit", 100))]})
         self.handle("POST", "/internal/snapshots", self._snapshots)
+        self.handle("POST", "/internal/keys/reveal", self._reveal)
+        self.handle("POST", "/internal/keys/status", self._status)
         self.handle("POST", "/internal/retention", lambda s: {"deleted": {"snapshots": 0}})
 
     def add_key(self, plaintext: str, workspace_id: str | None = None) -> str:
         key_id = str(uuid.uuid4())
         self.plaintext[key_id] = plaintext
         self.workspaces[key_id] = workspace_id or str(uuid.uuid4())
-        self.handle("POST", f"/internal/keys/{key_id}/reveal", lambda s, k=key_id: self._reveal(k))
-        self.handle("POST", f"/internal/keys/{key_id}/status", lambda s, k=key_id: self._status(k, s))
         for what, store in (("credits", self.credits), ("keys", self.keys), ("activity", self.activity)):
             method = "POST" if what == "credits" else "PUT"
             self.handle(method, f"/internal/accounts/{key_id}/{what}", lambda s, st=store: st.append(s.body))
@@ -217,15 +218,35 @@ class Internal(FakeServer):
         token = seen.headers.get("Authorization", "").removeprefix("Bearer ")
         return token.startswith(f"tok-{audience}-") and token not in self.refuse_tokens
 
-    def _reveal(self, key_id: str) -> Any:
-        return {"key": self.plaintext[key_id]} if key_id in self.plaintext else Reply(404, "{}")
-
-    def _status(self, key_id: str, seen: Seen) -> Any:
+    def _reveal(self, seen: Seen) -> Any:
+        """keys' batch reveal: each id revealed with its workspace, or listed as unavailable with a reason."""
         if not self._authorised(seen, "owr-keys"):
             return Reply(401, "{}")
-        self.statuses.setdefault(key_id, []).append(seen.body)
-        self.due = [d for d in self.due if d["id"] != key_id]  # a reported key is not due any more, as in keys
-        return None
+        items, unavailable = [], []
+        for key_id in seen.body["ids"]:
+            if key_id not in self.plaintext:
+                unavailable.append({"id": key_id, "reason": "not_found"})
+            elif key_id in self.unavailable:
+                unavailable.append({"id": key_id, "reason": self.unavailable[key_id]})
+            else:
+                items.append({"id": key_id, "workspace_id": self.workspaces[key_id], "key": self.plaintext[key_id]})
+        return {"items": items, "unavailable": unavailable}
+
+    def _status(self, seen: Seen) -> Any:
+        """keys' batch status: each report kept (without its id) under its key; unknown keys not_found."""
+        if not self._authorised(seen, "owr-keys"):
+            return Reply(401, "{}")
+        applied, not_found = [], []
+        for item in seen.body["items"]:
+            report = dict(item)
+            key_id = report.pop("id")
+            if key_id not in self.plaintext:
+                not_found.append(key_id)
+                continue
+            self.statuses.setdefault(key_id, []).append(report)
+            self.due = [d for d in self.due if d["id"] != key_id]  # a reported key is not due any more, as in keys
+            applied.append(key_id)
+        return {"applied": applied, "ignored": [], "not_found": not_found}
 
     def _snapshots(self, seen: Seen) -> Any:
         if not self._authorised(seen, "owr-usage"):

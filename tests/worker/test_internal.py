@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -43,7 +44,8 @@ async def test_token_is_fetched_once_per_audience_and_sent(http, internal):
     asked = [s.body for s in internal.requests("/internal/service-tokens")]
     assert [a["audience"] for a in asked] == ["owr-keys", "owr-usage"]
     assert all("scope" not in a and a["client_id"] == "worker" for a in asked)
-    status_calls = internal.requests(f"/internal/keys/{key_id}/status")
+    status_calls = internal.requests("/internal/keys/status")
+    assert len(status_calls) == 2
     assert all(s.headers["Authorization"] == "Bearer tok-owr-keys-1" for s in status_calls)
     assert internal.snapshots == [{"x": Decimal("1.5")}]
 
@@ -85,14 +87,58 @@ async def test_trace_and_request_id_are_forwarded(http, internal):
 
 async def test_reveal_gone_or_inactive_is_none(http, internal):
     _, keys, _ = clients(http, internal)
-    key_id = internal.add_key(KEY)
+    key_id = internal.add_key(KEY, workspace_id="ws-1")
     revealed = await keys.reveal(key_id)
     assert revealed is not None
     assert revealed.key == KEY
+    assert revealed.workspace_id == "ws-1"
     assert KEY not in repr(revealed)
-    internal.handle("POST", f"/internal/keys/{key_id}/reveal", lambda s: Reply(409, '{"title": "inactive"}'))
+    assert internal.requests("/internal/keys/reveal")[0].body == {"ids": [key_id]}
+    internal.unavailable[key_id] = "inactive"
     assert await keys.reveal(key_id) is None
     assert await keys.reveal("00000000-0000-0000-0000-000000000000") is None
+    # A key keys cannot decrypt is its 500: retried, like the single route's answer.
+    internal.unavailable[key_id] = "unreadable"
+    with pytest.raises(ServiceError) as caught:
+        await keys.reveal(key_id)
+    assert caught.value.retryable
+
+
+async def test_concurrent_calls_share_one_batch_and_each_gets_its_answer(http, internal):
+    _, keys, usage = clients(http, internal)
+    ids = [internal.add_key(KEY + str(n), workspace_id=f"ws-{n}") for n in range(5)]
+    gone = "00000000-0000-0000-0000-000000000000"
+    revealed = await asyncio.gather(*(keys.reveal(i) for i in [*ids, gone]))
+    assert [r.key if r else None for r in revealed] == [KEY + str(n) for n in range(5)] + [None]
+    assert [r.workspace_id if r else None for r in revealed] == [f"ws-{n}" for n in range(5)] + [None]
+    assert await asyncio.gather(*(keys.report_status(i, {"status": "valid"}) for i in [*ids, gone])) == [
+        *[True] * 5,
+        False,
+    ]
+    await asyncio.gather(*(usage.store_snapshots([{"n": n}]) for n in range(5)))
+    assert len(internal.requests("/internal/keys/reveal")) == 1
+    assert len(internal.requests("/internal/keys/status")) == 1
+    assert [len(s.body["items"]) for s in internal.requests("/internal/snapshots")] == [5]
+    assert internal.snapshots == [{"n": n} for n in range(5)]
+    assert all(internal.statuses[i] == [{"status": "valid"}] for i in ids)
+
+
+async def test_a_refused_batch_is_sent_again_item_by_item(http, internal):
+    _, _, usage = clients(http, internal)
+
+    def refuse_bad(seen):
+        if any(item.get("bad") for item in seen.body["items"]):
+            return Reply(422, '{"title": "Unprocessable"}')
+        internal.snapshots.extend(seen.body["items"])
+        return {"stored": len(seen.body["items"]), "duplicates": 0}
+
+    internal.handle("POST", "/internal/snapshots", refuse_bad)
+    outcomes = await asyncio.gather(
+        *(usage.store_snapshots([{"n": n, "bad": n == 2}]) for n in range(4)), return_exceptions=True
+    )
+    assert [isinstance(o, ServiceError) and o.status == 422 for o in outcomes] == [False, False, True, False]
+    assert sorted(s["n"] for s in internal.snapshots) == [0, 1, 3]
+    assert [len(s.body["items"]) for s in internal.requests("/internal/snapshots")] == [4, 1, 1, 1, 1]
 
 
 async def test_5xx_and_refused_connections_are_retryable(http, internal):

@@ -3,6 +3,7 @@ OpenRouter and of the internal APIs (the e2e tests run them against the real pro
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +16,6 @@ from prometheus_client import REGISTRY
 from owr_worker.circuit import OPEN_UNTIL_KEY
 from owr_worker.jobs import (
     ACTIVITY_PREFIX,
-    WORKSPACE_PREFIX,
     cleanup_usage,
     schedule_due_keys,
     sync_account,
@@ -69,23 +69,44 @@ async def test_sync_key_stores_a_snapshot_and_reports_valid(make_ctx, openrouter
     # The trace continues into OpenRouter and the internal calls.
     trace_id = TRACEPARENT.split("-")[1]
     assert openrouter.requests("/api/v1/key")[0].headers["traceparent"].split("-")[1] == trace_id
-    status_call = internal.requests(f"/internal/keys/{key_id}/status")[0]
+    status_call = internal.requests("/internal/keys/status")[0]
     assert status_call.headers["traceparent"].split("-")[1] == trace_id
     assert status_call.headers["X-Request-ID"] == "req-1"
 
 
-async def test_workspace_comes_from_the_due_list_when_keys_did_not_send_it(make_ctx, openrouter, internal, arq_redis):
+async def test_workspace_comes_from_the_reveal(make_ctx, openrouter, internal, arq_redis):
     ctx = make_ctx()
     key_id = internal.add_key(KEY, WS)
-    internal.due = [{"id": key_id, "workspace_id": WS, "kind": None, "status": "pending", "last_synced_at": None}]
     openrouter.reply("/api/v1/key", Reply(body=KEY_BODY))
+    # keys' job carries no workspace id; an old job's kwarg is not trusted over keys' own answer.
     assert await sync_key(ctx, key_id, traceparent=None, request_id=None) == "valid"
-    assert internal.snapshots[0]["workspace_id"] == WS
-    assert await arq_redis.get(WORKSPACE_PREFIX + key_id) == WS.encode()
-    # Next time the cache answers.
-    internal.due = []
-    assert await sync_key(ctx, key_id) == "valid"
-    assert internal.snapshots[1]["workspace_id"] == WS
+    assert await sync_key(ctx, key_id, workspace_id="3c9d2f1e-0000-4000-8000-000000000000") == "valid"
+    assert [s["workspace_id"] for s in internal.snapshots] == [WS, WS]
+    assert internal.requests("/internal/keys/due") == []
+    assert await arq_redis.keys("owr:worker:workspace:*") == []
+
+
+async def test_concurrent_jobs_share_each_internal_call(make_ctx, openrouter, internal):
+    ctx = make_ctx()
+    ids = [internal.add_key(KEY, WS) for _ in range(8)]
+    openrouter.reply("/api/v1/key", Reply(body=KEY_BODY))
+    assert await asyncio.gather(*(sync_key(ctx, i) for i in ids)) == ["valid"] * 8
+    assert [len(s.body["ids"]) for s in internal.requests("/internal/keys/reveal")] == [8]
+    assert [len(s.body["items"]) for s in internal.requests("/internal/snapshots")] == [8]
+    assert [len(s.body["items"]) for s in internal.requests("/internal/keys/status")] == [8]
+    assert sorted(s["key_id"] for s in internal.snapshots) == sorted(ids)
+    assert all(len(internal.statuses[i]) == 1 for i in ids)
+
+
+async def test_a_failed_batch_call_retries_each_of_its_jobs(make_ctx, openrouter, internal):
+    ctx = make_ctx()
+    ids = [internal.add_key(KEY, WS) for _ in range(3)]
+    openrouter.reply("/api/v1/key", Reply(body=KEY_BODY))
+    internal.handle("POST", "/internal/snapshots", lambda s: Reply(503, "{}"))
+    outcomes = await asyncio.gather(*(sync_key(ctx, i) for i in ids), return_exceptions=True)
+    assert all(isinstance(o, Retry) for o in outcomes)
+    assert len(internal.requests("/internal/snapshots")) == 1
+    assert internal.statuses == {}
 
 
 async def test_management_key_enqueues_its_account_sync(make_ctx, openrouter, internal, arq_redis):
@@ -99,7 +120,7 @@ async def test_management_key_enqueues_its_account_sync(make_ctx, openrouter, in
     job = deserialize_job(await arq_redis.get(f"arq:job:sync_account:{key_id}"))
     assert job.function == "sync_account"
     assert job.kwargs["key_id"] == key_id
-    assert job.kwargs["workspace_id"] == WS
+    assert "workspace_id" not in job.kwargs  # the account job learns it from its own reveal
     assert job.kwargs["traceparent"].split("-")[1] == TRACEPARENT.split("-")[1]
     assert job.kwargs["request_id"] == "req-1"
 
@@ -122,7 +143,7 @@ async def test_rejected_key_is_reported_invalid(make_ctx, openrouter, internal):
 async def test_gone_or_inactive_key_is_nothing_to_do(make_ctx, openrouter, internal):
     ctx = make_ctx()
     key_id = internal.add_key(KEY, WS)
-    internal.handle("POST", f"/internal/keys/{key_id}/reveal", lambda s: Reply(409, "{}"))
+    internal.unavailable[key_id] = "inactive"
     assert await sync_key(ctx, key_id, workspace_id=WS) == "skipped"
     assert await sync_key(ctx, "00000000-0000-0000-0000-000000000001", workspace_id=WS) == "skipped"
     assert await sync_key(ctx, "not-a-uuid") == "skipped"
@@ -322,7 +343,7 @@ async def test_schedule_due_keys_enqueues_each_once(make_ctx, internal, arq_redi
     assert queued == {f"sync_key:{i}" for i in ids}
     job = deserialize_job(await arq_redis.get(f"arq:job:sync_key:{ids[0]}"))
     assert job.function == "sync_key"
-    assert job.kwargs == {"key_id": ids[0], "workspace_id": WS}
+    assert job.kwargs == {"key_id": ids[0]}
 
 
 async def test_schedule_due_keys_survives_keys_being_down(make_ctx, internal):

@@ -30,8 +30,7 @@ async def test_worker_runs_a_queued_sync_key(settings_factory, openrouter, inter
     )
     key_id = internal.add_key(KEY, WS)
     openrouter.reply("/api/v1/key", Reply(body=KEY_BODY))
-    # keys' job carries no workspace id; the worker finds it in the due list (a new key is due).
-    internal.due = [{"id": key_id, "workspace_id": WS, "kind": None, "status": "pending", "last_synced_at": None}]
+    # keys' job carries no workspace id; the reveal answers it.
     job = await arq_redis.enqueue_job(
         "sync_key", _job_id=f"sync_key:{key_id}", key_id=key_id, traceparent=None, request_id="r1"
     )
@@ -48,6 +47,7 @@ async def test_worker_runs_a_queued_sync_key(settings_factory, openrouter, inter
     assert worker.jobs_failed == 0
     assert internal.statuses[key_id][0]["status"] == "valid"
     assert len(internal.snapshots) == 1
+    assert internal.snapshots[0]["workspace_id"] == WS
     assert await arq_redis.exists(HEARTBEAT_KEY)
     # keep_result=0: nothing blocks the next "sync now".
     assert not await arq_redis.exists(f"arq:result:sync_key:{key_id}")

@@ -19,6 +19,7 @@ import aiohttp
 
 from owr_shared.logging import get_logger
 from owr_worker import encoding
+from owr_worker.batching import Batcher, BatchPolicy
 from owr_worker.tracing import outgoing_headers
 
 log = get_logger(__name__)
@@ -194,20 +195,48 @@ class DueKey:
 
 @dataclass(frozen=True, slots=True)
 class Revealed:
-    """The plaintext key; `workspace_id` when keys includes it in the answer."""
+    """The plaintext key and the workspace it belongs to (keys' reveal answer carries both)."""
 
     key: str
-    workspace_id: str | None
+    workspace_id: str
 
     def __repr__(self) -> str:
         return f"Revealed(key='***', workspace_id={self.workspace_id!r})"
 
 
+def _refused(exc: BaseException) -> bool:
+    """A batch refused for its content (4xx other than 401/429): worth sending its items one by one."""
+    return isinstance(exc, ServiceError) and exc.status is not None and not exc.retryable and exc.status != 401
+
+
 class KeysClient(_InternalClient):
-    """keys' `/internal/keys/...` (scopes `keys:due`, `keys:reveal`, `keys:status`)."""
+    """keys' `/internal/keys/...` (scopes `keys:due`, `keys:reveal`, `keys:status`).
+
+    `reveal` and `report_status` go through batchers: concurrent jobs share one call of keys' batch
+    routes (`POST /internal/keys/reveal`, `POST /internal/keys/status`). `aclose()` sends what waits.
+    """
 
     service = "keys"
     audience = KEYS_AUDIENCE
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        tokens: ServiceTokens,
+        *,
+        timeout_seconds: float,
+        batch: BatchPolicy | None = None,
+    ) -> None:
+        super().__init__(session, base_url, tokens, timeout_seconds=timeout_seconds)
+        self._reveals: Batcher[str, Revealed | None] = Batcher("reveal", self.reveal_many, batch, split=_refused)
+        self._reports: Batcher[tuple[str, Mapping[str, Any]], bool] = Batcher(
+            "status", self.report_many, batch, split=_refused
+        )
+
+    async def aclose(self) -> None:
+        await self._reveals.close()
+        await self._reports.close()
 
     async def due(self, *, limit: int) -> list[DueKey]:
         """Active keys due for a sync, never-synced first, then the oldest sync (at most `limit`)."""
@@ -222,30 +251,81 @@ class KeysClient(_InternalClient):
         return out
 
     async def reveal(self, key_id: str) -> Revealed | None:
-        """The key's plaintext (an audited reveal); None when the key is gone (404) or inactive (409)."""
-        status, body = await self._call("POST", f"/internal/keys/{key_id}/reveal", expect=(200,), tolerate=(404, 409))
-        if status != 200:
-            return None
-        if not isinstance(body, dict) or not isinstance(body.get("key"), str):
-            raise ServiceError(self.service, "unreadable reveal answer", retryable=True)
-        workspace_id = body.get("workspace_id")
-        return Revealed(key=body["key"], workspace_id=str(workspace_id) if workspace_id else None)
+        """The key's plaintext and workspace (an audited reveal); None when the key is gone or inactive."""
+        return await self._reveals.submit(key_id)
+
+    async def reveal_many(self, key_ids: Sequence[str]) -> list[Revealed | ServiceError | None]:
+        """One call for several keys: per id its `Revealed`, None (gone or inactive), or an error."""
+        _, body = await self._call("POST", "/internal/keys/reveal", body={"ids": list(key_ids)}, expect=(200,))
+        found: dict[str, Revealed | ServiceError | None] = {}
+        try:
+            for item in body["items"]:
+                found[str(item["id"])] = Revealed(key=str(item["key"]), workspace_id=str(item["workspace_id"]))
+            for item in body["unavailable"]:
+                reason = item["reason"]
+                # An unreadable key is a 500 of the single route: retried, and logged by keys.
+                found[str(item["id"])] = (
+                    ServiceError(self.service, "key unreadable", status=500, retryable=True)
+                    if reason == "unreadable"
+                    else None
+                )
+        except (KeyError, TypeError):
+            raise ServiceError(self.service, "unreadable reveal answer", retryable=True) from None
+        missing = ServiceError(self.service, "reveal answer without the key", retryable=True)
+        return [found.get(key_id, missing) for key_id in key_ids]
 
     async def report_status(self, key_id: str, report: Mapping[str, Any]) -> bool:
-        """POST the sync's outcome (a `StatusReport`); False when the key is gone (404)."""
-        status, _ = await self._call("POST", f"/internal/keys/{key_id}/status", body=report, tolerate=(404,))
-        return status != 404
+        """Send the sync's outcome (a `StatusReport`); False when the key is gone."""
+        return await self._reports.submit((key_id, report))
+
+    async def report_many(self, reports: Sequence[tuple[str, Mapping[str, Any]]]) -> list[bool | ServiceError]:
+        """One call for several reports: per report True (applied or ignored as stale) or False (key gone)."""
+        items = [{**report, "id": key_id} for key_id, report in reports]
+        _, body = await self._call("POST", "/internal/keys/status", body={"items": items}, expect=(200,))
+        outcome: dict[str, bool] = {}
+        try:
+            for name, known in (("applied", True), ("ignored", True), ("not_found", False)):
+                for key_id in body[name]:
+                    outcome[str(key_id)] = known
+        except (KeyError, TypeError):
+            raise ServiceError(self.service, "unreadable status answer", retryable=True) from None
+        missing = ServiceError(self.service, "status answer without the key", retryable=True)
+        return [outcome.get(key_id, missing) for key_id, _ in reports]
 
 
 class UsageClient(_InternalClient):
-    """usage's `/internal/...` ingestion (scope `usage:ingest`) and retention (`usage:cleanup`)."""
+    """usage's `/internal/...` ingestion (scope `usage:ingest`) and retention (`usage:cleanup`).
+
+    `store_snapshots` goes through a batcher: concurrent jobs' snapshots share one `POST /internal/snapshots`.
+    """
 
     service = "usage"
     audience = USAGE_AUDIENCE
 
-    async def store_snapshots(self, items: Sequence[Mapping[str, Any]]) -> Any:
-        _, body = await self._call("POST", "/internal/snapshots", body={"items": list(items)}, expect=(200, 201))
-        return body
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        tokens: ServiceTokens,
+        *,
+        timeout_seconds: float,
+        batch: BatchPolicy | None = None,
+    ) -> None:
+        super().__init__(session, base_url, tokens, timeout_seconds=timeout_seconds)
+        self._snapshots: Batcher[Mapping[str, Any], None] = Batcher(
+            "snapshots", self._post_snapshots, batch, split=_refused
+        )
+
+    async def aclose(self) -> None:
+        await self._snapshots.close()
+
+    async def store_snapshots(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Store snapshots (idempotent upserts); each goes out with other jobs' in one call."""
+        await asyncio.gather(*(self._snapshots.submit(item) for item in items))
+
+    async def _post_snapshots(self, items: Sequence[Mapping[str, Any]]) -> list[None]:
+        await self._call("POST", "/internal/snapshots", body={"items": list(items)}, expect=(200, 201))
+        return [None] * len(items)
 
     async def store_credits(
         self, management_key_id: str, *, workspace_id: str, observed_at: datetime, total_credits: Any, total_usage: Any

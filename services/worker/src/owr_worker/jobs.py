@@ -20,7 +20,7 @@ from arq import Retry
 
 from owr_shared.logging import get_logger
 from owr_worker.backoff import full_jitter, retry_delay
-from owr_worker.internal import KeysClient, Revealed, ServiceError, UsageClient
+from owr_worker.internal import KeysClient, ServiceError, UsageClient
 from owr_worker.locks import key_lock
 from owr_worker.metrics import HEARTBEAT, KEYS_SYNCED
 from owr_worker.openrouter import (
@@ -42,16 +42,10 @@ log = get_logger("owr.worker.jobs")
 SYNC_KEY = "sync_key"
 SYNC_ACCOUNT = "sync_account"
 HEARTBEAT_KEY = "owr:worker:heartbeat"
-# key id -> workspace id, learnt from the due list (keys' reveal answer carries only the key).
-WORKSPACE_PREFIX = "owr:worker:workspace:"
-WORKSPACE_TTL_SECONDS = 90 * 86_400  # a key never changes workspace; the TTL only drops deleted keys
 # key id -> the last UTC day (OpenRouter's clock) whose activity refresh completed.
 ACTIVITY_PREFIX = "owr:worker:activity:"
 ACTIVITY_TTL_SECONDS = 40 * 86_400
 PROGRESS_TTL_SECONDS = 2 * 86_400
-WORKSPACE_UNKNOWN = (
-    "Sync could not start (the key's workspace is not known to the worker yet); the next scheduled sync retries"
-)
 _LIMIT_RESET = re.compile(r"^[a-z_]{1,32}$")
 
 
@@ -166,31 +160,6 @@ def _lock_busy(ctx: Mapping[str, Any]) -> str:
     return "busy"
 
 
-# --- workspace ------------------------------------------------------------------------------------------
-
-
-async def _remember_workspace(ctx: Mapping[str, Any], key_id: str, workspace_id: str) -> None:
-    await ctx["redis"].set(WORKSPACE_PREFIX + key_id, workspace_id, ex=WORKSPACE_TTL_SECONDS)
-
-
-async def _workspace_of(ctx: Mapping[str, Any], key_id: str, given: str | None, revealed: Revealed) -> str | None:
-    """The key's workspace: job kwarg, reveal answer, cache from due scans, or a due scan now."""
-    found = given or revealed.workspace_id
-    if found:
-        await _remember_workspace(ctx, key_id, found)
-        return found
-    cached = await ctx["redis"].get(WORKSPACE_PREFIX + key_id)
-    if cached:
-        return cached.decode() if isinstance(cached, bytes) else str(cached)
-    # A "sync now" for a new key arrives before any scan saw it; such a key is due (never synced).
-    keys: KeysClient = ctx["keys"]
-    for item in await keys.due(limit=_settings(ctx).due_page_size):
-        await _remember_workspace(ctx, item.id, item.workspace_id)
-        if item.id == key_id:
-            found = item.workspace_id
-    return found
-
-
 # --- sync_key -------------------------------------------------------------------------------------------
 
 
@@ -198,7 +167,6 @@ async def _workspace_of(ctx: Mapping[str, Any], key_id: str, given: str | None, 
 class _Synced:
     outcome: str
     management: bool = False
-    workspace_id: str | None = None
 
 
 def _status_report(info: KeyInfo, synced_at: datetime) -> dict[str, Any]:
@@ -214,22 +182,19 @@ def _status_report(info: KeyInfo, synced_at: datetime) -> dict[str, Any]:
     }
 
 
-async def _sync_key_locked(ctx: Mapping[str, Any], key_id: str, workspace_id: str | None) -> _Synced:
+async def _sync_key_locked(ctx: Mapping[str, Any], key_id: str) -> _Synced:
     keys: KeysClient = ctx["keys"]
     usage: UsageClient = ctx["usage"]
     openrouter: OpenRouterClient = ctx["openrouter"]
     try:
         revealed = await keys.reveal(key_id)
-        if revealed is None:
-            log.info("key_gone_or_inactive")
-            return _Synced("skipped")
-        workspace = await _workspace_of(ctx, key_id, workspace_id, revealed)
     except ServiceError as exc:
         return _Synced(await _service_failed(ctx, key_id, exc))
-    if workspace is None:
-        # Only when keys' job carried no workspace, the cache lost it and the key is not due: rare.
-        log.error("key_workspace_unknown")
-        return _Synced(await _report_error(ctx, key_id, WORKSPACE_UNKNOWN))
+    if revealed is None:
+        log.info("key_gone_or_inactive")
+        return _Synced("skipped")
+    # keys' reveal answer names the key's workspace: the one source of it (a job's kwarg is not used).
+    workspace = revealed.workspace_id
     try:
         observed = await openrouter.get_key(revealed.key)
     except OpenRouterError as exc:
@@ -253,7 +218,7 @@ async def _sync_key_locked(ctx: Mapping[str, Any], key_id: str, workspace_id: st
         return _Synced(await _service_failed(ctx, key_id, exc))
     KEYS_SYNCED.labels("valid").inc()
     log.info("key_synced", kind="management" if info.is_management_key else "inference")
-    return _Synced("valid", management=info.is_management_key, workspace_id=workspace)
+    return _Synced("valid", management=info.is_management_key)
 
 
 async def sync_key(
@@ -261,12 +226,12 @@ async def sync_key(
     key_id: str,
     traceparent: str | None = None,
     request_id: str | None = None,
-    workspace_id: str | None = None,
+    workspace_id: str | None = None,  # sent by earlier schedulers; the reveal says it now
 ) -> str:
     """Reveal the key, `GET /key`, store the snapshot in usage, report the status to keys.
 
-    Enqueued by keys (`_job_id=sync_key:{key_id}`, kwargs key_id, traceparent, request_id) and by the
-    due scan (plus workspace_id). A management key then gets a `sync_account` job. Returns the outcome.
+    Enqueued by keys and by the due scan (`_job_id=sync_key:{key_id}`, kwargs key_id, traceparent,
+    request_id). A management key then gets a `sync_account` job. Returns the outcome.
     """
     canonical = _canonical(key_id)
     with job_context(SYNC_KEY, traceparent=traceparent, request_id=request_id, key_id=str(canonical)) as trace:
@@ -277,19 +242,18 @@ async def sync_key(
         async with key_lock(ctx["redis"], canonical, ttl_seconds=settings.lock_ttl_seconds) as held:
             if not held:
                 return _lock_busy(ctx)
-            synced = await _sync_key_locked(ctx, canonical, workspace_id)
+            synced = await _sync_key_locked(ctx, canonical)
         # After the lock is released, so the account job does not find it held.
-        if synced.management and synced.workspace_id is not None:
-            await _enqueue_account_sync(ctx, canonical, synced.workspace_id, trace)
+        if synced.management:
+            await _enqueue_account_sync(ctx, canonical, trace)
         return synced.outcome
 
 
-async def _enqueue_account_sync(ctx: Mapping[str, Any], key_id: str, workspace_id: str, trace: JobTrace) -> None:
+async def _enqueue_account_sync(ctx: Mapping[str, Any], key_id: str, trace: JobTrace) -> None:
     job = await ctx["redis"].enqueue_job(
         SYNC_ACCOUNT,
         _job_id=sync_account_job_id(key_id),
         key_id=key_id,
-        workspace_id=workspace_id,
         traceparent=trace.traceparent,
         request_id=trace.request_id,
     )
@@ -345,7 +309,7 @@ async def _sync_activity(
     return refreshed
 
 
-async def _sync_account_locked(ctx: Mapping[str, Any], key_id: str, workspace_id: str | None) -> str:
+async def _sync_account_locked(ctx: Mapping[str, Any], key_id: str) -> str:
     keys: KeysClient = ctx["keys"]
     usage: UsageClient = ctx["usage"]
     openrouter: OpenRouterClient = ctx["openrouter"]
@@ -354,10 +318,7 @@ async def _sync_account_locked(ctx: Mapping[str, Any], key_id: str, workspace_id
         if revealed is None:
             log.info("key_gone_or_inactive")
             return "skipped"
-        workspace = await _workspace_of(ctx, key_id, workspace_id, revealed)
-        if workspace is None:
-            log.error("key_workspace_unknown")
-            return "skipped"
+        workspace = revealed.workspace_id
         credits = await openrouter.get_credits(revealed.key)
         await usage.store_credits(
             key_id,
@@ -393,7 +354,7 @@ async def sync_account(
     key_id: str,
     traceparent: str | None = None,
     request_id: str | None = None,
-    workspace_id: str | None = None,
+    workspace_id: str | None = None,  # sent by earlier versions; the reveal says it now
 ) -> str:
     """A management key's account: `/credits`, every `/keys` page, and `/activity` once per UTC day."""
     canonical = _canonical(key_id)
@@ -405,7 +366,7 @@ async def sync_account(
         async with key_lock(ctx["redis"], canonical, ttl_seconds=settings.lock_ttl_seconds) as held:
             if not held:
                 return _lock_busy(ctx)
-            return await _sync_account_locked(ctx, canonical, workspace_id)
+            return await _sync_account_locked(ctx, canonical)
 
 
 # --- crons ----------------------------------------------------------------------------------------------
@@ -422,11 +383,8 @@ async def _enqueue_due(ctx: Mapping[str, Any], job: str) -> int:
         return 0
     enqueued = 0
     for item in due:
-        await _remember_workspace(ctx, item.id, item.workspace_id)
         # No traceparent: each sync starts a trace of its own rather than hanging 1000 syncs off one cron run.
-        queued = await redis.enqueue_job(
-            SYNC_KEY, _job_id=sync_key_job_id(item.id), key_id=item.id, workspace_id=item.workspace_id
-        )
+        queued = await redis.enqueue_job(SYNC_KEY, _job_id=sync_key_job_id(item.id), key_id=item.id)
         enqueued += queued is not None
     log.info("due_keys_enqueued", job_name=job, due=len(due), enqueued=enqueued)
     return enqueued

@@ -35,6 +35,13 @@ LIMITER_WAIT = Histogram(
 CIRCUIT_OPEN = Gauge(
     "owr_openrouter_circuit_open", "1 while the OpenRouter circuit breaker is open or half-open, else 0."
 )
+# Items per call of the internal batch endpoints (call: reveal, status, snapshots).
+BATCH_SIZE = Histogram(
+    "owr_internal_batch_items",
+    "Items sent in one call of an internal batch endpoint, by call.",
+    ["call"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
 KEYS_SYNCED = Counter("owr_keys_synced_total", "Key syncs finished, by the status reported.", ["outcome"])
 
 # Every outcome exported from the start, so rate() and alerts see 0 rather than no series.

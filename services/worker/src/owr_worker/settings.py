@@ -51,6 +51,11 @@ class WorkerSettings(BaseServiceSettings):
     # Per-key lock; longer than a job may run, so a crashed worker's lock frees itself.
     lock_ttl_seconds: int = Field(default=300, ge=5, le=86_400)
     due_page_size: int = Field(default=1000, ge=1, le=1000)
+    # Group commit of reveals, status reports and snapshots: a batch goes when it holds batch_max_items, or
+    # batch_max_wait_ms after its first item when no call of the same kind is under way (else when one ends).
+    batch_max_items: int = Field(default=200, ge=1, le=500)
+    batch_max_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    batch_max_in_flight: int = Field(default=1, ge=1, le=64)
 
     @field_validator("auth_url", "keys_url", "usage_url", "openrouter_base_url")
     @classmethod

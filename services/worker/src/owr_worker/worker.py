@@ -15,6 +15,7 @@ from arq.worker import func
 from owr_shared.health import HealthChecks
 from owr_shared.logging import configure_logging, get_logger
 from owr_shared.redis import ping_redis
+from owr_worker.batching import BatchPolicy
 from owr_worker.circuit import CircuitBreaker
 from owr_worker.health import create_health_app
 from owr_worker.instrument import instrumented
@@ -75,11 +76,22 @@ def build_clients(ctx: dict[str, Any]) -> None:
         ),
     )
     timeout = settings.internal_timeout_seconds
-    ctx["keys"] = KeysClient(internal_http, settings.keys_url, tokens, timeout_seconds=timeout)
-    ctx["usage"] = UsageClient(internal_http, settings.usage_url, tokens, timeout_seconds=timeout)
+    batch = BatchPolicy(
+        max_items=settings.batch_max_items,
+        max_wait_seconds=settings.batch_max_wait_ms / 1000,
+        max_in_flight=settings.batch_max_in_flight,
+    )
+    # keys and usage own the batchers of their calls; close_clients sends what they still hold.
+    ctx["keys"] = KeysClient(internal_http, settings.keys_url, tokens, timeout_seconds=timeout, batch=batch)
+    ctx["usage"] = UsageClient(internal_http, settings.usage_url, tokens, timeout_seconds=timeout, batch=batch)
 
 
 async def close_clients(ctx: dict[str, Any]) -> None:
+    # First the batchers (their last calls need the sessions), then the sessions.
+    for name in ("keys", "usage"):
+        client: KeysClient | UsageClient | None = ctx.pop(name, None)
+        if client is not None:
+            await client.aclose()
     for name in ("openrouter_http", "internal_http"):
         session: aiohttp.ClientSession | None = ctx.pop(name, None)
         if session is not None:
