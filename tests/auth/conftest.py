@@ -36,6 +36,7 @@ FAST_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
 INTERNAL_TIMEOUT_SECONDS = 0.5
 WORKER_SECRET = "worker-secret-" + "k3" * 16
 USAGE_READER_SECRET = "usage-reader-secret-" + "q7" * 16
+GATEWAY_SECRET = "gateway-secret-" + "g5" * 16
 SERVICE_CLIENTS = {
     "worker": {
         "secret": WORKER_SECRET,
@@ -43,7 +44,9 @@ SERVICE_CLIENTS = {
         "audiences": ["owr-keys", "owr-usage"],
     },
     "usage-reader": {"secret": USAGE_READER_SECRET, "scopes": ["keys:due"], "audiences": ["owr-usage"]},
+    "gateway": {"secret": GATEWAY_SECRET, "scopes": ["tokens:introspect"], "audiences": ["owr-auth"]},
 }
+API_TOKEN_PEPPER = "pepper-for-tests-" + "p9" * 16
 
 
 def unique_email(prefix: str = "user") -> str:
@@ -51,7 +54,13 @@ def unique_email(prefix: str = "user") -> str:
 
 
 def make_settings(database_url: str, redis_url: str, **overrides: Any) -> AuthSettings:
-    values: dict[str, Any] = {"OWR_ENV": "test", "DATABASE_URL": database_url, "REDIS_URL": redis_url, **FAST_ARGON2}
+    values: dict[str, Any] = {
+        "OWR_ENV": "test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "api_token_pepper": API_TOKEN_PEPPER,
+        **FAST_ARGON2,
+    }
     values.update(overrides)
     return AuthSettings(**values)
 

@@ -16,6 +16,7 @@ from owr_auth.signing.keyring import Keyring, private_key_pem, public_key_pem
 from owr_shared.settings import load_settings
 
 KEY = Ed25519PrivateKey.generate()
+PEPPER = "Zq8vJ2mK5xN9pR3tW6yB1cF4hL7dS0gA-pepper"
 
 
 def settings(**values):
@@ -52,7 +53,7 @@ def test_access_token_lifetime_is_at_most_15_minutes():
 
 @pytest.mark.parametrize("env", ["development", "production"])
 def test_argon2_below_owasp_minimum_is_refused_outside_tests(env):
-    extra = {"jwt_private_key": private_key_pem(KEY)}
+    extra = {"jwt_private_key": private_key_pem(KEY), "api_token_pepper": PEPPER}
     with pytest.raises(ValidationError, match="OWASP"):
         AuthSettings(OWR_ENV=env, argon2_memory_kib=1024, **extra)
     with pytest.raises(ValidationError, match="OWASP"):
@@ -61,10 +62,15 @@ def test_argon2_below_owasp_minimum_is_refused_outside_tests(env):
     settings(argon2_memory_kib=1024, argon2_time_cost=1)
 
 
-def test_production_requires_a_signing_key():
+def test_production_requires_a_signing_key_and_a_token_pepper():
     with pytest.raises(ValidationError, match="jwt_private_key"):
-        AuthSettings(OWR_ENV="production")
-    assert AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY)).jwt_private_key is not None
+        AuthSettings(OWR_ENV="production", api_token_pepper=PEPPER)
+    with pytest.raises(ValidationError, match="api_token_pepper"):
+        AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY))
+    with pytest.raises(ValidationError, match="api_token_pepper"):
+        AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper="too short")
+    s = AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper=PEPPER)
+    assert s.api_token_pepper_bytes == PEPPER.encode()
 
 
 @pytest.mark.parametrize("env", ["production", "development"])
@@ -88,13 +94,14 @@ def client(secret: str = GOOD_SECRET, **overrides):
 
 
 def production(**values):
-    return AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), **values)
+    return AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper=PEPPER, **values)
 
 
 def refusal(env: str, monkeypatch, capsys, **clients) -> str:
     """What an operator sees when `AUTH_SERVICE_CLIENTS` is refused at start (stderr of `load_settings`)."""
     monkeypatch.setenv("OWR_ENV", env)
     monkeypatch.setenv("AUTH_JWT_PRIVATE_KEY", private_key_pem(KEY))
+    monkeypatch.setenv("AUTH_API_TOKEN_PEPPER", PEPPER)
     monkeypatch.setenv("AUTH_SERVICE_CLIENTS", json.dumps(clients))
     capsys.readouterr()
     with pytest.raises(SystemExit):
@@ -107,7 +114,7 @@ def test_service_clients_from_the_environment(monkeypatch):
     monkeypatch.setenv("AUTH_SERVICE_CLIENTS", json.dumps(value))
     monkeypatch.setenv("AUTH_SERVICE_TOKEN_TTL_SECONDS", "120")
     monkeypatch.setenv("AUTH_KEYS_URL", "http://keys.internal:8002/")
-    s = AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY))
+    s = AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper=PEPPER)
     worker = s.service_clients["worker"]
     assert worker.secret.get_secret_value() == GOOD_SECRET
     assert worker.scopes == {"keys:due", "keys:reveal"}
@@ -122,7 +129,12 @@ def test_service_clients_from_the_environment(monkeypatch):
 def test_short_client_secrets_are_refused_everywhere(env, monkeypatch, capsys):
     short = "Zq8vJ2mK5xN9pR3tW6yB1cF4hL7dS0g"  # 31 characters
     with pytest.raises(ValidationError) as info:
-        AuthSettings(OWR_ENV=env, jwt_private_key=private_key_pem(KEY), service_clients={"worker": client(short)})
+        AuthSettings(
+            OWR_ENV=env,
+            jwt_private_key=private_key_pem(KEY),
+            api_token_pepper=PEPPER,
+            service_clients={"worker": client(short)},
+        )
     assert "service_clients.worker.secret" in str(info.value)
     assert "at least 32 characters" in str(info.value)
     assert short not in str(info.value)

@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from owr_auth.api_tokens.router import internal_router as token_introspection_router
+from owr_auth.api_tokens.router import router as api_tokens_router
 from owr_auth.passwords.service import PasswordService
 from owr_auth.service_tokens.router import router as service_tokens_router
 from owr_auth.sessions.router import router as sessions_router
@@ -51,8 +53,18 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     return create_service_app(
         service="auth",
         settings=settings,
-        routers=[users_router, sessions_router, signing_router, service_tokens_router],
+        routers=[
+            users_router,
+            sessions_router,
+            signing_router,
+            api_tokens_router,
+            service_tokens_router,
+            token_introspection_router,
+        ],
         title="OpenRouter Watcher auth",
-        description="Users, workspaces, password login, access JWTs, refresh-token rotation, JWKS, service tokens.",
+        description=(
+            "Users, workspaces, password login, access JWTs, refresh-token rotation, JWKS, personal API tokens,"
+            " service tokens."
+        ),
         extra_lifespan=lifespan,
     )

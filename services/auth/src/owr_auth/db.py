@@ -37,6 +37,7 @@ class CreatedAtMixin:
 def target_metadata() -> MetaData:
     """The metadata with every auth model registered (for Alembic)."""
     # Imported for their side effect of adding tables to the metadata.
+    from owr_auth.api_tokens import models as _api_tokens  # noqa: F401
     from owr_auth.sessions import models as _sessions  # noqa: F401
     from owr_auth.users import models as _users  # noqa: F401
     from owr_auth.workspaces import models as _workspaces  # noqa: F401

@@ -8,6 +8,8 @@ Errors never echo input (`hide_input_in_errors`): the input holds the signing ke
 
 from __future__ import annotations
 
+import secrets
+from functools import cached_property
 from typing import Annotated, Literal, Self
 
 from cryptography.hazmat.primitives import serialization
@@ -28,7 +30,15 @@ SERVICE_CLIENT_SECRET_MIN_LENGTH = 32
 AUTH_CLIENT_ID = "auth"
 
 # Every scope a service token can carry (docs/architecture.md, "Service tokens and the internal API").
-ServiceScope = Literal["keys:due", "keys:reveal", "keys:status", "usage:ingest", "usage:cleanup", "workspaces:delete"]
+ServiceScope = Literal[
+    "keys:due",
+    "keys:reveal",
+    "keys:status",
+    "usage:ingest",
+    "usage:cleanup",
+    "workspaces:delete",
+    "tokens:introspect",
+]
 ClientId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 Audience = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
 
@@ -94,6 +104,13 @@ class AuthSettings(BaseServiceSettings):
     # client_id -> credentials, scopes and audiences; JSON in the environment. Secrets are never logged.
     service_clients: dict[ClientId, ServiceClient] = Field(default_factory=dict)
     service_token_ttl_seconds: int = Field(default=300, ge=30, le=SERVICE_TOKEN_MAX_TTL_SECONDS)
+    # Personal API tokens are stored as HMAC-SHA-256 under this pepper; the gateway holds the same value
+    # to name its cache entries (GATEWAY_API_TOKEN_PEPPER). Ephemeral outside production when unset.
+    api_token_pepper: SecretStr | None = secret_field("at least 32 random characters; HMAC key of API tokens")
+    api_token_default_days: int = Field(default=90, ge=1, le=365)
+    # Lifetime of the JWT an introspection hands the gateway for an API-token caller.
+    api_token_access_ttl_seconds: int = Field(default=300, ge=90, le=ACCESS_TOKEN_MAX_TTL_SECONDS)
+
     # Where account deletion asks keys, then usage, to erase a workspace's data. An empty usage URL
     # leaves usage out (only for tests of auth alone); every deployment sets both.
     keys_url: str = "http://127.0.0.1:8002"
@@ -129,6 +146,20 @@ class AuthSettings(BaseServiceSettings):
                 raise ValueError(f"entry {index} must be an Ed25519 public key")
             keys.append(pem)
         return keys
+
+    @field_validator("api_token_pepper")
+    @classmethod
+    def _check_pepper(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @cached_property
+    def api_token_pepper_bytes(self) -> bytes:
+        """The pepper's bytes; a random one per process when none is configured (never in production)."""
+        if self.api_token_pepper is None:
+            return secrets.token_bytes(32)
+        return self.api_token_pepper.get_secret_value().encode("utf-8")
 
     @field_validator("keys_url", "usage_url")
     @classmethod

@@ -45,12 +45,18 @@ def mint_access_token(
     workspace_id: uuid.UUID,
     role: str,
     now: int | None = None,
+    api_token: tuple[uuid.UUID, Iterable[str]] | None = None,
+    ttl: int | None = None,
 ) -> AccessToken:
-    """Sign an access token for `user_id` acting in `workspace_id` with `role`."""
+    """Sign an access token for `user_id` acting in `workspace_id` with `role`.
+
+    `api_token` = (token id, scopes) mints the short-lived token an API-token caller acts with: it carries
+    `tid` and `scope`, and services allow it only what its scopes name.
+    """
     issued_at = int(time.time()) if now is None else now
-    ttl = settings.access_token_ttl_seconds
+    ttl = min(ttl or settings.access_token_ttl_seconds, settings.access_token_ttl_seconds)
     token_id = uuid.uuid4().hex
-    claims = {
+    claims: dict[str, object] = {
         "sub": str(user_id),
         "wid": str(workspace_id),
         "role": role,
@@ -61,6 +67,9 @@ def mint_access_token(
         "iat": issued_at,
         "exp": issued_at + ttl,
     }
+    if api_token is not None:
+        claims["tid"] = str(api_token[0])
+        claims["scope"] = " ".join(sorted(api_token[1]))
     token = _sign(keyring, claims)
     return AccessToken(token=token, expires_in=ttl, token_id=token_id, issued_at=issued_at)
 

@@ -1,0 +1,58 @@
+"""SQL for API tokens; callers own the transaction. User-facing lookups always filter by the owner."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_auth.api_tokens.models import ApiToken
+
+
+class ApiTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert(self, values: dict[str, Any]) -> ApiToken:
+        token = ApiToken(**values)
+        self.session.add(token)
+        await self.session.flush()
+        return token
+
+    async def page(self, user_id: uuid.UUID, *, offset: int, limit: int) -> tuple[Sequence[ApiToken], int]:
+        """The user's tokens that are not revoked, newest first."""
+        where = (ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        total = await self.session.scalar(select(func.count()).select_from(ApiToken).where(*where))
+        rows = await self.session.scalars(
+            select(ApiToken).where(*where).order_by(ApiToken.created_at.desc(), ApiToken.id).offset(offset).limit(limit)
+        )
+        return rows.all(), int(total or 0)
+
+    async def get_for_user(self, user_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken | None:
+        """A live (not revoked) token of this user, locked for the change the caller makes."""
+        return (
+            await self.session.scalars(
+                select(ApiToken)
+                .where(ApiToken.id == token_id, ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+                .with_for_update()
+            )
+        ).one_or_none()
+
+    async def by_hash(self, token_hash: bytes) -> ApiToken | None:
+        return (await self.session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash))).one_or_none()
+
+    async def hashes_for_user(self, user_id: uuid.UUID) -> Sequence[bytes]:
+        rows = await self.session.scalars(select(ApiToken.token_hash).where(ApiToken.user_id == user_id))
+        return rows.all()
+
+    async def touch(self, token_id: uuid.UUID, when: datetime) -> None:
+        """Record a use; never moves `last_used_at` backwards."""
+        await self.session.execute(
+            update(ApiToken)
+            .where(ApiToken.id == token_id, (ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at < when))
+            .values(last_used_at=when)
+        )

@@ -1,0 +1,98 @@
+"""`/api/v1/tokens` (a signed-in user's own API tokens) and `/internal/tokens/introspect` (the gateway)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+from starlette.responses import Response
+
+from owr_auth.api_tokens import service as token_service
+from owr_auth.api_tokens.errors import SessionRequired
+from owr_auth.api_tokens.schemas import CreatedToken, CreateTokenRequest, Introspection, IntrospectionRequest, TokenView
+from owr_auth.dependencies import RedisClient, Settings, SigningKeyring
+from owr_auth.service_tokens.errors import InvalidClient, InvalidScope
+from owr_auth.service_tokens.service import authenticate_client
+from owr_shared.auth import CurrentPrincipal, UserCaller, user_caller
+from owr_shared.db import DbSession
+from owr_shared.dependencies import Paging
+from owr_shared.schemas import Page, json_response, problem_responses
+
+router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+internal_router = APIRouter(prefix="/internal/tokens", tags=["internal"])
+
+INTROSPECT_SCOPE = "tokens:introspect"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+async def _session_user(principal: CurrentPrincipal, user: Annotated[UserCaller, Depends(user_caller)]) -> UserCaller:
+    # A caller acting with an API token carries `tid`: tokens never mint or revoke tokens.
+    if "tid" in principal.claims:
+        raise SessionRequired()
+    return user
+
+
+SessionUser = Annotated[UserCaller, Depends(_session_user)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CreatedToken,
+    responses=problem_responses(400, 401, 403, 422),
+    summary="Create an API token (its value is shown once)",
+)
+async def create_token(body: CreateTokenRequest, user: SessionUser, session: DbSession, settings: Settings) -> Response:
+    """Scopes default to read-only (`usage:read`, `keys:read`); the token expires after 90 days by default."""
+    created = await token_service.create(session, settings, user=user, body=body)
+    return json_response(created, status_code=status.HTTP_201_CREATED, headers=NO_STORE)
+
+
+@router.get("", response_model=Page[TokenView], responses=problem_responses(401, 403, 422), summary="Your API tokens")
+async def list_tokens(user: SessionUser, session: DbSession, paging: Paging) -> Response:
+    """Name, prefix, scopes and dates of each token that is not revoked; never a token's value."""
+    items, total = await token_service.page(session, user=user, offset=paging.offset, limit=paging.per_page)
+    return json_response(Page[TokenView](items=items, total=total, page=paging.page, per_page=paging.per_page))
+
+
+@router.delete(
+    "/{token_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 422),
+    summary="Revoke an API token (at once)",
+)
+async def revoke_token(token_id: uuid.UUID, user: SessionUser, session: DbSession, redis: RedisClient) -> None:
+    await token_service.revoke(session, redis, user=user, token_id=token_id)
+
+
+def _basic_credentials(request: Request) -> tuple[str, str]:
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        raise InvalidClient()
+    try:
+        client_id, sep, secret = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidClient() from None
+    if not sep:
+        raise InvalidClient()
+    return client_id, secret
+
+
+@internal_router.post(
+    "/introspect",
+    response_model=Introspection,
+    responses=problem_responses(400, 401, 403, 422),
+    summary="Introspect an API token (RFC 7662 style; client credentials in HTTP Basic)",
+)
+async def introspect(
+    body: IntrospectionRequest, request: Request, session: DbSession, settings: Settings, keyring: SigningKeyring
+) -> Response:
+    """`{active: false}` for an unknown, revoked or expired token; else the caller and a short-lived JWT."""
+    client = authenticate_client(settings.service_clients, *_basic_credentials(request))
+    if INTROSPECT_SCOPE not in client.scopes:
+        raise InvalidScope()
+    answer = await token_service.introspect(session, keyring, settings, token=body.token)
+    return json_response(answer, headers=NO_STORE)

@@ -1,0 +1,141 @@
+"""Personal API tokens: create (shown once), list, revoke at once, and introspection for the gateway.
+
+Introspection answers RFC 7662-style for a gateway authenticated with its client credentials, and an
+active answer carries a short-lived access JWT with the token's scopes (`tid`, `scope`): the gateway
+forwards that JWT, and every service verifies it as it verifies any JWT. Revocation deletes the
+gateway's cached answer (named by the stored hash), so a revoked token fails at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_auth.api_tokens import token_format
+from owr_auth.api_tokens.errors import TokenNotFound
+from owr_auth.api_tokens.models import ApiToken
+from owr_auth.api_tokens.repository import ApiTokenRepository
+from owr_auth.api_tokens.schemas import CreatedToken, CreateTokenRequest, Introspection, TokenView
+from owr_auth.settings import AuthSettings
+from owr_auth.signing.keyring import Keyring
+from owr_auth.signing.service import mint_access_token
+from owr_auth.workspaces.repository import WorkspaceRepository
+from owr_shared.auth import UserCaller
+from owr_shared.logging import get_logger
+
+log = get_logger(__name__)
+
+INACTIVE = Introspection(active=False)
+# The gateway keeps an introspection at most this long (the issue's bound), never past the JWT it holds.
+MAX_CACHE_SECONDS = 60
+# The JWT must outlive the cache entry that holds it, with room for clock skew and a slow request.
+JWT_MARGIN_SECONDS = 30
+
+
+def view(token: ApiToken) -> TokenView:
+    return TokenView(
+        id=token.id,
+        name=token.name,
+        prefix=token.prefix,
+        scopes=token.scopes,
+        rate_limit_per_minute=token.rate_limit_per_minute,
+        created_at=token.created_at,
+        last_used_at=token.last_used_at,
+        expires_at=token.expires_at,
+    )
+
+
+async def create(
+    session: AsyncSession, settings: AuthSettings, *, user: UserCaller, body: CreateTokenRequest
+) -> CreatedToken:
+    """Make a token for the caller's workspace; its value is in this answer and nowhere else."""
+    value = token_format.new_token()
+    now = datetime.now(UTC)
+    token = await ApiTokenRepository(session).insert(
+        {
+            "id": uuid.uuid4(),
+            "user_id": uuid.UUID(user.user_id),
+            "workspace_id": user.workspace_id,
+            "name": body.name,
+            "prefix": token_format.display_prefix(value),
+            "token_hash": token_format.token_hash(settings.api_token_pepper_bytes, value),
+            "scopes": list(body.scopes),
+            "rate_limit_per_minute": body.rate_limit_per_minute,
+            "expires_at": now + timedelta(days=body.expires_in_days or settings.api_token_default_days),
+            "created_at": now,
+        }
+    )
+    log.info("api_token_created", token_id=str(token.id), scopes=" ".join(token.scopes))
+    return CreatedToken(**view(token).model_dump(), token=value)
+
+
+async def page(session: AsyncSession, *, user: UserCaller, offset: int, limit: int) -> tuple[list[TokenView], int]:
+    rows, total = await ApiTokenRepository(session).page(uuid.UUID(user.user_id), offset=offset, limit=limit)
+    return [view(row) for row in rows], total
+
+
+async def revoke(session: AsyncSession, redis: Redis, *, user: UserCaller, token_id: uuid.UUID) -> None:
+    """Revoke, then drop the gateway's cached answer so the very next request with the token fails."""
+    token = await ApiTokenRepository(session).get_for_user(uuid.UUID(user.user_id), token_id)
+    if token is None:
+        raise TokenNotFound()
+    token.revoked_at = datetime.now(UTC)
+    await session.flush()
+    await forget(redis, [token.token_hash])
+    log.info("api_token_revoked", token_id=str(token.id))
+
+
+async def forget(redis: Redis, hashes: list[bytes]) -> None:
+    """Delete the gateway's cache entries. If Redis is down they still expire within a minute; the
+    revocation itself is already in the database, which every new introspection reads."""
+    if not hashes:
+        return
+    try:
+        await redis.delete(*(token_format.cache_key(h) for h in hashes))
+    except (RedisError, OSError):
+        log.warning("api_token_cache_purge_failed", tokens=len(hashes))
+
+
+async def introspect(
+    session: AsyncSession, keyring: Keyring, settings: AuthSettings, *, token: str, now: datetime | None = None
+) -> Introspection:
+    """Who this token acts for, with a JWT carrying its scopes; `active: false` for anything else."""
+    if not token_format.well_formed(token):
+        return INACTIVE
+    now = now or datetime.now(UTC)
+    repo = ApiTokenRepository(session)
+    found = await repo.by_hash(token_format.token_hash(settings.api_token_pepper_bytes, token))
+    if found is None or found.revoked_at is not None or found.expires_at <= now:
+        return INACTIVE
+    membership = await WorkspaceRepository(session).membership(found.user_id, found.workspace_id)
+    if membership is None:  # the user left the workspace the token was made for
+        return INACTIVE
+    remaining = int((found.expires_at - now).total_seconds())
+    access = mint_access_token(
+        keyring,
+        settings,
+        user_id=found.user_id,
+        workspace_id=found.workspace_id,
+        role=membership[1].role,
+        now=int(now.timestamp()),
+        api_token=(found.id, found.scopes),
+        ttl=max(1, min(settings.api_token_access_ttl_seconds, remaining)),
+    )
+    # Introspections are cached by the gateway, so this write happens about once a minute per busy token.
+    await repo.touch(found.id, now)
+    return Introspection(
+        active=True,
+        token_id=found.id,
+        user_id=found.user_id,
+        workspace_id=found.workspace_id,
+        scopes=found.scopes,
+        rate_limit_per_minute=found.rate_limit_per_minute,
+        expires_at=found.expires_at,
+        access_token=access.token,
+        access_token_expires_in=access.expires_in,
+        cache_seconds=max(0, min(MAX_CACHE_SECONDS, access.expires_in - JWT_MARGIN_SECONDS)),
+    )
