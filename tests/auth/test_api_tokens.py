@@ -202,3 +202,22 @@ async def test_no_token_value_reaches_the_logs(client, json_logs):
     assert created["token"] not in logs
     assert created["token"][10:] not in logs
     assert str(uuid.UUID(created["id"])) in logs
+
+
+async def test_an_api_token_can_read_me_but_never_change_the_password_or_delete_the_account(client):
+    user, pair = await registered_session(client)
+    created = await make_token(
+        client, pair["access_token"], scopes=["keys:read", "keys:write", "keys:sync", "usage:read"]
+    )
+    acting = bearer((await introspect(client, created["token"])).json()["access_token"])
+    me = await client.get("/api/v1/auth/me", headers=acting)
+    assert me.status_code == 200
+    assert me.json()["id"] == user["id"]
+    r = await client.put(
+        "/api/v1/auth/me/password", headers=acting, json={"current_password": "x" * 12, "new_password": "y" * 16}
+    )
+    assert assert_problem(r, 403)["type"].endswith("/session-required")
+    assert assert_problem(await client.delete("/api/v1/auth/me", headers=acting), 403)["type"].endswith(
+        "/session-required"
+    )
+    assert (await client.get("/api/v1/auth/me", headers=bearer(pair["access_token"]))).status_code == 200

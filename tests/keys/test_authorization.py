@@ -156,3 +156,45 @@ async def test_a_token_signed_by_an_unknown_key_is_401(client, alice):
     assert_problem(await client.get("/api/v1/keys", headers=headers), 401)
     headers = bearer(stranger.service_token())
     assert_problem(await client.get("/internal/keys/due", headers=headers), 401)
+
+
+# --- API-token callers: what their token's scopes name, and nothing more -------------------------------
+
+SCOPE_OF_ROUTE = {
+    ("GET", "/api/v1/keys"): "keys:read",
+    ("GET", "/api/v1/keys/{id}"): "keys:read",
+    ("GET", "/api/v1/keys/{id}/audit"): "keys:read",
+    ("POST", "/api/v1/keys"): "keys:write",
+    ("PATCH", "/api/v1/keys/{id}"): "keys:write",
+    ("DELETE", "/api/v1/keys/{id}"): "keys:write",
+    ("POST", "/api/v1/keys/{id}/sync"): "keys:sync",
+}
+
+
+def token_caller(keyring, tenant, *scopes: str) -> dict[str, str]:
+    """The JWT auth mints for an API token of `tenant` with `scopes` (it carries `tid` and `scope`)."""
+    claims = {"tid": str(uuid.uuid4()), "scope": " ".join(scopes)}
+    return bearer(keyring.access_token(tenant.user_id, tenant.workspace_id, **claims))
+
+
+@pytest.mark.parametrize(("method", "template", "body"), PUBLIC_ROUTES)
+async def test_an_api_token_needs_the_routes_scope(client, alice, keyring, method, template, body):
+    key = await store_key(client, alice)
+    needed = SCOPE_OF_ROUTE[(method, template)]
+    others = [s for s in ("keys:read", "keys:write", "keys:sync", "usage:read") if s != needed]
+    r = await client.request(
+        method, _url(template, key["id"]), headers=token_caller(keyring, alice, *others), json=body
+    )
+    problem = assert_problem(r, 403)
+    assert problem["type"].endswith("/insufficient-scope")
+    assert needed in problem["detail"]
+    r = await client.request(method, _url(template, key["id"]), headers=token_caller(keyring, alice, needed), json=body)
+    assert r.status_code < 400, r.text
+
+
+async def test_an_api_token_sees_only_its_own_workspace(client, alice, bob, keyring):
+    key = await store_key(client, alice)
+    r = await client.get(f"/api/v1/keys/{key['id']}", headers=token_caller(keyring, bob, "keys:read"))
+    assert_problem(r, 404)
+    listing = await client.get("/api/v1/keys", headers=token_caller(keyring, bob, "keys:read"))
+    assert listing.json()["items"] == []

@@ -32,7 +32,7 @@ class InsufficientScope(Forbidden):
 
     def __init__(self, scope: str) -> None:
         super().__init__(
-            f"The service token lacks the scope {scope!r}.",
+            f"The token lacks the scope {scope!r}.",
             headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
         )
 
@@ -72,6 +72,44 @@ async def user_caller(principal: CurrentPrincipal) -> UserCaller:
 
 
 User = Annotated[UserCaller, Depends(user_caller)]
+
+# The claim that marks the JWT an API-token caller acts with (auth mints it at introspection).
+API_TOKEN_CLAIM = "tid"  # noqa: S105 - a claim name, not a secret
+
+
+class SessionRequired(Forbidden):
+    """What only a signed-in person may do (manage tokens, change a password), an API token may not."""
+
+    slug, title = "session-required", "Session Required"
+
+    def __init__(self) -> None:
+        super().__init__("This needs a signed-in session, not an API token.")
+
+
+def user_with_scope(scope: str) -> Callable[[Principal, UserCaller], Awaitable[UserCaller]]:
+    """A user dependency for a route an API token may reach only with `scope`.
+
+    A signed-in session (a JWT without `tid`) may do everything its user may; an API-token caller only
+    what its token's scopes name (403 `insufficient-scope` otherwise).
+    """
+
+    async def dependency(principal: CurrentPrincipal, user: User) -> UserCaller:
+        if API_TOKEN_CLAIM in principal.claims and scope not in principal.scopes:
+            raise InsufficientScope(scope)
+        return user
+
+    dependency.__name__ = f"user_with_{scope.replace(':', '_')}"
+    return dependency
+
+
+async def session_user(principal: CurrentPrincipal, user: User) -> UserCaller:
+    """A user dependency that refuses API-token callers."""
+    if API_TOKEN_CLAIM in principal.claims:
+        raise SessionRequired()
+    return user
+
+
+SessionUser = Annotated[UserCaller, Depends(session_user)]
 
 
 def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from owr_shared.errors import Forbidden, NotFound
+from owr_shared.errors import NotFound
 
 
 class TokenNotFound(NotFound):
@@ -10,12 +10,3 @@ class TokenNotFound(NotFound):
 
     def __init__(self) -> None:
         super().__init__("No API token with this id belongs to you.")
-
-
-class SessionRequired(Forbidden):
-    """Tokens are managed from a signed-in session, never with another API token."""
-
-    slug, title = "session-required", "Session Required"
-
-    def __init__(self) -> None:
-        super().__init__("API tokens are managed with a signed-in session, not with an API token.")

@@ -5,18 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
 from owr_auth.api_tokens import service as token_service
-from owr_auth.api_tokens.errors import SessionRequired
 from owr_auth.api_tokens.schemas import CreatedToken, CreateTokenRequest, Introspection, IntrospectionRequest, TokenView
 from owr_auth.dependencies import RedisClient, Settings, SigningKeyring
 from owr_auth.service_tokens.errors import InvalidClient, InvalidScope
 from owr_auth.service_tokens.service import authenticate_client
-from owr_shared.auth import CurrentPrincipal, UserCaller, user_caller
+from owr_shared.auth import SessionUser
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
 from owr_shared.schemas import Page, json_response, problem_responses
@@ -26,16 +24,6 @@ internal_router = APIRouter(prefix="/internal/tokens", tags=["internal"])
 
 INTROSPECT_SCOPE = "tokens:introspect"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-async def _session_user(principal: CurrentPrincipal, user: Annotated[UserCaller, Depends(user_caller)]) -> UserCaller:
-    # A caller acting with an API token carries `tid`: tokens never mint or revoke tokens.
-    if "tid" in principal.claims:
-        raise SessionRequired()
-    return user
-
-
-SessionUser = Annotated[UserCaller, Depends(_session_user)]
 
 
 @router.post(

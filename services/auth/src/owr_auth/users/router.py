@@ -11,7 +11,7 @@ from owr_auth.users import service as user_service
 from owr_auth.users.schemas import ChangePasswordRequest, RegisterRequest, UserView
 from owr_auth.users.service import UserInWorkspace
 from owr_auth.workspaces.schemas import WorkspaceView
-from owr_shared.auth import CurrentPrincipal
+from owr_shared.auth import API_TOKEN_CLAIM, CurrentPrincipal, SessionRequired
 from owr_shared.db import DbSession
 from owr_shared.schemas import problem_responses
 
@@ -23,6 +23,16 @@ async def _current_user(principal: CurrentPrincipal, session: DbSession) -> User
 
 
 CurrentUser = Annotated[UserInWorkspace, Depends(_current_user)]
+
+
+async def _session_user(principal: CurrentPrincipal, current: CurrentUser) -> UserInWorkspace:
+    # A password change or an account deletion is for the person, signed in, never for an API token.
+    if API_TOKEN_CLAIM in principal.claims:
+        raise SessionRequired()
+    return current
+
+
+SessionUser = Annotated[UserInWorkspace, Depends(_session_user)]
 
 
 def _view(found: UserInWorkspace) -> UserView:
@@ -61,7 +71,7 @@ async def me(current: CurrentUser) -> UserView:
 )
 async def change_password(
     body: ChangePasswordRequest,
-    current: CurrentUser,
+    current: SessionUser,
     session: DbSession,
     redis: RedisClient,
     settings: Settings,
@@ -86,11 +96,11 @@ async def change_password(
 @router.delete(
     "/me",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 503),
+    responses=problem_responses(401, 403, 503),
     summary="Delete the account",
 )
 async def delete_me(
-    current: CurrentUser, session: DbSession, redis: RedisClient, settings: Settings, cleanup: Cleanup
+    current: SessionUser, session: DbSession, redis: RedisClient, settings: Settings, cleanup: Cleanup
 ) -> None:
     """Delete the account, its solely-owned workspaces (with their data in every service) and its sessions.
 

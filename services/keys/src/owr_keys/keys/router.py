@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from owr_keys.audit.schemas import AuditEventView
 from owr_keys.audit.service import Actor
-from owr_keys.dependencies import KeyFingerprinter, Queue, SecretVault, User
+from owr_keys.dependencies import KeyFingerprinter, KeysReader, KeysSyncer, KeysWriter, Queue, SecretVault, User
 from owr_keys.keys import service as key_service
 from owr_keys.keys.models import OpenRouterKey
 from owr_keys.keys.schemas import CreateKeyRequest, KeyView, SyncAccepted, UpdateKeyRequest
@@ -39,7 +39,7 @@ def _actor(user: User) -> Actor:
     summary="Store an OpenRouter key",
 )
 async def create_key(
-    body: CreateKeyRequest, user: User, session: DbSession, vault: SecretVault, fingerprint: KeyFingerprinter
+    body: CreateKeyRequest, user: KeysWriter, session: DbSession, vault: SecretVault, fingerprint: KeyFingerprinter
 ) -> Response:
     """Encrypt and store the key; the answer is its masked view. Its kind is known after the first sync."""
     row = await key_service.create_key(
@@ -57,7 +57,7 @@ async def create_key(
 @router.get(
     "", response_model=Page[KeyView], responses=problem_responses(401, 403, 422), summary="The workspace's keys"
 )
-async def list_keys(user: User, session: DbSession, paging: Paging) -> Response:
+async def list_keys(user: KeysReader, session: DbSession, paging: Paging) -> Response:
     """Newest first, masked."""
     rows, total = await key_service.list_keys(session, workspace_id=user.workspace_id, paging=paging)
     page = Page[KeyView](items=[key_view(r) for r in rows], total=total, page=paging.page, per_page=paging.per_page)
@@ -65,7 +65,7 @@ async def list_keys(user: User, session: DbSession, paging: Paging) -> Response:
 
 
 @router.get("/{key_id}", response_model=KeyView, responses=_ITEM_ERRORS, summary="One key")
-async def get_key(key_id: uuid.UUID, user: User, session: DbSession) -> Response:
+async def get_key(key_id: uuid.UUID, user: KeysReader, session: DbSession) -> Response:
     row = await key_service.get_key(session, workspace_id=user.workspace_id, key_id=key_id)
     return json_response(key_view(row))
 
@@ -76,7 +76,7 @@ async def get_key(key_id: uuid.UUID, user: User, session: DbSession) -> Response
     responses=problem_responses(400, 401, 403, 404, 422),
     summary="Rename, activate or deactivate a key",
 )
-async def update_key(key_id: uuid.UUID, body: UpdateKeyRequest, user: User, session: DbSession) -> Response:
+async def update_key(key_id: uuid.UUID, body: UpdateKeyRequest, user: KeysWriter, session: DbSession) -> Response:
     """Fields left out (or null) stay as they are. A deactivated key is not synced or revealed."""
     row = await key_service.update_key(
         session,
@@ -90,7 +90,7 @@ async def update_key(key_id: uuid.UUID, body: UpdateKeyRequest, user: User, sess
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ITEM_ERRORS, summary="Delete a key")
-async def delete_key(key_id: uuid.UUID, user: User, session: DbSession) -> None:
+async def delete_key(key_id: uuid.UUID, user: KeysWriter, session: DbSession) -> None:
     """Delete the key and its ciphertext. Its audit history is kept until the workspace is deleted."""
     await key_service.delete_key(session, actor=_actor(user), workspace_id=user.workspace_id, key_id=key_id)
 
@@ -102,7 +102,7 @@ async def delete_key(key_id: uuid.UUID, user: User, session: DbSession) -> None:
     responses=problem_responses(401, 403, 404, 409, 422, 503),
     summary="Sync a key now",
 )
-async def sync_key(key_id: uuid.UUID, request: Request, user: User, session: DbSession, queue: Queue) -> Response:
+async def sync_key(key_id: uuid.UUID, request: Request, user: KeysSyncer, session: DbSession, queue: Queue) -> Response:
     """Queue a sync (validate, snapshot, activity). Pressing again while it is queued queues nothing more."""
     result = await key_service.request_sync(
         session,
@@ -124,7 +124,7 @@ async def sync_key(key_id: uuid.UUID, request: Request, user: User, session: DbS
     responses=_ITEM_ERRORS,
     summary="Who did what to a key, and when",
 )
-async def key_audit(key_id: uuid.UUID, user: User, session: DbSession, paging: Paging) -> Response:
+async def key_audit(key_id: uuid.UUID, user: KeysReader, session: DbSession, paging: Paging) -> Response:
     """Every change and every reveal, newest first. A deleted key's history is no longer served here."""
     rows, total = await key_service.audit_of_key(session, workspace_id=user.workspace_id, key_id=key_id, paging=paging)
     items = [AuditEventView.model_validate(r, from_attributes=True) for r in rows]
