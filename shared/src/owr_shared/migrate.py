@@ -50,7 +50,11 @@ def run_env(*, schema: str, target_metadata: MetaData) -> None:
         return True
 
     def do_run(connection: Connection) -> None:
-        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        # Only when missing: CREATE SCHEMA (even IF NOT EXISTS) needs CREATE on the database, which a
+        # service role that merely owns its schema (deploy/compose/postgres-init) must not have.
+        found = connection.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :name"), {"name": schema})
+        if found.scalar() is None:
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
