@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: help install run demo test lint format migrate bench rotate-kek clean
+.PHONY: help install run demo test lint format migrate bench rotate-kek clean deploy-tools deploy-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,17 @@ bench: install ## benchmarks, printed as ratios measured in one run (install wrk
 	$(UV) run --frozen python -m bench.proxy_clients
 	$(UV) run --frozen python -m bench.gateway
 	$(UV) run --frozen python -m bench.sync
+
+deploy-tools: install ## tools of the deploy checks: hadolint, kubernetes-validate, check-jsonschema (uv.lock), Debian's prometheus and promtool
+	@if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then :; else \
+	  echo "installing Debian's prometheus package (prometheus, promtool) ..."; \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; \
+	fi
+	@command -v kubectl >/dev/null 2>&1 || { echo "kubectl (its built-in kustomize renders deploy/k8s) is not installed" >&2; exit 1; }
+
+deploy-check: deploy-tools ## static checks of Dockerfiles, docker-compose.yml, deploy/k8s, alert rules, scrape config and dashboard
+	$(UV) run --frozen python -m tools.deploy_check
 
 clean: ## remove the virtualenv, caches and embedded data
 	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache
