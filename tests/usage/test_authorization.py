@@ -98,3 +98,45 @@ async def test_the_public_route_needs_a_users_access_token(client, alice, keyrin
     # A verified token without a workspace cannot read workspace data.
     no_workspace = bearer(keyring.access_token(alice.user_id, None))
     assert assert_problem(await client.get(url, headers=no_workspace), 403)["type"].endswith("/workspace-required")
+
+
+READ_ROUTES = [
+    "/api/v1/usage/summary",
+    "/api/v1/usage/daily",
+    "/api/v1/usage/export",
+    "/api/v1/usage/export?format=json",
+    "/api/v1/usage/accounts",
+]
+
+
+@pytest.mark.parametrize("url", READ_ROUTES)
+async def test_the_read_routes_need_a_users_token_in_a_workspace(client, alice, keyring, service_headers, url):
+    for headers in ({}, bearer("not-a-jwt"), service_headers(), service_headers(aud="owr-api")):
+        assert_problem(await client.get(url, headers=headers), 401)
+    no_workspace = bearer(keyring.access_token(alice.user_id, None))
+    assert assert_problem(await client.get(url, headers=no_workspace), 403)["type"].endswith("/workspace-required")
+
+
+async def test_reads_never_show_another_workspaces_figures(ingest, client, alice, bob):
+    key, mgmt = str(uuid.uuid4()), str(uuid.uuid4())
+    await ingest.snapshots(
+        item(key, alice.workspace_id, at(days_ago(1)), snapshot("1", "1")),
+        item(mgmt, alice.workspace_id, at(days_ago(1)), snapshot("0", "0", is_management_key=True)),
+    )
+    # Alice: two keys with a day each (the management key's is $0), one account.
+    for tenant, keys, accounts in ((alice, 2, 1), (bob, 0, 0)):
+        summary = (await client.get("/api/v1/usage/summary", headers=tenant.headers)).json()
+        assert len(summary["by_key"]) == keys
+        assert (await client.get("/api/v1/usage/daily", headers=tenant.headers)).json()["total"] == keys
+        assert (await client.get("/api/v1/usage/accounts", headers=tenant.headers)).json()["total"] == accounts
+        export = await client.get("/api/v1/usage/export", headers=tenant.headers)
+        assert len(export.text.strip().splitlines()) == 1 + keys
+    # Bob naming alice's key is a 404, as an unknown key is, on every route that takes one.
+    for path in ("daily", "export"):
+        problem = assert_problem(
+            await client.get(f"/api/v1/usage/{path}", headers=bob.headers, params={"key_id": key}), 404
+        )
+        assert problem["type"].endswith("/key-not-found")
+        assert (
+            await client.get(f"/api/v1/usage/{path}", headers=alice.headers, params={"key_id": key})
+        ).status_code == 200

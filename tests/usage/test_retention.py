@@ -19,6 +19,10 @@ TABLES = (
     "account_keys",
     "account_balances",
     "accounts",
+    "key_links",
+    "daily_usage",
+    "daily_key_totals",
+    "daily_model_totals",
 )
 
 
@@ -77,6 +81,11 @@ async def test_retention_deletes_before_the_cutoff_but_never_inside_the_window(
     assert after["activity"] == after["activity_days"] == 1
     assert after["account_balances"] == 1
     assert after["account_keys"] == before["account_keys"] == 1
+    # The read side loses the same days, and its rollups stay exact.
+    assert r.json()["deleted"]["daily_usage"] >= 2
+    for table in ("daily_usage", "daily_key_totals", "daily_model_totals"):
+        assert after[table] == before[table] - 2, table
+    assert after["key_links"] == before["key_links"] == 1
     # The key still reads, with its recent days intact.
     body = await read_key(client, alice, key, **{"from": days_ago(5).isoformat()})
     assert [d["date"] for d in body["daily"]] == [days_ago(2).isoformat(), days_ago(1).isoformat()]

@@ -13,6 +13,7 @@ from owr_shared.jwt import JwksFetcher, JwksVerifier, httpx_jwks_fetcher
 from owr_shared.settings import load_settings
 from owr_usage.internal.router import router as internal_router
 from owr_usage.key_usage.router import router as key_usage_router
+from owr_usage.reports.router import router as reports_router
 from owr_usage.settings import UsageSettings
 
 
@@ -37,8 +38,11 @@ def create_app(settings: UsageSettings | None = None, *, jwks_fetcher: JwksFetch
     return create_service_app(
         service="usage",
         settings=settings,
-        routers=[key_usage_router, internal_router],
+        routers=[key_usage_router, reports_router, internal_router],
         title="OpenRouter Watcher usage",
-        description="Key snapshots, exact daily spend per key, account balances, key lists and activity.",
+        description=(
+            "Key snapshots, exact daily spend per key, account balances, key lists and activity; summaries, "
+            "daily rows, exports and accounts."
+        ),
         extra_lifespan=lifespan,
     )

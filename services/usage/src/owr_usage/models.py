@@ -26,6 +26,7 @@ def target_metadata() -> MetaData:
     """The metadata with every usage model registered (for Alembic)."""
     # Imported for their side effect of adding tables to the metadata.
     from owr_usage.accounts import models as _accounts  # noqa: F401
+    from owr_usage.rollups import models as _rollups  # noqa: F401
     from owr_usage.snapshots import models as _snapshots  # noqa: F401
 
     return UsageBase.metadata

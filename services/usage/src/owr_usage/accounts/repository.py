@@ -65,6 +65,13 @@ class AccountRepository:
                 stmt.on_conflict_do_update(index_elements=[AccountKey.management_key_id, AccountKey.hash], set_=updated)
             )
 
+    async def labels(self, management_key_id: uuid.UUID) -> set[str]:
+        """The labels of the account's stored key list."""
+        rows = await self.session.scalars(
+            select(AccountKey.label).where(AccountKey.management_key_id == management_key_id).distinct()
+        )
+        return {label for label in rows.all() if label is not None}
+
     async def claim_activity_days(
         self,
         management_key_id: uuid.UUID,

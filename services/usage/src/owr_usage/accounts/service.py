@@ -17,6 +17,7 @@ from owr_usage.metrics import (
     ACTIVITY_ROWS_INGESTED,
     BALANCES_INGESTED,
 )
+from owr_usage.rollups import service as rollups
 
 log = get_logger(__name__)
 
@@ -57,7 +58,10 @@ async def replace_keys(session: AsyncSession, management_key_id: uuid.UUID, repo
             "workspace_id": report.workspace_id,
             "observed_at": report.observed_at,
         }
+    labels = await repo.labels(management_key_id)
     await repo.replace_keys(management_key_id, list(by_hash.values()))
+    labels.update(row["label"] for row in by_hash.values() if row["label"] is not None)
+    await rollups.after_key_list(session, report.workspace_id, management_key_id, labels)
     ACCOUNT_KEYS_INGESTED.labels("replaced").inc()
     log.info("account_keys_replaced", management_key_id=str(management_key_id), keys=len(by_hash))
     return True
@@ -95,6 +99,7 @@ async def replace_activity(session: AsyncSession, management_key_id: uuid.UUID, 
             }
         )
     await repo.replace_activity(management_key_id, report.api_key_hash, accepted, rows)
+    await rollups.after_activity(session, report.workspace_id, management_key_id, report.api_key_hash, accepted)
     ACTIVITY_ROWS_INGESTED.inc(len(rows))
     ACTIVITY_DAYS_INGESTED.labels("replaced").inc(len(accepted))
     ACTIVITY_DAYS_INGESTED.labels("stale").inc(len(dates) - len(accepted))

@@ -21,6 +21,9 @@ class RetentionDeleted(BaseModel):
     activity: int
     activity_days: int
     account_balances: int
+    daily_usage: int
+    daily_key_totals: int
+    daily_model_totals: int
 
 
 class RetentionResult(BaseModel):

@@ -11,6 +11,7 @@ from owr_shared.logging import get_logger
 from owr_usage.accounts.repository import AccountRepository
 from owr_usage.internal.schemas import RetentionDeleted, RetentionResult
 from owr_usage.metrics import RETENTION_DELETED
+from owr_usage.rollups.repository import RollupRepository
 from owr_usage.snapshots.repository import SnapshotRepository
 
 log = get_logger(__name__)
@@ -34,6 +35,7 @@ async def apply_retention(
     cutoff = dt.datetime.combine(cutoff_day, dt.time(), tzinfo=dt.UTC)
     counts = await SnapshotRepository(session).delete_before(cutoff, cutoff_day)
     counts |= await AccountRepository(session).delete_before(cutoff, cutoff_day)
+    counts |= await RollupRepository(session).delete_before(cutoff_day)
     for table, count in counts.items():
         RETENTION_DELETED.labels(table).inc(count)
     log.info("retention_applied", before=cutoff_day.isoformat(), **counts)
@@ -44,4 +46,5 @@ async def delete_workspace(session: AsyncSession, *, workspace_id: uuid.UUID) ->
     """Erase every figure of the workspace; nothing there is not an error."""
     counts = await SnapshotRepository(session).delete_workspace(workspace_id)
     counts |= await AccountRepository(session).delete_workspace(workspace_id)
+    counts |= await RollupRepository(session).delete_workspace(workspace_id)
     log.info("workspace_erased", workspace_id=str(workspace_id), **counts)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.logging import get_logger
 from owr_usage.metrics import SNAPSHOTS_INGESTED
+from owr_usage.rollups import service as rollups
 from owr_usage.snapshots.errors import WorkspaceMismatch
 from owr_usage.snapshots.repository import SnapshotRepository
 from owr_usage.snapshots.schemas import SnapshotItem, SnapshotsStored
@@ -52,6 +53,7 @@ async def ingest(session: AsyncSession, items: list[SnapshotItem]) -> SnapshotsS
         day = observed_at.astimezone(UTC).date()
         targets.update({(key_id, day), (key_id, day - timedelta(days=1))})
     await repo.derive_days(sorted(targets))
+    await rollups.after_snapshots(session, workspaces, targets)
 
     stored = len(inserted)
     duplicates = len(items) - stored

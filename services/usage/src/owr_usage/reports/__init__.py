@@ -1,0 +1,1 @@
+"""The workspace's reads of spend: summary, daily rows, export, accounts."""

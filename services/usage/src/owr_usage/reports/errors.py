@@ -1,0 +1,18 @@
+"""Report errors; none echoes input. Ranges and unknown keys share key_usage's problems."""
+
+from __future__ import annotations
+
+from owr_shared.errors import ProblemError
+from owr_usage.key_usage.errors import InvalidRange, KeyUsageNotFound
+
+__all__ = ["InvalidRange", "InvalidSort", "KeyUsageNotFound"]
+
+
+class InvalidSort(ProblemError):
+    """A `sort` naming no sortable field."""
+
+    status, slug, title = 422, "invalid-sort", "Invalid Sort"
+
+    def __init__(self, allowed: str) -> None:
+        detail = f"`sort` must be one of {allowed}, optionally prefixed with `-` (descending)."
+        super().__init__(detail, errors=[{"loc": ["query", "sort"], "msg": detail, "type": "invalid_sort"}])

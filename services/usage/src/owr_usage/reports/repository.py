@@ -1,0 +1,254 @@
+"""Read SQL of the reports; every query is filtered by the caller's workspace.
+
+The summary reads the rollups only (the model rollup for totals, days and models in one grouping-sets pass;
+the key rollup for keys). Pages read `daily_usage` by index; their `total` comes from a rollup's row counts
+whenever one matches the filters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Select,
+    String,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from owr_usage.rollups.models import NO_BREAKDOWN, DailyKeyTotal, DailyModelTotal, DailyUsage, KeyLink
+from owr_usage.snapshots.models import KeyState
+
+U = DailyUsage
+
+_MANAGEMENT_KEYS = """
+SELECT management_key_id AS id FROM usage.accounts WHERE workspace_id = :w
+UNION
+SELECT key_id FROM usage.key_links WHERE workspace_id = :w AND is_management_key
+"""
+
+SORTABLE: dict[str, Any] = {
+    "date": U.day,
+    "key_id": U.key_id,
+    "model": U.model,
+    "provider": U.provider,
+    "cost": U.cost,
+    "requests": U.requests,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RowFilter:
+    workspace_id: uuid.UUID
+    first: dt.date
+    last: dt.date
+    key_id: uuid.UUID | None = None
+    model: str | None = None
+    provider: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    field: str
+    descending: bool
+
+
+def _where(f: RowFilter) -> list[ColumnElement[bool]]:
+    clauses = [U.workspace_id == f.workspace_id, U.day >= f.first, U.day <= f.last]
+    if f.key_id is not None:
+        clauses.append(U.key_id == f.key_id)
+    if f.model is not None:
+        clauses.append(U.model == f.model)
+    if f.provider is not None:
+        clauses.append(U.provider == f.provider)
+    return clauses
+
+
+def _order(sort: Sort) -> list[Any]:
+    # Ties break by the primary key's order, so pages are stable; `date` takes its direction throughout
+    # (one index scan, forwards or backwards).
+    tie = [U.day, U.key_id, U.model, U.provider]
+    if sort.field == "date":
+        return [c.desc() for c in tie] if sort.descending else tie
+    column = SORTABLE[sort.field]
+    return [column.desc() if sort.descending else column.asc(), *tie]
+
+
+def _row_columns(*, as_text: bool) -> list[Any]:
+    """The row's columns, with money (and for an export, dates and ids) as text straight from PostgreSQL."""
+
+    def money(column: Any) -> Any:
+        return cast(column, Text) if as_text else column
+
+    return [
+        cast(U.day, Text).label("date") if as_text else U.day.label("date"),
+        cast(U.key_id, Text).label("key_id") if as_text else U.key_id,
+        func.nullif(U.model, NO_BREAKDOWN).label("model"),
+        case((U.model == NO_BREAKDOWN, null()), else_=U.provider).label("provider"),
+        money(U.cost).label("cost"),
+        money(U.byok_cost).label("byok_cost"),
+        U.requests,
+        U.prompt_tokens,
+        U.completion_tokens,
+        U.reasoning_tokens,
+        U.provisional,
+        case((U.model == NO_BREAKDOWN, literal("snapshots", String)), else_=literal("activity", String)).label(
+            "source"
+        ),
+    ]
+
+
+def rows_statement(f: RowFilter, sort: Sort) -> Select[Any]:
+    """Every row matching `f`, in `sort` order, as text cells (for the streamed export)."""
+    return select(*_row_columns(as_text=True)).where(*_where(f)).order_by(*_order(sort))
+
+
+class ReportRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def key_exists(self, workspace_id: uuid.UUID, key_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(literal(1)).where(KeyState.key_id == key_id, KeyState.workspace_id == workspace_id)
+        )
+        return found is not None
+
+    # --- summary ---------------------------------------------------------------------------------
+
+    async def model_sets(self, workspace_id: uuid.UUID, first: dt.date, last: dt.date) -> Sequence[Any]:
+        """Totals, per day and per model from the model rollup, in one grouping-sets pass."""
+        m = DailyModelTotal
+        broken = m.model != NO_BREAKDOWN
+        stmt = (
+            select(
+                m.day,
+                m.model,
+                func.grouping(m.day).label("no_day"),
+                func.grouping(m.model).label("no_model"),
+                func.sum(m.cost).label("cost"),
+                func.sum(m.byok_cost).label("byok_cost"),
+                func.coalesce(func.sum(m.cost).filter(~broken), 0).label("cost_without_breakdown"),
+                func.sum(m.requests).label("requests"),
+                func.sum(m.prompt_tokens).label("prompt_tokens"),
+                func.sum(m.completion_tokens).label("completion_tokens"),
+                func.sum(m.reasoning_tokens).label("reasoning_tokens"),
+                func.coalesce(func.sum(m.rows).filter(broken), 0).label("broken_rows"),
+                func.sum(m.rows).label("rows"),
+                func.sum(m.provisional_rows).label("provisional_rows"),
+            )
+            .where(m.workspace_id == workspace_id, m.day >= first, m.day <= last)
+            .group_by(func.grouping_sets(m.day, m.model, text("()")))
+        )
+        return (await self.session.execute(stmt)).all()
+
+    async def key_sums(self, workspace_id: uuid.UUID, first: dt.date, last: dt.date) -> Sequence[Any]:
+        """Per key from the key rollup, with the key's label and link."""
+        k = DailyKeyTotal
+        sums = (
+            select(
+                k.key_id,
+                func.sum(k.cost).label("cost"),
+                func.sum(k.byok_cost).label("byok_cost"),
+                func.coalesce(func.sum(k.cost).filter(~k.breakdown), 0).label("cost_without_breakdown"),
+                func.sum(k.requests).label("requests"),
+                func.sum(k.prompt_tokens).label("prompt_tokens"),
+                func.sum(k.completion_tokens).label("completion_tokens"),
+                func.sum(k.reasoning_tokens).label("reasoning_tokens"),
+                func.count().filter(k.breakdown).label("broken_days"),
+                func.bool_or(k.provisional).label("provisional"),
+            )
+            .where(k.workspace_id == workspace_id, k.day >= first, k.day <= last)
+            .group_by(k.key_id)
+            .subquery()
+        )
+        stmt = select(sums, KeyLink.label, KeyLink.api_key_hash).outerjoin(
+            KeyLink, and_(KeyLink.key_id == sums.c.key_id, KeyLink.workspace_id == workspace_id)
+        )
+        return (await self.session.execute(stmt)).all()
+
+    # --- daily rows ------------------------------------------------------------------------------
+
+    async def page(self, f: RowFilter, sort: Sort, *, limit: int, offset: int) -> Sequence[Any]:
+        stmt = select(*_row_columns(as_text=False)).where(*_where(f)).order_by(*_order(sort)).limit(limit)
+        return (await self.session.execute(stmt.offset(offset))).all()
+
+    async def count(self, f: RowFilter) -> int:
+        """Rows matching `f`: from a rollup's row counts when one matches the filters, else counted by index."""
+        if f.key_id is None:
+            m = DailyModelTotal
+            where = [m.workspace_id == f.workspace_id, m.day >= f.first, m.day <= f.last]
+            if f.model is not None:
+                where.append(m.model == f.model)
+            if f.provider is not None:
+                where.append(m.provider == f.provider)
+            stmt = select(func.coalesce(func.sum(m.rows), 0)).where(*where)
+        elif f.model is None and f.provider is None:
+            k = DailyKeyTotal
+            stmt = select(func.coalesce(func.sum(k.rows), 0)).where(
+                k.workspace_id == f.workspace_id, k.key_id == f.key_id, k.day >= f.first, k.day <= f.last
+            )
+        else:  # one key's rows: at most a day's models per day, through (key_id, day)
+            stmt = select(func.count()).select_from(U).where(*_where(f))
+        return int(await self.session.scalar(stmt) or 0)
+
+    # --- accounts --------------------------------------------------------------------------------
+
+    async def count_accounts(self, workspace_id: uuid.UUID) -> int:
+        stmt = text(f"SELECT count(*) FROM ({_MANAGEMENT_KEYS}) m")  # noqa: S608 - a fixed fragment
+        return int(await self.session.scalar(stmt, {"w": workspace_id}) or 0)
+
+    async def accounts(self, workspace_id: uuid.UUID, *, limit: int, offset: int) -> Sequence[Any]:
+        """A page of the workspace's management keys (its accounts, and management keys with a snapshot):
+        label, when the key list was observed, and the latest balance."""
+        stmt = text(
+            f"""
+            SELECT m.id AS management_key_id, kl.label, a.keys_observed_at,
+                   b.total_credits, b.total_usage, b.known, b.observed_at AS balance_as_of
+            FROM ({_MANAGEMENT_KEYS} ORDER BY id LIMIT :limit OFFSET :offset) m
+            LEFT JOIN usage.key_links kl ON kl.key_id = m.id AND kl.workspace_id = :w
+            LEFT JOIN usage.accounts a ON a.management_key_id = m.id AND a.workspace_id = :w
+            LEFT JOIN LATERAL (
+                SELECT ab.total_credits, ab.total_usage, ab.known, ab.observed_at
+                FROM usage.account_balances ab
+                WHERE ab.management_key_id = m.id AND ab.workspace_id = :w
+                ORDER BY ab.observed_at DESC LIMIT 1
+            ) b ON true
+            ORDER BY m.id
+            """  # noqa: S608 - a fixed fragment
+        )
+        return (await self.session.execute(stmt, {"w": workspace_id, "limit": limit, "offset": offset})).all()
+
+    async def account_keys(self, workspace_id: uuid.UUID, management_key_ids: Sequence[uuid.UUID]) -> Sequence[Any]:
+        """The keys of these accounts' lists, each with its share of its account's spend and its linked vault key."""
+        if not management_key_ids:
+            return []
+        stmt = text(
+            """
+            SELECT ak.management_key_id, ak.hash, ak.name, ak.label, ak.disabled, ak."limit", ak.limit_remaining,
+                   ak.limit_reset, ak.expires_at, ak.usage, ak.byok_usage,
+                   ak.usage / NULLIF(sum(ak.usage) OVER (PARTITION BY ak.management_key_id), 0) AS share,
+                   l.key_id
+            FROM usage.account_keys ak
+            LEFT JOIN (
+                SELECT api_key_hash, min(key_id::text)::uuid AS key_id FROM usage.key_links
+                WHERE workspace_id = :w AND api_key_hash IS NOT NULL
+                GROUP BY api_key_hash
+            ) l ON l.api_key_hash = ak.hash
+            WHERE ak.workspace_id = :w AND ak.management_key_id = ANY(CAST(:ids AS uuid[]))
+            ORDER BY ak.management_key_id, ak.usage DESC, ak.hash
+            """
+        )
+        return (await self.session.execute(stmt, {"w": workspace_id, "ids": list(management_key_ids)})).all()

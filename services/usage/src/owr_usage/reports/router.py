@@ -1,0 +1,144 @@
+"""`/api/v1/usage/summary`, `/daily`, `/export` and `/accounts`: the caller's workspace only."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.responses import Response, StreamingResponse
+
+from owr_shared.db import DbSession
+from owr_shared.dependencies import Paging
+from owr_shared.schemas import json_response, problem_responses
+from owr_usage.dependencies import Settings, User
+from owr_usage.key_usage.service import resolve_range
+from owr_usage.reports import service as reports
+from owr_usage.reports.repository import SORTABLE, RowFilter
+from owr_usage.reports.schemas import AccountPage, DailyPage, UsageSummary
+
+router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
+
+First = Annotated[date | None, Query(alias="from", description="first UTC day (default: 29 days before `to`)")]
+Last = Annotated[date | None, Query(alias="to", description="last UTC day (default: today)")]
+KeyFilter = Annotated[uuid.UUID | None, Query(description="only this key's rows (a key of the workspace)")]
+ModelFilter = Annotated[str | None, Query(max_length=300, description="only this model's rows (exact name)")]
+ProviderFilter = Annotated[str | None, Query(max_length=300, description="only this provider's rows (exact name)")]
+SortParam = Annotated[
+    str | None,
+    Query(
+        max_length=32,
+        description=f"one of {', '.join(SORTABLE)}; `-` in front sorts descending (default `date`)",
+    ),
+]
+
+
+def _filter(
+    workspace_id: uuid.UUID,
+    settings: Settings,
+    first: date | None,
+    last: date | None,
+    *,
+    key_id: uuid.UUID | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+) -> RowFilter:
+    first, last = resolve_range(first, last, today=datetime.now(UTC).date(), retention_days=settings.retention_days)
+    return RowFilter(workspace_id, first, last, key_id=key_id, model=model, provider=provider)
+
+
+@router.get(
+    "/summary",
+    response_model=UsageSummary,
+    responses=problem_responses(401, 403, 422),
+    summary="Totals with breakdowns by key, model and day",
+)
+async def get_summary(
+    user: User, session: DbSession, settings: Settings, first: First = None, last: Last = None
+) -> Response:
+    """Cost, BYOK cost, requests and tokens over [from, to], in total and by key, by model and by day.
+    Spend without a per-model breakdown (an unlinked key, or a day whose activity was not fetched) is
+    counted in `cost` and `cost_without_breakdown`, and under the `model: null` entry."""
+    rows = _filter(user.workspace_id, settings, first, last)
+    view = await reports.summary(session, workspace_id=user.workspace_id, first=rows.first, last=rows.last)
+    return json_response(view)
+
+
+@router.get(
+    "/daily",
+    response_model=DailyPage,
+    responses=problem_responses(401, 403, 404, 422),
+    summary="The daily rows behind the summary",
+)
+async def get_daily(
+    user: User,
+    session: DbSession,
+    settings: Settings,
+    paging: Paging,
+    first: First = None,
+    last: Last = None,
+    key_id: KeyFilter = None,
+    model: ModelFilter = None,
+    provider: ProviderFilter = None,
+    sort: SortParam = None,
+) -> Response:
+    """One row per key, UTC day, model and provider (or per key and day, without a breakdown)."""
+    rows = _filter(user.workspace_id, settings, first, last, key_id=key_id, model=model, provider=provider)
+    view = await reports.daily(session, rows=rows, sort=reports.parse_sort(sort), paging=paging)
+    return json_response(view)
+
+
+_EXPORT_CONTENT = {
+    200: {
+        "description": "The rows, streamed",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        },
+    },
+    **problem_responses(401, 403, 404, 422),
+}
+
+
+@router.get("/export", response_class=Response, responses=_EXPORT_CONTENT, summary="Export the daily rows")
+async def export(
+    request: Request,
+    user: User,
+    session: DbSession,
+    settings: Settings,
+    fmt: Annotated[reports.ExportFormat, Query(alias="format")] = "csv",
+    first: First = None,
+    last: Last = None,
+    key_id: KeyFilter = None,
+    model: ModelFilter = None,
+    provider: ProviderFilter = None,
+    sort: SortParam = None,
+) -> Response:
+    """The same rows and filters as `/daily`, all of them, streamed in constant memory. CSV: a header row,
+    money as exact decimal text, text cells that could start a formula prefixed with `'`. JSON: one array of
+    `/daily` row objects."""
+    rows = _filter(user.workspace_id, settings, first, last, key_id=key_id, model=model, provider=provider)
+    order = reports.parse_sort(sort)
+    await reports.check_key(session, user.workspace_id, key_id)
+    engine: AsyncEngine = request.app.state.engine
+    name = f"usage-{rows.first.isoformat()}-{rows.last.isoformat()}.{fmt}"
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+    return StreamingResponse(
+        reports.export(engine, rows=rows, sort=order, fmt=fmt),
+        media_type=media,
+        headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store"},
+    )
+
+
+@router.get(
+    "/accounts",
+    response_model=AccountPage,
+    responses=problem_responses(401, 403, 422),
+    summary="Each management key's balance and keys",
+)
+async def get_accounts(user: User, session: DbSession, paging: Paging) -> Response:
+    """Per management key of the workspace: the latest balance, and the keys of its latest list with their
+    limits, state, lifetime spend, share of the account's spend and the vault key each is linked to."""
+    return json_response(await reports.accounts(session, workspace_id=user.workspace_id, paging=paging))

@@ -1,0 +1,274 @@
+"""The workspace's reads of spend: summary, daily rows, export and accounts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from owr_shared.dependencies import Pagination
+from owr_usage.reports.errors import InvalidSort, KeyUsageNotFound
+from owr_usage.reports.repository import SORTABLE, ReportRepository, RowFilter, Sort, rows_statement
+from owr_usage.reports.schemas import (
+    AccountKeyView,
+    AccountPage,
+    AccountSummary,
+    BalanceView,
+    DailyPage,
+    DailyRow,
+    DayFigures,
+    KeyFigures,
+    ModelFigures,
+    Totals,
+    UsageSummary,
+)
+
+ExportFormat = Literal["csv", "json"]
+EXPORT_COLUMNS = (
+    "date",
+    "key_id",
+    "model",
+    "provider",
+    "cost",
+    "byok_cost",
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "provisional",
+    "source",
+)
+# Rows fetched per round trip of the server-side cursor, and rows per chunk written to the client.
+EXPORT_BATCH = 5000
+# OWASP's CSV injection guidance: a text cell starting with one of these may be read as a formula.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def parse_sort(value: str | None) -> Sort:
+    """`field` or `-field`; the default is `date` (oldest first)."""
+    if not value:
+        return Sort("date", descending=False)
+    descending = value.startswith("-")
+    field = value[1:] if descending else value
+    if field not in SORTABLE:
+        raise InvalidSort(", ".join(SORTABLE))
+    return Sort(field, descending=descending)
+
+
+async def check_key(session: AsyncSession, workspace_id: uuid.UUID, key_id: uuid.UUID | None) -> None:
+    """A `key_id` filter must name a key usage knows in this workspace (another workspace's is a 404 too)."""
+    if key_id is not None and not await ReportRepository(session).key_exists(workspace_id, key_id):
+        raise KeyUsageNotFound()
+
+
+def _count(value: Any, rows_with_breakdown: int) -> int | None:
+    return int(value) if rows_with_breakdown else None
+
+
+async def summary(session: AsyncSession, *, workspace_id: uuid.UUID, first: date, last: date) -> UsageSummary:
+    repo = ReportRepository(session)
+    totals = Totals(
+        cost=Decimal(0),
+        byok_cost=Decimal(0),
+        cost_without_breakdown=Decimal(0),
+        requests=None,
+        prompt_tokens=None,
+        completion_tokens=None,
+        reasoning_tokens=None,
+        provisional=False,
+        rows=0,
+    )
+    by_day: list[DayFigures] = []
+    by_model: list[ModelFigures] = []
+    for row in await repo.model_sets(workspace_id, first, last):
+        if row.rows is None:  # the grand total of no rows at all
+            continue
+        broken = int(row.broken_rows)
+        figures: dict[str, Any] = {
+            "cost": row.cost,
+            "byok_cost": row.byok_cost,
+            "requests": _count(row.requests, broken),
+            "prompt_tokens": _count(row.prompt_tokens, broken),
+            "completion_tokens": _count(row.completion_tokens, broken),
+            "reasoning_tokens": _count(row.reasoning_tokens, broken),
+            "provisional": int(row.provisional_rows) > 0,
+        }
+        if row.no_day and row.no_model:
+            totals = Totals(**figures, cost_without_breakdown=row.cost_without_breakdown, rows=int(row.rows))
+        elif row.no_model:
+            by_day.append(DayFigures(**figures, cost_without_breakdown=row.cost_without_breakdown, date=row.day))
+        else:
+            by_model.append(ModelFigures(**figures, model=row.model or None))
+    by_key = [
+        KeyFigures(
+            key_id=row.key_id,
+            label=row.label,
+            linked=row.api_key_hash is not None,
+            cost=row.cost,
+            byok_cost=row.byok_cost,
+            cost_without_breakdown=row.cost_without_breakdown,
+            requests=_count(row.requests, row.broken_days),
+            prompt_tokens=_count(row.prompt_tokens, row.broken_days),
+            completion_tokens=_count(row.completion_tokens, row.broken_days),
+            reasoning_tokens=_count(row.reasoning_tokens, row.broken_days),
+            provisional=row.provisional,
+        )
+        for row in await repo.key_sums(workspace_id, first, last)
+    ]
+    by_key.sort(key=lambda k: (-k.cost, str(k.key_id)))
+    by_model.sort(key=lambda m: (-m.cost, m.model or ""))
+    by_day.sort(key=lambda d: d.date)
+    return UsageSummary(first_day=first, last_day=last, totals=totals, by_key=by_key, by_model=by_model, by_day=by_day)
+
+
+def _daily_row(row: Any) -> DailyRow:
+    return DailyRow.model_construct(**row._mapping)
+
+
+async def daily(session: AsyncSession, *, rows: RowFilter, sort: Sort, paging: Pagination) -> DailyPage:
+    await check_key(session, rows.workspace_id, rows.key_id)
+    repo = ReportRepository(session)
+    total = await repo.count(rows)
+    items: Sequence[Any] = []
+    if paging.offset < total:
+        items = await repo.page(rows, sort, limit=paging.per_page, offset=paging.offset)
+    return DailyPage(items=[_daily_row(row) for row in items], total=total, page=paging.page, per_page=paging.per_page)
+
+
+# --- export ----------------------------------------------------------------------------------------
+
+
+def defuse(cell: str | None) -> str | None:
+    """A text cell that a spreadsheet could read as a formula gets a leading `'` (OWASP CSV injection)."""
+    if cell and cell.startswith(FORMULA_TRIGGERS):
+        return "'" + cell
+    return cell
+
+
+def _csv_chunk(rows: Iterable[Sequence[Any]], header: bool) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    if header:
+        writer.writerow(EXPORT_COLUMNS)
+    # Only model and provider are free text (from OpenRouter); every other cell is a date, an id, a number
+    # written by PostgreSQL (money as exact decimal text, possibly negative) or a boolean: never defused.
+    writer.writerows(
+        (
+            r[0],
+            r[1],
+            defuse(r[2]),
+            defuse(r[3]),
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            "true" if r[10] else "false",
+            r[11],
+        )
+        for r in rows
+    )
+    return buffer.getvalue().encode()
+
+
+def _json_chunk(rows: Iterable[Sequence[Any]], first: bool) -> bytes:
+    parts = [
+        orjson.dumps(
+            {
+                "date": r[0],
+                "key_id": r[1],
+                "model": r[2],
+                "provider": r[3],
+                "cost": orjson.Fragment(r[4]),
+                "byok_cost": orjson.Fragment(r[5]),
+                "requests": r[6],
+                "prompt_tokens": r[7],
+                "completion_tokens": r[8],
+                "reasoning_tokens": r[9],
+                "provisional": r[10],
+                "source": r[11],
+            }
+        )
+        for r in rows
+    ]
+    if not parts:
+        return b""
+    return (b"\n" if first else b",\n") + b",\n".join(parts)
+
+
+async def export(engine: AsyncEngine, *, rows: RowFilter, sort: Sort, fmt: ExportFormat) -> AsyncIterator[bytes]:
+    """The rows, streamed from a server-side cursor in one read-only snapshot: memory stays flat whatever
+    the row count. CSV has a header row; JSON is one array of row objects (like /daily's items)."""
+    statement = rows_statement(rows, sort).execution_options(yield_per=EXPORT_BATCH)
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            result = await conn.stream(statement)
+            if fmt == "json":
+                yield b"["
+            first = True
+            async for batch in result.partitions(EXPORT_BATCH):
+                yield _csv_chunk(batch, first) if fmt == "csv" else _json_chunk(batch, first)
+                first = False
+            if fmt == "csv" and first:
+                yield _csv_chunk((), header=True)
+            if fmt == "json":
+                yield b"\n]\n"
+
+
+# --- accounts --------------------------------------------------------------------------------------
+
+
+async def accounts(session: AsyncSession, *, workspace_id: uuid.UUID, paging: Pagination) -> AccountPage:
+    repo = ReportRepository(session)
+    total = await repo.count_accounts(workspace_id)
+    rows = (
+        await repo.accounts(workspace_id, limit=paging.per_page, offset=paging.offset) if paging.offset < total else []
+    )
+    keys: dict[uuid.UUID, list[AccountKeyView]] = {}
+    for key in await repo.account_keys(workspace_id, [row.management_key_id for row in rows]):
+        keys.setdefault(key.management_key_id, []).append(
+            AccountKeyView(
+                hash=key.hash,
+                name=key.name,
+                label=key.label,
+                disabled=key.disabled,
+                limit=key.limit,
+                limit_remaining=key.limit_remaining,
+                limit_reset=key.limit_reset,
+                expires_at=key.expires_at,
+                usage=key.usage,
+                byok_usage=key.byok_usage,
+                share=key.share,
+                key_id=key.key_id,
+            )
+        )
+    items = []
+    for row in rows:
+        balance = None
+        if row.balance_as_of is not None:
+            balance = BalanceView(
+                total_credits=row.total_credits if row.known else None,
+                total_usage=row.total_usage if row.known else None,
+                balance=row.total_credits - row.total_usage if row.known else None,
+                known=row.known,
+                as_of=row.balance_as_of,
+            )
+        items.append(
+            AccountSummary(
+                management_key_id=row.management_key_id,
+                label=row.label,
+                balance=balance,
+                keys_as_of=row.keys_observed_at,
+                keys=keys.get(row.management_key_id, []),
+            )
+        )
+    return AccountPage(items=items, total=total, page=paging.page, per_page=paging.per_page)

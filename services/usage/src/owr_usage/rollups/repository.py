@@ -1,0 +1,289 @@
+"""SQL that keeps key links, daily rows and their rollups exact; callers own the transaction.
+
+Every change of a (key, day)'s daily rows goes through `rebuild`: the old rows are deleted and subtracted
+from `daily_model_totals`, the new rows are derived from `key_days` / `activity`, inserted, added to
+`daily_model_totals`, and the key's day total is rewritten from them. Each statement works on the whole
+set of targets at once (no per-row SQL). Writers take the workspace's rollup lock first (`lock_workspaces`),
+so rollup rows never see two writers and a rebuild always reads the inputs the writers before it committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Delete, delete, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_usage.rollups.models import DailyKeyTotal, DailyModelTotal, DailyUsage, KeyLink
+
+_LOCK_WORKSPACES = text(
+    """
+SELECT count(pg_advisory_xact_lock(lock_id)) FROM (
+    SELECT DISTINCT hashtextextended('owr_usage.rollups:' || w::text, 0) AS lock_id
+    FROM unnest(CAST(:workspace_ids AS uuid[])) AS w
+    ORDER BY lock_id
+) ordered
+"""
+)
+
+# The label rule: an inference key is linked to the one account row (one hash) its latest label names in
+# the workspace's key lists, read through the freshest list (ties: the smallest management key id). Only
+# keys whose label or link changed are written; the answer lists those whose link changed.
+_REFRESH_LINKS = text(
+    """
+WITH cur AS (
+    SELECT ks.key_id, ks.workspace_id, s.label, s.is_management_key
+    FROM usage.key_states ks
+    JOIN usage.snapshots s ON s.key_id = ks.key_id AND s.observed_at = ks.latest_observed_at
+    WHERE ks.key_id = ANY(CAST(:key_ids AS uuid[]))
+),
+want AS (
+    SELECT c.key_id, c.workspace_id, c.label, c.is_management_key, m.management_key_id, m.hash
+    FROM cur c
+    LEFT JOIN LATERAL (
+        SELECT ak.management_key_id, ak.hash FROM usage.account_keys ak
+        WHERE ak.workspace_id = c.workspace_id AND ak.label = c.label
+        ORDER BY ak.observed_at DESC, ak.management_key_id
+        LIMIT 1
+    ) m ON NOT c.is_management_key AND c.label IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM usage.account_keys o
+        WHERE o.workspace_id = c.workspace_id AND o.label = c.label AND o.hash <> m.hash
+    )
+),
+changed AS (
+    SELECT w.*, kl.management_key_id AS old_management_key_id,
+           kl.api_key_hash AS old_hash
+    FROM want w LEFT JOIN usage.key_links kl ON kl.key_id = w.key_id
+    WHERE kl.key_id IS NULL
+       OR kl.label IS DISTINCT FROM w.label
+       OR kl.is_management_key <> w.is_management_key
+       OR kl.management_key_id IS DISTINCT FROM w.management_key_id
+       OR kl.api_key_hash IS DISTINCT FROM w.hash
+),
+written AS (
+    INSERT INTO usage.key_links AS kl
+        (key_id, workspace_id, label, is_management_key, management_key_id, api_key_hash, updated_at)
+    SELECT key_id, workspace_id, label, is_management_key, management_key_id, hash, now()
+    FROM changed ORDER BY key_id
+    ON CONFLICT (key_id) DO UPDATE SET
+        workspace_id = EXCLUDED.workspace_id,
+        label = EXCLUDED.label,
+        is_management_key = EXCLUDED.is_management_key,
+        management_key_id = EXCLUDED.management_key_id,
+        api_key_hash = EXCLUDED.api_key_hash,
+        updated_at = EXCLUDED.updated_at
+    RETURNING kl.key_id
+)
+SELECT c.key_id FROM changed c
+WHERE (c.management_key_id, c.hash) IS DISTINCT FROM (c.old_management_key_id, c.old_hash)
+"""
+)
+
+# Every day a key has, or may now have, daily rows: its derived days, its link's fetched activity days,
+# and the days it has rows for now.
+_ALL_DAYS = text(
+    """
+SELECT kd.key_id, kd.day FROM usage.key_days kd WHERE kd.key_id = ANY(CAST(:key_ids AS uuid[]))
+UNION
+SELECT kl.key_id, ad.date FROM usage.key_links kl
+JOIN usage.activity_days ad ON ad.management_key_id = kl.management_key_id AND ad.api_key_hash = kl.api_key_hash
+WHERE kl.key_id = ANY(CAST(:key_ids AS uuid[]))
+UNION
+SELECT u.key_id, u.day FROM usage.daily_usage u WHERE u.key_id = ANY(CAST(:key_ids AS uuid[]))
+"""
+)
+
+_TARGETS = """
+t AS (
+    SELECT DISTINCT x.key_id, x.day, ks.workspace_id
+    FROM unnest(CAST(:key_ids AS uuid[]), CAST(:days AS date[])) AS x(key_id, day)
+    JOIN usage.key_states ks ON ks.key_id = x.key_id
+)"""
+
+_MODEL_DELTA_UPSERT = """
+INSERT INTO usage.daily_model_totals AS m
+    (workspace_id, day, model, provider, cost, byok_cost, requests, prompt_tokens, completion_tokens,
+     reasoning_tokens, rows, provisional_rows)
+SELECT workspace_id, day, model, provider,
+       {sign} sum(cost), {sign} sum(byok_cost), {sign} COALESCE(sum(requests), 0),
+       {sign} COALESCE(sum(prompt_tokens), 0), {sign} COALESCE(sum(completion_tokens), 0),
+       {sign} COALESCE(sum(reasoning_tokens), 0), {sign} count(*), {sign} count(*) FILTER (WHERE provisional)
+FROM {source}
+GROUP BY workspace_id, day, model, provider
+ORDER BY workspace_id, day, model, provider
+ON CONFLICT (workspace_id, day, model, provider) DO UPDATE SET
+    cost = m.cost + EXCLUDED.cost,
+    byok_cost = m.byok_cost + EXCLUDED.byok_cost,
+    requests = m.requests + EXCLUDED.requests,
+    prompt_tokens = m.prompt_tokens + EXCLUDED.prompt_tokens,
+    completion_tokens = m.completion_tokens + EXCLUDED.completion_tokens,
+    reasoning_tokens = m.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    rows = m.rows + EXCLUDED.rows,
+    provisional_rows = m.provisional_rows + EXCLUDED.provisional_rows
+"""
+
+_ROW_COLUMNS = (
+    "workspace_id, day, key_id, model, provider, cost, byok_cost, requests, prompt_tokens, completion_tokens, "
+    "reasoning_tokens, provisional"
+)
+
+# 1. The targets' old rows go, and leave the model rollup; their key totals go too.
+_REMOVE_OLD = text(
+    f"""
+WITH {_TARGETS},
+old AS (
+    DELETE FROM usage.daily_usage u USING t
+    WHERE u.workspace_id = t.workspace_id AND u.day = t.day AND u.key_id = t.key_id
+    RETURNING {", ".join("u." + c.strip() for c in _ROW_COLUMNS.split(","))}
+),
+old_key_totals AS (
+    DELETE FROM usage.daily_key_totals k USING t
+    WHERE k.workspace_id = t.workspace_id AND k.key_id = t.key_id AND k.day = t.day
+)
+{_MODEL_DELTA_UPSERT.format(sign="-", source="old")}
+"""  # noqa: S608 - fixed SQL fragments only
+)
+
+# 2. The targets' new rows: activity per (model, provider) for a linked key's fetched day, else key_days'
+#    figure without a breakdown; inserted, added to the model rollup, summed into the key totals.
+_INSERT_NEW = text(
+    f"""
+WITH {_TARGETS},
+fetched AS (
+    SELECT t.workspace_id, t.key_id, t.day, kl.management_key_id, kl.api_key_hash
+    FROM t
+    JOIN usage.key_links kl ON kl.key_id = t.key_id
+    JOIN usage.activity_days ad
+      ON ad.management_key_id = kl.management_key_id AND ad.api_key_hash = kl.api_key_hash AND ad.date = t.day
+),
+fresh AS (
+    SELECT f.workspace_id, f.day, f.key_id, a.model, COALESCE(a.provider_name, '') AS provider,
+           sum(a.usage) AS cost, sum(a.byok_usage_inference) AS byok_cost, sum(a.requests) AS requests,
+           sum(a.prompt_tokens) AS prompt_tokens, sum(a.completion_tokens) AS completion_tokens,
+           sum(a.reasoning_tokens) AS reasoning_tokens, false AS provisional
+    FROM fetched f
+    JOIN usage.activity a
+      ON a.management_key_id = f.management_key_id AND a.api_key_hash = f.api_key_hash AND a.date = f.day
+    GROUP BY f.workspace_id, f.day, f.key_id, a.model, COALESCE(a.provider_name, '')
+    UNION ALL
+    SELECT t.workspace_id, t.day, t.key_id, '', '', kd.spend, kd.byok_spend,
+           NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NOT kd.final
+    FROM t
+    JOIN usage.key_days kd ON kd.key_id = t.key_id AND kd.day = t.day
+    WHERE NOT EXISTS (SELECT 1 FROM fetched f WHERE f.key_id = t.key_id AND f.day = t.day)
+),
+new AS (
+    INSERT INTO usage.daily_usage ({_ROW_COLUMNS})
+    SELECT {_ROW_COLUMNS} FROM fresh
+    ORDER BY workspace_id, day, key_id, model, provider
+    RETURNING {_ROW_COLUMNS}
+),
+new_key_totals AS (
+    INSERT INTO usage.daily_key_totals
+        (workspace_id, key_id, day, cost, byok_cost, requests, prompt_tokens, completion_tokens,
+         reasoning_tokens, rows, provisional, breakdown)
+    SELECT workspace_id, key_id, day, sum(cost), sum(byok_cost), COALESCE(sum(requests), 0),
+           COALESCE(sum(prompt_tokens), 0), COALESCE(sum(completion_tokens), 0),
+           COALESCE(sum(reasoning_tokens), 0), count(*), bool_or(provisional), bool_and(model <> '')
+    FROM new
+    GROUP BY workspace_id, key_id, day
+)
+{_MODEL_DELTA_UPSERT.format(sign="", source="new")}
+"""  # noqa: S608 - fixed SQL fragments only
+)
+
+# 3. A (model, provider) left without rows on a target's day leaves the rollup (its figures are then 0).
+_DROP_EMPTY = text(
+    f"""
+WITH {_TARGETS}
+DELETE FROM usage.daily_model_totals m
+USING (SELECT DISTINCT workspace_id, day FROM t) d
+WHERE m.workspace_id = d.workspace_id AND m.day = d.day AND m.rows = 0
+"""  # noqa: S608 - fixed SQL fragments only
+)
+
+
+class RollupRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock_workspaces(self, workspace_ids: Iterable[uuid.UUID]) -> None:
+        """Take the rollup lock of each workspace (in a fixed order, so writers cannot deadlock) until commit."""
+        ids = sorted(set(workspace_ids))
+        if ids:
+            await self.session.execute(_LOCK_WORKSPACES, {"workspace_ids": ids})
+
+    async def refresh_links(self, key_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+        """Re-apply the label rule to these keys; returns the keys whose link changed."""
+        if not key_ids:
+            return []
+        rows = await self.session.execute(_REFRESH_LINKS, {"key_ids": sorted(set(key_ids))})
+        return [key_id for (key_id,) in rows.all()]
+
+    async def keys_linked_to(self, management_key_id: uuid.UUID, api_key_hash: str) -> list[uuid.UUID]:
+        rows = await self.session.execute(
+            text(
+                "SELECT key_id FROM usage.key_links WHERE management_key_id = :m AND api_key_hash = :h ORDER BY key_id"
+            ),
+            {"m": management_key_id, "h": api_key_hash},
+        )
+        return [key_id for (key_id,) in rows.all()]
+
+    async def link_candidates(
+        self, workspace_id: uuid.UUID, management_key_id: uuid.UUID, labels: Sequence[str]
+    ) -> list[uuid.UUID]:
+        """Keys a change of this account's key list may relink: linked through it, or named by a label."""
+        rows = await self.session.execute(
+            text(
+                """
+                SELECT key_id FROM usage.key_links
+                WHERE workspace_id = :w AND (label = ANY(CAST(:labels AS text[])) OR management_key_id = :m)
+                ORDER BY key_id
+                """
+            ),
+            {"w": workspace_id, "m": management_key_id, "labels": sorted(set(labels))},
+        )
+        return [key_id for (key_id,) in rows.all()]
+
+    async def all_days(self, key_ids: Sequence[uuid.UUID]) -> list[tuple[uuid.UUID, dt.date]]:
+        if not key_ids:
+            return []
+        rows = await self.session.execute(_ALL_DAYS, {"key_ids": sorted(set(key_ids))})
+        return [(key_id, day) for key_id, day in rows.all()]
+
+    async def rebuild(self, targets: Sequence[tuple[uuid.UUID, dt.date]]) -> None:
+        """Replace the daily rows of these (key, day) pairs and move the rollups by the difference."""
+        if not targets:
+            return
+        ordered = sorted(set(targets))
+        params = {"key_ids": [key for key, _ in ordered], "days": [day for _, day in ordered]}
+        await self.session.execute(_REMOVE_OLD, params)
+        await self.session.execute(_INSERT_NEW, params)
+        await self.session.execute(_DROP_EMPTY, params)
+
+    # --- retention and erasure (internal API) --------------------------------------------------
+
+    async def delete_before(self, cutoff_day: dt.date) -> dict[str, int]:
+        """Daily rows and both rollups dated before `cutoff_day` (each rollup row covers one day only)."""
+        return {
+            "daily_usage": await self._delete(delete(DailyUsage).where(DailyUsage.day < cutoff_day)),
+            "daily_key_totals": await self._delete(delete(DailyKeyTotal).where(DailyKeyTotal.day < cutoff_day)),
+            "daily_model_totals": await self._delete(delete(DailyModelTotal).where(DailyModelTotal.day < cutoff_day)),
+        }
+
+    async def delete_workspace(self, workspace_id: uuid.UUID) -> dict[str, int]:
+        counts = {}
+        for name, model in (
+            ("daily_usage", DailyUsage),
+            ("daily_key_totals", DailyKeyTotal),
+            ("daily_model_totals", DailyModelTotal),
+            ("key_links", KeyLink),
+        ):
+            counts[name] = await self._delete(delete(model).where(model.workspace_id == workspace_id))
+        return counts
+
+    async def _delete(self, statement: Delete) -> int:
+        result = await self.session.execute(statement)
+        return int(getattr(result, "rowcount", 0) or 0)

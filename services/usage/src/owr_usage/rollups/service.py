@@ -1,0 +1,63 @@
+"""Keeping the daily rows and their rollups exact as figures arrive: one hook per kind of ingestion.
+
+- snapshots: the (key, day) pairs their derivation touched; a key whose label now links it elsewhere gets
+  all its days rebuilt;
+- activity: the keys linked to that hash, on the days replaced;
+- a key list: every key it may relink (linked through it, or named by an old or new label), all days.
+
+Each hook first takes the rollup lock of the workspaces involved (see the repository), so it reads the
+links and figures every earlier writer committed; all the work is set-based, a few statements per call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Collection, Iterable, Mapping
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_usage.rollups.repository import RollupRepository
+
+
+async def after_snapshots(
+    session: AsyncSession, workspaces: Mapping[uuid.UUID, uuid.UUID], days: Iterable[tuple[uuid.UUID, dt.date]]
+) -> None:
+    """Snapshots were stored: `workspaces` maps each key of the batch to its workspace, `days` are the
+    (key, day) pairs whose `key_days` were re-derived."""
+    targets = set(days)
+    if not targets:
+        return
+    keys = {key for key, _ in targets}
+    repo = RollupRepository(session)
+    await repo.lock_workspaces(workspaces[key] for key in keys)
+    relinked = await repo.refresh_links(sorted(keys))
+    targets.update(await repo.all_days(relinked))
+    await repo.rebuild(sorted(targets))
+
+
+async def after_activity(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    management_key_id: uuid.UUID,
+    api_key_hash: str,
+    dates: Collection[dt.date],
+) -> None:
+    """A key hash's activity was replaced on `dates`: rebuild those days of the keys linked to it."""
+    if not dates:
+        return
+    repo = RollupRepository(session)
+    await repo.lock_workspaces([workspace_id])
+    keys = await repo.keys_linked_to(management_key_id, api_key_hash)
+    await repo.rebuild([(key, day) for key in keys for day in dates])
+
+
+async def after_key_list(
+    session: AsyncSession, workspace_id: uuid.UUID, management_key_id: uuid.UUID, labels: Collection[str]
+) -> None:
+    """An account's key list was replaced; `labels` are those of the old and the new list."""
+    repo = RollupRepository(session)
+    await repo.lock_workspaces([workspace_id])
+    candidates = await repo.link_candidates(workspace_id, management_key_id, sorted(labels))
+    relinked = await repo.refresh_links(candidates)
+    await repo.rebuild(await repo.all_days(relinked))
