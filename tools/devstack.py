@@ -261,7 +261,7 @@ def system_specs(ports: Ports, *, openrouter_url: str | None = None) -> list[Pro
 
 
 def base_env(database_url: str, redis_url: str, environment: str, secrets_dir: Path) -> dict[str, str]:
-    # One worker client secret per run: auth and the worker read it from the same environment, and
+    # One client secret per run for the worker and the gateway: auth and they read it from the same environment, and
     # service tokens live minutes, so nothing needs it to survive a restart.
     worker_secret = secrets.token_urlsafe(32)
     worker_client = {
@@ -269,6 +269,9 @@ def base_env(database_url: str, redis_url: str, environment: str, secrets_dir: P
         "scopes": ["keys:due", "keys:reveal", "keys:status", "usage:ingest", "usage:cleanup"],
         "audiences": ["owr-keys", "owr-usage"],
     }
+    # The gateway introspects API tokens at auth with client credentials of its own.
+    gateway_secret = secrets.token_urlsafe(32)
+    gateway_client = {"secret": gateway_secret, "scopes": ["tokens:introspect"], "audiences": ["owr-auth"]}
     env = dict(os.environ)
     env.update(
         {
@@ -276,7 +279,9 @@ def base_env(database_url: str, redis_url: str, environment: str, secrets_dir: P
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             **dev_secrets(secrets_dir),
-            "AUTH_SERVICE_CLIENTS": json.dumps({"worker": worker_client}),
+            "AUTH_SERVICE_CLIENTS": json.dumps({"worker": worker_client, "gateway": gateway_client}),
+            "GATEWAY_SERVICE_CLIENT_ID": "gateway",
+            "GATEWAY_SERVICE_CLIENT_SECRET": gateway_secret,
             "WORKER_SERVICE_CLIENT_ID": "worker",
             "WORKER_SERVICE_CLIENT_SECRET": worker_secret,
             "PYTHONUNBUFFERED": "1",

@@ -124,6 +124,7 @@ def test_default_route_policies():
         "/api/v1/auth/refresh": ("auth", False, "anonymous"),
         "/api/v1/auth/logout": ("auth", False, "anonymous"),
         "/api/v1/auth": ("auth", True, "user"),
+        "/api/v1/tokens": ("auth", True, "user"),
         "/.well-known/jwks.json": ("auth", False, "anonymous"),
         "/api/v1/keys": ("keys", True, "user"),
         "/api/v1/usage": ("usage", True, "user"),

@@ -140,3 +140,16 @@ async def test_reads_never_show_another_workspaces_figures(ingest, client, alice
         assert (
             await client.get(f"/api/v1/usage/{path}", headers=alice.headers, params={"key_id": key})
         ).status_code == 200
+
+
+async def test_an_api_token_reads_usage_only_with_usage_read(client, alice, keyring):
+    def token_caller(*scopes: str) -> dict[str, str]:
+        # The JWT auth mints for an API token: it carries `tid` and the token's `scope`.
+        claims = {"tid": str(uuid.uuid4()), "scope": " ".join(scopes)}
+        return {"authorization": f"Bearer {keyring.access_token(alice.user_id, alice.workspace_id, **claims)}"}
+
+    r = await client.get("/api/v1/usage/summary", headers=token_caller("keys:read", "keys:write"))
+    problem = assert_problem(r, 403)
+    assert problem["type"].endswith("/insufficient-scope")
+    assert "usage:read" in problem["detail"]
+    assert (await client.get("/api/v1/usage/summary", headers=token_caller("usage:read"))).status_code == 200

@@ -19,10 +19,11 @@ from yarl import URL
 from owr_gateway.clientip import TrustedProxies, resolve_client_ip
 from owr_gateway.metrics import UPSTREAM_ERRORS, HttpMetrics
 from owr_gateway.paths import PATH_INTERNAL, PATH_OK, screen_path
-from owr_gateway.ratelimit import ALLOWED, LIMITED, REVOKED, UNAVAILABLE
+from owr_gateway.ratelimit import ALLOWED, LIMITED, MISS, REVOKED, UNAVAILABLE, Decision, RateLimiter
 from owr_gateway.routing import RouteTable
 from owr_gateway.settings import GatewaySettings
 from owr_gateway.state import UPSTREAMS, GatewayState
+from owr_gateway.tokens import IntrospectionUnavailable, is_api_token
 from owr_shared.context import new_traceparent, parse_traceparent, request_id_var, sanitize_request_id, trace_id_var
 from owr_shared.errors import PROBLEM_CONTENT_TYPE, problem_body
 from owr_shared.jwt import InvalidToken
@@ -92,6 +93,7 @@ _NO_STORE = (b"cache-control", b"no-store")
 _WWW_AUTH_MISSING = (b"www-authenticate", b"Bearer")
 _WWW_AUTH_INVALID = (b"www-authenticate", b'Bearer error="invalid_token"')
 _CLOSE = (b"connection", b"close")
+INVALID = "invalid"
 
 
 class _BodyState:
@@ -306,7 +308,23 @@ class GatewayApp:
             )
 
             principal = None
-            if route.requires_jwt:
+            api_token = _api_token(authorization) if route.requires_jwt else None
+            if api_token is not None:
+                decision = await self._admit_api_token(api_token, limiter, request_id, traceparent)
+                if decision.outcome == INVALID:
+                    await problem(
+                        401,
+                        "invalid-token",
+                        "Invalid Token",
+                        "The API token is unknown, revoked or expired.",
+                        (_WWW_AUTH_INVALID,),
+                    )
+                    return
+                if decision.upstream_token is not None:
+                    # Upstream sees the short-lived JWT auth minted for this token, never the token.
+                    forward = [(k, v) for k, v in forward if k != "authorization"]
+                    forward.append(("authorization", "Bearer " + decision.upstream_token))
+            elif route.requires_jwt:
                 try:
                     principal = await authenticator.authenticate(authorization)
                 except InvalidToken as exc:
@@ -320,7 +338,7 @@ class GatewayApp:
                 decision = await limiter.check(
                     route.policy, subject, user_id=principal.subject, issued_at=principal.issued_at
                 )
-            else:
+            elif api_token is None:
                 decision = await limiter.check(route.policy, client_ip)
             outcome = decision.outcome
             if outcome != ALLOWED:
@@ -476,6 +494,37 @@ class GatewayApp:
             request_id_var.reset(rid_token)
             trace_id_var.reset(tid_token)
 
+    async def _admit_api_token(self, token: bytes, limiter: RateLimiter, request_id: str, traceparent: str) -> Decision:
+        """The rate-limit decision for an API token, introspecting it at auth when it is not cached.
+
+        One Redis round trip when cached (the usual case); on a miss, one call to auth, the answer
+        cached for as long as auth allows (at most 60 s), then the same round trip again.
+        """
+        introspector = self.state.introspector
+        if introspector is None:
+            return Decision(INVALID, [])  # no credentials for auth: API tokens are not accepted here
+        cache_key = introspector.cache_key(token)
+        decision = await limiter.check_token(cache_key)
+        if decision.outcome != MISS:
+            return decision
+        try:
+            grant = await introspector.introspect(
+                token, {"x-request-id": request_id, "traceparent": new_traceparent(traceparent[3:35])}
+            )
+        except IntrospectionUnavailable:
+            return Decision(UNAVAILABLE, [], 1)
+        if grant is None:
+            return Decision(INVALID, [])
+        try:
+            # At least a second, so even a token in its last moments is counted like any other.
+            await limiter.store_token(cache_key, grant.cache_fields(), max(1, grant.cache_seconds))
+        except Exception as exc:  # Redis trouble: the check below says unavailable
+            log.warning("token_cache_store_failed", error_type=type(exc).__name__)
+        decision = await limiter.check_token(cache_key)
+        if decision.outcome == MISS:  # evicted already, or Redis lost it: let the client retry
+            return Decision(UNAVAILABLE, [], 1)
+        return decision
+
     def _public_location(self, upstream: str, value: bytes) -> bytes:
         """An upstream's absolute redirect to itself becomes relative: no internal host or port leaks."""
         base = self._upstream_base_bytes[upstream]
@@ -529,6 +578,14 @@ async def _wait_for_disconnect(receive: Receive) -> None:
 
 def _connection_tokens(value: bytes) -> set[str]:
     return {token.strip().lower() for token in value.decode("latin-1").split(",") if token.strip()}
+
+
+def _api_token(authorization: bytes | None) -> bytes | None:
+    """The `owr_…` token of a `Bearer` header, else None (a JWT, another scheme, or nothing)."""
+    if authorization is None or authorization[:7].lower() != b"bearer ":
+        return None
+    token = authorization[7:].strip()
+    return token if is_api_token(token) else None
 
 
 def _drop_connection_listed(headers: list[tuple[str, str]], connection: bytes) -> list[tuple[str, str]]:

@@ -39,6 +39,27 @@ end
 return count
 """
 
+# The API-token path in one round trip: KEYS[1] the token's cached introspection (a hash written by
+# `store_token`); ARGV[1] counter prefix, ARGV[2] window start, ARGV[3] window ms, ARGV[4] revocation
+# prefix. Returns {0} on a cache miss, {-1} when the user's sessions were revoked after the JWT was
+# minted, else {count, jwt, per-token limit or '', token id}: the counter is per token id.
+GRANT_LUA = """
+local entry = redis.call('HMGET', KEYS[1], 'jwt', 'tid', 'uid', 'iat', 'limit')
+if not entry[1] then
+  return {0}
+end
+local revoked = tonumber(redis.call('GET', ARGV[4] .. entry[3]) or '')
+if revoked and tonumber(entry[4]) < revoked then
+  return {-1}
+end
+local counter = ARGV[1] .. entry[2] .. ':' .. ARGV[2]
+local count = redis.call('INCR', counter)
+if count == 1 then
+  redis.call('PEXPIRE', counter, ARGV[3])
+end
+return {count, entry[1], entry[5] or '', entry[2]}
+"""
+
 FAIL_CLOSED_POLICIES = frozenset({"login"})
 REVOKED_KEY_PREFIX = "owr:revoked:user:"
 _LOCAL_MAX_SUBJECTS = 100_000
@@ -47,19 +68,25 @@ ALLOWED = "allowed"
 LIMITED = "limited"
 REVOKED = "revoked"
 UNAVAILABLE = "unavailable"
+MISS = "miss"
+TOKEN_POLICY = "token"  # noqa: S105 - a policy name
 
 Headers = list[tuple[bytes, bytes]]
 
 
 class Decision:
-    """The outcome of one rate-limit check, with the response headers it implies."""
+    """The outcome of one rate-limit check, with the response headers it implies.
 
-    __slots__ = ("headers", "outcome", "retry_after")
+    For an API token it also carries the JWT to forward (`upstream_token`) from the cached introspection.
+    """
 
-    def __init__(self, outcome: str, headers: Headers, retry_after: int = 0) -> None:
+    __slots__ = ("headers", "outcome", "retry_after", "upstream_token")
+
+    def __init__(self, outcome: str, headers: Headers, retry_after: int = 0, upstream_token: str | None = None) -> None:
         self.outcome = outcome
         self.headers = headers
         self.retry_after = retry_after
+        self.upstream_token = upstream_token
 
 
 class _Policy:
@@ -141,6 +168,7 @@ class ScriptBatcher:
         # `EVALSHA sha numkeys key... arg...`, with everything but the keys and args precomputed.
         self.prefix_one_key = b"*5\r\n$7\r\nEVALSHA\r\n" + sha + _bulk(b"1")
         self.prefix_two_keys = b"*7\r\n$7\r\nEVALSHA\r\n" + sha + _bulk(b"2")
+        self.prefix_one_key_four_args = b"*8\r\n$7\r\nEVALSHA\r\n" + sha + _bulk(b"1")
 
     def call(self, command: bytes) -> asyncio.Future[Any]:
         """Queue one packed EVALSHA command; the future gets its reply (or the batch's error)."""
@@ -245,8 +273,13 @@ class RateLimiter:
         timeout: float,
         breaker_seconds: float = 1.0,
     ) -> None:
+        self._redis = redis
         self._batcher = ScriptBatcher(redis, redis.register_script(RATE_LIMIT_LUA), timeout=timeout)
+        self._token_batcher = ScriptBatcher(redis, redis.register_script(GRANT_LUA), timeout=timeout)
+        self._timeout = timeout
         self._policies = {name: _Policy(name, config) for name, config in policies.items()}
+        # Policies of tokens with their own per-minute limit, made on first use (a handful in practice).
+        self._token_policies: dict[int, _Policy] = {}
         self._breaker_seconds = breaker_seconds
         self._skip_redis_until = 0.0
         self._local = LocalWindow()
@@ -305,8 +338,74 @@ class RateLimiter:
         self._metrics[(policy.name, ALLOWED, backend)].inc()
         return Decision(ALLOWED, headers)
 
+    async def check_token(self, cache_key: str) -> Decision:
+        """Count one request of an API token, from its cached introspection, in one round trip.
+
+        MISS when nothing is cached (the caller introspects, `store_token`s and checks again); REVOKED
+        when the user's sessions were revoked; UNAVAILABLE when Redis is: API tokens fail closed, since
+        their revocation must hold at once and Redis is where it is recorded.
+        """
+        default = self._policies[TOKEN_POLICY]
+        now = time.time()
+        window_start = int(now // default.window) * default.window
+        batcher = self._token_batcher
+        command = (
+            batcher.prefix_one_key_four_args
+            + _bulk(cache_key.encode())
+            + _bulk(default.key_prefix.encode())
+            + _bulk(b"%d" % window_start)
+            + default.window_ms_bulk
+            + _bulk(REVOKED_KEY_PREFIX.encode())
+        )
+        try:
+            reply = await batcher.call(command)
+        except Exception as exc:
+            self._open_breaker(exc)
+            self._metrics[(TOKEN_POLICY, UNAVAILABLE, "redis")].inc()
+            return Decision(UNAVAILABLE, [(b"ratelimit-policy", default.policy_header)], 1)
+        count = int(reply[0])
+        if count == 0:
+            return Decision(MISS, [])
+        if count < 0:
+            return Decision(REVOKED, [])
+        limit_raw = reply[2]
+        policy = self._token_policy(int(limit_raw)) if limit_raw else default
+        reset = max(1, math.ceil(window_start + policy.window - now))
+        remaining = max(0, policy.limit - count)
+        headers: Headers = [
+            (b"ratelimit-policy", policy.policy_header),
+            (b"ratelimit", b'"%s";r=%d;t=%d' % (policy.name_bytes, remaining, reset)),
+            (b"x-ratelimit-limit", policy.limit_bytes),
+            (b"x-ratelimit-remaining", b"%d" % remaining),
+            (b"x-ratelimit-reset", b"%d" % reset),
+        ]
+        if count > policy.limit:
+            self._metrics[(TOKEN_POLICY, LIMITED, "redis")].inc()
+            return Decision(LIMITED, headers, reset)
+        self._metrics[(TOKEN_POLICY, ALLOWED, "redis")].inc()
+        jwt = reply[1]
+        return Decision(ALLOWED, headers, upstream_token=jwt.decode() if isinstance(jwt, bytes) else str(jwt))
+
+    def _token_policy(self, per_minute: int) -> _Policy:
+        policy = self._token_policies.get(per_minute)
+        if policy is None:
+            policy = self._token_policies[per_minute] = _Policy(
+                TOKEN_POLICY, RateLimitPolicy(limit=per_minute, window=self._policies[TOKEN_POLICY].window)
+            )
+        return policy
+
+    async def store_token(self, cache_key: str, fields: Mapping[str, str | int], ttl_seconds: int) -> None:
+        """Cache an active introspection for `ttl_seconds` (auth deletes the entry when it revokes)."""
+        async with asyncio.timeout(self._timeout):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(cache_key)
+                pipe.hset(cache_key, mapping=dict(fields))
+                pipe.expire(cache_key, ttl_seconds)
+                await pipe.execute()
+
     async def aclose(self) -> None:
         await self._batcher.aclose()
+        await self._token_batcher.aclose()
 
     def _open_breaker(self, exc: BaseException) -> None:
         RATELIMIT_BACKEND_ERRORS.inc()

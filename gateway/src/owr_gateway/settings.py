@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import secrets
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from owr_gateway.paths import is_internal_path
-from owr_shared.settings import BaseServiceSettings
+from owr_shared.settings import BaseServiceSettings, secret_field
 
 UpstreamName = Literal["auth", "keys", "usage"]
-PolicyName = Literal["anonymous", "login", "user"]
+PolicyName = Literal["anonymous", "login", "user", "token"]
 DEFAULT_AUTH_URL = "http://127.0.0.1:8001"
 
 
@@ -66,6 +68,7 @@ DEFAULT_ROUTES: tuple[dict[str, Any], ...] = (
     {"prefix": "/api/v1/auth/logout", "upstream": "auth", "auth": "none", "policy": "anonymous"},
     {"prefix": "/api/v1/auth", "upstream": "auth", "auth": "jwt", "policy": "user"},
     {"prefix": "/.well-known/jwks.json", "upstream": "auth", "auth": "none", "policy": "anonymous"},
+    {"prefix": "/api/v1/tokens", "upstream": "auth", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/keys", "upstream": "keys", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/usage", "upstream": "usage", "auth": "jwt", "policy": "user"},
 )
@@ -73,15 +76,13 @@ DEFAULT_RATE_LIMITS: dict[str, dict[str, int]] = {
     "anonymous": {"limit": 120, "window": 60},
     "login": {"limit": 10, "window": 60},
     "user": {"limit": 600, "window": 60},
+    # Per API token, unless the token carries its own per-minute limit.
+    "token": {"limit": 600, "window": 60},
 }
 
 
 def _default_rate_limits() -> dict[PolicyName, RateLimitPolicy]:
-    return {
-        "anonymous": RateLimitPolicy(limit=120, window=60),
-        "login": RateLimitPolicy(limit=10, window=60),
-        "user": RateLimitPolicy(limit=600, window=60),
-    }
+    return {name: RateLimitPolicy(**config) for name, config in DEFAULT_RATE_LIMITS.items()}  # type: ignore[misc]
 
 
 class GatewaySettings(BaseServiceSettings):
@@ -108,6 +109,13 @@ class GatewaySettings(BaseServiceSettings):
     redis_timeout: float = Field(default=0.25, gt=0)
     redis_breaker_seconds: float = Field(default=1.0, ge=0)
     jwt_cache_size: int = Field(default=10000, ge=0)
+
+    # API tokens: auth's pepper names their Redis cache entries (so auth can delete one on revocation),
+    # and the gateway's client credentials (scope `tokens:introspect`) call auth's introspection.
+    api_token_pepper: SecretStr | None = secret_field("the same value as AUTH_API_TOKEN_PEPPER")
+    service_client_id: str = Field(default="gateway", min_length=1, max_length=64)
+    service_client_secret: SecretStr | None = secret_field("client secret registered in AUTH_SERVICE_CLIENTS")
+    introspection_timeout: float = Field(default=3.0, gt=0, le=30)
 
     @model_validator(mode="before")
     @classmethod
@@ -161,6 +169,14 @@ class GatewaySettings(BaseServiceSettings):
         if len(set(prefixes)) != len(prefixes):
             raise ValueError("route prefixes must be unique")
         return self
+
+    @cached_property
+    def api_token_pepper_bytes(self) -> bytes:
+        """The pepper's bytes; without one (never in production) a random one, so cache entries are
+        still private to this process but auth cannot name them: a revocation then waits out the cache."""
+        if self.api_token_pepper is None:
+            return secrets.token_bytes(32)
+        return self.api_token_pepper.get_secret_value().encode("utf-8")
 
     def upstream_url(self, name: str) -> str:
         return {"auth": self.auth_url, "keys": self.keys_url, "usage": self.usage_url}[name]

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from owr_gateway.auth import Authenticator, aiohttp_jwks_fetcher
 from owr_gateway.ratelimit import RateLimiter
 from owr_gateway.settings import GatewaySettings
+from owr_gateway.tokens import TokenIntrospector
 from owr_shared.health import HealthChecks
 from owr_shared.jwt import JwksVerifier
 from owr_shared.redis import create_redis
@@ -58,6 +59,7 @@ class GatewayState:
         self.sessions: dict[str, aiohttp.ClientSession] = {}
         self.limiter: RateLimiter | None = None
         self.authenticator: Authenticator | None = None
+        self.introspector: TokenIntrospector | None = None
         self.health = HealthChecks(timeout=READY_TIMEOUT)
         self.health.add("redis", self._ping_redis)
         self.health.add("auth", self._ping_auth)
@@ -74,6 +76,15 @@ class GatewayState:
             audience=settings.jwt_audience,
         )
         self.authenticator = Authenticator(verifier, settings.jwt_cache_size)
+        if settings.service_client_secret is not None:
+            self.introspector = TokenIntrospector(
+                self.sessions["auth"],
+                settings.auth_url,
+                pepper=settings.api_token_pepper_bytes,
+                client_id=settings.service_client_id,
+                secret=settings.service_client_secret.get_secret_value(),
+                timeout=settings.introspection_timeout,
+            )
         self.limiter = RateLimiter(
             self.redis,
             {str(name): policy for name, policy in settings.rate_limits.items()},
