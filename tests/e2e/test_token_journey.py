@@ -110,3 +110,33 @@ async def test_an_unknown_or_malformed_token_is_401(system: System):
         for token in ("owr_" + "A" * 49, "owr_short"):
             r = await client.get("/api/v1/keys", headers={"authorization": f"Bearer {token}"})
             problem(r, 401)
+
+
+async def test_one_openapi_document_describes_the_public_api_and_docs_render_it(system: System):
+    async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
+        r = await client.get("/api/v1/openapi.json")
+        assert r.status_code == 200, r.text
+        document = r.json()
+        page = await client.get("/docs")
+    paths = document["paths"]
+    for path in (
+        "/api/v1/auth/login",
+        "/api/v1/tokens",
+        "/api/v1/keys",
+        "/api/v1/keys/{key_id}/sync",
+        "/api/v1/usage/summary",
+    ):
+        assert path in paths, path
+    assert not [p for p in paths if p.startswith(("/internal", "/health", "/metrics"))]
+    assert set(document["components"]["securitySchemes"]) == {"sessionJwt", "apiToken"}
+    listing = paths["/api/v1/keys"]["get"]
+    assert listing["security"] == [{"sessionJwt": []}, {"apiToken": []}]
+    assert {"401", "403", "429"} <= set(listing["responses"])
+    assert paths["/api/v1/auth/login"]["post"]["security"] == []
+    schema_refs = r.text.split('"$ref":"')[1:]
+    schemas = document["components"]["schemas"]
+    for ref in schema_refs:
+        assert ref.split('"')[0].removeprefix("#/components/schemas/") in schemas  # every reference resolves
+    assert page.status_code == 200
+    assert "swagger-ui" in page.text
+    assert "/api/v1/openapi.json" in page.text

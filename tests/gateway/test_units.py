@@ -200,3 +200,26 @@ def test_client_ip_is_the_peer_unless_the_peer_is_trusted():
     assert resolve_client_ip("10.0.0.1", "garbage", proxies) == "10.0.0.1"
     assert resolve_client_ip("10.0.0.1", "1.2.3.4, garbage", proxies) == "10.0.0.1"
     assert resolve_client_ip("10.0.0.1", None, proxies) == "10.0.0.1"
+
+
+def test_merged_openapi_keeps_public_paths_and_renames_clashing_schemas():
+    from owr_gateway.openapi import merge
+
+    def doc(path: str, title: str) -> dict:
+        ref = {"$ref": "#/components/schemas/Thing"}
+        operation = {"responses": {"200": {"content": {"application/json": {"schema": ref}}}}}
+        return {
+            "paths": {path: {"get": operation}, "/internal/x": {"get": operation}, "/health/live": {"get": operation}},
+            "components": {"schemas": {"Thing": {"title": title}, "ProblemDetail": {"title": "ProblemDetail"}}},
+        }
+
+    merged = merge(
+        {"keys": doc("/api/v1/keys", "KeyThing"), "usage": doc("/api/v1/usage/summary", "UsageThing")}, table()
+    )
+    assert set(merged["paths"]) == {"/api/v1/keys", "/api/v1/usage/summary"}
+    schemas = merged["components"]["schemas"]
+    assert schemas["Thing"] == {"title": "KeyThing"}
+    assert schemas["UsageThing"] == {"title": "UsageThing"}
+    usage_ref = merged["paths"]["/api/v1/usage/summary"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert usage_ref["schema"] == {"$ref": "#/components/schemas/UsageThing"}
+    assert merged["paths"]["/api/v1/keys"]["get"]["security"] == [{"sessionJwt": []}, {"apiToken": []}]

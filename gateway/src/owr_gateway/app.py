@@ -18,6 +18,7 @@ from yarl import URL
 
 from owr_gateway.clientip import TrustedProxies, resolve_client_ip
 from owr_gateway.metrics import UPSTREAM_ERRORS, HttpMetrics
+from owr_gateway.openapi import DOCS_HTML, DOCS_PATH, OPENAPI_PATH, OpenApiDocument, OpenApiUnavailable
 from owr_gateway.paths import PATH_INTERNAL, PATH_OK, screen_path
 from owr_gateway.ratelimit import ALLOWED, LIMITED, MISS, REVOKED, UNAVAILABLE, Decision, RateLimiter
 from owr_gateway.routing import RouteTable
@@ -36,6 +37,7 @@ HEALTH_LIVE = "/health/live"
 HEALTH_READY = "/health/ready"
 _HEALTH_ROUTE = "<health>"
 _HEALTH_PATHS = frozenset({HEALTH_LIVE, HEALTH_READY})
+_DOC_PATHS = frozenset({OPENAPI_PATH, DOCS_PATH})
 
 # What to do with each request header (names arrive lower-cased from the ASGI server).
 _FORWARD, _DROP, _REQUEST_ID, _TRACEPARENT, _TRACESTATE, _AUTHORIZATION = range(6)
@@ -126,6 +128,7 @@ class GatewayApp:
         self._max_body = settings.max_body_bytes
         self._trusted = TrustedProxies(settings.trusted_proxies)
         self._metrics = HttpMetrics()
+        self._openapi: OpenApiDocument | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -254,6 +257,15 @@ class GatewayApp:
                     await problem(
                         400, "bad-request", "Bad Request", "The path contains dot segments or encoded separators."
                     )
+                return
+            if path in _DOC_PATHS:
+                route_label = path
+                if method not in ("GET", "HEAD"):
+                    await problem(
+                        405, "method-not-allowed", "Method Not Allowed", "Use GET.", ((b"allow", b"GET, HEAD"),)
+                    )
+                    return
+                status = await self._documentation(path, method, send, rid_header, problem)
                 return
             route = self._routes.match(path)
             if route is None:
@@ -524,6 +536,32 @@ class GatewayApp:
         if decision.outcome == MISS:  # evicted already, or Redis lost it: let the client retry
             return Decision(UNAVAILABLE, [], 1)
         return decision
+
+    async def _documentation(
+        self, path: str, method: str, send: Send, rid_header: tuple[bytes, bytes], problem: Any
+    ) -> int:
+        """The merged OpenAPI document, or the Swagger UI page that reads it."""
+        if path == DOCS_PATH:
+            body, content_type = DOCS_HTML, b"text/html; charset=utf-8"
+        else:
+            if self._openapi is None:
+                self._openapi = OpenApiDocument(self.state.sessions, self._upstream_bases, self._routes)
+            try:
+                body, content_type = await self._openapi.body(), b"application/json"
+            except OpenApiUnavailable:
+                await problem(
+                    503,
+                    "service-unavailable",
+                    "Service Unavailable",
+                    "A service's API description could not be fetched.",
+                    ((b"retry-after", b"5"),),
+                )
+                return 503
+        headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), rid_header]
+        headers.append((b"cache-control", b"public, max-age=60"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        return 200
 
     def _public_location(self, upstream: str, value: bytes) -> bytes:
         """An upstream's absolute redirect to itself becomes relative: no internal host or port leaks."""
