@@ -1,4 +1,5 @@
-"""The shared circuit breaker against real Redis: open after N failures, one half-open probe, close."""
+"""The shared circuit breaker against real Redis: open after N failures, one half-open probe, close; and the
+gate that asks it and the limiter in one call."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from owr_worker.circuit import CLOSED, OPEN, PROBE, CircuitBreaker, CircuitOpenError
+from owr_worker.circuit import CLOSED, FAILING, FAILURES_KEY, OPEN, PROBE, CircuitBreaker, CircuitOpenError
+from owr_worker.gate import UpstreamGate
+from owr_worker.ratelimit import RATE_KEY, RateLimiter
 
 
 def gauge() -> float | None:
@@ -87,5 +90,57 @@ async def test_unreachable_redis_lets_requests_through():
         assert await circuit.record_failure() is False
         await circuit.before_request()
         await circuit.record_success()
+    finally:
+        await dead.aclose()
+
+
+async def test_a_success_after_a_clean_verdict_writes_nothing(redis_client):
+    circuit = breaker(redis_client, threshold=3)
+    verdict = await circuit.before_request()
+    assert verdict == CLOSED
+    await redis_client.set(FAILURES_KEY, 1)  # another process counts a failure meanwhile
+    await circuit.record_success(verdict)
+    assert await redis_client.get(FAILURES_KEY) == b"1"  # not reset by a request that saw none
+    verdict = await circuit.before_request()
+    assert verdict == FAILING
+    assert await circuit.state() == CLOSED  # to callers, still closed
+    await circuit.record_success(verdict)
+    assert not await redis_client.exists(FAILURES_KEY)
+
+
+async def test_the_gate_gives_the_verdict_and_a_slot_in_one_call(redis_client):
+    circuit = breaker(redis_client, threshold=1)
+    limiter = RateLimiter(redis_client, rate=10, burst=2)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    limiter._sleep = sleep
+    gate = UpstreamGate(circuit, limiter)
+    assert [await gate.admit() for _ in range(3)] == [CLOSED, CLOSED, CLOSED]
+    assert slept == [pytest.approx(0.1, abs=0.02)]  # the third waited one interval, after the burst of two
+    await circuit.record_failure()
+    tat = await redis_client.get(RATE_KEY)
+    with pytest.raises(CircuitOpenError):
+        await gate.admit()
+    assert await redis_client.get(RATE_KEY) == tat  # refused: no slot taken
+    await asyncio.sleep(0.35)
+    assert await gate.admit() == PROBE
+    await circuit.record_success(PROBE)
+    assert await gate.admit() == CLOSED
+
+
+async def test_the_gate_without_redis_lets_requests_through_at_the_local_rate():
+    dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    try:
+        slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+
+        gate = UpstreamGate(breaker(dead), RateLimiter(dead, rate=10, burst=1, sleep=sleep))
+        assert [await gate.admit() for _ in range(2)] == [CLOSED, CLOSED]
+        assert slept == [pytest.approx(0.1, abs=0.02)]
     finally:
         await dead.aclose()

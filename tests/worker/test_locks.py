@@ -39,3 +39,10 @@ async def test_released_when_the_body_raises(redis_client):
     except RuntimeError:
         pass
     assert not await redis_client.exists(lock_key("k1"))
+
+
+async def test_release_works_after_redis_forgot_its_scripts(redis_client):
+    await redis_client.script_flush()
+    async with key_lock(redis_client, "k1", ttl_seconds=30) as held:
+        assert held
+    assert not await redis_client.exists(lock_key("k1"))

@@ -11,6 +11,13 @@ and `Retry-After` handle it), not "down", and must not stop the keys that are wi
 
 If Redis is unreachable the breaker cannot be shared; it lets requests through (logged once) — the
 per-request retries and their backoff still bound the load.
+
+Writes are saved where they change nothing: the verdict before a request says whether failures were
+counted; a success after a verdict of "closed, no failure counted" writes nothing (there is no count to
+reset). A failure another process counts while that request is under way is then not reset by it, so the
+circuit may open a little sooner than "N in a row" in a mixed stream — never later, and still only after
+`threshold` failures within the memory window. `gate.py` runs this verdict and the limiter's reservation
+in one Lua call.
 """
 
 from __future__ import annotations
@@ -32,17 +39,22 @@ _KEYS = [FAILURES_KEY, OPEN_UNTIL_KEY, PROBE_KEY]
 
 _NOW_MS = "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-# ARGV[1] = probe TTL (ms). Returns 0 closed (go), 1 open (refused), 2 half-open and this caller probes.
-_ALLOW = (
-    _NOW_MS
-    + """
-local open_until = redis.call('GET', KEYS[2])
-if not open_until then return 0 end
-if now < tonumber(open_until) then return 1 end
-if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[1]) then return 2 end
-return 1
+# The verdict: 0 closed (go; no failure counted), 3 closed with failures counted (go), 1 open (refused),
+# 2 half-open and this caller probes. Keys: failures, open_until, probe; probe_ms = the probe slot's TTL.
+ALLOW_FUNCTION = """
+local function circuit_allow(failures_key, open_key, probe_key, probe_ms, now)
+  local open_until = redis.call('GET', open_key)
+  if not open_until then
+    if redis.call('EXISTS', failures_key) == 1 then return 3 end
+    return 0
+  end
+  if now < tonumber(open_until) then return 1 end
+  if redis.call('SET', probe_key, '1', 'NX', 'PX', probe_ms) then return 2 end
+  return 1
+end
 """
-)
+# ARGV[1] = probe TTL (ms).
+_ALLOW = ALLOW_FUNCTION + _NOW_MS + "return circuit_allow(KEYS[1], KEYS[2], KEYS[3], ARGV[1], now)\n"
 
 # ARGV[1] = threshold, ARGV[2] = open duration (ms), ARGV[3] = how long failures are remembered (ms).
 # Returns 1 when the circuit is open after this failure, else 0.
@@ -64,6 +76,9 @@ return 0
 )
 
 CLOSED, OPEN, PROBE = 0, 1, 2
+# A verdict only: closed, with failures counted that the next success resets.
+FAILING = 3
+KEYS = tuple(_KEYS)
 
 
 class CircuitOpenError(Exception):
@@ -82,37 +97,58 @@ class CircuitBreaker:
         self._memory_ms = max(self._open_ms * 10, 600_000)
         self._degraded = False
 
-    def _redis_failed(self, exc: BaseException) -> None:
+    @property
+    def redis(self) -> Any:
+        return self._redis
+
+    @property
+    def probe_ms(self) -> int:
+        return self._probe_ms
+
+    def unshared(self, exc: BaseException) -> None:
+        """Redis failed: the breaker lets requests through (logged once until Redis answers again)."""
         if not self._degraded:
             self._degraded = True
             log.warning("openrouter_circuit_unshared", error_type=type(exc).__name__)
 
-    def _redis_ok(self) -> None:
+    def observed(self, verdict: int) -> int:
+        """Note a verdict Redis gave (here or in the gate); returns it."""
         if self._degraded:
             self._degraded = False
             log.info("openrouter_circuit_shared_again")
+        CIRCUIT_OPEN.set(1 if verdict in (OPEN, PROBE) else 0)
+        return verdict
 
-    async def state(self) -> int:
-        """CLOSED, OPEN or PROBE (this caller may send the half-open probe). Raises nothing."""
+    async def verdict(self) -> int:
+        """CLOSED, FAILING, OPEN or PROBE (this caller may send the half-open probe). Raises nothing."""
         try:
             result = int(await self._allow(keys=_KEYS, args=[self._probe_ms]))
         except (RedisError, OSError) as exc:
-            self._redis_failed(exc)
+            self.unshared(exc)
             return CLOSED
-        self._redis_ok()
-        CIRCUIT_OPEN.set(0 if result == CLOSED else 1)
+        return self.observed(result)
+
+    async def state(self) -> int:
+        """CLOSED, OPEN or PROBE (this caller may send the half-open probe). Raises nothing."""
+        result = await self.verdict()
+        return CLOSED if result == FAILING else result
+
+    async def before_request(self) -> int:
+        """Raise `CircuitOpenError` unless a request may go now; returns the verdict for `record_success`."""
+        result = await self.verdict()
+        if result == OPEN:
+            raise CircuitOpenError("OpenRouter unavailable (circuit open)")
         return result
 
-    async def before_request(self) -> None:
-        """Raise `CircuitOpenError` unless a request may go now."""
-        if await self.state() == OPEN:
-            raise CircuitOpenError("OpenRouter unavailable (circuit open)")
-
-    async def record_success(self) -> None:
+    async def record_success(self, verdict: int | None = None) -> None:
+        """OpenRouter answered: close the circuit and reset the count, unless `verdict` (the one this
+        request went out under) was CLOSED with no failure counted, when there is nothing to write."""
+        if verdict == CLOSED:
+            return
         try:
             await self._redis.delete(*_KEYS)
         except (RedisError, OSError) as exc:
-            self._redis_failed(exc)
+            self.unshared(exc)
             return
         CIRCUIT_OPEN.set(0)
 
@@ -121,7 +157,7 @@ class CircuitBreaker:
         try:
             opened = bool(await self._failure(keys=_KEYS, args=[self._threshold, self._open_ms, self._memory_ms]))
         except (RedisError, OSError) as exc:
-            self._redis_failed(exc)
+            self.unshared(exc)
             return False
         if opened:
             CIRCUIT_OPEN.set(1)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from owr_shared.logging import get_logger
 
@@ -22,6 +23,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+_RELEASE_SHA = hashlib.sha1(_RELEASE.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+
+
+async def _release(redis: Any, name: str, token: str) -> None:
+    """Compare-and-delete by EVALSHA (sent once per job: no script text for Redis to hash each time)."""
+    try:
+        await redis.evalsha(_RELEASE_SHA, 1, name, token)
+    except NoScriptError:
+        await redis.eval(_RELEASE, 1, name, token)
 
 
 def lock_key(key_id: str) -> str:
@@ -39,7 +51,7 @@ async def key_lock(redis: Any, key_id: str, *, ttl_seconds: int) -> AsyncIterato
     finally:
         if acquired:
             try:
-                await redis.eval(_RELEASE, 1, name, token)  # rare enough that EVAL's script text costs nothing
+                await _release(redis, name, token)
             except (RedisError, OSError) as exc:
                 # The TTL frees it anyway; failing the job here would only repeat finished work.
                 log.warning("key_lock_release_failed", error_type=type(exc).__name__)

@@ -27,6 +27,7 @@ from owr_shared.logging import get_logger, redact_text
 from owr_worker import encoding
 from owr_worker.backoff import parse_retry_after, retry_delay
 from owr_worker.circuit import CircuitBreaker, CircuitOpenError
+from owr_worker.gate import UpstreamGate
 from owr_worker.metrics import OPENROUTER_DURATION, OPENROUTER_REQUESTS
 from owr_worker.ratelimit import RateLimiter
 from owr_worker.tracing import outgoing_headers
@@ -295,6 +296,8 @@ class OpenRouterClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._limiter = limiter
         self._circuit = circuit
+        # Both on one Redis: their two decisions before a request are one call.
+        self._gate = UpstreamGate(circuit, limiter) if circuit is not None and limiter is not None else None
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
 
@@ -345,13 +348,10 @@ class OpenRouterClient:
         policy = self._retry
         attempt = 1
         while True:
-            if self._circuit is not None:
-                try:
-                    await self._circuit.before_request()
-                except CircuitOpenError:
-                    raise CircuitOpen("OpenRouter unavailable (circuit open); retrying") from None
-            if self._limiter is not None:
-                await self._limiter.acquire()
+            try:
+                verdict = await self._admit()
+            except CircuitOpenError:
+                raise CircuitOpen("OpenRouter unavailable (circuit open); retrying") from None
             try:
                 result = await self._send(endpoint, path, api_key, params)
             except UpstreamUnavailable as exc:
@@ -361,15 +361,15 @@ class OpenRouterClient:
             except RateLimited as exc:
                 error = exc  # neither a success nor a failure for the circuit: OpenRouter is up
             except PaymentRequired as exc:
-                await self._record_success()
+                await self._record_success(verdict)
                 if exc.retry_after is None:
                     raise
                 error = exc
             except OpenRouterError:
-                await self._record_success()  # 401/403/4xx: OpenRouter answered, so it is up
+                await self._record_success(verdict)  # 401/403/4xx: OpenRouter answered, so it is up
                 raise
             else:
-                await self._record_success()
+                await self._record_success(verdict)
                 return result
             if attempt >= policy.attempts:
                 raise error
@@ -383,9 +383,18 @@ class OpenRouterClient:
             await self._sleep(delay)
             attempt += 1
 
-    async def _record_success(self) -> None:
+    async def _admit(self) -> int | None:
+        """The circuit's verdict (raises `CircuitOpenError`) and the limiter's slot, waited for."""
+        if self._gate is not None:
+            return await self._gate.admit()
+        verdict = await self._circuit.before_request() if self._circuit is not None else None
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        return verdict
+
+    async def _record_success(self, verdict: int | None) -> None:
         if self._circuit is not None:
-            await self._circuit.record_success()
+            await self._circuit.record_success(verdict)
 
     async def _send(
         self, endpoint: str, path: str, api_key: str, params: Mapping[str, str] | None

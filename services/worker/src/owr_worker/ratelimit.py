@@ -22,20 +22,28 @@ log = get_logger(__name__)
 
 RATE_KEY = "owr:worker:openrouter:rate"
 
+# Reserve the next slot: the TAT key, the emission interval (µs), the burst, Redis's now (µs). Returns the
+# wait in µs. A function, so `gate.py` can run it in the same call as the circuit's verdict.
+RESERVE_FUNCTION = """
+local function limiter_reserve(key, interval, burst, now)
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  local wait = tat - now - (burst - 1) * interval
+  if wait < 0 then wait = 0 end
+  local new_tat = tat + interval
+  redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1000)
+  return wait
+end
+"""
 # KEYS[1] = TAT key; ARGV[1] = emission interval (µs); ARGV[2] = burst. Returns the wait in µs.
-_ACQUIRE = """
+_ACQUIRE = (
+    RESERVE_FUNCTION
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local wait = tat - now - (burst - 1) * interval
-if wait < 0 then wait = 0 end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1000)
-return wait
+return limiter_reserve(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), now)
 """
+)
 
 
 class LocalGcra:
@@ -74,24 +82,44 @@ class RateLimiter:
         self._local = LocalGcra(rate, burst)
         self._degraded = False
 
-    async def reserve(self) -> float:
-        """Reserve a slot; returns the seconds to wait for it."""
-        try:
-            wait_us = await self._script(keys=[self._key], args=[self._interval_us, self._burst])
-        except (RedisError, OSError) as exc:
-            if not self._degraded:
-                self._degraded = True
-                log.warning("openrouter_limiter_local_fallback", error_type=type(exc).__name__)
-            return self._local.reserve()
+    @property
+    def key(self) -> str:
+        return self._key
+
+    @property
+    def script_args(self) -> list[int]:
+        """The reservation's arguments: emission interval (µs) and burst."""
+        return [self._interval_us, self._burst]
+
+    def local_reserve(self, exc: BaseException) -> float:
+        """Redis failed: reserve in this process's limiter (logged once until Redis answers again)."""
+        if not self._degraded:
+            self._degraded = True
+            log.warning("openrouter_limiter_local_fallback", error_type=type(exc).__name__)
+        return self._local.reserve()
+
+    def reserved(self, wait_us: int) -> float:
+        """Note a reservation Redis made (here or in the gate); returns the wait in seconds."""
         if self._degraded:
             self._degraded = False
             log.info("openrouter_limiter_shared_again")
         return int(wait_us) / 1_000_000
 
+    async def reserve(self) -> float:
+        """Reserve a slot; returns the seconds to wait for it."""
+        try:
+            wait_us = await self._script(keys=[self._key], args=self.script_args)
+        except (RedisError, OSError) as exc:
+            return self.local_reserve(exc)
+        return self.reserved(wait_us)
+
+    async def wait(self, seconds: float) -> float:
+        """Sleep until a reserved slot comes; returns the seconds waited."""
+        LIMITER_WAIT.observe(seconds)
+        if seconds > 0:
+            await self._sleep(seconds)
+        return seconds
+
     async def acquire(self) -> float:
         """Wait for this caller's slot; returns the seconds waited."""
-        wait = await self.reserve()
-        LIMITER_WAIT.observe(wait)
-        if wait > 0:
-            await self._sleep(wait)
-        return wait
+        return await self.wait(await self.reserve())
