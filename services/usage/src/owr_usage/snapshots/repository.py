@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Delete, delete, exists, func, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, Delete, String, TextClause, delete, exists, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_usage.snapshots.models import KeyDay, KeyState, Snapshot
@@ -88,6 +88,49 @@ WHERE NOT kd.final OR EXCLUDED.final
 )
 
 
+# Batches arrive in every size from 1 to 500: a multi-row VALUES would be a new statement (compiled by
+# SQLAlchemy, prepared by PostgreSQL) for each size. One array per column through unnest() keeps one
+# statement for all sizes, so both caches hit and the per-row cost is only encoding the values.
+_UPSERT_STATES = text(
+    """
+INSERT INTO usage.key_states AS ks (key_id, workspace_id, latest_observed_at, updated_at)
+SELECT t.key_id, t.workspace_id, t.latest_observed_at, now()
+FROM unnest(CAST(:key_ids AS uuid[]), CAST(:workspace_ids AS uuid[]), CAST(:latest AS timestamptz[]))
+    AS t(key_id, workspace_id, latest_observed_at)
+ORDER BY t.key_id
+ON CONFLICT (key_id) DO UPDATE SET
+    latest_observed_at = greatest(ks.latest_observed_at, EXCLUDED.latest_observed_at),
+    updated_at = now()
+RETURNING ks.key_id, ks.workspace_id
+"""
+)
+
+
+def _insert_snapshots_sql() -> tuple[list[str], TextClause]:
+    """Every column of `usage.snapshots` but `received_at` (the database's now()), as unnest() arrays."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    quote = dialect.identifier_preparer.quote
+    columns = [c for c in Snapshot.__table__.columns if c.name != "received_at"]
+    names = ", ".join(quote(c.name) for c in columns)
+
+    def array(column: ColumnElement[Any]) -> str:
+        # Strings as text: a cast to varchar(n) would cut a long value, the column refuses it instead.
+        kind = "text" if isinstance(column.type, String) else column.type.compile(dialect=dialect)
+        return f"CAST(:{column.name} AS {kind}[])"
+
+    arrays = ", ".join(array(c) for c in columns)
+    sql = f"""
+INSERT INTO usage.snapshots ({names}, received_at)
+SELECT *, now() FROM unnest({arrays})
+ON CONFLICT (key_id, observed_at) DO NOTHING
+RETURNING key_id, observed_at
+"""  # noqa: S608 - names and types come from the model, values are bound
+    return [c.name for c in columns], text(sql)
+
+
+_SNAPSHOT_COLUMNS, _INSERT_SNAPSHOTS = _insert_snapshots_sql()
+
+
 class SnapshotRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -102,24 +145,20 @@ class SnapshotRepository:
         moves forward; the workspace is the one the key was first seen in.
         """
         ordered = sorted(states, key=lambda s: s["key_id"])
-        stmt = insert(KeyState).values(ordered)
-        upsert = stmt.on_conflict_do_update(
-            index_elements=[KeyState.key_id],
-            set_={
-                "latest_observed_at": func.greatest(KeyState.latest_observed_at, stmt.excluded.latest_observed_at),
-                "updated_at": func.now(),
+        rows = await self.session.execute(
+            _UPSERT_STATES,
+            {
+                "key_ids": [s["key_id"] for s in ordered],
+                "workspace_ids": [s["workspace_id"] for s in ordered],
+                "latest": [s["latest_observed_at"] for s in ordered],
             },
-        ).returning(KeyState.key_id, KeyState.workspace_id)
-        rows = await self.session.execute(upsert)
+        )
         return {key_id: workspace_id for key_id, workspace_id in rows.all()}  # noqa: C416 (typed rows)
 
     async def insert_snapshots(self, rows: Sequence[dict[str, Any]]) -> list[tuple[uuid.UUID, datetime]]:
         """Insert the new ones; a (key_id, observed_at) already stored is left alone. Returns those inserted."""
         result = await self.session.execute(
-            insert(Snapshot)
-            .values(list(rows))
-            .on_conflict_do_nothing(index_elements=[Snapshot.key_id, Snapshot.observed_at])
-            .returning(Snapshot.key_id, Snapshot.observed_at)
+            _INSERT_SNAPSHOTS, {name: [row[name] for row in rows] for name in _SNAPSHOT_COLUMNS}
         )
         return [(key_id, observed_at) for key_id, observed_at in result.all()]
 
