@@ -12,8 +12,9 @@ import uvicorn
 from owr_gateway.admin import create_admin_app
 from owr_gateway.app import create_app
 from owr_gateway.settings import GatewaySettings
+from owr_shared.health import begin_drain
 from owr_shared.logging import configure_logging, get_logger
-from owr_shared.serve import uvicorn_config
+from owr_shared.serve import drain_seconds, uvicorn_config
 from owr_shared.settings import load_settings
 
 log = get_logger("owr.gateway")
@@ -47,11 +48,29 @@ async def _serve_one(server: uvicorn.Server) -> int:
     return 0
 
 
-async def serve_all(servers: tuple[uvicorn.Server, ...]) -> int:
-    """Serve until SIGINT/SIGTERM (a second SIGINT skips the graceful drain); the exit status."""
+async def serve_all(servers: tuple[uvicorn.Server, ...], drain: float = 0.0) -> int:
+    """Serve until SIGINT/SIGTERM; the exit status.
+
+    The first signal starts a drain of `drain` seconds (`OWR_SHUTDOWN_DRAIN_SECONDS`): readiness on the
+    admin port answers 503 while both servers keep serving, so load balancers stop sending traffic. Then
+    both servers stop accepting and finish the requests in flight. A signal during the drain ends it at
+    once; a second SIGINT after that skips the wait for requests in flight.
+    """
     loop = asyncio.get_running_loop()
+    draining: list[asyncio.TimerHandle] = []
+
+    def exit_all() -> None:
+        for server in servers:
+            server.should_exit = True
 
     def stop(sig: signal.Signals) -> None:
+        if drain > 0 and not draining and not any(server.should_exit for server in servers):
+            begin_drain()
+            log.info("shutdown_draining", signal=sig.name, drain_seconds=drain)
+            draining.append(loop.call_later(drain, exit_all))
+            return
+        for timer in draining:
+            timer.cancel()
         for server in servers:
             if server.should_exit and sig == signal.SIGINT:
                 server.force_exit = True
@@ -79,7 +98,7 @@ def main() -> None:
     log.info("gateway_starting", port=settings.port, admin_port=settings.admin_port)
     import uvloop
 
-    status = uvloop.run(serve_all(servers))
+    status = uvloop.run(serve_all(servers, drain_seconds()))
     if status:
         log.error("gateway_stopped", status=status)
         raise SystemExit(status)

@@ -1,4 +1,9 @@
-"""Liveness (the process alone) and readiness (its dependencies, each under a short timeout)."""
+"""Liveness (the process alone) and readiness (its dependencies, each under a short timeout).
+
+Readiness also fails while the process drains after SIGTERM (`begin_drain`, called by
+`owr_shared.serve` and the gateway's runner): load balancers and Kubernetes stop sending new requests
+while the process still serves the ones in flight. Liveness stays up until the process exits.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,24 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 Check = Callable[[], Awaitable[object]]
+
+_draining = False
+
+
+def begin_drain() -> None:
+    """Mark the whole process as shutting down: every readiness check answers 503 from now on."""
+    global _draining
+    _draining = True
+
+
+def end_drain() -> None:
+    """Undo `begin_drain` (tests that drive a server in-process)."""
+    global _draining
+    _draining = False
+
+
+def is_draining() -> bool:
+    return _draining
 
 
 class HealthChecks:
@@ -35,9 +58,10 @@ class HealthChecks:
         names = list(self.checks)
         results = await asyncio.gather(*(one(self.checks[n]) for n in names))
         report = dict(zip(names, results, strict=True))
-        if self.shutting_down:
+        stopping = self.shutting_down or _draining
+        if stopping:
             report["shutdown"] = "draining"
-        ok = all(r == "ok" for r in results) and not self.shutting_down
+        ok = all(r == "ok" for r in results) and not stopping
         return ok, report
 
 

@@ -1,0 +1,96 @@
+"""The real processes for the deploy tests: their own stack (these tests stop and restart processes, so
+they never share the end-to-end suite's), with a shutdown drain configured as in the deployments."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import FAST_WORKER, System
+from tools.devinfra import DATA_DIR
+from tools.devstack import Ports, ProcessGroup, ProcessSpec, base_env, emulator_api_url, emulator_spec, system_specs
+
+DRAIN_SECONDS = 2.0
+
+
+@pytest.fixture(scope="session")
+def deploy_system(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    log_dir = tmp_path_factory.mktemp("deploy-logs")
+    env = base_env(database_url, redis_url, "test", DATA_DIR / "test" / "secrets")
+    env.update(
+        {
+            "AUTH_ARGON2_MEMORY_KIB": "1024",
+            "AUTH_ARGON2_TIME_COST": "1",
+            "LOG_LEVEL": "INFO",
+            "OWR_SHUTDOWN_DRAIN_SECONDS": str(DRAIN_SECONDS),
+            "OWR_SHUTDOWN_TIMEOUT_SECONDS": "10",
+            **FAST_WORKER,
+        }
+    )
+    ports = Ports.free()
+    group = ProcessGroup(env, log_dir=log_dir)
+    try:
+        group.start(emulator_spec(ports))
+        for spec in system_specs(ports, openrouter_url=emulator_api_url(ports)):
+            group.start(spec)
+        group.wait_ready(timeout=60)
+        yield System(ports, group, log_dir, env)
+    finally:
+        group.stop()
+
+
+def health(port: int, which: str) -> int | None:
+    """The status of `/health/<which>`, or None when nothing answers."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health/{which}", timeout=1).status_code
+    except httpx.TransportError:
+        return None
+
+
+@dataclass
+class Stopped:
+    """What polling a process's health showed between its SIGTERM and its exit (seconds after SIGTERM)."""
+
+    spec: ProcessSpec
+    exit_code: int
+    exited_after: float
+    first_not_ready: float | None
+    first_refused: float | None
+    live_while_not_ready: bool
+
+
+def sigterm_and_watch(group: ProcessGroup, name: str, port: int, *, timeout: float = 30.0) -> Stopped:
+    """SIGTERM one process, poll its health until it exits, and forget it (`restart` starts it again)."""
+    proc = group.find(name)
+    start = time.monotonic()
+    proc.popen.send_signal(signal.SIGTERM)
+    first_not_ready = first_refused = None
+    live_while_not_ready = False
+    while proc.popen.poll() is None and time.monotonic() - start < timeout:
+        ready, live = health(port, "ready"), health(port, "live")
+        now = time.monotonic() - start
+        if ready == 503 and first_not_ready is None:
+            first_not_ready = now
+        if ready == 503 and live == 200:
+            live_while_not_ready = True
+        if ready is None and first_refused is None:
+            first_refused = now
+        time.sleep(0.05)
+    try:
+        code = proc.popen.wait(timeout=max(0.1, timeout - (time.monotonic() - start)))
+    except subprocess.TimeoutExpired:
+        proc.popen.kill()
+        code = proc.popen.wait()
+    group.running.remove(proc)
+    return Stopped(proc.spec, code, time.monotonic() - start, first_not_ready, first_refused, live_while_not_ready)
+
+
+def restart(group: ProcessGroup, spec: ProcessSpec) -> None:
+    group.start(spec)
+    group.wait_ready(timeout=60)
