@@ -45,6 +45,7 @@ def generate() -> dict[str, str]:
         "KEYS_ACTIVE_KEK_VERSION": "v1",
         "KEYS_FINGERPRINT_KEY": _b64(),
         "WORKER_SERVICE_CLIENT_SECRET": secrets.token_urlsafe(36),
+        "GATEWAY_SERVICE_CLIENT_SECRET": secrets.token_urlsafe(36),
         "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(18),
     }
 
