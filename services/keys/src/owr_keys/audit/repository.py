@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_keys.audit.models import AuditEvent
+
+# One statement for any number of events (arrays through unnest): the internal batch routes record up to
+# 500 at once, and neither SQLAlchemy nor PostgreSQL has to prepare a new statement per batch size.
+_INSERT_EVENTS = text(
+    """
+INSERT INTO keys.audit_events (key_id, workspace_id, actor_type, actor_id, action, request_id, details, created_at)
+SELECT key_id, workspace_id, actor_type, actor_id, action, request_id, CAST(details AS jsonb), now()
+FROM unnest(
+    CAST(:key_ids AS uuid[]), CAST(:workspace_ids AS uuid[]), CAST(:actor_types AS text[]),
+    CAST(:actor_ids AS text[]), CAST(:actions AS text[]), CAST(:request_ids AS text[]), CAST(:details AS text[])
+) AS e(key_id, workspace_id, actor_type, actor_id, action, request_id, details)
+"""
+)
 
 
 class AuditRepository:
@@ -19,9 +33,20 @@ class AuditRepository:
         self.session.add(event)
         await self.session.flush()
 
-    async def add_all(self, events: Sequence[AuditEvent]) -> None:
-        self.session.add_all(events)
-        await self.session.flush()
+    async def insert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert events given as plain rows (`details` already JSON text), without ORM objects."""
+        await self.session.execute(
+            _INSERT_EVENTS,
+            {
+                "key_ids": [r["key_id"] for r in rows],
+                "workspace_ids": [r["workspace_id"] for r in rows],
+                "actor_types": [r["actor_type"] for r in rows],
+                "actor_ids": [r["actor_id"] for r in rows],
+                "actions": [r["action"] for r in rows],
+                "request_ids": [r["request_id"] for r in rows],
+                "details": [r["details"] for r in rows],
+            },
+        )
 
     async def list_for_key(
         self, workspace_id: uuid.UUID, key_id: uuid.UUID, *, offset: int, limit: int

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,11 +18,11 @@ from owr_keys.audit.service import Actor
 from owr_keys.internal.schemas import StatusReport
 from owr_keys.keys.errors import KeyInactive, KeyNotFound
 from owr_keys.keys.models import LAST_ERROR_MAX, OpenRouterKey
-from owr_keys.keys.repository import KeyRepository
+from owr_keys.keys.repository import REPORTED_FIELDS, KeyRepository
 from owr_keys.keys.schemas import KEY_LIKE
 from owr_keys.metrics import REVEALS
 from owr_keys.models import utcnow
-from owr_keys.vault.crypto import Vault
+from owr_keys.vault.crypto import SealedSecret, Vault
 from owr_keys.vault.errors import KeyUnreadable
 from owr_shared.logging import get_logger, redact_text
 
@@ -30,7 +30,6 @@ log = get_logger(__name__)
 
 # A report may not push `last_synced_at` into the future beyond clock skew, or the key would stop being due.
 MAX_CLOCK_SKEW = timedelta(minutes=1)
-_REPORTED_FIELDS = ("kind", "limit", "limit_reset", "limit_remaining", "expires_at")
 # A long unbroken run of token characters may be a key without its prefix (its 64 hex digits, say).
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,}")
 
@@ -70,7 +69,7 @@ async def reveal_many(
     A key that is gone, deactivated or unreadable is an outcome of its own, so one bad key never
     fails the keys revealed with it.
     """
-    rows = {row.id: row for row in await KeyRepository(session).get_many_any(key_ids)}
+    rows = {row.id: row for row in await KeyRepository(session).reveal_rows(key_ids)}
     outcomes: dict[uuid.UUID, RevealOutcome] = {}
     events = []
     for key_id in key_ids:
@@ -81,15 +80,16 @@ async def reveal_many(
         if not row.is_active:
             outcomes[key_id] = "inactive"
             continue
+        sealed = SealedSecret(row.ciphertext, row.nonce, row.wrapped_dek, row.dek_nonce, row.kek_version)
         try:
-            plaintext = vault.open(row.sealed, workspace_id=row.workspace_id, key_id=row.id)
+            plaintext = vault.open(sealed, workspace_id=row.workspace_id, key_id=row.id)
         except KeyUnreadable:
             REVEALS.labels("unreadable").inc()
             log.error("key_unreadable", key_id=str(row.id), workspace_id=str(row.workspace_id))
             outcomes[key_id] = "unreadable"
             continue
         outcomes[key_id] = Revealed(plaintext, row.workspace_id)
-        events.append(audit.event(actor=actor, action="revealed", key_id=row.id, workspace_id=row.workspace_id))
+        events.append(audit.event_row(actor=actor, action="revealed", key_id=row.id, workspace_id=row.workspace_id))
         REVEALS.labels("ok").inc()
         log.info("key_revealed", key_id=str(row.id), workspace_id=str(row.workspace_id), actor_id=actor.id)
     await audit.record_many(session, events)
@@ -126,9 +126,11 @@ async def report_many(
     ARQ delivers at least once and jobs can finish out of order, so `last_synced_at` decides. The rows
     are locked in id order, so two batches over the same keys wait for each other instead of deadlocking.
     """
-    rows = {row.id: row for row in await KeyRepository(session).get_many_any(list(reports), for_update=True)}
+    repository = KeyRepository(session)
+    rows = {row.id: row for row in await repository.sync_states_for_update(list(reports))}
     outcomes: dict[uuid.UUID, ReportOutcome] = {}
     events = []
+    updates: list[dict[str, Any]] = []
     now = utcnow()
     for key_id, report in reports.items():
         row = rows.get(key_id)
@@ -138,15 +140,14 @@ async def report_many(
         synced_at: datetime = min(report.last_synced_at, now + MAX_CLOCK_SKEW)
         applied = row.last_synced_at is None or synced_at >= row.last_synced_at
         if applied:
-            for name in _REPORTED_FIELDS:
-                if name in report.model_fields_set:
-                    setattr(row, name, getattr(report, name))
-            row.status = report.status
-            row.last_synced_at = synced_at
-            row.last_error = scrub_error(report.last_error)
+            update = {name: getattr(report, name) for name in REPORTED_FIELDS if name in report.model_fields_set}
+            update.update(
+                id=key_id, status=report.status, last_synced_at=synced_at, last_error=scrub_error(report.last_error)
+            )
+            updates.append(update)
         outcomes[key_id] = "applied" if applied else "ignored"
         events.append(
-            audit.event(
+            audit.event_row(
                 actor=actor,
                 action="status_reported",
                 key_id=row.id,
@@ -154,8 +155,8 @@ async def report_many(
                 details={"status": report.status, "kind": report.kind, "applied": applied},
             )
         )
+    await repository.apply_reports(updates, now=now)
     await audit.record_many(session, events)
-    await session.flush()
     return outcomes
 
 

@@ -11,11 +11,56 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_keys.keys.models import OpenRouterKey
+
+# The internal batch routes take up to 500 ids: `= ANY(array)` and unnest() keep one statement for every
+# batch size, so SQLAlchemy's compiled cache and PostgreSQL's prepared statements are reused.
+_REVEAL_ROWS = text(
+    """
+SELECT id, workspace_id, is_active, ciphertext, nonce, wrapped_dek, dek_nonce, kek_version
+FROM keys.openrouter_keys WHERE id = ANY(CAST(:ids AS uuid[]))
+"""
+)
+_SYNC_STATES_FOR_UPDATE = text(
+    """
+SELECT id, workspace_id, last_synced_at
+FROM keys.openrouter_keys WHERE id = ANY(CAST(:ids AS uuid[]))
+ORDER BY id FOR UPDATE
+"""
+)
+# A reported field left out keeps its value: each optional field comes with a "given" flag.
+_APPLY_REPORTS = text(
+    """
+UPDATE keys.openrouter_keys AS k SET
+    kind = CASE WHEN r.kind_given THEN r.kind ELSE k.kind END,
+    "limit" = CASE WHEN r.limit_given THEN r."limit" ELSE k."limit" END,
+    limit_reset = CASE WHEN r.limit_reset_given THEN r.limit_reset ELSE k.limit_reset END,
+    limit_remaining = CASE WHEN r.limit_remaining_given THEN r.limit_remaining ELSE k.limit_remaining END,
+    expires_at = CASE WHEN r.expires_at_given THEN r.expires_at ELSE k.expires_at END,
+    status = r.status,
+    last_synced_at = r.last_synced_at,
+    last_error = r.last_error,
+    updated_at = :now
+FROM unnest(
+    CAST(:ids AS uuid[]),
+    CAST(:kind_given AS boolean[]), CAST(:kind AS text[]),
+    CAST(:limit_given AS boolean[]), CAST(:limit AS numeric[]),
+    CAST(:limit_reset_given AS boolean[]), CAST(:limit_reset AS text[]),
+    CAST(:limit_remaining_given AS boolean[]), CAST(:limit_remaining AS numeric[]),
+    CAST(:expires_at_given AS boolean[]), CAST(:expires_at AS timestamptz[]),
+    CAST(:status AS text[]), CAST(:last_synced_at AS timestamptz[]), CAST(:last_error AS text[])
+) AS r(
+    id, kind_given, kind, limit_given, "limit", limit_reset_given, limit_reset, limit_remaining_given,
+    limit_remaining, expires_at_given, expires_at, status, last_synced_at, last_error
+)
+WHERE k.id = r.id
+"""
+)
+REPORTED_FIELDS = ("kind", "limit", "limit_reset", "limit_remaining", "expires_at")
 
 
 class KeyRepository:
@@ -70,12 +115,31 @@ class KeyRepository:
             query = query.with_for_update()
         return (await self.session.scalars(query.execution_options(populate_existing=True))).one_or_none()
 
-    async def get_many_any(self, key_ids: Sequence[uuid.UUID], *, for_update: bool = False) -> Sequence[OpenRouterKey]:
-        """The keys among `key_ids` that exist; locked in id order, so concurrent batches never deadlock."""
-        query = select(OpenRouterKey).where(OpenRouterKey.id.in_(key_ids)).order_by(OpenRouterKey.id)
-        if for_update:
-            query = query.with_for_update()
-        return (await self.session.scalars(query.execution_options(populate_existing=True))).all()
+    async def reveal_rows(self, key_ids: Sequence[uuid.UUID]) -> Sequence[Row[Any]]:
+        """What a reveal needs of each existing key: id, workspace_id, is_active and the sealed columns."""
+        return (await self.session.execute(_REVEAL_ROWS, {"ids": list(key_ids)})).all()
+
+    async def sync_states_for_update(self, key_ids: Sequence[uuid.UUID]) -> Sequence[Row[Any]]:
+        """(id, workspace_id, last_synced_at) of the existing keys, locked in id order (no deadlock between
+        concurrent batches)."""
+        return (await self.session.execute(_SYNC_STATES_FOR_UPDATE, {"ids": list(key_ids)})).all()
+
+    async def apply_reports(self, reports: Sequence[dict[str, Any]], *, now: datetime) -> None:
+        """One UPDATE for many reports: `id`, `status`, `last_synced_at`, `last_error`, and of the
+        `REPORTED_FIELDS` only those present in a report's dict (the others keep their value)."""
+        if not reports:
+            return
+        params: dict[str, Any] = {
+            "now": now,
+            "ids": [r["id"] for r in reports],
+            "status": [r["status"] for r in reports],
+            "last_synced_at": [r["last_synced_at"] for r in reports],
+            "last_error": [r["last_error"] for r in reports],
+        }
+        for name in REPORTED_FIELDS:
+            params[f"{name}_given"] = [name in r for r in reports]
+            params[name] = [r.get(name) for r in reports]
+        await self.session.execute(_APPLY_REPORTS, params)
 
     async def due(self, cutoff: datetime, *, limit: int) -> Sequence[OpenRouterKey]:
         """Active keys never synced or last synced before `cutoff`, oldest first."""
