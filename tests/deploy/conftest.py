@@ -19,10 +19,17 @@ from tools.devstack import Ports, ProcessGroup, ProcessSpec, base_env, emulator_
 DRAIN_SECONDS = 2.0
 
 
-@pytest.fixture(scope="session")
+def _own_redis_database(redis_url: str) -> str:
+    """Another Redis database than the session's: no other stack's worker can take these jobs (nor ours theirs)."""
+    base, _, number = redis_url.rpartition("/")
+    return f"{base}/{int(number) % 15 + 1}" if number.isdigit() else redis_url
+
+
+@pytest.fixture(scope="package")
 def deploy_system(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """Stopped when the last deploy test is done, before the end-to-end suite starts its own stack."""
     log_dir = tmp_path_factory.mktemp("deploy-logs")
-    env = base_env(database_url, redis_url, "test", DATA_DIR / "test" / "secrets")
+    env = base_env(database_url, _own_redis_database(redis_url), "test", DATA_DIR / "test" / "secrets")
     env.update(
         {
             "AUTH_ARGON2_MEMORY_KIB": "1024",
