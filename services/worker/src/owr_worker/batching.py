@@ -36,7 +36,7 @@ class BatchPolicy:
     """How batches are cut: at most `max_items`, at most `max_wait_seconds` of waiting when idle."""
 
     max_items: int = 200
-    max_wait_seconds: float = 0.005
+    max_wait_seconds: float = 0.025
     max_in_flight: int = 1
 
 

@@ -54,7 +54,7 @@ class WorkerSettings(BaseServiceSettings):
     # Group commit of reveals, status reports and snapshots: a batch goes when it holds batch_max_items, or
     # batch_max_wait_ms after its first item when no call of the same kind is under way (else when one ends).
     batch_max_items: int = Field(default=200, ge=1, le=500)
-    batch_max_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    batch_max_wait_ms: float = Field(default=25.0, ge=0, le=1000)
     batch_max_in_flight: int = Field(default=1, ge=1, le=64)
 
     @field_validator("auth_url", "keys_url", "usage_url", "openrouter_base_url")
