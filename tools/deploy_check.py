@@ -63,6 +63,7 @@ METRIC_SOURCES = (
 KUBERNETES_VERSION = "1.31.0"
 HTTP_SERVICES = ("gateway", "auth", "keys", "usage")
 PROCESSES = (*HTTP_SERVICES, "worker")
+PROCESSES_WITHOUT_DATABASE = frozenset({"gateway", "worker"})
 # Variables compose may default: none of them is a secret.
 COMPOSE_DEFAULTS_ALLOWED = frozenset({"LOG_LEVEL", "OPENROUTER_BASE_URL", "OWR_PUBLIC_PORT"})
 
@@ -80,20 +81,48 @@ class CheckFailed(Exception):
     pass
 
 
-def secret_variables(process: str) -> set[str]:
-    """The environment variables of a process's settings declared with `secret_field`."""
+def _settings_class(process: str) -> Any:
     import importlib
 
     module, name = SETTINGS_CLASSES[process]
-    cls = getattr(importlib.import_module(module), name)
-    prefix = str(cls.model_config.get("env_prefix", ""))
-    found = set()
-    for field_name, info in cls.model_fields.items():
-        extra = info.json_schema_extra
-        if isinstance(extra, dict) and extra.get("secret"):
-            alias = info.validation_alias if isinstance(info.validation_alias, str) else None
-            found.add((alias or f"{prefix}{field_name}").upper())
-    return found
+    return getattr(importlib.import_module(module), name)
+
+
+def _env_name(cls: Any, field_name: str, info: Any) -> str:
+    alias = info.validation_alias if isinstance(info.validation_alias, str) else None
+    return (alias or f"{cls.model_config.get('env_prefix', '')}{field_name}").upper()
+
+
+def loopback_variables(process: str) -> set[str]:
+    """Variables whose default points at this machine (127.0.0.1): a deployment must set every one."""
+    cls = _settings_class(process)
+    found = {
+        _env_name(cls, field_name, info)
+        for field_name, info in cls.model_fields.items()
+        if "127.0.0.1" in str(info.default)
+    }
+    # Every settings class inherits DATABASE_URL; the gateway and the worker own nothing in PostgreSQL.
+    return found - {"DATABASE_URL"} if process in PROCESSES_WITHOUT_DATABASE else found
+
+
+def dockerfile_env(process: str) -> set[str]:
+    """Names the runtime stage of a process's Dockerfile sets with ENV."""
+    text = DOCKERFILES[process].read_text().split("AS runtime", 1)[-1].replace("\\\n", " ")
+    names = set()
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            names |= {pair.split("=", 1)[0] for pair in line[4:].split() if "=" in pair}
+    return names
+
+
+def secret_variables(process: str) -> set[str]:
+    """The environment variables of a process's settings declared with `secret_field`."""
+    cls = _settings_class(process)
+    return {
+        _env_name(cls, field_name, info)
+        for field_name, info in cls.model_fields.items()
+        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("secret")
+    }
 
 
 def tool(name: str) -> str:
@@ -359,6 +388,9 @@ def check_compose() -> str:
         service = services.get(name, {})
         for variable in sorted(secret_variables(name) - set(service.get("environment", {}))):
             problems.append(f"{name} does not receive its secret {variable}")
+        given = set(service.get("environment", {})) | dockerfile_env(name)
+        for variable in sorted(loopback_variables(name) - given):
+            problems.append(f"{name} keeps {variable} at its 127.0.0.1 default")
         for target in ("redis",):
             if target not in service.get("depends_on", {}):
                 problems.append(f"{name} does not wait for {target}")
@@ -649,6 +681,35 @@ def secret_template_names() -> set[str]:
     return {doc["metadata"]["name"] for doc in docs}
 
 
+def check_environments(overlay: str, docs: list[dict[str, Any]]) -> None:
+    """Every setting that defaults to 127.0.0.1 is given to each Deployment (ConfigMap or Secret)."""
+    secret_keys = {
+        doc["metadata"]["name"]: set(doc.get("stringData", {}))
+        for doc in yaml.safe_load_all(SECRET_TEMPLATE.read_text())
+        if doc
+    }
+    config_maps = {doc["metadata"]["name"]: set(doc.get("data", {})) for doc in docs if doc["kind"] == "ConfigMap"}
+    problems = []
+    for process in PROCESSES:
+        deployment = next(
+            (d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == f"owr-{process}"), None
+        )
+        if deployment is None:
+            continue
+        given: set[str] = set()
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            given |= {item["name"] for item in container.get("env", [])}
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    given |= config_maps.get(source["configMapRef"]["name"], set())
+                if "secretRef" in source:
+                    given |= secret_keys.get(source["secretRef"]["name"], set())
+        for variable in sorted(loopback_variables(process) - given):
+            problems.append(f"{overlay}: owr-{process} keeps {variable} at its 127.0.0.1 default")
+    if problems:
+        raise CheckFailed("\n".join(problems))
+
+
 def check_kubernetes() -> str:
     secrets = secret_template_names()
     counts = []
@@ -657,6 +718,7 @@ def check_kubernetes() -> str:
         for doc in docs:
             validate_manifest(doc)
         check_rendered(overlay, docs, secrets)
+        check_environments(overlay, docs)
         counts.append(f"{overlay}: {len(docs)}")
     return f"manifests rendered and valid against Kubernetes {KUBERNETES_VERSION} ({', '.join(counts)}; secret template: {len(secrets)})"
 

@@ -200,3 +200,15 @@ async def _drop_role(admin_url: str, role: str) -> None:
         await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
     finally:
         await conn.close()
+
+
+def test_a_setting_left_at_its_loopback_default_is_caught() -> None:
+    assert {"WORKER_KEYS_URL", "WORKER_HOST", "REDIS_URL"} <= deploy_check.loopback_variables("worker")
+    assert "DATABASE_URL" not in deploy_check.loopback_variables("worker")
+    docs = deploy_check.render_overlay("dev")
+    deploy_check.check_environments("dev", docs)
+    broken = copy.deepcopy(docs)
+    config = next(d for d in broken if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("owr-config"))
+    del config["data"]["GATEWAY_AUTH_URL"]
+    with pytest.raises(CheckFailed, match=r"owr-gateway keeps GATEWAY_AUTH_URL at its 127\.0\.0\.1 default"):
+        deploy_check.check_environments("dev", broken)
