@@ -10,7 +10,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -29,6 +29,7 @@ from tools.deploy_check import (
 from tools.devinfra import ROOT, create_database, drop_database
 
 INIT_SQL = ROOT / "deploy" / "compose" / "postgres-init" / "owr-roles.psql"
+INIT_SCRIPT = ROOT / "deploy" / "compose" / "postgres-init" / "10-owr-roles.sh"
 
 
 def test_metric_names_are_read_from_the_prometheus_client_definitions(tmp_path: Path) -> None:
@@ -123,10 +124,15 @@ def test_the_project_rules_catch_a_missing_probe_and_an_open_internal_port() -> 
 # --- the compose init script on a real server ----------------------------------------------------------------
 
 
-def _psql() -> str:
+def _psql_dir() -> str:
+    """psql: the embedded PostgreSQL's (pgserver, a dev dependency) unless one is on PATH."""
+    import shutil
+
+    if shutil.which("psql"):
+        return str(Path(shutil.which("psql") or "").parent)
     import pgserver
 
-    return str(Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql")
+    return str(Path(pgserver.__file__).parent / "pginstall" / "bin")
 
 
 def _as_user(url: str, user: str, password: str) -> str:
@@ -145,26 +151,40 @@ async def _fetch(url: str, query: str) -> object:
         await conn.close()
 
 
-def test_the_init_script_gives_each_service_a_role_owning_its_schema_alone(infra: dict[str, str]) -> None:
+def _libpq_env(url: str) -> dict[str, str]:
+    """PGHOST/PGPORT/PGPASSWORD for psql from a libpq URL (TCP, or a socket directory in `?host=`)."""
+    parts = urlsplit(url)
+    host = parts.hostname or parse_qs(parts.query).get("host", ["localhost"])[0]
+    return {"PGHOST": host, "PGPORT": str(parts.port or 5432), "PGPASSWORD": parts.password or ""}
+
+
+def test_the_init_script_gives_each_service_a_role_owning_its_schema_alone(
+    infra: dict[str, str], tmp_path: Path
+) -> None:
+    """deploy/compose/postgres-init as the postgres image runs it, then each service's migrations as its role."""
     suffix = secrets.token_hex(3)
     database = f"owr_roles_{suffix}"
     roles = {service: f"owr_{service}_{suffix}" for service in ("auth", "keys", "usage")}
     sql = INIT_SQL.read_text()
     for service, role in roles.items():  # unique role names: roles are global to the server
         sql = sql.replace(f"owr_{service}", role)
+    (tmp_path / INIT_SQL.name).write_text(sql)
+    script = tmp_path / INIT_SCRIPT.name
+    script.write_text(INIT_SCRIPT.read_text())
     admin_url = infra["database_url"]
     url = create_database(admin_url, database)
     passwords = {service: secrets.token_hex(12) for service in roles}
     try:
         result = subprocess.run(
-            [
-                _psql(),
-                url,
-                "--quiet",
-                f"--set=db={database}",
-                *(f"--set={service}_pw={passwords[service]}" for service in roles),
-            ],
-            input=sql,
+            ["bash", str(script)],
+            env={
+                **os.environ,
+                **_libpq_env(admin_url),
+                "PATH": f"{_psql_dir()}:{os.environ['PATH']}",
+                "POSTGRES_USER": urlsplit(admin_url).username or "postgres",
+                "POSTGRES_DB": database,
+                **{f"OWR_{service.upper()}_DB_PASSWORD": password for service, password in passwords.items()},
+            },
             capture_output=True,
             text=True,
             check=False,
