@@ -128,15 +128,6 @@ class AccountRepository:
 
     # --- reads (workspace-scoped) --------------------------------------------------------------
 
-    async def keys_by_label(self, workspace_id: uuid.UUID, label: str) -> Sequence[AccountKey]:
-        """The workspace's account key rows with this masked label (any management key)."""
-        rows = await self.session.scalars(
-            select(AccountKey)
-            .where(AccountKey.workspace_id == workspace_id, AccountKey.label == label)
-            .order_by(AccountKey.management_key_id, AccountKey.hash)
-        )
-        return rows.all()
-
     async def activity_by_model(
         self, workspace_id: uuid.UUID, management_key_id: uuid.UUID, api_key_hash: str, first: dt.date, last: dt.date
     ) -> Sequence[Any]:

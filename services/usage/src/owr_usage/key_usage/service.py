@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from owr_usage.accounts.repository import AccountRepository
 from owr_usage.key_usage.errors import InvalidRange, KeyUsageNotFound
 from owr_usage.key_usage.schemas import AccountView, DailySpend, KeyUsageView, ModelSpend, Window, Windows
+from owr_usage.rollups.repository import RollupRepository
 from owr_usage.snapshots.models import Snapshot
 from owr_usage.snapshots.repository import SnapshotRepository
 
@@ -79,14 +80,12 @@ async def key_usage(
         )
         for d in days
     ]
-    if not latest.is_management_key and latest.label:
-        # Two management keys of one account list the same key under one hash: that is still one key.
-        rows = await accounts.keys_by_label(workspace_id, latest.label)
-        if len({row.hash for row in rows}) == 1:
-            # Read its activity through one management key only (the freshest list), or it would count twice.
-            row = max(rows, key=lambda r: r.observed_at)
-            account_key_id = row.hash
-            daily = await _with_activity(accounts, workspace_id, row.management_key_id, row.hash, daily, first, last)
+    # The stored link (owr_usage.rollups keeps it by the label rule): its activity is read through one
+    # management key only (the freshest list naming the hash), or it would count twice.
+    link = await RollupRepository(session).link(workspace_id, key_id)
+    if link is not None:
+        management_key_id, account_key_id = link
+        daily = await _with_activity(accounts, workspace_id, management_key_id, account_key_id, daily, first, last)
     account = None
     if latest.is_management_key:
         balance = await accounts.latest_balance(workspace_id, key_id)

@@ -13,7 +13,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Delete, delete, text
+from sqlalchemy import Delete, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_usage.rollups.models import DailyKeyTotal, DailyModelTotal, DailyUsage, KeyLink
@@ -205,6 +205,24 @@ WHERE m.workspace_id = d.workspace_id AND m.day = d.day AND m.rows = 0
 )
 
 
+_SUMS = """sum(cost), sum(byok_cost), COALESCE(sum(requests), 0), COALESCE(sum(prompt_tokens), 0),
+    COALESCE(sum(completion_tokens), 0), COALESCE(sum(reasoning_tokens), 0), count(*)"""
+_BUILD_KEY_TOTALS = text(
+    f"""
+INSERT INTO usage.daily_key_totals
+SELECT workspace_id, key_id, day, {_SUMS}, bool_or(provisional), bool_and(model <> '')
+FROM usage.daily_usage GROUP BY workspace_id, key_id, day
+"""  # noqa: S608 - fixed SQL fragments only
+)
+_BUILD_MODEL_TOTALS = text(
+    f"""
+INSERT INTO usage.daily_model_totals
+SELECT workspace_id, day, model, provider, {_SUMS}, count(*) FILTER (WHERE provisional)
+FROM usage.daily_usage GROUP BY workspace_id, day, model, provider
+"""  # noqa: S608 - fixed SQL fragments only
+)
+
+
 class RollupRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -221,6 +239,19 @@ class RollupRepository:
             return []
         rows = await self.session.execute(_REFRESH_LINKS, {"key_ids": sorted(set(key_ids))})
         return [key_id for (key_id,) in rows.all()]
+
+    async def link(self, workspace_id: uuid.UUID, key_id: uuid.UUID) -> tuple[uuid.UUID, str] | None:
+        """The (management key, hash) the key is linked to, if any."""
+        row = (
+            await self.session.execute(
+                select(KeyLink.management_key_id, KeyLink.api_key_hash).where(
+                    KeyLink.key_id == key_id, KeyLink.workspace_id == workspace_id
+                )
+            )
+        ).first()
+        if row is None or row.management_key_id is None or row.api_key_hash is None:
+            return None
+        return row.management_key_id, row.api_key_hash
 
     async def keys_linked_to(self, management_key_id: uuid.UUID, api_key_hash: str) -> list[uuid.UUID]:
         rows = await self.session.execute(
@@ -262,6 +293,13 @@ class RollupRepository:
         await self.session.execute(_REMOVE_OLD, params)
         await self.session.execute(_INSERT_NEW, params)
         await self.session.execute(_DROP_EMPTY, params)
+
+    async def build_from_rows(self) -> None:
+        """Rebuild both rollups from `daily_usage` in one pass each: for a bulk load (the benchmark) or a
+        repair, never on the ingestion path."""
+        await self.session.execute(text("TRUNCATE usage.daily_key_totals, usage.daily_model_totals"))
+        await self.session.execute(_BUILD_KEY_TOTALS)
+        await self.session.execute(_BUILD_MODEL_TOTALS)
 
     # --- retention and erasure (internal API) --------------------------------------------------
 
