@@ -209,7 +209,7 @@ async def export(engine: AsyncEngine, *, rows: RowFilter, sort: Sort, fmt: Expor
     the row count. CSV has a header row; JSON is one array of row objects (like /daily's items)."""
     statement = rows_statement(rows, sort).execution_options(yield_per=EXPORT_BATCH)
     async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        conn = await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         async with conn.begin():
             result = await conn.stream(statement)
             if fmt == "json":
