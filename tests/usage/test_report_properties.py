@@ -202,6 +202,13 @@ async def test_every_aggregate_equals_a_naive_reference(ingest, client, db_engin
             "reasoning_tokens, rows, provisional_rows FROM usage.daily_model_totals WHERE workspace_id = :w",
             tenant.workspace_id,
         )
+        months = await fetch(
+            conn,
+            "SELECT key_id, month, cost, byok_cost, cost_without_breakdown, requests, prompt_tokens, "
+            "completion_tokens, reasoning_tokens, rows, breakdown_rows, provisional_rows "
+            "FROM usage.monthly_key_totals WHERE workspace_id = :w",
+            tenant.workspace_id,
+        )
     assert {tuple(r[:4]): tuple(r[4:]) for r in stored} == expected
 
     by_key_day = group(expected, lambda k: (k[1], k[0]))
@@ -209,6 +216,12 @@ async def test_every_aggregate_equals_a_naive_reference(ingest, client, db_engin
         g: [*v[:7], v[7] > 0] for g, v in by_key_day.items()
     }
     assert {tuple(r[:3]): list(r[3:]) for r in model_totals} == group(expected, lambda k: (k[0], k[2], k[3]))
+    by_month = group(expected, lambda k: (k[1], k[0].replace(day=1)))
+    no_breakdown = group({k: v for k, v in expected.items() if not k[2]}, lambda k: (k[1], k[0].replace(day=1)))
+    assert {(r.key_id, r.month): list(r[2:]) for r in months} == {
+        g: [v[0], v[1], no_breakdown.get(g, [Decimal(0)])[0], *v[2:7], v[6] - no_breakdown.get(g, [0] * 8)[6], v[7]]
+        for g, v in by_month.items()
+    }
 
     # The endpoints, over the whole window.
     window = {"from": days_ago(DAYS - 1).isoformat(), "to": today().isoformat()}

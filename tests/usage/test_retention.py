@@ -23,6 +23,7 @@ TABLES = (
     "daily_usage",
     "daily_key_totals",
     "daily_model_totals",
+    "monthly_key_totals",
 )
 
 
@@ -135,3 +136,30 @@ async def test_a_key_seen_again_after_erasure_starts_afresh(ingest, client, serv
     await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(1)), snapshot("3", "1")))
     body = await read_key(client, alice, key, **{"from": (days_ago(1) - timedelta(days=3)).isoformat()})
     assert [d["date"] for d in body["daily"]] == [days_ago(1).isoformat()]
+
+
+async def test_retention_keeps_the_monthly_rollup_exact_for_the_month_it_cuts(
+    ingest, client, service_headers, db_engine, alice
+):
+    key = str(uuid.uuid4())
+    lifetime = 0
+    for age in (403, 402, 401, 400, 399, 398, 2):
+        lifetime += age
+        await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(age)), snapshot(str(lifetime), "0")))
+    r = await client.post("/internal/retention", headers=service_headers("usage:cleanup"), json={})
+    assert r.json()["before"] == days_ago(400).isoformat()
+    sql = text(
+        """
+        SELECT m.month, m.cost, m.rows, COALESCE(d.cost, 0), COALESCE(d.rows, 0)
+        FROM usage.monthly_key_totals m
+        LEFT JOIN (SELECT date_trunc('month', day)::date AS month, sum(cost) AS cost, sum(rows) AS rows
+                   FROM usage.daily_key_totals WHERE workspace_id = :w GROUP BY 1) d ON d.month = m.month
+        WHERE m.workspace_id = :w
+        """
+    )
+    async with db_engine.connect() as conn:
+        months = (await conn.execute(sql, {"w": uuid.UUID(alice.workspace_id)})).all()
+    assert months
+    for month, cost, rows, day_cost, day_rows in months:
+        assert (cost, rows) == (day_cost, day_rows), month
+        assert month >= days_ago(400).replace(day=1)

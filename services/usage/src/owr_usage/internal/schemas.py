@@ -24,6 +24,7 @@ class RetentionDeleted(BaseModel):
     daily_usage: int
     daily_key_totals: int
     daily_model_totals: int
+    monthly_key_totals: int
 
 
 class RetentionResult(BaseModel):

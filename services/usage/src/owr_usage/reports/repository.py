@@ -17,7 +17,6 @@ from sqlalchemy import (
     Select,
     String,
     Text,
-    and_,
     case,
     cast,
     func,
@@ -29,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from owr_usage.rollups.models import NO_BREAKDOWN, DailyKeyTotal, DailyModelTotal, DailyUsage, KeyLink
+from owr_usage.rollups.models import NO_BREAKDOWN, DailyModelTotal, DailyUsage
 from owr_usage.snapshots.models import KeyState
 
 U = DailyUsage
@@ -116,6 +115,47 @@ def rows_statement(f: RowFilter, sort: Sort) -> Select[Any]:
     return select(*_row_columns(as_text=True)).where(*_where(f)).order_by(*_order(sort))
 
 
+_KEY_DAY_PART = """
+    SELECT key_id, cost, byok_cost, CASE WHEN breakdown THEN 0 ELSE cost END, requests, prompt_tokens,
+           completion_tokens, reasoning_tokens, CASE WHEN breakdown THEN rows ELSE 0 END,
+           CASE WHEN provisional THEN rows ELSE 0 END
+    FROM usage.daily_key_totals WHERE workspace_id = :w AND day >= {low} AND day {high}"""
+_KEY_SUMS = text(
+    f"""
+SELECT s.key_id, s.cost, s.byok_cost, s.cost_without_breakdown, s.requests, s.prompt_tokens, s.completion_tokens,
+       s.reasoning_tokens, s.broken_rows, s.provisional, kl.label, kl.api_key_hash
+FROM (
+    SELECT key_id, sum(cost) AS cost, sum(byok_cost) AS byok_cost, sum(cwb) AS cost_without_breakdown,
+           sum(requests) AS requests, sum(prompt_tokens) AS prompt_tokens,
+           sum(completion_tokens) AS completion_tokens, sum(reasoning_tokens) AS reasoning_tokens,
+           sum(broken) AS broken_rows, sum(provisional) > 0 AS provisional
+    FROM (
+        SELECT key_id, cost, byok_cost, cost_without_breakdown, requests, prompt_tokens, completion_tokens,
+               reasoning_tokens, breakdown_rows, provisional_rows
+        FROM usage.monthly_key_totals WHERE workspace_id = :w AND month >= :ms AND month < :me
+        UNION ALL {_KEY_DAY_PART.format(low=":first", high="< :ms")}
+        UNION ALL {_KEY_DAY_PART.format(low="GREATEST(CAST(:me AS date), :first)", high="<= :last")}
+    ) AS parts(key_id, cost, byok_cost, cwb, requests, prompt_tokens, completion_tokens, reasoning_tokens,
+               broken, provisional)
+    GROUP BY key_id
+) s
+LEFT JOIN usage.key_links kl ON kl.key_id = s.key_id AND kl.workspace_id = :w
+"""  # noqa: S608 - fixed SQL fragments only
+)
+
+
+def full_months(first: dt.date, last: dt.date) -> tuple[dt.date, dt.date]:
+    """[start, end) of the calendar months wholly inside [first, last]; empty (start == end) when none.
+    The days of [first, start) and [end, last] are the range's partial months."""
+    start = first if first.day == 1 else _next_month(first)
+    end = last.replace(day=1) if (last + dt.timedelta(days=1)).day != 1 else last + dt.timedelta(days=1)
+    return (start, end) if start < end else (last + dt.timedelta(days=1), last + dt.timedelta(days=1))
+
+
+def _next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
 class ReportRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -155,29 +195,13 @@ class ReportRepository:
         return (await self.session.execute(stmt)).all()
 
     async def key_sums(self, workspace_id: uuid.UUID, first: dt.date, last: dt.date) -> Sequence[Any]:
-        """Per key from the key rollup, with the key's label and link."""
-        k = DailyKeyTotal
-        sums = (
-            select(
-                k.key_id,
-                func.sum(k.cost).label("cost"),
-                func.sum(k.byok_cost).label("byok_cost"),
-                func.coalesce(func.sum(k.cost).filter(~k.breakdown), 0).label("cost_without_breakdown"),
-                func.sum(k.requests).label("requests"),
-                func.sum(k.prompt_tokens).label("prompt_tokens"),
-                func.sum(k.completion_tokens).label("completion_tokens"),
-                func.sum(k.reasoning_tokens).label("reasoning_tokens"),
-                func.count().filter(k.breakdown).label("broken_days"),
-                func.bool_or(k.provisional).label("provisional"),
-            )
-            .where(k.workspace_id == workspace_id, k.day >= first, k.day <= last)
-            .group_by(k.key_id)
-            .subquery()
+        """Per key, with its label and link: whole months of the range from the monthly rollup, the days at
+        its ends from the daily one (a year: about 12 + 60 rows per key instead of 365)."""
+        month_start, month_end = full_months(first, last)
+        rows = await self.session.execute(
+            _KEY_SUMS, {"w": workspace_id, "first": first, "last": last, "ms": month_start, "me": month_end}
         )
-        stmt = select(sums, KeyLink.label, KeyLink.api_key_hash).outerjoin(
-            KeyLink, and_(KeyLink.key_id == sums.c.key_id, KeyLink.workspace_id == workspace_id)
-        )
-        return (await self.session.execute(stmt)).all()
+        return rows.all()
 
     # --- daily rows ------------------------------------------------------------------------------
 
@@ -195,12 +219,7 @@ class ReportRepository:
             if f.provider is not None:
                 where.append(m.provider == f.provider)
             stmt = select(func.coalesce(func.sum(m.rows), 0)).where(*where)
-        elif f.model is None and f.provider is None:
-            k = DailyKeyTotal
-            stmt = select(func.coalesce(func.sum(k.rows), 0)).where(
-                k.workspace_id == f.workspace_id, k.key_id == f.key_id, k.day >= f.first, k.day <= f.last
-            )
-        else:  # one key's rows: at most a day's models per day, through (key_id, day)
+        else:  # one key's rows: at most a day's models per day, counted through (key_id, day)
             stmt = select(func.count()).select_from(U).where(*_where(f))
         return int(await self.session.scalar(stmt) or 0)
 

@@ -114,10 +114,10 @@ async def summary(session: AsyncSession, *, workspace_id: uuid.UUID, first: date
             cost=row.cost,
             byok_cost=row.byok_cost,
             cost_without_breakdown=row.cost_without_breakdown,
-            requests=_count(row.requests, row.broken_days),
-            prompt_tokens=_count(row.prompt_tokens, row.broken_days),
-            completion_tokens=_count(row.completion_tokens, row.broken_days),
-            reasoning_tokens=_count(row.reasoning_tokens, row.broken_days),
+            requests=_count(row.requests, row.broken_rows),
+            prompt_tokens=_count(row.prompt_tokens, row.broken_rows),
+            completion_tokens=_count(row.completion_tokens, row.broken_rows),
+            reasoning_tokens=_count(row.reasoning_tokens, row.broken_rows),
             provisional=row.provisional,
         )
         for row in await repo.key_sums(workspace_id, first, last)

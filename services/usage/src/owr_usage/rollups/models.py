@@ -71,9 +71,10 @@ class DailyKeyTotal(UsageBase):
 
     __tablename__ = "daily_key_totals"
 
+    # (workspace, day, key): the summary reads days at the ends of a range for every key at once.
     workspace_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    key_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
+    key_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     cost: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
     byok_cost: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
     requests: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -101,4 +102,26 @@ class DailyModelTotal(UsageBase):
     completion_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
     reasoning_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
     rows: Mapped[int] = mapped_column(Integer, nullable=False)
+    provisional_rows: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class MonthlyKeyTotal(UsageBase):
+    """A key's calendar month (`month` is its first day): the sums of its daily rows, moved by differences
+    like the model rollup. A year's summary reads 12 of these per key instead of 365 key days (the partial
+    months at the range's ends come from `daily_key_totals`)."""
+
+    __tablename__ = "monthly_key_totals"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    key_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    cost: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
+    byok_cost: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
+    cost_without_breakdown: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
+    requests: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    rows: Mapped[int] = mapped_column(Integer, nullable=False)
+    breakdown_rows: Mapped[int] = mapped_column(Integer, nullable=False)
     provisional_rows: Mapped[int] = mapped_column(Integer, nullable=False)

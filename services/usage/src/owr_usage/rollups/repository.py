@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Delete, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from owr_usage.rollups.models import DailyKeyTotal, DailyModelTotal, DailyUsage, KeyLink
+from owr_usage.rollups.models import DailyKeyTotal, DailyModelTotal, DailyUsage, KeyLink, MonthlyKeyTotal
 
 _LOCK_WORKSPACES = text(
     """
@@ -124,6 +124,31 @@ ON CONFLICT (workspace_id, day, model, provider) DO UPDATE SET
     provisional_rows = m.provisional_rows + EXCLUDED.provisional_rows
 """
 
+_MONTH_DELTA_UPSERT = """
+INSERT INTO usage.monthly_key_totals AS mk
+    (workspace_id, key_id, month, cost, byok_cost, cost_without_breakdown, requests, prompt_tokens,
+     completion_tokens, reasoning_tokens, rows, breakdown_rows, provisional_rows)
+SELECT workspace_id, key_id, date_trunc('month', day)::date,
+       {sign} sum(cost), {sign} sum(byok_cost), {sign} COALESCE(sum(cost) FILTER (WHERE model = ''), 0),
+       {sign} COALESCE(sum(requests), 0), {sign} COALESCE(sum(prompt_tokens), 0),
+       {sign} COALESCE(sum(completion_tokens), 0), {sign} COALESCE(sum(reasoning_tokens), 0),
+       {sign} count(*), {sign} count(*) FILTER (WHERE model <> ''), {sign} count(*) FILTER (WHERE provisional)
+FROM {source}
+GROUP BY workspace_id, key_id, date_trunc('month', day)::date
+ORDER BY workspace_id, key_id, date_trunc('month', day)::date
+ON CONFLICT (workspace_id, key_id, month) DO UPDATE SET
+    cost = mk.cost + EXCLUDED.cost,
+    byok_cost = mk.byok_cost + EXCLUDED.byok_cost,
+    cost_without_breakdown = mk.cost_without_breakdown + EXCLUDED.cost_without_breakdown,
+    requests = mk.requests + EXCLUDED.requests,
+    prompt_tokens = mk.prompt_tokens + EXCLUDED.prompt_tokens,
+    completion_tokens = mk.completion_tokens + EXCLUDED.completion_tokens,
+    reasoning_tokens = mk.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    rows = mk.rows + EXCLUDED.rows,
+    breakdown_rows = mk.breakdown_rows + EXCLUDED.breakdown_rows,
+    provisional_rows = mk.provisional_rows + EXCLUDED.provisional_rows
+"""
+
 _ROW_COLUMNS = (
     "workspace_id, day, key_id, model, provider, cost, byok_cost, requests, prompt_tokens, completion_tokens, "
     "reasoning_tokens, provisional"
@@ -141,7 +166,8 @@ old AS (
 old_key_totals AS (
     DELETE FROM usage.daily_key_totals k USING t
     WHERE k.workspace_id = t.workspace_id AND k.key_id = t.key_id AND k.day = t.day
-)
+),
+old_months AS ({_MONTH_DELTA_UPSERT.format(sign="-", source="old")})
 {_MODEL_DELTA_UPSERT.format(sign="-", source="old")}
 """  # noqa: S608 - fixed SQL fragments only
 )
@@ -189,15 +215,21 @@ new_key_totals AS (
            COALESCE(sum(reasoning_tokens), 0), count(*), bool_or(provisional), bool_and(model <> '')
     FROM new
     GROUP BY workspace_id, key_id, day
-)
+),
+new_months AS ({_MONTH_DELTA_UPSERT.format(sign="", source="new")})
 {_MODEL_DELTA_UPSERT.format(sign="", source="new")}
 """  # noqa: S608 - fixed SQL fragments only
 )
 
-# 3. A (model, provider) left without rows on a target's day leaves the rollup (its figures are then 0).
+# 3. A (model, provider) day or a key month left without rows leaves its rollup (its figures are then 0).
 _DROP_EMPTY = text(
     f"""
-WITH {_TARGETS}
+WITH {_TARGETS},
+empty_months AS (
+    DELETE FROM usage.monthly_key_totals mk
+    USING (SELECT DISTINCT workspace_id, key_id, date_trunc('month', day)::date AS month FROM t) m
+    WHERE mk.workspace_id = m.workspace_id AND mk.key_id = m.key_id AND mk.month = m.month AND mk.rows = 0
+)
 DELETE FROM usage.daily_model_totals m
 USING (SELECT DISTINCT workspace_id, day FROM t) d
 WHERE m.workspace_id = d.workspace_id AND m.day = d.day AND m.rows = 0
@@ -220,6 +252,49 @@ INSERT INTO usage.daily_model_totals
 SELECT workspace_id, day, model, provider, {_SUMS}, count(*) FILTER (WHERE provisional)
 FROM usage.daily_usage GROUP BY workspace_id, day, model, provider
 """  # noqa: S608 - fixed SQL fragments only
+)
+
+_BUILD_MONTHS = text(
+    """
+INSERT INTO usage.monthly_key_totals
+SELECT workspace_id, key_id, date_trunc('month', day)::date, sum(cost), sum(byok_cost),
+       COALESCE(sum(cost) FILTER (WHERE NOT breakdown), 0), sum(requests), sum(prompt_tokens),
+       sum(completion_tokens), sum(reasoning_tokens), sum(rows), COALESCE(sum(rows) FILTER (WHERE breakdown), 0),
+       COALESCE(sum(rows) FILTER (WHERE provisional), 0)
+FROM usage.daily_key_totals GROUP BY workspace_id, key_id, date_trunc('month', day)::date
+"""
+)
+
+# Retention: a month cut by the cutoff loses exactly the key days that go (so it stays exact); months
+# wholly before it go.
+_RETENTION_MONTHS = text(
+    """
+WITH gone AS (
+    SELECT workspace_id, key_id, date_trunc('month', day)::date AS month,
+           sum(cost) AS cost, sum(byok_cost) AS byok_cost,
+           COALESCE(sum(cost) FILTER (WHERE NOT breakdown), 0) AS cost_without_breakdown,
+           sum(requests) AS requests, sum(prompt_tokens) AS prompt_tokens,
+           sum(completion_tokens) AS completion_tokens, sum(reasoning_tokens) AS reasoning_tokens,
+           sum(rows) AS rows, COALESCE(sum(rows) FILTER (WHERE breakdown), 0) AS breakdown_rows,
+           COALESCE(sum(rows) FILTER (WHERE provisional), 0) AS provisional_rows
+    FROM usage.daily_key_totals
+    WHERE day >= date_trunc('month', CAST(:cutoff AS date))::date AND day < :cutoff
+    GROUP BY workspace_id, key_id, date_trunc('month', day)::date
+)
+UPDATE usage.monthly_key_totals mk SET
+    cost = mk.cost - g.cost,
+    byok_cost = mk.byok_cost - g.byok_cost,
+    cost_without_breakdown = mk.cost_without_breakdown - g.cost_without_breakdown,
+    requests = mk.requests - g.requests,
+    prompt_tokens = mk.prompt_tokens - g.prompt_tokens,
+    completion_tokens = mk.completion_tokens - g.completion_tokens,
+    reasoning_tokens = mk.reasoning_tokens - g.reasoning_tokens,
+    rows = mk.rows - g.rows,
+    breakdown_rows = mk.breakdown_rows - g.breakdown_rows,
+    provisional_rows = mk.provisional_rows - g.provisional_rows
+FROM gone g
+WHERE mk.workspace_id = g.workspace_id AND mk.key_id = g.key_id AND mk.month = g.month
+"""
 )
 
 
@@ -297,15 +372,25 @@ class RollupRepository:
     async def build_from_rows(self) -> None:
         """Rebuild both rollups from `daily_usage` in one pass each: for a bulk load (the benchmark) or a
         repair, never on the ingestion path."""
-        await self.session.execute(text("TRUNCATE usage.daily_key_totals, usage.daily_model_totals"))
+        await self.session.execute(
+            text("TRUNCATE usage.daily_key_totals, usage.daily_model_totals, usage.monthly_key_totals")
+        )
         await self.session.execute(_BUILD_KEY_TOTALS)
         await self.session.execute(_BUILD_MODEL_TOTALS)
+        await self.session.execute(_BUILD_MONTHS)
 
     # --- retention and erasure (internal API) --------------------------------------------------
 
     async def delete_before(self, cutoff_day: dt.date) -> dict[str, int]:
-        """Daily rows and both rollups dated before `cutoff_day` (each rollup row covers one day only)."""
+        """Daily rows and the rollups dated before `cutoff_day`; the month it cuts keeps its remaining days."""
+        await self.session.execute(_RETENTION_MONTHS, {"cutoff": cutoff_day})
+        months = await self._delete(
+            delete(MonthlyKeyTotal).where(
+                (MonthlyKeyTotal.month < cutoff_day.replace(day=1)) | (MonthlyKeyTotal.rows == 0)
+            )
+        )
         return {
+            "monthly_key_totals": months,
             "daily_usage": await self._delete(delete(DailyUsage).where(DailyUsage.day < cutoff_day)),
             "daily_key_totals": await self._delete(delete(DailyKeyTotal).where(DailyKeyTotal.day < cutoff_day)),
             "daily_model_totals": await self._delete(delete(DailyModelTotal).where(DailyModelTotal.day < cutoff_day)),
@@ -317,6 +402,7 @@ class RollupRepository:
             ("daily_usage", DailyUsage),
             ("daily_key_totals", DailyKeyTotal),
             ("daily_model_totals", DailyModelTotal),
+            ("monthly_key_totals", MonthlyKeyTotal),
             ("key_links", KeyLink),
         ):
             counts[name] = await self._delete(delete(model).where(model.workspace_id == workspace_id))
