@@ -162,6 +162,8 @@ async def test_links_follow_key_lists_and_ambiguous_labels_unlink(ingest, client
         ({"page": 0}, 422, None),
         ({"key_id": "not-a-uuid"}, 422, None),
         ({"key_id": str(uuid.uuid4())}, 404, "key-not-found"),
+        ({"model": "a\x00b"}, 422, None),
+        ({"provider": "x" * 301}, 422, None),
     ],
 )
 @pytest.mark.parametrize("path", ["daily", "export"])

@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
-from owr_shared.schemas import json_response, problem_responses
+from owr_shared.schemas import StorableText, json_response, problem_responses
 from owr_usage.dependencies import Settings, User
 from owr_usage.key_usage.service import resolve_range
 from owr_usage.reports import service as reports
@@ -24,8 +24,11 @@ router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
 First = Annotated[date | None, Query(alias="from", description="first UTC day (default: 29 days before `to`)")]
 Last = Annotated[date | None, Query(alias="to", description="last UTC day (default: today)")]
 KeyFilter = Annotated[uuid.UUID | None, Query(description="only this key's rows (a key of the workspace)")]
-ModelFilter = Annotated[str | None, Query(max_length=300, description="only this model's rows (exact name)")]
-ProviderFilter = Annotated[str | None, Query(max_length=300, description="only this provider's rows (exact name)")]
+# Storable text: a NUL (which PostgreSQL text cannot hold) is a 422, never a 500.
+ModelFilter = Annotated[StorableText | None, Query(max_length=300, description="only this model's rows (exact name)")]
+ProviderFilter = Annotated[
+    StorableText | None, Query(max_length=300, description="only this provider's rows (exact name)")
+]
 SortParam = Annotated[
     str | None,
     Query(
