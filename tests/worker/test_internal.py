@@ -43,7 +43,9 @@ async def test_token_is_fetched_once_per_audience_and_sent(http, internal):
     assert internal.tokens_issued == 2
     asked = [s.body for s in internal.requests("/internal/service-tokens")]
     assert [a["audience"] for a in asked] == ["owr-keys", "owr-usage"]
-    assert all("scope" not in a and a["client_id"] == "worker" for a in asked)
+    assert all(a["client_id"] == "worker" for a in asked)
+    # Least privilege: each audience's token carries that service's scopes only.
+    assert [a["scope"] for a in asked] == ["keys:due keys:reveal keys:status", "usage:ingest usage:cleanup"]
     status_calls = internal.requests("/internal/keys/status")
     assert len(status_calls) == 2
     assert all(s.headers["Authorization"] == "Bearer tok-owr-keys-1" for s in status_calls)

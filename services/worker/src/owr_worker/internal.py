@@ -30,6 +30,10 @@ USAGE_AUDIENCE = "owr-usage"
 TOKEN_MARGIN_SECONDS = 30.0
 
 
+# The scopes the worker asks for, per audience (one token per audience serves every call to it).
+AUDIENCE_SCOPES = {"owr-keys": "keys:due keys:reveal keys:status", "owr-usage": "usage:ingest usage:cleanup"}
+
+
 class ServiceError(Exception):
     """An internal call failed. `retryable` for 5xx, 429, timeouts and refused connections."""
 
@@ -97,8 +101,10 @@ class ServiceTokens:
             del self._tokens[audience]
 
     async def _fetch(self, audience: str) -> _Token:
-        # No `scope`: auth grants every scope this client has for the audience, so one token serves all calls.
+        # Least privilege: a token for keys carries only keys' scopes, one for usage only usage's.
         body = {"client_id": self._client_id, "client_secret": self._client_secret, "audience": audience}
+        if audience in AUDIENCE_SCOPES:
+            body["scope"] = AUDIENCE_SCOPES[audience]
         started = time.monotonic()
         try:
             async with self._session.post(
