@@ -262,3 +262,25 @@ async def test_batch_status_applies_ignores_and_reports_missing(client, alice, s
     view = (await client.get(f"/api/v1/keys/{fresh['id']}", headers=alice.headers)).json()
     assert (view["status"], view["kind"], view["limit"]) == ("valid", "management", 12.5)
     assert (await client.get(f"/api/v1/keys/{stale['id']}", headers=alice.headers)).json()["status"] == "valid"
+
+
+async def test_the_due_scan_leaves_rejected_keys_to_the_daily_validation(client, alice, service_headers):
+    valid, rejected = await store_key(client, alice), await store_key(client, alice)
+    long_ago = _iso(datetime.now(UTC) - timedelta(days=2))
+    assert (await _report(client, service_headers, valid["id"], last_synced_at=long_ago)).status_code == 204
+    r = await _report(client, service_headers, rejected["id"], status="invalid", last_synced_at=long_ago)
+    assert r.status_code == 204
+
+    async def due(**params):
+        r = await client.get(
+            "/internal/keys/due", headers=service_headers("keys:due"), params={"limit": 1000, **params}
+        )
+        assert r.status_code == 200, r.text
+        return {item["id"] for item in r.json()["items"]} & {valid["id"], rejected["id"]}
+
+    assert await due() == {valid["id"]}
+    assert await due(invalid="only") == {rejected["id"]}
+    assert await due(invalid="include") == {valid["id"], rejected["id"]}
+    assert_problem(
+        await client.get("/internal/keys/due", headers=service_headers("keys:due"), params={"invalid": "x"}), 422
+    )

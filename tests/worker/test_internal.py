@@ -82,7 +82,7 @@ async def test_trace_and_request_id_are_forwarded(http, internal):
         due = await keys.due(limit=5)
     assert [d.id for d in due] == ["8d8ac610-566d-4ef0-9c22-186b2a5ed793"]
     seen = internal.requests("/internal/keys/due")[0]
-    assert seen.query == {"limit": "5"}
+    assert seen.query == {"limit": "5", "invalid": "exclude"}
     assert seen.headers["traceparent"] == trace.traceparent
     assert seen.headers["X-Request-ID"] == "req-42"
 

@@ -244,9 +244,11 @@ class KeysClient(_InternalClient):
         await self._reveals.close()
         await self._reports.close()
 
-    async def due(self, *, limit: int) -> list[DueKey]:
-        """Active keys due for a sync, never-synced first, then the oldest sync (at most `limit`)."""
-        _, body = await self._call("GET", "/internal/keys/due", params={"limit": str(limit)}, expect=(200,))
+    async def due(self, *, limit: int, invalid: str = "exclude") -> list[DueKey]:
+        """Active keys due for a sync, never-synced first, then the oldest sync (at most `limit`); keys
+        OpenRouter rejected are left out unless `invalid` is `only` or `include`."""
+        params = {"limit": str(limit), "invalid": invalid}
+        _, body = await self._call("GET", "/internal/keys/due", params=params, expect=(200,))
         items = body.get("items", []) if isinstance(body, dict) else []
         out = []
         for item in items:

@@ -372,12 +372,12 @@ async def sync_account(
 # --- crons ----------------------------------------------------------------------------------------------
 
 
-async def _enqueue_due(ctx: Mapping[str, Any], job: str) -> int:
+async def _enqueue_due(ctx: Mapping[str, Any], job: str, *, invalid: str = "exclude") -> int:
     """Enqueue `sync_key` for each key keys lists as due; a key whose job already waits is not doubled."""
     keys: KeysClient = ctx["keys"]
     redis = ctx["redis"]
     try:
-        due = await keys.due(limit=_settings(ctx).due_page_size)
+        due = await keys.due(limit=_settings(ctx).due_page_size, invalid=invalid)
     except ServiceError as exc:
         log.warning("due_keys_unavailable", error=str(exc))
         return 0
@@ -400,10 +400,11 @@ async def schedule_due_keys(ctx: dict[str, Any]) -> int:
 
 
 async def validate_keys(ctx: dict[str, Any]) -> int:
-    """Daily validation. keys' due endpoint cannot list keys that are not yet due, so this enqueues what
-    it gives; since every active key is synced (and so validated) each sync interval, nothing is missed."""
+    """Daily validation of the keys OpenRouter rejected (401). The minute scan leaves them out — a revoked
+    key stays revoked, and asking every ten minutes only spends the OpenRouter budget — so once a day they
+    are tried again, and a key restored upstream turns valid. (Valid keys are validated by every sync.)"""
     with job_context("validate_keys", traceparent=None, request_id=None):
-        return await _enqueue_due(ctx, "validate_keys")
+        return await _enqueue_due(ctx, "validate_keys", invalid="only")
 
 
 async def cleanup_usage(ctx: dict[str, Any]) -> Any:

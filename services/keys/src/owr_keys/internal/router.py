@@ -27,6 +27,7 @@ from owr_keys.internal.schemas import (
     StatusReport,
     UnrevealedItem,
 )
+from owr_keys.keys.repository import InvalidFilter
 from owr_shared.db import DbSession
 from owr_shared.jwt import Principal
 from owr_shared.schemas import json_response, problem_responses
@@ -57,9 +58,15 @@ async def due_keys(
     session: DbSession,
     settings: Settings,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    invalid: Annotated[
+        InvalidFilter,
+        Query(description="keys OpenRouter rejected: left out (the regular scan), only them (daily validation)"),
+    ] = "exclude",
 ) -> Response:
     """Never synced first, then the oldest sync; only keys last synced before the sync interval."""
-    rows = await internal_service.due_keys(session, interval_seconds=settings.sync_interval_seconds, limit=limit)
+    rows = await internal_service.due_keys(
+        session, interval_seconds=settings.sync_interval_seconds, limit=limit, invalid=invalid
+    )
     return json_response(DueKeys(items=[DueKey.model_validate(r, from_attributes=True) for r in rows]))
 
 

@@ -18,7 +18,7 @@ from owr_keys.audit.service import Actor
 from owr_keys.internal.schemas import StatusReport
 from owr_keys.keys.errors import KeyInactive, KeyNotFound
 from owr_keys.keys.models import LAST_ERROR_MAX, OpenRouterKey
-from owr_keys.keys.repository import REPORTED_FIELDS, KeyRepository
+from owr_keys.keys.repository import REPORTED_FIELDS, InvalidFilter, KeyRepository
 from owr_keys.keys.schemas import KEY_LIKE
 from owr_keys.metrics import REVEALS
 from owr_keys.models import utcnow
@@ -34,8 +34,15 @@ MAX_CLOCK_SKEW = timedelta(minutes=1)
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,}")
 
 
-async def due_keys(session: AsyncSession, *, interval_seconds: int, limit: int) -> Sequence[OpenRouterKey]:
-    return await KeyRepository(session).due(utcnow() - timedelta(seconds=interval_seconds), limit=limit)
+async def due_keys(
+    session: AsyncSession,
+    *,
+    interval_seconds: int,
+    limit: int,
+    invalid: InvalidFilter = "exclude",
+) -> Sequence[OpenRouterKey]:
+    cutoff = utcnow() - timedelta(seconds=interval_seconds)
+    return await KeyRepository(session).due(cutoff, limit=limit, invalid=invalid)
 
 
 async def reveal(session: AsyncSession, vault: Vault, *, actor: Actor, key_id: uuid.UUID) -> Revealed:

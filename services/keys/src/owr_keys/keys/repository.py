@@ -9,13 +9,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Row, delete, func, select, text
+from sqlalchemy import ColumnElement, Row, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_keys.keys.models import OpenRouterKey
+
+# Keys OpenRouter rejected: left out of the due scan, the only ones (daily validation), or included.
+InvalidFilter = Literal["exclude", "only", "include"]
 
 # The internal batch routes take up to 500 ids: `= ANY(array)` and unnest() keep one statement for every
 # batch size, so SQLAlchemy's compiled cache and PostgreSQL's prepared statements are reused.
@@ -141,14 +144,20 @@ class KeyRepository:
             params[name] = [r.get(name) for r in reports]
         await self.session.execute(_APPLY_REPORTS, params)
 
-    async def due(self, cutoff: datetime, *, limit: int) -> Sequence[OpenRouterKey]:
-        """Active keys never synced or last synced before `cutoff`, oldest first."""
+    async def due(self, cutoff: datetime, *, limit: int, invalid: InvalidFilter = "exclude") -> Sequence[OpenRouterKey]:
+        """Active keys never synced or last synced before `cutoff`, oldest first; `invalid` says whether keys
+        OpenRouter rejected are left out, the only ones, or included."""
+        where: list[ColumnElement[bool]] = [
+            OpenRouterKey.is_active.is_(True),
+            (OpenRouterKey.last_synced_at.is_(None)) | (OpenRouterKey.last_synced_at < cutoff),
+        ]
+        if invalid == "exclude":
+            where.append(OpenRouterKey.status != "invalid")
+        elif invalid == "only":
+            where.append(OpenRouterKey.status == "invalid")
         rows = await self.session.scalars(
             select(OpenRouterKey)
-            .where(
-                OpenRouterKey.is_active.is_(True),
-                (OpenRouterKey.last_synced_at.is_(None)) | (OpenRouterKey.last_synced_at < cutoff),
-            )
+            .where(*where)
             .order_by(OpenRouterKey.last_synced_at.asc().nulls_first(), OpenRouterKey.created_at, OpenRouterKey.id)
             .limit(limit)
         )
