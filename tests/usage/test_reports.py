@@ -344,3 +344,19 @@ async def test_indexes_serve_the_reads(db_engine):
     async with db_engine.connect() as conn:
         names = set((await conn.execute(text("SELECT indexname FROM pg_indexes WHERE schemaname = 'usage'"))).scalars())
     assert {"pk_daily_usage", "ix_daily_usage_key_day", "pk_daily_key_totals", "pk_daily_model_totals"} <= names
+
+
+async def test_a_day_turning_final_with_the_same_figure_turns_final_in_the_rows(ingest, client, alice):
+    """No spend after the day's last snapshot: the provisional figure was already right, only the flag moves."""
+    key = str(uuid.uuid4())
+    await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(2), 20), snapshot("1", "0.5")))
+    (row,) = (await get(client, alice, "daily", **span(2, 2)))["items"]
+    assert (money(row["cost"]), row["provisional"]) == (D("0.5"), True)
+    await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(1), 1), snapshot("1", "0")))
+    (row,) = (await get(client, alice, "daily", **span(2, 2)))["items"]
+    assert (money(row["cost"]), row["provisional"]) == (D("0.5"), False)
+    summary = await get(client, alice, "summary", **span(2, 2))
+    assert summary["totals"]["provisional"] is False
+    # A repeat of the same figures changes nothing (and rebuilds nothing).
+    await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(1), 2), snapshot("1", "0")))
+    assert (await get(client, alice, "summary", **span(2)))["totals"]["rows"] == 2

@@ -154,6 +154,28 @@ _ROW_COLUMNS = (
     "reasoning_tokens, provisional"
 )
 
+# Of (key, day)s whose key_days were re-derived, those whose daily rows change: a day that shows activity
+# (linked key, fetched day) does not depend on key_days; any other mirrors its key_days row, so it changes
+# only if that row appeared, went, or moved. (A key whose link changed is rebuilt in full elsewhere.)
+_CHANGED_DAYS = text(
+    f"""
+WITH {_TARGETS}
+SELECT t.key_id, t.day
+FROM t
+LEFT JOIN usage.key_days kd ON kd.key_id = t.key_id AND kd.day = t.day
+LEFT JOIN usage.daily_usage u
+  ON u.workspace_id = t.workspace_id AND u.day = t.day AND u.key_id = t.key_id AND u.model = '' AND u.provider = ''
+WHERE NOT EXISTS (
+        SELECT 1 FROM usage.key_links kl
+        JOIN usage.activity_days ad
+          ON ad.management_key_id = kl.management_key_id AND ad.api_key_hash = kl.api_key_hash AND ad.date = t.day
+        WHERE kl.key_id = t.key_id
+      )
+  AND ((kd.key_id IS NULL) <> (u.key_id IS NULL)
+       OR kd.spend <> u.cost OR kd.byok_spend <> u.byok_cost OR kd.final = u.provisional)
+"""  # noqa: S608 - fixed SQL fragments only
+)
+
 # 1. The targets' old rows go, and leave the model rollup; their key totals go too.
 _REMOVE_OLD = text(
     f"""
@@ -358,6 +380,14 @@ class RollupRepository:
             return []
         rows = await self.session.execute(_ALL_DAYS, {"key_ids": sorted(set(key_ids))})
         return [(key_id, day) for key_id, day in rows.all()]
+
+    async def changed_days(self, targets: Sequence[tuple[uuid.UUID, dt.date]]) -> list[tuple[uuid.UUID, dt.date]]:
+        """The (key, day)s among `targets` (re-derived key_days) whose daily rows would change."""
+        if not targets:
+            return []
+        ordered = sorted(set(targets))
+        params = {"key_ids": [key for key, _ in ordered], "days": [day for _, day in ordered]}
+        return [(key_id, day) for key_id, day in (await self.session.execute(_CHANGED_DAYS, params)).all()]
 
     async def rebuild(self, targets: Sequence[tuple[uuid.UUID, dt.date]]) -> None:
         """Replace the daily rows of these (key, day) pairs and move the rollups by the difference."""

@@ -32,8 +32,12 @@ async def after_snapshots(
     repo = RollupRepository(session)
     await repo.lock_workspaces(workspaces[key] for key in keys)
     relinked = await repo.refresh_links(sorted(keys))
-    targets.update(await repo.all_days(relinked))
-    await repo.rebuild(sorted(targets))
+    # A day whose daily rows would come out the same is left alone (most re-derivations change one day:
+    # today's provisional figure); a relinked key has every day rebuilt.
+    relinked_keys = set(relinked)
+    changed = set(await repo.changed_days(sorted((key, day) for key, day in targets if key not in relinked_keys)))
+    changed.update(await repo.all_days(relinked))
+    await repo.rebuild(sorted(changed))
 
 
 async def after_activity(
