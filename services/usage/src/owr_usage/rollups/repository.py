@@ -162,9 +162,19 @@ _CHANGED_DAYS = text(
 WITH {_TARGETS}
 SELECT t.key_id, t.day
 FROM t
-LEFT JOIN usage.key_days kd ON kd.key_id = t.key_id AND kd.day = t.day
-LEFT JOIN usage.daily_usage u
-  ON u.workspace_id = t.workspace_id AND u.day = t.day AND u.key_id = t.key_id AND u.model = '' AND u.provider = ''
+-- Lateral lookups by primary key (LIMIT keeps them from being flattened into a join the planner may
+-- get wrong while the tables are young and unanalysed).
+LEFT JOIN LATERAL (
+    SELECT kd.key_id, kd.spend, kd.byok_spend, kd.final FROM usage.key_days kd
+    WHERE kd.key_id = t.key_id AND kd.day = t.day
+    LIMIT 1
+) kd ON true
+LEFT JOIN LATERAL (
+    SELECT u.key_id, u.cost, u.byok_cost, u.provisional FROM usage.daily_usage u
+    WHERE u.workspace_id = t.workspace_id AND u.day = t.day AND u.key_id = t.key_id AND u.model = ''
+      AND u.provider = ''
+    LIMIT 1
+) u ON true
 WHERE NOT EXISTS (
         SELECT 1 FROM usage.key_links kl
         JOIN usage.activity_days ad
