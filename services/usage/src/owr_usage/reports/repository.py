@@ -160,6 +160,12 @@ class ReportRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def plan_per_query(self) -> None:
+        """Plan this transaction's statements for their actual filter values. A cached generic plan cannot
+        know whether `key_id = $n` is one key of 200 (measured: a one-key page's count took 150-190 ms on a
+        generic plan that scans the workspace, 2 ms on a custom plan through (key_id, day))."""
+        await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
     async def key_exists(self, workspace_id: uuid.UUID, key_id: uuid.UUID) -> bool:
         found = await self.session.scalar(
             select(literal(1)).where(KeyState.key_id == key_id, KeyState.workspace_id == workspace_id)
@@ -169,14 +175,13 @@ class ReportRepository:
     # --- summary ---------------------------------------------------------------------------------
 
     async def model_sets(self, workspace_id: uuid.UUID, first: dt.date, last: dt.date) -> Sequence[Any]:
-        """Totals, per day and per model from the model rollup, in one grouping-sets pass."""
+        """Per day and per model from the model rollup, in one grouping-sets pass (the totals are the days')."""
         m = DailyModelTotal
         broken = m.model != NO_BREAKDOWN
         stmt = (
             select(
                 m.day,
                 m.model,
-                func.grouping(m.day).label("no_day"),
                 func.grouping(m.model).label("no_model"),
                 func.sum(m.cost).label("cost"),
                 func.sum(m.byok_cost).label("byok_cost"),
@@ -187,10 +192,10 @@ class ReportRepository:
                 func.sum(m.reasoning_tokens).label("reasoning_tokens"),
                 func.coalesce(func.sum(m.rows).filter(broken), 0).label("broken_rows"),
                 func.sum(m.rows).label("rows"),
-                func.sum(m.provisional_rows).label("provisional_rows"),
+                (func.sum(m.provisional_rows) > 0).label("provisional"),
             )
             .where(m.workspace_id == workspace_id, m.day >= first, m.day <= last)
-            .group_by(func.grouping_sets(m.day, m.model, text("()")))
+            .group_by(func.grouping_sets(m.day, m.model))
         )
         return (await self.session.execute(stmt)).all()
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import orjson
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from owr_shared.dependencies import Pagination
@@ -72,60 +73,69 @@ def _count(value: Any, rows_with_breakdown: int) -> int | None:
     return int(value) if rows_with_breakdown else None
 
 
-async def summary(session: AsyncSession, *, workspace_id: uuid.UUID, first: date, last: date) -> UsageSummary:
-    repo = ReportRepository(session)
-    totals = Totals(
-        cost=Decimal(0),
-        byok_cost=Decimal(0),
-        cost_without_breakdown=Decimal(0),
-        requests=None,
-        prompt_tokens=None,
-        completion_tokens=None,
-        reasoning_tokens=None,
-        provisional=False,
-        rows=0,
+def _figures(row: Any) -> dict[str, Any]:
+    broken = int(row.broken_rows)
+    return {
+        "cost": row.cost,
+        "byok_cost": row.byok_cost,
+        "requests": _count(row.requests, broken),
+        "prompt_tokens": _count(row.prompt_tokens, broken),
+        "completion_tokens": _count(row.completion_tokens, broken),
+        "reasoning_tokens": _count(row.reasoning_tokens, broken),
+        "provisional": bool(row.provisional),
+    }
+
+
+def _total(days: list[Any]) -> Totals:
+    """The range's totals: the sum of its days (exact decimals; counts null when no row had a breakdown)."""
+    broken = sum(int(d.broken_rows) for d in days)
+
+    def count(name: str) -> int | None:
+        return sum(int(getattr(d, name)) for d in days) if broken else None
+
+    return Totals.model_construct(
+        cost=sum((d.cost for d in days), Decimal(0)),
+        byok_cost=sum((d.byok_cost for d in days), Decimal(0)),
+        cost_without_breakdown=sum((d.cost_without_breakdown for d in days), Decimal(0)),
+        requests=count("requests"),
+        prompt_tokens=count("prompt_tokens"),
+        completion_tokens=count("completion_tokens"),
+        reasoning_tokens=count("reasoning_tokens"),
+        provisional=any(d.provisional for d in days),
+        rows=sum(int(d.rows) for d in days),
     )
-    by_day: list[DayFigures] = []
+
+
+async def summary(session: AsyncSession, *, workspace_id: uuid.UUID, first: date, last: date) -> UsageSummary:
+    """Built from trusted database figures, so the views are constructed without re-validation."""
+    repo = ReportRepository(session)
+    days: list[Any] = []
     by_model: list[ModelFigures] = []
     for row in await repo.model_sets(workspace_id, first, last):
-        if row.rows is None:  # the grand total of no rows at all
-            continue
-        broken = int(row.broken_rows)
-        figures: dict[str, Any] = {
-            "cost": row.cost,
-            "byok_cost": row.byok_cost,
-            "requests": _count(row.requests, broken),
-            "prompt_tokens": _count(row.prompt_tokens, broken),
-            "completion_tokens": _count(row.completion_tokens, broken),
-            "reasoning_tokens": _count(row.reasoning_tokens, broken),
-            "provisional": int(row.provisional_rows) > 0,
-        }
-        if row.no_day and row.no_model:
-            totals = Totals(**figures, cost_without_breakdown=row.cost_without_breakdown, rows=int(row.rows))
-        elif row.no_model:
-            by_day.append(DayFigures(**figures, cost_without_breakdown=row.cost_without_breakdown, date=row.day))
+        if row.no_model:
+            days.append(row)
         else:
-            by_model.append(ModelFigures(**figures, model=row.model or None))
+            by_model.append(ModelFigures.model_construct(**_figures(row), model=row.model or None))
+    days.sort(key=lambda d: d.day)
+    by_day = [
+        DayFigures.model_construct(**_figures(d), cost_without_breakdown=d.cost_without_breakdown, date=d.day)
+        for d in days
+    ]
     by_key = [
-        KeyFigures(
+        KeyFigures.model_construct(
+            **_figures(row),
             key_id=row.key_id,
             label=row.label,
             linked=row.api_key_hash is not None,
-            cost=row.cost,
-            byok_cost=row.byok_cost,
             cost_without_breakdown=row.cost_without_breakdown,
-            requests=_count(row.requests, row.broken_rows),
-            prompt_tokens=_count(row.prompt_tokens, row.broken_rows),
-            completion_tokens=_count(row.completion_tokens, row.broken_rows),
-            reasoning_tokens=_count(row.reasoning_tokens, row.broken_rows),
-            provisional=row.provisional,
         )
         for row in await repo.key_sums(workspace_id, first, last)
     ]
     by_key.sort(key=lambda k: (-k.cost, str(k.key_id)))
     by_model.sort(key=lambda m: (-m.cost, m.model or ""))
-    by_day.sort(key=lambda d: d.date)
-    return UsageSummary(first_day=first, last_day=last, totals=totals, by_key=by_key, by_model=by_model, by_day=by_day)
+    return UsageSummary.model_construct(
+        first_day=first, last_day=last, totals=_total(days), by_key=by_key, by_model=by_model, by_day=by_day
+    )
 
 
 def _daily_row(row: Any) -> DailyRow:
@@ -135,6 +145,7 @@ def _daily_row(row: Any) -> DailyRow:
 async def daily(session: AsyncSession, *, rows: RowFilter, sort: Sort, paging: Pagination) -> DailyPage:
     await check_key(session, rows.workspace_id, rows.key_id)
     repo = ReportRepository(session)
+    await repo.plan_per_query()
     total = await repo.count(rows)
     items: Sequence[Any] = []
     if paging.offset < total:
@@ -211,6 +222,7 @@ async def export(engine: AsyncEngine, *, rows: RowFilter, sort: Sort, fmt: Expor
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         async with conn.begin():
+            await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
             result = await conn.stream(statement)
             if fmt == "json":
                 yield b"["
