@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from owr_usage.rollups.models import NO_BREAKDOWN, DailyModelTotal, DailyUsage
@@ -110,9 +110,29 @@ def _row_columns(*, as_text: bool) -> list[Any]:
     ]
 
 
-def rows_statement(f: RowFilter, sort: Sort) -> Select[Any]:
-    """Every row matching `f`, in `sort` order, as text cells (for the streamed export)."""
-    return select(*_row_columns(as_text=True)).where(*_where(f)).order_by(*_order(sort))
+# OWASP's CSV injection guidance: a text cell starting with one of these may be read as a formula.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _defused(column: Any) -> Any:
+    """`'` in front of a text cell a spreadsheet could read as a formula (the CSV export's free text)."""
+    return case((func.left(column, 1).in_(FORMULA_TRIGGERS), literal("'", String) + column), else_=column).label(
+        column.name
+    )
+
+
+def rows_statement(f: RowFilter, sort: Sort, *, for_csv: bool) -> Select[Any]:
+    """Every row matching `f`, in `sort` order, as cells PostgreSQL writes (for the streamed export): money,
+    dates and ids as text; for CSV also the booleans, and model and provider defused. Only those two are
+    free text (OpenRouter's); every other cell is a number, a date, an id or a boolean and never prefixed,
+    so a negative amount stays a number."""
+    columns = _row_columns(as_text=True)
+    if for_csv:
+        columns[2], columns[3] = _defused(columns[2]), _defused(columns[3])
+        columns[10] = case((U.provisional, literal("true", String)), else_=literal("false", String)).label(
+            "provisional"
+        )
+    return select(*columns).where(*_where(f)).order_by(*_order(sort))
 
 
 _KEY_DAY_PART = """
@@ -154,6 +174,39 @@ def full_months(first: dt.date, last: dt.date) -> tuple[dt.date, dt.date]:
 
 def _next_month(day: dt.date) -> dt.date:
     return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+async def stream_rows(
+    engine: AsyncEngine, f: RowFilter, sort: Sort, *, for_csv: bool, batch: int
+) -> AsyncIterator[list[Any]]:
+    """The export's rows in lists of `batch`, from a server-side cursor (asyncpg's, `batch` rows per round
+    trip) in one REPEATABLE READ READ ONLY transaction on a connection of its own: the response streams
+    after the request's session has closed. (asyncpg's records, read directly, stream about 1.5x faster
+    than SQLAlchemy's rows; measured 116-140k against 170-190k rows/s.)"""
+    compiled = rows_statement(f, sort, for_csv=for_csv).compile(
+        dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    positions = compiled.positiontup or []
+    params = [compiled.params[name] for name in positions]
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        async with conn.begin():
+            # A portal is planned for all its rows, so a range of a big workspace looked cheaper as a parallel
+            # scan of the whole table (or a bitmap scan) plus an on-disk sort (measured: 1.07 s and 30 ms of
+            # JIT for 246,000 rows). The primary key already holds them in export order: scan it in order, no
+            # sort unless the requested order needs one, no JIT.
+            await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))  # also opens the transaction
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            await driver.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off; SET LOCAL jit = off")
+            chunk: list[Any] = []
+            async for record in driver.cursor(str(compiled), *params, prefetch=batch):
+                chunk.append(record)
+                if len(chunk) >= batch:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
 
 
 class ReportRepository:

@@ -11,12 +11,11 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from owr_shared.dependencies import Pagination
 from owr_usage.reports.errors import InvalidSort, KeyUsageNotFound
-from owr_usage.reports.repository import SORTABLE, ReportRepository, RowFilter, Sort, rows_statement
+from owr_usage.reports.repository import SORTABLE, ReportRepository, RowFilter, Sort, stream_rows
 from owr_usage.reports.schemas import (
     AccountKeyView,
     AccountPage,
@@ -48,8 +47,6 @@ EXPORT_COLUMNS = (
 )
 # Rows fetched per round trip of the server-side cursor, and rows per chunk written to the client.
 EXPORT_BATCH = 5000
-# OWASP's CSV injection guidance: a text cell starting with one of these may be read as a formula.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def parse_sort(value: str | None) -> Sort:
@@ -156,37 +153,13 @@ async def daily(session: AsyncSession, *, rows: RowFilter, sort: Sort, paging: P
 # --- export ----------------------------------------------------------------------------------------
 
 
-def defuse(cell: str | None) -> str | None:
-    """A text cell that a spreadsheet could read as a formula gets a leading `'` (OWASP CSV injection)."""
-    if cell and cell.startswith(FORMULA_TRIGGERS):
-        return "'" + cell
-    return cell
-
-
 def _csv_chunk(rows: Iterable[Sequence[Any]], header: bool) -> bytes:
+    """Rows as PostgreSQL wrote their cells (defused, see `rows_statement`), quoted by the csv module."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     if header:
         writer.writerow(EXPORT_COLUMNS)
-    # Only model and provider are free text (from OpenRouter); every other cell is a date, an id, a number
-    # written by PostgreSQL (money as exact decimal text, possibly negative) or a boolean: never defused.
-    writer.writerows(
-        (
-            r[0],
-            r[1],
-            defuse(r[2]),
-            defuse(r[3]),
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            "true" if r[10] else "false",
-            r[11],
-        )
-        for r in rows
-    )
+    writer.writerows(rows)
     return buffer.getvalue().encode()
 
 
@@ -218,22 +191,16 @@ def _json_chunk(rows: Iterable[Sequence[Any]], first: bool) -> bytes:
 async def export(engine: AsyncEngine, *, rows: RowFilter, sort: Sort, fmt: ExportFormat) -> AsyncIterator[bytes]:
     """The rows, streamed from a server-side cursor in one read-only snapshot: memory stays flat whatever
     the row count. CSV has a header row; JSON is one array of row objects (like /daily's items)."""
-    statement = rows_statement(rows, sort).execution_options(yield_per=EXPORT_BATCH)
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-        async with conn.begin():
-            await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-            result = await conn.stream(statement)
-            if fmt == "json":
-                yield b"["
-            first = True
-            async for batch in result.partitions(EXPORT_BATCH):
-                yield _csv_chunk(batch, first) if fmt == "csv" else _json_chunk(batch, first)
-                first = False
-            if fmt == "csv" and first:
-                yield _csv_chunk((), header=True)
-            if fmt == "json":
-                yield b"\n]\n"
+    if fmt == "json":
+        yield b"["
+    first = True
+    async for batch in stream_rows(engine, rows, sort, for_csv=fmt == "csv", batch=EXPORT_BATCH):
+        yield _csv_chunk(batch, first) if fmt == "csv" else _json_chunk(batch, first)
+        first = False
+    if fmt == "csv" and first:
+        yield _csv_chunk((), header=True)
+    if fmt == "json":
+        yield b"\n]\n"
 
 
 # --- accounts --------------------------------------------------------------------------------------
