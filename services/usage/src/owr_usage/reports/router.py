@@ -59,13 +59,14 @@ def _filter(
     summary="Totals with breakdowns by key, model and day",
 )
 async def get_summary(
-    user: User, session: DbSession, settings: Settings, first: First = None, last: Last = None
+    request: Request, user: User, session: DbSession, settings: Settings, first: First = None, last: Last = None
 ) -> Response:
     """Cost, BYOK cost, requests and tokens over [from, to], in total and by key, by model and by day.
     Spend without a per-model breakdown (an unlinked key, or a day whose activity was not fetched) is
     counted in `cost` and `cost_without_breakdown`, and under the `model: null` entry."""
     rows = _filter(user.workspace_id, settings, first, last)
-    view = await reports.summary(session, workspace_id=user.workspace_id, first=rows.first, last=rows.last)
+    engine: AsyncEngine = request.app.state.engine
+    view = await reports.summary(session, engine, workspace_id=user.workspace_id, first=rows.first, last=rows.last)
     return json_response(view)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
@@ -103,12 +104,23 @@ def _total(days: list[Any]) -> Totals:
     )
 
 
-async def summary(session: AsyncSession, *, workspace_id: uuid.UUID, first: date, last: date) -> UsageSummary:
-    """Built from trusted database figures, so the views are constructed without re-validation."""
+async def summary(
+    session: AsyncSession, engine: AsyncEngine, *, workspace_id: uuid.UUID, first: date, last: date
+) -> UsageSummary:
+    """The two rollup reads run at once, on the request's connection and on a second one that imports the
+    request transaction's snapshot (so both see exactly the same data). Built from trusted database figures,
+    so the views are constructed without re-validation."""
     repo = ReportRepository(session)
+    snapshot = await repo.export_snapshot()
+    async with AsyncSession(engine) as other:
+        keys = ReportRepository(other)
+        await keys.import_snapshot(snapshot)
+        model_rows, key_rows = await asyncio.gather(
+            repo.model_sets(workspace_id, first, last), keys.key_sums(workspace_id, first, last)
+        )
     days: list[Any] = []
     by_model: list[ModelFigures] = []
-    for row in await repo.model_sets(workspace_id, first, last):
+    for row in model_rows:
         if row.no_model:
             days.append(row)
         else:
@@ -126,7 +138,7 @@ async def summary(session: AsyncSession, *, workspace_id: uuid.UUID, first: date
             linked=row.api_key_hash is not None,
             cost_without_breakdown=row.cost_without_breakdown,
         )
-        for row in await repo.key_sums(workspace_id, first, last)
+        for row in key_rows
     ]
     by_key.sort(key=lambda k: (-k.cost, str(k.key_id)))
     by_model.sort(key=lambda m: (-m.cost, m.model or ""))
