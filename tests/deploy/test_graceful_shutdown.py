@@ -277,15 +277,6 @@ async def test_sigterm_during_a_sync_loses_nothing(deploy_system: System, emulat
         assert_exact(days[0]["spend"], "0.0123456789", "spend after a stop mid-sync")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "services/worker: on SIGTERM arq's default handler cancels running jobs at once (job_completion_wait=0; "
-        "they return to the queue, see the test above), and /health/ready turns 503 only in on_shutdown, after "
-        "the jobs are gone. Needed: set health.shutting_down on the first signal and let running jobs finish "
-        "within the grace period (Worker(job_completion_wait=...), below terminationGracePeriodSeconds)."
-    ),
-)
 async def test_the_worker_fails_readiness_first_and_finishes_its_running_job(
     deploy_system: System, emulator: EmulatorAdmin
 ) -> None:

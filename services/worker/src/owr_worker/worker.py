@@ -12,7 +12,7 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import func
 
-from owr_shared.health import HealthChecks
+from owr_shared.health import HealthChecks, begin_drain
 from owr_shared.logging import configure_logging, get_logger
 from owr_shared.redis import ping_redis
 from owr_worker.batching import BatchPolicy
@@ -152,6 +152,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "queue_name": settings.queue_name,
         "max_jobs": settings.max_jobs,
         "job_timeout": settings.job_timeout_seconds,
+        # On SIGTERM: stop taking jobs, let running ones finish (a job may run job_timeout), cancel what is
+        # left after that; a cancelled job stays queued and runs again elsewhere.
+        "job_completion_wait": settings.job_timeout_seconds + 5,
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "ctx": {"settings": settings},
@@ -160,8 +163,14 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
 
 def main(settings: Settings) -> None:
-    """Run the worker until SIGINT/SIGTERM; arq lets running jobs finish first."""
+    """Run the worker until SIGINT/SIGTERM; running jobs finish first, readiness fails at the signal."""
     from arq.worker import Worker
 
+    class DrainingWorker(Worker):
+        def handle_sig_wait_for_completion(self, signum: Any) -> None:
+            # Readiness turns 503 at the first signal, while the running jobs still finish.
+            begin_drain()
+            super().handle_sig_wait_for_completion(signum)
+
     configure_logging("worker", settings.log_level, json=settings.log_json)
-    Worker(**worker_settings(settings)).run()
+    DrainingWorker(**worker_settings(settings)).run()
