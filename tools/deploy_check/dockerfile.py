@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# $NAME, ${NAME}, ${NAME:-default}, ${NAME:+alternative}: the forms this project's Dockerfile uses.
 # The instructions BuildKit substitutes variables in (RUN's are the shell's; CMD and HEALTHCHECK are kept as written).
 _EXPANDED = frozenset({"ADD", "COPY", "ENV", "EXPOSE", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"})
+# $NAME, ${NAME}, ${NAME:-default}, ${NAME:+alternative}: the forms BuildKit substitutes (and more than this recipe uses).
 _VARIABLE = re.compile(
     r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<op>[-+])(?P<word>[^}]*))?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
 )
@@ -44,7 +44,7 @@ class Stage:
 
 
 def expand(text: str, variables: Mapping[str, str]) -> str:
-    """BuildKit's substitution of build arguments and ENV values; an unset variable is empty."""
+    """BuildKit's substitution of build arguments and ENV values; an unset variable (the base image's too) is empty."""
 
     def one(match: re.Match[str]) -> str:
         name = match.group("braced") or match.group("bare")
