@@ -1,4 +1,4 @@
-"""The deploy checker's own logic (tools/deploy_check.py), and the compose init script on a real PostgreSQL:
+"""The deploy checker's own logic (tools/deploy_check/), and the compose init script on a real PostgreSQL:
 one role per service, each owning its schema alone, each able to run its own migrations."""
 
 from __future__ import annotations
@@ -15,17 +15,12 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from tools import deploy_check
 from tools.compose_env import example_names, generate
-from tools.deploy_check import (
-    CheckFailed,
-    compose_variables,
-    exported_series,
-    metric_definitions,
-    metrics_in_expr,
-    secret_variables,
-    validate_manifest,
-)
+from tools.deploy_check import compose, kubernetes, metrics
+from tools.deploy_check.common import COMPOSE, CheckFailed, loopback_variables, secret_variables
+from tools.deploy_check.compose import compose_variables
+from tools.deploy_check.kubernetes import validate_manifest
+from tools.deploy_check.metrics import exported_series, metric_definitions, metrics_in_expr
 from tools.devinfra import ROOT, create_database, drop_database
 
 INIT_SQL = ROOT / "deploy" / "compose" / "postgres-init" / "owr-roles.psql"
@@ -49,7 +44,7 @@ def test_metric_names_are_read_from_the_prometheus_client_definitions(tmp_path: 
 
 
 def test_the_code_exports_the_metrics_design_section_7_names() -> None:
-    exported = exported_series(metric_definitions(ROOT / s for s in deploy_check.METRIC_SOURCES))
+    exported = exported_series(metric_definitions(ROOT / s for s in metrics.METRIC_SOURCES))
     for name in (
         "owr_http_requests_total",
         "owr_http_request_duration_seconds_bucket",
@@ -72,27 +67,27 @@ def test_metric_names_in_promql_skip_labels_strings_ranges_and_grafana_variables
 
 def test_a_query_naming_an_unexported_metric_fails() -> None:
     with pytest.raises(CheckFailed, match="owr_nope_total is not exported"):
-        deploy_check.check_expressions("panel", ["sum(rate(owr_nope_total[5m]))"], {"owr_jobs_total"})
+        metrics.check_expressions("panel", ["sum(rate(owr_nope_total[5m]))"], {"owr_jobs_total"})
     with pytest.raises(CheckFailed, match="no metric of ours"):
-        deploy_check.check_expressions("panel", ["vector(1)"], {"owr_jobs_total"})
+        metrics.check_expressions("panel", ["vector(1)"], {"owr_jobs_total"})
 
 
 def test_compose_secrets_are_required_and_the_template_and_generator_agree() -> None:
-    variables = compose_variables(deploy_check.COMPOSE.read_text())
+    variables = compose_variables(COMPOSE.read_text())
     required = {name for name, op in variables.items() if op == ":?"}
     assert {"POSTGRES_PASSWORD", "AUTH_JWT_PRIVATE_KEY", "KEYS_KEKS", "WORKER_SERVICE_CLIENT_SECRET"} <= required
-    assert set(variables) - required <= deploy_check.COMPOSE_DEFAULTS_ALLOWED
+    assert set(variables) - required <= compose.COMPOSE_DEFAULTS_ALLOWED
     assert required <= set(example_names()) == set(generate())
 
 
 def test_each_process_secret_reaches_its_deployments() -> None:
     assert secret_variables("auth") >= {"AUTH_JWT_PRIVATE_KEY"}
     assert secret_variables("worker") == {"WORKER_SERVICE_CLIENT_SECRET"}
-    assert "owr-auth" in deploy_check.secret_template_names()
+    assert "owr-auth" in kubernetes.secret_template_names()
 
 
 def test_manifest_validation_rejects_unknown_fields_and_wrong_types() -> None:
-    docs = deploy_check.render_overlay("prod")
+    docs = kubernetes.render_overlay("prod")
     deployment = next(doc for doc in docs if doc["kind"] == "Deployment")
     validate_manifest(deployment)
     bad = copy.deepcopy(deployment)
@@ -107,16 +102,16 @@ def test_manifest_validation_rejects_unknown_fields_and_wrong_types() -> None:
 
 
 def test_the_project_rules_catch_a_missing_probe_and_an_open_internal_port() -> None:
-    docs = deploy_check.render_overlay("dev")
-    secrets_names = deploy_check.secret_template_names()
-    deploy_check.check_rendered("dev", docs, secrets_names)
+    docs = kubernetes.render_overlay("dev")
+    secrets_names = kubernetes.secret_template_names()
+    kubernetes.check_rendered("dev", docs, secrets_names)
     broken = copy.deepcopy(docs)
     keys = next(d for d in broken if d["kind"] == "Deployment" and d["metadata"]["name"] == "owr-keys")
     del keys["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
     policy = next(d for d in broken if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "owr-usage")
     policy["spec"]["ingress"][0].pop("from")
     with pytest.raises(CheckFailed) as failure:
-        deploy_check.check_rendered("dev", broken, secrets_names)
+        kubernetes.check_rendered("dev", broken, secrets_names)
     assert "owr-keys: no startupProbe" in str(failure.value)
     assert "owr-usage: an ingress rule open to everyone" in str(failure.value)
 
@@ -223,12 +218,12 @@ async def _drop_role(admin_url: str, role: str) -> None:
 
 
 def test_a_setting_left_at_its_loopback_default_is_caught() -> None:
-    assert {"WORKER_KEYS_URL", "WORKER_HOST", "REDIS_URL"} <= deploy_check.loopback_variables("worker")
-    assert "DATABASE_URL" not in deploy_check.loopback_variables("worker")
-    docs = deploy_check.render_overlay("dev")
-    deploy_check.check_environments("dev", docs)
+    assert {"WORKER_KEYS_URL", "WORKER_HOST", "REDIS_URL"} <= loopback_variables("worker")
+    assert "DATABASE_URL" not in loopback_variables("worker")
+    docs = kubernetes.render_overlay("dev")
+    kubernetes.check_environments("dev", docs)
     broken = copy.deepcopy(docs)
     config = next(d for d in broken if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("owr-config"))
     del config["data"]["GATEWAY_AUTH_URL"]
     with pytest.raises(CheckFailed, match=r"owr-gateway keeps GATEWAY_AUTH_URL at its 127\.0\.0\.1 default"):
-        deploy_check.check_environments("dev", broken)
+        kubernetes.check_environments("dev", broken)

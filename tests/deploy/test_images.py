@@ -1,10 +1,12 @@
-"""The Dockerfiles' build stage, run for real without Docker: the same COPY and `uv sync` steps in a
-scratch directory (no engine runs here). Each image's virtualenv must hold its process and the shared
+"""The image recipe's build stage, run for real without Docker (no engine runs here): for each process, the
+one Dockerfile's COPY and RUN steps with that process's build arguments from docker-compose.yml, in a scratch
+directory, copying only what .dockerignore sends. Each image's virtualenv must hold its process and the shared
 library, its migrations, and nothing of the other processes or the dev tools."""
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.deploy_check import DOCKERFILES
+from tools.deploy_check.common import DOCKERFILE, PROCESSES
+from tools.deploy_check.dockerfile import build_context, matching, stages
+from tools.deploy_check.images import build_args
 from tools.devinfra import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -25,71 +29,56 @@ def _uv() -> str:
     return found
 
 
-def build_stage(dockerfile: Path) -> list[tuple[str, str]]:
-    """(instruction, arguments) of the first stage, continuation lines joined."""
-    lines: list[str] = []
-    pending = ""
-    for raw in dockerfile.read_text().splitlines():
-        if raw.lstrip().startswith("#") or not raw.strip():
-            continue
-        if raw.endswith("\\"):
-            pending += raw[:-1] + " "
-            continue
-        lines.append(pending + raw)
-        pending = ""
-    stage: list[tuple[str, str]] = []
-    froms = 0
-    for line in lines:
-        instruction, _, rest = line.strip().partition(" ")
-        if instruction.upper() == "FROM":
-            froms += 1
-            if froms > 1:
-                break
-            continue
-        if froms == 1:
-            stage.append((instruction.upper(), rest.strip()))
-    return stage
+def _copy(arguments: str, context: list[str], workdir: Path) -> None:
+    """COPY [--parents] sources... destination, from the files the build context holds."""
+    *sources, destination = shlex.split(arguments)
+    parents = "--parents" in sources
+    for source in (s for s in sources if not s.startswith("--")):
+        found = matching(source, context)
+        assert found, f"COPY {source}: the build context holds nothing it names (.dockerignore?)"
+        for relative in found:
+            if parents:
+                target = workdir / destination / relative
+            elif relative == source:
+                target = (
+                    workdir / destination / Path(relative).name if destination.endswith("/") else workdir / destination
+                )
+            else:  # a folder: its contents go to the destination
+                target = workdir / destination / relative.removeprefix(source.rstrip("/") + "/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / relative, target)
 
 
-def run_build_stage(dockerfile: Path, scratch: Path) -> Path:
-    """COPY from the repository, RUN `uv sync ...` with this machine's uv; returns the virtualenv."""
+def run_build_stage(args: dict[str, str], scratch: Path) -> Path:
+    """The build stage for these build arguments, with this machine's uv standing in for the pinned one;
+    returns the virtualenv."""
     venv = scratch / "venv"
     workdir = scratch
-    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
-    env.pop("VIRTUAL_ENV", None)
-    for instruction, arguments in build_stage(dockerfile):
-        if instruction == "ENV":
-            for name, value in (pair.split("=", 1) for pair in shlex.split(arguments)):
-                if name != "UV_PROJECT_ENVIRONMENT":
-                    env[name] = value
-        elif instruction == "WORKDIR":
-            workdir = scratch / arguments.lstrip("/")
+    context = build_context(ROOT)
+    bin_dir = scratch / "bin"  # uv alone on PATH first: the interpreter uv finds stays the one it finds anyway
+    bin_dir.mkdir()
+    (bin_dir / "uv").symlink_to(_uv())
+    for step in stages(DOCKERFILE, args)["build"].steps:
+        if step.keyword == "WORKDIR":
+            workdir = scratch / step.arguments.lstrip("/")
             workdir.mkdir(parents=True, exist_ok=True)
-        elif instruction == "COPY":
-            *sources, destination = shlex.split(arguments)
-            target = workdir / destination
-            for source in sources:
-                origin = ROOT / source
-                if origin.is_dir():
-                    shutil.copytree(origin, workdir / source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-                else:
-                    (target if destination.endswith("/") else target.parent).mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(origin, target / origin.name if destination.endswith("/") else target)
-        elif instruction == "RUN":
-            words = [w for w in shlex.split(arguments) if not w.startswith("--mount=")]
-            if words[:2] == ["pip", "install"]:
-                continue  # installs uv itself; this machine's uv stands in
-            assert words[0] == "uv", f"unexpected build step: {arguments}"
-            result = subprocess.run(
-                [_uv(), *words[1:]], cwd=workdir, env=env, capture_output=True, text=True, check=False
-            )
-            assert result.returncode == 0, f"{arguments}\n{result.stderr[-3000:]}"
+        elif step.keyword == "COPY":
+            _copy(step.arguments, context, workdir)
+        elif step.keyword == "RUN":
+            command = re.sub(r"^(--\S+\s+)+", "", step.arguments)  # --mount: the cache is uv's own here
+            if command.startswith("pip install"):
+                continue  # installs uv itself
+            env = {**os.environ, **step.variables, "UV_PROJECT_ENVIRONMENT": str(venv)}
+            env["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+            env.pop("VIRTUAL_ENV", None)
+            result = subprocess.run(["sh", "-c", command], cwd=workdir, env=env, capture_output=True, text=True)
+            assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"
     return venv
 
 
-@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+@pytest.mark.parametrize("name", PROCESSES)
 def test_the_image_build_installs_its_process_alone_from_the_lockfile(name: str, tmp_path: Path) -> None:
-    venv = run_build_stage(DOCKERFILES[name], tmp_path)
+    venv = run_build_stage(build_args(name), tmp_path)
     python = venv / "bin" / "python"
     module = f"owr_{name}"
     probe = (
@@ -108,3 +97,25 @@ def test_the_image_build_installs_its_process_alone_from_the_lockfile(name: str,
     if name in ("auth", "keys", "usage"):
         versions = list((site / module / "migrations" / "versions").glob("*.py"))
         assert versions, "migrations are not packaged: the migration Job would find none"
+
+
+def test_a_build_without_its_arguments_stops_before_installing_anything(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match="set --build-arg SERVICE, FOLDER, SETTINGS_PREFIX and PORT"):
+        run_build_stage({}, tmp_path)
+    assert not (tmp_path / "venv").exists()
+
+
+def test_the_runtime_stage_runs_and_checks_the_process_its_arguments_name() -> None:
+    gateway = stages(DOCKERFILE, build_args("gateway"))["runtime"]
+    env = gateway.env()
+    assert {k: env[k] for k in ("GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_ADMIN_PORT", "OWR_SERVICE")} == {
+        "GATEWAY_HOST": "0.0.0.0",
+        "GATEWAY_PORT": "8000",
+        "GATEWAY_ADMIN_PORT": "9000",
+        "OWR_SERVICE": "gateway",
+    }
+    assert env["OWR_HEALTH_PORT_VARIABLE"] == "GATEWAY_ADMIN_PORT"
+    assert [s.arguments for s in gateway.steps if s.keyword == "EXPOSE"] == ["8000 9000"]
+    auth = stages(DOCKERFILE, build_args("auth"))["runtime"].env()
+    assert (auth["AUTH_HOST"], auth["AUTH_PORT"], auth["OWR_HEALTH_PORT_VARIABLE"]) == ("0.0.0.0", "8001", "AUTH_PORT")
+    assert not any(name.startswith("GATEWAY_") for name in auth)

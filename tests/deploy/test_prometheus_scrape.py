@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import System
-from tools.deploy_check import ALERTS, DASHBOARD, SCRAPE_CONFIG, alert_rules, dashboard_queries
+from tools.deploy_check.metrics import DASHBOARD, dashboard_queries
+from tools.deploy_check.prometheus import ALERTS, SCRAPE_CONFIG, alert_rules
 from tools.devinfra import free_port
 from tools.devstack import Ports
 
