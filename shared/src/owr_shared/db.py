@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -47,7 +48,12 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 class Base(DeclarativeBase):
-    """Declarative base; each service subclasses it with `schema_metadata(<its schema>)`."""
+    """Declarative base; each service's `base.py` subclasses it with `schema_metadata(<its schema>)`."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC: the Python-side default of every timestamp column."""
+    return datetime.now(UTC)
 
 
 # Deterministic constraint names, so Alembic revisions can drop and rename them.

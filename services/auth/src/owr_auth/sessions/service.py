@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from owr_auth.db import utcnow
+from owr_auth.base import utcnow
 from owr_auth.passwords.service import PasswordService
 from owr_auth.sessions.errors import (
     InvalidCredentials,

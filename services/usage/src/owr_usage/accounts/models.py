@@ -13,7 +13,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Boolean, Date, DateTime, Index, Integer, Numeric, String, Text, Uuid, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from owr_usage.models import UsageBase, utcnow
+from owr_usage.base import UsageBase, utcnow
 
 
 class Account(UsageBase):

@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Boolean, Date, DateTime, Index, Integer, Numeric, String, Uuid, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from owr_usage.models import UsageBase, utcnow
+from owr_usage.base import UsageBase, utcnow
 
 NO_BREAKDOWN = ""
 """`model` and `provider` of a row without a per-model breakdown (the API shows them as null)."""
