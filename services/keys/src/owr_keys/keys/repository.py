@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Row, delete, func, select, text
+from sqlalchemy import ColumnElement, Row, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -168,3 +168,39 @@ class KeyRepository:
             delete(OpenRouterKey).where(OpenRouterKey.workspace_id == workspace_id).returning(OpenRouterKey.id)
         )
         return len(result.all())
+
+    # --- KEK rotation (`python -m owr_keys.rotate_kek`) -----------------------------------------
+
+    async def sealed_under_other_kek(
+        self, active_version: str, *, after: uuid.UUID | None, limit: int
+    ) -> Sequence[Row[Any]]:
+        """The next rows (by id, after `after`) not wrapped under `active_version`, locked; rows another
+        transaction holds are skipped, not waited for."""
+        key = OpenRouterKey
+        query = (
+            select(key.id, key.workspace_id, key.ciphertext, key.nonce, key.wrapped_dek, key.dek_nonce, key.kek_version)
+            .where(key.kek_version != active_version)
+            .order_by(key.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        if after is not None:
+            query = query.where(key.id > after)
+        return (await self.session.execute(query)).all()
+
+    async def rewrap(
+        self, key_id: uuid.UUID, *, old_version: str, wrapped_dek: bytes, dek_nonce: bytes, kek_version: str
+    ) -> None:
+        """Store a row's DEK wrapped anew, unless the row has left `old_version` meanwhile."""
+        key = OpenRouterKey
+        await self.session.execute(
+            update(key)
+            .where(key.id == key_id, key.kek_version == old_version)
+            .values(wrapped_dek=wrapped_dek, dek_nonce=dek_nonce, kek_version=kek_version)
+        )
+
+    async def count_under_other_kek(self, active_version: str) -> int:
+        count = await self.session.scalar(
+            select(func.count()).select_from(OpenRouterKey).where(OpenRouterKey.kek_version != active_version)
+        )
+        return int(count or 0)
