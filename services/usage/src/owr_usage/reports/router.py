@@ -6,11 +6,10 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
+from fastapi import APIRouter, Query
 from starlette.responses import Response, StreamingResponse
 
-from owr_shared.db import DbSession
+from owr_shared.db import DbEngine, DbSession
 from owr_shared.dependencies import Paging
 from owr_shared.schemas import StorableText, json_response, problem_responses
 from owr_usage.dependencies import Settings, User
@@ -59,13 +58,12 @@ def _filter(
     summary="Totals with breakdowns by key, model and day",
 )
 async def get_summary(
-    request: Request, user: User, session: DbSession, settings: Settings, first: First = None, last: Last = None
+    user: User, session: DbSession, engine: DbEngine, settings: Settings, first: First = None, last: Last = None
 ) -> Response:
     """Cost, BYOK cost, requests and tokens over [from, to], in total and by key, by model and by day.
     Spend without a per-model breakdown (an unlinked key, or a day whose activity was not fetched) is
     counted in `cost` and `cost_without_breakdown`, and under the `model: null` entry."""
     rows = _filter(user.workspace_id, settings, first, last)
-    engine: AsyncEngine = request.app.state.engine
     view = await reports.summary(session, engine, workspace_id=user.workspace_id, first=rows.first, last=rows.last)
     return json_response(view)
 
@@ -108,9 +106,9 @@ _EXPORT_CONTENT = {
 
 @router.get("/export", response_class=Response, responses=_EXPORT_CONTENT, summary="Export the daily rows")
 async def export(
-    request: Request,
     user: User,
     session: DbSession,
+    engine: DbEngine,
     settings: Settings,
     fmt: Annotated[reports.ExportFormat, Query(alias="format")] = "csv",
     first: First = None,
@@ -126,7 +124,6 @@ async def export(
     rows = _filter(user.workspace_id, settings, first, last, key_id=key_id, model=model, provider=provider)
     order = reports.parse_sort(sort)
     await reports.check_key(session, user.workspace_id, key_id)
-    engine: AsyncEngine = request.app.state.engine
     name = f"usage-{rows.first.isoformat()}-{rows.last.isoformat()}.{fmt}"
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     return StreamingResponse(
