@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_keys.keys.models import OpenRouterKey
 
+# id, workspace_id, ciphertext, nonce, wrapped_dek, dek_nonce, kek_version: what a re-wrap reads.
+SealedRow = Row[uuid.UUID, uuid.UUID, bytes, bytes, bytes, bytes, str]
+
 # Keys OpenRouter rejected: left out of the due scan, the only ones (daily validation), or included.
 InvalidFilter = Literal["exclude", "only", "include"]
 
@@ -173,7 +176,7 @@ class KeyRepository:
 
     async def sealed_under_other_kek(
         self, active_version: str, *, after: uuid.UUID | None, limit: int
-    ) -> Sequence[Row[Any]]:
+    ) -> Sequence[SealedRow]:
         """The next rows (by id, after `after`) not wrapped under `active_version`, locked; rows another
         transaction holds are skipped, not waited for."""
         key = OpenRouterKey
