@@ -2,20 +2,42 @@
 
 Every service verifies tokens itself against auth's JWKS (defence in depth): `app.state.jwt_verifier`
 checks users' access tokens (audience `owr-api`), `app.state.service_verifier` service tokens for this
-service's own audience, so one kind can never pass as the other.
+service's own audience, so one kind can never pass as the other. `jwks_verifiers` is the lifespan that
+puts both there.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+import httpx
+from fastapi import Depends, FastAPI, Request
 
 from owr_shared.errors import Forbidden, Unauthorized
-from owr_shared.jwt import JwksVerifier, Principal
+from owr_shared.jwt import JwksFetcher, JwksVerifier, Principal, httpx_jwks_fetcher
+from owr_shared.settings import JwksServiceSettings
+
+
+@asynccontextmanager
+async def jwks_verifiers(
+    app: FastAPI, settings: JwksServiceSettings, jwks_fetcher: JwksFetcher | None = None
+) -> AsyncIterator[None]:
+    """Lifespan part: `app.state.jwt_verifier` and `app.state.service_verifier`, over one JWKS client.
+
+    `jwks_fetcher` replaces the HTTP fetch of auth's JWKS (tests serve a test keyring's set).
+    """
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        fetch = jwks_fetcher or httpx_jwks_fetcher(http, settings.jwks_url)
+        app.state.jwt_verifier = JwksVerifier(fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+        # Same keys and issuer, another audience: a user's token can never pass as a service's.
+        app.state.service_verifier = JwksVerifier(
+            fetch, issuer=settings.jwt_issuer, audience=settings.internal_audience
+        )
+        yield
 
 
 class WorkspaceRequired(Forbidden):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -47,7 +49,12 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 class Base(DeclarativeBase):
-    """Declarative base; each service subclasses it with `schema_metadata(<its schema>)`."""
+    """Declarative base; each service's `base.py` subclasses it with `schema_metadata(<its schema>)`."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC: the Python-side default of every timestamp column."""
+    return datetime.now(UTC)
 
 
 # Deterministic constraint names, so Alembic revisions can drop and rename them.
@@ -86,6 +93,23 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit happens before the response is sent, so a failed commit is a 500
 # problem rather than a 2xx that lied.
 DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+
+
+async def _app_engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+# The app's engine, for reads that need connections of their own beside the request's session (a stream
+# that outlives the request's transaction, reads run concurrently); repositories still hold their SQL.
+DbEngine = Annotated[AsyncEngine, Depends(_app_engine)]
+
+
+@asynccontextmanager
+async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """The boundary of work outside a request (a command's batch): commit on exit, roll back when it raises."""
+    async with sessionmaker() as session, session.begin():
+        yield session
 
 
 def get_sessionmaker_dependency() -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from enum import StrEnum
-from typing import Any, Self, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -78,6 +78,42 @@ class BaseServiceSettings(BaseSettings):
             # Names only: the values themselves must never reach an error message.
             raise ValueError(f"missing or placeholder secret(s) in production: {', '.join(sorted(bad))}")
         return self
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+NonEmptyText = Annotated[str, Field(min_length=1)]
+
+
+class HttpServiceSettings(BaseServiceSettings):
+    """An HTTP service: the address `owr_shared.serve.run_service` listens on, and the access tokens it takes.
+
+    Subclasses give `port` their own default (`port: Port = 8002`).
+    """
+
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    # Peers whose X-Forwarded-For uvicorn trusts (the gateway, a load balancer).
+    forwarded_allow_ips: str = "127.0.0.1"
+
+    jwt_issuer: NonEmptyText = "owr-auth"
+    jwt_audience: NonEmptyText = "owr-api"
+
+
+class JwksServiceSettings(HttpServiceSettings):
+    """A service that verifies auth's tokens against auth's JWKS: users' (`jwt_audience`), and service
+    tokens for its own `internal_audience` (subclasses give it a default: `internal_audience: NonEmptyText
+    = "owr-keys"`)."""
+
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    internal_audience: NonEmptyText
+
+
+def http_url(value: str) -> str:
+    """A base URL without its trailing slash; ValueError unless it is http:// or https://."""
+    value = value.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)

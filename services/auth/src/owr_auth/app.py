@@ -9,10 +9,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from owr_auth.api_tokens.router import internal_router as token_introspection_router
 from owr_auth.api_tokens.router import router as api_tokens_router
+from owr_auth.internal.router import router as internal_router
 from owr_auth.passwords.service import PasswordService
-from owr_auth.service_tokens.router import router as service_tokens_router
 from owr_auth.sessions.router import router as sessions_router
 from owr_auth.sessions.throttle import LoginThrottle
 from owr_auth.settings import AuthSettings
@@ -58,8 +57,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             sessions_router,
             signing_router,
             api_tokens_router,
-            service_tokens_router,
-            token_introspection_router,
+            internal_router,
         ],
         title="OpenRouter Watcher auth",
         description=(

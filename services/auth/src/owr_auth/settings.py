@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from owr_shared.settings import BaseServiceSettings, Environment, is_placeholder, secret_field
+from owr_shared.settings import Environment, HttpServiceSettings, Port, http_url, is_placeholder, secret_field
 
 # OWASP Password Storage Cheat Sheet, argon2id minimum configuration.
 ARGON2_MIN_MEMORY_KIB = 19456
@@ -66,19 +66,15 @@ class ServiceClient(BaseModel):
         return value
 
 
-class AuthSettings(BaseServiceSettings):
+class AuthSettings(HttpServiceSettings):
     """Configuration of the auth service (`AUTH_` prefix)."""
 
     model_config = SettingsConfigDict(
         env_prefix="AUTH_", env_file=None, extra="ignore", frozen=True, hide_input_in_errors=True
     )
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8001, ge=1, le=65535)
-    forwarded_allow_ips: str = "127.0.0.1"
+    port: Port = 8001
 
-    jwt_issuer: str = Field(default="owr-auth", min_length=1)
-    jwt_audience: str = Field(default="owr-api", min_length=1)
     jwt_private_key: SecretStr | None = secret_field(
         "Ed25519 private key (PKCS#8 PEM) that signs access tokens; ephemeral outside production when unset."
     )
@@ -164,12 +160,7 @@ class AuthSettings(BaseServiceSettings):
     @field_validator("keys_url", "usage_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
+        return http_url(value) if value is not None and value.strip() else None
 
     @model_validator(mode="after")
     def _check_service_clients(self) -> Self:

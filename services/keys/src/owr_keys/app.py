@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from arq import create_pool
 from arq.connections import RedisSettings
 from fastapi import FastAPI
@@ -15,7 +14,8 @@ from owr_keys.keys.router import router as keys_router
 from owr_keys.settings import KeysSettings
 from owr_keys.vault.crypto import Fingerprinter, Vault
 from owr_shared.app import create_service_app
-from owr_shared.jwt import JwksFetcher, JwksVerifier, httpx_jwks_fetcher
+from owr_shared.auth import jwks_verifiers
+from owr_shared.jwt import JwksFetcher
 from owr_shared.settings import load_settings
 
 
@@ -30,13 +30,7 @@ def create_app(settings: KeysSettings | None = None, *, jwks_fetcher: JwksFetche
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.vault = Vault.from_settings(settings)
         app.state.fingerprinter = Fingerprinter.from_settings(settings)
-        async with httpx.AsyncClient(follow_redirects=False) as http:
-            fetch = jwks_fetcher or httpx_jwks_fetcher(http, settings.jwks_url)
-            app.state.jwt_verifier = JwksVerifier(fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-            # Same keys and issuer, another audience: a user's token can never pass as a service's.
-            app.state.service_verifier = JwksVerifier(
-                fetch, issuer=settings.jwt_issuer, audience=settings.internal_audience
-            )
+        async with jwks_verifiers(app, settings, jwks_fetcher):
             queue = await create_pool(
                 RedisSettings.from_dsn(settings.redis_url), default_queue_name=settings.queue_name
             )

@@ -5,8 +5,8 @@ wrapped under it, old rows still open under the old one), run this command, then
 KEK from the configuration once it reports `remaining=0`.
 
 Rows are taken in batches with `SELECT ... FOR UPDATE SKIP LOCKED` and each batch commits on its
-own: this command is its own transaction boundary, and a row a request holds locked is picked up
-by a later pass instead of waiting for it. Ciphertexts are never touched, only the wrapped DEKs.
+own (`owr_shared.db.transaction`): a row a request holds locked is picked up by a later pass instead
+of waiting for it. The SQL is `KeyRepository`'s. Ciphertexts are never touched, only the wrapped DEKs.
 Output is counts only.
 """
 
@@ -18,20 +18,17 @@ import sys
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from owr_keys.keys.models import OpenRouterKey
+from owr_keys.keys.repository import KeyRepository
 from owr_keys.settings import KeysSettings
 from owr_keys.vault.crypto import SealedSecret, Vault
 from owr_keys.vault.errors import KeyUnreadable
-from owr_shared.db import create_engine, create_sessionmaker
+from owr_shared.db import create_engine, create_sessionmaker, transaction
 from owr_shared.logging import configure_logging, get_logger
 from owr_shared.settings import load_settings
 
 log = get_logger(__name__)
-
-K = OpenRouterKey
 
 
 @dataclass(slots=True)
@@ -54,17 +51,9 @@ async def _batch(
     report: RotationReport,
 ) -> uuid.UUID | None:
     """Re-wrap one batch in one transaction; the last id seen, or None when the pass is over."""
-    async with sessionmaker() as session, session.begin():
-        query = (
-            select(K.id, K.workspace_id, K.ciphertext, K.nonce, K.wrapped_dek, K.dek_nonce, K.kek_version)
-            .where(K.kek_version != vault.active_version)
-            .order_by(K.id)
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        if after is not None:
-            query = query.where(K.id > after)
-        rows = (await session.execute(query)).all()
+    async with transaction(sessionmaker) as session:
+        repository = KeyRepository(session)
+        rows = await repository.sealed_under_other_kek(vault.active_version, after=after, limit=batch_size)
         for row in rows:
             if row.id in skip:
                 continue
@@ -75,14 +64,12 @@ async def _batch(
                 skip.add(row.id)
                 report.unreadable += 1
                 continue
-            await session.execute(
-                update(K)
-                .where(K.id == row.id, K.kek_version == row.kek_version)
-                .values(
-                    wrapped_dek=rewrapped.wrapped_dek,
-                    dek_nonce=rewrapped.dek_nonce,
-                    kek_version=rewrapped.kek_version,
-                )
+            await repository.rewrap(
+                row.id,
+                old_version=row.kek_version,
+                wrapped_dek=rewrapped.wrapped_dek,
+                dek_nonce=rewrapped.dek_nonce,
+                kek_version=rewrapped.kek_version,
             )
             report.rewrapped += 1
         return rows[-1].id if rows else None
@@ -90,8 +77,7 @@ async def _batch(
 
 async def _remaining(sessionmaker: async_sessionmaker[AsyncSession], vault: Vault) -> int:
     async with sessionmaker() as session:
-        count = await session.scalar(select(func.count()).select_from(K).where(K.kek_version != vault.active_version))
-        return int(count or 0)
+        return await KeyRepository(session).count_under_other_kek(vault.active_version)
 
 
 async def rotate(

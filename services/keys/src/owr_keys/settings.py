@@ -16,7 +16,7 @@ from typing import Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from owr_shared.settings import BaseServiceSettings, is_placeholder, secret_field
+from owr_shared.settings import JwksServiceSettings, NonEmptyText, Port, is_placeholder, secret_field
 
 KEK_BYTES = 32
 FINGERPRINT_KEY_MIN_BYTES = 32
@@ -58,19 +58,13 @@ def parse_keks(raw: str) -> dict[str, bytes]:
     return keks
 
 
-class KeysSettings(BaseServiceSettings):
+class KeysSettings(JwksServiceSettings):
     """Configuration of the keys service (`KEYS_` prefix)."""
 
     model_config = SettingsConfigDict(env_prefix="KEYS_", env_file=None, extra="ignore", frozen=True)
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8002, ge=1, le=65535)
-    forwarded_allow_ips: str = "127.0.0.1"
-
-    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
-    jwt_issuer: str = Field(default="owr-auth", min_length=1)
-    jwt_audience: str = Field(default="owr-api", min_length=1)
-    internal_audience: str = Field(default="owr-keys", min_length=1)
+    port: Port = 8002
+    internal_audience: NonEmptyText = "owr-keys"
 
     keks: SecretStr | None = secret_field(
         "JSON object of KEK version -> base64 of 32 bytes; ephemeral outside production when unset."

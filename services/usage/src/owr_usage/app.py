@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from functools import partial
 
-import httpx
 from fastapi import FastAPI
 
 from owr_shared.app import create_service_app
-from owr_shared.jwt import JwksFetcher, JwksVerifier, httpx_jwks_fetcher
+from owr_shared.auth import jwks_verifiers
+from owr_shared.jwt import JwksFetcher
 from owr_shared.settings import load_settings
 from owr_usage.internal.router import router as internal_router
 from owr_usage.key_usage.router import router as key_usage_router
@@ -23,18 +22,6 @@ def create_app(settings: UsageSettings | None = None, *, jwks_fetcher: JwksFetch
     `jwks_fetcher` replaces the HTTP fetch of auth's JWKS (tests serve a test keyring's set).
     """
     settings = settings or load_settings(UsageSettings)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(follow_redirects=False) as http:
-            fetch = jwks_fetcher or httpx_jwks_fetcher(http, settings.jwks_url)
-            app.state.jwt_verifier = JwksVerifier(fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-            # Same keys and issuer, another audience: a user's token can never pass as a service's.
-            app.state.service_verifier = JwksVerifier(
-                fetch, issuer=settings.jwt_issuer, audience=settings.internal_audience
-            )
-            yield
-
     return create_service_app(
         service="usage",
         settings=settings,
@@ -44,5 +31,5 @@ def create_app(settings: UsageSettings | None = None, *, jwks_fetcher: JwksFetch
             "Key snapshots, exact daily spend per key, account balances, key lists and activity; summaries, "
             "daily rows, exports and accounts."
         ),
-        extra_lifespan=lifespan,
+        extra_lifespan=partial(jwks_verifiers, settings=settings, jwks_fetcher=jwks_fetcher),
     )

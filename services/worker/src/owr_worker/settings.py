@@ -7,7 +7,7 @@ from typing import Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from owr_shared.settings import BaseServiceSettings, secret_field
+from owr_shared.settings import BaseServiceSettings, http_url, secret_field
 
 
 class WorkerSettings(BaseServiceSettings):
@@ -60,10 +60,7 @@ class WorkerSettings(BaseServiceSettings):
     @field_validator("auth_url", "keys_url", "usage_url", "openrouter_base_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
+        return http_url(value)
 
     @model_validator(mode="after")
     def _lock_outlives_job(self) -> Self:

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ARRAY, DateTime, ForeignKey, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from owr_auth.db import AuthBase, CreatedAtMixin, new_id
+from owr_auth.base import AuthBase, CreatedAtMixin, new_id
 
 
 class ApiToken(CreatedAtMixin, AuthBase):

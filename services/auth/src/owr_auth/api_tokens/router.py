@@ -1,28 +1,22 @@
-"""`/api/v1/tokens` (a signed-in user's own API tokens) and `/internal/tokens/introspect` (the gateway)."""
+"""`/api/v1/tokens`: a signed-in user's own API tokens (the gateway's introspection is in `owr_auth.internal`)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 from starlette.responses import Response
 
 from owr_auth.api_tokens import service as token_service
-from owr_auth.api_tokens.schemas import CreatedToken, CreateTokenRequest, Introspection, IntrospectionRequest, TokenView
-from owr_auth.dependencies import RedisClient, Settings, SigningKeyring
-from owr_auth.service_tokens.errors import InvalidClient, InvalidScope
-from owr_auth.service_tokens.service import authenticate_client
+from owr_auth.api_tokens.schemas import CreatedToken, CreateTokenRequest, TokenView
+from owr_auth.dependencies import RedisClient, Settings
 from owr_shared.auth import SessionUser
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
 from owr_shared.schemas import Page, json_response, problem_responses
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
-internal_router = APIRouter(prefix="/internal/tokens", tags=["internal"])
 
-INTROSPECT_SCOPE = "tokens:introspect"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -54,33 +48,3 @@ async def list_tokens(user: SessionUser, session: DbSession, paging: Paging) -> 
 )
 async def revoke_token(token_id: uuid.UUID, user: SessionUser, session: DbSession, redis: RedisClient) -> None:
     await token_service.revoke(session, redis, user=user, token_id=token_id)
-
-
-def _basic_credentials(request: Request) -> tuple[str, str]:
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        raise InvalidClient()
-    try:
-        client_id, sep, secret = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidClient() from None
-    if not sep:
-        raise InvalidClient()
-    return client_id, secret
-
-
-@internal_router.post(
-    "/introspect",
-    response_model=Introspection,
-    responses=problem_responses(400, 401, 403, 422),
-    summary="Introspect an API token (RFC 7662 style; client credentials in HTTP Basic)",
-)
-async def introspect(
-    body: IntrospectionRequest, request: Request, session: DbSession, settings: Settings, keyring: SigningKeyring
-) -> Response:
-    """`{active: false}` for an unknown, revoked or expired token; else the caller and a short-lived JWT."""
-    client = authenticate_client(settings.service_clients, *_basic_credentials(request))
-    if INTROSPECT_SCOPE not in client.scopes:
-        raise InvalidScope()
-    answer = await token_service.introspect(session, keyring, settings, token=body.token)
-    return json_response(answer, headers=NO_STORE)

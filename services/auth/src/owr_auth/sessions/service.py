@@ -21,7 +21,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from owr_auth.db import utcnow
+from owr_auth.base import utcnow
+from owr_auth.metrics import LOGINS, REFRESH_TOKEN_REUSES
 from owr_auth.passwords.service import PasswordService
 from owr_auth.sessions.errors import (
     InvalidCredentials,
@@ -91,12 +92,14 @@ async def login(session: AsyncSession, ctx: LoginContext, *, email: str, passwor
         verified = await ctx.passwords.verify(user.password_hash, password)
     if user is None or not verified:
         await ctx.throttle.record_failure(account, ip)
+        LOGINS.labels("invalid_credentials").inc()
         raise InvalidCredentials()
     # The hash was verified without a lock; a password change may have committed since. Re-read it
     # under the row lock that change_password also takes, and refuse if it is no longer the same.
     verified_hash = user.password_hash
     user = await UserRepository(session).lock(user.id)
     if user is None or user.password_hash != verified_hash:
+        LOGINS.labels("invalid_credentials").inc()
         raise InvalidCredentials()
 
     await ctx.throttle.clear_account(account)
@@ -105,6 +108,7 @@ async def login(session: AsyncSession, ctx: LoginContext, *, email: str, passwor
         user.password_hash = await ctx.passwords.hash(password)
     family = await RefreshTokenRepository(session).create_family(user.id)
     log.info("login", user_id=str(user.id))
+    LOGINS.labels("ok").inc()
     return await _issue_pair(session, ctx.settings, ctx.keyring, user_id=user.id, family_id=family.id)
 
 
@@ -128,6 +132,7 @@ async def refresh(session: AsyncSession, settings: AuthSettings, keyring: Keyrin
     if token.rotated_at is not None:
         await repo.revoke_family(family.id, reason="reuse", at=now)
         log.warning("refresh_token_reuse", user_id=str(family.user_id), family_id=str(family.id))
+        REFRESH_TOKEN_REUSES.inc()
         raise RefreshTokenReused()
     if token.expires_at <= now:
         raise InvalidRefreshToken()

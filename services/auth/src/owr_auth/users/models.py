@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, String, Text, Uuid, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from owr_auth.db import AuthBase, CreatedAtMixin, new_id, utcnow
+from owr_auth.base import AuthBase, CreatedAtMixin, new_id, utcnow
 
 
 class User(CreatedAtMixin, AuthBase):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from owr_auth.db import utcnow
+from owr_auth.base import utcnow
 from owr_auth.passwords.service import PasswordService, check_password_policy
 from owr_auth.sessions.service import revoke_user_sessions
 from owr_auth.sessions.throttle import LoginThrottle, account_subject

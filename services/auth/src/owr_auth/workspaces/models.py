@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from owr_auth.db import AuthBase, CreatedAtMixin, new_id
+from owr_auth.base import AuthBase, CreatedAtMixin, new_id
 
 
 class Role(StrEnum):

@@ -13,7 +13,7 @@ from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Index, S
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from owr_keys.models import KeysBase, utcnow
+from owr_keys.base import KeysBase, utcnow
 
 ACTOR_TYPES = ("user", "service")
 ACTIONS = (

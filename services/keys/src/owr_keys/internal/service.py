@@ -15,13 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from owr_keys.audit import service as audit
 from owr_keys.audit.repository import AuditRepository
 from owr_keys.audit.service import Actor
+from owr_keys.base import utcnow
 from owr_keys.internal.schemas import StatusReport
 from owr_keys.keys.errors import KeyInactive, KeyNotFound
 from owr_keys.keys.models import LAST_ERROR_MAX, OpenRouterKey
 from owr_keys.keys.repository import REPORTED_FIELDS, InvalidFilter, KeyRepository
 from owr_keys.keys.schemas import KEY_LIKE
 from owr_keys.metrics import REVEALS
-from owr_keys.models import utcnow
 from owr_keys.vault.crypto import SealedSecret, Vault
 from owr_keys.vault.errors import KeyUnreadable
 from owr_shared.logging import get_logger, redact_text

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from owr_keys.models import KeysBase, utcnow
+from owr_keys.base import KeysBase, utcnow
 from owr_keys.vault.crypto import SealedSecret
 
 KINDS = ("inference", "management")

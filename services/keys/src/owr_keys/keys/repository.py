@@ -11,11 +11,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Row, delete, func, select, text
+from sqlalchemy import ColumnElement, Row, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_keys.keys.models import OpenRouterKey
+
+# id, workspace_id, ciphertext, nonce, wrapped_dek, dek_nonce, kek_version: what a re-wrap reads.
+SealedRow = Row[uuid.UUID, uuid.UUID, bytes, bytes, bytes, bytes, str]
 
 # Keys OpenRouter rejected: left out of the due scan, the only ones (daily validation), or included.
 InvalidFilter = Literal["exclude", "only", "include"]
@@ -168,3 +171,39 @@ class KeyRepository:
             delete(OpenRouterKey).where(OpenRouterKey.workspace_id == workspace_id).returning(OpenRouterKey.id)
         )
         return len(result.all())
+
+    # --- KEK rotation (`python -m owr_keys.rotate_kek`) -----------------------------------------
+
+    async def sealed_under_other_kek(
+        self, active_version: str, *, after: uuid.UUID | None, limit: int
+    ) -> Sequence[SealedRow]:
+        """The next rows (by id, after `after`) not wrapped under `active_version`, locked; rows another
+        transaction holds are skipped, not waited for."""
+        key = OpenRouterKey
+        query = (
+            select(key.id, key.workspace_id, key.ciphertext, key.nonce, key.wrapped_dek, key.dek_nonce, key.kek_version)
+            .where(key.kek_version != active_version)
+            .order_by(key.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        if after is not None:
+            query = query.where(key.id > after)
+        return (await self.session.execute(query)).all()
+
+    async def rewrap(
+        self, key_id: uuid.UUID, *, old_version: str, wrapped_dek: bytes, dek_nonce: bytes, kek_version: str
+    ) -> None:
+        """Store a row's DEK wrapped anew, unless the row has left `old_version` meanwhile."""
+        key = OpenRouterKey
+        await self.session.execute(
+            update(key)
+            .where(key.id == key_id, key.kek_version == old_version)
+            .values(wrapped_dek=wrapped_dek, dek_nonce=dek_nonce, kek_version=kek_version)
+        )
+
+    async def count_under_other_kek(self, active_version: str) -> int:
+        count = await self.session.scalar(
+            select(func.count()).select_from(OpenRouterKey).where(OpenRouterKey.kek_version != active_version)
+        )
+        return int(count or 0)

@@ -10,10 +10,10 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Index, Integer, Numeric, String, Text, Uuid, func
+from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, String, Text, Uuid, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from owr_usage.models import UsageBase, utcnow
+from owr_usage.base import LifetimeUsage, TokenCounts, UsageBase, utcnow
 
 
 class Account(UsageBase):
@@ -48,7 +48,7 @@ class AccountBalance(UsageBase):
     known: Mapped[bool] = mapped_column(Boolean, nullable=False)
 
 
-class AccountKey(UsageBase):
+class AccountKey(LifetimeUsage, UsageBase):
     """One row of the account's `GET /keys`, as of the last complete list."""
 
     __tablename__ = "account_keys"
@@ -65,21 +65,13 @@ class AccountKey(UsageBase):
     limit_remaining: Mapped[Decimal | None] = mapped_column(Numeric(), nullable=True)
     limit_reset: Mapped[str | None] = mapped_column(String(64), nullable=True)
     include_byok_in_limit: Mapped[bool] = mapped_column(Boolean, nullable=False)
-    usage: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    usage_daily: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    usage_weekly: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    usage_monthly: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    byok_usage: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    byok_usage_daily: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    byok_usage_weekly: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    byok_usage_monthly: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
     created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
-class ActivityRow(UsageBase):
+class ActivityRow(TokenCounts, UsageBase):
     """One `GET /activity` row: a key's spend on one UTC day for one model on one endpoint.
 
     The primary key (management key, key hash, date, row_no) is also the access path of a replacement
@@ -101,10 +93,6 @@ class ActivityRow(UsageBase):
     provider_name: Mapped[str | None] = mapped_column(String(300), nullable=True)
     usage: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
     byok_usage_inference: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    requests: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    prompt_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    completion_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class ActivityDay(UsageBase):

@@ -7,11 +7,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Delete, delete, exists, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from owr_shared.repository import delete_workspace_rows, deleted_rows
 from owr_usage.accounts.models import Account, AccountBalance, AccountKey, ActivityDay, ActivityRow
 
 # asyncpg takes at most 32767 parameters per statement; activity rows have 16 columns.
@@ -187,28 +188,18 @@ class AccountRepository:
 
     async def delete_before(self, cutoff: dt.datetime, cutoff_day: dt.date) -> dict[str, int]:
         """Activity dated before `cutoff_day`; balances before `cutoff` except each account's latest."""
-        activity = await self._delete(delete(ActivityRow).where(ActivityRow.date < cutoff_day))
-        activity_days = await self._delete(delete(ActivityDay).where(ActivityDay.date < cutoff_day))
+        activity = await deleted_rows(self.session, delete(ActivityRow).where(ActivityRow.date < cutoff_day))
+        activity_days = await deleted_rows(self.session, delete(ActivityDay).where(ActivityDay.date < cutoff_day))
         newer = aliased(AccountBalance)
         has_newer = exists().where(
             newer.management_key_id == AccountBalance.management_key_id,
             newer.observed_at > AccountBalance.observed_at,
         )
-        balances = await self._delete(delete(AccountBalance).where(AccountBalance.observed_at < cutoff, has_newer))
+        balances = await deleted_rows(
+            self.session, delete(AccountBalance).where(AccountBalance.observed_at < cutoff, has_newer)
+        )
         return {"activity": activity, "activity_days": activity_days, "account_balances": balances}
 
     async def delete_workspace(self, workspace_id: uuid.UUID) -> dict[str, int]:
-        counts = {}
-        for name, model in (
-            ("activity", ActivityRow),
-            ("activity_days", ActivityDay),
-            ("account_keys", AccountKey),
-            ("account_balances", AccountBalance),
-            ("accounts", Account),
-        ):
-            counts[name] = await self._delete(delete(model).where(model.workspace_id == workspace_id))
-        return counts
-
-    async def _delete(self, statement: Delete) -> int:
-        result = await self.session.execute(statement)
-        return int(getattr(result, "rowcount", 0) or 0)
+        models = (ActivityRow, ActivityDay, AccountKey, AccountBalance, Account)
+        return await delete_workspace_rows(self.session, workspace_id, models)

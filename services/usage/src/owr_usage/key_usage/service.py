@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from owr_usage.accounts.repository import AccountRepository
 from owr_usage.key_usage.errors import InvalidRange, KeyUsageNotFound
 from owr_usage.key_usage.schemas import AccountView, DailySpend, KeyUsageView, ModelSpend, Window, Windows
-from owr_usage.rollups.repository import RollupRepository
+from owr_usage.rollups.links_repository import KeyLinkRepository
 from owr_usage.snapshots.models import Snapshot
 from owr_usage.snapshots.repository import SnapshotRepository
 
@@ -82,7 +82,7 @@ async def key_usage(
     ]
     # The stored link (owr_usage.rollups keeps it by the label rule): its activity is read through one
     # management key only (the freshest list naming the hash), or it would count twice.
-    link = await RollupRepository(session).link(workspace_id, key_id)
+    link = await KeyLinkRepository(session).link(workspace_id, key_id)
     if link is not None:
         management_key_id, account_key_id = link
         daily = await _with_activity(accounts, workspace_id, management_key_id, account_key_id, daily, first, last)

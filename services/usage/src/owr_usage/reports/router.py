@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
+from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response, StreamingResponse
 
-from owr_shared.db import DbSession
+from owr_shared.db import DbEngine, DbSession
 from owr_shared.dependencies import Paging
 from owr_shared.schemas import StorableText, json_response, problem_responses
 from owr_usage.dependencies import Settings, User
@@ -38,18 +38,37 @@ SortParam = Annotated[
 ]
 
 
-def _filter(
-    workspace_id: uuid.UUID,
-    settings: Settings,
-    first: date | None,
-    last: date | None,
-    *,
-    key_id: uuid.UUID | None = None,
-    model: str | None = None,
-    provider: str | None = None,
-) -> RowFilter:
-    first, last = resolve_range(first, last, today=datetime.now(UTC).date(), retention_days=settings.retention_days)
-    return RowFilter(workspace_id, first, last, key_id=key_id, model=model, provider=provider)
+@dataclass(frozen=True, slots=True)
+class RowQuery:
+    """The rows a request asks for, as sent: a day range and the filters and sort of `/daily` and `/export`."""
+
+    first: date | None
+    last: date | None
+    key_id: uuid.UUID | None = None
+    model: str | None = None
+    provider: str | None = None
+    sort: str | None = None
+
+    def resolve(self, workspace_id: uuid.UUID, settings: Settings) -> RowFilter:
+        """The workspace's rows of the range, defaults filled in and bounded by retention."""
+        today = datetime.now(UTC).date()
+        first, last = resolve_range(self.first, self.last, today=today, retention_days=settings.retention_days)
+        return RowFilter(workspace_id, first, last, key_id=self.key_id, model=self.model, provider=self.provider)
+
+
+async def _row_query(
+    first: First = None,
+    last: Last = None,
+    key_id: KeyFilter = None,
+    model: ModelFilter = None,
+    provider: ProviderFilter = None,
+    sort: SortParam = None,
+) -> RowQuery:
+    return RowQuery(first, last, key_id=key_id, model=model, provider=provider, sort=sort)
+
+
+# `/daily` and `/export` take the same query; one dependency declares it.
+RowQueryParams = Annotated[RowQuery, Depends(_row_query)]
 
 
 @router.get(
@@ -59,13 +78,12 @@ def _filter(
     summary="Totals with breakdowns by key, model and day",
 )
 async def get_summary(
-    request: Request, user: User, session: DbSession, settings: Settings, first: First = None, last: Last = None
+    user: User, session: DbSession, engine: DbEngine, settings: Settings, first: First = None, last: Last = None
 ) -> Response:
     """Cost, BYOK cost, requests and tokens over [from, to], in total and by key, by model and by day.
     Spend without a per-model breakdown (an unlinked key, or a day whose activity was not fetched) is
     counted in `cost` and `cost_without_breakdown`, and under the `model: null` entry."""
-    rows = _filter(user.workspace_id, settings, first, last)
-    engine: AsyncEngine = request.app.state.engine
+    rows = RowQuery(first, last).resolve(user.workspace_id, settings)
     view = await reports.summary(session, engine, workspace_id=user.workspace_id, first=rows.first, last=rows.last)
     return json_response(view)
 
@@ -77,20 +95,11 @@ async def get_summary(
     summary="The daily rows behind the summary",
 )
 async def get_daily(
-    user: User,
-    session: DbSession,
-    settings: Settings,
-    paging: Paging,
-    first: First = None,
-    last: Last = None,
-    key_id: KeyFilter = None,
-    model: ModelFilter = None,
-    provider: ProviderFilter = None,
-    sort: SortParam = None,
+    user: User, session: DbSession, settings: Settings, query: RowQueryParams, paging: Paging
 ) -> Response:
     """One row per key, UTC day, model and provider (or per key and day, without a breakdown)."""
-    rows = _filter(user.workspace_id, settings, first, last, key_id=key_id, model=model, provider=provider)
-    view = await reports.daily(session, rows=rows, sort=reports.parse_sort(sort), paging=paging)
+    rows = query.resolve(user.workspace_id, settings)
+    view = await reports.daily(session, rows=rows, sort=reports.parse_sort(query.sort), paging=paging)
     return json_response(view)
 
 
@@ -108,25 +117,19 @@ _EXPORT_CONTENT = {
 
 @router.get("/export", response_class=Response, responses=_EXPORT_CONTENT, summary="Export the daily rows")
 async def export(
-    request: Request,
     user: User,
     session: DbSession,
+    engine: DbEngine,
     settings: Settings,
+    query: RowQueryParams,
     fmt: Annotated[reports.ExportFormat, Query(alias="format")] = "csv",
-    first: First = None,
-    last: Last = None,
-    key_id: KeyFilter = None,
-    model: ModelFilter = None,
-    provider: ProviderFilter = None,
-    sort: SortParam = None,
 ) -> Response:
     """The same rows and filters as `/daily`, all of them, streamed in constant memory. CSV: a header row,
     money as exact decimal text, text cells that could start a formula prefixed with `'`. JSON: one array of
     `/daily` row objects."""
-    rows = _filter(user.workspace_id, settings, first, last, key_id=key_id, model=model, provider=provider)
-    order = reports.parse_sort(sort)
-    await reports.check_key(session, user.workspace_id, key_id)
-    engine: AsyncEngine = request.app.state.engine
+    rows = query.resolve(user.workspace_id, settings)
+    order = reports.parse_sort(query.sort)
+    await reports.check_key(session, user.workspace_id, query.key_id)
     name = f"usage-{rows.first.isoformat()}-{rows.last.isoformat()}.{fmt}"
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     return StreamingResponse(

@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Boolean, Date, DateTime, Index, Integer, Numeric, String, Uuid, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from owr_usage.models import UsageBase, utcnow
+from owr_usage.base import RollupFigures, UsageBase, utcnow
 
 NO_BREAKDOWN = ""
 """`model` and `provider` of a row without a per-model breakdown (the API shows them as null)."""
@@ -66,7 +66,7 @@ class DailyUsage(UsageBase):
     provisional: Mapped[bool] = mapped_column(Boolean, nullable=False)
 
 
-class DailyKeyTotal(UsageBase):
+class DailyKeyTotal(RollupFigures, UsageBase):
     """A key's day: the sum of its daily rows (rewritten from them whenever they are replaced)."""
 
     __tablename__ = "daily_key_totals"
@@ -75,18 +75,11 @@ class DailyKeyTotal(UsageBase):
     workspace_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     key_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    cost: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    byok_cost: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    requests: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    prompt_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    completion_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    rows: Mapped[int] = mapped_column(Integer, nullable=False)
     provisional: Mapped[bool] = mapped_column(Boolean, nullable=False)
     breakdown: Mapped[bool] = mapped_column(Boolean, nullable=False)
 
 
-class DailyModelTotal(UsageBase):
+class DailyModelTotal(RollupFigures, UsageBase):
     """A workspace's day for one (model, provider): moved by the difference of old and new rows."""
 
     __tablename__ = "daily_model_totals"
@@ -95,17 +88,10 @@ class DailyModelTotal(UsageBase):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     model: Mapped[str] = mapped_column(String(300), primary_key=True)
     provider: Mapped[str] = mapped_column(String(300), primary_key=True)
-    cost: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    byok_cost: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    requests: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    prompt_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    completion_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    rows: Mapped[int] = mapped_column(Integer, nullable=False)
     provisional_rows: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
-class MonthlyKeyTotal(UsageBase):
+class MonthlyKeyTotal(RollupFigures, UsageBase):
     """A key's calendar month (`month` is its first day): the sums of its daily rows, moved by differences
     like the model rollup. A year's summary reads 12 of these per key instead of 365 key days (the partial
     months at the range's ends come from `daily_key_totals`)."""
@@ -115,13 +101,6 @@ class MonthlyKeyTotal(UsageBase):
     workspace_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     key_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     month: Mapped[date] = mapped_column(Date, primary_key=True)
-    cost: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    byok_cost: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
     cost_without_breakdown: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    requests: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    prompt_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    completion_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    rows: Mapped[int] = mapped_column(Integer, nullable=False)
     breakdown_rows: Mapped[int] = mapped_column(Integer, nullable=False)
     provisional_rows: Mapped[int] = mapped_column(Integer, nullable=False)

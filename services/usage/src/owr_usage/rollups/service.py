@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_usage.rollups.links_repository import KeyLinkRepository
 from owr_usage.rollups.repository import RollupRepository
 
 
@@ -31,7 +32,7 @@ async def after_snapshots(
     keys = {key for key, _ in targets}
     repo = RollupRepository(session)
     await repo.lock_workspaces(workspaces[key] for key in keys)
-    relinked = await repo.refresh_links(sorted(keys))
+    relinked = await KeyLinkRepository(session).refresh_links(sorted(keys))
     # A day whose daily rows would come out the same is left alone (most re-derivations change one day:
     # today's provisional figure); a relinked key has every day rebuilt.
     relinked_keys = set(relinked)
@@ -52,7 +53,7 @@ async def after_activity(
         return
     repo = RollupRepository(session)
     await repo.lock_workspaces([workspace_id])
-    keys = await repo.keys_linked_to(management_key_id, api_key_hash)
+    keys = await KeyLinkRepository(session).keys_linked_to(management_key_id, api_key_hash)
     await repo.rebuild([(key, day) for key in keys for day in dates])
 
 
@@ -62,6 +63,7 @@ async def after_key_list(
     """An account's key list was replaced; `labels` are those of the old and the new list."""
     repo = RollupRepository(session)
     await repo.lock_workspaces([workspace_id])
-    candidates = await repo.link_candidates(workspace_id, management_key_id, sorted(labels))
-    relinked = await repo.refresh_links(candidates)
+    links = KeyLinkRepository(session)
+    candidates = await links.link_candidates(workspace_id, management_key_id, sorted(labels))
+    relinked = await links.refresh_links(candidates)
     await repo.rebuild(await repo.all_days(relinked))

@@ -13,10 +13,10 @@ from decimal import Decimal
 from sqlalchemy import Boolean, Date, DateTime, Index, Numeric, String, Uuid, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from owr_usage.models import UsageBase, utcnow
+from owr_usage.base import LifetimeUsage, UsageBase, utcnow
 
 
-class Snapshot(UsageBase):
+class Snapshot(LifetimeUsage, UsageBase):
     """One `GET /key` answer, at the time OpenRouter gave it. Money is unconstrained NUMERIC (exact).
 
     The primary key (key_id, observed_at) makes a redelivered snapshot a no-op, and its index serves
@@ -34,14 +34,6 @@ class Snapshot(UsageBase):
     limit_reset: Mapped[str | None] = mapped_column(String(64), nullable=True)
     limit_remaining: Mapped[Decimal | None] = mapped_column(Numeric(), nullable=True)
     include_byok_in_limit: Mapped[bool] = mapped_column(Boolean, nullable=False)
-    usage: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    usage_daily: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    usage_weekly: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    usage_monthly: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    byok_usage: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    byok_usage_daily: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    byok_usage_weekly: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
-    byok_usage_monthly: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
     is_free_tier: Mapped[bool] = mapped_column(Boolean, nullable=False)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     received_at: Mapped[datetime] = mapped_column(

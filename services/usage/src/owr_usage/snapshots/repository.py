@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Delete, String, TextClause, delete, exists, select, text
+from sqlalchemy import ColumnElement, String, TextClause, delete, exists, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_shared.repository import deleted_rows
 from owr_usage.snapshots.models import KeyDay, KeyState, Snapshot
 
 # Re-derives key_days for (key, day) targets from the snapshots alone, so the result is the same
@@ -209,19 +210,15 @@ class SnapshotRepository:
     async def delete_before(self, cutoff: datetime, cutoff_day: date) -> dict[str, int]:
         """Snapshots observed before `cutoff` (except each key's latest, its current state) and days before."""
         latest = exists().where(KeyState.key_id == Snapshot.key_id, KeyState.latest_observed_at == Snapshot.observed_at)
-        snapshots = await self._delete(delete(Snapshot).where(Snapshot.observed_at < cutoff, ~latest))
-        days = await self._delete(delete(KeyDay).where(KeyDay.day < cutoff_day))
+        snapshots = await deleted_rows(self.session, delete(Snapshot).where(Snapshot.observed_at < cutoff, ~latest))
+        days = await deleted_rows(self.session, delete(KeyDay).where(KeyDay.day < cutoff_day))
         return {"snapshots": snapshots, "key_days": days}
 
     async def delete_workspace(self, workspace_id: uuid.UUID) -> dict[str, int]:
         """Every row of the workspace's keys, found through their states (ingestion keeps a key's rows
         in its state's workspace); the states go last."""
         keys = select(KeyState.key_id).where(KeyState.workspace_id == workspace_id).scalar_subquery()
-        snapshots = await self._delete(delete(Snapshot).where(Snapshot.key_id.in_(keys)))
-        days = await self._delete(delete(KeyDay).where(KeyDay.key_id.in_(keys)))
-        states = await self._delete(delete(KeyState).where(KeyState.workspace_id == workspace_id))
+        snapshots = await deleted_rows(self.session, delete(Snapshot).where(Snapshot.key_id.in_(keys)))
+        days = await deleted_rows(self.session, delete(KeyDay).where(KeyDay.key_id.in_(keys)))
+        states = await deleted_rows(self.session, delete(KeyState).where(KeyState.workspace_id == workspace_id))
         return {"snapshots": snapshots, "key_days": days, "key_states": states}
-
-    async def _delete(self, statement: Delete) -> int:
-        result = await self.session.execute(statement)
-        return int(getattr(result, "rowcount", 0) or 0)

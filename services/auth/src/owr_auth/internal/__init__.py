@@ -1,0 +1,1 @@
+"""The internal API for other services (client credentials; the gateway never routes it)."""
