@@ -28,7 +28,7 @@ class ClientGone(Exception):
     """The client disconnected before its request was passed on: nobody is left to answer (499)."""
 
 
-class _BodyTooLarge(Exception):
+class BodyTooLarge(Exception):
     """The request body grew past the limit while being streamed upstream."""
 
 
@@ -154,7 +154,7 @@ async def _stream_body(first: bytes, receive: Receive, limit: int, state: Reques
         received += len(chunk)
         if received > limit:
             state.too_large = True
-            raise _BodyTooLarge
+            raise BodyTooLarge
         if chunk:
             yield chunk
         if not message.get("more_body", False):
