@@ -6,20 +6,20 @@ from collections.abc import Iterable
 
 from owr_shared.context import new_traceparent, parse_traceparent, sanitize_request_id
 
-# What to do with each request header (names arrive lower-cased from the ASGI server).
-_FORWARD, _DROP, _REQUEST_ID, _TRACEPARENT, _TRACESTATE, _AUTHORIZATION = range(6)
-_XFF, _XFP, _HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION = range(6, 12)
+# What to do with each request header (names arrive lower-cased from the ASGI server): pass it on,
+# drop it, keep its last value, join its values (lists), or the two the gateway reads itself.
+_FORWARD, _DROP, _LAST, _JOINED, _AUTHORIZATION, _TRANSFER_ENCODING = range(6)
 _REQUEST_HEADER_ACTIONS: dict[bytes, int] = {
-    b"x-request-id": _REQUEST_ID,
-    b"traceparent": _TRACEPARENT,
-    b"tracestate": _TRACESTATE,
+    b"x-request-id": _LAST,
+    b"traceparent": _LAST,
+    b"x-forwarded-proto": _LAST,
+    b"host": _LAST,
+    b"content-length": _LAST,
+    b"tracestate": _JOINED,
+    b"x-forwarded-for": _JOINED,
+    b"connection": _JOINED,
     b"authorization": _AUTHORIZATION,
-    b"x-forwarded-for": _XFF,
-    b"x-forwarded-proto": _XFP,
-    b"host": _HOST,
-    b"content-length": _CONTENT_LENGTH,
     b"transfer-encoding": _TRANSFER_ENCODING,
-    b"connection": _CONNECTION,
     # Hop-by-hop (RFC 9110 §7.6.1) plus what the gateway itself decides for upstreams.
     b"keep-alive": _DROP,
     b"te": _DROP,
@@ -71,61 +71,50 @@ class Incoming:
 
 
 def read_headers(headers: Iterable[tuple[bytes, bytes]]) -> Incoming:
-    request_id_raw = traceparent_raw = tracestate = authorization = None
-    forwarded_for = forwarded_proto = host = content_length = connection = None
+    picked: dict[bytes, bytes] = {}
+    authorization = None
     chunked = duplicate_authorization = False
     forward: list[tuple[str, str]] = []
     actions = _REQUEST_HEADER_ACTIONS
     for name, value in headers:
         action = actions.get(name, _FORWARD)
         if action == _FORWARD:
-            if name.startswith(b"proxy-"):
-                continue
-            forward.append((name.decode("latin-1"), value.decode("latin-1")))
-        elif action == _DROP:
-            continue
+            if not name.startswith(b"proxy-"):
+                forward.append((name.decode("latin-1"), value.decode("latin-1")))
+        elif action == _LAST:
+            picked[name] = value
+        elif action == _JOINED:
+            earlier = picked.get(name)
+            picked[name] = value if earlier is None else earlier + b"," + value
         elif action == _AUTHORIZATION:
             # Two of them could let the gateway verify one token while the upstream reads the other.
             duplicate_authorization = authorization is not None
             authorization = value
             forward.append(("authorization", value.decode("latin-1")))
-        elif action == _REQUEST_ID:
-            request_id_raw = value
-        elif action == _TRACEPARENT:
-            traceparent_raw = value
-        elif action == _TRACESTATE:
-            tracestate = value if tracestate is None else tracestate + b"," + value
-        elif action == _XFF:
-            forwarded_for = value if forwarded_for is None else forwarded_for + b"," + value
-        elif action == _XFP:
-            forwarded_proto = value
-        elif action == _HOST:
-            host = value
-        elif action == _CONTENT_LENGTH:
-            content_length = value
         elif action == _TRANSFER_ENCODING:
             chunked = True
-        elif action == _CONNECTION:
-            connection = value if connection is None else connection + b"," + value
 
+    get = picked.get
     incoming = Incoming()
-    incoming.request_id = sanitize_request_id(request_id_raw.decode("latin-1") if request_id_raw else None)
-    parsed = parse_traceparent(traceparent_raw.decode("latin-1")) if traceparent_raw else None
-    if parsed is not None and traceparent_raw is not None:
-        incoming.traceparent = traceparent_raw.decode("latin-1").strip().lower()
+    request_id = get(b"x-request-id")
+    incoming.request_id = sanitize_request_id(request_id.decode("latin-1") if request_id else None)
+    traceparent = get(b"traceparent")
+    parsed = parse_traceparent(traceparent.decode("latin-1")) if traceparent else None
+    if parsed is not None and traceparent is not None:
+        incoming.traceparent = traceparent.decode("latin-1").strip().lower()
         incoming.trace_id = parsed[0]
+        incoming.tracestate = get(b"tracestate")
     else:
         incoming.traceparent = new_traceparent()
         incoming.trace_id = incoming.traceparent[3:35]
-        tracestate = None  # belongs to the caller's (invalid) trace
-    incoming.tracestate = tracestate
+        incoming.tracestate = None  # belongs to the caller's (invalid) trace
     incoming.authorization = authorization
     incoming.duplicate_authorization = duplicate_authorization
-    incoming.forwarded_for = forwarded_for
-    incoming.forwarded_proto = forwarded_proto
-    incoming.host = host
-    incoming.content_length = content_length
+    incoming.forwarded_for = get(b"x-forwarded-for")
+    incoming.forwarded_proto = get(b"x-forwarded-proto")
+    incoming.host = get(b"host")
+    incoming.content_length = get(b"content-length")
     incoming.chunked = chunked
-    incoming.connection = connection
+    incoming.connection = get(b"connection")
     incoming.forward = forward
     return incoming
