@@ -270,6 +270,14 @@ def messages(*items: dict[str, Any]) -> Any:
     return receive
 
 
+def chunked(*bodies: bytes, complete: bool = True) -> Any:
+    """The ASGI messages of a body sent in pieces (its last one missing when not `complete`)."""
+    items = [{"type": "http.request", "body": body, "more_body": True} for body in bodies]
+    if complete:
+        items[-1]["more_body"] = False
+    return messages(*items)
+
+
 async def test_read_body_whole_streamed_or_refused():
     forwarder = Forwarder(FakeState(), {}, max_body=10)  # type: ignore[arg-type]
     assert (await forwarder.read_body(messages(), 0, False)).data == b""
@@ -281,26 +289,12 @@ async def test_read_body_whole_streamed_or_refused():
     with pytest.raises(Refusal):
         await forwarder.read_body(messages({"type": "http.request", "body": b"x" * 11}), NO_BODY, True)
 
-    streamed = await forwarder.read_body(
-        messages(
-            {"type": "http.request", "body": b"abcd", "more_body": True},
-            {"type": "http.request", "body": b"efgh", "more_body": False},
-        ),
-        NO_BODY,
-        True,
-    )
+    streamed = await forwarder.read_body(chunked(b"abcd", b"efgh"), NO_BODY, True)
     assert not streamed.done
     assert [chunk async for chunk in streamed.data] == [b"abcd", b"efgh"]
     assert streamed.done
 
-    over = await forwarder.read_body(
-        messages(
-            {"type": "http.request", "body": b"abcdef", "more_body": True},
-            {"type": "http.request", "body": b"ghijkl", "more_body": True},
-        ),
-        NO_BODY,
-        True,
-    )
+    over = await forwarder.read_body(chunked(b"abcdef", b"ghijkl", complete=False), NO_BODY, True)
     with pytest.raises(BodyTooLarge):
         _ = [chunk async for chunk in over.data]
     assert over.too_large
