@@ -207,8 +207,9 @@ async def upstream(signing_key: SigningKey) -> AsyncIterator[Upstream]:
 
 
 @dataclass
-class Gateway:
-    app: GatewayApp
+class Served:
+    """A gateway's two loopback ports: the public one and the admin one (health, metrics)."""
+
     port: int
     admin_port: int
 
@@ -219,6 +220,20 @@ class Gateway:
     @property
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
+
+
+@dataclass
+class Gateway(Served):
+    app: GatewayApp
+
+
+async def scrape_metrics(client: aiohttp.ClientSession, served: Served) -> str:
+    """The admin port's Prometheus text, after checking the public port does not serve it."""
+    async with client.get(served.url + "/metrics") as response:
+        assert response.status == 404
+    async with client.get(served.admin_url + "/metrics") as response:
+        assert response.status == 200
+        return await response.text()
 
 
 def gateway_settings(upstream: Upstream, redis_url: str, **overrides: Any) -> GatewaySettings:

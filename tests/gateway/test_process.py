@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from tests.gateway.conftest import GatewayFactory, SigningKey, Upstream, bearer, free_port
+from tests.gateway.conftest import GatewayFactory, Served, SigningKey, Upstream, bearer, free_port, scrape_metrics
 
 LIMITS = {
     "anonymous": {"limit": 1000, "window": 3600},
@@ -28,19 +28,9 @@ LIMITS = {
 
 
 @dataclass
-class Process:
+class Process(Served):
     popen: asyncio.subprocess.Process
-    port: int
-    admin_port: int
     log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
 
     def lines(self) -> list[str]:
         return self.log.read_text().splitlines()
@@ -70,7 +60,7 @@ async def gateway_process(
         popen = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "owr_gateway", env=env, stdout=out, stderr=subprocess.STDOUT
         )
-    process = Process(popen, port, admin_port, log)
+    process = Process(port=port, admin_port=admin_port, popen=popen, log=log)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -110,11 +100,7 @@ async def test_process_serves_logs_and_stops_gracefully(
     assert statuses == [200, 200, 200, 200, 429, 429]
     assert len(upstream.seen) == 4
 
-    async with client.get(gateway_process.url + "/metrics") as response:
-        assert response.status == 404
-    async with client.get(gateway_process.admin_url + "/metrics") as response:
-        assert response.status == 200
-        metrics = await response.text()
+    metrics = await scrape_metrics(client, gateway_process)
     assert 'owr_http_requests_total{method="GET",route="/api/v1/keys",service="gateway",status="200"} 2.0' in metrics
     assert 'owr_http_requests_total{method="GET",route="/api/v1/keys",service="gateway",status="429"} 1.0' in metrics
 

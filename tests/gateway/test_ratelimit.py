@@ -28,6 +28,13 @@ async def away_from_window_edge() -> None:
         await asyncio.sleep(left + 0.1)
 
 
+async def two_gateways(make_gateway: GatewayFactory, user_limit: int) -> tuple[Gateway, Gateway]:
+    """Two gateways sharing one Redis and one `user` limit, well inside the current window."""
+    gateways = [await make_gateway(rate_limits=limits(user=user_limit)) for _ in range(2)]
+    await away_from_window_edge()
+    return gateways[0], gateways[1]
+
+
 def parse_ratelimit(value: str) -> tuple[str, int, int]:
     match = re.fullmatch(r'"(\w+)";r=(\d+);t=(\d+)', value)
     assert match, value
@@ -106,9 +113,7 @@ async def test_two_gateways_share_one_limit(
     signing_key: SigningKey,
     redis_client: Redis,
 ):
-    first = await make_gateway(rate_limits=limits(user=4))
-    second = await make_gateway(rate_limits=limits(user=4))
-    await away_from_window_edge()
+    first, second = await two_gateways(make_gateway, user_limit=4)
     token = signing_key.token()
     statuses = []
     for i in range(6):
@@ -127,9 +132,7 @@ async def test_concurrent_requests_are_counted_exactly(
     redis_client: Redis,
 ):
     """Many requests in flight at once (batched into shared Redis round trips) never overshoot."""
-    first = await make_gateway(rate_limits=limits(user=25))
-    second = await make_gateway(rate_limits=limits(user=25))
-    await away_from_window_edge()
+    first, second = await two_gateways(make_gateway, user_limit=25)
     token = signing_key.token()
 
     async def one(i: int) -> int:

@@ -7,7 +7,16 @@ import json
 import aiohttp
 import pytest
 
-from tests.gateway.conftest import Gateway, GatewayFactory, SigningKey, Upstream, bearer, closed_port, raw_request
+from tests.gateway.conftest import (
+    Gateway,
+    GatewayFactory,
+    SigningKey,
+    Upstream,
+    bearer,
+    closed_port,
+    raw_request,
+    scrape_metrics,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -170,11 +179,7 @@ async def test_health_on_both_ports_and_metrics_on_admin_only(
         async with client.get(base + "/health/ready") as response:
             assert response.status == 200
             assert await response.json() == {"status": "ok", "checks": {"redis": "ok", "auth": "ok"}}
-    async with client.get(gateway.url + "/metrics") as response:
-        assert response.status == 404
-    async with client.get(gateway.admin_url + "/metrics") as response:
-        assert response.status == 200
-        text = await response.text()
+    text = await scrape_metrics(client, gateway)
     assert 'owr_http_requests_total{method="GET",route="/api/v1/keys",service="gateway",status="200"}' in text
     assert "owr_ratelimit_decisions_total" in text
     assert "owr_gateway_jwt_cache_total" in text

@@ -54,3 +54,14 @@ def resolve_client_ip(peer: str, forwarded_for: str | None, trusted: TrustedProx
         if address not in trusted:
             return address
     return client
+
+
+def client_address(
+    peer_info: tuple[str, int] | None, forwarded_for: bytes | None, trusted: TrustedProxies
+) -> tuple[str, bool]:
+    """The client's address for this connection, and whether its peer is a trusted proxy."""
+    peer = peer_info[0] if peer_info else "unknown"
+    trusted_peer = bool(trusted) and peer in trusted
+    if trusted_peer and forwarded_for:
+        return resolve_client_ip(peer, forwarded_for.decode("latin-1"), trusted), True
+    return peer, trusted_peer

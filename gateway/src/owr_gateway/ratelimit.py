@@ -11,12 +11,11 @@ import asyncio
 import math
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, ResponseError
 
 from owr_gateway.metrics import RATELIMIT_BACKEND_ERRORS, RATELIMIT_DECISIONS
+from owr_gateway.scriptbatch import ScriptBatcher, bulk
 from owr_gateway.settings import RateLimitPolicy
 from owr_shared.logging import get_logger
 
@@ -108,7 +107,7 @@ class _Policy:
         self.name = name
         self.limit = config.limit
         self.window = config.window
-        self.window_ms_bulk = _bulk(b"%d" % (config.window * 1000))
+        self.window_ms_bulk = bulk(b"%d" % (config.window * 1000))
         self.key_prefix = f"owr:rl:{name}:"
         self.name_bytes = name.encode()
         self.limit_bytes = str(config.limit).encode()
@@ -140,126 +139,6 @@ class LocalWindow:
             del self._counts[k]
         if len(self._counts) >= _LOCAL_MAX_SUBJECTS:
             self._counts.clear()  # memory bound beats precision during an outage
-
-
-def _bulk(value: bytes) -> bytes:
-    """One RESP bulk string."""
-    return b"$%d\r\n%s\r\n" % (len(value), value)
-
-
-class ScriptBatcher:
-    """Pipeline the script calls of concurrent requests over one dedicated Redis connection.
-
-    Each call is still one atomic EVALSHA; batching only shares the socket writes and reads. It
-    also skips redis-py's per-command pool checkout (a lock, a liveness poll and a timer) and its
-    generic argument encoding, which together cost more than the Lua script itself. While one
-    batch is in flight the next one gathers.
-    """
-
-    def __init__(self, redis: Redis, script: Any, *, timeout: float) -> None:
-        self._redis = redis
-        self._script = script
-        self._timeout = timeout
-        self._connection: Any = None
-        self._pending: list[tuple[bytes, asyncio.Future[Any]]] = []
-        self._busy = False
-        self._tasks: set[asyncio.Task[None]] = set()
-        sha = _bulk(script.sha.encode())
-        # `EVALSHA sha numkeys key... arg...`, with everything but the keys and args precomputed.
-        self.prefix_one_key = b"*5\r\n$7\r\nEVALSHA\r\n" + sha + _bulk(b"1")
-        self.prefix_two_keys = b"*7\r\n$7\r\nEVALSHA\r\n" + sha + _bulk(b"2")
-        self.prefix_one_key_four_args = b"*8\r\n$7\r\nEVALSHA\r\n" + sha + _bulk(b"1")
-
-    def call(self, command: bytes) -> asyncio.Future[Any]:
-        """Queue one packed EVALSHA command; the future gets its reply (or the batch's error)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((command, future))
-        if not self._busy:
-            self._busy = True
-            loop.call_soon(self._start)  # after this loop iteration's other requests have queued
-        return future
-
-    def _start(self) -> None:
-        task = asyncio.ensure_future(self._drain())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                error = await self._run(batch)
-                if error is not None:
-                    # Whoever queued meanwhile would wait for the same failure: fail them now, so a
-                    # request never waits longer than one timeout; the caller's breaker takes over.
-                    batch, self._pending = self._pending, []
-                    _fail(batch, error)
-        finally:
-            self._busy = False
-
-    async def _execute(self, commands: list[bytes]) -> list[Any]:
-        connection = self._connection
-        if connection is None:
-            pool: Any = self._redis.connection_pool
-            # Same server, credentials and connect timeout as the pool, but no per-read timer: the
-            # whole batch runs under one deadline below, which is much cheaper than one per reply.
-            connection = self._connection = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
-        try:
-            async with asyncio.timeout(self._timeout):
-                await connection.send_packed_command(commands, check_health=False)
-                results: list[Any] = []
-                for _ in commands:
-                    try:
-                        results.append(await connection.read_response())
-                    except ResponseError as exc:  # one call's error; the connection is still in sync
-                        results.append(exc)
-        except BaseException:
-            await connection.disconnect(nowait=True)  # replies may be half read: never reuse it
-            raise
-        return results
-
-    async def _run(self, batch: list[tuple[bytes, asyncio.Future[Any]]]) -> Exception | None:
-        try:
-            results = await self._execute([command for command, _ in batch])
-            missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
-            if missing:  # Redis restarted or its script cache was flushed: load once, redo those calls
-                async with asyncio.timeout(self._timeout):
-                    await self._redis.script_load(self._script.script)
-                redone = await self._execute([batch[i][0] for i in missing])
-                for i, result in zip(missing, redone, strict=True):
-                    results[i] = result
-        except Exception as exc:
-            _fail(batch, exc)
-            return exc
-        except BaseException:
-            for _, future in batch:
-                future.cancel()
-            raise
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-        return None
-
-    async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        _fail(self._pending, ConnectionError("rate limiter closed"))
-        self._pending = []
-        if self._connection is not None:
-            await self._connection.disconnect()
-            self._connection = None
-
-
-def _fail(batch: list[tuple[bytes, asyncio.Future[Any]]], error: Exception) -> None:
-    for _, future in batch:
-        if not future.done():
-            future.set_exception(error)
 
 
 class RateLimiter:
@@ -302,13 +181,13 @@ class RateLimiter:
         count = 0
         backend = "redis"
         if time.monotonic() >= self._skip_redis_until:
-            key = _bulk(f"{policy.key_prefix}{subject}:{window_start}".encode())
+            key = bulk(f"{policy.key_prefix}{subject}:{window_start}".encode())
             batcher = self._batcher
             if user_id is None:
                 command = batcher.prefix_one_key + key + policy.window_ms_bulk
             else:
-                revoked_key = _bulk(f"{REVOKED_KEY_PREFIX}{user_id}".encode())
-                command = batcher.prefix_two_keys + key + revoked_key + policy.window_ms_bulk + _bulk(b"%d" % issued_at)
+                revoked_key = bulk(f"{REVOKED_KEY_PREFIX}{user_id}".encode())
+                command = batcher.prefix_two_keys + key + revoked_key + policy.window_ms_bulk + bulk(b"%d" % issued_at)
             try:
                 # The batcher bounds each round trip by the Redis timeout.
                 count = int(await batcher.call(command))
@@ -324,19 +203,7 @@ class RateLimiter:
                 return Decision(UNAVAILABLE, [(b"ratelimit-policy", policy.policy_header)], retry)
             backend = "local"
             count = self._local.hit(policy.name, subject, window_start)
-        remaining = max(0, policy.limit - count)
-        headers: Headers = [
-            (b"ratelimit-policy", policy.policy_header),
-            (b"ratelimit", b'"%s";r=%d;t=%d' % (policy.name_bytes, remaining, reset)),
-            (b"x-ratelimit-limit", policy.limit_bytes),
-            (b"x-ratelimit-remaining", b"%d" % remaining),
-            (b"x-ratelimit-reset", b"%d" % reset),
-        ]
-        if count > policy.limit:
-            self._metrics[(policy.name, LIMITED, backend)].inc()
-            return Decision(LIMITED, headers, reset)
-        self._metrics[(policy.name, ALLOWED, backend)].inc()
-        return Decision(ALLOWED, headers)
+        return self._decide(policy, count, reset, backend)
 
     async def check_token(self, cache_key: str) -> Decision:
         """Count one request of an API token, from its cached introspection, in one round trip.
@@ -351,11 +218,11 @@ class RateLimiter:
         batcher = self._token_batcher
         command = (
             batcher.prefix_one_key_four_args
-            + _bulk(cache_key.encode())
-            + _bulk(default.key_prefix.encode())
-            + _bulk(b"%d" % window_start)
+            + bulk(cache_key.encode())
+            + bulk(default.key_prefix.encode())
+            + bulk(b"%d" % window_start)
             + default.window_ms_bulk
-            + _bulk(REVOKED_KEY_PREFIX.encode())
+            + bulk(REVOKED_KEY_PREFIX.encode())
         )
         try:
             reply = await batcher.call(command)
@@ -371,6 +238,13 @@ class RateLimiter:
         limit_raw = reply[2]
         policy = self._token_policy(int(limit_raw)) if limit_raw else default
         reset = max(1, math.ceil(window_start + policy.window - now))
+        jwt = reply[1]
+        return self._decide(policy, count, reset, "redis", jwt.decode() if isinstance(jwt, bytes) else str(jwt))
+
+    def _decide(
+        self, policy: _Policy, count: int, reset: int, backend: str, upstream_token: str | None = None
+    ) -> Decision:
+        """Allowed or limited by the `count`-th request of the window, with the headers that say so."""
         remaining = max(0, policy.limit - count)
         headers: Headers = [
             (b"ratelimit-policy", policy.policy_header),
@@ -380,11 +254,10 @@ class RateLimiter:
             (b"x-ratelimit-reset", b"%d" % reset),
         ]
         if count > policy.limit:
-            self._metrics[(TOKEN_POLICY, LIMITED, "redis")].inc()
+            self._metrics[(policy.name, LIMITED, backend)].inc()
             return Decision(LIMITED, headers, reset)
-        self._metrics[(TOKEN_POLICY, ALLOWED, "redis")].inc()
-        jwt = reply[1]
-        return Decision(ALLOWED, headers, upstream_token=jwt.decode() if isinstance(jwt, bytes) else str(jwt))
+        self._metrics[(policy.name, ALLOWED, backend)].inc()
+        return Decision(ALLOWED, headers, upstream_token=upstream_token)
 
     def _token_policy(self, per_minute: int) -> _Policy:
         policy = self._token_policies.get(per_minute)

@@ -1,9 +1,13 @@
-"""RFC 9457 problem details: one error base class, mapped to HTTP by one set of handlers."""
+"""RFC 9457 problem details: one vocabulary of problem types, one error base class, one set of handlers.
+
+The vocabulary below is the single list of the generic problems (status, slug, title): the
+ProblemError subclasses take theirs from it, and so do the gateway's own answers.
+"""
 
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from fastapi import FastAPI, Request
@@ -20,6 +24,49 @@ PROBLEM_TYPE_BASE = "https://openrouter-watcher.dev/problems/"
 log = get_logger(__name__)
 
 
+class ProblemType(NamedTuple):
+    """One kind of problem: its HTTP status, the slug of its `type` URI, and its title."""
+
+    status: int
+    slug: str
+    title: str
+
+
+BAD_REQUEST = ProblemType(400, "bad-request", "Bad Request")
+MALFORMED_JSON = ProblemType(400, "malformed-json", "Malformed JSON")
+UNAUTHORIZED = ProblemType(401, "unauthorized", "Unauthorized")
+INVALID_TOKEN = ProblemType(401, "invalid-token", "Invalid Token")
+FORBIDDEN = ProblemType(403, "forbidden", "Forbidden")
+NOT_FOUND = ProblemType(404, "not-found", "Not Found")
+METHOD_NOT_ALLOWED = ProblemType(405, "method-not-allowed", "Method Not Allowed")
+CONFLICT = ProblemType(409, "conflict", "Conflict")
+PAYLOAD_TOO_LARGE = ProblemType(413, "payload-too-large", "Content Too Large")
+UNSUPPORTED_MEDIA_TYPE = ProblemType(415, "unsupported-media-type", "Unsupported Media Type")
+VALIDATION_ERROR = ProblemType(422, "validation-error", "Validation Error")
+RATE_LIMITED = ProblemType(429, "rate-limited", "Too Many Requests")
+INTERNAL_ERROR = ProblemType(500, "internal-error", "Internal Server Error")
+UPSTREAM_UNAVAILABLE = ProblemType(502, "upstream-unavailable", "Bad Gateway")
+SERVICE_UNAVAILABLE = ProblemType(503, "service-unavailable", "Service Unavailable")
+UPSTREAM_TIMEOUT = ProblemType(504, "upstream-timeout", "Gateway Timeout")
+
+# The problem a bare status stands for (a framework's HTTP error carries nothing else).
+PROBLEM_BY_STATUS = {
+    problem.status: problem
+    for problem in (
+        BAD_REQUEST,
+        UNAUTHORIZED,
+        FORBIDDEN,
+        NOT_FOUND,
+        METHOD_NOT_ALLOWED,
+        CONFLICT,
+        PAYLOAD_TOO_LARGE,
+        UNSUPPORTED_MEDIA_TYPE,
+        VALIDATION_ERROR,
+        RATE_LIMITED,
+    )
+}
+
+
 class ProblemError(Exception):
     """Base of every error a service raises on purpose; rendered as problem+json.
 
@@ -27,9 +74,9 @@ class ProblemError(Exception):
     secret or an echo of user input that could hold one.
     """
 
-    status: int = 500
-    slug: str = "internal-error"
-    title: str = "Internal Server Error"
+    status: int = INTERNAL_ERROR.status
+    slug: str = INTERNAL_ERROR.slug
+    title: str = INTERNAL_ERROR.title
 
     def __init__(
         self,
@@ -43,13 +90,17 @@ class ProblemError(Exception):
         self.headers = headers or {}
         self.errors = errors
 
+    @property
+    def problem(self) -> ProblemType:
+        return ProblemType(self.status, self.slug, self.title)
+
 
 class BadRequest(ProblemError):
-    status, slug, title = 400, "bad-request", "Bad Request"
+    status, slug, title = BAD_REQUEST
 
 
 class Unauthorized(ProblemError):
-    status, slug, title = 401, "unauthorized", "Unauthorized"
+    status, slug, title = UNAUTHORIZED
 
     def __init__(self, detail: str | None = None, **kw: Any) -> None:
         kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
@@ -57,19 +108,19 @@ class Unauthorized(ProblemError):
 
 
 class Forbidden(ProblemError):
-    status, slug, title = 403, "forbidden", "Forbidden"
+    status, slug, title = FORBIDDEN
 
 
 class NotFound(ProblemError):
-    status, slug, title = 404, "not-found", "Not Found"
+    status, slug, title = NOT_FOUND
 
 
 class Conflict(ProblemError):
-    status, slug, title = 409, "conflict", "Conflict"
+    status, slug, title = CONFLICT
 
 
 class TooManyRequests(ProblemError):
-    status, slug, title = 429, "rate-limited", "Too Many Requests"
+    status, slug, title = RATE_LIMITED
 
     def __init__(self, detail: str | None = None, *, retry_after: int, **kw: Any) -> None:
         headers = dict(kw.pop("headers", None) or {})
@@ -78,7 +129,7 @@ class TooManyRequests(ProblemError):
 
 
 class ServiceUnavailable(ProblemError):
-    status, slug, title = 503, "service-unavailable", "Service Unavailable"
+    status, slug, title = SERVICE_UNAVAILABLE
 
 
 def problem_body(
@@ -116,26 +167,18 @@ def problem_response(status: int, *, headers: dict[str, str] | None = None, **fi
     )
 
 
-_STATUS_SLUGS = {
-    400: "bad-request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not-found",
-    405: "method-not-allowed",
-    409: "conflict",
-    413: "payload-too-large",
-    415: "unsupported-media-type",
-    422: "validation-error",
-    429: "rate-limited",
-}
-
-
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Never echo the offending input back: it may be a password or a key.
     return [
         {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type", "")}
         for err in exc.errors()
     ]
+
+
+def _answer(request: Request, problem: ProblemType, detail: str, **fields: Any) -> Response:
+    return problem_response(
+        problem.status, title=problem.title, slug=problem.slug, detail=detail, instance=request.url.path, **fields
+    )
 
 
 def render_problem(exc: ProblemError, request: Request) -> Response:
@@ -166,42 +209,25 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         errors = _validation_errors(exc)
         if any(e["type"] == "json_invalid" for e in errors):
-            return problem_response(
-                400,
-                title="Malformed JSON",
-                detail="The request body is not valid JSON.",
-                slug="malformed-json",
-                instance=request.url.path,
-            )
-        return problem_response(
-            422,
-            title="Validation Error",
-            detail="The request is not valid.",
-            slug="validation-error",
-            instance=request.url.path,
-            errors=errors,
-        )
+            return _answer(request, MALFORMED_JSON, "The request body is not valid JSON.")
+        return _answer(request, VALIDATION_ERROR, "The request is not valid.", errors=errors)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else None
+        known = PROBLEM_BY_STATUS.get(exc.status_code)
+        # The title stays the status's own phrase: the framework's error says no more than its status.
         return problem_response(
             exc.status_code,
             headers=dict(exc.headers or {}),
             detail=detail,
-            slug=_STATUS_SLUGS.get(exc.status_code),
+            slug=known.slug if known else None,
             instance=request.url.path,
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled_error", path=request.url.path, error_type=type(exc).__name__, exc_info=exc)
-        return problem_response(
-            500,
-            title="Internal Server Error",
-            detail="An unexpected error occurred.",
-            slug="internal-error",
-            instance=request.url.path,
-        )
+        return _answer(request, INTERNAL_ERROR, "An unexpected error occurred.")
 
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)

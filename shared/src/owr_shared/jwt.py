@@ -18,15 +18,14 @@ import httpx
 import jwt
 from jwt import PyJWK
 
-from owr_shared.errors import Unauthorized
+from owr_shared.errors import INVALID_TOKEN, Unauthorized
 
 REQUIRED_CLAIMS = ("sub", "typ", "jti", "iss", "aud", "iat", "exp")
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class InvalidToken(Unauthorized):
-    slug = "invalid-token"
-    title = "Invalid Token"
+    status, slug, title = INVALID_TOKEN
 
 
 @dataclass(frozen=True, slots=True)
