@@ -184,24 +184,9 @@ def _status_report(info: KeyInfo, synced_at: datetime) -> StatusReport:
     )
 
 
-async def _reveal(ctx: Mapping[str, Any], key_id: str) -> RevealedItem | None:
-    """The key and its workspace from keys; None (logged) when it is gone or inactive."""
-    keys: KeysClient = ctx["keys"]
-    revealed = await keys.reveal(key_id)
-    if revealed is None:
-        log.info("key_gone_or_inactive")
-    return revealed
-
-
-async def _sync_key_locked(ctx: Mapping[str, Any], key_id: str) -> _Synced:
+async def _sync_key_locked(ctx: Mapping[str, Any], key_id: str, revealed: RevealedItem) -> _Synced:
     usage: UsageClient = ctx["usage"]
     openrouter: OpenRouterClient = ctx["openrouter"]
-    try:
-        revealed = await _reveal(ctx, key_id)
-    except ServiceError as exc:
-        return _Synced(await _service_failed(ctx, key_id, exc))
-    if revealed is None:
-        return _Synced("skipped")
     # keys' reveal answer names the key's workspace: the one source of it (a job's kwarg is not used).
     workspace = revealed.workspace_id
     try:
@@ -243,9 +228,10 @@ async def _run_locked(
     key_id: str,
     traceparent: str | None,
     request_id: str | None,
-    locked: Callable[[Mapping[str, Any], str], Awaitable[_Synced]],
+    locked: Callable[[Mapping[str, Any], str, RevealedItem], Awaitable[_Synced]],
 ) -> str:
-    """A per-key job's frame: its trace, the canonical key id, and `locked` run holding the key's lock."""
+    """A per-key job's frame: its trace, the canonical key id, the key's lock, and under it the reveal
+    (the key and its workspace from keys) and `locked`. A key gone or inactive is skipped."""
     canonical = _canonical(key_id)
     with job_context(job, traceparent=traceparent, request_id=request_id, key_id=str(canonical)) as trace:
         if canonical is None:
@@ -254,11 +240,25 @@ async def _run_locked(
         async with key_lock(ctx["redis"], canonical, ttl_seconds=job_settings(ctx).lock_ttl_seconds) as held:
             if not held:
                 return _lock_busy(ctx)
-            synced = await locked(ctx, canonical)
+            synced = await _reveal_and_run(ctx, canonical, locked)
         # After the lock is released, so the account job does not find it held.
         if synced.management:
             await _enqueue_account_sync(ctx, canonical, trace)
         return synced.outcome
+
+
+async def _reveal_and_run(
+    ctx: Mapping[str, Any], key_id: str, locked: Callable[[Mapping[str, Any], str, RevealedItem], Awaitable[_Synced]]
+) -> _Synced:
+    keys: KeysClient = ctx["keys"]
+    try:
+        revealed = await keys.reveal(key_id)
+    except ServiceError as exc:
+        return _Synced(await _service_failed(ctx, key_id, exc))
+    if revealed is None:
+        log.info("key_gone_or_inactive")
+        return _Synced("skipped")
+    return await locked(ctx, key_id, revealed)
 
 
 async def _enqueue_account_sync(ctx: Mapping[str, Any], key_id: str, trace: JobTrace) -> None:
@@ -320,14 +320,11 @@ async def _sync_activity(
     return refreshed
 
 
-async def _sync_account_locked(ctx: Mapping[str, Any], key_id: str) -> _Synced:
+async def _sync_account_locked(ctx: Mapping[str, Any], key_id: str, revealed: RevealedItem) -> _Synced:
     usage: UsageClient = ctx["usage"]
     openrouter: OpenRouterClient = ctx["openrouter"]
+    workspace = revealed.workspace_id
     try:
-        revealed = await _reveal(ctx, key_id)
-        if revealed is None:
-            return _Synced("skipped")
-        workspace = revealed.workspace_id
         credits = await openrouter.get_credits(revealed.key)
         await usage.store_credits(
             key_id,
