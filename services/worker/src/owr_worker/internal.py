@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from owr_shared.logging import get_logger
 from owr_shared.wire import codec
+from owr_shared.wire.auth import ServiceTokenRequest, ServiceTokenResponse
 from owr_shared.wire.keys import (
     DueKey,
     RevealBatch,
@@ -126,32 +127,31 @@ class ServiceTokens:
 
     async def _fetch(self, audience: str) -> _Token:
         # Least privilege: a token for keys carries only keys' scopes, one for usage only usage's.
-        body = {"client_id": self._client_id, "client_secret": self._client_secret, "audience": audience}
-        if audience in AUDIENCE_SCOPES:
-            body["scope"] = AUDIENCE_SCOPES[audience]
+        request = ServiceTokenRequest(
+            client_id=self._client_id,
+            client_secret=self._client_secret,
+            audience=audience,
+            scope=AUDIENCE_SCOPES.get(audience),
+        )
         started = time.monotonic()
         try:
             async with self._session.post(
                 self._url,
-                data=codec.dumps(body),
+                data=codec.encode(request),
                 headers={**outgoing_headers(), "Content-Type": "application/json"},
                 timeout=self._timeout,
             ) as response:
                 if response.status != 200:
                     raise _status_error("auth", response.status)
-                payload = codec.loads(await response.read())
+                answer = ServiceTokenResponse.model_validate(codec.loads(await response.read()))
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _failure("auth", exc) from None
-        except ValueError:
+        except ValueError:  # unreadable JSON, or an answer that is not a service token (ValidationError)
             raise ServiceError("auth", "unreadable service-token answer", retryable=True) from None
-        try:
-            value = str(payload["access_token"])
-            lifetime = float(payload["expires_in"])
-        except (KeyError, TypeError, ValueError):
-            raise ServiceError("auth", "unreadable service-token answer", retryable=True) from None
+        lifetime = float(answer.expires_in)
         # Keep it for at most half its life when it is short, so the margin never exceeds the lifetime.
         keep = max(0.0, lifetime - min(TOKEN_MARGIN_SECONDS, lifetime / 2))
-        return _Token(value=value, expires_at=started + keep)
+        return _Token(value=answer.access_token, expires_at=started + keep)
 
 
 class _InternalClient:
