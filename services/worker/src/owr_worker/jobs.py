@@ -1,4 +1,5 @@
-"""ARQ jobs: plain `async def job(ctx, ...)`; shared clients live in `ctx`; safe to run twice.
+"""ARQ per-key jobs (`sync_key`, `sync_account`; the crons are in `crons.py`): plain `async def job(ctx, ...)`;
+shared clients live in `ctx`; safe to run twice. Bodies sent on are the shared wire models.
 
 `ctx` holds `settings`, `redis` (arq's pool, also used to enqueue), `openrouter` (OpenRouterClient),
 `keys` (KeysClient) and `usage` (UsageClient); arq adds `job_try`. Nothing here connects by itself,
@@ -57,6 +58,7 @@ def sync_account_job_id(key_id: str) -> str:
 
 
 def job_now(ctx: Mapping[str, Any]) -> datetime:
+    """The job's clock: `ctx["clock"]` when a test set one, else UTC now."""
     clock: Callable[[], datetime] | None = ctx.get("clock")
     return clock() if clock is not None else datetime.now(UTC)
 
