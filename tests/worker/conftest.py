@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from arq.connections import ArqRedis
 
-from owr_worker import encoding
+from owr_shared.wire import codec
 from owr_worker.settings import WorkerSettings
 from owr_worker.worker import build_clients, close_clients
 
@@ -118,7 +118,7 @@ class FakeServer:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
-        body = encoding.loads(raw) if raw else None
+        body = codec.loads(raw) if raw else None
         seen = Seen(request.method, request.path, dict(request.query), dict(request.headers), body)
         self.seen.append(seen)
         handler = self.handlers.get((request.method, request.path))
@@ -128,7 +128,7 @@ class FakeServer:
                 return await self._render(result)
             if result is None:
                 return web.Response(status=204, headers={"Date": DATE_HEADER})
-            return await self._render(Reply(body=encoding.dumps(result)))
+            return await self._render(Reply(body=codec.dumps(result)))
         queue = self.replies.get(request.path)
         if not queue:
             return web.json_response({"error": {"code": 404, "message": "Resource not found"}}, status=404)

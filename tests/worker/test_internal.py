@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
-from owr_worker import encoding
+from owr_shared.wire import codec
+from owr_shared.wire.keys import StatusReport
+from owr_shared.wire.openrouter import KeyInfo
+from owr_shared.wire.usage import ActivityReport, CreditsReport, SnapshotItem
 from owr_worker.internal import KeysClient, ServiceError, ServiceTokens, UsageClient
 from owr_worker.tracing import job_context
 from tests.worker.conftest import KEY, Reply
@@ -17,6 +21,21 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 CLIENT_SECRET = "worker-client-secret-for-tests"
+AT = datetime(2026, 8, 23, 10, 15, 30, tzinfo=UTC)
+WS = "2b0a7f61-8a1e-4a4e-9d55-0d7c4f3f2a10"
+VALID = StatusReport(status="valid", last_synced_at=AT)
+# Only the fields a report was built with go out: keys keeps the others as they are.
+VALID_SENT = {"status": "valid", "last_synced_at": "2026-08-23T10:15:30+00:00"}
+
+
+def snapshot_item(usage: str | int) -> SnapshotItem:
+    info = KeyInfo(usage=Decimal(usage), usage_daily=Decimal(0))
+    return SnapshotItem(key_id=uuid.uuid4(), workspace_id=WS, observed_at=AT, snapshot=info)
+
+
+def sent(item: SnapshotItem) -> dict:
+    """The item as the internal server decodes it: exact decimals, ISO times, string ids."""
+    return codec.loads(codec.encode(item))
 
 
 def clients(http, internal, secret=CLIENT_SECRET):
@@ -28,18 +47,13 @@ def clients(http, internal, secret=CLIENT_SECRET):
     )
 
 
-def test_decimals_are_written_as_exact_numbers():
-    body = encoding.dumps({"a": Decimal("0.1015644762"), "b": Decimal("1E+2"), "c": Decimal("-0.000000000001")})
-    assert body == b'{"a":0.1015644762,"b":100,"c":-0.000000000001}'
-    assert encoding.loads(body)["a"] == Decimal("0.1015644762")
-
-
 async def test_token_is_fetched_once_per_audience_and_sent(http, internal):
     _tokens, keys, usage = clients(http, internal)
     key_id = internal.add_key(KEY)
-    await keys.report_status(key_id, {"status": "valid"})
-    await keys.report_status(key_id, {"status": "valid"})
-    await usage.store_snapshots([{"x": Decimal("1.5")}])
+    await keys.report_status(key_id, VALID)
+    await keys.report_status(key_id, VALID)
+    item = snapshot_item("1.5")
+    await usage.store_snapshots([item])
     assert internal.tokens_issued == 2
     asked = [s.body for s in internal.requests("/internal/service-tokens")]
     assert [a["audience"] for a in asked] == ["owr-keys", "owr-usage"]
@@ -49,21 +63,22 @@ async def test_token_is_fetched_once_per_audience_and_sent(http, internal):
     status_calls = internal.requests("/internal/keys/status")
     assert len(status_calls) == 2
     assert all(s.headers["Authorization"] == "Bearer tok-owr-keys-1" for s in status_calls)
-    assert internal.snapshots == [{"x": Decimal("1.5")}]
+    assert internal.snapshots == [sent(item)]
+    assert internal.snapshots[0]["snapshot"]["usage"] == Decimal("1.5")
 
 
 async def test_a_refused_token_is_replaced_once(http, internal):
     _, keys, _ = clients(http, internal)
     key_id = internal.add_key(KEY)
-    await keys.report_status(key_id, {"status": "valid"})
+    await keys.report_status(key_id, VALID)
     internal.refuse_tokens.add("tok-owr-keys-1")
-    await keys.report_status(key_id, {"status": "valid"})
+    await keys.report_status(key_id, VALID)
     assert internal.tokens_issued == 2
     assert len(internal.statuses[key_id]) == 2
     # A service that refuses every token: one refresh, then an error (not a loop).
     internal.refuse_tokens.update(f"tok-owr-keys-{n}" for n in range(1, 10))
     with pytest.raises(ServiceError) as caught:
-        await keys.report_status(key_id, {"status": "valid"})
+        await keys.report_status(key_id, VALID)
     assert caught.value.status == 401
     assert not caught.value.retryable
     assert internal.tokens_issued == 3
@@ -77,10 +92,18 @@ async def test_wrong_client_secret_is_an_error(http, internal):
 
 async def test_trace_and_request_id_are_forwarded(http, internal):
     _, keys, _ = clients(http, internal)
-    internal.due = [{"id": "8d8ac610-566d-4ef0-9c22-186b2a5ed793", "workspace_id": "w1", "kind": None}]
+    internal.due = [
+        {
+            "id": "8d8ac610-566d-4ef0-9c22-186b2a5ed793",
+            "workspace_id": WS,
+            "kind": None,
+            "status": "pending",
+            "last_synced_at": None,
+        }
+    ]
     with job_context("x", traceparent=TRACEPARENT, request_id="req-42") as trace:
         due = await keys.due(limit=5)
-    assert [d.id for d in due] == ["8d8ac610-566d-4ef0-9c22-186b2a5ed793"]
+    assert [str(d.id) for d in due] == ["8d8ac610-566d-4ef0-9c22-186b2a5ed793"]
     seen = internal.requests("/internal/keys/due")[0]
     assert seen.query == {"limit": "5", "invalid": "exclude"}
     assert seen.headers["traceparent"] == trace.traceparent
@@ -89,11 +112,11 @@ async def test_trace_and_request_id_are_forwarded(http, internal):
 
 async def test_reveal_gone_or_inactive_is_none(http, internal):
     _, keys, _ = clients(http, internal)
-    key_id = internal.add_key(KEY, workspace_id="ws-1")
+    key_id = internal.add_key(KEY, workspace_id=WS)
     revealed = await keys.reveal(key_id)
     assert revealed is not None
     assert revealed.key == KEY
-    assert revealed.workspace_id == "ws-1"
+    assert str(revealed.workspace_id) == WS
     assert KEY not in repr(revealed)
     assert internal.requests("/internal/keys/reveal")[0].body == {"ids": [key_id]}
     internal.unavailable[key_id] = "inactive"
@@ -108,38 +131,40 @@ async def test_reveal_gone_or_inactive_is_none(http, internal):
 
 async def test_concurrent_calls_share_one_batch_and_each_gets_its_answer(http, internal):
     _, keys, usage = clients(http, internal)
-    ids = [internal.add_key(KEY + str(n), workspace_id=f"ws-{n}") for n in range(5)]
+    workspaces = [str(uuid.uuid4()) for _ in range(5)]
+    ids = [internal.add_key(KEY + str(n), workspace_id=workspaces[n]) for n in range(5)]
     gone = "00000000-0000-0000-0000-000000000000"
     revealed = await asyncio.gather(*(keys.reveal(i) for i in [*ids, gone]))
     assert [r.key if r else None for r in revealed] == [KEY + str(n) for n in range(5)] + [None]
-    assert [r.workspace_id if r else None for r in revealed] == [f"ws-{n}" for n in range(5)] + [None]
-    assert await asyncio.gather(*(keys.report_status(i, {"status": "valid"}) for i in [*ids, gone])) == [
+    assert [str(r.workspace_id) if r else None for r in revealed] == [*workspaces, None]
+    assert await asyncio.gather(*(keys.report_status(i, VALID) for i in [*ids, gone])) == [
         *[True] * 5,
         False,
     ]
-    await asyncio.gather(*(usage.store_snapshots([{"n": n}]) for n in range(5)))
+    items = [snapshot_item(n) for n in range(5)]
+    await asyncio.gather(*(usage.store_snapshots([item]) for item in items))
     assert len(internal.requests("/internal/keys/reveal")) == 1
     assert len(internal.requests("/internal/keys/status")) == 1
     assert [len(s.body["items"]) for s in internal.requests("/internal/snapshots")] == [5]
-    assert internal.snapshots == [{"n": n} for n in range(5)]
-    assert all(internal.statuses[i] == [{"status": "valid"}] for i in ids)
+    assert internal.snapshots == [sent(item) for item in items]
+    assert all(internal.statuses[i] == [VALID_SENT] for i in ids)
 
 
 async def test_a_refused_batch_is_sent_again_item_by_item(http, internal):
     _, _, usage = clients(http, internal)
 
     def refuse_bad(seen):
-        if any(item.get("bad") for item in seen.body["items"]):
+        if any(item["snapshot"]["usage"] == 2 for item in seen.body["items"]):
             return Reply(422, '{"title": "Unprocessable"}')
         internal.snapshots.extend(seen.body["items"])
         return {"stored": len(seen.body["items"]), "duplicates": 0}
 
     internal.handle("POST", "/internal/snapshots", refuse_bad)
     outcomes = await asyncio.gather(
-        *(usage.store_snapshots([{"n": n, "bad": n == 2}]) for n in range(4)), return_exceptions=True
+        *(usage.store_snapshots([snapshot_item(n)]) for n in range(4)), return_exceptions=True
     )
     assert [isinstance(o, ServiceError) and o.status == 422 for o in outcomes] == [False, False, True, False]
-    assert sorted(s["n"] for s in internal.snapshots) == [0, 1, 3]
+    assert sorted(s["snapshot"]["usage"] for s in internal.snapshots) == [0, 1, 3]
     assert [len(s.body["items"]) for s in internal.requests("/internal/snapshots")] == [4, 1, 1, 1, 1]
 
 
@@ -157,24 +182,26 @@ async def test_5xx_and_refused_connections_are_retryable(http, internal):
 
 async def test_usage_bodies(http, internal):
     _, _, usage = clients(http, internal)
-    key_id = internal.add_key(KEY, workspace_id="ws")
-    at = datetime(2026, 8, 23, 10, 15, 30, tzinfo=UTC)
+    key_id = internal.add_key(KEY, workspace_id=WS)
     await usage.store_credits(
-        key_id, workspace_id="ws", observed_at=at, total_credits=Decimal("100.5"), total_usage=Decimal("0.1015644762")
+        key_id,
+        CreditsReport(
+            workspace_id=WS, observed_at=AT, total_credits=Decimal("100.5"), total_usage=Decimal("0.1015644762")
+        ),
     )
     await usage.replace_activity(
-        key_id, workspace_id="ws", observed_at=at, api_key_hash="h", dates=[date(2026, 8, 22)], rows=[]
+        key_id, ActivityReport(workspace_id=WS, observed_at=AT, api_key_hash="h", dates=[date(2026, 8, 22)], rows=[])
     )
     raw = next(s for s in internal.seen if s.path.endswith("/credits"))
     assert raw.body == {
-        "workspace_id": "ws",
+        "workspace_id": WS,
         "observed_at": "2026-08-23T10:15:30+00:00",
         "total_credits": Decimal("100.5"),
         "total_usage": Decimal("0.1015644762"),
     }
     assert internal.activity == [
         {
-            "workspace_id": "ws",
+            "workspace_id": WS,
             "observed_at": "2026-08-23T10:15:30+00:00",
             "api_key_hash": "h",
             "dates": ["2026-08-22"],

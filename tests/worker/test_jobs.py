@@ -14,14 +14,8 @@ from arq.jobs import deserialize_job
 from prometheus_client import REGISTRY
 
 from owr_worker.circuit import OPEN_UNTIL_KEY
-from owr_worker.jobs import (
-    ACTIVITY_PREFIX,
-    cleanup_usage,
-    schedule_due_keys,
-    sync_account,
-    sync_key,
-    validate_keys,
-)
+from owr_worker.crons import cleanup_usage, schedule_due_keys, validate_keys
+from owr_worker.jobs import ACTIVITY_PREFIX, sync_account, sync_key
 from owr_worker.locks import lock_key
 from owr_worker.worker import worker_settings
 from tests.support.logs import captured_json_logs

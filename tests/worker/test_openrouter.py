@@ -63,7 +63,7 @@ async def test_get_key_parses_money_exactly_and_ignores_unknown_fields(http, ope
     assert info.is_management_key is False
     assert info.expires_at is None
     assert observed.observed_at == datetime(2026, 8, 23, 10, 15, 30, tzinfo=UTC)
-    snapshot = info.snapshot()
+    snapshot = info.model_dump(mode="python")  # what the worker sends usage as the snapshot
     assert "rate_limit" not in snapshot
     assert "free_model_daily_requests" not in snapshot
     assert set(snapshot) >= {"label", "usage_daily", "byok_usage_monthly", "is_free_tier", "include_byok_in_limit"}

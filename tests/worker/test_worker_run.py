@@ -8,7 +8,7 @@ import socket
 import pytest
 from arq.worker import Worker
 
-from owr_worker.jobs import HEARTBEAT_KEY
+from owr_worker.crons import HEARTBEAT_KEY
 from owr_worker.worker import worker_settings
 from tests.worker.conftest import KEY, KEY_BODY, Reply
 

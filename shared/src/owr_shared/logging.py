@@ -38,6 +38,9 @@ SENSITIVE_KEYS = frozenset(
     }
 )
 REDACTED = "***"
+# A long unbroken run of token characters may be a key without its prefix (its 64 hex digits, say):
+# scrubbed from upstream text that is stored and shown (never applied to log lines, which carry ids).
+LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,}")
 # One cheap scan decides whether any secret pattern can match at all; most strings never do.
 _MAYBE_SECRET = re.compile(r"sk-or-|owr[a-z]?_|(?i:bearer|basic)\s|eyJ")
 

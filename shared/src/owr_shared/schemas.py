@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 from http import HTTPStatus
 from typing import Annotated, Any, Generic, TypeVar
@@ -12,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchem
 from starlette.responses import Response
 
 from owr_shared.errors import PROBLEM_CONTENT_TYPE
+from owr_shared.wire import codec
 
 ItemT = TypeVar("ItemT")
 
@@ -81,17 +81,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        # The decimal's own digits as a JSON number: no float round trip, no exponent.
-        return orjson.Fragment(format(value, "f"))
-    if isinstance(value, uuid.UUID):
-        # asyncpg's UUID subclass, which orjson does not take as a UUID.
-        return str(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
 def json_response(model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     """Render `model` as JSON with money as exact numbers (FastAPI's own path would make them strings)."""
-    body = orjson.dumps(model.model_dump(mode="python"), default=_json_default, option=orjson.OPT_UTC_Z)
+    body = codec.dumps(model.model_dump(mode="python"), option=orjson.OPT_UTC_Z)
     return Response(body, status_code=status_code, media_type="application/json", headers=headers)

@@ -7,24 +7,20 @@ its routes parse floats as `Decimal` instead; a pydantic `Decimal` field then ke
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Coroutine
-from decimal import Decimal
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-
-def _refuse_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON and never an amount of money: a malformed body (400).
-    raise json.JSONDecodeError(f"non-finite number {name}", name, 0)
+from owr_shared.wire import codec
 
 
 class ExactJsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body(), parse_float=Decimal, parse_constant=_refuse_constant)
+            # NaN and Infinity are refused as a JSONDecodeError: a malformed body (400).
+            self._json = codec.loads(await self.body())
         return self._json
 
 

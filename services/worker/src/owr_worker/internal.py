@@ -2,27 +2,52 @@
 
 Each call carries a service token for the called service's audience (obtained with the worker's
 client credentials, cached until shortly before it expires, fetched again once on a 401), the job's
-`traceparent` and `X-Request-ID`. Bodies go out with money as exact JSON numbers.
+`traceparent` and `X-Request-ID`. Bodies are the shared wire models (`owr_shared.wire.keys`,
+`owr_shared.wire.usage`), sent with money as exact JSON numbers and parsed back into the same models.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from datetime import date
+from functools import cached_property
+from typing import Any, TypeVar
 
 import aiohttp
+from pydantic import BaseModel, ValidationError
 
 from owr_shared.logging import get_logger
-from owr_worker import encoding
+from owr_shared.wire import codec
+from owr_shared.wire.auth import ServiceTokenRequest, ServiceTokenResponse
+from owr_shared.wire.keys import (
+    DueKey,
+    RevealBatch,
+    RevealedBatch,
+    RevealedItem,
+    StatusBatch,
+    StatusBatchResult,
+    StatusItem,
+    StatusReport,
+)
+from owr_shared.wire.usage import (
+    AccountKeysReport,
+    ActivityReport,
+    CreditsReport,
+    RetentionRequest,
+    SnapshotBatch,
+    SnapshotItem,
+)
 from owr_worker.batching import Batcher, BatchPolicy
 from owr_worker.tracing import outgoing_headers
 
 log = get_logger(__name__)
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+M = TypeVar("M", bound=BaseModel)
 
 KEYS_AUDIENCE = "owr-keys"
 USAGE_AUDIENCE = "owr-usage"
@@ -102,65 +127,95 @@ class ServiceTokens:
 
     async def _fetch(self, audience: str) -> _Token:
         # Least privilege: a token for keys carries only keys' scopes, one for usage only usage's.
-        body = {"client_id": self._client_id, "client_secret": self._client_secret, "audience": audience}
-        if audience in AUDIENCE_SCOPES:
-            body["scope"] = AUDIENCE_SCOPES[audience]
+        request = ServiceTokenRequest(
+            client_id=self._client_id,
+            client_secret=self._client_secret,
+            audience=audience,
+            scope=AUDIENCE_SCOPES.get(audience),
+        )
         started = time.monotonic()
         try:
             async with self._session.post(
                 self._url,
-                data=encoding.dumps(body),
+                data=codec.encode(request),
                 headers={**outgoing_headers(), "Content-Type": "application/json"},
                 timeout=self._timeout,
             ) as response:
                 if response.status != 200:
                     raise _status_error("auth", response.status)
-                payload = encoding.loads(await response.read())
+                answer = ServiceTokenResponse.model_validate(codec.loads(await response.read()))
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _failure("auth", exc) from None
-        except ValueError:
+        except ValueError:  # unreadable JSON, or an answer that is not a service token (ValidationError)
             raise ServiceError("auth", "unreadable service-token answer", retryable=True) from None
-        try:
-            value = str(payload["access_token"])
-            lifetime = float(payload["expires_in"])
-        except (KeyError, TypeError, ValueError):
-            raise ServiceError("auth", "unreadable service-token answer", retryable=True) from None
+        lifetime = float(answer.expires_in)
         # Keep it for at most half its life when it is short, so the margin never exceeds the lifetime.
         keep = max(0.0, lifetime - min(TOKEN_MARGIN_SECONDS, lifetime / 2))
-        return _Token(value=value, expires_at=started + keep)
+        return _Token(value=answer.access_token, expires_at=started + keep)
 
 
 class _InternalClient:
-    """A service's `/internal` API with service tokens; one 401 fetches a new token and repeats the call."""
+    """A service's `/internal` API with service tokens; one 401 fetches a new token and repeats the call.
+
+    Calls made through `_batcher`s share one request with concurrent jobs' calls; `aclose()` sends what waits.
+    """
 
     service = ""
     audience = ""
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, tokens: ServiceTokens, *, timeout_seconds: float
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        tokens: ServiceTokens,
+        *,
+        timeout_seconds: float,
+        batch: BatchPolicy | None = None,
     ) -> None:
         self._session = session
         self._base_url = base_url.rstrip("/")
         self._tokens = tokens
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._batch = batch
+        self._batchers: list[Batcher[Any, Any]] = []
+
+    def _batcher(
+        self, name: str, send: Callable[[Sequence[ItemT]], Awaitable[Sequence[ResultT | BaseException]]]
+    ) -> Batcher[ItemT, ResultT]:
+        batcher: Batcher[ItemT, ResultT] = Batcher(name, send, self._batch, split=_refused)
+        self._batchers.append(batcher)
+        return batcher
+
+    async def aclose(self) -> None:
+        for batcher in self._batchers:
+            await batcher.close()
+
+    def _answer(self, model: type[M], body: Any, what: str) -> M:
+        try:
+            return model.model_validate(body)
+        except ValidationError:
+            raise ServiceError(self.service, f"unreadable {what} answer", retryable=True) from None
 
     async def _call(
         self,
         method: str,
         path: str,
         *,
-        body: Any = None,
+        body: BaseModel | None = None,
+        only_set: bool = False,
         params: Mapping[str, str] | None = None,
         expect: Sequence[int] = (200, 204),
         tolerate: Sequence[int] = (),
     ) -> tuple[int, Any]:
-        """(status, parsed body or None). Statuses in `tolerate` are returned; others outside `expect` raise."""
+        """(status, parsed body or None). Statuses in `tolerate` are returned; others outside `expect` raise.
+
+        `only_set` sends only the fields the body was built with (a status report's "left out").
+        """
+        data = None if body is None else codec.encode(body, exclude_unset=only_set)
         for attempt in (1, 2):
             token = await self._tokens.get(self.audience)
             headers = {**outgoing_headers(), "Authorization": f"Bearer {token}", "Accept": "application/json"}
-            data = None
-            if body is not None:
-                data = encoding.dumps(body)
+            if data is not None:
                 headers["Content-Type"] = "application/json"
             try:
                 async with self._session.request(
@@ -184,30 +239,13 @@ class _InternalClient:
                 if not raw:
                     return status, None
                 try:
-                    return status, encoding.loads(raw)
+                    return status, codec.loads(raw)
                 except ValueError:
                     if status in tolerate:
                         return status, None
                     raise ServiceError(self.service, f"unreadable answer ({status})", retryable=True) from None
             raise _status_error(self.service, status)
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-@dataclass(frozen=True, slots=True)
-class DueKey:
-    id: str
-    workspace_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Revealed:
-    """The plaintext key and the workspace it belongs to (keys' reveal answer carries both)."""
-
-    key: str
-    workspace_id: str
-
-    def __repr__(self) -> str:
-        return f"Revealed(key='***', workspace_id={self.workspace_id!r})"
 
 
 def _refused(exc: BaseException) -> bool:
@@ -219,84 +257,67 @@ class KeysClient(_InternalClient):
     """keys' `/internal/keys/...` (scopes `keys:due`, `keys:reveal`, `keys:status`).
 
     `reveal` and `report_status` go through batchers: concurrent jobs share one call of keys' batch
-    routes (`POST /internal/keys/reveal`, `POST /internal/keys/status`). `aclose()` sends what waits.
+    routes (`POST /internal/keys/reveal`, `POST /internal/keys/status`).
     """
 
     service = "keys"
     audience = KEYS_AUDIENCE
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        base_url: str,
-        tokens: ServiceTokens,
-        *,
-        timeout_seconds: float,
-        batch: BatchPolicy | None = None,
-    ) -> None:
-        super().__init__(session, base_url, tokens, timeout_seconds=timeout_seconds)
-        self._reveals: Batcher[str, Revealed | None] = Batcher("reveal", self.reveal_many, batch, split=_refused)
-        self._reports: Batcher[tuple[str, Mapping[str, Any]], bool] = Batcher(
-            "status", self.report_many, batch, split=_refused
-        )
+    @cached_property
+    def _reveals(self) -> Batcher[str, RevealedItem | None]:
+        return self._batcher("reveal", self.reveal_many)
 
-    async def aclose(self) -> None:
-        await self._reveals.close()
-        await self._reports.close()
+    @cached_property
+    def _reports(self) -> Batcher[tuple[str, StatusReport], bool]:
+        return self._batcher("status", self.report_many)
 
     async def due(self, *, limit: int, invalid: str = "exclude") -> list[DueKey]:
         """Active keys due for a sync, never-synced first, then the oldest sync (at most `limit`); keys
-        OpenRouter rejected are left out unless `invalid` is `only` or `include`."""
+        OpenRouter rejected are left out unless `invalid` is `only` or `include`. An unreadable item is
+        skipped, not the whole list."""
         params = {"limit": str(limit), "invalid": invalid}
         _, body = await self._call("GET", "/internal/keys/due", params=params, expect=(200,))
         items = body.get("items", []) if isinstance(body, dict) else []
         out = []
         for item in items:
             try:
-                out.append(DueKey(id=str(uuid.UUID(str(item["id"]))), workspace_id=str(item["workspace_id"])))
-            except (KeyError, TypeError, ValueError):
+                out.append(DueKey.model_validate(item))
+            except ValidationError:
                 continue
         return out
 
-    async def reveal(self, key_id: str) -> Revealed | None:
+    async def reveal(self, key_id: str) -> RevealedItem | None:
         """The key's plaintext and workspace (an audited reveal); None when the key is gone or inactive."""
         return await self._reveals.submit(key_id)
 
-    async def reveal_many(self, key_ids: Sequence[str]) -> list[Revealed | ServiceError | None]:
-        """One call for several keys: per id its `Revealed`, None (gone or inactive), or an error."""
-        _, body = await self._call("POST", "/internal/keys/reveal", body={"ids": list(key_ids)}, expect=(200,))
-        found: dict[str, Revealed | ServiceError | None] = {}
-        try:
-            for item in body["items"]:
-                found[str(item["id"])] = Revealed(key=str(item["key"]), workspace_id=str(item["workspace_id"]))
-            for item in body["unavailable"]:
-                reason = item["reason"]
-                # An unreadable key is a 500 of the single route: retried, and logged by keys.
-                found[str(item["id"])] = (
-                    ServiceError(self.service, "key unreadable", status=500, retryable=True)
-                    if reason == "unreadable"
-                    else None
-                )
-        except (KeyError, TypeError):
-            raise ServiceError(self.service, "unreadable reveal answer", retryable=True) from None
+    async def reveal_many(self, key_ids: Sequence[str]) -> list[RevealedItem | ServiceError | None]:
+        """One call for several keys: per id its `RevealedItem`, None (gone or inactive), or an error."""
+        request = RevealBatch.model_validate({"ids": list(key_ids)})
+        _, body = await self._call("POST", "/internal/keys/reveal", body=request, expect=(200,))
+        answer = self._answer(RevealedBatch, body, "reveal")
+        found: dict[str, RevealedItem | ServiceError | None] = {str(item.id): item for item in answer.items}
+        for gone in answer.unavailable:
+            # An unreadable key is a 500 of the single route: retried, and logged by keys.
+            found[str(gone.id)] = (
+                ServiceError(self.service, "key unreadable", status=500, retryable=True)
+                if gone.reason == "unreadable"
+                else None
+            )
         missing = ServiceError(self.service, "reveal answer without the key", retryable=True)
         return [found.get(key_id, missing) for key_id in key_ids]
 
-    async def report_status(self, key_id: str, report: Mapping[str, Any]) -> bool:
-        """Send the sync's outcome (a `StatusReport`); False when the key is gone."""
+    async def report_status(self, key_id: str, report: StatusReport) -> bool:
+        """Send the sync's outcome; False when the key is gone. Fields not set on `report` are not sent."""
         return await self._reports.submit((key_id, report))
 
-    async def report_many(self, reports: Sequence[tuple[str, Mapping[str, Any]]]) -> list[bool | ServiceError]:
+    async def report_many(self, reports: Sequence[tuple[str, StatusReport]]) -> list[bool | ServiceError]:
         """One call for several reports: per report True (applied or ignored as stale) or False (key gone)."""
-        items = [{**report, "id": key_id} for key_id, report in reports]
-        _, body = await self._call("POST", "/internal/keys/status", body={"items": items}, expect=(200,))
-        outcome: dict[str, bool] = {}
-        try:
-            for name, known in (("applied", True), ("ignored", True), ("not_found", False)):
-                for key_id in body[name]:
-                    outcome[str(key_id)] = known
-        except (KeyError, TypeError):
-            raise ServiceError(self.service, "unreadable status answer", retryable=True) from None
+        items = [StatusItem.model_validate({**r.model_dump(exclude_unset=True), "id": k}) for k, r in reports]
+        request = StatusBatch(items=items)
+        _, body = await self._call("POST", "/internal/keys/status", body=request, only_set=True, expect=(200,))
+        answer = self._answer(StatusBatchResult, body, "status")
+        outcome = {str(key_id): True for key_id in (*answer.applied, *answer.ignored)}
+        outcome.update((str(key_id), False) for key_id in answer.not_found)
         missing = ServiceError(self.service, "status answer without the key", retryable=True)
         return [outcome.get(key_id, missing) for key_id, _ in reports]
 
@@ -310,76 +331,29 @@ class UsageClient(_InternalClient):
     service = "usage"
     audience = USAGE_AUDIENCE
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        base_url: str,
-        tokens: ServiceTokens,
-        *,
-        timeout_seconds: float,
-        batch: BatchPolicy | None = None,
-    ) -> None:
-        super().__init__(session, base_url, tokens, timeout_seconds=timeout_seconds)
-        self._snapshots: Batcher[Mapping[str, Any], None] = Batcher(
-            "snapshots", self._post_snapshots, batch, split=_refused
-        )
+    @cached_property
+    def _snapshots(self) -> Batcher[SnapshotItem, None]:
+        return self._batcher("snapshots", self._post_snapshots)
 
-    async def aclose(self) -> None:
-        await self._snapshots.close()
-
-    async def store_snapshots(self, items: Sequence[Mapping[str, Any]]) -> None:
+    async def store_snapshots(self, items: Sequence[SnapshotItem]) -> None:
         """Store snapshots (idempotent upserts); each goes out with other jobs' in one call."""
         await asyncio.gather(*(self._snapshots.submit(item) for item in items))
 
-    async def _post_snapshots(self, items: Sequence[Mapping[str, Any]]) -> list[None]:
-        await self._call("POST", "/internal/snapshots", body={"items": list(items)}, expect=(200, 201))
+    async def _post_snapshots(self, items: Sequence[SnapshotItem]) -> list[None]:
+        await self._call("POST", "/internal/snapshots", body=SnapshotBatch(items=list(items)), expect=(200, 201))
         return [None] * len(items)
 
-    async def store_credits(
-        self, management_key_id: str, *, workspace_id: str, observed_at: datetime, total_credits: Any, total_usage: Any
-    ) -> None:
-        await self._call(
-            "POST",
-            f"/internal/accounts/{management_key_id}/credits",
-            body={
-                "workspace_id": workspace_id,
-                "observed_at": observed_at,
-                "total_credits": total_credits,
-                "total_usage": total_usage,
-            },
-        )
+    async def store_credits(self, management_key_id: str, report: CreditsReport) -> None:
+        await self._call("POST", f"/internal/accounts/{management_key_id}/credits", body=report)
 
-    async def replace_keys(
-        self, management_key_id: str, *, workspace_id: str, observed_at: datetime, keys: Sequence[Mapping[str, Any]]
-    ) -> None:
-        await self._call(
-            "PUT",
-            f"/internal/accounts/{management_key_id}/keys",
-            body={"workspace_id": workspace_id, "observed_at": observed_at, "keys": list(keys)},
-        )
+    async def replace_keys(self, management_key_id: str, report: AccountKeysReport) -> None:
+        await self._call("PUT", f"/internal/accounts/{management_key_id}/keys", body=report)
 
-    async def replace_activity(
-        self,
-        management_key_id: str,
-        *,
-        workspace_id: str,
-        observed_at: datetime,
-        api_key_hash: str,
-        dates: Sequence[date],
-        rows: Sequence[Mapping[str, Any]],
-    ) -> None:
-        await self._call(
-            "PUT",
-            f"/internal/accounts/{management_key_id}/activity",
-            body={
-                "workspace_id": workspace_id,
-                "observed_at": observed_at,
-                "api_key_hash": api_key_hash,
-                "dates": list(dates),
-                "rows": list(rows),
-            },
-        )
+    async def replace_activity(self, management_key_id: str, report: ActivityReport) -> None:
+        await self._call("PUT", f"/internal/accounts/{management_key_id}/activity", body=report)
 
     async def apply_retention(self, before: date) -> Any:
-        _, body = await self._call("POST", "/internal/retention", body={"before": before}, expect=(200, 204))
+        """The retention answer as usage gave it (the cron job's result)."""
+        request = RetentionRequest(before=before)
+        _, body = await self._call("POST", "/internal/retention", body=request, expect=(200, 204))
         return body

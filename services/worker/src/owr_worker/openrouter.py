@@ -2,10 +2,10 @@
 
 Every request waits for the shared rate limiter, asks the circuit breaker, carries the job's
 `traceparent` and the key as a Bearer token, and is retried in place (full-jitter backoff,
-`Retry-After` honoured up to the cap) on 429, 5xx and timeouts. Bodies are parsed with money as
-`Decimal` and unknown fields ignored. Errors become typed exceptions whose messages are safe to
-store: they are built from the status and the upstream `error.message` only (never from request
-headers), with anything key-like scrubbed.
+`Retry-After` honoured up to the cap) on 429, 5xx and timeouts. Bodies are parsed into the shared
+wire models (`owr_shared.wire.openrouter`: money as `Decimal`, unknown fields ignored, quirks handled).
+Errors become typed exceptions whose messages are safe to store: they are built from the status and
+the upstream `error.message` only (never from request headers), with anything key-like scrubbed.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ValidationError
 
-from owr_shared.logging import get_logger, redact_text
-from owr_worker import encoding
+from owr_shared.logging import LONG_TOKEN, get_logger, redact_text
+from owr_shared.wire import codec
+from owr_shared.wire.openrouter import AccountKey, ActivityRow, Credits, KeyInfo
 from owr_worker.backoff import parse_retry_after, retry_delay
 from owr_worker.circuit import CircuitBreaker, CircuitOpenError
 from owr_worker.gate import UpstreamGate
@@ -40,8 +40,6 @@ KEYS_PAGE_SIZE = 100  # OpenRouter's fixed page size for GET /keys
 MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_MESSAGE_CHARS = 300
 USER_AGENT = "openrouter-watcher/0.1"
-# A long unbroken run of token characters may be a key without its prefix.
-_LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -86,104 +84,7 @@ class CircuitOpen(OpenRouterError):
     """The shared circuit breaker is open: the request was not sent."""
 
 
-# --- bodies -------------------------------------------------------------------------------------------
-
-Money = Decimal
-
-
-class _Tolerant(BaseModel):
-    # OpenRouter adds fields over time: ignore what we do not know.
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class KeyInfo(_Tolerant):
-    """`GET /key` → `data`: the fields a snapshot keeps."""
-
-    label: str | None = None
-    limit: Money | None = None
-    limit_reset: str | None = None
-    limit_remaining: Money | None = None
-    include_byok_in_limit: bool = False
-    usage: Money = Decimal(0)
-    usage_daily: Money = Decimal(0)
-    usage_weekly: Money = Decimal(0)
-    usage_monthly: Money = Decimal(0)
-    byok_usage: Money = Decimal(0)
-    byok_usage_daily: Money = Decimal(0)
-    byok_usage_weekly: Money = Decimal(0)
-    byok_usage_monthly: Money = Decimal(0)
-    is_free_tier: bool = False
-    is_management_key: bool = False
-    expires_at: datetime | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _provisioning_alias(cls, data: Any) -> Any:
-        # `is_provisioning_key` is the deprecated name; older answers may carry only it.
-        if isinstance(data, dict) and data.get("is_management_key") is None and "is_provisioning_key" in data:
-            data = {**data, "is_management_key": bool(data["is_provisioning_key"])}
-        return data
-
-    def snapshot(self) -> dict[str, Any]:
-        """The body usage stores for a snapshot."""
-        return self.model_dump(mode="python")
-
-
-class Credits(_Tolerant):
-    """`GET /credits` → `data`."""
-
-    total_credits: Money = Decimal(0)
-    total_usage: Money = Decimal(0)
-
-
-class AccountKey(_Tolerant):
-    """One row of `GET /keys`."""
-
-    hash: str = Field(min_length=1, max_length=256)
-    name: str | None = None
-    label: str | None = None
-    disabled: bool = False
-    limit: Money | None = None
-    limit_remaining: Money | None = None
-    limit_reset: str | None = None
-    include_byok_in_limit: bool = False
-    usage: Money = Decimal(0)
-    usage_daily: Money = Decimal(0)
-    usage_weekly: Money = Decimal(0)
-    usage_monthly: Money = Decimal(0)
-    byok_usage: Money = Decimal(0)
-    byok_usage_daily: Money = Decimal(0)
-    byok_usage_weekly: Money = Decimal(0)
-    byok_usage_monthly: Money = Decimal(0)
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    creator_user_id: str | None = None
-    expires_at: datetime | None = None
-    workspace_id: str | None = None
-
-
-class ActivityRow(_Tolerant):
-    """One row of `GET /activity`: one UTC day x model permaslug x endpoint."""
-
-    date: date
-    model: str
-    model_permaslug: str | None = None
-    endpoint_id: str | None = None
-    provider_name: str | None = None
-    usage: Money = Decimal(0)
-    byok_usage_inference: Money = Decimal(0)
-    requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
-
-    @field_validator("date", mode="before")
-    @classmethod
-    def _either_date_form(cls, value: Any) -> Any:
-        # The spec says "YYYY-MM-DD"; the live API sends "YYYY-MM-DD 00:00:00". Take the date part of both.
-        if isinstance(value, str):
-            return value.strip()[:10]
-        return value
+# --- answers ------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +116,7 @@ def scrub(text: str, *secrets: str) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    text = _LONG_TOKEN.sub("***", redact_text(text))
+    text = LONG_TOKEN.sub("***", redact_text(text))
     text = _CONTROL.sub(" ", text).strip()
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[: MAX_MESSAGE_CHARS - 3] + "..."
@@ -225,7 +126,7 @@ def scrub(text: str, *secrets: str) -> str:
 def _upstream_message(body: bytes) -> str | None:
     """`error.message` of an OpenRouter error body, or None for HTML pages and other bodies."""
     try:
-        parsed = encoding.loads(body)
+        parsed = codec.loads(body)
     except ValueError:
         return None
     if isinstance(parsed, dict):
@@ -422,7 +323,7 @@ class OpenRouterClient:
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     raise error_for(response.status, body, retry_after, api_key)
                 try:
-                    parsed = encoding.loads(body)
+                    parsed = codec.loads(body)
                 except ValueError:
                     raise UpstreamUnavailable(
                         f"OpenRouter sent an unreadable answer ({response.status})", status=response.status

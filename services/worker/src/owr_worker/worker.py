@@ -17,19 +17,11 @@ from owr_shared.logging import configure_logging, get_logger
 from owr_shared.redis import ping_redis
 from owr_worker.batching import BatchPolicy
 from owr_worker.circuit import CircuitBreaker
+from owr_worker.crons import cleanup_usage, record_heartbeat, schedule_due_keys, validate_keys
 from owr_worker.health import create_health_app
 from owr_worker.instrument import instrumented
 from owr_worker.internal import KeysClient, ServiceTokens, UsageClient
-from owr_worker.jobs import (
-    SYNC_ACCOUNT,
-    SYNC_KEY,
-    cleanup_usage,
-    record_heartbeat,
-    schedule_due_keys,
-    sync_account,
-    sync_key,
-    validate_keys,
-)
+from owr_worker.jobs import SYNC_ACCOUNT, SYNC_KEY, sync_account, sync_key
 from owr_worker.openrouter import OpenRouterClient, RetryPolicy
 from owr_worker.ratelimit import RateLimiter
 from owr_worker.settings import WorkerSettings as Settings

@@ -15,7 +15,11 @@ from starlette.responses import Response
 from owr_keys.audit.service import Actor
 from owr_keys.dependencies import SecretVault, Settings, require_scope
 from owr_keys.internal import service as internal_service
-from owr_keys.internal.schemas import (
+from owr_keys.keys.repository import InvalidFilter
+from owr_shared.db import DbSession
+from owr_shared.jwt import Principal
+from owr_shared.schemas import json_response, problem_responses
+from owr_shared.wire.keys import (
     DueKey,
     DueKeys,
     RevealBatch,
@@ -27,10 +31,6 @@ from owr_keys.internal.schemas import (
     StatusReport,
     UnrevealedItem,
 )
-from owr_keys.keys.repository import InvalidFilter
-from owr_shared.db import DbSession
-from owr_shared.jwt import Principal
-from owr_shared.schemas import json_response, problem_responses
 
 router = APIRouter(prefix="/internal", tags=["internal"])
 

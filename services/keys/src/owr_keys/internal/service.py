@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
@@ -16,7 +15,6 @@ from owr_keys.audit import service as audit
 from owr_keys.audit.repository import AuditRepository
 from owr_keys.audit.service import Actor
 from owr_keys.base import utcnow
-from owr_keys.internal.schemas import StatusReport
 from owr_keys.keys.errors import KeyInactive, KeyNotFound
 from owr_keys.keys.models import LAST_ERROR_MAX, OpenRouterKey
 from owr_keys.keys.repository import REPORTED_FIELDS, InvalidFilter, KeyRepository
@@ -24,14 +22,13 @@ from owr_keys.keys.schemas import KEY_LIKE
 from owr_keys.metrics import REVEALS
 from owr_keys.vault.crypto import SealedSecret, Vault
 from owr_keys.vault.errors import KeyUnreadable
-from owr_shared.logging import get_logger, redact_text
+from owr_shared.logging import LONG_TOKEN, get_logger, redact_text
+from owr_shared.wire.keys import StatusReport
 
 log = get_logger(__name__)
 
 # A report may not push `last_synced_at` into the future beyond clock skew, or the key would stop being due.
 MAX_CLOCK_SKEW = timedelta(minutes=1)
-# A long unbroken run of token characters may be a key without its prefix (its 64 hex digits, say).
-_LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,}")
 
 
 async def due_keys(
@@ -107,7 +104,7 @@ def scrub_error(text: str | None) -> str | None:
     """Make an upstream error message safe to store and show: no keys or tokens, printable, bounded."""
     if text is None:
         return None
-    cleaned = _LONG_TOKEN.sub("***", KEY_LIKE.sub("***", redact_text(text)))
+    cleaned = LONG_TOKEN.sub("***", KEY_LIKE.sub("***", redact_text(text)))
     cleaned = "".join(ch if unicodedata.category(ch) not in ("Cc", "Cs") else " " for ch in cleaned).strip()
     if len(cleaned) > LAST_ERROR_MAX:
         cleaned = cleaned[: LAST_ERROR_MAX - 3] + "..."

@@ -6,19 +6,17 @@ import re
 import unicodedata
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictBool, StringConstraints
 
 from owr_shared.schemas import Money, RequestSchema
+from owr_shared.wire.keys import KeyKind, KeyStatus
 
 KEY_PATTERN = re.compile(r"^sk-or-[A-Za-z0-9_-]{20,200}$")
 # Anything that could be a key inside free text (names, errors): refused or scrubbed.
 KEY_LIKE = re.compile(r"sk-or-[A-Za-z0-9_-]{8,}")
 NAME_MAX = 100
-
-KeyKind = Literal["inference", "management"]
-KeyStatus = Literal["pending", "valid", "invalid", "disabled", "error"]
 
 
 def _strip(value: object) -> object:

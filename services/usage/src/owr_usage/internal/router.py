@@ -17,11 +17,11 @@ from starlette.responses import Response
 from owr_shared.db import DbSession
 from owr_shared.jwt import Principal
 from owr_shared.schemas import json_response, problem_responses
+from owr_shared.wire.usage import RetentionRequest, RetentionResult
 from owr_usage.accounts import service as account_service
 from owr_usage.accounts.schemas import AccountKeysReport, ActivityReport, CreditsReport
 from owr_usage.dependencies import Settings, require_scope
 from owr_usage.internal import service as internal_service
-from owr_usage.internal.schemas import RetentionRequest, RetentionResult
 from owr_usage.routing import ExactJsonRoute
 from owr_usage.snapshots import service as snapshot_service
 from owr_usage.snapshots.schemas import SnapshotBatch, SnapshotsStored

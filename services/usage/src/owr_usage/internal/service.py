@@ -8,8 +8,8 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.logging import get_logger
+from owr_shared.wire.usage import RetentionDeleted, RetentionResult
 from owr_usage.accounts.repository import AccountRepository
-from owr_usage.internal.schemas import RetentionDeleted, RetentionResult
 from owr_usage.metrics import RETENTION_DELETED
 from owr_usage.rollups.repository import RollupRepository
 from owr_usage.snapshots.repository import SnapshotRepository

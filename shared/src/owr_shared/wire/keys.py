@@ -1,17 +1,25 @@
-"""Internal bodies and views (service tokens only)."""
+"""The worker <-> keys internal bodies: the due list, reveals and status reports.
+
+keys serves and parses them; the worker builds and parses the very same models.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
-from owr_keys.keys.schemas import KeyKind, KeyStatus
 from owr_shared.schemas import Money, RequestSchema
 
+KeyKind = Literal["inference", "management"]
+KeyStatus = Literal["pending", "valid", "invalid", "disabled", "error"]
+# The `limit_reset` values keys stores (OpenRouter's daily, weekly, monthly, and any like them).
+LIMIT_RESET = re.compile(r"^[a-z_]{1,32}$")
 LAST_ERROR_INPUT_MAX = 4000
+BATCH_MAX = 500
 
 
 class DueKey(BaseModel):
@@ -36,12 +44,15 @@ class RevealedKey(BaseModel):
 
 
 class StatusReport(RequestSchema):
-    """The outcome of one sync. Fields left out keep their value; `last_error` left out is cleared."""
+    """The outcome of one sync. Fields left out keep their value; `last_error` left out is cleared.
+
+    Senders serialise it with `exclude_unset`, so "left out" survives the wire.
+    """
 
     kind: KeyKind | None = None
     status: KeyStatus
     limit: Money | None = None
-    limit_reset: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")] | None = None
+    limit_reset: Annotated[str, StringConstraints(pattern=LIMIT_RESET.pattern)] | None = None
     limit_remaining: Money | None = None
     expires_at: AwareDatetime | None = None
     last_synced_at: AwareDatetime
@@ -49,7 +60,6 @@ class StatusReport(RequestSchema):
     last_error: str | None = Field(default=None, max_length=LAST_ERROR_INPUT_MAX)
 
 
-BATCH_MAX = 500
 KeyIds = Annotated[list[uuid.UUID], Field(min_length=1, max_length=BATCH_MAX)]
 
 
@@ -59,10 +69,8 @@ class RevealBatch(RequestSchema):
     ids: KeyIds
 
 
-class RevealedItem(BaseModel):
+class RevealedItem(RevealedKey):
     id: uuid.UUID
-    workspace_id: uuid.UUID
-    key: str = Field(repr=False)
 
 
 class UnrevealedItem(BaseModel):

@@ -1,7 +1,8 @@
-"""Field types the usage bodies share: exact money, bounded counts, UTC times, OpenRouter's dates.
+"""Field types the wire bodies share: exact money, bounded counts, UTC times, OpenRouter's dates.
 
-Everything that reaches the database is bounded here, so bad input is a 422 and never a 500 from
-PostgreSQL (a NUMERIC with too many digits, a BIGINT overflow, a NUL in text, a year out of range).
+Everything that reaches a database is bounded here, so bad input is refused where it is parsed (a 422
+in a service, a skipped row in the worker) and never a 500 from PostgreSQL: a NUMERIC with too many
+digits, a BIGINT overflow, a NUL in text, a year out of range.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def _observed_range(value: datetime) -> datetime:
     return utc
 
 
-def _date_part(value: Any) -> Any:
-    # The spec's "YYYY-MM-DD" and the live API's "YYYY-MM-DD 00:00:00" are the same day.
+def activity_day(value: Any) -> Any:
+    """`/activity`'s date quirk: the spec's "YYYY-MM-DD" and the live API's "YYYY-MM-DD 00:00:00" are one day."""
     if isinstance(value, str):
         match = _MIDNIGHT_SUFFIX.match(value.strip())
         if match:
@@ -60,20 +61,19 @@ def _date_part(value: Any) -> Any:
 
 
 # USD with every digit kept, bounded in size and scale.
-UsageMoney = Annotated[Money, AfterValidator(_bounded_scale)]
+WireMoney = Annotated[Money, AfterValidator(_bounded_scale)]
 Count = Annotated[int, Field(ge=0, le=BIGINT_MAX)]
-# OpenRouter's own times (created_at, expires_at, ...): any ISO 8601 time, stored in UTC.
+# OpenRouter's own times (created_at, expires_at, ...): any ISO 8601 time, kept in UTC.
 Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
-# When OpenRouter answered: aware, and within sane years.
+# When OpenRouter answered (its Date header): aware, and within sane years.
 ObservedAt = Annotated[
     datetime, AfterValidator(_observed_range), WithJsonSchema({"type": "string", "format": "date-time"})
 ]
 ActivityDate = Annotated[
     date,
-    BeforeValidator(_date_part),
+    BeforeValidator(activity_day),
     WithJsonSchema({"type": "string", "description": "YYYY-MM-DD or YYYY-MM-DD 00:00:00"}),
 ]
-
 
 # Storable text (no NUL, valid Unicode) of bounded length.
 LimitReset = Annotated[StorableText, StringConstraints(max_length=64)]

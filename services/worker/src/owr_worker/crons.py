@@ -1,0 +1,80 @@
+"""ARQ crons: the due scans that enqueue `sync_key`, usage's retention, and the heartbeat."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from arq import Retry
+
+from owr_shared.logging import get_logger
+from owr_worker.internal import KeysClient, ServiceError, UsageClient
+from owr_worker.jobs import SYNC_KEY, job_now, job_settings, sync_key_job_id
+from owr_worker.metrics import HEARTBEAT
+from owr_worker.tracing import job_context
+
+# The jobs' logger: crons and per-key jobs log under one name, as operators' queries expect.
+log = get_logger("owr.worker.jobs")
+
+HEARTBEAT_KEY = "owr:worker:heartbeat"
+
+
+async def _enqueue_due(ctx: Mapping[str, Any], job: str, *, invalid: str = "exclude") -> int:
+    """Enqueue `sync_key` for each key keys lists as due; a key whose job already waits is not doubled."""
+    keys: KeysClient = ctx["keys"]
+    redis = ctx["redis"]
+    try:
+        due = await keys.due(limit=job_settings(ctx).due_page_size, invalid=invalid)
+    except ServiceError as exc:
+        log.warning("due_keys_unavailable", error=str(exc))
+        return 0
+    enqueued = 0
+    for item in due:
+        # No traceparent: each sync starts a trace of its own rather than hanging 1000 syncs off one cron run.
+        key_id = str(item.id)
+        queued = await redis.enqueue_job(SYNC_KEY, _job_id=sync_key_job_id(key_id), key_id=key_id)
+        enqueued += queued is not None
+    log.info("due_keys_enqueued", job_name=job, due=len(due), enqueued=enqueued)
+    return enqueued
+
+
+async def schedule_due_keys(ctx: dict[str, Any]) -> int:
+    """Every minute: one page of due keys (oldest sync first, up to `due_page_size`) becomes sync_key jobs.
+
+    keys' due list has no cursor; the keys left over are still due next minute, after these synced.
+    """
+    with job_context("schedule_due_keys", traceparent=None, request_id=None):
+        return await _enqueue_due(ctx, "schedule_due_keys")
+
+
+async def validate_keys(ctx: dict[str, Any]) -> int:
+    """Daily validation of the keys OpenRouter rejected (401). The minute scan leaves them out — a revoked
+    key stays revoked, and asking every ten minutes only spends the OpenRouter budget — so once a day they
+    are tried again, and a key restored upstream turns valid. (Valid keys are validated by every sync.)"""
+    with job_context("validate_keys", traceparent=None, request_id=None):
+        return await _enqueue_due(ctx, "validate_keys", invalid="only")
+
+
+async def cleanup_usage(ctx: dict[str, Any]) -> Any:
+    """Weekly: usage drops snapshots, daily rows and activity older than `retention_days`."""
+    with job_context("cleanup_usage", traceparent=None, request_id=None):
+        before = job_now(ctx).date() - timedelta(days=job_settings(ctx).retention_days)
+        usage: UsageClient = ctx["usage"]
+        try:
+            result = await usage.apply_retention(before)
+        except ServiceError as exc:
+            if exc.retryable and int(ctx.get("job_try") or 1) < 3:
+                raise Retry(defer=300) from None
+            raise
+        log.info("usage_retention_applied", before=before.isoformat())
+        return result
+
+
+async def record_heartbeat(ctx: dict[str, Any]) -> float:
+    """Record that the cron loop is alive; readiness and alerts read it. Idempotent: last write wins."""
+    now = time.time()
+    await ctx["redis"].set(HEARTBEAT_KEY, f"{now:.3f}", ex=600)
+    HEARTBEAT.set(now)
+    return now
