@@ -44,9 +44,7 @@ class WorkspaceRequired(Forbidden):
     """A verified token that does not act in a workspace cannot reach workspace data."""
 
     slug, title = "workspace-required", "Workspace Required"
-
-    def __init__(self) -> None:
-        super().__init__("The token does not name a workspace.")
+    default_detail = "The token does not name a workspace."
 
 
 class InsufficientScope(Forbidden):
@@ -103,9 +101,7 @@ class SessionRequired(Forbidden):
     """What only a signed-in person may do (manage tokens, change a password), an API token may not."""
 
     slug, title = "session-required", "Session Required"
-
-    def __init__(self) -> None:
-        super().__init__("This needs a signed-in session, not an API token.")
+    default_detail = "This needs a signed-in session, not an API token."
 
 
 def user_with_scope(scope: str) -> Callable[[Principal, UserCaller], Awaitable[UserCaller]]:

@@ -6,8 +6,9 @@ ProblemError subclasses take theirs from it, and so do the gateway's own answers
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import orjson
 from fastapi import FastAPI, Request
@@ -70,13 +71,17 @@ PROBLEM_BY_STATUS = {
 class ProblemError(Exception):
     """Base of every error a service raises on purpose; rendered as problem+json.
 
-    Subclasses set `status`, `slug` and `title`; `detail` is per occurrence and must never carry a
-    secret or an echo of user input that could hold one.
+    Subclasses set `status`, `slug` and `title`, and an error with one fixed message sets
+    `default_detail` (and `default_headers`) instead of writing an `__init__`. `detail` must never
+    carry a secret or an echo of user input that could hold one.
     """
 
     status: int = INTERNAL_ERROR.status
     slug: str = INTERNAL_ERROR.slug
     title: str = INTERNAL_ERROR.title
+    # The detail when the raiser gives none, and headers every occurrence carries (under the raiser's).
+    default_detail: ClassVar[str | None] = None
+    default_headers: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -85,9 +90,9 @@ class ProblemError(Exception):
         headers: dict[str, str] | None = None,
         errors: list[dict[str, Any]] | None = None,
     ) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail or self.title
-        self.headers = headers or {}
+        self.detail = detail or self.default_detail or self.title
+        super().__init__(self.detail)
+        self.headers = {**self.default_headers, **(headers or {})}
         self.errors = errors
 
     @property
@@ -101,10 +106,7 @@ class BadRequest(ProblemError):
 
 class Unauthorized(ProblemError):
     status, slug, title = UNAUTHORIZED
-
-    def __init__(self, detail: str | None = None, **kw: Any) -> None:
-        kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
-        super().__init__(detail, **kw)
+    default_headers = {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(ProblemError):
@@ -130,6 +132,15 @@ class TooManyRequests(ProblemError):
 
 class ServiceUnavailable(ProblemError):
     status, slug, title = SERVICE_UNAVAILABLE
+
+
+# What a 503 for a passing fault tells the client: try again in a few seconds.
+RETRY_SOON = {"Retry-After": "5"}
+
+
+def field_errors(location: str, field: str, message: str, error_type: str) -> list[dict[str, Any]]:
+    """The `errors` list of a 422 that blames one field, shaped like a validation error's."""
+    return [{"loc": [location, field], "msg": message, "type": error_type}]
 
 
 def problem_body(

@@ -7,6 +7,4 @@ from owr_shared.errors import NotFound
 
 class TokenNotFound(NotFound):
     slug, title = "token-not-found", "Token Not Found"
-
-    def __init__(self) -> None:
-        super().__init__("No API token with this id belongs to you.")
+    default_detail = "No API token with this id belongs to you."

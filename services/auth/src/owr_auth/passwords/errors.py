@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from owr_shared.errors import ProblemError
+from owr_shared.errors import ProblemError, field_errors
 
 
 class PasswordPolicyViolation(ProblemError):
@@ -11,5 +11,5 @@ class PasswordPolicyViolation(ProblemError):
     status, slug, title = 422, "password-policy", "Password Not Accepted"
 
     def __init__(self, *, field: str, rule: str, message: str) -> None:
-        super().__init__(message, errors=[{"loc": ["body", field], "msg": message, "type": rule}])
+        super().__init__(message, errors=field_errors("body", field, message, rule))
         self.rule = rule

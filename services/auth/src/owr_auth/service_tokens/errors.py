@@ -9,20 +9,14 @@ class InvalidClient(Unauthorized):
     """Unknown client and wrong secret answer with this one body."""
 
     slug, title = "invalid-client", "Invalid Client"
-
-    def __init__(self) -> None:
-        super().__init__("The client credentials are invalid.")
+    default_detail = "The client credentials are invalid."
 
 
 class InvalidScope(Forbidden):
     slug, title = "invalid-scope", "Invalid Scope"
-
-    def __init__(self) -> None:
-        super().__init__("The requested scope is not allowed for this client.")
+    default_detail = "The requested scope is not allowed for this client."
 
 
 class AudienceNotAllowed(Forbidden):
     slug, title = "audience-not-allowed", "Audience Not Allowed"
-
-    def __init__(self) -> None:
-        super().__init__("The client may not obtain tokens for this audience.")
+    default_detail = "The client may not obtain tokens for this audience."

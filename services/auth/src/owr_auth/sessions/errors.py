@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from owr_shared.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
+from owr_shared.errors import RETRY_SOON, Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
 
 
 class InvalidCredentials(Unauthorized):
     """Unknown email and wrong password answer with this one body."""
 
     slug, title = "invalid-credentials", "Invalid Credentials"
-
-    def __init__(self) -> None:
-        super().__init__("The email or password is incorrect.")
+    default_detail = "The email or password is incorrect."
 
 
 class LoginLocked(TooManyRequests):
@@ -25,16 +23,13 @@ class LoginUnavailable(ServiceUnavailable):
     """The throttle's store is unreachable: logins are refused rather than left unthrottled."""
 
     slug, title = "login-unavailable", "Login Unavailable"
-
-    def __init__(self) -> None:
-        super().__init__("Login is temporarily unavailable; try again shortly.", headers={"Retry-After": "5"})
+    default_detail = "Login is temporarily unavailable; try again shortly."
+    default_headers = RETRY_SOON
 
 
 class InvalidRefreshToken(Unauthorized):
     slug, title = "invalid-refresh-token", "Invalid Refresh Token"
-
-    def __init__(self) -> None:
-        super().__init__("The refresh token is invalid, expired or revoked.")
+    default_detail = "The refresh token is invalid, expired or revoked."
 
 
 class RefreshTokenReused(InvalidRefreshToken):
@@ -43,15 +38,12 @@ class RefreshTokenReused(InvalidRefreshToken):
 
 class NoWorkspace(Forbidden):
     slug, title = "no-workspace", "No Workspace"
-
-    def __init__(self) -> None:
-        super().__init__("The account is not a member of any workspace.")
+    default_detail = "The account is not a member of any workspace."
 
 
 class RevocationUnavailable(ServiceUnavailable):
     """Sessions cannot be cut off right now (Redis down), so the change that needs it is refused."""
 
     slug, title = "revocation-unavailable", "Temporarily Unavailable"
-
-    def __init__(self) -> None:
-        super().__init__("The change cannot be completed right now; try again shortly.", headers={"Retry-After": "5"})
+    default_detail = "The change cannot be completed right now; try again shortly."
+    default_headers = RETRY_SOON

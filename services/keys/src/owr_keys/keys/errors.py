@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-from owr_shared.errors import Conflict, NotFound, ServiceUnavailable
+from owr_shared.errors import RETRY_SOON, Conflict, NotFound, ServiceUnavailable
 
 
 class KeyNotFound(NotFound):
     """No such key in the caller's workspace (also when it exists in another one)."""
 
     slug, title = "key-not-found", "Key Not Found"
-
-    def __init__(self) -> None:
-        super().__init__("No key with this id exists in this workspace.")
+    default_detail = "No key with this id exists in this workspace."
 
 
 class DuplicateKey(Conflict):
     slug, title = "duplicate-key", "Key Already Stored"
-
-    def __init__(self) -> None:
-        super().__init__("This key is already stored in this workspace.")
+    default_detail = "This key is already stored in this workspace."
 
 
 class KeyInactive(Conflict):
     slug, title = "key-inactive", "Key Inactive"
-
-    def __init__(self) -> None:
-        super().__init__("The key is deactivated; activate it first.")
+    default_detail = "The key is deactivated; activate it first."
 
 
 class QueueUnavailable(ServiceUnavailable):
     slug, title = "queue-unavailable", "Queue Unavailable"
-
-    def __init__(self) -> None:
-        super().__init__("The job queue is unreachable; try again shortly.", headers={"Retry-After": "5"})
+    default_detail = "The job queue is unreachable; try again shortly."
+    default_headers = RETRY_SOON

@@ -12,6 +12,4 @@ class KeyUnreadable(ProblemError):
     """
 
     status, slug, title = 500, "key-unreadable", "Key Unreadable"
-
-    def __init__(self) -> None:
-        super().__init__("The stored key could not be decrypted.")
+    default_detail = "The stored key could not be decrypted."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from owr_shared.errors import ProblemError
+from owr_shared.errors import ProblemError, field_errors
 from owr_usage.key_usage.errors import InvalidRange, KeyUsageNotFound
 
 __all__ = ["InvalidRange", "InvalidSort", "KeyUsageNotFound"]
@@ -15,4 +15,4 @@ class InvalidSort(ProblemError):
 
     def __init__(self, allowed: str) -> None:
         detail = f"`sort` must be one of {allowed}, optionally prefixed with `-` (descending)."
-        super().__init__(detail, errors=[{"loc": ["query", "sort"], "msg": detail, "type": "invalid_sort"}])
+        super().__init__(detail, errors=field_errors("query", "sort", detail, "invalid_sort"))

@@ -9,6 +9,4 @@ class WorkspaceMismatch(Conflict):
     """A key's figures stay in the workspace it was first seen in; another one means a caller's bug."""
 
     slug, title = "workspace-mismatch", "Workspace Mismatch"
-
-    def __init__(self) -> None:
-        super().__init__("A snapshot names a different workspace than earlier snapshots of the same key.")
+    default_detail = "A snapshot names a different workspace than earlier snapshots of the same key."

@@ -5,12 +5,8 @@ Revises:
 Create Date: 2026-11-22
 """
 
-from collections.abc import Sequence
-
 revision: str = "0001_usage"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -8,15 +8,20 @@ Revises: 0001_usage
 Create Date: 2026-11-22
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002_usage"
 down_revision: str | None = "0001_usage"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+
+
+def _usage_columns() -> list[sa.Column[object]]:
+    """OpenRouter's lifetime and window spend, with and without BYOK, as `/key` and `/keys` report it."""
+    return [
+        sa.Column(f"{prefix}{window}", sa.Numeric(), nullable=False)
+        for prefix in ("usage", "byok_usage")
+        for window in ("", "_daily", "_weekly", "_monthly")
+    ]
 
 
 def upgrade() -> None:
@@ -46,14 +51,7 @@ def upgrade() -> None:
         sa.Column("limit_remaining", sa.Numeric(), nullable=True),
         sa.Column("limit_reset", sa.String(length=64), nullable=True),
         sa.Column("include_byok_in_limit", sa.Boolean(), nullable=False),
-        sa.Column("usage", sa.Numeric(), nullable=False),
-        sa.Column("usage_daily", sa.Numeric(), nullable=False),
-        sa.Column("usage_weekly", sa.Numeric(), nullable=False),
-        sa.Column("usage_monthly", sa.Numeric(), nullable=False),
-        sa.Column("byok_usage", sa.Numeric(), nullable=False),
-        sa.Column("byok_usage_daily", sa.Numeric(), nullable=False),
-        sa.Column("byok_usage_weekly", sa.Numeric(), nullable=False),
-        sa.Column("byok_usage_monthly", sa.Numeric(), nullable=False),
+        *_usage_columns(),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
@@ -145,14 +143,7 @@ def upgrade() -> None:
         sa.Column("limit_reset", sa.String(length=64), nullable=True),
         sa.Column("limit_remaining", sa.Numeric(), nullable=True),
         sa.Column("include_byok_in_limit", sa.Boolean(), nullable=False),
-        sa.Column("usage", sa.Numeric(), nullable=False),
-        sa.Column("usage_daily", sa.Numeric(), nullable=False),
-        sa.Column("usage_weekly", sa.Numeric(), nullable=False),
-        sa.Column("usage_monthly", sa.Numeric(), nullable=False),
-        sa.Column("byok_usage", sa.Numeric(), nullable=False),
-        sa.Column("byok_usage_daily", sa.Numeric(), nullable=False),
-        sa.Column("byok_usage_weekly", sa.Numeric(), nullable=False),
-        sa.Column("byok_usage_monthly", sa.Numeric(), nullable=False),
+        *_usage_columns(),
         sa.Column("is_free_tier", sa.Boolean(), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),

@@ -8,15 +8,11 @@ Revises: 0002_usage
 Create Date: 2026-11-22
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_usage"
 down_revision: str | None = "0002_usage"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 _MONEY_AND_COUNTS = ("cost", "byok_cost", "requests", "prompt_tokens", "completion_tokens", "reasoning_tokens")
 

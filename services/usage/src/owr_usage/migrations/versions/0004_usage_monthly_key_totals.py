@@ -7,15 +7,11 @@ Revises: 0003_usage
 Create Date: 2026-11-22
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_usage"
 down_revision: str | None = "0003_usage"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -8,14 +8,10 @@ Revises: 0004_usage
 Create Date: 2026-11-22
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision: str = "0005_usage"
 down_revision: str | None = "0004_usage"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 _SUMS = "cost, byok_cost, requests, prompt_tokens, completion_tokens, reasoning_tokens, rows"
 _KEYS = {
