@@ -19,6 +19,9 @@ from owr_shared.db import create_engine
 from owr_shared.migrate import upgrade
 from tools.devinfra import DATA_DIR, create_database, drop_database, embedded_postgres, embedded_redis
 
+# The test kit's fixtures (tests/README.md): tenants of the keys and usage suites.
+pytest_plugins = ["tests.support.tenants"]
+
 os.environ.setdefault("OWR_ENV", "test")
 os.environ.setdefault("LOG_JSON", "true")
 

@@ -11,16 +11,8 @@ from owr_auth.sessions.models import RefreshToken, RefreshTokenFamily
 from owr_auth.sessions.service import hash_refresh_token
 from owr_auth.users.models import User
 from owr_auth.workspaces.models import Membership, Workspace
-from tests.auth.conftest import (
-    PASSWORD,
-    access_claims,
-    assert_problem,
-    bearer,
-    login,
-    register,
-    registered_session,
-    sign,
-)
+from tests.auth.conftest import PASSWORD, access_claims, login, register, registered_session, sign
+from tests.support.http import assert_problem, bearer
 from tools.devinfra import free_port
 
 NEW_PASSWORD = "another quite long passphrase 8"

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from owr_auth.users.models import User
-from tests.auth.conftest import PASSWORD, assert_problem, bearer, login, register, unique_email
+from tests.auth.conftest import PASSWORD, login, register, unique_email
+from tests.support.http import assert_problem, bearer
 from tools.devinfra import free_port
 
 

@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 
 from owr_auth.sessions.models import RefreshToken, RefreshTokenFamily
 from owr_auth.sessions.service import hash_refresh_token
-from tests.auth.conftest import assert_problem, bearer, login, register, registered_session
+from tests.auth.conftest import login, register, registered_session
+from tests.support.http import assert_problem, bearer
 
 
 async def refresh(client, token):

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt import PyJWK
 
 from owr_auth.signing.keyring import private_key_pem, public_key_pem, thumbprint
-from tests.auth.conftest import access_claims, assert_problem, bearer, login, register, registered_session, sign
+from tests.auth.conftest import access_claims, login, register, registered_session, sign
+from tests.support.http import assert_problem, bearer
 
 
 def b64url(data: bytes) -> str:

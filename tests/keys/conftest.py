@@ -1,8 +1,9 @@
 """Keys test scaffolding: the real app on the session's migrated database and Redis.
 
 Tokens are minted with the shared test keyring (`tests/support/tokens.py`), whose JWKS the app gets
-through `jwks_fetcher`. The code under test commits; tests stay apart because every tenant is a fresh
-random workspace, and every query is scoped by workspace.
+through `jwks_fetcher`; tenants (`alice`, `bob`, `tenant_factory`) and `service_headers` come from
+`tests/support/tenants.py`. `client` rolls back with the test, `committed_client` commits (the isolation
+rule of tests/README.md).
 """
 
 from __future__ import annotations
@@ -11,21 +12,22 @@ import base64
 import json
 import os
 import secrets
-import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from owr_keys.app import create_app
 from owr_keys.settings import KeysSettings
-from tests.support.tokens import TestKeyring, assert_problem, bearer
-
-__all__ = ["TestKeyring", "assert_problem", "bearer"]
+from tests.support.apps import committed_client as committed_client_of
+from tests.support.apps import rolled_back_client
+from tests.support.redis import leave_redis_clean
+from tests.support.tenants import Tenant
+from tests.support.tokens import TestKeyring
 
 ALL_SCOPES = ("keys:due", "keys:reveal", "keys:status", "workspaces:delete")
 # The session's database and Redis are shared with the end-to-end suite, whose keys and worker processes
@@ -65,15 +67,6 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> KeysSe
     return KeysSettings(**values)
 
 
-@dataclass
-class Tenant:
-    """A user acting in their own fresh workspace."""
-
-    user_id: str
-    workspace_id: str
-    headers: dict[str, str] = field(repr=False)
-
-
 @pytest.fixture(scope="session")
 def keyring() -> TestKeyring:
     return TestKeyring(service_audience="owr-keys", default_scopes=ALL_SCOPES)
@@ -93,50 +86,23 @@ async def keys_app(database_url: str, redis_url: str, keyring: TestKeyring) -> A
 
 
 @pytest.fixture
-async def client(keys_app: FastAPI, redis_client: Redis) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=keys_app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+async def client(
+    keys_app: FastAPI, db_connection: AsyncConnection, redis_client: Redis
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The default: every write vanishes with the test's transaction."""
+    async with rolled_back_client(keys_app, db_connection) as c:
         yield c
 
 
-@pytest.fixture(autouse=True)
-async def _leave_redis_clean(redis_url: str) -> AsyncIterator[None]:
-    """Queued jobs stay in this test: a later suite's worker must not meet them."""
-    yield
-    client = Redis.from_url(redis_url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture
-def tenant_factory(keyring: TestKeyring) -> Callable[[], Tenant]:
-    def make() -> Tenant:
-        user_id, workspace_id = str(uuid.uuid4()), str(uuid.uuid4())
-        return Tenant(user_id, workspace_id, bearer(keyring.access_token(user_id, workspace_id)))
-
-    return make
+async def committed_client(keys_app: FastAPI, redis_client: Redis) -> AsyncIterator[httpx.AsyncClient]:
+    """For tests that need several connections: writes are committed, so use fresh tenants."""
+    async with committed_client_of(keys_app) as c:
+        yield c
 
 
-@pytest.fixture
-def alice(tenant_factory: Callable[[], Tenant]) -> Tenant:
-    return tenant_factory()
-
-
-@pytest.fixture
-def bob(tenant_factory: Callable[[], Tenant]) -> Tenant:
-    return tenant_factory()
-
-
-@pytest.fixture
-def service_headers(keyring: TestKeyring) -> Callable[..., dict[str, str]]:
-    """`service_headers("keys:reveal")`: a service token with those scopes (all when none given)."""
-
-    def make(*scopes: str, **overrides: Any) -> dict[str, str]:
-        return bearer(keyring.service_token(tuple(scopes) or ALL_SCOPES, **overrides))
-
-    return make
+# Queued jobs stay in this test: a later suite's worker must not meet them.
+_leave_redis_clean = pytest.fixture(autouse=True)(leave_redis_clean)
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.keys.conftest import ALL_SCOPES, assert_problem, bearer, store_key
+from tests.keys.conftest import ALL_SCOPES, store_key
+from tests.support.http import assert_problem, bearer
+from tests.support.tokens import TestKeyring
 
 # Every public route that takes a key id, with a body that would otherwise succeed.
 ID_ROUTES = [
@@ -149,7 +151,6 @@ async def test_internal_routes_accept_their_scope(client, alice, service_headers
 
 
 async def test_a_token_signed_by_an_unknown_key_is_401(client, alice):
-    from tests.keys.conftest import TestKeyring
 
     stranger = TestKeyring(service_audience="owr-keys", default_scopes=ALL_SCOPES)
     headers = bearer(stranger.access_token(alice.user_id, alice.workspace_id))

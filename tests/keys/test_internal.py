@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from tests.keys.conftest import assert_problem, new_secret, store_key
+from tests.keys.conftest import new_secret, store_key
+from tests.support.db import savepoint
+from tests.support.http import assert_problem
 
 
 def _iso(moment: datetime) -> str:
@@ -191,7 +193,7 @@ async def test_due_lists_active_keys_never_or_long_ago_synced_oldest_first(clien
         )
 
 
-async def test_delete_workspace_erases_keys_and_audit_idempotently(client, alice, bob, service_headers, db_engine):
+async def test_delete_workspace_erases_keys_and_audit_idempotently(client, alice, bob, service_headers, db_connection):
     keys = [await store_key(client, alice) for _ in range(2)]
     bobs = await store_key(client, bob)
     await client.delete(f"/api/v1/keys/{keys[0]['id']}", headers=alice.headers)
@@ -200,7 +202,7 @@ async def test_delete_workspace_erases_keys_and_audit_idempotently(client, alice
     assert r.status_code == 204
     assert r.content == b""
     assert (await client.get("/api/v1/keys", headers=alice.headers)).json()["total"] == 0
-    async with db_engine.connect() as conn:
+    async with savepoint(db_connection) as conn:
         for table in ("openrouter_keys", "audit_events"):
             count = await conn.scalar(
                 text(f"SELECT count(*) FROM keys.{table} WHERE workspace_id = :w"),  # noqa: S608 - fixed names

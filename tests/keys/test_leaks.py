@@ -13,7 +13,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import text
 
-from tests.keys.conftest import bearer, new_secret
+from tests.keys.conftest import new_secret
+from tests.support.db import savepoint
+from tests.support.http import bearer
 from tests.support.logs import CapturedLogs, captured_json_logs
 
 
@@ -32,7 +34,7 @@ def forms(secret: str) -> list[str]:
 
 
 async def test_plaintext_appears_only_in_the_reveal_response(
-    client, alice, bob, keyring, service_headers, json_logs, db_engine, redis_client
+    client, alice, bob, keyring, service_headers, json_logs, db_connection, redis_client
 ):
     kept, other, deleted, bobs = new_secret(), new_secret(), new_secret(), new_secret()
     secrets_ = [kept, other, deleted, bobs]
@@ -103,7 +105,7 @@ async def test_plaintext_appears_only_in_the_reveal_response(
     await call("GET", f"/api/v1/keys/{key['id']}/audit", headers=h)
 
     # A row made unreadable (ciphertexts swapped) fails without saying anything about either key.
-    async with db_engine.begin() as conn:
+    async with savepoint(db_connection) as conn:
         await conn.execute(
             text(
                 "UPDATE keys.openrouter_keys t SET ciphertext = s.ciphertext, nonce = s.nonce "
@@ -137,7 +139,7 @@ async def test_plaintext_appears_only_in_the_reveal_response(
                 assert form not in str(response.headers), what
 
     # The database holds no plaintext, nor its base64 or hex.
-    async with db_engine.connect() as conn:
+    async with savepoint(db_connection) as conn:
         rows = (await conn.execute(text("SELECT t::text AS row FROM keys.openrouter_keys t"))).all()
         rows += (await conn.execute(text("SELECT t::text AS row FROM keys.audit_events t"))).all()
         raw = (await conn.execute(text("SELECT * FROM keys.openrouter_keys"))).all()

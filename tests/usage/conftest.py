@@ -1,16 +1,15 @@
 """Usage test scaffolding: the real app on the session's migrated database.
 
-Tokens come from the shared test keyring (`tests/support/tokens.py`) with usage's audience. The code
-under test commits; tests stay apart because every tenant is a fresh random workspace and every key a
-fresh random id.
+Tokens come from the shared test keyring (`tests/support/tokens.py`) with usage's audience; tenants
+and `service_headers` from `tests/support/tenants.py`. `client` and `ingest` roll back with the test;
+`committed_client` and `committed_ingest` commit, for the reads that run on the app's own pool (summary,
+export) and for concurrency (the isolation rule of tests/README.md).
 """
 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,10 +18,14 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from owr_usage.app import create_app
 from owr_usage.settings import UsageSettings
-from tests.support.tokens import TestKeyring, bearer
+from tests.support.apps import committed_client as committed_client_of
+from tests.support.apps import rolled_back_client
+from tests.support.tenants import ServiceHeaders, Tenant
+from tests.support.tokens import TestKeyring
 
 ALL_SCOPES = ("usage:ingest", "usage:cleanup", "workspaces:delete")
 
@@ -36,15 +39,6 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> UsageS
     }
     values.update(overrides)
     return UsageSettings(**values)
-
-
-@dataclass
-class Tenant:
-    """A user acting in their own fresh workspace."""
-
-    user_id: str
-    workspace_id: str
-    headers: dict[str, str] = field(repr=False)
 
 
 @pytest.fixture(scope="session")
@@ -61,44 +55,27 @@ async def usage_app(database_url: str, redis_url: str, keyring: TestKeyring) -> 
 
 
 @pytest.fixture
-async def client(usage_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=usage_app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+async def client(usage_app: FastAPI, db_connection: AsyncConnection) -> AsyncIterator[httpx.AsyncClient]:
+    """The default: every write vanishes with the test's transaction."""
+    async with rolled_back_client(usage_app, db_connection) as c:
         yield c
 
 
 @pytest.fixture
-def tenant_factory(keyring: TestKeyring) -> Callable[[], Tenant]:
-    def make() -> Tenant:
-        user_id, workspace_id = str(uuid.uuid4()), str(uuid.uuid4())
-        return Tenant(user_id, workspace_id, bearer(keyring.access_token(user_id, workspace_id)))
-
-    return make
+async def committed_client(usage_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """For tests that need several connections: writes are committed, so use fresh tenants and keys."""
+    async with committed_client_of(usage_app) as c:
+        yield c
 
 
 @pytest.fixture
-def alice(tenant_factory: Callable[[], Tenant]) -> Tenant:
-    return tenant_factory()
-
-
-@pytest.fixture
-def bob(tenant_factory: Callable[[], Tenant]) -> Tenant:
-    return tenant_factory()
-
-
-@pytest.fixture
-def service_headers(keyring: TestKeyring) -> Callable[..., dict[str, str]]:
-    """`service_headers("usage:ingest")`: a service token with those scopes (all of usage's when none given)."""
-
-    def make(*scopes: str, **overrides: Any) -> dict[str, str]:
-        return bearer(keyring.service_token(tuple(scopes) or ALL_SCOPES, **overrides))
-
-    return make
-
-
-@pytest.fixture
-def ingest(client: httpx.AsyncClient, service_headers: Callable[..., dict[str, str]]) -> Ingest:
+def ingest(client: httpx.AsyncClient, service_headers: ServiceHeaders) -> Ingest:
     return Ingest(client, service_headers("usage:ingest"))
+
+
+@pytest.fixture
+def committed_ingest(committed_client: httpx.AsyncClient, service_headers: ServiceHeaders) -> Ingest:
+    return Ingest(committed_client, service_headers("usage:ingest"))
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -154,7 +154,7 @@ async def test_a_gap_leaves_the_day_before_it_provisional_until_the_gap_is_fille
     }
 
 
-async def test_concurrent_deliveries_for_one_key_serialise(ingest, client, alice):
+async def test_concurrent_deliveries_for_one_key_serialise(committed_ingest, committed_client, alice):
     """Many snapshots of one key, each in its own request, all at once: the result is the sequential one."""
     key = str(uuid.uuid4())
     d0 = days_ago(12)
@@ -173,14 +173,14 @@ async def test_concurrent_deliveries_for_one_key_serialise(ingest, client, alice
                 )
             )
     random.Random(3).shuffle(items)
-    results = await asyncio.gather(*(ingest.snapshots(it) for it in items))
+    results = await asyncio.gather(*(committed_ingest.snapshots(it) for it in items))
     assert sum(r["stored"] for r in results) == len(items)
-    got = daily(await read_key(client, alice, key, **_range(d0, d0 + timedelta(days=3))))
+    got = daily(await read_key(committed_client, alice, key, **_range(d0, d0 + timedelta(days=3))))
     per_day = D("0.0123456789") * 4
     assert got == {(d0 + timedelta(days=i)).isoformat(): (per_day, D(0), i == 3) for i in range(4)}
 
 
-async def test_a_delivery_waits_for_another_one_of_the_same_key(db_engine, client, alice):
+async def test_a_delivery_waits_for_another_one_of_the_same_key(db_engine, committed_client, alice):
     """The interleaving that would lose the newer figure without the key lock: A stores the later snapshot
     and holds its transaction open; B stores an earlier one of the same day. B must wait for A, then
     derive from both, so the day keeps the later figure."""
@@ -210,7 +210,9 @@ async def test_a_delivery_waits_for_another_one_of_the_same_key(db_engine, clien
         assert not b_task.done(), "B must wait for A's transaction"
         await a.commit()
     await asyncio.wait_for(b_task, 5)
-    assert daily(await read_key(client, alice, str(key), **_range(d, d))) == {d.isoformat(): (D("2"), D(0), True)}
+    assert daily(await read_key(committed_client, alice, str(key), **_range(d, d))) == {
+        d.isoformat(): (D("2"), D(0), True)
+    }
 
 
 async def test_windows_of_a_snapshot_from_a_past_week(ingest, client, alice):

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.support.tokens import assert_problem
+from tests.support.http import assert_problem
 from tests.usage.conftest import at, days_ago, item, read_key, snapshot, today
 
 SECRETISH = "sk-or-v1-" + "7" * 64
