@@ -8,8 +8,6 @@ Every app calls a `PeerStub` as its keys service (`keys_stub`), reset after each
 from __future__ import annotations
 
 import secrets
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,6 +26,8 @@ from tests.support.apps import bound_to_connection, rolled_back_client, running
 from tests.support.apps import committed_client as committed_client_of
 from tests.support.logs import CapturedLogs, captured_json_logs
 from tests.support.redis import leave_redis_clean
+from tests.support.settings import service_settings
+from tests.support.tokens import access_claims as user_access_claims
 
 PASSWORD = "a long and unusual passphrase 7"
 # Fast argon2 (allowed only with OWR_ENV=test): the logic under test is the same, hashing is not.
@@ -54,15 +54,13 @@ def unique_email(prefix: str = "user") -> str:
 
 
 def make_settings(database_url: str, redis_url: str, **overrides: Any) -> AuthSettings:
-    values: dict[str, Any] = {
-        "OWR_ENV": "test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "api_token_pepper": API_TOKEN_PEPPER,
-        **FAST_ARGON2,
-    }
-    values.update(overrides)
-    return AuthSettings(**values)
+    return service_settings(
+        AuthSettings,
+        database_url,
+        redis_url,
+        {"api_token_pepper": API_TOKEN_PEPPER, **FAST_ARGON2},
+        overrides,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -171,20 +169,8 @@ def sign(app: FastAPI, claims: dict[str, Any], **header: Any) -> str:
 
 
 def access_claims(user: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    claims = {
-        "sub": user["id"],
-        "wid": user["workspace"]["id"],
-        "role": user["workspace"]["role"],
-        "typ": "access",
-        "jti": uuid.uuid4().hex,
-        "iss": "owr-auth",
-        "aud": "owr-api",
-        "iat": now,
-        "exp": now + 600,
-    }
-    claims.update(overrides)
-    return claims
+    """The claims auth would mint for a registered `user` (its workspace and role)."""
+    return user_access_claims(user["id"], user["workspace"]["id"], user["workspace"]["role"], **overrides)
 
 
 @pytest.fixture

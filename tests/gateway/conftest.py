@@ -29,6 +29,11 @@ from jwt.algorithms import OKPAlgorithm
 from owr_gateway.__main__ import build_servers
 from owr_gateway.app import GatewayApp
 from owr_gateway.settings import GatewaySettings
+from tests.support.http import bearer
+from tests.support.ports import LoopbackUrl, closed_port, free_port
+
+# Re-exported for the gateway tests, which import them from here.
+__all__ = ["bearer", "closed_port", "free_port"]
 
 ISSUER = "owr-auth"
 AUDIENCE = "owr-api"
@@ -39,18 +44,6 @@ GENEROUS_LIMITS = {
     "login": {"limit": 1_000_000, "window": 3600},
     "user": {"limit": 1_000_000, "window": 3600},
 }
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (bound and released)."""
-    return free_port()
 
 
 # --- signing keys and tokens ----------------------------------------------------------------------
@@ -211,14 +204,8 @@ class Gateway:
     app: GatewayApp
     port: int
     admin_port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
+    url = LoopbackUrl("port")
+    admin_url = LoopbackUrl("admin_port")
 
 
 def gateway_settings(upstream: Upstream, redis_url: str, **overrides: Any) -> GatewaySettings:
@@ -362,7 +349,3 @@ def metric(name: str, **labels: str) -> float:
     from prometheus_client import REGISTRY
 
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}

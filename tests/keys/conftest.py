@@ -26,6 +26,7 @@ from owr_keys.settings import KeysSettings
 from tests.support.apps import committed_client as committed_client_of
 from tests.support.apps import rolled_back_client
 from tests.support.redis import leave_redis_clean
+from tests.support.settings import service_settings
 from tests.support.tenants import Tenant
 from tests.support.tokens import TestKeyring
 
@@ -53,18 +54,19 @@ def new_secret() -> str:
 
 
 def make_settings(database_url: str, redis_url: str, **overrides: Any) -> KeysSettings:
-    values: dict[str, Any] = {
-        "OWR_ENV": "test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "keks": keks_json(BOTH_KEKS),
-        "active_kek_version": OLD_VERSION,
-        "queue_name": QUEUE,
-        "fingerprint_key": FINGERPRINT_KEY,
-        "DB_POOL_SIZE": 5,
-    }
-    values.update(overrides)
-    return KeysSettings(**values)
+    return service_settings(
+        KeysSettings,
+        database_url,
+        redis_url,
+        {
+            "keks": keks_json(BOTH_KEKS),
+            "active_kek_version": OLD_VERSION,
+            "queue_name": QUEUE,
+            "fingerprint_key": FINGERPRINT_KEY,
+            "DB_POOL_SIZE": 5,
+        },
+        overrides,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import pytest
 
 from tests.keys.conftest import ALL_SCOPES, store_key
 from tests.support.http import assert_problem, bearer
+from tests.support.tenants import refused_user_headers
 from tests.support.tokens import TestKeyring
 
 # Every public route that takes a key id, with a body that would otherwise succeed.
@@ -79,14 +80,7 @@ async def test_public_routes_need_a_valid_access_token(client, alice, keyring, s
     url = _url(template, str(uuid.uuid4()))
     now = int(time.time())
     refusals = [
-        {},
-        {"authorization": "Basic dXNlcjpwYXNz"},
-        bearer("not-a-jwt"),
-        service_headers(),  # a service token is not a user's
-        service_headers(aud="owr-api"),  # not even with the user audience: wrong type
-        bearer(keyring.access_token(alice.user_id, alice.workspace_id, aud="owr-keys")),
-        bearer(keyring.access_token(alice.user_id, alice.workspace_id, iss="someone-else")),
-        bearer(keyring.access_token(alice.user_id, alice.workspace_id, iat=now - 1200, exp=now - 600)),
+        *refused_user_headers(keyring, alice, service_headers),
         bearer(keyring.access_token(alice.user_id, alice.workspace_id, exp=now + 3600)),  # lifetime > 15 min
         bearer(keyring.access_token(alice.user_id, alice.workspace_id, typ="refresh")),
     ]

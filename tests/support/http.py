@@ -8,7 +8,8 @@ import httpx
 
 
 def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
+    # Spelled as on the wire: the gateway tests' aiohttp upstream records header names as sent.
+    return {"Authorization": f"Bearer {token}"}
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -6,6 +6,7 @@ audience and default scopes are those of the service under test.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,3 +59,20 @@ def service_headers(keyring: TestKeyring) -> ServiceHeaders:
         return bearer(keyring.service_token(tuple(scopes) or None, **overrides))
 
     return make
+
+
+def refused_user_headers(keyring: TestKeyring, tenant: Tenant, service_headers: ServiceHeaders) -> list[dict[str, str]]:
+    """Headers a public route must answer with 401: none, another scheme, no JWT, a service token (even
+    with the user audience), and the tenant's access token for the service's audience, from another
+    issuer, or expired."""
+    now = int(time.time())
+    return [
+        {},
+        {"authorization": "Basic dXNlcjpwYXNz"},
+        bearer("not-a-jwt"),
+        service_headers(),  # a service token is not a user's
+        service_headers(aud="owr-api"),  # not even with the user audience: wrong type
+        bearer(keyring.access_token(tenant.user_id, tenant.workspace_id, aud=keyring.service_audience)),
+        bearer(keyring.access_token(tenant.user_id, tenant.workspace_id, iss="someone-else")),
+        bearer(keyring.access_token(tenant.user_id, tenant.workspace_id, iat=now - 1200, exp=now - 600)),
+    ]

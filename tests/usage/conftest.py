@@ -24,6 +24,7 @@ from owr_usage.app import create_app
 from owr_usage.settings import UsageSettings
 from tests.support.apps import committed_client as committed_client_of
 from tests.support.apps import rolled_back_client
+from tests.support.settings import service_settings
 from tests.support.tenants import ServiceHeaders, Tenant
 from tests.support.tokens import TestKeyring
 
@@ -31,14 +32,13 @@ ALL_SCOPES = ("usage:ingest", "usage:cleanup", "workspaces:delete")
 
 
 def make_settings(database_url: str, redis_url: str, **overrides: Any) -> UsageSettings:
-    values: dict[str, Any] = {
-        "OWR_ENV": "test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "DB_POOL_SIZE": 5,
-    }
-    values.update(overrides)
-    return UsageSettings(**values)
+    return service_settings(
+        UsageSettings,
+        database_url,
+        redis_url,
+        {"DB_POOL_SIZE": 5},
+        overrides,
+    )
 
 
 @pytest.fixture(scope="session")

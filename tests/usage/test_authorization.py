@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 
 from tests.support.http import assert_problem, bearer
+from tests.support.tenants import refused_user_headers
 from tests.support.tokens import TestKeyring
 from tests.usage.conftest import ALL_SCOPES, at, days_ago, item, snapshot
 
@@ -78,16 +78,8 @@ async def test_another_workspaces_key_is_404_and_unknown_key_too(ingest, client,
 
 async def test_the_public_route_needs_a_users_access_token(client, alice, keyring, service_headers):
     url = f"/api/v1/usage/keys/{uuid.uuid4()}"
-    now = int(time.time())
     refusals = [
-        {},
-        {"authorization": "Basic dXNlcjpwYXNz"},
-        bearer("not-a-jwt"),
-        service_headers(),  # a service token is not a user's
-        service_headers(aud="owr-api"),  # not even with the user audience: wrong type
-        bearer(keyring.access_token(alice.user_id, alice.workspace_id, aud="owr-usage")),
-        bearer(keyring.access_token(alice.user_id, alice.workspace_id, iss="someone-else")),
-        bearer(keyring.access_token(alice.user_id, alice.workspace_id, iat=now - 1200, exp=now - 600)),
+        *refused_user_headers(keyring, alice, service_headers),
         bearer(
             TestKeyring(service_audience="owr-usage", default_scopes=ALL_SCOPES).access_token(
                 alice.user_id, alice.workspace_id
@@ -149,7 +141,7 @@ async def test_an_api_token_reads_usage_only_with_usage_read(committed_client, a
     def token_caller(*scopes: str) -> dict[str, str]:
         # The JWT auth mints for an API token: it carries `tid` and the token's `scope`.
         claims = {"tid": str(uuid.uuid4()), "scope": " ".join(scopes)}
-        return {"authorization": f"Bearer {keyring.access_token(alice.user_id, alice.workspace_id, **claims)}"}
+        return bearer(keyring.access_token(alice.user_id, alice.workspace_id, **claims))
 
     r = await committed_client.get("/api/v1/usage/summary", headers=token_caller("keys:read", "keys:write"))
     problem = assert_problem(r, 403)

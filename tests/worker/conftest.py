@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import pytest
@@ -156,13 +156,18 @@ class FakeServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
 
 @pytest.fixture
 async def openrouter() -> AsyncIterator[FakeServer]:
-    server = FakeServer()
-    await server.start()
-    yield server
-    await server.stop()
+    async with FakeServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -257,10 +262,8 @@ class Internal(FakeServer):
 
 @pytest.fixture
 async def internal() -> AsyncIterator[Internal]:
-    server = Internal()
-    await server.start()
-    yield server
-    await server.stop()
+    async with Internal() as server:
+        yield server
 
 
 @pytest.fixture
