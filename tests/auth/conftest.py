@@ -170,7 +170,7 @@ def sign(app: FastAPI, claims: dict[str, Any], **header: Any) -> str:
 
 def access_claims(user: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     """The claims auth would mint for a registered `user` (its workspace and role)."""
-    return user_access_claims(user["id"], user["workspace"]["id"], user["workspace"]["role"], **overrides)
+    return user_access_claims(user["id"], user["workspace"]["id"], **{"role": user["workspace"]["role"], **overrides})
 
 
 @pytest.fixture

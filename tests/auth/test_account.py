@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import httpx
 from sqlalchemy import func, select
 
 from owr_auth.sessions.models import RefreshToken, RefreshTokenFamily
@@ -18,7 +19,7 @@ from tools.devinfra import free_port
 NEW_PASSWORD = "another quite long passphrase 8"
 
 
-async def change(client, token, current, new):
+async def change(client: httpx.AsyncClient, token: str, current: str, new: str) -> httpx.Response:
     return await client.put(
         "/api/v1/auth/me/password", headers=bearer(token), json={"current_password": current, "new_password": new}
     )

@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import uuid
 
+import httpx
 import jwt
 from sqlalchemy import select, update
 
@@ -15,7 +16,7 @@ from tests.auth.conftest import login, register, registered_session
 from tests.support.http import assert_problem, bearer
 
 
-async def refresh(client, token):
+async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
     return await client.post("/api/v1/auth/refresh", json={"refresh_token": token})
 
 

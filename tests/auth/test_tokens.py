@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from typing import Any
 
 import jwt
 import pytest
@@ -72,7 +73,7 @@ async def test_me_with_a_valid_token(client):
     assert r.json() == user
 
 
-def _alg_none(claims: dict, kid: str) -> str:
+def _alg_none(claims: dict[str, Any], kid: str) -> str:
     header = b64url(json.dumps({"alg": "none", "typ": "at+jwt", "kid": kid}).encode())
     return f"{header}.{b64url(json.dumps(claims).encode())}."
 

@@ -31,6 +31,11 @@ MODELS = [
 ]
 
 
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    """A UTC time on `day`."""
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+
+
 def last_monday_before(day: date) -> date:
     return day - timedelta(days=day.weekday() or 7)
 
@@ -141,7 +146,6 @@ async def test_exact_daily_spend_per_model_figures_and_balance_across_midnight_a
     # Saturday D0 -> Sunday D1 -> Monday D2: a midnight, then a week boundary, all in the past.
     monday = last_monday_before(datetime.now(UTC).date() - timedelta(days=1))
     d0, d1, d2 = monday - timedelta(days=2), monday - timedelta(days=1), monday
-    at = lambda day, hour, minute=0: datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)  # noqa: E731
 
     await emulator.set_clock(at(d0, 18))
     account = await emulator.account("250.5")

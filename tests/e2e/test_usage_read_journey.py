@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.conftest import System
 from tests.e2e.emulator_admin import EmulatorAdmin
-from tests.e2e.test_sync_journey import MODELS, Watcher, spend, wait_for
+from tests.e2e.test_sync_journey import MODELS, Watcher, at, spend, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,6 @@ def decimal_json(response: httpx.Response) -> Any:
 async def test_summary_export_and_accounts_equal_the_emulators_truth(system: System, emulator: EmulatorAdmin):
     d0 = datetime.now(UTC).date() - timedelta(days=3)
     days = [d0 - timedelta(days=n) for n in range(4, -1, -1)]  # d0-4 .. d0
-    at = lambda day, hour: datetime(day.year, day.month, day.day, hour, tzinfo=UTC)  # noqa: E731
 
     await emulator.set_clock(at(d0, 18))
     account = await emulator.account("500.25")

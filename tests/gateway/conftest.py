@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import jwt
@@ -240,7 +240,7 @@ async def run_gateway(settings: GatewaySettings) -> AsyncIterator[Gateway]:
             await asyncio.sleep(0.01)
         port = main.servers[0].sockets[0].getsockname()[1]
         admin_port = admin.servers[0].sockets[0].getsockname()[1]
-        yield Gateway(app=main.config.app, port=port, admin_port=admin_port)
+        yield Gateway(app=cast(GatewayApp, main.config.app), port=port, admin_port=admin_port)
     finally:
         main.should_exit = admin.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import httpx
 from sqlalchemy import text
 
 from tests.keys.conftest import new_secret, store_key
 from tests.support.db import savepoint
 from tests.support.http import assert_problem
+from tests.support.tenants import ServiceHeaders
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-async def _report(client, service_headers, key_id, **body):
+async def _report(
+    client: httpx.AsyncClient, service_headers: ServiceHeaders, key_id: str, **body: Any
+) -> httpx.Response:
     body.setdefault("status", "valid")
     body.setdefault("last_synced_at", _iso(datetime.now(UTC)))
     return await client.post(f"/internal/keys/{key_id}/status", headers=service_headers("keys:status"), json=body)
@@ -242,7 +247,8 @@ async def test_batch_reveal_reveals_each_key_and_names_the_rest(client, alice, s
 
 
 async def test_batch_reveal_input_rules(client, service_headers):
-    for body in ({"ids": []}, {"ids": [str(uuid.uuid4())] * 501}, {"ids": ["nope"]}, {}):
+    bodies: list[dict[str, Any]] = [{"ids": []}, {"ids": [str(uuid.uuid4())] * 501}, {"ids": ["nope"]}, {}]
+    for body in bodies:
         assert_problem(await client.post("/internal/keys/reveal", headers=service_headers(), json=body), 422)
     r = await client.post("/internal/keys/reveal", headers=service_headers("keys:status"), json={"ids": []})
     assert_problem(r, 403)
@@ -273,7 +279,7 @@ async def test_the_due_scan_leaves_rejected_keys_to_the_daily_validation(client,
     r = await _report(client, service_headers, rejected["id"], status="invalid", last_synced_at=long_ago)
     assert r.status_code == 204
 
-    async def due(**params):
+    async def due(**params: Any) -> set[str]:
         r = await client.get(
             "/internal/keys/due", headers=service_headers("keys:due"), params={"limit": 1000, **params}
         )

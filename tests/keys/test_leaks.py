@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -40,8 +42,8 @@ async def test_plaintext_appears_only_in_the_reveal_response(
     secrets_ = [kept, other, deleted, bobs]
     responses = []
 
-    async def call(method, url, **kw):
-        r = await client.request(method, url, **kw)
+    async def call(method: str, url: str, **kw: Any) -> httpx.Response:
+        r: httpx.Response = await client.request(method, url, **kw)
         responses.append((f"{method} {url}", r))
         return r
 
@@ -140,7 +142,7 @@ async def test_plaintext_appears_only_in_the_reveal_response(
 
     # The database holds no plaintext, nor its base64 or hex.
     async with savepoint(db_connection) as conn:
-        rows = (await conn.execute(text("SELECT t::text AS row FROM keys.openrouter_keys t"))).all()
+        rows = list((await conn.execute(text("SELECT t::text AS row FROM keys.openrouter_keys t"))).all())
         rows += (await conn.execute(text("SELECT t::text AS row FROM keys.audit_events t"))).all()
         raw = (await conn.execute(text("SELECT * FROM keys.openrouter_keys"))).all()
     dumped = "\n".join(r.row for r in rows)

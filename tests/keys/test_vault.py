@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import uuid
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -154,7 +155,7 @@ def test_settings_validate_keks():
     assert set(settings.kek_map()) == {"v1", "v2"}
     urlsafe = json.dumps({"v1": base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")})
     assert len(KeysSettings(OWR_ENV="test", keks=urlsafe, active_kek_version="v1").kek_map()["v1"]) == 32
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"keks": good, "active_kek_version": "v3"}, "does not contain"),
         ({"keks": good}, "required"),
         ({"keks": json.dumps({"v1": _b64(16)}), "active_kek_version": "v1"}, "32 bytes"),
@@ -192,7 +193,11 @@ def test_settings_come_from_keys_prefixed_environment_variables(monkeypatch):
 
 
 def test_template_placeholders_are_refused_in_production_and_ignored_elsewhere():
-    template = {"keks": '{"v1": "change-me"}', "active_kek_version": "v1", "fingerprint_key": "change-me"}
+    template: dict[str, Any] = {
+        "keks": '{"v1": "change-me"}',
+        "active_kek_version": "v1",
+        "fingerprint_key": "change-me",
+    }
     with pytest.raises(ValidationError) as caught:
         KeysSettings(OWR_ENV="production", **template)
     errors = caught.value.errors(include_input=False)

@@ -9,6 +9,7 @@ export) and for concurrency (the isolation rule of tests/README.md).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -94,6 +95,14 @@ def days_ago(n: int) -> date:
     return today() - timedelta(days=n)
 
 
+def window(first: date, last: date | None = None) -> dict[str, Any]:
+    """Query parameters of a read from `first` (to `last` when given); `from` is a keyword in Python."""
+    params: dict[str, Any] = {"from": first.isoformat()}
+    if last is not None:
+        params["to"] = last.isoformat()
+    return params
+
+
 def snapshot(
     usage: str | Decimal,
     usage_daily: str | Decimal,
@@ -125,7 +134,10 @@ def snapshot(
     return body
 
 
-def item(key_id: str, workspace_id: str, observed_at: datetime, body: dict[str, Any]) -> dict[str, Any]:
+def item(
+    key_id: str | uuid.UUID, workspace_id: str, observed_at: datetime | str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """One delivery item (`observed_at` may be a string, to test its parsing)."""
     return {"key_id": key_id, "workspace_id": workspace_id, "observed_at": observed_at, "snapshot": body}
 
 

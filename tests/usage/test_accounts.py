@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.support.db import savepoint
-from tests.usage.conftest import at, days_ago, item, money, read_key, snapshot
+from tests.usage.conftest import at, days_ago, item, money, read_key, snapshot, window
 
 D = Decimal
 
@@ -407,7 +407,7 @@ async def test_a_linked_key_reads_per_model_days_and_completed_days_from_activit
     }
     assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/activity", activity)).status_code == 204
 
-    body = await read_key(client, alice, key, **{"from": d3.isoformat(), "to": days_ago(0).isoformat()})
+    body = await read_key(client, alice, key, **window(d3, days_ago(0)))
     rows = {row["date"]: row for row in body["daily"]}
     assert list(rows) == [d3.isoformat(), d2.isoformat(), d1.isoformat(), days_ago(0).isoformat()]
     # d3: fetched, no activity: a known zero.

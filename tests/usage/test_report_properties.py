@@ -9,7 +9,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -156,7 +156,7 @@ async def reference(db_engine, workspace_id: str) -> dict[tuple[Any, ...], Row]:
     for kd in key_days:
         if (kd.key_id, kd.day) not in covered:
             expected[(kd.day, kd.key_id, "", "")] = [kd.spend, kd.byok_spend, None, None, None, None, not kd.final]
-    return {k: tuple(v) for k, v in expected.items()}  # type: ignore[misc]
+    return {k: tuple(v) for k, v in expected.items()}  # type: ignore[misc,unused-ignore]
 
 
 def group(rows: dict[tuple[Any, ...], Row], by: Callable[[tuple[Any, ...]], Any]) -> dict[Any, list[Any]]:
@@ -244,7 +244,7 @@ async def test_every_aggregate_equals_a_naive_reference(
     )
     assert summary["totals"]["provisional"] == any(v[6] for v in expected.values())
     broken = [v for k, v in expected.items() if k[2]]
-    assert summary["totals"]["requests"] == (sum(v[2] for v in broken) if broken else None)
+    assert summary["totals"]["requests"] == (sum(cast(int, v[2]) for v in broken) if broken else None)
     assert {(k["key_id"], k["cost"], k["byok_cost"], k["provisional"]) for k in summary["by_key"]} == {
         (str(g), v[0], v[1], v[7] > 0) for g, v in group(expected, lambda k: k[1]).items()
     }

@@ -26,7 +26,7 @@ async def get(client, tenant, path: str, expect: int = 200, **params: Any) -> An
     return json.loads(r.content, parse_float=Decimal)
 
 
-def span(first: int, last: int = 0) -> dict[str, str]:
+def span(first: int, last: int = 0) -> dict[str, Any]:
     return {"from": days_ago(first).isoformat(), "to": days_ago(last).isoformat()}
 
 

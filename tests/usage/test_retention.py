@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import text
 
 from tests.support.db import savepoint
-from tests.usage.conftest import at, days_ago, item, read_key, snapshot
+from tests.usage.conftest import at, days_ago, item, read_key, snapshot, window
 
 TABLES = (
     "snapshots",
@@ -89,7 +89,7 @@ async def test_retention_deletes_before_the_cutoff_but_never_inside_the_window(
         assert after[table] == before[table] - 2, table
     assert after["key_links"] == before["key_links"] == 1
     # The key still reads, with its recent days intact.
-    body = await read_key(client, alice, key, **{"from": days_ago(5).isoformat()})
+    body = await read_key(client, alice, key, **window(days_ago(5)))
     assert [d["date"] for d in body["daily"]] == [days_ago(2).isoformat(), days_ago(1).isoformat()]
     # A second run finds nothing more of alice's.
     r = await client.post("/internal/retention", headers=service_headers("usage:cleanup"), json={})
@@ -137,7 +137,7 @@ async def test_a_key_seen_again_after_erasure_starts_afresh(ingest, client, serv
     await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(2)), snapshot("1", "1")))
     await client.delete(f"/internal/workspaces/{alice.workspace_id}", headers=service_headers())
     await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(1)), snapshot("3", "1")))
-    body = await read_key(client, alice, key, **{"from": (days_ago(1) - timedelta(days=3)).isoformat()})
+    body = await read_key(client, alice, key, **window(days_ago(1) - timedelta(days=3)))
     assert [d["date"] for d in body["daily"]] == [days_ago(1).isoformat()]
 
 

@@ -205,8 +205,13 @@ class Internal(FakeServer):
         self.workspaces[key_id] = workspace_id or str(uuid.uuid4())
         for what, store in (("credits", self.credits), ("keys", self.keys), ("activity", self.activity)):
             method = "POST" if what == "credits" else "PUT"
-            self.handle(method, f"/internal/accounts/{key_id}/{what}", lambda s, st=store: st.append(s.body))
+            self.handle(method, f"/internal/accounts/{key_id}/{what}", self._keeper(store))
         return key_id
+
+    @staticmethod
+    def _keeper(store: list[dict[str, Any]]) -> Handler:
+        """A handler keeping each request's body in `store` (answered 204)."""
+        return lambda seen: store.append(seen.body)
 
     def _token(self, seen: Seen) -> Any:
         if seen.body.get("client_secret") != "worker-client-secret-for-tests":

@@ -6,12 +6,13 @@ import asyncio
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import aiohttp
 import pytest
 
 from owr_worker import encoding
 from owr_worker.internal import KeysClient, ServiceError, ServiceTokens, UsageClient
 from owr_worker.tracing import job_context
-from tests.worker.conftest import KEY, Reply
+from tests.worker.conftest import KEY, Internal, Reply
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -19,7 +20,9 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 CLIENT_SECRET = "worker-client-secret-for-tests"
 
 
-def clients(http, internal, secret=CLIENT_SECRET):
+def clients(
+    http: aiohttp.ClientSession, internal: Internal, secret: str = CLIENT_SECRET
+) -> tuple[ServiceTokens, KeysClient, UsageClient]:
     tokens = ServiceTokens(http, internal.url, client_id="worker", client_secret=secret, timeout_seconds=2)
     return (
         tokens,
