@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from tests.support.db import savepoint
+from tests.support.openrouter import key_list_row
 from tests.usage.conftest import at, days_ago, item, money, read_key, snapshot, window
 
 D = Decimal
@@ -20,33 +22,18 @@ async def fetch(db_connection, sql: str, **params):
         return (await conn.execute(text(sql), params)).mappings().all()
 
 
-def key_row(hash_: str, label: str, **fields):
-    row = {
-        "hash": hash_,
-        "name": "Customer Key",
-        "label": label,
-        "disabled": False,
+def key_row(hash_: str, label: str, **fields: Any) -> dict[str, Any]:
+    """A key-list row as the worker forwards it: money as exact decimals, and a field usage does not know."""
+    exact = {
         "limit": D("10"),
         "limit_remaining": D("9.8984355238"),
-        "limit_reset": None,
-        "include_byok_in_limit": False,
         "usage": D("0.1015644762"),
         "usage_daily": D("0"),
         "usage_weekly": D("0"),
         "usage_monthly": D("0"),
-        "byok_usage": 0,
-        "byok_usage_daily": 0,
-        "byok_usage_weekly": 0,
-        "byok_usage_monthly": 0,
-        "created_at": "2025-02-19T20:52:27.363244+00:00",
-        "updated_at": "2025-02-19T21:24:11.708154+00:00",
-        "creator_user_id": None,
-        "expires_at": None,
-        "workspace_id": "0df9e665-3f8e-4c4b-9d5e-1f2a3b4c5d6e",
-        "a_field_from_the_future": {"x": 1},
     }
-    row.update(fields)
-    return row
+    future = {"a_field_from_the_future": {"x": 1}}
+    return key_list_row(**{"hash": hash_, "name": "Customer Key", "label": label, **exact, **future, **fields})
 
 
 def activity_row(date: str, model: str, usage: str, **fields):

@@ -20,6 +20,7 @@ from arq.connections import ArqRedis
 from owr_worker import encoding
 from owr_worker.settings import WorkerSettings
 from owr_worker.worker import build_clients, close_clients
+from tests.support.openrouter import key_list_row
 
 KEY = "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"
 MGMT_KEY = "sk-or-v1-mgmt5f1dad2ad7e88c4c1d6b77688157716fb1a5271146f7464951c96aaaa"
@@ -38,32 +39,9 @@ CREDITS_BODY = '{"data": {"total_credits": 100.5, "total_usage": 25.7512345678}}
 
 
 def key_row(n: int, **overrides: Any) -> dict[str, Any]:
-    row = {
-        "hash": f"{n:064x}",
-        "name": f"Key {n}",
-        "label": f"sk-or-v1-{n:03d}...{n:03d}",
-        "disabled": False,
-        "limit": 10,
-        "limit_remaining": 10,
-        "limit_reset": None,
-        "include_byok_in_limit": False,
-        "usage": 0.1015644762,
-        "usage_daily": 0,
-        "usage_weekly": 0,
-        "usage_monthly": 0,
-        "byok_usage": 0,
-        "byok_usage_daily": 0,
-        "byok_usage_weekly": 0,
-        "byok_usage_monthly": 0,
-        "created_at": "2025-02-19T20:52:27.363244+00:00",
-        "updated_at": "2025-02-19T21:24:11.708154+00:00",
-        "creator_user_id": None,
-        "expires_at": None,
-        "workspace_id": "0df9e665-3f8e-4c4b-9d5e-1f2a3b4c5d6e",
-        "some_future_field": 1,
-    }
-    row.update(overrides)
-    return row
+    """Key `n` of a `GET /keys` page, with a field the worker does not know."""
+    names = {"hash": f"{n:064x}", "name": f"Key {n}", "label": f"sk-or-v1-{n:03d}...{n:03d}"}
+    return key_list_row(**{**names, "some_future_field": 1, **overrides})
 
 
 def activity_row(day: str, model: str = "openai/gpt-4.1", usage: str = "0.015") -> str:
