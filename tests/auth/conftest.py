@@ -1,7 +1,7 @@
 """Auth test scaffolding: the real app on the session's migrated database and Redis.
 
-`client` is the rolled-back client of tests/README.md's isolation rule; `committed_client` uses the
-app's own pool, for what needs several connections (concurrency).
+`client` (rolled back) and `committed_client` (the app's own pool, for concurrency) call `service_app`,
+as tests/README.md's isolation rule says.
 Every app calls a `PeerStub` as its keys service (`keys_stub`), reset after each test.
 """
 
@@ -22,8 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from owr_auth.app import create_app
 from owr_auth.settings import AuthSettings
 from tests.auth.peer_stub import PeerStub, running_peer_stub
-from tests.support.apps import bound_to_connection, rolled_back_client, running
-from tests.support.apps import committed_client as committed_client_of
+from tests.support.apps import bound_to_connection, running
 from tests.support.logs import CapturedLogs, captured_json_logs
 from tests.support.redis import leave_redis_clean
 from tests.support.settings import service_settings
@@ -104,21 +103,9 @@ async def shared_app(database_url: str, redis_url: str, keys_server: PeerStub) -
 
 
 @pytest.fixture
-async def client(
-    shared_app: FastAPI, db_connection: AsyncConnection, redis_client: Redis, keys_stub: PeerStub
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the shared app whose writes vanish with the test's transaction; Redis is flushed."""
-    async with rolled_back_client(shared_app, db_connection) as c:
-        yield c
-
-
-@pytest.fixture
-async def committed_client(
-    shared_app: FastAPI, redis_client: Redis, keys_stub: PeerStub
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the shared app on its own pool: writes are committed (use unique emails)."""
-    async with committed_client_of(shared_app) as c:
-        yield c
+def service_app(shared_app: FastAPI, redis_client: Redis, keys_stub: PeerStub) -> FastAPI:
+    """What `client` and `committed_client` call: the shared app, Redis flushed, the keys stub reset."""
+    return shared_app
 
 
 @pytest.fixture

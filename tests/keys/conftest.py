@@ -3,7 +3,7 @@
 Tokens are minted with the shared test keyring (`tests/support/tokens.py`), whose JWKS the app gets
 through `jwks_fetcher`; tenants (`alice`, `bob`, `tenant_factory`) and `service_headers` come from
 `tests/support/tenants.py`. `client` rolls back with the test, `committed_client` commits (the isolation
-rule of tests/README.md).
+rule of tests/README.md); both call `service_app`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from owr_keys.app import create_app
 from owr_keys.settings import KeysSettings
-from tests.support.apps import committed_client as committed_client_of
-from tests.support.apps import rolled_back_client
 from tests.support.redis import leave_redis_clean
 from tests.support.settings import service_settings
 from tests.support.tenants import Tenant
@@ -88,19 +85,9 @@ async def keys_app(database_url: str, redis_url: str, keyring: TestKeyring) -> A
 
 
 @pytest.fixture
-async def client(
-    keys_app: FastAPI, db_connection: AsyncConnection, redis_client: Redis
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The default: every write vanishes with the test's transaction."""
-    async with rolled_back_client(keys_app, db_connection) as c:
-        yield c
-
-
-@pytest.fixture
-async def committed_client(keys_app: FastAPI, redis_client: Redis) -> AsyncIterator[httpx.AsyncClient]:
-    """For tests that need several connections: writes are committed, so use fresh tenants."""
-    async with committed_client_of(keys_app) as c:
-        yield c
+def service_app(keys_app: FastAPI, redis_client: Redis) -> FastAPI:
+    """What `client` (rolled back) and `committed_client` call: the shared app, Redis flushed."""
+    return keys_app
 
 
 # Queued jobs stay in this test: a later suite's worker must not meet them.

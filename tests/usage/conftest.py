@@ -19,12 +19,9 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from owr_usage.app import create_app
 from owr_usage.settings import UsageSettings
-from tests.support.apps import committed_client as committed_client_of
-from tests.support.apps import rolled_back_client
 from tests.support.settings import service_settings
 from tests.support.tenants import ServiceHeaders, Tenant
 from tests.support.tokens import TestKeyring
@@ -56,17 +53,9 @@ async def usage_app(database_url: str, redis_url: str, keyring: TestKeyring) -> 
 
 
 @pytest.fixture
-async def client(usage_app: FastAPI, db_connection: AsyncConnection) -> AsyncIterator[httpx.AsyncClient]:
-    """The default: every write vanishes with the test's transaction."""
-    async with rolled_back_client(usage_app, db_connection) as c:
-        yield c
-
-
-@pytest.fixture
-async def committed_client(usage_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """For tests that need several connections: writes are committed, so use fresh tenants and keys."""
-    async with committed_client_of(usage_app) as c:
-        yield c
+def service_app(usage_app: FastAPI) -> FastAPI:
+    """What `client` (rolled back) and `committed_client` call."""
+    return usage_app
 
 
 @pytest.fixture
