@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import secrets
 import shutil
@@ -29,8 +28,8 @@ from pathlib import Path
 
 import httpx
 
-from owr_shared.migrate import upgrade
-from tools.devinfra import DATA_DIR, create_database, drop_database, embedded_postgres, embedded_redis
+from bench.infra import bench_database
+from tools.devinfra import DATA_DIR
 from tools.devstack import Ports, ProcessGroup, base_env, system_specs
 
 PASSWORD = "benchmark passphrase, long enough"  # noqa: S105 - a throwaway bench user
@@ -124,12 +123,7 @@ def main() -> int:
     args = parser.parse_args()
 
     with ExitStack() as stack:
-        admin_url = os.environ.get("DATABASE_URL") or stack.enter_context(embedded_postgres(DATA_DIR / "bench" / "pg"))
-        redis_url = os.environ.get("REDIS_URL") or stack.enter_context(embedded_redis(DATA_DIR / "bench" / "redis"))
-        database = f"owr_bench_{secrets.token_hex(3)}"
-        database_url = create_database(admin_url, database)
-        stack.callback(drop_database, admin_url, database)
-        upgrade(database_url=database_url)
+        database_url, redis_url = bench_database(stack)
 
         env = base_env(database_url, redis_url, "development", DATA_DIR / "bench" / "secrets")
         # The benchmark measures the rate limiter's cost, not its refusals: a limit it cannot reach.

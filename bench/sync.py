@@ -25,8 +25,8 @@ import httpx
 from arq import create_pool
 from arq.connections import RedisSettings
 
-from owr_shared.migrate import upgrade
-from tools.devinfra import DATA_DIR, create_database, drop_database, embedded_postgres, embedded_redis
+from bench.infra import bench_database
+from tools.devinfra import DATA_DIR
 from tools.devstack import Ports, ProcessGroup, base_env, emulator_api_url, emulator_spec, system_specs
 
 PASSWORD = "benchmark passphrase, long enough"  # noqa: S105 - a throwaway bench user
@@ -159,12 +159,7 @@ def main() -> int:
     args = parser.parse_args()
 
     with ExitStack() as stack:
-        admin_url = os.environ.get("DATABASE_URL") or stack.enter_context(embedded_postgres(DATA_DIR / "bench" / "pg"))
-        redis_url = os.environ.get("REDIS_URL") or stack.enter_context(embedded_redis(DATA_DIR / "bench" / "redis"))
-        database = f"owr_bench_{secrets.token_hex(3)}"
-        database_url = create_database(admin_url, database)
-        stack.callback(drop_database, admin_url, database)
-        upgrade(database_url=database_url)
+        database_url, redis_url = bench_database(stack)
 
         queue = f"arq:bench:{secrets.token_hex(3)}"
         env = base_env(database_url, redis_url, "development", DATA_DIR / "bench" / "secrets")

@@ -18,9 +18,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import random
-import secrets
 import sys
 import threading
 import time
@@ -33,15 +31,13 @@ from typing import Any
 
 import asyncpg
 import httpx
-import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.algorithms import OKPAlgorithm
 from sqlalchemy import text
 
+from bench.infra import bench_database
 from owr_shared.db import create_engine, create_sessionmaker
-from owr_shared.migrate import upgrade
 from owr_usage.rollups.repository import RollupRepository
-from tools.devinfra import DATA_DIR, create_database, drop_database, embedded_postgres, embedded_redis, free_port
+from tests.support.tokens import TestKeyring
+from tools.devinfra import DATA_DIR, free_port
 from tools.devstack import ProcessGroup, ProcessSpec, base_env
 
 KEYS, MODELS, YEAR = 200, 30, 365
@@ -64,30 +60,12 @@ COLUMNS = (
 )
 
 
-# --- a JWKS and access tokens, as auth would mint them -------------------------------------------------
+# --- a JWKS and access tokens, as auth would mint them (the tests' keyring) ---------------------------
 
 
-class Keyring:
-    def __init__(self) -> None:
-        self.private_key = Ed25519PrivateKey.generate()
-        self.kid = "bench-" + secrets.token_hex(4)
-        jwk = OKPAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
-        self.jwks = json.dumps({"keys": [{**jwk, "kid": self.kid, "alg": "EdDSA", "use": "sig"}]}).encode()
-
-    def access_token(self, workspace_id: str) -> str:
-        now = int(time.time())
-        claims = {
-            "sub": str(uuid.uuid4()),
-            "wid": workspace_id,
-            "role": "owner",
-            "typ": "access",
-            "jti": uuid.uuid4().hex,
-            "iss": "owr-auth",
-            "aud": "owr-api",
-            "iat": now,
-            "exp": now + 900,
-        }
-        return jwt.encode(claims, self.private_key, algorithm="EdDSA", headers={"kid": self.kid, "typ": "at+jwt"})
+def bench_token(keyring: TestKeyring, workspace_id: str) -> str:
+    """A user's access token for the workspace, valid for the longest lifetime usage accepts (15 min)."""
+    return keyring.access_token(str(uuid.uuid4()), workspace_id, exp=int(time.time()) + 900)
 
 
 @contextmanager
@@ -352,12 +330,7 @@ def main() -> int:
     total = sum(ws.rows for ws in workspaces)
 
     with ExitStack() as stack:
-        admin_url = os.environ.get("DATABASE_URL") or stack.enter_context(embedded_postgres(DATA_DIR / "bench" / "pg"))
-        redis_url = os.environ.get("REDIS_URL") or stack.enter_context(embedded_redis(DATA_DIR / "bench" / "redis"))
-        database = f"owr_bench_{secrets.token_hex(3)}"
-        database_url = create_database(admin_url, database)
-        stack.callback(drop_database, admin_url, database)
-        upgrade(database_url=database_url)
+        database_url, redis_url = bench_database(stack)
 
         print(
             f"usage reads: {total:,} daily rows in {len(workspaces)} workspaces; "
@@ -368,8 +341,8 @@ def main() -> int:
         seconds = asyncio.run(build_rollups(database_url))
         print(f"  rollups built in          {seconds:12.1f} s (one pass each, then VACUUM ANALYZE)")
 
-        keyring = Keyring()
-        jwks_url = stack.enter_context(jwks_server(keyring.jwks))
+        keyring = TestKeyring(service_audience="owr-usage", default_scopes=())
+        jwks_url = stack.enter_context(jwks_server(json.dumps(keyring.jwks).encode()))
         port = free_port()
         env = base_env(database_url, redis_url, "development", DATA_DIR / "bench" / "secrets")
         env["LOG_LEVEL"] = "WARNING"
@@ -386,7 +359,7 @@ def main() -> int:
         group.wait_ready(timeout=60)
         pid = group.find("usage").popen.pid
         results = asyncio.run(
-            measure(f"http://127.0.0.1:{port}", keyring.access_token(big.id), big, today, pid, args.repeat)
+            measure(f"http://127.0.0.1:{port}", bench_token(keyring, big.id), big, today, pid, args.repeat)
         )
 
         print(

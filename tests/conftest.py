@@ -19,6 +19,9 @@ from owr_shared.db import create_engine
 from owr_shared.migrate import upgrade
 from tools.devinfra import DATA_DIR, create_database, drop_database, embedded_postgres, embedded_redis
 
+# The test kit's fixtures (tests/README.md): the service suites' clients and the keys and usage tenants.
+pytest_plugins = ["tests.support.clients", "tests.support.tenants"]
+
 os.environ.setdefault("OWR_ENV", "test")
 os.environ.setdefault("LOG_JSON", "true")
 

@@ -1,16 +1,13 @@
 """Auth test scaffolding: the real app on the session's migrated database and Redis.
 
-`client` runs every request in a session bound to the test's rolled-back transaction (each request
-still commits or rolls back its savepoint, exactly like `DbSession`), so tests see each other's rows
-never. `committed_client` uses the app's own pool, for what needs several connections (concurrency).
+`client` (rolled back) and `committed_client` (the app's own pool, for concurrency) call `service_app`,
+as tests/README.md's isolation rule says.
 Every app calls a `PeerStub` as its keys service (`keys_stub`), reset after each test.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,14 +17,16 @@ import jwt
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from owr_auth.app import create_app
 from owr_auth.settings import AuthSettings
-from owr_shared.db import get_sessionmaker_dependency
 from tests.auth.peer_stub import PeerStub, running_peer_stub
-from tests.support.apps import running
+from tests.support.apps import bound_to_connection, running
 from tests.support.logs import CapturedLogs, captured_json_logs
+from tests.support.redis import leave_redis_clean
+from tests.support.settings import service_settings
+from tests.support.tokens import access_claims as user_access_claims
 
 PASSWORD = "a long and unusual passphrase 7"
 # Fast argon2 (allowed only with OWR_ENV=test): the logic under test is the same, hashing is not.
@@ -54,33 +53,13 @@ def unique_email(prefix: str = "user") -> str:
 
 
 def make_settings(database_url: str, redis_url: str, **overrides: Any) -> AuthSettings:
-    values: dict[str, Any] = {
-        "OWR_ENV": "test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "api_token_pepper": API_TOKEN_PEPPER,
-        **FAST_ARGON2,
-    }
-    values.update(overrides)
-    return AuthSettings(**values)
-
-
-def bind_to_connection(app: FastAPI, connection: AsyncConnection) -> None:
-    """Make `DbSession` hand out sessions inside the test's outer transaction (savepoint per request)."""
-
-    async def session_in_test_transaction() -> AsyncIterator[AsyncSession]:
-        async with AsyncSession(
-            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False, autoflush=False
-        ) as session:
-            try:
-                yield session
-            except BaseException:
-                await session.rollback()
-                raise
-            else:
-                await session.commit()
-
-    app.dependency_overrides[get_sessionmaker_dependency()] = session_in_test_transaction
+    return service_settings(
+        AuthSettings,
+        database_url,
+        redis_url,
+        {"api_token_pepper": API_TOKEN_PEPPER, **FAST_ARGON2},
+        overrides,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -112,15 +91,7 @@ def settings_factory(database_url: str, redis_url: str, keys_stub: PeerStub) -> 
     return lambda **overrides: make_settings(database_url, redis_url, **{**peer_settings(keys_stub.url), **overrides})
 
 
-@pytest.fixture(autouse=True)
-async def _leave_redis_clean(redis_url: str) -> AsyncIterator[None]:
-    """Drop this test's failure counters and lockouts, so later suites (e2e) do not inherit a locked IP."""
-    yield
-    client = Redis.from_url(redis_url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
+_leave_redis_clean = pytest.fixture(autouse=True)(leave_redis_clean)
 
 
 @pytest.fixture(scope="session")
@@ -132,27 +103,9 @@ async def shared_app(database_url: str, redis_url: str, keys_server: PeerStub) -
 
 
 @pytest.fixture
-async def client(
-    shared_app: FastAPI, db_connection: AsyncConnection, redis_client: Any, keys_stub: PeerStub
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the shared app whose writes vanish with the test's transaction; Redis is flushed."""
-    bind_to_connection(shared_app, db_connection)
-    transport = httpx.ASGITransport(app=shared_app, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-            yield c
-    finally:
-        shared_app.dependency_overrides.clear()
-
-
-@pytest.fixture
-async def committed_client(
-    shared_app: FastAPI, redis_client: Any, keys_stub: PeerStub
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the shared app on its own pool: writes are committed (use unique emails)."""
-    transport = httpx.ASGITransport(app=shared_app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
+def service_app(shared_app: FastAPI, redis_client: Redis, keys_stub: PeerStub) -> FastAPI:
+    """What `client` and `committed_client` call: the shared app, Redis flushed, the keys stub reset."""
+    return shared_app
 
 
 @pytest.fixture
@@ -164,10 +117,10 @@ def app_factory(
     @asynccontextmanager
     async def build(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
         app = create_app(settings_factory(**overrides))
-        bind_to_connection(app, db_connection)
         async with running(app) as c:
-            c.app = app  # type: ignore[attr-defined]
-            yield c
+            with bound_to_connection(app, db_connection):
+                c.app = app  # type: ignore[attr-defined]
+                yield c
 
     return build
 
@@ -195,19 +148,6 @@ async def registered_session(client: httpx.AsyncClient) -> tuple[dict[str, Any],
     return user, await login(client, user["email"])
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert {"type", "title", "detail", "request_id"} <= body.keys()
-    return body
-
-
 def sign(app: FastAPI, claims: dict[str, Any], **header: Any) -> str:
     """A token signed by the app's active key, with any claims and header (for attack tests)."""
     keyring = app.state.keyring
@@ -216,20 +156,8 @@ def sign(app: FastAPI, claims: dict[str, Any], **header: Any) -> str:
 
 
 def access_claims(user: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    claims = {
-        "sub": user["id"],
-        "wid": user["workspace"]["id"],
-        "role": user["workspace"]["role"],
-        "typ": "access",
-        "jti": uuid.uuid4().hex,
-        "iss": "owr-auth",
-        "aud": "owr-api",
-        "iat": now,
-        "exp": now + 600,
-    }
-    claims.update(overrides)
-    return claims
+    """The claims auth would mint for a registered `user` (its workspace and role)."""
+    return user_access_claims(user["id"], user["workspace"]["id"], **{"role": user["workspace"]["role"], **overrides})
 
 
 @pytest.fixture

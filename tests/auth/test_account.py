@@ -5,28 +5,21 @@ from __future__ import annotations
 import time
 import uuid
 
+import httpx
 from sqlalchemy import func, select
 
 from owr_auth.sessions.models import RefreshToken, RefreshTokenFamily
 from owr_auth.sessions.service import hash_refresh_token
 from owr_auth.users.models import User
 from owr_auth.workspaces.models import Membership, Workspace
-from tests.auth.conftest import (
-    PASSWORD,
-    access_claims,
-    assert_problem,
-    bearer,
-    login,
-    register,
-    registered_session,
-    sign,
-)
+from tests.auth.conftest import PASSWORD, access_claims, login, register, registered_session, sign
+from tests.support.http import assert_problem, bearer
 from tools.devinfra import free_port
 
 NEW_PASSWORD = "another quite long passphrase 8"
 
 
-async def change(client, token, current, new):
+async def change(client: httpx.AsyncClient, token: str, current: str, new: str) -> httpx.Response:
     return await client.put(
         "/api/v1/auth/me/password", headers=bearer(token), json={"current_password": current, "new_password": new}
     )

@@ -17,13 +17,8 @@ from sqlalchemy import select
 from owr_auth.users.models import User
 from owr_auth.workspaces.models import Membership, Workspace
 from owr_shared.jwt import JwksVerifier
-from tests.auth.conftest import (
-    INTERNAL_TIMEOUT_SECONDS,
-    assert_problem,
-    bearer,
-    login,
-    registered_session,
-)
+from tests.auth.conftest import INTERNAL_TIMEOUT_SECONDS, login, registered_session
+from tests.support.http import assert_problem, bearer
 from tools.devinfra import free_port
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

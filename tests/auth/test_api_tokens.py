@@ -14,14 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from owr_auth.api_tokens import token_format
-from tests.auth.conftest import (
-    API_TOKEN_PEPPER,
-    GATEWAY_SECRET,
-    WORKER_SECRET,
-    assert_problem,
-    bearer,
-    registered_session,
-)
+from tests.auth.conftest import API_TOKEN_PEPPER, GATEWAY_SECRET, WORKER_SECRET, registered_session
+from tests.support.http import assert_problem, bearer
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:

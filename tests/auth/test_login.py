@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any, cast
 
 import httpx
 from sqlalchemy import select
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from owr_auth.users.models import User
-from tests.auth.conftest import PASSWORD, assert_problem, bearer, login, register, unique_email
+from tests.auth.conftest import PASSWORD, login, register, unique_email
+from tests.support.http import assert_problem, bearer
 from tools.devinfra import free_port
 
 
@@ -53,7 +55,8 @@ async def test_unknown_email_costs_a_full_password_verification(app_factory):
         argon2_memory_kib=19456, argon2_time_cost=2, login_max_failures_per_account=1000, login_max_failures_per_ip=1000
     ) as client:
         user = await register(client)
-        wrong, unknown = [], []
+        wrong: list[float] = []
+        unknown: list[float] = []
         for _ in range(7):
             for email, sink in ((user["email"], wrong), (unique_email(), unknown)):
                 start = time.perf_counter()
@@ -140,7 +143,7 @@ async def test_ip_subject_is_the_forwarded_address_only_from_a_trusted_proxy(sha
     body = {"email": unique_email(), "password": "wrong password!"}
     xff = {"x-forwarded-for": "203.0.113.7"}
     for peer in ("127.0.0.1", "198.51.100.1"):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(peer, 5000))
+        transport = httpx.ASGITransport(app=cast(Any, app), raise_app_exceptions=False, client=(peer, 5000))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as other:
             assert_problem(await other.post("/api/v1/auth/login", json=body, headers=xff), 401)
     assert await redis_client.get("owr:login:fail:ip:203.0.113.7") == b"1"  # via the trusted proxy

@@ -6,15 +6,17 @@ import asyncio
 import secrets
 import uuid
 
+import httpx
 import jwt
 from sqlalchemy import select, update
 
 from owr_auth.sessions.models import RefreshToken, RefreshTokenFamily
 from owr_auth.sessions.service import hash_refresh_token
-from tests.auth.conftest import assert_problem, bearer, login, register, registered_session
+from tests.auth.conftest import login, register, registered_session
+from tests.support.http import assert_problem, bearer
 
 
-async def refresh(client, token):
+async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
     return await client.post("/api/v1/auth/refresh", json={"refresh_token": token})
 
 

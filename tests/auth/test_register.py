@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from owr_auth.users.models import User
 from owr_auth.workspaces.models import Membership, Workspace
-from tests.auth.conftest import PASSWORD, assert_problem, register, unique_email
+from tests.auth.conftest import PASSWORD, register, unique_email
+from tests.support.http import assert_problem
 
 
 async def test_register_creates_user_with_personal_workspace(client, db_session):

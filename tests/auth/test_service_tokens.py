@@ -13,13 +13,8 @@ from jwt import PyJWK
 from owr_auth.service_tokens.service import own_service_token
 from owr_auth.signing.service import mint_service_token
 from owr_shared.jwt import InvalidToken, JwksVerifier
-from tests.auth.conftest import (
-    USAGE_READER_SECRET,
-    WORKER_SECRET,
-    assert_problem,
-    bearer,
-    registered_session,
-)
+from tests.auth.conftest import USAGE_READER_SECRET, WORKER_SECRET, registered_session
+from tests.support.http import assert_problem, bearer
 
 URL = "/internal/service-tokens"
 WORKER_SCOPES = "keys:due keys:reveal keys:status"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
@@ -19,7 +20,7 @@ KEY = Ed25519PrivateKey.generate()
 PEPPER = "Zq8vJ2mK5xN9pR3tW6yB1cF4hL7dS0gA-pepper"
 
 
-def settings(**values):
+def settings(**values: Any) -> AuthSettings:
     return AuthSettings(**{"OWR_ENV": "test", **values})
 
 
@@ -53,7 +54,7 @@ def test_access_token_lifetime_is_at_most_15_minutes():
 
 @pytest.mark.parametrize("env", ["development", "production"])
 def test_argon2_below_owasp_minimum_is_refused_outside_tests(env):
-    extra = {"jwt_private_key": private_key_pem(KEY), "api_token_pepper": PEPPER}
+    extra: dict[str, Any] = {"jwt_private_key": private_key_pem(KEY), "api_token_pepper": PEPPER}
     with pytest.raises(ValidationError, match="OWASP"):
         AuthSettings(OWR_ENV=env, argon2_memory_kib=1024, **extra)
     with pytest.raises(ValidationError, match="OWASP"):
@@ -89,11 +90,11 @@ def test_bad_signing_keys_are_refused_without_echoing_them(env):
 GOOD_SECRET = "Zq8vJ2mK5xN9pR3tW6yB1cF4hL7dS0gA"  # 32 characters
 
 
-def client(secret: str = GOOD_SECRET, **overrides):
+def client(secret: str = GOOD_SECRET, **overrides: Any) -> dict[str, Any]:
     return {"secret": secret, "scopes": ["keys:due", "keys:reveal"], "audiences": ["owr-keys"], **overrides}
 
 
-def production(**values):
+def production(**values: Any) -> AuthSettings:
     return AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper=PEPPER, **values)
 
 
@@ -106,7 +107,8 @@ def refusal(env: str, monkeypatch, capsys, **clients) -> str:
     capsys.readouterr()
     with pytest.raises(SystemExit):
         load_settings(AuthSettings)
-    return capsys.readouterr().err
+    err: str = capsys.readouterr().err
+    return err
 
 
 def test_service_clients_from_the_environment(monkeypatch):

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from typing import Any
 
 import jwt
 import pytest
@@ -14,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt import PyJWK
 
 from owr_auth.signing.keyring import private_key_pem, public_key_pem, thumbprint
-from tests.auth.conftest import access_claims, assert_problem, bearer, login, register, registered_session, sign
+from tests.auth.conftest import access_claims, login, register, registered_session, sign
+from tests.support.http import assert_problem, bearer
 
 
 def b64url(data: bytes) -> str:
@@ -71,7 +73,7 @@ async def test_me_with_a_valid_token(client):
     assert r.json() == user
 
 
-def _alg_none(claims: dict, kid: str) -> str:
+def _alg_none(claims: dict[str, Any], kid: str) -> str:
     header = b64url(json.dumps({"alg": "none", "typ": "at+jwt", "kid": kid}).encode())
     return f"{header}.{b64url(json.dumps(claims).encode())}."
 

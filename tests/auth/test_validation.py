@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.auth.conftest import PASSWORD, assert_problem, bearer, login, register, unique_email
+from tests.auth.conftest import PASSWORD, login, register, unique_email
+from tests.support.http import assert_problem, bearer
 
 BODY_ROUTES = [
     ("POST", "/api/v1/auth/register"),

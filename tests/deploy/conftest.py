@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.e2e.conftest import FAST_WORKER, System
-from tools.devinfra import DATA_DIR
-from tools.devstack import Ports, ProcessGroup, ProcessSpec, base_env, emulator_api_url, emulator_spec, system_specs
+from tests.e2e.conftest import System, running_system, system_env
+from tools.devstack import ProcessGroup, ProcessSpec
 
 DRAIN_SECONDS = 2.0
 
@@ -28,28 +27,14 @@ def _own_redis_database(redis_url: str) -> str:
 @pytest.fixture(scope="package")
 def deploy_system(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """Stopped when the last deploy test is done, before the end-to-end suite starts its own stack."""
-    log_dir = tmp_path_factory.mktemp("deploy-logs")
-    env = base_env(database_url, _own_redis_database(redis_url), "test", DATA_DIR / "test" / "secrets")
-    env.update(
-        {
-            "AUTH_ARGON2_MEMORY_KIB": "1024",
-            "AUTH_ARGON2_TIME_COST": "1",
-            "LOG_LEVEL": "INFO",
-            "OWR_SHUTDOWN_DRAIN_SECONDS": str(DRAIN_SECONDS),
-            "OWR_SHUTDOWN_TIMEOUT_SECONDS": "10",
-            **FAST_WORKER,
-        }
+    env = system_env(
+        database_url,
+        _own_redis_database(redis_url),
+        OWR_SHUTDOWN_DRAIN_SECONDS=str(DRAIN_SECONDS),
+        OWR_SHUTDOWN_TIMEOUT_SECONDS="10",
     )
-    ports = Ports.free()
-    group = ProcessGroup(env, log_dir=log_dir)
-    try:
-        group.start(emulator_spec(ports))
-        for spec in system_specs(ports, openrouter_url=emulator_api_url(ports)):
-            group.start(spec)
-        group.wait_ready(timeout=60)
-        yield System(ports, group, log_dir, env)
-    finally:
-        group.stop()
+    with running_system(env, tmp_path_factory.mktemp("deploy-logs")) as system:
+        yield system
 
 
 def health(port: int, which: str) -> int | None:

@@ -22,8 +22,7 @@ from redis.asyncio import Redis
 
 from tests.deploy.conftest import DRAIN_SECONDS, health, restart, sigterm_and_watch
 from tests.e2e.conftest import System
-from tests.e2e.emulator_admin import EmulatorAdmin
-from tests.e2e.test_keys_journey import signed_in
+from tests.e2e.emulator_admin import EmulatorAdmin, fault_free_emulator
 from tests.e2e.test_sync_journey import Watcher, assert_exact, funded_keys, wait_for
 from tools.devinfra import free_port
 from tools.devstack import ProcessGroup, ProcessSpec, system_specs
@@ -227,11 +226,8 @@ def test_each_service_fails_readiness_first_keeps_serving_for_the_drain_then_exi
 
 @pytest.fixture
 async def emulator(deploy_system: System) -> AsyncIterator[EmulatorAdmin]:
-    admin = EmulatorAdmin(deploy_system.emulator)
-    await admin.clear_faults()
-    yield admin
-    await admin.clear_faults()
-    await admin.aclose()
+    async with fault_free_emulator(deploy_system.emulator) as admin:
+        yield admin
 
 
 async def _job_running(deploy_system: System, key_id: str) -> None:
@@ -251,7 +247,7 @@ async def test_sigterm_during_a_sync_loses_nothing(deploy_system: System, emulat
     after the restart the key is synced once, with its exact figure."""
     (key,) = await funded_keys(emulator, 1)
     async with httpx.AsyncClient(base_url=deploy_system.gateway, timeout=15) as client:
-        watcher = Watcher(client, await signed_in(client))
+        watcher = await Watcher.signed_up(client)
         key_id = await watcher.add("stopped mid-sync", key["key"])
         await emulator.faults(latency_ms=3000, paths=["/key"])
         asked = datetime.now(UTC)
@@ -282,7 +278,7 @@ async def test_the_worker_fails_readiness_first_and_finishes_its_running_job(
 ) -> None:
     (key,) = await funded_keys(emulator, 1)
     async with httpx.AsyncClient(base_url=deploy_system.gateway, timeout=15) as client:
-        watcher = Watcher(client, await signed_in(client))
+        watcher = await Watcher.signed_up(client)
         key_id = await watcher.add("finished before exit", key["key"])
         await emulator.faults(latency_ms=2000, paths=["/key"])
         asked = datetime.now(UTC)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
+from tests.e2e.emulator_admin import EmulatorAdmin, fault_free_emulator
+from tests.support.ports import LoopbackUrl
 from tools.devinfra import DATA_DIR
 from tools.devstack import (
     Ports,
@@ -44,22 +47,11 @@ class System:
     log_dir: Path
     env: dict[str, str]
 
-    @property
-    def gateway(self) -> str:
-        return f"http://127.0.0.1:{self.ports.gateway}"
-
-    @property
-    def gateway_admin(self) -> str:
-        return f"http://127.0.0.1:{self.ports.gateway_admin}"
-
-    @property
-    def auth(self) -> str:
-        return f"http://127.0.0.1:{self.ports.auth}"
-
-    @property
-    def emulator(self) -> str:
-        """The OpenRouter emulator's root (its API under `/api/v1`, its admin surface under `/_admin`)."""
-        return f"http://127.0.0.1:{self.ports.emulator}"
+    gateway = LoopbackUrl("ports.gateway")
+    gateway_admin = LoopbackUrl("ports.gateway_admin")
+    auth = LoopbackUrl("ports.auth")
+    # The OpenRouter emulator's root (its API under `/api/v1`, its admin surface under `/_admin`).
+    emulator = LoopbackUrl("ports.emulator")
 
     def restart(self, name: str, *, kill: bool = True) -> None:
         """SIGKILL a process (no clean shutdown) and start it again, waiting until it is ready."""
@@ -71,14 +63,19 @@ class System:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
 
 
-@pytest.fixture(scope="session")
-def system(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """gateway, auth, keys, usage and worker started with `python -m`, as `make demo` does, the worker
-    talking to the OpenRouter emulator (a process too)."""
-    log_dir = tmp_path_factory.mktemp("e2e-logs")
+def system_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The processes' environment: `make demo`'s, for tests, with the worker's clocks shortened."""
     env = base_env(database_url, redis_url, "test", DATA_DIR / "test" / "secrets")
     # Fast argon2 is allowed only with OWR_ENV=test; it keeps the journey quick without changing its logic.
     env.update({"AUTH_ARGON2_MEMORY_KIB": "1024", "AUTH_ARGON2_TIME_COST": "1", "LOG_LEVEL": "INFO", **FAST_WORKER})
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def running_system(env: dict[str, str], log_dir: Path) -> Iterator[System]:
+    """gateway, auth, keys, usage and worker started with `python -m`, as `make demo` does, the worker
+    talking to the OpenRouter emulator (a process too); all stopped on exit."""
     ports = Ports.free()
     group = ProcessGroup(env, log_dir=log_dir)
     try:
@@ -89,6 +86,19 @@ def system(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathF
         yield System(ports, group, log_dir, env)
     finally:
         group.stop()
+
+
+@pytest.fixture(scope="session")
+def system(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The whole system for the end-to-end suite, on the session's database and Redis."""
+    with running_system(system_env(database_url, redis_url), tmp_path_factory.mktemp("e2e-logs")) as system:
+        yield system
+
+
+@pytest.fixture
+async def emulator(system: System) -> AsyncIterator[EmulatorAdmin]:
+    async with fault_free_emulator(system.emulator) as admin:
+        yield admin
 
 
 @pytest.fixture(autouse=True)

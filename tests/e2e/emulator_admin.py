@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -54,3 +56,15 @@ class EmulatorAdmin:
 
     async def stats(self) -> dict[str, Any]:
         return dict(await self._call("GET", "/stats"))
+
+
+@asynccontextmanager
+async def fault_free_emulator(url: str) -> AsyncIterator[EmulatorAdmin]:
+    """An admin client of the emulator at `url`, with no faults injected before or after the test."""
+    admin = EmulatorAdmin(url)
+    try:
+        await admin.clear_faults()
+        yield admin
+        await admin.clear_faults()
+    finally:
+        await admin.aclose()

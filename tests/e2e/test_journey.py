@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from typing import Any
 
 import httpx
 import pytest
@@ -17,10 +18,10 @@ pytestmark = pytest.mark.e2e
 PASSWORD = "a long and unusual passphrase 7"
 
 
-def problem(response: httpx.Response, status: int) -> dict:
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["status"] == status
     return body
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,13 +31,9 @@ MODELS = [
 ]
 
 
-@pytest.fixture
-async def emulator(system: System) -> AsyncIterator[EmulatorAdmin]:
-    admin = EmulatorAdmin(system.emulator)
-    await admin.clear_faults()
-    yield admin
-    await admin.clear_faults()
-    await admin.aclose()
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    """A UTC time on `day`."""
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
 
 
 def last_monday_before(day: date) -> date:
@@ -80,10 +76,26 @@ class Watcher:
         self.client = client
         self.headers = headers
 
+    @classmethod
+    async def signed_up(cls, client: httpx.AsyncClient) -> Watcher:
+        """A new user, signed in through the gateway."""
+        return cls(client, await signed_in(client))
+
     async def add(self, name: str, secret: str) -> str:
         r = await self.client.post("/api/v1/keys", headers=self.headers, json={"name": name, "key": secret})
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
+
+    async def add_numbered(self, prefix: str, keys: list[dict[str, Any]]) -> list[str]:
+        """Each of the emulator's `keys`, named `<prefix> <n>`; their ids in order."""
+        return [await self.add(f"{prefix} {n}", key["key"]) for n, key in enumerate(keys)]
+
+    async def add_account(self, management: dict[str, Any], *inference: dict[str, Any]) -> dict[str, str]:
+        """An account's management key (named "ops") and inference keys (by their emulator names)."""
+        ids = {"management": await self.add("ops", management["key"])}
+        for key in inference:
+            ids[key["name"]] = await self.add(key["name"], key["key"])
+        return ids
 
     async def keys(self) -> dict[str, dict[str, Any]]:
         r = await self.client.get("/api/v1/keys", headers=self.headers, params={"per_page": 250})
@@ -134,7 +146,6 @@ async def test_exact_daily_spend_per_model_figures_and_balance_across_midnight_a
     # Saturday D0 -> Sunday D1 -> Monday D2: a midnight, then a week boundary, all in the past.
     monday = last_monday_before(datetime.now(UTC).date() - timedelta(days=1))
     d0, d1, d2 = monday - timedelta(days=2), monday - timedelta(days=1), monday
-    at = lambda day, hour, minute=0: datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)  # noqa: E731
 
     await emulator.set_clock(at(d0, 18))
     account = await emulator.account("250.5")
@@ -151,12 +162,8 @@ async def test_exact_daily_spend_per_model_figures_and_balance_across_midnight_a
     await emulator.events(history + today)
 
     async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
-        watcher = Watcher(client, await signed_in(client))
-        ids = {
-            "management": await watcher.add("ops", management["key"]),
-            "alpha": await watcher.add("alpha", alpha["key"]),
-            "beta": await watcher.add("beta", beta["key"]),
-        }
+        watcher = await Watcher.signed_up(client)
+        ids = await watcher.add_account(management, alpha, beta)
         keys = await watcher.sync(*ids.values())
         assert keys[ids["management"]]["kind"] == "management"
         assert keys[ids["alpha"]]["kind"] == "inference"
@@ -252,7 +259,7 @@ async def test_a_revoked_key_turns_invalid_and_keeps_its_figures(system: System,
     (key,) = await funded_keys(emulator, 1)
     today = (datetime.now(UTC) - timedelta(days=1)).date()
     async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
-        watcher = Watcher(client, await signed_in(client))
+        watcher = await Watcher.signed_up(client)
         key_id = await watcher.add("soon revoked", key["key"])
         await watcher.sync(key_id)
         before = await watcher.usage(key_id)
@@ -269,8 +276,8 @@ async def test_a_429_storm_is_waited_out_with_nothing_lost_or_doubled(system: Sy
     keys = await funded_keys(emulator, 6)
     today = (datetime.now(UTC) - timedelta(days=1)).date()
     async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
-        watcher = Watcher(client, await signed_in(client))
-        ids = [await watcher.add(f"storm {n}", key["key"]) for n, key in enumerate(keys)]
+        watcher = await Watcher.signed_up(client)
+        ids = await watcher.add_numbered("storm", keys)
         before = (await emulator.stats())["by_status"].get("429", 0)
         await emulator.faults(status=429, count=20, retry_after=1, paths=["/key"])
         await watcher.sync(*ids)
@@ -283,8 +290,8 @@ async def test_a_worker_killed_mid_sync_leaves_every_key_synced_once(system: Sys
     keys = await funded_keys(emulator, 12)
     today = (datetime.now(UTC) - timedelta(days=1)).date()
     async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
-        watcher = Watcher(client, await signed_in(client))
-        ids = [await watcher.add(f"crash {n}", key["key"]) for n, key in enumerate(keys)]
+        watcher = await Watcher.signed_up(client)
+        ids = await watcher.add_numbered("crash", keys)
         # Slow answers keep every job in flight when the worker dies.
         await emulator.faults(latency_ms=2000)
         asked = datetime.now(UTC)
@@ -325,8 +332,8 @@ async def worker_metric(system: System, name: str) -> float | None:
 async def test_openrouter_down_opens_the_circuit_shows_the_error_and_recovers(system: System, emulator: EmulatorAdmin):
     keys = await funded_keys(emulator, 2)
     async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
-        watcher = Watcher(client, await signed_in(client))
-        ids = [await watcher.add(f"outage {n}", key["key"]) for n, key in enumerate(keys)]
+        watcher = await Watcher.signed_up(client)
+        ids = await watcher.add_numbered("outage", keys)
         await watcher.sync(*ids)
 
         failed_before = (await emulator.stats())["by_status"].get("503", 0)

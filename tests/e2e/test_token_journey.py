@@ -16,14 +16,6 @@ from tests.e2e.test_sync_journey import Watcher, funded_keys
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-async def emulator(system: System):
-    admin = EmulatorAdmin(system.emulator)
-    await admin.clear_faults()
-    yield admin
-    await admin.aclose()
-
-
 async def test_a_script_lists_keys_reads_usage_and_exports_with_only_a_token_until_it_is_revoked(
     system: System, emulator: EmulatorAdmin
 ):

@@ -14,16 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e import test_sync_journey
 from tests.e2e.conftest import System
 from tests.e2e.emulator_admin import EmulatorAdmin
-from tests.e2e.test_keys_journey import signed_in
-from tests.e2e.test_sync_journey import MODELS, Watcher, spend, wait_for
+from tests.e2e.test_sync_journey import MODELS, Watcher, at, spend, wait_for
 
 pytestmark = pytest.mark.e2e
-
-# The sync journey's fixture: an emulator admin client with faults cleared before and after.
-emulator = test_sync_journey.emulator
 
 D = Decimal
 
@@ -36,7 +31,6 @@ def decimal_json(response: httpx.Response) -> Any:
 async def test_summary_export_and_accounts_equal_the_emulators_truth(system: System, emulator: EmulatorAdmin):
     d0 = datetime.now(UTC).date() - timedelta(days=3)
     days = [d0 - timedelta(days=n) for n in range(4, -1, -1)]  # d0-4 .. d0
-    at = lambda day, hour: datetime(day.year, day.month, day.day, hour, tzinfo=UTC)  # noqa: E731
 
     await emulator.set_clock(at(d0, 18))
     account = await emulator.account("500.25")
@@ -50,12 +44,8 @@ async def test_summary_export_and_accounts_equal_the_emulators_truth(system: Sys
     await emulator.events(events)
 
     async with httpx.AsyncClient(base_url=system.gateway, timeout=30) as client:
-        watcher = Watcher(client, await signed_in(client))
-        ids = {
-            "management": await watcher.add("ops", management["key"]),
-            "alpha": await watcher.add("alpha", alpha["key"]),
-            "beta": await watcher.add("beta", beta["key"]),
-        }
+        watcher = await Watcher.signed_up(client)
+        ids = await watcher.add_account(management, alpha, beta)
         hashes = {ids["alpha"]: alpha["hash"], ids["beta"]: beta["hash"]}
         await watcher.sync(*ids.values())
         window = {"from": days[0].isoformat(), "to": d0.isoformat()}

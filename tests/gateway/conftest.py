@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import jwt
@@ -29,6 +29,11 @@ from jwt.algorithms import OKPAlgorithm
 from owr_gateway.__main__ import build_servers
 from owr_gateway.app import GatewayApp
 from owr_gateway.settings import GatewaySettings
+from tests.support.http import bearer
+from tests.support.ports import LoopbackUrl, closed_port, free_port
+
+# Re-exported for the gateway tests, which import them from here.
+__all__ = ["bearer", "closed_port", "free_port"]
 
 ISSUER = "owr-auth"
 AUDIENCE = "owr-api"
@@ -39,18 +44,6 @@ GENEROUS_LIMITS = {
     "login": {"limit": 1_000_000, "window": 3600},
     "user": {"limit": 1_000_000, "window": 3600},
 }
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (bound and released)."""
-    return free_port()
 
 
 # --- signing keys and tokens ----------------------------------------------------------------------
@@ -212,14 +205,8 @@ class Served:
 
     port: int
     admin_port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
+    url = LoopbackUrl("port")
+    admin_url = LoopbackUrl("admin_port")
 
 
 @dataclass
@@ -268,7 +255,7 @@ async def run_gateway(settings: GatewaySettings) -> AsyncIterator[Gateway]:
             await asyncio.sleep(0.01)
         port = main.servers[0].sockets[0].getsockname()[1]
         admin_port = admin.servers[0].sockets[0].getsockname()[1]
-        yield Gateway(app=main.config.app, port=port, admin_port=admin_port)
+        yield Gateway(app=cast(GatewayApp, main.config.app), port=port, admin_port=admin_port)
     finally:
         main.should_exit = admin.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -377,7 +364,3 @@ def metric(name: str, **labels: str) -> float:
     from prometheus_client import REGISTRY
 
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Mapping
 
 import aiohttp
 import jwt
@@ -18,7 +19,7 @@ PROBLEM = "application/problem+json"
 URL = "/api/v1/keys/abc"
 
 
-def _b64(data: dict[str, object]) -> str:
+def _b64(data: Mapping[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 

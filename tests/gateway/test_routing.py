@@ -114,7 +114,7 @@ async def test_internal_is_never_routed(gateway: Gateway, upstream: Upstream, si
         )
         assert response.status == 404, path
         assert response.headers["content-type"] == PROBLEM
-        body = json.loads(response.body)
+        body: dict[str, object] = json.loads(response.body)
         del body["instance"], body["request_id"]
         return body
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -190,7 +191,7 @@ def test_client_ip_is_the_peer_unless_the_peer_is_trusted():
 def test_merged_openapi_keeps_public_paths_and_renames_clashing_schemas():
     from owr_gateway.openapi import merge
 
-    def doc(path: str, title: str) -> dict:
+    def doc(path: str, title: str) -> dict[str, Any]:
         ref = {"$ref": "#/components/schemas/Thing"}
         operation = {"responses": {"200": {"content": {"application/json": {"schema": ref}}}}}
         return {

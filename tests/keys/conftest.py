@@ -1,8 +1,9 @@
 """Keys test scaffolding: the real app on the session's migrated database and Redis.
 
 Tokens are minted with the shared test keyring (`tests/support/tokens.py`), whose JWKS the app gets
-through `jwks_fetcher`. The code under test commits; tests stay apart because every tenant is a fresh
-random workspace, and every query is scoped by workspace.
+through `jwks_fetcher`; tenants (`alice`, `bob`, `tenant_factory`) and `service_headers` come from
+`tests/support/tenants.py`. `client` rolls back with the test, `committed_client` commits (the isolation
+rule of tests/README.md); both call `service_app`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import base64
 import json
 import os
 import secrets
-import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -23,9 +22,10 @@ from redis.asyncio import Redis
 
 from owr_keys.app import create_app
 from owr_keys.settings import KeysSettings
-from tests.support.tokens import TestKeyring, assert_problem, bearer
-
-__all__ = ["TestKeyring", "assert_problem", "bearer"]
+from tests.support.redis import leave_redis_clean
+from tests.support.settings import service_settings
+from tests.support.tenants import Tenant
+from tests.support.tokens import TestKeyring
 
 ALL_SCOPES = ("keys:due", "keys:reveal", "keys:status", "workspaces:delete")
 # The session's database and Redis are shared with the end-to-end suite, whose keys and worker processes
@@ -51,27 +51,19 @@ def new_secret() -> str:
 
 
 def make_settings(database_url: str, redis_url: str, **overrides: Any) -> KeysSettings:
-    values: dict[str, Any] = {
-        "OWR_ENV": "test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "keks": keks_json(BOTH_KEKS),
-        "active_kek_version": OLD_VERSION,
-        "queue_name": QUEUE,
-        "fingerprint_key": FINGERPRINT_KEY,
-        "DB_POOL_SIZE": 5,
-    }
-    values.update(overrides)
-    return KeysSettings(**values)
-
-
-@dataclass
-class Tenant:
-    """A user acting in their own fresh workspace."""
-
-    user_id: str
-    workspace_id: str
-    headers: dict[str, str] = field(repr=False)
+    return service_settings(
+        KeysSettings,
+        database_url,
+        redis_url,
+        {
+            "keks": keks_json(BOTH_KEKS),
+            "active_kek_version": OLD_VERSION,
+            "queue_name": QUEUE,
+            "fingerprint_key": FINGERPRINT_KEY,
+            "DB_POOL_SIZE": 5,
+        },
+        overrides,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -93,50 +85,13 @@ async def keys_app(database_url: str, redis_url: str, keyring: TestKeyring) -> A
 
 
 @pytest.fixture
-async def client(keys_app: FastAPI, redis_client: Redis) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=keys_app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
+def service_app(keys_app: FastAPI, redis_client: Redis) -> FastAPI:
+    """What `client` (rolled back) and `committed_client` call: the shared app, Redis flushed."""
+    return keys_app
 
 
-@pytest.fixture(autouse=True)
-async def _leave_redis_clean(redis_url: str) -> AsyncIterator[None]:
-    """Queued jobs stay in this test: a later suite's worker must not meet them."""
-    yield
-    client = Redis.from_url(redis_url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-def tenant_factory(keyring: TestKeyring) -> Callable[[], Tenant]:
-    def make() -> Tenant:
-        user_id, workspace_id = str(uuid.uuid4()), str(uuid.uuid4())
-        return Tenant(user_id, workspace_id, bearer(keyring.access_token(user_id, workspace_id)))
-
-    return make
-
-
-@pytest.fixture
-def alice(tenant_factory: Callable[[], Tenant]) -> Tenant:
-    return tenant_factory()
-
-
-@pytest.fixture
-def bob(tenant_factory: Callable[[], Tenant]) -> Tenant:
-    return tenant_factory()
-
-
-@pytest.fixture
-def service_headers(keyring: TestKeyring) -> Callable[..., dict[str, str]]:
-    """`service_headers("keys:reveal")`: a service token with those scopes (all when none given)."""
-
-    def make(*scopes: str, **overrides: Any) -> dict[str, str]:
-        return bearer(keyring.service_token(tuple(scopes) or ALL_SCOPES, **overrides))
-
-    return make
+# Queued jobs stay in this test: a later suite's worker must not meet them.
+_leave_redis_clean = pytest.fixture(autouse=True)(leave_redis_clean)
 
 
 # --- helpers ---------------------------------------------------------------------------------------

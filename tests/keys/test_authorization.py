@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.keys.conftest import ALL_SCOPES, assert_problem, bearer, store_key
+from tests.keys.conftest import ALL_SCOPES, store_key
+from tests.support.http import assert_problem, bearer
+from tests.support.tenants import refused_user_headers
+from tests.support.tokens import TestKeyring
 
 # Every public route that takes a key id, with a body that would otherwise succeed.
 ID_ROUTES = [
@@ -77,14 +80,7 @@ async def test_public_routes_need_a_valid_access_token(client, alice, keyring, s
     url = _url(template, str(uuid.uuid4()))
     now = int(time.time())
     refusals = [
-        {},
-        {"authorization": "Basic dXNlcjpwYXNz"},
-        bearer("not-a-jwt"),
-        service_headers(),  # a service token is not a user's
-        service_headers(aud="owr-api"),  # not even with the user audience: wrong type
-        bearer(keyring.access_token(alice.user_id, alice.workspace_id, aud="owr-keys")),
-        bearer(keyring.access_token(alice.user_id, alice.workspace_id, iss="someone-else")),
-        bearer(keyring.access_token(alice.user_id, alice.workspace_id, iat=now - 1200, exp=now - 600)),
+        *refused_user_headers(keyring, alice, service_headers),
         bearer(keyring.access_token(alice.user_id, alice.workspace_id, exp=now + 3600)),  # lifetime > 15 min
         bearer(keyring.access_token(alice.user_id, alice.workspace_id, typ="refresh")),
     ]
@@ -149,7 +145,6 @@ async def test_internal_routes_accept_their_scope(client, alice, service_headers
 
 
 async def test_a_token_signed_by_an_unknown_key_is_401(client, alice):
-    from tests.keys.conftest import TestKeyring
 
     stranger = TestKeyring(service_audience="owr-keys", default_scopes=ALL_SCOPES)
     headers = bearer(stranger.access_token(alice.user_id, alice.workspace_id))

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import httpx
 from sqlalchemy import text
 
-from tests.keys.conftest import assert_problem, new_secret, store_key
+from tests.keys.conftest import new_secret, store_key
+from tests.support.db import savepoint
+from tests.support.http import assert_problem
+from tests.support.tenants import ServiceHeaders
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-async def _report(client, service_headers, key_id, **body):
+async def _report(
+    client: httpx.AsyncClient, service_headers: ServiceHeaders, key_id: str, **body: Any
+) -> httpx.Response:
     body.setdefault("status", "valid")
     body.setdefault("last_synced_at", _iso(datetime.now(UTC)))
     return await client.post(f"/internal/keys/{key_id}/status", headers=service_headers("keys:status"), json=body)
@@ -191,7 +198,7 @@ async def test_due_lists_active_keys_never_or_long_ago_synced_oldest_first(clien
         )
 
 
-async def test_delete_workspace_erases_keys_and_audit_idempotently(client, alice, bob, service_headers, db_engine):
+async def test_delete_workspace_erases_keys_and_audit_idempotently(client, alice, bob, service_headers, db_connection):
     keys = [await store_key(client, alice) for _ in range(2)]
     bobs = await store_key(client, bob)
     await client.delete(f"/api/v1/keys/{keys[0]['id']}", headers=alice.headers)
@@ -200,7 +207,7 @@ async def test_delete_workspace_erases_keys_and_audit_idempotently(client, alice
     assert r.status_code == 204
     assert r.content == b""
     assert (await client.get("/api/v1/keys", headers=alice.headers)).json()["total"] == 0
-    async with db_engine.connect() as conn:
+    async with savepoint(db_connection) as conn:
         for table in ("openrouter_keys", "audit_events"):
             count = await conn.scalar(
                 text(f"SELECT count(*) FROM keys.{table} WHERE workspace_id = :w"),  # noqa: S608 - fixed names
@@ -240,7 +247,8 @@ async def test_batch_reveal_reveals_each_key_and_names_the_rest(client, alice, s
 
 
 async def test_batch_reveal_input_rules(client, service_headers):
-    for body in ({"ids": []}, {"ids": [str(uuid.uuid4())] * 501}, {"ids": ["nope"]}, {}):
+    bodies: list[dict[str, Any]] = [{"ids": []}, {"ids": [str(uuid.uuid4())] * 501}, {"ids": ["nope"]}, {}]
+    for body in bodies:
         assert_problem(await client.post("/internal/keys/reveal", headers=service_headers(), json=body), 422)
     r = await client.post("/internal/keys/reveal", headers=service_headers("keys:status"), json={"ids": []})
     assert_problem(r, 403)
@@ -271,7 +279,7 @@ async def test_the_due_scan_leaves_rejected_keys_to_the_daily_validation(client,
     r = await _report(client, service_headers, rejected["id"], status="invalid", last_synced_at=long_ago)
     assert r.status_code == 204
 
-    async def due(**params):
+    async def due(**params: Any) -> set[str]:
         r = await client.get(
             "/internal/keys/due", headers=service_headers("keys:due"), params={"limit": 1000, **params}
         )

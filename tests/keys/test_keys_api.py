@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from tests.keys.conftest import assert_problem, new_secret, store_key
+from tests.keys.conftest import new_secret, store_key
+from tests.support.db import savepoint
+from tests.support.http import assert_problem
 
 VIEW_FIELDS = {
     "id",
@@ -141,12 +143,12 @@ async def test_audit_records_every_change_with_actor_and_request_id(client, alic
     assert [e["action"] for e in r.json()["items"]] == ["created"]
 
 
-async def test_deleted_keys_audit_rows_remain_in_the_database(client, alice, db_engine):
+async def test_deleted_keys_audit_rows_remain_in_the_database(client, alice, db_connection):
     from sqlalchemy import text
 
     view = await store_key(client, alice)
     assert (await client.delete(f"/api/v1/keys/{view['id']}", headers=alice.headers)).status_code == 204
-    async with db_engine.connect() as conn:
+    async with savepoint(db_connection) as conn:
         rows = (
             await conn.execute(
                 text("SELECT action FROM keys.audit_events WHERE key_id = :k ORDER BY id"), {"k": view["id"]}

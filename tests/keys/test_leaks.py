@@ -9,11 +9,15 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.keys.conftest import bearer, new_secret
+from tests.keys.conftest import new_secret
+from tests.support.db import savepoint
+from tests.support.http import bearer
 from tests.support.logs import CapturedLogs, captured_json_logs
 
 
@@ -32,14 +36,14 @@ def forms(secret: str) -> list[str]:
 
 
 async def test_plaintext_appears_only_in_the_reveal_response(
-    client, alice, bob, keyring, service_headers, json_logs, db_engine, redis_client
+    client, alice, bob, keyring, service_headers, json_logs, db_connection, redis_client
 ):
     kept, other, deleted, bobs = new_secret(), new_secret(), new_secret(), new_secret()
     secrets_ = [kept, other, deleted, bobs]
     responses = []
 
-    async def call(method, url, **kw):
-        r = await client.request(method, url, **kw)
+    async def call(method: str, url: str, **kw: Any) -> httpx.Response:
+        r: httpx.Response = await client.request(method, url, **kw)
         responses.append((f"{method} {url}", r))
         return r
 
@@ -103,7 +107,7 @@ async def test_plaintext_appears_only_in_the_reveal_response(
     await call("GET", f"/api/v1/keys/{key['id']}/audit", headers=h)
 
     # A row made unreadable (ciphertexts swapped) fails without saying anything about either key.
-    async with db_engine.begin() as conn:
+    async with savepoint(db_connection) as conn:
         await conn.execute(
             text(
                 "UPDATE keys.openrouter_keys t SET ciphertext = s.ciphertext, nonce = s.nonce "
@@ -137,8 +141,8 @@ async def test_plaintext_appears_only_in_the_reveal_response(
                 assert form not in str(response.headers), what
 
     # The database holds no plaintext, nor its base64 or hex.
-    async with db_engine.connect() as conn:
-        rows = (await conn.execute(text("SELECT t::text AS row FROM keys.openrouter_keys t"))).all()
+    async with savepoint(db_connection) as conn:
+        rows = list((await conn.execute(text("SELECT t::text AS row FROM keys.openrouter_keys t"))).all())
         rows += (await conn.execute(text("SELECT t::text AS row FROM keys.audit_events t"))).all()
         raw = (await conn.execute(text("SELECT * FROM keys.openrouter_keys"))).all()
     dumped = "\n".join(r.row for r in rows)

@@ -1,41 +1,32 @@
-"""Schemathesis over the keys OpenAPI: no 5xx, and every response conforms to the schema.
+"""Schemathesis over the keys OpenAPI (the harness: tests/support/fuzz.py).
 
-The schema is read from an app that is never started (`schemathesis.pytest.from_fixture` does not work
-with pytest 9); the calls go to `fuzz_app`, which runs in schemathesis' own ASGI event loop on the
-session's database. Public routes get a real access token, internal routes a real service token with
-every scope, so the fuzzer gets past authentication. A few keys are stored first, so some generated
-ids can be real ones.
+Public routes get a real access token, internal routes a real service token with every scope, so the
+fuzzer gets past authentication. A few keys are stored first, so some generated ids can be real ones.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-import schemathesis
 from fastapi import FastAPI
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.python import asgi
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from owr_keys.app import create_app
 from owr_keys.settings import KeysSettings
-from tests.keys.conftest import TestKeyring, bearer, make_settings, new_secret
+from tests.keys.conftest import make_settings, new_secret
+from tests.support import fuzz
+from tests.support.http import bearer
+from tests.support.tokens import TestKeyring
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 FUZZ_USER, FUZZ_WORKSPACE = str(uuid.uuid4()), str(uuid.uuid4())
 
 
 @pytest.fixture(scope="module")
 def fuzz_app(database_url: str, redis_url: str, keyring: TestKeyring) -> Iterator[FastAPI]:
     app = create_app(make_settings(database_url, redis_url), jwks_fetcher=keyring.fetch)
-    with asgi.get_client(app) as client:
+    with fuzz.seed_client(app) as client:
         for i in range(3):
             r = client.post(
                 "http://testserver/api/v1/keys",
@@ -43,28 +34,13 @@ def fuzz_app(database_url: str, redis_url: str, keyring: TestKeyring) -> Iterato
                 json={"name": f"fuzz {i}", "key": new_secret()},
             )
             assert r.status_code == 201, r.text
-    yield app
-    # Stop the lifespan schemathesis started, so the engine's connections close before the DB is dropped.
-    asgi.shutdown_lifespans()
+    yield from fuzz.serve(app)
 
 
-# Only its OpenAPI document is used; requests go to `fuzz_app` (the `app=` argument below).
-_document_app = create_app(KeysSettings(OWR_ENV="test"))
-schema = schemathesis.openapi.from_dict(_document_app.openapi())
-schema.app = _document_app
+schema = fuzz.openapi_schema(create_app(KeysSettings(OWR_ENV="test")))
 
 
 @schema.parametrize()
-@settings(
-    max_examples=25,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-def test_keys_api_has_no_server_errors(case, fuzz_app, keyring):
-    # Tokens are minted per call: a long run must not outlive them.
-    if case.path.startswith("/internal/"):
-        headers = bearer(keyring.service_token())
-    else:
-        headers = bearer(keyring.access_token(FUZZ_USER, FUZZ_WORKSPACE))
-    case.call_and_validate(app=fuzz_app, headers=headers, checks=CHECKS)
+@fuzz.fuzz_settings(max_examples=25)
+def test_keys_api_has_no_server_errors(case: Any, fuzz_app: FastAPI, keyring: TestKeyring) -> None:
+    fuzz.call_and_validate(case, fuzz_app, fuzz.tenant_or_service_headers(case, keyring, FUZZ_USER, FUZZ_WORKSPACE))

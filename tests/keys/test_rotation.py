@@ -17,16 +17,7 @@ from owr_keys.rotate_kek import rotate
 from owr_keys.vault.crypto import SealedSecret, Vault
 from owr_keys.vault.errors import KeyUnreadable
 from owr_shared.db import create_sessionmaker
-from tests.keys.conftest import (
-    BOTH_KEKS,
-    KEK_NEW,
-    KEK_OLD,
-    NEW_VERSION,
-    OLD_VERSION,
-    keks_json,
-    new_secret,
-    store_key,
-)
+from tests.keys.conftest import BOTH_KEKS, KEK_NEW, KEK_OLD, NEW_VERSION, OLD_VERSION, keks_json, new_secret, store_key
 from tests.support.apps import running
 
 KEY_COUNT = 24
@@ -55,13 +46,13 @@ async def _foreign_rows(db_engine) -> int:
 
 
 async def test_rotation_under_load_then_only_the_new_kek(
-    client, tenant_factory, service_headers, settings_factory, keyring, db_engine
+    committed_client, tenant_factory, service_headers, settings_factory, keyring, db_engine
 ):
     tenant = tenant_factory()
     secrets_ = {}
     for i in range(KEY_COUNT):
         secret = new_secret()
-        secrets_[(await store_key(client, tenant, secret, name=f"k{i}"))["id"]] = secret
+        secrets_[(await store_key(committed_client, tenant, secret, name=f"k{i}"))["id"]] = secret
     ids = list(secrets_)
     reveal = service_headers("keys:reveal")
 
@@ -89,13 +80,15 @@ async def test_rotation_under_load_then_only_the_new_kek(
         rng = random.Random(7)
         while not rotation.done() or operations < 40:
             key_id = rng.choice(ids)
-            r = await client.post(f"/internal/keys/{key_id}/reveal", headers=reveal)
+            r = await committed_client.post(f"/internal/keys/{key_id}/reveal", headers=reveal)
             if r.status_code != 200 or r.json()["key"] != secrets_[key_id]:
                 failures.append(f"reveal {r.status_code}")
-            r = await client.get("/api/v1/keys", headers=tenant.headers, params={"per_page": 250})
+            r = await committed_client.get("/api/v1/keys", headers=tenant.headers, params={"per_page": 250})
             if r.status_code != 200 or r.json()["total"] != KEY_COUNT:
                 failures.append(f"list {r.status_code}")
-            r = await client.patch(f"/api/v1/keys/{key_id}", headers=tenant.headers, json={"name": f"n{operations}"})
+            r = await committed_client.patch(
+                f"/api/v1/keys/{key_id}", headers=tenant.headers, json={"name": f"n{operations}"}
+            )
             if r.status_code != 200:
                 failures.append(f"patch {r.status_code}")
             operations += 1
@@ -172,10 +165,10 @@ def _cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_cli_prints_counts_only(database_url, client, tenant_factory, db_engine):
+async def test_cli_prints_counts_only(database_url, committed_client, tenant_factory, db_engine):
     tenant = tenant_factory()
     secret = new_secret()
-    key = await store_key(client, tenant, secret)  # sealed under the old KEK by the shared app
+    key = await store_key(committed_client, tenant, secret)  # sealed under the old KEK by the shared app
     foreign = await _foreign_rows(db_engine)
     base = {k: v for k, v in os.environ.items() if not k.startswith("KEYS_")}
     env = {**base, "OWR_ENV": "test", "DATABASE_URL": database_url, "LOG_JSON": "true"}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from arq.jobs import deserialize_job
 
-from tests.keys.conftest import QUEUE, assert_problem, store_key
+from tests.keys.conftest import QUEUE, store_key
+from tests.support.http import assert_problem
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

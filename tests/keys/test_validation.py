@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from tests.keys.conftest import assert_problem, new_secret, store_key
+from tests.keys.conftest import new_secret, store_key
+from tests.support.http import assert_problem
 
 NOT_KEYS = [
     "sk-or-v1-short",

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import uuid
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -15,7 +16,9 @@ from owr_keys.keys.models import OpenRouterKey
 from owr_keys.settings import KeysSettings
 from owr_keys.vault.crypto import Fingerprinter, SealedSecret, Vault
 from owr_keys.vault.errors import KeyUnreadable
-from tests.keys.conftest import assert_problem, new_secret, store_key
+from tests.keys.conftest import new_secret, store_key
+from tests.support.db import savepoint
+from tests.support.http import assert_problem
 
 WS, KEY = uuid.uuid4(), uuid.uuid4()
 
@@ -152,7 +155,7 @@ def test_settings_validate_keks():
     assert set(settings.kek_map()) == {"v1", "v2"}
     urlsafe = json.dumps({"v1": base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")})
     assert len(KeysSettings(OWR_ENV="test", keks=urlsafe, active_kek_version="v1").kek_map()["v1"]) == 32
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"keks": good, "active_kek_version": "v3"}, "does not contain"),
         ({"keks": good}, "required"),
         ({"keks": json.dumps({"v1": _b64(16)}), "active_kek_version": "v1"}, "32 bytes"),
@@ -190,7 +193,11 @@ def test_settings_come_from_keys_prefixed_environment_variables(monkeypatch):
 
 
 def test_template_placeholders_are_refused_in_production_and_ignored_elsewhere():
-    template = {"keks": '{"v1": "change-me"}', "active_kek_version": "v1", "fingerprint_key": "change-me"}
+    template: dict[str, Any] = {
+        "keks": '{"v1": "change-me"}',
+        "active_kek_version": "v1",
+        "fingerprint_key": "change-me",
+    }
     with pytest.raises(ValidationError) as caught:
         KeysSettings(OWR_ENV="production", **template)
     errors = caught.value.errors(include_input=False)
@@ -218,8 +225,8 @@ def test_production_refuses_missing_secrets_and_development_generates_ephemeral_
 # --- tampering with stored rows --------------------------------------------------------------------
 
 
-async def _swap(db_engine, column: str, a: str, b: str) -> None:
-    async with db_engine.begin() as conn:
+async def _swap(db_connection, column: str, a: str, b: str) -> None:
+    async with savepoint(db_connection) as conn:
         await conn.execute(
             text(
                 f"UPDATE keys.openrouter_keys t SET {column} = s.{column} "  # noqa: S608 - fixed column names
@@ -231,21 +238,21 @@ async def _swap(db_engine, column: str, a: str, b: str) -> None:
 
 @pytest.mark.parametrize("columns", [("ciphertext", "nonce"), ("wrapped_dek", "dek_nonce"), ("workspace_id",)])
 async def test_swapped_rows_fail_to_decrypt_with_an_error_carrying_no_secret(
-    client, tenant_factory, service_headers, db_engine, columns
+    client, tenant_factory, service_headers, db_connection, columns
 ):
     tenant = tenant_factory()
     secrets_ = [new_secret(), new_secret()]
     keys = [await store_key(client, tenant, s) for s in secrets_]
     if columns == ("workspace_id",):
         other = tenant_factory()
-        async with db_engine.begin() as conn:
+        async with savepoint(db_connection) as conn:
             await conn.execute(
                 text("UPDATE keys.openrouter_keys SET workspace_id = :w WHERE id = :k"),
                 {"w": other.workspace_id, "k": keys[0]["id"]},
             )
     else:
         for column in columns:
-            await _swap(db_engine, column, keys[0]["id"], keys[1]["id"])
+            await _swap(db_connection, column, keys[0]["id"], keys[1]["id"])
     for key in keys[:1] if columns == ("workspace_id",) else keys:
         r = await client.post(f"/internal/keys/{key['id']}/reveal", headers=service_headers("keys:reveal"))
         problem = assert_problem(r, 500)
@@ -254,14 +261,11 @@ async def test_swapped_rows_fail_to_decrypt_with_an_error_carrying_no_secret(
             assert secret not in r.text
             assert secret[9:] not in r.text
     # A failed reveal is not recorded as a reveal.
-    async with db_engine.connect() as conn:
+    async with savepoint(db_connection) as conn:
         count = await conn.scalar(
             text("SELECT count(*) FROM keys.audit_events WHERE key_id = ANY(:ids) AND action = 'revealed'"),
             {"ids": [uuid.UUID(k["id"]) for k in keys]},
         )
         assert count == 0
-        # Clean up: later tests (the rotation) must not meet rows that were made unreadable on purpose.
-        await conn.execute(
-            text("DELETE FROM keys.openrouter_keys WHERE id = ANY(:ids)"), {"ids": [uuid.UUID(k["id"]) for k in keys]}
-        )
-        await conn.commit()
+    # The rows made unreadable on purpose vanish with the test's transaction: later tests (the rotation)
+    # never meet them.

@@ -1,6 +1,7 @@
 import base64
 import time
 import uuid
+from typing import Any
 
 import jwt
 import pytest
@@ -15,7 +16,7 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def jwk_for(key: Ed25519PrivateKey, kid: str) -> dict:
+def jwk_for(key: Ed25519PrivateKey, kid: str) -> dict[str, Any]:
     from cryptography.hazmat.primitives import serialization
 
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -45,7 +46,7 @@ class Jwks:
         self.keys = list(keys)
         self.fetches = 0
 
-    async def __call__(self) -> dict:
+    async def __call__(self) -> dict[str, Any]:
         self.fetches += 1
         return {"keys": [jwk_for(k, kid) for k, kid in self.keys]}
 
@@ -107,7 +108,7 @@ async def test_alg_none_and_foreign_key_are_refused(key):
     verifier = JwksVerifier(Jwks((key, "k1")), issuer=ISS, audience=AUD)
     now = int(time.time())
     claims = {"sub": "u1", "typ": "access", "jti": "j", "iss": ISS, "aud": AUD, "iat": now, "exp": now + 60}
-    unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": "k1"})
+    unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": "k1"})  # type: ignore[arg-type]
     with pytest.raises(InvalidToken):
         await verifier.verify(unsigned)
     forged = mint(Ed25519PrivateKey.generate(), "k1")  # right kid, wrong key
@@ -121,7 +122,7 @@ async def test_alg_none_and_foreign_key_are_refused(key):
 
 
 async def test_unreachable_jwks_is_a_401_not_a_crash(key):
-    async def broken() -> dict:
+    async def broken() -> dict[str, Any]:
         raise OSError("connection refused")
 
     verifier = JwksVerifier(broken, issuer=ISS, audience=AUD)
@@ -144,7 +145,7 @@ async def test_a_failed_periodic_reload_keeps_the_known_keys(key):
     verifier = JwksVerifier(jwks, issuer=ISS, audience=AUD, min_refresh_interval=0, max_age=0)
     await verifier.verify(mint(key, "k1"))
 
-    async def down() -> dict:
+    async def down() -> dict[str, Any]:
         raise OSError("auth is down")
 
     verifier._fetch = down

@@ -1,18 +1,58 @@
-"""Run a service's FastAPI app in-process, lifespan included, behind an httpx client."""
+"""A service's FastAPI app in-process behind an httpx client, and the one isolation rule (tests/README.md).
+
+`rolled_back_client` is the default for HTTP-level tests: every request's session joins the test's
+outer transaction (a savepoint per request, committed or rolled back exactly as `DbSession` does), and
+the outer transaction is rolled back after the test. `committed_client` is for the tests that need
+several connections (concurrency, the app's own pool, SKIP LOCKED, other processes).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
+
+
+@asynccontextmanager
+async def committed_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app whose lifespan already runs: requests use the app's own pool and commit."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@contextmanager
+def bound_to_connection(app: FastAPI, connection: AsyncConnection) -> Iterator[None]:
+    """While inside, the app's `DbSession` opens its sessions on `connection`, inside its transaction.
+
+    The app's sessionmaker is swapped rather than the dependency overridden, so each request still runs
+    the real transaction boundary of `owr_shared.db` (its commit releases a savepoint).
+    """
+    own = getattr(app.state, "sessionmaker", None)
+    if own is None:
+        raise RuntimeError("the app has no sessionmaker: start its lifespan first")
+    app.state.sessionmaker = async_sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False, autoflush=False
+    )
+    try:
+        yield
+    finally:
+        app.state.sessionmaker = own
+
+
+@asynccontextmanager
+async def rolled_back_client(app: FastAPI, connection: AsyncConnection) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose every write vanishes with `connection`'s transaction (the test's `db_connection`)."""
+    with bound_to_connection(app, connection):
+        async with committed_client(app) as client:
+            yield client
 
 
 @asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and yield a client that calls it in-process."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+    """Run the app's lifespan and yield a client that calls it in-process (committed)."""
+    async with app.router.lifespan_context(app), committed_client(app) as client:
+        yield client

@@ -11,10 +11,29 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
+
+
+def access_claims(user_id: str, workspace_id: str | None, role: str = "owner", **overrides: Any) -> dict[str, Any]:
+    """An access token's claims as auth mints them; without `wid` when `workspace_id` is None."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "wid": workspace_id,
+        "role": role,
+        "typ": "access",
+        "jti": uuid.uuid4().hex,
+        "iss": "owr-auth",
+        "aud": "owr-api",
+        "iat": now,
+        "exp": now + 600,
+    }
+    if workspace_id is None:
+        del claims["wid"]
+    claims.update(overrides)
+    return claims
 
 
 class TestKeyring:
@@ -34,8 +53,12 @@ class TestKeyring:
         jwk = OKPAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
         self.jwk = {**jwk, "kid": self.kid, "alg": "EdDSA", "use": "sig"}
 
-    async def fetch(self) -> dict[str, Any]:
+    @property
+    def jwks(self) -> dict[str, Any]:
         return {"keys": [dict(self.jwk)]}
+
+    async def fetch(self) -> dict[str, Any]:
+        return self.jwks
 
     def sign(self, claims: dict[str, Any], **header: Any) -> str:
         return jwt.encode(
@@ -43,22 +66,7 @@ class TestKeyring:
         )
 
     def access_token(self, user_id: str, workspace_id: str | None, **overrides: Any) -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "sub": user_id,
-            "wid": workspace_id,
-            "role": "owner",
-            "typ": "access",
-            "jti": uuid.uuid4().hex,
-            "iss": "owr-auth",
-            "aud": "owr-api",
-            "iat": now,
-            "exp": now + 600,
-        }
-        if workspace_id is None:
-            del claims["wid"]
-        claims.update(overrides)
-        return self.sign(claims)
+        return self.sign(access_claims(user_id, workspace_id, **overrides))
 
     def service_token(self, scopes: tuple[str, ...] | None = None, client_id: str = "worker", **overrides: Any) -> str:
         now = int(time.time())
@@ -74,17 +82,3 @@ class TestKeyring:
         }
         claims.update(overrides)
         return self.sign(claims)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The response is an RFC 9457 problem with `status`; returns its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert {"type", "title", "detail", "request_id"} <= body.keys()
-    return body

@@ -1,16 +1,16 @@
 """Usage test scaffolding: the real app on the session's migrated database.
 
-Tokens come from the shared test keyring (`tests/support/tokens.py`) with usage's audience. The code
-under test commits; tests stay apart because every tenant is a fresh random workspace and every key a
-fresh random id.
+Tokens come from the shared test keyring (`tests/support/tokens.py`) with usage's audience; tenants
+and `service_headers` from `tests/support/tenants.py`. `client` and `ingest` roll back with the test;
+`committed_client` and `committed_ingest` commit, for the reads that run on the app's own pool (summary,
+export) and for concurrency (the isolation rule of tests/README.md).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,29 +22,21 @@ from fastapi import FastAPI
 
 from owr_usage.app import create_app
 from owr_usage.settings import UsageSettings
-from tests.support.tokens import TestKeyring, bearer
+from tests.support.settings import service_settings
+from tests.support.tenants import ServiceHeaders, Tenant
+from tests.support.tokens import TestKeyring
 
 ALL_SCOPES = ("usage:ingest", "usage:cleanup", "workspaces:delete")
 
 
 def make_settings(database_url: str, redis_url: str, **overrides: Any) -> UsageSettings:
-    values: dict[str, Any] = {
-        "OWR_ENV": "test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "DB_POOL_SIZE": 5,
-    }
-    values.update(overrides)
-    return UsageSettings(**values)
-
-
-@dataclass
-class Tenant:
-    """A user acting in their own fresh workspace."""
-
-    user_id: str
-    workspace_id: str
-    headers: dict[str, str] = field(repr=False)
+    return service_settings(
+        UsageSettings,
+        database_url,
+        redis_url,
+        {"DB_POOL_SIZE": 5},
+        overrides,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -61,44 +53,19 @@ async def usage_app(database_url: str, redis_url: str, keyring: TestKeyring) -> 
 
 
 @pytest.fixture
-async def client(usage_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=usage_app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
+def service_app(usage_app: FastAPI) -> FastAPI:
+    """What `client` (rolled back) and `committed_client` call."""
+    return usage_app
 
 
 @pytest.fixture
-def tenant_factory(keyring: TestKeyring) -> Callable[[], Tenant]:
-    def make() -> Tenant:
-        user_id, workspace_id = str(uuid.uuid4()), str(uuid.uuid4())
-        return Tenant(user_id, workspace_id, bearer(keyring.access_token(user_id, workspace_id)))
-
-    return make
-
-
-@pytest.fixture
-def alice(tenant_factory: Callable[[], Tenant]) -> Tenant:
-    return tenant_factory()
-
-
-@pytest.fixture
-def bob(tenant_factory: Callable[[], Tenant]) -> Tenant:
-    return tenant_factory()
-
-
-@pytest.fixture
-def service_headers(keyring: TestKeyring) -> Callable[..., dict[str, str]]:
-    """`service_headers("usage:ingest")`: a service token with those scopes (all of usage's when none given)."""
-
-    def make(*scopes: str, **overrides: Any) -> dict[str, str]:
-        return bearer(keyring.service_token(tuple(scopes) or ALL_SCOPES, **overrides))
-
-    return make
-
-
-@pytest.fixture
-def ingest(client: httpx.AsyncClient, service_headers: Callable[..., dict[str, str]]) -> Ingest:
+def ingest(client: httpx.AsyncClient, service_headers: ServiceHeaders) -> Ingest:
     return Ingest(client, service_headers("usage:ingest"))
+
+
+@pytest.fixture
+def committed_ingest(committed_client: httpx.AsyncClient, service_headers: ServiceHeaders) -> Ingest:
+    return Ingest(committed_client, service_headers("usage:ingest"))
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -115,6 +82,14 @@ def at(day: date, hour: int = 12, minute: int = 0, second: int = 0, micro: int =
 
 def days_ago(n: int) -> date:
     return today() - timedelta(days=n)
+
+
+def window(first: date, last: date | None = None) -> dict[str, Any]:
+    """Query parameters of a read from `first` (to `last` when given); `from` is a keyword in Python."""
+    params: dict[str, Any] = {"from": first.isoformat()}
+    if last is not None:
+        params["to"] = last.isoformat()
+    return params
 
 
 def snapshot(
@@ -148,7 +123,10 @@ def snapshot(
     return body
 
 
-def item(key_id: str, workspace_id: str, observed_at: datetime, body: dict[str, Any]) -> dict[str, Any]:
+def item(
+    key_id: str | uuid.UUID, workspace_id: str, observed_at: datetime | str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """One delivery item (`observed_at` may be a string, to test its parsing)."""
     return {"key_id": key_id, "workspace_id": workspace_id, "observed_at": observed_at, "snapshot": body}
 
 

@@ -5,47 +5,35 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from tests.usage.conftest import at, days_ago, item, money, read_key, snapshot
+from tests.support.db import savepoint
+from tests.support.openrouter import key_list_row
+from tests.usage.conftest import at, days_ago, item, money, read_key, snapshot, window
 
 D = Decimal
 
 
-async def fetch(db_engine, sql: str, **params):
-    async with db_engine.connect() as conn:
+async def fetch(db_connection, sql: str, **params):
+    async with savepoint(db_connection) as conn:
         return (await conn.execute(text(sql), params)).mappings().all()
 
 
-def key_row(hash_: str, label: str, **fields):
-    row = {
-        "hash": hash_,
-        "name": "Customer Key",
-        "label": label,
-        "disabled": False,
+def key_row(hash_: str, label: str, **fields: Any) -> dict[str, Any]:
+    """A key-list row as the worker forwards it: money as exact decimals, and a field usage does not know."""
+    exact = {
         "limit": D("10"),
         "limit_remaining": D("9.8984355238"),
-        "limit_reset": None,
-        "include_byok_in_limit": False,
         "usage": D("0.1015644762"),
         "usage_daily": D("0"),
         "usage_weekly": D("0"),
         "usage_monthly": D("0"),
-        "byok_usage": 0,
-        "byok_usage_daily": 0,
-        "byok_usage_weekly": 0,
-        "byok_usage_monthly": 0,
-        "created_at": "2025-02-19T20:52:27.363244+00:00",
-        "updated_at": "2025-02-19T21:24:11.708154+00:00",
-        "creator_user_id": None,
-        "expires_at": None,
-        "workspace_id": "0df9e665-3f8e-4c4b-9d5e-1f2a3b4c5d6e",
-        "a_field_from_the_future": {"x": 1},
     }
-    row.update(fields)
-    return row
+    future = {"a_field_from_the_future": {"x": 1}}
+    return key_list_row(**{"hash": hash_, "name": "Customer Key", "label": label, **exact, **future, **fields})
 
 
 def activity_row(date: str, model: str, usage: str, **fields):
@@ -70,7 +58,7 @@ def activity_row(date: str, model: str, usage: str, **fields):
 # --- credits ---------------------------------------------------------------------------------------
 
 
-async def test_credits_are_stored_exactly_once_and_two_zeros_are_unknown(ingest, db_engine, alice):
+async def test_credits_are_stored_exactly_once_and_two_zeros_are_unknown(ingest, db_connection, alice):
     mgmt = str(uuid.uuid4())
     url = f"/internal/accounts/{mgmt}/credits"
     when = at(days_ago(1), 9)
@@ -86,7 +74,7 @@ async def test_credits_are_stored_exactly_once_and_two_zeros_are_unknown(ingest,
     zero = {**body, "observed_at": at(days_ago(1), 10), "total_credits": 0, "total_usage": D("0.0")}
     assert (await ingest.call("POST", url, zero)).status_code == 204
     rows = await fetch(
-        db_engine,
+        db_connection,
         "SELECT total_credits, total_usage, known FROM usage.account_balances WHERE management_key_id = :k ORDER BY observed_at",
         k=uuid.UUID(mgmt),
     )
@@ -96,7 +84,7 @@ async def test_credits_are_stored_exactly_once_and_two_zeros_are_unknown(ingest,
 # --- key lists -------------------------------------------------------------------------------------
 
 
-async def test_a_key_list_replaces_the_previous_one_and_a_repeat_changes_nothing(ingest, db_engine, alice):
+async def test_a_key_list_replaces_the_previous_one_and_a_repeat_changes_nothing(ingest, db_connection, alice):
     mgmt = str(uuid.uuid4())
     url = f"/internal/accounts/{mgmt}/keys"
     t1, t2 = at(days_ago(1), 9), at(days_ago(1), 10)
@@ -114,22 +102,22 @@ async def test_a_key_list_replaces_the_previous_one_and_a_repeat_changes_nothing
     for _ in range(2):
         assert (await ingest.call("PUT", url, second)).status_code == 204
     sql = "SELECT hash, usage, observed_at FROM usage.account_keys WHERE management_key_id = :k ORDER BY hash"
-    rows = await fetch(db_engine, sql, k=uuid.UUID(mgmt))
+    rows = await fetch(db_connection, sql, k=uuid.UUID(mgmt))
     assert [(r["hash"][0], r["usage"]) for r in rows] == [("b", D("5.5")), ("c", D("0.1015644762"))]
     assert {r["observed_at"] for r in rows} == {t2}
     # The first list arriving late (its job finished last) does not bring "a" back.
     assert (await ingest.call("PUT", url, first)).status_code == 204
-    assert [(r["hash"][0], r["usage"]) for r in await fetch(db_engine, sql, k=uuid.UUID(mgmt))] == [
+    assert [(r["hash"][0], r["usage"]) for r in await fetch(db_connection, sql, k=uuid.UUID(mgmt))] == [
         ("b", D("5.5")),
         ("c", D("0.1015644762")),
     ]
     # An empty list is a complete list too: the account has no keys left.
     empty = {"workspace_id": alice.workspace_id, "observed_at": at(days_ago(1), 11), "keys": []}
     assert (await ingest.call("PUT", url, empty)).status_code == 204
-    assert await fetch(db_engine, sql, k=uuid.UUID(mgmt)) == []
+    assert await fetch(db_connection, sql, k=uuid.UUID(mgmt)) == []
 
 
-async def test_a_hash_listed_twice_keeps_its_last_row(ingest, db_engine, alice):
+async def test_a_hash_listed_twice_keeps_its_last_row(ingest, db_connection, alice):
     mgmt = str(uuid.uuid4())
     body = {
         "workspace_id": alice.workspace_id,
@@ -140,7 +128,9 @@ async def test_a_hash_listed_twice_keeps_its_last_row(ingest, db_engine, alice):
         ],
     }
     assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/keys", body)).status_code == 204
-    rows = await fetch(db_engine, "SELECT name FROM usage.account_keys WHERE management_key_id = :k", k=uuid.UUID(mgmt))
+    rows = await fetch(
+        db_connection, "SELECT name FROM usage.account_keys WHERE management_key_id = :k", k=uuid.UUID(mgmt)
+    )
     assert [r["name"] for r in rows] == ["new"]
 
 
@@ -206,7 +196,7 @@ WHERE management_key_id = :k AND api_key_hash = :h ORDER BY date, row_no
 """
 
 
-async def test_activity_replaces_its_dates_and_never_doubles(ingest, db_engine, alice):
+async def test_activity_replaces_its_dates_and_never_doubles(ingest, db_connection, alice):
     mgmt, hash_ = str(uuid.uuid4()), "a1" * 32
     d1, d2, d3 = days_ago(3), days_ago(2), days_ago(1)
     url = f"/internal/accounts/{mgmt}/activity"
@@ -226,14 +216,14 @@ async def test_activity_replaces_its_dates_and_never_doubles(ingest, db_engine, 
     }
     for _ in range(3):
         assert (await ingest.call("PUT", url, body)).status_code == 204
-    rows = await fetch(db_engine, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
+    rows = await fetch(db_connection, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
     assert [(r["date"], r["model"], r["usage"]) for r in rows] == [
         (d1, "openai/gpt-4.1", D("0.015")),
         (d1, "openai/gpt-4.1", D("0.1015644762")),
         (d2, "anthropic/claude", D("1.5")),
     ]
     days = await fetch(
-        db_engine,
+        db_connection,
         "SELECT date, rows FROM usage.activity_days WHERE management_key_id = :k ORDER BY date",
         k=uuid.UUID(mgmt),
     )
@@ -248,16 +238,16 @@ async def test_activity_replaces_its_dates_and_never_doubles(ingest, db_engine, 
         "rows": [activity_row(d2.isoformat(), "anthropic/claude", "1.25")],
     }
     assert (await ingest.call("PUT", url, fix)).status_code == 204
-    rows = await fetch(db_engine, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
+    rows = await fetch(db_connection, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
     assert [(r["date"], r["usage"]) for r in rows] == [(d1, D("0.015")), (d1, D("0.1015644762")), (d2, D("1.25"))]
 
     # The first answer arriving again later (a redelivered job): d2 keeps the newer figure.
     assert (await ingest.call("PUT", url, body)).status_code == 204
-    rows = await fetch(db_engine, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
+    rows = await fetch(db_connection, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
     assert [(r["date"], r["usage"]) for r in rows] == [(d1, D("0.015")), (d1, D("0.1015644762")), (d2, D("1.25"))]
 
 
-async def test_a_row_outside_the_listed_dates_replaces_its_own_day(ingest, db_engine, alice):
+async def test_a_row_outside_the_listed_dates_replaces_its_own_day(ingest, db_connection, alice):
     mgmt, hash_ = str(uuid.uuid4()), "b2" * 32
     d1, d2 = days_ago(2), days_ago(1)
     body = {
@@ -269,12 +259,12 @@ async def test_a_row_outside_the_listed_dates_replaces_its_own_day(ingest, db_en
     }
     for _ in range(2):
         assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/activity", body)).status_code == 204
-    rows = await fetch(db_engine, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
+    rows = await fetch(db_connection, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
     assert [(r["date"], r["usage"]) for r in rows] == [(d2, D("0.5"))]
 
 
 @pytest.mark.parametrize("form", ["{d}", "{d} 00:00:00", "{d}T00:00:00Z", "{d}T00:00:00+00:00"])
-async def test_both_activity_date_forms_are_accepted(ingest, db_engine, alice, form):
+async def test_both_activity_date_forms_are_accepted(ingest, db_connection, alice, form):
     mgmt, hash_, d = str(uuid.uuid4()), "c3" * 32, days_ago(4)
     body = {
         "workspace_id": alice.workspace_id,
@@ -284,7 +274,7 @@ async def test_both_activity_date_forms_are_accepted(ingest, db_engine, alice, f
         "rows": [activity_row(form.format(d=d), "m/y", "0.25")],
     }
     assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/activity", body)).status_code == 204
-    rows = await fetch(db_engine, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
+    rows = await fetch(db_connection, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
     assert [r["date"] for r in rows] == [d]
 
 
@@ -300,7 +290,7 @@ async def test_a_date_with_a_time_of_day_is_refused(ingest, alice):
     assert r.status_code == 422
 
 
-async def test_many_activity_rows_are_stored_in_chunks(ingest, db_engine, alice):
+async def test_many_activity_rows_are_stored_in_chunks(ingest, db_connection, alice):
     mgmt, hash_ = str(uuid.uuid4()), "e5" * 32
     dates = [days_ago(i) for i in range(1, 31)]
     rows = [activity_row(d.isoformat(), f"model/{m}", "0.0000000001") for d in dates for m in range(80)]
@@ -313,7 +303,7 @@ async def test_many_activity_rows_are_stored_in_chunks(ingest, db_engine, alice)
     }
     assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/activity", body)).status_code == 204
     total = await fetch(
-        db_engine,
+        db_connection,
         "SELECT count(*) AS n, sum(usage) AS s FROM usage.activity WHERE management_key_id = :k",
         k=uuid.UUID(mgmt),
     )
@@ -404,7 +394,7 @@ async def test_a_linked_key_reads_per_model_days_and_completed_days_from_activit
     }
     assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/activity", activity)).status_code == 204
 
-    body = await read_key(client, alice, key, **{"from": d3.isoformat(), "to": days_ago(0).isoformat()})
+    body = await read_key(client, alice, key, **window(d3, days_ago(0)))
     rows = {row["date"]: row for row in body["daily"]}
     assert list(rows) == [d3.isoformat(), d2.isoformat(), d1.isoformat(), days_ago(0).isoformat()]
     # d3: fetched, no activity: a known zero.

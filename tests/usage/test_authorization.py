@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 
-from tests.support.tokens import TestKeyring, assert_problem, bearer
+from tests.support.http import assert_problem, bearer
+from tests.support.tenants import refused_user_headers
+from tests.support.tokens import TestKeyring
 from tests.usage.conftest import ALL_SCOPES, at, days_ago, item, snapshot
 
 SNAPSHOTS = {
@@ -77,16 +78,8 @@ async def test_another_workspaces_key_is_404_and_unknown_key_too(ingest, client,
 
 async def test_the_public_route_needs_a_users_access_token(client, alice, keyring, service_headers):
     url = f"/api/v1/usage/keys/{uuid.uuid4()}"
-    now = int(time.time())
     refusals = [
-        {},
-        {"authorization": "Basic dXNlcjpwYXNz"},
-        bearer("not-a-jwt"),
-        service_headers(),  # a service token is not a user's
-        service_headers(aud="owr-api"),  # not even with the user audience: wrong type
-        bearer(keyring.access_token(alice.user_id, alice.workspace_id, aud="owr-usage")),
-        bearer(keyring.access_token(alice.user_id, alice.workspace_id, iss="someone-else")),
-        bearer(keyring.access_token(alice.user_id, alice.workspace_id, iat=now - 1200, exp=now - 600)),
+        *refused_user_headers(keyring, alice, service_headers),
         bearer(
             TestKeyring(service_audience="owr-usage", default_scopes=ALL_SCOPES).access_token(
                 alice.user_id, alice.workspace_id
@@ -117,39 +110,41 @@ async def test_the_read_routes_need_a_users_token_in_a_workspace(client, alice, 
     assert assert_problem(await client.get(url, headers=no_workspace), 403)["type"].endswith("/workspace-required")
 
 
-async def test_reads_never_show_another_workspaces_figures(ingest, client, alice, bob):
+async def test_reads_never_show_another_workspaces_figures(committed_ingest, committed_client, alice, bob):
     key, mgmt = str(uuid.uuid4()), str(uuid.uuid4())
-    await ingest.snapshots(
+    await committed_ingest.snapshots(
         item(key, alice.workspace_id, at(days_ago(1)), snapshot("1", "1")),
         item(mgmt, alice.workspace_id, at(days_ago(1)), snapshot("0", "0", is_management_key=True)),
     )
     # Alice: two keys with a day each (the management key's is $0), one account.
     for tenant, keys, accounts in ((alice, 2, 1), (bob, 0, 0)):
-        summary = (await client.get("/api/v1/usage/summary", headers=tenant.headers)).json()
+        summary = (await committed_client.get("/api/v1/usage/summary", headers=tenant.headers)).json()
         assert len(summary["by_key"]) == keys
-        assert (await client.get("/api/v1/usage/daily", headers=tenant.headers)).json()["total"] == keys
-        assert (await client.get("/api/v1/usage/accounts", headers=tenant.headers)).json()["total"] == accounts
-        export = await client.get("/api/v1/usage/export", headers=tenant.headers)
+        assert (await committed_client.get("/api/v1/usage/daily", headers=tenant.headers)).json()["total"] == keys
+        assert (await committed_client.get("/api/v1/usage/accounts", headers=tenant.headers)).json()[
+            "total"
+        ] == accounts
+        export = await committed_client.get("/api/v1/usage/export", headers=tenant.headers)
         assert len(export.text.strip().splitlines()) == 1 + keys
     # Bob naming alice's key is a 404, as an unknown key is, on every route that takes one.
     for path in ("daily", "export"):
         problem = assert_problem(
-            await client.get(f"/api/v1/usage/{path}", headers=bob.headers, params={"key_id": key}), 404
+            await committed_client.get(f"/api/v1/usage/{path}", headers=bob.headers, params={"key_id": key}), 404
         )
         assert problem["type"].endswith("/key-not-found")
         assert (
-            await client.get(f"/api/v1/usage/{path}", headers=alice.headers, params={"key_id": key})
+            await committed_client.get(f"/api/v1/usage/{path}", headers=alice.headers, params={"key_id": key})
         ).status_code == 200
 
 
-async def test_an_api_token_reads_usage_only_with_usage_read(client, alice, keyring):
+async def test_an_api_token_reads_usage_only_with_usage_read(committed_client, alice, keyring):
     def token_caller(*scopes: str) -> dict[str, str]:
         # The JWT auth mints for an API token: it carries `tid` and the token's `scope`.
         claims = {"tid": str(uuid.uuid4()), "scope": " ".join(scopes)}
-        return {"authorization": f"Bearer {keyring.access_token(alice.user_id, alice.workspace_id, **claims)}"}
+        return bearer(keyring.access_token(alice.user_id, alice.workspace_id, **claims))
 
-    r = await client.get("/api/v1/usage/summary", headers=token_caller("keys:read", "keys:write"))
+    r = await committed_client.get("/api/v1/usage/summary", headers=token_caller("keys:read", "keys:write"))
     problem = assert_problem(r, 403)
     assert problem["type"].endswith("/insufficient-scope")
     assert "usage:read" in problem["detail"]
-    assert (await client.get("/api/v1/usage/summary", headers=token_caller("usage:read"))).status_code == 200
+    assert (await committed_client.get("/api/v1/usage/summary", headers=token_caller("usage:read"))).status_code == 200

@@ -12,13 +12,9 @@ from decimal import Decimal
 from owr_shared.db import create_sessionmaker
 from owr_usage.snapshots.schemas import SnapshotItem
 from owr_usage.snapshots.service import ingest as ingest_items
-from tests.usage.conftest import at, daily, days_ago, item, read_key, snapshot, today
+from tests.usage.conftest import at, daily, days_ago, item, read_key, snapshot, today, window
 
 D = Decimal
-
-
-def _range(first, last):
-    return {"from": first.isoformat(), "to": last.isoformat()}
 
 
 async def test_a_day_becomes_final_and_exact_once_the_next_day_is_seen(ingest, client, alice):
@@ -32,7 +28,7 @@ async def test_a_day_becomes_final_and_exact_once_the_next_day_is_seen(ingest, c
         snapshot("10.1015644762", "0.1015644762", byok_usage="2.5", byok_usage_daily="0.5"),
     )
     assert await ingest.snapshots(late) == {"stored": 1, "duplicates": 0}
-    body = await read_key(client, alice, key, **_range(d0, d1))
+    body = await read_key(client, alice, key, **window(d0, d1))
     assert daily(body) == {d0.isoformat(): (D("0.1015644762"), D("0.5"), True)}
 
     nxt = item(
@@ -42,13 +38,13 @@ async def test_a_day_becomes_final_and_exact_once_the_next_day_is_seen(ingest, c
         snapshot("10.1315644770", "0.0300000001", byok_usage="2.75", byok_usage_daily="0.125"),
     )
     assert await ingest.snapshots(nxt) == {"stored": 1, "duplicates": 0}
-    body = await read_key(client, alice, key, **_range(d0, d1))
+    body = await read_key(client, alice, key, **window(d0, d1))
     assert daily(body) == {
         d0.isoformat(): (D("0.1015644769"), D("0.625"), False),
         d1.isoformat(): (D("0.0300000001"), D("0.125"), True),
     }
     # The JSON number carries exactly the digits, no float round trip.
-    r = await client.get(f"/api/v1/usage/keys/{key}", headers=alice.headers, params=_range(d0, d1))
+    r = await client.get(f"/api/v1/usage/keys/{key}", headers=alice.headers, params=window(d0, d1))
     assert b'"spend":0.1015644769' in r.content
 
 
@@ -73,7 +69,7 @@ async def test_order_of_delivery_does_not_matter(ingest, client, alice, bob):
     random.Random(7).shuffle(shuffled)
     for it in reversed(shuffled):
         await ingest.snapshots(it)
-    params = _range(d0, d0 + timedelta(days=2))
+    params = window(d0, d0 + timedelta(days=2))
     a = daily(await read_key(client, alice, key_a, **params))
     b = daily(await read_key(client, bob, key_b, **params))
     assert (
@@ -92,7 +88,7 @@ async def test_an_older_snapshot_arriving_late_does_not_replace_a_newer_provisio
     d = days_ago(2)
     await ingest.snapshots(item(key, alice.workspace_id, at(d, 20), snapshot("3", "2")))
     await ingest.snapshots(item(key, alice.workspace_id, at(d, 8), snapshot("1.5", "0.5")))
-    body = await read_key(client, alice, key, **_range(d, d))
+    body = await read_key(client, alice, key, **window(d, d))
     assert daily(body) == {d.isoformat(): (D("2"), D(0), True)}
     # The latest snapshot still drives the key's state.
     assert body["as_of"].startswith(f"{d.isoformat()}T20:00:00")
@@ -107,12 +103,12 @@ async def test_repeats_are_no_ops_and_counted_as_duplicates(ingest, client, alic
         item(key, alice.workspace_id, at(d1, 10), snapshot("1.4", "0.2")),
     ]
     assert await ingest.snapshots(*batch) == {"stored": 2, "duplicates": 0}
-    first = await read_key(client, alice, key, **_range(d0, d1))
+    first = await read_key(client, alice, key, **window(d0, d1))
     assert await ingest.snapshots(*batch) == {"stored": 0, "duplicates": 2}
     # A redelivery with different figures for the same instant changes nothing either.
     changed = item(key, alice.workspace_id, at(d1, 10), snapshot("99", "98"))
     assert await ingest.snapshots(changed, changed) == {"stored": 0, "duplicates": 2}
-    assert await read_key(client, alice, key, **_range(d0, d1)) == first
+    assert await read_key(client, alice, key, **window(d0, d1)) == first
     assert daily(first) == {d0.isoformat(): (D("0.2"), D(0), False), d1.isoformat(): (D("0.2"), D(0), True)}
 
 
@@ -130,7 +126,7 @@ async def test_a_final_day_never_goes_back_to_provisional(ingest, client, alice)
     # Late deliveries of d0 (earlier and later in the day) keep it final with the same exact value.
     await ingest.snapshots(item(key, alice.workspace_id, at(d0, 6), snapshot("10.1", "0.1")))
     await ingest.snapshots(item(key, alice.workspace_id, at(d0, 23), snapshot("10.9", "0.9")))
-    assert daily(await read_key(client, alice, key, **_range(d0, d1))) == {
+    assert daily(await read_key(client, alice, key, **window(d0, d1))) == {
         d0.isoformat(): (D("1"), D(0), False),
         d1.isoformat(): (D("0.25"), D(0), True),
     }
@@ -141,12 +137,12 @@ async def test_a_gap_leaves_the_day_before_it_provisional_until_the_gap_is_fille
     d0, d1, d2 = days_ago(9), days_ago(8), days_ago(7)
     await ingest.snapshots(item(key, alice.workspace_id, at(d0, 12), snapshot("1.5", "0.5")))
     await ingest.snapshots(item(key, alice.workspace_id, at(d2, 12), snapshot("4", "1")))
-    body = await read_key(client, alice, key, **_range(d0, d2))
+    body = await read_key(client, alice, key, **window(d0, d2))
     # d0 is a lower bound (spend after noon unknown), d1 unknown: not in the series.
     assert daily(body) == {d0.isoformat(): (D("0.5"), D(0), True), d2.isoformat(): (D("1"), D(0), True)}
     # The missing day arrives late: it finalises the day before it, and is itself final (d2 is known).
     await ingest.snapshots(item(key, alice.workspace_id, at(d1, 3), snapshot("2.25", "0.25")))
-    body = await read_key(client, alice, key, **_range(d0, d2))
+    body = await read_key(client, alice, key, **window(d0, d2))
     assert daily(body) == {
         d0.isoformat(): (D("1.0"), D(0), False),
         d1.isoformat(): (D("1"), D(0), False),
@@ -154,7 +150,7 @@ async def test_a_gap_leaves_the_day_before_it_provisional_until_the_gap_is_fille
     }
 
 
-async def test_concurrent_deliveries_for_one_key_serialise(ingest, client, alice):
+async def test_concurrent_deliveries_for_one_key_serialise(committed_ingest, committed_client, alice):
     """Many snapshots of one key, each in its own request, all at once: the result is the sequential one."""
     key = str(uuid.uuid4())
     d0 = days_ago(12)
@@ -173,14 +169,14 @@ async def test_concurrent_deliveries_for_one_key_serialise(ingest, client, alice
                 )
             )
     random.Random(3).shuffle(items)
-    results = await asyncio.gather(*(ingest.snapshots(it) for it in items))
+    results = await asyncio.gather(*(committed_ingest.snapshots(it) for it in items))
     assert sum(r["stored"] for r in results) == len(items)
-    got = daily(await read_key(client, alice, key, **_range(d0, d0 + timedelta(days=3))))
+    got = daily(await read_key(committed_client, alice, key, **window(d0, d0 + timedelta(days=3))))
     per_day = D("0.0123456789") * 4
     assert got == {(d0 + timedelta(days=i)).isoformat(): (per_day, D(0), i == 3) for i in range(4)}
 
 
-async def test_a_delivery_waits_for_another_one_of_the_same_key(db_engine, client, alice):
+async def test_a_delivery_waits_for_another_one_of_the_same_key(db_engine, committed_client, alice):
     """The interleaving that would lose the newer figure without the key lock: A stores the later snapshot
     and holds its transaction open; B stores an earlier one of the same day. B must wait for A, then
     derive from both, so the day keeps the later figure."""
@@ -210,7 +206,9 @@ async def test_a_delivery_waits_for_another_one_of_the_same_key(db_engine, clien
         assert not b_task.done(), "B must wait for A's transaction"
         await a.commit()
     await asyncio.wait_for(b_task, 5)
-    assert daily(await read_key(client, alice, str(key), **_range(d, d))) == {d.isoformat(): (D("2"), D(0), True)}
+    assert daily(await read_key(committed_client, alice, str(key), **window(d, d))) == {
+        d.isoformat(): (D("2"), D(0), True)
+    }
 
 
 async def test_windows_of_a_snapshot_from_a_past_week(ingest, client, alice):
@@ -249,7 +247,7 @@ async def test_a_snapshot_at_midnight_belongs_to_the_new_day(ingest, client, ali
     await ingest.snapshots(item(key, alice.workspace_id, at(d0, 23, 59, 59, 999999), snapshot("2", "1")))
     await ingest.snapshots(item(key, alice.workspace_id, at(d1, 0, 0, 0), snapshot("2.5", "0.5")))
     # 00:00:00 of d1 already reports d1's window (0.5 spent in its first instant, say): start(d1) = 2.
-    assert daily(await read_key(client, alice, key, **_range(d0, d1))) == {
+    assert daily(await read_key(client, alice, key, **window(d0, d1))) == {
         d0.isoformat(): (D("1"), D(0), False),
         d1.isoformat(): (D("0.5"), D(0), True),
     }
@@ -264,5 +262,5 @@ async def test_offsets_are_read_as_utc(ingest, client, alice):
         "/internal/snapshots",
         {"items": [item(key, alice.workspace_id, f"{d1.isoformat()}T01:30:00+02:00", snapshot("3", "1"))]},
     )
-    body = await read_key(client, alice, key, **_range(d0, d1))
+    body = await read_key(client, alice, key, **window(d0, d1))
     assert list(daily(body)) == [d0.isoformat()]

@@ -1,9 +1,7 @@
-"""Schemathesis over the usage OpenAPI: no 5xx, and every response conforms to the schema.
+"""Schemathesis over the usage OpenAPI (the harness: tests/support/fuzz.py).
 
-As for keys: the schema comes from an app that is never started, the calls go to `fuzz_app` (run in
-schemathesis' own ASGI event loop on the session's database). Public routes get a real access token,
-internal routes a service token with every usage scope. A few keys are stored first so some generated
-ids can be real ones.
+Public routes get a real access token, internal routes a service token with every usage scope. A few
+snapshots are stored first so some generated ids can be real ones.
 """
 
 from __future__ import annotations
@@ -11,26 +9,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
-import schemathesis
 from fastapi import FastAPI
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.python import asgi
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from owr_usage.app import create_app
 from owr_usage.settings import UsageSettings
-from tests.support.tokens import TestKeyring, bearer
+from tests.support import fuzz
+from tests.support.http import bearer
+from tests.support.tokens import TestKeyring
 from tests.usage.conftest import make_settings
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 FUZZ_USER, FUZZ_WORKSPACE = str(uuid.uuid4()), str(uuid.uuid4())
 
 
@@ -47,35 +38,20 @@ def fuzz_app(database_url: str, redis_url: str, keyring: TestKeyring) -> Iterato
         }
         for i in range(3)
     ]
-    with asgi.get_client(app) as client:
+    with fuzz.seed_client(app) as client:
         r = client.post(
             "http://testserver/internal/snapshots",
             headers={**bearer(keyring.service_token()), "content-type": "application/json"},
             data=orjson.dumps({"items": items}),
         )
         assert r.status_code == 200, r.text
-    yield app
-    # Stop the lifespan schemathesis started, so the engine's connections close before the DB is dropped.
-    asgi.shutdown_lifespans()
+    yield from fuzz.serve(app)
 
 
-# Only its OpenAPI document is used; requests go to `fuzz_app` (the `app=` argument below).
-_document_app = create_app(UsageSettings(OWR_ENV="test"))
-schema = schemathesis.openapi.from_dict(_document_app.openapi())
-schema.app = _document_app
+schema = fuzz.openapi_schema(create_app(UsageSettings(OWR_ENV="test")))
 
 
 @schema.parametrize()
-@settings(
-    max_examples=40,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-def test_usage_api_has_no_server_errors(case, fuzz_app, keyring):
-    # Tokens are minted per call: a long run must not outlive them.
-    if case.path.startswith("/internal/"):
-        headers = bearer(keyring.service_token())
-    else:
-        headers = bearer(keyring.access_token(FUZZ_USER, FUZZ_WORKSPACE))
-    case.call_and_validate(app=fuzz_app, headers=headers, checks=CHECKS)
+@fuzz.fuzz_settings(max_examples=40)
+def test_usage_api_has_no_server_errors(case: Any, fuzz_app: FastAPI, keyring: TestKeyring) -> None:
+    fuzz.call_and_validate(case, fuzz_app, fuzz.tenant_or_service_headers(case, keyring, FUZZ_USER, FUZZ_WORKSPACE))

@@ -9,13 +9,14 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from tests.usage.conftest import Tenant, at, days_ago, item, snapshot, today
+from tests.support.tenants import Tenant
+from tests.usage.conftest import at, days_ago, item, snapshot, today
 
 LABELS = ["sk-or-v1-aaa...001", "sk-or-v1-bbb...002"]
 HASHES = ["a" * 64, "b" * 64]
@@ -155,7 +156,7 @@ async def reference(db_engine, workspace_id: str) -> dict[tuple[Any, ...], Row]:
     for kd in key_days:
         if (kd.key_id, kd.day) not in covered:
             expected[(kd.day, kd.key_id, "", "")] = [kd.spend, kd.byok_spend, None, None, None, None, not kd.final]
-    return {k: tuple(v) for k, v in expected.items()}  # type: ignore[misc]
+    return {k: tuple(v) for k, v in expected.items()}  # type: ignore[misc,unused-ignore]
 
 
 def group(rows: dict[tuple[Any, ...], Row], by: Callable[[tuple[Any, ...]], Any]) -> dict[Any, list[Any]]:
@@ -179,11 +180,13 @@ def group(rows: dict[tuple[Any, ...], Row], by: Callable[[tuple[Any, ...]], Any]
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(ops=operations)
-async def test_every_aggregate_equals_a_naive_reference(ingest, client, db_engine, tenant_factory, ops):
+async def test_every_aggregate_equals_a_naive_reference(
+    committed_ingest, committed_client, db_engine, tenant_factory, ops
+):
     tenant = tenant_factory()
     keys = [str(uuid.uuid4()) for _ in range(3)]
     mgmts = [str(uuid.uuid4()) for _ in range(2)]
-    await apply(ingest, tenant, keys, mgmts, ops)
+    await apply(committed_ingest, tenant, keys, mgmts, ops)
     expected = await reference(db_engine, tenant.workspace_id)
     event("rows with a breakdown" if any(k[2] for k in expected) else "totals only")
 
@@ -229,7 +232,7 @@ async def test_every_aggregate_equals_a_naive_reference(ingest, client, db_engin
 
     # The endpoints, over the whole window.
     window = {"from": days_ago(DAYS - 1).isoformat(), "to": today().isoformat()}
-    r = await client.get("/api/v1/usage/summary", headers=tenant.headers, params=window)
+    r = await committed_client.get("/api/v1/usage/summary", headers=tenant.headers, params=window)
     assert r.status_code == 200, r.text
     summary = json.loads(r.content, parse_float=Decimal)
     total = group(expected, lambda k: None).get(None, [Decimal(0)] * 8)
@@ -241,7 +244,7 @@ async def test_every_aggregate_equals_a_naive_reference(ingest, client, db_engin
     )
     assert summary["totals"]["provisional"] == any(v[6] for v in expected.values())
     broken = [v for k, v in expected.items() if k[2]]
-    assert summary["totals"]["requests"] == (sum(v[2] for v in broken) if broken else None)
+    assert summary["totals"]["requests"] == (sum(cast(int, v[2]) for v in broken) if broken else None)
     assert {(k["key_id"], k["cost"], k["byok_cost"], k["provisional"]) for k in summary["by_key"]} == {
         (str(g), v[0], v[1], v[7] > 0) for g, v in group(expected, lambda k: k[1]).items()
     }
@@ -253,7 +256,7 @@ async def test_every_aggregate_equals_a_naive_reference(ingest, client, db_engin
     }
 
     # Every daily row, in order, and the totals of filtered pages.
-    r = await client.get("/api/v1/usage/daily", headers=tenant.headers, params={**window, "per_page": 250})
+    r = await committed_client.get("/api/v1/usage/daily", headers=tenant.headers, params={**window, "per_page": 250})
     page = json.loads(r.content, parse_float=Decimal)
     assert page["total"] == len(expected)
     assert [
@@ -264,11 +267,11 @@ async def test_every_aggregate_equals_a_naive_reference(ingest, client, db_engin
     for key in keys[:2]:
         for model in (None, MODELS[0]):
             params = {**window, "per_page": 1, "key_id": key, **({"model": model} if model else {})}
-            r = await client.get("/api/v1/usage/daily", headers=tenant.headers, params=params)
+            r = await committed_client.get("/api/v1/usage/daily", headers=tenant.headers, params=params)
             want = sum(1 for k in expected if str(k[1]) == key and (model is None or k[2] == model))
             if r.status_code == 404:  # a key never snapshotted
                 assert want == 0
             else:
                 assert r.json()["total"] == want
-    r = await client.get("/api/v1/usage/export", headers=tenant.headers, params={**window, "format": "json"})
+    r = await committed_client.get("/api/v1/usage/export", headers=tenant.headers, params={**window, "format": "json"})
     assert json.loads(r.content, parse_float=Decimal) == page["items"]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from tests.support.tokens import assert_problem
+from tests.support.http import assert_problem
 from tests.usage.conftest import at, days_ago, item, money, snapshot, today
 from tests.usage.test_accounts import activity_row, key_row
 
@@ -26,7 +26,7 @@ async def get(client, tenant, path: str, expect: int = 200, **params: Any) -> An
     return json.loads(r.content, parse_float=Decimal)
 
 
-def span(first: int, last: int = 0) -> dict[str, str]:
+def span(first: int, last: int = 0) -> dict[str, Any]:
     return {"from": days_ago(first).isoformat(), "to": days_ago(last).isoformat()}
 
 
@@ -59,9 +59,9 @@ async def activity(ingest, tenant, mgmt: str, hash_: str, dates: list[str], rows
     assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/activity", body)).status_code == 204
 
 
-async def test_an_unlinked_key_has_day_totals_without_a_breakdown(ingest, client, alice):
-    key = await key_with_days(ingest, alice, "sk-or-v1-aaa...001", spends={2: "1.25", 1: "0.0000000003"})
-    page = await get(client, alice, "daily", **span(3))
+async def test_an_unlinked_key_has_day_totals_without_a_breakdown(committed_ingest, committed_client, alice):
+    key = await key_with_days(committed_ingest, alice, "sk-or-v1-aaa...001", spends={2: "1.25", 1: "0.0000000003"})
+    page = await get(committed_client, alice, "daily", **span(3))
     assert page["total"] == 3
     rows = [
         (r["date"], money(r["cost"]), r["model"], r["requests"], r["provisional"], r["source"]) for r in page["items"]
@@ -71,7 +71,7 @@ async def test_an_unlinked_key_has_day_totals_without_a_breakdown(ingest, client
         (days_ago(1).isoformat(), D("0.0000000003"), None, None, False, "snapshots"),
         (today().isoformat(), D("0.5"), None, None, True, "snapshots"),
     ]
-    summary = await get(client, alice, "summary", **span(3))
+    summary = await get(committed_client, alice, "summary", **span(3))
     totals = summary["totals"]
     assert money(totals["cost"]) == money(totals["cost_without_breakdown"]) == D("1.7500000003")
     assert (totals["requests"], totals["provisional"], totals["rows"]) == (None, True, 3)
@@ -80,13 +80,13 @@ async def test_an_unlinked_key_has_day_totals_without_a_breakdown(ingest, client
     assert [d["provisional"] for d in summary["by_day"]] == [False, False, True]
 
 
-async def test_a_linked_key_breaks_down_by_model_and_provider(ingest, client, alice):
+async def test_a_linked_key_breaks_down_by_model_and_provider(committed_ingest, committed_client, alice):
     label, hash_, mgmt = "sk-or-v1-bbb...002", "b2" * 32, str(uuid.uuid4())
-    key = await key_with_days(ingest, alice, label, spends={2: "0.7", 1: "9"})
-    await link(ingest, alice, mgmt, hash_, label)
+    key = await key_with_days(committed_ingest, alice, label, spends={2: "0.7", 1: "9"})
+    await link(committed_ingest, alice, mgmt, hash_, label)
     d2, d1 = days_ago(2).isoformat(), days_ago(1).isoformat()
     await activity(
-        ingest,
+        committed_ingest,
         alice,
         mgmt,
         hash_,
@@ -97,7 +97,7 @@ async def test_a_linked_key_breaks_down_by_model_and_provider(ingest, client, al
             activity_row(d2, "openai/gpt-4.1", "0.2", provider_name="Azure"),
         ],
     )
-    page = await get(client, alice, "daily", key_id=key, **span(3))
+    page = await get(committed_client, alice, "daily", key_id=key, **span(3))
     got = [(r["date"], r["model"], r["provider"], money(r["cost"]), r["requests"], r["source"]) for r in page["items"]]
     assert got == [
         (d2, "openai/gpt-4.1", "Azure", D("0.2"), 5, "activity"),
@@ -105,7 +105,7 @@ async def test_a_linked_key_breaks_down_by_model_and_provider(ingest, client, al
         (d1, None, None, D("9"), None, "snapshots"),  # not fetched: the day's total only
         (today().isoformat(), None, None, D("0.5"), None, "snapshots"),
     ]
-    summary = await get(client, alice, "summary", **span(3))
+    summary = await get(committed_client, alice, "summary", **span(3))
     assert money(summary["totals"]["cost"]) == D("10.2")
     assert money(summary["totals"]["cost_without_breakdown"]) == D("9.5")
     assert summary["totals"]["requests"] == 15
@@ -114,37 +114,37 @@ async def test_a_linked_key_breaks_down_by_model_and_provider(ingest, client, al
     models = {m["model"]: money(m["cost"]) for m in summary["by_model"]}
     assert models == {"openai/gpt-4.1": D("0.7"), None: D("9.5")}
     # Filters and their totals.
-    assert (await get(client, alice, "daily", model="openai/gpt-4.1", **span(3)))["total"] == 2
-    assert (await get(client, alice, "daily", provider="Azure", **span(3)))["total"] == 1
-    assert (await get(client, alice, "daily", key_id=key, provider="Azure", **span(3)))["total"] == 1
-    assert (await get(client, alice, "daily", key_id=key, model="nope", **span(3)))["total"] == 0
+    assert (await get(committed_client, alice, "daily", model="openai/gpt-4.1", **span(3)))["total"] == 2
+    assert (await get(committed_client, alice, "daily", provider="Azure", **span(3)))["total"] == 1
+    assert (await get(committed_client, alice, "daily", key_id=key, provider="Azure", **span(3)))["total"] == 1
+    assert (await get(committed_client, alice, "daily", key_id=key, model="nope", **span(3)))["total"] == 0
 
     # Activity replaced again: the rows and every rollup move with it, nothing doubles.
-    await activity(ingest, alice, mgmt, hash_, [d2, d1], [activity_row(d1, "anthropic/claude", "9")])
-    summary = await get(client, alice, "summary", **span(3))
+    await activity(committed_ingest, alice, mgmt, hash_, [d2, d1], [activity_row(d1, "anthropic/claude", "9")])
+    summary = await get(committed_client, alice, "summary", **span(3))
     assert {m["model"]: money(m["cost"]) for m in summary["by_model"]} == {"anthropic/claude": D("9"), None: D("0.5")}
     assert money(summary["totals"]["cost"]) == D("9.5")  # d2 fetched with no rows: a known zero
-    assert (await get(client, alice, "daily", **span(3)))["total"] == 2
+    assert (await get(committed_client, alice, "daily", **span(3)))["total"] == 2
 
 
-async def test_links_follow_key_lists_and_ambiguous_labels_unlink(ingest, client, alice):
+async def test_links_follow_key_lists_and_ambiguous_labels_unlink(committed_ingest, committed_client, alice):
     label, mgmt = "sk-or-v1-ccc...003", str(uuid.uuid4())
-    key = await key_with_days(ingest, alice, label, spends={1: "2"})
+    key = await key_with_days(committed_ingest, alice, label, spends={1: "2"})
     d1 = days_ago(1).isoformat()
     # Activity first, then the key list that links it: the key's days are rebuilt with the breakdown.
-    await activity(ingest, alice, mgmt, "c3" * 32, [d1], [activity_row(d1, "m/one", "2")])
-    assert [r["model"] for r in (await get(client, alice, "daily", **span(1, 1)))["items"]] == [None]
-    await link(ingest, alice, mgmt, "c3" * 32, label)
-    assert [r["model"] for r in (await get(client, alice, "daily", **span(1, 1)))["items"]] == ["m/one"]
+    await activity(committed_ingest, alice, mgmt, "c3" * 32, [d1], [activity_row(d1, "m/one", "2")])
+    assert [r["model"] for r in (await get(committed_client, alice, "daily", **span(1, 1)))["items"]] == [None]
+    await link(committed_ingest, alice, mgmt, "c3" * 32, label)
+    assert [r["model"] for r in (await get(committed_client, alice, "daily", **span(1, 1)))["items"]] == ["m/one"]
     # Another hash behind the same label: ambiguous, back to totals only.
     listing = {
         "workspace_id": alice.workspace_id,
         "observed_at": at(today(), 4),
         "keys": [key_row("c3" * 32, label), key_row("d4" * 32, label)],
     }
-    assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/keys", listing)).status_code == 204
-    assert [r["model"] for r in (await get(client, alice, "daily", **span(1, 1)))["items"]] == [None]
-    summary = await get(client, alice, "summary", **span(1))
+    assert (await committed_ingest.call("PUT", f"/internal/accounts/{mgmt}/keys", listing)).status_code == 204
+    assert [r["model"] for r in (await get(committed_client, alice, "daily", **span(1, 1)))["items"]] == [None]
+    summary = await get(committed_client, alice, "summary", **span(1))
     assert summary["by_key"][0]["key_id"] == key
     assert summary["by_key"][0]["linked"] is False
 
@@ -167,33 +167,35 @@ async def test_links_follow_key_lists_and_ambiguous_labels_unlink(ingest, client
     ],
 )
 @pytest.mark.parametrize("path", ["daily", "export"])
-async def test_input_rules(client, alice, path, params, status, slug):
+async def test_input_rules(committed_client, alice, path, params, status, slug):
     if path == "export" and {"page", "per_page"} & params.keys():
         pytest.skip("an export has no pages")
-    problem = assert_problem(await client.get(f"/api/v1/usage/{path}", headers=alice.headers, params=params), status)
+    problem = assert_problem(
+        await committed_client.get(f"/api/v1/usage/{path}", headers=alice.headers, params=params), status
+    )
     if slug:
         assert problem["type"].endswith("/" + slug)
 
 
-async def test_the_summary_checks_its_range_and_sorts_are_stable(ingest, client, alice):
+async def test_the_summary_checks_its_range_and_sorts_are_stable(committed_ingest, committed_client, alice):
     assert_problem(
-        await client.get(
+        await committed_client.get(
             "/api/v1/usage/summary", headers=alice.headers, params={"from": "2999-01-02", "to": "2999-01-01"}
         ),
         422,
     )
     for n in range(3):
-        await key_with_days(ingest, alice, f"sk-or-v1-srt...00{n}", spends={1: str(n + 1)})
-    by_cost = await get(client, alice, "daily", sort="-cost", **span(1, 1))
+        await key_with_days(committed_ingest, alice, f"sk-or-v1-srt...00{n}", spends={1: str(n + 1)})
+    by_cost = await get(committed_client, alice, "daily", sort="-cost", **span(1, 1))
     assert [money(r["cost"]) for r in by_cost["items"]] == [D(3), D(2), D(1)]
-    newest = await get(client, alice, "daily", sort="-date", per_page=2, **span(1))
+    newest = await get(committed_client, alice, "daily", sort="-date", per_page=2, **span(1))
     assert [r["date"] for r in newest["items"]] == [today().isoformat()] * 2
     seen = []
     for page in (1, 2, 3):
-        seen += (await get(client, alice, "daily", per_page=2, page=page, **span(1)))["items"]
+        seen += (await get(committed_client, alice, "daily", per_page=2, page=page, **span(1)))["items"]
     assert len(seen) == 6
     assert len({(r["date"], r["key_id"]) for r in seen}) == 6
-    assert (await get(client, alice, "daily", page=99, **span(1)))["items"] == []
+    assert (await get(committed_client, alice, "daily", page=99, **span(1)))["items"] == []
 
 
 NASTY_MODELS = [
@@ -208,18 +210,20 @@ NASTY_MODELS = [
 ]
 
 
-async def test_csv_export_escapes_and_defuses_text_but_never_numbers(ingest, client, alice):
+async def test_csv_export_escapes_and_defuses_text_but_never_numbers(committed_ingest, committed_client, alice):
     label, hash_, mgmt = "sk-or-v1-csv...004", "e5" * 32, str(uuid.uuid4())
-    key = await key_with_days(ingest, alice, label, spends={1: "1"})
-    await link(ingest, alice, mgmt, hash_, label)
+    key = await key_with_days(committed_ingest, alice, label, spends={1: "1"})
+    await link(committed_ingest, alice, mgmt, hash_, label)
     d1 = days_ago(1).isoformat()
     rows = [
         activity_row(d1, model, f"-0.{n + 1}", provider_name="=cmd|' /C calc'!A0")
         for n, model in enumerate(NASTY_MODELS)
     ]
-    await activity(ingest, alice, mgmt, hash_, [d1], rows)
+    await activity(committed_ingest, alice, mgmt, hash_, [d1], rows)
 
-    r = await client.get("/api/v1/usage/export", headers=alice.headers, params={"format": "csv", **span(1, 1)})
+    r = await committed_client.get(
+        "/api/v1/usage/export", headers=alice.headers, params={"format": "csv", **span(1, 1)}
+    )
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv")
     assert "attachment" in r.headers["content-disposition"]
@@ -240,7 +244,9 @@ async def test_csv_export_escapes_and_defuses_text_but_never_numbers(ingest, cli
         assert row[10] == "false"
         assert row[11] == "activity"
 
-    j = await client.get("/api/v1/usage/export", headers=alice.headers, params={"format": "json", **span(1, 1)})
+    j = await committed_client.get(
+        "/api/v1/usage/export", headers=alice.headers, params={"format": "json", **span(1, 1)}
+    )
     assert j.status_code == 200
     assert j.headers["content-type"].startswith("application/json")
     exported = json.loads(j.content, parse_float=Decimal)
@@ -248,13 +254,13 @@ async def test_csv_export_escapes_and_defuses_text_but_never_numbers(ingest, cli
     assert sum(row["cost"] for row in exported) == -sum(D(f"0.{n + 1}") for n in range(len(NASTY_MODELS)))
 
 
-async def test_exports_equal_the_daily_rows_and_empty_exports_are_valid(ingest, client, alice, bob):
+async def test_exports_equal_the_daily_rows_and_empty_exports_are_valid(committed_ingest, committed_client, alice, bob):
     for n in range(3):
-        await key_with_days(ingest, alice, f"sk-or-v1-exp...00{n}", spends={3: "1", 2: str(n), 1: "0.25"})
-    rows = (await get(client, alice, "daily", per_page=250, sort="-cost", **span(3)))["items"]
+        await key_with_days(committed_ingest, alice, f"sk-or-v1-exp...00{n}", spends={3: "1", 2: str(n), 1: "0.25"})
+    rows = (await get(committed_client, alice, "daily", per_page=250, sort="-cost", **span(3)))["items"]
     exported = json.loads(
         (
-            await client.get(
+            await committed_client.get(
                 "/api/v1/usage/export", headers=alice.headers, params={"format": "json", "sort": "-cost", **span(3)}
             )
         ).content,
@@ -263,13 +269,15 @@ async def test_exports_equal_the_daily_rows_and_empty_exports_are_valid(ingest, 
     assert exported == rows
     csv_rows = list(
         csv.DictReader(
-            io.StringIO((await client.get("/api/v1/usage/export", headers=alice.headers, params=span(3))).text)
+            io.StringIO(
+                (await committed_client.get("/api/v1/usage/export", headers=alice.headers, params=span(3))).text
+            )
         )
     )
     assert len(csv_rows) == len(rows) == 12
     assert sum(Decimal(r["cost"]) for r in csv_rows) == sum(money(r["cost"]) for r in rows)
     # Bob's workspace is empty: a header only, an empty array.
-    assert (await client.get("/api/v1/usage/export", headers=bob.headers)).text.strip() == ",".join(
+    assert (await committed_client.get("/api/v1/usage/export", headers=bob.headers)).text.strip() == ",".join(
         [
             "date",
             "key_id",
@@ -286,15 +294,17 @@ async def test_exports_equal_the_daily_rows_and_empty_exports_are_valid(ingest, 
         ]
     )
     assert (
-        json.loads((await client.get("/api/v1/usage/export", headers=bob.headers, params={"format": "json"})).content)
+        json.loads(
+            (await committed_client.get("/api/v1/usage/export", headers=bob.headers, params={"format": "json"})).content
+        )
         == []
     )
-    assert (await get(client, bob, "summary"))["by_key"] == []
+    assert (await get(committed_client, bob, "summary"))["by_key"] == []
 
 
-async def test_accounts_show_balance_keys_shares_and_links(ingest, client, alice, bob):
+async def test_accounts_show_balance_keys_shares_and_links(committed_ingest, committed_client, alice, bob):
     mgmt = str(uuid.uuid4())
-    await ingest.snapshots(
+    await committed_ingest.snapshots(
         item(
             mgmt,
             alice.workspace_id,
@@ -303,7 +313,7 @@ async def test_accounts_show_balance_keys_shares_and_links(ingest, client, alice
         )
     )
     label = "sk-or-v1-acc...005"
-    key = await key_with_days(ingest, alice, label, spends={1: "1"})
+    key = await key_with_days(committed_ingest, alice, label, spends={1: "1"})
     listing = {
         "workspace_id": alice.workspace_id,
         "observed_at": at(today(), 2),
@@ -312,8 +322,8 @@ async def test_accounts_show_balance_keys_shares_and_links(ingest, client, alice
             key_row("b2" * 32, "sk-or-v1-oth...006", usage=D("1"), disabled=True, expires_at="2027-01-01T00:00:00Z"),
         ],
     }
-    assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/keys", listing)).status_code == 204
-    page = await get(client, alice, "accounts")
+    assert (await committed_ingest.call("PUT", f"/internal/accounts/{mgmt}/keys", listing)).status_code == 204
+    page = await get(committed_client, alice, "accounts")
     assert page["total"] == 1
     (account,) = page["items"]
     assert (account["management_key_id"], account["label"], account["balance"]) == (mgmt, "sk-or-v1-mgm...999", None)
@@ -329,14 +339,14 @@ async def test_accounts_show_balance_keys_shares_and_links(ingest, client, alice
         "total_credits": 10,
         "total_usage": D("2.5"),
     }
-    assert (await ingest.call("POST", f"/internal/accounts/{mgmt}/credits", credits)).status_code == 204
-    balance = (await get(client, alice, "accounts"))["items"][0]["balance"]
+    assert (await committed_ingest.call("POST", f"/internal/accounts/{mgmt}/credits", credits)).status_code == 204
+    balance = (await get(committed_client, alice, "accounts"))["items"][0]["balance"]
     assert (money(balance["balance"]), balance["known"]) == (D("7.5"), True)
     credits |= {"observed_at": at(today(), 4), "total_credits": 0, "total_usage": 0}
-    assert (await ingest.call("POST", f"/internal/accounts/{mgmt}/credits", credits)).status_code == 204
-    balance = (await get(client, alice, "accounts"))["items"][0]["balance"]
+    assert (await committed_ingest.call("POST", f"/internal/accounts/{mgmt}/credits", credits)).status_code == 204
+    balance = (await get(committed_client, alice, "accounts"))["items"][0]["balance"]
     assert (balance["balance"], balance["total_credits"], balance["known"]) == (None, None, False)
-    assert (await get(client, bob, "accounts")) == {"items": [], "total": 0, "page": 1, "per_page": 50}
+    assert (await get(committed_client, bob, "accounts")) == {"items": [], "total": 0, "page": 1, "per_page": 50}
 
 
 async def test_indexes_serve_the_reads(db_engine):
@@ -346,17 +356,19 @@ async def test_indexes_serve_the_reads(db_engine):
     assert {"pk_daily_usage", "ix_daily_usage_key_day", "pk_daily_key_totals", "pk_daily_model_totals"} <= names
 
 
-async def test_a_day_turning_final_with_the_same_figure_turns_final_in_the_rows(ingest, client, alice):
+async def test_a_day_turning_final_with_the_same_figure_turns_final_in_the_rows(
+    committed_ingest, committed_client, alice
+):
     """No spend after the day's last snapshot: the provisional figure was already right, only the flag moves."""
     key = str(uuid.uuid4())
-    await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(2), 20), snapshot("1", "0.5")))
-    (row,) = (await get(client, alice, "daily", **span(2, 2)))["items"]
+    await committed_ingest.snapshots(item(key, alice.workspace_id, at(days_ago(2), 20), snapshot("1", "0.5")))
+    (row,) = (await get(committed_client, alice, "daily", **span(2, 2)))["items"]
     assert (money(row["cost"]), row["provisional"]) == (D("0.5"), True)
-    await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(1), 1), snapshot("1", "0")))
-    (row,) = (await get(client, alice, "daily", **span(2, 2)))["items"]
+    await committed_ingest.snapshots(item(key, alice.workspace_id, at(days_ago(1), 1), snapshot("1", "0")))
+    (row,) = (await get(committed_client, alice, "daily", **span(2, 2)))["items"]
     assert (money(row["cost"]), row["provisional"]) == (D("0.5"), False)
-    summary = await get(client, alice, "summary", **span(2, 2))
+    summary = await get(committed_client, alice, "summary", **span(2, 2))
     assert summary["totals"]["provisional"] is False
     # A repeat of the same figures changes nothing (and rebuilds nothing).
-    await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(1), 2), snapshot("1", "0")))
-    assert (await get(client, alice, "summary", **span(2)))["totals"]["rows"] == 2
+    await committed_ingest.snapshots(item(key, alice.workspace_id, at(days_ago(1), 2), snapshot("1", "0")))
+    assert (await get(committed_client, alice, "summary", **span(2)))["totals"]["rows"] == 2

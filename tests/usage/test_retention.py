@@ -8,7 +8,8 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
-from tests.usage.conftest import at, days_ago, item, read_key, snapshot
+from tests.support.db import savepoint
+from tests.usage.conftest import at, days_ago, item, read_key, snapshot, window
 
 TABLES = (
     "snapshots",
@@ -27,8 +28,8 @@ TABLES = (
 )
 
 
-async def count(db_engine, table: str, workspace_id: str) -> int:
-    async with db_engine.connect() as conn:
+async def count(db_connection, table: str, workspace_id: str) -> int:
+    async with savepoint(db_connection) as conn:
         sql = text(f"SELECT count(*) FROM usage.{table} WHERE workspace_id = :w")  # noqa: S608 (fixed names)
         return int((await conn.execute(sql, {"w": uuid.UUID(workspace_id)})).scalar_one())
 
@@ -65,10 +66,10 @@ async def fill(ingest, tenant, *, oldest_days_ago: int) -> tuple[str, str]:
 
 
 async def test_retention_deletes_before_the_cutoff_but_never_inside_the_window(
-    ingest, client, service_headers, db_engine, alice
+    ingest, client, service_headers, db_connection, alice
 ):
     key, _ = await fill(ingest, alice, oldest_days_ago=500)
-    before = {t: await count(db_engine, t, alice.workspace_id) for t in TABLES}
+    before = {t: await count(db_connection, t, alice.workspace_id) for t in TABLES}
     # Asking for "everything before tomorrow" is clamped to the retention window (400 days).
     r = await client.post(
         "/internal/retention", headers=service_headers("usage:cleanup"), json={"before": (days_ago(-1)).isoformat()}
@@ -76,7 +77,7 @@ async def test_retention_deletes_before_the_cutoff_but_never_inside_the_window(
     assert r.status_code == 200, r.text
     assert r.json()["before"] == days_ago(400).isoformat()
     assert r.json()["deleted"]["snapshots"] >= 2
-    after = {t: await count(db_engine, t, alice.workspace_id) for t in TABLES}
+    after = {t: await count(db_connection, t, alice.workspace_id) for t in TABLES}
     assert after["snapshots"] == before["snapshots"] - 2  # the two older than 400 days
     assert after["key_days"] == before["key_days"] - 2
     assert after["activity"] == after["activity_days"] == 1
@@ -88,15 +89,17 @@ async def test_retention_deletes_before_the_cutoff_but_never_inside_the_window(
         assert after[table] == before[table] - 2, table
     assert after["key_links"] == before["key_links"] == 1
     # The key still reads, with its recent days intact.
-    body = await read_key(client, alice, key, **{"from": days_ago(5).isoformat()})
+    body = await read_key(client, alice, key, **window(days_ago(5)))
     assert [d["date"] for d in body["daily"]] == [days_ago(2).isoformat(), days_ago(1).isoformat()]
     # A second run finds nothing more of alice's.
     r = await client.post("/internal/retention", headers=service_headers("usage:cleanup"), json={})
     assert r.status_code == 200
-    assert {t: await count(db_engine, t, alice.workspace_id) for t in TABLES} == after
+    assert {t: await count(db_connection, t, alice.workspace_id) for t in TABLES} == after
 
 
-async def test_retention_keeps_a_keys_latest_snapshot_however_old(ingest, client, service_headers, db_engine, alice):
+async def test_retention_keeps_a_keys_latest_snapshot_however_old(
+    ingest, client, service_headers, db_connection, alice
+):
     key = str(uuid.uuid4())
     await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(450)), snapshot("1", "1")))
     await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(420)), snapshot("2", "1")))
@@ -104,14 +107,14 @@ async def test_retention_keeps_a_keys_latest_snapshot_however_old(ingest, client
         "/internal/retention", headers=service_headers("usage:cleanup"), json={"before": days_ago(410).isoformat()}
     )
     assert r.json()["before"] == days_ago(410).isoformat()
-    assert await count(db_engine, "snapshots", alice.workspace_id) == 1
+    assert await count(db_connection, "snapshots", alice.workspace_id) == 1
     body = await read_key(client, alice, key)
     assert Decimal(str(body["usage"])) == 2
     assert body["daily"] == []
 
 
 async def test_erasing_a_workspace_removes_everything_and_is_idempotent(
-    ingest, client, service_headers, db_engine, alice, bob
+    ingest, client, service_headers, db_connection, alice, bob
 ):
     alices_key, _ = await fill(ingest, alice, oldest_days_ago=30)
     bobs_key, _ = await fill(ingest, bob, oldest_days_ago=30)
@@ -119,10 +122,10 @@ async def test_erasing_a_workspace_removes_everything_and_is_idempotent(
     for _ in range(2):
         r = await client.delete(url, headers=service_headers("workspaces:delete"))
         assert r.status_code == 204, r.text
-    assert {t: await count(db_engine, t, alice.workspace_id) for t in TABLES} == dict.fromkeys(TABLES, 0)
+    assert {t: await count(db_connection, t, alice.workspace_id) for t in TABLES} == dict.fromkeys(TABLES, 0)
     assert (await client.get(f"/api/v1/usage/keys/{alices_key}", headers=alice.headers)).status_code == 404
     # Bob's figures are untouched.
-    assert all([await count(db_engine, t, bob.workspace_id) for t in TABLES])
+    assert all([await count(db_connection, t, bob.workspace_id) for t in TABLES])
     assert (await read_key(client, bob, bobs_key))["daily"]
     r = await client.delete(f"/internal/workspaces/{uuid.uuid4()}", headers=service_headers("workspaces:delete"))
     assert r.status_code == 204
@@ -134,12 +137,12 @@ async def test_a_key_seen_again_after_erasure_starts_afresh(ingest, client, serv
     await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(2)), snapshot("1", "1")))
     await client.delete(f"/internal/workspaces/{alice.workspace_id}", headers=service_headers())
     await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(1)), snapshot("3", "1")))
-    body = await read_key(client, alice, key, **{"from": (days_ago(1) - timedelta(days=3)).isoformat()})
+    body = await read_key(client, alice, key, **window(days_ago(1) - timedelta(days=3)))
     assert [d["date"] for d in body["daily"]] == [days_ago(1).isoformat()]
 
 
 async def test_retention_keeps_the_monthly_rollup_exact_for_the_month_it_cuts(
-    ingest, client, service_headers, db_engine, alice
+    ingest, client, service_headers, db_connection, alice
 ):
     key = str(uuid.uuid4())
     lifetime = 0
@@ -157,7 +160,7 @@ async def test_retention_keeps_the_monthly_rollup_exact_for_the_month_it_cuts(
         WHERE m.workspace_id = :w
         """
     )
-    async with db_engine.connect() as conn:
+    async with savepoint(db_connection) as conn:
         months = (await conn.execute(sql, {"w": uuid.UUID(alice.workspace_id)})).all()
     assert months
     for month, cost, rows, day_cost, day_rows in months:

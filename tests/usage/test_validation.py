@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
-from tests.support.tokens import assert_problem
-from tests.usage.conftest import at, days_ago, item, read_key, snapshot, today
+from tests.support.http import assert_problem
+from tests.usage.conftest import at, days_ago, item, read_key, snapshot, today, window
 
 SECRETISH = "sk-or-v1-" + "7" * 64
 
 
-def _snap(**overrides):
+def _snap(**overrides: Any) -> dict[str, Any]:
     body = snapshot("1", "0.5")
     body.update(overrides)
     return {"items": [item(str(uuid.uuid4()), str(uuid.uuid4()), at(days_ago(1)), body)]}
@@ -150,7 +151,5 @@ async def test_ranges_are_checked(ingest, client, alice):
     # Defaults: the last 30 days up to today.
     body = await read_key(client, alice, key)
     assert [d["date"] for d in body["daily"]] == [days_ago(1).isoformat()]
-    assert (await read_key(client, alice, key, **{"from": days_ago(400).isoformat(), "to": today().isoformat()}))[
-        "daily"
-    ]
+    assert (await read_key(client, alice, key, **window(days_ago(400), today())))["daily"]
     assert_problem(await client.get("/api/v1/usage/keys/not-a-uuid", headers=alice.headers), 422)

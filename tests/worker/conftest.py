@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import pytest
@@ -20,6 +20,7 @@ from arq.connections import ArqRedis
 from owr_shared.wire import codec
 from owr_worker.settings import WorkerSettings
 from owr_worker.worker import build_clients, close_clients
+from tests.support.openrouter import key_list_row
 
 KEY = "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"
 MGMT_KEY = "sk-or-v1-mgmt5f1dad2ad7e88c4c1d6b77688157716fb1a5271146f7464951c96aaaa"
@@ -38,32 +39,9 @@ CREDITS_BODY = '{"data": {"total_credits": 100.5, "total_usage": 25.7512345678}}
 
 
 def key_row(n: int, **overrides: Any) -> dict[str, Any]:
-    row = {
-        "hash": f"{n:064x}",
-        "name": f"Key {n}",
-        "label": f"sk-or-v1-{n:03d}...{n:03d}",
-        "disabled": False,
-        "limit": 10,
-        "limit_remaining": 10,
-        "limit_reset": None,
-        "include_byok_in_limit": False,
-        "usage": 0.1015644762,
-        "usage_daily": 0,
-        "usage_weekly": 0,
-        "usage_monthly": 0,
-        "byok_usage": 0,
-        "byok_usage_daily": 0,
-        "byok_usage_weekly": 0,
-        "byok_usage_monthly": 0,
-        "created_at": "2025-02-19T20:52:27.363244+00:00",
-        "updated_at": "2025-02-19T21:24:11.708154+00:00",
-        "creator_user_id": None,
-        "expires_at": None,
-        "workspace_id": "0df9e665-3f8e-4c4b-9d5e-1f2a3b4c5d6e",
-        "some_future_field": 1,
-    }
-    row.update(overrides)
-    return row
+    """Key `n` of a `GET /keys` page, with a field the worker does not know."""
+    names = {"hash": f"{n:064x}", "name": f"Key {n}", "label": f"sk-or-v1-{n:03d}...{n:03d}"}
+    return key_list_row(**{**names, "some_future_field": 1, **overrides})
 
 
 def activity_row(day: str, model: str = "openai/gpt-4.1", usage: str = "0.015") -> str:
@@ -156,13 +134,18 @@ class FakeServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
 
 @pytest.fixture
 async def openrouter() -> AsyncIterator[FakeServer]:
-    server = FakeServer()
-    await server.start()
-    yield server
-    await server.stop()
+    async with FakeServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -200,8 +183,13 @@ class Internal(FakeServer):
         self.workspaces[key_id] = workspace_id or str(uuid.uuid4())
         for what, store in (("credits", self.credits), ("keys", self.keys), ("activity", self.activity)):
             method = "POST" if what == "credits" else "PUT"
-            self.handle(method, f"/internal/accounts/{key_id}/{what}", lambda s, st=store: st.append(s.body))
+            self.handle(method, f"/internal/accounts/{key_id}/{what}", self._keeper(store))
         return key_id
+
+    @staticmethod
+    def _keeper(store: list[dict[str, Any]]) -> Handler:
+        """A handler keeping each request's body in `store` (answered 204)."""
+        return lambda seen: store.append(seen.body)
 
     def _token(self, seen: Seen) -> Any:
         if seen.body.get("client_secret") != "worker-client-secret-for-tests":
@@ -257,10 +245,8 @@ class Internal(FakeServer):
 
 @pytest.fixture
 async def internal() -> AsyncIterator[Internal]:
-    server = Internal()
-    await server.start()
-    yield server
-    await server.stop()
+    async with Internal() as server:
+        yield server
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ def gauge() -> float | None:
     return REGISTRY.get_sample_value("owr_openrouter_circuit_open")
 
 
-def breaker(redis, threshold=3, open_seconds=0.3, probe_ttl=5.0):
+def breaker(redis: Redis, threshold: int = 3, open_seconds: float = 0.3, probe_ttl: float = 5.0) -> CircuitBreaker:
     return CircuitBreaker(redis, threshold=threshold, open_seconds=open_seconds, probe_ttl_seconds=probe_ttl)
 
 

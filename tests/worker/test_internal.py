@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import aiohttp
 import pytest
 
 from owr_shared.wire import codec
@@ -15,7 +16,7 @@ from owr_shared.wire.openrouter import KeyInfo
 from owr_shared.wire.usage import ActivityReport, CreditsReport, SnapshotItem
 from owr_worker.internal import KeysClient, ServiceError, ServiceTokens, UsageClient
 from owr_worker.tracing import job_context
-from tests.worker.conftest import KEY, Reply
+from tests.worker.conftest import KEY, Internal, Reply
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -38,7 +39,9 @@ def sent(item: SnapshotItem) -> dict:
     return codec.loads(codec.encode(item))
 
 
-def clients(http, internal, secret=CLIENT_SECRET):
+def clients(
+    http: aiohttp.ClientSession, internal: Internal, secret: str = CLIENT_SECRET
+) -> tuple[ServiceTokens, KeysClient, UsageClient]:
     tokens = ServiceTokens(http, internal.url, client_id="worker", client_secret=secret, timeout_seconds=2)
     return (
         tokens,

@@ -7,6 +7,7 @@ import asyncio
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from arq import Retry
@@ -19,7 +20,7 @@ from owr_worker.jobs import ACTIVITY_PREFIX, sync_account, sync_key
 from owr_worker.locks import lock_key
 from owr_worker.worker import worker_settings
 from tests.support.logs import captured_json_logs
-from tests.worker.conftest import CREDITS_BODY, KEY, KEY_BODY, MGMT_KEY, Reply, activity_row, key_row
+from tests.worker.conftest import CREDITS_BODY, KEY, KEY_BODY, MGMT_KEY, FakeServer, Reply, activity_row, key_row
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 WS = "2b0a7f61-8a1e-4a4e-9d55-0d7c4f3f2a10"
@@ -164,6 +165,7 @@ async def test_upstream_failure_retries_then_reports_error(make_ctx, openrouter,
     openrouter.reply("/api/v1/key", Reply(502, "<html>bad gateway</html>", content_type="text/html"))
     with pytest.raises(Retry) as caught:
         await sync_key(ctx, key_id, workspace_id=WS)
+    assert caught.value.defer_score is not None
     assert 1000 <= caught.value.defer_score <= 15_000
     assert internal.statuses == {}
     ctx["job_try"] = 2
@@ -195,6 +197,7 @@ async def test_open_circuit_reports_error_without_calling_openrouter(make_ctx, o
     with pytest.raises(Retry) as deferred:
         await sync_key(ctx, key_id, workspace_id=WS)
     open_seconds = ctx["settings"].circuit_open_seconds
+    assert deferred.value.defer_score is not None
     assert open_seconds / 2 <= deferred.value.defer_score / 1000 <= open_seconds
     assert openrouter.seen == []
     assert internal.statuses[key_id][0]["last_error"] == "OpenRouter unavailable (circuit open); retrying"
@@ -244,7 +247,7 @@ async def test_logs_never_carry_the_key(make_ctx, openrouter, internal, capsys):
 # --- sync_account ---------------------------------------------------------------------------------------
 
 
-def account_upstream(openrouter, hashes_rows):
+def account_upstream(openrouter: FakeServer, hashes_rows: list[dict[str, Any]]) -> None:
     openrouter.reply("/api/v1/credits", Reply(body=CREDITS_BODY))
     openrouter.handle("GET", "/api/v1/keys", lambda s: {"data": hashes_rows if s.query["offset"] == "0" else []})
     days = ["2026-08-22 00:00:00", "2026-07-24", "2026-07-23"]  # the last is outside the 30-day window

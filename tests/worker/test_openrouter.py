@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import aiohttp
 import pytest
 from prometheus_client import REGISTRY
 
@@ -22,7 +23,7 @@ from owr_worker.openrouter import (
     scrub,
 )
 from owr_worker.tracing import job_context
-from tests.worker.conftest import CREDITS_BODY, KEY, KEY_BODY, MGMT_KEY, Reply, activity_row, key_row
+from tests.worker.conftest import CREDITS_BODY, KEY, KEY_BODY, MGMT_KEY, FakeServer, Reply, activity_row, key_row
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 CF_520 = "<!DOCTYPE html><html><head><title>openrouter.ai | 520: Web server is returning an unknown error</title>"
@@ -36,7 +37,16 @@ class Sleeps:
         self.calls.append(seconds)
 
 
-def client(http, openrouter, *, attempts=3, cap=10.0, timeout=2.0, circuit=None, sleep=None):
+def client(
+    http: aiohttp.ClientSession,
+    openrouter: FakeServer,
+    *,
+    attempts: int = 3,
+    cap: float = 10.0,
+    timeout: float = 2.0,
+    circuit: CircuitBreaker | None = None,
+    sleep: Sleeps | None = None,
+) -> OpenRouterClient:
     return OpenRouterClient(
         http,
         openrouter.url + "/api/v1",

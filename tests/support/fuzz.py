@@ -1,0 +1,71 @@
+"""One schemathesis harness: no 5xx, and every response conforms to the service's OpenAPI document.
+
+The schema is read from an app that is never started (`schemathesis.pytest.from_fixture` does not work
+with pytest 9); the calls go to a module's `fuzz_app`, which runs in schemathesis' own ASGI event loop
+on the session's database. Rows it creates are committed, under random workspaces or emails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import schemathesis
+from fastapi import FastAPI
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.python import asgi
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.support.http import bearer
+from tests.support.tokens import TestKeyring
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def openapi_schema(document_app: FastAPI) -> Any:
+    """The parametrizable schema of an app that is only read (requests go to `fuzz_app`)."""
+    schema = schemathesis.openapi.from_dict(document_app.openapi())
+    schema.app = document_app
+    return schema
+
+
+def fuzz_settings(max_examples: int) -> Callable[[F], F]:
+    decorate: Callable[[F], F] = settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    return decorate
+
+
+def serve(app: FastAPI) -> Iterator[FastAPI]:
+    """The body of a module-scoped `fuzz_app` fixture, once the app is seeded."""
+    yield app
+    # Stop the lifespan schemathesis started, so the engine's connections close before the DB is dropped.
+    asgi.shutdown_lifespans()
+
+
+def seed_client(app: FastAPI) -> Any:
+    """A synchronous client of `app` in schemathesis' event loop (starts its lifespan), for seeding."""
+    return asgi.get_client(app)
+
+
+def tenant_or_service_headers(case: Any, keyring: TestKeyring, user_id: str, workspace_id: str) -> dict[str, str]:
+    """A service token with every scope for internal routes, the tenant's access token for public ones.
+
+    Minted per call: a long run must not outlive them.
+    """
+    if case.path.startswith("/internal/"):
+        return bearer(keyring.service_token())
+    return bearer(keyring.access_token(user_id, workspace_id))
+
+
+def call_and_validate(case: Any, app: FastAPI, headers: dict[str, str]) -> None:
+    case.call_and_validate(app=app, headers=headers, checks=CHECKS)
