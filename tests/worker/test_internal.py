@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import aiohttp
 import pytest
@@ -34,9 +35,10 @@ def snapshot_item(usage: str | int) -> SnapshotItem:
     return SnapshotItem(key_id=uuid.uuid4(), workspace_id=WS, observed_at=AT, snapshot=info)
 
 
-def sent(item: SnapshotItem) -> dict:
+def sent(item: SnapshotItem) -> dict[str, Any]:
     """The item as the internal server decodes it: exact decimals, ISO times, string ids."""
-    return codec.loads(codec.encode(item))
+    decoded: dict[str, Any] = codec.loads(codec.encode(item))
+    return decoded
 
 
 def clients(
