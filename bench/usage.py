@@ -35,6 +35,7 @@ from sqlalchemy import text
 
 from bench.infra import bench_database
 from owr_shared.db import create_engine, create_sessionmaker
+from owr_usage.rollups.models import DailyUsage
 from owr_usage.rollups.repository import RollupRepository
 from tests.support.tokens import TestKeyring
 from tools.devinfra import DATA_DIR, free_port
@@ -44,20 +45,8 @@ KEYS, MODELS, YEAR = 200, 30, 365
 OTHER_KEYS, OTHER_MODELS = 20, 10
 PROVIDERS = ("OpenAI", "Anthropic", "Google", "Azure", "Together")
 COPY_CHUNK_ROWS = 50_000
-COLUMNS = (
-    "workspace_id",
-    "day",
-    "key_id",
-    "model",
-    "provider",
-    "cost",
-    "byok_cost",
-    "requests",
-    "prompt_tokens",
-    "completion_tokens",
-    "reasoning_tokens",
-    "provisional",
-)
+# COPY writes every column of the table, in its order, so the load never drifts from the model.
+COLUMNS = tuple(column.name for column in DailyUsage.__table__.columns)
 
 
 # --- a JWKS and access tokens, as auth would mint them (the tests' keyring) ---------------------------

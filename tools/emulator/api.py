@@ -15,6 +15,7 @@ from tools.emulator.state import (
     ActivityRow,
     EmulatorState,
     Key,
+    KeyUsage,
     activity_date,
     activity_days,
     iso,
@@ -69,6 +70,15 @@ def _management(request: web.Request, refusal: str = NOT_MANAGEMENT) -> tuple[Ke
 # ---------------------------------------------------------------- renderers
 
 
+def usage_figures(usage: KeyUsage) -> dict[str, Any]:
+    """Lifetime and window spend, with and without BYOK: the same eight fields, in this order, in `/key` and `/keys`."""
+    return {
+        f"{prefix}{window}": getattr(usage, f"{prefix}{window}")
+        for prefix in ("usage", "byok_usage")
+        for window in ("", "_daily", "_weekly", "_monthly")
+    }
+
+
 def render_key_info(state: EmulatorState, key: Key) -> dict[str, Any]:
     """`GET /key`'s `data`, in the live field order, plus fields a tolerant client must ignore."""
     usage = state.key_usage(key)
@@ -79,14 +89,7 @@ def render_key_info(state: EmulatorState, key: Key) -> dict[str, Any]:
         "limit_reset": key.limit_reset,
         "limit_remaining": usage.limit_remaining,
         "include_byok_in_limit": key.include_byok_in_limit,
-        "usage": usage.usage,
-        "usage_daily": usage.usage_daily,
-        "usage_weekly": usage.usage_weekly,
-        "usage_monthly": usage.usage_monthly,
-        "byok_usage": usage.byok_usage,
-        "byok_usage_daily": usage.byok_usage_daily,
-        "byok_usage_weekly": usage.byok_usage_weekly,
-        "byok_usage_monthly": usage.byok_usage_monthly,
+        **usage_figures(usage),
         # Live: "free tier" means the account never bought credits.
         "is_free_tier": account.total_credits <= 0,
         "is_management_key": key.kind == "management",
@@ -112,14 +115,7 @@ def render_key_object(state: EmulatorState, key: Key) -> dict[str, Any]:
         "limit_remaining": usage.limit_remaining,
         "limit_reset": key.limit_reset,
         "include_byok_in_limit": key.include_byok_in_limit,
-        "usage": usage.usage,
-        "usage_daily": usage.usage_daily,
-        "usage_weekly": usage.usage_weekly,
-        "usage_monthly": usage.usage_monthly,
-        "byok_usage": usage.byok_usage,
-        "byok_usage_daily": usage.byok_usage_daily,
-        "byok_usage_weekly": usage.byok_usage_weekly,
-        "byok_usage_monthly": usage.byok_usage_monthly,
+        **usage_figures(usage),
         "created_at": iso(key.created_at),
         "updated_at": iso(key.updated_at),
         "creator_user_id": key.creator_user_id,
