@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Hashable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import ClassVar
 
+from asyncpg import PostgresError
 from fastapi import FastAPI, Request
 from prometheus_client import Counter
 from sqlalchemy.exc import DBAPIError
@@ -106,6 +107,7 @@ def install_overload_handlers(app: FastAPI, service: str) -> None:
     app.add_exception_handler(Shed, on_shed)
     app.add_exception_handler(PoolTimeout, on_pool_timeout)
     app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(PostgresError, on_database_error)  # asyncpg's own, where a read uses the driver
 
 
 class CallerLimit:
