@@ -126,7 +126,7 @@ def test_every_service_reads_its_own_bounds(monkeypatch, cls, prefix):
 
 def test_the_defaults_are_short_bounds():
     auth, usage = AuthSettings(OWR_ENV="test"), UsageSettings(OWR_ENV="test")
-    assert auth.db_pool_timeout <= 2 and usage.db_pool_timeout <= 2
+    assert auth.db_pool_timeout <= 2
+    assert usage.db_pool_timeout <= 2
     assert 0 < auth.db_statement_timeout < usage.db_statement_timeout  # usage's reports are the long ones
     assert auth.db_idle_in_transaction_timeout > 0
-
