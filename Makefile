@@ -50,6 +50,7 @@ bench: install ## benchmarks, printed as ratios measured in one run (install wrk
 	$(UV) run --frozen python -m bench.gateway
 	$(UV) run --frozen python -m bench.sync
 	$(UV) run --frozen python -m bench.usage
+	$(UV) run --frozen python -m bench.overload
 
 deploy-tools: install ## tools of the deploy checks: hadolint, kubernetes-validate, check-jsonschema (uv.lock), Debian's prometheus and promtool
 	@if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then :; else \

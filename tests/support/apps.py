@@ -8,10 +8,13 @@ several connections (concurrency, the app's own pool, SKIP LOCKED, other process
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import httpx
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
@@ -56,3 +59,22 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and yield a client that calls it in-process (committed)."""
     async with app.router.lifespan_context(app), committed_client(app) as client:
         yield client
+
+
+@asynccontextmanager
+async def served(app: FastAPI) -> AsyncIterator[int]:
+    """Serve `app` (its lifespan included) with uvicorn in this event loop on an ephemeral loopback port;
+    yields the port. For a real HTTP hop in front of an in-process app (the gateway's pass-through)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or task.done():
+                raise RuntimeError("the app did not start")
+            await asyncio.sleep(0.01)
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task

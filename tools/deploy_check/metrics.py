@@ -144,6 +144,7 @@ REQUIRED_ALERT_TOPICS = {
     "queue backlog": "OwrQueueBacklog",
     "rate-limiter backend errors": "OwrRateLimiterBackendErrors",
     "OpenRouter circuit open": "OwrOpenRouterCircuitOpen",
+    "requests shed under overload": "OwrRequestsShed",
 }
 
 

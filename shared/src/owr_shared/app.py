@@ -8,11 +8,12 @@ from functools import partial
 
 from fastapi import APIRouter, FastAPI
 
-from owr_shared.db import create_engine, create_sessionmaker, ping_database
+from owr_shared.db import create_service_engine, create_sessionmaker, ping_database
 from owr_shared.errors import install_problem_handlers
 from owr_shared.health import HealthChecks, health_router
 from owr_shared.metrics import metrics_endpoint
 from owr_shared.middleware import RequestContextMiddleware
+from owr_shared.overload import install_overload_handlers
 from owr_shared.redis import create_redis, ping_redis
 from owr_shared.settings import BaseServiceSettings
 
@@ -40,7 +41,7 @@ def create_service_app(
         app.state.health = health
         engine = redis = None
         if use_database:
-            engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, application_name=service)
+            engine = create_service_engine(settings, service)
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
             health.add("postgres", partial(ping_database, engine))
@@ -68,6 +69,7 @@ def create_service_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    install_overload_handlers(app, service)
     app.include_router(health_router())
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in routers:

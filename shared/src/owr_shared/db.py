@@ -13,6 +13,8 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
+from owr_shared.settings import BaseServiceSettings
+
 
 def asyncpg_url(url: str) -> str:
     """Turn a plain libpq URL (`postgresql://user@host/db?sslmode=...`) into SQLAlchemy's asyncpg form."""
@@ -30,17 +32,55 @@ def asyncpg_url(url: str) -> str:
     return urlunsplit(("postgresql+asyncpg", parts.netloc, parts.path, urlencode(query), ""))
 
 
-def create_engine(database_url: str, *, pool_size: int = 10, application_name: str = "owr") -> AsyncEngine:
-    """Create the process's engine; call from the lifespan, never at import."""
+def create_engine(
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    application_name: str = "owr",
+    pool_timeout: float = 30.0,
+    statement_timeout: float = 0,
+    idle_in_transaction_timeout: float = 0,
+) -> AsyncEngine:
+    """Create an engine; call from the lifespan, never at import. `max_overflow` defaults to `pool_size`;
+    the two server-side timeouts are in seconds (0: the server's own setting)."""
+    server_settings = {"application_name": application_name}
+    for name, seconds in (
+        ("statement_timeout", statement_timeout),
+        ("idle_in_transaction_session_timeout", idle_in_transaction_timeout),
+    ):
+        if seconds:
+            server_settings[name] = str(max(1, round(seconds * 1000)))  # milliseconds
     return create_async_engine(
         asyncpg_url(database_url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
         # Error messages would otherwise carry statement parameters (hashes, ciphertexts) into logs.
         hide_parameters=True,
-        connect_args={"server_settings": {"application_name": application_name}, "timeout": 5},
+        connect_args={"server_settings": server_settings, "timeout": 5},
+    )
+
+
+def create_service_engine(
+    settings: BaseServiceSettings,
+    application_name: str,
+    *,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+) -> AsyncEngine:
+    """A service's engine with its settings' pool size, pool timeout and statement and idle timeouts.
+    A second pool of the service (usage's exports) passes its own `pool_size` and `max_overflow`."""
+    return create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size if pool_size is None else pool_size,
+        max_overflow=max_overflow,
+        application_name=application_name,
+        pool_timeout=settings.db_pool_timeout,
+        statement_timeout=settings.db_statement_timeout,
+        idle_in_transaction_timeout=settings.db_idle_in_transaction_timeout,
     )
 
 

@@ -45,9 +45,12 @@ PAYLOAD_TOO_LARGE = ProblemType(413, "payload-too-large", "Content Too Large")
 UNSUPPORTED_MEDIA_TYPE = ProblemType(415, "unsupported-media-type", "Unsupported Media Type")
 VALIDATION_ERROR = ProblemType(422, "validation-error", "Validation Error")
 RATE_LIMITED = ProblemType(429, "rate-limited", "Too Many Requests")
+CONCURRENCY_LIMITED = ProblemType(429, "concurrency-limited", "Too Many Concurrent Requests")
 INTERNAL_ERROR = ProblemType(500, "internal-error", "Internal Server Error")
 UPSTREAM_UNAVAILABLE = ProblemType(502, "upstream-unavailable", "Bad Gateway")
 SERVICE_UNAVAILABLE = ProblemType(503, "service-unavailable", "Service Unavailable")
+OVERLOADED = ProblemType(503, "overloaded", "Service Overloaded")
+QUERY_TIMEOUT = ProblemType(503, "query-timeout", "Query Timed Out")
 UPSTREAM_TIMEOUT = ProblemType(504, "upstream-timeout", "Gateway Timeout")
 
 # The problem a bare status stands for (a framework's HTTP error carries nothing else).

@@ -56,6 +56,12 @@ class BaseServiceSettings(BaseSettings):
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_json: bool = Field(default=True, validation_alias="LOG_JSON")
     db_pool_size: int = Field(default=10, ge=1, le=200, validation_alias="DB_POOL_SIZE")
+    # Per service (`<PREFIX>DB_...`): how long a request waits for a pooled connection before it is shed
+    # with a 503, and the server-side bounds of each statement and of a transaction left idle (seconds;
+    # 0 turns a server-side bound off). A service whose reads are longer overrides the defaults.
+    db_pool_timeout: float = Field(default=2.0, gt=0, le=30)
+    db_statement_timeout: float = Field(default=5.0, ge=0, le=3600)
+    db_idle_in_transaction_timeout: float = Field(default=30.0, ge=0, le=3600)
 
     @property
     def is_production(self) -> bool:

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from owr_shared.app import create_service_app
 from owr_shared.auth import jwks_verifiers
+from owr_shared.db import create_service_engine
 from owr_shared.jwt import JwksFetcher
+from owr_shared.overload import CallerLimit, Slots
 from owr_shared.settings import load_settings
 from owr_usage.internal.router import router as internal_router
 from owr_usage.key_usage.router import router as key_usage_router
 from owr_usage.reports.router import router as reports_router
+from owr_usage.reports.service import ReportLimits
 from owr_usage.settings import UsageSettings
+
+
+@asynccontextmanager
+async def reports_capacity(app: FastAPI, settings: UsageSettings) -> AsyncIterator[None]:
+    """Lifespan part: the exports' own pool, one connection per export slot (no overflow), and the limits."""
+    engine = create_service_engine(settings, "usage-export", pool_size=settings.export_concurrency, max_overflow=0)
+    app.state.export_engine = engine
+    app.state.report_limits = ReportLimits(
+        summaries=CallerLimit(settings.summary_concurrency_per_workspace),
+        exports=CallerLimit(settings.export_concurrency_per_workspace),
+        export_slots=Slots(settings.export_concurrency, wait=settings.db_pool_timeout),
+    )
+    try:
+        yield
+    finally:
+        await engine.dispose()
 
 
 def create_app(settings: UsageSettings | None = None, *, jwks_fetcher: JwksFetcher | None = None) -> FastAPI:
@@ -22,6 +42,12 @@ def create_app(settings: UsageSettings | None = None, *, jwks_fetcher: JwksFetch
     `jwks_fetcher` replaces the HTTP fetch of auth's JWKS (tests serve a test keyring's set).
     """
     settings = settings or load_settings(UsageSettings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with jwks_verifiers(app, settings, jwks_fetcher), reports_capacity(app, settings):
+            yield
+
     return create_service_app(
         service="usage",
         settings=settings,
@@ -31,5 +57,5 @@ def create_app(settings: UsageSettings | None = None, *, jwks_fetcher: JwksFetch
             "Key snapshots, exact daily spend per key, account balances, key lists and activity; summaries, "
             "daily rows, exports and accounts."
         ),
-        extra_lifespan=partial(jwks_verifiers, settings=settings, jwks_fetcher=jwks_fetcher),
+        extra_lifespan=lifespan,
     )

@@ -16,5 +16,16 @@ class UsageSettings(JwksServiceSettings):
     port: Port = 8003
     internal_audience: NonEmptyText = "owr-usage"
 
+    # Reports are the service's long reads (a year's summary, a deep sorted page, an export's batches), and an
+    # export's transaction idles while a slow client reads: both bounds are longer than the other services'.
+    db_statement_timeout: float = Field(default=15.0, ge=0, le=3600)
+    db_idle_in_transaction_timeout: float = Field(default=60.0, ge=0, le=3600)
+    # The expensive reads: summaries and exports one workspace may run at once in a process (the next is a
+    # 429), and the exports the process streams at once, each on a connection of their own pool (the next
+    # waits up to `db_pool_timeout` for a slot, then is a 503).
+    summary_concurrency_per_workspace: int = Field(default=4, ge=1, le=1000)
+    export_concurrency_per_workspace: int = Field(default=2, ge=1, le=1000)
+    export_concurrency: int = Field(default=4, ge=1, le=200)
+
     # Days of history kept and served: reads reach no further back, and retention never deletes inside it.
     retention_days: int = Field(default=400, ge=31, le=3660)

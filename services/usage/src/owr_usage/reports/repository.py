@@ -8,7 +8,6 @@ whenever one matches the filters.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from owr_usage.rollups.models import NO_BREAKDOWN, DailyModelTotal, DailyUsage
 from owr_usage.snapshots.models import KeyState
 
 U = DailyUsage
-_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
 
 _MANAGEMENT_KEYS = """
 SELECT management_key_id AS id FROM usage.accounts WHERE workspace_id = :w
@@ -221,20 +219,9 @@ class ReportRepository:
         generic plan that scans the workspace, 2 ms on a custom plan through (key_id, day))."""
         await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
-    async def export_snapshot(self) -> str:
-        """Make this (fresh) transaction a read-only REPEATABLE READ one and export its snapshot, so another
-        connection can read the very same data at the same time."""
+    async def read_one_snapshot(self) -> None:
+        """Make this (fresh) transaction a read-only REPEATABLE READ one: its reads all see the same data."""
         await self.session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
-        return str(await self.session.scalar(text("SELECT pg_export_snapshot()")))
-
-    async def import_snapshot(self, snapshot_id: str) -> None:
-        """Read from `snapshot_id` (this session's transaction must not have run a query yet)."""
-        if not _SNAPSHOT_ID.fullmatch(snapshot_id):
-            raise ValueError("not a snapshot id")
-        await self.session.connection(
-            execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-        )
-        await self.session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'"))
 
     async def key_exists(self, workspace_id: uuid.UUID, key_id: uuid.UUID) -> bool:
         found = await self.session.scalar(

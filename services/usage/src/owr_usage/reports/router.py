@@ -10,10 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response, StreamingResponse
 
-from owr_shared.db import DbEngine, DbSession
+from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
 from owr_shared.schemas import StorableText, json_response, problem_responses
-from owr_usage.dependencies import Settings, User
+from owr_usage.dependencies import ExportEngine, Limits, Settings, User
 from owr_usage.key_usage.service import resolve_range
 from owr_usage.reports import service as reports
 from owr_usage.reports.repository import SORTABLE, RowFilter
@@ -74,17 +74,18 @@ RowQueryParams = Annotated[RowQuery, Depends(_row_query)]
 @router.get(
     "/summary",
     response_model=UsageSummary,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 422, 429, 503),
     summary="Totals with breakdowns by key, model and day",
 )
 async def get_summary(
-    user: User, session: DbSession, engine: DbEngine, settings: Settings, first: First = None, last: Last = None
+    user: User, session: DbSession, limits: Limits, settings: Settings, first: First = None, last: Last = None
 ) -> Response:
     """Cost, BYOK cost, requests and tokens over [from, to], in total and by key, by model and by day.
     Spend without a per-model breakdown (an unlinked key, or a day whose activity was not fetched) is
     counted in `cost` and `cost_without_breakdown`, and under the `model: null` entry."""
     rows = RowQuery(first, last).resolve(user.workspace_id, settings)
-    view = await reports.summary(session, engine, workspace_id=user.workspace_id, first=rows.first, last=rows.last)
+    async with limits.summaries.hold(user.workspace_id):
+        view = await reports.summary(session, workspace_id=user.workspace_id, first=rows.first, last=rows.last)
     return json_response(view)
 
 
@@ -111,7 +112,7 @@ _EXPORT_CONTENT = {
             "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
         },
     },
-    **problem_responses(401, 403, 404, 422),
+    **problem_responses(401, 403, 404, 422, 429, 503),
 }
 
 
@@ -119,7 +120,8 @@ _EXPORT_CONTENT = {
 async def export(
     user: User,
     session: DbSession,
-    engine: DbEngine,
+    engine: ExportEngine,
+    limits: Limits,
     settings: Settings,
     query: RowQueryParams,
     fmt: Annotated[reports.ExportFormat, Query(alias="format")] = "csv",
@@ -129,11 +131,11 @@ async def export(
     `/daily` row objects."""
     rows = query.resolve(user.workspace_id, settings)
     order = reports.parse_sort(query.sort)
-    await reports.check_key(session, user.workspace_id, query.key_id)
+    body = await reports.open_export(session, engine, limits, rows=rows, sort=order, fmt=fmt)
     name = f"usage-{rows.first.isoformat()}-{rows.last.isoformat()}.{fmt}"
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     return StreamingResponse(
-        reports.export(engine, rows=rows, sort=order, fmt=fmt),
+        body,
         media_type=media,
         headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store"},
     )

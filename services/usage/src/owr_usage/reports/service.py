@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
@@ -15,6 +16,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from owr_shared.dependencies import Pagination
+from owr_shared.overload import CallerLimit, Slots, started_stream
 from owr_usage.reports.errors import InvalidSort, KeyUsageNotFound
 from owr_usage.reports.repository import SORTABLE, ReportRepository, RowFilter, Sort, stream_rows
 from owr_usage.reports.schemas import (
@@ -48,6 +50,15 @@ EXPORT_COLUMNS = (
 )
 # Rows fetched per round trip of the server-side cursor, and rows per chunk written to the client.
 EXPORT_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLimits:
+    """How many of the expensive reads run at once in this process: per workspace, and exports in all."""
+
+    summaries: CallerLimit
+    exports: CallerLimit
+    export_slots: Slots
 
 
 def parse_sort(value: str | None) -> Sort:
@@ -104,20 +115,15 @@ def _total(days: list[Any]) -> Totals:
     )
 
 
-async def summary(
-    session: AsyncSession, engine: AsyncEngine, *, workspace_id: uuid.UUID, first: date, last: date
-) -> UsageSummary:
-    """The two rollup reads run at once, on the request's connection and on a second one that imports the
-    request transaction's snapshot (so both see exactly the same data). Built from trusted database figures,
+async def summary(session: AsyncSession, *, workspace_id: uuid.UUID, first: date, last: date) -> UsageSummary:
+    """Both rollup reads on the request's one connection, in one REPEATABLE READ READ ONLY transaction (so
+    both see exactly the same data). Never a second connection: a summary that held one while waiting for
+    another deadlocked the pool at 20 concurrent requests (issue 12). Built from trusted database figures,
     so the views are constructed without re-validation."""
     repo = ReportRepository(session)
-    snapshot = await repo.export_snapshot()
-    async with AsyncSession(engine) as other:
-        keys = ReportRepository(other)
-        await keys.import_snapshot(snapshot)
-        model_rows, key_rows = await asyncio.gather(
-            repo.model_sets(workspace_id, first, last), keys.key_sums(workspace_id, first, last)
-        )
+    await repo.read_one_snapshot()
+    model_rows = await repo.model_sets(workspace_id, first, last)
+    key_rows = await repo.key_sums(workspace_id, first, last)
     days: list[Any] = []
     by_model: list[ModelFigures] = []
     for row in model_rows:
@@ -200,19 +206,47 @@ def _json_chunk(rows: Iterable[Sequence[Any]], first: bool) -> bytes:
     return (b"\n" if first else b",\n") + b",\n".join(parts)
 
 
-async def export(engine: AsyncEngine, *, rows: RowFilter, sort: Sort, fmt: ExportFormat) -> AsyncIterator[bytes]:
+async def export(engine: AsyncEngine, *, rows: RowFilter, sort: Sort, fmt: ExportFormat) -> AsyncGenerator[bytes]:
     """The rows, streamed from a server-side cursor in one read-only snapshot: memory stays flat whatever
-    the row count. CSV has a header row; JSON is one array of row objects (like /daily's items)."""
-    if fmt == "json":
-        yield b"["
+    the row count. CSV has a header row; JSON is one array of row objects (like /daily's items). The first
+    chunk already holds the first batch, so the query has run before the response starts."""
     first = True
     async for batch in stream_rows(engine, rows, sort, for_csv=fmt == "csv", batch=EXPORT_BATCH):
-        yield _csv_chunk(batch, first) if fmt == "csv" else _json_chunk(batch, first)
+        if fmt == "csv":
+            yield _csv_chunk(batch, first)
+        else:
+            yield (b"[" if first else b"") + _json_chunk(batch, first)
         first = False
-    if fmt == "csv" and first:
-        yield _csv_chunk((), header=True)
-    if fmt == "json":
-        yield b"\n]\n"
+    if fmt == "csv":
+        if first:
+            yield _csv_chunk((), header=True)
+    else:
+        yield b"[\n]\n" if first else b"\n]\n"
+
+
+async def open_export(
+    session: AsyncSession,
+    engine: AsyncEngine,
+    limits: ReportLimits,
+    *,
+    rows: RowFilter,
+    sort: Sort,
+    fmt: ExportFormat,
+) -> AsyncIterator[bytes]:
+    """The export's stream, started: the workspace's share (a 429 when it is taken) and a slot of the
+    export pool (a 503 when none frees up in time) are held until the stream ends, and the first batch is
+    read before any header is sent, so a refusal or a timeout is still a problem response. `engine` is the
+    export pool, sized to the slots: a slot's holder gets its connection at once, and exports never take
+    the connections that every other request needs."""
+    holds = AsyncExitStack()
+    try:
+        await holds.enter_async_context(limits.exports.hold(rows.workspace_id))
+        await holds.enter_async_context(limits.export_slots.hold())
+        await check_key(session, rows.workspace_id, rows.key_id)
+    except BaseException:
+        await holds.aclose()
+        raise
+    return await started_stream(export(engine, rows=rows, sort=sort, fmt=fmt), holds)
 
 
 # --- accounts --------------------------------------------------------------------------------------
