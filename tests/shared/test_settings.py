@@ -107,3 +107,6 @@ def test_random_key_material_is_never_taken_for_a_placeholder():
     for value in ("xxx", "XXX-key", "example", "example-secret", "please-change-me-now", "secret"):
         assert is_placeholder(value), value
     assert not is_placeholder("xxxQ9r2Lm0pZx8yWc1vB3nT5kJ7hG4fD6sA0eR2tY8u=")
+    # url-safe base64 has `-` and `_`: a generated key may hold a stand-in word as a segment of its own.
+    assert not is_placeholder("dev_Q9r2Lm0pZx8yWc1vB3nT5kJ7hG4f-xxx-D6sA0eR2tY8u")
+    assert is_placeholder("my-dev-signing-key")

@@ -34,14 +34,30 @@ def secret_field(description: str, default: SecretStr | None = None) -> Any:
     return Field(default=default, description=description, json_schema_extra={"secret": True})
 
 
+def _looks_generated(value: str) -> bool:
+    """Long, mixed-case, with digits and many distinct characters: what a key generator prints, not a phrase."""
+    return (
+        len(value) >= 32
+        and len(set(value)) >= 20
+        and any(c.isdigit() for c in value)
+        and any(c.islower() for c in value)
+        and any(c.isupper() for c in value)
+    )
+
+
 def is_placeholder(value: str) -> bool:
-    """An empty value, a template phrase, a value of one repeated character, or one with a stand-in word."""
-    lowered = value.strip().lower()
+    """An empty value, a template phrase, a value of one repeated character, or one with a stand-in word.
+
+    The stand-in words are not looked for in generated key material: url-safe base64 has `-` and `_`,
+    so about one random key in 10,000 would otherwise hold a segment such as `dev` or `test`.
+    """
+    stripped = value.strip()
+    lowered = stripped.lower()
     return (
         not lowered
         or any(phrase in lowered for phrase in PLACEHOLDER_PHRASES)
         or (len(lowered) >= 8 and len(set(lowered)) <= 2)  # "xxxxxxxx", "00000000": no entropy at all
-        or not PLACEHOLDER_WORDS.isdisjoint(_WORD_SEPARATORS.split(lowered))
+        or (not _looks_generated(stripped) and not PLACEHOLDER_WORDS.isdisjoint(_WORD_SEPARATORS.split(lowered)))
     )
 
 
