@@ -82,7 +82,8 @@ async def test_workspace_comes_from_the_reveal(make_ctx, openrouter, internal, a
 
 
 async def test_concurrent_jobs_share_each_internal_call(make_ctx, openrouter, internal):
-    ctx = make_ctx()
+    # A wide window, so that a loaded machine cannot split the eight jobs' calls across two batches.
+    ctx = make_ctx(batch_max_wait_ms=500)
     ids = [internal.add_key(KEY, WS) for _ in range(8)]
     openrouter.reply("/api/v1/key", Reply(body=KEY_BODY))
     assert await asyncio.gather(*(sync_key(ctx, i) for i in ids)) == ["valid"] * 8
