@@ -121,7 +121,7 @@ async def introspect(
         user_id=found.user_id,
         workspace_id=found.workspace_id,
         role=membership[1].role,
-        now=int(now.timestamp()),
+        now=now.timestamp(),
         api_token=(found.id, found.scopes),
         ttl=max(1, min(settings.api_token_access_ttl_seconds, remaining)),
     )

@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, status
 
-from fastapi import APIRouter, Depends, status
-
-from owr_auth.dependencies import Cleanup, ClientIP, Passwords, RedisClient, Settings, Throttle
+from owr_auth.dependencies import (
+    Cleanup,
+    ClientIP,
+    CurrentUser,
+    Passwords,
+    RedisClient,
+    SessionUser,
+    Settings,
+    Throttle,
+)
 from owr_auth.users import service as user_service
 from owr_auth.users.schemas import ChangePasswordRequest, RegisterRequest, UserView
 from owr_auth.users.service import UserInWorkspace
 from owr_auth.workspaces.schemas import WorkspaceView
-from owr_shared.auth import API_TOKEN_CLAIM, CurrentPrincipal, SessionRequired
 from owr_shared.db import DbSession
 from owr_shared.schemas import problem_responses
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-
-
-async def _current_user(principal: CurrentPrincipal, session: DbSession) -> UserInWorkspace:
-    return await user_service.authenticated_user(session, principal)
-
-
-CurrentUser = Annotated[UserInWorkspace, Depends(_current_user)]
-
-
-async def _session_user(principal: CurrentPrincipal, current: CurrentUser) -> UserInWorkspace:
-    # A password change or an account deletion is for the person, signed in, never for an API token.
-    if API_TOKEN_CLAIM in principal.claims:
-        raise SessionRequired()
-    return current
-
-
-SessionUser = Annotated[UserInWorkspace, Depends(_session_user)]
 
 
 def _view(found: UserInWorkspace) -> UserView:
