@@ -68,7 +68,8 @@ async def change_password(
     throttle: Throttle,
     ip: ClientIP,
 ) -> None:
-    """Change the password; every refresh token and access token of the user stops working."""
+    """Change the password; every refresh token, access token and API token of the user stops working at
+    once (sign in again; API tokens must be made anew)."""
     await user_service.change_password(
         session,
         redis,
@@ -97,3 +98,17 @@ async def delete_me(
     request can be repeated.
     """
     await user_service.delete_account(session, redis, settings, cleanup, user=current.user)
+
+
+@router.delete(
+    "/me/sessions",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 503),
+    summary="Sign out everywhere",
+)
+async def sign_out_everywhere(current: SessionUser, session: DbSession, redis: RedisClient, settings: Settings) -> None:
+    """End every session of the user, this one included: every refresh token, access token and API token
+    stops working at once. 503 (nothing revoked; repeat it) when the revocation cannot be recorded."""
+    await user_service.end_every_session(
+        session, redis, settings, user_id=current.user.id, reason="sign_out_everywhere"
+    )

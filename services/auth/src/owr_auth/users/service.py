@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_auth.api_tokens import service as api_token_service
 from owr_auth.base import utcnow
 from owr_auth.passwords.service import PasswordService, check_password_policy
 from owr_auth.sessions.repository import RefreshTokenRepository
@@ -113,8 +114,17 @@ async def change_password(
     user.password_hash = await passwords.hash(new_password)
     user.password_changed_at = utcnow()
     await session.flush()
-    await revoke_user_sessions(session, redis, settings, user_id=user.id, reason="password_change")
+    await end_every_session(session, redis, settings, user_id=user.id, reason="password_change")
     log.info("password_changed", user_id=str(user.id))
+
+
+async def end_every_session(
+    session: AsyncSession, redis: Redis, settings: AuthSettings, *, user_id: uuid.UUID, reason: str
+) -> None:
+    """A password change or "sign out everywhere": every refresh token, access token and API token dies."""
+    await revoke_user_sessions(session, redis, settings, user_id=user_id, reason=reason)
+    revoked = await api_token_service.revoke_all_for_user(session, redis, user_id=user_id)
+    log.info("api_tokens_revoked", user_id=str(user_id), tokens=revoked, reason=reason)
 
 
 async def delete_account(
