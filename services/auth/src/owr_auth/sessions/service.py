@@ -89,7 +89,8 @@ async def login(session: AsyncSession, ctx: LoginContext, *, email: str, passwor
     # An address that is not valid can belong to no account; it still costs a full verification.
     canonical = canonical_email(email) or normalize_email(email)
     account = account_subject(canonical)
-    await ctx.throttle.check(account, ip)
+    # Checked and counted in one step before argon2: concurrent guesses cannot all pass the check.
+    await ctx.throttle.begin(account, ip)
 
     user = await UserRepository(session).get_by_email(canonical)
     if user is None:
@@ -98,7 +99,6 @@ async def login(session: AsyncSession, ctx: LoginContext, *, email: str, passwor
     else:
         verified = await ctx.passwords.verify(user.password_hash, password)
     if user is None or not verified:
-        await ctx.throttle.record_failure(account, ip)
         LOGINS.labels("invalid_credentials").inc()
         raise InvalidCredentials()
     # The hash was verified without a lock; a password change may have committed since. Re-read it
@@ -109,7 +109,7 @@ async def login(session: AsyncSession, ctx: LoginContext, *, email: str, passwor
         LOGINS.labels("invalid_credentials").inc()
         raise InvalidCredentials()
 
-    await ctx.throttle.clear_account(account)
+    await ctx.throttle.succeeded(account, ip)
     if ctx.passwords.needs_rehash(user.password_hash):
         # Parameters were raised since this hash was made; upgrade it while we hold the password.
         user.password_hash = await ctx.passwords.hash(password)

@@ -101,7 +101,7 @@ async def change_password(
     check_password_policy(new_password, field="new_password")
     # A stolen access token must not become an unthrottled oracle for the current password.
     account = account_subject(user.email)
-    await throttle.check(account, ip)
+    await throttle.begin(account, ip)
     # Lock the row first: a login verifying the old password meanwhile re-checks the hash under this
     # lock and fails, instead of starting a session (or rehashing the old password) after the change.
     locked = await UserRepository(session).lock(user.id)
@@ -109,8 +109,8 @@ async def change_password(
         raise AccountGone()
     user = locked
     if not await passwords.verify(user.password_hash, current_password):
-        await throttle.record_failure(account, ip)
         raise WrongCurrentPassword()
+    await throttle.succeeded(account, ip)
     user.password_hash = await passwords.hash(new_password)
     user.password_changed_at = utcnow()
     await session.flush()
