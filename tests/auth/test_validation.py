@@ -120,8 +120,10 @@ async def test_no_password_or_token_in_responses_or_logs(client, json_logs):
     for line in logs.splitlines():
         if line.strip():
             json.loads(line)
-    secrets = (PASSWORD, wrong, new, pair["access_token"], pair["refresh_token"], pair["refresh_token"][5:])
-    secrets += (fresh["access_token"], fresh["refresh_token"])
+    secrets = (
+        *(PASSWORD, wrong, new, pair["access_token"], pair["refresh_token"], pair["refresh_token"][5:]),
+        *(fresh["access_token"], fresh["refresh_token"]),
+    )
     for secret in secrets:
         assert secret not in logs
         for response in responses:
