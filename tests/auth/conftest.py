@@ -7,7 +7,9 @@ Every app calls a `PeerStub` as its keys service (`keys_stub`), reset after each
 
 from __future__ import annotations
 
+import math
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -156,8 +158,10 @@ def sign(app: FastAPI, claims: dict[str, Any], **header: Any) -> str:
 
 
 def access_claims(user: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    """The claims auth would mint for a registered `user` (its workspace and role)."""
-    return user_access_claims(user["id"], user["workspace"]["id"], **{"role": user["workspace"]["role"], **overrides})
+    """The claims auth would mint for a registered `user` (its workspace and role), `iat` to the
+    millisecond as auth mints it (a whole-second `iat` would predate the registration itself)."""
+    defaults = {"role": user["workspace"]["role"], "iat": math.floor(time.time() * 1000) / 1000}
+    return user_access_claims(user["id"], user["workspace"]["id"], **{**defaults, **overrides})
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import time
 import uuid
 
 import httpx
+import jwt
 from sqlalchemy import func, select
 
 from owr_auth.sessions.models import RefreshToken, RefreshTokenFamily
@@ -32,10 +33,10 @@ async def test_change_password_revokes_sessions_and_publishes_cutoff(client, sha
     first = await login(client, user["email"])
     second = await login(client, user["email"])
 
-    before = int(time.time())
+    before = time.time()
     r = await change(client, first["access_token"], PASSWORD, NEW_PASSWORD)
     assert r.status_code == 204, r.text
-    after = int(time.time())
+    after = time.time()
 
     for pair in (first, second):
         r = await client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
@@ -52,8 +53,11 @@ async def test_change_password_revokes_sessions_and_publishes_cutoff(client, sha
     assert families == ["password_change", "password_change"]
 
     key = f"owr:revoked:user:{user['id']}"
-    assert before <= int(await redis_client.get(key)) <= after
+    assert before <= float(await redis_client.get(key)) <= after
     assert 900 < await redis_client.ttl(key) <= 960
+    for pair in (first, second):  # each session's access tokens are denied by `sid` as well
+        sid = jwt.decode(pair["access_token"], options={"verify_signature": False})["sid"]
+        assert await redis_client.exists(f"owr:revoked:sid:{sid}") == 1
 
     assert_problem(await client.get("/api/v1/auth/me", headers=bearer(old_access)), 401)
     assert_problem(await client.post("/api/v1/auth/login", json={"email": user["email"], "password": PASSWORD}), 401)

@@ -80,8 +80,8 @@ async def test_account_lockout_after_five_failures_even_for_the_right_password(c
     assert 1 <= int(r.headers["retry-after"]) <= 2
 
     subject = hashlib.sha256(user["email"].encode()).hexdigest()
-    assert await redis_client.ttl(f"owr:login:lock:acct:{subject}") in (1, 2)
-    assert int(await redis_client.get(f"owr:login:fail:acct:{subject}")) == 5
+    assert await redis_client.ttl(f"owr:login:lock:pair:{subject}:127.0.0.1") in (1, 2)
+    assert int(await redis_client.get(f"owr:login:fail:pair:{subject}:127.0.0.1")) == 5
     # No address is stored in Redis, only its hash.
     assert not [k for k in await redis_client.keys("*") if user["email"].encode() in k]
 
@@ -89,7 +89,7 @@ async def test_account_lockout_after_five_failures_even_for_the_right_password(c
 async def test_lockout_doubles_with_each_further_failure(client, redis_client):
     user = await register(client)
     subject = hashlib.sha256(user["email"].encode()).hexdigest()
-    lock_key = f"owr:login:lock:acct:{subject}"
+    lock_key = f"owr:login:lock:pair:{subject}:127.0.0.1"
     for _ in range(5):
         await client.post("/api/v1/auth/login", json={"email": user["email"], "password": "wrong password!"})
     durations = [await redis_client.ttl(lock_key)]
@@ -106,9 +106,9 @@ async def test_lockout_is_capped(app_factory, redis_client):
         email = unique_email()
         subject = hashlib.sha256(email.encode()).hexdigest()
         for _ in range(6):
-            await redis_client.delete(f"owr:login:lock:acct:{subject}")
+            await redis_client.delete(f"owr:login:lock:pair:{subject}:127.0.0.1")
             await client.post("/api/v1/auth/login", json={"email": email, "password": "wrong password!"})
-        assert await redis_client.ttl(f"owr:login:lock:acct:{subject}") == 5
+        assert await redis_client.ttl(f"owr:login:lock:pair:{subject}:127.0.0.1") == 5
 
 
 async def test_success_clears_the_account_counter(client, redis_client):
@@ -117,7 +117,7 @@ async def test_success_clears_the_account_counter(client, redis_client):
     for _ in range(4):
         await client.post("/api/v1/auth/login", json={"email": user["email"], "password": "wrong password!"})
     await login(client, user["email"])
-    assert await redis_client.exists(f"owr:login:fail:acct:{subject}") == 0
+    assert await redis_client.exists(f"owr:login:fail:pair:{subject}:127.0.0.1") == 0
     for _ in range(4):
         assert_problem(
             await client.post("/api/v1/auth/login", json={"email": user["email"], "password": "wrong password!"}), 401

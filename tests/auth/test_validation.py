@@ -97,17 +97,19 @@ async def test_no_password_or_token_in_responses_or_logs(client, json_logs):
     responses.append(await client.get("/api/v1/auth/me", headers=bearer(pair["access_token"])))
     responses.append(await client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}))
     responses.append(await client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}))
+    # The reuse ended that session, its access token too: the password change needs a new one.
+    fresh = (await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})).json()
     responses.append(
         await client.put(
             "/api/v1/auth/me/password",
-            headers=bearer(pair["access_token"]),
+            headers=bearer(fresh["access_token"]),
             json={"current_password": wrong, "new_password": new},
         )
     )
     responses.append(
         await client.put(
             "/api/v1/auth/me/password",
-            headers=bearer(pair["access_token"]),
+            headers=bearer(fresh["access_token"]),
             json={"current_password": PASSWORD, "new_password": new},
         )
     )
@@ -118,7 +120,10 @@ async def test_no_password_or_token_in_responses_or_logs(client, json_logs):
     for line in logs.splitlines():
         if line.strip():
             json.loads(line)
-    secrets = (PASSWORD, wrong, new, pair["access_token"], pair["refresh_token"], pair["refresh_token"][5:])
+    secrets = (
+        *(PASSWORD, wrong, new, pair["access_token"], pair["refresh_token"], pair["refresh_token"][5:]),
+        *(fresh["access_token"], fresh["refresh_token"]),
+    )
     for secret in secrets:
         assert secret not in logs
         for response in responses:

@@ -150,3 +150,49 @@ async def test_a_failed_periodic_reload_keeps_the_known_keys(key):
 
     verifier._fetch = down
     assert (await verifier.verify(mint(key, "k1"))).subject == "u1"
+
+
+def _with_header(token: str, header: dict[str, Any]) -> str:
+    """`token` with its header replaced by any JSON object (the signature no longer matters)."""
+    import json
+
+    return b64(json.dumps(header).encode()) + "." + token.split(".", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": ["EdDSA"], "kid": "k1"},
+        {"alg": {"EdDSA": 1}, "kid": "k1"},
+        {"alg": None, "kid": "k1"},
+        {"alg": 1, "kid": "k1"},
+        {"alg": "EdDSA", "kid": ["k1"]},
+        {"alg": "EdDSA", "kid": {"k": 1}},
+    ],
+)
+async def test_a_header_of_any_json_shape_is_a_401_never_a_crash(key, header):
+    """Finding 4: an unhashable `alg` raised TypeError (a 500 at the gateway and every service)."""
+    verifier = JwksVerifier(Jwks((key, "k1")), issuer=ISS, audience=AUD)
+    with pytest.raises(InvalidToken):
+        await verifier.verify(_with_header(mint(key, "k1"), header))
+
+
+@pytest.mark.parametrize("typ", [["access"], {"access": 1}, 1, None])
+async def test_a_signed_claim_of_the_wrong_shape_is_a_401(key, typ):
+    verifier = JwksVerifier(Jwks((key, "k1")), issuer=ISS, audience=AUD)
+    token = jwt.encode(
+        {
+            "sub": "u1",
+            "typ": typ,
+            "jti": "j",
+            "iss": ISS,
+            "aud": AUD,
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 60,
+        },
+        key,
+        algorithm="EdDSA",
+        headers={"kid": "k1"},
+    )
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)

@@ -24,12 +24,13 @@ _MAX_TOKEN_BYTES = 8192
 class CachedPrincipal:
     """The parts of a verified access token the gateway needs."""
 
-    __slots__ = ("expires_at", "issued_at", "subject")
+    __slots__ = ("expires_at", "issued_at", "session_id", "subject")
 
-    def __init__(self, subject: str, issued_at: int, expires_at: int) -> None:
+    def __init__(self, subject: str, issued_at: float, expires_at: int, session_id: str | None = None) -> None:
         self.subject = subject
-        self.issued_at = issued_at
+        self.issued_at = issued_at  # to the millisecond, as auth mints it: cut-offs are sub-second
         self.expires_at = expires_at
+        self.session_id = session_id  # `sid`: logout and refresh-token reuse deny it at once
 
 
 def aiohttp_jwks_fetcher(session: aiohttp.ClientSession, url: str, timeout: float = 3.0) -> JwksFetcher:
@@ -71,7 +72,13 @@ class Authenticator:
         except UnicodeDecodeError:
             raise InvalidToken("The token is malformed.") from None
         principal = await self._verifier.verify(text)
-        entry = CachedPrincipal(principal.subject, principal.issued_at, principal.expires_at)
+        iat, sid = principal.claims.get("iat"), principal.claims.get("sid")
+        entry = CachedPrincipal(
+            principal.subject,
+            float(iat) if isinstance(iat, int | float) else principal.issued_at,
+            principal.expires_at,
+            sid if isinstance(sid, str) else None,
+        )
         if self._cache_size > 0 and time.time() < entry.expires_at:
             cache[key] = entry
             if len(cache) > self._cache_size:

@@ -21,13 +21,17 @@ from owr_shared.logging import get_logger
 
 log = get_logger("owr.gateway.ratelimit")
 
-# KEYS[1] counter, KEYS[2] (optional) revocation mark; ARGV[1] window ms, ARGV[2] token iat.
-# Returns the new count, or -1 when the token was issued before the user's revocation mark
-# (a revoked token does not consume the user's budget).
+# KEYS[1] counter, KEYS[2] (optional) the user's revocation mark, KEYS[3] (optional) the session's
+# denylist entry; ARGV[1] window ms, ARGV[2] token iat (seconds, to the millisecond).
+# Returns the new count, or -1 when the token was issued before the user's revocation mark or its
+# session was ended (a revoked token does not consume the user's budget).
 RATE_LIMIT_LUA = """
-if #KEYS == 2 then
+if #KEYS >= 2 then
   local revoked = tonumber(redis.call('GET', KEYS[2]) or '')
   if revoked and tonumber(ARGV[2]) < revoked then
+    return -1
+  end
+  if #KEYS == 3 and redis.call('EXISTS', KEYS[3]) == 1 then
     return -1
   end
 end
@@ -61,6 +65,7 @@ return {count, entry[1], entry[5] or '', entry[2]}
 
 FAIL_CLOSED_POLICIES = frozenset({"login"})
 REVOKED_KEY_PREFIX = "owr:revoked:user:"
+REVOKED_SESSION_PREFIX = "owr:revoked:sid:"
 _LOCAL_MAX_SUBJECTS = 100_000
 
 ALLOWED = "allowed"
@@ -170,9 +175,16 @@ class RateLimiter:
         }
 
     async def check(
-        self, policy_name: str, subject: str, *, user_id: str | None = None, issued_at: int = 0
+        self,
+        policy_name: str,
+        subject: str,
+        *,
+        user_id: str | None = None,
+        issued_at: float = 0,
+        session_id: str | None = None,
     ) -> Decision:
-        """Count one request of `subject` under `policy_name`; with `user_id`, also check revocation."""
+        """Count one request of `subject` under `policy_name`; with `user_id` (and the token's `sid`),
+        also check revocation in the same call."""
         policy = self._policies[policy_name]
         now = time.time()
         window = policy.window
@@ -187,7 +199,12 @@ class RateLimiter:
                 command = batcher.prefix_one_key + key + policy.window_ms_bulk
             else:
                 revoked_key = bulk(f"{REVOKED_KEY_PREFIX}{user_id}".encode())
-                command = batcher.prefix_two_keys + key + revoked_key + policy.window_ms_bulk + bulk(b"%d" % issued_at)
+                iat = bulk(b"%.3f" % issued_at)
+                if session_id is None:
+                    command = batcher.prefix_two_keys + key + revoked_key + policy.window_ms_bulk + iat
+                else:
+                    sid_key = bulk(f"{REVOKED_SESSION_PREFIX}{session_id}".encode())
+                    command = batcher.prefix_three_keys + key + revoked_key + sid_key + policy.window_ms_bulk + iat
             try:
                 # The batcher bounds each round trip by the Redis timeout.
                 count = int(await batcher.call(command))
@@ -267,7 +284,7 @@ class RateLimiter:
             )
         return policy
 
-    async def store_token(self, cache_key: str, fields: Mapping[str, str | int], ttl_seconds: int) -> None:
+    async def store_token(self, cache_key: str, fields: Mapping[str, str | int | float], ttl_seconds: int) -> None:
         """Cache an active introspection for `ttl_seconds` (auth deletes the entry when it revokes)."""
         async with asyncio.timeout(self._timeout):
             async with self._redis.pipeline(transaction=True) as pipe:

@@ -36,12 +36,12 @@ class ActiveToken:
     token_id: str
     user_id: str
     jwt: str
-    issued_at: int
+    issued_at: float
     rate_limit_per_minute: int | None
     cache_seconds: int
 
-    def cache_fields(self) -> dict[str, str | int]:
-        fields: dict[str, str | int] = {
+    def cache_fields(self) -> dict[str, str | int | float]:
+        fields: dict[str, str | int | float] = {
             "jwt": self.jwt,
             "tid": self.token_id,
             "uid": self.user_id,
@@ -111,10 +111,10 @@ class TokenIntrospector:
             raise IntrospectionUnavailable("malformed introspection") from exc
 
 
-def _issued_at(jwt: str) -> int:
+def _issued_at(jwt: str) -> float:
     """The `iat` of a JWT auth just minted for us (no verification needed: it came over the internal
     API; the services verify it anyway). The limiter compares it with the user's revocation mark."""
     payload = jwt.split(".")[1]
     payload += "=" * (-len(payload) % 4)
     claims: dict[str, Any] = orjson.loads(base64.urlsafe_b64decode(payload))
-    return int(claims["iat"])
+    return float(claims["iat"])  # to the millisecond: the revocation mark is compared sub-second

@@ -142,7 +142,8 @@ class JwksVerifier:
             raise InvalidToken("The token is malformed.") from exc
         alg = header.get("alg")
         kid = header.get("kid")
-        if alg not in self._algorithms or not isinstance(kid, str):
+        # `alg` may be any JSON value: a list or object is unhashable, so test its type before the set.
+        if not isinstance(alg, str) or alg not in self._algorithms or not isinstance(kid, str):
             raise InvalidToken("The token's algorithm or key id is not accepted.")
         key = await self._key_for(kid)
         if key.algorithm_name != alg:
@@ -161,7 +162,8 @@ class JwksVerifier:
             raise InvalidToken("The token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise InvalidToken("The token is not valid.") from exc
-        if claims.get("typ") not in set(expected_types):
+        token_type = claims.get("typ")
+        if not isinstance(token_type, str) or token_type not in set(expected_types):
             raise InvalidToken("The token is not of an accepted type.")
         if int(claims["exp"]) - int(claims["iat"]) > self._max_lifetime:
             raise InvalidToken("The token lives longer than allowed.")

@@ -14,35 +14,59 @@ import structlog
 from owr_shared.context import request_id_var, trace_id_var
 
 # Patterns that must never leave the process in a log line, whatever code logged them.
+_B64 = "A-Za-z0-9+/"
 SECRET_PATTERNS = (
     re.compile(r"sk-or-[A-Za-z0-9_-]{8,}"),
     re.compile(r"owr[a-z]?_[A-Za-z0-9_-]{16,}"),
     re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
     re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+    # A PEM block (a private key above all), also when cut off before its END line.
+    re.compile(r"-----BEGIN [A-Z0-9 ]+-----[\s\S]*?(?:-----END [A-Z0-9 ]+-----|$)"),
+    # A bare DER key body in base64 (PKCS#8 Ed25519/Ed448/EC/RSA, SEC1 EC, PKCS#1 RSA): the PEM's inside.
+    re.compile(rf"(?:MC4CAQ|MEcCAQ|MHcCAQ|MIG[{_B64}]AgEA|MII[{_B64}]{{3}}IBA)[{_B64}\\\n]{{8,}}={{0,2}}"),
+    # The base64 of 32 random bytes (a KEK, a pepper): 43 characters and one "=" of padding.
+    re.compile(rf"(?<![{_B64}_-])[{_B64}_-]{{43}}=(?![{_B64}_=-])"),
 )
-SENSITIVE_KEYS = frozenset(
-    {
-        "password",
-        "new_password",
-        "current_password",
-        "authorization",
-        "token",
-        "access_token",
-        "refresh_token",
-        "secret",
-        "api_key",
-        "key",
-        "cookie",
-        "set-cookie",
-        "private_key",
-    }
+# A key is sensitive when its name contains one of `_SECRET_SUBSTRINGS` (`client_secret`,
+# `api_token_pepper`, `jwt_private_key`, `x-api-key`) or when its last word is one of `_SECRET_LAST_WORDS`
+# (`refresh_token`, `api_key`, `keks`); `token_id`, `key_id` and `kek_version` end in other words: kept.
+_SECRET_SUBSTRINGS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "pepper",
+    "private",
+    "credential",
+    "authorization",
+    "cookie",
+    "api_key",
+    "apikey",
+    "api-key",
 )
+_SECRET_LAST_WORDS = frozenset({"token", "key", "kek", "keks", "dek", "deks", "jwt", "pem"})
+_WORD_SPLIT = re.compile(r"[^a-z0-9]+")
+_SENSITIVE_CACHE: dict[str, bool] = {}
 REDACTED = "***"
 # A long unbroken run of token characters may be a key without its prefix (its 64 hex digits, say):
 # scrubbed from upstream text that is stored and shown (never applied to log lines, which carry ids).
 LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,}")
 # One cheap scan decides whether any secret pattern can match at all; most strings never do.
-_MAYBE_SECRET = re.compile(r"sk-or-|owr[a-z]?_|(?i:bearer|basic)\s|eyJ")
+_MAYBE_SECRET = re.compile(
+    rf"sk-or-|owr[a-z]?_|(?i:bearer|basic)\s|eyJ|-----BEGIN |MC4CAQ|MEcCAQ|MHcCAQ|MI[GI][{_B64}]|[{_B64}_-]{{43}}="
+)
+
+
+def is_sensitive_key(name: object) -> bool:
+    """Whether a field named `name` holds a secret (its value is then never logged)."""
+    key = str(name).lower()
+    known = _SENSITIVE_CACHE.get(key)
+    if known is None:
+        words = [w for w in _WORD_SPLIT.split(key) if w]
+        known = any(part in key for part in _SECRET_SUBSTRINGS) or (bool(words) and words[-1] in _SECRET_LAST_WORDS)
+        if len(_SENSITIVE_CACHE) < 4096:  # field names are few; never let odd input grow this
+            _SENSITIVE_CACHE[key] = known
+    return known
 
 
 def redact_text(text: str) -> str:
@@ -59,18 +83,14 @@ def redact_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, Mapping):
-        return {
-            k: REDACTED if str(k).lower() in SENSITIVE_KEYS else redact_value(v, depth + 1) for k, v in value.items()
-        }
+        return {k: REDACTED if is_sensitive_key(k) else redact_value(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
         return [redact_value(v, depth + 1) for v in value]
     return value
 
 
 def _redact_processor(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
-    return {
-        key: REDACTED if key.lower() in SENSITIVE_KEYS else redact_value(value) for key, value in event_dict.items()
-    }
+    return {key: REDACTED if is_sensitive_key(key) else redact_value(value) for key, value in event_dict.items()}
 
 
 def _add_request_context(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

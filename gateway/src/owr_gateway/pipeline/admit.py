@@ -47,7 +47,11 @@ class Admission:
                 raise Refusal(exc.problem, exc.detail, (www,)) from None
             subject = principal.subject if route.policy == "user" else client_ip
             decision = await limiter.check(
-                route.policy, subject, user_id=principal.subject, issued_at=principal.issued_at
+                route.policy,
+                subject,
+                user_id=principal.subject,
+                issued_at=principal.issued_at,
+                session_id=principal.session_id,
             )
         else:
             decision = await limiter.check(route.policy, client_ip)

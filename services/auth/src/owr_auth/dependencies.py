@@ -11,7 +11,11 @@ from owr_auth.passwords.service import PasswordService
 from owr_auth.sessions.throttle import LoginThrottle
 from owr_auth.settings import AuthSettings
 from owr_auth.signing.keyring import Keyring
+from owr_auth.users import service as user_service
+from owr_auth.users.service import UserInWorkspace
 from owr_auth.workspaces.cleanup import WorkspaceCleanup
+from owr_shared.auth import API_TOKEN_CLAIM, CurrentPrincipal, SessionRequired, UserCaller
+from owr_shared.db import DbSession
 from owr_shared.dependencies import from_state
 
 
@@ -27,3 +31,29 @@ Passwords = Annotated[PasswordService, Depends(from_state("passwords"))]
 ClientIP = Annotated[str, Depends(_client_ip)]
 Throttle = Annotated[LoginThrottle, Depends(from_state("login_throttle"))]
 Cleanup = Annotated[WorkspaceCleanup, Depends(from_state("workspace_cleanup"))]
+
+
+async def _current_user(principal: CurrentPrincipal, session: DbSession) -> UserInWorkspace:
+    # Every user route of auth checks the database: a token of a deleted user, of an ended session or
+    # from before a password change is a 401 here, never a foreign-key violation further on.
+    return await user_service.authenticated_user(session, principal)
+
+
+CurrentUser = Annotated[UserInWorkspace, Depends(_current_user)]
+
+
+async def _session_user(principal: CurrentPrincipal, current: CurrentUser) -> UserInWorkspace:
+    # Tokens, a password change or an account deletion are for the person, signed in, never an API token.
+    if API_TOKEN_CLAIM in principal.claims:
+        raise SessionRequired()
+    return current
+
+
+SessionUser = Annotated[UserInWorkspace, Depends(_session_user)]
+
+
+async def _session_caller(current: SessionUser) -> UserCaller:
+    return UserCaller(user_id=str(current.user.id), workspace_id=current.workspace.id)
+
+
+SessionCaller = Annotated[UserCaller, Depends(_session_caller)]

@@ -106,6 +106,11 @@ class AuthSettings(HttpServiceSettings):
     api_token_default_days: int = Field(default=90, ge=1, le=365)
     # Lifetime of the JWT an introspection hands the gateway for an API-token caller.
     api_token_access_ttl_seconds: int = Field(default=300, ge=90, le=ACCESS_TOKEN_MAX_TTL_SECONDS)
+    # A token's own per-minute limit may not exceed the user's (the gateway's `user` policy, 600/min by
+    # default): set both together. Tokens made before the cap are held to it at introspection.
+    api_token_max_rate_limit_per_minute: int = Field(default=600, ge=1, le=100_000)
+    # Live (unrevoked, unexpired) tokens a user may hold at once.
+    api_tokens_per_user_max: int = Field(default=50, ge=1, le=10_000)
 
     # Where account deletion asks keys, then usage, to erase a workspace's data. An empty usage URL
     # leaves usage out (only for tests of auth alone); every deployment sets both.

@@ -45,6 +45,26 @@ class ApiTokenRepository:
     async def by_hash(self, token_hash: bytes) -> ApiToken | None:
         return (await self.session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash))).one_or_none()
 
+    async def count_live(self, user_id: uuid.UUID, now: datetime) -> int:
+        """The user's tokens that still work (not revoked, not expired); the user row is locked first by
+        the caller, so two creations cannot both pass the cap."""
+        total = await self.session.scalar(
+            select(func.count())
+            .select_from(ApiToken)
+            .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None), ApiToken.expires_at > now)
+        )
+        return int(total or 0)
+
+    async def revoke_all_for_user(self, user_id: uuid.UUID, at: datetime) -> list[bytes]:
+        """Revoke every live token of a user; returns their hashes (to purge the gateway's cache)."""
+        result = await self.session.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=at)
+            .returning(ApiToken.token_hash)
+        )
+        return [row[0] for row in result.all()]
+
     async def hashes_for_user(self, user_id: uuid.UUID) -> Sequence[bytes]:
         rows = await self.session.scalars(select(ApiToken.token_hash).where(ApiToken.user_id == user_id))
         return rows.all()

@@ -9,8 +9,7 @@ from starlette.responses import Response
 
 from owr_auth.api_tokens import service as token_service
 from owr_auth.api_tokens.schemas import CreatedToken, CreateTokenRequest, TokenView
-from owr_auth.dependencies import RedisClient, Settings
-from owr_shared.auth import SessionUser
+from owr_auth.dependencies import RedisClient, SessionCaller, Settings
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
 from owr_shared.schemas import Page, json_response, problem_responses
@@ -27,14 +26,16 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     responses=problem_responses(400, 401, 403, 422),
     summary="Create an API token (its value is shown once)",
 )
-async def create_token(body: CreateTokenRequest, user: SessionUser, session: DbSession, settings: Settings) -> Response:
+async def create_token(
+    body: CreateTokenRequest, user: SessionCaller, session: DbSession, settings: Settings
+) -> Response:
     """Scopes default to read-only (`usage:read`, `keys:read`); the token expires after 90 days by default."""
     created = await token_service.create(session, settings, user=user, body=body)
     return json_response(created, status_code=status.HTTP_201_CREATED, headers=NO_STORE)
 
 
 @router.get("", response_model=Page[TokenView], responses=problem_responses(401, 403, 422), summary="Your API tokens")
-async def list_tokens(user: SessionUser, session: DbSession, paging: Paging) -> Response:
+async def list_tokens(user: SessionCaller, session: DbSession, paging: Paging) -> Response:
     """Name, prefix, scopes and dates of each token that is not revoked; never a token's value."""
     items, total = await token_service.page(session, user=user, offset=paging.offset, limit=paging.per_page)
     return json_response(Page[TokenView](items=items, total=total, page=paging.page, per_page=paging.per_page))
@@ -46,5 +47,5 @@ async def list_tokens(user: SessionUser, session: DbSession, paging: Paging) -> 
     responses=problem_responses(401, 403, 404, 422),
     summary="Revoke an API token (at once)",
 )
-async def revoke_token(token_id: uuid.UUID, user: SessionUser, session: DbSession, redis: RedisClient) -> None:
+async def revoke_token(token_id: uuid.UUID, user: SessionCaller, session: DbSession, redis: RedisClient) -> None:
     await token_service.revoke(session, redis, user=user, token_id=token_id)

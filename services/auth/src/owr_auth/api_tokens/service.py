@@ -16,13 +16,15 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_auth.api_tokens import token_format
-from owr_auth.api_tokens.errors import TokenNotFound
+from owr_auth.api_tokens.errors import RateLimitAboveUsers, TokenNotFound, TooManyTokens
 from owr_auth.api_tokens.models import ApiToken
 from owr_auth.api_tokens.repository import ApiTokenRepository
 from owr_auth.api_tokens.schemas import CreatedToken, CreateTokenRequest, Introspection, TokenView
 from owr_auth.settings import AuthSettings
 from owr_auth.signing.keyring import Keyring
 from owr_auth.signing.service import mint_access_token
+from owr_auth.users.errors import AccountGone
+from owr_auth.users.repository import UserRepository
 from owr_auth.workspaces.repository import WorkspaceRepository
 from owr_shared.auth import UserCaller
 from owr_shared.logging import get_logger
@@ -52,13 +54,26 @@ def view(token: ApiToken) -> TokenView:
 async def create(
     session: AsyncSession, settings: AuthSettings, *, user: UserCaller, body: CreateTokenRequest
 ) -> CreatedToken:
-    """Make a token for the caller's workspace; its value is in this answer and nowhere else."""
-    value = token_format.new_token()
+    """Make a token for the caller's workspace; its value is in this answer and nowhere else.
+
+    Its own limit may not exceed the user's, and a user holds at most `api_tokens_per_user_max` live tokens.
+    """
+    cap = settings.api_token_max_rate_limit_per_minute
+    if body.rate_limit_per_minute is not None and body.rate_limit_per_minute > cap:
+        raise RateLimitAboveUsers(cap)
+    user_id = uuid.UUID(user.user_id)
     now = datetime.now(UTC)
-    token = await ApiTokenRepository(session).insert(
+    repo = ApiTokenRepository(session)
+    # The user's row lock serialises concurrent creations, so the count below cannot be raced past.
+    if await UserRepository(session).lock(user_id) is None:
+        raise AccountGone()
+    if await repo.count_live(user_id, now) >= settings.api_tokens_per_user_max:
+        raise TooManyTokens(settings.api_tokens_per_user_max)
+    value = token_format.new_token()
+    token = await repo.insert(
         {
             "id": uuid.uuid4(),
-            "user_id": uuid.UUID(user.user_id),
+            "user_id": user_id,
             "workspace_id": user.workspace_id,
             "name": body.name,
             "prefix": token_format.display_prefix(value),
@@ -87,6 +102,13 @@ async def revoke(session: AsyncSession, redis: Redis, *, user: UserCaller, token
     await session.flush()
     await forget(redis, [token.token_hash])
     log.info("api_token_revoked", token_id=str(token.id))
+
+
+async def revoke_all_for_user(session: AsyncSession, redis: Redis, *, user_id: uuid.UUID) -> int:
+    """Revoke every token of a user (a password change, "sign out everywhere") and drop their cache entries."""
+    hashes = await ApiTokenRepository(session).revoke_all_for_user(user_id, datetime.now(UTC))
+    await forget(redis, hashes)
+    return len(hashes)
 
 
 async def forget(redis: Redis, hashes: list[bytes]) -> None:
@@ -121,7 +143,7 @@ async def introspect(
         user_id=found.user_id,
         workspace_id=found.workspace_id,
         role=membership[1].role,
-        now=int(now.timestamp()),
+        now=now.timestamp(),
         api_token=(found.id, found.scopes),
         ttl=max(1, min(settings.api_token_access_ttl_seconds, remaining)),
     )
@@ -133,7 +155,12 @@ async def introspect(
         user_id=found.user_id,
         workspace_id=found.workspace_id,
         scopes=found.scopes,
-        rate_limit_per_minute=found.rate_limit_per_minute,
+        # Tokens made before the cap existed (up to 100,000/min) are held to the user's limit too.
+        rate_limit_per_minute=(
+            None
+            if found.rate_limit_per_minute is None
+            else min(found.rate_limit_per_minute, settings.api_token_max_rate_limit_per_minute)
+        ),
         expires_at=found.expires_at,
         access_token=access.token,
         access_token_expires_in=access.expires_in,

@@ -68,12 +68,20 @@ class RefreshTokenRepository:
         )
         return result.first() is not None
 
-    async def revoke_all_for_user(self, user_id: uuid.UUID, *, reason: str, at: datetime) -> int:
-        """Revoke every live family of a user; returns how many."""
+    async def revoke_all_for_user(self, user_id: uuid.UUID, *, reason: str, at: datetime) -> list[uuid.UUID]:
+        """Revoke every live family of a user; returns their ids (the `sid`s to deny)."""
         result = await self.session.execute(
             update(RefreshTokenFamily)
             .where(RefreshTokenFamily.user_id == user_id, RefreshTokenFamily.revoked_at.is_(None))
             .values(revoked_at=at, revoked_reason=reason)
             .returning(RefreshTokenFamily.id)
         )
-        return len(result.all())
+        return [row[0] for row in result.all()]
+
+    async def is_live(self, family_id: uuid.UUID) -> bool:
+        """Whether a session (family) exists and is not revoked."""
+        revoked_at = await self.session.execute(
+            select(RefreshTokenFamily.revoked_at).where(RefreshTokenFamily.id == family_id)
+        )
+        row = revoked_at.first()
+        return row is not None and row[0] is None

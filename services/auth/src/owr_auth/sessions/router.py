@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 
-from owr_auth.dependencies import ClientIP, Passwords, Settings, SigningKeyring, Throttle
+from owr_auth.dependencies import ClientIP, Passwords, RedisClient, Settings, SigningKeyring, Throttle
 from owr_auth.sessions import service as session_service
 from owr_auth.sessions.errors import RefreshTokenReused
 from owr_auth.sessions.schemas import LoginRequest, LogoutRequest, RefreshRequest, TokenPair
@@ -44,11 +44,16 @@ async def login(
     summary="Rotate a refresh token",
 )
 async def refresh(
-    body: RefreshRequest, request: Request, session: DbSession, settings: Settings, keyring: SigningKeyring
+    body: RefreshRequest,
+    request: Request,
+    session: DbSession,
+    redis: RedisClient,
+    settings: Settings,
+    keyring: SigningKeyring,
 ) -> Any:
     """Exchange a refresh token for a new pair; the presented token stops working."""
     try:
-        return await session_service.refresh(session, settings, keyring, refresh_token=body.refresh_token)
+        return await session_service.refresh(session, redis, settings, keyring, refresh_token=body.refresh_token)
     except RefreshTokenReused as exc:
         # Returned, not raised: the family revocation must be committed along with the refusal.
         return render_problem(exc, request)
@@ -57,9 +62,11 @@ async def refresh(
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(400, 422),
+    responses=problem_responses(400, 422, 503),
     summary="End the session of a refresh token",
 )
-async def logout(body: LogoutRequest, session: DbSession) -> None:
-    """Revoke the refresh token's session; unknown tokens are accepted silently."""
-    await session_service.logout(session, refresh_token=body.refresh_token)
+async def logout(body: LogoutRequest, session: DbSession, redis: RedisClient, settings: Settings) -> None:
+    """Revoke the refresh token's session: the refresh token and every access token of that session
+    stop working at once. Unknown tokens are accepted silently; 503 (nothing revoked, retry) when the
+    revocation cannot be recorded."""
+    await session_service.logout(session, redis, settings, refresh_token=body.refresh_token)

@@ -10,6 +10,7 @@ rotated and counts as reuse (there is deliberately no grace period). Each succes
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import time
@@ -63,8 +64,14 @@ def _looks_like_refresh_token(token: str) -> bool:
 
 
 def revocation_key(user_id: uuid.UUID) -> str:
-    """Redis key the gateway reads: access tokens issued before its value (unix seconds) are refused."""
+    """Redis key the gateway reads: access tokens issued before its value (unix seconds, to the
+    microsecond; `iat` carries milliseconds) are refused."""
     return f"owr:revoked:user:{user_id}"
+
+
+def session_revocation_key(session_id: uuid.UUID | str) -> str:
+    """Redis key the gateway reads in the same call: an access token whose `sid` is here is refused."""
+    return f"owr:revoked:sid:{session_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +89,8 @@ async def login(session: AsyncSession, ctx: LoginContext, *, email: str, passwor
     # An address that is not valid can belong to no account; it still costs a full verification.
     canonical = canonical_email(email) or normalize_email(email)
     account = account_subject(canonical)
-    await ctx.throttle.check(account, ip)
+    # Checked and counted in one step before argon2: concurrent guesses cannot all pass the check.
+    await ctx.throttle.begin(account, ip)
 
     user = await UserRepository(session).get_by_email(canonical)
     if user is None:
@@ -91,7 +99,6 @@ async def login(session: AsyncSession, ctx: LoginContext, *, email: str, passwor
     else:
         verified = await ctx.passwords.verify(user.password_hash, password)
     if user is None or not verified:
-        await ctx.throttle.record_failure(account, ip)
         LOGINS.labels("invalid_credentials").inc()
         raise InvalidCredentials()
     # The hash was verified without a lock; a password change may have committed since. Re-read it
@@ -102,7 +109,7 @@ async def login(session: AsyncSession, ctx: LoginContext, *, email: str, passwor
         LOGINS.labels("invalid_credentials").inc()
         raise InvalidCredentials()
 
-    await ctx.throttle.clear_account(account)
+    await ctx.throttle.succeeded(account, ip)
     if ctx.passwords.needs_rehash(user.password_hash):
         # Parameters were raised since this hash was made; upgrade it while we hold the password.
         user.password_hash = await ctx.passwords.hash(password)
@@ -112,7 +119,9 @@ async def login(session: AsyncSession, ctx: LoginContext, *, email: str, passwor
     return await _issue_pair(session, ctx.settings, ctx.keyring, user_id=user.id, family_id=family.id)
 
 
-async def refresh(session: AsyncSession, settings: AuthSettings, keyring: Keyring, *, refresh_token: str) -> TokenPair:
+async def refresh(
+    session: AsyncSession, redis: Redis, settings: AuthSettings, keyring: Keyring, *, refresh_token: str
+) -> TokenPair:
     """Rotate a refresh token; raise `RefreshTokenReused` (after revoking the family) on reuse."""
     if not _looks_like_refresh_token(refresh_token):
         raise InvalidRefreshToken()
@@ -133,6 +142,10 @@ async def refresh(session: AsyncSession, settings: AuthSettings, keyring: Keyrin
         await repo.revoke_family(family.id, reason="reuse", at=now)
         log.warning("refresh_token_reuse", user_id=str(family.user_id), family_id=str(family.id))
         REFRESH_TOKEN_REUSES.inc()
+        # The family's revocation must still be committed (the answer stays a 401); without Redis, auth
+        # refuses the family's access tokens from the database, the gateway once their minutes run out.
+        with contextlib.suppress(RevocationUnavailable):
+            await deny_sessions(redis, settings, [family.id])
         raise RefreshTokenReused()
     if token.expires_at <= now:
         raise InvalidRefreshToken()
@@ -140,14 +153,41 @@ async def refresh(session: AsyncSession, settings: AuthSettings, keyring: Keyrin
     return await _issue_pair(session, settings, keyring, user_id=family.user_id, family_id=family.id)
 
 
-async def logout(session: AsyncSession, *, refresh_token: str) -> None:
-    """Revoke the token's family; unknown or malformed tokens are ignored (no oracle)."""
+async def logout(session: AsyncSession, redis: Redis, settings: AuthSettings, *, refresh_token: str) -> None:
+    """Revoke the token's family and its access tokens; unknown or malformed tokens are ignored (no oracle).
+
+    The session's access tokens are denied at once (`sid`); when Redis cannot record that, the logout
+    is refused (503, rolled back) rather than leaving them valid for their remaining minutes.
+    """
     if not _looks_like_refresh_token(refresh_token):
         return
     repo = RefreshTokenRepository(session)
     family_id = await repo.family_id_for(hash_refresh_token(refresh_token))
     if family_id is not None and await repo.revoke_family(family_id, reason="logout", at=utcnow()):
+        await deny_sessions(redis, settings, [family_id])
         log.info("logout", family_id=str(family_id))
+
+
+async def deny_sessions(
+    redis: Redis, settings: AuthSettings, session_ids: list[uuid.UUID], *, user_id: uuid.UUID | None = None
+) -> None:
+    """Deny sessions' access tokens (`sid`), and with `user_id` every token of the user issued before now.
+
+    The marks live as long as an access token can; `RevocationUnavailable` (503) when Redis fails, so the
+    caller's change is rolled back rather than leaving live tokens behind.
+    """
+    ttl = settings.access_token_ttl_seconds + LEEWAY_SECONDS
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            if user_id is not None:
+                # Microseconds: a token minted in the same second as the cut-off but before it is refused.
+                pipe.set(revocation_key(user_id), f"{time.time():.6f}", ex=ttl)
+            for session_id in session_ids:
+                pipe.set(session_revocation_key(session_id), 1, ex=ttl)
+            await pipe.execute()
+    except (RedisError, OSError) as exc:
+        log.error("revocation_unavailable", error_type=type(exc).__name__)
+        raise RevocationUnavailable() from exc
 
 
 async def revoke_user_sessions(
@@ -155,15 +195,8 @@ async def revoke_user_sessions(
 ) -> None:
     """End every session of a user: revoke all refresh families and publish the access-token cut-off."""
     revoked = await RefreshTokenRepository(session).revoke_all_for_user(user_id, reason=reason, at=utcnow())
-    try:
-        await redis.set(
-            revocation_key(user_id), int(time.time()), ex=settings.access_token_ttl_seconds + LEEWAY_SECONDS
-        )
-    except (RedisError, OSError) as exc:
-        # Without the cut-off, live access tokens would outlast a password change: refuse the change.
-        log.error("revocation_unavailable", error_type=type(exc).__name__)
-        raise RevocationUnavailable() from exc
-    log.info("sessions_revoked", user_id=str(user_id), families=revoked, reason=reason)
+    await deny_sessions(redis, settings, revoked, user_id=user_id)
+    log.info("sessions_revoked", user_id=str(user_id), families=len(revoked), reason=reason)
 
 
 async def _issue_pair(
@@ -181,5 +214,7 @@ async def _issue_pair(
     raw = new_refresh_token()
     expires_at: datetime = utcnow() + timedelta(seconds=settings.refresh_token_ttl_seconds)
     await RefreshTokenRepository(session).add_token(family_id, hash_refresh_token(raw), expires_at)
-    access = mint_access_token(keyring, settings, user_id=user_id, workspace_id=workspace.id, role=membership.role)
+    access = mint_access_token(
+        keyring, settings, user_id=user_id, workspace_id=workspace.id, role=membership.role, session_id=family_id
+    )
     return TokenPair(access_token=access.token, refresh_token=raw, expires_in=access.expires_in)

@@ -1,9 +1,15 @@
-"""Login throttling in Redis: failure counters per account and per IP, lockouts that double each time.
+"""Login throttling in Redis: each attempt is checked and counted in one atomic step, before argon2.
 
-Keys (docs/architecture.md): `owr:login:fail:{acct|ip}:{subject}` and `owr:login:lock:{acct|ip}:{subject}`,
-where an account's subject is the SHA-256 of its normalised email (no address in Redis). The n-th
-failure at or past the limit locks the subject for base * 2**(n - limit) seconds, capped; a locked
-subject is refused before its password is checked, so a lockout costs the attacker time, not us CPU.
+Subjects (docs/decisions.md, 2026-12-01): the pair (account, client IP) and the client IP. An account's
+subject is the SHA-256 of its normalised email (no address in Redis). Keys:
+`owr:login:fail:pair:{account}:{ip}`, `owr:login:lock:pair:{account}:{ip}`, `owr:login:fail:ip:{ip}`,
+`owr:login:lock:ip:{ip}`.
+
+`begin` refuses a locked subject, else counts the attempt as a failure of both subjects at once, so
+concurrent guesses cannot all pass a check that runs before the first of them is counted. The n-th
+attempt at or past a limit locks the subject for base * 2**(n - limit) seconds, capped. A success
+takes its attempt back (`succeeded`). An account is never locked for everyone: a guesser locks only
+itself (its pair and its address), and the owner signs in from their own address meanwhile.
 Any Redis error fails closed: `LoginUnavailable` (503).
 """
 
@@ -25,8 +31,13 @@ log = get_logger(__name__)
 
 T = TypeVar("T")
 
-# One round trip per failure; INCR and SET are atomic, so concurrent failures all count.
-_RECORD_FAILURE = """
+# KEYS: pair fail, pair lock, ip fail, ip lock. ARGV: window, pair limit, ip limit, base, cap.
+# Returns {0, pair lock s, ip lock s} when counted, or {remaining ms} when a lock refuses the attempt.
+_BEGIN_ATTEMPT = """
+local remaining = math.max(redis.call('PTTL', KEYS[2]), redis.call('PTTL', KEYS[4]))
+if remaining > 0 then
+  return {remaining}
+end
 local window = tonumber(ARGV[1])
 local base = tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
@@ -34,14 +45,26 @@ local function bump(fail_key, lock_key, limit)
   local n = redis.call('INCR', fail_key)
   local lock = 0
   if n >= limit then
-    lock = math.min(cap, base * math.pow(2, math.min(n - limit, 40)))
-    lock = math.floor(lock)
+    lock = math.floor(math.min(cap, base * math.pow(2, math.min(n - limit, 40))))
     redis.call('SET', lock_key, '1', 'EX', lock)
   end
   redis.call('EXPIRE', fail_key, window + lock)
   return lock
 end
-return {bump(KEYS[1], KEYS[2], tonumber(ARGV[2])), bump(KEYS[3], KEYS[4], tonumber(ARGV[3]))}
+return {0, bump(KEYS[1], KEYS[2], tonumber(ARGV[2])), bump(KEYS[3], KEYS[4], tonumber(ARGV[3]))}
+"""
+
+# A success: the pair starts again; the address gets its attempt back, and its lock if that attempt set it.
+_SUCCEEDED = """
+redis.call('DEL', KEYS[1], KEYS[2])
+local n = redis.call('DECR', KEYS[3])
+if n <= 0 then
+  redis.call('DEL', KEYS[3])
+end
+if n < tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[4])
+end
+return n
 """
 
 
@@ -50,40 +73,26 @@ def account_subject(email: str) -> str:
     return hashlib.sha256(email.encode("utf-8")).hexdigest()
 
 
-def _keys(account: str, ip: str) -> tuple[str, str, str, str]:
-    return (
-        f"owr:login:fail:acct:{account}",
-        f"owr:login:lock:acct:{account}",
+def _keys(account: str, ip: str) -> list[str]:
+    return [
+        f"owr:login:fail:pair:{account}:{ip}",
+        f"owr:login:lock:pair:{account}:{ip}",
         f"owr:login:fail:ip:{ip}",
         f"owr:login:lock:ip:{ip}",
-    )
+    ]
 
 
 class LoginThrottle:
-    """Per-account and per-IP failed-login counters and lockouts."""
+    """Per-(account, IP) and per-IP attempt counters and lockouts."""
 
     def __init__(self, redis: Redis, settings: AuthSettings) -> None:
         self._redis = redis
         self._settings = settings
-        self._record = redis.register_script(_RECORD_FAILURE)
+        self._begin = redis.register_script(_BEGIN_ATTEMPT)
+        self._succeeded = redis.register_script(_SUCCEEDED)
 
-    async def check(self, account: str, ip: str) -> None:
-        """Raise `LoginLocked` with the remaining lock time if the account or the IP is locked."""
-        _, lock_acct, _, lock_ip = _keys(account, ip)
-
-        async def read() -> list[Any]:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.pttl(lock_acct)
-                pipe.pttl(lock_ip)
-                result: list[Any] = await pipe.execute()
-                return result
-
-        remaining_ms = max(int(v) for v in await self._guard(read))
-        if remaining_ms > 0:
-            raise LoginLocked(retry_after=math.ceil(remaining_ms / 1000))
-
-    async def record_failure(self, account: str, ip: str) -> None:
-        """Count one failure against the account and the IP, locking either at its limit."""
+    async def begin(self, account: str, ip: str) -> None:
+        """Count an attempt before its password is checked; `LoginLocked` (429) when a subject is locked."""
         s = self._settings
         args = [
             s.login_failure_window_seconds,
@@ -93,18 +102,23 @@ class LoginThrottle:
             s.login_lockout_max_seconds,
         ]
 
-        async def record() -> Any:
-            return await self._record(keys=list(_keys(account, ip)), args=args)
+        async def call() -> Any:
+            return await self._begin(keys=_keys(account, ip), args=args)
 
-        locks = await self._guard(record)
-        if any(int(v) > 0 for v in locks):
+        reply = [int(v) for v in await self._guard(call)]
+        if len(reply) == 1:
+            raise LoginLocked(retry_after=max(1, math.ceil(reply[0] / 1000)))
+        if reply[1] > 0 or reply[2] > 0:
             # The subject is a hash or an address, never an email; worth an alert when it repeats.
-            log.warning("login_locked", account_lock_s=int(locks[0]), ip_lock_s=int(locks[1]), ip=ip)
+            log.warning("login_locked", account_lock_s=reply[1], ip_lock_s=reply[2], ip=ip)
 
-    async def clear_account(self, account: str) -> None:
-        """Forget the account's failures after a successful login (the IP's count stays)."""
-        fail_acct, _, _, _ = _keys(account, "")
-        await self._guard(lambda: self._redis.delete(fail_acct))
+    async def succeeded(self, account: str, ip: str) -> None:
+        """The attempt `begin` counted was the right password: take it back."""
+
+        async def call() -> Any:
+            return await self._succeeded(keys=_keys(account, ip), args=[self._settings.login_max_failures_per_ip])
+
+        await self._guard(call)
 
     async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:
         try:

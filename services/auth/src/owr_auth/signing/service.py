@@ -6,6 +6,7 @@ Both carry the header `typ: at+jwt` (RFC 9068: they are OAuth access tokens); th
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Iterable
@@ -26,7 +27,7 @@ class AccessToken:
     token: str
     expires_in: int
     token_id: str
-    issued_at: int
+    issued_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +45,21 @@ def mint_access_token(
     user_id: uuid.UUID,
     workspace_id: uuid.UUID,
     role: str,
-    now: int | None = None,
+    now: float | None = None,
     api_token: tuple[uuid.UUID, Iterable[str]] | None = None,
+    session_id: uuid.UUID | None = None,
     ttl: int | None = None,
 ) -> AccessToken:
     """Sign an access token for `user_id` acting in `workspace_id` with `role`.
 
     `api_token` = (token id, scopes) mints the short-lived token an API-token caller acts with: it carries
-    `tid` and `scope`, and services allow it only what its scopes name.
+    `tid` and `scope`, and services allow it only what its scopes name. `session_id` (the refresh-token
+    family) becomes `sid`, which logout and refresh-token reuse put on the gateway's denylist.
+
+    `iat` has millisecond precision (RFC 7519 allows a non-integer NumericDate), so a revocation cut-off
+    refuses a token minted earlier in the same second and admits one minted after it.
     """
-    issued_at = int(time.time()) if now is None else now
+    issued_at = math.floor((time.time() if now is None else now) * 1000) / 1000
     ttl = min(ttl or settings.access_token_ttl_seconds, settings.access_token_ttl_seconds)
     token_id = uuid.uuid4().hex
     claims: dict[str, object] = {
@@ -65,8 +71,10 @@ def mint_access_token(
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "iat": issued_at,
-        "exp": issued_at + ttl,
+        "exp": int(issued_at) + ttl,
     }
+    if session_id is not None:
+        claims["sid"] = str(session_id)
     if api_token is not None:
         claims["tid"] = str(api_token[0])
         claims["scope"] = " ".join(sorted(api_token[1]))

@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, status
 
-from fastapi import APIRouter, Depends, status
-
-from owr_auth.dependencies import Cleanup, ClientIP, Passwords, RedisClient, Settings, Throttle
+from owr_auth.dependencies import (
+    Cleanup,
+    ClientIP,
+    CurrentUser,
+    Passwords,
+    RedisClient,
+    SessionUser,
+    Settings,
+    Throttle,
+)
 from owr_auth.users import service as user_service
 from owr_auth.users.schemas import ChangePasswordRequest, RegisterRequest, UserView
 from owr_auth.users.service import UserInWorkspace
 from owr_auth.workspaces.schemas import WorkspaceView
-from owr_shared.auth import API_TOKEN_CLAIM, CurrentPrincipal, SessionRequired
 from owr_shared.db import DbSession
 from owr_shared.schemas import problem_responses
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-
-
-async def _current_user(principal: CurrentPrincipal, session: DbSession) -> UserInWorkspace:
-    return await user_service.authenticated_user(session, principal)
-
-
-CurrentUser = Annotated[UserInWorkspace, Depends(_current_user)]
-
-
-async def _session_user(principal: CurrentPrincipal, current: CurrentUser) -> UserInWorkspace:
-    # A password change or an account deletion is for the person, signed in, never for an API token.
-    if API_TOKEN_CLAIM in principal.claims:
-        raise SessionRequired()
-    return current
-
-
-SessionUser = Annotated[UserInWorkspace, Depends(_session_user)]
 
 
 def _view(found: UserInWorkspace) -> UserView:
@@ -79,7 +68,8 @@ async def change_password(
     throttle: Throttle,
     ip: ClientIP,
 ) -> None:
-    """Change the password; every refresh token and access token of the user stops working."""
+    """Change the password; every refresh token, access token and API token of the user stops working at
+    once (sign in again; API tokens must be made anew)."""
     await user_service.change_password(
         session,
         redis,
@@ -108,3 +98,17 @@ async def delete_me(
     request can be repeated.
     """
     await user_service.delete_account(session, redis, settings, cleanup, user=current.user)
+
+
+@router.delete(
+    "/me/sessions",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 503),
+    summary="Sign out everywhere",
+)
+async def sign_out_everywhere(current: SessionUser, session: DbSession, redis: RedisClient, settings: Settings) -> None:
+    """End every session of the user, this one included: every refresh token, access token and API token
+    stops working at once. 503 (nothing revoked; repeat it) when the revocation cannot be recorded."""
+    await user_service.end_every_session(
+        session, redis, settings, user_id=current.user.id, reason="sign_out_everywhere"
+    )

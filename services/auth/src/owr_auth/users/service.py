@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_auth.api_tokens import service as api_token_service
 from owr_auth.base import utcnow
 from owr_auth.passwords.service import PasswordService, check_password_policy
+from owr_auth.sessions.repository import RefreshTokenRepository
 from owr_auth.sessions.service import revoke_user_sessions
 from owr_auth.sessions.throttle import LoginThrottle, account_subject
 from owr_auth.settings import AuthSettings
@@ -51,8 +53,9 @@ async def register(session: AsyncSession, passwords: PasswordService, *, email: 
 async def authenticated_user(session: AsyncSession, principal: Principal) -> UserInWorkspace:
     """The user behind a verified access token, in the token's workspace.
 
-    Refuses (401) a token whose user is gone, whose membership is gone, or that was issued before the
-    user's last password change, so auth itself does not depend on Redis for that cut-off.
+    Refuses (401) a token whose user is gone, whose membership is gone, whose session (`sid`) has ended,
+    or that was issued before the user's last password change, so auth itself does not depend on Redis
+    for any revocation. Every user route of auth goes through this (`owr_auth.dependencies`).
     """
     try:
         user_id = uuid.UUID(principal.subject)
@@ -60,12 +63,26 @@ async def authenticated_user(session: AsyncSession, principal: Principal) -> Use
     except ValueError:
         raise AccountGone() from None
     user = await UserRepository(session).get(user_id)
-    if user is None or principal.issued_at < int(user.password_changed_at.timestamp()):
+    # `iat` carries milliseconds: a token minted in the second of a password change, before it, is refused.
+    issued_at = principal.claims.get("iat", principal.issued_at)
+    if user is None or not isinstance(issued_at, int | float) or issued_at < user.password_changed_at.timestamp():
         raise AccountGone()
     found = await WorkspaceRepository(session).membership(user_id, workspace_id)
-    if found is None:
+    if found is None or not await _session_is_live(session, principal):
         raise AccountGone()
     return UserInWorkspace(user, *found)
+
+
+async def _session_is_live(session: AsyncSession, principal: Principal) -> bool:
+    """A token of a session (`sid`) that was logged out or revoked is refused here without Redis too."""
+    sid = principal.claims.get("sid")
+    if sid is None:
+        return True
+    try:
+        family_id = uuid.UUID(str(sid))
+    except ValueError:
+        return False
+    return await RefreshTokenRepository(session).is_live(family_id)
 
 
 async def change_password(
@@ -84,7 +101,7 @@ async def change_password(
     check_password_policy(new_password, field="new_password")
     # A stolen access token must not become an unthrottled oracle for the current password.
     account = account_subject(user.email)
-    await throttle.check(account, ip)
+    await throttle.begin(account, ip)
     # Lock the row first: a login verifying the old password meanwhile re-checks the hash under this
     # lock and fails, instead of starting a session (or rehashing the old password) after the change.
     locked = await UserRepository(session).lock(user.id)
@@ -92,13 +109,22 @@ async def change_password(
         raise AccountGone()
     user = locked
     if not await passwords.verify(user.password_hash, current_password):
-        await throttle.record_failure(account, ip)
         raise WrongCurrentPassword()
+    await throttle.succeeded(account, ip)
     user.password_hash = await passwords.hash(new_password)
     user.password_changed_at = utcnow()
     await session.flush()
-    await revoke_user_sessions(session, redis, settings, user_id=user.id, reason="password_change")
+    await end_every_session(session, redis, settings, user_id=user.id, reason="password_change")
     log.info("password_changed", user_id=str(user.id))
+
+
+async def end_every_session(
+    session: AsyncSession, redis: Redis, settings: AuthSettings, *, user_id: uuid.UUID, reason: str
+) -> None:
+    """A password change or "sign out everywhere": every refresh token, access token and API token dies."""
+    await revoke_user_sessions(session, redis, settings, user_id=user_id, reason=reason)
+    revoked = await api_token_service.revoke_all_for_user(session, redis, user_id=user_id)
+    log.info("api_tokens_revoked", user_id=str(user_id), tokens=revoked, reason=reason)
 
 
 async def delete_account(
