@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import uvicorn
 from fastapi import APIRouter, Request
 
 from owr_gateway.pipeline.forward import FreshConnector
@@ -50,7 +51,7 @@ async def failing_service() -> AsyncIterator[str]:
     )
     config = uvicorn_config(app, host="127.0.0.1", port=0)
     config.loop = "asyncio"
-    server = __import__("uvicorn").Server(config)
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -151,7 +152,7 @@ async def test_a_pooled_connection_closed_by_the_upstream_is_replaced_before_sen
             assert upstream.closed.wait(5)
             # Blocking on purpose: the FIN is in the socket but this loop has not read it, exactly as
             # when the upstream closes just as the gateway picks the connection from its pool.
-            time.sleep(0.1)
+            time.sleep(0.1)  # noqa: ASYNC251
             async with session.request(method, url, data=b"second") as response:
                 assert response.status == 200
                 assert await response.read() == b"answer 2"
