@@ -139,7 +139,8 @@ async def test_every_process_is_live_ready_and_scraped(system: System):
         for port in (ports.auth, ports.keys, ports.usage, ports.worker, ports.gateway_admin, ports.gateway):
             assert (await client.get(f"http://127.0.0.1:{port}/health/live")).status_code == 200
             ready = await client.get(f"http://127.0.0.1:{port}/health/ready")
-            assert ready.status_code == 200, (port, ready.text)
+            # The gateway's readiness (a Redis ping and an auth call) is on its admin port only.
+            assert ready.status_code == (404 if port == ports.gateway else 200), (port, ready.text)
         for port in (ports.auth, ports.keys, ports.usage):
             text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
             assert "owr_http_requests_total" in text

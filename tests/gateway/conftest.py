@@ -43,6 +43,7 @@ GENEROUS_LIMITS = {
     "anonymous": {"limit": 1_000_000, "window": 3600},
     "login": {"limit": 1_000_000, "window": 3600},
     "user": {"limit": 1_000_000, "window": 3600},
+    "auth_failure": {"limit": 1_000_000, "window": 3600},
 }
 
 
@@ -102,12 +103,17 @@ class Upstream:
     seen: list[Seen] = field(default_factory=list)
     jwks_fetches: int = 0
     aborted_streams: int = 0
+    # API tokens auth's introspection calls active: token -> its answer (any other token is not active).
+    grants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    introspections: int = 0
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def clear(self) -> None:
         self.seen.clear()
+        self.grants.clear()
+        self.introspections = 0
 
 
 def pattern_bytes(size: int) -> bytes:
@@ -125,6 +131,10 @@ def build_upstream_app(upstream: Upstream) -> web.Application:
             return web.json_response(upstream.jwks)
         if request.path == "/health/live":
             return web.json_response({"status": "ok"})
+        if request.path == "/internal/tokens/introspect" and name == "auth":
+            upstream.introspections += 1
+            asked = (await request.json())["token"]
+            return web.json_response(upstream.grants.get(asked, {"active": False}))
         digest = hashlib.sha256()
         size = 0
         try:

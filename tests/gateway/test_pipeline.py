@@ -22,6 +22,7 @@ from owr_gateway.pipeline.screen import screen
 from owr_gateway.ratelimit import ALLOWED, LIMITED, REVOKED, UNAVAILABLE, Decision
 from owr_gateway.routing import RouteTable
 from owr_gateway.settings import GatewaySettings, RouteConfig
+from owr_shared.errors import INVALID_TOKEN as INVALID_TOKEN_PROBLEM
 from owr_shared.jwt import InvalidToken
 from tests.gateway.conftest import metric
 
@@ -357,3 +358,54 @@ async def test_a_refusal_is_answered_as_problem_json():
         "instance": "/api/v1/keys",
         "request_id": "req-9",
     }
+
+
+# --- issue 13: per-client buckets, failed authentications, security headers -----------------------
+
+
+def test_rate_subject_buckets_ipv6_by_64():
+    from owr_gateway.clientip import rate_subject
+
+    assert rate_subject("2001:db8:1:2:aaaa::1") == rate_subject("2001:db8:1:2:ffff:1:2:3") == "2001:db8:1:2::/64"
+    assert rate_subject("2001:db8:1:3::1") != rate_subject("2001:db8:1:2::1")
+    assert rate_subject("::ffff:192.0.2.7") == "192.0.2.7"
+    assert rate_subject("192.0.2.7") == "192.0.2.7"
+    assert rate_subject("unknown") == "unknown"
+
+
+async def test_admit_counts_failed_authentications_per_client_bucket():
+    state = FakeState()
+    admission = Admission(state)  # type: ignore[arg-type]
+    keys, jwks = router().match("/api/v1/keys"), router().match("/.well-known/jwks.json")
+    with pytest.raises(Refusal) as caught:
+        await admission.admit(keys, incoming(("authorization", "Bearer bad")), "2001:db8::1")
+    assert caught.value.problem.status == 401
+    with pytest.raises(Refusal):
+        await admission.admit(keys, incoming(), "2001:db8::2")  # nothing presented: nothing counted
+    await admission.admit(jwks, incoming(), "2001:db8::3")
+    assert state.limiter.checks == [("auth_failure", "2001:db8::/64", {}), ("anonymous", "2001:db8::/64", {})]
+
+    state.limiter.decision = Decision(LIMITED, LIMIT_HEADERS, retry_after=9)
+    with pytest.raises(Refusal) as caught:
+        await admission.admit(keys, incoming(("authorization", "Bearer bad")), "1.2.3.4")
+    assert (caught.value.problem.status, caught.value.headers[0]) == (429, (b"retry-after", b"9"))
+
+
+async def test_refusals_carry_the_exchanges_security_headers():
+    from owr_gateway.pipeline.problems import API_CSP, SecurityHeaders
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    security = SecurityHeaders(hsts_seconds=600)
+    assert (b"strict-transport-security", b"max-age=600; includeSubDomains") in security.api_tls
+    assert not [name for name, _ in security.api if name == b"strict-transport-security"]
+    assert SecurityHeaders(hsts_seconds=0).api_tls == security.api
+    exchange = Exchange("/x", "req-1", "/x", security.api_tls)
+    await exchange.refuse(send, Refusal(INVALID_TOKEN_PROBLEM, "no"))
+    headers = dict(sent[0]["headers"])
+    assert headers[b"content-security-policy"] == API_CSP
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    assert headers[b"strict-transport-security"] == b"max-age=600; includeSubDomains"

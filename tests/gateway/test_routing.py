@@ -167,7 +167,7 @@ async def test_methods_restriction(make_gateway: GatewayFactory, client: aiohttp
     assert len(upstream.seen) == 1
 
 
-async def test_health_on_both_ports_and_metrics_on_admin_only(
+async def test_liveness_on_both_ports_readiness_and_metrics_on_admin_only(
     gateway: Gateway, client: aiohttp.ClientSession, signing_key: SigningKey
 ):
     async with client.get(gateway.url + "/api/v1/keys", headers=bearer(signing_key.token())) as response:
@@ -176,9 +176,13 @@ async def test_health_on_both_ports_and_metrics_on_admin_only(
         async with client.get(base + "/health/live") as response:
             assert response.status == 200
             assert (await response.json())["status"] == "ok"
-        async with client.get(base + "/health/ready") as response:
-            assert response.status == 200
-            assert await response.json() == {"status": "ok", "checks": {"redis": "ok", "auth": "ok"}}
+    # Readiness pings Redis and auth: never on the public port, where anyone could make it do so.
+    async with client.get(gateway.url + "/health/ready") as response:
+        assert response.status == 404
+        assert response.content_type == PROBLEM
+    async with client.get(gateway.admin_url + "/health/ready") as response:
+        assert response.status == 200
+        assert await response.json() == {"status": "ok", "checks": {"redis": "ok", "auth": "ok"}}
     text = await scrape_metrics(client, gateway)
     assert 'owr_http_requests_total{method="GET",route="/api/v1/keys",service="gateway",status="200"}' in text
     assert "owr_ratelimit_decisions_total" in text

@@ -21,6 +21,7 @@ from tools.deploy_check.common import (
     secret_variables,
 )
 from tools.deploy_check.operator_schemas import OPERATOR_SCHEMAS
+from tools.deploy_check.proxies import check_trusted_proxies
 
 OVERLAYS = ("dev", "prod")
 SECRET_TEMPLATE = K8S / "secret.template.yaml"
@@ -229,5 +230,7 @@ def check_kubernetes() -> str:
             validate_manifest(doc)
         check_rendered(overlay, docs, secrets)
         check_environments(overlay, docs)
+        if problems := check_trusted_proxies(overlay, docs):
+            raise CheckFailed("\n".join(problems))
         counts.append(f"{overlay}: {len(docs)}")
     return f"manifests rendered and valid against Kubernetes {KUBERNETES_VERSION} ({', '.join(counts)}; secret template: {len(secrets)})"

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import time
 
-import orjson
 from starlette.types import Receive, Scope, Send
 
 from owr_gateway.clientip import TrustedProxies, client_address
+from owr_gateway.docs import DOCS_PATHS, docs_file
 from owr_gateway.metrics import HttpMetrics
-from owr_gateway.openapi import DOCS_HTML, DOCS_PATH, OPENAPI_PATH, OpenApiDocument, OpenApiUnavailable
+from owr_gateway.openapi import OPENAPI_PATH, OpenApiDocument, OpenApiUnavailable
 from owr_gateway.pipeline.admit import Admission
 from owr_gateway.pipeline.forward import CLIENT_CLOSED, ClientGone, Forwarder, upstream_headers
 from owr_gateway.pipeline.incoming import Incoming, read_headers
-from owr_gateway.pipeline.problems import NO_STORE, Exchange, Header, Refusal, retry_after
+from owr_gateway.pipeline.problems import NO_STORE, Exchange, Header, Refusal, SecurityHeaders, retry_after
 from owr_gateway.pipeline.relay import Relay
 from owr_gateway.pipeline.route import Router
 from owr_gateway.pipeline.screen import screen
@@ -32,11 +32,11 @@ from owr_shared.metrics import UNMATCHED_ROUTE
 
 log = get_logger("owr.http")
 
+# Liveness only: readiness pings Redis and auth, so it is served on the admin port alone (admin.py).
 HEALTH_LIVE = "/health/live"
-HEALTH_READY = "/health/ready"
 _HEALTH_ROUTE = "<health>"
-_HEALTH_PATHS = frozenset({HEALTH_LIVE, HEALTH_READY})
-_DOC_PATHS = frozenset({OPENAPI_PATH, DOCS_PATH})
+_DOC_PATHS = frozenset({OPENAPI_PATH, *DOCS_PATHS})
+_HEALTH_BODY = b'{"status":"ok"}'
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 _CT_JSON: Header = (b"content-type", b"application/json")
@@ -57,6 +57,8 @@ class GatewayApp:
         self._relay = Relay(self._upstream_bases)
         self._metrics = HttpMetrics()
         self._openapi: OpenApiDocument | None = None
+        self._security = SecurityHeaders(settings.hsts_seconds)
+        self._public_tls = settings.public_tls
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -88,14 +90,16 @@ class GatewayApp:
         start = time.perf_counter()
         path: str = scope["path"]
         method: str = scope["method"]
-        if path in _HEALTH_PATHS:
-            status = await self._health(path, send)
-            self._metrics.observe(_HEALTH_ROUTE, method, status, time.perf_counter() - start)
-            return
         incoming = read_headers(scope["headers"])
+        tls = self._over_tls(scope, incoming)
+        if path == HEALTH_LIVE:
+            await self._live(send, self._security.api_tls if tls else self._security.api)
+            self._metrics.observe(_HEALTH_ROUTE, method, 200, time.perf_counter() - start)
+            return
         rid_token = request_id_var.set(incoming.request_id)
         tid_token = trace_id_var.set(incoming.trace_id)
-        exchange = Exchange(path, incoming.request_id, UNMATCHED_ROUTE)
+        security = self._security.api_tls if tls else self._security.api
+        exchange = Exchange(path, incoming.request_id, UNMATCHED_ROUTE, security)
         try:
             await self._proxy(scope, receive, send, exchange, incoming)
         except Refusal as refusal:
@@ -122,7 +126,8 @@ class GatewayApp:
         screen(path, scope.get("raw_path") or path.encode())
         if path in _DOC_PATHS:
             exchange.route = path
-            await self._documentation(path, scope["method"], send, exchange)
+            client_ip, _ = client_address(scope.get("client"), incoming.forwarded_for, self._trusted)
+            await self._documentation(path, scope["method"], send, exchange, client_ip)
             return
         route = self._router.match(path)
         exchange.route = route.prefix
@@ -134,12 +139,15 @@ class GatewayApp:
         response = await self._forwarder.send(scope, route, headers, body)
         await self._relay.relay(response, route.upstream, decision.headers, exchange, send, receive, body)
 
-    async def _documentation(self, path: str, method: str, send: Send, exchange: Exchange) -> None:
-        """The merged OpenAPI document, or the Swagger UI page that reads it."""
+    async def _documentation(self, path: str, method: str, send: Send, exchange: Exchange, client_ip: str) -> None:
+        """The merged OpenAPI document, or the Swagger UI page that reads it (and its assets), rate-limited."""
         if method not in ("GET", "HEAD"):
             raise Refusal(METHOD_NOT_ALLOWED, "Use GET.", ((b"allow", b"GET, HEAD"),))
-        if path == DOCS_PATH:
-            body, content_type = DOCS_HTML, b"text/html; charset=utf-8"
+        decision = await self._admission.admit_anonymous(client_ip)
+        if path != OPENAPI_PATH:
+            body, content_type = docs_file(path)
+            tls = exchange.security is self._security.api_tls
+            exchange.security = self._security.docs_tls if tls else self._security.docs
         else:
             if self._openapi is None:
                 self._openapi = OpenApiDocument(self.state.sessions, self._upstream_bases, self._routes)
@@ -150,26 +158,25 @@ class GatewayApp:
                 raise Refusal(SERVICE_UNAVAILABLE, detail, (retry_after(5),)) from None
         headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), exchange.rid_header]
         headers.append((b"cache-control", b"public, max-age=60"))
+        headers.extend(decision.headers)
+        headers.extend(exchange.security)
         exchange.status = 200
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
-    async def _health(self, path: str, send: Send) -> int:
-        if path == HEALTH_LIVE:
-            status, body = 200, b'{"status":"ok"}'
-        else:
-            ok, report = await self.state.readiness()
-            status = 200 if ok else 503
-            body = orjson.dumps({"status": "ok" if ok else "unavailable", "checks": report})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [_CT_JSON, (b"content-length", b"%d" % len(body)), NO_STORE],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-        return status
+    def _over_tls(self, scope: Scope, incoming: Incoming) -> bool:
+        """Whether the client reached us over TLS: always (a setting), here, or at a trusted proxy that says so."""
+        if self._public_tls or scope.get("scheme") == "https":
+            return True
+        if incoming.forwarded_proto != b"https" or not self._trusted:
+            return False
+        peer = scope.get("client")
+        return peer is not None and peer[0] in self._trusted
+
+    async def _live(self, send: Send, security: tuple[Header, ...]) -> None:
+        headers = [_CT_JSON, (b"content-length", b"%d" % len(_HEALTH_BODY)), NO_STORE, *security]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": _HEALTH_BODY})
 
 
 def create_app(settings: GatewaySettings) -> GatewayApp:

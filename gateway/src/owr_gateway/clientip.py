@@ -30,6 +30,20 @@ class TrustedProxies:
         return any(parsed in network for network in self._networks)
 
 
+def rate_subject(address: str) -> str:
+    """The bucket of an address for per-client limits: IPv6 by /64 (one subscriber's usual allocation,
+    so rotating through it buys nothing), an IPv4-mapped IPv6 address as its IPv4 one, IPv4 as is."""
+    if ":" not in address:
+        return address
+    try:
+        parsed = ipaddress.IPv6Address(address)
+    except ValueError:
+        return address
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+
+
 def _valid_ip(text: str) -> str | None:
     try:
         return str(ipaddress.ip_address(text))

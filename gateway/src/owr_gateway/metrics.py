@@ -24,6 +24,10 @@ UPSTREAM_ERRORS = Counter(
     "Upstream calls that failed before a response arrived.",
     ["upstream", "kind"],
 )
+STALE_CONNECTIONS = Counter(
+    "owr_gateway_upstream_stale_connections_total",
+    "Pooled upstream connections found closed by the upstream before a request was written to them.",
+)
 JWT_CACHE = Counter(
     "owr_gateway_jwt_cache_total",
     "Verified-token cache lookups.",

@@ -3,7 +3,7 @@
 Each service documents its routes (FastAPI's `/openapi.json`); the gateway keeps the paths its routing
 table exposes — never `/internal/*`, health or metrics — adds the two ways to authenticate (a session's
 access JWT, a personal API token) and the answers only the gateway gives (429, 502, 503, 504), and
-serves the result at `/api/v1/openapi.json`, cached for a minute. `/docs` is Swagger UI on that document.
+serves the result at `/api/v1/openapi.json`, cached for a minute. `/docs` (`owr_gateway.docs`) is Swagger UI on that document.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from owr_shared.schemas import ProblemDetail
 log = get_logger("owr.gateway.openapi")
 
 OPENAPI_PATH = "/api/v1/openapi.json"
-DOCS_PATH = "/docs"
 CACHE_SECONDS = 60.0
 _SCHEMA_REF = "#/components/schemas/"
 _PROBLEM = {"$ref": f"{_SCHEMA_REF}ProblemDetail"}
@@ -48,15 +47,6 @@ SECURITY_SCHEMES = {
         "description": "A personal API token (`owr_…`, `POST /api/v1/tokens`); it may do what its scopes name.",
     },
 }
-DOCS_HTML = b"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>OpenRouter Watcher API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head><body><div id="swagger-ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/api/v1/openapi.json", dom_id: "#swagger-ui", persistAuthorization: false});</script>
-</body></html>
-"""
 
 
 class OpenApiUnavailable(Exception):

@@ -44,8 +44,9 @@ return count
 
 # The API-token path in one round trip: KEYS[1] the token's cached introspection (a hash written by
 # `store_token`); ARGV[1] counter prefix, ARGV[2] window start, ARGV[3] window ms, ARGV[4] revocation
-# prefix. Returns {0} on a cache miss, {-1} when the user's sessions were revoked after the JWT was
-# minted, else {count, jwt, per-token limit or '', token id}: the counter is per token id.
+# prefix, ARGV[5..7] the same three for the owner's "user" bucket. Returns {0} on a cache miss, {-1}
+# when the user's sessions were revoked after the JWT was minted, else {count, jwt, per-token limit
+# or '', token id, user count}: one counter per token id, and the owner's, which their sessions share.
 GRANT_LUA = """
 local entry = redis.call('HMGET', KEYS[1], 'jwt', 'tid', 'uid', 'iat', 'limit')
 if not entry[1] then
@@ -60,7 +61,18 @@ local count = redis.call('INCR', counter)
 if count == 1 then
   redis.call('PEXPIRE', counter, ARGV[3])
 end
-return {count, entry[1], entry[5] or '', entry[2]}
+local user_counter = ARGV[5] .. entry[3] .. ':' .. ARGV[6]
+local user_count = redis.call('INCR', user_counter)
+if user_count == 1 then
+  redis.call('PEXPIRE', user_counter, ARGV[7])
+end
+return {count, entry[1], entry[5] or '', entry[2], user_count}
+"""
+
+# An API token the cache does not know: KEYS[1] its negative entry (auth said "not active" lately),
+# KEYS[2] the client's failed-authentication counter. Returns {negative (0/1), failures so far}.
+UNKNOWN_GRANT_LUA = """
+return {redis.call('EXISTS', KEYS[1]), tonumber(redis.call('GET', KEYS[2]) or '0')}
 """
 
 FAIL_CLOSED_POLICIES = frozenset({"login"})
@@ -74,6 +86,8 @@ REVOKED = "revoked"
 UNAVAILABLE = "unavailable"
 MISS = "miss"
 TOKEN_POLICY = "token"  # noqa: S105 - a policy name
+USER_POLICY = "user"
+AUTH_FAILURE_POLICY = "auth_failure"
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -160,10 +174,16 @@ class RateLimiter:
         self._redis = redis
         self._batcher = ScriptBatcher(redis, redis.register_script(RATE_LIMIT_LUA), timeout=timeout)
         self._token_batcher = ScriptBatcher(redis, redis.register_script(GRANT_LUA), timeout=timeout)
+        self._token_miss = redis.register_script(UNKNOWN_GRANT_LUA)
         self._timeout = timeout
         self._policies = {name: _Policy(name, config) for name, config in policies.items()}
         # Policies of tokens with their own per-minute limit, made on first use (a handful in practice).
         self._token_policies: dict[int, _Policy] = {}
+        user, token = self._policies[USER_POLICY], self._policies[TOKEN_POLICY]
+        # No token may allow more than its owner may: its limit is capped at the user policy's rate.
+        self._token_cap = max(1, user.limit * token.window // user.window)
+        if token.limit > self._token_cap:
+            self._policies[TOKEN_POLICY] = self._token_policy(token.limit)
         self._breaker_seconds = breaker_seconds
         self._skip_redis_until = 0.0
         self._local = LocalWindow()
@@ -229,17 +249,21 @@ class RateLimiter:
         when the user's sessions were revoked; UNAVAILABLE when Redis is: API tokens fail closed, since
         their revocation must hold at once and Redis is where it is recorded.
         """
-        default = self._policies[TOKEN_POLICY]
+        default, user = self._policies[TOKEN_POLICY], self._policies[USER_POLICY]
         now = time.time()
         window_start = int(now // default.window) * default.window
+        user_window_start = int(now // user.window) * user.window
         batcher = self._token_batcher
         command = (
-            batcher.prefix_one_key_four_args
+            batcher.prefix_one_key_seven_args
             + bulk(cache_key.encode())
             + bulk(default.key_prefix.encode())
             + bulk(b"%d" % window_start)
             + default.window_ms_bulk
             + bulk(REVOKED_KEY_PREFIX.encode())
+            + bulk(user.key_prefix.encode())
+            + bulk(b"%d" % user_window_start)
+            + user.window_ms_bulk
         )
         try:
             reply = await batcher.call(command)
@@ -252,11 +276,32 @@ class RateLimiter:
             return Decision(MISS, [])
         if count < 0:
             return Decision(REVOKED, [])
+        user_count = int(reply[4])
+        if user_count > user.limit:  # the owner's budget is spent, whichever token or session spent it
+            return self._decide(user, user_count, max(1, math.ceil(user_window_start + user.window - now)), "redis")
         limit_raw = reply[2]
         policy = self._token_policy(int(limit_raw)) if limit_raw else default
         reset = max(1, math.ceil(window_start + policy.window - now))
         jwt = reply[1]
         return self._decide(policy, count, reset, "redis", jwt.decode() if isinstance(jwt, bytes) else str(jwt))
+
+    async def token_miss(self, negative_key: str, client: str) -> tuple[bool, int]:
+        """For a token the cache does not know: whether auth lately said it is not active, and how many
+        authentications `client` failed in this window. Raises when Redis does (API tokens fail closed)."""
+        policy = self._policies[AUTH_FAILURE_POLICY]
+        window_start = int(time.time() // policy.window) * policy.window
+        counter = f"{policy.key_prefix}{client}:{window_start}"
+        async with asyncio.timeout(self._timeout):
+            negative, failures = await self._token_miss(keys=[negative_key, counter])
+        return bool(negative), int(failures)
+
+    def failure_limit(self) -> int:
+        return self._policies[AUTH_FAILURE_POLICY].limit
+
+    async def remember_inactive(self, negative_key: str, ttl_seconds: int) -> None:
+        """Remember auth's "not active" for a token for `ttl_seconds`, so a flood of it costs auth nothing."""
+        async with asyncio.timeout(self._timeout):
+            await self._redis.set(negative_key, b"1", ex=ttl_seconds)
 
     def _decide(
         self, policy: _Policy, count: int, reset: int, backend: str, upstream_token: str | None = None
@@ -277,6 +322,7 @@ class RateLimiter:
         return Decision(ALLOWED, headers, upstream_token=upstream_token)
 
     def _token_policy(self, per_minute: int) -> _Policy:
+        per_minute = min(per_minute, self._token_cap)
         policy = self._token_policies.get(per_minute)
         if policy is None:
             policy = self._token_policies[per_minute] = _Policy(

@@ -14,7 +14,7 @@ from owr_gateway.paths import is_internal_path
 from owr_shared.settings import BaseServiceSettings, secret_field
 
 UpstreamName = Literal["auth", "keys", "usage"]
-PolicyName = Literal["anonymous", "login", "user", "token"]
+PolicyName = Literal["anonymous", "login", "user", "token", "auth_failure"]
 DEFAULT_AUTH_URL = "http://127.0.0.1:8001"
 
 
@@ -76,8 +76,12 @@ DEFAULT_RATE_LIMITS: dict[str, dict[str, int]] = {
     "anonymous": {"limit": 120, "window": 60},
     "login": {"limit": 10, "window": 60},
     "user": {"limit": 600, "window": 60},
-    # Per API token, unless the token carries its own per-minute limit.
+    # Per API token, unless the token carries its own per-minute limit (capped at "user": a token's
+    # requests also count against its owner's "user" bucket).
     "token": {"limit": 600, "window": 60},
+    # Failed authentications (an invalid JWT or API token) per client address (IPv6 by /64): past it,
+    # 429 instead of 401, and unknown API tokens are no longer introspected.
+    "auth_failure": {"limit": 30, "window": 60},
 }
 
 
@@ -109,6 +113,11 @@ class GatewaySettings(BaseServiceSettings):
     redis_timeout: float = Field(default=0.25, gt=0)
     redis_breaker_seconds: float = Field(default=1.0, ge=0)
     jwt_cache_size: int = Field(default=10000, ge=0)
+    # Strict-Transport-Security's max-age, sent only to clients that came over TLS (0: never sent).
+    hsts_seconds: int = Field(default=31_536_000, ge=0)
+    # Every client reaches the gateway over TLS (it ends at an Ingress or load balancer in front):
+    # send HSTS even when that proxy does not say so in X-Forwarded-Proto.
+    public_tls: bool = False
 
     # API tokens: auth's pepper names their Redis cache entries (so auth can delete one on revocation),
     # and the gateway's client credentials (scope `tokens:introspect`) call auth's introspection.
@@ -116,6 +125,8 @@ class GatewaySettings(BaseServiceSettings):
     service_client_id: str = Field(default="gateway", min_length=1, max_length=64)
     service_client_secret: SecretStr | None = secret_field("client secret registered in AUTH_SERVICE_CLIENTS")
     introspection_timeout: float = Field(default=3.0, gt=0, le=30)
+    # How long auth's "not active" for an API token is remembered (keyed by the token's HMAC).
+    negative_token_cache_seconds: int = Field(default=10, ge=1, le=300)
 
     @model_validator(mode="before")
     @classmethod

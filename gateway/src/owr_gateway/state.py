@@ -11,6 +11,7 @@ import aiohttp
 from redis.asyncio import Redis
 
 from owr_gateway.auth import Authenticator, aiohttp_jwks_fetcher
+from owr_gateway.pipeline.forward import FreshConnector
 from owr_gateway.ratelimit import RateLimiter
 from owr_gateway.settings import GatewaySettings
 from owr_gateway.tokens import TokenIntrospector
@@ -26,7 +27,7 @@ _SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
 def new_upstream_session(settings: GatewaySettings) -> aiohttp.ClientSession:
     """A keep-alive client for one upstream: no cookies kept, no redirects followed, no decoding."""
-    connector = aiohttp.TCPConnector(
+    connector = FreshConnector(
         limit=settings.upstream_pool_size,
         limit_per_host=0,
         keepalive_timeout=15.0,  # below uvicorn's 30 s on the upstream side: we close first

@@ -23,6 +23,8 @@ log = get_logger("owr.gateway.tokens")
 
 TOKEN_PREFIX = b"owr_"
 CACHE_PREFIX = "owr:apitoken:"
+# Prefixed to a cache entry's name: auth lately said that token is not active.
+NEGATIVE_PREFIX = "owr:inactive:"
 
 
 class IntrospectionUnavailable(Exception):

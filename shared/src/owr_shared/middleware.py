@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import structlog
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from owr_shared.context import (
@@ -53,15 +54,27 @@ class RequestContextMiddleware:
         start = time.perf_counter()
         request_id_header = (b"x-request-id", request_id.encode())
 
+        started = False
+
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
                 message["headers"] = [*message.get("headers", []), request_id_header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            # Answered here, not by Starlette's outermost middleware, which re-raises after answering:
+            # the server then logs a second error and drops the keep-alive connection, failing the
+            # next request that a proxy sends on it. Only a failure mid-answer still propagates.
+            handler = scope["app"].exception_handlers.get(Exception) if "app" in scope else None
+            if started or handler is None:
+                raise
+            response = await handler(Request(scope), exc)
+            await response(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - start
             route = _route_template(scope)

@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from starlette.types import Message, Receive, Scope
 from yarl import URL
 
-from owr_gateway.metrics import UPSTREAM_ERRORS
+from owr_gateway.metrics import STALE_CONNECTIONS, UPSTREAM_ERRORS
 from owr_gateway.pipeline.incoming import Incoming
 from owr_gateway.pipeline.problems import Refusal, too_large
 from owr_gateway.ratelimit import Decision
 from owr_gateway.routing import Route
-from owr_gateway.state import GatewayState
 from owr_shared.errors import UPSTREAM_TIMEOUT, UPSTREAM_UNAVAILABLE
 from owr_shared.logging import get_logger
 
+if TYPE_CHECKING:
+    from aiohttp.client_reqrep import ClientRequest
+    from aiohttp.connector import Connection
+    from aiohttp.tracing import Trace
+
+    from owr_gateway.state import GatewayState
+
 log = get_logger("owr.http")
+_PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
+# How many dead pooled connections one request may discard before it takes what it gets.
+_MAX_STALE = 8
 
 CLIENT_CLOSED = 499  # nginx's status for a client that went away before its answer
 
@@ -160,3 +170,49 @@ async def _stream_body(first: bytes, receive: Receive, limit: int, state: Reques
         if not message.get("more_body", False):
             state.done = True
             return
+
+
+class FreshConnector(aiohttp.TCPConnector):
+    """A keep-alive pool that never writes a request to a connection the upstream already closed.
+
+    An upstream may close an idle connection (its keep-alive timeout, a restart, an error) just as the
+    gateway picks it from the pool: its FIN or RST is already in the socket, but the event loop has not
+    read it yet. Writing the request there fails it with a 502 although the upstream is fine. So each
+    pooled connection is peeked at before use; a closed one is dropped and another (in the end a new)
+    connection is taken. Nothing was sent on the dropped one, so this can never send a request twice,
+    whatever its method; a connection that fails after the request was written is never retried here.
+    """
+
+    async def connect(
+        self,
+        req: ClientRequest,
+        traces: list[Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's own signature
+    ) -> Connection:
+        for _ in range(_MAX_STALE):
+            connection = await super().connect(req, traces, timeout)
+            if not closed_by_peer(connection):
+                return connection
+            STALE_CONNECTIONS.inc()
+            connection.close()  # closes the socket: it does not go back to the pool
+        return await super().connect(req, traces, timeout)
+
+
+def closed_by_peer(connection: Connection) -> bool:
+    """Whether the peer closed (or wrote to) an idle connection: one non-blocking peek, nothing consumed."""
+    transport = connection.transport
+    if transport is None or transport.is_closing():
+        return True
+    raw = transport.get_extra_info("socket")
+    if raw is None:
+        return False
+    probe = socket.socket(raw.family, raw.type, raw.proto, raw.fileno())
+    try:
+        probe.recv(1, _PEEK)
+        return True  # EOF (b"") or bytes nobody asked for: not reusable
+    except (BlockingIOError, InterruptedError):
+        return False  # nothing to read: the connection is idle and open
+    except OSError:
+        return True  # reset
+    finally:
+        probe.detach()  # the socket stays the transport's

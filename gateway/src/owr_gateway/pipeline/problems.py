@@ -17,6 +17,41 @@ WWW_AUTHENTICATE_MISSING: Header = (b"www-authenticate", b"Bearer")
 WWW_AUTHENTICATE_INVALID: Header = (b"www-authenticate", b'Bearer error="invalid_token"')
 
 
+# OWASP Secure Headers: what every answer carries. The API serves JSON only, so its policy allows
+# nothing at all; the docs page loads its own scripts and styles (Swagger UI) from this origin.
+API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+DOCS_CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+_COMMON_SECURITY: tuple[Header, ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+)
+SECURITY_HEADER_NAMES = frozenset(
+    {b"content-security-policy", b"strict-transport-security", *(name for name, _ in _COMMON_SECURITY)}
+)
+
+
+class SecurityHeaders:
+    """The security headers of an answer, precomputed for the four cases: API or docs, over TLS or not.
+
+    Strict-Transport-Security only over TLS (RFC 6797 §7.2: a browser ignores it over plain HTTP).
+    """
+
+    __slots__ = ("api", "api_tls", "docs", "docs_tls")
+
+    def __init__(self, hsts_seconds: int) -> None:
+        hsts: tuple[Header, ...] = ()
+        if hsts_seconds > 0:
+            hsts = ((b"strict-transport-security", b"max-age=%d; includeSubDomains" % hsts_seconds),)
+        self.api = (*_COMMON_SECURITY, (b"content-security-policy", API_CSP))
+        self.docs = (*_COMMON_SECURITY, (b"content-security-policy", DOCS_CSP))
+        self.api_tls = (*self.api, *hsts)
+        self.docs_tls = (*self.docs, *hsts)
+
+
 def retry_after(seconds: int) -> Header:
     return (b"retry-after", b"%d" % seconds)
 
@@ -39,10 +74,11 @@ def too_large(limit: int) -> Refusal:
 class Exchange:
     """One request's record: what its log line and metrics report, and whether its answer has begun."""
 
-    __slots__ = ("path", "request_id", "rid_header", "route", "started", "status")
+    __slots__ = ("path", "request_id", "rid_header", "route", "security", "started", "status")
 
-    def __init__(self, path: str, request_id: str, route: str) -> None:
+    def __init__(self, path: str, request_id: str, route: str, security: tuple[Header, ...] = ()) -> None:
         self.path = path
+        self.security = security  # the security headers every answer to this request carries
         self.request_id = request_id
         self.rid_header: Header = (b"x-request-id", request_id.encode())
         self.route = route
@@ -62,6 +98,7 @@ class Exchange:
         )
         headers = [CONTENT_TYPE_PROBLEM, (b"content-length", b"%d" % len(body)), self.rid_header, NO_STORE]
         headers.extend(refusal.headers)
+        headers.extend(self.security)
         self.status = problem.status
         self.started = True
         await send({"type": "http.response.start", "status": problem.status, "headers": headers})

@@ -9,12 +9,13 @@ import aiohttp
 from starlette.types import Receive, Send
 
 from owr_gateway.pipeline.forward import CLIENT_CLOSED, RequestBody, connection_tokens
-from owr_gateway.pipeline.problems import Exchange, Header
+from owr_gateway.pipeline.problems import SECURITY_HEADER_NAMES, Exchange, Header
 
 # Response headers not passed back: hop-by-hop, and what the gateway sets itself (an upstream's
 # Retry-After passes: a locked login or a 503 must still tell the client when to come back).
 _RESPONSE_DROP = frozenset(
     {
+        *SECURITY_HEADER_NAMES,
         b"connection",
         b"keep-alive",
         b"te",
@@ -85,6 +86,7 @@ class Relay:
             headers = self.response_headers(upstream, response.raw_headers)
             headers.append(exchange.rid_header)
             headers.extend(limit_headers)
+            headers.extend(exchange.security)
             exchange.status = response.status
             exchange.started = True
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
