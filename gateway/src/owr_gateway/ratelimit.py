@@ -18,6 +18,7 @@ from owr_gateway.metrics import RATELIMIT_BACKEND_ERRORS, RATELIMIT_DECISIONS
 from owr_gateway.scriptbatch import ScriptBatcher, bulk
 from owr_gateway.settings import RateLimitPolicy
 from owr_shared.logging import get_logger
+from owr_shared.wire import redis_keys
 
 log = get_logger("owr.gateway.ratelimit")
 
@@ -76,8 +77,8 @@ return {redis.call('EXISTS', KEYS[1]), tonumber(redis.call('GET', KEYS[2]) or '0
 """
 
 FAIL_CLOSED_POLICIES = frozenset({"login"})
-REVOKED_KEY_PREFIX = "owr:revoked:user:"
-REVOKED_SESSION_PREFIX = "owr:revoked:sid:"
+REVOKED_KEY_PREFIX = redis_keys.REVOKED_USER
+REVOKED_SESSION_PREFIX = redis_keys.REVOKED_SESSION
 _LOCAL_MAX_SUBJECTS = 100_000
 
 ALLOWED = "allowed"

@@ -18,11 +18,12 @@ import aiohttp
 import orjson
 
 from owr_shared.logging import get_logger
+from owr_shared.wire import redis_keys
 
 log = get_logger("owr.gateway.tokens")
 
 TOKEN_PREFIX = b"owr_"
-CACHE_PREFIX = "owr:apitoken:"
+CACHE_PREFIX = redis_keys.API_TOKEN_CACHE
 # Prefixed to a cache entry's name: auth lately said that token is not active.
 NEGATIVE_PREFIX = "owr:inactive:"
 

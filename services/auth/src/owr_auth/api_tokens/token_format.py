@@ -13,6 +13,8 @@ import hmac
 import secrets
 import zlib
 
+from owr_shared.wire import redis_keys
+
 PREFIX = "owr_"
 BODY_LENGTH = 43  # ceil(256 / log2(62))
 CHECKSUM_LENGTH = 6  # 62**6 > 2**32
@@ -62,4 +64,4 @@ def token_hash(pepper: bytes, token: str) -> bytes:
 
 def cache_key(hashed: bytes) -> str:
     """The gateway's Redis entry for a token (its introspection, at most 60 s old)."""
-    return f"owr:apitoken:{hashed.hex()}"
+    return f"{redis_keys.API_TOKEN_CACHE}{hashed.hex()}"

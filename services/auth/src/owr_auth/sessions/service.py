@@ -42,6 +42,7 @@ from owr_auth.users.normalize import canonical_email, normalize_email
 from owr_auth.users.repository import UserRepository
 from owr_auth.workspaces.repository import WorkspaceRepository
 from owr_shared.logging import get_logger
+from owr_shared.wire import redis_keys
 
 log = get_logger(__name__)
 
@@ -66,12 +67,12 @@ def _looks_like_refresh_token(token: str) -> bool:
 def revocation_key(user_id: uuid.UUID) -> str:
     """Redis key the gateway reads: access tokens issued before its value (unix seconds, to the
     microsecond; `iat` carries milliseconds) are refused."""
-    return f"owr:revoked:user:{user_id}"
+    return f"{redis_keys.REVOKED_USER}{user_id}"
 
 
 def session_revocation_key(session_id: uuid.UUID | str) -> str:
     """Redis key the gateway reads in the same call: an access token whose `sid` is here is refused."""
-    return f"owr:revoked:sid:{session_id}"
+    return f"{redis_keys.REVOKED_SESSION}{session_id}"
 
 
 @dataclass(frozen=True, slots=True)
