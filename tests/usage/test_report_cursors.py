@@ -103,7 +103,8 @@ async def test_a_cursor_continues_only_its_own_query(client, ingest, alice, bob)
     first = await get(client, alice, "daily", **query)
     cursor = first["next_cursor"]
     second = await get(client, alice, "daily", cursor=cursor, **query)
-    assert second["page"] == 2 and second["items"][0] != first["items"][-1]
+    assert second["page"] == 2
+    assert second["items"] == (await get(client, alice, "daily", page=2, **query))["items"]
     assert (await get(client, alice, "daily", cursor=cursor, page=2, **query))["items"] == second["items"]
 
     padded = cursor + "=" * (-len(cursor) % 4)
