@@ -300,9 +300,9 @@ async def test_every_aggregate_equals_a_naive_reference(
 
     # Walking the cursors of one sort yields exactly the reference rows in that order, each once.
     walked: list[tuple[Any, ...]] = []
-    params: dict[str, Any] = {**window, "sort": sort, "per_page": per_page}
+    walk: dict[str, Any] = {**window, "sort": sort, "per_page": per_page}
     while True:
-        r = await committed_client.get("/api/v1/usage/daily", headers=tenant.headers, params=params)
+        r = await committed_client.get("/api/v1/usage/daily", headers=tenant.headers, params=walk)
         assert r.status_code == 200, r.text
         body = json.loads(r.content, parse_float=Decimal)
         assert body["total"] == len(expected)
@@ -312,5 +312,5 @@ async def test_every_aggregate_equals_a_naive_reference(
         ]
         if body["next_cursor"] is None:
             break
-        params["cursor"] = body["next_cursor"]
+        walk["cursor"] = body["next_cursor"]
     assert walked == [(k[0].isoformat(), str(k[1]), k[2], k[3]) for k in in_order(expected, sort)]
