@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from owr_usage.reports.cursors import encode
+from owr_usage.reports.repository import RowFilter, Sort
 from tests.support.http import assert_problem
-from tests.usage.conftest import days_ago
+from tests.usage.conftest import days_ago, today
 from tests.usage.test_accounts import activity_row
 from tests.usage.test_reports import activity, get, key_with_days, link, span
 
@@ -138,3 +140,35 @@ async def test_the_last_cursor_and_a_page_past_the_end_have_no_next(client, inge
     assert (await get(client, alice, "daily", page=99, **span(4)))["next_cursor"] is None
     empty = await get(client, alice, "daily", sort="-tokens", **span(30, 20))
     assert (empty["items"], empty["total"], empty["next_cursor"]) == ([], 0, None)
+
+
+async def test_a_crafted_cursor_is_a_position_among_ones_own_rows_or_a_422(client, ingest, alice, bob):
+    """The digest has no secret, so a client can write a cursor: whatever it holds, the answer is a page of the
+    caller's rows or a 422, never a 500."""
+    await spread(ingest, alice)
+    await spread(ingest, bob)
+    rows = RowFilter(uuid.UUID(bob.workspace_id), days_ago(4), today())
+    query = {"sort": "-cost", "per_page": 3, **span(4)}
+
+    def crafted(position: list[Any], sort: Sort = Sort("cost", descending=True)) -> str:
+        return encode(rows, sort, 3, position, 3)
+
+    anywhere = crafted(["100", days_ago(9).isoformat(), str(uuid.uuid4()), "zzz", ""])
+    body = await get(client, bob, "daily", cursor=anywhere, **query)
+    assert {r["key_id"] for r in body["items"]} <= {r["key_id"] for r in (await get(client, bob, "daily"))["items"]}
+    assert body["items"] == (await get(client, bob, "daily", **query))["items"]  # 100 is above every cost
+    key, day = str(uuid.uuid4()), days_ago(1).isoformat()
+    for cursor, params in [
+        (crafted(["1E+99999999", day, key, "", ""]), query),
+        (crafted(["NaN", day, key, "", ""]), query),
+        (crafted([0.5, day, key, "", ""]), query),
+        (crafted(["1", day, key, "\ud800", ""]), query),
+        (crafted(["1", day, key, "m" * 301, ""]), query),
+        (crafted(["1", "2026-02-30", key, "", ""]), query),
+        (crafted(["1", day, "not-a-uuid", "", ""]), query),
+        (crafted([2**70, day, key, "", ""], Sort("requests", descending=True)), {**query, "sort": "-requests"}),
+        (crafted([True, day, key, "", ""], Sort("tokens", descending=True)), {**query, "sort": "-tokens"}),
+    ]:
+        assert_problem(
+            await client.get("/api/v1/usage/daily", headers=bob.headers, params={**params, "cursor": cursor}), 422
+        )

@@ -31,14 +31,17 @@ MAX_CURSOR_LENGTH = 1024
 _TIE_FIELDS = ("date", "key_id", "model", "provider")
 
 
+# Bounds of what the database can compare, so even a crafted cursor (the digest has no secret) is a 422:
+# text PostgreSQL can hold, a bigint, an amount well inside NUMERIC's range.
 def _text(value: Any) -> str:
     if not isinstance(value, str) or len(value) > 300 or "\x00" in value:
         raise ValueError("not a stored text")
+    value.encode()  # a lone surrogate is a UnicodeEncodeError (a ValueError)
     return value
 
 
 def _count(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not isinstance(value, int) or isinstance(value, bool) or not NO_COUNT <= value < 2**63:
         raise ValueError("not a count")
     return value
 
@@ -47,7 +50,7 @@ def _money(value: Any) -> Decimal:
     if not isinstance(value, str) or len(value) > 80:
         raise ValueError("not an amount")
     amount = Decimal(value)
-    if not amount.is_finite():
+    if not amount.is_finite() or not -80 <= amount.adjusted() <= 40:
         raise ValueError("not an amount")
     return amount
 
@@ -152,6 +155,12 @@ def following(items: Sequence[Any], at: Start, f: RowFilter, sort: Sort, total: 
     rows_before = at.rows_before + len(items)
     if len(items) < at.per_page or rows_before >= total:
         return None
-    position = [_json_value(_row_value(items[-1], name)) for name in key_fields(sort)]
-    body = {"p": position, "n": rows_before, "q": _digest(f, sort, at.per_page, position, rows_before)}
+    return encode(
+        f, sort, at.per_page, [_json_value(_row_value(items[-1], name)) for name in key_fields(sort)], rows_before
+    )
+
+
+def encode(f: RowFilter, sort: Sort, per_page: int, position: list[Any], rows_before: int) -> str:
+    """The cursor of the page after the row at `position` (its sort key as JSON values)."""
+    body = {"p": position, "n": rows_before, "q": _digest(f, sort, per_page, position, rows_before)}
     return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).rstrip(b"=").decode()
