@@ -21,9 +21,11 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    literal_column,
     null,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -39,14 +41,19 @@ UNION
 SELECT key_id FROM usage.key_links WHERE workspace_id = :w AND is_management_key
 """
 
+# A row without counts sorts as -1 in the count sorts (the first ascending, the last descending): the
+# expressions of migration 0006's indexes, so a sorted page is an index scan and a keyset never meets a NULL.
+NO_COUNT = -1
 SORTABLE: dict[str, Any] = {
     "date": U.day,
     "key_id": U.key_id,
     "model": U.model,
     "provider": U.provider,
     "cost": U.cost,
-    "requests": U.requests,
+    "requests": func.coalesce(U.requests, literal_column(str(NO_COUNT))),
+    "tokens": func.coalesce(U.prompt_tokens + U.completion_tokens, literal_column(str(NO_COUNT))),
 }
+_TIE = (U.day, U.key_id, U.model, U.provider)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,14 @@ class Sort:
     field: str
     descending: bool
 
+    def reversed(self) -> Sort:
+        return Sort(self.field, not self.descending)
+
+    def key(self) -> list[Any]:
+        """The full order: the sort's column, then the primary key's (date, key, model, provider)."""
+        first = SORTABLE[self.field]
+        return [first, *(c for c in _TIE if c is not first)]
+
 
 def _where(f: RowFilter) -> list[ColumnElement[bool]]:
     clauses = [U.workspace_id == f.workspace_id, U.day >= f.first, U.day <= f.last]
@@ -77,13 +92,16 @@ def _where(f: RowFilter) -> list[ColumnElement[bool]]:
 
 
 def _order(sort: Sort) -> list[Any]:
-    # Ties break by the primary key's order, so pages are stable; `date` takes its direction throughout
-    # (one index scan, forwards or backwards).
-    tie = [U.day, U.key_id, U.model, U.provider]
-    if sort.field == "date":
-        return [c.desc() for c in tie] if sort.descending else tie
-    column = SORTABLE[sort.field]
-    return [column.desc() if sort.descending else column.asc(), *tie]
+    # Ties break by the primary key's order, so pages are stable; a descending sort reverses every column,
+    # so one index serves both directions (scanned backwards).
+    return [c.desc() for c in sort.key()] if sort.descending else sort.key()
+
+
+def _after(sort: Sort, position: Sequence[Any]) -> ColumnElement[bool]:
+    """Rows after `position` (a row's `Sort.key` values) in `sort`'s order: an index condition of its index."""
+    columns = sort.key()
+    bound = tuple_(*(literal(v, c.type) for v, c in zip(position, columns, strict=True)))
+    return tuple_(*columns) < bound if sort.descending else tuple_(*columns) > bound
 
 
 def _row_columns(*, as_text: bool) -> list[Any]:
@@ -267,9 +285,25 @@ class ReportRepository:
 
     # --- daily rows ------------------------------------------------------------------------------
 
-    async def page(self, f: RowFilter, sort: Sort, *, limit: int, offset: int) -> Sequence[Any]:
-        stmt = select(*_row_columns(as_text=False)).where(*_where(f)).order_by(*_order(sort)).limit(limit)
-        return (await self.session.execute(stmt.offset(offset))).all()
+    async def page(
+        self, f: RowFilter, sort: Sort, *, limit: int, offset: int = 0, after: Sequence[Any] | None = None
+    ) -> Sequence[Any]:
+        """`limit` rows in `sort` order, after the row at `after` (a cursor) and then `offset` rows."""
+        stmt = select(*_row_columns(as_text=False)).where(*_where(f))
+        if after is not None:
+            stmt = stmt.where(_after(sort, after))
+        stmt = stmt.order_by(*_order(sort)).limit(limit)
+        return (await self.session.execute(stmt.offset(offset) if offset else stmt)).all()
+
+    async def page_at(self, f: RowFilter, sort: Sort, *, limit: int, offset: int, total: int) -> Sequence[Any]:
+        """The page at `offset` of `total` rows. An offset costs the rows it skips, so a page past the middle
+        is read from the other end (reversed order, the offset from the end) and turned around."""
+        end = min(total, offset + limit)
+        if offset >= end:
+            return []
+        if total - end < offset:
+            return list(reversed(await self.page(f, sort.reversed(), limit=end - offset, offset=total - end)))
+        return await self.page(f, sort, limit=limit, offset=offset)
 
     async def count(self, f: RowFilter) -> int:
         """Rows matching `f`: from a rollup's row counts when one matches the filters, else counted by index."""

@@ -16,6 +16,7 @@ from owr_shared.schemas import StorableText, json_response, problem_responses
 from owr_usage.dependencies import ExportEngine, Limits, Settings, User
 from owr_usage.key_usage.service import resolve_range
 from owr_usage.reports import service as reports
+from owr_usage.reports.cursors import MAX_CURSOR_LENGTH
 from owr_usage.reports.repository import SORTABLE, RowFilter
 from owr_usage.reports.schemas import AccountPage, DailyPage, UsageSummary
 
@@ -34,6 +35,15 @@ SortParam = Annotated[
     Query(
         max_length=32,
         description=f"one of {', '.join(SORTABLE)}; `-` in front sorts descending (default `date`)",
+    ),
+]
+
+
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_CURSOR_LENGTH,
+        description="a `next_cursor` of this same query: the page after it (instead of `page`)",
     ),
 ]
 
@@ -96,11 +106,12 @@ async def get_summary(
     summary="The daily rows behind the summary",
 )
 async def get_daily(
-    user: User, session: DbSession, settings: Settings, query: RowQueryParams, paging: Paging
+    user: User, session: DbSession, settings: Settings, query: RowQueryParams, paging: Paging, cursor: Cursor = None
 ) -> Response:
-    """One row per key, UTC day, model and provider (or per key and day, without a breakdown)."""
+    """One row per key, UTC day, model and provider (or per key and day, without a breakdown). Page with
+    `page`, or follow `next_cursor` (keyset: a deep page costs what the first does)."""
     rows = query.resolve(user.workspace_id, settings)
-    view = await reports.daily(session, rows=rows, sort=reports.parse_sort(query.sort), paging=paging)
+    view = await reports.daily(session, rows=rows, sort=reports.parse_sort(query.sort), paging=paging, cursor=cursor)
     return json_response(view)
 
 

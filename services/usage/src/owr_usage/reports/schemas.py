@@ -83,6 +83,10 @@ class DailyPage(BaseModel):
     total: int
     page: int
     per_page: int
+    next_cursor: str | None = Field(
+        description="opaque: pass it as `cursor`, with the same query, for the next page (null after the last); "
+        "a cursor's page costs what the first page does, however deep"
+    )
 
 
 class BalanceView(BaseModel):

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from owr_shared.dependencies import Pagination
 from owr_shared.overload import CallerLimit, Slots, started_stream
+from owr_usage.reports import cursors
 from owr_usage.reports.errors import InvalidSort, KeyUsageNotFound
 from owr_usage.reports.repository import SORTABLE, ReportRepository, RowFilter, Sort, stream_rows
 from owr_usage.reports.schemas import (
@@ -157,15 +158,26 @@ def _daily_row(row: Any) -> DailyRow:
     return DailyRow.model_construct(**row._mapping)
 
 
-async def daily(session: AsyncSession, *, rows: RowFilter, sort: Sort, paging: Pagination) -> DailyPage:
+async def daily(
+    session: AsyncSession, *, rows: RowFilter, sort: Sort, paging: Pagination, cursor: str | None = None
+) -> DailyPage:
+    """A page by `page` (its offset) or by `cursor` (a keyset position: any page costs what the first does)."""
+    start = cursors.start(cursor, rows, sort, paging)
     await check_key(session, rows.workspace_id, rows.key_id)
     repo = ReportRepository(session)
     await repo.plan_per_query()
     total = await repo.count(rows)
-    items: Sequence[Any] = []
-    if paging.offset < total:
-        items = await repo.page(rows, sort, limit=paging.per_page, offset=paging.offset)
-    return DailyPage(items=[_daily_row(row) for row in items], total=total, page=paging.page, per_page=paging.per_page)
+    if start.after is None:
+        items = await repo.page_at(rows, sort, limit=paging.per_page, offset=start.rows_before, total=total)
+    else:
+        items = await repo.page(rows, sort, limit=paging.per_page, after=start.after)
+    return DailyPage(
+        items=[_daily_row(row) for row in items],
+        total=total,
+        page=start.page,
+        per_page=paging.per_page,
+        next_cursor=cursors.following(items, start, rows, sort, total),
+    )
 
 
 # --- export ----------------------------------------------------------------------------------------
