@@ -21,6 +21,8 @@ PLACEHOLDER_PHRASES = ("change-me", "changeme", "change_me", "replace-me", "repl
 # Matched only as whole words, because a short marker such as "xxx" turns up inside random base64 keys.
 PLACEHOLDER_WORDS = frozenset({"example", "dev", "insecure", "xxx", "secret", "password", "todo", "test"})
 _WORD_SEPARATORS = re.compile(r"[-_ .:]+")
+# Six letters or more between separators: a chance of about 1e-12 per position in random base64.
+_LONG_PLACEHOLDER_WORDS = frozenset(word for word in PLACEHOLDER_WORDS if len(word) >= 6)
 
 
 class Environment(StrEnum):
@@ -48,16 +50,17 @@ def _looks_generated(value: str) -> bool:
 def is_placeholder(value: str) -> bool:
     """An empty value, a template phrase, a value of one repeated character, or one with a stand-in word.
 
-    The stand-in words are not looked for in generated key material: url-safe base64 has `-` and `_`,
-    so about one random key in 10,000 would otherwise hold a segment such as `dev` or `test`.
+    In generated key material only the long stand-in words count (`generated-key-example`): url-safe
+    base64 has `-` and `_`, so about one random key in 10,000 holds a segment such as `dev` or `xxx`.
     """
     stripped = value.strip()
     lowered = stripped.lower()
+    words = _LONG_PLACEHOLDER_WORDS if _looks_generated(stripped) else PLACEHOLDER_WORDS
     return (
         not lowered
         or any(phrase in lowered for phrase in PLACEHOLDER_PHRASES)
         or (len(lowered) >= 8 and len(set(lowered)) <= 2)  # "xxxxxxxx", "00000000": no entropy at all
-        or (not _looks_generated(stripped) and not PLACEHOLDER_WORDS.isdisjoint(_WORD_SEPARATORS.split(lowered)))
+        or not words.isdisjoint(_WORD_SEPARATORS.split(lowered))
     )
 
 
