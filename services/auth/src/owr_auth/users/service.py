@@ -59,13 +59,10 @@ async def authenticated_user(session: AsyncSession, principal: Principal) -> Use
         workspace_id = uuid.UUID(principal.workspace_id or "")
     except ValueError:
         raise AccountGone() from None
-    user = await UserRepository(session).get(user_id)
-    if user is None or principal.issued_at < int(user.password_changed_at.timestamp()):
+    found = await UserRepository(session).in_workspace(user_id, workspace_id)
+    if found is None or principal.issued_at < int(found[0].password_changed_at.timestamp()):
         raise AccountGone()
-    found = await WorkspaceRepository(session).membership(user_id, workspace_id)
-    if found is None:
-        raise AccountGone()
-    return UserInWorkspace(user, *found)
+    return UserInWorkspace(*found)
 
 
 async def change_password(
