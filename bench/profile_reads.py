@@ -123,7 +123,8 @@ def report(profiler: cProfile.Profile, requests: int, top: int, callers: str | N
         stats.print_callers(callers)
     print("\n".join(line for line in out.getvalue().splitlines() if line.strip()))
     raw: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
-    print("  suspects, cumulative CPU per request:")
+    # cProfile counts each resumption of a coroutine as a call: read the cumulative figures as upper bounds.
+    print("  suspects, cumulative CPU per request (coroutines: an upper bound):")
     for label, (file, function) in SUSPECTS.items():
         total = sum(v[3] for (f, _, fn), v in raw.items() if f.endswith(file) and fn == function)
         print(f"    {label:40s} {total / requests * 1e6:7.0f} us")
