@@ -5,6 +5,8 @@ SHELL := /bin/bash
 # uv comes from PATH, or is bootstrapped into .tools/ from PyPI on first use.
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 PYTEST_ARGS ?=
+# Duration of each mixed-workload run of `make bench` (bench.load), in seconds.
+BENCH_SECONDS ?= 60
 
 .PHONY: help install run demo test lint format migrate bench rotate-kek clean deploy-tools deploy-check
 
@@ -46,11 +48,17 @@ rotate-kek: install ## re-wrap every stored key's data key under KEYS_ACTIVE_KEK
 	$(UV) run --frozen python -m owr_keys.rotate_kek
 
 bench: install ## benchmarks, printed as ratios measured in one run (install wrk for accurate load)
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing Debian's wrk package (the load benchmark's generator) ..."; \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk \
+	    || echo "wrk could not be installed: bench.proxy_clients and bench.load's mixed workload are skipped"; }
 	$(UV) run --frozen python -m bench.proxy_clients
 	$(UV) run --frozen python -m bench.gateway
 	$(UV) run --frozen python -m bench.sync
 	$(UV) run --frozen python -m bench.usage
 	$(UV) run --frozen python -m bench.overload
+	$(UV) run --frozen python -m bench.load --seconds $(BENCH_SECONDS)
 
 deploy-tools: install ## tools of the deploy checks: hadolint, kubernetes-validate, check-jsonschema (uv.lock), Debian's prometheus and promtool
 	@if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then :; else \

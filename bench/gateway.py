@@ -97,6 +97,17 @@ def load(url: str, token: str, seconds: int, connections: int) -> Result:
     return asyncio.run(_aiohttp_load(url, token, seconds, connections))
 
 
+def bench_env(database_url: str, redis_url: str) -> dict[str, str]:
+    """The processes' environment, with rate limits out of reach: a benchmark measures the limiter's cost,
+    not its refusals."""
+    env = base_env(database_url, redis_url, "development", DATA_DIR / "bench" / "secrets")
+    env["GATEWAY_RATE_LIMITS"] = (
+        '{"anonymous": {"limit": 1000000000, "window": 60}, "login": {"limit": 1000, "window": 60},'
+        ' "user": {"limit": 1000000000, "window": 60}, "token": {"limit": 1000000000, "window": 60}}'
+    )
+    return env
+
+
 def login(gateway: str) -> tuple[str, str]:
     """A new user's access JWT, and an API token of theirs (the token policy is set out of reach below)."""
     email = f"bench.{secrets.token_hex(4)}@example.com"
@@ -125,12 +136,7 @@ def main() -> int:
     with ExitStack() as stack:
         database_url, redis_url = bench_database(stack)
 
-        env = base_env(database_url, redis_url, "development", DATA_DIR / "bench" / "secrets")
-        # The benchmark measures the rate limiter's cost, not its refusals: a limit it cannot reach.
-        env["GATEWAY_RATE_LIMITS"] = (
-            '{"anonymous": {"limit": 1000000000, "window": 60}, "login": {"limit": 1000, "window": 60},'
-            ' "user": {"limit": 1000000000, "window": 60}, "token": {"limit": 1000000000, "window": 60}}'
-        )
+        env = bench_env(database_url, redis_url)
         ports = Ports.free()
         group = ProcessGroup(env, log_dir=Path(DATA_DIR / "bench" / "logs"))
         stack.callback(group.stop)

@@ -84,6 +84,20 @@ async def test_list_is_paginated_newest_first(client, alice):
     assert r.status_code == 200
 
 
+async def test_list_counts_only_the_callers_workspace(client, alice, bob):
+    r = await client.get("/api/v1/keys", headers=alice.headers)
+    assert r.json() == {"items": [], "total": 0, "page": 1, "per_page": 50}
+    for i in range(3):
+        await store_key(client, bob, name=f"b{i}")
+    await store_key(client, alice, name="a0")
+    page = (await client.get("/api/v1/keys", headers=alice.headers, params={"per_page": 1})).json()
+    assert page["total"] == 1
+    assert [k["name"] for k in page["items"]] == ["a0"]
+    assert (await client.get("/api/v1/keys", headers=bob.headers, params={"page": 2, "per_page": 2})).json()[
+        "total"
+    ] == 3
+
+
 async def test_get_patch_delete(client, alice):
     view = await store_key(client, alice, name="first")
     url = f"/api/v1/keys/{view['id']}"

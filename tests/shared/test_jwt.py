@@ -1,3 +1,4 @@
+import asyncio
 import base64
 import time
 import uuid
@@ -196,3 +197,74 @@ async def test_a_signed_claim_of_the_wrong_shape_is_a_401(key, typ):
     )
     with pytest.raises(InvalidToken):
         await verifier.verify(token)
+
+
+# --- the verified-token cache ----------------------------------------------------------------------
+
+
+async def test_a_verified_token_is_served_from_the_cache(key):
+    verifier = JwksVerifier(Jwks((key, "k1")), issuer=ISS, audience=AUD)
+    token = mint(key, "k1")
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) is first  # the same principal object: not parsed again
+
+
+async def test_a_different_token_never_gets_another_tokens_entry(key):
+    verifier = JwksVerifier(Jwks((key, "k1")), issuer=ISS, audience=AUD)
+    alice, bob = mint(key, "k1", sub="alice"), mint(key, "k1", sub="bob")
+    assert (await verifier.verify(alice)).subject == "alice"
+    assert (await verifier.verify(bob)).subject == "bob"
+    assert (await verifier.verify(alice)).subject == "alice"
+    # One character of the cached token's signature changed: a token of its own, verified, and refused.
+    tampered = alice[:-2] + ("A" if alice[-2] != "A" else "B") + alice[-1]
+    with pytest.raises(InvalidToken):
+        await verifier.verify(tampered)
+
+
+async def test_a_cached_token_is_still_checked_for_its_type(key):
+    verifier = JwksVerifier(Jwks((key, "k1")), issuer=ISS, audience=AUD)
+    token = mint(key, "k1")
+    await verifier.verify(token)
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token, expected_types=("service",))
+
+
+async def test_the_cache_never_serves_a_token_beyond_its_exp(key):
+    verifier = JwksVerifier(Jwks((key, "k1")), issuer=ISS, audience=AUD, leeway=0)
+    now = int(time.time())
+    token = mint(key, "k1", iat=now, exp=now + 2)
+    await verifier.verify(token)
+    await asyncio.sleep(now + 2.2 - time.time())
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)
+
+
+async def test_a_key_rotated_under_the_same_kid_drops_the_tokens_it_signed(key):
+    jwks = Jwks((key, "k1"))
+    verifier = JwksVerifier(jwks, issuer=ISS, audience=AUD, min_refresh_interval=0, max_age=0)
+    token = mint(key, "k1")
+    await verifier.verify(token)
+    replacement = Ed25519PrivateKey.generate()
+    jwks.keys[:] = [(replacement, "k1")]  # the same kid now names another key
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)
+    assert (await verifier.verify(mint(replacement, "k1"))).subject == "u1"
+
+
+async def test_an_unchanged_jwks_reload_keeps_the_cached_tokens(key):
+    jwks = Jwks((key, "k1"))
+    verifier = JwksVerifier(jwks, issuer=ISS, audience=AUD, min_refresh_interval=0, max_age=0)
+    token = mint(key, "k1")
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) is first
+    assert jwks.fetches >= 2  # max_age=0: every call reloaded the JWKS, and the entry survived
+
+
+async def test_the_cache_is_bounded(key):
+    verifier = JwksVerifier(Jwks((key, "k1")), issuer=ISS, audience=AUD, cache_size=1)
+    one, two = mint(key, "k1"), mint(key, "k1")
+    first = await verifier.verify(one)
+    await verifier.verify(two)  # evicts `one`
+    again = await verifier.verify(one)
+    assert again is not first
+    assert again == first

@@ -3,13 +3,19 @@
 Every service verifies identity itself (defence in depth), with the algorithm pinned, the
 registered claims required, a small leeway and a `typ` check, so a token minted for one purpose
 cannot be replayed for another.
+
+A verified token's principal is kept (keyed by a digest of the whole token) until the token's own
+`exp`, and only while the key that signed it is still in the JWKS: parsing and checking a token is
+most of an authenticated read's CPU after its queries, and a client sends the same token for minutes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +65,13 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    kid: str
+    key: PyJWK  # the very key object that verified it: a rotated or withdrawn key drops the entry
+
+
 def httpx_jwks_fetcher(client: httpx.AsyncClient, url: str) -> JwksFetcher:
     async def fetch() -> dict[str, Any]:
         response = await client.get(url, timeout=3.0)
@@ -83,6 +96,7 @@ class JwksVerifier:
         max_lifetime: int = 15 * 60,
         min_refresh_interval: float = 10.0,
         max_age: float = 300.0,
+        cache_size: int = 4096,
     ) -> None:
         self._fetch = fetch_jwks
         self._issuer = issuer
@@ -94,8 +108,11 @@ class JwksVerifier:
         # Keys removed from the JWKS (retired, or withdrawn after a leak) stop being trusted within this.
         self._max_age = max_age
         self._keys: dict[str, PyJWK] = {}
+        self._documents: dict[str, dict[str, Any]] = {}
         self._last_refresh = float("-inf")
         self._lock = asyncio.Lock()
+        self._verified: OrderedDict[bytes, _Verified] = OrderedDict()
+        self._cache_size = cache_size
 
     async def refresh(self, *, force: bool = False) -> None:
         """Reload the JWKS, at most once per `min_refresh_interval` unless forced."""
@@ -105,24 +122,33 @@ class JwksVerifier:
             self._last_refresh = time.monotonic()
             document = await self._fetch()
             keys: dict[str, PyJWK] = {}
+            documents: dict[str, dict[str, Any]] = {}
             for jwk in document.get("keys", []):
                 kid = jwk.get("kid")
                 if not kid or jwk.get("use", "sig") != "sig":
+                    continue
+                # An unchanged key keeps its object, so the tokens it verified stay cached.
+                known = self._keys.get(kid)
+                if known is not None and self._documents.get(kid) == jwk:
+                    keys[kid], documents[kid] = known, jwk
                     continue
                 try:
                     key = PyJWK(jwk)
                 except jwt.PyJWTError:
                     continue
                 if key.algorithm_name in self._algorithms:
-                    keys[kid] = key
-            self._keys = keys
+                    keys[kid], documents[kid] = key, jwk
+            self._keys, self._documents = keys, documents
 
-    async def _key_for(self, kid: str) -> PyJWK:
+    async def _refresh_when_old(self) -> None:
         if time.monotonic() - self._last_refresh > self._max_age:
             # A failed periodic reload keeps the known keys (auth down must not log everyone out);
             # it is retried after `min_refresh_interval`.
             with contextlib.suppress(Exception):
                 await self.refresh()
+
+    async def _key_for(self, kid: str) -> PyJWK:
+        await self._refresh_when_old()
         key = self._keys.get(kid)
         if key is None:
             try:
@@ -136,6 +162,22 @@ class JwksVerifier:
 
     async def verify(self, token: str, *, expected_types: Iterable[str] = ("access",)) -> Principal:
         """Return the verified principal or raise `InvalidToken` (a 401 problem)."""
+        digest = hashlib.blake2b(token.encode(), digest_size=32).digest()
+        cached = self._verified.get(digest)
+        if cached is not None:
+            await self._refresh_when_old()
+            if time.time() < cached.principal.expires_at and self._keys.get(cached.kid) is cached.key:
+                self._verified.move_to_end(digest)
+                return _of_type(cached.principal, expected_types)
+            self._verified.pop(digest, None)
+        verified = await self._verify_uncached(token)
+        if self._cache_size > 0 and time.time() < verified.principal.expires_at:
+            self._verified[digest] = verified
+            if len(self._verified) > self._cache_size:
+                self._verified.popitem(last=False)
+        return _of_type(verified.principal, expected_types)
+
+    async def _verify_uncached(self, token: str) -> _Verified:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -162,9 +204,14 @@ class JwksVerifier:
             raise InvalidToken("The token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise InvalidToken("The token is not valid.") from exc
-        token_type = claims.get("typ")
-        if not isinstance(token_type, str) or token_type not in set(expected_types):
+        if not isinstance(claims.get("typ"), str):  # any JSON value may stand there; the type is checked per call
             raise InvalidToken("The token is not of an accepted type.")
         if int(claims["exp"]) - int(claims["iat"]) > self._max_lifetime:
             raise InvalidToken("The token lives longer than allowed.")
-        return principal_from_claims(claims)
+        return _Verified(principal_from_claims(claims), kid, key)
+
+
+def _of_type(principal: Principal, expected_types: Iterable[str]) -> Principal:
+    if principal.token_type not in set(expected_types):
+        raise InvalidToken("The token is not of an accepted type.")
+    return principal

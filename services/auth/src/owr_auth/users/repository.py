@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_auth.users.models import User
+from owr_auth.workspaces.models import Membership, Workspace
 
 
 class UserRepository:
@@ -19,6 +20,19 @@ class UserRepository:
 
     async def get(self, user_id: uuid.UUID) -> User | None:
         return await self.session.get(User, user_id, populate_existing=True)
+
+    async def in_workspace(
+        self, user_id: uuid.UUID, workspace_id: uuid.UUID
+    ) -> tuple[User, Workspace, Membership] | None:
+        """The user with their membership of the workspace, in one round trip (every authenticated read's)."""
+        result = await self.session.execute(
+            select(User, Workspace, Membership)
+            .join(Membership, Membership.user_id == User.id)
+            .join(Workspace, Workspace.id == Membership.workspace_id)
+            .where(User.id == user_id, Membership.workspace_id == workspace_id)
+        )
+        row = result.first()
+        return (row[0], row[1], row[2]) if row else None
 
     async def lock(self, user_id: uuid.UUID) -> User | None:
         """The user's row, locked until the transaction ends, so password changes and logins serialise."""

@@ -62,15 +62,17 @@ async def authenticated_user(session: AsyncSession, principal: Principal) -> Use
         workspace_id = uuid.UUID(principal.workspace_id or "")
     except ValueError:
         raise AccountGone() from None
-    user = await UserRepository(session).get(user_id)
+    found = await UserRepository(session).in_workspace(user_id, workspace_id)
     # `iat` carries milliseconds: a token minted in the second of a password change, before it, is refused.
     issued_at = principal.claims.get("iat", principal.issued_at)
-    if user is None or not isinstance(issued_at, int | float) or issued_at < user.password_changed_at.timestamp():
+    if (
+        found is None
+        or not isinstance(issued_at, int | float)
+        or issued_at < found[0].password_changed_at.timestamp()
+        or not await _session_is_live(session, principal)
+    ):
         raise AccountGone()
-    found = await WorkspaceRepository(session).membership(user_id, workspace_id)
-    if found is None or not await _session_is_live(session, principal):
-        raise AccountGone()
-    return UserInWorkspace(user, *found)
+    return UserInWorkspace(*found)
 
 
 async def _session_is_live(session: AsyncSession, principal: Principal) -> bool:

@@ -92,17 +92,22 @@ class KeyRepository:
         return (await self.session.scalars(query.execution_options(populate_existing=True))).one_or_none()
 
     async def page(self, workspace_id: uuid.UUID, *, offset: int, limit: int) -> tuple[Sequence[OpenRouterKey], int]:
-        """Newest first."""
+        """Newest first, with the workspace's count: one round trip, unless the page is past the end."""
         where = OpenRouterKey.workspace_id == workspace_id
-        total = await self.session.scalar(select(func.count()).select_from(OpenRouterKey).where(where))
-        rows = await self.session.scalars(
-            select(OpenRouterKey)
+        result = await self.session.execute(
+            select(OpenRouterKey, func.count().over().label("total"))
             .where(where)
             .order_by(OpenRouterKey.created_at.desc(), OpenRouterKey.id)
             .offset(offset)
             .limit(limit)
         )
-        return rows.all(), int(total or 0)
+        rows = result.all()
+        if rows:
+            return [row[0] for row in rows], int(rows[0].total)
+        if offset == 0:
+            return [], 0
+        total = await self.session.scalar(select(func.count()).select_from(OpenRouterKey).where(where))
+        return [], int(total or 0)
 
     async def delete(self, workspace_id: uuid.UUID, key_id: uuid.UUID) -> OpenRouterKey | None:
         """Delete and return the key (its pre-delete state), or None when there is no such key here."""
