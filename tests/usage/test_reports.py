@@ -154,6 +154,7 @@ async def test_links_follow_key_lists_and_ambiguous_labels_unlink(committed_inge
     [
         ({"from": "2026-02-02", "to": "2026-02-01"}, 422, "invalid-range"),
         ({"from": "1999-01-01"}, 422, "invalid-range"),
+        ({"to": "9999-12-31"}, 422, "invalid-range"),
         ({"from": "2026-13-01"}, 422, None),
         ({"to": "yesterday"}, 422, None),
         ({"sort": "password"}, 422, "invalid-sort"),
@@ -166,10 +167,12 @@ async def test_links_follow_key_lists_and_ambiguous_labels_unlink(committed_inge
         ({"provider": "x" * 301}, 422, None),
     ],
 )
-@pytest.mark.parametrize("path", ["daily", "export"])
+@pytest.mark.parametrize("path", ["daily", "export", "summary"])
 async def test_input_rules(committed_client, alice, path, params, status, slug):
     if path == "export" and {"page", "per_page"} & params.keys():
         pytest.skip("an export has no pages")
+    if path == "summary" and params.keys() - {"from", "to"}:
+        pytest.skip("the summary takes only a range")
     problem = assert_problem(
         await committed_client.get(f"/api/v1/usage/{path}", headers=alice.headers, params=params), status
     )

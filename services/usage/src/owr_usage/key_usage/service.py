@@ -16,12 +16,16 @@ from owr_usage.snapshots.models import Snapshot
 from owr_usage.snapshots.repository import SnapshotRepository
 
 DEFAULT_DAYS = 30
+# How far past today `to` may reach: a range may end in the future, but not where date arithmetic overflows.
+MAX_DAYS_AHEAD = 366
 
 
 def resolve_range(first: date | None, last: date | None, *, today: date, retention_days: int) -> tuple[date, date]:
     """`from`/`to` with their defaults (the last 30 days up to `to`), checked against retention."""
     oldest = today - timedelta(days=retention_days)
     last = last or today
+    if last > today + timedelta(days=MAX_DAYS_AHEAD):
+        raise InvalidRange(f"`to` is more than {MAX_DAYS_AHEAD} days after today.", field="to")
     if first is None:
         # `to` may be any date; the default window is clamped rather than refused.
         first = max(oldest, last - timedelta(days=DEFAULT_DAYS - 1)) if last > oldest else last
