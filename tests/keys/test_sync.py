@@ -3,6 +3,10 @@ queues one ARQ job per key, with a deterministic id and the trace context."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
 from arq.jobs import deserialize_job
 from prometheus_client import REGISTRY
 
@@ -123,3 +127,71 @@ async def test_a_key_added_while_redis_is_down_is_stored_and_left_to_the_due_sca
         # Committed by the app's own pool, never synced: the due scan lists it.
         stored = (await client.get(f"/api/v1/keys/{r.json()['id']}", headers=alice.headers)).json()
         assert (stored["status"], stored["last_synced_at"]) == ("pending", None)
+
+
+# --- the due scan's claims (`POST /internal/keys/due/claim`) -------------------------------------------
+
+
+async def claim(client, service_headers, **body) -> list[dict[str, Any]]:
+    r = await client.post("/internal/keys/due/claim", headers=service_headers("keys:due"), json=body)
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()["items"]
+    return items
+
+
+async def test_claims_page_through_every_due_key_by_id_and_lease_them(client, tenant_factory, service_headers):
+    tenant = tenant_factory()
+    due = [(await store_key(client, tenant, name=f"k{n}"))["id"] for n in range(9)]
+    fresh = await store_key(client, tenant, name="fresh")
+    inactive = await store_key(client, tenant, name="inactive")
+    synced_at = datetime.now(UTC).isoformat()
+    r = await client.post(
+        f"/internal/keys/{fresh['id']}/status",
+        headers=service_headers("keys:status"),
+        json={"status": "valid", "last_synced_at": synced_at},
+    )
+    assert r.status_code == 204
+    await client.patch(f"/api/v1/keys/{inactive['id']}", headers=tenant.headers, json={"is_active": False})
+
+    pages, after = [], None
+    while True:
+        page = await claim(client, service_headers, limit=4, after=after)
+        pages.append(page)
+        if len(page) < 4:
+            break
+        after = page[-1]["id"]
+    taken = [item["id"] for page in pages for item in page]
+    assert taken == sorted(taken)  # keyset by id
+    mine = [i for i in taken if i in {*due, fresh["id"], inactive["id"]}]
+    assert sorted(mine) == sorted(due)  # every due key once; the fresh and the inactive one not at all
+    assert set(pages[0][0]) == {"id", "workspace_id", "kind", "status", "last_synced_at"}
+    # Leased: a scan starting over meanwhile gets none of them.
+    again = {item["id"] for item in await claim(client, service_headers, limit=1000)}
+    assert again.isdisjoint(due)
+
+
+async def test_claims_of_concurrent_scans_are_disjoint(committed_client, tenant_factory, service_headers):
+    """Two scans on their own connections at once (two workers): no key in both, none left out."""
+    tenant = tenant_factory()
+    due = {(await store_key(committed_client, tenant, name=f"k{n}"))["id"] for n in range(40)}
+
+    async def scan() -> list[str]:
+        taken, after = [], None
+        while True:
+            page = await claim(committed_client, service_headers, limit=3, after=after)
+            taken += [item["id"] for item in page]
+            if len(page) < 3:
+                return taken
+            after = page[-1]["id"]
+
+    first, second = await asyncio.gather(scan(), scan())
+    assert set(first).isdisjoint(second)
+    assert due <= set(first) | set(second)
+
+
+async def test_claims_validate_their_body(client, service_headers, alice):
+    headers = service_headers("keys:due")
+    for body in ({"limit": 0}, {"limit": 1001}, {"after": "nope"}, {"invalid": "x"}, {"extra": 1}):
+        assert_problem(await client.post("/internal/keys/due/claim", headers=headers, json=body), 422)
+    assert_problem(await client.post("/internal/keys/due/claim", headers=service_headers("keys:reveal"), json={}), 403)
+    assert_problem(await client.post("/internal/keys/due/claim", headers=alice.headers, json={}), 401)

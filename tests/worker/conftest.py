@@ -171,7 +171,9 @@ class Internal(FakeServer):
         self.tokens_issued = 0
         self.refuse_tokens: set[str] = set()
         self.handle("POST", "/internal/service-tokens", self._token)
+        self.claimed: list[str] = []  # every key id a due claim handed out, in order
         self.handle("GET", "/internal/keys/due", lambda s: {"items": self.due[: int(s.query.get("limit", 100))]})
+        self.handle("POST", "/internal/keys/due/claim", self._claim)
         self.handle("POST", "/internal/snapshots", self._snapshots)
         self.handle("POST", "/internal/keys/reveal", self._reveal)
         self.handle("POST", "/internal/keys/status", self._status)
@@ -235,6 +237,24 @@ class Internal(FakeServer):
             self.due = [d for d in self.due if d["id"] != key_id]  # a reported key is not due any more, as in keys
             applied.append(key_id)
         return {"applied": applied, "ignored": [], "not_found": not_found}
+
+    def _claim(self, seen: Seen) -> Any:
+        """keys' due claim: by id after `after`, at most `limit`, none leased already (the lease outlives
+        the test), keys OpenRouter rejected as `invalid` says."""
+        body = seen.body
+        invalid: str = body.get("invalid", "exclude")
+
+        def wanted(status: str) -> bool:
+            return invalid == "include" or (status == "invalid") == (invalid == "only")
+
+        after = body.get("after") or ""
+        free = sorted(
+            (d for d in self.due if d["id"] > after and d["id"] not in self.claimed and wanted(d["status"])),
+            key=lambda d: d["id"],
+        )
+        page = free[: body.get("limit", 1000)]
+        self.claimed.extend(d["id"] for d in page)
+        return {"items": page}
 
     def _snapshots(self, seen: Seen) -> Any:
         if not self._authorised(seen, "owr-usage"):

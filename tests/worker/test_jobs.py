@@ -326,19 +326,22 @@ async def test_sync_account_with_an_inference_key_stops(make_ctx, openrouter, in
 # --- crons and registration -----------------------------------------------------------------------------
 
 
+def due_items(ids: list[str], status: str = "pending") -> list[dict[str, Any]]:
+    return [{"id": i, "workspace_id": WS, "kind": None, "status": status, "last_synced_at": None} for i in ids]
+
+
 async def test_schedule_due_keys_enqueues_each_once(make_ctx, internal, arq_redis):
     ctx = make_ctx()
     ids = [internal.add_key(KEY, WS) for _ in range(3)]
-    internal.due = [
-        {"id": i, "workspace_id": WS, "kind": None, "status": "pending", "last_synced_at": None} for i in ids
-    ]
+    internal.due = due_items(ids)
     assert await schedule_due_keys(ctx) == 3
+    internal.claimed.clear()  # as if the leases ran out while the jobs still wait
     assert await schedule_due_keys(ctx) == 0  # still queued: the job ids are taken
     assert await validate_keys(ctx) == 0
     # The minute scan leaves rejected keys out; the daily validation asks for them alone.
-    queries = [r.query for r in internal.requests("/internal/keys/due")]
-    assert queries[0] == {"limit": "1000", "invalid": "exclude"}
-    assert queries[-1] == {"limit": "1000", "invalid": "only"}
+    bodies = [r.body for r in internal.requests("/internal/keys/due/claim")]
+    assert bodies[0] == {"limit": 1000, "after": None, "invalid": "exclude"}
+    assert bodies[-1] == {"limit": 1000, "after": None, "invalid": "only"}
     queued = {m.decode() for m in await arq_redis.zrange("arq:queue", 0, -1)}
     assert queued == {f"sync_key:{i}" for i in ids}
     job = deserialize_job(await arq_redis.get(f"arq:job:sync_key:{ids[0]}"))
@@ -346,10 +349,45 @@ async def test_schedule_due_keys_enqueues_each_once(make_ctx, internal, arq_redi
     assert job.kwargs == {"key_id": ids[0]}
 
 
+async def test_the_due_scan_pages_through_every_due_key(make_ctx, internal, arq_redis):
+    """No ceiling: a scan takes page after page (keyset by id) until a short one."""
+    ctx = make_ctx(due_page_size=7)
+    ids = [internal.add_key(KEY, WS) for _ in range(30)]
+    internal.due = due_items(ids)
+    assert await schedule_due_keys(ctx) == 30
+    cursors = [r.body["after"] for r in internal.requests("/internal/keys/due/claim")]
+    ordered = sorted(ids)
+    assert cursors == [None, ordered[6], ordered[13], ordered[20], ordered[27]]
+    assert await arq_redis.zcard("arq:queue") == 30
+
+
+async def test_two_workers_scanning_at_once_enqueue_every_due_key_once(make_ctx, internal, arq_redis):
+    """Two workers' scans run together (the cron is not unique): every key is taken by one of them."""
+    first, second = make_ctx(due_page_size=5), make_ctx(due_page_size=5)
+    ids = [internal.add_key(KEY, WS) for _ in range(53)]
+    internal.due = due_items(ids)
+    counts = await asyncio.gather(schedule_due_keys(first), schedule_due_keys(second))
+    assert sum(counts) == 53
+    assert sorted(internal.claimed) == sorted(ids)  # each key handed out once
+    assert await arq_redis.zcard("arq:queue") == 53
+    assert list(await asyncio.gather(schedule_due_keys(first), schedule_due_keys(second))) == [0, 0]
+
+
 async def test_schedule_due_keys_survives_keys_being_down(make_ctx, internal):
     ctx = make_ctx()
-    internal.handle("GET", "/internal/keys/due", lambda s: Reply(503, "{}"))
+    internal.handle("POST", "/internal/keys/due/claim", lambda s: Reply(503, "{}"))
     assert await schedule_due_keys(ctx) == 0
+
+
+async def test_a_failed_page_keeps_what_the_scan_already_enqueued(make_ctx, internal, arq_redis):
+    ctx = make_ctx(due_page_size=4)
+    ids = [internal.add_key(KEY, WS) for _ in range(10)]
+    internal.due = due_items(ids)
+    claim = internal.handlers[("POST", "/internal/keys/due/claim")]
+    calls = iter([claim, lambda s: Reply(503, "{}")])
+    internal.handle("POST", "/internal/keys/due/claim", lambda s: next(calls)(s))
+    assert await schedule_due_keys(ctx) == 4
+    assert await arq_redis.zcard("arq:queue") == 4
 
 
 async def test_cleanup_usage_asks_for_the_retention_window(make_ctx, internal):
@@ -366,4 +404,5 @@ def test_worker_registers_jobs_without_kept_results(settings_factory):
     assert all(f.keep_result_s == 0 for f in functions.values())
     crons = {c.name for c in config["cron_jobs"]}
     assert {"cron:record_heartbeat", "cron:schedule_due_keys", "cron:validate_keys", "cron:cleanup_usage"} <= crons
-    assert all(c.unique for c in config["cron_jobs"])
+    # Every worker scans for due keys (keys' leases split them); the other crons run once per tick.
+    assert {c.name for c in config["cron_jobs"] if not c.unique} == {"cron:schedule_due_keys"}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 from arq import Retry
 
 from owr_shared.logging import get_logger
+from owr_shared.wire.keys import InvalidFilter
 from owr_worker.internal import KeysClient, ServiceError, UsageClient
 from owr_worker.jobs import SYNC_KEY, job_now, job_settings, sync_key_job_id
 from owr_worker.metrics import HEARTBEAT
@@ -21,29 +24,42 @@ log = get_logger("owr.worker.jobs")
 HEARTBEAT_KEY = "owr:worker:heartbeat"
 
 
-async def _enqueue_due(ctx: Mapping[str, Any], job: str, *, invalid: str = "exclude") -> int:
-    """Enqueue `sync_key` for each key keys lists as due; a key whose job already waits is not doubled."""
+async def _enqueue_due(ctx: Mapping[str, Any], job: str, *, invalid: InvalidFilter = "exclude") -> int:
+    """Page through every due key (keyset by id) and enqueue `sync_key` for each.
+
+    Each page is leased to this scan by keys, so the scans of several workers running at once take
+    disjoint pages; a key whose job already waits is not doubled (the job id is the key's). A page that
+    fails ends this scan: the keys left are still due, and the next minute's scans take them.
+    """
     keys: KeysClient = ctx["keys"]
     redis = ctx["redis"]
-    try:
-        due = await keys.due(limit=job_settings(ctx).due_page_size, invalid=invalid)
-    except ServiceError as exc:
-        log.warning("due_keys_unavailable", error=str(exc))
-        return 0
-    enqueued = 0
-    for item in due:
+    page_size = job_settings(ctx).due_page_size
+    after: uuid.UUID | None = None
+    due = enqueued = pages = 0
+    while True:
+        try:
+            page = await keys.claim_due(limit=page_size, after=after, invalid=invalid)
+        except ServiceError as exc:
+            log.warning("due_keys_unavailable", error=str(exc), pages=pages)
+            break
+        pages += 1
+        due += len(page)
         # No traceparent: each sync starts a trace of its own rather than hanging 1000 syncs off one cron run.
-        key_id = str(item.id)
-        queued = await redis.enqueue_job(SYNC_KEY, _job_id=sync_key_job_id(key_id), key_id=key_id)
-        enqueued += queued is not None
-    log.info("due_keys_enqueued", job_name=job, due=len(due), enqueued=enqueued)
+        queued = await asyncio.gather(
+            *(redis.enqueue_job(SYNC_KEY, _job_id=sync_key_job_id(str(k.id)), key_id=str(k.id)) for k in page)
+        )
+        enqueued += sum(job is not None for job in queued)
+        if len(page) < page_size:
+            break
+        after = page[-1].id
+    log.info("due_keys_enqueued", job_name=job, due=due, enqueued=enqueued, pages=pages)
     return enqueued
 
 
 async def schedule_due_keys(ctx: dict[str, Any]) -> int:
-    """Every minute: one page of due keys (oldest sync first, up to `due_page_size`) becomes sync_key jobs.
+    """Every minute, in every worker: every due key becomes a sync_key job, page after page.
 
-    keys' due list has no cursor; the keys left over are still due next minute, after these synced.
+    Not unique: each worker process runs its own scan, and keys' leases share the pages out among them.
     """
     with job_context("schedule_due_keys", traceparent=None, request_id=None):
         return await _enqueue_due(ctx, "schedule_due_keys")

@@ -50,6 +50,7 @@ class WorkerSettings(BaseServiceSettings):
     retention_days: int = Field(default=400, ge=31, le=36_500)
     # Per-key lock; longer than a job may run, so a crashed worker's lock frees itself.
     lock_ttl_seconds: int = Field(default=300, ge=5, le=86_400)
+    # Keys per page of the due scan; a scan takes pages until a short one, so this bounds a call, not a scan.
     due_page_size: int = Field(default=1000, ge=1, le=1000)
     # Group commit of reveals, status reports and snapshots: a batch goes when it holds batch_max_items, or
     # batch_max_wait_ms after its first item when no call of the same kind is under way (else when one ends).

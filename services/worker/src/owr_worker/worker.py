@@ -126,7 +126,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         ],
         "cron_jobs": [
             cron(instrumented(record_heartbeat), second=0, unique=True, run_at_startup=True),  # type: ignore[arg-type]
-            cron(instrumented(schedule_due_keys), second=5, unique=True, run_at_startup=True),  # type: ignore[arg-type]
+            # Not unique: every worker scans, and keys' leases split the due keys among the scans.
+            cron(instrumented(schedule_due_keys), second=5, unique=False, run_at_startup=True),  # type: ignore[arg-type]
             cron(instrumented(validate_keys), hour=3, minute=17, second=30, unique=True),  # type: ignore[arg-type]
             cron(
                 instrumented(cleanup_usage),  # type: ignore[arg-type]
