@@ -15,7 +15,7 @@ from arq.jobs import deserialize_job
 from prometheus_client import REGISTRY
 
 from owr_worker.circuit import OPEN_UNTIL_KEY
-from owr_worker.crons import cleanup_usage, schedule_due_keys, validate_keys
+from owr_worker.crons import cleanup_usage, compact_snapshots, schedule_due_keys, validate_keys
 from owr_worker.jobs import ACTIVITY_PREFIX, sync_account, sync_key
 from owr_worker.locks import lock_key
 from owr_worker.worker import worker_settings
@@ -397,12 +397,44 @@ async def test_cleanup_usage_asks_for_the_retention_window(make_ctx, internal):
     assert internal.requests("/internal/retention")[0].body == {"before": "2025-07-19"}
 
 
+async def test_compact_snapshots_goes_through_every_batch(make_ctx, internal):
+    ctx = make_ctx(compaction_lookback_days=7, compaction_batch_keys=2)
+    ctx["clock"] = lambda: datetime(2026, 8, 23, 2, 37, tzinfo=UTC)
+    last = "00000000-0000-4000-8000-000000000002"
+    answers = iter(
+        [
+            {"before": "2026-08-21", "deleted": 280, "keys": 2, "next_after": last},
+            {"before": "2026-08-21", "deleted": 3, "keys": 1, "next_after": None},
+        ]
+    )
+    internal.handle("POST", "/internal/snapshots/compaction", lambda s: next(answers))
+    assert await compact_snapshots(ctx) == {"deleted": 283, "keys": 3}
+    bodies = [r.body for r in internal.requests("/internal/snapshots/compaction")]
+    assert bodies == [
+        {"before": None, "since": "2026-08-16", "after": None, "keys": 2},
+        {"before": None, "since": "2026-08-16", "after": last, "keys": 2},
+    ]
+
+
+async def test_compact_snapshots_retries_when_usage_is_down(make_ctx, internal):
+    ctx = make_ctx()
+    internal.handle("POST", "/internal/snapshots/compaction", lambda s: Reply(503, "{}"))
+    with pytest.raises(Retry):
+        await compact_snapshots(ctx)
+
+
 def test_worker_registers_jobs_without_kept_results(settings_factory):
     config = worker_settings(settings_factory())
     functions = {f.name: f for f in config["functions"]}
     assert set(functions) == {"sync_key", "sync_account"}
     assert all(f.keep_result_s == 0 for f in functions.values())
     crons = {c.name for c in config["cron_jobs"]}
-    assert {"cron:record_heartbeat", "cron:schedule_due_keys", "cron:validate_keys", "cron:cleanup_usage"} <= crons
+    assert {
+        "cron:record_heartbeat",
+        "cron:schedule_due_keys",
+        "cron:validate_keys",
+        "cron:cleanup_usage",
+        "cron:compact_snapshots",
+    } <= crons
     # Every worker scans for due keys (keys' leases split them); the other crons run once per tick.
     assert {c.name for c in config["cron_jobs"] if not c.unique} == {"cron:schedule_due_keys"}

@@ -1,4 +1,4 @@
-"""ARQ crons: the due scans that enqueue `sync_key`, usage's retention, and the heartbeat."""
+"""ARQ crons: the due scans that enqueue `sync_key`, usage's retention and compaction, and the heartbeat."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from arq import Retry
 
 from owr_shared.logging import get_logger
 from owr_shared.wire.keys import InvalidFilter
+from owr_shared.wire.usage import CompactionRequest
 from owr_worker.internal import KeysClient, ServiceError, UsageClient
 from owr_worker.jobs import SYNC_KEY, job_now, job_settings, sync_key_job_id
 from owr_worker.metrics import HEARTBEAT
@@ -86,6 +87,33 @@ async def cleanup_usage(ctx: dict[str, Any]) -> Any:
             raise
         log.info("usage_retention_applied", before=before.isoformat())
         return result
+
+
+async def compact_snapshots(ctx: dict[str, Any]) -> dict[str, int]:
+    """Daily: usage thins the snapshots of the days past its full window to each key-day's first and last,
+    batch after batch of keys. It looks back `compaction_lookback_days` (days compacted before lose nothing
+    more, except to a late snapshot); idempotent, so a failed run is simply run again."""
+    with job_context("compact_snapshots", traceparent=None, request_id=None):
+        settings = job_settings(ctx)
+        usage: UsageClient = ctx["usage"]
+        since = job_now(ctx).date() - timedelta(days=settings.compaction_lookback_days)
+        after: uuid.UUID | None = None
+        deleted = keys = 0
+        while True:
+            request = CompactionRequest(since=since, after=after, keys=settings.compaction_batch_keys)
+            try:
+                batch = await usage.compact_snapshots(request)
+            except ServiceError as exc:
+                if exc.retryable and int(ctx.get("job_try") or 1) < 3:
+                    raise Retry(defer=300) from None
+                raise
+            deleted += batch.deleted
+            keys += batch.keys
+            if batch.next_after is None:
+                break
+            after = batch.next_after
+        log.info("snapshots_compacted", since=since.isoformat(), deleted=deleted, keys=keys)
+        return {"deleted": deleted, "keys": keys}
 
 
 async def record_heartbeat(ctx: dict[str, Any]) -> float:

@@ -38,6 +38,8 @@ from owr_shared.wire.keys import (
 from owr_shared.wire.usage import (
     AccountKeysReport,
     ActivityReport,
+    CompactionRequest,
+    CompactionResult,
     CreditsReport,
     RetentionRequest,
     SnapshotBatch,
@@ -367,6 +369,11 @@ class UsageClient(_InternalClient):
 
     async def replace_activity(self, management_key_id: str, report: ActivityReport) -> None:
         await self._call("PUT", f"/internal/accounts/{management_key_id}/activity", body=report)
+
+    async def compact_snapshots(self, request: CompactionRequest) -> CompactionResult:
+        """One batch of snapshot compaction (scope `usage:cleanup`)."""
+        _, body = await self._call("POST", "/internal/snapshots/compaction", body=request, expect=(200,))
+        return self._answer(CompactionResult, body, "compaction")
 
     async def apply_retention(self, before: date) -> Any:
         """The retention answer as usage gave it (the cron job's result)."""

@@ -48,6 +48,9 @@ class WorkerSettings(BaseServiceSettings):
     # Activity: the window OpenRouter keeps (30 completed UTC days), fetched once per UTC day per account.
     activity_backfill_days: int = Field(default=30, ge=1, le=30)
     retention_days: int = Field(default=400, ge=31, le=36_500)
+    # The daily snapshot compaction: how many days back it looks, and how many keys one call of usage takes.
+    compaction_lookback_days: int = Field(default=7, ge=3, le=36_500)
+    compaction_batch_keys: int = Field(default=1000, ge=1, le=10_000)
     # Per-key lock; longer than a job may run, so a crashed worker's lock frees itself.
     lock_ttl_seconds: int = Field(default=300, ge=5, le=86_400)
     # Keys per page of the due scan; a scan takes pages until a short one, so this bounds a call, not a scan.
