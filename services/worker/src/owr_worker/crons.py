@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from arq import Retry
 
@@ -74,6 +74,14 @@ async def validate_keys(ctx: dict[str, Any]) -> int:
         return await _enqueue_due(ctx, "validate_keys", invalid="only")
 
 
+def _retry_later(ctx: Mapping[str, Any], exc: ServiceError) -> NoReturn:
+    """usage's housekeeping failed: a retryable failure runs the whole (idempotent) job again in 5 minutes,
+    up to 3 tries; anything else fails the run."""
+    if exc.retryable and int(ctx.get("job_try") or 1) < 3:
+        raise Retry(defer=300) from None
+    raise exc
+
+
 async def cleanup_usage(ctx: dict[str, Any]) -> Any:
     """Weekly: usage drops snapshots, daily rows and activity older than `retention_days`."""
     with job_context("cleanup_usage", traceparent=None, request_id=None):
@@ -82,9 +90,7 @@ async def cleanup_usage(ctx: dict[str, Any]) -> Any:
         try:
             result = await usage.apply_retention(before)
         except ServiceError as exc:
-            if exc.retryable and int(ctx.get("job_try") or 1) < 3:
-                raise Retry(defer=300) from None
-            raise
+            _retry_later(ctx, exc)
         log.info("usage_retention_applied", before=before.isoformat())
         return result
 
@@ -104,9 +110,7 @@ async def compact_snapshots(ctx: dict[str, Any]) -> dict[str, int]:
             try:
                 batch = await usage.compact_snapshots(request)
             except ServiceError as exc:
-                if exc.retryable and int(ctx.get("job_try") or 1) < 3:
-                    raise Retry(defer=300) from None
-                raise
+                _retry_later(ctx, exc)
             deleted += batch.deleted
             keys += batch.keys
             if batch.next_after is None:

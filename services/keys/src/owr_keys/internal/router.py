@@ -7,7 +7,8 @@ without the scope a 403.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
 from starlette.responses import Response
@@ -44,6 +45,10 @@ EraseCaller = Annotated[Principal, Depends(require_scope("workspaces:delete"))]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
+def _due_answer(rows: Sequence[Any]) -> Response:
+    return json_response(DueKeys(items=[DueKey.model_validate(r, from_attributes=True) for r in rows]))
+
+
 def _service(principal: Principal) -> Actor:
     return Actor("service", principal.subject)
 
@@ -68,7 +73,7 @@ async def due_keys(
     rows = await internal_service.due_keys(
         session, interval_seconds=settings.sync_interval_seconds, limit=limit, invalid=invalid
     )
-    return json_response(DueKeys(items=[DueKey.model_validate(r, from_attributes=True) for r in rows]))
+    return _due_answer(rows)
 
 
 @router.post(
@@ -87,7 +92,7 @@ async def claim_due_keys(body: DueClaim, caller: DueCaller, session: DbSession, 
         after=body.after,
         invalid=body.invalid,
     )
-    return json_response(DueKeys(items=[DueKey.model_validate(r, from_attributes=True) for r in rows]))
+    return _due_answer(rows)
 
 
 @router.post(
