@@ -436,5 +436,6 @@ def test_worker_registers_jobs_without_kept_results(settings_factory):
         "cron:cleanup_usage",
         "cron:compact_snapshots",
     } <= crons
+    assert config["poll_delay"] == 0.1  # a job queued on an idle system waits at most this
     # Every worker scans for due keys (keys' leases split them); the other crons run once per tick.
     assert {c.name for c in config["cron_jobs"] if not c.unique} == {"cron:schedule_due_keys"}

@@ -18,6 +18,9 @@ class WorkerSettings(BaseServiceSettings):
     max_jobs: int = Field(default=20, ge=1, le=1000)
     job_timeout_seconds: int = Field(default=120, ge=1)
     queue_name: str = "arq:queue"
+    # How often an idle worker looks at the queue: bounds the wait of a job queued on a quiet system (a new
+    # key's first sync); one cheap Redis read per poll.
+    poll_delay_seconds: float = Field(default=0.1, gt=0, le=5)
 
     # The internal APIs the worker calls, and the client credentials it gets service tokens with.
     auth_url: str = "http://127.0.0.1:8001"

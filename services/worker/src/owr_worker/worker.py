@@ -152,6 +152,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.queue_name,
         "max_jobs": settings.max_jobs,
+        "poll_delay": settings.poll_delay_seconds,
         "job_timeout": settings.job_timeout_seconds,
         # On SIGTERM: stop taking jobs, let running ones finish (a job may run job_timeout), cancel what is
         # left after that; a cancelled job stays queued and runs again elsewhere.
