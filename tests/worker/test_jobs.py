@@ -20,7 +20,17 @@ from owr_worker.jobs import ACTIVITY_PREFIX, sync_account, sync_key
 from owr_worker.locks import lock_key
 from owr_worker.worker import worker_settings
 from tests.support.logs import captured_json_logs
-from tests.worker.conftest import CREDITS_BODY, KEY, KEY_BODY, MGMT_KEY, FakeServer, Reply, activity_row, key_row
+from tests.worker.conftest import (
+    CREDITS_BODY,
+    KEY,
+    KEY_BODY,
+    MGMT_KEY,
+    QUEUE,
+    FakeServer,
+    Reply,
+    activity_row,
+    key_row,
+)
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 WS = "2b0a7f61-8a1e-4a4e-9d55-0d7c4f3f2a10"
@@ -60,7 +70,7 @@ async def test_sync_key_stores_a_snapshot_and_reports_valid(make_ctx, openrouter
     assert datetime.fromisoformat(report["last_synced_at"]) > datetime.now(UTC) - timedelta(minutes=1)
     assert synced("valid") == before + 1
     assert not await arq_redis.exists(lock_key(key_id))
-    assert await arq_redis.zcard("arq:queue") == 0  # no account sync for an inference key
+    assert await arq_redis.zcard(QUEUE) == 0  # no account sync for an inference key
     # The trace continues into OpenRouter and the internal calls.
     trace_id = TRACEPARENT.split("-")[1]
     assert openrouter.requests("/api/v1/key")[0].headers["traceparent"].split("-")[1] == trace_id
@@ -342,7 +352,7 @@ async def test_schedule_due_keys_enqueues_each_once(make_ctx, internal, arq_redi
     bodies = [r.body for r in internal.requests("/internal/keys/due/claim")]
     assert bodies[0] == {"limit": 1000, "after": None, "invalid": "exclude"}
     assert bodies[-1] == {"limit": 1000, "after": None, "invalid": "only"}
-    queued = {m.decode() for m in await arq_redis.zrange("arq:queue", 0, -1)}
+    queued = {m.decode() for m in await arq_redis.zrange(QUEUE, 0, -1)}
     assert queued == {f"sync_key:{i}" for i in ids}
     job = deserialize_job(await arq_redis.get(f"arq:job:sync_key:{ids[0]}"))
     assert job.function == "sync_key"
@@ -358,7 +368,7 @@ async def test_the_due_scan_pages_through_every_due_key(make_ctx, internal, arq_
     cursors = [r.body["after"] for r in internal.requests("/internal/keys/due/claim")]
     ordered = sorted(ids)
     assert cursors == [None, ordered[6], ordered[13], ordered[20], ordered[27]]
-    assert await arq_redis.zcard("arq:queue") == 30
+    assert await arq_redis.zcard(QUEUE) == 30
 
 
 async def test_two_workers_scanning_at_once_enqueue_every_due_key_once(make_ctx, internal, arq_redis):
@@ -369,7 +379,7 @@ async def test_two_workers_scanning_at_once_enqueue_every_due_key_once(make_ctx,
     counts = await asyncio.gather(schedule_due_keys(first), schedule_due_keys(second))
     assert sum(counts) == 53
     assert sorted(internal.claimed) == sorted(ids)  # each key handed out once
-    assert await arq_redis.zcard("arq:queue") == 53
+    assert await arq_redis.zcard(QUEUE) == 53
     assert list(await asyncio.gather(schedule_due_keys(first), schedule_due_keys(second))) == [0, 0]
 
 
@@ -387,7 +397,7 @@ async def test_a_failed_page_keeps_what_the_scan_already_enqueued(make_ctx, inte
     calls = iter([claim, lambda s: Reply(503, "{}")])
     internal.handle("POST", "/internal/keys/due/claim", lambda s: next(calls)(s))
     assert await schedule_due_keys(ctx) == 4
-    assert await arq_redis.zcard("arq:queue") == 4
+    assert await arq_redis.zcard(QUEUE) == 4
 
 
 async def test_cleanup_usage_asks_for_the_retention_window(make_ctx, internal):
