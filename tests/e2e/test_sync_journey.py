@@ -7,6 +7,7 @@ choosing; the worker dates every snapshot by OpenRouter's `Date` header, so usag
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -81,10 +82,18 @@ class Watcher:
         """A new user, signed in through the gateway."""
         return cls(client, await signed_in(client))
 
-    async def add(self, name: str, secret: str) -> str:
-        r = await self.client.post("/api/v1/keys", headers=self.headers, json={"name": name, "key": secret})
+    async def add(self, name: str, secret: str, *, request_id: str | None = None) -> str:
+        """Add a key and wait for its first sync, which adding it queued (so a later press is a sync of its own)."""
+        headers = {**self.headers, **({"x-request-id": request_id} if request_id else {})}
+        r = await self.client.post("/api/v1/keys", headers=headers, json={"name": name, "key": secret})
         assert r.status_code == 201, r.text
-        return str(r.json()["id"])
+        key_id = str(r.json()["id"])
+
+        async def first_sync_done() -> bool:
+            return bool((await self.keys())[key_id]["status"] != "pending")
+
+        await wait_for(first_sync_done, what=f"the first sync of {name}")
+        return key_id
 
     async def add_numbered(self, prefix: str, keys: list[dict[str, Any]]) -> list[str]:
         """Each of the emulator's `keys`, named `<prefix> <n>`; their ids in order."""
@@ -253,6 +262,25 @@ async def funded_keys(emulator: EmulatorAdmin, count: int, cost: str = "0.012345
 async def today_spend(watcher: Watcher, key_id: str, day: date) -> Decimal:
     rows = by_date(await watcher.usage(key_id, **{"from": str(day), "to": str(day)}))
     return Decimal(str(rows[str(day)]["spend"]))
+
+
+async def test_a_new_key_syncs_at_once_without_a_press_or_the_due_scan(system: System, emulator: EmulatorAdmin):
+    (key,) = await funded_keys(emulator, 1)
+    request_id = f"e2e-add-{secrets.token_hex(6)}"
+    async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
+        watcher = await Watcher.signed_up(client)
+        key_id = await watcher.add("at once", key["key"], request_id=request_id)
+        view = (await watcher.keys())[key_id]
+        assert (view["status"], view["kind"]) == ("valid", "inference")
+        assert view["last_synced_at"] is not None
+        r = await client.get(f"/api/v1/keys/{key_id}/audit", headers=watcher.headers, params={"per_page": 250})
+        events = r.json()["items"]
+        # No one pressed sync, and the sync's reveal carries the request id of the POST that added the key:
+        # the job the POST queued did it, not the minute's due scan (whose jobs carry no request id).
+        assert "sync_requested" not in [e["action"] for e in events]
+        reveals = [e for e in events if e["action"] == "revealed"]
+        assert [e["request_id"] for e in reveals] == [request_id]
+        assert await watcher.usage(key_id)
 
 
 async def test_a_revoked_key_turns_invalid_and_keeps_its_figures(system: System, emulator: EmulatorAdmin):

@@ -7,6 +7,7 @@ Real processes of keys, usage, auth and the OpenRouter emulator are the e2e test
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from tests.support.openrouter import key_list_row
 KEY = "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"
 MGMT_KEY = "sk-or-v1-mgmt5f1dad2ad7e88c4c1d6b77688157716fb1a5271146f7464951c96aaaa"
 DATE_HEADER = "Sun, 23 Aug 2026 10:15:30 GMT"
+QUEUE = f"arq:queue:worker-tests-{secrets.token_hex(4)}"
 
 KEY_BODY = (
     '{"data": {"label": "sk-or-v1-0e6...c96", "limit": 100, "limit_reset": "monthly", "limit_remaining": 74.5,'
@@ -171,7 +173,9 @@ class Internal(FakeServer):
         self.tokens_issued = 0
         self.refuse_tokens: set[str] = set()
         self.handle("POST", "/internal/service-tokens", self._token)
+        self.claimed: list[str] = []  # every key id a due claim handed out, in order
         self.handle("GET", "/internal/keys/due", lambda s: {"items": self.due[: int(s.query.get("limit", 100))]})
+        self.handle("POST", "/internal/keys/due/claim", self._claim)
         self.handle("POST", "/internal/snapshots", self._snapshots)
         self.handle("POST", "/internal/keys/reveal", self._reveal)
         self.handle("POST", "/internal/keys/status", self._status)
@@ -236,6 +240,24 @@ class Internal(FakeServer):
             applied.append(key_id)
         return {"applied": applied, "ignored": [], "not_found": not_found}
 
+    def _claim(self, seen: Seen) -> Any:
+        """keys' due claim: by id after `after`, at most `limit`, none leased already (the lease outlives
+        the test), keys OpenRouter rejected as `invalid` says."""
+        body = seen.body
+        invalid: str = body.get("invalid", "exclude")
+
+        def wanted(status: str) -> bool:
+            return invalid == "include" or (status == "invalid") == (invalid == "only")
+
+        after = body.get("after") or ""
+        free = sorted(
+            (d for d in self.due if d["id"] > after and d["id"] not in self.claimed and wanted(d["status"])),
+            key=lambda d: d["id"],
+        )
+        page = free[: body.get("limit", 1000)]
+        self.claimed.extend(d["id"] for d in page)
+        return {"items": page}
+
     def _snapshots(self, seen: Seen) -> Any:
         if not self._authorised(seen, "owr-usage"):
             return Reply(401, "{}")
@@ -261,6 +283,7 @@ def settings_factory(redis_url: str) -> Callable[..., WorkerSettings]:
             "openrouter_timeout_seconds": 2.0,
             "openrouter_max_rps": 1000,
             "openrouter_burst": 100,
+            "queue_name": QUEUE,
         }
         values.update(overrides)
         return WorkerSettings.model_validate(values)
@@ -270,8 +293,10 @@ def settings_factory(redis_url: str) -> Callable[..., WorkerSettings]:
 
 @pytest.fixture
 async def arq_redis(redis_url: str, redis_client: Any) -> AsyncIterator[ArqRedis]:
-    """arq's pool on the test database (flushed by `redis_client`), as the worker has it in ctx."""
+    """arq's pool on the test database (flushed by `redis_client`), as the worker has it in ctx, on this
+    suite's own queue: the end-to-end suite's worker, still running, reads the default one."""
     pool = ArqRedis.from_url(redis_url)
+    pool.default_queue_name = QUEUE
     yield pool
     await pool.aclose()
 

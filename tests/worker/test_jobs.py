@@ -15,12 +15,22 @@ from arq.jobs import deserialize_job
 from prometheus_client import REGISTRY
 
 from owr_worker.circuit import OPEN_UNTIL_KEY
-from owr_worker.crons import cleanup_usage, schedule_due_keys, validate_keys
+from owr_worker.crons import cleanup_usage, compact_snapshots, schedule_due_keys, validate_keys
 from owr_worker.jobs import ACTIVITY_PREFIX, sync_account, sync_key
 from owr_worker.locks import lock_key
 from owr_worker.worker import worker_settings
 from tests.support.logs import captured_json_logs
-from tests.worker.conftest import CREDITS_BODY, KEY, KEY_BODY, MGMT_KEY, FakeServer, Reply, activity_row, key_row
+from tests.worker.conftest import (
+    CREDITS_BODY,
+    KEY,
+    KEY_BODY,
+    MGMT_KEY,
+    QUEUE,
+    FakeServer,
+    Reply,
+    activity_row,
+    key_row,
+)
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 WS = "2b0a7f61-8a1e-4a4e-9d55-0d7c4f3f2a10"
@@ -60,7 +70,7 @@ async def test_sync_key_stores_a_snapshot_and_reports_valid(make_ctx, openrouter
     assert datetime.fromisoformat(report["last_synced_at"]) > datetime.now(UTC) - timedelta(minutes=1)
     assert synced("valid") == before + 1
     assert not await arq_redis.exists(lock_key(key_id))
-    assert await arq_redis.zcard("arq:queue") == 0  # no account sync for an inference key
+    assert await arq_redis.zcard(QUEUE) == 0  # no account sync for an inference key
     # The trace continues into OpenRouter and the internal calls.
     trace_id = TRACEPARENT.split("-")[1]
     assert openrouter.requests("/api/v1/key")[0].headers["traceparent"].split("-")[1] == trace_id
@@ -327,30 +337,68 @@ async def test_sync_account_with_an_inference_key_stops(make_ctx, openrouter, in
 # --- crons and registration -----------------------------------------------------------------------------
 
 
+def due_items(ids: list[str], status: str = "pending") -> list[dict[str, Any]]:
+    return [{"id": i, "workspace_id": WS, "kind": None, "status": status, "last_synced_at": None} for i in ids]
+
+
 async def test_schedule_due_keys_enqueues_each_once(make_ctx, internal, arq_redis):
     ctx = make_ctx()
     ids = [internal.add_key(KEY, WS) for _ in range(3)]
-    internal.due = [
-        {"id": i, "workspace_id": WS, "kind": None, "status": "pending", "last_synced_at": None} for i in ids
-    ]
+    internal.due = due_items(ids)
     assert await schedule_due_keys(ctx) == 3
+    internal.claimed.clear()  # as if the leases ran out while the jobs still wait
     assert await schedule_due_keys(ctx) == 0  # still queued: the job ids are taken
     assert await validate_keys(ctx) == 0
     # The minute scan leaves rejected keys out; the daily validation asks for them alone.
-    queries = [r.query for r in internal.requests("/internal/keys/due")]
-    assert queries[0] == {"limit": "1000", "invalid": "exclude"}
-    assert queries[-1] == {"limit": "1000", "invalid": "only"}
-    queued = {m.decode() for m in await arq_redis.zrange("arq:queue", 0, -1)}
+    bodies = [r.body for r in internal.requests("/internal/keys/due/claim")]
+    assert bodies[0] == {"limit": 1000, "after": None, "invalid": "exclude"}
+    assert bodies[-1] == {"limit": 1000, "after": None, "invalid": "only"}
+    queued = {m.decode() for m in await arq_redis.zrange(QUEUE, 0, -1)}
     assert queued == {f"sync_key:{i}" for i in ids}
     job = deserialize_job(await arq_redis.get(f"arq:job:sync_key:{ids[0]}"))
     assert job.function == "sync_key"
     assert job.kwargs == {"key_id": ids[0]}
 
 
+async def test_the_due_scan_pages_through_every_due_key(make_ctx, internal, arq_redis):
+    """No ceiling: a scan takes page after page (keyset by id) until a short one."""
+    ctx = make_ctx(due_page_size=7)
+    ids = [internal.add_key(KEY, WS) for _ in range(30)]
+    internal.due = due_items(ids)
+    assert await schedule_due_keys(ctx) == 30
+    cursors = [r.body["after"] for r in internal.requests("/internal/keys/due/claim")]
+    ordered = sorted(ids)
+    assert cursors == [None, ordered[6], ordered[13], ordered[20], ordered[27]]
+    assert await arq_redis.zcard(QUEUE) == 30
+
+
+async def test_two_workers_scanning_at_once_enqueue_every_due_key_once(make_ctx, internal, arq_redis):
+    """Two workers' scans run together (the cron is not unique): every key is taken by one of them."""
+    first, second = make_ctx(due_page_size=5), make_ctx(due_page_size=5)
+    ids = [internal.add_key(KEY, WS) for _ in range(53)]
+    internal.due = due_items(ids)
+    counts = await asyncio.gather(schedule_due_keys(first), schedule_due_keys(second))
+    assert sum(counts) == 53
+    assert sorted(internal.claimed) == sorted(ids)  # each key handed out once
+    assert await arq_redis.zcard(QUEUE) == 53
+    assert list(await asyncio.gather(schedule_due_keys(first), schedule_due_keys(second))) == [0, 0]
+
+
 async def test_schedule_due_keys_survives_keys_being_down(make_ctx, internal):
     ctx = make_ctx()
-    internal.handle("GET", "/internal/keys/due", lambda s: Reply(503, "{}"))
+    internal.handle("POST", "/internal/keys/due/claim", lambda s: Reply(503, "{}"))
     assert await schedule_due_keys(ctx) == 0
+
+
+async def test_a_failed_page_keeps_what_the_scan_already_enqueued(make_ctx, internal, arq_redis):
+    ctx = make_ctx(due_page_size=4)
+    ids = [internal.add_key(KEY, WS) for _ in range(10)]
+    internal.due = due_items(ids)
+    claim = internal.handlers[("POST", "/internal/keys/due/claim")]
+    calls = iter([claim, lambda s: Reply(503, "{}")])
+    internal.handle("POST", "/internal/keys/due/claim", lambda s: next(calls)(s))
+    assert await schedule_due_keys(ctx) == 4
+    assert await arq_redis.zcard(QUEUE) == 4
 
 
 async def test_cleanup_usage_asks_for_the_retention_window(make_ctx, internal):
@@ -360,11 +408,45 @@ async def test_cleanup_usage_asks_for_the_retention_window(make_ctx, internal):
     assert internal.requests("/internal/retention")[0].body == {"before": "2025-07-19"}
 
 
+async def test_compact_snapshots_goes_through_every_batch(make_ctx, internal):
+    ctx = make_ctx(compaction_lookback_days=7, compaction_batch_keys=2)
+    ctx["clock"] = lambda: datetime(2026, 8, 23, 2, 37, tzinfo=UTC)
+    last = "00000000-0000-4000-8000-000000000002"
+    answers = iter(
+        [
+            {"before": "2026-08-21", "deleted": 280, "keys": 2, "next_after": last},
+            {"before": "2026-08-21", "deleted": 3, "keys": 1, "next_after": None},
+        ]
+    )
+    internal.handle("POST", "/internal/snapshots/compaction", lambda s: next(answers))
+    assert await compact_snapshots(ctx) == {"deleted": 283, "keys": 3}
+    bodies = [r.body for r in internal.requests("/internal/snapshots/compaction")]
+    assert bodies == [
+        {"before": None, "since": "2026-08-16", "after": None, "keys": 2},
+        {"before": None, "since": "2026-08-16", "after": last, "keys": 2},
+    ]
+
+
+async def test_compact_snapshots_retries_when_usage_is_down(make_ctx, internal):
+    ctx = make_ctx()
+    internal.handle("POST", "/internal/snapshots/compaction", lambda s: Reply(503, "{}"))
+    with pytest.raises(Retry):
+        await compact_snapshots(ctx)
+
+
 def test_worker_registers_jobs_without_kept_results(settings_factory):
     config = worker_settings(settings_factory())
     functions = {f.name: f for f in config["functions"]}
     assert set(functions) == {"sync_key", "sync_account"}
     assert all(f.keep_result_s == 0 for f in functions.values())
     crons = {c.name for c in config["cron_jobs"]}
-    assert {"cron:record_heartbeat", "cron:schedule_due_keys", "cron:validate_keys", "cron:cleanup_usage"} <= crons
-    assert all(c.unique for c in config["cron_jobs"])
+    assert {
+        "cron:record_heartbeat",
+        "cron:schedule_due_keys",
+        "cron:validate_keys",
+        "cron:cleanup_usage",
+        "cron:compact_snapshots",
+    } <= crons
+    assert config["poll_delay"] == 0.1  # a job queued on an idle system waits at most this
+    # Every worker scans for due keys (keys' leases split them); the other crons run once per tick.
+    assert {c.name for c in config["cron_jobs"] if not c.unique} == {"cron:schedule_due_keys"}

@@ -31,6 +31,7 @@ async def test_worker_runs_a_queued_sync_key(settings_factory, openrouter, inter
     key_id = internal.add_key(KEY, WS)
     openrouter.reply("/api/v1/key", Reply(body=KEY_BODY))
     # keys' job carries no workspace id; the reveal answers it.
+    # On the suite's own queue (settings and arq_redis agree): the end-to-end suite's worker reads the default.
     job = await arq_redis.enqueue_job(
         "sync_key", _job_id=f"sync_key:{key_id}", key_id=key_id, traceparent=None, request_id="r1"
     )

@@ -20,3 +20,6 @@ BALANCES_INGESTED = Counter(
     "owr_usage_balances_ingested_total", "Account balances received, by outcome (stored or duplicate).", ["outcome"]
 )
 RETENTION_DELETED = Counter("owr_usage_retention_deleted_rows_total", "Rows removed by retention, by table.", ["table"])
+SNAPSHOTS_COMPACTED = Counter(
+    "owr_usage_snapshots_compacted_total", "Snapshots removed by compaction (neither first nor last of their day)."
+)

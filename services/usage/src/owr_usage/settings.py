@@ -29,3 +29,6 @@ class UsageSettings(JwksServiceSettings):
 
     # Days of history kept and served: reads reach no further back, and retention never deletes inside it.
     retention_days: int = Field(default=400, ge=31, le=3660)
+    # Hours of full snapshot history (every sync); older UTC days keep each key's first and last snapshot
+    # of the day, which is all the daily derivation and the audit of a figure read.
+    snapshot_full_hours: int = Field(default=48, ge=24, le=24 * 400)

@@ -1,15 +1,19 @@
-"""ARQ crons: the due scans that enqueue `sync_key`, usage's retention, and the heartbeat."""
+"""ARQ crons: the due scans that enqueue `sync_key`, usage's retention and compaction, and the heartbeat."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from arq import Retry
 
 from owr_shared.logging import get_logger
+from owr_shared.wire.keys import InvalidFilter
+from owr_shared.wire.usage import CompactionRequest
 from owr_worker.internal import KeysClient, ServiceError, UsageClient
 from owr_worker.jobs import SYNC_KEY, job_now, job_settings, sync_key_job_id
 from owr_worker.metrics import HEARTBEAT
@@ -21,29 +25,42 @@ log = get_logger("owr.worker.jobs")
 HEARTBEAT_KEY = "owr:worker:heartbeat"
 
 
-async def _enqueue_due(ctx: Mapping[str, Any], job: str, *, invalid: str = "exclude") -> int:
-    """Enqueue `sync_key` for each key keys lists as due; a key whose job already waits is not doubled."""
+async def _enqueue_due(ctx: Mapping[str, Any], job: str, *, invalid: InvalidFilter = "exclude") -> int:
+    """Page through every due key (keyset by id) and enqueue `sync_key` for each.
+
+    Each page is leased to this scan by keys, so the scans of several workers running at once take
+    disjoint pages; a key whose job already waits is not doubled (the job id is the key's). A page that
+    fails ends this scan: the keys left are still due, and the next minute's scans take them.
+    """
     keys: KeysClient = ctx["keys"]
     redis = ctx["redis"]
-    try:
-        due = await keys.due(limit=job_settings(ctx).due_page_size, invalid=invalid)
-    except ServiceError as exc:
-        log.warning("due_keys_unavailable", error=str(exc))
-        return 0
-    enqueued = 0
-    for item in due:
+    page_size = job_settings(ctx).due_page_size
+    after: uuid.UUID | None = None
+    due = enqueued = pages = 0
+    while True:
+        try:
+            page = await keys.claim_due(limit=page_size, after=after, invalid=invalid)
+        except ServiceError as exc:
+            log.warning("due_keys_unavailable", error=str(exc), pages=pages)
+            break
+        pages += 1
+        due += len(page)
         # No traceparent: each sync starts a trace of its own rather than hanging 1000 syncs off one cron run.
-        key_id = str(item.id)
-        queued = await redis.enqueue_job(SYNC_KEY, _job_id=sync_key_job_id(key_id), key_id=key_id)
-        enqueued += queued is not None
-    log.info("due_keys_enqueued", job_name=job, due=len(due), enqueued=enqueued)
+        queued = await asyncio.gather(
+            *(redis.enqueue_job(SYNC_KEY, _job_id=sync_key_job_id(str(k.id)), key_id=str(k.id)) for k in page)
+        )
+        enqueued += sum(job is not None for job in queued)
+        if len(page) < page_size:
+            break
+        after = page[-1].id
+    log.info("due_keys_enqueued", job_name=job, due=due, enqueued=enqueued, pages=pages)
     return enqueued
 
 
 async def schedule_due_keys(ctx: dict[str, Any]) -> int:
-    """Every minute: one page of due keys (oldest sync first, up to `due_page_size`) becomes sync_key jobs.
+    """Every minute, in every worker: every due key becomes a sync_key job, page after page.
 
-    keys' due list has no cursor; the keys left over are still due next minute, after these synced.
+    Not unique: each worker process runs its own scan, and keys' leases share the pages out among them.
     """
     with job_context("schedule_due_keys", traceparent=None, request_id=None):
         return await _enqueue_due(ctx, "schedule_due_keys")
@@ -57,6 +74,14 @@ async def validate_keys(ctx: dict[str, Any]) -> int:
         return await _enqueue_due(ctx, "validate_keys", invalid="only")
 
 
+def _retry_later(ctx: Mapping[str, Any], exc: ServiceError) -> NoReturn:
+    """usage's housekeeping failed: a retryable failure runs the whole (idempotent) job again in 5 minutes,
+    up to 3 tries; anything else fails the run."""
+    if exc.retryable and int(ctx.get("job_try") or 1) < 3:
+        raise Retry(defer=300) from None
+    raise exc
+
+
 async def cleanup_usage(ctx: dict[str, Any]) -> Any:
     """Weekly: usage drops snapshots, daily rows and activity older than `retention_days`."""
     with job_context("cleanup_usage", traceparent=None, request_id=None):
@@ -65,11 +90,34 @@ async def cleanup_usage(ctx: dict[str, Any]) -> Any:
         try:
             result = await usage.apply_retention(before)
         except ServiceError as exc:
-            if exc.retryable and int(ctx.get("job_try") or 1) < 3:
-                raise Retry(defer=300) from None
-            raise
+            _retry_later(ctx, exc)
         log.info("usage_retention_applied", before=before.isoformat())
         return result
+
+
+async def compact_snapshots(ctx: dict[str, Any]) -> dict[str, int]:
+    """Daily: usage thins the snapshots of the days past its full window to each key-day's first and last,
+    batch after batch of keys. It looks back `compaction_lookback_days` (days compacted before lose nothing
+    more, except to a late snapshot); idempotent, so a failed run is simply run again."""
+    with job_context("compact_snapshots", traceparent=None, request_id=None):
+        settings = job_settings(ctx)
+        usage: UsageClient = ctx["usage"]
+        since = job_now(ctx).date() - timedelta(days=settings.compaction_lookback_days)
+        after: uuid.UUID | None = None
+        deleted = keys = 0
+        while True:
+            request = CompactionRequest(since=since, after=after, keys=settings.compaction_batch_keys)
+            try:
+                batch = await usage.compact_snapshots(request)
+            except ServiceError as exc:
+                _retry_later(ctx, exc)
+            deleted += batch.deleted
+            keys += batch.keys
+            if batch.next_after is None:
+                break
+            after = batch.next_after
+        log.info("snapshots_compacted", since=since.isoformat(), deleted=deleted, keys=keys)
+        return {"deleted": deleted, "keys": keys}
 
 
 async def record_heartbeat(ctx: dict[str, Any]) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -23,7 +24,9 @@ from owr_shared.logging import get_logger
 from owr_shared.wire import codec
 from owr_shared.wire.auth import ServiceTokenRequest, ServiceTokenResponse
 from owr_shared.wire.keys import (
+    DueClaim,
     DueKey,
+    InvalidFilter,
     RevealBatch,
     RevealedBatch,
     RevealedItem,
@@ -35,6 +38,8 @@ from owr_shared.wire.keys import (
 from owr_shared.wire.usage import (
     AccountKeysReport,
     ActivityReport,
+    CompactionRequest,
+    CompactionResult,
     CreditsReport,
     RetentionRequest,
     SnapshotBatch,
@@ -253,6 +258,17 @@ def _refused(exc: BaseException) -> bool:
     return isinstance(exc, ServiceError) and exc.status is not None and not exc.retryable and exc.status != 401
 
 
+def _due_items(body: Any) -> list[DueKey]:
+    items = body.get("items", []) if isinstance(body, dict) else []
+    out = []
+    for item in items:
+        try:
+            out.append(DueKey.model_validate(item))
+        except ValidationError:
+            continue
+    return out
+
+
 class KeysClient(_InternalClient):
     """keys' `/internal/keys/...` (scopes `keys:due`, `keys:reveal`, `keys:status`).
 
@@ -277,14 +293,16 @@ class KeysClient(_InternalClient):
         skipped, not the whole list."""
         params = {"limit": str(limit), "invalid": invalid}
         _, body = await self._call("GET", "/internal/keys/due", params=params, expect=(200,))
-        items = body.get("items", []) if isinstance(body, dict) else []
-        out = []
-        for item in items:
-            try:
-                out.append(DueKey.model_validate(item))
-            except ValidationError:
-                continue
-        return out
+        return _due_items(body)
+
+    async def claim_due(
+        self, *, limit: int, after: uuid.UUID | None, invalid: InvalidFilter = "exclude"
+    ) -> list[DueKey]:
+        """The next page of due keys by id after `after`, leased to this scan (another scan gets other keys);
+        a page shorter than `limit` is the last. An unreadable item is skipped, not the page."""
+        request = DueClaim(limit=limit, after=after, invalid=invalid)
+        _, body = await self._call("POST", "/internal/keys/due/claim", body=request, expect=(200,))
+        return _due_items(body)
 
     async def reveal(self, key_id: str) -> RevealedItem | None:
         """The key's plaintext and workspace (an audited reveal); None when the key is gone or inactive."""
@@ -351,6 +369,11 @@ class UsageClient(_InternalClient):
 
     async def replace_activity(self, management_key_id: str, report: ActivityReport) -> None:
         await self._call("PUT", f"/internal/accounts/{management_key_id}/activity", body=report)
+
+    async def compact_snapshots(self, request: CompactionRequest) -> CompactionResult:
+        """One batch of snapshot compaction (scope `usage:cleanup`)."""
+        _, body = await self._call("POST", "/internal/snapshots/compaction", body=request, expect=(200,))
+        return self._answer(CompactionResult, body, "compaction")
 
     async def apply_retention(self, before: date) -> Any:
         """The retention answer as usage gave it (the cron job's result)."""

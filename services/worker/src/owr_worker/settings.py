@@ -18,6 +18,9 @@ class WorkerSettings(BaseServiceSettings):
     max_jobs: int = Field(default=20, ge=1, le=1000)
     job_timeout_seconds: int = Field(default=120, ge=1)
     queue_name: str = "arq:queue"
+    # How often an idle worker looks at the queue: bounds the wait of a job queued on a quiet system (a new
+    # key's first sync); one cheap Redis read per poll.
+    poll_delay_seconds: float = Field(default=0.1, gt=0, le=5)
 
     # The internal APIs the worker calls, and the client credentials it gets service tokens with.
     auth_url: str = "http://127.0.0.1:8001"
@@ -48,8 +51,12 @@ class WorkerSettings(BaseServiceSettings):
     # Activity: the window OpenRouter keeps (30 completed UTC days), fetched once per UTC day per account.
     activity_backfill_days: int = Field(default=30, ge=1, le=30)
     retention_days: int = Field(default=400, ge=31, le=36_500)
+    # The daily snapshot compaction: how many days back it looks, and how many keys one call of usage takes.
+    compaction_lookback_days: int = Field(default=7, ge=3, le=36_500)
+    compaction_batch_keys: int = Field(default=1000, ge=1, le=10_000)
     # Per-key lock; longer than a job may run, so a crashed worker's lock frees itself.
     lock_ttl_seconds: int = Field(default=300, ge=5, le=86_400)
+    # Keys per page of the due scan; a scan takes pages until a short one, so this bounds a call, not a scan.
     due_page_size: int = Field(default=1000, ge=1, le=1000)
     # Group commit of reveals, status reports and snapshots: a batch goes when it holds batch_max_items, or
     # batch_max_wait_ms after its first item when no call of the same kind is under way (else when one ends).

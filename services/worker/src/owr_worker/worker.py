@@ -17,7 +17,7 @@ from owr_shared.logging import configure_logging, get_logger
 from owr_shared.redis import ping_redis
 from owr_worker.batching import BatchPolicy
 from owr_worker.circuit import CircuitBreaker
-from owr_worker.crons import cleanup_usage, record_heartbeat, schedule_due_keys, validate_keys
+from owr_worker.crons import cleanup_usage, compact_snapshots, record_heartbeat, schedule_due_keys, validate_keys
 from owr_worker.health import create_health_app
 from owr_worker.instrument import instrumented
 from owr_worker.internal import KeysClient, ServiceTokens, UsageClient
@@ -126,8 +126,17 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         ],
         "cron_jobs": [
             cron(instrumented(record_heartbeat), second=0, unique=True, run_at_startup=True),  # type: ignore[arg-type]
-            cron(instrumented(schedule_due_keys), second=5, unique=True, run_at_startup=True),  # type: ignore[arg-type]
+            # Not unique: every worker scans, and keys' leases split the due keys among the scans.
+            cron(instrumented(schedule_due_keys), second=5, unique=False, run_at_startup=True),  # type: ignore[arg-type]
             cron(instrumented(validate_keys), hour=3, minute=17, second=30, unique=True),  # type: ignore[arg-type]
+            cron(
+                instrumented(compact_snapshots),  # type: ignore[arg-type]
+                hour=2,
+                minute=37,
+                second=0,
+                unique=True,
+                max_tries=3,
+            ),
             cron(
                 instrumented(cleanup_usage),  # type: ignore[arg-type]
                 weekday="sun",
@@ -143,6 +152,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.queue_name,
         "max_jobs": settings.max_jobs,
+        "poll_delay": settings.poll_delay_seconds,
         "job_timeout": settings.job_timeout_seconds,
         # On SIGTERM: stop taking jobs, let running ones finish (a job may run job_timeout), cancel what is
         # left after that; a cancelled job stays queued and runs again elsewhere.

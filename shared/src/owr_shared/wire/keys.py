@@ -36,6 +36,18 @@ class DueKeys(BaseModel):
     items: list[DueKey]
 
 
+# Keys OpenRouter rejected: left out of the due scan, the only ones (daily validation), or included.
+InvalidFilter = Literal["exclude", "only", "include"]
+
+
+class DueClaim(RequestSchema):
+    """Take the next due keys for a sync: by id after `after` (keyset paging), none another scan holds."""
+
+    limit: int = Field(default=1000, ge=1, le=1000)
+    after: uuid.UUID | None = None
+    invalid: InvalidFilter = "exclude"
+
+
 class RevealedKey(BaseModel):
     """The plaintext key: only ever sent to a service, and audited; with its workspace."""
 

@@ -77,6 +77,27 @@ class RetentionRequest(BaseModel):
     before: dt.date | None = None
 
 
+class CompactionRequest(BaseModel):
+    """Thin out the snapshots of the UTC days in [`since`, `before`) to each key-day's first and last, for
+    at most `keys` keys with an id after `after` (one batch). `before` is clamped to keep the full window."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    before: dt.date | None = None
+    since: dt.date | None = None
+    after: uuid.UUID | None = None
+    keys: int = Field(default=1000, ge=1, le=10_000)
+
+
+class CompactionResult(BaseModel):
+    """`before` as applied; `next_after` is the cursor of the next batch, None after the last."""
+
+    before: dt.date
+    deleted: int
+    keys: int
+    next_after: uuid.UUID | None
+
+
 class RetentionDeleted(BaseModel):
     snapshots: int
     key_days: int

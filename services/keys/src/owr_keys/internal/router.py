@@ -7,7 +7,8 @@ without the scope a 403.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
 from starlette.responses import Response
@@ -15,13 +16,14 @@ from starlette.responses import Response
 from owr_keys.audit.service import Actor
 from owr_keys.dependencies import SecretVault, Settings, require_scope
 from owr_keys.internal import service as internal_service
-from owr_keys.keys.repository import InvalidFilter
 from owr_shared.db import DbSession
 from owr_shared.jwt import Principal
 from owr_shared.schemas import json_response, problem_responses
 from owr_shared.wire.keys import (
+    DueClaim,
     DueKey,
     DueKeys,
+    InvalidFilter,
     RevealBatch,
     RevealedBatch,
     RevealedItem,
@@ -41,6 +43,10 @@ EraseCaller = Annotated[Principal, Depends(require_scope("workspaces:delete"))]
 
 # Responses that carry a plaintext key must never be stored by any cache on the way.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _due_answer(rows: Sequence[Any]) -> Response:
+    return json_response(DueKeys(items=[DueKey.model_validate(r, from_attributes=True) for r in rows]))
 
 
 def _service(principal: Principal) -> Actor:
@@ -67,7 +73,26 @@ async def due_keys(
     rows = await internal_service.due_keys(
         session, interval_seconds=settings.sync_interval_seconds, limit=limit, invalid=invalid
     )
-    return json_response(DueKeys(items=[DueKey.model_validate(r, from_attributes=True) for r in rows]))
+    return _due_answer(rows)
+
+
+@router.post(
+    "/keys/due/claim",
+    response_model=DueKeys,
+    responses=problem_responses(400, 401, 403, 422),
+    summary="Take the next page of due keys for a sync",
+)
+async def claim_due_keys(body: DueClaim, caller: DueCaller, session: DbSession, settings: Settings) -> Response:
+    """Keys due for a sync with an id after `after`, in id order, leased to this scan: concurrent scans
+    get disjoint pages. A page shorter than `limit` is the last; else the next starts after its last id."""
+    rows = await internal_service.claim_due_keys(
+        session,
+        interval_seconds=settings.sync_interval_seconds,
+        limit=body.limit,
+        after=body.after,
+        invalid=body.invalid,
+    )
+    return _due_answer(rows)
 
 
 @router.post(

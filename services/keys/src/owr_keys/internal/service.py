@@ -17,13 +17,13 @@ from owr_keys.audit.service import Actor
 from owr_keys.base import utcnow
 from owr_keys.keys.errors import KeyInactive, KeyNotFound
 from owr_keys.keys.models import LAST_ERROR_MAX, OpenRouterKey
-from owr_keys.keys.repository import REPORTED_FIELDS, InvalidFilter, KeyRepository
+from owr_keys.keys.repository import REPORTED_FIELDS, DueRow, KeyRepository
 from owr_keys.keys.schemas import KEY_LIKE
 from owr_keys.metrics import REVEALS
 from owr_keys.vault.crypto import SealedSecret, Vault
 from owr_keys.vault.errors import KeyUnreadable
 from owr_shared.logging import LONG_TOKEN, get_logger, redact_text
-from owr_shared.wire.keys import StatusReport
+from owr_shared.wire.keys import InvalidFilter, StatusReport
 
 log = get_logger(__name__)
 
@@ -40,6 +40,31 @@ async def due_keys(
 ) -> Sequence[OpenRouterKey]:
     cutoff = utcnow() - timedelta(seconds=interval_seconds)
     return await KeyRepository(session).due(cutoff, limit=limit, invalid=invalid)
+
+
+async def claim_due_keys(
+    session: AsyncSession,
+    *,
+    interval_seconds: int,
+    limit: int,
+    after: uuid.UUID | None,
+    invalid: InvalidFilter = "exclude",
+) -> list[DueRow]:
+    """The next page of due keys for one scan, leased for half the sync interval.
+
+    The lease ends before the key falls due again, and it only keeps other scans off while the key's job
+    waits or runs: a job that reports moves `last_synced_at` on, one that never reports (its worker died)
+    leaves the key to a scan after the lease. ARQ's job id `sync_key:{id}` stays the last guard.
+    """
+    now = utcnow()
+    return await KeyRepository(session).claim_due(
+        now - timedelta(seconds=interval_seconds),
+        now=now,
+        until=now + timedelta(seconds=interval_seconds / 2),
+        after=after,
+        limit=limit,
+        invalid=invalid,
+    )
 
 
 async def reveal(session: AsyncSession, vault: Vault, *, actor: Actor, key_id: uuid.UUID) -> Revealed:

@@ -63,6 +63,8 @@ class OpenRouterKey(KeysBase):
     limit_remaining: Mapped[Decimal | None] = mapped_column(Numeric(), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The due scan's lease: a scan that took the key for a sync; no other scan takes it before this time.
+    sync_claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(LAST_ERROR_MAX), nullable=True)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()

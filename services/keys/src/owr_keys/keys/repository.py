@@ -9,19 +9,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import ColumnElement, Row, delete, func, select, text, update
+from sqlalchemy import ColumnElement, Row, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_keys.keys.models import OpenRouterKey
+from owr_shared.wire.keys import InvalidFilter
 
 # id, workspace_id, ciphertext, nonce, wrapped_dek, dek_nonce, kek_version: what a re-wrap reads.
 SealedRow = Row[uuid.UUID, uuid.UUID, bytes, bytes, bytes, bytes, str]
-
-# Keys OpenRouter rejected: left out of the due scan, the only ones (daily validation), or included.
-InvalidFilter = Literal["exclude", "only", "include"]
+# id, workspace_id, kind, status, last_synced_at: a due key as the worker is told of it.
+DueRow = Row[uuid.UUID, uuid.UUID, str | None, str, datetime | None]
 
 # The internal batch routes take up to 500 ids: `= ANY(array)` and unnest() keep one statement for every
 # batch size, so SQLAlchemy's compiled cache and PostgreSQL's prepared statements are reused.
@@ -67,6 +67,20 @@ WHERE k.id = r.id
 """
 )
 REPORTED_FIELDS = ("kind", "limit", "limit_reset", "limit_remaining", "expires_at")
+
+
+def _due(cutoff: datetime, invalid: InvalidFilter) -> list[ColumnElement[bool]]:
+    """Active keys never synced or last synced before `cutoff`, with the keys OpenRouter rejected left out,
+    the only ones, or included."""
+    where: list[ColumnElement[bool]] = [
+        OpenRouterKey.is_active.is_(True),
+        (OpenRouterKey.last_synced_at.is_(None)) | (OpenRouterKey.last_synced_at < cutoff),
+    ]
+    if invalid == "exclude":
+        where.append(OpenRouterKey.status != "invalid")
+    elif invalid == "only":
+        where.append(OpenRouterKey.status == "invalid")
+    return where
 
 
 class KeyRepository:
@@ -155,21 +169,46 @@ class KeyRepository:
     async def due(self, cutoff: datetime, *, limit: int, invalid: InvalidFilter = "exclude") -> Sequence[OpenRouterKey]:
         """Active keys never synced or last synced before `cutoff`, oldest first; `invalid` says whether keys
         OpenRouter rejected are left out, the only ones, or included."""
-        where: list[ColumnElement[bool]] = [
-            OpenRouterKey.is_active.is_(True),
-            (OpenRouterKey.last_synced_at.is_(None)) | (OpenRouterKey.last_synced_at < cutoff),
-        ]
-        if invalid == "exclude":
-            where.append(OpenRouterKey.status != "invalid")
-        elif invalid == "only":
-            where.append(OpenRouterKey.status == "invalid")
         rows = await self.session.scalars(
             select(OpenRouterKey)
-            .where(*where)
+            .where(*_due(cutoff, invalid))
             .order_by(OpenRouterKey.last_synced_at.asc().nulls_first(), OpenRouterKey.created_at, OpenRouterKey.id)
             .limit(limit)
         )
         return rows.all()
+
+    async def claim_due(
+        self,
+        cutoff: datetime,
+        *,
+        now: datetime,
+        until: datetime,
+        after: uuid.UUID | None,
+        limit: int,
+        invalid: InvalidFilter = "exclude",
+    ) -> list[DueRow]:
+        """Lease the next due keys by id after `after` until `until`: (id, workspace_id, kind, status,
+        last_synced_at), in id order. A key another scan leased (lease not yet over) or holds locked
+        is skipped, so concurrent scans take disjoint keys; the claim leaves `updated_at` alone."""
+        key = OpenRouterKey
+        picked = (
+            select(key.id)
+            .where(*_due(cutoff, invalid), or_(key.sync_claimed_until.is_(None), key.sync_claimed_until <= now))
+            .order_by(key.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        if after is not None:
+            picked = picked.where(key.id > after)
+        chosen = picked.cte("chosen")
+        claimed = (
+            update(key)
+            .where(key.id == chosen.c.id)
+            .values(sync_claimed_until=until, updated_at=key.updated_at)
+            .returning(key.id, key.workspace_id, key.kind, key.status, key.last_synced_at)
+            .execution_options(synchronize_session=False)
+        )
+        return sorted((await self.session.execute(claimed)).all(), key=lambda row: row.id)
 
     async def delete_workspace(self, workspace_id: uuid.UUID) -> int:
         result = await self.session.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Request, status
+from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from owr_keys.audit.schemas import AuditEventView
@@ -39,9 +40,16 @@ def _actor(user: User) -> Actor:
     summary="Store an OpenRouter key",
 )
 async def create_key(
-    body: CreateKeyRequest, user: KeysWriter, session: DbSession, vault: SecretVault, fingerprint: KeyFingerprinter
+    body: CreateKeyRequest,
+    request: Request,
+    user: KeysWriter,
+    session: DbSession,
+    vault: SecretVault,
+    fingerprint: KeyFingerprinter,
+    queue: Queue,
 ) -> Response:
-    """Encrypt and store the key; the answer is its masked view. Its kind is known after the first sync."""
+    """Encrypt and store the key; the answer is its masked view. Its first sync is queued at once (its kind
+    is known after it); should the queue be down, the due scan syncs it instead."""
     row = await key_service.create_key(
         session,
         vault,
@@ -51,7 +59,16 @@ async def create_key(
         name=body.name,
         secret=body.key,
     )
-    return json_response(key_view(row), status.HTTP_201_CREATED)
+    response = json_response(key_view(row), status.HTTP_201_CREATED)
+    # A background task runs after the response is sent, so after the commit: the job always finds the key.
+    response.background = BackgroundTask(
+        key_service.enqueue_first_sync,
+        queue,
+        row.id,
+        traceparent=request.headers.get(TRACEPARENT_HEADER),
+        request_id=request_id_var.get(),
+    )
+    return response
 
 
 @router.get(

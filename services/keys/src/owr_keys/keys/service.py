@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
+from prometheus_client import Counter
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +20,7 @@ from owr_keys.audit.service import Actor
 from owr_keys.keys.errors import DuplicateKey, KeyInactive, KeyNotFound, QueueUnavailable
 from owr_keys.keys.models import OpenRouterKey
 from owr_keys.keys.repository import KeyRepository
-from owr_keys.metrics import SYNC_REQUESTS
+from owr_keys.metrics import FIRST_SYNCS, SYNC_REQUESTS
 from owr_keys.vault.crypto import Fingerprinter, Vault
 from owr_shared.context import parse_traceparent
 from owr_shared.dependencies import Pagination
@@ -152,6 +154,40 @@ async def delete_key(session: AsyncSession, *, actor: Actor, workspace_id: uuid.
     log.info("key_deleted", key_id=str(key_id), workspace_id=str(workspace_id))
 
 
+async def _enqueue_sync(
+    queue: ArqRedis, key_id: uuid.UUID, outcomes: Counter, *, traceparent: str | None, request_id: str | None
+) -> bool:
+    """Queue `sync_key` for the key (True), or find its job already waiting (False); `QueueUnavailable`
+    when Redis fails or does not answer within `ENQUEUE_TIMEOUT_SECONDS`. Each outcome counts in `outcomes`."""
+    # Only a well-formed traceparent travels into the job; anything else would be caller-controlled noise.
+    carried = traceparent.strip().lower() if traceparent and parse_traceparent(traceparent) else None
+    try:
+        job = await asyncio.wait_for(
+            queue.enqueue_job(
+                SYNC_JOB, _job_id=sync_job_id(key_id), key_id=str(key_id), traceparent=carried, request_id=request_id
+            ),
+            timeout=ENQUEUE_TIMEOUT_SECONDS,
+        )
+    except (RedisError, OSError, TimeoutError) as exc:
+        outcomes.labels("queue_unavailable").inc()
+        log.warning("sync_enqueue_failed", key_id=str(key_id), error_type=type(exc).__name__)
+        raise QueueUnavailable() from None
+    outcomes.labels("enqueued" if job is not None else "already_queued").inc()
+    return job is not None
+
+
+async def enqueue_first_sync(
+    queue: ArqRedis, key_id: uuid.UUID, *, traceparent: str | None, request_id: str | None
+) -> None:
+    """After a new key is committed: queue its first sync now rather than at the next due scan.
+
+    Runs once the 201 is sent, so nothing here can fail the request. When Redis is down the key is
+    stored all the same and still `pending`: the due scan finds it (never synced keys are due).
+    """
+    with contextlib.suppress(QueueUnavailable):
+        await _enqueue_sync(queue, key_id, FIRST_SYNCS, traceparent=traceparent, request_id=request_id)
+
+
 @dataclass(frozen=True, slots=True)
 class SyncRequest:
     job_id: str
@@ -175,19 +211,7 @@ async def request_sync(
     if not row.is_active:
         raise KeyInactive()
     job_id = sync_job_id(key_id)
-    # Only a well-formed traceparent travels into the job; anything else would be caller-controlled noise.
-    carried = traceparent.strip().lower() if traceparent and parse_traceparent(traceparent) else None
-    try:
-        job = await asyncio.wait_for(
-            queue.enqueue_job(SYNC_JOB, _job_id=job_id, key_id=str(key_id), traceparent=carried, request_id=request_id),
-            timeout=ENQUEUE_TIMEOUT_SECONDS,
-        )
-    except (RedisError, OSError, TimeoutError) as exc:
-        SYNC_REQUESTS.labels("queue_unavailable").inc()
-        log.warning("sync_enqueue_failed", key_id=str(key_id), error_type=type(exc).__name__)
-        raise QueueUnavailable() from None
-    enqueued = job is not None
-    SYNC_REQUESTS.labels("enqueued" if enqueued else "already_queued").inc()
+    enqueued = await _enqueue_sync(queue, key_id, SYNC_REQUESTS, traceparent=traceparent, request_id=request_id)
     await audit.record(
         session,
         actor=actor,

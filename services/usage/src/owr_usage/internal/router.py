@@ -17,7 +17,7 @@ from starlette.responses import Response
 from owr_shared.db import DbSession
 from owr_shared.jwt import Principal
 from owr_shared.schemas import json_response, problem_responses
-from owr_shared.wire.usage import RetentionRequest, RetentionResult
+from owr_shared.wire.usage import CompactionRequest, CompactionResult, RetentionRequest, RetentionResult
 from owr_usage.accounts import service as account_service
 from owr_usage.accounts.schemas import AccountKeysReport, ActivityReport, CreditsReport
 from owr_usage.dependencies import Settings, require_scope
@@ -105,6 +105,23 @@ async def apply_retention(
         before=body.before if body else None,
         today=datetime.now(UTC).date(),
         retention_days=settings.retention_days,
+    )
+    return json_response(result)
+
+
+@router.post(
+    "/snapshots/compaction",
+    response_model=CompactionResult,
+    responses=_WRITE_ERRORS,
+    summary="Thin out old snapshots to each key-day's first and last (one batch of keys)",
+)
+async def compact_snapshots(
+    caller: CleanupCaller, session: DbSession, settings: Settings, body: CompactionRequest | None = None
+) -> Response:
+    """Days older than the full window (`USAGE_SNAPSHOT_FULL_HOURS`) keep the first and the last snapshot
+    of each key; figures do not change. Call again with `after` = `next_after` until it is null."""
+    result = await internal_service.compact_snapshots(
+        session, body or CompactionRequest(), now=datetime.now(UTC), full_hours=settings.snapshot_full_hours
     )
     return json_response(result)
 

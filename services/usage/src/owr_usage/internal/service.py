@@ -1,4 +1,4 @@
-"""Retention and workspace erasure: removals across every usage table."""
+"""Retention, snapshot compaction and workspace erasure: removals across every usage table."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.logging import get_logger
-from owr_shared.wire.usage import RetentionDeleted, RetentionResult
+from owr_shared.wire.usage import CompactionRequest, CompactionResult, RetentionDeleted, RetentionResult
 from owr_usage.accounts.repository import AccountRepository
-from owr_usage.metrics import RETENTION_DELETED
+from owr_usage.metrics import RETENTION_DELETED, SNAPSHOTS_COMPACTED
 from owr_usage.rollups.repository import RollupRepository
 from owr_usage.snapshots.repository import SnapshotRepository
 
@@ -40,6 +40,28 @@ async def apply_retention(
         RETENTION_DELETED.labels(table).inc(count)
     log.info("retention_applied", before=cutoff_day.isoformat(), **counts)
     return RetentionResult(before=cutoff_day, deleted=RetentionDeleted(**counts))
+
+
+async def compact_snapshots(
+    session: AsyncSession, request: CompactionRequest, *, now: dt.datetime, full_hours: int
+) -> CompactionResult:
+    """One batch of compaction: idempotent (a compacted day has nothing more to lose), so a batch that
+    fails or runs twice is simply run again. Days inside the full window are never touched."""
+    floor = (now - dt.timedelta(hours=full_hours)).astimezone(dt.UTC).date()
+    before = floor if request.before is None else min(request.before, floor)
+    since = dt.datetime.min.replace(tzinfo=dt.UTC) if request.since is None else _day_start(request.since)
+    deleted, keys, last_key = await SnapshotRepository(session).compact(
+        since, _day_start(before), after=request.after, keys=request.keys
+    )
+    SNAPSHOTS_COMPACTED.inc(deleted)
+    log.info("snapshots_compacted", before=before.isoformat(), deleted=deleted, keys=keys)
+    return CompactionResult(
+        before=before, deleted=deleted, keys=keys, next_after=last_key if keys == request.keys else None
+    )
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
 async def delete_workspace(session: AsyncSession, *, workspace_id: uuid.UUID) -> None:

@@ -132,6 +132,37 @@ RETURNING key_id, observed_at
 _SNAPSHOT_COLUMNS, _INSERT_SNAPSHOTS = _insert_snapshots_sql()
 
 
+# Compaction: of each (key, UTC day) in [since, before), every snapshot but the first and the last goes.
+# The derivation reads only those two of a day (and the next day's first); a figure's `observed_at` is one
+# of them; each key's latest snapshot is the last of its day. So every figure, and any re-derivation after
+# a late snapshot, is what it was.
+_COMPACT = text(
+    """
+WITH batch AS (
+    SELECT key_id FROM usage.key_states
+    WHERE key_id > :after ORDER BY key_id LIMIT :keys
+),
+ranked AS (
+    SELECT s.key_id, s.observed_at,
+           min(s.observed_at) OVER w AS first_at, max(s.observed_at) OVER w AS last_at
+    FROM usage.snapshots s JOIN batch b ON b.key_id = s.key_id
+    WHERE s.observed_at >= :since AND s.observed_at < :before
+    WINDOW w AS (PARTITION BY s.key_id, (s.observed_at AT TIME ZONE 'UTC')::date)
+),
+gone AS (
+    DELETE FROM usage.snapshots s USING ranked r
+    WHERE s.key_id = r.key_id AND s.observed_at = r.observed_at
+      AND r.observed_at <> r.first_at AND r.observed_at <> r.last_at
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS deleted,
+       (SELECT count(*) FROM batch) AS keys,
+       (SELECT key_id FROM batch ORDER BY key_id DESC LIMIT 1) AS last_key
+"""
+)
+_NO_KEY = uuid.UUID(int=0)
+
+
 class SnapshotRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -213,6 +244,18 @@ class SnapshotRepository:
         snapshots = await deleted_rows(self.session, delete(Snapshot).where(Snapshot.observed_at < cutoff, ~latest))
         days = await deleted_rows(self.session, delete(KeyDay).where(KeyDay.day < cutoff_day))
         return {"snapshots": snapshots, "key_days": days}
+
+    async def compact(
+        self, since: datetime, before: datetime, *, after: uuid.UUID | None, keys: int
+    ) -> tuple[int, int, uuid.UUID | None]:
+        """Compact the snapshots in [since, before) of the next `keys` keys by id after `after`:
+        (snapshots deleted, keys looked at, the last key id of the batch)."""
+        row = (
+            await self.session.execute(
+                _COMPACT, {"since": since, "before": before, "after": after or _NO_KEY, "keys": keys}
+            )
+        ).one()
+        return int(row.deleted), int(row.keys), row.last_key
 
     async def delete_workspace(self, workspace_id: uuid.UUID) -> dict[str, int]:
         """Every row of the workspace's keys, found through their states (ingestion keeps a key's rows
