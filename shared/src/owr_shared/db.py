@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import Depends, Request
@@ -135,23 +135,8 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 
 
-async def _app_engine(request: Request) -> AsyncEngine:
-    engine: AsyncEngine = request.app.state.engine
-    return engine
-
-
-# The app's engine, for reads that need connections of their own beside the request's session (a stream
-# that outlives the request's transaction, reads run concurrently); repositories still hold their SQL.
-DbEngine = Annotated[AsyncEngine, Depends(_app_engine)]
-
-
 @asynccontextmanager
 async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """The boundary of work outside a request (a command's batch): commit on exit, roll back when it raises."""
     async with sessionmaker() as session, session.begin():
         yield session
-
-
-def get_sessionmaker_dependency() -> Any:
-    """The dependency callable, for tests that override it with a session in a rolled-back transaction."""
-    return _request_session
