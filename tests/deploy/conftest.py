@@ -18,7 +18,7 @@ from tools.devstack import ProcessGroup, ProcessSpec
 DRAIN_SECONDS = 2.0
 
 
-def _own_redis_database(redis_url: str) -> str:
+def own_redis_database(redis_url: str) -> str:
     """Another Redis database than the session's: no other stack's worker can take these jobs (nor ours theirs)."""
     base, _, number = redis_url.rpartition("/")
     return f"{base}/{int(number) % 15 + 1}" if number.isdigit() else redis_url
@@ -29,7 +29,7 @@ def deploy_system(database_url: str, redis_url: str, tmp_path_factory: pytest.Te
     """Stopped when the last deploy test is done, before the end-to-end suite starts its own stack."""
     env = system_env(
         database_url,
-        _own_redis_database(redis_url),
+        own_redis_database(redis_url),
         OWR_SHUTDOWN_DRAIN_SECONDS=str(DRAIN_SECONDS),
         OWR_SHUTDOWN_TIMEOUT_SECONDS="10",
     )

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from tests.deploy.conftest import DRAIN_SECONDS, health, restart, sigterm_and_watch
+from tests.deploy.conftest import DRAIN_SECONDS, health, own_redis_database, restart, sigterm_and_watch
 from tests.e2e.conftest import System
 from tests.e2e.emulator_admin import EmulatorAdmin, fault_free_emulator
 from tests.e2e.test_sync_journey import Watcher, assert_exact, funded_keys, wait_for
@@ -186,6 +186,9 @@ async def test_the_gateway_drains_then_finishes_proxied_requests_in_flight(
         "GATEWAY_KEYS_URL": slow_upstream,
         "GATEWAY_ROUTES": '[{"prefix": "/api/v1/keys", "upstream": "keys", "auth": "none", "policy": "anonymous"}]',
         "GATEWAY_RATE_LIMITS": '{"anonymous": {"limit": 100000, "window": 60}}',
+        # Its own Redis database: its load would otherwise fill the stack gateway's anonymous bucket for
+        # 127.0.0.1 (same key, a limit of 120), and later tests would get 429s.
+        "REDIS_URL": own_redis_database(deploy_system.env["REDIS_URL"]),
     }
     group = ProcessGroup(deploy_system.env, log_dir=tmp_path)
     proc = group.start(ProcessSpec("gateway-drain", spec.module, admin, env))
