@@ -13,6 +13,13 @@ class DemoSettings(BaseServiceSettings):
     signing_key: SecretStr | None = secret_field("a secret")
 
 
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter with only these variables (and PATH) set."""
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=False
+    )
+
+
 def test_production_refuses_missing_secret(monkeypatch):
     monkeypatch.setenv("OWR_ENV", "production")
     monkeypatch.delenv("DEMO_SIGNING_KEY", raising=False)
@@ -56,13 +63,7 @@ def test_refusal_exits_without_printing_the_value():
         "load_settings(DemoSettings)\n"
     )
     secret = "example-but-secret-Xq81"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={"OWR_ENV": "production", "DEMO_SIGNING_KEY": secret, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_python(code, OWR_ENV="production", DEMO_SIGNING_KEY=secret)
     assert result.returncode == 2
     assert "signing_key" in result.stderr
     assert secret not in result.stderr + result.stdout
@@ -83,13 +84,7 @@ def test_unparsable_json_field_exits_cleanly():
         "load_settings(S)\n"
     )
     secret = '{"worker": "s3cr3t-value-Zz9' + "x" * 20
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={"OWR_ENV": "test", "DEMO_CLIENTS": secret, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_python(code, OWR_ENV="test", DEMO_CLIENTS=secret)
     assert result.returncode == 2
     assert "clients" in result.stderr
     assert "Traceback" not in result.stderr
