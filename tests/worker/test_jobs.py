@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from owr_worker.circuit import OPEN_UNTIL_KEY
 from owr_worker.crons import cleanup_usage, compact_snapshots, schedule_due_keys, validate_keys
-from owr_worker.jobs import ACTIVITY_PREFIX, sync_account, sync_key
+from owr_worker.jobs import ACTIVITY_PREFIX, AFTER_OUTAGE_SUFFIX, sync_account, sync_key, sync_key_job_id
 from owr_worker.locks import lock_key
 from owr_worker.worker import worker_settings
 from tests.support.logs import captured_json_logs
@@ -212,10 +212,19 @@ async def test_open_circuit_reports_error_without_calling_openrouter(make_ctx, o
     assert open_seconds / 2 <= deferred.value.defer_score / 1000 <= open_seconds
     assert openrouter.seen == []
     assert internal.statuses[key_id][0]["last_error"] == "OpenRouter unavailable (circuit open); retrying"
-    # On its last try the job ends with the error reported.
+    # On its last try the job ends with the error reported, and leaves one successor to look after the
+    # outage: a "sync now" folded into this job must not end without a call to OpenRouter.
     ctx["job_try"] = ctx["settings"].job_max_tries
+    ctx["job_id"] = sync_key_job_id(key_id)
     assert await sync_key(ctx, key_id, workspace_id=WS) == "error"
     assert openrouter.seen == []
+    successor = sync_key_job_id(key_id) + AFTER_OUTAGE_SUFFIX
+    assert await arq_redis.exists(f"arq:job:{successor}") == 1
+    # The successor's own last try leaves nothing behind: an outage longer than that is the due scan's.
+    await arq_redis.delete(f"arq:job:{successor}")
+    ctx["job_id"] = successor
+    assert await sync_key(ctx, key_id, workspace_id=WS) == "error"
+    assert await arq_redis.keys("arq:job:*") == []
 
 
 async def test_payment_required_without_retry_after_is_reported(make_ctx, openrouter, internal):

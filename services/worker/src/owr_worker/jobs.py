@@ -47,6 +47,8 @@ SYNC_ACCOUNT = "sync_account"
 ACTIVITY_PREFIX = "owr:worker:activity:"
 ACTIVITY_TTL_SECONDS = 40 * 86_400
 PROGRESS_TTL_SECONDS = 2 * 86_400
+# Suffix of the one job a last try blocked by an open circuit leaves behind (`_hand_over_after_outage`).
+AFTER_OUTAGE_SUFFIX = ":after-outage"
 
 
 def sync_key_job_id(key_id: str) -> str:
@@ -130,8 +132,10 @@ async def _openrouter_failed(ctx: Mapping[str, Any], key_id: str, exc: OpenRoute
         # probe through, so keys recover soon after OpenRouter does rather than at the next due scan.
         outcome = await _report_error(ctx, key_id, exc.message)
         settings = job_settings(ctx)
+        look_again = max(1.0, settings.circuit_open_seconds * (0.5 + random.random() / 2))  # noqa: S311
         if int(ctx.get("job_try") or 1) < settings.job_max_tries:
-            raise Retry(defer=max(1.0, settings.circuit_open_seconds * (0.5 + random.random() / 2)))  # noqa: S311
+            raise Retry(defer=look_again)
+        await _hand_over_after_outage(ctx, key_id, look_again)
         return outcome
     if isinstance(exc, KeyRejected):
         return await _report_invalid(ctx, key_id, exc)
@@ -140,6 +144,20 @@ async def _openrouter_failed(ctx: Mapping[str, Any], key_id: str, exc: OpenRoute
     ):
         return await _retry_or_give_up(ctx, key_id, exc.message, retry_after=exc.retry_after)
     return await _report_error(ctx, key_id, exc.message)
+
+
+async def _hand_over_after_outage(ctx: Mapping[str, Any], key_id: str, defer_seconds: float) -> None:
+    """The last try of a job met an open circuit, so it never reached OpenRouter. A "sync now" pressed
+    while it waited was folded into it (same job id), so leave one successor to look after the outage;
+    a successor does not leave another, and the due scan covers anything longer."""
+    job_id = str(ctx.get("job_id") or "")
+    function, _, rest = job_id.partition(":")
+    if function not in (SYNC_KEY, SYNC_ACCOUNT) or rest.endswith(AFTER_OUTAGE_SUFFIX):
+        return
+    job = await ctx["redis"].enqueue_job(
+        function, _job_id=job_id + AFTER_OUTAGE_SUFFIX, _defer_by=defer_seconds, key_id=key_id
+    )
+    log.info("job_handed_over_after_outage", enqueued=job is not None)
 
 
 async def _service_failed(ctx: Mapping[str, Any], key_id: str, exc: ServiceError | ValidationError) -> str:
