@@ -13,7 +13,7 @@ from aiohttp import web
 
 from tools.emulator.faults import Faults
 from tools.emulator.runtime import ApiError, emulator, json_response, read_json
-from tools.emulator.state import LIMIT_RESETS, ZERO, iso, parse_time
+from tools.emulator.state import LIMIT_RESETS, ZERO, Account, iso, parse_time
 from tools.emulator.wire import as_money
 
 ADMIN_PREFIX = "/_admin"
@@ -77,11 +77,7 @@ async def create_account(request: web.Request) -> web.Response:
 
 
 async def set_credits(request: web.Request) -> web.Response:
-    state = emulator(request).state
-    account = state.accounts.get(request.match_info["account"])
-    if account is None:
-        raise ApiError(404, "account not found")
-    body = await _object(request)
+    account, body = await _account_and_body(request)
     if "total_credits" not in body:
         raise ApiError(400, "total_credits is required")
     account.total_credits = _money(body["total_credits"], "total_credits")
@@ -90,11 +86,7 @@ async def set_credits(request: web.Request) -> web.Response:
 
 async def create_keys(request: web.Request) -> web.Response:
     """Create `count` keys (default 1) of one kind; answers the plaintexts, which exist only in this reply."""
-    state = emulator(request).state
-    account = state.accounts.get(request.match_info["account"])
-    if account is None:
-        raise ApiError(404, "account not found")
-    body = await _object(request)
+    account, body = await _account_and_body(request)
     kind = body.get("kind", "inference")
     if kind not in ("inference", "management"):
         raise ApiError(400, "kind must be inference or management")
@@ -114,6 +106,7 @@ async def create_keys(request: web.Request) -> web.Response:
     if not isinstance(include_byok, bool):
         raise ApiError(400, "include_byok_in_limit must be a boolean")
     expires_at = None if body.get("expires_at") is None else _time(body["expires_at"], "expires_at")
+    state = emulator(request).state
     items = []
     for n in range(count):
         key_name = name if name is not None else f"{kind.title()} key"
@@ -240,6 +233,14 @@ async def get_stats(request: web.Request) -> web.Response:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+async def _account_and_body(request: web.Request) -> tuple[Account, dict[str, Any]]:
+    """The account named in the path (404 when unknown) and the request's JSON object."""
+    account = emulator(request).state.accounts.get(request.match_info["account"])
+    if account is None:
+        raise ApiError(404, "account not found")
+    return account, await _object(request)
 
 
 async def _object(request: web.Request) -> dict[str, Any]:

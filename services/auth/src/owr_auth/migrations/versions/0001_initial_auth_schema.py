@@ -1,9 +1,4 @@
-"""Initial auth schema: users, workspaces, memberships, refresh-token families and tokens.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-22 01:47:48.491449
-"""
+"""Initial auth schema: users, workspaces, memberships, refresh-token families and tokens."""
 
 import sqlalchemy as sa
 from alembic import op

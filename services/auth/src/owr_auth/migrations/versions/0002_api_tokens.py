@@ -1,9 +1,4 @@
-"""Personal API tokens, stored as HMAC-SHA-256 only.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-22
-"""
+"""Personal API tokens, stored as HMAC-SHA-256 only."""
 
 import sqlalchemy as sa
 from alembic import op

@@ -1,9 +1,4 @@
-"""Create the keys schema (env.py creates it; this revision anchors the history).
-
-Revision ID: 0001_keys
-Revises:
-Create Date: 2026-11-22
-"""
+"""Create the keys schema (env.py creates it; this revision anchors the history)."""
 
 revision: str = "0001_keys"
 down_revision: str | None = None

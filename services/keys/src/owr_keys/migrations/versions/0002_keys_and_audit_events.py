@@ -1,9 +1,4 @@
-"""Stored OpenRouter keys (sealed envelopes, masked labels, last sync state) and their audit events.
-
-Revision ID: 0002_keys
-Revises: 0001_keys
-Create Date: 2026-11-22
-"""
+"""Stored OpenRouter keys (sealed envelopes, masked labels, last sync state) and their audit events."""
 
 import sqlalchemy as sa
 from alembic import op

@@ -1,9 +1,5 @@
 """The due scan's lease on a key (`sync_claimed_until`): scans of several worker processes page through
 the due keys at once, and none takes a key another scan already took.
-
-Revision ID: 0003_keys
-Revises: 0002_keys
-Create Date: 2026-12-01
 """
 
 import sqlalchemy as sa

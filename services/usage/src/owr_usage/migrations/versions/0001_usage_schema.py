@@ -1,9 +1,4 @@
-"""Create the usage schema (env.py creates it; this revision anchors the history).
-
-Revision ID: 0001_usage
-Revises:
-Create Date: 2026-11-22
-"""
+"""Create the usage schema (env.py creates it; this revision anchors the history)."""
 
 revision: str = "0001_usage"
 down_revision: str | None = None

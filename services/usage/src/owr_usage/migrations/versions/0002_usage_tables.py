@@ -2,10 +2,6 @@
 
 Money is unconstrained NUMERIC (exact), times are timestamptz, days are UTC dates. Key ids are the keys
 service's: no foreign keys across services. See services/usage/README.md for the tables' meaning.
-
-Revision ID: 0002_usage
-Revises: 0001_usage
-Create Date: 2026-11-22
 """
 
 import sqlalchemy as sa

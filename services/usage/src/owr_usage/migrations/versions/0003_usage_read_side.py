@@ -2,10 +2,6 @@
 
 Existing figures are carried over once here (links, daily rows and rollups built from the stored
 snapshots' days and activity); from then on every ingestion keeps them up to date incrementally.
-
-Revision ID: 0003_usage
-Revises: 0002_usage
-Create Date: 2026-11-22
 """
 
 import sqlalchemy as sa

@@ -2,10 +2,6 @@
 index-only scans: a workspace's rollup rows are written day by day among every other workspace's, so its
 year is spread over thousands of heap pages (measured at 10M daily rows: 4,663 pages for 10,950 model-day
 rows, 9 ms of a 16 ms scan).
-
-Revision ID: 0005_usage
-Revises: 0004_usage
-Create Date: 2026-11-22
 """
 
 from alembic import op

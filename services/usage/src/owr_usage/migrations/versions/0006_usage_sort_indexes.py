@@ -2,10 +2,6 @@
 in the full page order (workspace, sort key, day, key, model, provider), so a page sorted by it is an index
 scan that stops after its rows, in either direction, and a cursor's position is an index condition. A row
 without counts sorts as -1 (the first ascending, the last descending), the same expression the queries use.
-
-Revision ID: 0006_usage
-Revises: 0005_usage
-Create Date: 2026-12-01
 """
 
 from alembic import op
