@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 
 from owr_gateway.auth import CachedPrincipal
 from owr_gateway.clientip import TrustedProxies, client_address
@@ -257,10 +258,29 @@ def test_upstream_failures_are_answered_and_counted():
     assert timeout is not None
     assert (timeout.problem.status, timeout.problem.slug) == (504, "upstream-timeout")
     assert metric("owr_gateway_upstream_errors_total", upstream="keys", kind="timeout") == before + 1
-    unreachable = upstream_failure("keys", aiohttp.ClientConnectionError())
-    assert unreachable is not None
-    assert (unreachable.problem.status, unreachable.problem.title) == (502, "Bad Gateway")
+    broken = upstream_failure("keys", aiohttp.ServerDisconnectedError())  # after the request was written
+    assert broken is not None
+    assert (broken.problem.status, broken.problem.title) == (502, "Bad Gateway")
     assert upstream_failure("keys", ValueError()) is None  # a bug, not an upstream's failure
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        aiohttp.ConnectionTimeoutError(),  # no pooled connection free within the connect timeout
+        aiohttp.ClientConnectorError(
+            ConnectionKey("usage", 80, False, True, None, None, None), ConnectionRefusedError()
+        ),
+    ],
+)
+def test_a_request_that_never_reached_its_upstream_is_a_503_with_retry_after(exc: Exception):
+    kind = "busy" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "unreachable"
+    before = metric("owr_gateway_upstream_errors_total", upstream="usage", kind=kind)
+    refusal = upstream_failure("usage", exc)
+    assert refusal is not None
+    assert (refusal.problem.status, refusal.problem.slug) == (503, "service-unavailable")
+    assert (b"retry-after", b"1") in refusal.headers
+    assert metric("owr_gateway_upstream_errors_total", upstream="usage", kind=kind) == before + 1
 
 
 def messages(*items: dict[str, Any]) -> Any:

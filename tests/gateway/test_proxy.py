@@ -286,14 +286,15 @@ def assert_no_internals(body: bytes, *ports: int) -> None:
         assert word not in text
 
 
-async def test_upstream_down_is_502(
+async def test_upstream_down_is_503_with_retry_after(
     make_gateway: GatewayFactory, client: aiohttp.ClientSession, signing_key: SigningKey
 ):
     port = closed_port()
     gw = await make_gateway(usage_url=f"http://127.0.0.1:{port}")
     before = metric("owr_gateway_upstream_errors_total", upstream="usage", kind="unreachable")
     async with client.get(gw.url + "/api/v1/usage/summary", headers=bearer(signing_key.token())) as response:
-        assert response.status == 502
+        assert response.status == 503  # the request never reached it: a fault the client may retry
+        assert response.headers["Retry-After"] == "1"
         assert response.content_type == PROBLEM
         body = await response.read()
     assert_no_internals(body, port)

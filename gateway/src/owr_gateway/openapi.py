@@ -30,8 +30,8 @@ _SCHEMA_REF = "#/components/schemas/"
 _PROBLEM = {"$ref": f"{_SCHEMA_REF}ProblemDetail"}
 _GATEWAY_ANSWERS = {
     "429": "Rate limit exhausted (`Retry-After` says when to come back)",
-    "502": "An upstream service could not be reached",
-    "503": "A dependency is unavailable; retry after `Retry-After`",
+    "502": "An upstream service failed mid-request",
+    "503": "A dependency is unavailable or busy; retry after `Retry-After`",
     "504": "An upstream service did not answer in time",
 }
 SECURITY_SCHEMES = {

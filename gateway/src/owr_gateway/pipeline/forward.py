@@ -13,10 +13,10 @@ from yarl import URL
 
 from owr_gateway.metrics import STALE_CONNECTIONS, UPSTREAM_ERRORS
 from owr_gateway.pipeline.incoming import Incoming
-from owr_gateway.pipeline.problems import Refusal, too_large
+from owr_gateway.pipeline.problems import Refusal, retry_after, too_large
 from owr_gateway.ratelimit import Decision
 from owr_gateway.routing import Route
-from owr_shared.errors import UPSTREAM_TIMEOUT, UPSTREAM_UNAVAILABLE
+from owr_shared.errors import SERVICE_UNAVAILABLE, UPSTREAM_TIMEOUT, UPSTREAM_UNAVAILABLE
 from owr_shared.logging import get_logger
 
 if TYPE_CHECKING:
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from aiohttp.tracing import Trace
 
     from owr_gateway.state import GatewayState
+
+# Seconds a client is asked to wait when an upstream had no connection for its request.
+UPSTREAM_BUSY_RETRY = 1
 
 log = get_logger("owr.http")
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
@@ -139,11 +142,20 @@ class Forwarder:
 
 
 def upstream_failure(upstream: str, exc: Exception) -> Refusal | None:
-    """The answer to an upstream that failed before responding, counted; None for anything unexpected."""
-    if isinstance(exc, asyncio.TimeoutError):
+    """The answer to an upstream that failed before responding, counted; None for anything unexpected.
+
+    A request that never got a connection (none free in the pool within the connect timeout, or the
+    upstream's backlog refused it) never reached the upstream: that is overload, so a 503 with
+    Retry-After the client may act on, not a 504 or 502 that says something broke mid-request.
+    """
+    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+        kind = "busy" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "unreachable"
+        retry = (retry_after(UPSTREAM_BUSY_RETRY),)
+        refusal = Refusal(SERVICE_UNAVAILABLE, "The upstream service is unavailable; retry shortly.", retry)
+    elif isinstance(exc, asyncio.TimeoutError):
         kind, refusal = "timeout", Refusal(UPSTREAM_TIMEOUT, "The upstream service did not answer in time.")
     elif isinstance(exc, aiohttp.ClientError | OSError):
-        kind, refusal = "unreachable", Refusal(UPSTREAM_UNAVAILABLE, "The upstream service could not be reached.")
+        kind, refusal = "broken", Refusal(UPSTREAM_UNAVAILABLE, "The upstream service failed mid-request.")
     else:
         return None
     UPSTREAM_ERRORS.labels(upstream, kind).inc()
