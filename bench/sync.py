@@ -252,6 +252,8 @@ def main() -> int:
                 "WORKER_QUEUE_NAME": queue,
                 "WORKER_MAX_JOBS": str(args.max_jobs),
                 "KEYS_SYNC_INTERVAL_SECONDS": str(INTERVAL_SECONDS),
+                # One workspace holds every key of the bench, beyond the default cap of 1,000.
+                "KEYS_MAX_KEYS_PER_WORKSPACE": str(args.keys + args.first_syncs),
                 # The upstream limit lifted: the workers are measured, not the limiter's budget.
                 "WORKER_OPENROUTER_MAX_RPS": "10000",
                 "WORKER_OPENROUTER_BURST": "1000",

@@ -75,6 +75,8 @@ class KeysSettings(JwksServiceSettings):
     )
 
     sync_interval_seconds: int = Field(default=600, ge=10, le=7 * 24 * 3600)
+    # Keys one workspace may store (inactive ones count): one tenant cannot flood the sync schedule.
+    max_keys_per_workspace: int = Field(default=1000, ge=1, le=1_000_000)
     # The ARQ queue the worker reads; both sides must agree.
     queue_name: str = Field(default="arq:queue", min_length=1)
 

@@ -17,6 +17,15 @@ class DuplicateKey(Conflict):
     default_detail = "This key is already stored in this workspace."
 
 
+class TooManyKeys(Conflict):
+    """The workspace holds `KEYS_MAX_KEYS_PER_WORKSPACE` keys already."""
+
+    slug, title = "too-many-keys", "Too Many Keys"
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"This workspace already stores {cap} keys, the most it may hold; delete one first.")
+
+
 class KeyInactive(Conflict):
     slug, title = "key-inactive", "Key Inactive"
     default_detail = "The key is deactivated; activate it first."

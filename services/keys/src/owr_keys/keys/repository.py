@@ -66,6 +66,10 @@ FROM unnest(
 WHERE k.id = r.id
 """
 )
+# Serialises the key additions of one workspace (its count, then its insert) until the transaction ends.
+_LOCK_WORKSPACE_KEYS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('owr_keys.keys:' || CAST(CAST(:ws AS uuid) AS text), 0))"
+)
 REPORTED_FIELDS = ("kind", "limit", "limit_reset", "limit_remaining", "expires_at")
 
 
@@ -96,6 +100,19 @@ class KeyRepository:
             .returning(OpenRouterKey)
         )
         return result.scalar_one_or_none()
+
+    async def count_locked(self, workspace_id: uuid.UUID) -> int:
+        """The workspace's stored keys, counted under its advisory lock: no other addition to the workspace
+        counts or inserts before this transaction ends.
+
+        Two statements: under READ COMMITTED a statement's snapshot is taken when it starts, so a count in
+        the statement that waits for the lock would miss the rows the holder committed meanwhile.
+        """
+        await self.session.execute(_LOCK_WORKSPACE_KEYS, {"ws": workspace_id})
+        count = await self.session.scalar(
+            select(func.count()).select_from(OpenRouterKey).where(OpenRouterKey.workspace_id == workspace_id)
+        )
+        return int(count or 0)
 
     async def get(
         self, workspace_id: uuid.UUID, key_id: uuid.UUID, *, for_update: bool = False

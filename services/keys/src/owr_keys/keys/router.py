@@ -10,7 +10,16 @@ from starlette.responses import Response
 
 from owr_keys.audit.schemas import AuditEventView
 from owr_keys.audit.service import Actor
-from owr_keys.dependencies import KeyFingerprinter, KeysReader, KeysSyncer, KeysWriter, Queue, SecretVault, User
+from owr_keys.dependencies import (
+    KeyFingerprinter,
+    KeysReader,
+    KeysSyncer,
+    KeysWriter,
+    Queue,
+    SecretVault,
+    Settings,
+    User,
+)
 from owr_keys.keys import service as key_service
 from owr_keys.keys.models import OpenRouterKey
 from owr_keys.keys.schemas import CreateKeyRequest, KeyView, SyncAccepted, UpdateKeyRequest
@@ -47,9 +56,11 @@ async def create_key(
     vault: SecretVault,
     fingerprint: KeyFingerprinter,
     queue: Queue,
+    settings: Settings,
 ) -> Response:
     """Encrypt and store the key; the answer is its masked view. Its first sync is queued at once (its kind
-    is known after it); should the queue be down, the due scan syncs it instead."""
+    is known after it); should the queue be down, the due scan syncs it instead. A workspace holding
+    `KEYS_MAX_KEYS_PER_WORKSPACE` keys gets 409 `too-many-keys`."""
     row = await key_service.create_key(
         session,
         vault,
@@ -58,6 +69,7 @@ async def create_key(
         workspace_id=user.workspace_id,
         name=body.name,
         secret=body.key,
+        max_keys=settings.max_keys_per_workspace,
     )
     response = json_response(key_view(row), status.HTTP_201_CREATED)
     # A background task runs after the response is sent, so after the commit: the job always finds the key.

@@ -17,7 +17,7 @@ from owr_keys.audit import service as audit
 from owr_keys.audit.models import AuditEvent
 from owr_keys.audit.repository import AuditRepository
 from owr_keys.audit.service import Actor
-from owr_keys.keys.errors import DuplicateKey, KeyInactive, KeyNotFound, QueueUnavailable
+from owr_keys.keys.errors import DuplicateKey, KeyInactive, KeyNotFound, QueueUnavailable, TooManyKeys
 from owr_keys.keys.models import OpenRouterKey
 from owr_keys.keys.repository import KeyRepository
 from owr_keys.metrics import FIRST_SYNCS, SYNC_REQUESTS
@@ -56,12 +56,17 @@ async def create_key(
     workspace_id: uuid.UUID,
     name: str,
     secret: str,
+    max_keys: int,
 ) -> OpenRouterKey:
-    """Seal and store `secret`; a second copy of the same key in the workspace is a 409."""
+    """Seal and store `secret`; a second copy of the same key in the workspace is a 409, and so is a key
+    beyond `max_keys` (counted under the workspace's lock, so concurrent additions never pass it)."""
+    repository = KeyRepository(session)
+    if await repository.count_locked(workspace_id) >= max_keys:
+        raise TooManyKeys(max_keys)
     key_id = uuid.uuid4()
     sealed = vault.seal(secret, workspace_id=workspace_id, key_id=key_id)
     label = mask(secret)
-    row = await KeyRepository(session).insert(
+    row = await repository.insert(
         {
             "id": key_id,
             "workspace_id": workspace_id,
