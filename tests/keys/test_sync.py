@@ -4,7 +4,8 @@ queues one ARQ job per key, with a deterministic id and the trace context."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.jobs import deserialize_job
@@ -139,7 +140,7 @@ async def claim(client, service_headers, **body) -> list[dict[str, Any]]:
     return items
 
 
-async def test_claims_page_through_every_due_key_by_id_and_lease_them(client, tenant_factory, service_headers):
+async def test_claims_page_through_every_due_key_and_lease_them(client, tenant_factory, service_headers):
     tenant = tenant_factory()
     due = [(await store_key(client, tenant, name=f"k{n}"))["id"] for n in range(9)]
     fresh = await store_key(client, tenant, name="fresh")
@@ -153,15 +154,15 @@ async def test_claims_page_through_every_due_key_by_id_and_lease_them(client, te
     assert r.status_code == 204
     await client.patch(f"/api/v1/keys/{inactive['id']}", headers=tenant.headers, json={"is_active": False})
 
-    pages, after = [], None
+    pages = []
     while True:
-        page = await claim(client, service_headers, limit=4, after=after)
+        # The leases are the paging: each claim is the next page. `after` (an earlier release's cursor) is
+        # accepted and ignored.
+        page = await claim(client, service_headers, limit=4, after=str(uuid.UUID(int=2**128 - 1)))
         pages.append(page)
         if len(page) < 4:
             break
-        after = page[-1]["id"]
     taken = [item["id"] for page in pages for item in page]
-    assert taken == sorted(taken)  # keyset by id
     mine = [i for i in taken if i in {*due, fresh["id"], inactive["id"]}]
     assert sorted(mine) == sorted(due)  # every due key once; the fresh and the inactive one not at all
     assert set(pages[0][0]) == {"id", "workspace_id", "kind", "status", "last_synced_at"}
@@ -176,17 +177,55 @@ async def test_claims_of_concurrent_scans_are_disjoint(committed_client, tenant_
     due = {(await store_key(committed_client, tenant, name=f"k{n}"))["id"] for n in range(40)}
 
     async def scan() -> list[str]:
-        taken, after = [], None
+        taken = []
         while True:
-            page = await claim(committed_client, service_headers, limit=3, after=after)
+            page = await claim(committed_client, service_headers, limit=3)
             taken += [item["id"] for item in page]
             if len(page) < 3:
                 return taken
-            after = page[-1]["id"]
 
     first, second = await asyncio.gather(scan(), scan())
     assert set(first).isdisjoint(second)
     assert due <= set(first) | set(second)
+
+
+async def drain_due_keys(client, service_headers) -> None:
+    """Lease every due key other tests left committed, inside this test's rolled-back transaction."""
+    while len(await claim(client, service_headers, limit=1000)) == 1000:
+        pass
+
+
+async def test_a_small_workspace_is_not_queued_behind_a_large_one(client, tenant_factory, service_headers):
+    """400 due keys of one workspace and 3 of another: the first page holds all 3 (finding 8 of issue 13),
+    however the keys' ids fall; then the rest of the large workspace's keys, each once."""
+    await drain_due_keys(client, service_headers)
+    large, small = tenant_factory(), tenant_factory()
+    large_ids = [(await store_key(client, large, name=f"l{n}"))["id"] for n in range(400)]
+    small_ids = {(await store_key(client, small, name=f"s{n}"))["id"] for n in range(3)}
+    # Five of the large workspace's keys were synced long ago: they come after its never-synced keys.
+    stale = large_ids[-5:]
+    long_ago = datetime.now(UTC) - timedelta(days=2)
+    r = await client.post(
+        "/internal/keys/status",
+        headers=service_headers("keys:status"),
+        json={"items": [{"id": i, "status": "valid", "last_synced_at": long_ago.isoformat()} for i in stale]},
+    )
+    assert r.status_code == 200, r.text
+
+    first = await claim(client, service_headers, limit=50)
+    assert len(first) == 50
+    # Each workspace's first key before anyone's second: rank 1, 2 and 3 of both, then the large one's.
+    owners = [item["workspace_id"] for item in first]
+    for rank in range(3):
+        assert sorted(owners[2 * rank : 2 * rank + 2]) == sorted([large.workspace_id, small.workspace_id])
+    assert set(owners[6:]) == {large.workspace_id}
+    assert small_ids == {item["id"] for item in first if item["workspace_id"] == small.workspace_id}
+    rest = []
+    while page := await claim(client, service_headers, limit=100):
+        rest += page
+    taken = [item["id"] for item in first + rest if item["workspace_id"] == large.workspace_id]
+    assert sorted(taken) == sorted(large_ids)  # each once
+    assert set(taken[-5:]) == set(stale)  # never synced first, then the oldest sync
 
 
 async def test_claims_validate_their_body(client, service_headers, alice):

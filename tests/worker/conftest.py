@@ -241,20 +241,25 @@ class Internal(FakeServer):
         return {"applied": applied, "ignored": [], "not_found": not_found}
 
     def _claim(self, seen: Seen) -> Any:
-        """keys' due claim: by id after `after`, at most `limit`, none leased already (the lease outlives
-        the test), keys OpenRouter rejected as `invalid` says."""
+        """keys' due claim: at most `limit`, none leased already (the lease outlives the test), keys OpenRouter
+        rejected as `invalid` says; each workspace's keys ranked (never synced first, then the oldest sync,
+        then id) and every workspace's first before anyone's second. `after` is ignored, as in keys."""
         body = seen.body
         invalid: str = body.get("invalid", "exclude")
 
         def wanted(status: str) -> bool:
             return invalid == "include" or (status == "invalid") == (invalid == "only")
 
-        after = body.get("after") or ""
-        free = sorted(
-            (d for d in self.due if d["id"] > after and d["id"] not in self.claimed and wanted(d["status"])),
-            key=lambda d: d["id"],
-        )
-        page = free[: body.get("limit", 1000)]
+        def staleness(d: dict[str, Any]) -> tuple[bool, str, str]:
+            return (d["last_synced_at"] is not None, d["last_synced_at"] or "", d["id"])
+
+        free = sorted((d for d in self.due if d["id"] not in self.claimed and wanted(d["status"])), key=staleness)
+        ranks: dict[str, int] = {}
+        ranked = []
+        for d in free:
+            ranks[d["workspace_id"]] = ranks.get(d["workspace_id"], 0) + 1
+            ranked.append((ranks[d["workspace_id"]], staleness(d), d))
+        page = [d for _, _, d in sorted(ranked, key=lambda r: r[:2])][: body.get("limit", 1000)]
         self.claimed.extend(d["id"] for d in page)
         return {"items": page}
 

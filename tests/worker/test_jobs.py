@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -360,8 +361,8 @@ async def test_schedule_due_keys_enqueues_each_once(make_ctx, internal, arq_redi
     assert await validate_keys(ctx) == 0
     # The minute scan leaves rejected keys out; the daily validation asks for them alone.
     bodies = [r.body for r in internal.requests("/internal/keys/due/claim")]
-    assert bodies[0] == {"limit": 1000, "after": None, "invalid": "exclude"}
-    assert bodies[-1] == {"limit": 1000, "after": None, "invalid": "only"}
+    assert bodies[0] == {"limit": 1000, "invalid": "exclude"}  # no `after`: the leases are the paging
+    assert bodies[-1] == {"limit": 1000, "invalid": "only"}
     queued = {m.decode() for m in await arq_redis.zrange(QUEUE, 0, -1)}
     assert queued == {f"sync_key:{i}" for i in ids}
     job = deserialize_job(await arq_redis.get(f"arq:job:sync_key:{ids[0]}"))
@@ -370,15 +371,57 @@ async def test_schedule_due_keys_enqueues_each_once(make_ctx, internal, arq_redi
 
 
 async def test_the_due_scan_pages_through_every_due_key(make_ctx, internal, arq_redis):
-    """No ceiling: a scan takes page after page (keyset by id) until a short one."""
+    """No ceiling while the queue has room: a scan takes page after page until a short one."""
     ctx = make_ctx(due_page_size=7)
     ids = [internal.add_key(KEY, WS) for _ in range(30)]
     internal.due = due_items(ids)
     assert await schedule_due_keys(ctx) == 30
-    cursors = [r.body["after"] for r in internal.requests("/internal/keys/due/claim")]
-    ordered = sorted(ids)
-    assert cursors == [None, ordered[6], ordered[13], ordered[20], ordered[27]]
+    assert len(internal.requests("/internal/keys/due/claim")) == 5
     assert await arq_redis.zcard(QUEUE) == 30
+
+
+def backlog_full(scan: str) -> float:
+    return REGISTRY.get_sample_value("owr_due_scans_backlog_full_total", {"scan": scan}) or 0.0
+
+
+async def test_the_due_scan_stops_at_a_full_backlog_and_the_next_takes_the_rest(make_ctx, internal, arq_redis):
+    """The queue may hold `due_backlog_seconds` of the OpenRouter budget (2 rps x 5 s = 10 jobs): the scan
+    claims no more than that, counts the full backlog, and leaves the other keys unleased for the next."""
+    ctx = make_ctx(due_page_size=4, openrouter_max_rps=2, due_backlog_seconds=5)
+    ids = [internal.add_key(KEY, WS) for _ in range(25)]
+    internal.due = due_items(ids)
+    before = backlog_full("schedule_due_keys")
+    assert await schedule_due_keys(ctx) == 10
+    assert [r.body["limit"] for r in internal.requests("/internal/keys/due/claim")] == [4, 4, 2]
+    assert len(internal.claimed) == 10  # the rest stays unleased
+    assert backlog_full("schedule_due_keys") == before + 1
+    assert await schedule_due_keys(ctx) == 0  # nothing ran meanwhile: still full
+    assert backlog_full("schedule_due_keys") == before + 2
+    await arq_redis.delete(QUEUE)  # the workers drained the queue
+    assert await schedule_due_keys(ctx) == 10
+    await arq_redis.delete(QUEUE)
+    assert await schedule_due_keys(ctx) == 5
+    assert sorted(internal.claimed) == sorted(ids)
+    assert backlog_full("schedule_due_keys") == before + 3
+
+
+async def test_a_small_workspace_is_enqueued_in_the_first_page(make_ctx, internal, arq_redis):
+    """A workspace with many due keys and one with 3: the scan's first page holds the 3, so their syncs are
+    queued ahead of most of the large workspace's."""
+    ctx = make_ctx(due_page_size=10)
+    large, small = str(uuid.uuid4()), str(uuid.uuid4())
+    large_ids = [internal.add_key(KEY, large) for _ in range(200)]
+    small_ids = [internal.add_key(KEY, small) for _ in range(3)]
+    internal.due = [{**d, "workspace_id": large} for d in due_items(large_ids)] + [
+        {**d, "workspace_id": small} for d in due_items(small_ids)
+    ]
+    assert await schedule_due_keys(ctx) == 203
+    first_page = internal.claimed[:10]
+    assert set(small_ids) <= set(first_page)
+    # Queued page by page: none of the later pages' jobs runs before the small workspace's.
+    small_scores = [await arq_redis.zscore(QUEUE, sync_key_job_id(i)) for i in small_ids]
+    later_scores = [await arq_redis.zscore(QUEUE, sync_key_job_id(i)) for i in internal.claimed[10:]]
+    assert max(small_scores) <= min(later_scores)
 
 
 async def test_two_workers_scanning_at_once_enqueue_every_due_key_once(make_ctx, internal, arq_redis):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from owr_shared.wire.keys import InvalidFilter
 from owr_shared.wire.usage import CompactionRequest
 from owr_worker.internal import KeysClient, ServiceError, UsageClient
 from owr_worker.jobs import SYNC_KEY, job_now, job_settings, sync_key_job_id
-from owr_worker.metrics import HEARTBEAT
+from owr_worker.metrics import DUE_SCANS_BACKLOG_FULL, HEARTBEAT
 from owr_worker.tracing import job_context
 
 # The jobs' logger: crons and per-key jobs log under one name, as operators' queries expect.
@@ -26,20 +27,29 @@ HEARTBEAT_KEY = "owr:worker:heartbeat"
 
 
 async def _enqueue_due(ctx: Mapping[str, Any], job: str, *, invalid: InvalidFilter = "exclude") -> int:
-    """Page through every due key (keyset by id) and enqueue `sync_key` for each.
+    """Claim due keys page after page and enqueue `sync_key` for each, until a short page or a full queue.
 
-    Each page is leased to this scan by keys, so the scans of several workers running at once take
-    disjoint pages; a key whose job already waits is not doubled (the job id is the key's). A page that
-    fails ends this scan: the keys left are still due, and the next minute's scans take them.
+    keys hands out each workspace's first keys before anyone's second, and leases every key it hands out:
+    the scans of several workers running at once take disjoint pages, and a scan's next claim is its next
+    page. A key whose job already waits is not doubled (the job id is the key's). The scan stops once the
+    queue holds `due_backlog_seconds` of the OpenRouter budget: the keys left stay unleased and the next
+    scan ranks them fairly again, so a newly due key of another workspace never waits behind a long queue.
+    A page that fails ends this scan too: the keys left are still due, and the next minute's scan takes them.
     """
     keys: KeysClient = ctx["keys"]
     redis = ctx["redis"]
-    page_size = job_settings(ctx).due_page_size
-    after: uuid.UUID | None = None
+    settings = job_settings(ctx)
+    backlog_jobs = max(1, math.ceil(settings.openrouter_max_rps * settings.due_backlog_seconds))
     due = enqueued = pages = 0
     while True:
+        room = backlog_jobs - await redis.zcard(settings.queue_name)
+        if room <= 0:
+            DUE_SCANS_BACKLOG_FULL.labels(job).inc()
+            log.warning("due_scan_backlog_full", job_name=job, backlog_jobs=backlog_jobs, pages=pages)
+            break
+        limit = min(settings.due_page_size, room)
         try:
-            page = await keys.claim_due(limit=page_size, after=after, invalid=invalid)
+            page = await keys.claim_due(limit=limit, invalid=invalid)
         except ServiceError as exc:
             log.warning("due_keys_unavailable", error=str(exc), pages=pages)
             break
@@ -50,9 +60,8 @@ async def _enqueue_due(ctx: Mapping[str, Any], job: str, *, invalid: InvalidFilt
             *(redis.enqueue_job(SYNC_KEY, _job_id=sync_key_job_id(str(k.id)), key_id=str(k.id)) for k in page)
         )
         enqueued += sum(job is not None for job in queued)
-        if len(page) < page_size:
+        if len(page) < limit:
             break
-        after = page[-1].id
     log.info("due_keys_enqueued", job_name=job, due=due, enqueued=enqueued, pages=pages)
     return enqueued
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -295,13 +294,12 @@ class KeysClient(_InternalClient):
         _, body = await self._call("GET", "/internal/keys/due", params=params, expect=(200,))
         return _due_items(body)
 
-    async def claim_due(
-        self, *, limit: int, after: uuid.UUID | None, invalid: InvalidFilter = "exclude"
-    ) -> list[DueKey]:
-        """The next page of due keys by id after `after`, leased to this scan (another scan gets other keys);
-        a page shorter than `limit` is the last. An unreadable item is skipped, not the page."""
-        request = DueClaim(limit=limit, after=after, invalid=invalid)
-        _, body = await self._call("POST", "/internal/keys/due/claim", body=request, expect=(200,))
+    async def claim_due(self, *, limit: int, invalid: InvalidFilter = "exclude") -> list[DueKey]:
+        """The next page of due keys, each workspace's first before anyone's second, leased to this scan
+        (another scan gets other keys, the next claim the next page); a page shorter than `limit` is the
+        last. An unreadable item is skipped, not the page."""
+        request = DueClaim(limit=limit, invalid=invalid)
+        _, body = await self._call("POST", "/internal/keys/due/claim", body=request, only_set=True, expect=(200,))
         return _due_items(body)
 
     async def reveal(self, key_id: str) -> RevealedItem | None:

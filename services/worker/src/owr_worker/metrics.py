@@ -42,8 +42,15 @@ BATCH_SIZE = Histogram(
     ["call"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
 )
+DUE_SCANS_BACKLOG_FULL = Counter(
+    "owr_due_scans_backlog_full_total",
+    "Due scans that stopped because the queue held WORKER_DUE_BACKLOG_SECONDS of the OpenRouter budget, by scan.",
+    ["scan"],
+)
 KEYS_SYNCED = Counter("owr_keys_synced_total", "Key syncs finished, by the status reported.", ["outcome"])
 
 # Every outcome exported from the start, so rate() and alerts see 0 rather than no series.
 for _outcome in ("valid", "invalid", "error"):
     KEYS_SYNCED.labels(_outcome)
+for _scan in ("schedule_due_keys", "validate_keys"):
+    DUE_SCANS_BACKLOG_FULL.labels(_scan)

@@ -56,8 +56,11 @@ class WorkerSettings(BaseServiceSettings):
     compaction_batch_keys: int = Field(default=1000, ge=1, le=10_000)
     # Per-key lock; longer than a job may run, so a crashed worker's lock frees itself.
     lock_ttl_seconds: int = Field(default=300, ge=5, le=86_400)
-    # Keys per page of the due scan; a scan takes pages until a short one, so this bounds a call, not a scan.
+    # Keys per page of the due scan; a scan takes pages until a short one, or until the queue holds this many
+    # seconds of the OpenRouter budget (openrouter_max_rps x due_backlog_seconds jobs): the keys left wait
+    # for the next minute's scan, which ranks them fairly again, rather than behind a long queue.
     due_page_size: int = Field(default=1000, ge=1, le=1000)
+    due_backlog_seconds: float = Field(default=60.0, gt=0, le=86_400)
     # Group commit of reveals, status reports and snapshots: a batch goes when it holds batch_max_items, or
     # batch_max_wait_ms after its first item when no call of the same kind is under way (else when one ends).
     batch_max_items: int = Field(default=200, ge=1, le=500)

@@ -41,7 +41,9 @@ InvalidFilter = Literal["exclude", "only", "include"]
 
 
 class DueClaim(RequestSchema):
-    """Take the next due keys for a sync: by id after `after` (keyset paging), none another scan holds."""
+    """Lease the next due keys for a sync, none another scan holds: each workspace's most overdue keys
+    first, its first key before any workspace's second. The leases are the paging: a scan's next claim is
+    its next page. `after` (an earlier release's keyset cursor) is accepted and ignored."""
 
     limit: int = Field(default=1000, ge=1, le=1000)
     after: uuid.UUID | None = None

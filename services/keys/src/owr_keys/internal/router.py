@@ -83,14 +83,11 @@ async def due_keys(
     summary="Take the next page of due keys for a sync",
 )
 async def claim_due_keys(body: DueClaim, caller: DueCaller, session: DbSession, settings: Settings) -> Response:
-    """Keys due for a sync with an id after `after`, in id order, leased to this scan: concurrent scans
-    get disjoint pages. A page shorter than `limit` is the last; else the next starts after its last id."""
+    """Keys due for a sync, each workspace's first before anyone's second, leased to this scan: concurrent
+    scans get disjoint pages, and the next claim is the next page (`after` is accepted and ignored). A page
+    shorter than `limit` is the last."""
     rows = await internal_service.claim_due_keys(
-        session,
-        interval_seconds=settings.sync_interval_seconds,
-        limit=body.limit,
-        after=body.after,
-        invalid=body.invalid,
+        session, interval_seconds=settings.sync_interval_seconds, limit=body.limit, invalid=body.invalid
     )
     return _due_answer(rows)
 

@@ -47,10 +47,10 @@ async def claim_due_keys(
     *,
     interval_seconds: int,
     limit: int,
-    after: uuid.UUID | None,
     invalid: InvalidFilter = "exclude",
 ) -> list[DueRow]:
-    """The next page of due keys for one scan, leased for half the sync interval.
+    """The next page of due keys for one scan, in fair order across workspaces, leased for half the sync
+    interval (so the scan's next claim is its next page).
 
     The lease ends before the key falls due again, and it only keeps other scans off while the key's job
     waits or runs: a job that reports moves `last_synced_at` on, one that never reports (its worker died)
@@ -61,7 +61,6 @@ async def claim_due_keys(
         now - timedelta(seconds=interval_seconds),
         now=now,
         until=now + timedelta(seconds=interval_seconds / 2),
-        after=after,
         limit=limit,
         invalid=invalid,
     )

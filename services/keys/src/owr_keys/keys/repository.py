@@ -20,8 +20,9 @@ from owr_shared.wire.keys import InvalidFilter
 
 # id, workspace_id, ciphertext, nonce, wrapped_dek, dek_nonce, kek_version: what a re-wrap reads.
 SealedRow = Row[uuid.UUID, uuid.UUID, bytes, bytes, bytes, bytes, str]
-# id, workspace_id, kind, status, last_synced_at: a due key as the worker is told of it.
-DueRow = Row[uuid.UUID, uuid.UUID, str | None, str, datetime | None]
+# id, workspace_id, kind, status, last_synced_at: a due key as the worker is told of it; then its rank among
+# its workspace's due keys (1 = the workspace's most overdue).
+DueRow = Row[uuid.UUID, uuid.UUID, str | None, str, datetime | None, int]
 
 # The internal batch routes take up to 500 ids: `= ANY(array)` and unnest() keep one statement for every
 # batch size, so SQLAlchemy's compiled cache and PostgreSQL's prepared statements are reused.
@@ -200,32 +201,46 @@ class KeyRepository:
         *,
         now: datetime,
         until: datetime,
-        after: uuid.UUID | None,
         limit: int,
         invalid: InvalidFilter = "exclude",
     ) -> list[DueRow]:
-        """Lease the next due keys by id after `after` until `until`: (id, workspace_id, kind, status,
-        last_synced_at), in id order. A key another scan leased (lease not yet over) or holds locked
-        is skipped, so concurrent scans take disjoint keys; the claim leaves `updated_at` alone."""
+        """Lease up to `limit` due keys until `until`, in fair order: (id, workspace_id, kind, status,
+        last_synced_at, rank).
+
+        Each workspace's due keys are ranked (never synced first, then the oldest sync), and the claim takes
+        every workspace's first key before anyone's second: a workspace with thousands of due keys cannot
+        push another's few out of the first page. A key another scan leased (lease not yet over) or holds
+        locked is skipped, so concurrent scans take disjoint keys and a scan's next claim is its next page;
+        the claim leaves `updated_at` alone.
+        """
         key = OpenRouterKey
-        picked = (
-            select(key.id)
-            .where(*_due(cutoff, invalid), or_(key.sync_claimed_until.is_(None), key.sync_claimed_until <= now))
-            .order_by(key.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        unleased = or_(key.sync_claimed_until.is_(None), key.sync_claimed_until <= now)
+        staleness = (key.last_synced_at.asc().nulls_first(), key.id)
+        ranked = (
+            select(key.id, func.row_number().over(partition_by=key.workspace_id, order_by=staleness).label("rank"))
+            .where(*_due(cutoff, invalid), unleased)
+            .subquery("ranked")
         )
-        if after is not None:
-            picked = picked.where(key.id > after)
-        chosen = picked.cte("chosen")
+        # FOR UPDATE cannot sit beside a window function: the ranking is a subquery, and the conditions are
+        # repeated here so that a row another scan leased meanwhile is re-checked on its new version.
+        chosen = (
+            select(key.id, ranked.c.rank)
+            .join(ranked, ranked.c.id == key.id)
+            .where(*_due(cutoff, invalid), unleased)
+            .order_by(ranked.c.rank, *staleness)
+            .limit(limit)
+            .with_for_update(of=key, skip_locked=True)
+            .cte("chosen")
+        )
         claimed = (
             update(key)
             .where(key.id == chosen.c.id)
             .values(sync_claimed_until=until, updated_at=key.updated_at)
-            .returning(key.id, key.workspace_id, key.kind, key.status, key.last_synced_at)
+            .returning(key.id, key.workspace_id, key.kind, key.status, key.last_synced_at, chosen.c.rank)
             .execution_options(synchronize_session=False)
         )
-        return sorted((await self.session.execute(claimed)).all(), key=lambda row: row.id)
+        rows = (await self.session.execute(claimed)).all()
+        return sorted(rows, key=lambda r: (r.rank, r.last_synced_at is not None, r.last_synced_at or now, r.id))
 
     async def delete_workspace(self, workspace_id: uuid.UUID) -> int:
         result = await self.session.execute(
