@@ -216,9 +216,14 @@ class KeyRepository:
         key = OpenRouterKey
         unleased = or_(key.sync_claimed_until.is_(None), key.sync_claimed_until <= now)
         staleness = (key.last_synced_at.asc().nulls_first(), key.id)
+        rank = func.row_number().over(partition_by=key.workspace_id, order_by=staleness).label("rank")
+        ranked_all = select(key.id, key.last_synced_at, rank).where(*_due(cutoff, invalid), unleased).subquery()
+        # The page's candidates: a bounded sort (top-N) rather than a sort of every due key under the lock.
+        # Three pages' worth, so that a claim running beside two others still fills its page.
         ranked = (
-            select(key.id, func.row_number().over(partition_by=key.workspace_id, order_by=staleness).label("rank"))
-            .where(*_due(cutoff, invalid), unleased)
+            select(ranked_all.c.id, ranked_all.c.rank)
+            .order_by(ranked_all.c.rank, ranked_all.c.last_synced_at.asc().nulls_first(), ranked_all.c.id)
+            .limit(3 * limit)
             .subquery("ranked")
         )
         # FOR UPDATE cannot sit beside a window function: the ranking is a subquery, and the conditions are
