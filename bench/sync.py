@@ -26,7 +26,6 @@ import sys
 import time
 import uuid
 from contextlib import ExitStack
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,8 +35,16 @@ import httpx
 
 from bench.infra import bench_database
 from bench.sync_storage import ROWS_PER_KEY_YEAR, compaction_sample, usage_table_sizes
-from tools.devinfra import DATA_DIR, free_port
-from tools.devstack import Ports, ProcessGroup, base_env, emulator_api_url, emulator_spec, system_specs
+from tools.devinfra import DATA_DIR
+from tools.devstack import (
+    Ports,
+    ProcessGroup,
+    base_env,
+    emulator_api_url,
+    emulator_spec,
+    system_specs,
+    worker_processes,
+)
 
 PASSWORD = "benchmark passphrase, long enough"  # noqa: S105 - a throwaway bench user
 SEQUENTIAL_PAUSE_SECONDS = 0.35
@@ -266,13 +273,8 @@ def main() -> int:
         group.start(emulator_spec(ports))
         for spec in system_specs(ports, openrouter_url=emulator_api_url(ports)):
             if spec.name == "worker":
-                for n in range(args.workers):
-                    port = ports.worker if n == 0 else free_port()
-                    group.start(
-                        replace(
-                            spec, name=f"worker{n + 1}", health_port=port, env={**spec.env, "WORKER_PORT": str(port)}
-                        )
-                    )
+                for worker in worker_processes(spec, args.workers):
+                    group.start(worker)
             elif spec.name != "gateway":
                 group.start(spec)
         group.wait_ready(timeout=90)

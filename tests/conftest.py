@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from owr_shared.db import create_engine
-from owr_shared.migrate import upgrade
-from tools.devinfra import DATA_DIR, create_database, drop_database, embedded_postgres, embedded_redis
+from tests.support.db import migrated_database
+from tools.devinfra import DATA_DIR, embedded_postgres, embedded_redis
 
 # The test kit's fixtures (tests/README.md): the service suites' clients and the keys and usage tenants.
 pytest_plugins = ["tests.support.clients", "tests.support.tenants"]
@@ -38,11 +38,8 @@ def infra() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="session")
 def database_url(infra: dict[str, str]) -> Iterator[str]:
     """A fresh database for this session with every service's migrations applied (libpq URL)."""
-    name = f"owr_test_{secrets.token_hex(4)}"
-    url = create_database(infra["database_url"], name)
-    upgrade(database_url=url)
-    yield url
-    drop_database(infra["database_url"], name)
+    with migrated_database(infra["database_url"]) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

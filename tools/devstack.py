@@ -22,7 +22,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -258,6 +258,17 @@ def system_specs(ports: Ports, *, openrouter_url: str | None = None) -> list[Pro
             },
         ),
     ]
+
+
+def worker_processes(spec: ProcessSpec, count: int) -> list[ProcessSpec]:
+    """`count` worker processes of the worker's `spec` (worker1, worker2, ...) sharing its queue: the first
+    on the spec's health port, the others on free ones."""
+    processes = []
+    for n in range(count):
+        port = spec.health_port if n == 0 else free_port()
+        env = {**spec.env, "WORKER_PORT": str(port)}
+        processes.append(replace(spec, name=f"worker{n + 1}", health_port=port, env=env))
+    return processes
 
 
 def base_env(database_url: str, redis_url: str, environment: str, secrets_dir: Path) -> dict[str, str]:

@@ -37,6 +37,11 @@ class EmulatorAdmin:
         (item,) = body["items"]
         return dict(item)
 
+    async def keys(self, account: str, kind: str, count: int) -> list[dict[str, Any]]:
+        """`count` new keys of the account at once (their plaintexts exist only in this answer)."""
+        body = await self._call("POST", f"/accounts/{account}/keys", {"kind": kind, "count": count}, expect=201)
+        return [dict(item) for item in body["items"]]
+
     async def events(self, events: list[dict[str, Any]]) -> None:
         await self._call("POST", "/events", {"events": events}, expect=201)
 

@@ -1,11 +1,28 @@
-"""A test's own SQL inside its rolled-back transaction (see tests/README.md)."""
+"""A test's own SQL inside its rolled-back transaction (see tests/README.md), and fresh migrated databases."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from owr_shared.migrate import upgrade
+from tools.devinfra import create_database, drop_database
+
+
+@contextmanager
+def migrated_database(admin_url: str, prefix: str = "owr_test") -> Iterator[str]:
+    """A new database on `admin_url`'s server with every service's migrations applied (its libpq URL),
+    dropped on exit: the session's, or a stack's that no other process may touch."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    url = create_database(admin_url, name)
+    try:
+        upgrade(database_url=url)
+        yield url
+    finally:
+        drop_database(admin_url, name)
 
 
 @asynccontextmanager
