@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -12,11 +13,12 @@ from typing import Any
 
 import pytest
 from arq import Retry
+from arq.connections import ArqRedis
 from arq.jobs import deserialize_job
 from prometheus_client import REGISTRY
 
 from owr_worker.circuit import OPEN_UNTIL_KEY
-from owr_worker.crons import cleanup_usage, compact_snapshots, schedule_due_keys, validate_keys
+from owr_worker.crons import ENQUEUE_CHUNK, cleanup_usage, compact_snapshots, schedule_due_keys, validate_keys
 from owr_worker.jobs import ACTIVITY_PREFIX, AFTER_OUTAGE_SUFFIX, sync_account, sync_key, sync_key_job_id
 from owr_worker.locks import lock_key
 from owr_worker.worker import worker_settings
@@ -405,23 +407,44 @@ async def test_the_due_scan_stops_at_a_full_backlog_and_the_next_takes_the_rest(
     assert backlog_full("schedule_due_keys") == before + 3
 
 
-async def test_a_small_workspace_is_enqueued_in_the_first_page(make_ctx, internal, arq_redis):
-    """A workspace with many due keys and one with 3: the scan's first page holds the 3, so their syncs are
-    queued ahead of most of the large workspace's."""
-    ctx = make_ctx(due_page_size=10)
+class JitteryRedis:
+    """The worker's Redis with each enqueue's start delayed at random (0-10 ms), as connection set-up and a
+    busy worker's other jobs delay them: concurrent enqueues are stamped in no particular order."""
+
+    def __init__(self, redis: ArqRedis) -> None:
+        self.redis = redis
+
+    async def enqueue_job(self, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(random.uniform(0, 0.01))
+        return await self.redis.enqueue_job(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.redis, name)
+
+
+async def test_a_small_workspace_is_enqueued_in_the_first_page_and_queued_first(make_ctx, internal, arq_redis):
+    """A workspace with many due keys and one with 3: the scan's first page holds the 3, and their jobs are
+    queued ahead of the page's later chunks and of every later page (ARQ runs jobs by enqueue time)."""
+    ctx = make_ctx(due_page_size=300)
+    ctx["redis"] = JitteryRedis(arq_redis)
     large, small = str(uuid.uuid4()), str(uuid.uuid4())
-    large_ids = [internal.add_key(KEY, large) for _ in range(200)]
+    large_ids = [internal.add_key(KEY, large) for _ in range(400)]
     small_ids = [internal.add_key(KEY, small) for _ in range(3)]
     internal.due = [{**d, "workspace_id": large} for d in due_items(large_ids)] + [
         {**d, "workspace_id": small} for d in due_items(small_ids)
     ]
-    assert await schedule_due_keys(ctx) == 203
-    first_page = internal.claimed[:10]
-    assert set(small_ids) <= set(first_page)
-    # Queued page by page: none of the later pages' jobs runs before the small workspace's.
-    small_scores = [await arq_redis.zscore(QUEUE, sync_key_job_id(i)) for i in small_ids]
-    later_scores = [await arq_redis.zscore(QUEUE, sync_key_job_id(i)) for i in internal.claimed[10:]]
-    assert max(small_scores) <= min(later_scores)
+    assert await schedule_due_keys(ctx) == 403
+    assert set(small_ids) <= set(internal.claimed[:6])  # rank 1, 2 and 3 of both workspaces
+
+    async def position(key_id: str) -> int:
+        """Where the key's job stands in the queue (the order ARQ takes jobs in: enqueue time, then job id)."""
+        rank = await arq_redis.zrank(QUEUE, sync_key_job_id(key_id))
+        assert rank is not None
+        return int(rank)
+
+    small = [await position(i) for i in small_ids]
+    later = [await position(i) for i in internal.claimed[ENQUEUE_CHUNK:]]
+    assert max(small) < min(later)
 
 
 async def test_two_workers_scanning_at_once_enqueue_every_due_key_once(make_ctx, internal, arq_redis):
