@@ -442,9 +442,9 @@ async def test_a_small_workspace_is_enqueued_in_the_first_page_and_queued_first(
         assert rank is not None
         return int(rank)
 
-    small = [await position(i) for i in small_ids]
-    later = [await position(i) for i in internal.claimed[ENQUEUE_CHUNK:]]
-    assert max(small) < min(later)
+    small_positions = [await position(i) for i in small_ids]
+    later_positions = [await position(i) for i in internal.claimed[ENQUEUE_CHUNK:]]
+    assert max(small_positions) < min(later_positions)
 
 
 async def test_two_workers_scanning_at_once_enqueue_every_due_key_once(make_ctx, internal, arq_redis):
