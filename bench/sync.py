@@ -33,17 +33,11 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.infra import bench_database
+from bench.infra import sync_stack
 from bench.sync_storage import ROWS_PER_KEY_YEAR, compaction_sample, usage_table_sizes
-from tools.devinfra import DATA_DIR
 from tools.devstack import (
     Ports,
-    ProcessGroup,
-    base_env,
     emulator_api_url,
-    emulator_spec,
-    system_specs,
-    worker_processes,
 )
 
 PASSWORD = "benchmark passphrase, long enough"  # noqa: S105 - a throwaway bench user
@@ -249,45 +243,19 @@ def main() -> int:
     args = parser.parse_args()
 
     with ExitStack() as stack:
-        database_url, redis_url = bench_database(stack)
-
-        queue = f"arq:bench:{secrets.token_hex(3)}"
-        env = base_env(database_url, redis_url, "development", DATA_DIR / "bench" / "secrets")
-        env.update(
-            {
-                "KEYS_QUEUE_NAME": queue,
-                "WORKER_QUEUE_NAME": queue,
-                "WORKER_MAX_JOBS": str(args.max_jobs),
-                "KEYS_SYNC_INTERVAL_SECONDS": str(INTERVAL_SECONDS),
-                # One workspace holds every key of the bench, beyond the default cap of 1,000.
-                "KEYS_MAX_KEYS_PER_WORKSPACE": str(args.keys + args.first_syncs),
-                # The upstream limit lifted: the workers are measured, not the limiter's budget.
-                "WORKER_OPENROUTER_MAX_RPS": "10000",
-                "WORKER_OPENROUTER_BURST": "1000",
-                "LOG_LEVEL": "WARNING",
-            }
-        )
-        ports = Ports.free()
-        group = ProcessGroup(env, log_dir=Path(DATA_DIR / "bench" / "logs"))
-        stack.callback(group.stop)
-        group.start(emulator_spec(ports))
-        for spec in system_specs(ports, openrouter_url=emulator_api_url(ports)):
-            if spec.name == "worker":
-                for worker in worker_processes(spec, args.workers):
-                    group.start(worker)
-            elif spec.name != "gateway":
-                group.start(spec)
-        group.wait_ready(timeout=90)
-
-        emulator = f"http://127.0.0.1:{ports.emulator}"
-        with httpx.Client(base_url=f"{emulator}/_admin", timeout=120) as admin:
-            account = admin.post("/accounts", json={"total_credits": "1000"}).json()["id"]
-            count = args.keys + args.first_syncs
-            created = admin.post(f"/accounts/{account}/keys", json={"kind": "inference", "count": count})
-            created.raise_for_status()
-            plaintexts = [item["key"] for item in created.json()["items"]]
-            admin.put("/faults", json={"latency_ms": args.latency_ms}).raise_for_status()
-        auth_url, keys_url = f"http://127.0.0.1:{ports.auth}", f"http://127.0.0.1:{ports.keys}"
+        count = args.keys + args.first_syncs
+        settings = {
+            "WORKER_MAX_JOBS": str(args.max_jobs),
+            "KEYS_SYNC_INTERVAL_SECONDS": str(INTERVAL_SECONDS),
+            # One workspace holds every key of the bench, beyond the default cap of 1,000.
+            "KEYS_MAX_KEYS_PER_WORKSPACE": str(count),
+            # The upstream limit lifted: the workers are measured, not the limiter's budget.
+            "WORKER_OPENROUTER_MAX_RPS": "10000",
+            "WORKER_OPENROUTER_BURST": "1000",
+        }
+        system = sync_stack(stack, settings, workers=args.workers, keys=count, latency_ms=args.latency_ms)
+        database_url, env, ports, group = system.database_url, system.env, system.ports, system.group
+        plaintexts, auth_url, keys_url = system.plaintexts, system.auth_url, system.keys_url
 
         print(
             f"sync at scale: {args.keys} keys, {args.workers} worker processes, emulator latency {args.latency_ms} ms, "
