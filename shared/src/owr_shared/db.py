@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated
@@ -117,6 +117,29 @@ async def ping_database(engine: AsyncEngine) -> None:
         await conn.execute(text("SELECT 1"))
 
 
+AfterCommit = Callable[[], Awaitable[None]]
+_AFTER_COMMIT = "owr_after_commit"
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once this session's transaction has committed (never when it rolls back): for side
+    effects other readers must not see before the rows do, such as dropping a cache entry."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+async def _commit(session: AsyncSession) -> None:
+    """Commit, then run the callbacks registered for this transaction, in order."""
+    callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT, [])
+    await session.commit()
+    for callback in callbacks:
+        await callback()
+
+
+async def _rollback(session: AsyncSession) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+    await session.rollback()
+
+
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The one transaction boundary: commit when the endpoint returns, roll back when it raises."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
@@ -124,10 +147,10 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
         except BaseException:
-            await session.rollback()
+            await _rollback(session)
             raise
         else:
-            await session.commit()
+            await _commit(session)
 
 
 # scope="function": the commit happens before the response is sent, so a failed commit is a 500
@@ -138,5 +161,11 @@ DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 @asynccontextmanager
 async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """The boundary of work outside a request (a command's batch): commit on exit, roll back when it raises."""
-    async with sessionmaker() as session, session.begin():
-        yield session
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await _rollback(session)
+            raise
+        else:
+            await _commit(session)

@@ -69,10 +69,13 @@ class ApiTokenRepository:
         rows = await self.session.scalars(select(ApiToken.token_hash).where(ApiToken.user_id == user_id))
         return rows.all()
 
-    async def touch(self, token_id: uuid.UUID, when: datetime) -> None:
-        """Record a use; never moves `last_used_at` backwards."""
-        await self.session.execute(
+    async def touch(self, token_id: uuid.UUID, when: datetime) -> bool:
+        """Record a use of a token that is not revoked; False when it is (or is gone). Never moves
+        `last_used_at` backwards."""
+        result = await self.session.execute(
             update(ApiToken)
-            .where(ApiToken.id == token_id, (ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at < when))
-            .values(last_used_at=when)
+            .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+            .values(last_used_at=func.greatest(func.coalesce(ApiToken.last_used_at, when), when))
+            .returning(ApiToken.id)
         )
+        return result.first() is not None

@@ -3,13 +3,15 @@
 Introspection answers RFC 7662-style for a gateway authenticated with its client credentials, and an
 active answer carries a short-lived access JWT with the token's scopes (`tid`, `scope`): the gateway
 forwards that JWT, and every service verifies it as it verifies any JWT. Revocation deletes the
-gateway's cached answer (named by the stored hash), so a revoked token fails at once.
+gateway's cached answer (named by the stored hash) once it has committed, and an introspection that
+raced it finds the token revoked when it records the use, so a revoked token fails at once.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -27,6 +29,7 @@ from owr_auth.users.errors import AccountGone
 from owr_auth.users.repository import UserRepository
 from owr_auth.workspaces.repository import WorkspaceRepository
 from owr_shared.auth import UserCaller
+from owr_shared.db import after_commit
 from owr_shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -94,20 +97,21 @@ async def page(session: AsyncSession, *, user: UserCaller, offset: int, limit: i
 
 
 async def revoke(session: AsyncSession, redis: Redis, *, user: UserCaller, token_id: uuid.UUID) -> None:
-    """Revoke, then drop the gateway's cached answer so the very next request with the token fails."""
+    """Revoke, and drop the gateway's cached answer once committed so the very next request fails."""
     token = await ApiTokenRepository(session).get_for_user(uuid.UUID(user.user_id), token_id)
     if token is None:
         raise TokenNotFound()
     token.revoked_at = datetime.now(UTC)
     await session.flush()
-    await forget(redis, [token.token_hash])
+    # Before the commit an introspection still reads the token as live and could re-cache it.
+    after_commit(session, partial(forget, redis, [token.token_hash]))
     log.info("api_token_revoked", token_id=str(token.id))
 
 
 async def revoke_all_for_user(session: AsyncSession, redis: Redis, *, user_id: uuid.UUID) -> int:
     """Revoke every token of a user (a password change, "sign out everywhere") and drop their cache entries."""
     hashes = await ApiTokenRepository(session).revoke_all_for_user(user_id, datetime.now(UTC))
-    await forget(redis, hashes)
+    after_commit(session, partial(forget, redis, hashes))
     return len(hashes)
 
 
@@ -148,7 +152,10 @@ async def introspect(
         ttl=max(1, min(settings.api_token_access_ttl_seconds, remaining)),
     )
     # Introspections are cached by the gateway, so this write happens about once a minute per busy token.
-    await repo.touch(found.id, now)
+    # It waits for a concurrent revocation's row lock and re-reads `revoked_at`: a revocation that
+    # committed after the read above turns this answer inactive rather than into a fresh cache entry.
+    if not await repo.touch(found.id, now):
+        return INACTIVE
     return Introspection(
         active=True,
         token_id=found.id,
