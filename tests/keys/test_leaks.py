@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.keys.conftest import new_secret
+from tests.support.apps import admin_get
 from tests.support.db import savepoint
 from tests.support.http import bearer
 from tests.support.logs import CapturedLogs, captured_json_logs
@@ -36,7 +37,7 @@ def forms(secret: str) -> list[str]:
 
 
 async def test_plaintext_appears_only_in_the_reveal_response(
-    client, alice, bob, keyring, service_headers, json_logs, db_connection, redis_client
+    client, alice, bob, keyring, service_headers, json_logs, db_connection, redis_client, service_app
 ):
     kept, other, deleted, bobs = new_secret(), new_secret(), new_secret(), new_secret()
     secrets_ = [kept, other, deleted, bobs]
@@ -121,7 +122,7 @@ async def test_plaintext_appears_only_in_the_reveal_response(
     await call("DELETE", f"/api/v1/keys/{gone['id']}", headers=h)
     await call("DELETE", f"/api/v1/keys/{other_key['id']}", headers=h)
     await call("GET", f"/api/v1/keys/{gone['id']}/audit", headers=h)
-    await call("GET", "/metrics")
+    responses.append(("GET /metrics (admin port)", await admin_get(service_app, "/metrics")))
     await call("GET", "/health/ready")
     await call("GET", "/openapi.json")
 

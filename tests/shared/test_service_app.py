@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from owr_shared.app import create_service_app
 from owr_shared.errors import Conflict
 from owr_shared.settings import BaseServiceSettings
+from tests.support.apps import admin_get
 
 
 class Settings(BaseServiceSettings):
@@ -87,7 +88,8 @@ async def test_unknown_route_and_method_are_problems(client):
 
 async def test_metrics_are_labelled_by_route_template(client):
     await client.post("/things/12345", json={"name": "a", "count": 1})
-    text = (await client.get("/metrics")).text
+    assert (await client.get("/metrics")).status_code == 404  # the API port never serves it
+    text = (await admin_get(client.app, "/metrics")).text
     assert 'route="/things/{thing_id}"' in text
     assert "/things/12345" not in text
     assert 'owr_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/things/{thing_id}"' in text

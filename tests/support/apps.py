@@ -18,6 +18,18 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
+from owr_shared.admin import AdminPortSplit
+
+ADMIN_PORT = 9999
+
+
+async def admin_get(app: FastAPI, path: str) -> httpx.Response:
+    """GET `path` on the app's admin port (`/metrics`, health), as Prometheus or a probe would: the
+    API port never serves `/metrics`."""
+    transport = httpx.ASGITransport(app=AdminPortSplit(app, ADMIN_PORT))
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://test:{ADMIN_PORT}") as client:
+        return await client.get(path)
+
 
 @asynccontextmanager
 async def committed_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:

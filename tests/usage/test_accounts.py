@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from tests.support.apps import admin_get
 from tests.support.db import savepoint
 from tests.support.openrouter import key_list_row
 from tests.usage.conftest import at, days_ago, item, money, read_key, snapshot, window
@@ -336,18 +337,18 @@ async def test_unknown_fields_are_ignored(ingest, client, alice):
     assert (await read_key(client, alice, key))["usage"] == 1
 
 
-async def test_metrics_count_ingestion(ingest, client, alice):
+async def test_metrics_count_ingestion(ingest, client, alice, service_app):
     def counter(text_: str, name: str) -> float:
         for line in text_.splitlines():
             if line.startswith((name + " ", name + "{")):
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
 
-    before = (await client.get("/metrics")).text
+    before = (await admin_get(service_app, "/metrics")).text
     key = str(uuid.uuid4())
     one = item(key, alice.workspace_id, at(days_ago(1)), snapshot("1", "1"))
     await ingest.snapshots(one, one)
-    after = (await client.get("/metrics")).text
+    after = (await admin_get(service_app, "/metrics")).text
     stored = 'owr_usage_snapshots_ingested_total{outcome="stored"}'
     dup = 'owr_usage_snapshots_ingested_total{outcome="duplicate"}'
     assert counter(after, stored) - counter(before, stored) == 1

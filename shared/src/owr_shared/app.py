@@ -1,4 +1,4 @@
-"""One way to build every FastAPI service: same lifespan, middleware, errors, health and metrics."""
+"""One way to build every FastAPI service: same lifespan, middleware, errors and health (metrics: admin.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from fastapi import APIRouter, FastAPI
 from owr_shared.db import create_service_engine, create_sessionmaker, ping_database
 from owr_shared.errors import install_problem_handlers
 from owr_shared.health import HealthChecks, health_router
-from owr_shared.metrics import metrics_endpoint
 from owr_shared.middleware import RequestContextMiddleware
 from owr_shared.overload import install_overload_handlers
 from owr_shared.redis import create_redis, ping_redis
@@ -71,7 +70,7 @@ def create_service_app(
     install_problem_handlers(app)
     install_overload_handlers(app, service)
     app.include_router(health_router())
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    # `/metrics` is served on the admin port only (owr_shared.admin), never next to `/api/v1` and `/internal`.
     for router in routers:
         app.include_router(router)
     app.add_middleware(RequestContextMiddleware, service=service)

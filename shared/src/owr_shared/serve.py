@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 from types import FrameType
 from typing import Any
@@ -101,15 +102,48 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True  # uvicorn's main loop polls this flag every 0.1 s
 
 
-def serve(app: Any, *, host: str, port: int, forwarded_allow_ips: str = "127.0.0.1") -> None:
-    """Serve until SIGINT/SIGTERM: drain (not ready, still serving), then finish requests in flight."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound socket for uvicorn to listen on (as uvicorn binds its own, SO_REUSEADDR set)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    app: Any, *, host: str, port: int, forwarded_allow_ips: str = "127.0.0.1", admin_port: int | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM: drain (not ready, still serving), then finish requests in flight.
+
+    With `admin_port`, one server listens on both ports: `app` tells the two apart by the local port
+    (`owr_shared.admin.AdminPortSplit`), so they share one event loop, one lifespan and one drain.
+    """
     config = uvicorn_config(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
-    DrainingServer(config, drain_seconds()).run()
+    server = DrainingServer(config, drain_seconds())
+    if admin_port is None:
+        server.run()
+        return
+    server.run(sockets=[listening_socket(host, port), listening_socket(host, admin_port)])
 
 
 def run_service(service: str, settings: Any, app: Any) -> None:
-    """The body of every HTTP service's `__main__`: configure logging, then serve on the settings' address."""
+    """The body of every HTTP service's `__main__`: configure logging, then serve the API on the settings'
+    port and `/metrics` with the health probes on their admin port."""
+    from owr_shared.admin import AdminPortSplit
     from owr_shared.logging import configure_logging
 
     configure_logging(service, settings.log_level, json=settings.log_json)
-    serve(app, host=settings.host, port=settings.port, forwarded_allow_ips=settings.forwarded_allow_ips)
+    admin_port = getattr(settings, "admin_port", None)  # every HttpServiceSettings has one
+    serve(
+        app if admin_port is None else AdminPortSplit(app, admin_port),
+        host=settings.host,
+        port=settings.port,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        admin_port=admin_port,
+    )

@@ -112,16 +112,27 @@ NonEmptyText = Annotated[str, Field(min_length=1)]
 class HttpServiceSettings(BaseServiceSettings):
     """An HTTP service: the address `owr_shared.serve.run_service` listens on, and the access tokens it takes.
 
-    Subclasses give `port` their own default (`port: Port = 8002`).
+    Subclasses give `port` and `admin_port` their own defaults (`port: Port = 8002`).
     """
 
     host: str = "127.0.0.1"
     port: Port = 8000
-    # Peers whose X-Forwarded-For uvicorn trusts (the gateway, a load balancer).
+    # `/metrics` and the health probes (owr_shared.admin): the port monitoring is admitted to, never the API's.
+    admin_port: Port = 9000
+    # Peers whose X-Forwarded-For uvicorn trusts (the gateway's address or subnet); never `*` in production.
     forwarded_allow_ips: str = "127.0.0.1"
 
     jwt_issuer: NonEmptyText = "owr-auth"
     jwt_audience: NonEmptyText = "owr-api"
+
+    @model_validator(mode="after")
+    def _check_ports_and_forwarders(self) -> Self:
+        if self.admin_port == self.port:
+            raise ValueError("admin_port must differ from port: monitoring must not reach the API")
+        trusted = {ip.strip() for ip in self.forwarded_allow_ips.split(",")}
+        if self.is_production and "*" in trusted:
+            raise ValueError("forwarded_allow_ips may not be '*' in production: name the gateway's address or subnet")
+        return self
 
 
 class JwksServiceSettings(HttpServiceSettings):

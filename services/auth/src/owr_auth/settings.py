@@ -74,6 +74,7 @@ class AuthSettings(HttpServiceSettings):
     )
 
     port: Port = 8001
+    admin_port: Port = 9001
 
     jwt_private_key: SecretStr | None = secret_field(
         "Ed25519 private key (PKCS#8 PEM) that signs access tokens; ephemeral outside production when unset."

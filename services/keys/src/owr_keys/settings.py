@@ -64,6 +64,7 @@ class KeysSettings(JwksServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KEYS_", env_file=None, extra="ignore", frozen=True)
 
     port: Port = 8002
+    admin_port: Port = 9002
     internal_audience: NonEmptyText = "owr-keys"
 
     keks: SecretStr | None = secret_field(

@@ -14,6 +14,7 @@ class UsageSettings(JwksServiceSettings):
     model_config = SettingsConfigDict(env_prefix="USAGE_", env_file=None, extra="ignore", frozen=True)
 
     port: Port = 8003
+    admin_port: Port = 9003
     internal_audience: NonEmptyText = "owr-usage"
 
     # Reports are the service's long reads (a year's summary, a deep sorted page, an export's batches), and an
