@@ -151,10 +151,13 @@ class Ports:
     usage: int = 8003
     worker: int = 8004
     emulator: int = 8010
+    auth_admin: int = 9001  # each HTTP service's /metrics and health (owr_shared.admin)
+    keys_admin: int = 9002
+    usage_admin: int = 9003
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(7)))
+        return cls(*(free_port() for _ in range(10)))
 
 
 def _persistent_secret(path: Path, make: Callable[[], bytes]) -> str:
@@ -225,9 +228,10 @@ def system_specs(ports: Ports, *, openrouter_url: str | None = None) -> list[Pro
         ProcessSpec(
             "auth",
             "owr_auth",
-            ports.auth,
+            ports.auth_admin,
             {
                 "AUTH_PORT": str(ports.auth),
+                "AUTH_ADMIN_PORT": str(ports.auth_admin),
                 "AUTH_KEYS_URL": f"http://127.0.0.1:{ports.keys}",
                 "AUTH_USAGE_URL": f"http://127.0.0.1:{ports.usage}",
             },
@@ -235,14 +239,22 @@ def system_specs(ports: Ports, *, openrouter_url: str | None = None) -> list[Pro
         ProcessSpec(
             "keys",
             "owr_keys",
-            ports.keys,
-            {"KEYS_PORT": str(ports.keys), "KEYS_JWKS_URL": f"{auth_url}/.well-known/jwks.json"},
+            ports.keys_admin,
+            {
+                "KEYS_PORT": str(ports.keys),
+                "KEYS_ADMIN_PORT": str(ports.keys_admin),
+                "KEYS_JWKS_URL": f"{auth_url}/.well-known/jwks.json",
+            },
         ),
         ProcessSpec(
             "usage",
             "owr_usage",
-            ports.usage,
-            {"USAGE_PORT": str(ports.usage), "USAGE_JWKS_URL": f"{auth_url}/.well-known/jwks.json"},
+            ports.usage_admin,
+            {
+                "USAGE_PORT": str(ports.usage),
+                "USAGE_ADMIN_PORT": str(ports.usage_admin),
+                "USAGE_JWKS_URL": f"{auth_url}/.well-known/jwks.json",
+            },
         ),
         ProcessSpec("worker", "owr_worker", ports.worker, worker_env),
         ProcessSpec(
@@ -392,9 +404,8 @@ def main(argv: list[str] | None = None) -> int:
             "\nOpenRouter Watcher is running:\n"
             f"  API (gateway)      http://localhost:{ports.gateway}/api/v1/\n"
             f"  gateway admin      http://localhost:{ports.gateway_admin}/metrics\n"
-            f"  auth               http://localhost:{ports.auth}/health/ready\n"
-            f"  keys               http://localhost:{ports.keys}/health/ready\n"
-            f"  usage              http://localhost:{ports.usage}/health/ready\n"
+            f"  auth, keys, usage  http://localhost:{ports.auth}, :{ports.keys}, :{ports.usage} (API, via the gateway)\n"
+            f"    admin            http://localhost:{ports.auth_admin}/metrics, :{ports.keys_admin}, :{ports.usage_admin}\n"
             f"  worker             http://localhost:{ports.worker}/metrics\n"
             "Press Ctrl-C to stop.\n",
             flush=True,

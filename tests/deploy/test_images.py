@@ -117,5 +117,11 @@ def test_the_runtime_stage_runs_and_checks_the_process_its_arguments_name() -> N
     assert env["OWR_HEALTH_PORT_VARIABLE"] == "GATEWAY_ADMIN_PORT"
     assert [s.arguments for s in gateway.steps if s.keyword == "EXPOSE"] == ["8000 9000"]
     auth = stages(DOCKERFILE, build_args("auth"))["runtime"].env()
-    assert (auth["AUTH_HOST"], auth["AUTH_PORT"], auth["OWR_HEALTH_PORT_VARIABLE"]) == ("0.0.0.0", "8001", "AUTH_PORT")
+    # Readiness on the admin port (finding 13), as the gateway's.
+    assert (auth["AUTH_HOST"], auth["AUTH_PORT"], auth["AUTH_ADMIN_PORT"], auth["OWR_HEALTH_PORT_VARIABLE"]) == (
+        "0.0.0.0",
+        "8001",
+        "9001",
+        "AUTH_ADMIN_PORT",
+    )
     assert not any(name.startswith("GATEWAY_") for name in auth)

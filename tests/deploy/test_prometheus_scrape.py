@@ -34,9 +34,9 @@ def render_scrape_config(ports: Ports, directory: Path) -> Path:
     config = yaml.safe_load(SCRAPE_CONFIG.read_text())
     local = {
         "gateway:9000": ports.gateway_admin,
-        "auth:8001": ports.auth,
-        "keys:8002": ports.keys,
-        "usage:8003": ports.usage,
+        "auth:9001": ports.auth_admin,
+        "keys:9002": ports.keys_admin,
+        "usage:9003": ports.usage_admin,
         "worker:8004": ports.worker,
     }
     for job in config["scrape_configs"]:

@@ -136,14 +136,17 @@ async def test_login_rate_limit_is_shared_by_two_gateways(system: System):
 async def test_every_process_is_live_ready_and_scraped(system: System):
     ports = system.ports
     async with httpx.AsyncClient(timeout=10) as client:
-        for port in (ports.auth, ports.keys, ports.usage, ports.worker, ports.gateway_admin, ports.gateway):
+        admins = (ports.auth_admin, ports.keys_admin, ports.usage_admin)
+        for port in (ports.auth, ports.keys, ports.usage, *admins, ports.worker, ports.gateway_admin, ports.gateway):
             assert (await client.get(f"http://127.0.0.1:{port}/health/live")).status_code == 200
             ready = await client.get(f"http://127.0.0.1:{port}/health/ready")
             # The gateway's readiness (a Redis ping and an auth call) is on its admin port only.
             assert ready.status_code == (404 if port == ports.gateway else 200), (port, ready.text)
-        for port in (ports.auth, ports.keys, ports.usage):
+        for port in admins:
             text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
             assert "owr_http_requests_total" in text
+        for port in (ports.auth, ports.keys, ports.usage):  # the API ports serve no metrics (finding 13)
+            assert (await client.get(f"http://127.0.0.1:{port}/metrics")).status_code == 404
         worker = (await client.get(f"http://127.0.0.1:{ports.worker}/metrics")).text
         # The cron heartbeat runs at start-up, so its outcome is already counted.
         assert re.search(r'owr_jobs_total\{job="record_heartbeat",outcome="done"\} [1-9]', worker)

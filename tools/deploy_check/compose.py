@@ -1,7 +1,7 @@
 """docker-compose.yml: the compose-spec JSON schema (raw and interpolated with a generated env file), then the
 rules of this project: every `depends_on` names a service and a valid condition, every long-running process
 has a health check, every secret is required (`${VAR:?...}`, no default), the env template holds only
-placeholders, every mounted file and Dockerfile exists."""
+placeholders, every mounted file and Dockerfile exists, and only the gateway's X-Forwarded-For is believed."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from tools.deploy_check.common import (
     secret_variables,
     tool,
 )
+from tools.deploy_check.exposure import compose_environments, compose_gateway_problems, wildcard_forwarders
 from tools.deploy_check.images import dockerfile_env
 
 COMPOSE_ENV_EXAMPLE = DEPLOY / "compose" / "env.example"
@@ -147,6 +148,7 @@ def check_compose() -> str:
         for target in ("redis",):
             if target not in service.get("depends_on", {}):
                 problems.append(f"{name} does not wait for {target}")
+    problems += wildcard_forwarders(compose_environments(services)) + compose_gateway_problems(services)
     if [n for n, s in services.items() if s.get("ports") and n not in ("gateway", "prometheus", "grafana")]:
         problems.append("only the gateway (and the observability profile, on 127.0.0.1) may publish ports")
     for name in ("prometheus", "grafana"):

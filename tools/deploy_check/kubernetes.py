@@ -20,6 +20,7 @@ from tools.deploy_check.common import (
     run,
     secret_variables,
 )
+from tools.deploy_check.exposure import kubernetes_environments, monitoring_problems, wildcard_forwarders
 from tools.deploy_check.operator_schemas import OPERATOR_SCHEMAS
 from tools.deploy_check.proxies import check_trusted_proxies
 
@@ -230,7 +231,8 @@ def check_kubernetes() -> str:
             validate_manifest(doc)
         check_rendered(overlay, docs, secrets)
         check_environments(overlay, docs)
-        if problems := check_trusted_proxies(overlay, docs):
+        exposure = wildcard_forwarders(kubernetes_environments(docs)) + monitoring_problems(docs)
+        if problems := check_trusted_proxies(overlay, docs) + [f"{overlay}: {p}" for p in exposure]:
             raise CheckFailed("\n".join(problems))
         counts.append(f"{overlay}: {len(docs)}")
     return f"manifests rendered and valid against Kubernetes {KUBERNETES_VERSION} ({', '.join(counts)}; secret template: {len(secrets)})"
