@@ -105,9 +105,12 @@ def wait_until(check: Any, seconds: float, what: str) -> Any:
 
 
 def test_every_target_is_up_and_exports_owr_metrics(prometheus: str, deploy_system: System) -> None:
-    # Traffic through the gateway, so that it and auth have RED series to show.
+    # Traffic through the gateway, so that it and auth have RED series to show; keys and usage get a probe on
+    # their API ports (scrapes go to the admin ports, which count no requests, as the gateway's).
     for _ in range(3):
         assert httpx.get(f"{deploy_system.gateway}/.well-known/jwks.json", timeout=5).status_code == 200
+    for port in (deploy_system.ports.keys, deploy_system.ports.usage):
+        assert httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=5).status_code == 200
 
     def all_up() -> list[dict[str, Any]] | None:
         targets = api(prometheus, "targets")["activeTargets"]
@@ -133,7 +136,7 @@ def test_every_target_is_up_and_exports_owr_metrics(prometheus: str, deploy_syst
         "owr_keys_synced_total",
     ):
         assert expected in names, f"{expected} not scraped"
-    # Every HTTP service counts its requests by route template (services count their scrapes too).
+    # Every HTTP service counts its requests by route template.
     wait_until(
         lambda: {"gateway", "auth", "keys", "usage"} <= set(api(prometheus, "label/service/values")),
         15,
