@@ -7,6 +7,7 @@ to the admin port only, so the API port never serves `/metrics`, and the admin p
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,19 +16,19 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from owr_shared.health import HealthChecks
 from owr_shared.metrics import metrics_endpoint
 
+Readiness = Callable[[], Awaitable[tuple[bool, dict[str, str]]]]
 
-def create_admin_app(main: Any) -> Starlette:
-    """`/metrics`, `/health/live`, `/health/ready`; readiness runs the main app's checks (set in its lifespan)."""
+
+def create_admin_app(readiness: Readiness) -> Starlette:
+    """`/metrics`, `/health/live`, `/health/ready` (from `readiness`); the gateway's admin app is one too."""
 
     async def live(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     async def ready(_request: Request) -> JSONResponse:
-        checks: HealthChecks = main.state.health
-        ok, report = await checks.run()
+        ok, report = await readiness()
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": report}, status_code=200 if ok else 503)
 
     return Starlette(
@@ -45,7 +46,8 @@ class AdminPortSplit:
 
     def __init__(self, main: Any, admin_port: int) -> None:
         self.main: ASGIApp = main
-        self.admin: ASGIApp = create_admin_app(main)
+        # The checks are read per request: the main app's lifespan puts them on its state.
+        self.admin: ASGIApp = create_admin_app(lambda: main.state.health.run())
         self.admin_port = admin_port
         self.state = main.state
 

@@ -140,9 +140,10 @@ async def _rollback(session: AsyncSession) -> None:
     await session.rollback()
 
 
-async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The one transaction boundary: commit when the endpoint returns, roll back when it raises."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+@asynccontextmanager
+async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """The one transaction boundary: commit on exit (then the `after_commit` callbacks), roll back when it
+    raises. A request's `DbSession` is one; work outside a request (a command's batch) takes one per unit."""
     async with sessionmaker() as session:
         try:
             yield session
@@ -151,21 +152,14 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
         else:
             await _commit(session)
+
+
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Commit when the endpoint returns, roll back when it raises."""
+    async with transaction(request.app.state.sessionmaker) as session:
+        yield session
 
 
 # scope="function": the commit happens before the response is sent, so a failed commit is a 500
 # problem rather than a 2xx that lied.
 DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]
-
-
-@asynccontextmanager
-async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """The boundary of work outside a request (a command's batch): commit on exit, roll back when it raises."""
-    async with sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            await _rollback(session)
-            raise
-        else:
-            await _commit(session)
