@@ -9,6 +9,7 @@ import uuid
 import httpx
 import jwt
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_auth.sessions.models import RefreshToken, RefreshTokenFamily
 from owr_auth.sessions.service import hash_refresh_token
@@ -18,6 +19,16 @@ from tests.support.http import assert_problem, bearer
 
 async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
     return await client.post("/api/v1/auth/refresh", json={"refresh_token": token})
+
+
+async def family_of(db_session: AsyncSession, refresh_token: str) -> RefreshTokenFamily:
+    """The stored family of a refresh token."""
+    query = (
+        select(RefreshTokenFamily)
+        .join(RefreshToken)
+        .where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
+    )
+    return (await db_session.execute(query)).scalar_one()
 
 
 async def test_refresh_rotates(client, db_session):
@@ -63,13 +74,7 @@ async def test_reuse_of_a_rotated_token_revokes_the_family(client, db_session):
     assert body["type"].endswith("/invalid-refresh-token")
     # The newest token of the family stops working too, and the revocation was committed.
     assert_problem(await refresh(client, third["refresh_token"]), 401)
-    family = (
-        await db_session.execute(
-            select(RefreshTokenFamily)
-            .join(RefreshToken)
-            .where(RefreshToken.token_hash == hash_refresh_token(first["refresh_token"]))
-        )
-    ).scalar_one()
+    family = await family_of(db_session, first["refresh_token"])
     assert family.revoked_at is not None
     assert family.revoked_reason == "reuse"
 
@@ -121,13 +126,7 @@ async def test_logout_revokes_the_family_and_is_idempotent(client, db_session):
     assert r.status_code == 204
     assert r.content == b""
     assert_problem(await refresh(client, second["refresh_token"]), 401)
-    family = (
-        await db_session.execute(
-            select(RefreshTokenFamily)
-            .join(RefreshToken)
-            .where(RefreshToken.token_hash == hash_refresh_token(second["refresh_token"]))
-        )
-    ).scalar_one()
+    family = await family_of(db_session, second["refresh_token"])
     assert family.revoked_reason == "logout"
     for token in (second["refresh_token"], "owrr_" + secrets.token_urlsafe(32), "nonsense"):
         r = await client.post("/api/v1/auth/logout", json={"refresh_token": token})

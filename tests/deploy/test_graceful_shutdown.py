@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -233,6 +234,31 @@ async def emulator(deploy_system: System) -> AsyncIterator[EmulatorAdmin]:
         yield admin
 
 
+@dataclass(frozen=True)
+class HeldSync:
+    watcher: Watcher
+    key_id: str
+    asked: datetime  # when the sync was asked for
+
+
+@asynccontextmanager
+async def _sync_held_upstream(
+    deploy_system: System, emulator: EmulatorAdmin, name: str, *, latency_ms: int
+) -> AsyncIterator[HeldSync]:
+    """A new user's funded key `name`, its sync asked for while OpenRouter answers `/key` after
+    `latency_ms`; entered once the sync job runs."""
+    (key,) = await funded_keys(emulator, 1)
+    async with httpx.AsyncClient(base_url=deploy_system.gateway, timeout=15) as client:
+        watcher = await Watcher.signed_up(client)
+        key_id = await watcher.add(name, key["key"])
+        await emulator.faults(latency_ms=latency_ms, paths=["/key"])
+        asked = datetime.now(UTC)
+        r = await client.post(f"/api/v1/keys/{key_id}/sync", headers=watcher.headers)
+        assert r.status_code == 202, r.text
+        await _job_running(deploy_system, key_id)
+        yield HeldSync(watcher, key_id, asked)
+
+
 async def _job_running(deploy_system: System, key_id: str) -> None:
     redis = Redis.from_url(deploy_system.env["REDIS_URL"])
     try:
@@ -248,14 +274,8 @@ async def _job_running(deploy_system: System, key_id: str) -> None:
 async def test_sigterm_during_a_sync_loses_nothing(deploy_system: System, emulator: EmulatorAdmin) -> None:
     """The worker stops while a sync waits on OpenRouter: the job finishes or returns to the queue, and
     after the restart the key is synced once, with its exact figure."""
-    (key,) = await funded_keys(emulator, 1)
-    async with httpx.AsyncClient(base_url=deploy_system.gateway, timeout=15) as client:
-        watcher = await Watcher.signed_up(client)
-        key_id = await watcher.add("stopped mid-sync", key["key"])
-        await emulator.faults(latency_ms=3000, paths=["/key"])
-        asked = datetime.now(UTC)
-        assert (await client.post(f"/api/v1/keys/{key_id}/sync", headers=watcher.headers)).status_code == 202
-        await _job_running(deploy_system, key_id)
+    async with _sync_held_upstream(deploy_system, emulator, "stopped mid-sync", latency_ms=3000) as held:
+        watcher, key_id, asked = held.watcher, held.key_id, held.asked
 
         seen = await asyncio.to_thread(sigterm_and_watch, deploy_system.group, "worker", deploy_system.ports.worker)
         assert seen.exit_code in (0, -signal.SIGTERM), seen
@@ -279,14 +299,8 @@ async def test_sigterm_during_a_sync_loses_nothing(deploy_system: System, emulat
 async def test_the_worker_fails_readiness_first_and_finishes_its_running_job(
     deploy_system: System, emulator: EmulatorAdmin
 ) -> None:
-    (key,) = await funded_keys(emulator, 1)
-    async with httpx.AsyncClient(base_url=deploy_system.gateway, timeout=15) as client:
-        watcher = await Watcher.signed_up(client)
-        key_id = await watcher.add("finished before exit", key["key"])
-        await emulator.faults(latency_ms=2000, paths=["/key"])
-        asked = datetime.now(UTC)
-        assert (await client.post(f"/api/v1/keys/{key_id}/sync", headers=watcher.headers)).status_code == 202
-        await _job_running(deploy_system, key_id)
+    async with _sync_held_upstream(deploy_system, emulator, "finished before exit", latency_ms=2000) as held:
+        watcher, key_id, asked = held.watcher, held.key_id, held.asked
         seen = await asyncio.to_thread(sigterm_and_watch, deploy_system.group, "worker", deploy_system.ports.worker)
         try:
             assert seen.first_not_ready is not None, "the worker never answered 503 before exiting"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy import text
 from tests.support.apps import admin_get
 from tests.support.db import savepoint
 from tests.support.openrouter import key_list_row
+from tests.support.tenants import Tenant
 from tests.usage.conftest import at, days_ago, item, money, read_key, snapshot, window
 
 D = Decimal
@@ -54,6 +55,16 @@ def activity_row(date: str, model: str, usage: str, **fields):
     }
     row.update(fields)
     return row
+
+
+def activity_report(
+    tenant: Tenant, hash_: str, *, observed_at: datetime, rows: list[Any], dates: list[str] | None = None
+) -> dict[str, Any]:
+    """A key hash's activity as the worker sends it (`dates` absent when None)."""
+    body: dict[str, Any] = {"workspace_id": tenant.workspace_id, "observed_at": observed_at, "api_key_hash": hash_}
+    if dates is not None:
+        body["dates"] = dates
+    return {**body, "rows": rows}
 
 
 # --- credits ---------------------------------------------------------------------------------------
@@ -201,12 +212,12 @@ async def test_activity_replaces_its_dates_and_never_doubles(ingest, db_connecti
     mgmt, hash_ = str(uuid.uuid4()), "a1" * 32
     d1, d2, d3 = days_ago(3), days_ago(2), days_ago(1)
     url = f"/internal/accounts/{mgmt}/activity"
-    body = {
-        "workspace_id": alice.workspace_id,
-        "observed_at": at(days_ago(0), 1),
-        "api_key_hash": hash_,
-        "dates": [d1.isoformat(), d2.isoformat(), d3.isoformat()],
-        "rows": [
+    body = activity_report(
+        alice,
+        hash_,
+        observed_at=at(days_ago(0), 1),
+        dates=[d1.isoformat(), d2.isoformat(), d3.isoformat()],
+        rows=[
             activity_row(f"{d1} 00:00:00", "openai/gpt-4.1", "0.015"),
             # The same model twice on one day (two endpoints): both rows are kept.
             activity_row(
@@ -214,7 +225,7 @@ async def test_activity_replaces_its_dates_and_never_doubles(ingest, db_connecti
             ),
             activity_row(d2.isoformat(), "anthropic/claude", "1.5"),
         ],
-    }
+    )
     for _ in range(3):
         assert (await ingest.call("PUT", url, body)).status_code == 204
     rows = await fetch(db_connection, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
@@ -251,13 +262,13 @@ async def test_activity_replaces_its_dates_and_never_doubles(ingest, db_connecti
 async def test_a_row_outside_the_listed_dates_replaces_its_own_day(ingest, db_connection, alice):
     mgmt, hash_ = str(uuid.uuid4()), "b2" * 32
     d1, d2 = days_ago(2), days_ago(1)
-    body = {
-        "workspace_id": alice.workspace_id,
-        "observed_at": at(days_ago(0), 1),
-        "api_key_hash": hash_,
-        "dates": [d1.isoformat()],
-        "rows": [activity_row(d2.isoformat(), "m/x", "0.5")],
-    }
+    body = activity_report(
+        alice,
+        hash_,
+        observed_at=at(days_ago(0), 1),
+        dates=[d1.isoformat()],
+        rows=[activity_row(d2.isoformat(), "m/x", "0.5")],
+    )
     for _ in range(2):
         assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/activity", body)).status_code == 204
     rows = await fetch(db_connection, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
@@ -267,13 +278,13 @@ async def test_a_row_outside_the_listed_dates_replaces_its_own_day(ingest, db_co
 @pytest.mark.parametrize("form", ["{d}", "{d} 00:00:00", "{d}T00:00:00Z", "{d}T00:00:00+00:00"])
 async def test_both_activity_date_forms_are_accepted(ingest, db_connection, alice, form):
     mgmt, hash_, d = str(uuid.uuid4()), "c3" * 32, days_ago(4)
-    body = {
-        "workspace_id": alice.workspace_id,
-        "observed_at": at(days_ago(0)),
-        "api_key_hash": hash_,
-        "dates": [form.format(d=d)],
-        "rows": [activity_row(form.format(d=d), "m/y", "0.25")],
-    }
+    body = activity_report(
+        alice,
+        hash_,
+        observed_at=at(days_ago(0)),
+        dates=[form.format(d=d)],
+        rows=[activity_row(form.format(d=d), "m/y", "0.25")],
+    )
     assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/activity", body)).status_code == 204
     rows = await fetch(db_connection, ACTIVITY_SQL, k=uuid.UUID(mgmt), h=hash_)
     assert [r["date"] for r in rows] == [d]
@@ -281,12 +292,9 @@ async def test_both_activity_date_forms_are_accepted(ingest, db_connection, alic
 
 async def test_a_date_with_a_time_of_day_is_refused(ingest, alice):
     d = days_ago(4)
-    body = {
-        "workspace_id": alice.workspace_id,
-        "observed_at": at(days_ago(0)),
-        "api_key_hash": "d4" * 32,
-        "rows": [activity_row(f"{d} 13:00:00", "m/z", "0.25")],
-    }
+    body = activity_report(
+        alice, "d4" * 32, observed_at=at(days_ago(0)), rows=[activity_row(f"{d} 13:00:00", "m/z", "0.25")]
+    )
     r = await ingest.call("PUT", f"/internal/accounts/{uuid.uuid4()}/activity", body)
     assert r.status_code == 422
 
@@ -295,13 +303,7 @@ async def test_many_activity_rows_are_stored_in_chunks(ingest, db_connection, al
     mgmt, hash_ = str(uuid.uuid4()), "e5" * 32
     dates = [days_ago(i) for i in range(1, 31)]
     rows = [activity_row(d.isoformat(), f"model/{m}", "0.0000000001") for d in dates for m in range(80)]
-    body = {
-        "workspace_id": alice.workspace_id,
-        "observed_at": at(days_ago(0)),
-        "api_key_hash": hash_,
-        "dates": [d.isoformat() for d in dates],
-        "rows": rows,
-    }
+    body = activity_report(alice, hash_, observed_at=at(days_ago(0)), dates=[d.isoformat() for d in dates], rows=rows)
     assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/activity", body)).status_code == 204
     total = await fetch(
         db_connection,
@@ -381,18 +383,18 @@ async def test_a_linked_key_reads_per_model_days_and_completed_days_from_activit
     )
     listing = {"workspace_id": alice.workspace_id, "observed_at": at(days_ago(0), 1), "keys": [key_row(hash_, label)]}
     assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/keys", listing)).status_code == 204
-    activity = {
-        "workspace_id": alice.workspace_id,
-        "observed_at": at(days_ago(0), 1),
-        "api_key_hash": hash_,
-        "dates": [d3.isoformat(), d2.isoformat(), d1.isoformat()],
-        "rows": [
+    activity = activity_report(
+        alice,
+        hash_,
+        observed_at=at(days_ago(0), 1),
+        dates=[d3.isoformat(), d2.isoformat(), d1.isoformat()],
+        rows=[
             activity_row(d2.isoformat(), "openai/gpt-4.1", "0.4", byok_usage_inference=D("0.1")),
             activity_row(d2.isoformat(), "openai/gpt-4.1", "0.3", provider_name="Azure", endpoint_id="e2"),
             activity_row(d2.isoformat(), "anthropic/claude", "0.0000000001"),
             activity_row(d1.isoformat(), "anthropic/claude", "1.25"),
         ],
-    }
+    )
     assert (await ingest.call("PUT", f"/internal/accounts/{mgmt}/activity", activity)).status_code == 204
 
     body = await read_key(client, alice, key, **window(d3, days_ago(0)))

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Self, TypeVar
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from owr_shared.logging import get_logger
+
 # Phrases a template leaves behind; long and specific enough never to occur inside random key material.
 PLACEHOLDER_PHRASES = ("change-me", "changeme", "change_me", "replace-me", "replaceme", "placeholder")
 # Words that are obviously not secrets when they stand as a word of the value ("example-key", "abc-example").
@@ -85,6 +87,13 @@ class BaseServiceSettings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.production
+
+    def warn_generated_secret(self, variable: str, event: str, consequence: str) -> None:
+        """`variable` is unset, so the caller generates one at start: say so, and never in production (the
+        validator already refuses an unset secret there; this keeps a throwaway key out if it ever did not)."""
+        if self.is_production:
+            raise RuntimeError(f"{variable} is required in production")
+        get_logger("owr.settings").warning(event, detail=f"{variable} is unset: {consequence}")
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets_in_production(self) -> Self:

@@ -79,12 +79,10 @@ class Keyring:
             assert isinstance(key, Ed25519PublicKey)  # checked by the settings validator
             retired.append(key)
         if settings.jwt_private_key is None:
-            if settings.is_production:  # the settings already refuse this; never sign with a throwaway key
-                raise RuntimeError("AUTH_JWT_PRIVATE_KEY is required in production")
-            log.warning(
+            settings.warn_generated_secret(
+                "AUTH_JWT_PRIVATE_KEY",
                 "jwt_ephemeral_signing_key",
-                detail="AUTH_JWT_PRIVATE_KEY is unset: signing with a key generated at start; "
-                "tokens will not survive a restart.",
+                "signing with a key generated at start; tokens will not survive a restart.",
             )
             return cls.build(Ed25519PrivateKey.generate(), retired)
         private = serialization.load_pem_private_key(

@@ -80,12 +80,10 @@ class Vault:
         """The configured KEKs; outside production an unset `KEYS_KEKS` becomes an ephemeral one."""
         keks = settings.kek_map()
         if not keks:
-            if settings.is_production:  # the settings already refuse this; never seal under a throwaway key
-                raise RuntimeError("KEYS_KEKS is required in production")
-            log.warning(
+            settings.warn_generated_secret(
+                "KEYS_KEKS",
                 "kek_ephemeral",
-                detail="KEYS_KEKS is unset: sealing with a KEK generated at start; "
-                "stored keys will not be readable after a restart.",
+                "sealing with a KEK generated at start; stored keys will not be readable after a restart.",
             )
             return cls({"ephemeral": AESGCM.generate_key(bit_length=256)}, "ephemeral")
         assert settings.active_kek_version is not None  # checked by the settings validator
