@@ -13,6 +13,7 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
+from owr_shared.db_faults import bound_checkout_ping
 from owr_shared.settings import BaseServiceSettings
 
 
@@ -41,9 +42,11 @@ def create_engine(
     pool_timeout: float = 30.0,
     statement_timeout: float = 0,
     idle_in_transaction_timeout: float = 0,
+    connect_timeout: float = 1.0,
 ) -> AsyncEngine:
     """Create an engine; call from the lifespan, never at import. `max_overflow` defaults to `pool_size`;
-    the two server-side timeouts are in seconds (0: the server's own setting)."""
+    the two server-side timeouts are in seconds (0: the server's own setting). Every wait on the server
+    is bounded on this side too (`owr_shared.db_faults`)."""
     server_settings = {"application_name": application_name}
     for name, seconds in (
         ("statement_timeout", statement_timeout),
@@ -51,17 +54,24 @@ def create_engine(
     ):
         if seconds:
             server_settings[name] = str(max(1, round(seconds * 1000)))  # milliseconds
-    return create_async_engine(
+    # A frozen server enforces no statement_timeout: the client gives up one second after it would have.
+    command_timeout = statement_timeout + 1 if statement_timeout else None
+    engine = create_async_engine(
         asyncpg_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
         pool_recycle=1800,
         # Error messages would otherwise carry statement parameters (hashes, ciphertexts) into logs.
         hide_parameters=True,
-        connect_args={"server_settings": server_settings, "timeout": 5},
+        connect_args={
+            "server_settings": server_settings,
+            "timeout": connect_timeout,
+            "command_timeout": command_timeout,
+        },
     )
+    bound_checkout_ping(engine, connect_timeout)
+    return engine
 
 
 def create_service_engine(
@@ -81,6 +91,7 @@ def create_service_engine(
         pool_timeout=settings.db_pool_timeout,
         statement_timeout=settings.db_statement_timeout,
         idle_in_transaction_timeout=settings.db_idle_in_transaction_timeout,
+        connect_timeout=settings.db_connect_timeout,
     )
 
 

@@ -51,6 +51,7 @@ UPSTREAM_UNAVAILABLE = ProblemType(502, "upstream-unavailable", "Bad Gateway")
 SERVICE_UNAVAILABLE = ProblemType(503, "service-unavailable", "Service Unavailable")
 OVERLOADED = ProblemType(503, "overloaded", "Service Overloaded")
 QUERY_TIMEOUT = ProblemType(503, "query-timeout", "Query Timed Out")
+DATABASE_UNAVAILABLE = ProblemType(503, "database-unavailable", "Database Unavailable")
 UPSTREAM_TIMEOUT = ProblemType(504, "upstream-timeout", "Gateway Timeout")
 
 # The problem a bare status stands for (a framework's HTTP error carries nothing else).

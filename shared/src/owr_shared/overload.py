@@ -2,7 +2,7 @@
 limits, and the 503/429 problems (counted in `owr_requests_shed_total`) that every service answers with.
 
 A request that cannot get a pooled connection within `db_pool_timeout`, whose statement outlives
-`db_statement_timeout`, or that finds no free slot of a capped resource gets a 503 with `Retry-After`
+`db_statement_timeout`, that finds the database not answering (`owr_shared.db_faults`), or that finds no free slot of a capped resource gets a 503 with `Retry-After`
 at once; a caller already running its share of an expensive read gets a 429. Never a 500, never a hang.
 """
 
@@ -16,12 +16,14 @@ from typing import ClassVar
 from asyncpg import PostgresError
 from fastapi import FastAPI, Request
 from prometheus_client import Counter
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
 
+from owr_shared.db_faults import UNREACHABLE, is_unreachable
 from owr_shared.errors import (
     CONCURRENCY_LIMITED,
+    DATABASE_UNAVAILABLE,
     OVERLOADED,
     QUERY_TIMEOUT,
     RETRY_SOON,
@@ -67,6 +69,14 @@ class StatementTimedOut(Shed):
     default_detail = "The query took longer than the service allows; retry shortly."
 
 
+class DatabaseUnavailable(Shed):
+    """PostgreSQL did not accept a connection or stopped answering within the client-side bounds."""
+
+    reason = "database_unavailable"
+    status, slug, title = DATABASE_UNAVAILABLE
+    default_detail = "The database is not answering; retry shortly."
+
+
 class CallerLimited(Shed):
     reason = "caller_limit"
     status, slug, title = CONCURRENCY_LIMITED
@@ -100,14 +110,19 @@ def install_overload_handlers(app: FastAPI, service: str) -> None:
         return await on_shed(request, PoolExhausted())
 
     async def on_database_error(request: Request, exc: Exception) -> Response:
-        if not is_timeout(exc):
-            raise exc  # the unexpected-error handler answers 500 and logs it, as for any other fault
-        return await on_shed(request, StatementTimedOut())
+        if is_timeout(exc):
+            return await on_shed(request, StatementTimedOut())
+        if is_unreachable(exc):
+            return await on_shed(request, DatabaseUnavailable())
+        raise exc  # the unexpected-error handler answers 500 and logs it, as for any other fault
 
     app.add_exception_handler(Shed, on_shed)
     app.add_exception_handler(PoolTimeout, on_pool_timeout)
     app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(PostgresError, on_database_error)  # asyncpg's own, where a read uses the driver
+    # A connect or checkout that found no server raises these unwrapped (db_faults.UNREACHABLE).
+    for unreachable in (*UNREACHABLE, DisconnectionError):
+        app.add_exception_handler(unreachable, on_database_error)
 
 
 class CallerLimit:

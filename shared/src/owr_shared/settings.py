@@ -81,6 +81,8 @@ class BaseServiceSettings(BaseSettings):
     # with a 503, and the server-side bounds of each statement and of a transaction left idle (seconds;
     # 0 turns a server-side bound off). A service whose reads are longer overrides the defaults.
     db_pool_timeout: float = Field(default=2.0, gt=0, le=30)
+    # How long to wait for PostgreSQL to accept a connection, or a pooled one to answer its check.
+    db_connect_timeout: float = Field(default=1.0, gt=0, le=60)
     db_statement_timeout: float = Field(default=5.0, ge=0, le=3600)
     db_idle_in_transaction_timeout: float = Field(default=30.0, ge=0, le=3600)
 
