@@ -7,6 +7,7 @@ Every app calls a `PeerStub` as its keys service (`keys_stub`), reset after each
 
 from __future__ import annotations
 
+import base64
 import math
 import secrets
 import time
@@ -38,6 +39,7 @@ INTERNAL_TIMEOUT_SECONDS = 0.5
 WORKER_SECRET = "worker-secret-" + "k3" * 16
 USAGE_READER_SECRET = "usage-reader-secret-" + "q7" * 16
 GATEWAY_SECRET = "gateway-secret-" + "g5" * 16
+SWEEPER_SECRET = "sweeper-secret-" + "w2" * 16
 SERVICE_CLIENTS = {
     "worker": {
         "secret": WORKER_SECRET,
@@ -46,8 +48,14 @@ SERVICE_CLIENTS = {
     },
     "usage-reader": {"secret": USAGE_READER_SECRET, "scopes": ["keys:due"], "audiences": ["owr-usage"]},
     "gateway": {"secret": GATEWAY_SECRET, "scopes": ["tokens:introspect"], "audiences": ["owr-auth"]},
+    "sweeper": {"secret": SWEEPER_SECRET, "scopes": ["workspaces:sweep"], "audiences": ["owr-auth"]},
 }
 API_TOKEN_PEPPER = "pepper-for-tests-" + "p9" * 16
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    """HTTP Basic credentials of a configured service client (auth's internal routes)."""
+    return {"authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
 
 
 def unique_email(prefix: str = "user") -> str:

@@ -8,6 +8,7 @@ It records every request and answers with `status`, or holds the request open wh
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -28,13 +29,15 @@ class RecordedCall:
 
 
 class PeerStub:
-    """Records calls; answers `status` (an empty body), or hangs while `hang` is set."""
+    """Records calls; answers `status` (an empty body), or hangs while `hang` is set. A GET (the orphan
+    sweep's listing) is answered 200 with `stored` as one page of workspace ids, unless `status` is 5xx."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.calls: list[RecordedCall] = []
         self.status = 204
         self.hang = False
+        self.stored: list[str] = []
         # Hanging requests, each waiting on an event of the server's loop.
         self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._lock = threading.Lock()
@@ -52,6 +55,7 @@ class PeerStub:
             loop.call_soon_threadsafe(event.set)
         self.calls.clear()
         self.status = 204
+        self.stored = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "http"
@@ -64,6 +68,13 @@ class PeerStub:
                 self._waiting.append((asyncio.get_running_loop(), released))
         if hang:
             await released.wait()
+        if scope["method"] == "GET" and self.status < 500:
+            body = json.dumps({"items": self.stored, "next_after": None}).encode()
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
         await send({"type": "http.response.start", "status": self.status, "headers": [(b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
 

@@ -1,4 +1,5 @@
-"""Account deletion asks keys to erase every solely-owned workspace first, and stops if it cannot.
+"""Account deletion ends every session first, then asks keys to erase each solely-owned workspace; the
+sweep finishes what a peer that was away could not.
 
 The keys service is a `PeerStub` (a real HTTP server): these tests pin auth's side of the contract
 in docs/architecture.md; the end-to-end test covers the real keys service.
@@ -14,10 +15,19 @@ import jwt
 import pytest
 from sqlalchemy import select
 
+from owr_auth.sessions.errors import RevocationUnavailable
+from owr_auth.users import service as user_service
 from owr_auth.users.models import User
 from owr_auth.workspaces.models import Membership, Workspace
 from owr_shared.jwt import JwksVerifier
-from tests.auth.conftest import INTERNAL_TIMEOUT_SECONDS, login, registered_session
+from tests.auth.conftest import (
+    GATEWAY_SECRET,
+    INTERNAL_TIMEOUT_SECONDS,
+    PASSWORD,
+    SWEEPER_SECRET,
+    basic,
+    registered_session,
+)
 from tests.support.http import assert_problem, bearer
 from tools.devinfra import free_port
 
@@ -104,66 +114,115 @@ async def test_deleted_or_absent_in_keys_lets_the_account_go(client, keys_stub, 
     assert await db_session.get(User, uuid.UUID(user["id"])) is None
 
 
-async def assert_nothing_deleted(client, db_session, redis_client, user: dict[str, Any], pair: dict[str, Any]) -> None:
-    user_id = uuid.UUID(user["id"])
-    assert await db_session.get(User, user_id) is not None
-    memberships = (await db_session.execute(select(Membership.workspace_id).where(Membership.user_id == user_id))).all()
-    assert [row[0] for row in memberships] == [uuid.UUID(user["workspace"]["id"])]
-    assert await redis_client.exists(f"owr:revoked:user:{user['id']}") == 0
-    assert (await client.get("/api/v1/auth/me", headers=bearer(pair["access_token"]))).status_code == 200
+async def sweep(client) -> Any:
+    """The worker's cron call: finish interrupted deletions, erase orphans."""
+    return await client.post("/internal/workspaces/sweep", headers=basic("sweeper", SWEEPER_SECRET))
+
+
+async def assert_unusable_and_marked(client, db_session, user: dict[str, Any], pair: dict[str, Any]) -> None:
+    """The account is gone for every token and for sign-in, while its rows wait for the peers' erasure."""
+    user_id, workspace_id = uuid.UUID(user["id"]), uuid.UUID(user["workspace"]["id"])
+    row = await db_session.get(User, user_id, populate_existing=True)
+    assert row is not None
+    assert row.deleted_at is not None
+    workspace = await db_session.get(Workspace, workspace_id, populate_existing=True)
+    assert workspace is not None
+    assert workspace.deleted_at is not None
+    assert (await client.get("/api/v1/auth/me", headers=bearer(pair["access_token"]))).status_code == 401
     refreshed = await client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
-    assert refreshed.status_code == 200
-    await login(client, user["email"])
+    assert refreshed.status_code == 401
+    signed_in = await client.post("/api/v1/auth/login", json={"email": user["email"], "password": PASSWORD})
+    assert signed_in.status_code == 401
 
 
-def assert_deletion_unavailable(r) -> None:
-    body = assert_problem(r, 503)
-    assert body["type"].endswith("/deletion-unavailable")
-    assert r.headers["retry-after"] == "5"
-    assert "Bearer" not in r.text
-    assert "127.0.0.1" not in r.text
+async def assert_gone(db_session, user: dict[str, Any]) -> None:
+    assert await db_session.get(User, uuid.UUID(user["id"]), populate_existing=True) is None
+    assert await db_session.get(Workspace, uuid.UUID(user["workspace"]["id"]), populate_existing=True) is None
 
 
 @pytest.mark.parametrize("status", [500, 503, 401, 403, 200, 302])
-async def test_a_failing_keys_service_stops_the_deletion(client, keys_stub, db_session, redis_client, status):
+async def test_a_failing_keys_service_leaves_the_erasure_to_the_sweep(client, keys_stub, db_session, status):
     user, pair = await registered_session(client)
     keys_stub.status = status
-    assert_deletion_unavailable(await delete_me(client, pair["access_token"]))
+    r = await delete_me(client, pair["access_token"])
+    assert r.status_code == 202, r.text
     assert len(keys_stub.calls) == 1
-    await assert_nothing_deleted(client, db_session, redis_client, user, pair)
+    await assert_unusable_and_marked(client, db_session, user, pair)
 
-    # The keys side is idempotent: once it answers, the same request succeeds.
+    # Still away: the sweep says so (503) and keeps the marks.
+    assert_problem(await sweep(client), 503)
+    await assert_unusable_and_marked(client, db_session, user, pair)
+
+    # The keys side is idempotent: once it answers, the sweep finishes the deletion.
     keys_stub.status = 204
-    assert (await delete_me(client, pair["access_token"])).status_code == 204
+    r = await sweep(client)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"pending_finished": 1, "pending_left": 0, "orphans_erased": 0}
+    await assert_gone(db_session, user)
 
 
-async def test_a_keys_service_that_hangs_stops_the_deletion(client, keys_stub, db_session, redis_client):
+async def test_a_keys_service_that_hangs_does_not_hold_the_deletion(client, keys_stub, db_session):
     user, pair = await registered_session(client)
     keys_stub.hang = True
     started = time.monotonic()
-    assert_deletion_unavailable(await delete_me(client, pair["access_token"]))
+    assert (await delete_me(client, pair["access_token"])).status_code == 202
     assert INTERNAL_TIMEOUT_SECONDS <= time.monotonic() - started < INTERNAL_TIMEOUT_SECONDS + 2
     assert len(keys_stub.calls) == 1
-    await assert_nothing_deleted(client, db_session, redis_client, user, pair)
+    await assert_unusable_and_marked(client, db_session, user, pair)
 
 
-async def test_an_unreachable_keys_service_stops_the_deletion(app_factory, db_session, redis_client):
+async def test_an_unreachable_keys_service_leaves_the_erasure_to_the_sweep(app_factory, db_session):
     async with app_factory(keys_url=f"http://127.0.0.1:{free_port()}") as client:
         user, pair = await registered_session(client)
-        assert_deletion_unavailable(await delete_me(client, pair["access_token"]))
-        await assert_nothing_deleted(client, db_session, redis_client, user, pair)
+        assert (await delete_me(client, pair["access_token"])).status_code == 202
+        await assert_unusable_and_marked(client, db_session, user, pair)
 
 
-async def test_a_later_workspace_failing_keeps_every_auth_row(client, keys_stub, db_session, redis_client):
+async def test_a_later_workspace_failing_keeps_every_auth_row_marked(client, keys_stub, db_session):
     user, pair = await registered_session(client)
-    await add_workspace(db_session, uuid.UUID(user["id"]))
+    team = await add_workspace(db_session, uuid.UUID(user["id"]))
     keys_stub.status = 500
-    assert_deletion_unavailable(await delete_me(client, pair["access_token"]))
-    # It stopped at the first failure and no auth row went.
+    assert (await delete_me(client, pair["access_token"])).status_code == 202
+    # It stopped at the first failure; both workspaces wait for the sweep.
     assert len(keys_stub.calls) == 1
-    assert await db_session.get(User, uuid.UUID(user["id"])) is not None
+    assert (await db_session.get(Workspace, team, populate_existing=True)).deleted_at is not None
     count = len((await db_session.execute(select(Membership).where(Membership.user_id == uuid.UUID(user["id"])))).all())
     assert count == 2
+
+
+async def test_a_failed_revocation_changes_nothing(client, keys_stub, db_session, redis_client, monkeypatch):
+    """Redis refusing the session denylist fails the deletion closed before anything is marked: 503."""
+    user, pair = await registered_session(client)
+
+    async def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RevocationUnavailable()
+
+    monkeypatch.setattr(user_service, "end_every_session", refuse)
+    assert_problem(await delete_me(client, pair["access_token"]), 503)
+    assert keys_stub.calls == []
+    row = await db_session.get(User, uuid.UUID(user["id"]), populate_existing=True)
+    assert row is not None
+    assert row.deleted_at is None
+    assert (await client.get("/api/v1/auth/me", headers=bearer(pair["access_token"]))).status_code == 200
+
+
+async def test_the_sweep_erases_workspaces_auth_does_not_know(client, keys_stub):
+    user, _ = await registered_session(client)
+    orphan = str(uuid.uuid4())
+    keys_stub.stored = [user["workspace"]["id"], orphan]
+    r = await sweep(client)
+    assert r.status_code == 200, r.text
+    assert r.json()["orphans_erased"] == 1
+    assert [(c.method, c.path) for c in keys_stub.calls] == [
+        ("GET", "/internal/workspaces"),
+        ("DELETE", f"/internal/workspaces/{orphan}"),
+    ]
+
+
+async def test_the_sweep_needs_its_scope(client):
+    assert_problem(await client.post("/internal/workspaces/sweep", headers=basic("gateway", GATEWAY_SECRET)), 403)
+    assert_problem(await client.post("/internal/workspaces/sweep", headers=basic("sweeper", "wrong" * 10)), 401)
+    assert_problem(await client.post("/internal/workspaces/sweep"), 401)
 
 
 async def test_no_service_token_in_logs(client, keys_stub, json_logs):
@@ -171,7 +230,7 @@ async def test_no_service_token_in_logs(client, keys_stub, json_logs):
     keys_stub.status = 500
     await delete_me(client, pair["access_token"])
     keys_stub.status = 204
-    await delete_me(client, pair["access_token"])
+    await sweep(client)
     tokens = [call.headers["authorization"].partition(" ")[2] for call in keys_stub.calls]
     logs = json_logs.getvalue()
     assert "workspace_cleanup_failed" in logs

@@ -3,7 +3,6 @@ and introspected by the gateway into a short-lived JWT that carries the token's 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import uuid
@@ -14,13 +13,8 @@ import pytest
 from sqlalchemy import text
 
 from owr_auth.api_tokens import token_format
-from tests.auth.conftest import API_TOKEN_PEPPER, GATEWAY_SECRET, WORKER_SECRET, registered_session
+from tests.auth.conftest import API_TOKEN_PEPPER, GATEWAY_SECRET, WORKER_SECRET, basic, registered_session
 from tests.support.http import assert_problem, bearer
-
-
-def basic(client_id: str, secret: str) -> dict[str, str]:
-    return {"authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
-
 
 GATEWAY = basic("gateway", GATEWAY_SECRET)
 

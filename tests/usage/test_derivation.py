@@ -27,7 +27,7 @@ async def test_a_day_becomes_final_and_exact_once_the_next_day_is_seen(ingest, c
         at(d0, 23, 50),
         snapshot("10.1015644762", "0.1015644762", byok_usage="2.5", byok_usage_daily="0.5"),
     )
-    assert await ingest.snapshots(late) == {"stored": 1, "duplicates": 0}
+    assert await ingest.snapshots(late) == {"stored": 1, "duplicates": 0, "erased": 0}
     body = await read_key(client, alice, key, **window(d0, d1))
     assert daily(body) == {d0.isoformat(): (D("0.1015644762"), D("0.5"), True)}
 
@@ -37,7 +37,7 @@ async def test_a_day_becomes_final_and_exact_once_the_next_day_is_seen(ingest, c
         at(d1, 0, 10),
         snapshot("10.1315644770", "0.0300000001", byok_usage="2.75", byok_usage_daily="0.125"),
     )
-    assert await ingest.snapshots(nxt) == {"stored": 1, "duplicates": 0}
+    assert await ingest.snapshots(nxt) == {"stored": 1, "duplicates": 0, "erased": 0}
     body = await read_key(client, alice, key, **window(d0, d1))
     assert daily(body) == {
         d0.isoformat(): (D("0.1015644769"), D("0.625"), False),
@@ -102,12 +102,12 @@ async def test_repeats_are_no_ops_and_counted_as_duplicates(ingest, client, alic
         item(key, alice.workspace_id, at(d0, 10), snapshot("1.1", "0.1")),
         item(key, alice.workspace_id, at(d1, 10), snapshot("1.4", "0.2")),
     ]
-    assert await ingest.snapshots(*batch) == {"stored": 2, "duplicates": 0}
+    assert await ingest.snapshots(*batch) == {"stored": 2, "duplicates": 0, "erased": 0}
     first = await read_key(client, alice, key, **window(d0, d1))
-    assert await ingest.snapshots(*batch) == {"stored": 0, "duplicates": 2}
+    assert await ingest.snapshots(*batch) == {"stored": 0, "duplicates": 2, "erased": 0}
     # A redelivery with different figures for the same instant changes nothing either.
     changed = item(key, alice.workspace_id, at(d1, 10), snapshot("99", "98"))
-    assert await ingest.snapshots(changed, changed) == {"stored": 0, "duplicates": 2}
+    assert await ingest.snapshots(changed, changed) == {"stored": 0, "duplicates": 2, "erased": 0}
     assert await read_key(client, alice, key, **window(d0, d1)) == first
     assert daily(first) == {d0.isoformat(): (D("0.2"), D(0), False), d1.isoformat(): (D("0.2"), D(0), True)}
 
@@ -115,7 +115,7 @@ async def test_repeats_are_no_ops_and_counted_as_duplicates(ingest, client, alic
 async def test_a_duplicate_inside_one_batch_is_stored_once(ingest, alice):
     key = str(uuid.uuid4())
     one = item(key, alice.workspace_id, at(days_ago(1), 10), snapshot("1", "1"))
-    assert await ingest.snapshots(one, one, one) == {"stored": 1, "duplicates": 2}
+    assert await ingest.snapshots(one, one, one) == {"stored": 1, "duplicates": 2, "erased": 0}
 
 
 async def test_a_final_day_never_goes_back_to_provisional(ingest, client, alice):

@@ -132,12 +132,17 @@ async def test_erasing_a_workspace_removes_everything_and_is_idempotent(
     assert (await client.delete("/internal/workspaces/nope", headers=service_headers())).status_code == 422
 
 
-async def test_a_key_seen_again_after_erasure_starts_afresh(ingest, client, service_headers, alice):
-    key = str(uuid.uuid4())
+async def test_a_sync_reporting_after_the_erasure_stores_nothing(ingest, client, service_headers, alice, bob):
+    """The erased workspace is tombstoned: a sync in flight during the account's deletion, reporting
+    after it, re-creates nothing (finding 17); a batch mixing workspaces keeps the others' items."""
+    key, other = str(uuid.uuid4()), str(uuid.uuid4())
     await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(2)), snapshot("1", "1")))
     await client.delete(f"/internal/workspaces/{alice.workspace_id}", headers=service_headers())
-    await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(1)), snapshot("3", "1")))
-    body = await read_key(client, alice, key, **window(days_ago(1) - timedelta(days=3)))
+    late = item(key, alice.workspace_id, at(days_ago(1)), snapshot("3", "1"))
+    kept = item(other, bob.workspace_id, at(days_ago(1)), snapshot("2", "1"))
+    assert await ingest.snapshots(late, kept) == {"stored": 1, "duplicates": 0, "erased": 1}
+    await read_key(client, alice, key, expect=404, **window(days_ago(1) - timedelta(days=3)))
+    body = await read_key(client, bob, other, **window(days_ago(1) - timedelta(days=3)))
     assert [d["date"] for d in body["daily"]] == [days_ago(1).isoformat()]
 
 

@@ -1,4 +1,4 @@
-"""Deletions every repository shares: a counted DELETE, and a workspace's rows table by table."""
+"""What every repository shares: a counted DELETE, a workspace's rows table by table, and its erasure."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Delete, delete
+from sqlalchemy import Delete, delete, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -25,3 +26,67 @@ async def delete_workspace_rows(
         model.__tablename__: await deleted_rows(session, delete(model).where(model.workspace_id == workspace_id))
         for model in models
     }
+
+
+# --- a workspace's erasure, and the writers that must not outlive it ---------------------------------
+#
+# Each service that stores rows per workspace keeps a tombstone per erased workspace (a table with the
+# `WorkspaceTombstoneColumns`). A writer shares the workspace's erasure lock until it commits and skips
+# an erased workspace; the erasure holds that lock alone while it writes the tombstone and deletes. So a
+# write that started before the erasure finishes before the delete (and is deleted with the rest), and a
+# write that starts after it finds the tombstone: nothing re-creates a workspace's rows behind it.
+
+_SHARE_ERASURE_LOCKS = text(
+    """
+SELECT count(pg_advisory_xact_lock_shared(lock_id)) FROM (
+    SELECT DISTINCT hashtextextended('owr.erasure:' || w::text, 0) AS lock_id
+    FROM unnest(CAST(:workspace_ids AS uuid[])) AS w
+    ORDER BY lock_id
+) ordered
+"""
+)
+_HOLD_ERASURE_LOCK = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('owr.erasure:' || CAST(:workspace_id AS uuid)::text, 0))"
+)
+
+
+async def erased_among(session: AsyncSession, tombstones: Any, workspace_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Share the workspaces' erasure locks until the transaction ends; the ones already erased."""
+    wanted = sorted(set(workspace_ids))
+    if not wanted:
+        return set()
+    await session.execute(_SHARE_ERASURE_LOCKS, {"workspace_ids": wanted})
+    result = await session.execute(select(tombstones.workspace_id).where(tombstones.workspace_id.in_(wanted)))
+    return set(result.scalars().all())
+
+
+async def tombstone_workspace(session: AsyncSession, tombstones: Any, workspace_id: uuid.UUID) -> None:
+    """Hold the workspace's erasure lock alone until the transaction ends, and record it as erased."""
+    await session.execute(_HOLD_ERASURE_LOCK, {"workspace_id": workspace_id})
+    await session.execute(
+        pg_insert(tombstones).values(workspace_id=workspace_id).on_conflict_do_nothing(index_elements=["workspace_id"])
+    )
+
+
+async def stored_workspace_ids(
+    session: AsyncSession, columns: Iterable[Any], *, after: uuid.UUID | None, limit: int
+) -> list[uuid.UUID]:
+    """The first `limit` distinct workspace ids above `after` in any of `columns` (each the leading column
+    of an index): a page of the orphan sweep. A loose index scan, one index descent per distinct id."""
+    found: set[uuid.UUID] = set()
+    for column in columns:
+        table, name = column.table.fullname, column.name
+        # The identifiers are the models' own table and column names, never input.
+        skip_scan = text(
+            f"""
+WITH RECURSIVE ids(w) AS (
+    (SELECT {name} FROM {table} WHERE {name} > CAST(:after AS uuid) ORDER BY {name} LIMIT 1)
+    UNION ALL
+    SELECT (SELECT {name} FROM {table} WHERE {name} > ids.w ORDER BY {name} LIMIT 1) FROM ids WHERE ids.w IS NOT NULL
+)
+SELECT w FROM ids WHERE w IS NOT NULL LIMIT :limit
+"""  # noqa: S608
+        )
+        result = await session.execute(skip_scan, {"after": after or uuid.UUID(int=0), "limit": limit})
+        found.update(result.scalars().all())
+    return sorted(found)[:limit]

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from owr_auth.passwords.service import PasswordService
 from owr_auth.sessions.throttle import LoginThrottle
@@ -17,6 +18,7 @@ from owr_auth.workspaces.cleanup import WorkspaceCleanup
 from owr_shared.auth import API_TOKEN_CLAIM, CurrentPrincipal, SessionRequired, UserCaller
 from owr_shared.db import DbSession
 from owr_shared.dependencies import from_state
+from owr_shared.jwt import Principal
 
 
 async def _client_ip(request: Request) -> str:
@@ -31,6 +33,8 @@ Passwords = Annotated[PasswordService, Depends(from_state("passwords"))]
 ClientIP = Annotated[str, Depends(_client_ip)]
 Throttle = Annotated[LoginThrottle, Depends(from_state("login_throttle"))]
 Cleanup = Annotated[WorkspaceCleanup, Depends(from_state("workspace_cleanup"))]
+# For work that must commit in steps (an account's deletion): one `transaction()` per step.
+Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(from_state("sessionmaker"))]
 
 
 async def _current_user(principal: CurrentPrincipal, session: DbSession) -> UserInWorkspace:
@@ -42,10 +46,17 @@ async def _current_user(principal: CurrentPrincipal, session: DbSession) -> User
 CurrentUser = Annotated[UserInWorkspace, Depends(_current_user)]
 
 
-async def _session_user(principal: CurrentPrincipal, current: CurrentUser) -> UserInWorkspace:
+async def _session_principal(principal: CurrentPrincipal) -> Principal:
     # Tokens, a password change or an account deletion are for the person, signed in, never an API token.
     if API_TOKEN_CLAIM in principal.claims:
         raise SessionRequired()
+    return principal
+
+
+SessionPrincipal = Annotated[Principal, Depends(_session_principal)]
+
+
+async def _session_user(principal: SessionPrincipal, current: CurrentUser) -> UserInWorkspace:
     return current
 
 

@@ -37,6 +37,7 @@ ServiceScope = Literal[
     "usage:ingest",
     "usage:cleanup",
     "workspaces:delete",
+    "workspaces:sweep",
     "tokens:introspect",
 ]
 ClientId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from owr_keys.audit import models as audit
 from owr_keys.base import SCHEMA, KeysBase
+from owr_keys.erasure import models as erasure
 from owr_keys.keys import models as keys
 
 __all__ = ["SCHEMA", "metadata"]
 
-DOMAIN_MODELS = (audit, keys)
+DOMAIN_MODELS = (audit, erasure, keys)
 metadata = KeysBase.metadata

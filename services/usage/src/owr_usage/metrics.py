@@ -5,7 +5,9 @@ from __future__ import annotations
 from prometheus_client import Counter
 
 SNAPSHOTS_INGESTED = Counter(
-    "owr_usage_snapshots_ingested_total", "Key snapshots received, by outcome (stored or duplicate).", ["outcome"]
+    "owr_usage_snapshots_ingested_total",
+    "Key snapshots received, by outcome (stored, duplicate, or erased: its workspace was deleted).",
+    ["outcome"],
 )
 ACTIVITY_ROWS_INGESTED = Counter("owr_usage_activity_rows_ingested_total", "Activity rows stored.")
 ACTIVITY_DAYS_INGESTED = Counter(
@@ -18,6 +20,10 @@ ACCOUNT_KEYS_INGESTED = Counter(
 )
 BALANCES_INGESTED = Counter(
     "owr_usage_balances_ingested_total", "Account balances received, by outcome (stored or duplicate).", ["outcome"]
+)
+INGESTED_FOR_ERASED = Counter(
+    "owr_usage_reports_for_erased_workspaces_total",
+    "Account reports (balance, key list, activity) dropped because their workspace was deleted.",
 )
 RETENTION_DELETED = Counter("owr_usage_retention_deleted_rows_total", "Rows removed by retention, by table.", ["table"])
 SNAPSHOTS_COMPACTED = Counter(

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from owr_usage.accounts import models as accounts
 from owr_usage.base import SCHEMA, UsageBase
+from owr_usage.erasure import models as erasure
 from owr_usage.rollups import models as rollups
 from owr_usage.snapshots import models as snapshots
 
 __all__ = ["SCHEMA", "metadata"]
 
-DOMAIN_MODELS = (accounts, rollups, snapshots)
+DOMAIN_MODELS = (accounts, erasure, rollups, snapshots)
 metadata = UsageBase.metadata

@@ -36,10 +36,12 @@ class SnapshotBatch(Tolerant):
 
 
 class SnapshotsStored(BaseModel):
-    """How many snapshots were new, and how many were already stored (a redelivery is a no-op)."""
+    """How many snapshots were new, how many were already stored (a redelivery is a no-op), and how many
+    were dropped because their workspace has been erased (a sync that outlived an account's deletion)."""
 
     stored: int
     duplicates: int
+    erased: int = 0
 
 
 class CreditsReport(Tolerant):

@@ -15,16 +15,21 @@ from fastapi import APIRouter, Request, Response
 
 from owr_auth.api_tokens import service as token_service
 from owr_auth.api_tokens.schemas import Introspection, IntrospectionRequest
-from owr_auth.dependencies import Settings, SigningKeyring
+from owr_auth.dependencies import Cleanup, Sessions, Settings, SigningKeyring
 from owr_auth.service_tokens import service as service_token_service
 from owr_auth.service_tokens.errors import InvalidClient, InvalidScope
 from owr_auth.service_tokens.schemas import ServiceTokenRequest, ServiceTokenResponse
+from owr_auth.workspaces import service as workspace_service
 from owr_shared.db import DbSession
 from owr_shared.schemas import json_response, problem_responses
+from owr_shared.wire.workspaces import SweepResult
 
 router = APIRouter(prefix="/internal", tags=["internal"])
 
 INTROSPECT_SCOPE = "tokens:introspect"
+SWEEP_SCOPE = "workspaces:sweep"
+# Interrupted deletions finished per sweep; the rest wait for the next one.
+SWEEP_BATCH = 100
 # RFC 6749 §5.1: responses carrying tokens are not stored by any cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -79,3 +84,17 @@ async def introspect(
         raise InvalidScope()
     answer = await token_service.introspect(session, keyring, settings, token=body.token)
     return json_response(answer, headers=NO_STORE)
+
+
+@router.post(
+    "/workspaces/sweep",
+    response_model=SweepResult,
+    responses=problem_responses(400, 401, 403, 503),
+    summary="Finish interrupted workspace deletions and erase orphans (client credentials in HTTP Basic)",
+)
+async def sweep_workspaces(request: Request, settings: Settings, sessions: Sessions, cleanup: Cleanup) -> Response:
+    """Idempotent. 503 when a peer cannot be reached: what was done stays done, the next sweep goes on."""
+    client = service_token_service.authenticate_client(settings.service_clients, *_basic_credentials(request))
+    if SWEEP_SCOPE not in client.scopes:
+        raise InvalidScope()
+    return json_response(await workspace_service.sweep(sessions, cleanup, batch=SWEEP_BATCH))

@@ -25,3 +25,6 @@ class User(CreatedAtMixin, AuthBase):
     password_changed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
     )
+    # Set when the person deletes the account: from then on nobody can sign in as them, and the row goes
+    # once every other service has erased their workspaces (at once, or by the sweep if one was away).
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from owr_auth.dependencies import (
     Cleanup,
@@ -10,6 +10,8 @@ from owr_auth.dependencies import (
     CurrentUser,
     Passwords,
     RedisClient,
+    SessionPrincipal,
+    Sessions,
     SessionUser,
     Settings,
     Throttle,
@@ -86,18 +88,25 @@ async def change_password(
 @router.delete(
     "/me",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 503),
+    responses={
+        202: {"description": "Deleted; another service's erasure finishes within the hour (the sweep)"},
+        **problem_responses(401, 403, 503),
+    },
     summary="Delete the account",
 )
 async def delete_me(
-    current: SessionUser, session: DbSession, redis: RedisClient, settings: Settings, cleanup: Cleanup
-) -> None:
-    """Delete the account, its solely-owned workspaces (with their data in every service) and its sessions.
+    principal: SessionPrincipal, sessions: Sessions, redis: RedisClient, settings: Settings, cleanup: Cleanup
+) -> Response:
+    """Delete the account, its solely-owned workspaces (with their data in every service), its sessions and
+    its API tokens.
 
-    503 when another service cannot erase its data: nothing of the account is deleted in auth, and the
-    request can be repeated.
+    Every session and API token stops working first. 204 when every service has erased the data; 202 when
+    one could not be reached: the account is already gone for sign-in and every token, and the erasure
+    there is finished by the periodic sweep. 503 (nothing changed; repeat it) when the revocation itself
+    cannot be recorded.
     """
-    await user_service.delete_account(session, redis, settings, cleanup, user=current.user)
+    finished = await user_service.delete_account(sessions, redis, settings, cleanup, principal=principal)
+    return Response(status_code=status.HTTP_204_NO_CONTENT if finished else status.HTTP_202_ACCEPTED)
 
 
 @router.delete(

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from owr_auth.api_tokens import service as api_token_service
 from owr_auth.base import utcnow
@@ -19,9 +19,11 @@ from owr_auth.users.errors import AccountGone, EmailTaken, InvalidEmail, WrongCu
 from owr_auth.users.models import User
 from owr_auth.users.normalize import canonical_email
 from owr_auth.users.repository import UserRepository
+from owr_auth.workspaces import service as workspace_service
 from owr_auth.workspaces.cleanup import WorkspaceCleanup
 from owr_auth.workspaces.models import Membership, Workspace
 from owr_auth.workspaces.repository import PERSONAL_WORKSPACE_NAME, WorkspaceRepository
+from owr_shared.db import transaction
 from owr_shared.jwt import Principal
 from owr_shared.logging import get_logger
 
@@ -130,17 +132,31 @@ async def end_every_session(
 
 
 async def delete_account(
-    session: AsyncSession, redis: Redis, settings: AuthSettings, cleanup: WorkspaceCleanup, *, user: User
-) -> None:
-    """Delete the account: solely-owned workspaces' data in other services, then auth's rows.
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    settings: AuthSettings,
+    cleanup: WorkspaceCleanup,
+    *,
+    principal: Principal,
+) -> bool:
+    """Delete the account: mark it and its solely-owned workspaces and end every session (one committed
+    transaction), then erase those workspaces in every service and drop auth's rows.
 
-    Other services go first: when one fails, `cleanup` raises before any auth row is touched, the
-    account stays intact, and a retry finds the same workspaces (the peers' deletes are idempotent).
+    The revocation commits before any peer erases, so no token of the account can write while they do;
+    the peers tombstone the workspaces, so nothing a late sync reports is stored. False when a peer is
+    away: the account is already unusable, and the sweep finishes the erasure.
     """
-    workspaces = WorkspaceRepository(session)
-    workspace_ids = await workspaces.solely_owned_ids(user.id)
-    await cleanup.erase(workspace_ids)
-    await workspaces.delete(workspace_ids)
-    await revoke_user_sessions(session, redis, settings, user_id=user.id, reason="account_deleted")
-    await UserRepository(session).delete(user.id)
-    log.info("account_deleted", user_id=str(user.id), workspaces=len(workspace_ids))
+    async with transaction(sessions) as session:
+        current = await authenticated_user(session, principal)
+        users = UserRepository(session)
+        if await users.lock(current.user.id) is None:
+            raise AccountGone()
+        workspaces = WorkspaceRepository(session)
+        workspace_ids = await workspaces.solely_owned_ids(current.user.id)
+        now = utcnow()
+        await users.mark_deleted(current.user.id, now)
+        await workspaces.mark_deleted(workspace_ids, now)
+        await end_every_session(session, redis, settings, user_id=current.user.id, reason="account_deleted")
+    finished = await workspace_service.finish_deletions(sessions, cleanup, workspace_ids)
+    log.info("account_deleted", user_id=str(current.user.id), workspaces=len(workspace_ids), finished=finished)
+    return finished

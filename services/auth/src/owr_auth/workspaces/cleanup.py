@@ -10,10 +10,11 @@ the caller can retry. A later service joins by adding a `Peer` in `from_settings
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import httpx
+from pydantic import ValidationError
 
 from owr_auth.service_tokens.service import own_service_token
 from owr_auth.settings import AuthSettings
@@ -21,6 +22,7 @@ from owr_auth.signing.keyring import Keyring
 from owr_auth.workspaces.errors import WorkspaceCleanupUnavailable
 from owr_shared.context import REQUEST_ID_HEADER, TRACEPARENT_HEADER, new_traceparent, request_id_var, trace_id_var
 from owr_shared.logging import get_logger
+from owr_shared.wire.workspaces import PAGE_LIMIT, StoredWorkspaces
 
 log = get_logger(__name__)
 
@@ -69,12 +71,36 @@ class WorkspaceCleanup:
 
     async def erase(self, workspace_ids: Sequence[uuid.UUID]) -> None:
         """Erase each workspace's data in every peer, one call at a time; stop at the first failure."""
+        for peer in self.peers:
+            await self.erase_at(peer, workspace_ids)
+
+    async def erase_at(self, peer: Peer, workspace_ids: Sequence[uuid.UUID]) -> None:
+        """Erase each workspace's data in one peer; stop at the first failure."""
         if not workspace_ids:
             return
-        for peer in self.peers:
-            token = self._mint_token(peer.audience, [WORKSPACES_DELETE_SCOPE])
-            for workspace_id in workspace_ids:
-                await self._erase_one(peer, token, workspace_id)
+        token = self._mint_token(peer.audience, [WORKSPACES_DELETE_SCOPE])
+        for workspace_id in workspace_ids:
+            await self._erase_one(peer, token, workspace_id)
+
+    async def stored_workspaces(self, peer: Peer) -> AsyncIterator[list[uuid.UUID]]:
+        """The workspaces the peer holds rows for, a page at a time, in id order."""
+        token = self._mint_token(peer.audience, [WORKSPACES_DELETE_SCOPE])
+        after: uuid.UUID | None = None
+        while True:
+            params = {"limit": str(PAGE_LIMIT)} | ({"after": str(after)} if after else {})
+            headers = {"authorization": f"Bearer {token}", **context_headers()}
+            try:
+                response = await self._http.get(f"{peer.base_url}/internal/workspaces", params=params, headers=headers)
+                response.raise_for_status()
+                page = StoredWorkspaces.model_validate_json(response.content)
+            except (httpx.HTTPError, ValidationError) as exc:
+                log.error("workspace_listing_failed", peer=peer.name, error_type=type(exc).__name__)
+                raise WorkspaceCleanupUnavailable() from exc
+            if page.items:
+                yield page.items
+            if page.next_after is None:
+                return
+            after = page.next_after
 
     async def _erase_one(self, peer: Peer, token: str, workspace_id: uuid.UUID) -> None:
         url = f"{peer.base_url}/internal/workspaces/{workspace_id}"

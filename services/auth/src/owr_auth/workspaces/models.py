@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Uuid
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from owr_auth.base import AuthBase, CreatedAtMixin, new_id
@@ -22,8 +23,12 @@ class Workspace(CreatedAtMixin, AuthBase):
 
     __tablename__ = "workspaces"
 
+    __table_args__ = (Index("ix_workspaces_deleted_at", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")),)
+
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
+    # Set when its deletion began: its data is being erased in the other services; the row goes after.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Membership(CreatedAtMixin, AuthBase):

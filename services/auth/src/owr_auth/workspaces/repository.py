@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -42,7 +43,7 @@ class WorkspaceRepository:
         result = await self.session.execute(
             select(Workspace, Membership)
             .join(Membership, Membership.workspace_id == Workspace.id)
-            .where(Membership.user_id == user_id)
+            .where(Membership.user_id == user_id, Workspace.deleted_at.is_(None))
             .order_by(Membership.created_at, Membership.workspace_id)
             .limit(1)
         )
@@ -68,7 +69,27 @@ class WorkspaceRepository:
         )
         return list(result.scalars().all())
 
-    async def delete(self, workspace_ids: list[uuid.UUID]) -> None:
-        """Delete workspaces; their memberships go with them (ON DELETE CASCADE)."""
+    async def mark_deleted(self, workspace_ids: list[uuid.UUID], at: datetime) -> None:
         if workspace_ids:
-            await self.session.execute(delete(Workspace).where(Workspace.id.in_(workspace_ids)))
+            await self.session.execute(update(Workspace).where(Workspace.id.in_(workspace_ids)).values(deleted_at=at))
+
+    async def marked_deleted(self, *, limit: int) -> list[uuid.UUID]:
+        """Workspaces whose deletion began and has not finished, oldest first."""
+        result = await self.session.execute(
+            select(Workspace.id).where(Workspace.deleted_at.is_not(None)).order_by(Workspace.deleted_at).limit(limit)
+        )
+        return list(result.scalars().all())
+
+    async def known_ids(self, workspace_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these workspaces exist here (being deleted or not)."""
+        if not workspace_ids:
+            return set()
+        result = await self.session.execute(select(Workspace.id).where(Workspace.id.in_(workspace_ids)))
+        return set(result.scalars().all())
+
+    async def delete_marked(self, workspace_ids: list[uuid.UUID]) -> None:
+        """Delete workspaces whose deletion began; their memberships go with them (ON DELETE CASCADE)."""
+        if workspace_ids:
+            await self.session.execute(
+                delete(Workspace).where(Workspace.id.in_(workspace_ids), Workspace.deleted_at.is_not(None))
+            )

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from owr_keys.audit.service import Actor
 from owr_keys.dependencies import SecretVault, Settings, require_scope
+from owr_keys.erasure import service as erasure_service
 from owr_keys.internal import service as internal_service
 from owr_shared.db import DbSession
 from owr_shared.jwt import Principal
@@ -33,6 +34,7 @@ from owr_shared.wire.keys import (
     StatusReport,
     UnrevealedItem,
 )
+from owr_shared.wire.workspaces import PAGE_LIMIT, StoredWorkspaces
 
 router = APIRouter(prefix="/internal", tags=["internal"])
 
@@ -157,5 +159,23 @@ async def report_status(key_id: uuid.UUID, body: StatusReport, caller: StatusCal
     summary="Erase a workspace's keys and audit history",
 )
 async def delete_workspace(workspace_id: uuid.UUID, caller: EraseCaller, session: DbSession) -> None:
-    """Idempotent: a workspace with nothing stored answers 204 too."""
-    await internal_service.delete_workspace(session, workspace_id=workspace_id)
+    """Idempotent: a workspace with nothing stored answers 204 too. The workspace is tombstoned first:
+    nothing is stored for it afterwards, however late the write (a sync in flight, a token still valid)."""
+    await erasure_service.erase(session, workspace_id=workspace_id)
+
+
+@router.get(
+    "/workspaces",
+    response_model=StoredWorkspaces,
+    responses=problem_responses(401, 403, 422),
+    summary="The workspaces holding keys or audit events (the orphan sweep's input)",
+)
+async def stored_workspaces(
+    caller: EraseCaller,
+    session: DbSession,
+    after: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = PAGE_LIMIT,
+) -> Response:
+    """Ids in order above `after`; `next_after` is set while more may follow."""
+    items = await erasure_service.stored_workspaces(session, after=after, limit=limit)
+    return json_response(StoredWorkspaces(items=items, next_after=items[-1] if len(items) == limit else None))

@@ -1,4 +1,4 @@
-"""What other services may do: list due keys, reveal one (audited), report a sync, erase a workspace."""
+"""What other services may do: list due keys, reveal one (audited), report a sync."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_keys.audit import service as audit
-from owr_keys.audit.repository import AuditRepository
 from owr_keys.audit.service import Actor
 from owr_keys.base import utcnow
+from owr_keys.erasure import service as erasure
 from owr_keys.keys.errors import KeyInactive, KeyNotFound
 from owr_keys.keys.models import LAST_ERROR_MAX, OpenRouterKey
 from owr_keys.keys.repository import REPORTED_FIELDS, DueRow, KeyRepository
@@ -97,7 +97,7 @@ async def reveal_many(
     A key that is gone, deactivated or unreadable is an outcome of its own, so one bad key never
     fails the keys revealed with it.
     """
-    rows = {row.id: row for row in await KeyRepository(session).reveal_rows(key_ids)}
+    rows = await _rows_outside_erased(session, await KeyRepository(session).reveal_rows(key_ids))
     outcomes: dict[uuid.UUID, RevealOutcome] = {}
     events = []
     for key_id in key_ids:
@@ -122,6 +122,12 @@ async def reveal_many(
         log.info("key_revealed", key_id=str(row.id), workspace_id=str(row.workspace_id), actor_id=actor.id)
     await audit.record_many(session, events)
     return outcomes
+
+
+async def _rows_outside_erased(session: AsyncSession, rows: Sequence[Any]) -> dict[uuid.UUID, Any]:
+    """The rows by id, minus those of a workspace being or already erased (their audit row would outlive it)."""
+    erased = await erasure.erased_among(session, {row.workspace_id for row in rows})
+    return {row.id: row for row in rows if row.workspace_id not in erased}
 
 
 def scrub_error(text: str | None) -> str | None:
@@ -155,7 +161,10 @@ async def report_many(
     are locked in id order, so two batches over the same keys wait for each other instead of deadlocking.
     """
     repository = KeyRepository(session)
-    rows = {row.id: row for row in await repository.sync_states_for_update(list(reports))}
+    # The erasure lock comes before the row locks, as in the erasure itself.
+    erased = await erasure.erased_among(session, await repository.workspaces_of(list(reports)))
+    locked = await repository.sync_states_for_update(list(reports))
+    rows = {row.id: row for row in locked if row.workspace_id not in erased}
     outcomes: dict[uuid.UUID, ReportOutcome] = {}
     events = []
     updates: list[dict[str, Any]] = []
@@ -186,10 +195,3 @@ async def report_many(
     await repository.apply_reports(updates, now=now)
     await audit.record_many(session, events)
     return outcomes
-
-
-async def delete_workspace(session: AsyncSession, *, workspace_id: uuid.UUID) -> None:
-    """Erase the workspace's keys and their audit history; nothing there is not an error."""
-    keys = await KeyRepository(session).delete_workspace(workspace_id)
-    events = await AuditRepository(session).delete_workspace(workspace_id)
-    log.info("workspace_erased", workspace_id=str(workspace_id), keys=keys, audit_events=events)

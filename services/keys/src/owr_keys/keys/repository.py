@@ -158,6 +158,13 @@ class KeyRepository:
             query = query.with_for_update()
         return (await self.session.scalars(query.execution_options(populate_existing=True))).one_or_none()
 
+    async def workspaces_of(self, key_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """The workspaces the existing keys among `key_ids` belong to (no row lock)."""
+        result = await self.session.execute(
+            select(OpenRouterKey.workspace_id).where(OpenRouterKey.id.in_(list(key_ids))).distinct()
+        )
+        return set(result.scalars().all())
+
     async def reveal_rows(self, key_ids: Sequence[uuid.UUID]) -> Sequence[Row[Any]]:
         """What a reveal needs of each existing key: id, workspace_id, is_active and the sealed columns."""
         return (await self.session.execute(_REVEAL_ROWS, {"ids": list(key_ids)})).all()

@@ -45,7 +45,7 @@ def _actor(user: User) -> Actor:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=KeyView,
-    responses=problem_responses(400, 401, 403, 409, 422),
+    responses=problem_responses(400, 401, 403, 409, 410, 422),
     summary="Store an OpenRouter key",
 )
 async def create_key(

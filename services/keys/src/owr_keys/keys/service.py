@@ -17,6 +17,7 @@ from owr_keys.audit import service as audit
 from owr_keys.audit.models import AuditEvent
 from owr_keys.audit.repository import AuditRepository
 from owr_keys.audit.service import Actor
+from owr_keys.erasure import service as erasure
 from owr_keys.keys.errors import DuplicateKey, KeyInactive, KeyNotFound, QueueUnavailable, TooManyKeys
 from owr_keys.keys.models import OpenRouterKey
 from owr_keys.keys.repository import KeyRepository
@@ -60,6 +61,7 @@ async def create_key(
 ) -> OpenRouterKey:
     """Seal and store `secret`; a second copy of the same key in the workspace is a 409, and so is a key
     beyond `max_keys` (counted under the workspace's lock, so concurrent additions never pass it)."""
+    await erasure.refuse_erased(session, workspace_id)
     repository = KeyRepository(session)
     if await repository.count_locked(workspace_id) >= max_keys:
         raise TooManyKeys(max_keys)

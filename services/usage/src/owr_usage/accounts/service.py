@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from owr_shared.logging import get_logger
 from owr_usage.accounts.repository import AccountRepository
 from owr_usage.accounts.schemas import AccountKeysReport, ActivityReport, CreditsReport
+from owr_usage.erasure import service as erasure
 from owr_usage.metrics import (
     ACCOUNT_KEYS_INGESTED,
     ACTIVITY_DAYS_INGESTED,
     ACTIVITY_ROWS_INGESTED,
     BALANCES_INGESTED,
+    INGESTED_FOR_ERASED,
 )
 from owr_usage.rollups import service as rollups
 
@@ -27,6 +29,8 @@ async def store_credits(session: AsyncSession, management_key_id: uuid.UUID, rep
 
     Some accounts answer `/credits` with two zeros: that is "unknown", not a balance of $0.
     """
+    if await _erased(session, report.workspace_id):
+        return
     stored = await AccountRepository(session).insert_balance(
         {
             "management_key_id": management_key_id,
@@ -45,6 +49,8 @@ async def replace_keys(session: AsyncSession, management_key_id: uuid.UUID, repo
 
     Returns whether it was applied. A hash listed twice keeps its last row.
     """
+    if await _erased(session, report.workspace_id):
+        return False
     repo = AccountRepository(session)
     if not await repo.claim_key_list(management_key_id, report.workspace_id, report.observed_at):
         ACCOUNT_KEYS_INGESTED.labels("stale").inc()
@@ -72,6 +78,8 @@ async def replace_activity(session: AsyncSession, management_key_id: uuid.UUID, 
 
     A date whose stored answer was observed later than this one is kept as it is.
     """
+    if await _erased(session, report.workspace_id):
+        return 0
     repo = AccountRepository(session)
     dates = report.replaced_dates()
     per_date = Counter(row.date for row in report.rows)
@@ -105,3 +113,12 @@ async def replace_activity(session: AsyncSession, management_key_id: uuid.UUID, 
     ACTIVITY_DAYS_INGESTED.labels("stale").inc(len(dates) - len(accepted))
     log.info("activity_replaced", management_key_id=str(management_key_id), days=len(accepted), rows=len(rows))
     return len(accepted)
+
+
+async def _erased(session: AsyncSession, workspace_id: uuid.UUID) -> bool:
+    """Whether the report's workspace was erased (then nothing is stored); holds its erasure off otherwise."""
+    if await erasure.erased_among(session, [workspace_id]):
+        INGESTED_FOR_ERASED.inc()
+        log.info("report_for_erased_workspace", workspace_id=str(workspace_id))
+        return True
+    return False

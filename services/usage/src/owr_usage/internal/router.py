@@ -11,16 +11,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 from starlette.responses import Response
 
 from owr_shared.db import DbSession
 from owr_shared.jwt import Principal
 from owr_shared.schemas import json_response, problem_responses
 from owr_shared.wire.usage import CompactionRequest, CompactionResult, RetentionRequest, RetentionResult
+from owr_shared.wire.workspaces import PAGE_LIMIT, StoredWorkspaces
 from owr_usage.accounts import service as account_service
 from owr_usage.accounts.schemas import AccountKeysReport, ActivityReport, CreditsReport
 from owr_usage.dependencies import Settings, require_scope
+from owr_usage.erasure import service as erasure_service
 from owr_usage.internal import service as internal_service
 from owr_usage.routing import ExactJsonRoute
 from owr_usage.snapshots import service as snapshot_service
@@ -133,5 +135,23 @@ async def compact_snapshots(
     summary="Erase a workspace's figures",
 )
 async def delete_workspace(workspace_id: uuid.UUID, caller: EraseCaller, session: DbSession) -> None:
-    """Idempotent: a workspace with nothing stored answers 204 too."""
-    await internal_service.delete_workspace(session, workspace_id=workspace_id)
+    """Idempotent: a workspace with nothing stored answers 204 too. The workspace is tombstoned first:
+    a sync that reports for it afterwards stores nothing."""
+    await erasure_service.erase(session, workspace_id=workspace_id)
+
+
+@router.get(
+    "/workspaces",
+    response_model=StoredWorkspaces,
+    responses=problem_responses(401, 403, 422),
+    summary="The workspaces holding figures (the orphan sweep's input)",
+)
+async def stored_workspaces(
+    caller: EraseCaller,
+    session: DbSession,
+    after: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = PAGE_LIMIT,
+) -> Response:
+    """Ids in order above `after`; `next_after` is set while more may follow."""
+    items = await erasure_service.stored_workspaces(session, after=after, limit=limit)
+    return json_response(StoredWorkspaces(items=items, next_after=items[-1] if len(items) == limit else None))

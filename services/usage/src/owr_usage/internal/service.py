@@ -1,9 +1,8 @@
-"""Retention, snapshot compaction and workspace erasure: removals across every usage table."""
+"""Retention and snapshot compaction: removals across every usage table."""
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,11 +61,3 @@ async def compact_snapshots(
 
 def _day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-
-
-async def delete_workspace(session: AsyncSession, *, workspace_id: uuid.UUID) -> None:
-    """Erase every figure of the workspace; nothing there is not an error."""
-    counts = await SnapshotRepository(session).delete_workspace(workspace_id)
-    counts |= await AccountRepository(session).delete_workspace(workspace_id)
-    counts |= await RollupRepository(session).delete_workspace(workspace_id)
-    log.info("workspace_erased", workspace_id=str(workspace_id), **counts)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.logging import get_logger
+from owr_usage.erasure import service as erasure
 from owr_usage.metrics import SNAPSHOTS_INGESTED
 from owr_usage.rollups import service as rollups
 from owr_usage.snapshots.errors import WorkspaceMismatch
@@ -33,12 +34,18 @@ async def ingest(session: AsyncSession, items: list[SnapshotItem]) -> SnapshotsS
     A snapshot of day D changes start(D) (so D-1's final spend and D's) and D's provisional figure,
     never anything else: only D-1 and D are re-derived.
     """
+    # A sync that outlived its account's deletion reports into an erased workspace: drop those items.
+    erased = await erasure.erased_among(session, {item.workspace_id for item in items})
+    kept = [item for item in items if item.workspace_id not in erased]
     workspaces: dict[uuid.UUID, uuid.UUID] = {}
     latest: dict[uuid.UUID, datetime] = {}
-    for item in items:
+    for item in kept:
         if workspaces.setdefault(item.key_id, item.workspace_id) != item.workspace_id:
             raise WorkspaceMismatch()
         latest[item.key_id] = max(latest.get(item.key_id, item.observed_at), item.observed_at)
+    if not kept:
+        log.info("snapshots_ingested", stored=0, duplicates=0, erased=len(items), keys=0)
+        return SnapshotsStored(stored=0, duplicates=0, erased=len(items))
 
     repo = SnapshotRepository(session)
     recorded = await repo.lock_keys(
@@ -47,7 +54,7 @@ async def ingest(session: AsyncSession, items: list[SnapshotItem]) -> SnapshotsS
     if any(recorded[key_id] != workspace_id for key_id, workspace_id in workspaces.items()):
         raise WorkspaceMismatch()
 
-    inserted = await repo.insert_snapshots([_row(item) for item in items])
+    inserted = await repo.insert_snapshots([_row(item) for item in kept])
     targets: set[tuple[uuid.UUID, date]] = set()
     for key_id, observed_at in inserted:
         day = observed_at.astimezone(UTC).date()
@@ -56,8 +63,11 @@ async def ingest(session: AsyncSession, items: list[SnapshotItem]) -> SnapshotsS
     await rollups.after_snapshots(session, workspaces, targets)
 
     stored = len(inserted)
-    duplicates = len(items) - stored
+    duplicates = len(kept) - stored
     SNAPSHOTS_INGESTED.labels("stored").inc(stored)
     SNAPSHOTS_INGESTED.labels("duplicate").inc(duplicates)
-    log.info("snapshots_ingested", stored=stored, duplicates=duplicates, keys=len(workspaces))
-    return SnapshotsStored(stored=stored, duplicates=duplicates)
+    SNAPSHOTS_INGESTED.labels("erased").inc(len(items) - len(kept))
+    log.info(
+        "snapshots_ingested", stored=stored, duplicates=duplicates, erased=len(items) - len(kept), keys=len(workspaces)
+    )
+    return SnapshotsStored(stored=stored, duplicates=duplicates, erased=len(items) - len(kept))

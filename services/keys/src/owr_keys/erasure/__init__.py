@@ -1,0 +1,1 @@
+"""Erased workspaces: their tombstones, the erasure itself, and the guard every writer passes."""
