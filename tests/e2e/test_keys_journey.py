@@ -27,7 +27,9 @@ async def signed_in(client: httpx.AsyncClient) -> dict[str, str]:
     return {"authorization": f"Bearer {r.json()['access_token']}"}
 
 
-async def worker_token(system: System, *, scope: str = "keys:due keys:reveal keys:status") -> dict[str, str]:
+async def worker_token(
+    system: System, *, scope: str = "keys:due keys:reveal keys:status", audience: str = "owr-keys"
+) -> dict[str, str]:
     """What the worker does: client credentials for a short-lived service token (auth is called directly)."""
     async with httpx.AsyncClient(base_url=system.auth, timeout=10) as client:
         r = await client.post(
@@ -35,7 +37,7 @@ async def worker_token(system: System, *, scope: str = "keys:due keys:reveal key
             json={
                 "client_id": system.env["WORKER_SERVICE_CLIENT_ID"],
                 "client_secret": system.env["WORKER_SERVICE_CLIENT_SECRET"],
-                "audience": "owr-keys",
+                "audience": audience,
                 "scope": scope,
             },
         )

@@ -447,3 +447,41 @@ async def test_a_management_key_reads_its_account_balance(ingest, client, alice)
     assert (await ingest.call("POST", url, body)).status_code == 204
     account = (await read_key(client, alice, key))["account"]
     assert account["balance"] is None  # all zeros: unknown, not $0
+
+
+# --- an erased workspace ---------------------------------------------------------------------------
+
+
+async def test_account_reports_for_an_erased_workspace_store_nothing(
+    ingest, client, service_headers, db_connection, alice
+):
+    """A management key's sync that reports after its workspace's erasure re-creates no row (finding 17)."""
+    mgmt = str(uuid.uuid4())
+    erase = await client.delete(f"/internal/workspaces/{alice.workspace_id}", headers=service_headers())
+    assert erase.status_code == 204
+    observed = at(days_ago(1), 9)
+    credits = {"workspace_id": alice.workspace_id, "observed_at": observed, "total_credits": 1, "total_usage": 0}
+    keys = {"workspace_id": alice.workspace_id, "observed_at": observed, "keys": [key_row("h1", "sk-or-v1-0e6...c96")]}
+    for method, what, body in (("POST", "credits", credits), ("PUT", "keys", keys)):
+        r = await ingest.call(method, f"/internal/accounts/{mgmt}/{what}", body)
+        assert r.status_code == 204, r.text
+    for table in ("account_balances", "account_keys", "accounts"):
+        sql = f"SELECT count(*) AS n FROM usage.{table} WHERE workspace_id = :w"  # noqa: S608 - fixed names
+        assert (await fetch(db_connection, sql, w=uuid.UUID(alice.workspace_id)))[0]["n"] == 0
+
+
+async def test_the_workspaces_holding_figures_are_listed(ingest, client, service_headers, tenant_factory):
+    tenants = sorted((tenant_factory() for _ in range(2)), key=lambda t: t.workspace_id)
+    for tenant in tenants:
+        await ingest.snapshots(item(str(uuid.uuid4()), tenant.workspace_id, at(days_ago(1)), snapshot("1", "1")))
+    headers = service_headers("workspaces:delete")
+    listed: list[str] = []
+    after = None
+    while True:
+        r = await client.get("/internal/workspaces", headers=headers, params={"after": after} if after else {})
+        assert r.status_code == 200, r.text
+        listed += r.json()["items"]
+        if (after := r.json()["next_after"]) is None:
+            break
+    assert [w for w in listed if w in {t.workspace_id for t in tenants}] == [t.workspace_id for t in tenants]
+    assert listed == sorted(listed)

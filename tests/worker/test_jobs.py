@@ -4,6 +4,7 @@ OpenRouter and of the internal APIs (the e2e tests run them against the real pro
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import uuid
@@ -21,8 +22,10 @@ from owr_worker.circuit import OPEN_UNTIL_KEY
 from owr_worker.crons import ENQUEUE_CHUNK, cleanup_usage, compact_snapshots, schedule_due_keys, validate_keys
 from owr_worker.jobs import ACTIVITY_PREFIX, AFTER_OUTAGE_SUFFIX, sync_account, sync_key, sync_key_job_id
 from owr_worker.locks import lock_key
+from owr_worker.sweep import sweep_workspaces
 from owr_worker.worker import worker_settings
 from tests.support.logs import captured_json_logs
+from tests.support.ports import closed_port
 from tests.worker.conftest import (
     CREDITS_BODY,
     KEY,
@@ -525,3 +528,31 @@ def test_worker_registers_jobs_without_kept_results(settings_factory):
     assert config["poll_delay"] == 0.1  # a job queued on an idle system waits at most this
     # Every worker scans for due keys (keys' leases split them); the other crons run once per tick.
     assert {c.name for c in config["cron_jobs"] if not c.unique} == {"cron:schedule_due_keys"}
+
+
+async def test_sweep_workspaces_calls_auth_with_the_worker_s_client_credentials(make_ctx, internal):
+    ctx = make_ctx()
+    result = {"pending_finished": 1, "pending_left": 0, "orphans_erased": 2}
+    internal.handle("POST", "/internal/workspaces/sweep", lambda s: result)
+    assert await sweep_workspaces(ctx) == result
+    (seen,) = internal.requests("/internal/workspaces/sweep")
+    scheme, _, encoded = seen.headers["Authorization"].partition(" ")
+    assert scheme == "Basic"
+    assert base64.b64decode(encoded).decode() == "worker:worker-client-secret-for-tests"
+    assert "traceparent" in {name.lower() for name in seen.headers}
+
+
+@pytest.mark.parametrize("answer", [Reply(503, '{"title": "Deletion Unavailable"}'), Reply(200, "not json")])
+async def test_a_failed_sweep_is_left_to_the_next_hour(make_ctx, internal, answer):
+    ctx = make_ctx()
+    internal.handle("POST", "/internal/workspaces/sweep", lambda s: answer)
+    sample = ("owr_workspace_sweeps_total", {"outcome": "unavailable"})
+    before = REGISTRY.get_sample_value(*sample) or 0
+    assert await sweep_workspaces(ctx) == {}
+    assert REGISTRY.get_sample_value(*sample) == before + 1
+
+
+async def test_an_unreachable_auth_fails_the_sweep_quietly(make_ctx):
+    ctx = make_ctx()
+    ctx["settings"] = ctx["settings"].model_copy(update={"auth_url": f"http://127.0.0.1:{closed_port()}"})
+    assert await sweep_workspaces(ctx) == {}

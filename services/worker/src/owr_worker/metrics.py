@@ -47,6 +47,11 @@ DUE_SCANS_BACKLOG_FULL = Counter(
     "Due scans that stopped because the queue held WORKER_DUE_BACKLOG_SECONDS of the OpenRouter budget, by scan.",
     ["scan"],
 )
+WORKSPACE_SWEEPS = Counter(
+    "owr_workspace_sweeps_total",
+    "Hourly workspace sweeps (auth finishing interrupted account deletions, erasing orphans), by outcome.",
+    ["outcome"],
+)
 KEYS_SYNCED = Counter("owr_keys_synced_total", "Key syncs finished, by the status reported.", ["outcome"])
 
 # Every outcome exported from the start, so rate() and alerts see 0 rather than no series.
@@ -54,3 +59,5 @@ for _outcome in ("valid", "invalid", "error"):
     KEYS_SYNCED.labels(_outcome)
 for _scan in ("schedule_due_keys", "validate_keys"):
     DUE_SCANS_BACKLOG_FULL.labels(_scan)
+for _outcome in ("done", "unavailable", "refused"):
+    WORKSPACE_SWEEPS.labels(_outcome)

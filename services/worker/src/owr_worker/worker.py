@@ -25,6 +25,7 @@ from owr_worker.jobs import SYNC_ACCOUNT, SYNC_KEY, sync_account, sync_key
 from owr_worker.openrouter import OpenRouterClient, RetryPolicy
 from owr_worker.ratelimit import RateLimiter
 from owr_worker.settings import WorkerSettings as Settings
+from owr_worker.sweep import sweep_workspaces
 
 log = get_logger("owr.worker")
 
@@ -137,6 +138,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
                 unique=True,
                 max_tries=3,
             ),
+            # Hourly, so an account deletion a peer could not finish completes within the hour.
+            cron(instrumented(sweep_workspaces), minute=23, second=15, unique=True),  # type: ignore[arg-type]
             cron(
                 instrumented(cleanup_usage),  # type: ignore[arg-type]
                 weekday="sun",
