@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from hypothesis import given
 
 from owr_keys.app import create_app
 from owr_keys.settings import KeysSettings
@@ -44,3 +45,22 @@ schema = fuzz.openapi_schema(create_app(KeysSettings(OWR_ENV="test")))
 @fuzz.fuzz_settings(max_examples=25)
 def test_keys_api_has_no_server_errors(case: Any, fuzz_app: FastAPI, keyring: TestKeyring) -> None:
     fuzz.call_and_validate(case, fuzz_app, fuzz.tenant_or_service_headers(case, keyring, FUZZ_USER, FUZZ_WORKSPACE))
+
+
+@given(before=fuzz.sequences(schema), after=fuzz.sequences(schema))
+@fuzz.fuzz_settings(max_examples=15)
+def test_a_workspace_erased_mid_sequence_never_gets_a_server_error(
+    before: list[Any], after: list[Any], fuzz_app: FastAPI, keyring: TestKeyring
+) -> None:
+    """Stateful: one tenant's calls, its workspace erased between two runs of them (an account deletion
+    while its JWT is still unexpired); every call after it is refused or finds nothing, never a 5xx."""
+    user, workspace = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def headers(case: Any) -> dict[str, str]:
+        return fuzz.tenant_or_service_headers(case, keyring, user, workspace)
+
+    fuzz.run_sequence(before, fuzz_app, headers)
+    with fuzz.seed_client(fuzz_app) as client:
+        r = client.delete(f"http://testserver/internal/workspaces/{workspace}", headers=bearer(keyring.service_token()))
+    assert r.status_code == 204, r.text
+    fuzz.run_sequence(after, fuzz_app, headers)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import (
@@ -69,3 +70,16 @@ def tenant_or_service_headers(case: Any, keyring: TestKeyring, user_id: str, wor
 
 def call_and_validate(case: Any, app: FastAPI, headers: dict[str, str]) -> None:
     case.call_and_validate(app=app, headers=headers, checks=CHECKS)
+
+
+def sequences(schema: Any, *, max_size: int = 5) -> st.SearchStrategy[list[Any]]:
+    """Runs of calls to any of the schema's operations, for stateful tests: the same tenant calls them in
+    order, with the account or workspace deleted between two runs (see each suite's fuzz test)."""
+    operations = [result.ok().as_strategy() for result in schema.get_all_operations()]
+    return st.lists(st.one_of(operations), min_size=1, max_size=max_size)
+
+
+def run_sequence(cases: list[Any], app: FastAPI, headers: Callable[[Any], dict[str, str]]) -> None:
+    """Call and validate each case in order (no 5xx, every answer as documented)."""
+    for case in cases:
+        call_and_validate(case, app, headers(case))
