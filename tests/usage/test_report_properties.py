@@ -276,6 +276,9 @@ async def test_every_aggregate_equals_a_naive_reference(
     assert {(d["date"], d["cost"], d["provisional"]) for d in summary["by_day"]} == {
         (g.isoformat(), v[0], v[7] > 0) for g, v in group(expected, lambda k: k[0]).items()
     }
+    assert {(d["date"], d["model"], d["cost"], d["byok_cost"]) for d in summary["by_day_model"]} == {
+        (g[0].isoformat(), g[1] or None, v[0], v[1]) for g, v in group(expected, lambda k: (k[0], k[2])).items()
+    }
 
     # Every daily row, in order, and the totals of filtered pages.
     r = await committed_client.get("/api/v1/usage/daily", headers=tenant.headers, params={**window, "per_page": 250})

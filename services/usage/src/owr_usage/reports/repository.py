@@ -250,7 +250,8 @@ class ReportRepository:
     # --- summary ---------------------------------------------------------------------------------
 
     async def model_sets(self, workspace_id: uuid.UUID, first: dt.date, last: dt.date) -> Sequence[Any]:
-        """Per day and per model from the model rollup, in one grouping-sets pass (the totals are the days')."""
+        """Per day, per model, and per day and model from the model rollup, in one grouping-sets pass (the
+        totals are the days')."""
         m = DailyModelTotal
         broken = m.model != NO_BREAKDOWN
         stmt = (
@@ -258,6 +259,7 @@ class ReportRepository:
                 m.day,
                 m.model,
                 func.grouping(m.model).label("no_model"),
+                func.grouping(m.day).label("no_day"),
                 func.sum(m.cost).label("cost"),
                 func.sum(m.byok_cost).label("byok_cost"),
                 func.coalesce(func.sum(m.cost).filter(~broken), 0).label("cost_without_breakdown"),
@@ -270,7 +272,7 @@ class ReportRepository:
                 (func.sum(m.provisional_rows) > 0).label("provisional"),
             )
             .where(m.workspace_id == workspace_id, m.day >= first, m.day <= last)
-            .group_by(func.grouping_sets(m.day, m.model))
+            .group_by(func.grouping_sets(m.day, m.model, tuple_(m.day, m.model)))
         )
         return (await self.session.execute(stmt)).all()
 

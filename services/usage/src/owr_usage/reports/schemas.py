@@ -52,6 +52,16 @@ class DayFigures(SplitFigures):
     date: date
 
 
+class DayModelFigures(BaseModel):
+    """One day's cost for one model, across the workspace's keys (what a stacked daily chart draws)."""
+
+    date: date
+    model: str | None = Field(description="null: cost with no per-model breakdown")
+    cost: Amount
+    byok_cost: Amount
+    provisional: bool
+
+
 class UsageSummary(BaseModel):
     first_day: date = Field(description="`from`, as applied")
     last_day: date = Field(description="`to`, as applied")
@@ -59,6 +69,9 @@ class UsageSummary(BaseModel):
     by_key: list[KeyFigures] = Field(description="keys with figures in the range, by cost (highest first)")
     by_model: list[ModelFigures] = Field(description="models, by cost (highest first)")
     by_day: list[DayFigures] = Field(description="days with figures, oldest first")
+    by_day_model: list[DayModelFigures] = Field(
+        description="each day's cost per model, oldest day first and within a day by cost (highest first)"
+    )
 
 
 class DailyRow(BaseModel):

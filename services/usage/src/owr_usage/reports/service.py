@@ -28,6 +28,7 @@ from owr_usage.reports.schemas import (
     DailyPage,
     DailyRow,
     DayFigures,
+    DayModelFigures,
     KeyFigures,
     ModelFigures,
     Totals,
@@ -127,11 +128,22 @@ async def summary(session: AsyncSession, *, workspace_id: uuid.UUID, first: date
     key_rows = await repo.key_sums(workspace_id, first, last)
     days: list[Any] = []
     by_model: list[ModelFigures] = []
+    by_day_model: list[DayModelFigures] = []
     for row in model_rows:
         if row.no_model:
             days.append(row)
-        else:
+        elif row.no_day:
             by_model.append(ModelFigures.model_construct(**_figures(row), model=row.model or None))
+        else:
+            by_day_model.append(
+                DayModelFigures.model_construct(
+                    date=row.day,
+                    model=row.model or None,
+                    cost=row.cost,
+                    byok_cost=row.byok_cost,
+                    provisional=bool(row.provisional),
+                )
+            )
     days.sort(key=lambda d: d.day)
     by_day = [
         DayFigures.model_construct(**_figures(d), cost_without_breakdown=d.cost_without_breakdown, date=d.day)
@@ -149,8 +161,15 @@ async def summary(session: AsyncSession, *, workspace_id: uuid.UUID, first: date
     ]
     by_key.sort(key=lambda k: (-k.cost, str(k.key_id)))
     by_model.sort(key=lambda m: (-m.cost, m.model or ""))
+    by_day_model.sort(key=lambda d: (d.date, -d.cost, d.model or ""))
     return UsageSummary.model_construct(
-        first_day=first, last_day=last, totals=_total(days), by_key=by_key, by_model=by_model, by_day=by_day
+        first_day=first,
+        last_day=last,
+        totals=_total(days),
+        by_key=by_key,
+        by_model=by_model,
+        by_day=by_day,
+        by_day_model=by_day_model,
     )
 
 
