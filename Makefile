@@ -35,7 +35,7 @@ test: install ## every test, against real PostgreSQL and Redis (embedded unless 
 lint: install ## ruff (lint and format check) and mypy
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy shared/src services/auth/src services/keys/src services/usage/src services/worker/src gateway/src tools bench tests
+	$(UV) run --frozen mypy shared/src services/auth/src services/keys/src services/usage/src services/worker/src services/web/src gateway/src tools bench tests
 
 format: install ## apply ruff's fixes and formatting
 	$(UV) run --frozen ruff check --fix .
