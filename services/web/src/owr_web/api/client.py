@@ -1,0 +1,106 @@
+"""One HTTP client of the gateway, made in the lifespan; every page's calls go through `Api`.
+
+A call carries the person's access token, their address (`X-Forwarded-For`: the gateway lists web
+among its trusted proxies, so per-IP limits and auth's login throttle see the person, never web) and
+the request id. Answers become data or one of `api.errors`; a 401 is `SignedOut` (the page sends the
+person to sign in again). JSON numbers are read as `Decimal`: money is shown exactly as the API gives it.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from owr_shared.context import REQUEST_ID_HEADER, request_id_var
+from owr_shared.logging import get_logger
+from owr_web.api.errors import ApiProblem, ApiUnavailable, PageNotFound
+from owr_web.metrics import API_CALLS
+from owr_web.sessions.errors import SignedOut
+
+log = get_logger(__name__)
+
+
+def read_json(response: httpx.Response) -> Any:
+    """The body with every number exact (`Decimal`), as the API sends money."""
+    return json.loads(response.content, parse_float=Decimal) if response.content else None
+
+
+class Api:
+    """The public API for one person: `await api.get("/api/v1/keys")`."""
+
+    def __init__(self, http: httpx.AsyncClient, *, client_ip: str, access_token: str | None = None) -> None:
+        self._http = http
+        self._client_ip = client_ip
+        self.access_token = access_token
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"x-forwarded-for": self._client_ip, "accept": "application/json"}
+        if self.access_token is not None:
+            headers["authorization"] = f"Bearer {self.access_token}"
+        request_id = request_id_var.get()
+        if request_id is not None:
+            headers[REQUEST_ID_HEADER] = request_id
+        return headers
+
+    async def call(self, method: str, path: str, *, json_body: Any = None, params: Any = None) -> httpx.Response:
+        """The raw answer of a call; transport failures and 5xx raise `ApiUnavailable`."""
+        try:
+            response = await self._http.request(method, path, json=json_body, params=params, headers=self._headers())
+        except httpx.HTTPError as exc:
+            API_CALLS.labels("unavailable").inc()
+            log.warning("api_unreachable", method=method, error_type=type(exc).__name__)
+            raise ApiUnavailable() from None
+        API_CALLS.labels(str(response.status_code // 100) + "xx").inc()
+        if response.status_code >= 500:
+            log.warning("api_failed", method=method, status=response.status_code)
+            raise ApiUnavailable()
+        return response
+
+    async def stream(self, method: str, path: str, *, params: Any = None) -> httpx.Response:
+        """An answer whose body is read as it arrives (`aiter_raw`); the caller closes it."""
+        request = self._http.build_request(method, path, params=params, headers=self._headers())
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            API_CALLS.labels("unavailable").inc()
+            log.warning("api_unreachable", method=method, error_type=type(exc).__name__)
+            raise ApiUnavailable() from None
+        API_CALLS.labels(str(response.status_code // 100) + "xx").inc()
+        return response
+
+    async def request(self, method: str, path: str, *, json_body: Any = None, params: Any = None) -> Any:
+        """The parsed answer of a call that must succeed; 401, 404 and other refusals raise."""
+        response = await self.call(method, path, json_body=json_body, params=params)
+        if response.status_code == 401:
+            raise SignedOut()
+        if response.status_code == 404:
+            raise PageNotFound()
+        if response.status_code >= 400:
+            body = read_json(response) if response.headers.get("content-type", "").endswith("json") else None
+            raise ApiProblem(response.status_code, body if isinstance(body, dict) else {})
+        return read_json(response)
+
+    async def get(self, path: str, **params: Any) -> Any:
+        return await self.request("GET", path, params={k: v for k, v in params.items() if v is not None} or None)
+
+    async def get_optional(self, path: str, **params: Any) -> Any:
+        """Like `get`, but None for a 404 (a key that has no figures yet)."""
+        try:
+            return await self.get(path, **params)
+        except PageNotFound:
+            return None
+
+    async def post(self, path: str, body: Any = None) -> Any:
+        return await self.request("POST", path, json_body=body)
+
+    async def patch(self, path: str, body: Any) -> Any:
+        return await self.request("PATCH", path, json_body=body)
+
+    async def put(self, path: str, body: Any) -> Any:
+        return await self.request("PUT", path, json_body=body)
+
+    async def delete(self, path: str) -> Any:
+        return await self.request("DELETE", path)

@@ -1,0 +1,112 @@
+"""The dashboard's figures, from three API calls made at once (one per widget source, never per key)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from owr_web.api.client import Api
+from owr_web.keys.service import limit_use
+
+CHART_DAYS = 30
+CHART_MODELS = 8
+OTHER = "other"
+NO_BREAKDOWN = "no breakdown"
+NEAR_LIMIT = Decimal("0.8")
+
+
+def today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+@dataclass(slots=True)
+class Tile:
+    label: str
+    amount: Decimal | None
+    provisional: bool = False
+    note: str = ""
+
+
+@dataclass(slots=True)
+class Dashboard:
+    tiles: list[Tile]
+    chart: dict[str, Any]
+    days: list[dict[str, Any]]
+    top_models: list[dict[str, Any]]
+    near_limit: list[dict[str, Any]]
+    since: date
+    keys_total: int
+    pending: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _sum(days: list[dict[str, Any]], since: date) -> tuple[Decimal, bool]:
+    chosen = [d for d in days if date.fromisoformat(d["date"]) >= since]
+    return sum((Decimal(d["cost"]) for d in chosen), Decimal(0)), any(d["provisional"] for d in chosen)
+
+
+def chart_data(summary: dict[str, Any], today: date) -> dict[str, Any]:
+    """Daily cost stacked by model over the last 30 days: the 8 costliest models, the rest as "other"."""
+    first = today - timedelta(days=CHART_DAYS - 1)
+    labels = [(first + timedelta(days=i)).isoformat() for i in range(CHART_DAYS)]
+    per_model: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for row in summary["by_day_model"]:
+        if row["date"] < labels[0]:
+            continue
+        model = row["model"] or NO_BREAKDOWN
+        per_model[model][row["date"]] = per_model[model].get(row["date"], Decimal(0)) + Decimal(row["cost"])
+        totals[model] += Decimal(row["cost"])
+    ranked = sorted(totals, key=lambda m: (-totals[m], m))
+    shown, rest = ranked[:CHART_MODELS], ranked[CHART_MODELS:]
+    series = [{"label": model, "data": [str(per_model[model].get(d, 0)) for d in labels]} for model in shown]
+    if rest:
+        other = [sum((per_model[m].get(d, Decimal(0)) for m in rest), Decimal(0)) for d in labels]
+        series.append({"label": OTHER, "data": [str(v) for v in other]})
+    return {"labels": labels, "series": series}
+
+
+async def load(api: Api) -> Dashboard:
+    today = today_utc()
+    since = min(today - timedelta(days=CHART_DAYS - 1), today.replace(day=1))
+    summary, accounts, keys = await asyncio.gather(
+        api.get("/api/v1/usage/summary", **{"from": since.isoformat(), "to": today.isoformat()}),
+        api.get("/api/v1/usage/accounts", per_page=250),
+        api.get("/api/v1/keys", per_page=250),
+    )
+    days = summary["by_day"]
+    today_cost, today_provisional = _sum(days, today)
+    week_cost, week_provisional = _sum(days, today - timedelta(days=6))
+    month_cost, month_provisional = _sum(days, today.replace(day=1))
+    balances = [a["balance"]["balance"] for a in accounts["items"] if a["balance"] and a["balance"]["known"]]
+    balance = sum((Decimal(b) for b in balances if b is not None), Decimal(0)) if balances else None
+    near = []
+    for key in keys["items"]:
+        use = limit_use(key)
+        if use is not None and use >= NEAR_LIMIT:
+            near.append({**key, "use": use})
+    near.sort(key=lambda k: -k["use"])
+    tiles = [
+        Tile("Today", today_cost, today_provisional),
+        Tile("Last 7 days", week_cost, week_provisional),
+        Tile("Month to date", month_cost, month_provisional),
+        Tile(
+            "Account balance",
+            balance,
+            note=f"{len(balances)} account{'s' if len(balances) != 1 else ''}" if balances else "no management key",
+        ),
+    ]
+    return Dashboard(
+        tiles=tiles,
+        chart=chart_data(summary, today),
+        days=list(reversed(days)),
+        top_models=summary["by_model"][:10],
+        near_limit=near,
+        since=since,
+        keys_total=int(keys["total"]),
+        pending=any(k["status"] == "pending" for k in keys["items"]),
+    )

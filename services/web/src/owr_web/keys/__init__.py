@@ -1,0 +1,1 @@
+"""`/keys` and `/keys/{id}`: every stored key with its status, limit and spend; add, rename, sync, delete."""

@@ -1,0 +1,1 @@
+"""`/profile`: the email, changing the password, deleting the account (typed confirmation)."""

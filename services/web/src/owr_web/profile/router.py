@@ -1,0 +1,76 @@
+"""`/profile`: password change (every session ends, this one signs in again) and account deletion."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from owr_web.api.errors import ApiProblem
+from owr_web.dependencies import Checked, Sessions, Settings, SignedIn, Views, Visitor, session_cookie
+from owr_web.views.pages import Pages
+
+router = APIRouter(tags=["profile"])
+
+DELETE_PHRASE = "delete my account"
+
+
+async def _page(
+    request: Request,
+    views: Pages,
+    visitor: Visitor,
+    *,
+    error: str | None = None,
+    notice: str | None = None,
+    status: int = 200,
+) -> Response:
+    me = await visitor.api.get("/api/v1/auth/me")
+    context: dict[str, Any] = {"me": me, "error": error, "notice": notice, "phrase": DELETE_PHRASE}
+    return views.render(request, "profile.html", context, visitor=visitor, status=status)
+
+
+@router.get("/profile", include_in_schema=False)
+async def profile(request: Request, visitor: SignedIn, views: Views) -> Response:
+    return await _page(request, views, visitor)
+
+
+@router.post("/profile/password", include_in_schema=False)
+async def change_password(
+    request: Request,
+    visitor: Checked,
+    views: Views,
+    settings: Settings,
+    sessions: Sessions,
+    current_password: Annotated[str, Form(max_length=1024)],
+    new_password: Annotated[str, Form(max_length=1024)],
+) -> Response:
+    """auth ends every session and API token on a password change, this one included: sign in again."""
+    body = {"current_password": current_password, "new_password": new_password}
+    try:
+        await visitor.api.put("/api/v1/auth/me/password", body)
+    except ApiProblem as exc:
+        message = next((str(e["msg"]) for e in exc.errors or [] if e.get("msg")), exc.detail)
+        return await _page(request, views, visitor, error=message, status=exc.status)
+    await sessions.end(visitor.session_id, reason="password_change")
+    response = RedirectResponse("/login?changed=1", status_code=303)
+    response.delete_cookie(session_cookie(settings), path="/", secure=settings.cookies_secure, httponly=True)
+    return response
+
+
+@router.post("/profile/delete", include_in_schema=False)
+async def delete_account(
+    request: Request,
+    visitor: Checked,
+    views: Views,
+    settings: Settings,
+    sessions: Sessions,
+    confirmation: Annotated[str, Form(max_length=100)],
+) -> Response:
+    if confirmation.strip().lower() != DELETE_PHRASE:
+        return await _page(request, views, visitor, error=f"Type \u201c{DELETE_PHRASE}\u201d to confirm.", status=400)
+    await visitor.api.delete("/api/v1/auth/me")
+    await sessions.end(visitor.session_id, reason="account_deleted")
+    response = RedirectResponse("/login?deleted=1", status_code=303)
+    response.delete_cookie(session_cookie(settings), path="/", secure=settings.cookies_secure, httponly=True)
+    return response

@@ -1,0 +1,175 @@
+"""`/login`, `/register`, `/logout`: the forms post to web, web calls the public API.
+
+The forms shown before sign-in carry a double-submit CSRF token (an HttpOnly, SameSite=Strict cookie and
+the same value in the form); every later form carries the session's own token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from owr_shared.errors import ProblemError
+from owr_shared.logging import get_logger
+from owr_web.api.client import read_json
+from owr_web.dependencies import (
+    AnonymousApi,
+    Checked,
+    FormChecked,
+    Sessions,
+    Settings,
+    SignedIn,
+    Views,
+    form_cookie,
+    session_cookie,
+)
+from owr_web.sessions.service import session_ref
+from owr_web.settings import WebSettings
+from owr_web.views.pages import Pages
+
+log = get_logger(__name__)
+
+router = APIRouter(tags=["sessions"])
+
+# The password rule auth enforces, said before the person types (auth's 422 says which rule failed).
+PASSWORD_HINT = "At least 12 characters; a passphrase of a few unrelated words is strong and easy to type."  # noqa: S105
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path of this site: `/keys`, never `//evil.example` or `https://...`."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _form_token(request: Request, settings: WebSettings) -> tuple[str, bool]:
+    existing = request.cookies.get(form_cookie(settings))
+    return (existing, False) if existing else (secrets.token_urlsafe(32), True)
+
+
+def _anonymous_page(
+    request: Request, views: Pages, settings: WebSettings, template: str, context: dict[str, Any], status: int = 200
+) -> Response:
+    token, new = _form_token(request, settings)
+    response = views.render(request, template, context, status=status, csrf_token=token)
+    if new:
+        response.set_cookie(
+            form_cookie(settings), token, httponly=True, secure=settings.cookies_secure, samesite="strict", path="/"
+        )
+    return response
+
+
+def _problem_message(body: Any, fallback: str) -> str:
+    if isinstance(body, dict):
+        for error in body.get("errors") or []:
+            if isinstance(error, dict) and error.get("msg"):
+                return str(error["msg"])
+        if body.get("detail"):
+            return str(body["detail"])
+    return fallback
+
+
+async def _start_session(
+    views: Pages, settings: WebSettings, sessions: Sessions, pair: dict[str, Any], email: str, next_path: str
+) -> Response:
+    session_id = await sessions.start(pair, email)
+    response = RedirectResponse(safe_next(next_path), status_code=303)
+    response.set_cookie(
+        session_cookie(settings),
+        session_id,
+        max_age=settings.session_lifetime_seconds,
+        httponly=True,
+        secure=settings.cookies_secure,
+        samesite="lax",
+        path="/",
+    )
+    response.delete_cookie(form_cookie(settings), path="/")
+    return response
+
+
+@router.get("/login", include_in_schema=False)
+async def login_page(request: Request, views: Views, settings: Settings, next: str | None = None) -> Response:
+    return _anonymous_page(
+        request, views, settings, "login.html", {"next": safe_next(next), "error": None, "email_value": ""}
+    )
+
+
+@router.post("/login", include_in_schema=False, dependencies=[FormChecked])
+async def login(
+    request: Request,
+    views: Views,
+    settings: Settings,
+    sessions: Sessions,
+    api: AnonymousApi,
+    email: Annotated[str, Form(max_length=320)],
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form(max_length=2048)] = "/",
+) -> Response:
+    response = await api.call("POST", "/api/v1/auth/login", json_body={"email": email, "password": password})
+    if response.status_code == 200:
+        return await _start_session(views, settings, sessions, read_json(response), email.strip().lower(), next)
+    if response.status_code == 429:
+        wait = response.headers.get("retry-after", "60")
+        error = f"Too many attempts. Wait {wait} seconds, then try again."
+    elif response.status_code in (400, 401, 422):
+        error = "The email or the password is wrong."
+    else:
+        error = _problem_message(read_json(response), "Signing in is not possible right now. Try again shortly.")
+    context = {"next": safe_next(next), "error": error, "email_value": email}
+    return _anonymous_page(request, views, settings, "login.html", context, status=response.status_code)
+
+
+@router.get("/register", include_in_schema=False)
+async def register_page(request: Request, views: Views, settings: Settings) -> Response:
+    context = {"error": None, "email_value": "", "hint": PASSWORD_HINT}
+    return _anonymous_page(request, views, settings, "register.html", context)
+
+
+@router.post("/register", include_in_schema=False, dependencies=[FormChecked])
+async def register(
+    request: Request,
+    views: Views,
+    settings: Settings,
+    sessions: Sessions,
+    api: AnonymousApi,
+    email: Annotated[str, Form(max_length=320)],
+    password: Annotated[str, Form(max_length=1024)],
+) -> Response:
+    created = await api.call("POST", "/api/v1/auth/register", json_body={"email": email, "password": password})
+    if created.status_code == 201:
+        signed_in = await api.call("POST", "/api/v1/auth/login", json_body={"email": email, "password": password})
+        if signed_in.status_code == 200:
+            return await _start_session(views, settings, sessions, read_json(signed_in), email.strip().lower(), "/")
+        return RedirectResponse("/login", status_code=303)
+    if created.status_code == 409:
+        error = "An account with this email exists already. Sign in instead."
+    elif created.status_code == 429:
+        error = f"Too many attempts. Wait {created.headers.get('retry-after', '60')} seconds, then try again."
+    else:
+        error = _problem_message(read_json(created), "The account could not be created. Check the form.")
+    context = {"error": error, "email_value": email, "hint": PASSWORD_HINT}
+    return _anonymous_page(request, views, settings, "register.html", context, status=created.status_code)
+
+
+@router.get("/logout", include_in_schema=False)
+async def logout_page(request: Request, views: Views, visitor: SignedIn) -> Response:
+    return views.render(request, "logout.html", visitor=visitor)
+
+
+@router.post("/logout", include_in_schema=False)
+async def logout(visitor: Checked, settings: Settings, sessions: Sessions) -> Response:
+    """Revoke the refresh token (its whole family) at auth, then forget the session here."""
+    try:
+        await visitor.api.call(
+            "POST", "/api/v1/auth/logout", json_body={"refresh_token": visitor.session.refresh_token}
+        )
+    except ProblemError:
+        # The API is away: the session still ends here; its refresh token then only expires on its own.
+        log.warning("logout_not_revoked", session=session_ref(visitor.session_id))
+    await sessions.end(visitor.session_id, reason="logout")
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(session_cookie(settings), path="/", secure=settings.cookies_secure, httponly=True)
+    return response

@@ -1,0 +1,143 @@
+"""Sessions in Redis: start one from a token pair, load and refresh it per request, end it.
+
+The cookie holds an opaque random id; Redis keys it by the id's SHA-256, so a read of Redis does not give
+usable cookies. A session ends `session_lifetime_seconds` after sign-in or `session_idle_seconds` after
+its last request (the Redis TTL is the sooner of the two). The access token is refreshed when it has
+less than `refresh_margin_seconds` left, by one request at a time: auth treats a refresh token used twice
+as stolen and revokes the whole family, so concurrent requests of one session must not both refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from owr_shared.logging import get_logger
+from owr_web.api.client import Api, read_json
+from owr_web.metrics import SESSIONS
+from owr_web.sessions.errors import SessionStoreUnavailable, SignedOut
+from owr_web.sessions.schemas import WebSession
+from owr_web.settings import WebSettings
+
+log = get_logger(__name__)
+
+_PREFIX = "owr:web:session:"
+_REFRESH_LOCK = "owr:web:refresh:"
+_REFRESH_LOCK_MS = 10_000
+
+
+def _key(session_id: str) -> str:
+    return _PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def session_ref(session_id: str) -> str:
+    """A short, non-secret name of a session for logs (never the id itself)."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:12]
+
+
+class SessionStore:
+    def __init__(self, redis: Redis, settings: WebSettings) -> None:
+        self._redis = redis
+        self._settings = settings
+
+    def _ttl(self, session: WebSession, now: float) -> int:
+        left = session.created_at + self._settings.session_lifetime_seconds - now
+        return max(1, int(min(left, self._settings.session_idle_seconds)))
+
+    async def _save(self, session_id: str, session: WebSession, now: float) -> None:
+        try:
+            await self._redis.set(_key(session_id), json.dumps(session.to_json()), ex=self._ttl(session, now))
+        except RedisError:
+            raise SessionStoreUnavailable() from None
+
+    async def start(self, pair: dict[str, Any], email: str) -> str:
+        """A new session for a token pair from sign-in; its id (for the cookie)."""
+        now = time.time()
+        session_id = secrets.token_urlsafe(32)
+        session = WebSession(
+            access_token=pair["access_token"],
+            refresh_token=pair["refresh_token"],
+            access_expires_at=now + int(pair["expires_in"]),
+            csrf_token=secrets.token_urlsafe(32),
+            email=email,
+            created_at=now,
+            last_seen_at=now,
+        )
+        await self._save(session_id, session, now)
+        SESSIONS.labels("started").inc()
+        log.info("web_session_started", session=session_ref(session_id))
+        return session_id
+
+    async def load(self, session_id: str) -> WebSession | None:
+        """The live session, touched (its idle clock restarts); None when it ended or never was."""
+        try:
+            raw = await self._redis.get(_key(session_id))
+        except RedisError:
+            raise SessionStoreUnavailable() from None
+        if raw is None:
+            return None
+        session = WebSession.from_json(json.loads(raw))
+        now = time.time()
+        if now >= session.created_at + self._settings.session_lifetime_seconds:
+            await self.end(session_id, reason="expired")
+            return None
+        session.last_seen_at = now
+        await self._save(session_id, session, now)
+        return session
+
+    async def fresh(self, session_id: str, session: WebSession, api: Api) -> WebSession:
+        """The session with an access token good for at least the margin; refreshes it when needed."""
+        margin = self._settings.refresh_margin_seconds
+        if session.access_expires_at - time.time() > margin:
+            return session
+        lock = _REFRESH_LOCK + _key(session_id)
+        try:
+            holder = secrets.token_hex(8)
+            if await self._redis.set(lock, holder, nx=True, px=_REFRESH_LOCK_MS):
+                try:
+                    return await self._refresh(session_id, session, api)
+                finally:
+                    if await self._redis.get(lock) == holder.encode():
+                        await self._redis.delete(lock)
+            # Another request of this session refreshes: wait for its new token.
+            for _ in range(40):
+                await asyncio.sleep(0.05)
+                current = await self.load(session_id)
+                if current is None:
+                    raise SignedOut()
+                if current.access_expires_at - time.time() > margin:
+                    return current
+        except RedisError:
+            raise SessionStoreUnavailable() from None
+        raise SignedOut()
+
+    async def _refresh(self, session_id: str, session: WebSession, api: Api) -> WebSession:
+        response = await api.call("POST", "/api/v1/auth/refresh", json_body={"refresh_token": session.refresh_token})
+        if response.status_code != 200:
+            # 401: the family was revoked (logout elsewhere, password change, reuse). Anything else: the
+            # session cannot go on either; the person signs in again.
+            await self.end(session_id, reason="refresh_refused")
+            raise SignedOut()
+        pair = read_json(response)
+        now = time.time()
+        session.access_token = pair["access_token"]
+        session.refresh_token = pair["refresh_token"]
+        session.access_expires_at = now + int(pair["expires_in"])
+        await self._save(session_id, session, now)
+        SESSIONS.labels("refreshed").inc()
+        return session
+
+    async def end(self, session_id: str, *, reason: str) -> None:
+        try:
+            await self._redis.delete(_key(session_id))
+        except RedisError:
+            raise SessionStoreUnavailable() from None
+        SESSIONS.labels("expired" if reason == "expired" else "ended").inc()
+        log.info("web_session_ended", session=session_ref(session_id), reason=reason)

@@ -1,0 +1,1 @@
+"""`/stats`: the daily rows, filtered by date range, key, model and provider, sorted and paginated; exports."""

@@ -1,0 +1,107 @@
+"""`/stats` and `/stats/export` (the API's CSV or JSON, streamed through web: the browser holds no token)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response, StreamingResponse
+
+from owr_web.api.errors import ApiUnavailable
+from owr_web.dependencies import SignedIn, Views
+from owr_web.sessions.errors import SignedOut
+
+router = APIRouter(tags=["stats"])
+
+PER_PAGE = 50
+SORTS = {
+    "-date": "Newest first",
+    "date": "Oldest first",
+    "-cost": "Cost, highest first",
+    "cost": "Cost, lowest first",
+    "model": "Model",
+    "provider": "Provider",
+    "-requests": "Requests, most first",
+}
+Text = Annotated[str | None, Query(max_length=300)]
+
+
+def _filters(
+    first: date | None, last: date | None, key_id: str | None, model: str | None, provider: str | None, sort: str | None
+) -> dict[str, str]:
+    chosen = {"from": first, "to": last, "key_id": key_id, "model": model, "provider": provider}
+    values = {name: str(value) for name, value in chosen.items() if value}
+    values["sort"] = sort if sort in SORTS else "-date"
+    return values
+
+
+@router.get("/stats", include_in_schema=False)
+async def stats(
+    request: Request,
+    visitor: SignedIn,
+    views: Views,
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None,
+    key_id: Text = None,
+    model: Text = None,
+    provider: Text = None,
+    sort: Annotated[str | None, Query(max_length=32)] = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> Response:
+    filters = _filters(first, last, key_id or None, model or None, provider or None, sort)
+    rows, keys = await asyncio.gather(
+        visitor.api.get_optional("/api/v1/usage/daily", page=page, per_page=PER_PAGE, **filters),
+        visitor.api.get("/api/v1/keys", per_page=250),
+    )
+    rows = rows or {"items": [], "total": 0, "page": page, "per_page": PER_PAGE}
+    names = {k["id"]: k["name"] for k in keys["items"]}
+    pages = max(1, -(-int(rows["total"]) // PER_PAGE))
+    context: dict[str, Any] = {
+        "rows": rows,
+        "names": names,
+        "keys": keys["items"],
+        "filters": filters,
+        "sorts": SORTS,
+        "page": page,
+        "pages": pages,
+        "query": lambda **change: urlencode({**filters, "page": page, **change}),
+        "export": lambda fmt: "/stats/export?" + urlencode({**filters, "format": fmt}),
+    }
+    return views.render(request, "stats.html", context, visitor=visitor)
+
+
+@router.get("/stats/export", include_in_schema=False)
+async def export(
+    visitor: SignedIn,
+    format: Literal["csv", "json"] = "csv",
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None,
+    key_id: Text = None,
+    model: Text = None,
+    provider: Text = None,
+    sort: Annotated[str | None, Query(max_length=32)] = None,
+) -> Response:
+    """The API's export, streamed to the browser as it comes (a year of rows never sits in web's memory)."""
+    params = {**_filters(first, last, key_id or None, model or None, provider or None, sort), "format": format}
+    upstream = await visitor.api.stream("GET", "/api/v1/usage/export", params=params)
+    if upstream.status_code == 401:
+        await upstream.aclose()
+        raise SignedOut()
+    if upstream.status_code != 200:
+        await upstream.aclose()
+        raise ApiUnavailable()
+    headers = {
+        name: upstream.headers[name] for name in ("content-type", "content-disposition") if name in upstream.headers
+    }
+
+    async def body() -> Any:
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        finally:
+            await upstream.aclose()
+
+    return StreamingResponse(body(), headers={**headers, "Cache-Control": "no-store"})

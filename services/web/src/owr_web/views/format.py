@@ -1,0 +1,91 @@
+"""Template filters: money as the API gives it (exact), shown in USD with cents; times in UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+CENT = Decimal("0.01")
+
+
+def as_decimal(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def usd(value: Any) -> str:
+    """`$1,234.57`; a spend under a cent but above zero shows as `<$0.01`, never as `$0.00`."""
+    amount = as_decimal(value)
+    if amount is None:
+        return "—"
+    if Decimal(0) < amount < CENT:
+        return "<$0.01"
+    sign = "-" if amount < 0 else ""
+    return f"{sign}${abs(amount).quantize(CENT, rounding=ROUND_HALF_EVEN):,}"
+
+
+def usd_exact(value: Any) -> str:
+    """Every digit the API gave (for titles and tables): `$0.000123456`."""
+    amount = as_decimal(value)
+    if amount is None:
+        return "unknown"
+    text = format(amount.normalize(), "f") if amount != 0 else "0"
+    if "." not in text:
+        text += ".00"
+    return f"${text}"
+
+
+def percent(value: Any) -> str:
+    ratio = as_decimal(value)
+    return "—" if ratio is None else f"{(ratio * 100).quantize(Decimal('1'))}%"
+
+
+def parse_time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def utc(value: Any) -> str:
+    """`2026-12-05 14:03 UTC`."""
+    moment = parse_time(value)
+    return "—" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def ago(value: Any, now: datetime | None = None) -> str:
+    """`3 min ago`, `2 h ago`, `5 d ago`; `never` for no time."""
+    moment = parse_time(value)
+    if moment is None:
+        return "never"
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    if seconds < 60:
+        return "just now"
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return "just now"
+
+
+def duration(seconds: float | None) -> str:
+    """`3 h 20 min`, `2 d 4 h`, for the time until a limit resets."""
+    if seconds is None:
+        return "—"
+    minutes = max(0, int(seconds)) // 60
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {mins} min"
+    return f"{mins} min"
+
+
+FILTERS = {"usd": usd, "usd_exact": usd_exact, "percent": percent, "utc": utc, "ago": ago, "duration": duration}
