@@ -105,10 +105,6 @@ async def queue(private_redis: PrivateRedis) -> AsyncIterator[ArqRedis]:
         await pool.aclose()
 
 
-def worker_port(system: System) -> int:
-    return system.ports.worker
-
-
 def health(port: int, which: str) -> int | None:
     """The status of the worker's `/health/<which>` (None when nothing answers); readiness may take its
     1 s check timeout to answer while Redis is frozen."""
@@ -157,7 +153,7 @@ def outage_lines(system: System) -> tuple[int, int]:
 def assert_worker_alive(system: System) -> None:
     worker = system.group.find("worker")
     assert worker.popen.poll() is None, f"the worker exited with status {worker.popen.returncode}"
-    assert health(worker_port(system), "live") == 200
+    assert health(system.ports.worker, "live") == 200
 
 
 async def assert_gateway_policy_without_redis(system: System, jwt: dict[str, str], api_token: str) -> None:
@@ -190,31 +186,41 @@ async def assert_gateway_policy_without_redis(system: System, jwt: dict[str, str
             print(f"without Redis: {name} answered 503 in {took:.2f} s (fails closed)")
 
 
-async def credentials(system: System) -> tuple[dict[str, str], str]:
+@dataclass
+class Before:
+    """What a test holds before it takes Redis away: a session's JWT, an API token, the outage log counts."""
+
+    jwt: dict[str, str]
+    api_token: str
+    outage_lines: tuple[int, int]
+
+
+async def before_the_fault(system: System) -> Before:
+    """A signed-in user with an API token, both working, and a ready worker."""
     async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
         session = await signed_in(client)
         r = await client.post("/api/v1/tokens", headers=session, json={"name": "redis faults"})
         assert r.status_code == 201, r.text
         token = str(r.json()["token"])
         assert (await client.get("/api/v1/keys", headers={"authorization": f"Bearer {token}"})).status_code == 200
-    return session, token
+    assert health(system.ports.worker, "ready") == 200
+    return Before(session, token, outage_lines(system))
 
 
 async def test_redis_killed_and_restarted(redis_system: System, private_redis: PrivateRedis, queue: ArqRedis) -> None:
     system = redis_system
-    port = worker_port(system)
-    jwt, api_token = await credentials(system)
-    assert health(port, "ready") == 200
-    down, up = outage_lines(system)
+    port = system.ports.worker
+    before = await before_the_fault(system)
+    down, up = before.outage_lines
     # Queued before the outage and due during it: it must run after, not be lost.
-    before = await queue.enqueue_job(HEARTBEAT_JOB, _job_id="redis-faults:before", _defer_by=2)
-    assert before is not None
-    assert await before.status() == JobStatus.deferred
+    queued = await queue.enqueue_job(HEARTBEAT_JOB, _job_id="redis-faults:before", _defer_by=2)
+    assert queued is not None
+    assert await queued.status() == JobStatus.deferred
 
     private_redis.kill()
     not_ready = await wait_for(lambda: health(port, "ready") == 503, "the worker not ready", 5)
     print(f"Redis killed: the worker reported not-ready after {not_ready:.2f} s")
-    await assert_gateway_policy_without_redis(system, jwt, api_token)
+    await assert_gateway_policy_without_redis(system, before.jwt, before.api_token)
     await asyncio.sleep(OUTAGE_SECONDS)  # several retries of the worker; the queued job comes due meanwhile
     assert_worker_alive(system)
     assert health(port, "ready") == 503
@@ -237,16 +243,15 @@ async def test_redis_killed_and_restarted(redis_system: System, private_redis: P
 
 async def test_redis_frozen_and_thawed(redis_system: System, private_redis: PrivateRedis, queue: ArqRedis) -> None:
     system = redis_system
-    port = worker_port(system)
-    jwt, api_token = await credentials(system)
-    assert health(port, "ready") == 200
-    down, up = outage_lines(system)
+    port = system.ports.worker
+    before = await before_the_fault(system)
+    down, up = before.outage_lines
 
     private_redis.signal(signal.SIGSTOP)
     try:
         not_ready = await wait_for(lambda: health(port, "ready") == 503, "the worker not ready", 5)
         print(f"Redis frozen: the worker reported not-ready after {not_ready:.2f} s")
-        await assert_gateway_policy_without_redis(system, jwt, api_token)
+        await assert_gateway_policy_without_redis(system, before.jwt, before.api_token)
         # The poll loop's own call times out too: the worker waits for Redis rather than hanging on it.
         await wait_for(lambda: outage_lines(system)[0] == down + 1, "the worker's outage warning", 5)
         assert_worker_alive(system)
@@ -265,7 +270,7 @@ async def test_the_worker_stops_cleanly_while_redis_is_down(redis_system: System
     """SIGTERM during an outage: the worker exits 0 (arq's own close raised here), and starts again while
     Redis is still away, live but not ready, until Redis is back."""
     system = redis_system
-    port = worker_port(system)
+    port = system.ports.worker
     private_redis.kill()
     try:
         await wait_for(lambda: health(port, "ready") == 503, "the worker not ready", 5)

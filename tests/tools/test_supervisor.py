@@ -30,6 +30,11 @@ def wait_exited(group: ProcessGroup, name: str) -> None:
         time.sleep(0.02)
 
 
+def restart_delay(logs: list[str]) -> float:
+    """The delay the last "exited ...; restarting it in <s> s" line announced."""
+    return float(logs[-1].rsplit(" in ", 1)[1].split()[0])
+
+
 def test_a_crashing_child_is_restarted_with_backoff_and_a_cap_per_minute(tmp_path: Path) -> None:
     group = ProcessGroup(dict(os.environ), log_dir=tmp_path)
     clock, logs = FakeClock(), list[str]()
@@ -45,7 +50,7 @@ def test_a_crashing_child_is_restarted_with_backoff_and_a_cap_per_minute(tmp_pat
             supervisor.tick()
             assert supervisor.waiting() == ["crashing"]
             assert "crashing exited with status 3; restarting it in" in logs[-1]
-            delay = float(logs[-1].rsplit(" in ", 1)[1].split()[0])
+            delay = restart_delay(logs)
             delays.append(delay)
             clock.now += delay - 0.1
             supervisor.tick()  # not due yet
@@ -80,7 +85,7 @@ def test_backoff_starts_afresh_after_a_stable_run_and_is_jittered(tmp_path: Path
             wait_exited(group, "crashing")
             clock.now += advance_after_restart
             supervisor.tick()
-            delay = float(logs[-1].rsplit(" in ", 1)[1].split()[0])
+            delay = restart_delay(logs)
             delays.append(delay)
             clock.now += delay
             supervisor.tick()
