@@ -2,7 +2,8 @@
 
 With `DATABASE_URL` / `REDIS_URL` unset it starts an embedded PostgreSQL and Redis under `.data/`;
 then it migrates, starts gateway, auth, keys, usage and worker, waits until each is ready, prints the
-URLs, and on Ctrl-C or SIGTERM stops everything it started (children also die with it if it is killed).
+URLs, restarts a child that exits (`tools.supervisor`: backoff, a few restarts a minute at most), and on
+Ctrl-C or SIGTERM stops everything it started (children also die with it if it is killed).
 `--demo` also starts the OpenRouter emulator with its demo account, points the worker at it, and signs
 up a demo user holding the demo keys, synced. The end-to-end tests and the benchmarks start the same
 processes through `ProcessGroup`.
@@ -113,9 +114,6 @@ class ProcessGroup:
         proc.popen.wait()
         self.running.remove(proc)
         return proc.spec
-
-    def first_exited(self) -> RunningProcess | None:
-        return next((p for p in self.running if p.popen.poll() is not None), None)
 
     def stop(self, timeout: float = 15.0) -> None:
         for proc in reversed(self.running):
@@ -323,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from owr_shared.migrate import upgrade
+    from tools.supervisor import Supervisor
 
     parser = argparse.ArgumentParser(prog="python -m tools.devstack")
     parser.add_argument("--demo", action="store_true", help="also run the OpenRouter emulator with demo data")
@@ -373,12 +372,12 @@ def main(argv: list[str] | None = None) -> int:
             "Press Ctrl-C to stop.\n",
             flush=True,
         )
+        # A child that exits is restarted (tools/supervisor.py), not a reason to stop the others.
+        supervisor = Supervisor(group)
         while not stop_requested:
-            exited = group.first_exited()
-            if exited is not None:
-                print(f"{exited.spec.name} exited with status {exited.popen.returncode}; stopping", file=sys.stderr)
-                return 1
+            supervisor.tick()
             time.sleep(0.2)
+        supervisor.stopping = True
         print("stopping ...", flush=True)
     return 0
 

@@ -9,15 +9,21 @@ from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from arq import Retry
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from owr_worker.metrics import JOB_DURATION, JOBS
+
+# A job that met a Redis outage runs again after this long, rather than being recorded as failed and dropped.
+REDIS_RETRY_SECONDS = 5.0
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def instrumented(job: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Count `owr_jobs_total{job,outcome}` (done, retry, failed, cancelled) and time the job."""
+    """Count `owr_jobs_total{job,outcome}` (done, retry, failed, cancelled) and time the job; a Redis outage
+    the job did not handle itself is a retry."""
     name = job.__name__
 
     @functools.wraps(job)
@@ -29,6 +35,9 @@ def instrumented(job: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         except Retry:
             outcome = "retry"
             raise
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            outcome = "retry"
+            raise Retry(defer=REDIS_RETRY_SECONDS) from exc
         except asyncio.CancelledError:
             outcome = "cancelled"
             raise

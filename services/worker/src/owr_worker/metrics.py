@@ -14,6 +14,7 @@ JOB_DURATION = Histogram(
     buckets=(*LATENCY_BUCKETS, 30.0, 60.0, 120.0),
 )
 QUEUE_DEPTH = Gauge("owr_queue_depth", "Jobs waiting in the ARQ queue.", ["queue"])
+REDIS_UP = Gauge("owr_worker_redis_up", "1 while the worker's poll loop reaches Redis, 0 during an outage.")
 HEARTBEAT = Gauge("owr_worker_heartbeat_timestamp_seconds", "Unix time of the worker's last cron heartbeat.")
 
 # endpoint is the path template (`/key`, `/keys`, `/activity`, `/credits`); status is the HTTP code,

@@ -21,6 +21,11 @@ class WorkerSettings(BaseServiceSettings):
     # How often an idle worker looks at the queue: bounds the wait of a job queued on a quiet system (a new
     # key's first sync); one cheap Redis read per poll.
     poll_delay_seconds: float = Field(default=0.1, gt=0, le=5)
+    # A Redis outage: each call to Redis is bounded (a frozen server must not hang the poll loop), and the
+    # loop tries again with full-jitter backoff up to the cap, which bounds the wait after Redis is back.
+    redis_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    redis_retry_base_seconds: float = Field(default=0.2, gt=0, le=60)
+    redis_retry_cap_seconds: float = Field(default=5.0, gt=0, le=300)
 
     # The internal APIs the worker calls, and the client credentials it gets service tokens with.
     auth_url: str = "http://127.0.0.1:8001"

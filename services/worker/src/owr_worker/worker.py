@@ -23,6 +23,7 @@ from owr_worker.instrument import instrumented
 from owr_worker.internal import KeysClient, ServiceTokens, UsageClient
 from owr_worker.jobs import SYNC_ACCOUNT, SYNC_KEY, sync_account, sync_key
 from owr_worker.openrouter import OpenRouterClient, RetryPolicy
+from owr_worker.outage import RedisOutage, ResilientWorker
 from owr_worker.ratelimit import RateLimiter
 from owr_worker.settings import WorkerSettings as Settings
 from owr_worker.sweep import sweep_workspaces
@@ -96,6 +97,9 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     build_clients(ctx)
     health = HealthChecks(timeout=1.0)
     health.add("redis", partial(ping_redis, ctx["redis"]))
+    outage: RedisOutage | None = ctx.get("redis_outage")
+    if outage is not None:
+        health.add("queue", outage.check)
     runner = web.AppRunner(create_health_app(health, ctx["redis"], settings.queue_name), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
@@ -162,16 +166,16 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "job_completion_wait": settings.job_timeout_seconds + 5,
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
-        "ctx": {"settings": settings},
+        "ctx": {"settings": settings, "redis_outage": RedisOutage.from_settings(settings)},
         "handle_signals": True,
     }
 
 
 def main(settings: Settings) -> None:
-    """Run the worker until SIGINT/SIGTERM; running jobs finish first, readiness fails at the signal."""
-    from arq.worker import Worker
+    """Run the worker until SIGINT/SIGTERM; running jobs finish first, readiness fails at the signal. A Redis
+    outage never ends it (`owr_worker.outage`)."""
 
-    class DrainingWorker(Worker):
+    class DrainingWorker(ResilientWorker):
         def handle_sig_wait_for_completion(self, signum: Any) -> None:
             # Readiness turns 503 at the first signal, while the running jobs still finish.
             begin_drain()
