@@ -20,11 +20,11 @@ from owr_gateway.pipeline.forward import CLIENT_CLOSED, ClientGone, Forwarder, u
 from owr_gateway.pipeline.incoming import Incoming, read_headers
 from owr_gateway.pipeline.problems import NO_STORE, Exchange, Header, Refusal, SecurityHeaders, retry_after
 from owr_gateway.pipeline.relay import Relay
-from owr_gateway.pipeline.route import Router
+from owr_gateway.pipeline.route import WEB, Router
 from owr_gateway.pipeline.screen import screen
 from owr_gateway.routing import RouteTable
 from owr_gateway.settings import GatewaySettings
-from owr_gateway.state import UPSTREAMS, GatewayState
+from owr_gateway.state import GatewayState
 from owr_shared.context import request_id_var, trace_id_var
 from owr_shared.errors import INTERNAL_ERROR, METHOD_NOT_ALLOWED, SERVICE_UNAVAILABLE
 from owr_shared.logging import get_logger
@@ -49,9 +49,9 @@ class GatewayApp:
         self.settings = settings
         self.state = GatewayState(settings)
         self._routes = RouteTable(settings.routes)
-        self._upstream_bases = {name: settings.upstream_url(name) for name in UPSTREAMS}
+        self._upstream_bases = {name: settings.upstream_url(name) for name in settings.upstreams}
         self._trusted = TrustedProxies(settings.trusted_proxies)
-        self._router = Router(self._routes, settings.max_body_bytes)
+        self._router = Router(self._routes, settings.max_body_bytes, web=settings.web_url is not None)
         self._admission = Admission(self.state)
         self._forwarder = Forwarder(self.state, self._upstream_bases, settings.max_body_bytes)
         self._relay = Relay(self._upstream_bases)
@@ -131,6 +131,9 @@ class GatewayApp:
             return
         route = self._router.match(path)
         exchange.route = route.prefix
+        if route.upstream == WEB:
+            tls = exchange.security is self._security.api_tls
+            exchange.security = self._security.web_tls if tls else self._security.web
         content_length = self._router.check(route, scope["method"], incoming)
         client_ip, trusted_peer = client_address(scope.get("client"), incoming.forwarded_for, self._trusted)
         decision = await self._admission.admit(route, incoming, client_ip)

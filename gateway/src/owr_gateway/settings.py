@@ -13,8 +13,8 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from owr_gateway.paths import is_internal_path
 from owr_shared.settings import BaseServiceSettings, secret_field
 
-UpstreamName = Literal["auth", "keys", "usage"]
-PolicyName = Literal["anonymous", "login", "user", "token", "auth_failure"]
+UpstreamName = Literal["auth", "keys", "usage", "web"]
+PolicyName = Literal["anonymous", "login", "user", "token", "auth_failure", "web"]
 DEFAULT_AUTH_URL = "http://127.0.0.1:8001"
 
 
@@ -82,6 +82,8 @@ DEFAULT_RATE_LIMITS: dict[str, dict[str, int]] = {
     # Failed authentications (an invalid JWT or API token) per client address (IPv6 by /64): past it,
     # 429 instead of 401, and unknown API tokens are no longer introspected.
     "auth_failure": {"limit": 30, "window": 60},
+    # The web dashboard's pages, forms and static files, per client address: a page and its polls.
+    "web": {"limit": 300, "window": 60},
 }
 
 
@@ -100,6 +102,9 @@ class GatewaySettings(BaseServiceSettings):
     auth_url: str = DEFAULT_AUTH_URL
     keys_url: str = "http://127.0.0.1:8002"
     usage_url: str = "http://127.0.0.1:8003"
+    # The web dashboard: every path outside /api/, /.well-known/, /docs, /health and /metrics goes there
+    # (unset: those paths are a 404, as for an API-only deployment).
+    web_url: str | None = None
     jwks_url: str = ""  # empty: "{auth_url}/.well-known/jwks.json"
     jwt_issuer: str = "owr-auth"
     jwt_audience: str = "owr-api"
@@ -138,9 +143,11 @@ class GatewaySettings(BaseServiceSettings):
             data = {**data, "jwks_url": f"{auth_url}/.well-known/jwks.json"}
         return data
 
-    @field_validator("auth_url", "keys_url", "usage_url")
+    @field_validator("auth_url", "keys_url", "usage_url", "web_url")
     @classmethod
-    def _strip_slash(cls, value: str) -> str:
+    def _strip_slash(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("an upstream URL starts with http:// or https://")
         return value.rstrip("/")
@@ -190,4 +197,13 @@ class GatewaySettings(BaseServiceSettings):
         return self.api_token_pepper.get_secret_value().encode("utf-8")
 
     def upstream_url(self, name: str) -> str:
-        return {"auth": self.auth_url, "keys": self.keys_url, "usage": self.usage_url}[name]
+        urls = {"auth": self.auth_url, "keys": self.keys_url, "usage": self.usage_url, "web": self.web_url}
+        url = urls[name]
+        if url is None:
+            raise KeyError(name)
+        return url
+
+    @property
+    def upstreams(self) -> tuple[str, ...]:
+        """The upstreams this gateway forwards to: the API's services, and web when it is configured."""
+        return ("auth", "keys", "usage", "web") if self.web_url else ("auth", "keys", "usage")

@@ -19,7 +19,6 @@ from owr_shared.health import HealthChecks
 from owr_shared.jwt import JwksVerifier
 from owr_shared.redis import create_redis
 
-UPSTREAMS = ("auth", "keys", "usage")
 READY_TIMEOUT = 1.0
 # aiohttp adds these unless told not to; a proxy forwards only what the client sent.
 _SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
@@ -70,7 +69,7 @@ class GatewayState:
         settings = self.settings
         self.health.shutting_down = False
         self.redis = create_redis(settings.redis_url, timeout=settings.redis_timeout, max_connections=1024)
-        self.sessions = {name: new_upstream_session(settings) for name in UPSTREAMS}
+        self.sessions = {name: new_upstream_session(settings) for name in settings.upstreams}
         verifier = JwksVerifier(
             aiohttp_jwks_fetcher(self.sessions["auth"], settings.jwks_url),
             issuer=settings.jwt_issuer,

@@ -24,6 +24,11 @@ DOCS_CSP = (
     b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+# The web dashboard: its own scripts and styles only (no inline script), its own forms, its own images.
+WEB_CSP = (
+    b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    b"connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
 _COMMON_SECURITY: tuple[Header, ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -35,12 +40,12 @@ SECURITY_HEADER_NAMES = frozenset(
 
 
 class SecurityHeaders:
-    """The security headers of an answer, precomputed for the four cases: API or docs, over TLS or not.
+    """The security headers of an answer, precomputed for each case: API, docs or web, over TLS or not.
 
     Strict-Transport-Security only over TLS (RFC 6797 §7.2: a browser ignores it over plain HTTP).
     """
 
-    __slots__ = ("api", "api_tls", "docs", "docs_tls")
+    __slots__ = ("api", "api_tls", "docs", "docs_tls", "web", "web_tls")
 
     def __init__(self, hsts_seconds: int) -> None:
         hsts: tuple[Header, ...] = ()
@@ -50,6 +55,10 @@ class SecurityHeaders:
         self.docs = (*_COMMON_SECURITY, (b"content-security-policy", DOCS_CSP))
         self.api_tls = (*self.api, *hsts)
         self.docs_tls = (*self.docs, *hsts)
+        # Pages may be linked to from elsewhere, so the referrer is this origin only, never a full URL.
+        web_common = tuple(h for h in _COMMON_SECURITY if h[0] != b"referrer-policy")
+        self.web = (*web_common, (b"referrer-policy", b"same-origin"), (b"content-security-policy", WEB_CSP))
+        self.web_tls = (*self.web, *hsts)
 
 
 def retry_after(seconds: int) -> Header:

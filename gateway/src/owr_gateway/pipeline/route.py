@@ -9,18 +9,30 @@ from owr_gateway.routing import Route, RouteTable
 from owr_shared.errors import BAD_REQUEST, METHOD_NOT_ALLOWED, NOT_FOUND
 
 NO_BODY = -1  # no Content-Length: no body, or a chunked one
+WEB = "web"
+# Paths that are never the web dashboard's, even when no API route matches them.
+_NOT_WEB = ("/api", "/.well-known", "/docs", "/health", "/metrics", "/internal")
+# Every other path goes to web: unauthenticated at the gateway (web keeps its own sessions), its own limit.
+WEB_ROUTE = Route(prefix="/", upstream=WEB, requires_jwt=False, policy=WEB, methods=None, allow_header=b"")
+
+
+def is_web_path(path: str) -> bool:
+    return not any(path == prefix or path.startswith(prefix + "/") for prefix in _NOT_WEB)
 
 
 class Router:
     """Match the route table, then check the method, the Authorization header and the declared length."""
 
-    def __init__(self, routes: RouteTable, max_body: int) -> None:
+    def __init__(self, routes: RouteTable, max_body: int, *, web: bool = False) -> None:
         self._routes = routes
         self._max_body = max_body
+        self._web = web
 
     def match(self, path: str) -> Route:
         route = self._routes.match(path)
         if route is None:
+            if self._web and is_web_path(path):
+                return WEB_ROUTE
             raise Refusal(NOT_FOUND, NO_ROUTE)
         return route
 
