@@ -53,7 +53,7 @@ async def change_password(
         message = next((str(e["msg"]) for e in exc.errors or [] if e.get("msg")), exc.detail)
         return await _page(request, views, visitor, error=message, status=exc.status)
     await sessions.end(visitor.session_id, reason="password_change")
-    response = RedirectResponse("/login?changed=1", status_code=303)
+    response = RedirectResponse("/login?done=changed", status_code=303)
     response.delete_cookie(session_cookie(settings), path="/", secure=settings.cookies_secure, httponly=True)
     return response
 
@@ -71,6 +71,6 @@ async def delete_account(
         return await _page(request, views, visitor, error=f"Type \u201c{DELETE_PHRASE}\u201d to confirm.", status=400)
     await visitor.api.delete("/api/v1/auth/me")
     await sessions.end(visitor.session_id, reason="account_deleted")
-    response = RedirectResponse("/login?deleted=1", status_code=303)
+    response = RedirectResponse("/login?done=deleted", status_code=303)
     response.delete_cookie(session_cookie(settings), path="/", secure=settings.cookies_secure, httponly=True)
     return response

@@ -90,11 +90,18 @@ async def _start_session(
     return response
 
 
+NOTICES = {
+    "changed": "Your password was changed and every session ended. Sign in with the new password.",
+    "deleted": "Your account was deleted.",
+}
+
+
 @router.get("/login", include_in_schema=False)
-async def login_page(request: Request, views: Views, settings: Settings, next: str | None = None) -> Response:
-    return _anonymous_page(
-        request, views, settings, "login.html", {"next": safe_next(next), "error": None, "email_value": ""}
-    )
+async def login_page(
+    request: Request, views: Views, settings: Settings, next: str | None = None, done: str | None = None
+) -> Response:
+    context = {"next": safe_next(next), "error": None, "email_value": "", "notice": NOTICES.get(done or "")}
+    return _anonymous_page(request, views, settings, "login.html", context)
 
 
 @router.post("/login", include_in_schema=False, dependencies=[FormChecked])

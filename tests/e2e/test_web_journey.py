@@ -1,0 +1,268 @@
+"""The web dashboard in a real browser (issue 14): Chromium through the gateway, against the whole system
+and the OpenRouter emulator. Each page is screenshotted into test-output/screenshots/ and checked by axe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import re
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from owr_web.views.format import usd
+from tests.e2e.conftest import System
+from tests.e2e.emulator_admin import EmulatorAdmin
+from tests.e2e.test_journey import PASSWORD
+from tests.support.browser import axe_violations, launched_browser, screenshot
+
+pytestmark = pytest.mark.e2e
+
+PAGES = ("/", "/keys", "/stats", "/accounts", "/tokens", "/profile")
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Any]:
+    async for launched in launched_browser():
+        yield launched
+
+
+@pytest.fixture
+async def context(browser: Any) -> AsyncIterator[Any]:
+    """A fresh browser profile (no cookies), which honours the pages' CSP."""
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+    yield ctx
+    await ctx.close()
+
+
+def console_problems(page: Any) -> list[str]:
+    """Errors the page logs (a CSP violation, a script error) as the test goes."""
+    seen: list[str] = []
+    page.on("console", lambda m: seen.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: seen.append(str(e)))
+    return seen
+
+
+async def register(page: Any, system: System) -> str:
+    email = f"web.{secrets.token_hex(4)}@example.com"
+    await page.goto(system.gateway + "/register")
+    await page.fill("#email", email)
+    await page.fill("#password", PASSWORD)
+    await page.click("main button[type=submit]")
+    await page.wait_for_url(system.gateway + "/")
+    return email
+
+
+async def api_headers(system: System, email: str) -> dict[str, str]:
+    async with httpx.AsyncClient(base_url=system.gateway, timeout=10) as client:
+        r = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        return {"authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def seeded_key(emulator: EmulatorAdmin) -> tuple[dict[str, Any], str]:
+    """An emulator account with an inference key that spent today on two models; (key, today's cost)."""
+    now = await emulator.set_clock(datetime.now(UTC))
+    account = await emulator.account("50")
+    key = await emulator.key(account, "inference", name="browser")
+    events = []
+    for model, provider, cost in (
+        ("openai/gpt-4.1", "OpenAI", "0.125"),
+        ("anthropic/claude-sonnet-4", "Anthropic", "0.375"),
+    ):
+        events.append(
+            {
+                "key_hash": key["hash"],
+                "at": now.replace(hour=0, minute=30).isoformat(),
+                "model": model,
+                "model_permaslug": model,
+                "provider_name": provider,
+                "requests": 3,
+                "prompt_tokens": 1000,
+                "completion_tokens": 200,
+                "reasoning_tokens": 0,
+                "cost": cost,
+                "byok_cost": "0",
+            }
+        )
+    await emulator.events(events)
+    return key, "0.5"
+
+
+async def test_the_browser_journey(system: System, context: Any, emulator: EmulatorAdmin) -> None:
+    page = await context.new_page()
+    problems = console_problems(page)
+    email = await register(page, system)
+    assert await page.title() == "Dashboard · OpenRouter Watcher"
+    assert await page.locator("text=Add your first key").count() == 1
+
+    # Add a key: the secret never comes back, and the row turns from pending to valid without a reload.
+    key, _ = await seeded_key(emulator)
+    await page.goto(system.gateway + "/keys")
+    await page.fill("#key-name", "browser key")
+    await page.fill("#key-secret", key["key"])
+    await page.click("#keys-section form[action='/keys'] button[type=submit]")
+    row = page.locator("tr", has_text="browser key")
+    await row.wait_for()
+    assert key["key"] not in await page.content()
+    await row.locator("[data-status='valid']").wait_for(timeout=45_000)
+    await screenshot(page, "keys")
+
+    # The dashboard draws the chart, and its figures are the API's.
+    headers = await api_headers(system, email)
+    today = datetime.now(UTC).date().isoformat()
+    async with httpx.AsyncClient(base_url=system.gateway, timeout=10) as client:
+
+        async def spent() -> dict[str, Any] | None:
+            r = await client.get("/api/v1/usage/summary", headers=headers, params={"from": today, "to": today})
+            body: dict[str, Any] = r.json()
+            return body if Decimal(str(body["totals"]["cost"])) > 0 else None
+
+        summary = None
+        for _ in range(60):
+            summary = await spent()
+            if summary:
+                break
+            await asyncio.sleep(0.5)
+        assert summary is not None, "the key's first sync recorded no spend"
+    await page.goto(system.gateway + "/")
+    await page.locator("canvas[data-drawn='1']").wait_for()
+    today_tile = page.locator(".tile", has_text="Today").locator(".figure")
+    assert await today_tile.inner_text() == usd(Decimal(str(summary["totals"]["cost"])))
+    await screenshot(page, "dashboard")
+
+    # Stats: filter by model, then the CSV export streams the same rows.
+    await page.goto(system.gateway + "/stats")
+    await page.fill("#model", "openai/gpt-4.1")
+    await page.click("form.filters button[type=submit]")
+    await page.wait_for_url(re.compile(r".*model=openai%2Fgpt-4\.1.*"))
+    rows = page.locator("#stats-rows tbody tr")
+    assert await rows.count() >= 1
+    async with page.expect_download() as download_info:
+        await page.click("text=CSV")
+    download = await download_info.value
+    text = await asyncio.to_thread(Path(await download.path()).read_text, encoding="utf-8")
+    exported = list(csv.DictReader(io.StringIO(text)))
+    assert exported
+    assert {row["model"] for row in exported} == {"openai/gpt-4.1"}
+    await screenshot(page, "stats")
+
+    await page.goto(system.gateway + "/accounts")
+    await screenshot(page, "accounts")
+
+    # A token: shown once, then listed by prefix only; revoked.
+    await page.goto(system.gateway + "/tokens")
+    await page.fill("#token-name", "browser token")
+    await page.click("main form[action='/tokens'] button[type=submit]")
+    value = await page.locator("#new-token").input_value()
+    assert value.startswith("owr_")
+    await screenshot(page, "tokens")
+    await page.goto(system.gateway + "/tokens")
+    assert value not in await page.content()
+    await page.click("tr:has-text('browser token') button:has-text('Revoke')")
+    await page.wait_for_url(system.gateway + "/tokens")
+    assert await page.locator("tr", has_text="browser token").count() == 0
+
+    # Change the password: every session ends; sign in again with the new one.
+    await page.goto(system.gateway + "/profile")
+    await screenshot(page, "profile")
+    await page.fill("#current-password", PASSWORD)
+    await page.fill("#new-password", PASSWORD + " changed")
+    await page.click("form[action='/profile/password'] button[type=submit]")
+    await page.wait_for_url(re.compile(r".*/login\?done=changed"))
+    await page.fill("#email", email)
+    await page.fill("#password", PASSWORD + " changed")
+    await page.click("main button[type=submit]")
+    await page.wait_for_url(system.gateway + "/")
+
+    # Sign out; going back shows no page of the account.
+    await page.click("header button:has-text('Sign out')")
+    await page.wait_for_url(re.compile(r".*/login$"))
+    await page.go_back()
+    await page.reload()
+    assert "/login" in page.url
+    assert problems == [], problems
+
+
+async def test_a_post_without_the_csrf_token_is_refused(system: System, context: Any) -> None:
+    page = await context.new_page()
+    await register(page, system)
+    r = await context.request.post(system.gateway + "/keys", form={"name": "x", "key": "sk-or-v1-" + "a" * 64})
+    assert r.status == 403
+    r = await context.request.post(
+        system.gateway + "/keys", form={"name": "x", "key": "sk-or-v1-" + "a" * 64, "csrf_token": "forged"}
+    )
+    assert r.status == 403
+    anonymous = await context.browser.new_context()
+    r = await anonymous.request.post(system.gateway + "/login", form={"email": "a@example.com", "password": "x" * 12})
+    assert r.status == 403
+    await anonymous.close()
+
+
+async def test_an_ended_session_sends_the_person_to_sign_in(system: System, context: Any) -> None:
+    page = await context.new_page()
+    await register(page, system)
+    redis = Redis.from_url(system.env["REDIS_URL"])
+    try:
+        async for name in redis.scan_iter("owr:web:session:*"):
+            await redis.delete(name)
+    finally:
+        await redis.aclose()
+    await page.goto(system.gateway + "/keys")
+    assert page.url == system.gateway + "/login?next=/keys"
+
+
+async def test_another_persons_key_is_a_404_page(system: System, context: Any, browser: Any) -> None:
+    page = await context.new_page()
+    email = await register(page, system)
+    headers = await api_headers(system, email)
+    async with httpx.AsyncClient(base_url=system.gateway, timeout=10) as client:
+        r = await client.post("/api/v1/keys", headers=headers, json={"name": "mine", "key": "sk-or-v1-" + "b1" * 32})
+        assert r.status_code == 201, r.text
+        key_id = r.json()["id"]
+    other = await browser.new_context()
+    try:
+        stranger = await other.new_page()
+        await register(stranger, system)
+        response = await stranger.goto(system.gateway + f"/keys/{key_id}")
+        assert response.status == 404
+        assert await stranger.locator("h1").inner_text() == "Not Found"
+    finally:
+        await other.close()
+
+
+async def test_every_page_is_accessible_and_carries_no_secret(
+    system: System, browser: Any, emulator: EmulatorAdmin
+) -> None:
+    # axe is injected as a script of its own: this context alone bypasses the pages' CSP.
+    ctx = await browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
+    try:
+        page = await ctx.new_page()
+        await register(page, system)
+        key, _ = await seeded_key(emulator)
+        await page.goto(system.gateway + "/keys")
+        await page.fill("#key-name", "checked key")
+        await page.fill("#key-secret", key["key"])
+        await page.click("#keys-section form[action='/keys'] button[type=submit]")
+        await page.locator("tr", has_text="checked key").wait_for()
+        session_cookie = next(c["value"] for c in await ctx.cookies() if c["name"].endswith("owr_session"))
+        for path in (*PAGES, "/login", "/register"):
+            if path in ("/login", "/register"):
+                await ctx.clear_cookies()
+            await page.goto(system.gateway + path)
+            html = await page.content()
+            for secret in (key["key"], key["key"][9:], session_cookie):
+                assert secret not in html, path
+            violations = await axe_violations(page)
+            assert violations == [], (path, violations)
+    finally:
+        await ctx.close()
