@@ -15,7 +15,9 @@ from fastapi.routing import APIRoute
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_SERVICES = ("auth", "keys", "usage")
-ALL_SERVICES = (*HTTP_SERVICES, "worker")
+# A service without a schema or internal routes (the web dashboard) has the rest of the skeleton.
+SCHEMALESS_SERVICES = ("web",)
+ALL_SERVICES = (*HTTP_SERVICES, *SCHEMALESS_SERVICES, "worker")
 SKELETON = (
     "__init__.py",
     "__main__.py",
@@ -56,12 +58,25 @@ def test_every_http_service_has_the_skeleton_files(service: str) -> None:
     assert not missing
 
 
+@pytest.mark.parametrize("service", SCHEMALESS_SERVICES)
+def test_a_service_without_a_schema_has_the_rest_of_the_skeleton(service: str) -> None:
+    without_schema = [name for name in SKELETON if name not in ("base.py", "tables.py", "migrations/env.py")]
+    without_internal = [name for name in without_schema if not name.startswith("internal/")]
+    missing = [name for name in without_internal if not (package(service) / name).is_file()]
+    assert not missing
+    assert not (package(service) / "migrations").exists()
+    # It holds no SQL at all.
+    assert not [
+        path for path, tree in modules(service) for name in imported_modules(tree) if name.startswith("sqlalchemy")
+    ]
+
+
 @pytest.mark.parametrize("name", ["__main__.py", "settings.py", "metrics.py"])
 def test_the_worker_keeps_the_names_that_apply(name: str) -> None:
     assert (package("worker") / name).is_file()
 
 
-@pytest.mark.parametrize("service", HTTP_SERVICES)
+@pytest.mark.parametrize("service", (*HTTP_SERVICES, *SCHEMALESS_SERVICES))
 def test_main_is_run_service(service: str) -> None:
     source = (package(service) / "__main__.py").read_text(encoding="utf-8")
     assert "run_service(" in source
