@@ -117,3 +117,21 @@ async def test_health_live_and_ready_with_failing_and_slow_checks(client):
     assert checks["slow"] == "timeout"
     assert checks["broken"] == "error: ConnectionError"
     assert "10.0.0.1" not in json.dumps(checks)
+
+
+async def test_a_degrading_check_is_reported_but_leaves_the_process_ready(client):
+    async def broken() -> None:
+        raise ConnectionError("redis away")
+
+    health = client.app.state.health
+    health.add("shared-cache", broken, degrades=True)
+    try:
+        r = await client.get("/health/ready")
+        assert r.status_code == 200
+        assert r.json()["status"] == "degraded"
+        assert r.json()["checks"]["shared-cache"] == "error: ConnectionError"
+        health.shutting_down = True
+        assert (await client.get("/health/ready")).status_code == 503
+    finally:
+        health.shutting_down = False
+        del health.checks["shared-cache"]

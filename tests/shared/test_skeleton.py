@@ -76,7 +76,7 @@ def test_the_worker_keeps_the_names_that_apply(name: str) -> None:
     assert (package("worker") / name).is_file()
 
 
-@pytest.mark.parametrize("service", (*HTTP_SERVICES, *SCHEMALESS_SERVICES))
+@pytest.mark.parametrize("service", [*HTTP_SERVICES, *SCHEMALESS_SERVICES])
 def test_main_is_run_service(service: str) -> None:
     source = (package(service) / "__main__.py").read_text(encoding="utf-8")
     assert "run_service(" in source

@@ -61,8 +61,10 @@ class GatewayState:
         self.authenticator: Authenticator | None = None
         self.introspector: TokenIntrospector | None = None
         self.health = HealthChecks(timeout=READY_TIMEOUT)
-        self.health.add("redis", self._ping_redis)
-        self.health.add("auth", self._ping_auth)
+        # Both are shared by every replica, and the gateway serves without them (local limits, cached JWKS):
+        # reported, but never a reason to leave the load balancer (owr_shared.health).
+        self.health.add("redis", self._ping_redis, degrades=True)
+        self.health.add("auth", self._ping_auth, degrades=True)
         self.started = False
 
     async def start(self) -> None:

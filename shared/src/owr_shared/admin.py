@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from owr_shared.health import readiness_response
 from owr_shared.metrics import metrics_endpoint
 
 Readiness = Callable[[], Awaitable[tuple[bool, dict[str, str]]]]
@@ -29,7 +30,7 @@ def create_admin_app(readiness: Readiness) -> Starlette:
 
     async def ready(_request: Request) -> JSONResponse:
         ok, report = await readiness()
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": report}, status_code=200 if ok else 503)
+        return readiness_response(ok, report)
 
     return Starlette(
         routes=[

@@ -47,7 +47,8 @@ def create_service_app(
         if use_redis:
             redis = create_redis(settings.redis_url)
             app.state.redis = redis
-            health.add("redis", partial(ping_redis, redis))
+            # Every replica shares Redis, and each route that needs it answers a fast 503 (or falls back) itself.
+            health.add("redis", partial(ping_redis, redis), degrades=True)
         try:
             if extra_lifespan is not None:
                 async with extra_lifespan(app):

@@ -1,5 +1,10 @@
 """Liveness (the process alone) and readiness (its dependencies, each under a short timeout).
 
+A dependency every replica shares and the process can serve without, at reduced function (Redis for the
+HTTP services, auth for the gateway), is added with `degrades=True`: its failure shows in the report as
+`degraded`, and the replica stays ready. Otherwise an outage of it would take every replica out of the load
+balancer at once, turning "rate limits fall back, logins get a fast 503" into "nothing answers at all".
+
 Readiness also fails while the process drains after SIGTERM (`begin_drain`, called by
 `owr_shared.serve` and the gateway's runner): load balancers and Kubernetes stop sending new requests
 while the process still serves the ones in flight. Liveness stays up until the process exits.
@@ -40,10 +45,14 @@ class HealthChecks:
     def __init__(self, timeout: float = 1.0) -> None:
         self.timeout = timeout
         self.checks: dict[str, Check] = {}
+        self.degrading: set[str] = set()
         self.shutting_down = False
 
-    def add(self, name: str, check: Check) -> None:
+    def add(self, name: str, check: Check, *, degrades: bool = False) -> None:
+        """A readiness check; with `degrades`, its failure is reported but leaves the process ready."""
         self.checks[name] = check
+        if degrades:
+            self.degrading.add(name)
 
     async def run(self) -> tuple[bool, dict[str, str]]:
         async def one(check: Check) -> str:
@@ -61,8 +70,15 @@ class HealthChecks:
         stopping = self.shutting_down or _draining
         if stopping:
             report["shutdown"] = "draining"
-        ok = all(r == "ok" for r in results) and not stopping
-        return ok, report
+        ok = all(r == "ok" for n, r in report.items() if n in self.checks and n not in self.degrading)
+        return ok and not stopping, report
+
+
+def readiness_response(ok: bool, report: dict[str, str]) -> JSONResponse:
+    """200 `ok` or `degraded` (a degrading check failed), or 503 `unavailable`, with every check's result."""
+    degraded = ok and any(result != "ok" for result in report.values())
+    status = "degraded" if degraded else "ok" if ok else "unavailable"
+    return JSONResponse({"status": status, "checks": report}, status_code=200 if ok else 503)
 
 
 def health_router() -> APIRouter:
@@ -76,7 +92,6 @@ def health_router() -> APIRouter:
     @router.get("/health/ready")
     async def ready(request: Request) -> JSONResponse:
         checks: HealthChecks = request.app.state.health
-        ok, report = await checks.run()
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": report}, status_code=200 if ok else 503)
+        return readiness_response(*await checks.run())
 
     return router
