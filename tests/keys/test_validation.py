@@ -6,8 +6,11 @@ import uuid
 
 import pytest
 
-from tests.keys.conftest import new_secret, store_key
+from owr_keys.app import create_app
+from tests.keys.conftest import make_settings, new_secret, store_key
+from tests.support.apps import running
 from tests.support.http import assert_problem
+from tests.support.ports import closed_port
 
 NOT_KEYS = [
     "sk-or-v1-short",
@@ -156,3 +159,14 @@ async def test_queue_down_is_503_and_nothing_is_recorded(client, alice, keys_app
     assert r.headers["retry-after"] == "5"
     audit = (await client.get(f"/api/v1/keys/{key['id']}/audit", headers=alice.headers)).json()["items"]
     assert [e["action"] for e in audit] == ["created"]
+
+
+async def test_keys_starts_and_serves_while_redis_is_away(database_url, keyring, alice):
+    """Redis is reached on first use: keys starts without it, reads keep working, "sync now" is a fast 503."""
+    settings = make_settings(database_url, f"redis://127.0.0.1:{closed_port()}/0")
+    app = create_app(settings, jwks_fetcher=keyring.fetch)
+    async with running(app) as client:
+        key = await store_key(client, alice)
+        assert (await client.get("/api/v1/keys", headers=alice.headers)).status_code == 200
+        problem = assert_problem(await client.post(f"/api/v1/keys/{key['id']}/sync", headers=alice.headers), 503)
+        assert problem["type"].endswith("/queue-unavailable")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from arq import create_pool
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis
 from fastapi import FastAPI
 
 from owr_keys.internal.router import router as internal_router
@@ -31,9 +30,10 @@ def create_app(settings: KeysSettings | None = None, *, jwks_fetcher: JwksFetche
         app.state.vault = Vault.from_settings(settings)
         app.state.fingerprinter = Fingerprinter.from_settings(settings)
         async with jwks_verifiers(app, settings, jwks_fetcher):
-            queue = await create_pool(
-                RedisSettings.from_dsn(settings.redis_url), default_queue_name=settings.queue_name
-            )
+            # Connected on first use, not here: keys starts (and serves everything but "sync now", which
+            # answers a fast 503) while Redis is away, instead of failing its start after arq's retries.
+            queue = ArqRedis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            queue.default_queue_name = settings.queue_name
             app.state.arq = queue
             try:
                 yield
