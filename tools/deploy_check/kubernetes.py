@@ -171,7 +171,7 @@ def _network_rules(policies: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def _selects(peer: dict[str, Any], name: str) -> bool:
-    return peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == name
+    return bool(peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == name)
 
 
 def _web_egress_problems(policies: dict[str, dict[str, Any]]) -> list[str]:
