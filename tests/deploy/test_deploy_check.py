@@ -227,3 +227,58 @@ def test_a_setting_left_at_its_loopback_default_is_caught() -> None:
     del config["data"]["GATEWAY_AUTH_URL"]
     with pytest.raises(CheckFailed, match=r"owr-gateway keeps GATEWAY_AUTH_URL at its 127\.0\.0\.1 default"):
         kubernetes.check_environments("dev", broken)
+
+
+def test_web_is_held_to_the_rules_of_every_process() -> None:
+    assert "WEB_GATEWAY_URL" in loopback_variables("web")
+    assert "DATABASE_URL" not in loopback_variables("web")  # web owns no schema
+    docs = kubernetes.render_overlay("dev")
+    broken = copy.deepcopy(docs)
+    config = next(d for d in broken if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("owr-config"))
+    del config["data"]["WEB_GATEWAY_URL"]
+    with pytest.raises(CheckFailed, match=r"owr-web keeps WEB_GATEWAY_URL at its 127\.0\.0\.1 default"):
+        kubernetes.check_environments("dev", broken)
+    broken = [
+        d for d in copy.deepcopy(docs) if (d["kind"], d["metadata"]["name"]) != ("PodDisruptionBudget", "owr-web")
+    ]
+    with pytest.raises(CheckFailed, match="no PodDisruptionBudget for owr-web"):
+        kubernetes.check_rendered("dev", broken, kubernetes.secret_template_names())
+
+
+def test_web_is_reached_from_the_gateway_alone_and_reaches_out_to_the_gateway() -> None:
+    docs = kubernetes.render_overlay("prod")
+    policies = {d["metadata"]["name"]: d for d in copy.deepcopy(docs) if d["kind"] == "NetworkPolicy"}
+    assert kubernetes._network_rules(policies) == []
+    web = policies["owr-web"]["spec"]
+    web["ingress"][0]["from"].append({"podSelector": {"matchLabels": {"app.kubernetes.io/name": "owr-worker"}}})
+    assert kubernetes._network_rules(policies) == [
+        "owr-web: reachable from ['owr-gateway', 'owr-worker'], expected ['owr-gateway']"
+    ]
+    web["ingress"][0]["from"].pop()
+    web["egress"] = [rule for rule in web["egress"] if "to" not in rule or "podSelector" not in rule["to"][0]]
+    assert kubernetes._network_rules(policies) == ["owr-web: its egress does not reach the gateway's pods"]
+    web["policyTypes"] = ["Ingress"]
+    assert kubernetes._network_rules(policies) == [
+        "owr-web: its egress is not restricted (gateway, Redis and DNS only)"
+    ]
+    gateway = policies["owr-gateway"]["spec"]["ingress"][0]
+    gateway["from"] = [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "owr-keys"}}}]
+    assert "owr-gateway: its NetworkPolicy does not admit owr-web on its API port" in kubernetes._network_rules(
+        policies
+    )
+
+
+def test_an_image_with_npm_packages_builds_them_and_no_other_does() -> None:
+    from tools.deploy_check.images import _process_problems, build_args
+
+    health = "http://127.0.0.1:9005/health/ready"
+    args = build_args("web")
+    assert args["ASSETS"] == "web"
+    assert _process_problems("web", args, health) == []
+    assert _process_problems("web", {**args, "ASSETS": "none"}, health) == [
+        "web: ASSETS=none, expected web (services/web/package.json)"
+    ]
+    auth = build_args("auth")
+    assert _process_problems("auth", {**auth, "ASSETS": "web"}, "http://127.0.0.1:9001/health/ready") == [
+        "auth: ASSETS=web, expected none (services/auth/package.json)"
+    ]

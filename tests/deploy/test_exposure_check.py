@@ -39,6 +39,11 @@ def test_compose_trusts_only_the_gateways_fixed_address():
     assert compose_gateway_problems(services) == [
         "keys: KEYS_FORWARDED_ALLOW_IPS=* does not name the gateway (10.77.0.2)"
     ]
+    services["keys"]["environment"]["KEYS_FORWARDED_ALLOW_IPS"] = "10.77.0.2"
+    services["web"]["environment"]["WEB_FORWARDED_ALLOW_IPS"] = "10.77.0.5"  # itself, not the gateway
+    assert compose_gateway_problems(services) == [
+        "web: WEB_FORWARDED_ALLOW_IPS=10.77.0.5 does not name the gateway (10.77.0.2)"
+    ]
     services["gateway"]["networks"] = ["backend", "frontend"]
     assert compose_gateway_problems(services)[0].startswith("gateway has no fixed ipv4_address")
 
@@ -77,3 +82,18 @@ def test_monitoring_on_an_api_port_fails():
     del monitoring["ports"]  # no ports: every port
     problem = "NetworkPolicy owr-keys: admits monitoring to every port, not only an admin port"
     assert problem in monitoring_problems(docs)
+
+
+def test_the_gateway_believes_web_in_compose_and_web_has_the_address_it_names():
+    services = compose_services()
+    trusted = services["gateway"]["environment"]["GATEWAY_TRUSTED_PROXIES"]
+    assert services["web"]["networks"]["backend"]["ipv4_address"] == trusted == "10.77.0.5"
+    assert services["gateway"]["environment"]["GATEWAY_WEB_URL"] == "http://web:8005"
+    assert "ports" not in services["web"]  # reached through the gateway only
+
+
+@needs_kubectl
+def test_monitoring_on_webs_pages_port_fails():
+    docs = copy.deepcopy(render_overlay("prod"))
+    _with(docs, "ServiceMonitor", "owr-web")["spec"]["endpoints"][0]["port"] = "http"
+    assert monitoring_problems(docs) == ["ServiceMonitor owr-web: scrapes port 'http', not an admin port"]

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import System
+from tools.deploy_check.common import HTTP_SERVICES, PROCESSES
 from tools.deploy_check.metrics import DASHBOARD, dashboard_queries
 from tools.deploy_check.prometheus import ALERTS, SCRAPE_CONFIG, alert_rules
 from tools.devinfra import free_port
@@ -38,6 +39,7 @@ def render_scrape_config(ports: Ports, directory: Path) -> Path:
         "keys:9002": ports.keys_admin,
         "usage:9003": ports.usage_admin,
         "worker:8004": ports.worker,
+        "web:9005": ports.web_admin,
     }
     for job in config["scrape_configs"]:
         for static in job["static_configs"]:
@@ -109,20 +111,20 @@ def test_every_target_is_up_and_exports_owr_metrics(prometheus: str, deploy_syst
     # their API ports (scrapes go to the admin ports, which count no requests, as the gateway's).
     for _ in range(3):
         assert httpx.get(f"{deploy_system.gateway}/.well-known/jwks.json", timeout=5).status_code == 200
-    for port in (deploy_system.ports.keys, deploy_system.ports.usage):
+    for port in (deploy_system.ports.keys, deploy_system.ports.usage, deploy_system.ports.web):
         assert httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=5).status_code == 200
 
     def all_up() -> list[dict[str, Any]] | None:
         targets = api(prometheus, "targets")["activeTargets"]
-        return targets if len(targets) == 5 and all(t["health"] == "up" for t in targets) else None
+        return targets if len(targets) == len(PROCESSES) and all(t["health"] == "up" for t in targets) else None
 
     targets = wait_until(all_up, 30, "every target up")
-    assert {t["labels"]["job"] for t in targets} == {f"owr-{n}" for n in ("gateway", "auth", "keys", "usage", "worker")}
+    assert {t["labels"]["job"] for t in targets} == {f"owr-{n}" for n in PROCESSES}
 
     def owr_series_per_job() -> dict[str, float] | None:
         rows = api(prometheus, "query", query='count by (job) ({__name__=~"owr_.+"})')["result"]
         counts = {row["metric"]["job"]: float(row["value"][1]) for row in rows}
-        return counts if len(counts) == 5 else None
+        return counts if len(counts) == len(PROCESSES) else None
 
     counts = wait_until(owr_series_per_job, 15, "owr_ series from every job")
     assert all(count > 0 for count in counts.values()), counts
@@ -138,7 +140,7 @@ def test_every_target_is_up_and_exports_owr_metrics(prometheus: str, deploy_syst
         assert expected in names, f"{expected} not scraped"
     # Every HTTP service counts its requests by route template.
     wait_until(
-        lambda: {"gateway", "auth", "keys", "usage"} <= set(api(prometheus, "label/service/values")),
+        lambda: set(HTTP_SERVICES) <= set(api(prometheus, "label/service/values")),
         15,
         "RED series of every HTTP service",
     )

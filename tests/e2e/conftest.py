@@ -50,6 +50,9 @@ class System:
     gateway = LoopbackUrl("ports.gateway")
     gateway_admin = LoopbackUrl("ports.gateway_admin")
     auth = LoopbackUrl("ports.auth")
+    # The dashboard's own port (pages normally come through the gateway) and its admin port.
+    web = LoopbackUrl("ports.web")
+    web_admin = LoopbackUrl("ports.web_admin")
     # The OpenRouter emulator's root (its API under `/api/v1`, its admin surface under `/_admin`).
     emulator = LoopbackUrl("ports.emulator")
 
@@ -74,7 +77,7 @@ def system_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str
 
 @contextmanager
 def running_system(env: dict[str, str], log_dir: Path) -> Iterator[System]:
-    """gateway, auth, keys, usage and worker started with `python -m`, as `make demo` does, the worker
+    """gateway, auth, keys, usage, worker and web started with `python -m`, as `make demo` does, the worker
     talking to the OpenRouter emulator (a process too); all stopped on exit."""
     ports = Ports.free()
     group = ProcessGroup(env, log_dir=log_dir)

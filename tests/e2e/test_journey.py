@@ -136,7 +136,7 @@ async def test_login_rate_limit_is_shared_by_two_gateways(system: System):
 async def test_every_process_is_live_ready_and_scraped(system: System):
     ports = system.ports
     async with httpx.AsyncClient(timeout=10) as client:
-        admins = (ports.auth_admin, ports.keys_admin, ports.usage_admin)
+        admins = (ports.auth_admin, ports.keys_admin, ports.usage_admin, ports.web_admin)
         for port in (ports.auth, ports.keys, ports.usage, *admins, ports.worker, ports.gateway_admin, ports.gateway):
             assert (await client.get(f"http://127.0.0.1:{port}/health/live")).status_code == 200
             ready = await client.get(f"http://127.0.0.1:{port}/health/ready")

@@ -15,9 +15,9 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
-HTTP_SERVICES = ("gateway", "auth", "keys", "usage")
+HTTP_SERVICES = ("gateway", "auth", "keys", "usage", "web")
 PROCESSES = (*HTTP_SERVICES, "worker")
-PROCESSES_WITHOUT_DATABASE = frozenset({"gateway", "worker"})
+PROCESSES_WITHOUT_DATABASE = frozenset({"gateway", "worker", "web"})
 
 SETTINGS_CLASSES = {
     "gateway": ("owr_gateway.settings", "GatewaySettings"),
@@ -25,6 +25,7 @@ SETTINGS_CLASSES = {
     "keys": ("owr_keys.settings", "KeysSettings"),
     "usage": ("owr_usage.settings", "UsageSettings"),
     "worker": ("owr_worker.settings", "WorkerSettings"),
+    "web": ("owr_web.settings", "WebSettings"),
 }
 
 
@@ -73,7 +74,7 @@ def loopback_variables(process: str) -> set[str]:
         for field_name, info in cls.model_fields.items()
         if "127.0.0.1" in str(info.default)
     }
-    # Every settings class inherits DATABASE_URL; the gateway and the worker own nothing in PostgreSQL.
+    # Every settings class inherits DATABASE_URL; the gateway, the worker and web own nothing in PostgreSQL.
     return found - {"DATABASE_URL"} if process in PROCESSES_WITHOUT_DATABASE else found
 
 

@@ -32,6 +32,8 @@ class Step:
 @dataclass
 class Stage:
     name: str
+    # What it starts from: an image, or an earlier stage's name (build arguments substituted).
+    base: str = ""
     steps: list[Step] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
@@ -88,7 +90,7 @@ def stages(path: Path, build_args: Mapping[str, str]) -> dict[str, Stage]:
     for keyword, arguments in instructions(path):
         if keyword == "FROM":
             name = arguments.split()[-1] if " AS " in arguments.upper() else str(len(found))
-            stage = found[name] = Stage(name)
+            stage = found[name] = Stage(name, expand(arguments.split()[0], global_args))
             variables = {}
             continue
         if keyword == "ARG":
@@ -163,6 +165,17 @@ def _within(folder: str, literal: str) -> bool:
 
 
 def matching(pattern: str, files: list[str]) -> list[str]:
-    """The context files a COPY source names: the file itself, everything under a folder, or a pattern's matches."""
+    """The context files a COPY source names: the file itself, everything under a folder, or a pattern's matches
+    (a folder a pattern matches: everything under it)."""
+    return [f for f in files if named_by(pattern, f) is not None]
+
+
+def named_by(pattern: str, file: str) -> str | None:
+    """The path a COPY source names that holds `file`: the file itself, or the folder it is copied from."""
     regex = _pattern(pattern)
-    return [f for f in files if regex.fullmatch(f) or f.startswith(pattern.rstrip("/") + "/")]
+    parts = file.split("/")
+    for i in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:i])
+        if regex.fullmatch(prefix) or prefix == pattern.rstrip("/"):
+            return prefix
+    return None

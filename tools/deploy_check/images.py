@@ -71,6 +71,12 @@ def _process_problems(process: str, args: dict[str, str], healthcheck: str) -> l
     default_port = str(settings_class(process).model_fields["port"].default)
     if args["PORT"] != default_port:
         problems.append(f"{process}: PORT={args['PORT']}, its settings default to {default_port}")
+    # A process with npm packages (a package.json beside its pyproject.toml) gets them from the Node stage.
+    wants_assets = (ROOT / args["FOLDER"] / "package.json").is_file()
+    assets = args.get("ASSETS", "none")
+    if assets != (process if wants_assets else "none"):
+        expected = process if wants_assets else "none"
+        problems.append(f"{process}: ASSETS={assets}, expected {expected} ({args['FOLDER']}/package.json)")
     env = image_env(process)
     for variable, value in ((f"{prefix}_HOST", "0.0.0.0"), (f"{prefix}_PORT", args["PORT"])):
         if env.get(variable) != value:

@@ -145,6 +145,7 @@ def _network_rules(policies: dict[str, dict[str, Any]]) -> list[str]:
         "owr-keys": {"owr-gateway", "owr-worker", "owr-auth"},
         "owr-usage": {"owr-gateway", "owr-worker", "owr-auth"},
         "owr-worker": set(),
+        "owr-web": {"owr-gateway"},
     }
     problems = []
     for name, callers in expected_callers.items():
@@ -166,6 +167,33 @@ def _network_rules(policies: dict[str, dict[str, Any]]) -> list[str]:
                     problems.append(f"{name}: a peer that is neither a pod of ours nor the monitoring namespace")
         if seen != callers:
             problems.append(f"{name}: reachable from {sorted(seen)}, expected {sorted(callers)}")
+    return problems + _web_egress_problems(policies)
+
+
+def _selects(peer: dict[str, Any], name: str) -> bool:
+    return bool(peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == name)
+
+
+def _web_egress_problems(policies: dict[str, dict[str, Any]]) -> list[str]:
+    """web reaches out only to the gateway (the public API), Redis and DNS, and the gateway admits it."""
+    web = policies.get("owr-web")
+    if web is None:
+        return []
+    problems = []
+    egress = web["spec"].get("egress", [])
+    if "Egress" not in web["spec"].get("policyTypes", []) or not egress:
+        problems.append("owr-web: its egress is not restricted (gateway, Redis and DNS only)")
+    elif not any(any(_selects(peer, "owr-gateway") for peer in rule.get("to", [])) for rule in egress):
+        problems.append("owr-web: its egress does not reach the gateway's pods")
+    gateway = policies.get("owr-gateway", {}).get("spec", {}).get("ingress", [])
+    admits = [
+        rule
+        for rule in gateway
+        if any(port.get("port") in ("http", 8000) for port in rule.get("ports", []))
+        and (not rule.get("from") or any(_selects(peer, "owr-web") for peer in rule["from"]))
+    ]
+    if not admits:
+        problems.append("owr-gateway: its NetworkPolicy does not admit owr-web on its API port")
     return problems
 
 
