@@ -140,20 +140,23 @@ async def test_the_browser_journey(system: System, context: Any, emulator: Emula
     assert await today_tile.inner_text() == usd(Decimal(str(summary["totals"]["cost"])))
     await screenshot(page, "dashboard")
 
-    # Stats: filter by model, then the CSV export streams the same rows.
+    # Stats: filter by key and day, then the CSV export streams the same rows.
     await page.goto(system.gateway + "/stats")
-    await page.fill("#model", "openai/gpt-4.1")
+    await page.select_option("#key_id", label="browser key")
+    await page.fill("#from", today)
     await page.click("form.filters button[type=submit]")
-    await page.wait_for_url(re.compile(r".*model=openai%2Fgpt-4\.1.*"))
+    await page.wait_for_url(re.compile(r".*key_id=.*"))
     rows = page.locator("#stats-rows tbody tr")
-    assert await rows.count() >= 1
+    assert await rows.count() >= 1, await page.locator("main").inner_text()
+    key_id = await page.locator("#key_id").input_value()
     async with page.expect_download() as download_info:
         await page.click("text=CSV")
     download = await download_info.value
     text = await asyncio.to_thread(Path(await download.path()).read_text, encoding="utf-8")
     exported = list(csv.DictReader(io.StringIO(text)))
-    assert exported
-    assert {row["model"] for row in exported} == {"openai/gpt-4.1"}
+    assert len(exported) == await rows.count()
+    assert {row["key_id"] for row in exported} == {key_id}
+    assert {row["date"] for row in exported} == {today}
     await screenshot(page, "stats")
 
     await page.goto(system.gateway + "/accounts")

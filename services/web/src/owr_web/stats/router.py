@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response, StreamingResponse
 
+from owr_shared.errors import ProblemError
 from owr_web.api.errors import ApiUnavailable
 from owr_web.dependencies import SignedIn, Views
 from owr_web.sessions.errors import SignedOut
@@ -27,6 +28,22 @@ SORTS = {
     "-requests": "Requests, most first",
 }
 Text = Annotated[str | None, Query(max_length=300)]
+# The filter form sends every field, empty ones as "": an empty date is no bound, not a bad one.
+Day = Annotated[str | None, Query(max_length=10)]
+
+
+class BadDay(ProblemError):
+    status, slug, title = 422, "bad-day", "Not a Date"
+    default_detail = "A date must be written YYYY-MM-DD. Go back and correct it."
+
+
+def _day(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadDay() from None
 
 
 def _filters(
@@ -43,15 +60,15 @@ async def stats(
     request: Request,
     visitor: SignedIn,
     views: Views,
-    first: Annotated[date | None, Query(alias="from")] = None,
-    last: Annotated[date | None, Query(alias="to")] = None,
+    first: Annotated[Day, Query(alias="from")] = None,
+    last: Annotated[Day, Query(alias="to")] = None,
     key_id: Text = None,
     model: Text = None,
     provider: Text = None,
     sort: Annotated[str | None, Query(max_length=32)] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
-    filters = _filters(first, last, key_id or None, model or None, provider or None, sort)
+    filters = _filters(_day(first), _day(last), key_id or None, model or None, provider or None, sort)
     rows, keys = await asyncio.gather(
         visitor.api.get_optional("/api/v1/usage/daily", page=page, per_page=PER_PAGE, **filters),
         visitor.api.get("/api/v1/keys", per_page=250),
@@ -77,15 +94,18 @@ async def stats(
 async def export(
     visitor: SignedIn,
     format: Literal["csv", "json"] = "csv",
-    first: Annotated[date | None, Query(alias="from")] = None,
-    last: Annotated[date | None, Query(alias="to")] = None,
+    first: Annotated[Day, Query(alias="from")] = None,
+    last: Annotated[Day, Query(alias="to")] = None,
     key_id: Text = None,
     model: Text = None,
     provider: Text = None,
     sort: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Response:
     """The API's export, streamed to the browser as it comes (a year of rows never sits in web's memory)."""
-    params = {**_filters(first, last, key_id or None, model or None, provider or None, sort), "format": format}
+    params = {
+        **_filters(_day(first), _day(last), key_id or None, model or None, provider or None, sort),
+        "format": format,
+    }
     upstream = await visitor.api.stream("GET", "/api/v1/usage/export", params=params)
     if upstream.status_code == 401:
         await upstream.aclose()
