@@ -115,7 +115,12 @@ async def test_the_browser_journey(system: System, context: Any, emulator: Emula
     await row.wait_for()
     assert key["key"] not in await page.content()
     await row.locator("[data-status='valid']").wait_for(timeout=45_000)
+    await row.locator("button", has_text="Sync now").click()
+    await page.locator("[role=status]", has_text="Sync requested.").wait_for()
     await screenshot(page, "keys")
+    await row.get_by_role("link", name="browser key", exact=True).click()
+    await page.locator("h1", has_text="browser key").wait_for()
+    await screenshot(page, "key")
 
     # The dashboard draws the chart, and its figures are the API's.
     headers = await api_headers(system, email)
@@ -257,8 +262,14 @@ async def test_every_page_is_accessible_and_carries_no_secret(
         await page.fill("#key-secret", key["key"])
         await page.click("#keys-section form[action='/keys'] button[type=submit]")
         await page.locator("tr", has_text="checked key").wait_for()
+        key_page = (
+            await page.locator("tr", has_text="checked key")
+            .get_by_role("link", name="checked key", exact=True)
+            .get_attribute("href")
+        )
+        assert key_page is not None
         session_cookie = next(c["value"] for c in await ctx.cookies() if c["name"].endswith("owr_session"))
-        for path in (*PAGES, "/login", "/register"):
+        for path in (*PAGES, key_page, "/login", "/register"):
             if path in ("/login", "/register"):
                 await ctx.clear_cookies()
             await page.goto(system.gateway + path)
