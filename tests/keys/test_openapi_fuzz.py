@@ -54,13 +54,4 @@ def test_a_workspace_erased_mid_sequence_never_gets_a_server_error(
 ) -> None:
     """Stateful: one tenant's calls, its workspace erased between two runs of them (an account deletion
     while its JWT is still unexpired); every call after it is refused or finds nothing, never a 5xx."""
-    user, workspace = str(uuid.uuid4()), str(uuid.uuid4())
-
-    def headers(case: Any) -> dict[str, str]:
-        return fuzz.tenant_or_service_headers(case, keyring, user, workspace)
-
-    fuzz.run_sequence(before, fuzz_app, headers)
-    with fuzz.seed_client(fuzz_app) as client:
-        r = client.delete(f"http://testserver/internal/workspaces/{workspace}", headers=bearer(keyring.service_token()))
-    assert r.status_code == 204, r.text
-    fuzz.run_sequence(after, fuzz_app, headers)
+    fuzz.erase_mid_sequence(before, after, fuzz_app, keyring)

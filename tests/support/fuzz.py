@@ -7,6 +7,7 @@ on the session's database. Rows it creates are committed, under random workspace
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -83,3 +84,18 @@ def run_sequence(cases: list[Any], app: FastAPI, headers: Callable[[Any], dict[s
     """Call and validate each case in order (no 5xx, every answer as documented)."""
     for case in cases:
         call_and_validate(case, app, headers(case))
+
+
+def erase_mid_sequence(before: list[Any], after: list[Any], app: FastAPI, keyring: TestKeyring) -> None:
+    """A fresh tenant runs `before`, its workspace is erased (as an account deletion does), then it runs
+    `after` with its still unexpired token; `run_sequence` checks every answer."""
+    user, workspace = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def headers(case: Any) -> dict[str, str]:
+        return tenant_or_service_headers(case, keyring, user, workspace)
+
+    run_sequence(before, app, headers)
+    with seed_client(app) as client:
+        r = client.delete(f"http://testserver/internal/workspaces/{workspace}", headers=bearer(keyring.service_token()))
+    assert r.status_code == 204, r.text
+    run_sequence(after, app, headers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Delete, delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -90,3 +90,23 @@ SELECT w FROM ids WHERE w IS NOT NULL LIMIT :limit
         result = await session.execute(skip_scan, {"after": after or uuid.UUID(int=0), "limit": limit})
         found.update(result.scalars().all())
     return sorted(found)[:limit]
+
+
+class TombstoneRepository:
+    """A service's erased workspaces: its tombstone model, and the columns that tell which workspaces hold
+    rows there (each the leading column of an index). Callers own the transaction."""
+
+    tombstones: ClassVar[Any]
+    holders: ClassVar[tuple[Any, ...]]
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def erased_among(self, workspace_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        return await erased_among(self.session, self.tombstones, workspace_ids)
+
+    async def tombstone(self, workspace_id: uuid.UUID) -> None:
+        await tombstone_workspace(self.session, self.tombstones, workspace_id)
+
+    async def stored_workspaces(self, *, after: uuid.UUID | None, limit: int) -> list[uuid.UUID]:
+        return await stored_workspace_ids(self.session, self.holders, after=after, limit=limit)

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from owr_shared.errors import ProblemError
@@ -46,13 +46,22 @@ def _day(value: str | None) -> date | None:
         raise BadDay() from None
 
 
-def _filters(
-    first: date | None, last: date | None, key_id: str | None, model: str | None, provider: str | None, sort: str | None
+async def _filters(
+    first: Annotated[Day, Query(alias="from")] = None,
+    last: Annotated[Day, Query(alias="to")] = None,
+    key_id: Text = None,
+    model: Text = None,
+    provider: Text = None,
+    sort: Annotated[str | None, Query(max_length=32)] = None,
 ) -> dict[str, str]:
-    chosen = {"from": first, "to": last, "key_id": key_id, "model": model, "provider": provider}
+    """The filters of the page and of its exports, as the API takes them (empty fields left out)."""
+    chosen = {"from": _day(first), "to": _day(last), "key_id": key_id, "model": model, "provider": provider}
     values = {name: str(value) for name, value in chosen.items() if value}
     values["sort"] = sort if sort in SORTS else "-date"
     return values
+
+
+Filters = Annotated[dict[str, str], Depends(_filters)]
 
 
 @router.get("/stats", include_in_schema=False)
@@ -60,15 +69,9 @@ async def stats(
     request: Request,
     visitor: SignedIn,
     views: Views,
-    first: Annotated[Day, Query(alias="from")] = None,
-    last: Annotated[Day, Query(alias="to")] = None,
-    key_id: Text = None,
-    model: Text = None,
-    provider: Text = None,
-    sort: Annotated[str | None, Query(max_length=32)] = None,
+    filters: Filters,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
-    filters = _filters(_day(first), _day(last), key_id or None, model or None, provider or None, sort)
     rows, keys = await asyncio.gather(
         visitor.api.get_optional("/api/v1/usage/daily", page=page, per_page=PER_PAGE, **filters),
         visitor.api.get("/api/v1/keys", per_page=250),
@@ -91,21 +94,9 @@ async def stats(
 
 
 @router.get("/stats/export", include_in_schema=False)
-async def export(
-    visitor: SignedIn,
-    format: Literal["csv", "json"] = "csv",
-    first: Annotated[Day, Query(alias="from")] = None,
-    last: Annotated[Day, Query(alias="to")] = None,
-    key_id: Text = None,
-    model: Text = None,
-    provider: Text = None,
-    sort: Annotated[str | None, Query(max_length=32)] = None,
-) -> Response:
+async def export(visitor: SignedIn, filters: Filters, format: Literal["csv", "json"] = "csv") -> Response:
     """The API's export, streamed to the browser as it comes (a year of rows never sits in web's memory)."""
-    params = {
-        **_filters(_day(first), _day(last), key_id or None, model or None, provider or None, sort),
-        "format": format,
-    }
+    params = {**filters, "format": format}
     upstream = await visitor.api.stream("GET", "/api/v1/usage/export", params=params)
     if upstream.status_code == 401:
         await upstream.aclose()
