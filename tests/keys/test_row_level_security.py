@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,24 +17,15 @@ from owr_keys.keys.models import OpenRouterKey
 from owr_keys.tables import metadata
 from owr_shared.wall import DENY, SPANS, Wall, WalledSession, guard
 from tests.keys.conftest import make_settings, store_key
-from tests.support.apps import rolled_back_client
 from tests.support.db import savepoint
-from tests.support.tokens import TestKeyring
-from tests.support.wall import probe_router, walls_of
-
-
-@pytest.fixture(scope="session")
-async def probed_app(database_url: str, redis_url: str, keyring: TestKeyring) -> AsyncIterator[FastAPI]:
-    app = create_app(make_settings(database_url, redis_url), jwks_fetcher=keyring.fetch)
-    app.include_router(probe_router(OpenRouterKey, "keys:due"))
-    async with app.router.lifespan_context(app):
-        yield app
+from tests.support.wall import probe_client, walls_of
 
 
 @pytest.fixture
-async def probe(probed_app, db_connection) -> AsyncIterator[httpx.AsyncClient]:
-    async with rolled_back_client(probed_app, db_connection) as c:
-        yield c
+async def probe(database_url, redis_url, keyring, db_connection) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(make_settings(database_url, redis_url), jwks_fetcher=keyring.fetch)
+    async with probe_client(app, OpenRouterKey, "keys:due", db_connection) as client:
+        yield client
 
 
 @pytest.fixture

@@ -3,9 +3,12 @@ purpose, added to a service's real app, and what the database says about its tab
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Depends
+import httpx
+from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import MetaData, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -13,11 +16,22 @@ from owr_shared.auth import User, require_scope
 from owr_shared.db import DbSession
 from owr_shared.jwt import Principal
 from owr_shared.wall import POLICY_NAME
+from tests.support.apps import rolled_back_client
 
 
 async def _workspaces(session: AsyncSession, model: Any) -> list[str]:
     """Every workspace `model`'s table shows this transaction: no workspace filter, deliberately."""
     return sorted({str(w) for w in await session.scalars(select(model.workspace_id))})
+
+
+@asynccontextmanager
+async def probe_client(
+    app: FastAPI, model: Any, service_scope: str, connection: AsyncConnection
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A rolled-back client of `app` (lifespan not yet run) with `probe_router(model, service_scope)` added."""
+    app.include_router(probe_router(model, service_scope))
+    async with app.router.lifespan_context(app), rolled_back_client(app, connection) as client:
+        yield client
 
 
 def probe_router(model: Any, service_scope: str) -> APIRouter:

@@ -8,32 +8,22 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from owr_shared.wall import DENY, Wall
 from owr_usage.app import create_app
 from owr_usage.reports.repository import RowFilter, Sort, stream_rows
 from owr_usage.snapshots.models import KeyState
 from owr_usage.tables import metadata
-from tests.support.apps import rolled_back_client
-from tests.support.tokens import TestKeyring
-from tests.support.wall import probe_router, walls_of
+from tests.support.wall import probe_client, walls_of
 from tests.usage.conftest import days_ago, make_settings, today
 from tests.usage.test_reports import key_with_days
 
 
-@pytest.fixture(scope="session")
-async def probed_app(database_url: str, redis_url: str, keyring: TestKeyring) -> AsyncIterator[FastAPI]:
-    app = create_app(make_settings(database_url, redis_url), jwks_fetcher=keyring.fetch)
-    app.include_router(probe_router(KeyState, "usage:ingest"))
-    async with app.router.lifespan_context(app):
-        yield app
-
-
 @pytest.fixture
-async def probe(probed_app, db_connection) -> AsyncIterator[httpx.AsyncClient]:
-    async with rolled_back_client(probed_app, db_connection) as c:
-        yield c
+async def probe(database_url, redis_url, keyring, db_connection) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(make_settings(database_url, redis_url), jwks_fetcher=keyring.fetch)
+    async with probe_client(app, KeyState, "usage:ingest", db_connection) as client:
+        yield client
 
 
 async def test_an_unfiltered_query_sees_only_the_callers_workspace(probe, ingest, alice, bob, service_headers):
