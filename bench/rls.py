@@ -6,8 +6,11 @@ The apps run in-process (their lifespans included) behind an httpx client on a f
 the tests run them; the bench connects as a superuser, so "off" is the app's sessionmaker swapped for an
 unwalled one: no statement at the transaction's start and no policy applied (a superuser bypasses them).
 A third variant keeps the statement but skips the role switch, separating the round trip from the policies.
-Rounds alternate the variants so drift in the machine's state affects all alike; the median round of each is
-reported. Nothing is asserted: a cost above 5 % of read throughput is said, and the wall is kept anyway.
+Each round runs every variant once, leading in turn; each variant's figures are divided by the same round's
+"off" ones and the median of those ratios is reported, so drift in the machine's load cancels out. Besides
+requests/s, this process's CPU time per request (the app's and the client's, not PostgreSQL's) is shown: it
+moves far less with other load on the machine. Nothing is asserted: a cost above 5 % of read throughput is
+said, and the wall is kept anyway.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, ExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -55,10 +59,12 @@ class SettingsOnly(Session):
 
 @event.listens_for(SettingsOnly, "after_begin")
 def _settings_only(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
-    connection.execute(
-        text("SELECT set_config('owr.workspace_id', :w, true), set_config('owr.spans', '', true)"),
-        {"w": str(wall.of(session).workspace_id or "")},
-    )
+    cursor = connection.connection.cursor()  # as owr_shared.wall runs its statement
+    try:
+        sql = "SELECT set_config('owr.workspace_id', $1, true), set_config('owr.spans', '', true)"
+        cursor.execute(sql, (str(wall.of(session).workspace_id or ""),))
+    finally:
+        cursor.close()
 
 
 def variants(engine: AsyncEngine) -> dict[str, async_sessionmaker[Any]]:
@@ -71,8 +77,14 @@ def variants(engine: AsyncEngine) -> dict[str, async_sessionmaker[Any]]:
     }
 
 
-async def throughput(client: httpx.AsyncClient, url: str, headers: dict[str, str], seconds: float, tasks: int) -> float:
-    """Requests per second with `tasks` requests in flight."""
+@dataclass
+class Sample:
+    rps: float
+    cpu_ms: float  # this process's CPU time per request: the app's and the client's, not PostgreSQL's
+
+
+async def sample(client: httpx.AsyncClient, url: str, headers: dict[str, str], seconds: float, tasks: int) -> Sample:
+    """Requests per second with `tasks` requests in flight, and this process's CPU per request."""
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -84,30 +96,45 @@ async def throughput(client: httpx.AsyncClient, url: str, headers: dict[str, str
                 raise RuntimeError(f"{r.status_code} from {url}: {r.text[:200]}")
             done += 1
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(tasks)))
-    return done / (time.perf_counter() - start)
+    return Sample(done / (time.perf_counter() - start), (time.process_time() - cpu) * 1000 / done)
+
+
+Ratios = dict[str, Sample]
 
 
 async def compare(
     app: FastAPI, url: str, headers: dict[str, str], *, rounds: int, seconds: float, tasks: int
-) -> dict[str, float]:
-    """Median requests/s of each variant, rounds alternating."""
+) -> Ratios:
+    """Every round runs each variant once, in turn leading: `"off"` is the round's figures, the others are
+    their ratios to the same round's "off", so drift in the machine's load cancels out of the median."""
     makers = variants(app.state.engine)
-    seen: dict[str, list[float]] = {name: [] for name in makers}
+    rounds_seen: list[dict[str, Sample]] = []
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
         for maker in makers.values():  # warm up each (plans, prepared statements, pool)
             app.state.sessionmaker = maker
-            await throughput(client, url, headers, 0.5, tasks)
-        for _ in range(rounds):
-            for name, maker in makers.items():
-                app.state.sessionmaker = maker
-                seen[name].append(await throughput(client, url, headers, seconds, tasks))
-    return {name: statistics.median(values) for name, values in seen.items()}
+            await sample(client, url, headers, 0.5, tasks)
+        order = list(makers)
+        for n in range(rounds):
+            seen = {}
+            for name in order[n % len(order) :] + order[: n % len(order)]:
+                app.state.sessionmaker = makers[name]
+                seen[name] = await sample(client, url, headers, seconds, tasks)
+            rounds_seen.append(seen)
+
+    def median(name: str, relative: bool) -> Sample:
+        base = [r["off"] if relative else Sample(1, 1) for r in rounds_seen]
+        return Sample(
+            statistics.median(r[name].rps / b.rps for r, b in zip(rounds_seen, base, strict=True)),
+            statistics.median(r[name].cpu_ms / b.cpu_ms for r, b in zip(rounds_seen, base, strict=True)),
+        )
+
+    return {name: median(name, relative=name != "off") for name in makers}
 
 
-async def keys_reads(database_url: str, redis_url: str, keyring: TestKeyring, measure: Measure) -> dict[str, float]:
+async def keys_reads(database_url: str, redis_url: str, keyring: TestKeyring, measure: Measure) -> Ratios:
     kek = base64.b64encode(os.urandom(32)).decode()
     settings = service_settings(
         KeysSettings,
@@ -139,9 +166,7 @@ async def keys_reads(database_url: str, redis_url: str, keyring: TestKeyring, me
         return await measure(app, "/api/v1/keys", headers)
 
 
-async def usage_reads(
-    database_url: str, redis_url: str, keyring: TestKeyring, measure: Measure, days: int
-) -> dict[str, float]:
+async def usage_reads(database_url: str, redis_url: str, keyring: TestKeyring, measure: Measure, days: int) -> Ratios:
     today = dt.datetime.now(dt.UTC).date()
     big = Workspace(20, 10, days)
     await load(database_url, [big, *(Workspace(20, 10, days) for _ in range(9))], today)
@@ -161,35 +186,38 @@ async def _analyze(app: FastAPI, table: str) -> None:
         await conn.execute(text(f"ANALYZE {table}"))
 
 
-Measure = Callable[[FastAPI, str, dict[str, str]], Awaitable[dict[str, float]]]
+Measure = Callable[[FastAPI, str, dict[str, str]], Awaitable[Ratios]]
 
 
-def report(name: str, rps: dict[str, float]) -> dict[str, Any]:
-    cost = 1 - rps["on"] / rps["off"]
-    trip = 1 - rps["settings only"] / rps["off"]
+def report(name: str, figures: Ratios) -> dict[str, Any]:
+    off, on, statement = figures["off"], figures["on"], figures["settings only"]
+    cost = 1 - on.rps
     print(
-        f"  {name:34} off {rps['off']:7.0f} req/s   on {rps['on']:7.0f} req/s = {rps['on'] / rps['off']:.3f}x"
-        f"   cost {cost:6.1%} (its statement alone {trip:6.1%})"
-        + (f"   ABOVE the {BUDGET:.0%} budget, kept anyway (docs/decisions.md)" if cost > BUDGET else "")
+        f"  {name:34} off {off.rps:6.0f} req/s, {off.cpu_ms:5.2f} ms CPU/req;  on {on.rps:.3f}x req/s = cost"
+        f" {cost:5.1%}, CPU/req {on.cpu_ms - 1:+5.1%};  its statement alone {1 - statement.rps:5.1%},"
+        f" CPU/req {statement.cpu_ms - 1:+5.1%}"
+        + (f"\n  {'':34} ABOVE the {BUDGET:.0%} budget, kept anyway (docs/decisions.md)" if cost > BUDGET else "")
     )
     return {
-        "off_rps": round(rps["off"]),
-        "on_rps": round(rps["on"]),
+        "off_rps": round(off.rps),
+        "off_cpu_ms": round(off.cpu_ms, 3),
         "cost": round(cost, 4),
-        "statement": round(trip, 4),
+        "cpu_cost": round(on.cpu_ms - 1, 4),
+        "statement_cost": round(1 - statement.rps, 4),
+        "statement_cpu_cost": round(statement.cpu_ms - 1, 4),
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of each variant (median reported)")
-    parser.add_argument("--seconds", type=float, default=2.0, help="length of one round")
+    parser.add_argument("--rounds", type=int, default=40, help="rounds of each variant (median reported)")
+    parser.add_argument("--seconds", type=float, default=0.3, help="length of one round")
     parser.add_argument("--tasks", type=int, default=8, help="requests in flight")
     parser.add_argument("--days", type=int, default=90, help="days of the summary's workspace (20 keys x 10 models)")
     args = parser.parse_args()
     configure_logging("bench", "WARNING")  # the apps' request lines would cost more than what is measured
 
-    async def measure(app: FastAPI, url: str, headers: dict[str, str]) -> dict[str, float]:
+    async def measure(app: FastAPI, url: str, headers: dict[str, str]) -> Ratios:
         return await compare(app, url, headers, rounds=args.rounds, seconds=args.seconds, tasks=args.tasks)
 
     keyring_keys = TestKeyring(service_audience="owr-keys", default_scopes=())
@@ -198,7 +226,7 @@ def main() -> int:
         database_url, redis_url = bench_database(stack)
         print(
             f"row-level security on reads, in-process, {args.tasks} requests in flight, "
-            f"median of {args.rounds} rounds of {args.seconds:g} s:"
+            f"{args.rounds} rounds of {args.seconds:g} s per variant, medians of each round's ratio to off:"
         )
         keys = asyncio.run(keys_reads(database_url, redis_url, keyring_keys, measure))
         keys_result = report(f"GET /api/v1/keys ({KEYS_PER_WORKSPACE} of {KEY_WORKSPACES * KEYS_PER_WORKSPACE})", keys)

@@ -45,19 +45,30 @@ WallSource = Wall | Callable[[], Wall]
 
 # One statement, so one round trip at the start of each transaction. The role switch is decided by the
 # server, for the role current at that moment; set_config is volatile, so CASE evaluates it only when true.
-_ENTER = text(
-    f"SELECT set_config('{WORKSPACE_SETTING}', :workspace, true), set_config('{SPANS_SETTING}', :spans, true),"
+# asyncpg's placeholders: it runs on the DB-API cursor (below).
+_ENTER = (
+    f"SELECT set_config('{WORKSPACE_SETTING}', $1, true), set_config('{SPANS_SETTING}', $2, true),"
     f" CASE WHEN current_setting('is_superuser') = 'on' THEN set_config('role', '{ROLE}', true) END"
 )
 
 
-def _parameters(wall: Wall) -> dict[str, str]:
-    return {"workspace": str(wall.workspace_id or ""), "spans": "on" if wall.spans else ""}
+def _parameters(wall: Wall) -> tuple[str, str]:
+    return str(wall.workspace_id or ""), "on" if wall.spans else ""
+
+
+def _enter(connection: Connection, wall: Wall) -> None:
+    # The DB-API cursor rather than `connection.execute`: a third of the client's CPU per transaction
+    # (measured 40-60 us against 100-200 us), which every request pays.
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(_ENTER, _parameters(wall))
+    finally:
+        cursor.close()
 
 
 async def enter(connection: AsyncConnection, wall: Wall) -> None:
     """Put the transaction open on `connection` behind `wall` (a connection outside any session: exports)."""
-    await connection.execute(_ENTER, _parameters(wall))
+    await connection.run_sync(_enter, wall)
 
 
 # --- requests -----------------------------------------------------------------------------------------
@@ -104,7 +115,7 @@ def of(session: AsyncSession | Session) -> Wall:
 def _after_begin(session: Session, _transaction: SessionTransaction, connection: Connection) -> Any:
     # Also fires for a session joining an outer transaction through a savepoint (the tests' isolation rule):
     # SET LOCAL then lasts until that savepoint is rolled back, or past its release to the outer end.
-    connection.execute(_ENTER, _parameters(of(session)))
+    _enter(connection, of(session))
 
 
 # --- the database side (migrations) ---------------------------------------------------------------------
