@@ -75,6 +75,7 @@ bench: install ## benchmarks, printed as ratios measured in one run (install wrk
 	$(UV) run --frozen python -m bench.usage
 	$(UV) run --frozen python -m bench.overload
 	$(UV) run --frozen python -m bench.web
+	$(UV) run --frozen python -m bench.rls
 	$(UV) run --frozen python -m bench.load --seconds $(BENCH_SECONDS)
 
 deploy-tools: install ## tools of the deploy checks: hadolint, kubernetes-validate, check-jsonschema (uv.lock), Debian's prometheus and promtool

@@ -65,7 +65,7 @@ async def test_rotation_under_load_then_only_the_new_kek(
     settings = settings_factory(active_kek_version=NEW_VERSION)
     rotation = asyncio.create_task(
         rotate(
-            create_sessionmaker(db_engine),
+            create_sessionmaker(db_engine, walled=True),
             Vault.from_settings(settings),
             batch_size=5,
             max_passes=600,
@@ -148,8 +148,8 @@ async def test_rotation_under_load_then_only_the_new_kek(
 
 async def test_rotation_is_idempotent(settings_factory, db_engine):
     vault = Vault.from_settings(settings_factory(active_kek_version=NEW_VERSION))
-    await rotate(create_sessionmaker(db_engine), vault)
-    again = await rotate(create_sessionmaker(db_engine), vault, max_passes=1)
+    await rotate(create_sessionmaker(db_engine, walled=True), vault)
+    again = await rotate(create_sessionmaker(db_engine, walled=True), vault, max_passes=1)
     foreign = await _foreign_rows(db_engine)
     assert (again.rewrapped, again.unreadable, again.remaining) == (0, foreign, foreign)
 
@@ -219,7 +219,8 @@ async def test_rotation_counts_rows_it_cannot_open_and_leaves_them(settings_fact
     try:
         foreign = await _foreign_rows(db_engine)
         report = await rotate(
-            create_sessionmaker(db_engine), Vault.from_settings(settings_factory(active_kek_version=NEW_VERSION))
+            create_sessionmaker(db_engine, walled=True),
+            Vault.from_settings(settings_factory(active_kek_version=NEW_VERSION)),
         )
         assert report.unreadable == foreign >= 1
         assert report.remaining == foreign

@@ -49,8 +49,9 @@ def bound_to_connection(app: FastAPI, connection: AsyncConnection) -> Iterator[N
     own = getattr(app.state, "sessionmaker", None)
     if own is None:
         raise RuntimeError("the app has no sessionmaker: start its lifespan first")
+    # The app's own options (its session class among them: walled or not, `owr_shared.wall`), on `connection`.
     app.state.sessionmaker = async_sessionmaker(
-        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False, autoflush=False
+        **{**own.kw, "bind": connection, "join_transaction_mode": "create_savepoint"}
     )
     try:
         yield

@@ -6,6 +6,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from owr_shared.migrate import upgrade
@@ -29,6 +30,8 @@ def migrated_database(admin_url: str, prefix: str = "owr_test") -> Iterator[str]
 async def savepoint(connection: AsyncConnection) -> AsyncIterator[AsyncConnection]:
     """`connection` (the test's `db_connection`) inside a savepoint: where a committed test would use
     `engine.begin()` or `engine.connect()`, this sees the rows the rolled-back client wrote, and its own
-    writes last until the test's transaction is rolled back."""
+    writes last until the test's transaction is rolled back. It runs as the test's login (a superuser), not
+    as the role the last request's wall took (`owr_shared.wall`: SET LOCAL outlives a released savepoint)."""
     async with connection.begin_nested():
+        await connection.execute(text("SET LOCAL ROLE NONE"))
         yield connection

@@ -29,9 +29,11 @@ def create_service_app(
     description: str = "",
     use_database: bool = True,
     use_redis: bool = True,
+    row_level_security: bool = False,
     extra_lifespan: ExtraLifespan | None = None,
 ) -> FastAPI:
-    """Create a service app whose engines and clients live in its lifespan, never at import."""
+    """Create a service app whose engines and clients live in its lifespan, never at import.
+    `row_level_security`: its schema's tables have policies, so its sessions go behind `owr_shared.wall`."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,7 +44,7 @@ def create_service_app(
         if use_database:
             engine = create_service_engine(settings, service)
             app.state.engine = engine
-            app.state.sessionmaker = create_sessionmaker(engine)
+            app.state.sessionmaker = create_sessionmaker(engine, walled=row_level_security)
             health.add("postgres", partial(ping_database, engine))
         if use_redis:
             redis = create_redis(settings.redis_url)

@@ -17,6 +17,7 @@ from typing import Annotated
 import httpx
 from fastapi import Depends, FastAPI, Request
 
+from owr_shared import wall
 from owr_shared.errors import Forbidden, Unauthorized
 from owr_shared.jwt import JwksFetcher, JwksVerifier, Principal, httpx_jwks_fetcher
 from owr_shared.settings import JwksServiceSettings
@@ -82,12 +83,14 @@ class UserCaller:
     workspace_id: uuid.UUID
 
 
-async def user_caller(principal: CurrentPrincipal) -> UserCaller:
-    """The verified user and the workspace their token acts in (403 when it names none)."""
+async def user_caller(request: Request, principal: CurrentPrincipal) -> UserCaller:
+    """The verified user and the workspace their token acts in (403 when it names none); the request's
+    transaction sees that workspace's rows only (`owr_shared.wall`)."""
     try:
         workspace_id = uuid.UUID(principal.workspace_id or "")
     except ValueError:
         raise WorkspaceRequired() from None
+    wall.declare(request, wall.Wall(workspace_id=workspace_id))
     return UserCaller(user_id=principal.subject, workspace_id=workspace_id)
 
 
@@ -134,7 +137,8 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency admitting service tokens for this service that carry `scope`.
 
     A user's access token fails verification here (wrong audience and type): 401, as is a token for
-    another service. A valid service token without the scope is a 403.
+    another service. A valid service token without the scope is a 403. A service acts for no workspace: the
+    request's transaction spans them all (`owr_shared.wall`), which is how `/internal/...` routes declare it.
     """
 
     async def dependency(request: Request) -> Principal:
@@ -142,6 +146,7 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
         principal = await verifier.verify(bearer_token(request), expected_types=("service",))
         if scope not in principal.scopes:
             raise InsufficientScope(scope)
+        wall.declare(request, wall.SPANS)
         return principal
 
     dependency.__name__ = f"service_token_with_{scope.replace(':', '_')}"

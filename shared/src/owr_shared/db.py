@@ -6,16 +6,18 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, Uuid, func, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from owr_shared.db_faults import bound_checkout_ping
 from owr_shared.settings import BaseServiceSettings
+from owr_shared.wall import WalledSession, WallSource, declared, guard
 
 
 def asyncpg_url(url: str) -> str:
@@ -96,8 +98,11 @@ def create_service_engine(
     )
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(engine: AsyncEngine, *, walled: bool = False) -> async_sessionmaker[AsyncSession]:
+    """Sessions of `engine`; `walled` ones start each transaction behind their wall (`owr_shared.wall`), as
+    the sessions of a service whose tables have row-level security must."""
+    session_class = WalledSession if walled else Session
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, sync_session_class=session_class)
 
 
 class Base(DeclarativeBase):
@@ -163,10 +168,15 @@ async def _rollback(session: AsyncSession) -> None:
 
 
 @asynccontextmanager
-async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+async def transaction(
+    sessionmaker: async_sessionmaker[AsyncSession], wall: WallSource | None = None
+) -> AsyncIterator[AsyncSession]:
     """The one transaction boundary: commit on exit (then the `after_commit` callbacks), roll back when it
-    raises. A request's `DbSession` is one; work outside a request (a command's batch) takes one per unit."""
+    raises. A request's `DbSession` is one; work outside a request (a command's batch) takes one per unit,
+    passing `wall.SPANS` when it works across workspaces (a walled session's default is `wall.DENY`)."""
     async with sessionmaker() as session:
+        if wall is not None:
+            guard(session, wall)
         try:
             yield session
         except BaseException:
@@ -177,8 +187,8 @@ async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIt
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Commit when the endpoint returns, roll back when it raises."""
-    async with transaction(request.app.state.sessionmaker) as session:
+    """Commit when the endpoint returns, roll back when it raises; behind the wall of the request's caller."""
+    async with transaction(request.app.state.sessionmaker, partial(declared, request)) as session:
         yield session
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from owr_shared.db import asyncpg_url
+from owr_shared.wall import span_migrations
 
 SERVICES_WITH_SCHEMA = ("auth", "keys", "usage")
 
@@ -55,6 +56,7 @@ def run_env(*, schema: str, target_metadata: MetaData) -> None:
         found = connection.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :name"), {"name": schema})
         if found.scalar() is None:
             connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        span_migrations(connection)
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

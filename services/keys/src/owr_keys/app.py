@@ -46,5 +46,6 @@ def create_app(settings: KeysSettings | None = None, *, jwks_fetcher: JwksFetche
         routers=[keys_router, internal_router],
         title="OpenRouter Watcher keys",
         description="The key vault: OpenRouter keys under envelope encryption, masked views, audited reveals.",
+        row_level_security=True,
         extra_lifespan=lifespan,
     )

@@ -27,6 +27,7 @@ from owr_keys.vault.errors import KeyUnreadable
 from owr_shared.db import create_engine, create_sessionmaker, transaction
 from owr_shared.logging import configure_logging, get_logger
 from owr_shared.settings import load_settings
+from owr_shared.wall import SPANS
 
 log = get_logger(__name__)
 
@@ -51,7 +52,7 @@ async def _batch(
     report: RotationReport,
 ) -> uuid.UUID | None:
     """Re-wrap one batch in one transaction; the last id seen, or None when the pass is over."""
-    async with transaction(sessionmaker) as session:
+    async with transaction(sessionmaker, SPANS) as session:
         repository = KeyRepository(session)
         rows = await repository.sealed_under_other_kek(vault.active_version, after=after, limit=batch_size)
         for row in rows:
@@ -76,7 +77,7 @@ async def _batch(
 
 
 async def _remaining(sessionmaker: async_sessionmaker[AsyncSession], vault: Vault) -> int:
-    async with sessionmaker() as session:
+    async with transaction(sessionmaker, SPANS) as session:
         return await KeyRepository(session).count_under_other_kek(vault.active_version)
 
 
@@ -119,7 +120,9 @@ async def rotate(
 async def _run(settings: KeysSettings, batch_size: int) -> RotationReport:
     engine = create_engine(settings.database_url, pool_size=2, application_name="keys-rotate-kek")
     try:
-        return await rotate(create_sessionmaker(engine), Vault.from_settings(settings), batch_size=batch_size)
+        return await rotate(
+            create_sessionmaker(engine, walled=True), Vault.from_settings(settings), batch_size=batch_size
+        )
     finally:
         await engine.dispose()
 

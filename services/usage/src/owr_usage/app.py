@@ -57,5 +57,6 @@ def create_app(settings: UsageSettings | None = None, *, jwks_fetcher: JwksFetch
             "Key snapshots, exact daily spend per key, account balances, key lists and activity; summaries, "
             "daily rows, exports and accounts."
         ),
+        row_level_security=True,
         extra_lifespan=lifespan,
     )

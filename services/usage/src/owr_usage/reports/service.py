@@ -15,8 +15,10 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from owr_shared import wall as walls
 from owr_shared.dependencies import Pagination
 from owr_shared.overload import CallerLimit, Slots, started_stream
+from owr_shared.wall import Wall
 from owr_usage.reports import cursors
 from owr_usage.reports.errors import InvalidSort, KeyUsageNotFound
 from owr_usage.reports.repository import SORTABLE, ReportRepository, RowFilter, Sort, stream_rows
@@ -237,12 +239,14 @@ def _json_chunk(rows: Iterable[Sequence[Any]], first: bool) -> bytes:
     return (b"\n" if first else b",\n") + b",\n".join(parts)
 
 
-async def export(engine: AsyncEngine, *, rows: RowFilter, sort: Sort, fmt: ExportFormat) -> AsyncGenerator[bytes]:
+async def export(
+    engine: AsyncEngine, wall: Wall, *, rows: RowFilter, sort: Sort, fmt: ExportFormat
+) -> AsyncGenerator[bytes]:
     """The rows, streamed from a server-side cursor in one read-only snapshot: memory stays flat whatever
     the row count. CSV has a header row; JSON is one array of row objects (like /daily's items). The first
     chunk already holds the first batch, so the query has run before the response starts."""
     first = True
-    async for batch in stream_rows(engine, rows, sort, for_csv=fmt == "csv", batch=EXPORT_BATCH):
+    async for batch in stream_rows(engine, wall, rows, sort, for_csv=fmt == "csv", batch=EXPORT_BATCH):
         if fmt == "csv":
             yield _csv_chunk(batch, first)
         else:
@@ -268,7 +272,7 @@ async def open_export(
     export pool (a 503 when none frees up in time) are held until the stream ends, and the first batch is
     read before any header is sent, so a refusal or a timeout is still a problem response. `engine` is the
     export pool, sized to the slots: a slot's holder gets its connection at once, and exports never take
-    the connections that every other request needs."""
+    the connections that every other request needs. Its connection goes behind the request's wall."""
     holds = AsyncExitStack()
     try:
         await holds.enter_async_context(limits.exports.hold(rows.workspace_id))
@@ -277,7 +281,7 @@ async def open_export(
     except BaseException:
         await holds.aclose()
         raise
-    return await started_stream(export(engine, rows=rows, sort=sort, fmt=fmt), holds)
+    return await started_stream(export(engine, walls.of(session), rows=rows, sort=sort, fmt=fmt), holds)
 
 
 # --- accounts --------------------------------------------------------------------------------------
