@@ -363,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
             group.start(emulator_spec(ports, seed="demo"))
             openrouter_url = emulator_api_url(ports)
         for spec in system_specs(ports, openrouter_url=openrouter_url):
+            if demo and spec.name == "web":
+                # A newcomer who opens the dashboard is signed in as the demo user at once.
+                spec = replace(spec, env={**spec.env, "WEB_DEMO_EMAIL": DEMO_EMAIL, "WEB_DEMO_PASSWORD": DEMO_PASSWORD})
             group.start(spec)
         try:
             group.wait_ready(timeout=90)
@@ -387,8 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 "Demo: OpenRouter is the local emulator "
                 f"(http://localhost:{ports.emulator}/api/v1), with one account and four keys.\n"
-                f"  open http://localhost:{ports.gateway}/ and sign in as {DEMO_EMAIL} / {DEMO_PASSWORD!r}"
-                " (README, 'Try the demo')\n",
+                f"  open http://localhost:{ports.gateway}/ : you are signed in as the demo user ({DEMO_EMAIL} /"
+                f" {DEMO_PASSWORD!r}, to sign in again after signing out; README, 'Try the demo')\n",
                 flush=True,
             )
         # A child that exits is restarted (tools/supervisor.py), not a reason to stop the others.

@@ -24,6 +24,7 @@ from tests.e2e.conftest import System
 from tests.e2e.emulator_admin import EmulatorAdmin
 from tests.e2e.test_journey import PASSWORD
 from tests.support.browser import axe_violations, launched_browser, screenshot
+from tools.devstack import Ports, ProcessGroup, ProcessSpec, system_specs
 
 pytestmark = pytest.mark.e2e
 
@@ -194,7 +195,7 @@ async def test_the_browser_journey(system: System, context: Any, emulator: Emula
 
     # Sign out; going back shows no page of the account.
     await page.click("header button:has-text('Sign out')")
-    await page.wait_for_url(re.compile(r".*/login$"))
+    await page.wait_for_url(re.compile(r".*/login\?done=signed_out$"))
     await page.go_back()
     await page.reload()
     assert "/login" in page.url
@@ -280,3 +281,41 @@ async def test_every_page_is_accessible_and_carries_no_secret(
             assert violations == [], (path, violations)
     finally:
         await ctx.close()
+
+
+async def test_the_demo_signs_a_newcomer_in_at_once(system: System, context: Any) -> None:
+    """`make demo`'s web (WEB_DEMO_EMAIL/PASSWORD): opening the dashboard shows the demo user's figures with
+    no step of the visitor's own; after signing out, the sign-in form stays (no sign-in loop)."""
+    page = await context.new_page()
+    email = await register(page, system)
+    ports = Ports.free()
+    spec = next(s for s in system_specs(system.ports) if s.name == "web")
+    demo = ProcessSpec(
+        "web-demo",
+        spec.module,
+        ports.web_admin,
+        {
+            **spec.env,
+            "WEB_PORT": str(ports.web),
+            "WEB_ADMIN_PORT": str(ports.web_admin),
+            "WEB_DEMO_EMAIL": email,
+            "WEB_DEMO_PASSWORD": PASSWORD,
+        },
+    )
+    group = ProcessGroup(system.env, log_dir=system.log_dir)
+    try:
+        group.start(demo)
+        group.wait_ready(timeout=30)
+        visitor = await context.browser.new_context()
+        try:
+            newcomer = await visitor.new_page()
+            await newcomer.goto(f"http://127.0.0.1:{ports.web}/")
+            assert newcomer.url == f"http://127.0.0.1:{ports.web}/"
+            assert await newcomer.locator(".who").inner_text() == email
+            await newcomer.click("header button:has-text('Sign out')")
+            await newcomer.wait_for_url(re.compile(r".*/login\?done=signed_out$"))
+            assert await newcomer.locator("#password").count() == 1
+        finally:
+            await visitor.close()
+    finally:
+        group.stop()

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from owr_web.settings import WebSettings
 from owr_web.views.format import ago, duration, percent, usd, usd_exact
 
 
@@ -39,3 +40,9 @@ def test_times_and_shares() -> None:
     assert duration(3 * 3600 + 20 * 60) == "3 h 20 min"
     assert duration(2 * 86400 + 4 * 3600) == "2 d 4 h"
     assert percent(Decimal("0.834")) == "83%"
+
+
+def test_the_demo_sign_in_is_refused_in_production() -> None:
+    with pytest.raises(ValueError, match="never in production"):
+        WebSettings.model_validate({"OWR_ENV": "production", "demo_email": "demo@example.com"})
+    assert WebSettings.model_validate({"OWR_ENV": "development", "demo_email": "d@example.com"}).demo_email

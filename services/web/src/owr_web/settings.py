@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from owr_shared.settings import HttpServiceSettings, Port, http_url
@@ -27,6 +29,16 @@ class WebSettings(HttpServiceSettings):
     secure_cookies: bool | None = None
     # How often the keys table and the dashboard tiles ask for fresh figures while something is pending.
     live_poll_seconds: int = Field(default=5, ge=1, le=300)
+
+    # `make demo` only: a visitor without a session is signed in as this user at once (refused in production).
+    demo_email: str | None = None
+    demo_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _demo_only_in_development(self) -> Self:
+        if self.is_production and (self.demo_email or self.demo_password):
+            raise ValueError("demo_email / demo_password sign visitors in automatically: never in production")
+        return self
 
     @field_validator("gateway_url")
     @classmethod

@@ -14,15 +14,17 @@ from starlette.responses import RedirectResponse, Response
 
 from owr_shared.errors import ProblemError
 from owr_shared.logging import get_logger
-from owr_web.api.client import read_json
+from owr_web.api.client import Api, read_json
 from owr_web.dependencies import (
     AnonymousApi,
     Checked,
     FormChecked,
+    Http,
     Sessions,
     Settings,
     SignedIn,
     Views,
+    client_ip,
     form_cookie,
     session_cookie,
 )
@@ -73,7 +75,7 @@ def _problem_message(body: Any, fallback: str) -> str:
 
 
 async def _start_session(
-    views: Pages, settings: WebSettings, sessions: Sessions, pair: dict[str, Any], email: str, next_path: str
+    settings: WebSettings, sessions: Sessions, pair: dict[str, Any], email: str, next_path: str
 ) -> Response:
     session_id = await sessions.start(pair, email)
     response = RedirectResponse(safe_next(next_path), status_code=303)
@@ -93,13 +95,26 @@ async def _start_session(
 NOTICES = {
     "changed": "Your password was changed and every session ended. Sign in with the new password.",
     "deleted": "Your account was deleted.",
+    "signed_out": "You are signed out.",
 }
 
 
 @router.get("/login", include_in_schema=False)
 async def login_page(
-    request: Request, views: Views, settings: Settings, next: str | None = None, done: str | None = None
+    request: Request,
+    views: Views,
+    settings: Settings,
+    sessions: Sessions,
+    http: Http,
+    next: str | None = None,
+    done: str | None = None,
 ) -> Response:
+    if done is None and settings.demo_email and settings.demo_password:
+        # `make demo`: the newcomer sees the demo account's spend with no step of their own.
+        credentials = {"email": settings.demo_email, "password": settings.demo_password.get_secret_value()}
+        answer = await Api(http, client_ip=client_ip(request)).call("POST", "/api/v1/auth/login", json_body=credentials)
+        if answer.status_code == 200:
+            return await _start_session(settings, sessions, read_json(answer), settings.demo_email, next or "/")
     context = {"next": safe_next(next), "error": None, "email_value": "", "notice": NOTICES.get(done or "")}
     return _anonymous_page(request, views, settings, "login.html", context)
 
@@ -117,7 +132,7 @@ async def login(
 ) -> Response:
     response = await api.call("POST", "/api/v1/auth/login", json_body={"email": email, "password": password})
     if response.status_code == 200:
-        return await _start_session(views, settings, sessions, read_json(response), email.strip().lower(), next)
+        return await _start_session(settings, sessions, read_json(response), email.strip().lower(), next)
     if response.status_code == 429:
         wait = response.headers.get("retry-after", "60")
         error = f"Too many attempts. Wait {wait} seconds, then try again."
@@ -149,7 +164,7 @@ async def register(
     if created.status_code == 201:
         signed_in = await api.call("POST", "/api/v1/auth/login", json_body={"email": email, "password": password})
         if signed_in.status_code == 200:
-            return await _start_session(views, settings, sessions, read_json(signed_in), email.strip().lower(), "/")
+            return await _start_session(settings, sessions, read_json(signed_in), email.strip().lower(), "/")
         return RedirectResponse("/login", status_code=303)
     if created.status_code == 409:
         error = "An account with this email exists already. Sign in instead."
@@ -177,6 +192,6 @@ async def logout(visitor: Checked, settings: Settings, sessions: Sessions) -> Re
         # The API is away: the session still ends here; its refresh token then only expires on its own.
         log.warning("logout_not_revoked", session=session_ref(visitor.session_id))
     await sessions.end(visitor.session_id, reason="logout")
-    response = RedirectResponse("/login", status_code=303)
+    response = RedirectResponse("/login?done=signed_out", status_code=303)
     response.delete_cookie(session_cookie(settings), path="/", secure=settings.cookies_secure, httponly=True)
     return response
