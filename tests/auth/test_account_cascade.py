@@ -13,12 +13,13 @@ from typing import Any
 
 import jwt
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from owr_auth.sessions.errors import RevocationUnavailable
 from owr_auth.users import service as user_service
 from owr_auth.users.models import User
 from owr_auth.workspaces.models import Membership, Workspace
+from owr_auth.workspaces.service import MAX_ORPHANS_PER_SWEEP
 from owr_shared.jwt import JwksVerifier
 from tests.auth.conftest import (
     GATEWAY_SECRET,
@@ -252,3 +253,24 @@ async def test_usage_is_asked_too_with_its_own_audience(app_factory, keys_stub):
         token = call.headers["authorization"].partition(" ")[2]
         audiences.append(jwt.decode(token, options={"verify_signature": False})["aud"])
     assert audiences == ["owr-keys", "owr-usage"]
+
+
+async def test_the_sweep_erases_at_most_its_cap_of_orphans(client, keys_stub):
+    """A brake: an auth on the wrong database would otherwise erase every tenant of every peer at once."""
+    await registered_session(client)
+    keys_stub.stored = sorted(str(uuid.uuid4()) for _ in range(MAX_ORPHANS_PER_SWEEP + 50))
+    r = await sweep(client)
+    assert r.status_code == 200, r.text
+    assert r.json()["orphans_erased"] == MAX_ORPHANS_PER_SWEEP
+    assert sum(call.method == "DELETE" for call in keys_stub.calls) == MAX_ORPHANS_PER_SWEEP
+
+
+async def test_an_auth_that_knows_no_workspace_erases_no_orphan(client, keys_stub, db_session):
+    """An empty (or wrong) auth database is a misconfiguration, not a world without tenants."""
+    await db_session.execute(delete(Workspace))  # in the test's transaction, rolled back after it
+    await db_session.flush()
+    keys_stub.stored = [str(uuid.uuid4())]
+    r = await sweep(client)
+    assert r.status_code == 200, r.text
+    assert r.json()["orphans_erased"] == 0
+    assert [call.method for call in keys_stub.calls] == []

@@ -16,6 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from owr_web.api.client import Api
+from owr_web.api.errors import ApiUnavailable
 from owr_web.sessions.errors import SignedOut
 from owr_web.sessions.service import SessionStore
 from owr_web.settings import WebSettings
@@ -100,3 +101,33 @@ async def test_a_token_with_time_left_is_not_refreshed(redis_client: Redis) -> N
     assert session is not None
     assert (await store.fresh(session_id, session, gateway.api())).access_token == "a0"
     assert gateway.calls == 0
+
+
+async def test_a_request_that_loaded_before_another_refreshed_does_not_refresh_again(redis_client: Redis) -> None:
+    """B loaded the session, A refreshed it and let go of the lock, then B asks: B must take A's tokens (a
+    second refresh would reuse the rotated refresh token, and auth would revoke the whole family)."""
+    store = SessionStore(redis_client, settings())
+    gateway = Gateway()
+    session_id = await store.start({**PAIR, "expires_in": 10}, "a@example.com")
+    stale = await store.load(session_id)
+    other = await store.load(session_id)
+    assert stale is not None
+    assert other is not None
+    assert (await store.fresh(session_id, other, gateway.api())).refresh_token == "r1"
+    assert (await store.fresh(session_id, stale, gateway.api())).refresh_token == "r1"
+    assert gateway.calls == 1
+    # Loading never writes the session back: the rotated token stays.
+    await store.load(session_id)
+    loaded = await store.load(session_id)
+    assert loaded is not None
+    assert loaded.refresh_token == "r1"
+
+
+async def test_a_rate_limited_refresh_keeps_the_session(redis_client: Redis) -> None:
+    store = SessionStore(redis_client, settings())
+    session_id = await store.start({**PAIR, "expires_in": 5}, "a@example.com")
+    session = await store.load(session_id)
+    assert session is not None
+    with pytest.raises(ApiUnavailable):
+        await store.fresh(session_id, session, Gateway(status=429).api())
+    assert await store.load(session_id) is not None

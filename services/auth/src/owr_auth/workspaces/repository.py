@@ -80,6 +80,10 @@ class WorkspaceRepository:
         )
         return list(result.scalars().all())
 
+    async def any_exist(self) -> bool:
+        result = await self.session.execute(select(Workspace.id).limit(1))
+        return result.first() is not None
+
     async def known_ids(self, workspace_ids: list[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these workspaces exist here (being deleted or not)."""
         if not workspace_ids:

@@ -23,6 +23,10 @@ from owr_shared.wire.workspaces import SweepResult
 
 log = get_logger(__name__)
 
+# A brake on the orphan pass: an auth pointed at the wrong (or an empty, restored) database would otherwise
+# erase every tenant of every peer. Past this many unknown workspaces in one sweep, the rest wait.
+MAX_ORPHANS_PER_SWEEP = 200
+
 Sessions = async_sessionmaker[AsyncSession]
 
 
@@ -48,13 +52,22 @@ async def sweep(sessions: Sessions, cleanup: WorkspaceCleanup, *, batch: int) ->
     if not await finish_deletions(sessions, cleanup, pending):
         raise WorkspaceCleanupUnavailable()
     orphans = 0
-    for peer in cleanup.peers:
+    async with transaction(sessions) as session:
+        # No workspace at all here is a misconfiguration far more likely than a service with no tenant left.
+        known_any = await WorkspaceRepository(session).any_exist()
+    if not known_any:
+        log.error("workspace_sweep_refused", reason="auth knows no workspace; orphans are left alone")
+    for peer in cleanup.peers if known_any else ():
         async for page in cleanup.stored_workspaces(peer):
             async with transaction(sessions) as session:
                 known = await WorkspaceRepository(session).known_ids(page)
             unknown = [workspace_id for workspace_id in page if workspace_id not in known]
+            unknown = unknown[: max(0, MAX_ORPHANS_PER_SWEEP - orphans)]
             await cleanup.erase_at(peer, unknown)
             orphans += len(unknown)
+            if orphans >= MAX_ORPHANS_PER_SWEEP:
+                log.warning("workspace_sweep_capped", orphans_erased=orphans)
+                break
     async with transaction(sessions) as session:
         left = len(await WorkspaceRepository(session).marked_deleted(limit=batch))
     log.info("workspace_sweep", pending_finished=len(pending), pending_left=left, orphans_erased=orphans)

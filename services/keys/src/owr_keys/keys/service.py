@@ -212,6 +212,8 @@ async def request_sync(
     request_id: str | None,
 ) -> SyncRequest:
     """Queue `sync_key` once per key: while a job with the same id waits, another press adds nothing."""
+    # Held until commit: the audit row written after the (slow) enqueue cannot outlive an erasure.
+    await erasure.refuse_erased(session, workspace_id)
     row = await KeyRepository(session).get(workspace_id, key_id)
     if row is None:
         raise KeyNotFound()

@@ -60,7 +60,7 @@ class Api:
         return response
 
     async def stream(self, method: str, path: str, *, params: Any = None) -> httpx.Response:
-        """An answer whose body is read as it arrives (`aiter_raw`); the caller closes it."""
+        """An answer whose body is read as it arrives (`aiter_bytes`, decoded); the caller closes it."""
         request = self._http.build_request(method, path, params=params, headers=self._headers())
         try:
             response = await self._http.send(request, stream=True)

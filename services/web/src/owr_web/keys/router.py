@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from owr_web.api.errors import ApiProblem
@@ -26,6 +26,9 @@ def _is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
+Page = Annotated[int, Query(ge=1, le=10_000)]
+
+
 async def _section(
     request: Request,
     views: Pages,
@@ -34,23 +37,24 @@ async def _section(
     error: str | None = None,
     notice: str | None = None,
     status: int = 200,
+    page: int = 1,
 ) -> Response:
     """The keys section (htmx) or the whole page, with the form's outcome."""
-    data = await service.table(visitor.api, page=int(request.query_params.get("page", "1") or 1))
+    data = await service.table(visitor.api, page=page)
     context: dict[str, Any] = {"t": data, "error": error, "notice": notice}
     template = "_keys_section.html" if _is_htmx(request) else "keys.html"
     return views.render(request, template, context, visitor=visitor, status=status)
 
 
 @router.get("/keys", include_in_schema=False)
-async def keys_page(request: Request, visitor: SignedIn, views: Views) -> Response:
-    return await _section(request, views, visitor)
+async def keys_page(request: Request, visitor: SignedIn, views: Views, page: Page = 1) -> Response:
+    return await _section(request, views, visitor, page=page)
 
 
 @router.get("/keys/table", include_in_schema=False)
-async def keys_table(request: Request, visitor: SignedIn, views: Views) -> Response:
+async def keys_table(request: Request, visitor: SignedIn, views: Views, page: Page = 1) -> Response:
     """The table alone: what the page polls while a key is pending, so it turns valid before the eyes."""
-    data = await service.table(visitor.api, page=int(request.query_params.get("page", "1") or 1))
+    data = await service.table(visitor.api, page=page)
     return views.render(request, "_keys_table.html", {"t": data}, visitor=visitor)
 
 
@@ -75,7 +79,11 @@ async def add_key(
 async def _act(
     request: Request, views: Pages, visitor: Visitor, method: str, path: str, body: Any, notice: str
 ) -> Response:
-    await visitor.api.request(method, path, json_body=body)
+    try:
+        await visitor.api.request(method, path, json_body=body)
+    except ApiProblem as exc:
+        # Shown where the person acted (htmx swaps 4xx answers in: base.html's htmx-config).
+        return await _section(request, views, visitor, error=exc.detail, status=exc.status)
     if _is_htmx(request):
         return await _section(request, views, visitor, notice=notice)
     return RedirectResponse("/keys", status_code=303)

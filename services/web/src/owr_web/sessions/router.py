@@ -88,7 +88,7 @@ async def _start_session(
         samesite="lax",
         path="/",
     )
-    response.delete_cookie(form_cookie(settings), path="/")
+    response.delete_cookie(form_cookie(settings), path="/", secure=settings.cookies_secure, httponly=True)
     return response
 
 

@@ -16,7 +16,6 @@ class WebSession:
     csrf_token: str = field(repr=False)
     email: str
     created_at: float
-    last_seen_at: float
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

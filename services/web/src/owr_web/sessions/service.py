@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from owr_shared.logging import get_logger
 from owr_web.api.client import Api, read_json
+from owr_web.api.errors import ApiUnavailable
 from owr_web.metrics import SESSIONS
 from owr_web.sessions.errors import SessionStoreUnavailable, SignedOut
 from owr_web.sessions.schemas import WebSession
@@ -30,7 +31,11 @@ log = get_logger(__name__)
 
 _PREFIX = "owr:web:session:"
 _REFRESH_LOCK = "owr:web:refresh:"
-_REFRESH_LOCK_MS = 10_000
+# Delete the lock only if it is still ours: a refresh that outlived it must not free another's.
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 
 
 def _key(session_id: str) -> str:
@@ -68,7 +73,6 @@ class SessionStore:
             csrf_token=secrets.token_urlsafe(32),
             email=email,
             created_at=now,
-            last_seen_at=now,
         )
         await self._save(session_id, session, now)
         SESSIONS.labels("started").inc()
@@ -76,20 +80,24 @@ class SessionStore:
         return session_id
 
     async def load(self, session_id: str) -> WebSession | None:
-        """The live session, touched (its idle clock restarts); None when it ended or never was."""
+        """The live session, touched (its idle clock restarts); None when it ended or never was.
+
+        Touching moves the key's expiry only: writing the session back here could put back a refresh token
+        another request has just rotated (auth would then revoke the whole family at the next refresh).
+        """
+        key = _key(session_id)
         try:
-            raw = await self._redis.get(_key(session_id))
+            raw = await self._redis.get(key)
+            if raw is None:
+                return None
+            session = WebSession.from_json(json.loads(raw))
+            now = time.time()
+            if now >= session.created_at + self._settings.session_lifetime_seconds:
+                await self.end(session_id, reason="expired")
+                return None
+            await self._redis.expire(key, self._ttl(session, now))
         except RedisError:
             raise SessionStoreUnavailable() from None
-        if raw is None:
-            return None
-        session = WebSession.from_json(json.loads(raw))
-        now = time.time()
-        if now >= session.created_at + self._settings.session_lifetime_seconds:
-            await self.end(session_id, reason="expired")
-            return None
-        session.last_seen_at = now
-        await self._save(session_id, session, now)
         return session
 
     async def fresh(self, session_id: str, session: WebSession, api: Api) -> WebSession:
@@ -98,16 +106,24 @@ class SessionStore:
         if session.access_expires_at - time.time() > margin:
             return session
         lock = _REFRESH_LOCK + _key(session_id)
+        # The lock outlives the longest refresh call, so no second refresh can start with the same token.
+        lock_ms = int((self._settings.api_timeout_seconds + 5) * 1000)
         try:
             holder = secrets.token_hex(8)
-            if await self._redis.set(lock, holder, nx=True, px=_REFRESH_LOCK_MS):
+            if await self._redis.set(lock, holder, nx=True, px=lock_ms):
                 try:
-                    return await self._refresh(session_id, session, api)
+                    # Another request may have refreshed between this one's load and the lock.
+                    current = await self.load(session_id)
+                    if current is None:
+                        raise SignedOut()
+                    if current.access_expires_at - time.time() > margin:
+                        return current
+                    return await self._refresh(session_id, current, api)
                 finally:
-                    if await self._redis.get(lock) == holder.encode():
-                        await self._redis.delete(lock)
+                    await self._redis.eval(_RELEASE, 1, lock, holder)  # type: ignore[misc]
             # Another request of this session refreshes: wait for its new token.
-            for _ in range(40):
+            deadline = time.monotonic() + self._settings.api_timeout_seconds + 5
+            while time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
                 current = await self.load(session_id)
                 if current is None:
@@ -116,15 +132,18 @@ class SessionStore:
                     return current
         except RedisError:
             raise SessionStoreUnavailable() from None
-        raise SignedOut()
+        # The refresh is slow, not refused: the session lives on; this request is a 503, not a sign-out.
+        raise SessionStoreUnavailable()
 
     async def _refresh(self, session_id: str, session: WebSession, api: Api) -> WebSession:
         response = await api.call("POST", "/api/v1/auth/refresh", json_body={"refresh_token": session.refresh_token})
-        if response.status_code != 200:
-            # 401: the family was revoked (logout elsewhere, password change, reuse). Anything else: the
-            # session cannot go on either; the person signs in again.
+        if response.status_code in (400, 401, 422):
+            # The family was revoked (logout elsewhere, password change, reuse): sign in again.
             await self.end(session_id, reason="refresh_refused")
             raise SignedOut()
+        if response.status_code != 200:
+            # A rate limit or an outage: the session is still good; this request is a 503.
+            raise ApiUnavailable()
         pair = read_json(response)
         now = time.time()
         session.access_token = pair["access_token"]

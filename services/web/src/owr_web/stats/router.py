@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from owr_shared.errors import ProblemError
-from owr_web.api.errors import ApiUnavailable
+from owr_web.api.errors import ApiProblem, ApiUnavailable, PageNotFound
 from owr_web.dependencies import SignedIn, Views
 from owr_web.sessions.errors import SignedOut
 
@@ -103,6 +103,10 @@ async def export(visitor: SignedIn, filters: Filters, format: Literal["csv", "js
         raise SignedOut()
     if upstream.status_code != 200:
         await upstream.aclose()
+        if upstream.status_code == 404:
+            raise PageNotFound()
+        if 400 <= upstream.status_code < 500:
+            raise ApiProblem(upstream.status_code, {"detail": "The export's filters are not valid; check them."})
         raise ApiUnavailable()
     headers = {
         name: upstream.headers[name] for name in ("content-type", "content-disposition") if name in upstream.headers
@@ -110,7 +114,7 @@ async def export(visitor: SignedIn, filters: Filters, format: Literal["csv", "js
 
     async def body() -> Any:
         try:
-            async for chunk in upstream.aiter_raw():
+            async for chunk in upstream.aiter_bytes():
                 yield chunk
         finally:
             await upstream.aclose()
