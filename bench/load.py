@@ -108,6 +108,20 @@ def run_mixed(base: str, token: str, paths: list[str], seconds: int, connections
     )
 
 
+def demo_system(stack: ExitStack) -> Ports:
+    """Every process and the emulator with its demo account, as `make demo` runs them, on a database of the
+    benchmark's own; all stopped when `stack` closes. Their ports."""
+    database_url, redis_url = bench_database(stack)
+    ports = Ports.free()
+    group = ProcessGroup(bench_env(database_url, redis_url), log_dir=Path(DATA_DIR / "bench" / "logs"))
+    stack.callback(group.stop)
+    group.start(emulator_spec(ports, seed="demo"))
+    for spec in system_specs(ports, openrouter_url=emulator_api_url(ports)):
+        group.start(spec)
+    group.wait_ready(timeout=90)
+    return ports
+
+
 def demo_session(ports: Ports, timeout: float = 90.0) -> tuple[str, list[str]]:
     """Seed the demo account, sign in, and wait until usage answers for one synced key: the token and the
     mixed workload's paths."""
@@ -152,14 +166,7 @@ def main() -> int:
     has_wrk = shutil.which("wrk") is not None
 
     with ExitStack() as stack:
-        database_url, redis_url = bench_database(stack)
-        ports = Ports.free()
-        group = ProcessGroup(bench_env(database_url, redis_url), log_dir=Path(DATA_DIR / "bench" / "logs"))
-        stack.callback(group.stop)
-        group.start(emulator_spec(ports, seed="demo"))
-        for spec in system_specs(ports, openrouter_url=emulator_api_url(ports)):
-            group.start(spec)
-        group.wait_ready(timeout=90)
+        ports = demo_system(stack)
         token, paths = demo_session(ports)
 
         auth, keys = f"http://127.0.0.1:{ports.auth}", f"http://127.0.0.1:{ports.keys}"

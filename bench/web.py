@@ -25,11 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.gateway import bench_env
-from bench.infra import bench_database
-from bench.load import demo_session
-from tools.devinfra import DATA_DIR
-from tools.devstack import DEMO_EMAIL, DEMO_PASSWORD, Ports, ProcessGroup, emulator_api_url, emulator_spec, system_specs
+from bench.load import demo_session, demo_system
+from tools.devstack import DEMO_EMAIL, DEMO_PASSWORD
 
 MANIFEST = (
     Path(__file__).resolve().parents[1] / "services" / "web" / "src" / "owr_web" / "static" / "dist" / "manifest.json"
@@ -80,14 +77,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=60, help="sequential requests per page")
     args = parser.parse_args()
     with ExitStack() as stack:
-        database_url, redis_url = bench_database(stack)
-        ports = Ports.free()
-        group = ProcessGroup(bench_env(database_url, redis_url), log_dir=Path(DATA_DIR / "bench" / "logs"))
-        stack.callback(group.stop)
-        group.start(emulator_spec(ports, seed="demo"))
-        for spec in system_specs(ports, openrouter_url=emulator_api_url(ports)):
-            group.start(spec)
-        group.wait_ready(timeout=90)
+        ports = demo_system(stack)
         demo_session(ports)  # the demo keys are stored and synced into usage
         web_direct = f"http://127.0.0.1:{ports.web}"
         web_admin = f"http://127.0.0.1:{ports.web_admin}"

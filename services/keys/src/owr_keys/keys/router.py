@@ -128,11 +128,12 @@ async def delete_key(key_id: uuid.UUID, user: KeysWriter, session: DbSession) ->
     "/{key_id}/sync",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SyncAccepted,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
+    responses=problem_responses(401, 403, 404, 409, 410, 422, 503),
     summary="Sync a key now",
 )
 async def sync_key(key_id: uuid.UUID, request: Request, user: KeysSyncer, session: DbSession, queue: Queue) -> Response:
-    """Queue a sync (validate, snapshot, activity). Pressing again while it is queued queues nothing more."""
+    """Queue a sync (validate, snapshot, activity). Pressing again while it is queued queues nothing more.
+    410 when the workspace has been deleted meanwhile (a token that outlived its account)."""
     result = await key_service.request_sync(
         session,
         queue,

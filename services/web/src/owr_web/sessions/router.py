@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
@@ -74,6 +75,20 @@ def _problem_message(body: Any, fallback: str) -> str:
     return fallback
 
 
+async def _sign_in(
+    api: Api, settings: WebSettings, sessions: Sessions, email: str, password: str, next_path: str
+) -> Response | httpx.Response:
+    """Sign in at the API and start a session (the redirect to `next_path`), or the API's refusal."""
+    answer = await api.call("POST", "/api/v1/auth/login", json_body={"email": email, "password": password})
+    if answer.status_code != 200:
+        return answer
+    return await _start_session(settings, sessions, read_json(answer), email.strip().lower(), next_path)
+
+
+def _too_many(answer: httpx.Response) -> str:
+    return f"Too many attempts. Wait {answer.headers.get('retry-after', '60')} seconds, then try again."
+
+
 async def _start_session(
     settings: WebSettings, sessions: Sessions, pair: dict[str, Any], email: str, next_path: str
 ) -> Response:
@@ -111,10 +126,11 @@ async def login_page(
 ) -> Response:
     if done is None and settings.demo_email and settings.demo_password:
         # `make demo`: the newcomer sees the demo account's spend with no step of their own.
-        credentials = {"email": settings.demo_email, "password": settings.demo_password.get_secret_value()}
-        answer = await Api(http, client_ip=client_ip(request)).call("POST", "/api/v1/auth/login", json_body=credentials)
-        if answer.status_code == 200:
-            return await _start_session(settings, sessions, read_json(answer), settings.demo_email, next or "/")
+        api = Api(http, client_ip=client_ip(request))
+        password = settings.demo_password.get_secret_value()
+        signed_in = await _sign_in(api, settings, sessions, settings.demo_email, password, next or "/")
+        if isinstance(signed_in, Response):
+            return signed_in
     context = {"next": safe_next(next), "error": None, "email_value": "", "notice": NOTICES.get(done or "")}
     return _anonymous_page(request, views, settings, "login.html", context)
 
@@ -130,12 +146,11 @@ async def login(
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form(max_length=2048)] = "/",
 ) -> Response:
-    response = await api.call("POST", "/api/v1/auth/login", json_body={"email": email, "password": password})
-    if response.status_code == 200:
-        return await _start_session(settings, sessions, read_json(response), email.strip().lower(), next)
+    response = await _sign_in(api, settings, sessions, email, password, next)
+    if isinstance(response, Response):
+        return response
     if response.status_code == 429:
-        wait = response.headers.get("retry-after", "60")
-        error = f"Too many attempts. Wait {wait} seconds, then try again."
+        error = _too_many(response)
     elif response.status_code in (400, 401, 422):
         error = "The email or the password is wrong."
     else:
@@ -162,14 +177,12 @@ async def register(
 ) -> Response:
     created = await api.call("POST", "/api/v1/auth/register", json_body={"email": email, "password": password})
     if created.status_code == 201:
-        signed_in = await api.call("POST", "/api/v1/auth/login", json_body={"email": email, "password": password})
-        if signed_in.status_code == 200:
-            return await _start_session(settings, sessions, read_json(signed_in), email.strip().lower(), "/")
-        return RedirectResponse("/login", status_code=303)
+        signed_in = await _sign_in(api, settings, sessions, email, password, "/")
+        return signed_in if isinstance(signed_in, Response) else RedirectResponse("/login", status_code=303)
     if created.status_code == 409:
         error = "An account with this email exists already. Sign in instead."
     elif created.status_code == 429:
-        error = f"Too many attempts. Wait {created.headers.get('retry-after', '60')} seconds, then try again."
+        error = _too_many(created)
     else:
         error = _problem_message(read_json(created), "The account could not be created. Check the form.")
     context = {"error": error, "email_value": email, "hint": PASSWORD_HINT}
