@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from owr_shared.settings import BaseServiceSettings, http_url, secret_field
 
@@ -71,6 +71,18 @@ class WorkerSettings(BaseServiceSettings):
     batch_max_items: int = Field(default=200, ge=1, le=500)
     batch_max_wait_ms: float = Field(default=25.0, ge=0, le=1000)
     batch_max_in_flight: int = Field(default=1, ge=1, le=64)
+
+    # Deliveries to user-given URLs (webhooks, Slack, Discord): public https addresses only in production;
+    # these hosts (exact names, lower case) may resolve to private addresses (an operator's own receivers).
+    outbound_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    outbound_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("outbound_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [host.strip().lower().rstrip(".") for host in value.split(",") if host.strip()]
+        return value
 
     @field_validator("auth_url", "keys_url", "usage_url", "openrouter_base_url")
     @classmethod
