@@ -76,6 +76,10 @@ class WorkerSettings(BaseServiceSettings):
     # these hosts (exact names, lower case) may resolve to private addresses (an operator's own receivers).
     outbound_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     outbound_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Email (alerts, reports): `smtp://[user:pass@]host:port[?starttls=true]` or `smtps://...`; unset: no email.
+    # Unprefixed, as DESIGN §11 names them: the process that sends reads them.
+    smtp_url: SecretStr | None = Field(default=None, validation_alias="SMTP_URL")
+    mail_from: str = Field(default="OpenRouter Watcher <watcher@localhost>", validation_alias="MAIL_FROM")
 
     @field_validator("outbound_allow_hosts", mode="before")
     @classmethod
