@@ -24,7 +24,8 @@ def breaker(redis: Redis, threshold: int = 3, open_seconds: float = 0.3, probe_t
 
 
 async def test_opens_after_consecutive_failures(redis_client):
-    circuit = breaker(redis_client)
+    # Open long enough that a loaded machine cannot reach the half-open probe before the check below.
+    circuit = breaker(redis_client, open_seconds=30)
     assert await circuit.state() == CLOSED
     assert [await circuit.record_failure() for _ in range(3)] == [False, False, True]
     assert gauge() == 1
@@ -76,7 +77,7 @@ async def test_a_lost_probe_frees_its_slot(redis_client):
 async def test_processes_share_the_state(redis_url, redis_client):
     other = Redis.from_url(redis_url)
     try:
-        a, b = breaker(redis_client, threshold=2), breaker(other, threshold=2)
+        a, b = breaker(redis_client, threshold=2, open_seconds=30), breaker(other, threshold=2, open_seconds=30)
         await a.record_failure()
         assert await b.record_failure() is True
         assert await a.state() == OPEN
