@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from starlette.types import Send
 
 from owr_shared.errors import PAYLOAD_TOO_LARGE, PROBLEM_CONTENT_TYPE, ProblemType, problem_body
+from owr_shared.middleware import PAGE_SECURITY_HEADERS
 
 Header = tuple[bytes, bytes]
 
@@ -23,11 +24,6 @@ API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-ac
 DOCS_CSP = (
     b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-)
-# The web dashboard: its own scripts and styles only (no inline script), its own forms, its own images.
-WEB_CSP = (
-    b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-    b"connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 _COMMON_SECURITY: tuple[Header, ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -56,8 +52,7 @@ class SecurityHeaders:
         self.api_tls = (*self.api, *hsts)
         self.docs_tls = (*self.docs, *hsts)
         # Pages may be linked to from elsewhere, so the referrer is this origin only, never a full URL.
-        web_common = tuple(h for h in _COMMON_SECURITY if h[0] != b"referrer-policy")
-        self.web = (*web_common, (b"referrer-policy", b"same-origin"), (b"content-security-policy", WEB_CSP))
+        self.web = PAGE_SECURITY_HEADERS
         self.web_tls = (*self.web, *hsts)
 
 

@@ -20,6 +20,11 @@ class StoredWorkspaces(BaseModel):
     next_after: uuid.UUID | None = None
 
 
+def stored_page(items: list[uuid.UUID], limit: int) -> StoredWorkspaces:
+    """A listing page; `next_after` is set while a full page says more may follow."""
+    return StoredWorkspaces(items=items, next_after=items[-1] if len(items) == limit else None)
+
+
 class SweepResult(BaseModel):
     """One orphan sweep: deletions finished (accounts whose peers were away), and orphans erased."""
 

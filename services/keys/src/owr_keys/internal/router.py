@@ -34,7 +34,7 @@ from owr_shared.wire.keys import (
     StatusReport,
     UnrevealedItem,
 )
-from owr_shared.wire.workspaces import PAGE_LIMIT, StoredWorkspaces
+from owr_shared.wire.workspaces import PAGE_LIMIT, StoredWorkspaces, stored_page
 
 router = APIRouter(prefix="/internal", tags=["internal"])
 
@@ -178,4 +178,4 @@ async def stored_workspaces(
 ) -> Response:
     """Ids in order above `after`; `next_after` is set while more may follow."""
     items = await erasure_service.stored_workspaces(session, after=after, limit=limit)
-    return json_response(StoredWorkspaces(items=items, next_after=items[-1] if len(items) == limit else None))
+    return json_response(stored_page(items, limit))

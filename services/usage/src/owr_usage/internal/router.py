@@ -18,7 +18,7 @@ from owr_shared.db import DbSession
 from owr_shared.jwt import Principal
 from owr_shared.schemas import json_response, problem_responses
 from owr_shared.wire.usage import CompactionRequest, CompactionResult, RetentionRequest, RetentionResult
-from owr_shared.wire.workspaces import PAGE_LIMIT, StoredWorkspaces
+from owr_shared.wire.workspaces import PAGE_LIMIT, StoredWorkspaces, stored_page
 from owr_usage.accounts import service as account_service
 from owr_usage.accounts.schemas import AccountKeysReport, ActivityReport, CreditsReport
 from owr_usage.dependencies import Settings, require_scope
@@ -154,4 +154,4 @@ async def stored_workspaces(
 ) -> Response:
     """Ids in order above `after`; `next_after` is set while more may follow."""
     items = await erasure_service.stored_workspaces(session, after=after, limit=limit)
-    return json_response(StoredWorkspaces(items=items, next_after=items[-1] if len(items) == limit else None))
+    return json_response(stored_page(items, limit))

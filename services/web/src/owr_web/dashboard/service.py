@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -41,7 +41,6 @@ class Dashboard:
     since: date
     keys_total: int
     pending: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _sum(days: list[dict[str, Any]], since: date) -> tuple[Decimal, bool]:

@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from owr_shared.errors import ProblemError
 from owr_web.api.errors import ApiProblem, ApiUnavailable, PageNotFound
 from owr_web.dependencies import SignedIn, Views
 from owr_web.sessions.errors import SignedOut
+from owr_web.stats.errors import BadDay
 
 router = APIRouter(tags=["stats"])
 
@@ -30,11 +30,6 @@ SORTS = {
 Text = Annotated[str | None, Query(max_length=300)]
 # The filter form sends every field, empty ones as "": an empty date is no bound, not a bad one.
 Day = Annotated[str | None, Query(max_length=10)]
-
-
-class BadDay(ProblemError):
-    status, slug, title = 422, "bad-day", "Not a Date"
-    default_detail = "A date must be written YYYY-MM-DD. Go back and correct it."
 
 
 def _day(value: str | None) -> date | None:

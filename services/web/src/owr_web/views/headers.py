@@ -5,18 +5,10 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# No inline script or style anywhere: htmx and Chart.js come from /static, page data from JSON blocks.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
-)
-SECURITY_HEADERS = (
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-    (b"x-frame-options", b"DENY"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-)
+from owr_shared.middleware import PAGE_SECURITY_HEADERS
+
+# owr_shared's page headers (the gateway sends the same), and no cross-origin window may reach ours.
+SECURITY_HEADERS = (*PAGE_SECURITY_HEADERS, (b"cross-origin-opener-policy", b"same-origin"))
 _NAMES = {name for name, _ in SECURITY_HEADERS}
 
 
