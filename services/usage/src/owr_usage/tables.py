@@ -7,12 +7,15 @@ module and its base import each other.
 from __future__ import annotations
 
 from owr_usage.accounts import models as accounts
+from owr_usage.alerts import models as alerts
 from owr_usage.base import SCHEMA, UsageBase
+from owr_usage.budgets import models as budgets
+from owr_usage.channels import models as channels
 from owr_usage.erasure import models as erasure
 from owr_usage.rollups import models as rollups
 from owr_usage.snapshots import models as snapshots
 
 __all__ = ["SCHEMA", "metadata"]
 
-DOMAIN_MODELS = (accounts, erasure, rollups, snapshots)
+DOMAIN_MODELS = (accounts, alerts, budgets, channels, erasure, rollups, snapshots)
 metadata = UsageBase.metadata

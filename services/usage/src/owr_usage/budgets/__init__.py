@@ -1,1 +1,1 @@
-"""Budgets: an amount per UTC day, week or month for a workspace, a key or an account (issue 15, in progress)."""
+"""Budgets: an amount per UTC day, week or month for a workspace, a key or an account, and their thresholds."""
