@@ -53,9 +53,7 @@ class ChannelSecret(UsageBase):
 
     __tablename__ = "channel_secrets"
 
-    channel_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("alert_channels.id", ondelete="CASCADE"), primary_key=True
-    )
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("alert_channels.id", ondelete="CASCADE"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     workspace_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
@@ -85,4 +83,6 @@ class ChannelAudit(UsageBase):
     action: Mapped[str] = mapped_column(String(16), nullable=False)
     # A user id, or the service token's subject (`worker`).
     actor: Mapped[str] = mapped_column(String(100), nullable=False)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now())
+    at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
+    )

@@ -142,9 +142,7 @@ def upgrade() -> None:
         schema="usage",
         postgresql_where=sa.text("status = 'pending'"),
     )
-    op.create_index(
-        "ix_alert_deliveries_channel", "alert_deliveries", ["channel_id", "created_at"], schema="usage"
-    )
+    op.create_index("ix_alert_deliveries_channel", "alert_deliveries", ["channel_id", "created_at"], schema="usage")
     op.create_table(
         "alert_delivery_attempts",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
