@@ -1,0 +1,83 @@
+"""SQL of the alerts domain: the outbox's events and their fan-out to deliveries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, literal, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_usage.alerts.models import AlertDelivery, AlertEvent
+from owr_usage.channels.models import AlertChannel
+
+
+class AlertRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_event(
+        self,
+        *,
+        workspace_id: uuid.UUID,
+        type: str,
+        data: dict[str, Any],
+        occurred_at: datetime,
+        dedup_key: str | None,
+    ) -> uuid.UUID | None:
+        """The new event's id, or None when the workspace already has an event with `dedup_key`."""
+        event_id = uuid.uuid4()
+        statement = (
+            pg_insert(AlertEvent)
+            .values(
+                id=event_id,
+                workspace_id=workspace_id,
+                type=type,
+                data=data,
+                occurred_at=occurred_at,
+                dedup_key=dedup_key,
+            )
+            .on_conflict_do_nothing(index_elements=["workspace_id", "dedup_key"])
+            .returning(AlertEvent.id)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def fan_out(
+        self,
+        *,
+        event_id: uuid.UUID,
+        workspace_id: uuid.UUID,
+        type: str,
+        channel_ids: Sequence[uuid.UUID] = (),
+        only_channel: uuid.UUID | None = None,
+    ) -> int:
+        """One pending delivery per enabled channel that takes the event, due now (the database's clock); how many.
+
+        `only_channel` names the one channel (a test event), whatever its `events`; otherwise a channel takes
+        the type when its `events` is NULL or lists it, and `channel_ids` (a budget's) narrows when not empty.
+        """
+        channel = AlertChannel
+        conditions = [channel.workspace_id == workspace_id, channel.disabled_at.is_(None)]
+        if only_channel is not None:
+            conditions.append(channel.id == only_channel)
+        else:
+            conditions.append(or_(channel.events.is_(None), channel.events.contains([type])))
+            if channel_ids:
+                conditions.append(channel.id.in_(list(channel_ids)))
+        chosen = select(
+            func.gen_random_uuid(),
+            literal(workspace_id),
+            literal(event_id),
+            channel.id,
+            literal("pending"),
+            literal(0),
+            func.now(),
+        ).where(and_(*conditions))
+        statement = insert(AlertDelivery).from_select(
+            ["id", "workspace_id", "event_id", "channel_id", "status", "attempts", "next_attempt_at"], chosen
+        )
+        result = await self.session.execute(statement)
+        return int(getattr(result, "rowcount", 0) or 0)
