@@ -65,10 +65,25 @@ function wireStrength(root) {
   });
 }
 
+// A form's parts that apply to one choice only (a budget's key or account picker, a channel's URL or address):
+// the others are hidden while that choice is not made. Without script every part shows, labelled.
+function wireChoice(root, selectSelector, partAttribute) {
+  root.querySelectorAll(selectSelector).forEach((select) => {
+    const parts = select.form.querySelectorAll(`[${partAttribute}]`);
+    const show = () => parts.forEach((part) => {
+      part.hidden = !part.getAttribute(partAttribute).split(" ").includes(select.value);
+    });
+    select.addEventListener("change", show);
+    show();
+  });
+}
+
 function init(root) {
   drawCharts(root);
   wireCopy(root);
   wireStrength(root);
+  wireChoice(root, "select[data-scope-select]", "data-scope-for");
+  wireChoice(root, "select[data-channel-type]", "data-type-for");
 }
 
 document.addEventListener("DOMContentLoaded", () => init(document));

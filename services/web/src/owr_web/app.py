@@ -11,6 +11,9 @@ from fastapi import FastAPI
 from owr_shared.app import create_service_app
 from owr_shared.settings import load_settings
 from owr_web.accounts.router import router as accounts_router
+from owr_web.alerts.router import router as alerts_router
+from owr_web.budgets.router import router as budgets_router
+from owr_web.channels.router import router as channels_router
 from owr_web.dashboard.router import router as dashboard_router
 from owr_web.keys.router import router as keys_router
 from owr_web.profile.router import router as profile_router
@@ -56,6 +59,9 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             keys_router,
             stats_router,
             accounts_router,
+            budgets_router,
+            channels_router,
+            alerts_router,
             tokens_router,
             profile_router,
         ],

@@ -16,6 +16,7 @@ import httpx
 
 from owr_shared.context import REQUEST_ID_HEADER, request_id_var
 from owr_shared.logging import get_logger
+from owr_shared.wire import codec
 from owr_web.api.errors import ApiProblem, ApiUnavailable, PageNotFound
 from owr_web.metrics import API_CALLS
 from owr_web.sessions.errors import SignedOut
@@ -46,9 +47,15 @@ class Api:
         return headers
 
     async def call(self, method: str, path: str, *, json_body: Any = None, params: Any = None) -> httpx.Response:
-        """The raw answer of a call; transport failures and 5xx raise `ApiUnavailable`."""
+        """The raw answer of a call; transport failures and 5xx raise `ApiUnavailable` (with the API's
+        `Retry-After` when it gave one). Bodies are written with money exact (`Decimal` as a JSON number)."""
+        headers = self._headers()
+        content = None
+        if json_body is not None:
+            content = codec.dumps(json_body)
+            headers["content-type"] = "application/json"
         try:
-            response = await self._http.request(method, path, json=json_body, params=params, headers=self._headers())
+            response = await self._http.request(method, path, content=content, params=params, headers=headers)
         except httpx.HTTPError as exc:
             API_CALLS.labels("unavailable").inc()
             log.warning("api_unreachable", method=method, error_type=type(exc).__name__)
@@ -56,7 +63,7 @@ class Api:
         API_CALLS.labels(str(response.status_code // 100) + "xx").inc()
         if response.status_code >= 500:
             log.warning("api_failed", method=method, status=response.status_code)
-            raise ApiUnavailable()
+            raise ApiUnavailable.after(response.headers.get("retry-after"))
         return response
 
     async def stream(self, method: str, path: str, *, params: Any = None) -> httpx.Response:
@@ -80,7 +87,8 @@ class Api:
             raise PageNotFound()
         if response.status_code >= 400:
             body = read_json(response) if response.headers.get("content-type", "").endswith("json") else None
-            raise ApiProblem(response.status_code, body if isinstance(body, dict) else {})
+            retry_after = response.headers.get("retry-after")
+            raise ApiProblem(response.status_code, body if isinstance(body, dict) else {}, retry_after=retry_after)
         return read_json(response)
 
     async def get(self, path: str, **params: Any) -> Any:
@@ -104,3 +112,58 @@ class Api:
 
     async def delete(self, path: str) -> Any:
         return await self.request("DELETE", path)
+
+    # Budgets, channels and alerts (DESIGN §11). Ids are the API's own, passed back as it gave them.
+
+    async def budgets(self, *, page: int = 1, per_page: int = 100) -> Any:
+        return await self.get("/api/v1/budgets", page=page, per_page=per_page)
+
+    async def budget(self, budget_id: str) -> Any:
+        return await self.get(f"/api/v1/budgets/{budget_id}")
+
+    async def create_budget(self, body: dict[str, Any]) -> Any:
+        return await self.post("/api/v1/budgets", body)
+
+    async def update_budget(self, budget_id: str, body: dict[str, Any]) -> Any:
+        return await self.patch(f"/api/v1/budgets/{budget_id}", body)
+
+    async def delete_budget(self, budget_id: str) -> None:
+        await self.delete(f"/api/v1/budgets/{budget_id}")
+
+    async def channels(self, *, page: int = 1, per_page: int = 100) -> Any:
+        return await self.get("/api/v1/channels", page=page, per_page=per_page)
+
+    async def channel(self, channel_id: str) -> Any:
+        return await self.get(f"/api/v1/channels/{channel_id}")
+
+    async def create_channel(self, body: dict[str, Any]) -> Any:
+        """The new channel; a webhook's answer carries its `secret`, this once."""
+        return await self.post("/api/v1/channels", body)
+
+    async def update_channel(self, channel_id: str, body: dict[str, Any]) -> Any:
+        return await self.patch(f"/api/v1/channels/{channel_id}", body)
+
+    async def delete_channel(self, channel_id: str) -> None:
+        await self.delete(f"/api/v1/channels/{channel_id}")
+
+    async def rotate_channel_secret(self, channel_id: str) -> Any:
+        """The channel with its new `secret`, this once; the old one keeps signing for a day."""
+        return await self.post(f"/api/v1/channels/{channel_id}/rotate-secret")
+
+    async def test_channel(self, channel_id: str) -> Any:
+        return await self.post(f"/api/v1/channels/{channel_id}/test")
+
+    async def deliveries(self, channel_id: str, *, page: int = 1, per_page: int = 50) -> Any:
+        return await self.get(f"/api/v1/channels/{channel_id}/deliveries", page=page, per_page=per_page)
+
+    async def retry_delivery(self, channel_id: str, delivery_id: str) -> Any:
+        return await self.post(f"/api/v1/channels/{channel_id}/deliveries/{delivery_id}/retry")
+
+    async def alerts(self, *, page: int = 1, per_page: int = 50) -> Any:
+        return await self.get("/api/v1/alerts", page=page, per_page=per_page)
+
+    async def alert_rules(self) -> Any:
+        return await self.get("/api/v1/alert-rules")
+
+    async def put_alert_rules(self, body: Any) -> Any:
+        return await self.put("/api/v1/alert-rules", body)

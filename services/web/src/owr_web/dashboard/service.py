@@ -1,4 +1,4 @@
-"""The dashboard's figures, from three API calls made at once (one per widget source, never per key)."""
+"""The dashboard's figures, from four API calls made at once (one per widget source, never per key)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from owr_web.api.client import Api
+from owr_web.budgets.service import attention
 from owr_web.keys.service import limit_use
 
 CHART_DAYS = 30
@@ -41,6 +42,9 @@ class Dashboard:
     since: date
     keys_total: int
     pending: bool = False
+    # Budgets at warning or over, and how many there are (None: the budgets could not be listed).
+    budgets_attention: list[dict[str, Any]] | None = None
+    budgets_total: int | None = None
 
 
 def _sum(days: list[dict[str, Any]], since: date) -> tuple[Decimal, bool]:
@@ -72,10 +76,11 @@ def chart_data(summary: dict[str, Any], today: date) -> dict[str, Any]:
 async def load(api: Api) -> Dashboard:
     today = today_utc()
     since = min(today - timedelta(days=CHART_DAYS - 1), today.replace(day=1))
-    summary, accounts, keys = await asyncio.gather(
+    summary, accounts, keys, budgets = await asyncio.gather(
         api.get("/api/v1/usage/summary", **{"from": since.isoformat(), "to": today.isoformat()}),
         api.get("/api/v1/usage/accounts", per_page=250),
         api.get("/api/v1/keys", per_page=250),
+        api.get_optional("/api/v1/budgets", per_page=250),
     )
     days = summary["by_day"]
     today_cost, today_provisional = _sum(days, today)
@@ -108,4 +113,6 @@ async def load(api: Api) -> Dashboard:
         since=since,
         keys_total=int(keys["total"]),
         pending=any(k["status"] == "pending" for k in keys["items"]),
+        budgets_attention=attention(budgets["items"]) if budgets else None,
+        budgets_total=int(budgets["total"]) if budgets else None,
     )

@@ -31,6 +31,9 @@ log = get_logger(__name__)
 
 _PREFIX = "owr:web:session:"
 _REFRESH_LOCK = "owr:web:refresh:"
+# A value shown once after a redirect (a channel's new signing secret): kept this long at most, then gone.
+_ONCE = "owr:web:once:"
+ONCE_SECONDS = 120
 # Delete the lock only if it is still ours: a refresh that outlived it must not free another's.
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -160,3 +163,23 @@ class SessionStore:
             raise SessionStoreUnavailable() from None
         SESSIONS.labels("expired" if reason == "expired" else "ended").inc()
         log.info("web_session_ended", session=session_ref(session_id), reason=reason)
+
+    async def hold_once(self, session_id: str, name: str, value: str) -> None:
+        """Keep `value` for this session's next `take_once(name)`: a secret answered by a post is shown by the
+        page the post redirects to, so reloading that page neither posts again nor shows it again."""
+        try:
+            await self._redis.set(_ONCE + _key(session_id) + ":" + name, value, ex=ONCE_SECONDS)
+        except RedisError:
+            raise SessionStoreUnavailable() from None
+
+    async def take_once(self, session_id: str, name: str) -> str | None:
+        """The value held under `name`, deleted in the same step; None when there is none (any more)."""
+        key = _ONCE + _key(session_id) + ":" + name
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.get(key)
+                pipe.delete(key)
+                value, _ = await pipe.execute()
+        except RedisError:
+            raise SessionStoreUnavailable() from None
+        return value.decode() if isinstance(value, bytes) else value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
@@ -45,6 +45,16 @@ def percent(value: Any) -> str:
     return "—" if ratio is None else f"{(ratio * 100).quantize(Decimal('1'))}%"
 
 
+def points(value: Any) -> str:
+    """A percentage the API gives in points (`85.4` → `85%`); a little above zero is `<1%`, never `0%`."""
+    amount = as_decimal(value)
+    if amount is None:
+        return "—"
+    if Decimal(0) < amount < 1:
+        return "<1%"
+    return f"{amount.quantize(Decimal('1'), rounding=ROUND_HALF_EVEN)}%"
+
+
 def parse_time(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
@@ -58,6 +68,19 @@ def utc(value: Any) -> str:
     """`2026-12-05 14:03 UTC`."""
     moment = parse_time(value)
     return "—" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def moment(value: Any, now: datetime | None = None) -> str:
+    """A moment ahead, as a budget's reset or crossing is said: `Thu 14:00 UTC` within the coming week (the
+    day names it), else with its date, `Tue 1 Dec 00:00 UTC`."""
+    when = parse_time(value)
+    if when is None:
+        return "—"
+    when = when.astimezone(UTC)
+    ahead = when - (now or datetime.now(UTC))
+    if timedelta(0) <= ahead < timedelta(days=7):
+        return when.strftime("%a %H:%M UTC")
+    return f"{when:%a} {when.day} {when:%b %H:%M} UTC"
 
 
 def ago(value: Any, now: datetime | None = None) -> str:
@@ -88,4 +111,13 @@ def duration(seconds: float | None) -> str:
     return f"{mins} min"
 
 
-FILTERS = {"usd": usd, "usd_exact": usd_exact, "percent": percent, "utc": utc, "ago": ago, "duration": duration}
+FILTERS = {
+    "usd": usd,
+    "usd_exact": usd_exact,
+    "percent": percent,
+    "points": points,
+    "utc": utc,
+    "moment": moment,
+    "ago": ago,
+    "duration": duration,
+}
