@@ -1,0 +1,196 @@
+"""`/alerts`: the history in words with each delivery; `/alerts/rules`: the switches, read back as the types the API
+gave; the dashboard's budgets tile."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from owr_shared.wire.alerts import EVENT_TYPES
+from owr_web.alerts.service import EVENTS, summary
+from tests.web.conftest import Browser, text
+
+HOOK = {
+    "id": "7a1e2f3c-2222-4a8b-8c9d-1e2f3a4b5c01",
+    "type": "webhook",
+    "name": "ops hook",
+    "target_hint": "https://hooks.example",
+    "events": None,
+    "enabled": True,
+}
+BUDGET_DATA = {
+    "budget_id": "5b2d9c7e-3333-4f6a-9b8c-7d6e5f4a3b01",
+    "name": "prod weekly",
+    "scope": {"type": "key", "id": "0d3c4a6e-1111-4c1e-9d51-3f7b2c1a0001"},
+    "period": {"kind": "weekly", "start": "2026-11-30T00:00:00Z", "resets_at": "2026-12-07T00:00:00Z"},
+    "spend_usd": Decimal("8.5"),
+    "amount_usd": Decimal("10"),
+    "percent_used": Decimal("85"),
+    "threshold": 80,
+    "forecast_usd": Decimal("21.25"),
+}
+KEY_DATA = {"key_id": "0d3c4a6e-1111-4c1e-9d51-3f7b2c1a0001", "key_name": "prod", "label": "sk-or-v1-0e6…c96"}
+
+
+def event(kind: str, data: dict[str, Any], deliveries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "id": "e0c1d2e3-4444-4f5a-8b9c-0d1e2f3a4b01",
+        "type": kind,
+        "at": "2026-12-05T14:03:00Z",
+        "data": data,
+        "deliveries": deliveries or [],
+    }
+
+
+def test_every_event_type_has_a_name() -> None:
+    assert set(EVENTS) == set(EVENT_TYPES)
+
+
+def test_summaries_say_what_happened_in_one_line() -> None:
+    assert summary(event("budget.threshold_crossed", BUDGET_DATA)) == (
+        "Budget “prod weekly” passed 80% of its amount: $8.50 of $10.00 this week"
+    )
+    assert summary(event("budget.exceeded", {**BUDGET_DATA, "spend_usd": Decimal("12")})) == (
+        "Budget “prod weekly” is over its amount: $12.00 of $10.00 this week"
+    )
+    assert summary(event("budget.forecast_exceeded", BUDGET_DATA)).startswith(
+        "Budget “prod weekly” is heading over its amount: forecast $21.25"
+    )
+    assert summary(event("budget.recovered", BUDGET_DATA)).startswith("Budget “prod weekly” is back under")
+    assert summary(event("key.invalid", KEY_DATA)) == (
+        "Key “prod” (sk-or-v1-0e6…c96) was refused by OpenRouter: replace it or delete it"
+    )
+    assert summary(event("key.expiring", {**KEY_DATA, "expires_at": "2026-12-09T00:00:00Z"})).endswith(
+        "expires 2026-12-09 00:00 UTC"
+    )
+    assert "has used 92% of its OpenRouter limit" in summary(
+        event("key.limit_threshold_crossed", {**KEY_DATA, "percent_used": Decimal("91.6")})
+    )
+    assert summary(event("sync.failing", {**KEY_DATA, "since": "2026-12-05T12:00:00Z"})).endswith(
+        "fails since 2026-12-05 12:00 UTC"
+    )
+    assert summary(event("sync.recovered", KEY_DATA)) == "Syncing Key “prod” (sk-or-v1-0e6…c96) works again"
+    assert summary(event("account.balance_low", {"label": "billing", "balance_usd": Decimal("3.2")})) == (
+        "Account “billing” is low on credit: $3.20 left"
+    )
+    assert summary(event("account.runway_low", {"runway_days": Decimal("2.25")})) == (
+        "An account runs out of credit in about 2.2 days"
+    )
+    assert summary(event("report.weekly", {"spend_usd": Decimal("40")})) == "Weekly report: $40.00 spent"
+    assert summary(event("channel.disabled", {"channel_name": "old", "reason": "410 Gone"})) == (
+        "Channel “old” was disabled: 410 Gone"
+    )
+    assert summary(event("test", {})) == "A test event, sent on request"
+    # Missing data is left unsaid, never a crash; an unknown type is named as the API names it.
+    for kind in EVENT_TYPES:
+        assert summary(event(kind, {}))
+    assert summary({"type": "some.future_event", "data": None}) == "some.future_event"
+
+
+async def test_the_history_shows_each_event_and_its_deliveries(web: Browser) -> None:
+    deliveries: list[dict[str, Any]] = [
+        {"channel_id": HOOK["id"], "status": "delivered", "attempts": 1},
+        {"channel_id": "7a1e2f3c-2222-4a8b-8c9d-000000000000", "status": "failed", "attempts": 8},
+    ]
+    web.gateway.page("/api/v1/alerts", [event("budget.threshold_crossed", BUDGET_DATA, deliveries)], total=120)
+    web.gateway.page("/api/v1/channels", [HOOK])
+    r = await web.get("/alerts")
+    said = text(r.text)
+    assert "2026-12-05 14:03 UTC Budget threshold crossed Budget “prod weekly” passed 80% of its amount" in said
+    assert "ops hook: delivered" in said
+    assert "a deleted channel: failed" in said
+    assert "Page 1 of 3" in said
+    assert web.gateway.sent("GET", "/api/v1/alerts")[0].params == {"page": "1", "per_page": "50"}
+
+
+async def test_no_alert_says_what_comes_here(web: Browser) -> None:
+    web.gateway.page("/api/v1/alerts", [])
+    web.gateway.page("/api/v1/channels", [])
+    said = text((await web.get("/alerts")).text)
+    assert "No alert yet." in said
+    assert "add a channel" in said
+
+
+RULES = [
+    {"rule": "key.invalid", "enabled": True, "params": {}},
+    {"rule": "key.expiring", "enabled": True, "params": {"within_days": 7}},
+    {"rule": "account.balance_low", "enabled": False, "params": {"below_usd": 5, "runway_days": Decimal("3.5")}},
+]
+
+
+async def test_the_rules_switches_are_read_back_as_the_types_they_had(web: Browser) -> None:
+    web.gateway.answer("GET", "/api/v1/alert-rules", {"items": RULES})
+    web.gateway.answer("PUT", "/api/v1/alert-rules", {"items": RULES})
+    r = await web.get("/alerts/rules")
+    assert r.status_code == 200
+    assert 'role="switch"' in r.text
+    assert 'name="param.key.expiring.within_days" value="7"' in r.text
+    form = {
+        "enabled.key.expiring": "true",
+        "enabled.account.balance_low": "true",
+        "param.key.expiring.within_days": "14",
+        "param.account.balance_low.below_usd": "12.50",
+        "param.account.balance_low.runway_days": "2",
+    }
+    r = await web.post("/alerts/rules", form)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/alerts/rules?done=saved"
+    (put,) = web.gateway.sent("PUT", "/api/v1/alert-rules")
+    assert put.body == {
+        "items": [
+            {"rule": "key.invalid", "enabled": False, "params": {}},
+            {"rule": "key.expiring", "enabled": True, "params": {"within_days": 14}},
+            {
+                "rule": "account.balance_low",
+                "enabled": True,
+                "params": {"below_usd": Decimal("12.50"), "runway_days": Decimal("2")},
+            },
+        ]
+    }
+
+
+async def test_a_rule_parameter_that_is_not_a_number_is_refused_by_the_form(web: Browser) -> None:
+    web.gateway.answer("GET", "/api/v1/alert-rules", {"items": RULES})
+    r = await web.post("/alerts/rules", {"param.key.expiring.within_days": "a week"})
+    assert r.status_code == 422
+    assert "Give a whole number." in r.text
+    assert 'aria-describedby="rule-1-within_days-error"' in r.text
+    assert not web.gateway.sent("PUT", "/api/v1/alert-rules")
+
+
+async def test_the_apis_refusal_of_a_rule_is_shown_at_its_field(web: Browser) -> None:
+    web.gateway.answer("GET", "/api/v1/alert-rules", {"items": RULES})
+    problem = {
+        "title": "Validation Error",
+        "status": 422,
+        "detail": "The request is not valid.",
+        "errors": [
+            {"loc": ["body", "items", 1, "params", "within_days"], "msg": "must be 1 to 90", "type": "value_error"}
+        ],
+    }
+    web.gateway.answer("PUT", "/api/v1/alert-rules", problem, status=422)
+    form = {
+        "param.key.expiring.within_days": "400",
+        "param.account.balance_low.below_usd": "5",
+        "param.account.balance_low.runway_days": "3.5",
+    }
+    r = await web.post("/alerts/rules", form)
+    assert r.status_code == 422
+    assert '<p id="rule-1-within_days-error" class="field-error">must be 1 to 90</p>' in r.text
+
+
+async def test_the_dashboard_counts_budgets_at_warning_or_over(web: Browser) -> None:
+    web.gateway.answer(
+        "GET", "/api/v1/usage/summary", {"totals": {}, "by_day": [], "by_model": [], "by_day_model": [], "by_key": []}
+    )
+    web.gateway.page("/api/v1/usage/accounts", [])
+    web.gateway.page("/api/v1/keys", [])
+    budgets = [
+        {"id": "1", "name": "team", "state": "exceeded", "percent_used": Decimal("120")},
+        {"id": "2", "name": "prod", "state": "warning", "percent_used": Decimal("85")},
+        {"id": "3", "name": "batch", "state": "ok", "percent_used": Decimal("10")},
+    ]
+    web.gateway.page("/api/v1/budgets", budgets)
+    said = text((await web.get("/")).text)
+    assert "Budgets at warning or over 2 of 3 budgets ; team 120%, prod 85%" in said
+    assert len(web.gateway.calls) == 4
