@@ -9,12 +9,23 @@ from typing import Any
 
 from tests.web.conftest import Browser, text
 
-KEY = {"id": "0d3c4a6e-1111-4c1e-9d51-3f7b2c1a0001", "name": "prod", "label": "sk-or-v1-0e6…c96", "kind": "inference"}
+KEY = {
+    "id": "0d3c4a6e-1111-4c1e-9d51-3f7b2c1a0001",
+    "name": "prod",
+    "label": "sk-or-v1-0e6…c96",
+    "kind": "inference",
+    "status": "valid",
+    "limit": None,
+    "limit_remaining": None,
+}
 MGMT = {
     "id": "0d3c4a6e-1111-4c1e-9d51-3f7b2c1a0002",
     "name": "billing",
     "label": "sk-or-v1-abc…def",
     "kind": "management",
+    "status": "valid",
+    "limit": None,
+    "limit_remaining": None,
 }
 HOOK = {
     "id": "7a1e2f3c-2222-4a8b-8c9d-1e2f3a4b5c01",

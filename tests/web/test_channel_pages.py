@@ -124,10 +124,10 @@ async def test_the_list_says_each_channels_state_in_words(web: Browser) -> None:
     web.gateway.page("/api/v1/channels", [channel(), off])
     said = text((await web.get("/channels")).text)
     assert (
-        "ops hook Webhook, signed (Standard Webhooks) https://hooks.example Budget exceeded, Key refused by OpenRouter Enabled"
+        "ops hook Webhook, signed (Standard Webhooks) https://hooks.example Events: Budget exceeded, Key refused by OpenRouter Enabled"
         in said
     )
-    assert "Every event Disabled: the receiver answered 410 Gone (since 2026-12-04 10:00 UTC)" in said
+    assert "Events: Every event Disabled: the receiver answered 410 Gone (since 2026-12-04 10:00 UTC)" in said
 
 
 async def test_the_delivery_log_offers_retry_on_failed_deliveries_only(web: Browser) -> None:
@@ -153,7 +153,7 @@ async def test_the_delivery_log_offers_retry_on_failed_deliveries_only(web: Brow
     assert "HTTP 500" in said
     assert "connection refused" in said
     assert "204 delivered" in said
-    assert "retries " in said
+    assert f"connection refused Next retry: {datetime.fromisoformat(soon):%a %H:%M} UTC" in said  # the next retry
     web.gateway.answer(
         "POST", f"/api/v1/channels/{CHANNEL_ID}/deliveries/{failed}/retry", {"status": "pending"}, status=202
     )

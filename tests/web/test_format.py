@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from owr_web.settings import WebSettings
-from owr_web.views.format import ago, duration, percent, usd, usd_exact
+from owr_web.views.format import ago, duration, moment, percent, points, usd, usd_exact
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,16 @@ def test_the_demo_sign_in_is_refused_in_production() -> None:
     with pytest.raises(ValueError, match="never in production"):
         WebSettings.model_validate({"OWR_ENV": "production", "demo_email": "demo@example.com"})
     assert WebSettings.model_validate({"OWR_ENV": "development", "demo_email": "d@example.com"}).demo_email
+
+
+def test_points_and_moments() -> None:
+    assert points(Decimal("85.4")) == "85%"
+    assert points(Decimal("120")) == "120%"
+    assert points(Decimal("0.2")) == "<1%"  # never 0% for a budget that has spent
+    assert points(0) == "0%"
+    assert points(None) == "—"
+    now = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)  # a Thursday
+    assert moment("2026-12-03T14:00:00Z", now) == "Thu 14:00 UTC"
+    assert moment("2026-12-07T00:00:00Z", now) == "Mon 00:00 UTC"  # a weekly reset: the day names it
+    assert moment("2027-01-01T00:00:00Z", now) == "Fri 1 Jan 00:00 UTC"  # a monthly one needs its date
+    assert moment(None, now) == "—"

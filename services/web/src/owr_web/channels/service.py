@@ -110,7 +110,7 @@ def log_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "delivery_id": delivery,
                 "label": event_label(str(item.get("event_type"))),
                 "outcome": outcome(item),
-                "next": f"retries {moment(nxt)}" if nxt else "",
+                "next": moment(nxt) if nxt else "",
                 "retry": bool(delivery) and newest and failed_for_good(item),
             }
         )
