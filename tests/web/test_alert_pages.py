@@ -63,24 +63,27 @@ def test_summaries_say_what_happened_in_one_line() -> None:
     assert summary(event("key.expiring", {**KEY_DATA, "expires_at": "2026-12-09T00:00:00Z"})).endswith(
         "expires 2026-12-09 00:00 UTC"
     )
-    assert "has used 92% of its OpenRouter limit" in summary(
-        event("key.limit_threshold_crossed", {**KEY_DATA, "percent_used": Decimal("91.6")})
+    assert "has used 92% of its $10.00 OpenRouter limit" in summary(
+        event("key.limit_threshold_crossed", {**KEY_DATA, "percent_used": "91.6", "limit_usd": "10", "threshold": 10})
     )
     assert summary(event("sync.failing", {**KEY_DATA, "since": "2026-12-05T12:00:00Z"})).endswith(
         "fails since 2026-12-05 12:00 UTC"
     )
     assert summary(event("sync.recovered", KEY_DATA)) == "Syncing Key “prod” (sk-or-v1-0e6…c96) works again"
-    assert summary(event("account.balance_low", {"label": "billing", "balance_usd": Decimal("3.2")})) == (
-        "Account “billing” is low on credit: $3.20 left"
+    balance = {"management_key_id": "m1", "label": "sk-or-v1-abc…def", "balance_usd": "3.2", "threshold_usd": "5"}
+    assert summary(event("account.balance_low", balance)) == (
+        "Account “sk-or-v1-abc…def” is low on credit: $3.20 left, under $5.00"
     )
     assert summary(event("account.runway_low", {"runway_days": Decimal("2.25")})) == (
         "An account runs out of credit in about 2.2 days"
     )
-    assert summary(event("report.weekly", {"spend_usd": Decimal("40")})) == "Weekly report: $40.00 spent"
-    assert summary(event("channel.disabled", {"channel_name": "old", "reason": "410 Gone"})) == (
-        "Channel “old” was disabled: 410 Gone"
+    assert summary(event("report.weekly", {"spend_usd": "40", "previous_spend_usd": "32.5"})) == (
+        "Weekly report: $40.00 spent, against $32.50 the period before"
     )
-    assert summary(event("test", {})) == "A test event, sent on request"
+    assert summary(event("channel.disabled", {"name": "old", "reason": "the receiver answered 410 Gone"})) == (
+        "Channel “old” was disabled: the receiver answered 410 Gone"
+    )
+    assert summary(event("test", {"name": "Ops Hook"})) == "A test event for the channel “Ops Hook”"
     # Missing data is left unsaid, never a crash; an unknown type is named as the API names it.
     for kind in EVENT_TYPES:
         assert summary(event(kind, {}))
@@ -113,8 +116,9 @@ async def test_no_alert_says_what_comes_here(web: Browser) -> None:
 
 RULES = [
     {"rule": "key.invalid", "enabled": True, "params": {}},
-    {"rule": "key.expiring", "enabled": True, "params": {"within_days": 7}},
-    {"rule": "account.balance_low", "enabled": False, "params": {"below_usd": 5, "runway_days": Decimal("3.5")}},
+    {"rule": "key.expiring", "enabled": True, "params": {"days": 7}},
+    {"rule": "account.balance_low", "enabled": False, "params": {"amount_usd": 5}},
+    {"rule": "future.rule", "enabled": True, "params": {"ratio": Decimal("0.5"), "note": "x", "loud": False}},
 ]
 
 
@@ -123,14 +127,18 @@ async def test_the_rules_switches_are_read_back_as_the_types_they_had(web: Brows
     web.gateway.answer("PUT", "/api/v1/alert-rules", {"items": RULES})
     r = await web.get("/alerts/rules")
     assert r.status_code == 200
-    assert 'role="switch"' in r.text
-    assert 'name="param.key.expiring.within_days" value="7"' in r.text
+    assert r.text.count('role="switch"') == 4
+    assert 'name="param.key.expiring.days" value="7"' in r.text
+    assert "Expiring within (days)" in r.text
+    assert "Balance under (USD)" in r.text
     form = {
         "enabled.key.expiring": "true",
         "enabled.account.balance_low": "true",
-        "param.key.expiring.within_days": "14",
-        "param.account.balance_low.below_usd": "12.50",
-        "param.account.balance_low.runway_days": "2",
+        "param.key.expiring.days": "14",
+        "param.account.balance_low.amount_usd": "12.50",  # money: cents allowed though the API wrote `5`
+        "param.future.rule.ratio": "0.25",
+        "param.future.rule.note": " y ",
+        "param.future.rule.loud": "true",
     }
     r = await web.post("/alerts/rules", form)
     assert r.status_code == 303
@@ -139,44 +147,45 @@ async def test_the_rules_switches_are_read_back_as_the_types_they_had(web: Brows
     assert put.body == {
         "items": [
             {"rule": "key.invalid", "enabled": False, "params": {}},
-            {"rule": "key.expiring", "enabled": True, "params": {"within_days": 14}},
-            {
-                "rule": "account.balance_low",
-                "enabled": True,
-                "params": {"below_usd": Decimal("12.50"), "runway_days": Decimal("2")},
-            },
+            {"rule": "key.expiring", "enabled": True, "params": {"days": 14}},
+            {"rule": "account.balance_low", "enabled": True, "params": {"amount_usd": Decimal("12.50")}},
+            {"rule": "future.rule", "enabled": False, "params": {"ratio": Decimal("0.25"), "note": "y", "loud": True}},
         ]
     }
+    r = await web.get("/alerts/rules", done="saved")
+    assert "Alert rules saved." in r.text
+
+
+ALL_PARAMS = {
+    "param.key.expiring.days": "7",
+    "param.account.balance_low.amount_usd": "5",
+    "param.future.rule.ratio": "1",
+}
 
 
 async def test_a_rule_parameter_that_is_not_a_number_is_refused_by_the_form(web: Browser) -> None:
     web.gateway.answer("GET", "/api/v1/alert-rules", {"items": RULES})
-    r = await web.post("/alerts/rules", {"param.key.expiring.within_days": "a week"})
+    r = await web.post("/alerts/rules", {**ALL_PARAMS, "param.key.expiring.days": "a week"})
     assert r.status_code == 422
     assert "Give a whole number." in r.text
-    assert 'aria-describedby="rule-1-within_days-error"' in r.text
+    assert 'aria-describedby="rule-1-days-error"' in r.text
     assert not web.gateway.sent("PUT", "/api/v1/alert-rules")
 
 
 async def test_the_apis_refusal_of_a_rule_is_shown_at_its_field(web: Browser) -> None:
     web.gateway.answer("GET", "/api/v1/alert-rules", {"items": RULES})
+    # The API's items are a union tagged by `rule`: its errors name the rule in their location.
+    loc = ["body", "items", 1, "key.expiring", "params", "days"]
     problem = {
         "title": "Validation Error",
         "status": 422,
         "detail": "The request is not valid.",
-        "errors": [
-            {"loc": ["body", "items", 1, "params", "within_days"], "msg": "must be 1 to 90", "type": "value_error"}
-        ],
+        "errors": [{"loc": loc, "msg": "Input should be less than or equal to 90", "type": "less_than_equal"}],
     }
     web.gateway.answer("PUT", "/api/v1/alert-rules", problem, status=422)
-    form = {
-        "param.key.expiring.within_days": "400",
-        "param.account.balance_low.below_usd": "5",
-        "param.account.balance_low.runway_days": "3.5",
-    }
-    r = await web.post("/alerts/rules", form)
+    r = await web.post("/alerts/rules", {**ALL_PARAMS, "param.key.expiring.days": "400"})
     assert r.status_code == 422
-    assert '<p id="rule-1-within_days-error" class="field-error">must be 1 to 90</p>' in r.text
+    assert '<p id="rule-1-days-error" class="field-error">Input should be less than or equal to 90</p>' in r.text
 
 
 async def test_the_dashboard_counts_budgets_at_warning_or_over(web: Browser) -> None:

@@ -79,7 +79,8 @@ def _key_event(kind: str, data: dict[str, Any]) -> str:
         return f"{key} expires {utc(data['expires_at'])}" if data.get("expires_at") else f"{key} expires soon"
     if kind == "key.limit_threshold_crossed":
         used = points(data["percent_used"]) if data.get("percent_used") is not None else "most"
-        return f"{key} has used {used} of its OpenRouter limit"
+        limit = f" {usd(data['limit_usd'])}" if data.get("limit_usd") is not None else ""
+        return f"{key} has used {used} of its{limit} OpenRouter limit"
     if kind == "key.anomaly":
         return f"{key} spent unusually"
     if kind == "key.disabled":
@@ -90,10 +91,11 @@ def _key_event(kind: str, data: dict[str, Any]) -> str:
 
 
 def _account_event(kind: str, data: dict[str, Any]) -> str:
-    account = _named("Account", data.get("account_name") or data.get("label"))
+    account = _named("Account", data.get("label"))
     if kind == "account.balance_low":
-        balance = data.get("balance_usd")
-        return f"{account} is low on credit" + (f": {usd(balance)} left" if balance is not None else "")
+        balance, floor = data.get("balance_usd"), data.get("threshold_usd")
+        said = f"{account} is low on credit" + (f": {usd(balance)} left" if balance is not None else "")
+        return said + (f", under {usd(floor)}" if floor is not None else "")
     days = as_decimal(data.get("runway_days"))
     return f"{account} runs out of credit" + (f" in about {days:.1f} days" if days is not None else " soon")
 
@@ -111,13 +113,14 @@ def summary(event: dict[str, Any]) -> str:
     if kind.startswith("account."):
         return _account_event(kind, data)
     if kind.startswith("report."):
-        spend = data.get("spend_usd")
-        return event_label(kind) + (f": {usd(spend)} spent" if spend is not None else "")
+        spend, before = data.get("spend_usd"), data.get("previous_spend_usd")
+        said = event_label(kind) + (f": {usd(spend)} spent" if spend is not None else "")
+        return said + (f", against {usd(before)} the period before" if spend is not None and before is not None else "")
     if kind == "channel.disabled":
         reason = f": {data['reason']}" if data.get("reason") else ""
-        return f"{_named('Channel', data.get('channel_name'))} was disabled{reason}"
+        return f"{_named('Channel', data.get('name'))} was disabled{reason}"
     if kind == "test":
-        return "A test event, sent on request"
+        return f"A test event for the channel \u201c{data['name']}\u201d" if data.get("name") else "A test event"
     return event_label(kind)
 
 
@@ -155,23 +158,18 @@ async def history(api: Api, page: int = 1) -> dict[str, Any]:
 RULES = {
     "key.invalid": "Tell me when OpenRouter refuses a key (401)",
     "key.expiring": "Tell me before a key expires",
-    "key.limit_threshold_crossed": "Tell me when a key nears its own OpenRouter limit",
+    "key.limit_threshold_crossed": "Tell me when a key has little of its own OpenRouter limit left",
     "account.balance_low": "Tell me when an account's balance runs low",
     "account.runway_low": "Tell me when an account's credit will soon run out at its current burn",
     "sync.failing": "Tell me when a key's sync keeps failing, and when it recovers",
 }
+# Each rule's parameters (the API fills in their defaults), by rule then name; an unknown one is named as the API names it.
 PARAMS = {
-    "days": "Days",
-    "within_days": "Within (days)",
-    "percent": "At (% of the limit)",
-    "threshold_percent": "At (% of the limit)",
-    "amount_usd": "Below (USD)",
-    "below_usd": "Below (USD)",
-    "runway_days": "Under (days of runway)",
-    "min_days": "Under (days of runway)",
-    "after_minutes": "Failing for (minutes)",
-    "minutes": "Minutes",
-    "hours": "Hours",
+    ("key.expiring", "days"): "Expiring within (days)",
+    ("key.limit_threshold_crossed", "percent"): "When at most this much of the limit is left (%)",
+    ("account.balance_low", "amount_usd"): "Balance under (USD)",
+    ("account.runway_low", "days"): "Runway under (days)",
+    ("sync.failing", "hours"): "Failing for more than (hours)",
 }
 
 
@@ -203,7 +201,7 @@ def rule_fields(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
         inputs = [
             {
                 "name": param,
-                "label": PARAMS.get(param, param.replace("_", " ").capitalize()),
+                "label": PARAMS.get((name, param), param.replace("_", " ").capitalize()),
                 "kind": _kind(value, param),
                 "value": "" if value is None else format(value, "f") if isinstance(value, Decimal) else value,
                 "field": f"param.{name}.{param}",
@@ -257,7 +255,8 @@ def rule_api_fields(rules: list[dict[str, Any]]) -> dict[str, str]:
     fields = {}
     for index, rule in enumerate(rules):
         name = str(rule["rule"])
-        for prefix in (f"items.{index}", str(index)):
+        # A rule's item is a tagged union at the API: its errors name the rule too (`items.1.key.expiring.params.days`).
+        for prefix in (f"items.{index}", f"items.{index}.{name}"):
             fields[f"{prefix}.enabled"] = f"enabled.{name}"
             for param in rule.get("params") or {}:
                 fields[f"{prefix}.params.{param}"] = f"param.{name}.{param}"
