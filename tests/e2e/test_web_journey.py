@@ -22,13 +22,28 @@ from redis.asyncio import Redis
 from owr_web.views.format import usd
 from tests.e2e.conftest import System
 from tests.e2e.emulator_admin import EmulatorAdmin
+from tests.e2e.test_alerts_journey import Receiver, receiver
 from tests.e2e.test_journey import PASSWORD
+from tests.e2e.test_sync_journey import wait_for
 from tests.support.browser import axe_violations, launched_browser, screenshot
 from tools.devstack import Ports, ProcessGroup, ProcessSpec, system_specs
 
 pytestmark = pytest.mark.e2e
+# The alerts journey's webhook receiver (a fixture), on loopback: the worker delivers there in tests.
+__all__ = ["receiver"]
 
-PAGES = ("/", "/keys", "/stats", "/accounts", "/tokens", "/profile")
+PAGES = (
+    "/",
+    "/keys",
+    "/stats",
+    "/accounts",
+    "/budgets",
+    "/channels",
+    "/alerts",
+    "/alerts/rules",
+    "/tokens",
+    "/profile",
+)
 
 
 @pytest.fixture(scope="session")
@@ -327,3 +342,124 @@ async def test_the_demo_signs_a_newcomer_in_at_once(system: System, context: Any
             await visitor.close()
     finally:
         group.stop()
+
+
+async def reload_until(page: Any, selector: str, *, seconds: float = 60, what: str = "") -> None:
+    """Reload the page until `selector` matches (the worker delivers in the background)."""
+
+    async def shown() -> bool:
+        await page.reload()
+        return bool(await page.locator(selector).count())
+
+    await wait_for(shown, seconds=seconds, what=what or selector)
+
+
+async def test_budgets_channels_and_alerts(
+    system: System, context: Any, browser: Any, emulator: EmulatorAdmin, receiver: Receiver
+) -> None:
+    """Issue 15's pages: a webhook channel (its secret once), a test through the worker to a receiver that fails
+    once (the delivery log shows both attempts), a budget on a key with its bar, the alert history, the rules."""
+    receiver.failures = 1
+    page = await context.new_page()
+    problems = console_problems(page)
+    email = await register(page, system)
+    key, _ = await seeded_key(emulator)
+    headers = await api_headers(system, email)
+    async with httpx.AsyncClient(base_url=system.gateway, timeout=10) as client:
+        r = await client.post("/api/v1/keys", headers=headers, json={"name": "agent", "key": key["key"]})
+        assert r.status_code == 201, r.text
+
+    # A webhook channel: the signing secret once, gone on reload; the URL is never shown back.
+    await page.goto(system.gateway + "/channels")
+    assert await page.locator("text=No channel yet.").count() == 1
+    await page.select_option("#type", "webhook")
+    await page.fill("#name", "ops hook")
+    await page.fill("#url", receiver.url)
+    await page.click("main form[action='/channels'] button[type=submit]")
+    await page.wait_for_url(re.compile(r".*/channels/[0-9a-f-]+\?done=created$"))
+    channel_url = page.url.split("?")[0]
+    secret = await page.locator("#channel-secret").input_value()
+    assert secret.startswith("whsec_")
+    assert receiver.url not in await page.content()
+    await screenshot(page, "channel-secret")
+    await page.goto(channel_url)
+    assert secret not in await page.content()
+    assert await page.locator("#secret-panel").count() == 0
+
+    # A test goes through the worker: the first attempt is refused (500), the retry lands; both are logged.
+    await page.click("main form[action$='/test'] button[type=submit]")
+    await page.locator("[role=status]", has_text="Test event queued").wait_for()
+    await reload_until(page, "table.deliveries td:has-text('delivered')", what="the test's delivery")
+    log = page.locator("table.deliveries tbody tr")
+    assert await log.count() == 2
+    assert "HTTP 500" in await log.nth(1).inner_text()
+    assert await page.locator("table.deliveries button:has-text('Retry')").count() == 0
+    (delivered,) = receiver.accepted(secret)  # signed with the secret the page showed
+    assert delivered[1]["type"] == "test"
+    await screenshot(page, "channel")
+    await page.goto(system.gateway + "/channels")
+    await page.locator("tr", has_text="ops hook").locator("text=Enabled").wait_for()
+    await screenshot(page, "channels")
+
+    # A weekly budget on the key, sent to the channel: its bar, state and reset are shown.
+    await page.goto(system.gateway + "/budgets")
+    await page.fill("#name", "agent weekly")
+    await page.select_option("#scope_type", "key")
+    await page.select_option("#key_id", label=re.compile(r"^agent "))
+    await page.fill("#amount_usd", "10")
+    await page.select_option("#period", "weekly")
+    await page.check("input[name=channel_ids]")
+    await page.click("main form[action='/budgets'] button[type=submit]")
+    await page.wait_for_url(system.gateway + "/budgets?done=created")
+    row = page.locator("tr", has_text="agent weekly")
+    assert await row.locator("progress.bar").count() == 1
+    assert "Key “agent”" in await row.inner_text()
+    assert re.search(r"resets Mon 00:00 UTC", await row.inner_text())
+    # A refusal comes back at its field, with what was typed.
+    await page.fill("#name", "broken")
+    await page.fill("#amount_usd", "-5")
+    await page.click("main form[action='/budgets'] button[type=submit]")
+    await page.locator("#amount_usd-error").wait_for()
+    assert await page.locator("#name").input_value() == "broken"
+    await page.goto(system.gateway + "/budgets")
+    await screenshot(page, "budgets")
+
+    # The alert history: the test event, delivered to the channel.
+    await page.goto(system.gateway + "/alerts")
+    event = page.locator("tr[data-event-type='test']")
+    assert "A test event for the channel “ops hook”" in await event.inner_text()
+    assert "ops hook: delivered" in await event.inner_text()
+    await screenshot(page, "alerts")
+
+    # The rules: switch one off and change a parameter; the API keeps both.
+    await page.goto(system.gateway + "/alerts/rules")
+    await page.uncheck("input[name='enabled.key.expiring']")
+    await page.fill("input[name='param.key.expiring.days']", "14")
+    await page.click("main form[action='/alerts/rules'] button[type=submit]")
+    await page.locator("[role=status]", has_text="Alert rules saved.").wait_for()
+    assert not await page.locator("input[name='enabled.key.expiring']").is_checked()
+    assert await page.locator("input[name='param.key.expiring.days']").input_value() == "14"
+    await screenshot(page, "alert-rules")
+    assert problems == [], problems
+
+    # axe on each new page as filled (a context of its own bypasses the CSP to inject axe); no secret anywhere.
+    checker = await browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
+    try:
+        await checker.add_cookies(await context.cookies())
+        probe = await checker.new_page()
+        for path in (
+            "/",
+            "/budgets",
+            "/channels",
+            channel_url.removeprefix(system.gateway),
+            "/alerts",
+            "/alerts/rules",
+        ):
+            await probe.goto(system.gateway + path)
+            html = await probe.content()
+            assert secret not in html, path
+            assert receiver.url not in html, path
+            violations = await axe_violations(probe)
+            assert violations == [], (path, violations)
+    finally:
+        await checker.close()
