@@ -153,7 +153,7 @@ async def test_the_delivery_log_offers_retry_on_failed_deliveries_only(web: Brow
     assert "HTTP 500" in said
     assert "connection refused" in said
     assert "204 delivered" in said
-    assert f"connection refused Next retry: {datetime.fromisoformat(soon):%a %H:%M} UTC" in said  # the next retry
+    assert f"connection refused Next retry: {datetime.fromisoformat(soon):%Y-%m-%d %H:%M} UTC" in said  # the next retry
     web.gateway.answer(
         "POST", f"/api/v1/channels/{CHANNEL_ID}/deliveries/{failed}/retry", {"status": "pending"}, status=202
     )

@@ -8,7 +8,7 @@ from typing import Any
 from owr_web.alerts.service import EVENTS, event_label
 from owr_web.api.client import Api
 from owr_web.channels.schemas import ChannelEditForm, ChannelForm
-from owr_web.views.format import moment, utc
+from owr_web.views.format import utc
 
 PER_PAGE = 50
 LOG_PER_PAGE = 50
@@ -110,7 +110,7 @@ def log_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "delivery_id": delivery,
                 "label": event_label(str(item.get("event_type"))),
                 "outcome": outcome(item),
-                "next": moment(nxt) if nxt else "",
+                "next": utc(nxt) if nxt else "",
                 "retry": bool(delivery) and newest and failed_for_good(item),
             }
         )

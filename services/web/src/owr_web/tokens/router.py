@@ -20,8 +20,6 @@ SCOPES = {
     "keys:write": "Add, change and delete keys",
     "keys:sync": "Start syncs",
     "alerts:read": "Read budgets, channels and alerts",
-    "alerts:write": "Change budgets, channels and alert rules",
-    "alerts:read": "Read budgets, channels and alerts",
     "alerts:write": "Manage budgets, channels and alert rules",
 }
 EXPIRIES = (30, 90, 180, 365)
