@@ -9,15 +9,8 @@ from typing import Any
 from owr_shared.wire.alerts import EVENT_TYPES
 from owr_web.alerts.service import EVENTS, summary
 from tests.web.conftest import Browser, text
+from tests.web.test_budget_pages import HOOK
 
-HOOK = {
-    "id": "7a1e2f3c-2222-4a8b-8c9d-1e2f3a4b5c01",
-    "type": "webhook",
-    "name": "ops hook",
-    "target_hint": "https://hooks.example",
-    "events": None,
-    "enabled": True,
-}
 BUDGET_DATA = {
     "budget_id": "5b2d9c7e-3333-4f6a-9b8c-7d6e5f4a3b01",
     "name": "prod weekly",

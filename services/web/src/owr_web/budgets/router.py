@@ -17,7 +17,7 @@ from owr_web.budgets import service
 from owr_web.budgets.schemas import BudgetForm
 from owr_web.dependencies import Checked, SignedIn, Views, Visitor
 from owr_web.views.forms import Refusal, blame, notice
-from owr_web.views.pages import Pages
+from owr_web.views.pages import Pages, deletion
 
 router = APIRouter(tags=["budgets"])
 
@@ -106,7 +106,9 @@ async def save_budget(budget_id: uuid.UUID, request: Request, visitor: Checked, 
 @router.get("/budgets/{budget_id}/delete", include_in_schema=False)
 async def confirm_delete(budget_id: uuid.UUID, request: Request, visitor: SignedIn, views: Views) -> Response:
     budget = await visitor.api.budget(str(budget_id))
-    return views.render(request, "budget_delete.html", {"budget": budget}, visitor=visitor)
+    said = "It stops watching spend and sends no more alerts. Alerts it already sent stay in the history."
+    context = deletion("budget", budget["name"], said, action=f"/budgets/{budget_id}/delete", cancel="/budgets")
+    return views.render(request, "confirm_delete.html", context, visitor=visitor)
 
 
 @router.post("/budgets/{budget_id}/delete", include_in_schema=False)

@@ -22,7 +22,7 @@ from owr_web.channels.schemas import ChannelEditForm, ChannelForm
 from owr_web.dependencies import Checked, Sessions, SignedIn, Views, Visitor
 from owr_web.sessions.service import SessionStore
 from owr_web.views.forms import Refusal, blame, notice
-from owr_web.views.pages import Pages
+from owr_web.views.pages import Pages, deletion
 
 router = APIRouter(tags=["channels"])
 
@@ -208,7 +208,12 @@ async def retry_delivery(
 @router.get("/channels/{channel_id}/delete", include_in_schema=False)
 async def confirm_delete(channel_id: uuid.UUID, request: Request, visitor: SignedIn, views: Views) -> Response:
     channel = await visitor.api.channel(str(channel_id))
-    return views.render(request, "channel_delete.html", {"channel": channel}, visitor=visitor)
+    said = (
+        "Alerts stop going to it, and its pending deliveries are cancelled. The alert history keeps what it was sent."
+    )
+    here = f"/channels/{channel_id}"
+    context = deletion("channel", channel["name"], said, action=f"{here}/delete", cancel=here)
+    return views.render(request, "confirm_delete.html", context, visitor=visitor)
 
 
 @router.post("/channels/{channel_id}/delete", include_in_schema=False)

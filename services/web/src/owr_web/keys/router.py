@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from owr_web.api.errors import ApiProblem
 from owr_web.dependencies import Checked, SignedIn, Views, Visitor
 from owr_web.keys import service
-from owr_web.views.pages import Pages
+from owr_web.views.pages import Pages, deletion
 
 router = APIRouter(tags=["keys"])
 
@@ -113,7 +113,9 @@ async def rename(key_id: uuid.UUID, request: Request, visitor: Checked, views: V
 async def confirm_delete(key_id: uuid.UUID, request: Request, visitor: SignedIn, views: Views) -> Response:
     """The confirmation step without JavaScript (htmx asks with `hx-confirm` instead)."""
     key = await visitor.api.get(f"/api/v1/keys/{key_id}")
-    return views.render(request, "key_delete.html", {"key": key}, visitor=visitor)
+    said = f"The key {key['label']} and its ciphertext are deleted. Its spend stays in the usage figures."
+    context = deletion("key", key["name"], said, action=f"/keys/{key_id}/delete", cancel="/keys")
+    return views.render(request, "confirm_delete.html", context, visitor=visitor)
 
 
 @router.post("/keys/{key_id}/delete", include_in_schema=False)

@@ -32,6 +32,11 @@ def load_manifest(path: Path = MANIFEST) -> dict[str, str]:
     return manifest
 
 
+def deletion(noun: str, name: str, consequence: str, *, action: str, cancel: str) -> dict[str, str]:
+    """The context of `confirm_delete.html`: the step that asks before a delete, without JavaScript."""
+    return {"noun": noun, "name": name, "consequence": consequence, "action": action, "cancel": cancel}
+
+
 class Pages:
     def __init__(self, manifest: dict[str, str], *, live_poll_seconds: int) -> None:
         self._manifest = manifest
