@@ -1,14 +1,19 @@
-"""Usage service settings: `USAGE_*` variables on top of the shared infrastructure ones."""
+"""Usage service settings: `USAGE_*` variables on top of the shared infrastructure ones.
+
+`USAGE_KEKS` / `USAGE_ACTIVE_KEK_VERSION` seal the alert channels' targets and signing secrets, in the same
+format and under the same rules as keys' `KEYS_KEKS` (`owr_shared.envelope.KekServiceSettings`).
+"""
 
 from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from owr_shared.settings import JwksServiceSettings, NonEmptyText, Port
+from owr_shared.envelope import KekServiceSettings
+from owr_shared.settings import NonEmptyText, Port
 
 
-class UsageSettings(JwksServiceSettings):
+class UsageSettings(KekServiceSettings):
     """Configuration of the usage service (`USAGE_` prefix)."""
 
     model_config = SettingsConfigDict(env_prefix="USAGE_", env_file=None, extra="ignore", frozen=True)
