@@ -38,3 +38,6 @@ class UsageSettings(KekServiceSettings):
     # Hours of full snapshot history (every sync); older UTC days keep each key's first and last snapshot
     # of the day, which is all the daily derivation and the audit of a figure read.
     snapshot_full_hours: int = Field(default=48, ge=24, le=24 * 400)
+
+    # Alert channels one workspace may have (disabled ones count): an event fans out to each of them.
+    max_channels_per_workspace: int = Field(default=50, ge=1, le=1000)
