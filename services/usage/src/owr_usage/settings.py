@@ -6,11 +6,29 @@ format and under the same rules as keys' `KEYS_KEKS` (`owr_shared.envelope.KekSe
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from owr_shared.envelope import KekServiceSettings
 from owr_shared.settings import NonEmptyText, Port
+from owr_usage.deliveries.schedule import BACKOFF_SECONDS, MAX_RETRIES, MAX_WAIT_SECONDS
+
+
+def _seconds_list(value: Any) -> Any:
+    """`5,300,1800` (the environment's form) as a tuple; anything else is left to the type."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+RetrySchedule = Annotated[
+    tuple[Annotated[float, Field(gt=0, le=MAX_WAIT_SECONDS)], ...],
+    NoDecode,
+    BeforeValidator(_seconds_list),
+    Field(min_length=1, max_length=MAX_RETRIES),
+]
 
 
 class UsageSettings(KekServiceSettings):
@@ -41,3 +59,6 @@ class UsageSettings(KekServiceSettings):
 
     # Alert channels one workspace may have (disabled ones count): an event fans out to each of them.
     max_channels_per_workspace: int = Field(default=50, ge=1, le=1000)
+    # The waits (seconds) before each retry of a failed alert delivery, e.g. `5,300,1800`; one more failure after
+    # the last fails the delivery. Default: `owr_usage.deliveries.schedule.BACKOFF_SECONDS`.
+    delivery_retry_seconds: RetrySchedule = tuple(float(s) for s in BACKOFF_SECONDS)

@@ -2,7 +2,8 @@
 reads a channel's log and asks for a delivery again.
 
 `pending` (due at `next_attempt_at`; leased while `lease_until` is set) → `delivered` on a 2xx, or back to
-`pending` after the backoff (`schedule.retry_delay`) until the schedule is spent → `failed`. At least once: a
+`pending` after the backoff (`schedule.retry_delay` over `USAGE_DELIVERY_RETRY_SECONDS`) until the schedule is
+spent → `failed`. At least once: a
 lease that runs out is claimed again, with the same event id; a report for a delivery that is no longer leased
 and pending changes nothing. Locks are taken channel first, then delivery, everywhere.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +40,7 @@ from owr_usage.channels.repository import ChannelRepository
 from owr_usage.channels.schemas import DeliveryAttemptView, RetryQueued
 from owr_usage.deliveries.errors import DeliveryInFlight, DeliveryNotFound
 from owr_usage.deliveries.repository import PENDING, DeliveryRepository
-from owr_usage.deliveries.schedule import FAILING_FOR, FAILURES_IN_A_ROW, retry_delay
+from owr_usage.deliveries.schedule import BACKOFF_SECONDS, FAILING_FOR, FAILURES_IN_A_ROW, retry_delay
 from owr_usage.metrics import ALERT_DELIVERIES_CLAIMED, ALERT_DELIVERIES_REPORTED
 
 log = get_logger(__name__)
@@ -61,6 +63,7 @@ async def claim(
     actor: str,
     request: DeliveryClaim,
     now: datetime,
+    schedule: Sequence[float] = BACKOFF_SECONDS,
     rng: random.Random = _JITTER,
 ) -> ClaimedDeliveries:
     """Lease due deliveries with their events and their channels revealed (one `revealed` audit row per channel);
@@ -82,6 +85,7 @@ async def claim(
                     delivery_id=row.id,
                     result=DeliveryResult(outcome="failed", error=UNREADABLE_ERROR),
                     now=now,
+                    schedule=schedule,
                     rng=rng,
                 )
                 continue
@@ -131,6 +135,7 @@ async def report(
     delivery_id: uuid.UUID,
     result: DeliveryResult,
     now: datetime,
+    schedule: Sequence[float] = BACKOFF_SECONDS,
     rng: random.Random = _JITTER,
 ) -> DeliveryState:
     """Record one attempt's outcome (the log's row), move the delivery on, and keep the channel's failure run:
@@ -161,7 +166,7 @@ async def report(
             disable = ("gone", GONE_REASON)
         elif now - channel.failing_since >= FAILING_FOR and channel.consecutive_failures >= FAILURES_IN_A_ROW:
             disable = ("failing", _failing_reason())
-        delay = None if disable else retry_delay(attempt, result.retry_after_seconds, rng)
+        delay = None if disable else retry_delay(attempt, result.retry_after_seconds, rng, schedule)
         if delay is None:
             delivery.status, delivery.next_attempt_at = "failed", None
             outcome = "failed"

@@ -171,6 +171,7 @@ async def claim_deliveries(
     session: DbSession,
     envelope: ChannelVault,
     clock: Clock,
+    settings: Settings,
     body: DeliveryClaim | None = None,
 ) -> Response:
     """Up to `limit` due deliveries of enabled channels, oldest due first, each leased for `lease_seconds`
@@ -179,7 +180,12 @@ async def claim_deliveries(
     secrets (the current one first, and the previous one during a rotation's overlap); each channel revealed
     is audited. `backlog` is the outbox's depth and the wait of its oldest due delivery."""
     claimed = await delivery_service.claim(
-        session, envelope, actor=caller.subject, request=body or DeliveryClaim(), now=clock()
+        session,
+        envelope,
+        actor=caller.subject,
+        request=body or DeliveryClaim(),
+        now=clock(),
+        schedule=settings.delivery_retry_seconds,
     )
     return json_response(claimed)
 
@@ -191,12 +197,19 @@ async def claim_deliveries(
     summary="Report one attempt of a delivery",
 )
 async def report_delivery(
-    delivery_id: uuid.UUID, body: DeliveryResult, caller: DeliverCaller, session: DbSession, clock: Clock
+    delivery_id: uuid.UUID,
+    body: DeliveryResult,
+    caller: DeliverCaller,
+    session: DbSession,
+    clock: Clock,
+    settings: Settings,
 ) -> Response:
     """Records the attempt in the channel's log. `delivered` (a 2xx) ends the delivery; `failed` schedules the
-    next attempt (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, each ±20 %, or the receiver's `Retry-After` when
-    longer), then fails it; `gone` (a 410) disables the channel, as does a day of failures, and the workspace's
+    next attempt (by default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, each ±20 %, or the receiver's
+    `Retry-After` when longer; `USAGE_DELIVERY_RETRY_SECONDS`), then fails it; `gone` (a 410) disables the channel, as does a day of failures, and the workspace's
     other channels get `channel.disabled`. A report for a delivery no longer leased and pending changes nothing
     and answers its state; 404 when the delivery or its channel was deleted."""
-    state = await delivery_service.report(session, delivery_id=delivery_id, result=body, now=clock())
+    state = await delivery_service.report(
+        session, delivery_id=delivery_id, result=body, now=clock(), schedule=settings.delivery_retry_seconds
+    )
     return json_response(state)
