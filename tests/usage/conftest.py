@@ -26,7 +26,7 @@ from owr_usage.settings import UsageSettings
 from tests.support.settings import service_settings
 from tests.support.tenants import ServiceHeaders, Tenant
 from tests.support.tokens import TestKeyring
-from tests.usage.alerting import MovableClock
+from tests.usage.channels_kit import MovableClock
 
 T = TypeVar("T")
 ALL_SCOPES = ("usage:ingest", "usage:cleanup", "alerts:deliver", "workspaces:delete")

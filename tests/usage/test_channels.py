@@ -16,7 +16,7 @@ from owr_usage.channels.sealing import binding
 from tests.support.db import savepoint
 from tests.support.http import assert_problem, bearer
 from tests.support.logs import captured_json_logs
-from tests.usage.alerting import claim, create_channel, of, quiet_outbox, receiver_url, send_test, webhook
+from tests.usage.channels_kit import claim, create_channel, of, quiet_outbox, receiver_url, send_test, webhook
 from tests.usage.conftest import replaced_state
 
 

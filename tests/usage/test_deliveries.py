@@ -14,7 +14,7 @@ from sqlalchemy import text
 from owr_usage.deliveries.schedule import BACKOFF_SECONDS, JITTER, retry_delay
 from tests.support.db import savepoint
 from tests.support.http import assert_problem
-from tests.usage.alerting import claim, create_channel, of, quiet_outbox, report, send_test, webhook
+from tests.usage.channels_kit import claim, create_channel, of, quiet_outbox, report, send_test, webhook
 
 
 def _at(value: str) -> datetime:
