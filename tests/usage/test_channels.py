@@ -34,7 +34,7 @@ async def _audit(db_connection, channel_id: str) -> list[str]:
         return [row.action for row in rows]
 
 
-async def test_a_webhook_shows_its_secret_once_and_its_url_never(client, alice, capsys, db_connection):
+async def test_a_webhook_shows_its_secret_once_and_its_url_never(client, alice, capsys, db_connection, service_headers):
     body = webhook(events=["budget.exceeded", "key.invalid", "budget.exceeded"])
     url = body["url"]
     with captured_json_logs(capsys, "usage") as logs:
@@ -61,12 +61,19 @@ async def test_a_webhook_shows_its_secret_once_and_its_url_never(client, alice, 
             assert url not in r.text
             assert url.rsplit("/", 1)[1] not in r.text
         assert "secret" not in later[0].json()
+        # The worker's claim reveals them (and only it); a rotation shows the new secret once.
+        await quiet_outbox(db_connection, alice)
+        [item] = of(await claim(client, service_headers("alerts:deliver")), alice)
+        assert (item["channel"]["url"], item["channel"]["secrets"]) == (url, [secret])
+        rotated = (await client.post(f"{channel}/rotate-secret", headers=alice.headers)).json()["secret"]
+        assert rotated not in (await client.get(channel, headers=alice.headers)).text
         logged = logs.getvalue()
+        assert rotated not in logged
         assert str(created["id"]) in logged  # the pipeline did capture the requests' lines
         assert secret not in logged
         assert secret.removeprefix("whsec_") not in logged
         assert url.rsplit("/", 1)[1] not in logged
-    assert await _audit(db_connection, created["id"]) == ["created", "updated"]
+    assert await _audit(db_connection, created["id"]) == ["created", "updated", "revealed", "rotated"]
 
 
 async def test_slack_discord_and_email_channels(client, alice):
