@@ -131,3 +131,18 @@ async def test_a_rate_limited_refresh_keeps_the_session(redis_client: Redis) -> 
     with pytest.raises(ApiUnavailable):
         await store.fresh(session_id, session, Gateway(status=429).api())
     assert await store.load(session_id) is not None
+
+
+async def test_a_value_held_once_is_taken_once_and_expires(redis_client: Redis) -> None:
+    """A channel's new secret, between the post that got it and the page it redirects to."""
+    store = SessionStore(redis_client, settings())
+    session_id = await store.start(PAIR, "a@example.com")
+    await store.hold_once(session_id, "channel-secret:c1", "whsec_x")
+    (key,) = [k async for k in redis_client.scan_iter("owr:web:once:*")]
+    assert session_id not in key.decode()  # under the id's hash, as the session itself
+    assert 0 < await redis_client.ttl(key) <= 120
+    assert await store.take_once(session_id, "channel-secret:c1") == "whsec_x"
+    assert await store.take_once(session_id, "channel-secret:c1") is None
+    other = await store.start(PAIR, "b@example.com")
+    await store.hold_once(session_id, "channel-secret:c1", "whsec_y")
+    assert await store.take_once(other, "channel-secret:c1") is None  # another session never sees it
