@@ -7,15 +7,15 @@ from typing import Annotated
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from owr_shared.auth import UserCaller, require_scope, user_with_scope
+from owr_shared.auth import Role, UserCaller, require_role, require_scope
 from owr_shared.dependencies import from_state
 from owr_usage.reports.service import ReportLimits
 from owr_usage.settings import UsageSettings
 
 __all__ = ["ExportEngine", "Limits", "Settings", "User", "UserCaller", "require_scope"]
 
-# Every public usage route reads: a signed-in user may, an API-token caller needs `usage:read`.
-User = Annotated[UserCaller, Depends(user_with_scope("usage:read"))]
+# Every public usage route reads: any member may (the JWT's role), an API-token caller needs `usage:read`.
+User = Annotated[UserCaller, Depends(require_role(Role.viewer, "usage:read"))]
 Settings = Annotated[UsageSettings, Depends(from_state("settings"))]
 # The exports' own pool and the concurrency limits of the expensive reads (`reports_capacity` in app.py).
 ExportEngine = Annotated[AsyncEngine, Depends(from_state("export_engine"))]
