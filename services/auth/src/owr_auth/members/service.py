@@ -142,6 +142,7 @@ async def transfer(
     if new_owner_id == caller.user.id:
         raise AlreadyOwner()
     target, target_user = await _locked_member(session, workspace_id, new_owner_id)
+    target_role = target.role
     await _locked_member(session, workspace_id, caller.user.id)
     members = MemberRepository(session)
     # In this order: the workspace has one owner at every statement (`uq_memberships_one_owner`).
@@ -154,7 +155,7 @@ async def transfer(
         AuditAction.ownership_transferred,
         actor_id=caller.user.id,
         subject_user_id=new_owner_id,
-        old_role=target.role,
+        old_role=target_role,
     )
     return view(target, target_user, Role.owner.value)
 

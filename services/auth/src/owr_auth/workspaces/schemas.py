@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -9,20 +10,19 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from owr_shared.auth import Role
-from owr_shared.schemas import RequestSchema, StorableText
+from owr_shared.schemas import RequestSchema
 
 
-def _no_control_characters(value: str) -> str:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+def _printable(value: str) -> str:
+    # Control characters (NUL among them) and lone surrogates cannot be stored or shown: a 422.
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
         raise ValueError("must not contain control characters")
     return value
 
 
 # Surrounding whitespace is dropped; what is left is 1-100 printable characters.
 WorkspaceName = Annotated[
-    StorableText,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    AfterValidator(_no_control_characters),
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_printable)
 ]
 
 
