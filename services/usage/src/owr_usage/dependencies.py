@@ -35,10 +35,10 @@ Settings = Annotated[UsageSettings, Depends(from_state("settings"))]
 ExportEngine = Annotated[AsyncEngine, Depends(from_state("export_engine"))]
 Limits = Annotated[ReportLimits, Depends(from_state("report_limits"))]
 
-# Budgets, alerts and channels: a signed-in user may do everything; an API-token caller needs `alerts:read` to
-# read and `alerts:write` to change anything.
-AlertsReader = Annotated[UserCaller, Depends(user_with_scope("alerts:read"))]
-AlertsWriter = Annotated[UserCaller, Depends(user_with_scope("alerts:write"))]
+# Budgets, alerts and channels: every member reads them (an API token with `alerts:read`); changing any of
+# them is an admin's (an API token with `alerts:write`, minted by an admin).
+AlertsReader = Annotated[UserCaller, Depends(require_role(Role.viewer, "alerts:read"))]
+AlertsWriter = Annotated[UserCaller, Depends(require_role(Role.admin, "alerts:write"))]
 # The envelope of channels' sealed values (`USAGE_KEKS`), and the clock deliveries and rotations read (tests
 # replace it on `app.state.clock` to move time).
 ChannelVault = Annotated[Envelope, Depends(from_state("channel_envelope"))]
