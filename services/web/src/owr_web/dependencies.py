@@ -60,6 +60,7 @@ async def _signed_in(request: Request, settings: Settings, sessions: Sessions, h
     api = Api(http, client_ip=client_ip(request), access_token=session.access_token)
     session = await sessions.fresh(session_id, session, api)
     api.access_token = session.access_token
+    api.renew = sessions.renewer(session_id, api)
     return Visitor(session_id, session, api)
 
 

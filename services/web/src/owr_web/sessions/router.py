@@ -82,7 +82,7 @@ async def _sign_in(
     answer = await api.call("POST", "/api/v1/auth/login", json_body={"email": email, "password": password})
     if answer.status_code != 200:
         return answer
-    return await _start_session(settings, sessions, read_json(answer), email.strip().lower(), next_path)
+    return await _start_session(api, settings, sessions, read_json(answer), email.strip().lower(), next_path)
 
 
 def _too_many(answer: httpx.Response) -> str:
@@ -90,9 +90,9 @@ def _too_many(answer: httpx.Response) -> str:
 
 
 async def _start_session(
-    settings: WebSettings, sessions: Sessions, pair: dict[str, Any], email: str, next_path: str
+    api: Api, settings: WebSettings, sessions: Sessions, pair: dict[str, Any], email: str, next_path: str
 ) -> Response:
-    session_id = await sessions.start(pair, email)
+    session_id = await sessions.start(pair, email, api)
     response = RedirectResponse(safe_next(next_path), status_code=303)
     response.set_cookie(
         session_cookie(settings),
