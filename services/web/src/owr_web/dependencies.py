@@ -67,6 +67,17 @@ async def _signed_in(request: Request, settings: Settings, sessions: Sessions, h
 SignedIn = Annotated[Visitor, Depends(_signed_in)]
 
 
+async def _maybe_signed_in(request: Request, settings: Settings, sessions: Sessions, http: Http) -> Visitor | None:
+    try:
+        return await _signed_in(request, settings, sessions, http)
+    except SignedOut:
+        return None
+
+
+# A page that anyone may see, and that a signed-in person sees as themselves (an invitation's link).
+MaybeSignedIn = Annotated[Visitor | None, Depends(_maybe_signed_in)]
+
+
 async def _submitted_token(request: Request) -> str:
     header = request.headers.get(CSRF_HEADER)
     if header:
