@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0006"
+revision: str = "0004"
 down_revision: str | None = "0003"
 
 ROLES = "('owner', 'admin', 'member', 'viewer')"
