@@ -41,6 +41,9 @@ PAGES = (
     "/channels",
     "/alerts",
     "/alerts/rules",
+    "/team",
+    "/workspaces",
+    "/invite?token=owri_x",
     "/tokens",
     "/profile",
 )

@@ -7,6 +7,8 @@ journey (tests/e2e/test_web_journey.py) runs the same pages against the real sys
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,11 +21,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from owr_shared.wire import codec
+from owr_web.api.client import Api
 from owr_web.app import create_app
 from owr_web.settings import WebSettings
 from tests.support.apps import running, served
 
-PAIR = {"access_token": "a0", "refresh_token": "r0", "token_type": "bearer", "expires_in": 900}
+WORKSPACE_ID = "9f0e8d7c-5555-4b6a-9c8d-7e6f5a4b3c01"
+
+
+def pair(role: str) -> dict[str, Any]:
+    """A token pair whose access token carries `role` (web reads its claims for what to show; the gateway here is
+    scripted, so nothing verifies the signature)."""
+    claims = base64.urlsafe_b64encode(json.dumps({"wid": WORKSPACE_ID, "role": role}).encode()).decode().rstrip("=")
+    return {"access_token": f"e30.{claims}.c2ln", "refresh_token": "r0", "token_type": "bearer", "expires_in": 900}
 
 
 @dataclass
@@ -70,8 +80,19 @@ class Browser:
     """A signed-in person's client of web, with the session's CSRF token for forms."""
 
     client: httpx.AsyncClient
-    csrf: str
     gateway: Gateway
+    app: FastAPI
+    csrf: str = ""
+
+    async def sign_in(self, role: str) -> None:
+        """A new session acting in the workspace with `role` (an owner's by default)."""
+        sessions = self.app.state.sessions
+        session_id = await sessions.start(
+            pair(role), "pat@example.com", Api(self.app.state.http, client_ip="127.0.0.1")
+        )
+        self.client.cookies.set("owr_session", session_id)
+        self.csrf = (await sessions.load(session_id)).csrf_token
+        self.gateway.calls.clear()
 
     async def get(self, path: str, **params: Any) -> httpx.Response:
         return await self.client.get(path, params=params or None)
@@ -93,10 +114,9 @@ async def web(redis_url: str, redis_client: Any) -> AsyncIterator[Browser]:
         )
         app = create_app(settings)
         async with running(app) as client:
-            session_id = await app.state.sessions.start(PAIR, "pat@example.com")
-            client.cookies.set("owr_session", session_id)
-            session = await app.state.sessions.load(session_id)
-            yield Browser(client, session.csrf_token, gateway)
+            browser = Browser(client, gateway, app)
+            await browser.sign_in("owner")
+            yield browser
 
 
 def text(html: str) -> str:

@@ -196,3 +196,13 @@ async def test_the_dashboard_counts_budgets_at_warning_or_over(web: Browser) -> 
     said = text((await web.get("/")).text)
     assert "Budgets at warning or over 2 of 3 budgets ; team 120%, prod 85%" in said
     assert len(web.gateway.calls) == 4
+
+
+async def test_a_member_sees_the_rules_but_cannot_save_them(web: Browser) -> None:
+    await web.sign_in("member")
+    web.gateway.answer("GET", "/api/v1/alert-rules", {"items": RULES})
+    r = await web.get("/alerts/rules")
+    assert r.status_code == 200
+    assert "Save rules" not in r.text
+    assert r.text.count(" disabled>") == 5  # the four switches and the one checkbox parameter
+    assert 'name="param.key.expiring.days" value="7" maxlength="40" readonly' in r.text

@@ -239,3 +239,16 @@ async def test_a_busy_api_is_a_page_that_says_when_to_try_again(web: Browser) ->
     assert r.status_code == 503
     assert r.headers["retry-after"] == "7"
     assert "Try again in 7 seconds." in r.text
+
+
+async def test_a_member_sees_budgets_but_no_action(web: Browser) -> None:
+    """Budgets are an admin's to change (the API refuses anyone else): the page offers a member nothing to post."""
+    await web.sign_in("member")
+    lists(web, [budget()])
+    r = await web.get("/budgets")
+    assert r.status_code == 200
+    assert "$8.50 of $10.00" in text(r.text)
+    assert 'action="/budgets"' not in r.text
+    assert "/edit" not in r.text
+    assert "/delete" not in r.text
+    assert "changed by the workspace's admins" in r.text

@@ -197,3 +197,15 @@ async def test_deleting_a_channel_asks_first(web: Browser) -> None:
     r = await web.post(f"/channels/{CHANNEL_ID}/delete")
     assert r.headers["location"] == "/channels?done=deleted"
     assert len(web.gateway.sent("DELETE", f"/api/v1/channels/{CHANNEL_ID}")) == 1
+
+
+async def test_a_viewer_sees_the_log_but_no_action(web: Browser) -> None:
+    await web.sign_in("viewer")
+    show(web, [attempt(3, "d0000000-0000-4000-8000-000000000001", status_code=500, status="failed")])
+    r = await web.get(f"/channels/{CHANNEL_ID}")
+    assert r.status_code == 200
+    assert "HTTP 500" in r.text
+    assert 'method="post"' not in r.text.split("</header>", 1)[1]  # no form past the header's sign-out
+    web.gateway.page("/api/v1/channels", [channel()])
+    r = await web.get("/channels")
+    assert 'action="/channels"' not in r.text
