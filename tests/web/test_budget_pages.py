@@ -77,6 +77,7 @@ async def test_a_budget_shows_its_bar_state_reset_and_outlook(web: Browser) -> N
         state="exceeded",
         provisional=False,
         projected_cross_at=None,
+        channel_ids=["7a1e2f3c-2222-4a8b-8c9d-000000000000"],
     )
     lists(web, [budget(), over])
     r = await web.get("/budgets")
@@ -86,7 +87,8 @@ async def test_a_budget_shows_its_bar_state_reset_and_outlook(web: Browser) -> N
     assert "$8.50 of $10.00 (85%)" in said
     assert "Warning" in said
     assert "provisional" in said
-    assert "Key “prod”" in said
+    assert "Key “prod”; alerts to ops hook" in said
+    assert "Whole workspace; alerts to a deleted channel" in said
     resets = datetime.fromisoformat(budget()["resets_at"])
     assert f"resets {resets:%a} 00:00 UTC" in said
     assert "Forecast $21.25 by the reset; hits $10.00" in said

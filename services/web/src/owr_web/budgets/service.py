@@ -85,7 +85,15 @@ def bar_value(budget: dict[str, Any]) -> Decimal:
     return min(max(used, Decimal(0)), Decimal(100))
 
 
-def row(budget: dict[str, Any], names: dict[str, str], now: datetime | None = None) -> dict[str, Any]:
+def channels_label(budget: dict[str, Any], channel_names: dict[str, str]) -> str:
+    """Where its alerts go: the channels it names (a deleted one said so), or every channel taking budget events."""
+    chosen = [str(c) for c in budget.get("channel_ids") or []]
+    if not chosen:
+        return "alerts to every channel taking budget events"
+    return "alerts to " + ", ".join(channel_names.get(c, "a deleted channel") for c in chosen)
+
+
+def row(budget: dict[str, Any], offered: Choices, now: datetime | None = None) -> dict[str, Any]:
     state = budget.get("state") or "ok"
     return {
         **budget,
@@ -93,7 +101,8 @@ def row(budget: dict[str, Any], names: dict[str, str], now: datetime | None = No
         "amount_usd": budget.get("amount_usd"),
         "percent_used": budget.get("percent_used"),
         "provisional": bool(budget.get("provisional")),
-        "scope_label": scope_label(budget, names),
+        "scope_label": scope_label(budget, offered.key_names),
+        "channels_label": channels_label(budget, offered.channel_names),
         "state": state,
         "state_label": STATES.get(state, state),
         "bar": bar_value(budget),
@@ -108,7 +117,7 @@ async def listing(api: Api, page: int = 1) -> dict[str, Any]:
     budgets, offered = await asyncio.gather(api.budgets(page=page, per_page=PER_PAGE), choices(api))
     now = datetime.now(UTC)
     return {
-        "rows": [row(b, offered.key_names, now) for b in budgets["items"]],
+        "rows": [row(b, offered, now) for b in budgets["items"]],
         "total": int(budgets["total"]),
         "page": page,
         "pages": max(1, -(-int(budgets["total"]) // PER_PAGE)),
