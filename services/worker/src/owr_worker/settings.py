@@ -8,6 +8,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from owr_shared.settings import BaseServiceSettings, http_url, secret_field
+from owr_shared.wire.alerts import CLAIM_MAX
+from owr_worker.mail import BadSmtpUrl, parse_smtp_url
 
 
 class WorkerSettings(BaseServiceSettings):
@@ -76,6 +78,12 @@ class WorkerSettings(BaseServiceSettings):
     # these hosts (exact names, lower case) may resolve to private addresses (an operator's own receivers).
     outbound_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     outbound_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Alert deliveries (`deliveries.py`): one delivery job at a time across the workers, sending at most this many
+    # at once, each bounded by the outbound timeout; the poll enqueues it at every multiple of poll_seconds of each
+    # minute, and a full batch enqueues the next one at once. Together: one of max_jobs' slots, for a bounded time.
+    delivery_concurrency: int = Field(default=8, ge=1, le=100)
+    delivery_poll_seconds: int = Field(default=5, ge=1, le=60)
+    delivery_batch: int = Field(default=32, ge=1, le=CLAIM_MAX)
     # Email (alerts, reports): `smtp://[user:pass@]host:port[?starttls=true]` or `smtps://...`; unset: no email.
     # Unprefixed, as DESIGN §11 names them: the process that sends reads them.
     smtp_url: SecretStr | None = Field(default=None, validation_alias="SMTP_URL")
@@ -86,6 +94,17 @@ class WorkerSettings(BaseServiceSettings):
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [host.strip().lower().rstrip(".") for host in value.split(",") if host.strip()]
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # unset (or set empty): no email
+        try:
+            parse_smtp_url(value.get_secret_value())
+        except BadSmtpUrl as exc:
+            raise ValueError(str(exc)) from None  # the message never carries the URL
         return value
 
     @field_validator("auth_url", "keys_url", "usage_url", "openrouter_base_url")
