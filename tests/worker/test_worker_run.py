@@ -1,16 +1,20 @@
 """The real arq Worker, in burst mode, with the worker's own startup: a queued sync_key runs, leaves no
-kept result (so the same job id can be queued again), and the health server answers."""
+kept result (so the same job id can be queued again), and the health server answers; alert deliveries to a
+dead receiver run beside the syncs without holding them up."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 
 import pytest
 from arq.worker import Worker
 
 from owr_worker.crons import HEARTBEAT_KEY
+from owr_worker.webhooks import new_secret
 from owr_worker.worker import worker_settings
-from tests.worker.conftest import KEY, KEY_BODY, Reply
+from tests.worker.conftest import KEY, KEY_BODY, Reply, claimed
 
 WS = "2b0a7f61-8a1e-4a4e-9d55-0d7c4f3f2a10"
 
@@ -54,3 +58,45 @@ async def test_worker_runs_a_queued_sync_key(settings_factory, openrouter, inter
     assert not await arq_redis.exists(f"arq:result:sync_key:{key_id}")
     again = await arq_redis.enqueue_job("sync_key", _job_id=f"sync_key:{key_id}", key_id=key_id)
     assert again is not None
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
+async def test_a_dead_receiver_never_slows_syncing(settings_factory, openrouter, internal, outbox, arq_redis):
+    """Two job slots; alert deliveries to a receiver that never answers run beside the syncs. The syncs all finish
+    while the deliveries still wait, and the deliveries end at their timeout, reported as such."""
+    url = internal.url
+    settings = settings_factory(
+        openrouter_base_url=openrouter.url + "/api/v1",
+        auth_url=url,
+        keys_url=url,
+        usage_url=url,
+        port=free_port(),
+        max_jobs=2,
+        outbound_timeout_seconds=2.0,
+        delivery_concurrency=2,
+    )
+    openrouter.reply("/api/v1/key", Reply(body=KEY_BODY))
+    openrouter.reply("/dead", Reply(200, "", delay=60))
+    dead = [outbox.add(claimed(url=openrouter.url + "/dead", secrets=[new_secret()])) for _ in range(3)]
+    key_ids = [internal.add_key(KEY, WS) for _ in range(6)]
+    for key_id in key_ids:
+        await arq_redis.enqueue_job("sync_key", _job_id=f"sync_key:{key_id}", key_id=key_id)
+
+    worker = Worker(**{**worker_settings(settings), "handle_signals": False, "burst": True, "poll_delay": 0.05})
+    started = time.monotonic()
+    run = asyncio.create_task(worker.main())
+    try:
+        while len(internal.statuses) < len(key_ids):
+            assert time.monotonic() - started < 1.5, "syncs waited for the deliveries"
+            await asyncio.sleep(0.02)
+        synced_after = time.monotonic() - started
+        assert outbox.results == []  # the deliveries still hang
+        await asyncio.wait_for(run, timeout=15)
+    finally:
+        run.cancel()
+        await worker.close()
+    assert synced_after < 1.5
+    outcomes = {delivery_id: body for delivery_id, body, _ in outbox.results}
+    assert {d.id for d in dead} == set(outcomes)
+    assert {(body["outcome"], body["error"]) for body in outcomes.values()} == {("failed", "timeout")}
+    assert time.monotonic() - started >= 2 * 2.0  # three attempts, two at a time, each held to its timeout

@@ -151,7 +151,7 @@ async def _report(
         state = await alerts.report(delivery_id, result)
     except ServiceError as exc:
         # The lease lapses and usage hands the delivery out again: at least once, with the same webhook-id.
-        log.warning("alert_delivery_report_failed", error=str(exc), **fields)
+        log.warning("alert_delivery_report_failed", report_error=str(exc), **fields)
         return
     if state is not None:
         fields |= {"status": state.status, "channel_disabled": state.channel_disabled}
