@@ -131,7 +131,7 @@ async def test_sends_are_bounded_by_the_concurrency_setting(make_ctx, outbox, sl
 
 async def test_a_dead_receiver_holds_up_nothing_but_itself(make_ctx, outbox, receiver) -> None:
     """One receiver never answers: the others are delivered and reported at once, and it fails at the timeout."""
-    ctx = make_ctx(outbound_timeout_seconds=1.0)
+    ctx = make_ctx(outbound_timeout_seconds=3.0)
     receiver.reply("/dead", Reply(200, "", delay=30))
     dead = outbox.add(claimed(url=receiver.url + "/dead", secrets=[new_secret()]))
     alive = [outbox.add(claimed(url=receiver.url + "/hook", secrets=[new_secret()])) for _ in range(5)]
@@ -139,9 +139,9 @@ async def test_a_dead_receiver_holds_up_nothing_but_itself(make_ctx, outbox, rec
     counts = await deliver_alerts(ctx)
     took = time.monotonic() - started
     assert counts == {"delivered": 5, "failed": 1}
-    assert 1.0 <= took < 2.5
+    assert 3.0 <= took < 6.0
     reported = {delivery_id: at - started for delivery_id, _, at in outbox.results}
-    assert all(reported[d.id] < 0.8 for d in alive)  # reported as they ended, not at the batch's end
+    assert all(reported[d.id] < 2.0 for d in alive)  # reported as they ended, not at the batch's end
     dead_report = next(body for delivery_id, body, _ in outbox.results if delivery_id == dead.id)
     assert (dead_report["outcome"], dead_report["error"]) == ("failed", "timeout")
 

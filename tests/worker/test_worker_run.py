@@ -72,7 +72,7 @@ async def test_a_dead_receiver_never_slows_syncing(settings_factory, openrouter,
         usage_url=url,
         port=free_port(),
         max_jobs=2,
-        outbound_timeout_seconds=2.0,
+        outbound_timeout_seconds=4.0,
         delivery_concurrency=2,
     )
     openrouter.reply("/api/v1/key", Reply(body=KEY_BODY))
@@ -87,16 +87,15 @@ async def test_a_dead_receiver_never_slows_syncing(settings_factory, openrouter,
     run = asyncio.create_task(worker.main())
     try:
         while len(internal.statuses) < len(key_ids):
-            assert time.monotonic() - started < 1.5, "syncs waited for the deliveries"
+            assert not outbox.results, "the syncs waited for the deliveries"
             await asyncio.sleep(0.02)
         synced_after = time.monotonic() - started
-        assert outbox.results == []  # the deliveries still hang
-        await asyncio.wait_for(run, timeout=15)
+        await asyncio.wait_for(run, timeout=30)
     finally:
         run.cancel()
         await worker.close()
-    assert synced_after < 1.5
+    assert synced_after < 4.0  # before the first deliveries' timeout
     outcomes = {delivery_id: body for delivery_id, body, _ in outbox.results}
     assert {d.id for d in dead} == set(outcomes)
     assert {(body["outcome"], body["error"]) for body in outcomes.values()} == {("failed", "timeout")}
-    assert time.monotonic() - started >= 2 * 2.0  # three attempts, two at a time, each held to its timeout
+    assert time.monotonic() - started >= 2 * 4.0  # three attempts, two at a time, each held to its timeout
