@@ -10,7 +10,7 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -23,6 +23,7 @@ from owr_shared.wire import codec
 from owr_shared.wire.alerts import ClaimedDelivery
 from owr_worker.settings import WorkerSettings
 from owr_worker.worker import build_clients, close_clients
+from tests.support.mail import Inbox, smtp_server
 from tests.support.openrouter import key_list_row
 
 KEY = "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"
@@ -428,3 +429,17 @@ class Outbox:
 def outbox(internal: Internal) -> Outbox:
     """usage's outbox routes, in memory, on the `internal` server."""
     return Outbox(internal)
+
+
+@dataclass(frozen=True)
+class Smtp:
+    """A real SMTP server (the test kit's) and the `SMTP_URL` that reaches it."""
+
+    inbox: Inbox
+    url: str
+
+
+@pytest.fixture
+def smtp() -> Iterator[Smtp]:
+    with smtp_server() as (inbox, port):
+        yield Smtp(inbox, f"smtp://127.0.0.1:{port}")

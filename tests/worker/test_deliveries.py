@@ -25,8 +25,7 @@ from owr_worker.deliveries import (
     lease_seconds,
 )
 from owr_worker.webhooks import new_secret
-from tests.worker.conftest import QUEUE, FakeServer, Reply, Seen, claimed
-from tools.mail_sink import MailSink
+from tests.worker.conftest import QUEUE, FakeServer, Reply, Seen, Smtp, claimed
 
 
 @pytest.fixture
@@ -36,13 +35,7 @@ def receiver(openrouter: FakeServer) -> FakeServer:
 
 
 @pytest.fixture
-def smtp() -> Any:
-    with MailSink() as sink:
-        yield sink
-
-
-@pytest.fixture
-async def ctx(make_ctx: Callable[..., dict[str, Any]], smtp: MailSink) -> dict[str, Any]:
+async def ctx(make_ctx: Callable[..., dict[str, Any]], smtp: Smtp) -> dict[str, Any]:
     return make_ctx(smtp_url=smtp.url, outbound_timeout_seconds=2.0)
 
 
@@ -95,7 +88,7 @@ async def test_a_batch_is_sent_and_every_attempt_reported(ctx, outbox, receiver,
     assert counts == {"delivered": 3}
     assert outbox.outcomes() == {hook.id: "delivered", slack.id: "delivered", mail.id: "delivered"}
     assert outbox.claims == [{"limit": 32, "lease_seconds": lease_seconds(ctx["settings"])}]
-    assert [m["Subject"] for m in smtp.messages] == ["[OpenRouter Watcher] Key 'prod' is invalid"]
+    assert [m["Subject"] for m in smtp.inbox.messages] == ["[OpenRouter Watcher] Key 'prod' is invalid"]
     # The alert routes' token asks for alerts:deliver alone, apart from the sync's usage token.
     scopes = [
         s.body["scope"] for s in internal.requests("/internal/service-tokens") if s.body["audience"] == "owr-usage"

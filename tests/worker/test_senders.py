@@ -4,9 +4,9 @@ a real SMTP server (aiosmtpd). Webhooks are verified with the `standardwebhooks`
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import format_datetime
 from typing import Any
 
@@ -18,8 +18,7 @@ from owr_worker.outbound import Outbound
 from owr_worker.senders import Senders
 from owr_worker.settings import WorkerSettings
 from owr_worker.webhooks import new_secret
-from tests.worker.conftest import FakeServer, Reply, claimed
-from tools.mail_sink import MailSink
+from tests.worker.conftest import FakeServer, Reply, Smtp, claimed
 
 BUDGET = {"name": "Team X", "spend_usd": 8.5, "amount_usd": "10", "percent_used": 85, "threshold": 80}
 
@@ -32,13 +31,7 @@ def receiver(openrouter: FakeServer) -> FakeServer:
 
 
 @pytest.fixture
-def smtp() -> Iterator[MailSink]:
-    with MailSink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def senders(settings_factory: Callable[..., WorkerSettings], smtp: MailSink) -> Callable[..., Senders]:
+def senders(settings_factory: Callable[..., WorkerSettings], smtp: Smtp) -> Callable[..., Senders]:
     def make(smtp_url: str | None = smtp.url, **overrides: Any) -> Senders:
         settings = settings_factory(smtp_url=smtp_url, **overrides)
         return Senders(
@@ -165,8 +158,12 @@ async def test_slack_and_discord_get_their_incoming_webhook_bodies(receiver, sen
     assert all("webhook-signature" not in seen.headers for seen in receiver.requests("/hook"))
 
 
-def _parts(mail: EmailMessage) -> dict[str, str]:
-    return {part.get_content_type(): str(part.get_content()) for part in mail.walk() if not part.is_multipart()}
+def _parts(mail: Message) -> dict[str, str]:
+    return {
+        part.get_content_type(): bytes(part.get_payload(decode=True)).decode()
+        for part in mail.walk()
+        if not part.is_multipart()
+    }
 
 
 async def test_an_email_has_text_and_html_and_no_secret(receiver, senders, smtp) -> None:
@@ -174,7 +171,7 @@ async def test_an_email_has_text_and_html_and_no_secret(receiver, senders, smtp)
     data = {**BUDGET, "name": "<b>Team</b> & co"}
     delivery = claimed("email", email="alice@example.com", secrets=[secret], event_type="budget.exceeded", data=data)
     assert (await senders().send(delivery)).outcome == "delivered"
-    (mail,) = smtp.messages
+    (mail,) = smtp.inbox.messages
     assert mail["To"] == "alice@example.com"
     assert mail["From"] == "Watcher <w@example.com>"
     assert mail["Subject"] == "[OpenRouter Watcher] Budget '<b>Team</b> & co' exceeded"
@@ -192,7 +189,7 @@ async def test_an_email_has_text_and_html_and_no_secret(receiver, senders, smtp)
 async def test_email_without_smtp_or_refused_fails_with_a_reason(senders, smtp) -> None:
     delivery = claimed("email", email="alice@example.com")
     assert (await senders(smtp_url=None).send(delivery)).error == "email is not set up on this server (SMTP_URL)"
-    smtp.refuse_with = 550
+    smtp.inbox.refuse = 550
     attempt = await senders().send(delivery)
     assert (attempt.outcome, attempt.error) == ("failed", "the mail server answered 550")
     assert (await senders().send(claimed("email"))).error == "the channel has no address"
