@@ -7,13 +7,13 @@ from typing import Annotated, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from owr_shared.settings import BaseServiceSettings, http_url, secret_field
+from owr_shared.settings import BaseServiceSettings, http_url, is_placeholder, secret_field
 from owr_shared.wire.alerts import CLAIM_MAX
 from owr_worker.mail import BadSmtpUrl, parse_smtp_url
 
 
 class WorkerSettings(BaseServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="WORKER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="WORKER_", extra="ignore", frozen=True, hide_input_in_errors=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8004, description="health and metrics")
@@ -111,6 +111,16 @@ class WorkerSettings(BaseServiceSettings):
     @classmethod
     def _check_url(cls, value: str) -> str:
         return http_url(value)
+
+    @model_validator(mode="after")
+    def _no_placeholder_smtp_password(self) -> Self:
+        # Optional, so not a `secret_field` (those are required in production); but a template's placeholder
+        # password left in it refuses to start, as a placeholder secret does.
+        if self.is_production and self.smtp_url is not None:
+            password = parse_smtp_url(self.smtp_url.get_secret_value()).password
+            if password is not None and is_placeholder(password):
+                raise ValueError("SMTP_URL holds a placeholder password: set the real one, or unset SMTP_URL")
+        return self
 
     @model_validator(mode="after")
     def _lock_outlives_job(self) -> Self:
