@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from typing import Any
 
 from owr_worker.alert_values import AlertText, Section, clean
@@ -56,20 +57,25 @@ def html_body(words: AlertText, *, channel_name: str) -> str:
     )
 
 
+def _chat_lines(words: AlertText, escape: Callable[[str], str], bold: str) -> list[str]:
+    """The lines of a chat message: `bold` marks the subject and the section titles, `escape` every text."""
+    lines = [f"{bold}{escape(words.subject)}{bold}"]
+    for block in words.blocks:
+        if isinstance(block, Section):
+            lines.append(f"{bold}{escape(block.title)}{bold}")
+            lines += [f"• {escape(item)}" for item in block.items]
+        else:
+            lines.append(escape(block))
+    return lines
+
+
 def _slack_escape(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def slack(words: AlertText) -> dict[str, Any]:
     """An incoming webhook's body: `text` in Slack's mrkdwn."""
-    lines = [f"*{_slack_escape(words.subject)}*"]
-    for block in words.blocks:
-        if isinstance(block, Section):
-            lines.append(f"*{_slack_escape(block.title)}*")
-            lines += [f"• {_slack_escape(item)}" for item in block.items]
-        else:
-            lines.append(_slack_escape(block))
-    return {"text": "\n".join(lines)}
+    return {"text": "\n".join(_chat_lines(words, _slack_escape, "*"))}
 
 
 def _discord_escape(value: str) -> str:
@@ -78,13 +84,7 @@ def _discord_escape(value: str) -> str:
 
 def discord(words: AlertText) -> dict[str, Any]:
     """An incoming webhook's body: `content` in Discord's Markdown, at most 2000 characters, no mentions."""
-    lines = [f"**{_discord_escape(words.subject)}**"]
-    for block in words.blocks:
-        if isinstance(block, Section):
-            lines.append(f"**{_discord_escape(block.title)}**")
-            lines += [f"• {_discord_escape(item)}" for item in block.items]
-        else:
-            lines.append(_discord_escape(block))
+    lines = _chat_lines(words, _discord_escape, "**")
     content = "\n".join(lines)
     if len(content) > DISCORD_MAX:
         # Whole lines only, so no escape is cut in half.
