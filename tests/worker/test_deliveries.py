@@ -8,14 +8,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
+from arq import Retry
 from prometheus_client import REGISTRY
 
 from owr_shared.wire import codec
 from owr_worker.alerts_client import ALERTS_SCOPE
+from owr_worker.crons import monthly_digests, weekly_digests
 from owr_worker.deliveries import (
     DELIVER_ALERTS,
     DELIVERY_JOB_ID,
@@ -24,7 +27,9 @@ from owr_worker.deliveries import (
     export_backlog,
     lease_seconds,
 )
+from owr_worker.internal import ServiceError
 from owr_worker.webhooks import new_secret
+from owr_worker.worker import worker_settings
 from tests.worker.conftest import QUEUE, FakeServer, Reply, Seen, Smtp, claimed
 
 
@@ -231,3 +236,37 @@ async def test_attempts_are_counted_by_channel_type_and_outcome(ctx, outbox, rec
     assert await deliver_alerts(ctx) == {"gone": 1}
     assert REGISTRY.get_sample_value(name, {"channel_type": "discord", "outcome": "gone"}) == before + 1
     assert REGISTRY.get_sample_value("owr_worker_alert_delivery_duration_seconds_count", {"channel_type": "discord"})
+
+
+async def test_the_digest_crons_ask_usage_for_the_period_just_ended(make_ctx, internal) -> None:
+    asked: list[Any] = []
+
+    def digests(seen: Seen) -> Any:
+        asked.append(seen.body)
+        return {"raised": 2}
+
+    internal.handle("POST", "/internal/digests", digests)
+    ctx = make_ctx()
+    ctx["clock"] = lambda: datetime(2026, 12, 7, 0, 5, 1, tzinfo=UTC)
+    assert await weekly_digests(ctx) == 2
+    assert await monthly_digests(ctx) == 2
+    assert asked == [
+        {"kind": "weekly", "at": "2026-12-07T00:05:01+00:00"},
+        {"kind": "monthly", "at": "2026-12-07T00:05:01+00:00"},
+    ]
+    internal.handle("POST", "/internal/digests", lambda seen: Reply(503, "{}"))
+    with pytest.raises(Retry):  # usage away: the whole (idempotent) run again in 5 minutes
+        await weekly_digests(ctx)
+    with pytest.raises(ServiceError):  # ... three times at most
+        await weekly_digests({**ctx, "job_try": 3})
+
+
+def test_the_schedule(settings_factory) -> None:
+    crons = {job.name: job for job in worker_settings(settings_factory(delivery_poll_seconds=5))["cron_jobs"]}
+    weekly, monthly, deliver = crons["cron:weekly_digests"], crons["cron:monthly_digests"], crons[DELIVER_ALERTS]
+    assert (weekly.weekday, weekly.hour, weekly.minute, weekly.second) == ("mon", 0, 5, 0)
+    assert (monthly.day, monthly.hour, monthly.minute, monthly.second) == (1, 0, 5, 0)
+    assert deliver.second == set(range(0, 60, 5))
+    assert deliver.job_id == DELIVERY_JOB_ID  # a tick while a batch is queued or running adds nothing
+    functions = worker_settings(settings_factory())["functions"]
+    assert DELIVER_ALERTS not in {f.name for f in functions}  # registered by its cron, under its own name
