@@ -112,6 +112,46 @@ def test_digests_compare_and_list() -> None:
     assert words("report.weekly", {"spend_usd": "0"}).blocks == ("$0.00 spent.",)
 
 
+def test_a_digest_as_usage_writes_it() -> None:
+    """The shape of `owr_usage.digests`: key lists as `{count, keys}`, keys by label, dates for the period."""
+    keys = [{"key_id": str(n), "label": f"sk-or-v1-{n:03d}...{n:03d}"} for n in range(10)]
+    data = {
+        "kind": "monthly",
+        "period": {"start": "2026-11-01", "end": "2026-12-01"},
+        "spend_usd": "80",
+        "previous_spend_usd": "100",
+        "provisional": True,
+        "top_keys": [{"key_id": "1", "label": "sk-or-v1-001...001", "spend_usd": "50"}],
+        "top_models": [],
+        "keys_without_limit": {"count": 14, "keys": keys},
+        "dormant_keys": {"days": 30, "count": 1, "keys": keys[:1]},
+        "expiring_keys": {"count": 0, "keys": []},
+    }
+    text = words("report.monthly", data)
+    assert text.subject == "Monthly report, November 2026: $80.00 spent"
+    assert text.blocks[:2] == (
+        "$80.00 spent, down 20 % on the month before ($100.00).",
+        "The last day's figures are provisional until OpenRouter's day ends.",
+    )
+    sections = {b.title: b.items for b in text.blocks if isinstance(b, Section)}
+    assert sections["Top keys"] == ("sk-or-v1-001...001: $50.00",)
+    assert sections["Keys with no limit"][-1] == "… and 4 more"
+    assert len(sections["Keys with no limit"]) == 11
+    assert sections["Dormant keys (no spend in 30 days)"] == ("sk-or-v1-000...000",)
+    assert set(sections) == {"Top keys", "Keys with no limit", "Dormant keys (no spend in 30 days)"}
+
+
+def test_key_and_account_events_as_usage_writes_them() -> None:
+    near = {**KEY, "limit_usd": "100", "limit_remaining_usd": "8", "limit_reset": "monthly", "percent_used": "92"}
+    assert words("key.limit_threshold_crossed", near).blocks[0] == (
+        "$92.00 of its $100.00 limit (monthly window). OpenRouter stops the key at its limit."
+    )
+    runway = {"label": "sk-or-v1-mgm...aaa", "balance_usd": "5", "burn_usd_per_day": "2", "runway_days": "2.5"}
+    assert words("account.runway_low", runway).blocks[0] == (
+        "Account 'sk-or-v1-mgm...aaa': $5.00 left at $2.00 a day (recent average). Top up before requests start failing."
+    )
+
+
 def test_values() -> None:
     assert money("1234.5") == "$1,234.50"
     assert money(Decimal("0.0042")) == "$0.0042"

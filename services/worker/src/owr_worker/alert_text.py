@@ -95,13 +95,15 @@ def _key(event_type: str, data: Mapping[str, Any]) -> AlertText:
         )
     if event_type == "key.expiring":
         expires = when(data.get("expires_at"), with_date=True)
-        days = number(data.get("days_left"))
-        left = f" (in {days:.0f} days)" if days is not None else ""
         subject = f"Key '{name}' expires {expires}" if expires else f"Key '{name}' expires soon"
-        return AlertText(subject, (f"Replace it before it stops working{left}.", _key_line(data)))
+        return AlertText(subject, ("Replace it before it stops working.", _key_line(data)))
     if event_type == "key.limit_threshold_crossed":
         used = percent(data.get("percent_used")) or percent(data.get("threshold"))
-        usage, limit = money(data.get("usage_usd", data.get("spend_usd"))), money(data.get("limit_usd"))
+        limit_amount, remaining = number(data.get("limit_usd")), number(data.get("limit_remaining_usd"))
+        spent = data.get("usage_usd")
+        if spent is None and limit_amount is not None and remaining is not None:
+            spent = limit_amount - remaining
+        usage, limit = money(spent), money(limit_amount)
         window = text(data, "limit_reset")
         standing = f"{usage} of its {limit} limit" if usage and limit else None
         if standing and window:
@@ -122,7 +124,7 @@ def _key(event_type: str, data: Mapping[str, Any]) -> AlertText:
 
 
 def _account(event_type: str, data: Mapping[str, Any]) -> AlertText:
-    name = text(data, "account_name", "key_name", "name")
+    name = text(data, "account_name", "key_name", "name", "label")
     of = f"Account '{name}'" if name else "Your OpenRouter account"
     balance = money(data.get("balance_usd"))
     if event_type == "account.balance_low":
@@ -131,7 +133,7 @@ def _account(event_type: str, data: Mapping[str, Any]) -> AlertText:
         line = f"{of} has {balance} of credit left" if balance else f"{of} is low on credit"
         return AlertText(subject, (line + (f", below the {floor} you set." if floor else "."),))
     days = number(data.get("runway_days"))
-    burn = money(data.get("daily_burn_usd"))
+    burn = money(data.get("burn_usd_per_day", data.get("daily_burn_usd")))
     subject = f"OpenRouter credit runs out in {days:.1f} days" if days is not None else "OpenRouter credit runs low"
     detail = joined(
         f"{balance} left" if balance else None, f"at {burn} a day (recent average)" if burn else None, sep=" "
@@ -148,7 +150,8 @@ def _sync(event_type: str, data: Mapping[str, Any]) -> AlertText:
         )
     error = text(data, "error", "last_error")
     subject = f"Key '{name}' has not synced since {since}" if since else f"Key '{name}' fails to sync"
-    return AlertText(subject, (f"Last error: {error}." if error else "Its figures are getting stale.", _key_line(data)))
+    detail = f"Last error: {error}." if error else "Its figures are getting stale; the worker keeps trying."
+    return AlertText(subject, (detail, _key_line(data)))
 
 
 def _channel_disabled(data: Mapping[str, Any]) -> AlertText:

@@ -1,9 +1,11 @@
 """The weekly and monthly digests (`report.weekly`, `report.monthly`) in words: spend against the previous period,
 the top keys and models, and the keys that want attention (no limit, dormant, expiring).
 
-usage computes the figures; `data` holds `period {kind, start, end}`, `spend_usd`, `previous_spend_usd`,
-`top_keys [{name, spend_usd}]`, `top_models [{model, spend_usd}]`, `keys_without_limit [{name}]`,
-`dormant_keys [{name, last_used_at?}]` and `expiring_keys [{name, expires_at}]`; anything missing is left out.
+usage computes the figures; `data` holds `period {start, end}` (the end is the next period's start),
+`spend_usd`, `previous_spend_usd`, `provisional`, `top_keys [{name or label, spend_usd}]`,
+`top_models [{model, spend_usd}]`, and `keys_without_limit`, `dormant_keys` (with its `days`) and
+`expiring_keys [.., expires_at]`, each `{count, keys: [{key_id, name or label}]}` (a plain list of keys is read
+too). Anything missing is left out.
 """
 
 from __future__ import annotations
@@ -47,10 +49,15 @@ def _comparison(spend: Decimal | None, previous: Decimal | None, unit: str) -> s
 
 
 def _items(value: Any, line: Callable[[Mapping[str, Any]], str | None]) -> tuple[str, ...]:
-    rows = [mapping(row) for row in value] if isinstance(value, list) else []
+    """A list's lines, at most `LIST_MAX`; `value` is a list of rows, or `{count, keys}` (a count beyond the keys
+    listed is said)."""
+    listed = mapping(value).get("keys") if isinstance(value, Mapping) else value
+    rows = [mapping(row) for row in listed] if isinstance(listed, list) else []
     lines = [shown for row in rows if (shown := line(row))]
-    if len(lines) > LIST_MAX:
-        lines = [*lines[:LIST_MAX], f"… and {len(lines) - LIST_MAX} more"]
+    count = number(mapping(value).get("count"))
+    total = max(len(lines), int(count)) if count is not None and lines else len(lines)
+    if total > min(len(lines), LIST_MAX):
+        lines = [*lines[:LIST_MAX], f"… and {total - min(len(lines), LIST_MAX)} more"]
     return tuple(lines)
 
 
@@ -85,11 +92,15 @@ def describe_report(event_type: str, data: Mapping[str, Any]) -> AlertText:
     blocks: list[Block] = []
     if summary:
         blocks.append(summary + (f", {comparison}." if comparison else "."))
+    if data.get("provisional") is True:
+        blocks.append("The last day's figures are provisional until OpenRouter's day ends.")
+    dormant_days = number(mapping(data.get("dormant_keys")).get("days"))
+    dormant = f"Dormant keys (no spend in {dormant_days:.0f} days)" if dormant_days else "Dormant keys"
     sections = (
         ("Top keys", _items(data.get("top_keys"), lambda row: _spent(row, "name", "key_name", "label"))),
         ("Top models", _items(data.get("top_models"), lambda row: _spent(row, "model", "name"))),
         ("Keys with no limit", _items(data.get("keys_without_limit"), _name)),
-        ("Dormant keys", _items(data.get("dormant_keys"), _dormant)),
+        (dormant, _items(data.get("dormant_keys"), _dormant)),
         ("Keys expiring soon", _items(data.get("expiring_keys"), _expiring)),
     )
     blocks += [Section(name, items) for name, items in sections if items]
