@@ -5,8 +5,10 @@ dead receiver run beside the syncs without holding them up."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
+from typing import Any
 
 import pytest
 from arq.worker import Worker
@@ -99,3 +101,38 @@ async def test_a_dead_receiver_never_slows_syncing(settings_factory, openrouter,
     assert {d.id for d in dead} == set(outcomes)
     assert {(body["outcome"], body["error"]) for body in outcomes.values()} == {("failed", "timeout")}
     assert time.monotonic() - started >= 2 * 4.0  # three attempts, two at a time, each held to its timeout
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
+async def test_the_poll_keeps_delivering_and_a_backlog_drains_batch_after_batch(
+    settings_factory, internal, outbox, openrouter, arq_redis
+):
+    """A running worker (not burst): a backlog of five in batches of two is sent through the next-batch jobs, and a
+    delivery raised later goes out at the next poll, seconds later, not a minute."""
+    url = internal.url
+    settings = settings_factory(
+        auth_url=url, keys_url=url, usage_url=url, port=free_port(), delivery_batch=2, delivery_poll_seconds=1
+    )
+    openrouter.reply("/hook", Reply(204, ""))
+    first = [outbox.add(claimed(url=openrouter.url + "/hook", secrets=[new_secret()])) for _ in range(5)]
+    worker = Worker(**{**worker_settings(settings), "handle_signals": False, "poll_delay": 0.05})
+    run = asyncio.create_task(worker.main())
+    try:
+
+        async def sent(deliveries: list[Any], seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while not {d.id for d in deliveries} <= {delivery_id for delivery_id, _, _ in outbox.results}:
+                assert time.monotonic() < deadline, "not delivered in time"
+                await asyncio.sleep(0.05)
+
+        await sent(first, 10)
+        for _ in range(3):  # later events, each picked up by a later poll
+            later = outbox.add(claimed(url=openrouter.url + "/hook", secrets=[new_secret()]))
+            await sent([later], 5)
+    finally:
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        await worker.close()
+    assert {body["outcome"] for _, body, _ in outbox.results} == {"delivered"}
+    assert len(outbox.results) == 8

@@ -1,9 +1,11 @@
 """`deliver_alerts`: usage's outbox, delivered. Claim a batch of due deliveries, send each, report each attempt.
 
-The job runs from a cron every `WORKER_DELIVERY_POLL_SECONDS`, under a fixed job id (`deliver_alerts`: the next
-tick finds it queued or running and adds nothing), and a full batch queues the next one at once under the other id
-(`deliver_alerts:more`), so a backlog drains batch after batch. One batch at a time across every worker
-(`owr:worker:lock:alert-deliveries`): a run that finds it held ends at once, the holder goes on.
+A cron (`poll_alert_deliveries`, every `WORKER_DELIVERY_POLL_SECONDS`) queues the job under a fixed job id
+(`deliver_alerts`: a tick that finds it queued or running adds nothing), and a full batch queues the next one at
+once under the other id (`deliver_alerts:more`), so a backlog drains batch after batch. One batch at a time across
+every worker (`owr:worker:lock:alert-deliveries`): a run that finds it held ends at once, the holder goes on. (The
+job is not the cron itself: arq keeps a cron job's id "in progress" for a minute after it ends, which would let
+a fixed id run once a minute at most.)
 
 A dead receiver never slows syncing: delivery takes one of arq's `WORKER_MAX_JOBS` slots (two for a moment while a
 batch hands over to the next), sends at most `WORKER_DELIVERY_CONCURRENCY` at once, and every attempt ends within
@@ -53,6 +55,11 @@ LOCK_NAME = "alert-deliveries"
 BACKLOG_KEY = "owr:worker:alerts:backlog"
 BACKLOG_TTL_SECONDS = 86_400
 LEASE_MIN_SECONDS, LEASE_MAX_SECONDS = 10, 600  # DeliveryClaim's bounds
+
+
+async def poll_alert_deliveries(ctx: dict[str, Any]) -> bool:
+    """The cron: queue `deliver_alerts` unless it is queued or running already. True when it queued it."""
+    return await ctx["redis"].enqueue_job(DELIVER_ALERTS, _job_id=DELIVERY_JOB_ID) is not None
 
 
 def lease_seconds(settings: WorkerSettings) -> int:

@@ -27,7 +27,7 @@ from owr_worker.crons import (
     validate_keys,
     weekly_digests,
 )
-from owr_worker.deliveries import DELIVER_ALERTS, DELIVERY_JOB_ID, deliver_alerts
+from owr_worker.deliveries import DELIVER_ALERTS, deliver_alerts, poll_alert_deliveries
 from owr_worker.health import create_health_app
 from owr_worker.instrument import instrumented
 from owr_worker.internal import KeysClient, ServiceTokens, UsageClient
@@ -149,6 +149,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "functions": [
             func(instrumented(sync_key), name=SYNC_KEY, keep_result=0, max_tries=tries),  # type: ignore[arg-type]
             func(instrumented(sync_account), name=SYNC_ACCOUNT, keep_result=0, max_tries=tries),  # type: ignore[arg-type]
+            # One try: a run cut short (a shutdown) is not run again; the next poll queues a fresh one.
+            func(instrumented(deliver_alerts), name=DELIVER_ALERTS, keep_result=0, max_tries=1),  # type: ignore[arg-type]
         ],
         "cron_jobs": [
             cron(instrumented(record_heartbeat), second=0, unique=True, run_at_startup=True),  # type: ignore[arg-type]
@@ -163,12 +165,11 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
                 unique=True,
                 max_tries=3,
             ),
-            # Alert deliveries: under one fixed job id, so a tick while a batch is queued or running adds nothing.
+            # Queues deliver_alerts under its fixed job id: a tick while a batch is queued or running adds nothing.
             cron(
-                instrumented(deliver_alerts),  # type: ignore[arg-type]
-                name=DELIVER_ALERTS,
+                instrumented(poll_alert_deliveries),  # type: ignore[arg-type]
                 second=set(range(0, 60, settings.delivery_poll_seconds)),
-                job_id=DELIVERY_JOB_ID,
+                unique=True,
                 run_at_startup=True,
             ),
             cron(instrumented(weekly_digests), weekday="mon", hour=0, minute=5, second=0, unique=True, max_tries=3),  # type: ignore[arg-type]
