@@ -1,6 +1,6 @@
 """ARQ crons: the due scans that enqueue `sync_key`, usage's retention and compaction, the digests, and the heartbeat.
 
-(`deliver_alerts`, run by a cron every few seconds, is in `deliveries.py`.)"""
+(`deliver_alerts` and its poll cron, `poll_alert_deliveries`, are in `deliveries.py`.)"""
 
 from __future__ import annotations
 

@@ -126,7 +126,8 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     await web.TCPSite(runner, settings.host, settings.port).start()
     ctx["health"] = health
     ctx["health_runner"] = runner
-    log.info("worker_started", health_port=settings.port)
+    # Whether email can go out: an email channel's deliveries fail (and say why) while it cannot.
+    log.info("worker_started", health_port=settings.port, email=settings.smtp_url is not None)
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
