@@ -14,7 +14,16 @@ from typing import Annotated, Literal, Self
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import SettingsConfigDict
 
 from owr_shared.settings import Environment, HttpServiceSettings, Port, http_url, is_placeholder, secret_field
@@ -40,6 +49,7 @@ ServiceScope = Literal[
     "workspaces:delete",
     "workspaces:sweep",
     "tokens:introspect",
+    "mail:render",
 ]
 ClientId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 Audience = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
@@ -122,6 +132,24 @@ class AuthSettings(HttpServiceSettings):
     # Connect, read and write timeout of each call auth makes to another service.
     internal_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
+    # Email (docs/architecture.md, "Email from auth"): links point at the web app's pages, through the
+    # gateway (DESIGN §12: PUBLIC_BASE_URL, shared with whatever else builds public links).
+    public_base_url: str = Field(
+        default="http://localhost:8000",
+        validation_alias=AliasChoices("AUTH_PUBLIC_BASE_URL", "PUBLIC_BASE_URL", "public_base_url"),
+    )
+    # The ARQ queue the worker reads (`send_auth_mail` jobs).
+    queue_name: str = Field(default="arq:queue", min_length=1)
+    # A link's lifetime counts from the moment the worker renders the email (when its token is minted).
+    email_verification_ttl_seconds: int = Field(default=48 * 3600, ge=300, le=14 * 24 * 3600)
+    password_reset_ttl_seconds: int = Field(default=30 * 60, ge=60, le=3600)
+    # Requests per window: password resets per client address and per email address (known or not),
+    # verification emails per account. Past a limit: 429.
+    account_mail_window_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
+    password_reset_max_per_ip: int = Field(default=20, ge=1, le=100_000)
+    password_reset_max_per_email: int = Field(default=5, ge=1, le=1000)
+    verification_resend_max: int = Field(default=5, ge=1, le=1000)
+
     @field_validator("jwt_private_key")
     @classmethod
     def _check_private_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -169,6 +197,11 @@ class AuthSettings(HttpServiceSettings):
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         return http_url(value) if value is not None and value.strip() else None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        return http_url(value)
 
     @model_validator(mode="after")
     def _check_service_clients(self) -> Self:
