@@ -53,6 +53,9 @@ WORKSPACE_SWEEPS = Counter(
     "Hourly workspace sweeps (auth finishing interrupted account deletions, erasing orphans), by outcome.",
     ["outcome"],
 )
+# auth's emails (verification, password reset, invitation): sent, retry (deferred), failed (given up),
+# dropped (auth no longer wanted it).
+AUTH_MAILS = Counter("owr_worker_auth_mails_total", "send_auth_mail jobs' outcomes.", ["outcome"])
 KEYS_SYNCED = Counter("owr_keys_synced_total", "Key syncs finished, by the status reported.", ["outcome"])
 
 # Every outcome exported from the start, so rate() and alerts see 0 rather than no series.
@@ -62,3 +65,5 @@ for _scan in ("schedule_due_keys", "validate_keys"):
     DUE_SCANS_BACKLOG_FULL.labels(_scan)
 for _outcome in ("done", "unavailable", "refused"):
     WORKSPACE_SWEEPS.labels(_outcome)
+for _outcome in ("sent", "retry", "failed", "dropped"):
+    AUTH_MAILS.labels(_outcome)

@@ -15,6 +15,8 @@ from arq.worker import func
 from owr_shared.health import HealthChecks, begin_drain
 from owr_shared.logging import configure_logging, get_logger
 from owr_shared.redis import ping_redis
+from owr_shared.wire.mail import SEND_AUTH_MAIL_JOB
+from owr_worker.auth_mail import AuthMailClient, requeue_auth_mail, send_auth_mail
 from owr_worker.batching import BatchPolicy
 from owr_worker.circuit import CircuitBreaker
 from owr_worker.crons import cleanup_usage, compact_snapshots, record_heartbeat, schedule_due_keys, validate_keys
@@ -78,6 +80,7 @@ def build_clients(ctx: dict[str, Any]) -> None:
     # keys and usage own the batchers of their calls; close_clients sends what they still hold.
     ctx["keys"] = KeysClient(internal_http, settings.keys_url, tokens, timeout_seconds=timeout, batch=batch)
     ctx["usage"] = UsageClient(internal_http, settings.usage_url, tokens, timeout_seconds=timeout, batch=batch)
+    ctx["auth_mail"] = AuthMailClient.from_settings(internal_http, settings)
 
 
 async def close_clients(ctx: dict[str, Any]) -> None:
@@ -128,6 +131,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "functions": [
             func(instrumented(sync_key), name=SYNC_KEY, keep_result=0, max_tries=tries),  # type: ignore[arg-type]
             func(instrumented(sync_account), name=SYNC_ACCOUNT, keep_result=0, max_tries=tries),  # type: ignore[arg-type]
+            func(instrumented(send_auth_mail), name=SEND_AUTH_MAIL_JOB, keep_result=0, max_tries=tries),  # type: ignore[arg-type]
         ],
         "cron_jobs": [
             cron(instrumented(record_heartbeat), second=0, unique=True, run_at_startup=True),  # type: ignore[arg-type]
@@ -141,6 +145,13 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
                 second=0,
                 unique=True,
                 max_tries=3,
+            ),
+            # auth's emails whose job was lost (Redis away when auth queued it) go out within minutes.
+            cron(
+                instrumented(requeue_auth_mail),  # type: ignore[arg-type]
+                minute=set(range(0, 60, 5)),
+                second=40,
+                unique=True,
             ),
             # Hourly, so an account deletion a peer could not finish completes within the hour.
             cron(instrumented(sweep_workspaces), minute=23, second=15, unique=True),  # type: ignore[arg-type]
