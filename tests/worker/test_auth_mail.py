@@ -229,3 +229,9 @@ async def test_no_token_or_address_in_the_workers_logs(mail_ctx, arq_redis, auth
     assert token not in text
     assert token[5:] not in text
     assert email not in text
+
+
+def test_a_blank_smtp_url_means_no_mail_server(settings_factory):
+    """Compose passes `SMTP_URL: ${SMTP_URL:-}`: empty is unset, not an unreadable URL."""
+    assert settings_factory(smtp_url="").smtp_url is None
+    assert settings_factory(smtp_url="  ").smtp_url is None
