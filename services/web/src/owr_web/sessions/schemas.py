@@ -16,10 +16,13 @@ class WebSession:
     csrf_token: str = field(repr=False)
     email: str
     created_at: float
+    # Whether the person's email address is verified (the banner asks them to, until it is).
+    email_verified: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WebSession:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        # A session stored before a field existed takes the field's default.
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})

@@ -31,6 +31,18 @@ log = get_logger(__name__)
 
 _PREFIX = "owr:web:session:"
 _REFRESH_LOCK = "owr:web:refresh:"
+# Set one field of the stored session in place, keeping its expiry: never a write-back of a copy read
+# earlier, which could put back a refresh token another request has rotated since.
+_SET_VERIFIED = """
+local raw = redis.call('get', KEYS[1])
+if not raw then return 0 end
+local session = cjson.decode(raw)
+session['email_verified'] = ARGV[1] == '1'
+local ttl = redis.call('pttl', KEYS[1])
+if ttl <= 0 then return 0 end
+redis.call('set', KEYS[1], cjson.encode(session), 'px', ttl)
+return 1
+"""
 # Delete the lock only if it is still ours: a refresh that outlived it must not free another's.
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -62,7 +74,7 @@ class SessionStore:
         except RedisError:
             raise SessionStoreUnavailable() from None
 
-    async def start(self, pair: dict[str, Any], email: str) -> str:
+    async def start(self, pair: dict[str, Any], email: str, *, email_verified: bool = True) -> str:
         """A new session for a token pair from sign-in; its id (for the cookie)."""
         now = time.time()
         session_id = secrets.token_urlsafe(32)
@@ -73,6 +85,7 @@ class SessionStore:
             csrf_token=secrets.token_urlsafe(32),
             email=email,
             created_at=now,
+            email_verified=email_verified,
         )
         await self._save(session_id, session, now)
         SESSIONS.labels("started").inc()
@@ -152,6 +165,13 @@ class SessionStore:
         await self._save(session_id, session, now)
         SESSIONS.labels("refreshed").inc()
         return session
+
+    async def set_email_verified(self, session_id: str, verified: bool) -> None:
+        """Record what the API said of the address (the verification banner follows it)."""
+        try:
+            await self._redis.eval(_SET_VERIFIED, 1, _key(session_id), "1" if verified else "0")  # type: ignore[misc]
+        except RedisError:
+            raise SessionStoreUnavailable() from None
 
     async def end(self, session_id: str, *, reason: str) -> None:
         try:
