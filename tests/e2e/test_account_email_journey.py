@@ -51,7 +51,9 @@ async def emailed_link(inbox: Inbox, email: str, subject: str) -> tuple[str, str
 async def test_verify_then_reset_the_password_by_email_once_and_never_twice(system: System, mail_inbox: Inbox):
     email = f"mailed.{secrets.token_hex(5)}@example.com"
     async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
-        assert (await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})).status_code == 201
+        assert (
+            await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+        ).status_code == 201
         pair = (await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})).json()
         session = {"authorization": f"Bearer {pair['access_token']}"}
         assert (await client.get("/api/v1/auth/me", headers=session)).json()["email_verified"] is False
@@ -67,7 +69,9 @@ async def test_verify_then_reset_the_password_by_email_once_and_never_twice(syst
         assert (await client.get("/api/v1/keys", headers={"authorization": f"Bearer {api_token}"})).status_code == 200
 
         # Unknown and known addresses get the same answer; only the known one gets mail.
-        stranger = await client.post("/api/v1/auth/password-reset", json={"email": f"x.{secrets.token_hex(4)}@example.com"})
+        stranger = await client.post(
+            "/api/v1/auth/password-reset", json={"email": f"x.{secrets.token_hex(4)}@example.com"}
+        )
         asked = await client.post("/api/v1/auth/password-reset", json={"email": email})
         assert (stranger.status_code, asked.status_code) == (202, 202)
         assert stranger.content == asked.content
