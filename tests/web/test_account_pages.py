@@ -15,15 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import text
 
-from owr_auth.app import create_app as create_auth_app
 from owr_web.app import create_app as create_web_app
 from owr_web.settings import WebSettings
 from tests.auth.conftest import PASSWORD, basic
-from tests.auth.conftest import make_settings as auth_settings
-from tests.support.apps import running, served
+from tests.support.apps import running
+from tests.support.served_auth import ServedAuth, mail_client, served_auth
 
 MAILER_SECRET = "web-tests-mailer-secret-" + "t6" * 16
 NEW_PASSWORD = "reset from the web page 13"
@@ -34,13 +32,16 @@ _LINK_TOKEN = re.compile(r"\?token=([A-Za-z0-9_-]+)")
 
 @dataclass
 class Stack:
-    auth_app: FastAPI
-    auth: httpx.AsyncClient
+    served: ServedAuth
     web: httpx.AsyncClient
+
+    @property
+    def auth(self) -> httpx.AsyncClient:
+        return self.served.http
 
     async def pending_mail(self, email: str, kind: str) -> str:
         """The newest pending mail of `kind` to `email`, rendered as the worker would: its link's token."""
-        engine = self.auth_app.state.engine
+        engine = self.served.app.state.engine
         async with engine.connect() as conn:
             mail_id = (
                 await conn.execute(
@@ -60,18 +61,10 @@ class Stack:
 
 @pytest.fixture
 async def stack(database_url: str, redis_url: str, redis_client: Any) -> AsyncIterator[Stack]:
-    settings = auth_settings(
-        database_url,
-        redis_url,
-        usage_url=None,
-        service_clients={"mailer": {"secret": MAILER_SECRET, "scopes": ["mail:render"], "audiences": ["owr-auth"]}},
-    )
-    auth_app = create_auth_app(settings)
-    async with served(auth_app) as port:
-        auth_url = f"http://127.0.0.1:{port}"
-        web_settings = WebSettings.model_validate({"OWR_ENV": "test", "REDIS_URL": redis_url, "gateway_url": auth_url})
-        async with httpx.AsyncClient(base_url=auth_url) as auth, running(create_web_app(web_settings)) as web:
-            yield Stack(auth_app, auth, web)
+    async with served_auth(database_url, redis_url, clients={"mailer": mail_client(MAILER_SECRET)}) as auth:
+        web_settings = WebSettings.model_validate({"OWR_ENV": "test", "REDIS_URL": redis_url, "gateway_url": auth.url})
+        async with running(create_web_app(web_settings)) as web:
+            yield Stack(auth, web)
 
 
 def csrf(page: httpx.Response) -> str:

@@ -8,25 +8,21 @@ import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
-import httpx
 import pytest
 from arq import Retry
 from arq.connections import ArqRedis
 from sqlalchemy import text
 
-from owr_auth.app import create_app as create_auth_app
 from owr_worker.auth_mail import requeue_auth_mail, send_auth_mail
 from owr_worker.settings import WorkerSettings
 from owr_worker.worker import build_clients, close_clients
 from tests.auth.conftest import PASSWORD
-from tests.auth.conftest import make_settings as auth_settings
-from tests.support.apps import served
 from tests.support.logs import captured_json_logs
 from tests.support.mail import Inbox, smtp_server
+from tests.support.served_auth import ServedAuth, mail_client, served_auth
 from tests.worker.conftest import QUEUE
 
 # auth wants 32 characters at least; the worker's other tests use a shorter one against their fakes.
@@ -34,26 +30,12 @@ CLIENT_SECRET = "worker-mail-secret-" + "z8" * 16
 LINK = re.compile(r"(http://localhost:8000/[a-z-]+)\?token=([A-Za-z0-9_-]+)")
 
 
-@dataclass
-class Auth:
-    url: str
-    http: httpx.AsyncClient
-
-
 @pytest.fixture
-async def auth(database_url: str, redis_url: str, redis_client: Any) -> AsyncIterator[Auth]:
+async def auth(database_url: str, redis_url: str, redis_client: Any) -> AsyncIterator[ServedAuth]:
     """auth itself, over HTTP, queueing its jobs on this suite's queue; the worker is a client of its own."""
-    settings = auth_settings(
-        database_url,
-        redis_url,
-        queue_name=QUEUE,
-        usage_url=None,
-        service_clients={"worker": {"secret": CLIENT_SECRET, "scopes": ["mail:render"], "audiences": ["owr-auth"]}},
-    )
-    async with served(create_auth_app(settings)) as port:
-        url = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=url) as http:
-            yield Auth(url, http)
+    clients = {"worker": mail_client(CLIENT_SECRET)}
+    async with served_auth(database_url, redis_url, clients=clients, queue_name=QUEUE) as served:
+        yield served
 
 
 @pytest.fixture
@@ -64,7 +46,7 @@ def sink() -> Iterator[tuple[Inbox, int]]:
 
 @pytest.fixture
 async def mail_ctx(
-    settings_factory: Callable[..., WorkerSettings], arq_redis: ArqRedis, auth: Auth, sink: tuple[Inbox, int]
+    settings_factory: Callable[..., WorkerSettings], arq_redis: ArqRedis, auth: ServedAuth, sink: tuple[Inbox, int]
 ) -> AsyncIterator[dict[str, Any]]:
     settings = settings_factory(
         auth_url=auth.url,
@@ -105,7 +87,7 @@ async def run_queued(ctx: dict[str, Any], arq_redis: ArqRedis) -> list[str]:
     return outcomes
 
 
-async def register(auth: Auth) -> str:
+async def register(auth: ServedAuth) -> str:
     email = f"mail.{secrets.token_hex(5)}@example.com"
     r = await auth.http.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
     assert r.status_code == 201, r.text

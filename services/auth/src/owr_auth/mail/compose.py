@@ -16,11 +16,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_auth.mail.models import OutboundMail
 from owr_auth.settings import AuthSettings
+from owr_auth.users.models import User
+from owr_auth.users.repository import UserRepository
 from owr_shared.wire.mail import MailKind, RenderedMail
 
 Renderer = Callable[[AsyncSession, AuthSettings, OutboundMail, datetime], Awaitable[RenderedMail | None]]
 
 PRODUCT = "OpenRouter Watcher"
+
+
+async def addressee(session: AsyncSession, mail: OutboundMail) -> User | None:
+    """The account a mail is for, while it exists and still has the address the mail was queued for."""
+    user = await UserRepository(session).get(mail.user_id) if mail.user_id else None
+    return user if user is not None and user.deleted_at is None and user.email == mail.recipient else None
 
 
 def page_link(settings: AuthSettings, path: str, token: str) -> str:

@@ -19,7 +19,7 @@ from owr_auth.base import utcnow
 from owr_auth.email_tokens import service as email_tokens
 from owr_auth.email_tokens.errors import InvalidLink, LinkExpired
 from owr_auth.email_tokens.repository import EmailTokenRepository
-from owr_auth.mail.compose import compose, lifetime, page_link
+from owr_auth.mail.compose import addressee, compose, lifetime, page_link
 from owr_auth.mail.limits import AccountMailLimits
 from owr_auth.mail.models import OutboundMail
 from owr_auth.mail.outbox import queue_mail
@@ -89,8 +89,8 @@ async def render(
     session: AsyncSession, settings: AuthSettings, mail: OutboundMail, now: datetime
 ) -> RenderedMail | None:
     """The reset email, with a new link; None when the account is gone (or its address changed)."""
-    user = await UserRepository(session).get(mail.user_id) if mail.user_id else None
-    if user is None or user.deleted_at is not None or user.email != mail.recipient:
+    user = await addressee(session, mail)
+    if user is None:
         return None
     ttl = settings.password_reset_ttl_seconds
     token = await email_tokens.mint(

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from owr_auth.email_tokens import service as email_tokens
 from owr_auth.email_tokens.errors import InvalidLink
 from owr_auth.email_tokens.repository import EmailTokenRepository
-from owr_auth.mail.compose import compose, lifetime, page_link
+from owr_auth.mail.compose import addressee, compose, lifetime, page_link
 from owr_auth.mail.limits import AccountMailLimits
 from owr_auth.mail.models import OutboundMail
 from owr_auth.mail.outbox import queue_mail
@@ -67,13 +67,8 @@ async def render(
     session: AsyncSession, settings: AuthSettings, mail: OutboundMail, now: datetime
 ) -> RenderedMail | None:
     """The verification email, with a new link; None when there is nothing to verify any more."""
-    user = await UserRepository(session).get(mail.user_id) if mail.user_id else None
-    if (
-        user is None
-        or user.deleted_at is not None
-        or user.email_verified_at is not None
-        or user.email != mail.recipient
-    ):
+    user = await addressee(session, mail)
+    if user is None or user.email_verified_at is not None:
         return None
     ttl = settings.email_verification_ttl_seconds
     token = await email_tokens.mint(
