@@ -30,10 +30,7 @@ from tools.deploy_check.images import dockerfile_env
 
 COMPOSE_ENV_EXAMPLE = DEPLOY / "compose" / "env.example"
 # Variables compose may default: none of them is a secret.
-# Settings with working defaults; SMTP_URL is optional (unset, no email goes out), though it may hold a password.
-COMPOSE_DEFAULTS_ALLOWED = frozenset(
-    {"LOG_LEVEL", "OPENROUTER_BASE_URL", "OWR_PUBLIC_PORT", "PUBLIC_BASE_URL", "SMTP_URL", "MAIL_FROM"}
-)
+COMPOSE_DEFAULTS_ALLOWED = frozenset({"LOG_LEVEL", "OPENROUTER_BASE_URL", "OWR_PUBLIC_PORT", "PUBLIC_BASE_URL"})
 
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
 
