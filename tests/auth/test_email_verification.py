@@ -11,6 +11,7 @@ from arq.jobs import deserialize_job
 from sqlalchemy import select, text
 
 from owr_auth.email_tokens.models import EmailToken
+from owr_auth.mail.models import OutboundMail
 from owr_auth.verification.service import is_verified
 from tests.auth.conftest import (
     GATEWAY_SECRET,
@@ -24,6 +25,7 @@ from tests.auth.conftest import (
     registered_session,
     render_mail,
 )
+from tests.auth.teams import invitation_token, invite, person
 from tests.support.db import savepoint
 from tests.support.http import assert_problem, bearer
 
@@ -225,3 +227,39 @@ async def test_no_token_reaches_the_logs(client, db_session, json_logs):
     assert "email_verified" in logs
     assert token not in logs
     assert token[5:] not in logs
+
+
+async def test_an_invitation_needs_a_verified_address_and_the_link_gives_one(client, db_session, shared_app):
+    """Unverified accounts sign in and work, but cannot accept an invitation until their link is used."""
+    owner = await person(client)
+    bob = await person(client)
+    invitation = await invite(client, owner, owner.personal, bob.email, "viewer")
+    token = await invitation_token(db_session, shared_app, invitation["id"])
+    accept = {"token": token}
+    refused = await client.post("/api/v1/invitations/accept", headers=bob.headers, json=accept)
+    assert assert_problem(refused, 403)["type"].endswith("/email-not-verified")
+    assert not await is_verified(db_session, uuid.UUID(bob.id))
+    link = await emailed_token(client, db_session, bob.id, "verify_email")
+    assert (await client.post("/api/v1/auth/verify-email", json={"token": link})).status_code == 204
+    assert (await client.post("/api/v1/invitations/accept", headers=bob.headers, json=accept)).status_code == 200
+
+
+async def test_an_invitation_goes_through_the_mail_path(client, db_session):
+    owner = await person(client)
+    invited = f"guest.{uuid.uuid4().hex[:8]}@example.com"
+    created = await invite(client, owner, owner.personal, invited, "member")
+    (mail,) = (
+        await db_session.execute(
+            select(OutboundMail)
+            .where(OutboundMail.subject_id == uuid.UUID(created["id"]))
+            .execution_options(populate_existing=True)
+        )
+    ).scalars()
+    assert (mail.kind, mail.recipient, mail.user_id) == ("invitation", invited, None)
+    rendered = (await render_mail(client, mail.id)).json()
+    assert rendered["kind"] == "invitation"
+    assert rendered["to"] == invited
+    assert "/invite?token=owri_" in rendered["text"]
+    # Revoked: its mail is no longer wanted.
+    await client.delete(f"/api/v1/workspaces/{owner.personal}/invitations/{created['id']}", headers=owner.headers)
+    assert_problem(await render_mail(client, mail.id), 410)

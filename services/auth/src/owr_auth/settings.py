@@ -125,6 +125,16 @@ class AuthSettings(HttpServiceSettings):
     # Live (unrevoked, unexpired) tokens a user may hold at once.
     api_tokens_per_user_max: int = Field(default=50, ge=1, le=10_000)
 
+    # Workspaces a user may own at once (their personal one included), and open invitations per workspace.
+    workspaces_per_user_max: int = Field(default=20, ge=1, le=10_000)
+    invitations_open_max: int = Field(default=50, ge=1, le=10_000)
+    # Where the web app answers, through the gateway (DESIGN §12): the links in emails
+    # (`/invite?token=...`, `/verify-email?token=...`, `/reset-password?token=...`) start here.
+    public_base_url: str = Field(
+        default="http://localhost:8000",
+        validation_alias=AliasChoices("AUTH_PUBLIC_BASE_URL", "PUBLIC_BASE_URL", "public_base_url"),
+    )
+
     # Where account deletion asks keys, then usage, to erase a workspace's data. An empty usage URL
     # leaves usage out (only for tests of auth alone); every deployment sets both.
     keys_url: str = "http://127.0.0.1:8002"
@@ -132,13 +142,7 @@ class AuthSettings(HttpServiceSettings):
     # Connect, read and write timeout of each call auth makes to another service.
     internal_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
-    # Email (docs/architecture.md, "Email from auth"): links point at the web app's pages, through the
-    # gateway (DESIGN §12: PUBLIC_BASE_URL, shared with whatever else builds public links).
-    public_base_url: str = Field(
-        default="http://localhost:8000",
-        validation_alias=AliasChoices("AUTH_PUBLIC_BASE_URL", "PUBLIC_BASE_URL", "public_base_url"),
-    )
-    # The ARQ queue the worker reads (`send_auth_mail` jobs).
+    # Email (docs/architecture.md, "Email from auth"). The ARQ queue the worker reads (`send_auth_mail` jobs).
     queue_name: str = Field(default="arq:queue", min_length=1)
     # A link's lifetime counts from the moment the worker renders the email (when its token is minted).
     email_verification_ttl_seconds: int = Field(default=48 * 3600, ge=300, le=14 * 24 * 3600)
@@ -193,15 +197,15 @@ class AuthSettings(HttpServiceSettings):
             return secrets.token_bytes(32)
         return self.api_token_pepper.get_secret_value().encode("utf-8")
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        return http_url(value).rstrip("/")
+
     @field_validator("keys_url", "usage_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         return http_url(value) if value is not None and value.strip() else None
-
-    @field_validator("public_base_url")
-    @classmethod
-    def _check_public_url(cls, value: str) -> str:
-        return http_url(value)
 
     @model_validator(mode="after")
     def _check_service_clients(self) -> Self:

@@ -1,11 +1,8 @@
-"""Each mail kind's renderer (`owr_auth.mail.compose.Renderer`), from the domain that owns the kind.
-
-`invitation` is rendered by the domain that owns invitations, once it registers here; until then its
-mails are refused as not to be sent.
-"""
+"""Each mail kind's renderer (`owr_auth.mail.compose.Renderer`), from the domain that owns the kind."""
 
 from __future__ import annotations
 
+from owr_auth.invitations import mail as invitations
 from owr_auth.mail.compose import Renderer
 from owr_auth.password_reset import service as password_reset
 from owr_auth.verification import service as verification
@@ -13,4 +10,5 @@ from owr_auth.verification import service as verification
 RENDERERS: dict[str, Renderer] = {
     "verify_email": verification.render,
     "password_reset": password_reset.render,
+    "invitation": invitations.render_mail,
 }

@@ -2,7 +2,7 @@
 
 An unverified account signs in and works as any other; what needs a verified address asks
 `is_verified` (accepting an invitation, receiving alerts by email). Accounts made before verification
-existed count as verified (migration 0004, docs/decisions.md).
+existed count as verified (migration 0005, docs/decisions.md).
 """
 
 from __future__ import annotations

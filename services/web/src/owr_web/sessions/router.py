@@ -83,17 +83,15 @@ async def _sign_in(
     if answer.status_code != 200:
         return answer
     pair = read_json(answer)
-    # The anonymous API of this request acts for the person from here on.
-    api.access_token = pair["access_token"]
-    verified = await email_verified(api)
-    return await _start_session(settings, sessions, pair, email.strip().lower(), next_path, verified)
+    verified = await email_verified(api, pair["access_token"])
+    return await _start_session(api, settings, sessions, pair, email.strip().lower(), next_path, verified)
 
 
-async def email_verified(api: Api) -> bool:
+async def email_verified(api: Api, access_token: str) -> bool:
     """Whether the person's address is verified (`GET /api/v1/auth/me`); True when it cannot be told, so
     a hiccup never puts the banner on a verified person's pages."""
     try:
-        me = await api.call("GET", "/api/v1/auth/me")
+        me = await api.call("GET", "/api/v1/auth/me", token=access_token)
     except ProblemError:
         return True
     body = read_json(me) if me.status_code == 200 else None
@@ -105,9 +103,15 @@ def too_many(answer: httpx.Response) -> str:
 
 
 async def _start_session(
-    settings: WebSettings, sessions: Sessions, pair: dict[str, Any], email: str, next_path: str, verified: bool
+    api: Api,
+    settings: WebSettings,
+    sessions: Sessions,
+    pair: dict[str, Any],
+    email: str,
+    next_path: str,
+    verified: bool = True,
 ) -> Response:
-    session_id = await sessions.start(pair, email, email_verified=verified)
+    session_id = await sessions.start(pair, email, api, email_verified=verified)
     response = RedirectResponse(safe_next(next_path), status_code=303)
     response.set_cookie(
         session_cookie(settings),
@@ -176,8 +180,8 @@ async def login(
 
 
 @router.get("/register", include_in_schema=False)
-async def register_page(request: Request, views: Views, settings: Settings) -> Response:
-    context = {"error": None, "email_value": "", "hint": PASSWORD_HINT}
+async def register_page(request: Request, views: Views, settings: Settings, next: str | None = None) -> Response:
+    context = {"error": None, "email_value": "", "hint": PASSWORD_HINT, "next": safe_next(next)}
     return anonymous_page(request, views, settings, "register.html", context)
 
 
@@ -190,10 +194,11 @@ async def register(
     api: AnonymousApi,
     email: Annotated[str, Form(max_length=320)],
     password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form(max_length=2048)] = "/",
 ) -> Response:
     created = await api.call("POST", "/api/v1/auth/register", json_body={"email": email, "password": password})
     if created.status_code == 201:
-        signed_in = await _sign_in(api, settings, sessions, email, password, "/")
+        signed_in = await _sign_in(api, settings, sessions, email, password, next)
         return signed_in if isinstance(signed_in, Response) else RedirectResponse("/login", status_code=303)
     if created.status_code == 409:
         error = "An account with this email exists already. Sign in instead."
@@ -201,7 +206,7 @@ async def register(
         error = too_many(created)
     else:
         error = problem_message(read_json(created), "The account could not be created. Check the form.")
-    context = {"error": error, "email_value": email, "hint": PASSWORD_HINT}
+    context = {"error": error, "email_value": email, "hint": PASSWORD_HINT, "next": safe_next(next)}
     return anonymous_page(request, views, settings, "register.html", context, status=created.status_code)
 
 

@@ -8,8 +8,8 @@ them before, and they keep everything they could do (docs/decisions.md).
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 
 
 def upgrade() -> None:
