@@ -141,13 +141,8 @@ async def revoke(
 
 
 def require_verified_email(user: User) -> None:
-    """Accepting an invitation needs a verified address (issue 16, item 5).
-
-    The seam for email verification: until accounts carry whether their address is verified, every
-    account passes; then an unverified one gets 403 `email-not-verified` here.
-    """
-    verified = getattr(user, "email_verified_at", True)
-    if verified is None or verified is False:
+    """Accepting an invitation needs a verified address (issue 16, item 5): 403 `email-not-verified`."""
+    if user.email_verified_at is None:
         raise EmailNotVerified()
 
 
