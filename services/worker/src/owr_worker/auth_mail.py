@@ -180,12 +180,9 @@ async def send_auth_mail(
         if await redis.exists(mark):
             # Sent by an earlier try whose report did not reach auth.
             return await _report_sent(ctx, mail_id)
-        if settings.smtp_url is None:
+        server: mail.SmtpServer | None = ctx.get("smtp")
+        if server is None:
             return await _give_up(ctx, mail_id, "no mail server is configured (SMTP_URL)")
-        try:
-            server = mail.parse_smtp_url(settings.smtp_url.get_secret_value())
-        except mail.BadSmtpUrl as exc:
-            return await _give_up(ctx, mail_id, str(exc))
         try:
             rendered = await _client(ctx).render(mail_id)
         except ServiceError as exc:
