@@ -29,3 +29,8 @@ RETENTION_DELETED = Counter("owr_usage_retention_deleted_rows_total", "Rows remo
 SNAPSHOTS_COMPACTED = Counter(
     "owr_usage_snapshots_compacted_total", "Snapshots removed by compaction (neither first nor last of their day)."
 )
+ALERT_EVENTS_RAISED = Counter(
+    "owr_usage_alert_events_raised_total",
+    "Alert events written to the outbox by the rules, budgets and digests, by event type (repeats not counted).",
+    ["type"],
+)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.logging import get_logger
+from owr_shared.wire import codec
 from owr_shared.wire.alerts import EventType
 from owr_usage.alerts.repository import AlertRepository
+from owr_usage.metrics import ALERT_EVENTS_RAISED
 
 log = get_logger(__name__)
 
@@ -49,3 +53,44 @@ async def raise_event(
     )
     log.info("alert_event_raised", event_type=type, event_id=str(event_id), deliveries=deliveries)
     return event_id
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event a rule calls for: `raise_events` writes it unless its workspace had its `dedup_key` already."""
+
+    workspace_id: uuid.UUID
+    type: EventType
+    data: dict[str, Any]
+    occurred_at: datetime
+    dedup_key: str
+    channel_ids: Sequence[uuid.UUID] = field(default=())
+
+
+async def raise_events(session: AsyncSession, events: Sequence[NewEvent]) -> int:
+    """`raise_event` for many events in one statement (a rule's whole evaluation); how many were new."""
+    if not events:
+        return 0
+    rows = [
+        {
+            "workspace_id": event.workspace_id,
+            "type": event.type,
+            "dedup_key": event.dedup_key,
+            "occurred_at": event.occurred_at,
+            "data": codec.dumps(event.data).decode(),
+            "channels": codec.dumps([str(c) for c in event.channel_ids]).decode(),
+        }
+        for event in events
+    ]
+    written = await AlertRepository(session).insert_events(rows)
+    by_type = Counter(event_type for _, event_type, _ in written)
+    for event_type, count in by_type.items():
+        ALERT_EVENTS_RAISED.labels(event_type).inc(count)
+    if written:
+        log.info(
+            "alert_events_raised",
+            events=len(written),
+            types=dict(by_type),
+            deliveries=sum(deliveries for _, _, deliveries in written),
+        )
+    return len(written)
