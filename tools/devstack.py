@@ -266,7 +266,15 @@ def base_env(database_url: str, redis_url: str, environment: str, secrets_dir: P
     worker_secret = secrets.token_urlsafe(32)
     worker_client = {
         "secret": worker_secret,
-        "scopes": ["keys:due", "keys:reveal", "keys:status", "usage:ingest", "usage:cleanup", "workspaces:sweep"],
+        "scopes": [
+            "keys:due",
+            "keys:reveal",
+            "keys:status",
+            "usage:ingest",
+            "usage:cleanup",
+            "alerts:deliver",
+            "workspaces:sweep",
+        ],
         "audiences": ["owr-keys", "owr-usage"],
     }
     # The gateway introspects API tokens at auth with client credentials of its own.

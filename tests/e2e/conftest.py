@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.e2e.emulator_admin import EmulatorAdmin, fault_free_emulator
+from tests.support.mail import Inbox, smtp_server
 from tests.support.ports import LoopbackUrl
 from tools.devinfra import DATA_DIR
 from tools.devstack import (
@@ -37,6 +38,13 @@ FAST_WORKER = {
     "WORKER_JOB_RETRY_BASE_SECONDS": "0.5",
     "WORKER_JOB_RETRY_CAP_SECONDS": "2",
     "WORKER_MAX_JOBS": "50",
+}
+
+# Alert deliveries polled every second and retried after a second, so a receiver's failures play out quickly.
+FAST_ALERTS = {
+    "WORKER_DELIVERY_POLL_SECONDS": "1",
+    "USAGE_DELIVERY_RETRY_SECONDS": "1,1,1,1,1,1,1",
+    "MAIL_FROM": "Watcher <alerts@watcher.test>",
 }
 
 
@@ -92,9 +100,24 @@ def running_system(env: dict[str, str], log_dir: Path) -> Iterator[System]:
 
 
 @pytest.fixture(scope="session")
-def system(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def mail_server() -> Iterator[tuple[Inbox, int]]:
+    """The real SMTP server the session's worker sends alert email to."""
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
+def mail_inbox(mail_server: tuple[Inbox, int]) -> Inbox:
+    return mail_server[0]
+
+
+@pytest.fixture(scope="session")
+def system(
+    database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory, mail_server: tuple[Inbox, int]
+) -> Iterator[System]:
     """The whole system for the end-to-end suite, on the session's database and Redis."""
-    with running_system(system_env(database_url, redis_url), tmp_path_factory.mktemp("e2e-logs")) as system:
+    env = system_env(database_url, redis_url, SMTP_URL=f"smtp://127.0.0.1:{mail_server[1]}", **FAST_ALERTS)
+    with running_system(env, tmp_path_factory.mktemp("e2e-logs")) as system:
         yield system
 
 

@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import Message
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from owr_worker.mail import BadSmtpUrl, MailFailed, message, parse_smtp_url, send
-from tests.support.ports import closed_port, free_port
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.refuse: int | None = None
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.refuse is not None:
-            return f"{self.refuse} refused for the test"
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
+from tests.support.mail import Inbox, smtp_server
+from tests.support.ports import closed_port
 
 
 @pytest.fixture
 def smtp_sink() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+    with smtp_server() as sink:
+        yield sink
 
 
 def test_smtp_urls() -> None:

@@ -71,6 +71,10 @@ DEFAULT_ROUTES: tuple[dict[str, Any], ...] = (
     {"prefix": "/api/v1/tokens", "upstream": "auth", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/keys", "upstream": "keys", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/usage", "upstream": "usage", "auth": "jwt", "policy": "user"},
+    {"prefix": "/api/v1/budgets", "upstream": "usage", "auth": "jwt", "policy": "user"},
+    {"prefix": "/api/v1/channels", "upstream": "usage", "auth": "jwt", "policy": "user"},
+    {"prefix": "/api/v1/alerts", "upstream": "usage", "auth": "jwt", "policy": "user"},
+    {"prefix": "/api/v1/alert-rules", "upstream": "usage", "auth": "jwt", "policy": "user"},
 )
 DEFAULT_RATE_LIMITS: dict[str, dict[str, int]] = {
     "anonymous": {"limit": 120, "window": 60},

@@ -36,6 +36,7 @@ ServiceScope = Literal[
     "keys:status",
     "usage:ingest",
     "usage:cleanup",
+    "alerts:deliver",
     "workspaces:delete",
     "workspaces:sweep",
     "tokens:introspect",

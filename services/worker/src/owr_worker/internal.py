@@ -60,7 +60,10 @@ TOKEN_MARGIN_SECONDS = 30.0
 
 
 # The scopes the worker asks for, per audience (one token per audience serves every call to it).
-AUDIENCE_SCOPES = {"owr-keys": "keys:due keys:reveal keys:status", "owr-usage": "usage:ingest usage:cleanup"}
+AUDIENCE_SCOPES = {
+    "owr-keys": "keys:due keys:reveal keys:status",
+    "owr-usage": "usage:ingest usage:cleanup alerts:deliver",
+}
 
 
 class ServiceError(Exception):

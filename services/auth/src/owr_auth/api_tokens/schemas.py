@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from owr_shared.schemas import RequestSchema, StorableText
 
-Scope = Literal["usage:read", "keys:read", "keys:write", "keys:sync"]
-SCOPES: tuple[Scope, ...] = ("usage:read", "keys:read", "keys:write", "keys:sync")
+Scope = Literal["usage:read", "keys:read", "keys:write", "keys:sync", "alerts:read", "alerts:write"]
+SCOPES: tuple[Scope, ...] = ("usage:read", "keys:read", "keys:write", "keys:sync", "alerts:read", "alerts:write")
 READ_ONLY: tuple[Scope, ...] = ("usage:read", "keys:read")
 
 

@@ -19,6 +19,8 @@ SCOPES = {
     "keys:read": "Read keys (masked)",
     "keys:write": "Add, change and delete keys",
     "keys:sync": "Start syncs",
+    "alerts:read": "Read budgets, channels and alerts",
+    "alerts:write": "Manage budgets, channels and alert rules",
 }
 EXPIRIES = (30, 90, 180, 365)
 
