@@ -13,6 +13,7 @@ from owr_shared.db import create_service_engine
 from owr_shared.jwt import JwksFetcher
 from owr_shared.overload import CallerLimit, Slots
 from owr_shared.settings import load_settings
+from owr_usage.budgets.router import router as budgets_router
 from owr_usage.internal.router import router as internal_router
 from owr_usage.key_usage.router import router as key_usage_router
 from owr_usage.reports.router import router as reports_router
@@ -51,7 +52,7 @@ def create_app(settings: UsageSettings | None = None, *, jwks_fetcher: JwksFetch
     return create_service_app(
         service="usage",
         settings=settings,
-        routers=[key_usage_router, reports_router, internal_router],
+        routers=[key_usage_router, reports_router, budgets_router, internal_router],
         title="OpenRouter Watcher usage",
         description=(
             "Key snapshots, exact daily spend per key, account balances, key lists and activity; summaries, "

@@ -12,10 +12,22 @@ from owr_shared.dependencies import from_state
 from owr_usage.reports.service import ReportLimits
 from owr_usage.settings import UsageSettings
 
-__all__ = ["ExportEngine", "Limits", "Settings", "User", "UserCaller", "require_scope"]
+__all__ = [
+    "AlertsReader",
+    "AlertsWriter",
+    "ExportEngine",
+    "Limits",
+    "Settings",
+    "User",
+    "UserCaller",
+    "require_scope",
+]
 
 # Every public usage route reads: a signed-in user may, an API-token caller needs `usage:read`.
 User = Annotated[UserCaller, Depends(user_with_scope("usage:read"))]
+# Budgets, channels, alerts and rules: an API-token caller needs `alerts:read` to read, `alerts:write` to change.
+AlertsReader = Annotated[UserCaller, Depends(user_with_scope("alerts:read"))]
+AlertsWriter = Annotated[UserCaller, Depends(user_with_scope("alerts:write"))]
 Settings = Annotated[UsageSettings, Depends(from_state("settings"))]
 # The exports' own pool and the concurrency limits of the expensive reads (`reports_capacity` in app.py).
 ExportEngine = Annotated[AsyncEngine, Depends(from_state("export_engine"))]

@@ -126,7 +126,7 @@ spent AS (
                                   ELSE s.month_provisional END, false) AS provisional
     FROM windows w
     LEFT JOIN sums s ON s.workspace_id = w.workspace_id AND s.scope_type = w.scope_type AND s.scope_key = w.scope_key
-)"""
+)"""  # noqa: S608 - fixed SQL fragments only
 
 _SPEND_OF = text(
     f"""
@@ -138,27 +138,29 @@ SELECT id, spend, provisional FROM spent
 # The events a budget's figure calls for and that its workspace has not had yet (dedup keys as the outbox's):
 # each threshold reached (the 100 % mark always counts; under 100 a crossing, from 100 on exceeded), the
 # forecast passing the amount while the spend is under it, and a recovery after this period's exceeded event.
-_CANDIDATES = """
+# `budget:{id}:{period start}:` — the budget's dedup keys in its current period.
+_PERIOD_KEY = "'budget:' || e.id || ':' || to_char(e.start_day, 'YYYY-MM-DD') || ':'"
+_CANDIDATES = f"""
 candidates AS (
     SELECT e.*, t.threshold,
            CASE WHEN t.threshold < 100 THEN 'budget.threshold_crossed' ELSE 'budget.exceeded' END AS type,
-           'budget:' || e.id || ':' || to_char(e.start_day, 'YYYY-MM-DD') || ':' || t.threshold AS dedup_key
+           {_PERIOD_KEY} || t.threshold AS dedup_key
     FROM spent e
     CROSS JOIN LATERAL (SELECT DISTINCT x FROM unnest(e.thresholds || 100) AS x) AS t(threshold)
     WHERE e.spend * 100 >= t.threshold * e.amount_usd
     UNION ALL
-    SELECT e.*, NULL, 'budget.forecast_exceeded', 'budget:' || e.id || ':' || to_char(e.start_day, 'YYYY-MM-DD') || ':forecast'
+    SELECT e.*, NULL, 'budget.forecast_exceeded', {_PERIOD_KEY} || 'forecast'
     FROM spent e
     WHERE e.spend > 0 AND e.spend < e.amount_usd AND e.now >= e.period_start + interval '1 hour'
       AND e.spend * extract(epoch FROM e.resets_at - e.period_start)
           >= e.amount_usd * extract(epoch FROM e.now - e.period_start)
     UNION ALL
-    SELECT e.*, NULL, 'budget.recovered', 'budget:' || e.id || ':' || to_char(e.start_day, 'YYYY-MM-DD') || ':recovered'
+    SELECT e.*, NULL, 'budget.recovered', {_PERIOD_KEY} || 'recovered'
     FROM spent e
     WHERE e.spend < e.amount_usd AND EXISTS (
         SELECT 1 FROM usage.alert_events ae
-        WHERE ae.workspace_id = e.workspace_id AND ae.dedup_key = 'budget:' || e.id || ':' || to_char(e.start_day, 'YYYY-MM-DD') || ':100')
-)"""
+        WHERE ae.workspace_id = e.workspace_id AND ae.dedup_key = {_PERIOD_KEY} || '100')
+)"""  # noqa: S608 - fixed SQL fragments only
 
 _NEW_EVENTS = """
 SELECT c.id, c.workspace_id, c.name, c.scope_type, c.scope_id, c.amount_usd, c.period, c.thresholds,
@@ -169,8 +171,8 @@ WHERE NOT EXISTS (
 ORDER BY c.workspace_id, c.id, c.threshold NULLS LAST, c.type
 """
 
-_EVENTS_BY_IDS = text(f"WITH {_CLOCK}, {_BY_IDS}, {_SPENT}, {_CANDIDATES} {_NEW_EVENTS}")  # noqa: S608
-_EVENTS_BY_KEYS = text(f"WITH {_CLOCK}, {_BY_KEYS}, {_SPENT}, {_CANDIDATES} {_NEW_EVENTS}")  # noqa: S608
+_EVENTS_BY_IDS = text(f"WITH {_CLOCK}, {_BY_IDS}, {_SPENT}, {_CANDIDATES} {_NEW_EVENTS}")
+_EVENTS_BY_KEYS = text(f"WITH {_CLOCK}, {_BY_KEYS}, {_SPENT}, {_CANDIDATES} {_NEW_EVENTS}")
 
 
 def _clock(clocks: dict[uuid.UUID, datetime]) -> dict[str, Any]:

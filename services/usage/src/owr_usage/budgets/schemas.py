@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
 import uuid
 from datetime import datetime
@@ -28,7 +29,9 @@ def _check_name(value: str) -> str:
 
 
 BudgetName = Annotated[
-    StorableText, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX), AfterValidator(_check_name)
+    StorableText,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
+    AfterValidator(_check_name),
 ]
 # Positive USD, at most a billion, at most 10 decimal places (OpenRouter's own precision).
 Amount = Annotated[
@@ -40,7 +43,7 @@ Threshold = Annotated[int, Field(ge=1, le=1000)]
 
 
 def _ascending(value: list[int]) -> list[int]:
-    if any(later <= earlier for earlier, later in zip(value, value[1:], strict=False)):
+    if any(later <= earlier for earlier, later in itertools.pairwise(value)):
         raise ValueError("must be unique and in ascending order")
     return value
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.logging import get_logger
 from owr_usage.accounts.repository import AccountRepository
+from owr_usage.budgets.repository import BudgetRepository
 from owr_usage.erasure.repository import ErasureRepository
 from owr_usage.rollups.repository import RollupRepository
 from owr_usage.snapshots.repository import SnapshotRepository
@@ -30,6 +31,7 @@ async def erase(session: AsyncSession, *, workspace_id: uuid.UUID) -> None:
     counts = await SnapshotRepository(session).delete_workspace(workspace_id)
     counts |= await AccountRepository(session).delete_workspace(workspace_id)
     counts |= await RollupRepository(session).delete_workspace(workspace_id)
+    counts |= await BudgetRepository(session).delete_workspace(workspace_id)
     log.info("workspace_erased", workspace_id=str(workspace_id), **counts)
 
 
