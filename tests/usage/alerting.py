@@ -108,3 +108,20 @@ async def read_budget(client: httpx.AsyncClient, tenant: Tenant, budget_id: str)
     assert r.status_code == 200, r.text
     found: dict[str, Any] = r.json()
     return found
+
+
+async def key_status(ingest: Ingest, *items: dict[str, Any], expect: int = 200) -> int:
+    """POST /internal/key-status; how many events it raised."""
+    r = await ingest.call("POST", "/internal/key-status", {"items": list(items)})
+    assert r.status_code == expect, r.text
+    return int(r.json()["raised"]) if expect == 200 else 0
+
+
+def status_item(key: Key, status: str, when: datetime, name: str = "agent") -> dict[str, Any]:
+    return {
+        "key_id": key.id,
+        "workspace_id": key.tenant.workspace_id,
+        "name": name,
+        "status": status,
+        "observed_at": when,
+    }

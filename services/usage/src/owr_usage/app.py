@@ -18,6 +18,7 @@ from owr_usage.internal.router import router as internal_router
 from owr_usage.key_usage.router import router as key_usage_router
 from owr_usage.reports.router import router as reports_router
 from owr_usage.reports.service import ReportLimits
+from owr_usage.rules.router import router as rules_router
 from owr_usage.settings import UsageSettings
 
 
@@ -52,7 +53,7 @@ def create_app(settings: UsageSettings | None = None, *, jwks_fetcher: JwksFetch
     return create_service_app(
         service="usage",
         settings=settings,
-        routers=[key_usage_router, reports_router, budgets_router, internal_router],
+        routers=[key_usage_router, reports_router, budgets_router, rules_router, internal_router],
         title="OpenRouter Watcher usage",
         description=(
             "Key snapshots, exact daily spend per key, account balances, key lists and activity; summaries, "

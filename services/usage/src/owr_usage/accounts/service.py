@@ -21,6 +21,7 @@ from owr_usage.metrics import (
     INGESTED_FOR_ERASED,
 )
 from owr_usage.rollups import service as rollups
+from owr_usage.rules import service as rules
 
 log = get_logger(__name__)
 
@@ -43,6 +44,8 @@ async def store_credits(session: AsyncSession, management_key_id: uuid.UUID, rep
         }
     )
     BALANCES_INGESTED.labels("stored" if stored else "duplicate").inc()
+    if stored:
+        await rules.on_balance(session, report.workspace_id, management_key_id)
 
 
 async def replace_keys(session: AsyncSession, management_key_id: uuid.UUID, report: AccountKeysReport) -> bool:

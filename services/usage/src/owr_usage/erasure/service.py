@@ -12,6 +12,7 @@ from owr_usage.accounts.repository import AccountRepository
 from owr_usage.budgets.repository import BudgetRepository
 from owr_usage.erasure.repository import ErasureRepository
 from owr_usage.rollups.repository import RollupRepository
+from owr_usage.rules.repository import RuleRepository
 from owr_usage.snapshots.repository import SnapshotRepository
 
 log = get_logger(__name__)
@@ -32,6 +33,7 @@ async def erase(session: AsyncSession, *, workspace_id: uuid.UUID) -> None:
     counts |= await AccountRepository(session).delete_workspace(workspace_id)
     counts |= await RollupRepository(session).delete_workspace(workspace_id)
     counts |= await BudgetRepository(session).delete_workspace(workspace_id)
+    counts |= await RuleRepository(session).delete_workspace(workspace_id)
     log.info("workspace_erased", workspace_id=str(workspace_id), **counts)
 
 

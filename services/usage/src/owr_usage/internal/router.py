@@ -17,6 +17,7 @@ from starlette.responses import Response
 from owr_shared.db import DbSession
 from owr_shared.jwt import Principal
 from owr_shared.schemas import json_response, problem_responses
+from owr_shared.wire.alerts import EventsRaised, KeyStatusBatch
 from owr_shared.wire.usage import CompactionRequest, CompactionResult, RetentionRequest, RetentionResult
 from owr_shared.wire.workspaces import PAGE_LIMIT, StoredWorkspaces, stored_page
 from owr_usage.accounts import service as account_service
@@ -25,6 +26,7 @@ from owr_usage.dependencies import Settings, require_scope
 from owr_usage.erasure import service as erasure_service
 from owr_usage.internal import service as internal_service
 from owr_usage.routing import ExactJsonRoute
+from owr_usage.rules import service as rule_service
 from owr_usage.snapshots import service as snapshot_service
 from owr_usage.snapshots.schemas import SnapshotBatch, SnapshotsStored
 
@@ -52,6 +54,19 @@ async def store_snapshots(body: SnapshotBatch, caller: IngestCaller, session: Db
 
 
 @router.post(
+    "/key-status",
+    response_model=EventsRaised,
+    responses=_WRITE_ERRORS,
+    summary="Sync outcomes for the key rules (1-500)",
+)
+async def key_status(body: KeyStatusBatch, caller: IngestCaller, session: DbSession) -> Response:
+    """Each key's sync outcome (valid, invalid or error) at OpenRouter's time: raises `key.invalid`,
+    `key.expiring`, `key.limit_threshold_crossed` (from the key's latest snapshot), `sync.failing` and
+    `sync.recovered` as the workspace's rules say, each once. Repeats raise nothing more."""
+    return json_response(EventsRaised(raised=await rule_service.on_key_status(session, body.items)))
+
+
+@router.post(
     "/accounts/{management_key_id}/credits",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=_WRITE_ERRORS,
@@ -60,7 +75,8 @@ async def store_snapshots(body: SnapshotBatch, caller: IngestCaller, session: Db
 async def store_credits(
     management_key_id: uuid.UUID, body: CreditsReport, caller: IngestCaller, session: DbSession
 ) -> None:
-    """Unique per (management key, observed_at); two zeros are stored as unknown."""
+    """Unique per (management key, observed_at); two zeros are stored as unknown. A new balance is checked
+    against the account rules (`account.balance_low`, `account.runway_low`)."""
     await account_service.store_credits(session, management_key_id, body)
 
 
