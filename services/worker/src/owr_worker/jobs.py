@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from arq import Retry
 from pydantic import ValidationError
 
 from owr_shared.logging import get_logger
+from owr_shared.wire.alerts import KeyStatusItem
 from owr_shared.wire.keys import LIMIT_RESET, RevealedItem, StatusReport
 from owr_shared.wire.openrouter import KeyInfo
 from owr_shared.wire.usage import AccountKeysReport, ActivityReport, CreditsReport, SnapshotItem
@@ -51,6 +53,10 @@ PROGRESS_TTL_SECONDS = 2 * 86_400
 AFTER_OUTAGE_SUFFIX = ":after-outage"
 
 
+# The key a job is syncing, as keys revealed it: its sync outcomes go to usage's key rules as well.
+_revealed: ContextVar[RevealedItem | None] = ContextVar("owr_worker_revealed", default=None)
+
+
 def sync_key_job_id(key_id: str) -> str:
     return f"{SYNC_KEY}:{key_id}"
 
@@ -81,7 +87,8 @@ def _canonical(key_id: str) -> str | None:
 
 
 async def _report(ctx: Mapping[str, Any], key_id: str, report: StatusReport, *, must: bool = False) -> None:
-    """Send a status report to keys; `must` lets a failure propagate (the job then retries)."""
+    """Send a status report to keys, then the outcome to usage's key rules; `must` lets a failure of the first
+    propagate (the job then retries). The second is best effort: it never fails the sync."""
     keys: KeysClient = ctx["keys"]
     try:
         await keys.report_status(key_id, report)
@@ -89,6 +96,28 @@ async def _report(ctx: Mapping[str, Any], key_id: str, report: StatusReport, *, 
         if must:
             raise
         log.warning("status_report_failed", error=str(exc))
+    await _tell_key_rules(ctx, key_id, report)
+
+
+async def _tell_key_rules(ctx: Mapping[str, Any], key_id: str, report: StatusReport) -> None:
+    """usage's key rules (invalid, expiring, near its limit, syncs failing and recovered) hear every outcome,
+    at the worker's clock (one clock for a failure's start and its end)."""
+    revealed = _revealed.get()
+    if revealed is None or str(revealed.id) != key_id or report.status not in ("valid", "invalid", "error"):
+        return
+    usage: UsageClient = ctx["usage"]
+    try:
+        item = KeyStatusItem(
+            key_id=revealed.id,
+            workspace_id=revealed.workspace_id,
+            name=revealed.name[:100] if revealed.name else None,
+            status=report.status,
+            observed_at=report.last_synced_at,
+            error=report.last_error,
+        )
+        await usage.report_key_status(item)
+    except (ServiceError, ValidationError) as exc:
+        log.warning("key_status_report_failed", error=str(exc))
 
 
 async def _report_error(ctx: Mapping[str, Any], key_id: str, message: str) -> str:
@@ -278,7 +307,11 @@ async def _reveal_and_run(
     if revealed is None:
         log.info("key_gone_or_inactive")
         return _Synced("skipped")
-    return await locked(ctx, key_id, revealed)
+    token = _revealed.set(revealed)
+    try:
+        return await locked(ctx, key_id, revealed)
+    finally:
+        _revealed.reset(token)
 
 
 async def _enqueue_account_sync(ctx: Mapping[str, Any], key_id: str, trace: JobTrace) -> None:
