@@ -57,17 +57,21 @@ class Key:
         return await self.ingest.snapshots(item(self.id, self.tenant.workspace_id, when, body))
 
 
+def _order(event: dict[str, Any]) -> tuple[Any, ...]:
+    threshold = event["data"].get("threshold") if isinstance(event["data"], dict) else None
+    return (event["occurred_at"], threshold if isinstance(threshold, int) else 10**6, event["type"])
+
+
 async def events(db_connection: AsyncConnection, tenant: Tenant, *types: str) -> list[dict[str, Any]]:
-    """The workspace's events in the order they were raised (of `types` when given)."""
+    """The workspace's events (of `types` when given) by the moment they happened (OpenRouter's clock), a
+    moment's thresholds in ascending order and the rest by type (a test's requests share one transaction, so
+    the rows' own creation times are all the same)."""
     async with savepoint(db_connection) as conn:
         rows = await conn.execute(
-            text(
-                "SELECT id, type, dedup_key, occurred_at, data FROM usage.alert_events WHERE workspace_id = :w "
-                "ORDER BY created_at, occurred_at, dedup_key"
-            ),
+            text("SELECT id, type, dedup_key, occurred_at, data FROM usage.alert_events WHERE workspace_id = :w"),
             {"w": tenant.workspace_id},
         )
-        found = [dict(row._mapping) for row in rows]
+        found = sorted((dict(row._mapping) for row in rows), key=_order)
     return [event for event in found if not types or event["type"] in types]
 
 

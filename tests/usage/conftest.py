@@ -26,7 +26,7 @@ from tests.support.settings import service_settings
 from tests.support.tenants import ServiceHeaders, Tenant
 from tests.support.tokens import TestKeyring
 
-ALL_SCOPES = ("usage:ingest", "usage:cleanup", "workspaces:delete")
+ALL_SCOPES = ("usage:ingest", "usage:cleanup", "workspaces:delete", "alerts:deliver")
 
 
 def make_settings(database_url: str, redis_url: str, **overrides: Any) -> UsageSettings:

@@ -17,12 +17,13 @@ from starlette.responses import Response
 from owr_shared.db import DbSession
 from owr_shared.jwt import Principal
 from owr_shared.schemas import json_response, problem_responses
-from owr_shared.wire.alerts import EventsRaised, KeyStatusBatch
+from owr_shared.wire.alerts import DigestRequest, EventsRaised, KeyStatusBatch
 from owr_shared.wire.usage import CompactionRequest, CompactionResult, RetentionRequest, RetentionResult
 from owr_shared.wire.workspaces import PAGE_LIMIT, StoredWorkspaces, stored_page
 from owr_usage.accounts import service as account_service
 from owr_usage.accounts.schemas import AccountKeysReport, ActivityReport, CreditsReport
 from owr_usage.dependencies import Settings, require_scope
+from owr_usage.digests import service as digest_service
 from owr_usage.erasure import service as erasure_service
 from owr_usage.internal import service as internal_service
 from owr_usage.routing import ExactJsonRoute
@@ -35,6 +36,7 @@ router = APIRouter(prefix="/internal", tags=["internal"], route_class=ExactJsonR
 IngestCaller = Annotated[Principal, Depends(require_scope("usage:ingest"))]
 CleanupCaller = Annotated[Principal, Depends(require_scope("usage:cleanup"))]
 EraseCaller = Annotated[Principal, Depends(require_scope("workspaces:delete"))]
+DeliverCaller = Annotated[Principal, Depends(require_scope("alerts:deliver"))]
 
 _WRITE_ERRORS = problem_responses(400, 401, 403, 422)
 
@@ -105,6 +107,21 @@ async def replace_activity(
     """Replaces the key hash's rows of `dates` and of every date a row carries; a date stored from a later
     observation is kept."""
     await account_service.replace_activity(session, management_key_id, body)
+
+
+@router.post(
+    "/digests",
+    response_model=EventsRaised,
+    responses=_WRITE_ERRORS,
+    summary="Write the weekly or monthly digests",
+)
+async def write_digests(body: DigestRequest, caller: DeliverCaller, session: DbSession) -> Response:
+    """One `report.weekly` / `report.monthly` event per workspace with a channel taking it, for the last complete
+    period at `at` (default now): spend against the period before, top keys and models, keys without a limit,
+    dormant keys (no spend in 14 days) and keys expiring before the next digest. A period's digest is written
+    once; asking again writes nothing."""
+    raised = await digest_service.write_digests(session, body.kind, body.at or datetime.now(UTC))
+    return json_response(EventsRaised(raised=raised))
 
 
 @router.post(
