@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from tests.usage.alerting import (
     Key,
@@ -12,8 +13,8 @@ from tests.usage.alerting import (
     create_budget,
     deliveries,
     events,
-    monday,
     moment,
+    monday,
     read_budget,
 )
 from tests.usage.conftest import Ingest
@@ -22,7 +23,7 @@ from tests.usage.test_accounts import activity_row, key_row
 BUDGET_EVENTS = ("budget.threshold_crossed", "budget.exceeded", "budget.recovered", "budget.forecast_exceeded")
 
 
-def kinds(raised: list[dict]) -> list[tuple[str, int | None]]:
+def kinds(raised: list[dict[str, Any]]) -> list[tuple[str, int | None]]:
     return [(e["type"], e["data"]["threshold"]) for e in raised]
 
 
@@ -34,7 +35,11 @@ async def test_each_threshold_is_crossed_exactly_once_across_many_syncs(client, 
     for hour, daily in ((9, "4"), (10, "4"), (11, "8.5"), (12, "8.5"), (13, "12"), (14, "12"), (15, "12.5")):
         await key.sync(moment(tuesday, hour), daily)
     raised = await events(db_connection, alice, "budget.threshold_crossed", "budget.exceeded")
-    assert kinds(raised) == [("budget.threshold_crossed", 50), ("budget.threshold_crossed", 80), ("budget.exceeded", 100)]
+    assert kinds(raised) == [
+        ("budget.threshold_crossed", 50),
+        ("budget.threshold_crossed", 80),
+        ("budget.exceeded", 100),
+    ]
     crossed, over = raised[0], raised[-1]
     assert crossed["dedup_key"] == f"budget:{budget['id']}:{monday().isoformat()}:50"
     assert crossed["occurred_at"] == moment(tuesday, 11)  # OpenRouter's clock, not ours
@@ -86,9 +91,7 @@ async def test_the_next_period_re_arms_every_threshold(client, ingest, alice, db
 async def test_daily_and_monthly_periods_follow_utc_days_and_months(client, ingest, alice, db_connection):
     key = Key(ingest, alice)
     daily = await create_budget(client, alice, scope={"type": "key", "id": key.id}, period="daily", amount_usd="1")
-    monthly = await create_budget(
-        client, alice, scope={"type": "key", "id": key.id}, period="monthly", amount_usd="5"
-    )
+    monthly = await create_budget(client, alice, scope={"type": "key", "id": key.id}, period="monthly", amount_usd="5")
     first = monday(6).replace(day=1) + timedelta(days=31)
     first = first.replace(day=1)  # the 1st of a month, weeks back
     last_day = first - timedelta(days=1)
@@ -136,9 +139,7 @@ async def _link(ingest: Ingest, tenant, management_key: str, rows: list[tuple[st
     assert (await ingest.call("PUT", f"/internal/accounts/{management_key}/keys", listing)).status_code == 204
 
 
-async def test_an_account_budget_counts_the_keys_linked_to_it_with_final_activity(
-    client, ingest, alice, db_connection
-):
+async def test_an_account_budget_counts_the_keys_linked_to_it_with_final_activity(client, ingest, alice, db_connection):
     """Two keys linked to one account, a third elsewhere; activity makes a day final (not provisional)."""
     mgmt = Key(ingest, alice, label="sk-or-v1-mgm...001", is_management_key=True)
     mine = [Key(ingest, alice, label=f"sk-or-v1-acc...00{n}") for n in (1, 2)]
