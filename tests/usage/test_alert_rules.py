@@ -228,6 +228,7 @@ async def test_a_short_runway_fires_once_and_rearms_when_it_lengthens(ingest, al
         "burn_usd_per_day": "300.000000",
         "runway_days": "1.33",
         "days": 7,
+        "since": (moment(monday(), 6) + timedelta(days=2)).isoformat(),
     }
     await credits(ingest, alice, mgmt, 6, "5000", "4900")  # 100 left
     assert len(await events(db_connection, alice, "account.runway_low")) == 2

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,6 +54,11 @@ async def raise_event(
     )
     log.info("alert_event_raised", event_type=type, event_id=str(event_id), deliveries=deliveries)
     return event_id
+
+
+def money(value: Decimal) -> str:
+    """Money in an event's data: exact decimal text, never an exponent."""
+    return format(value, "f")
 
 
 @dataclass(frozen=True, slots=True)

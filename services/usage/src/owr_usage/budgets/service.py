@@ -23,6 +23,7 @@ from owr_shared.dependencies import Pagination
 from owr_shared.logging import get_logger
 from owr_shared.wire.alerts import EventType
 from owr_usage.alerts import service as alerts
+from owr_usage.alerts.service import money
 from owr_usage.budgets.errors import BudgetNotFound, UnknownChannels
 from owr_usage.budgets.models import Budget
 from owr_usage.budgets.periods import Period, outlook, window
@@ -37,11 +38,6 @@ from owr_usage.budgets.schemas import (
 )
 
 log = get_logger(__name__)
-
-
-def money(value: Decimal) -> str:
-    """Money in an event's data: exact decimal text, never an exponent."""
-    return format(value, "f")
 
 
 # --- rows and views --------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from owr_shared.logging import get_logger
 from owr_shared.wire.alerts import DigestKind, EventType
 from owr_usage.alerts import service as alerts
+from owr_usage.alerts.service import money
 from owr_usage.budgets.periods import Period, window
 from owr_usage.digests.repository import DigestRepository
 from owr_usage.erasure import service as erasure
@@ -30,10 +31,6 @@ CHUNK = 200
 TOP = 5
 LISTED = 20  # keys listed per kind (the counts say how many there are)
 DORMANT_DAYS = 14
-
-
-def money(value: Decimal) -> str:
-    return format(value, "f")
 
 
 def periods(kind: DigestKind, at: datetime) -> tuple[date, date, date]:

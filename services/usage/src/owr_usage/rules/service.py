@@ -1,18 +1,16 @@
 """The built-in rules: each workspace's switches, and their evaluation as syncs and balances come in.
 
-Stateful rules keep a row in `alert_conditions` while their condition holds (a key invalid, syncs failing, a
-balance or runway low): the event goes out once when it starts to hold (`fired_at`), a recovery is reported
-only after an event, and the row's removal re-arms the rule. A rule switched off keeps tracking its
-conditions but raises nothing. Dedup keys name the rule, its subject and the condition's start (or window),
-so a repeated report never raises an event twice.
+Stateful rules (a key invalid, syncs failing, a balance or runway low) are tracked conditions (`conditions.py`):
+one event when the condition starts to hold, a recovery only after an event, re-armed when it ends. The others
+are once per what they are about: an expiry date, a limit window. A rule switched off raises nothing.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -20,11 +18,13 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.logging import get_logger
-from owr_shared.wire.alerts import EventType, KeyStatusItem
+from owr_shared.wire.alerts import KeyStatusItem
 from owr_usage.accounts.repository import AccountRepository
 from owr_usage.alerts import service as alerts
+from owr_usage.alerts.service import money
 from owr_usage.budgets.periods import Period, window
 from owr_usage.erasure import service as erasure
+from owr_usage.rules.conditions import Conditions, event
 from owr_usage.rules.repository import ConditionKey, RuleRepository
 from owr_usage.rules.schemas import (
     PARAMS,
@@ -43,10 +43,6 @@ from owr_usage.snapshots.models import Snapshot
 
 log = get_logger(__name__)
 LIMIT_WINDOWS = ("daily", "weekly", "monthly")
-
-
-def money(value: Decimal) -> str:
-    return format(value, "f")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,77 +95,6 @@ async def put(session: AsyncSession, workspace_id: uuid.UUID, update: RulesUpdat
     return await view(session, workspace_id)
 
 
-# --- conditions ----------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Condition:
-    since: datetime
-    fired_at: datetime | None = None
-
-
-class Conditions:
-    """The tracked conditions a batch reads and changes, written back at the end in two statements."""
-
-    def __init__(self, loaded: dict[ConditionKey, Any]) -> None:
-        self.state: dict[ConditionKey, Condition | None] = {
-            key: Condition(row.since, row.fired_at) for key, row in loaded.items()
-        }
-        self.loaded = set(loaded)
-        self.touched: set[ConditionKey] = set()
-
-    def get(self, key: ConditionKey) -> Condition | None:
-        return self.state.get(key)
-
-    def hold(self, key: ConditionKey, at: datetime) -> Condition:
-        condition = self.state.get(key)
-        if condition is None:
-            condition = self.state[key] = Condition(since=at)
-        self.touched.add(key)
-        return condition
-
-    def end(self, key: ConditionKey) -> Condition | None:
-        condition = self.state.get(key)
-        self.state[key] = None
-        self.touched.add(key)
-        return condition
-
-    def track(
-        self,
-        key: ConditionKey,
-        *,
-        holds: bool,
-        at: datetime,
-        enabled: bool,
-        event: Callable[[Condition], alerts.NewEvent],
-        ripe: Callable[[Condition], bool] = lambda _: True,
-    ) -> alerts.NewEvent | None:
-        """The condition holds or not at `at`; its event the first time it holds (and is `ripe`) while enabled."""
-        if not holds:
-            self.end(key)
-            return None
-        condition = self.hold(key, at)
-        if not enabled or condition.fired_at is not None or not ripe(condition):
-            return None
-        condition.fired_at = at
-        return event(condition)
-
-    async def save(self, repo: RuleRepository) -> None:
-        kept: list[dict[str, Any]] = [
-            {"workspace_id": w, "rule": r, "subject": s, "since": c.since, "fired_at": c.fired_at, "data": {}}
-            for (w, r, s), c in self.state.items()
-            if (w, r, s) in self.touched and c is not None
-        ]
-        await repo.save_conditions(kept)
-        await repo.clear_conditions(k for k in self.touched & self.loaded if self.state.get(k) is None)
-
-
-def _event(workspace_id: uuid.UUID, type: str, dedup_key: str, at: datetime, data: dict[str, Any]) -> alerts.NewEvent:
-    return alerts.NewEvent(
-        workspace_id=workspace_id, type=cast(EventType, type), data=data, occurred_at=at, dedup_key=dedup_key
-    )
-
-
 # --- keys ----------------------------------------------------------------------------------------------
 
 
@@ -204,21 +129,8 @@ def _key_events(
     failing: ConditionKey = (workspace, "sync.failing", key)
     found: list[alerts.NewEvent | None] = []
     if item.status == "invalid":
-        found.append(
-            conditions.track(
-                invalid,
-                holds=True,
-                at=at,
-                enabled=switches["key.invalid"].enabled,
-                event=lambda c: _event(
-                    workspace,
-                    "key.invalid",
-                    f"key.invalid:{key}:{c.since.isoformat()}",
-                    at,
-                    {**about, "since": c.since.isoformat()},
-                ),
-            )
-        )
+        enabled = switches["key.invalid"].enabled
+        found.append(conditions.track(invalid, holds=True, at=at, enabled=enabled, data=about))
     elif item.status == "error":
         rule = switches["sync.failing"]
         hours = cast(FailingParams, rule.params).hours
@@ -228,39 +140,31 @@ def _key_events(
                 holds=True,
                 at=at,
                 enabled=rule.enabled,
+                data={**about, "hours": hours},
                 ripe=lambda c: at - c.since >= timedelta(hours=hours),
-                event=lambda c: _event(
-                    workspace,
-                    "sync.failing",
-                    f"sync.failing:{key}:{c.since.isoformat()}",
-                    at,
-                    {**about, "since": c.since.isoformat(), "hours": hours},
-                ),
             )
         )
     else:
         conditions.end(invalid)
         ended = conditions.end(failing)
         if ended is not None and ended.fired_at is not None and switches["sync.failing"].enabled:
-            data = {**about, "since": ended.since.isoformat(), "recovered_at": at.isoformat()}
-            found.append(
-                _event(workspace, "sync.recovered", f"sync.recovered:{key}:{ended.since.isoformat()}", at, data)
-            )
+            since = ended.since.isoformat()
+            data = {**about, "since": since, "recovered_at": at.isoformat()}
+            found.append(event(workspace, "sync.recovered", f"sync.recovered:{key}:{since}", at, data))
         if snapshot is not None:
-            found += [
-                _expiring(snapshot, switches["key.expiring"], about),
-                _near_limit(snapshot, switches["key.limit_threshold_crossed"], about),
-            ]
-    return [event for event in found if event is not None]
+            found.append(_expiring(snapshot, switches["key.expiring"], about))
+            found.append(_near_limit(snapshot, switches["key.limit_threshold_crossed"], about))
+    return [raised for raised in found if raised is not None]
 
 
 def _expiring(snapshot: Snapshot, switch: Switch, about: dict[str, Any]) -> alerts.NewEvent | None:
+    """An `expires_at` within `days` of the snapshot; once per expiry date."""
     days = cast(ExpiringParams, switch.params).days
     expires, at = snapshot.expires_at, snapshot.observed_at
     if not switch.enabled or expires is None or not (at < expires <= at + timedelta(days=days)):
         return None
     data = {**about, "expires_at": expires.isoformat(), "days": days}
-    return _event(
+    return event(
         snapshot.workspace_id, "key.expiring", f"key.expiring:{about['key_id']}:{expires.isoformat()}", at, data
     )
 
@@ -272,19 +176,18 @@ def _near_limit(snapshot: Snapshot, switch: Switch, about: dict[str, Any]) -> al
     if not switch.enabled or limit is None or remaining is None or limit <= 0 or remaining * 100 > limit * percent:
         return None
     reset = snapshot.limit_reset
-    start = window(cast(Period, reset), snapshot.observed_at)[0].isoformat() if reset in LIMIT_WINDOWS else "lifetime"
-    used = ((limit - remaining) / limit * 100).quantize(Decimal("0.01"))
+    start = window(cast(Period, reset), snapshot.observed_at)[0].isoformat() if reset in LIMIT_WINDOWS else None
     data = {
         **about,
         "limit_usd": money(limit),
         "limit_remaining_usd": money(remaining),
         "limit_reset": reset,
-        "window_start": None if start == "lifetime" else start,
-        "percent_used": money(used),
+        "window_start": start,
+        "percent_used": money(((limit - remaining) / limit * 100).quantize(Decimal("0.01"))),
         "threshold": percent,
     }
-    dedup = f"key.limit_threshold_crossed:{about['key_id']}:{start}:{percent}"
-    return _event(snapshot.workspace_id, "key.limit_threshold_crossed", dedup, snapshot.observed_at, data)
+    dedup = f"key.limit_threshold_crossed:{about['key_id']}:{start or 'lifetime'}:{percent}"
+    return event(snapshot.workspace_id, "key.limit_threshold_crossed", dedup, snapshot.observed_at, data)
 
 
 # --- accounts ------------------------------------------------------------------------------------------
@@ -304,55 +207,31 @@ async def on_balance(session: AsyncSession, workspace_id: uuid.UUID, management_
     conditions = Conditions(await repo.conditions([low, short]))
     label = (await repo.latest_snapshots([management_key_id])).get(management_key_id)
     left = balance.total_credits - balance.total_usage
-    about = {
+    about: dict[str, Any] = {
         "management_key_id": subject,
         "label": label.label if label is not None and label.workspace_id == workspace_id else None,
         "balance_usd": money(left),
     }
-    amount = cast(BalanceParams, switches["account.balance_low"].params).amount_usd
-    events = [
-        conditions.track(
-            low,
-            holds=left < amount,
-            at=at,
-            enabled=switches["account.balance_low"].enabled,
-            event=lambda c: _event(
-                workspace_id,
-                "account.balance_low",
-                f"account.balance_low:{subject}:{c.since.isoformat()}",
-                at,
-                {**about, "threshold_usd": money(amount)},
-            ),
-        )
-    ]
+    balance_rule, runway_rule = switches["account.balance_low"], switches["account.runway_low"]
+    amount = cast(BalanceParams, balance_rule.params).amount_usd
+    data = {**about, "threshold_usd": money(amount)}
+    events = [conditions.track(low, holds=left < amount, at=at, enabled=balance_rule.enabled, data=data)]
     reference = await repo.burn_reference(workspace_id, management_key_id, at)
     if reference is not None:
         days = Decimal((at - reference.observed_at).total_seconds()) / 86400
         burn = (balance.total_usage - reference.total_usage) / days
         runway = left / burn if burn > 0 else None
-        wanted = cast(RunwayParams, switches["account.runway_low"].params).days
-        events.append(
-            conditions.track(
-                short,
-                holds=runway is not None and runway < wanted,
-                at=at,
-                enabled=switches["account.runway_low"].enabled,
-                event=lambda c: _event(
-                    workspace_id,
-                    "account.runway_low",
-                    f"account.runway_low:{subject}:{c.since.isoformat()}",
-                    at,
-                    {
-                        **about,
-                        "burn_usd_per_day": money(burn.quantize(Decimal("0.000001"))),
-                        "runway_days": money(cast(Decimal, runway).quantize(Decimal("0.01"))),
-                        "days": wanted,
-                    },
-                ),
-            )
-        )
+        wanted = cast(RunwayParams, runway_rule.params).days
+        runway_data = {
+            **about,
+            "burn_usd_per_day": money(burn.quantize(Decimal("0.000001"))),
+            "runway_days": None if runway is None else money(runway.quantize(Decimal("0.01"))),
+            "days": wanted,
+        }
+        holds = runway is not None and runway < wanted
+        events.append(conditions.track(short, holds=holds, at=at, enabled=runway_rule.enabled, data=runway_data))
     await conditions.save(repo)
-    return await alerts.raise_events(session, [event for event in events if event is not None])
+    return await alerts.raise_events(session, [raised for raised in events if raised is not None])
 
 
 async def erase(session: AsyncSession, workspace_id: uuid.UUID) -> dict[str, int]:
