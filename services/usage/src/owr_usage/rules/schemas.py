@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, Field, StrictBool, WithJsonSchema, model_validator
 
@@ -67,6 +67,8 @@ class FailingParams(RequestSchema):
     hours: int = Field(default=1, ge=1, le=168)
 
 
+ParamsT = TypeVar("ParamsT", bound=RequestSchema)
+
 PARAMS: dict[RuleName, type[RequestSchema]] = {
     "key.invalid": NoParams,
     "key.expiring": ExpiringParams,
@@ -89,38 +91,33 @@ class RulesView(BaseModel):
     items: list[RuleView]
 
 
-class _Setting(RequestSchema):
+class _Setting(RequestSchema, Generic[ParamsT]):
     enabled: StrictBool = True
+    params: ParamsT | None = Field(default=None, description="the rule's parameters; left out: its defaults")
 
 
-class InvalidSetting(_Setting):
+class InvalidSetting(_Setting[NoParams]):
     rule: Literal["key.invalid"]
-    params: NoParams = Field(default_factory=NoParams)
 
 
-class ExpiringSetting(_Setting):
+class ExpiringSetting(_Setting[ExpiringParams]):
     rule: Literal["key.expiring"]
-    params: ExpiringParams = Field(default_factory=ExpiringParams)
 
 
-class LimitSetting(_Setting):
+class LimitSetting(_Setting[LimitParams]):
     rule: Literal["key.limit_threshold_crossed"]
-    params: LimitParams = Field(default_factory=LimitParams)
 
 
-class BalanceSetting(_Setting):
+class BalanceSetting(_Setting[BalanceParams]):
     rule: Literal["account.balance_low"]
-    params: BalanceParams = Field(default_factory=BalanceParams)
 
 
-class RunwaySetting(_Setting):
+class RunwaySetting(_Setting[RunwayParams]):
     rule: Literal["account.runway_low"]
-    params: RunwayParams = Field(default_factory=RunwayParams)
 
 
-class FailingSetting(_Setting):
+class FailingSetting(_Setting[FailingParams]):
     rule: Literal["sync.failing"]
-    params: FailingParams = Field(default_factory=FailingParams)
 
 
 RuleSetting = Annotated[

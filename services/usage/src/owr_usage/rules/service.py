@@ -88,7 +88,11 @@ async def view(session: AsyncSession, workspace_id: uuid.UUID) -> RulesView:
 
 async def put(session: AsyncSession, workspace_id: uuid.UUID, update: RulesUpdate) -> RulesView:
     rows = [
-        {"rule": item.rule, "enabled": item.enabled, "params": item.params.model_dump(mode="json")}
+        {
+            "rule": item.rule,
+            "enabled": item.enabled,
+            "params": (item.params or PARAMS[item.rule]()).model_dump(mode="json"),
+        }
         for item in update.items
     ]
     await RuleRepository(session).put_settings(workspace_id, rows)
