@@ -248,3 +248,38 @@ async def test_events_go_to_the_budgets_channels_or_every_channel_taking_them(cl
         ("any", "budget.exceeded"): {everything, budgets_only},
     }
     assert named["channel_ids"] == [budgets_only]
+
+
+async def test_a_scope_looked_past_still_speaks_when_any_budget_reaches_its_next_mark(
+    client, ingest, alice, db_connection
+):
+    """Ingestion looks at a scope's budgets only once its figure passes the least of their next marks (or a
+    forecast mark, moving with the clock); many budgets on one key, many small syncs: every mark still fires
+    once, in the sync that reaches it."""
+    key = Key(ingest, alice)
+    amounts = ("4", "10", "25", "60")
+    budgets = {
+        a: (await create_budget(client, alice, name=a, scope={"type": "key", "id": key.id}, amount_usd=a))
+        for a in amounts
+    }
+    tuesday = monday() + timedelta(days=1)
+    spend = Decimal(0)
+    for step in range(40):
+        spend += Decimal("0.75")
+        await key.sync(moment(tuesday, 0, 30) + timedelta(minutes=20 * step), str(spend))
+    raised = await events(db_connection, alice, "budget.threshold_crossed", "budget.exceeded")
+    by_budget: dict[str, list[tuple[int, str]]] = {a: [] for a in amounts}
+    for event in raised:
+        by_budget[event["data"]["name"]].append((event["data"]["threshold"], event["data"]["spend_usd"]))
+    for amount in amounts:
+        expected = []
+        for mark in (50, 80, 100):
+            needed = Decimal(amount) * mark / 100
+            first = next((Decimal("0.75") * n for n in range(1, 41) if Decimal("0.75") * n >= needed), None)
+            if first is not None:
+                expected.append((mark, format(first, "f")))
+        assert by_budget[amount] == expected, amount
+    assert {b["id"] for b in budgets.values()} == {e["data"]["budget_id"] for e in raised}
+    # The forecast of the 60 budget passed at some sync (30 by the end of Tuesday: 90 a week), once.
+    forecasts = [e for e in await events(db_connection, alice, "budget.forecast_exceeded") if e["data"]["name"] == "60"]
+    assert len(forecasts) == 1

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal, or_, select, text
+from sqlalchemy import Row, and_, func, insert, literal, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +32,7 @@ inserted AS (
     SELECT id, workspace_id, type, dedup_key, occurred_at, data, now() FROM input
     ORDER BY workspace_id, dedup_key
     ON CONFLICT (workspace_id, dedup_key) DO NOTHING
-    RETURNING id, workspace_id, type
+    RETURNING id, workspace_id, type, dedup_key
 ),
 deliveries AS (
     INSERT INTO usage.alert_deliveries
@@ -46,7 +46,9 @@ deliveries AS (
      AND (jsonb_array_length(i.channels) = 0 OR i.channels @> jsonb_build_array(c.id::text))
     RETURNING event_id
 )
-SELECT e.id, e.type, (SELECT count(*) FROM deliveries d WHERE d.event_id = e.id) AS deliveries FROM inserted e
+SELECT e.id, e.workspace_id, e.type, e.dedup_key,
+       (SELECT count(*) FROM deliveries d WHERE d.event_id = e.id) AS deliveries
+FROM inserted e
 """
 )
 
@@ -118,8 +120,9 @@ class AlertRepository:
         result = await self.session.execute(statement)
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def insert_events(self, events: Sequence[dict[str, Any]]) -> list[tuple[uuid.UUID, str, int]]:
-        """Write many events and their deliveries in one statement; (id, type, deliveries) of those written.
+    async def insert_events(self, events: Sequence[dict[str, Any]]) -> Sequence[Row[Any]]:
+        """Write many events and their deliveries in one statement; (id, workspace_id, type, dedup_key,
+        deliveries) of those written.
 
         Each dict has `workspace_id`, `type`, `dedup_key`, `occurred_at`, `data` and `channels` (both JSON text).
         """
@@ -139,5 +142,4 @@ class AlertRepository:
                 )
             },
         }
-        rows = await self.session.execute(_INSERT_EVENTS, params)
-        return [(row.id, row.type, int(row.deliveries)) for row in rows]
+        return (await self.session.execute(_INSERT_EVENTS, params)).all()

@@ -75,8 +75,13 @@ class NewEvent:
 
 async def raise_events(session: AsyncSession, events: Sequence[NewEvent]) -> int:
     """`raise_event` for many events in one statement (a rule's whole evaluation); how many were new."""
+    return len(await write_events(session, events))
+
+
+async def write_events(session: AsyncSession, events: Sequence[NewEvent]) -> list[NewEvent]:
+    """`raise_events`, answering the events that were new (the others' dedup keys were raised before)."""
     if not events:
-        return 0
+        return []
     rows = [
         {
             "workspace_id": event.workspace_id,
@@ -89,7 +94,7 @@ async def raise_events(session: AsyncSession, events: Sequence[NewEvent]) -> int
         for event in events
     ]
     written = await AlertRepository(session).insert_events(rows)
-    by_type = Counter(event_type for _, event_type, _ in written)
+    by_type = Counter(row.type for row in written)
     for event_type, count in by_type.items():
         ALERT_EVENTS_RAISED.labels(event_type).inc(count)
     if written:
@@ -97,6 +102,7 @@ async def raise_events(session: AsyncSession, events: Sequence[NewEvent]) -> int
             "alert_events_raised",
             events=len(written),
             types=dict(by_type),
-            deliveries=sum(deliveries for _, _, deliveries in written),
+            deliveries=sum(int(row.deliveries) for row in written),
         )
-    return len(written)
+    new = {(row.workspace_id, row.dedup_key) for row in written}
+    return [event for event in events if (event.workspace_id, event.dedup_key) in new]

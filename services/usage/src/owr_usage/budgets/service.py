@@ -25,8 +25,9 @@ from owr_shared.wire.alerts import EventType
 from owr_usage.alerts import service as alerts
 from owr_usage.alerts.service import money
 from owr_usage.budgets.errors import BudgetNotFound, UnknownChannels
+from owr_usage.budgets.figures_repository import FORECAST_SETTLE, BudgetFiguresRepository
 from owr_usage.budgets.models import Budget
-from owr_usage.budgets.periods import Period, outlook, window
+from owr_usage.budgets.periods import MIN_ELAPSED, Period, outlook, window
 from owr_usage.budgets.repository import BudgetRepository
 from owr_usage.budgets.schemas import (
     BudgetPage,
@@ -55,7 +56,7 @@ async def create(
             workspace_id=workspace_id,
             name=body.name,
             scope_type=body.scope.type,
-            scope_id=body.scope.id,
+            scope_id=workspace_id if body.scope.type == "workspace" else body.scope.id,
             amount_usd=body.amount_usd,
             period=body.period,
             thresholds=list(body.thresholds),
@@ -98,13 +99,21 @@ async def page(session: AsyncSession, *, workspace_id: uuid.UUID, paging: Pagina
 
 async def delete(session: AsyncSession, *, workspace_id: uuid.UUID, budget_id: uuid.UUID) -> None:
     """Its events stay in the alert history."""
-    if not await BudgetRepository(session).remove(workspace_id, budget_id):
-        raise BudgetNotFound()
+    repo = BudgetRepository(session)
+    budget = await _get(repo, workspace_id, budget_id)
+    await repo.remove(workspace_id, budget_id)
+    figures = BudgetFiguresRepository(session)
+    await figures.clear_exceeded([(workspace_id, budget_id)])
+    await figures.forget_watch(workspace_id, budget.scope_type, _scope_id(budget))
 
 
 async def clock(repo: BudgetRepository, workspace_id: uuid.UUID, now: datetime) -> datetime:
     """The moment a view is computed at: OpenRouter's clock as last seen for the workspace (`now` before any)."""
     return await repo.latest_observation(workspace_id) or now
+
+
+def _scope_id(budget: Budget) -> uuid.UUID:
+    return budget.scope_id or budget.workspace_id
 
 
 async def _get(repo: BudgetRepository, workspace_id: uuid.UUID, budget_id: uuid.UUID) -> Budget:
@@ -120,16 +129,20 @@ async def _check_channels(repo: BudgetRepository, workspace_id: uuid.UUID, chann
 
 
 async def _evaluated_view(session: AsyncSession, repo: BudgetRepository, budget: Budget, now: datetime) -> BudgetView:
+    """The budget was created or changed: it is evaluated in full now, and its scope's next ingestion looks at
+    every budget of the scope again."""
     at = await clock(repo, budget.workspace_id, now)
-    due = await repo.due_events_of_budgets(budget.workspace_id, [budget.id], at)
-    await alerts.raise_events(session, events_of(due))
+    figures = BudgetFiguresRepository(session)
+    await figures.forget_watch(budget.workspace_id, budget.scope_type, _scope_id(budget))
+    due = await figures.due_events_of_budgets(budget.workspace_id, [budget.id], at)
+    await _raise(session, due)
     return (await _views(repo, budget.workspace_id, [budget], at))[0]
 
 
 async def _views(
     repo: BudgetRepository, workspace_id: uuid.UUID, budgets: Sequence[Budget], at: datetime
 ) -> list[BudgetView]:
-    spend = await repo.spend_of(workspace_id, [b.id for b in budgets], at)
+    spend = await BudgetFiguresRepository(repo.session).spend_of(workspace_id, [b.id for b in budgets], at)
     return [_view(b, *spend.get(b.id, (Decimal(0), False)), at) for b in budgets]
 
 
@@ -140,7 +153,9 @@ def _view(budget: Budget, spent: Decimal, provisional: bool, at: datetime) -> Bu
     return BudgetView(
         id=budget.id,
         name=budget.name,
-        scope=ScopeView(type=cast(ScopeType, budget.scope_type), id=budget.scope_id),
+        scope=ScopeView(
+            type=cast(ScopeType, budget.scope_type), id=None if budget.scope_type == "workspace" else budget.scope_id
+        ),
         amount_usd=budget.amount_usd,
         period=period,
         thresholds=budget.thresholds,
@@ -173,8 +188,30 @@ async def evaluate_keys(
     keys, accounts = list(key_ids), list(account_ids)
     if not clocks or not (keys or accounts):
         return 0
-    due = await BudgetRepository(session).due_events_of_keys(dict(clocks), keys, accounts)
-    return await alerts.raise_events(session, events_of(due))
+    due = await BudgetFiguresRepository(session).due_events_of_keys(dict(clocks), keys, accounts)
+    return await _raise(session, due)
+
+
+async def _raise(session: AsyncSession, due: Sequence[Row[Any]]) -> int:
+    """Raise the events found; a budget newly exceeded gets its condition (the recovery's look-out), a recovered
+    one loses it."""
+    written = await alerts.write_events(session, events_of(due))
+    starts = {(row.workspace_id, row.id): row.period_start for row in due}
+    figures = BudgetFiguresRepository(session)
+    exceeded = [e for e in written if e.type == "budget.exceeded" and e.data["threshold"] == 100]
+    await figures.mark_exceeded([(e.workspace_id, b, starts[(e.workspace_id, b)]) for e, b in _budgets(exceeded)])
+    recovered = [e for e in written if e.type == "budget.recovered"]
+    await figures.clear_exceeded([(e.workspace_id, b) for e, b in _budgets(recovered)])
+    return len(written)
+
+
+def _budgets(events: Sequence[alerts.NewEvent]) -> list[tuple[alerts.NewEvent, uuid.UUID]]:
+    return [(event, uuid.UUID(event.data["budget_id"])) for event in events]
+
+
+def _forecast_passes(row: Row[Any], forecast: Decimal | None) -> bool:
+    settled = max(MIN_ELAPSED, (row.resets_at - row.period_start) / FORECAST_SETTLE)
+    return forecast is not None and forecast >= row.amount_usd and row.now - row.period_start >= settled
 
 
 def events_of(rows: Sequence[Row[Any]]) -> list[alerts.NewEvent]:
@@ -183,12 +220,12 @@ def events_of(rows: Sequence[Row[Any]]) -> list[alerts.NewEvent]:
     for row in rows:
         period = cast(Period, row.period)
         seen = outlook(row.spend, row.amount_usd, row.thresholds, period, row.now)
-        if row.type == "budget.forecast_exceeded" and (seen.forecast_usd is None or seen.forecast_usd < row.amount_usd):
+        if row.type == "budget.forecast_exceeded" and not _forecast_passes(row, seen.forecast_usd):
             continue
         data = {
             "budget_id": str(row.id),
             "name": row.name,
-            "scope": {"type": row.scope_type, "id": None if row.scope_id is None else str(row.scope_id)},
+            "scope": {"type": row.scope_type, "id": None if row.scope_type == "workspace" else str(row.scope_id)},
             "period": {"kind": period, "start": row.period_start.isoformat(), "resets_at": row.resets_at.isoformat()},
             "spend_usd": money(row.spend),
             "amount_usd": money(row.amount_usd),
