@@ -14,7 +14,16 @@ from typing import Annotated, Literal, Self
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import SettingsConfigDict
 
 from owr_shared.settings import Environment, HttpServiceSettings, Port, http_url, is_placeholder, secret_field
@@ -115,6 +124,14 @@ class AuthSettings(HttpServiceSettings):
     # Live (unrevoked, unexpired) tokens a user may hold at once.
     api_tokens_per_user_max: int = Field(default=50, ge=1, le=10_000)
 
+    # Workspaces a user may own at once (their personal one included), and open invitations per workspace.
+    workspaces_per_user_max: int = Field(default=20, ge=1, le=10_000)
+    invitations_open_max: int = Field(default=50, ge=1, le=10_000)
+    # Where the web app answers: the links in emails (`{public_base_url}/invite?token=...`) start here.
+    public_base_url: str = Field(
+        default="http://localhost:8000", validation_alias=AliasChoices("AUTH_PUBLIC_BASE_URL", "PUBLIC_BASE_URL")
+    )
+
     # Where account deletion asks keys, then usage, to erase a workspace's data. An empty usage URL
     # leaves usage out (only for tests of auth alone); every deployment sets both.
     keys_url: str = "http://127.0.0.1:8002"
@@ -164,6 +181,11 @@ class AuthSettings(HttpServiceSettings):
         if self.api_token_pepper is None:
             return secrets.token_bytes(32)
         return self.api_token_pepper.get_secret_value().encode("utf-8")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        return http_url(value).rstrip("/")
 
     @field_validator("keys_url", "usage_url")
     @classmethod

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from owr_shared.repository import delete_workspace_rows, deleted_rows
+from owr_shared.repository import deleted_rows
 from owr_usage.budgets.models import Budget
 from owr_usage.channels.models import AlertChannel
 from owr_usage.snapshots.models import KeyState
@@ -65,8 +65,3 @@ class BudgetRepository:
         return await self.session.scalar(
             select(func.max(KeyState.latest_observed_at)).where(KeyState.workspace_id == workspace_id)
         )
-
-    # --- erasure (internal API) --------------------------------------------------------------------
-
-    async def delete_workspace(self, workspace_id: uuid.UUID) -> dict[str, int]:
-        return await delete_workspace_rows(self.session, workspace_id, (Budget,))

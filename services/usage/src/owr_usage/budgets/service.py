@@ -246,7 +246,3 @@ def events_of(rows: Sequence[Row[Any]]) -> list[alerts.NewEvent]:
             )
         )
     return events
-
-
-async def erase(session: AsyncSession, workspace_id: uuid.UUID) -> dict[str, int]:
-    return await BudgetRepository(session).delete_workspace(workspace_id)

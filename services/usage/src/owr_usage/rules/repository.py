@@ -11,7 +11,6 @@ from sqlalchemy import Row, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from owr_shared.repository import delete_workspace_rows
 from owr_usage.alerts.models import AlertCondition, AlertRule
 from owr_usage.snapshots.models import KeyState, Snapshot
 
@@ -135,8 +134,3 @@ class RuleRepository:
         """(observed_at, total_usage) of the balance the trailing burn is measured from, if any."""
         params = {"workspace_id": workspace_id, "management_key_id": management_key_id, "now": now}
         return (await self.session.execute(_BURN_REFERENCE, params)).first()
-
-    # --- erasure (internal API) --------------------------------------------------------------------
-
-    async def delete_workspace(self, workspace_id: uuid.UUID) -> dict[str, int]:
-        return await delete_workspace_rows(self.session, workspace_id, (AlertRule, AlertCondition))

@@ -236,7 +236,3 @@ async def on_balance(session: AsyncSession, workspace_id: uuid.UUID, management_
         events.append(conditions.track(short, holds=holds, at=at, enabled=runway_rule.enabled, data=runway_data))
     await conditions.save(repo)
     return await alerts.raise_events(session, [raised for raised in events if raised is not None])
-
-
-async def erase(session: AsyncSession, workspace_id: uuid.UUID) -> dict[str, int]:
-    return await RuleRepository(session).delete_workspace(workspace_id)
