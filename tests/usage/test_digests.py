@@ -36,7 +36,8 @@ async def test_a_weekly_digest_compares_weeks_and_names_keys_to_look_at(
     await mgmt.sync(moment(week, 9), "0")
     after = moment(week + timedelta(days=7), 6)  # Monday 06:00: last week is complete
 
-    assert await digests(ingest, service_headers, "weekly", after) == 1
+    # Every workspace taking reports gets one (other tests' committed channels too): alice's is one of them.
+    assert await digests(ingest, service_headers, "weekly", after) >= 1
     assert await digests(ingest, service_headers, "weekly", after + timedelta(days=1)) == 0  # same week: once
     (event,) = await events(db_connection, alice, "report.weekly")
     assert event["dedup_key"] == f"report.weekly:{week.isoformat()}"
@@ -69,9 +70,10 @@ async def test_a_monthly_digest_goes_to_channels_taking_every_event_and_once_per
     last_month = (first - timedelta(days=1)).replace(day=1)
     await key.sync(moment(last_month + timedelta(days=3), 10), "3")
     await key.sync(moment(first + timedelta(days=2), 10), "1")
-    assert await digests(ingest, service_headers, "monthly", moment(first + timedelta(days=5), 0)) == 1
-    assert await digests(ingest, service_headers, "weekly", moment(first + timedelta(days=5), 0)) == 1
+    assert await digests(ingest, service_headers, "monthly", moment(first + timedelta(days=5), 0)) >= 1
+    assert await digests(ingest, service_headers, "weekly", moment(first + timedelta(days=5), 0)) >= 1
     assert await digests(ingest, service_headers, "monthly", moment(first + timedelta(days=9), 0)) == 0
+    assert len(await events(db_connection, alice, "report.weekly")) == 1
     (monthly,) = await events(db_connection, alice, "report.monthly")
     assert monthly["data"]["period"]["start"] == last_month.isoformat()
     assert (monthly["data"]["spend_usd"], monthly["data"]["change_percent"]) == ("3", None)
