@@ -91,11 +91,14 @@ touched AS (
 ),
 scopes AS MATERIALIZED (
     SELECT t.* FROM touched t
-    WHERE EXISTS (SELECT 1 FROM usage.budgets b WHERE b.scope_id = t.scope_id AND b.workspace_id = t.workspace_id)
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM usage.budgets b WHERE b.scope_id = t.scope_id AND b.workspace_id = t.workspace_id LIMIT 1
+    ) watched
 )"""
 
 # Each scope's keys (none: one NULL key), each key's figures read once (its month row, and its week's seven days
-# by primary key: a week may start in the previous month), and the sums per scope.
+# by primary key: a week may start in the previous month; probes scale with the keys synced, not the workspace's
+# size), and the sums per scope.
 _SUMS = """
 members AS (
     SELECT sc.workspace_id, sc.scope_type, sc.scope_id, m.key_id
