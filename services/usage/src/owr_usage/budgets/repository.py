@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from owr_shared.repository import deleted_rows
+from owr_shared.repository import deleted_rows, page_rows
 from owr_usage.budgets.models import Budget
 from owr_usage.channels.models import AlertChannel
 from owr_usage.snapshots.models import KeyState
@@ -33,17 +33,15 @@ class BudgetRepository:
             )
         ).one_or_none()
 
-    async def page(self, workspace_id: uuid.UUID, *, offset: int, limit: int) -> tuple[Sequence[Budget], int]:
+    async def page(self, workspace_id: uuid.UUID, *, offset: int, limit: int) -> tuple[list[Budget], int]:
         """Newest first."""
-        rows = await self.session.scalars(
+        query = (
             select(Budget)
             .where(Budget.workspace_id == workspace_id)
             .order_by(Budget.created_at.desc(), Budget.id.desc())
-            .offset(offset)
-            .limit(limit)
         )
-        total = await self.session.scalar(select(func.count()).where(Budget.workspace_id == workspace_id))
-        return rows.all(), int(total or 0)
+        rows, total = await page_rows(self.session, query, offset=offset, limit=limit)
+        return [row[0] for row in rows], total
 
     async def remove(self, workspace_id: uuid.UUID, budget_id: uuid.UUID) -> bool:
         statement = delete(Budget).where(Budget.id == budget_id, Budget.workspace_id == workspace_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar, get_args
 
 from pydantic import BaseModel, Field, StrictBool, WithJsonSchema, model_validator
 
@@ -17,14 +17,7 @@ RuleName = Literal[
     "account.runway_low",
     "sync.failing",
 ]
-RULES: tuple[RuleName, ...] = (
-    "key.invalid",
-    "key.expiring",
-    "key.limit_threshold_crossed",
-    "account.balance_low",
-    "account.runway_low",
-    "sync.failing",
-)
+RULES: tuple[RuleName, ...] = get_args(RuleName)
 
 
 class NoParams(RequestSchema):
