@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.support.db import savepoint
 from tests.support.tenants import Tenant
+from tests.usage.channels_kit import create_channel, webhook
 from tests.usage.conftest import Ingest, item, snapshot, today
 
 
@@ -84,18 +85,11 @@ async def deliveries(db_connection: AsyncConnection, event_id: uuid.UUID) -> set
         return {row.channel_id for row in rows}
 
 
-async def add_channel(db_connection: AsyncConnection, tenant: Tenant, *, events: list[str] | None = None) -> str:
-    """A webhook channel of the workspace, as the channels API stores one (no sealed target needed here)."""
-    channel_id = uuid.uuid4()
-    async with savepoint(db_connection) as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO usage.alert_channels (id, workspace_id, type, name, target_hint, events) "
-                "VALUES (:id, :w, 'webhook', 'hook', 'https://example.com', :events)"
-            ),
-            {"id": channel_id, "w": tenant.workspace_id, "events": events},
-        )
-    return str(channel_id)
+async def add_channel(client: httpx.AsyncClient, tenant: Tenant, *, events: list[str] | None = None) -> str:
+    """A webhook channel of the workspace, through the channels API; its id."""
+    body = webhook() if events is None else webhook(events=events)
+    channel_id: str = (await create_channel(client, tenant, body))["id"]
+    return channel_id
 
 
 async def create_budget(client: httpx.AsyncClient, tenant: Tenant, **body: Any) -> dict[str, Any]:

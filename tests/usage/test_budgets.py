@@ -231,9 +231,9 @@ async def test_creating_a_budget_already_past_a_threshold_raises_it_at_once(clie
 
 
 async def test_events_go_to_the_budgets_channels_or_every_channel_taking_them(client, ingest, alice, db_connection):
-    everything = await add_channel(db_connection, alice)
-    budgets_only = await add_channel(db_connection, alice, events=["budget.exceeded"])
-    await add_channel(db_connection, alice, events=["key.invalid"])
+    everything = await add_channel(client, alice)
+    budgets_only = await add_channel(client, alice, events=["budget.exceeded"])
+    await add_channel(client, alice, events=["key.invalid"])
     key = Key(ingest, alice)
     named = await create_budget(client, alice, scope={"type": "key", "id": key.id}, channel_ids=[budgets_only])
     await create_budget(client, alice, name="any", scope={"type": "key", "id": key.id}, thresholds=[50])

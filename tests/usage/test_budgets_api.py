@@ -75,9 +75,9 @@ async def test_changes_are_checked_too_and_the_scope_is_fixed(client, alice):
         assert_problem(await client.patch(path, headers=alice.headers, json=body), 422)
 
 
-async def test_channels_must_be_the_workspaces_own(client, alice, bob, db_connection):
-    mine = await add_channel(db_connection, alice)
-    theirs = await add_channel(db_connection, bob)
+async def test_channels_must_be_the_workspaces_own(client, alice, bob):
+    mine = await add_channel(client, alice)
+    theirs = await add_channel(client, bob)
     for channel_ids in ([theirs], [mine, str(uuid.uuid4())]):
         body = {
             "name": "b",

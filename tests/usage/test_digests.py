@@ -18,12 +18,12 @@ async def digests(ingest: Ingest, service_headers, kind: str, at: Any) -> int:
 
 
 async def test_a_weekly_digest_compares_weeks_and_names_keys_to_look_at(
-    ingest, alice, bob, service_headers, db_connection
+    client, ingest, alice, bob, service_headers, db_connection
 ):
     week = monday()
     previous = week - timedelta(days=7)
-    channel = await add_channel(db_connection, alice, events=["report.weekly"])
-    await add_channel(db_connection, alice, events=["key.invalid"])
+    channel = await add_channel(client, alice, events=["report.weekly"])
+    await add_channel(client, alice, events=["key.invalid"])
     big = Key(ingest, alice, label="sk-or-v1-big...001", limit=None)
     small = Key(ingest, alice, label="sk-or-v1-sml...002", expires_at=moment(week + timedelta(days=9), 0))
     idle = Key(ingest, alice, label="sk-or-v1-idl...003")
@@ -62,9 +62,9 @@ async def test_a_weekly_digest_compares_weeks_and_names_keys_to_look_at(
 
 
 async def test_a_monthly_digest_goes_to_channels_taking_every_event_and_once_per_month(
-    ingest, alice, service_headers, db_connection
+    client, ingest, alice, service_headers, db_connection
 ):
-    await add_channel(db_connection, alice)  # events NULL: every type, reports included
+    await add_channel(client, alice)  # events NULL: every type, reports included
     key = Key(ingest, alice)
     first = (monday(6).replace(day=1) + timedelta(days=31)).replace(day=1)
     last_month = (first - timedelta(days=1)).replace(day=1)
