@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,10 +19,10 @@ from arq import Retry
 from pydantic import ValidationError
 
 from owr_shared.logging import get_logger
-from owr_shared.wire.alerts import KeyStatusItem
 from owr_shared.wire.keys import LIMIT_RESET, RevealedItem, StatusReport
 from owr_shared.wire.openrouter import KeyInfo
 from owr_shared.wire.usage import AccountKeysReport, ActivityReport, CreditsReport, SnapshotItem
+from owr_worker import key_status
 from owr_worker.backoff import full_jitter, retry_delay
 from owr_worker.internal import KeysClient, ServiceError, UsageClient
 from owr_worker.locks import key_lock
@@ -51,10 +50,6 @@ ACTIVITY_TTL_SECONDS = 40 * 86_400
 PROGRESS_TTL_SECONDS = 2 * 86_400
 # Suffix of the one job a last try blocked by an open circuit leaves behind (`_hand_over_after_outage`).
 AFTER_OUTAGE_SUFFIX = ":after-outage"
-
-
-# The key a job is syncing, as keys revealed it: its sync outcomes go to usage's key rules as well.
-_revealed: ContextVar[RevealedItem | None] = ContextVar("owr_worker_revealed", default=None)
 
 
 def sync_key_job_id(key_id: str) -> str:
@@ -87,8 +82,8 @@ def _canonical(key_id: str) -> str | None:
 
 
 async def _report(ctx: Mapping[str, Any], key_id: str, report: StatusReport, *, must: bool = False) -> None:
-    """Send a status report to keys, then the outcome to usage's key rules; `must` lets a failure of the first
-    propagate (the job then retries). The second is best effort: it never fails the sync."""
+    """Send a status report to keys, then the outcome to usage's key rules (best effort); `must` lets a failure
+    of the first propagate (the job then retries)."""
     keys: KeysClient = ctx["keys"]
     try:
         await keys.report_status(key_id, report)
@@ -96,28 +91,7 @@ async def _report(ctx: Mapping[str, Any], key_id: str, report: StatusReport, *, 
         if must:
             raise
         log.warning("status_report_failed", error=str(exc))
-    await _tell_key_rules(ctx, key_id, report)
-
-
-async def _tell_key_rules(ctx: Mapping[str, Any], key_id: str, report: StatusReport) -> None:
-    """usage's key rules (invalid, expiring, near its limit, syncs failing and recovered) hear every outcome,
-    at the worker's clock (one clock for a failure's start and its end)."""
-    revealed = _revealed.get()
-    if revealed is None or str(revealed.id) != key_id or report.status not in ("valid", "invalid", "error"):
-        return
-    usage: UsageClient = ctx["usage"]
-    try:
-        item = KeyStatusItem(
-            key_id=revealed.id,
-            workspace_id=revealed.workspace_id,
-            name=revealed.name[:100] if revealed.name else None,
-            status=report.status,
-            observed_at=report.last_synced_at,
-            error=report.last_error,
-        )
-        await usage.report_key_status(item)
-    except (ServiceError, ValidationError) as exc:
-        log.warning("key_status_report_failed", error=str(exc))
+    await key_status.tell(ctx["usage"], key_id, report)
 
 
 async def _report_error(ctx: Mapping[str, Any], key_id: str, message: str) -> str:
@@ -307,11 +281,11 @@ async def _reveal_and_run(
     if revealed is None:
         log.info("key_gone_or_inactive")
         return _Synced("skipped")
-    token = _revealed.set(revealed)
+    token = key_status.syncing.set(revealed)
     try:
         return await locked(ctx, key_id, revealed)
     finally:
-        _revealed.reset(token)
+        key_status.syncing.reset(token)
 
 
 async def _enqueue_account_sync(ctx: Mapping[str, Any], key_id: str, trace: JobTrace) -> None:

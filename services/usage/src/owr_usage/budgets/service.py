@@ -25,6 +25,7 @@ from owr_shared.wire.alerts import EventType
 from owr_usage.alerts import service as alerts
 from owr_usage.alerts.service import money
 from owr_usage.budgets.errors import BudgetNotFound, UnknownChannels
+from owr_usage.budgets.events_repository import BudgetEventsRepository
 from owr_usage.budgets.figures_repository import FORECAST_SETTLE, BudgetFiguresRepository
 from owr_usage.budgets.models import Budget
 from owr_usage.budgets.periods import MIN_ELAPSED, Period, outlook, window
@@ -102,9 +103,9 @@ async def delete(session: AsyncSession, *, workspace_id: uuid.UUID, budget_id: u
     repo = BudgetRepository(session)
     budget = await _get(repo, workspace_id, budget_id)
     await repo.remove(workspace_id, budget_id)
-    figures = BudgetFiguresRepository(session)
-    await figures.clear_exceeded([(workspace_id, budget_id)])
-    await figures.forget_watch(workspace_id, budget.scope_type, _scope_id(budget))
+    outbox = BudgetEventsRepository(session)
+    await outbox.clear_exceeded([(workspace_id, budget_id)])
+    await outbox.forget_watch(workspace_id, budget.scope_type, _scope_id(budget))
 
 
 async def clock(repo: BudgetRepository, workspace_id: uuid.UUID, now: datetime) -> datetime:
@@ -132,9 +133,9 @@ async def _evaluated_view(session: AsyncSession, repo: BudgetRepository, budget:
     """The budget was created or changed: it is evaluated in full now, and its scope's next ingestion looks at
     every budget of the scope again."""
     at = await clock(repo, budget.workspace_id, now)
-    figures = BudgetFiguresRepository(session)
-    await figures.forget_watch(budget.workspace_id, budget.scope_type, _scope_id(budget))
-    due = await figures.due_events_of_budgets(budget.workspace_id, [budget.id], at)
+    outbox = BudgetEventsRepository(session)
+    await outbox.forget_watch(budget.workspace_id, budget.scope_type, _scope_id(budget))
+    due = await outbox.due_events_of_budgets(budget.workspace_id, [budget.id], at)
     await _raise(session, due)
     return (await _views(repo, budget.workspace_id, [budget], at))[0]
 
@@ -188,7 +189,7 @@ async def evaluate_keys(
     keys, accounts = list(key_ids), list(account_ids)
     if not clocks or not (keys or accounts):
         return 0
-    due = await BudgetFiguresRepository(session).due_events_of_keys(dict(clocks), keys, accounts)
+    due = await BudgetEventsRepository(session).due_events_of_keys(dict(clocks), keys, accounts)
     return await _raise(session, due)
 
 
@@ -197,11 +198,11 @@ async def _raise(session: AsyncSession, due: Sequence[Row[Any]]) -> int:
     one loses it."""
     written = await alerts.write_events(session, events_of(due))
     starts = {(row.workspace_id, row.id): row.period_start for row in due}
-    figures = BudgetFiguresRepository(session)
+    outbox = BudgetEventsRepository(session)
     exceeded = [e for e in written if e.type == "budget.exceeded" and e.data["threshold"] == 100]
-    await figures.mark_exceeded([(e.workspace_id, b, starts[(e.workspace_id, b)]) for e, b in _budgets(exceeded)])
+    await outbox.mark_exceeded([(e.workspace_id, b, starts[(e.workspace_id, b)]) for e, b in _budgets(exceeded)])
     recovered = [e for e in written if e.type == "budget.recovered"]
-    await figures.clear_exceeded([(e.workspace_id, b) for e, b in _budgets(recovered)])
+    await outbox.clear_exceeded([(e.workspace_id, b) for e, b in _budgets(recovered)])
     return len(written)
 
 
