@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -18,6 +19,7 @@ from owr_shared.settings import load_settings
 
 KEY = Ed25519PrivateKey.generate()
 PEPPER = "Zq8vJ2mK5xN9pR3tW6yB1cF4hL7dS0gA-pepper"
+MFA_KEY = base64.b64encode(bytes(range(32))).decode()
 
 
 def settings(**values: Any) -> AuthSettings:
@@ -54,7 +56,7 @@ def test_access_token_lifetime_is_at_most_15_minutes():
 
 @pytest.mark.parametrize("env", ["development", "production"])
 def test_argon2_below_owasp_minimum_is_refused_outside_tests(env):
-    extra: dict[str, Any] = {"jwt_private_key": private_key_pem(KEY), "api_token_pepper": PEPPER}
+    extra: dict[str, Any] = {"jwt_private_key": private_key_pem(KEY), "api_token_pepper": PEPPER, "mfa_key": MFA_KEY}
     with pytest.raises(ValidationError, match="OWASP"):
         AuthSettings(OWR_ENV=env, argon2_memory_kib=1024, **extra)
     with pytest.raises(ValidationError, match="OWASP"):
@@ -70,7 +72,9 @@ def test_production_requires_a_signing_key_and_a_token_pepper():
         AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY))
     with pytest.raises(ValidationError, match="api_token_pepper"):
         AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper="too short")
-    s = AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper=PEPPER)
+    s = AuthSettings(
+        OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper=PEPPER, mfa_key=MFA_KEY
+    )
     assert s.api_token_pepper_bytes == PEPPER.encode()
 
 
@@ -95,7 +99,8 @@ def client(secret: str = GOOD_SECRET, **overrides: Any) -> dict[str, Any]:
 
 
 def production(**values: Any) -> AuthSettings:
-    return AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper=PEPPER, **values)
+    secrets = {"jwt_private_key": private_key_pem(KEY), "api_token_pepper": PEPPER, "mfa_key": MFA_KEY}
+    return AuthSettings(OWR_ENV="production", **{**secrets, **values})
 
 
 def refusal(env: str, monkeypatch, capsys, **clients) -> str:
@@ -103,6 +108,7 @@ def refusal(env: str, monkeypatch, capsys, **clients) -> str:
     monkeypatch.setenv("OWR_ENV", env)
     monkeypatch.setenv("AUTH_JWT_PRIVATE_KEY", private_key_pem(KEY))
     monkeypatch.setenv("AUTH_API_TOKEN_PEPPER", PEPPER)
+    monkeypatch.setenv("AUTH_MFA_KEY", MFA_KEY)
     monkeypatch.setenv("AUTH_SERVICE_CLIENTS", json.dumps(clients))
     capsys.readouterr()
     with pytest.raises(SystemExit):
@@ -116,7 +122,7 @@ def test_service_clients_from_the_environment(monkeypatch):
     monkeypatch.setenv("AUTH_SERVICE_CLIENTS", json.dumps(value))
     monkeypatch.setenv("AUTH_SERVICE_TOKEN_TTL_SECONDS", "120")
     monkeypatch.setenv("AUTH_KEYS_URL", "http://keys.internal:8002/")
-    s = AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper=PEPPER)
+    s = production()
     worker = s.service_clients["worker"]
     assert worker.secret.get_secret_value() == GOOD_SECRET
     assert worker.scopes == {"keys:due", "keys:reveal"}
@@ -135,6 +141,7 @@ def test_short_client_secrets_are_refused_everywhere(env, monkeypatch, capsys):
             OWR_ENV=env,
             jwt_private_key=private_key_pem(KEY),
             api_token_pepper=PEPPER,
+            mfa_key=MFA_KEY,
             service_clients={"worker": client(short)},
         )
     assert "service_clients.worker.secret" in str(info.value)
@@ -219,3 +226,21 @@ async def test_hashes_use_argon2id_with_the_configured_parameters():
     assert service.needs_rehash(digest.replace("m=19456", "m=4096"))
     # NFKC: the same password typed with a compatibility character still verifies.
     assert await service.verify(await service.hash("\ufb01le passphrase long"), "file passphrase long")
+
+
+def test_production_requires_the_mfa_key_and_it_must_be_32_bytes_of_base64():
+    with pytest.raises(ValidationError, match="mfa_key"):
+        AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper=PEPPER)
+    short = base64.b64encode(b"k" * 16).decode()
+    for bad in (short, "not base64 at all!"):
+        with pytest.raises(ValidationError) as info:
+            production(mfa_key=bad)
+        assert "mfa_key" in str(info.value)
+        assert bad not in str(info.value)
+    assert production().mfa_key_bytes == bytes(range(32))
+
+
+def test_without_an_mfa_key_outside_production_an_ephemeral_one_is_used_with_a_warning(capsys):
+    s = AuthSettings(OWR_ENV="development")
+    assert len(s.mfa_key_bytes) == 32
+    assert s.mfa_key_bytes == s.mfa_key_bytes  # one per process, not one per use

@@ -11,6 +11,8 @@ from fastapi import FastAPI
 
 from owr_auth.api_tokens.router import router as api_tokens_router
 from owr_auth.internal.router import router as internal_router
+from owr_auth.mfa.router import router as mfa_router
+from owr_auth.mfa.service import MfaKit
 from owr_auth.passwords.service import PasswordService
 from owr_auth.sessions.router import router as sessions_router
 from owr_auth.sessions.throttle import LoginThrottle
@@ -41,6 +43,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         app.state.keyring = keyring
         app.state.passwords = passwords
         app.state.login_throttle = LoginThrottle(app.state.redis, settings)
+        app.state.mfa = MfaKit.from_settings(app.state.redis, settings)
         app.state.jwt_verifier = JwksVerifier(local_jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
         # One client for every call to other services; no proxy from the environment, no redirects.
         async with httpx.AsyncClient(
@@ -55,14 +58,15 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         routers=[
             users_router,
             sessions_router,
+            mfa_router,
             signing_router,
             api_tokens_router,
             internal_router,
         ],
         title="OpenRouter Watcher auth",
         description=(
-            "Users, workspaces, password login, access JWTs, refresh-token rotation, JWKS, personal API tokens,"
-            " service tokens."
+            "Users, workspaces, password login with optional two-factor sign-in (TOTP), sessions, access JWTs,"
+            " refresh-token rotation, JWKS, personal API tokens, service tokens."
         ),
         extra_lifespan=lifespan,
     )

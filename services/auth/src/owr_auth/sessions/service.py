@@ -24,6 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_auth.base import utcnow
 from owr_auth.metrics import LOGINS, REFRESH_TOKEN_REUSES
+from owr_auth.mfa import service as mfa_service
+from owr_auth.mfa.challenge import PendingLogin
+from owr_auth.mfa.errors import InvalidChallenge, InvalidSecondFactor
+from owr_auth.mfa.repository import MfaRepository
+from owr_auth.mfa.service import MfaKit
 from owr_auth.passwords.service import PasswordService
 from owr_auth.sessions.errors import (
     InvalidCredentials,
@@ -31,9 +36,11 @@ from owr_auth.sessions.errors import (
     NoWorkspace,
     RefreshTokenReused,
     RevocationUnavailable,
+    SessionNotFound,
 )
+from owr_auth.sessions.models import RefreshTokenFamily
 from owr_auth.sessions.repository import RefreshTokenRepository
-from owr_auth.sessions.schemas import TokenPair
+from owr_auth.sessions.schemas import ClientInfo, MfaChallenge, SessionView, TokenPair
 from owr_auth.sessions.throttle import LoginThrottle, account_subject
 from owr_auth.settings import AuthSettings
 from owr_auth.signing.keyring import Keyring
@@ -83,10 +90,15 @@ class LoginContext:
     keyring: Keyring
     passwords: PasswordService
     throttle: LoginThrottle
+    mfa: MfaKit
 
 
-async def login(session: AsyncSession, ctx: LoginContext, *, email: str, password: str, ip: str) -> TokenPair:
-    """Check the credentials under throttling and start a new refresh-token family."""
+async def login(
+    session: AsyncSession, ctx: LoginContext, *, email: str, password: str, client: ClientInfo
+) -> TokenPair | MfaChallenge:
+    """Check the credentials under throttling and start a new refresh-token family, or, when the account has
+    two-factor sign-in on, answer a challenge for the second step (`complete_login`) and no tokens."""
+    ip = client.ip
     # An address that is not valid can belong to no account; it still costs a full verification.
     canonical = canonical_email(email) or normalize_email(email)
     account = account_subject(canonical)
@@ -114,14 +126,66 @@ async def login(session: AsyncSession, ctx: LoginContext, *, email: str, passwor
     if ctx.passwords.needs_rehash(user.password_hash):
         # Parameters were raised since this hash was made; upgrade it while we hold the password.
         user.password_hash = await ctx.passwords.hash(password)
-    family = await RefreshTokenRepository(session).create_family(user.id)
+    if await MfaRepository(session).is_enabled(user.id):
+        pending = PendingLogin(user.id, user.password_changed_at.timestamp())
+        challenge = await ctx.mfa.challenges.issue(pending, client, now=ctx.mfa.clock())
+        log.info("login_mfa_required", user_id=str(user.id))
+        LOGINS.labels("mfa_required").inc()
+        return MfaChallenge(challenge=challenge, expires_in=ctx.mfa.challenges.ttl_seconds)
     log.info("login", user_id=str(user.id))
     LOGINS.labels("ok").inc()
-    return await _issue_pair(session, ctx.settings, ctx.keyring, user_id=user.id, family_id=family.id)
+    return await start_session(session, ctx.settings, ctx.keyring, user_id=user.id, client=client)
+
+
+async def complete_login(
+    session: AsyncSession,
+    ctx: LoginContext,
+    *,
+    challenge: str,
+    code: str | None,
+    recovery_code: str | None,
+    client: ClientInfo,
+) -> TokenPair:
+    """The second step: a live challenge of this client, and a good code, start the session.
+
+    A wrong code leaves the challenge for another try (each try counts against the code throttle); the
+    challenge is used up only by the success, at most once.
+    """
+    pending = await ctx.mfa.challenges.find(challenge, client, now=ctx.mfa.clock())
+    if pending is None:
+        raise InvalidChallenge()
+    # Under the row lock a password change takes: a challenge made before a change is refused.
+    user = await UserRepository(session).lock(pending.user_id)
+    if user is None or user.password_changed_at.timestamp() != pending.password_changed_at:
+        raise InvalidChallenge()
+    ok = await mfa_service.check(
+        session, ctx.mfa, user_id=user.id, code=code, recovery_code=recovery_code, ip=client.ip, purpose="login"
+    )
+    if not ok:
+        raise InvalidSecondFactor()
+    if not await ctx.mfa.challenges.claim(challenge):
+        raise InvalidChallenge()
+    log.info("login", user_id=str(user.id), second_factor="recovery_code" if recovery_code else "totp")
+    LOGINS.labels("ok").inc()
+    return await start_session(session, ctx.settings, ctx.keyring, user_id=user.id, client=client)
+
+
+async def start_session(
+    session: AsyncSession, settings: AuthSettings, keyring: Keyring, *, user_id: uuid.UUID, client: ClientInfo
+) -> TokenPair:
+    """A new session (refresh-token family) for a signed-in user, recording the client, and its first pair."""
+    family = await RefreshTokenRepository(session).create_family(user_id, user_agent=client.user_agent, ip=client.ip)
+    return await _issue_pair(session, settings, keyring, user_id=user_id, family_id=family.id)
 
 
 async def refresh(
-    session: AsyncSession, redis: Redis, settings: AuthSettings, keyring: Keyring, *, refresh_token: str
+    session: AsyncSession,
+    redis: Redis,
+    settings: AuthSettings,
+    keyring: Keyring,
+    *,
+    refresh_token: str,
+    client: ClientInfo | None = None,
 ) -> TokenPair:
     """Rotate a refresh token; raise `RefreshTokenReused` (after revoking the family) on reuse."""
     if not _looks_like_refresh_token(refresh_token):
@@ -151,6 +215,8 @@ async def refresh(
     if token.expires_at <= now:
         raise InvalidRefreshToken()
     await repo.mark_rotated(token, now)
+    if client is not None:
+        await repo.record_use(family, at=now, user_agent=client.user_agent, ip=client.ip)
     return await _issue_pair(session, settings, keyring, user_id=family.user_id, family_id=family.id)
 
 
@@ -198,6 +264,58 @@ async def revoke_user_sessions(
     revoked = await RefreshTokenRepository(session).revoke_all_for_user(user_id, reason=reason, at=utcnow())
     await deny_sessions(redis, settings, revoked, user_id=user_id)
     log.info("sessions_revoked", user_id=str(user_id), families=len(revoked), reason=reason)
+
+
+def session_view(family: RefreshTokenFamily, *, current_sid: str | None) -> SessionView:
+    return SessionView(
+        id=family.id,
+        created_at=family.created_at,
+        last_used_at=family.last_used_at,
+        user_agent=family.user_agent,
+        ip=family.ip,
+        current=current_sid == str(family.id),
+    )
+
+
+async def page_of_sessions(
+    session: AsyncSession, *, user_id: uuid.UUID, current_sid: str | None, offset: int, limit: int
+) -> tuple[list[SessionView], int]:
+    """The user's sessions that can still refresh, most recently used first."""
+    families, total = await RefreshTokenRepository(session).live_page(user_id, now=utcnow(), offset=offset, limit=limit)
+    return [session_view(f, current_sid=current_sid) for f in families], total
+
+
+async def revoke_session(
+    session: AsyncSession, redis: Redis, settings: AuthSettings, *, user_id: uuid.UUID, session_id: uuid.UUID
+) -> None:
+    """End one of the user's sessions: its refresh token and, at once, its access tokens (`sid`).
+
+    Another user's session, or one already ended, is `SessionNotFound` (404); 503 (rolled back) when the
+    denial cannot be recorded.
+    """
+    repo = RefreshTokenRepository(session)
+    if not await repo.revoke_users_family(user_id, session_id, reason="revoked", at=utcnow()):
+        raise SessionNotFound()
+    await deny_sessions(redis, settings, [session_id])
+    log.info("session_revoked", user_id=str(user_id), family_id=str(session_id))
+
+
+async def revoke_all_sessions(
+    session: AsyncSession,
+    redis: Redis,
+    settings: AuthSettings,
+    *,
+    user_id: uuid.UUID,
+    keep: uuid.UUID | None = None,
+) -> int:
+    """End every session of the user (but `keep`), each one's access tokens at once by its `sid`; API tokens
+    are left alone (`DELETE /api/v1/auth/me/sessions` ends those too). How many ended."""
+    revoked = await RefreshTokenRepository(session).revoke_all_for_user(
+        user_id, reason="revoke_all", at=utcnow(), keep=keep
+    )
+    await deny_sessions(redis, settings, revoked)
+    log.info("sessions_revoked", user_id=str(user_id), families=len(revoked), reason="revoke_all")
+    return len(revoked)
 
 
 async def _issue_pair(
