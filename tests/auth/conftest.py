@@ -51,6 +51,8 @@ SERVICE_CLIENTS = {
     "sweeper": {"secret": SWEEPER_SECRET, "scopes": ["workspaces:sweep"], "audiences": ["owr-auth"]},
 }
 API_TOKEN_PEPPER = "pepper-for-tests-" + "p9" * 16
+# The base64 of 32 bytes: seals TOTP secrets and keys the recovery-code hashes of every test app.
+MFA_KEY = base64.b64encode(b"mfa-key-for-tests-" + b"m" * 14).decode()
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:
@@ -67,7 +69,7 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> AuthSe
         AuthSettings,
         database_url,
         redis_url,
-        {"api_token_pepper": API_TOKEN_PEPPER, **FAST_ARGON2},
+        {"api_token_pepper": API_TOKEN_PEPPER, "mfa_key": MFA_KEY, **FAST_ARGON2},
         overrides,
     )
 
