@@ -41,6 +41,7 @@ def generate() -> dict[str, str]:
         "REDIS_PASSWORD": secrets.token_hex(24),
         "AUTH_JWT_PRIVATE_KEY": f"'{_ed25519_pem_one_line()}'",
         "API_TOKEN_PEPPER": secrets.token_urlsafe(36),
+        "AUTH_MFA_KEY": _b64(),
         "KEYS_KEKS": f"'{json.dumps({'v1': _b64()})}'",
         "KEYS_ACTIVE_KEK_VERSION": "v1",
         "KEYS_FINGERPRINT_KEY": _b64(),

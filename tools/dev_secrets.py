@@ -42,5 +42,7 @@ def dev_secrets(directory: Path) -> dict[str, str]:
         "KEYS_FINGERPRINT_KEY": _persistent_secret(directory / "fingerprint.b64", _random_base64),
         # auth stores API tokens as HMACs under it; the gateway names its cache entries with the same value.
         "AUTH_API_TOKEN_PEPPER": pepper,
+        # Seals the TOTP secrets of two-factor sign-in: kept, so `make run` restarts keep enrolments working.
+        "AUTH_MFA_KEY": _persistent_secret(directory / "mfa-key.b64", _random_base64),
         "GATEWAY_API_TOKEN_PEPPER": pepper,
     }
