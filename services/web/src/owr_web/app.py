@@ -14,6 +14,7 @@ from owr_web.accounts.router import router as accounts_router
 from owr_web.dashboard.router import router as dashboard_router
 from owr_web.keys.router import router as keys_router
 from owr_web.profile.router import router as profile_router
+from owr_web.security.router import router as security_router
 from owr_web.sessions.router import router as sessions_router
 from owr_web.sessions.service import SessionStore
 from owr_web.settings import WebSettings
@@ -58,6 +59,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             accounts_router,
             tokens_router,
             profile_router,
+            security_router,
         ],
         title="OpenRouter Watcher web",
         description="The dashboard: every key's spend at a glance, a client of the public API.",
