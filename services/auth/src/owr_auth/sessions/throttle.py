@@ -11,6 +11,9 @@ attempt at or past a limit locks the subject for base * 2**(n - limit) seconds, 
 takes its attempt back (`succeeded`). An account is never locked for everyone: a guesser locks only
 itself (its pair and its address), and the owner signs in from their own address meanwhile.
 Any Redis error fails closed: `LoginUnavailable` (503).
+
+`AttemptThrottle` is the same step for any subject under its own namespace: two-factor codes use it per
+user from any address and per address (`owr:mfa:...`, `owr_auth.mfa.service.MfaKit`).
 """
 
 from __future__ import annotations
