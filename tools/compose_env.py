@@ -45,6 +45,8 @@ def generate() -> dict[str, str]:
         "KEYS_KEKS": f"'{json.dumps({'v1': _b64()})}'",
         "KEYS_ACTIVE_KEK_VERSION": "v1",
         "KEYS_FINGERPRINT_KEY": _b64(),
+        "USAGE_KEKS": f"'{json.dumps({'v1': _b64()})}'",
+        "USAGE_ACTIVE_KEK_VERSION": "v1",
         "WORKER_SERVICE_CLIENT_SECRET": secrets.token_urlsafe(36),
         "GATEWAY_SERVICE_CLIENT_SECRET": secrets.token_urlsafe(36),
         "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(18),

@@ -32,14 +32,18 @@ def _random_base64() -> bytes:
 
 
 def dev_secrets(directory: Path) -> dict[str, str]:
-    """Signing key, KEK, fingerprint key and API-token pepper for development and tests; production supplies its own."""
+    """Signing key, KEKs, fingerprint key and API-token pepper for development and tests; production supplies its own."""
     kek = _persistent_secret(directory / "kek-v1.b64", _random_base64)
+    usage_kek = _persistent_secret(directory / "usage-kek-v1.b64", _random_base64)
     pepper = _persistent_secret(directory / "api-token-pepper.b64", _random_base64)
     return {
         "AUTH_JWT_PRIVATE_KEY": _persistent_secret(directory / "jwt-ed25519.pem", _ed25519_pem),
         "KEYS_KEKS": json.dumps({"v1": kek}),
         "KEYS_ACTIVE_KEK_VERSION": "v1",
         "KEYS_FINGERPRINT_KEY": _persistent_secret(directory / "fingerprint.b64", _random_base64),
+        # usage seals alert channels' URLs and signing secrets under a KEK of its own.
+        "USAGE_KEKS": json.dumps({"v1": usage_kek}),
+        "USAGE_ACTIVE_KEK_VERSION": "v1",
         # auth stores API tokens as HMACs under it; the gateway names its cache entries with the same value.
         "AUTH_API_TOKEN_PEPPER": pepper,
         # Seals the TOTP secrets of two-factor sign-in: kept, so `make run` restarts keep enrolments working.

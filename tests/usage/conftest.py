@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -25,8 +26,10 @@ from owr_usage.settings import UsageSettings
 from tests.support.settings import service_settings
 from tests.support.tenants import ServiceHeaders, Tenant
 from tests.support.tokens import TestKeyring
+from tests.usage.channels_kit import MovableClock
 
-ALL_SCOPES = ("usage:ingest", "usage:cleanup", "workspaces:delete")
+T = TypeVar("T")
+ALL_SCOPES = ("usage:ingest", "usage:cleanup", "alerts:deliver", "workspaces:delete")
 
 
 def make_settings(database_url: str, redis_url: str, **overrides: Any) -> UsageSettings:
@@ -56,6 +59,26 @@ async def usage_app(database_url: str, redis_url: str, keyring: TestKeyring) -> 
 def service_app(usage_app: FastAPI) -> FastAPI:
     """What `client` (rolled back) and `committed_client` call."""
     return usage_app
+
+
+@pytest.fixture
+def clock(usage_app: FastAPI) -> Iterator[MovableClock]:
+    """The usage app's clock (deliveries, rotations, audit), a second from now until the test moves it; restored
+    after. Ahead because the outbox's deliveries are due at the database's transaction start, which in a
+    rolled-back test is the first statement's time, possibly just after this fixture ran."""
+    with replaced_state(usage_app, "clock", MovableClock(datetime.now(UTC) + timedelta(seconds=1))) as movable:
+        yield movable
+
+
+@contextmanager
+def replaced_state(app: FastAPI, name: str, value: T) -> Iterator[T]:
+    """`app.state.<name>` is `value` inside (pytest's monkeypatch cannot restore a Starlette State's attribute)."""
+    saved = getattr(app.state, name)
+    setattr(app.state, name, value)
+    try:
+        yield value
+    finally:
+        setattr(app.state, name, saved)
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ INTERNAL_ROUTES = [
     ("PUT", "/internal/accounts/{id}/activity", ACTIVITY, "usage:ingest"),
     ("POST", "/internal/retention", {}, "usage:cleanup"),
     ("DELETE", "/internal/workspaces/{id}", None, "workspaces:delete"),
+    ("POST", "/internal/deliveries/claim", {"limit": 1}, "alerts:deliver"),
 ]
 
 

@@ -93,7 +93,9 @@ def check_compose() -> str:
     if missing:
         raise CheckFailed(f"{COMPOSE_ENV_EXAMPLE.relative_to(ROOT)} does not list {missing}")
     working = [
-        name for name, value in example.items() if name != "KEYS_ACTIVE_KEK_VERSION" and not is_placeholder(value)
+        name
+        for name, value in example.items()
+        if name not in ("KEYS_ACTIVE_KEK_VERSION", "USAGE_ACTIVE_KEK_VERSION") and not is_placeholder(value)
     ]
     if working:
         raise CheckFailed(f"the env template holds working values (placeholders only): {working}")

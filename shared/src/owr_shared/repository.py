@@ -1,4 +1,5 @@
-"""What every repository shares: a counted DELETE, a workspace's rows table by table, and its erasure."""
+"""What every repository shares: a page with its total, a counted DELETE, a workspace's rows table by table, and
+its erasure."""
 
 from __future__ import annotations
 
@@ -6,9 +7,27 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from sqlalchemy import Delete, delete, select, text
+from sqlalchemy import Delete, Row, Select, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+# A statement or a row of any columns (SQLAlchemy types them by their columns).
+AnySelect = Select[*tuple[Any, ...]]
+AnyRow = Row[*tuple[Any, ...]]
+
+
+async def page_rows(session: AsyncSession, query: AnySelect, *, offset: int, limit: int) -> tuple[list[AnyRow], int]:
+    """The ordered `query`'s rows in [offset, offset + limit) and how many it has in all: one round trip (a
+    window count beside each row), a second only when the page is past the end. Each row ends with `total`."""
+    rows = list(
+        (await session.execute(query.add_columns(func.count().over().label("total")).offset(offset).limit(limit))).all()
+    )
+    if rows:
+        return rows, int(rows[0].total)
+    if offset == 0:
+        return [], 0
+    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    return [], int(total or 0)
 
 
 async def deleted_rows(session: AsyncSession, statement: Delete) -> int:

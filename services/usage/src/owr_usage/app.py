@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
@@ -13,6 +14,9 @@ from owr_shared.db import create_service_engine
 from owr_shared.jwt import JwksFetcher
 from owr_shared.overload import CallerLimit, Slots
 from owr_shared.settings import load_settings
+from owr_usage.alerts.router import router as alerts_router
+from owr_usage.channels.router import router as channels_router
+from owr_usage.channels.sealing import channel_envelope
 from owr_usage.internal.router import router as internal_router
 from owr_usage.key_usage.router import router as key_usage_router
 from owr_usage.reports.router import router as reports_router
@@ -36,26 +40,48 @@ async def reports_capacity(app: FastAPI, settings: UsageSettings) -> AsyncIterat
         await engine.dispose()
 
 
-def create_app(settings: UsageSettings | None = None, *, jwks_fetcher: JwksFetcher | None = None) -> FastAPI:
-    """Build the usage app; the JWKS client is created in its lifespan.
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
-    `jwks_fetcher` replaces the HTTP fetch of auth's JWKS (tests serve a test keyring's set).
+
+@asynccontextmanager
+async def alerting(app: FastAPI, settings: UsageSettings, clock: Callable[[], datetime]) -> AsyncIterator[None]:
+    """Lifespan part: the envelope of channels' sealed values (`USAGE_KEKS`) and the clock of deliveries."""
+    app.state.channel_envelope = channel_envelope(settings)
+    app.state.clock = clock
+    yield
+
+
+def create_app(
+    settings: UsageSettings | None = None,
+    *,
+    jwks_fetcher: JwksFetcher | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> FastAPI:
+    """Build the usage app; the JWKS client, the channels' envelope and the clock are set in its lifespan.
+
+    `jwks_fetcher` replaces the HTTP fetch of auth's JWKS (tests serve a test keyring's set); `clock` the time
+    of deliveries, rotations and audit rows (tests move it).
     """
     settings = settings or load_settings(UsageSettings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with jwks_verifiers(app, settings, jwks_fetcher), reports_capacity(app, settings):
+        async with (
+            jwks_verifiers(app, settings, jwks_fetcher),
+            reports_capacity(app, settings),
+            alerting(app, settings, clock),
+        ):
             yield
 
     return create_service_app(
         service="usage",
         settings=settings,
-        routers=[key_usage_router, reports_router, internal_router],
+        routers=[key_usage_router, reports_router, channels_router, alerts_router, internal_router],
         title="OpenRouter Watcher usage",
         description=(
             "Key snapshots, exact daily spend per key, account balances, key lists and activity; summaries, "
-            "daily rows, exports and accounts."
+            "daily rows, exports and accounts; alert channels, their deliveries and the alert history."
         ),
         row_level_security=True,
         extra_lifespan=lifespan,

@@ -1,4 +1,4 @@
-"""Usage service metrics (`owr_usage_` prefix; outcomes only, never ids or labels of keys)."""
+"""Usage service metrics (`owr_usage_` prefix; outcomes only, never ids, labels of keys, URLs or secrets)."""
 
 from __future__ import annotations
 
@@ -28,4 +28,18 @@ INGESTED_FOR_ERASED = Counter(
 RETENTION_DELETED = Counter("owr_usage_retention_deleted_rows_total", "Rows removed by retention, by table.", ["table"])
 SNAPSHOTS_COMPACTED = Counter(
     "owr_usage_snapshots_compacted_total", "Snapshots removed by compaction (neither first nor last of their day)."
+)
+ALERT_DELIVERIES_CLAIMED = Counter(
+    "owr_usage_alert_deliveries_claimed_total", "Alert deliveries leased to the worker (each attempt once)."
+)
+ALERT_DELIVERIES_REPORTED = Counter(
+    "owr_usage_alert_deliveries_reported_total",
+    "Alert delivery attempts reported by the worker, by outcome (delivered, retrying, failed: retries spent or "
+    "its channel disabled, stale: a repeated or late report that changed nothing).",
+    ["outcome"],
+)
+CHANNELS_DISABLED = Counter(
+    "owr_usage_alert_channels_disabled_total",
+    "Alert channels disabled, by cause (gone: the receiver answered 410, failing: a day of failures, user).",
+    ["cause"],
 )

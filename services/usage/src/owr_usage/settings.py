@@ -1,14 +1,37 @@
-"""Usage service settings: `USAGE_*` variables on top of the shared infrastructure ones."""
+"""Usage service settings: `USAGE_*` variables on top of the shared infrastructure ones.
+
+`USAGE_KEKS` / `USAGE_ACTIVE_KEK_VERSION` seal the alert channels' targets and signing secrets, in the same
+format and under the same rules as keys' `KEYS_KEKS` (`owr_shared.envelope.KekServiceSettings`).
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from typing import Annotated, Any
 
-from owr_shared.settings import JwksServiceSettings, NonEmptyText, Port
+from pydantic import BeforeValidator, Field
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from owr_shared.envelope import KekServiceSettings
+from owr_shared.settings import NonEmptyText, Port
+from owr_usage.deliveries.schedule import BACKOFF_SECONDS, MAX_RETRIES, MAX_WAIT_SECONDS
 
 
-class UsageSettings(JwksServiceSettings):
+def _seconds_list(value: Any) -> Any:
+    """`5,300,1800` (the environment's form) as a tuple; anything else is left to the type."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+RetrySchedule = Annotated[
+    tuple[Annotated[float, Field(gt=0, le=MAX_WAIT_SECONDS)], ...],
+    NoDecode,
+    BeforeValidator(_seconds_list),
+    Field(min_length=1, max_length=MAX_RETRIES),
+]
+
+
+class UsageSettings(KekServiceSettings):
     """Configuration of the usage service (`USAGE_` prefix)."""
 
     model_config = SettingsConfigDict(env_prefix="USAGE_", env_file=None, extra="ignore", frozen=True)
@@ -33,3 +56,9 @@ class UsageSettings(JwksServiceSettings):
     # Hours of full snapshot history (every sync); older UTC days keep each key's first and last snapshot
     # of the day, which is all the daily derivation and the audit of a figure read.
     snapshot_full_hours: int = Field(default=48, ge=24, le=24 * 400)
+
+    # Alert channels one workspace may have (disabled ones count): an event fans out to each of them.
+    max_channels_per_workspace: int = Field(default=50, ge=1, le=1000)
+    # The waits (seconds) before each retry of a failed alert delivery, e.g. `5,300,1800`; one more failure after
+    # the last fails the delivery. Default: `owr_usage.deliveries.schedule.BACKOFF_SECONDS`.
+    delivery_retry_seconds: RetrySchedule = tuple(float(s) for s in BACKOFF_SECONDS)

@@ -1,4 +1,4 @@
-"""SQL of the alerts domain: the outbox's events and their fan-out to deliveries."""
+"""SQL of the alerts domain: the outbox's events, their fan-out to deliveries, and the history of events."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, insert, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_shared.repository import page_rows
 from owr_usage.alerts.models import AlertDelivery, AlertEvent
 from owr_usage.channels.models import AlertChannel
 
@@ -81,3 +82,24 @@ class AlertRepository:
         )
         result = await self.session.execute(statement)
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def page_events(self, workspace_id: uuid.UUID, *, offset: int, limit: int) -> tuple[list[AlertEvent], int]:
+        """The workspace's events, newest first, with their count."""
+        query = (
+            select(AlertEvent)
+            .where(AlertEvent.workspace_id == workspace_id)
+            .order_by(AlertEvent.occurred_at.desc(), AlertEvent.id.desc())
+        )
+        rows, total = await page_rows(self.session, query, offset=offset, limit=limit)
+        return [row[0] for row in rows], total
+
+    async def deliveries_of(self, event_ids: Sequence[uuid.UUID]) -> Sequence[AlertDelivery]:
+        """The events' deliveries, by channel creation order within an event."""
+        if not event_ids:
+            return []
+        query = (
+            select(AlertDelivery)
+            .where(AlertDelivery.event_id.in_(list(event_ids)))
+            .order_by(AlertDelivery.event_id, AlertDelivery.created_at, AlertDelivery.id)
+        )
+        return (await self.session.execute(query)).scalars().all()

@@ -75,7 +75,10 @@ class ChannelAudit(UsageBase):
     """Who did what to a channel's sealed values: created, revealed (to the worker), rotated, disabled, deleted."""
 
     __tablename__ = "channel_audit"
-    __table_args__ = (Index("ix_channel_audit_channel_at", "channel_id", "at"),)
+    __table_args__ = (
+        Index("ix_channel_audit_channel_at", "channel_id", "at"),
+        Index("ix_channel_audit_workspace_at", "workspace_id", "at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     workspace_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)

@@ -1,18 +1,44 @@
-"""SQL for erased workspaces: tombstones, the shared erasure lock, and the workspaces holding rows."""
+"""SQL for erased workspaces: tombstones, the shared erasure lock, the workspaces holding rows, and the erasure of
+the alerting tables (budgets, rules, channels, the outbox)."""
 
 from __future__ import annotations
 
-from owr_shared.repository import TombstoneRepository
+import uuid
+
+from owr_shared.repository import TombstoneRepository, delete_workspace_rows
 from owr_usage.accounts.models import Account, AccountBalance
+from owr_usage.alerts.models import AlertCondition, AlertEvent, AlertRule
+from owr_usage.budgets.models import Budget
+from owr_usage.channels.models import AlertChannel, ChannelAudit
 from owr_usage.erasure.models import ErasedWorkspace
 from owr_usage.rollups.models import DailyKeyTotal, KeyLink
 from owr_usage.snapshots.models import KeyState
 
+# Each by its own index led by workspace_id. An event's deliveries and their attempts go with it, a channel's
+# sealed values (and any delivery left) with the channel: the foreign keys cascade along their own indexes.
+ALERTING_TABLES = (AlertEvent, AlertChannel, ChannelAudit, AlertCondition, AlertRule, Budget)
+
 
 class ErasureRepository(TombstoneRepository):
     tombstones = ErasedWorkspace
-    # Every other table's rows hang off one of these (a key's state, an account, a link, a rollup), and
-    # each has an index led by workspace_id.
+    # Every other table's rows hang off one of these (a key's state, an account, a link, a rollup, a channel, an
+    # event, a rule, a condition, a budget), and each has an index led by workspace_id.
     holders = tuple(
-        model.__table__.c.workspace_id for model in (KeyState, Account, AccountBalance, KeyLink, DailyKeyTotal)
+        model.__table__.c.workspace_id
+        for model in (
+            KeyState,
+            Account,
+            AccountBalance,
+            KeyLink,
+            DailyKeyTotal,
+            AlertChannel,
+            AlertEvent,
+            AlertRule,
+            AlertCondition,
+            Budget,
+        )
     )
+
+    async def delete_alerting(self, workspace_id: uuid.UUID) -> dict[str, int]:
+        """The workspace's budgets, rules, conditions, channels (sealed values, audit) and outbox; rows by table."""
+        return await delete_workspace_rows(self.session, workspace_id, ALERTING_TABLES)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.logging import get_logger
 from owr_usage.accounts.repository import AccountRepository
+from owr_usage.erasure.errors import WorkspaceErased
 from owr_usage.erasure.repository import ErasureRepository
 from owr_usage.rollups.repository import RollupRepository
 from owr_usage.snapshots.repository import SnapshotRepository
@@ -24,12 +25,19 @@ async def erased_among(session: AsyncSession, workspace_ids: Iterable[uuid.UUID]
     return await ErasureRepository(session).erased_among(workspace_ids)
 
 
+async def refuse_erased(session: AsyncSession, workspace_id: uuid.UUID) -> None:
+    """Before storing anything for the workspace at a user's request: 410 when it was erased."""
+    if await erased_among(session, [workspace_id]):
+        raise WorkspaceErased()
+
+
 async def erase(session: AsyncSession, *, workspace_id: uuid.UUID) -> None:
     """Tombstone the workspace, then erase every figure of it; idempotent."""
     await ErasureRepository(session).tombstone(workspace_id)
     counts = await SnapshotRepository(session).delete_workspace(workspace_id)
     counts |= await AccountRepository(session).delete_workspace(workspace_id)
     counts |= await RollupRepository(session).delete_workspace(workspace_id)
+    counts |= await ErasureRepository(session).delete_alerting(workspace_id)
     log.info("workspace_erased", workspace_id=str(workspace_id), **counts)
 
 

@@ -1,4 +1,4 @@
-"""`/internal/*`: ingestion for the worker, retention, and erasure for auth.
+"""`/internal/*`: ingestion and alert deliveries for the worker, retention, and erasure for auth.
 
 Service tokens for audience `owr-usage` only, with the endpoint's scope: a user's access token here is
 a 401, a service token without the scope a 403. The gateway never routes these paths. Bodies keep every
@@ -17,11 +17,13 @@ from starlette.responses import Response
 from owr_shared.db import DbSession
 from owr_shared.jwt import Principal
 from owr_shared.schemas import json_response, problem_responses
+from owr_shared.wire.alerts import ClaimedDeliveries, DeliveryClaim, DeliveryResult, DeliveryState
 from owr_shared.wire.usage import CompactionRequest, CompactionResult, RetentionRequest, RetentionResult
 from owr_shared.wire.workspaces import PAGE_LIMIT, StoredWorkspaces, stored_page
 from owr_usage.accounts import service as account_service
 from owr_usage.accounts.schemas import AccountKeysReport, ActivityReport, CreditsReport
-from owr_usage.dependencies import Settings, require_scope
+from owr_usage.deliveries import service as delivery_service
+from owr_usage.dependencies import ChannelVault, Clock, Settings, require_scope
 from owr_usage.erasure import service as erasure_service
 from owr_usage.internal import service as internal_service
 from owr_usage.routing import ExactJsonRoute
@@ -33,6 +35,7 @@ router = APIRouter(prefix="/internal", tags=["internal"], route_class=ExactJsonR
 IngestCaller = Annotated[Principal, Depends(require_scope("usage:ingest"))]
 CleanupCaller = Annotated[Principal, Depends(require_scope("usage:cleanup"))]
 EraseCaller = Annotated[Principal, Depends(require_scope("workspaces:delete"))]
+DeliverCaller = Annotated[Principal, Depends(require_scope("alerts:deliver"))]
 
 _WRITE_ERRORS = problem_responses(400, 401, 403, 422)
 
@@ -155,3 +158,58 @@ async def stored_workspaces(
     """Ids in order above `after`; `next_after` is set while more may follow."""
     items = await erasure_service.stored_workspaces(session, after=after, limit=limit)
     return json_response(stored_page(items, limit))
+
+
+@router.post(
+    "/deliveries/claim",
+    response_model=ClaimedDeliveries,
+    responses=_WRITE_ERRORS,
+    summary="Lease due alert deliveries, with their channels revealed",
+)
+async def claim_deliveries(
+    caller: DeliverCaller,
+    session: DbSession,
+    envelope: ChannelVault,
+    clock: Clock,
+    settings: Settings,
+    body: DeliveryClaim | None = None,
+) -> Response:
+    """Up to `limit` due deliveries of enabled channels, oldest due first, each leased for `lease_seconds`
+    (`FOR UPDATE SKIP LOCKED`: concurrent claims get disjoint deliveries; a lease that runs out is claimed
+    again, with the same event id). Each carries its event and its channel's URL or address and signing
+    secrets (the current one first, and the previous one during a rotation's overlap); each channel revealed
+    is audited. `backlog` is the outbox's depth and the wait of its oldest due delivery."""
+    claimed = await delivery_service.claim(
+        session,
+        envelope,
+        actor=caller.subject,
+        request=body or DeliveryClaim(),
+        now=clock(),
+        schedule=settings.delivery_retry_seconds,
+    )
+    return json_response(claimed)
+
+
+@router.post(
+    "/deliveries/{delivery_id}/result",
+    response_model=DeliveryState,
+    responses=problem_responses(400, 401, 403, 404, 422),
+    summary="Report one attempt of a delivery",
+)
+async def report_delivery(
+    delivery_id: uuid.UUID,
+    body: DeliveryResult,
+    caller: DeliverCaller,
+    session: DbSession,
+    clock: Clock,
+    settings: Settings,
+) -> Response:
+    """Records the attempt in the channel's log. `delivered` (a 2xx) ends the delivery; `failed` schedules the
+    next attempt (by default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, each ±20 %, or the receiver's
+    `Retry-After` when longer; `USAGE_DELIVERY_RETRY_SECONDS`), then fails it; `gone` (a 410) disables the channel, as does a day of failures, and the workspace's
+    other channels get `channel.disabled`. A report for a delivery no longer leased and pending changes nothing
+    and answers its state; 404 when the delivery or its channel was deleted."""
+    state = await delivery_service.report(
+        session, delivery_id=delivery_id, result=body, now=clock(), schedule=settings.delivery_retry_seconds
+    )
+    return json_response(state)

@@ -1,0 +1,50 @@
+"""Channel errors; none of them ever carries a channel's URL, address or secret, or an echo of one."""
+
+from __future__ import annotations
+
+from owr_shared.errors import VALIDATION_ERROR, Conflict, NotFound, ProblemError, field_errors
+
+
+class ChannelNotFound(NotFound):
+    """No such channel in the caller's workspace (also when it exists in another one)."""
+
+    slug, title = "channel-not-found", "Channel Not Found"
+    default_detail = "No channel with this id exists in this workspace."
+
+
+class ChannelDisabled(Conflict):
+    slug, title = "channel-disabled", "Channel Disabled"
+    default_detail = "The channel is disabled; enable it first (PATCH with enabled: true)."
+
+
+class ChannelHasNoSecret(Conflict):
+    slug, title = "channel-has-no-secret", "Channel Has No Secret"
+    default_detail = "Only webhook channels sign their deliveries; this channel has no secret to rotate."
+
+
+class TooManyChannels(Conflict):
+    """The workspace holds `USAGE_MAX_CHANNELS_PER_WORKSPACE` channels already."""
+
+    slug, title = "too-many-channels", "Too Many Channels"
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"This workspace already has {cap} channels, the most it may have; delete one first.")
+
+
+class InvalidChannelTarget(ProblemError):
+    """A URL or address this channel type or this deployment does not take; the message never echoes it."""
+
+    status, slug, title = VALIDATION_ERROR
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message, errors=field_errors("body", field, message, "channel_target"))
+
+
+class ChannelUnreadable(ProblemError):
+    """A channel's sealed URL, address or secret failed to decrypt (tampered row, a KEK not configured).
+
+    The detail is fixed text: it never carries the value, the ciphertext or the cause's message.
+    """
+
+    status, slug, title = 500, "channel-unreadable", "Channel Unreadable"
+    default_detail = "The channel's stored target or secret could not be decrypted."
