@@ -8,6 +8,7 @@ Every app calls a `PeerStub` as its keys service (`keys_stub`), reset after each
 from __future__ import annotations
 
 import base64
+import json
 import math
 import secrets
 import time
@@ -51,8 +52,9 @@ SERVICE_CLIENTS = {
     "sweeper": {"secret": SWEEPER_SECRET, "scopes": ["workspaces:sweep"], "audiences": ["owr-auth"]},
 }
 API_TOKEN_PEPPER = "pepper-for-tests-" + "p9" * 16
-# The base64 of 32 bytes: seals TOTP secrets and keys the recovery-code hashes of every test app.
-MFA_KEY = base64.b64encode(b"mfa-key-for-tests-" + b"m" * 14).decode()
+# Every test app's KEK (it seals TOTP secrets) and recovery-code pepper, so apps open each other's rows.
+AUTH_KEKS = json.dumps({"t1": base64.b64encode(b"auth-kek-for-tests-" + b"k" * 13).decode()})
+RECOVERY_CODE_PEPPER = "recovery-pepper-for-tests-" + "r8" * 12
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:
@@ -69,7 +71,13 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> AuthSe
         AuthSettings,
         database_url,
         redis_url,
-        {"api_token_pepper": API_TOKEN_PEPPER, "mfa_key": MFA_KEY, **FAST_ARGON2},
+        {
+            "api_token_pepper": API_TOKEN_PEPPER,
+            "keks": AUTH_KEKS,
+            "active_kek_version": "t1",
+            "recovery_code_pepper": RECOVERY_CODE_PEPPER,
+            **FAST_ARGON2,
+        },
         overrides,
     )
 

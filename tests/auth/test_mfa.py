@@ -8,9 +8,12 @@ known moment and a step can be moved on without waiting.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import re
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -22,7 +25,7 @@ from sqlalchemy import select
 from owr_auth.mfa.errors import MfaUnreadable
 from owr_auth.mfa.models import RecoveryCode, TotpCredential
 from owr_auth.mfa.sealing import MfaKeys
-from tests.auth.conftest import PASSWORD, login, register, registered_session, unique_email
+from tests.auth.conftest import AUTH_KEKS, PASSWORD, login, register, registered_session, unique_email
 from tests.support.http import assert_problem, bearer
 
 NEW_PASSWORD = "another long passphrase 8"
@@ -108,7 +111,9 @@ async def test_setup_gives_a_uri_and_a_qr_code_and_keeps_the_secret_sealed(clien
         await db_session.execute(select(TotpCredential).where(TotpCredential.user_id == uuid.UUID(user["id"])))
     ).scalar_one()
     assert row.enabled_at is None
-    assert otp.secret.encode() not in bytes(row.sealed_secret)
+    assert otp.secret.encode() not in bytes(row.ciphertext)
+    assert row.kek_version == "t1"
+    assert otp.secret not in repr(row)
     status = (await client.get("/api/v1/auth/2fa", headers=bearer(pair["access_token"]))).json()
     assert status == {"enabled": False, "pending": True, "enabled_at": None, "recovery_codes_left": 0}
     # Two-factor sign-in is not on until a code confirms the setup: the password alone still signs in.
@@ -404,16 +409,39 @@ async def test_two_requests_with_one_code_at_once_sign_in_once(committed_client,
 
 
 def test_a_sealed_secret_opens_only_for_its_user_and_key():
-    keys = MfaKeys(bytes(32))
+    keys = MfaKeys({"v1": bytes(32)}, "v1", recovery_pepper=b"p" * 32)
     alice, bob = uuid.uuid4(), uuid.uuid4()
     sealed = keys.seal(alice, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
     assert keys.open(alice, sealed) == "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
-    assert b"JBSWY3DP" not in sealed
+    assert b"JBSWY3DP" not in sealed.ciphertext
     with pytest.raises(MfaUnreadable):
         keys.open(bob, sealed)  # moved onto another user's row
     with pytest.raises(MfaUnreadable):
-        MfaKeys(bytes([1]) * 32).open(alice, sealed)  # another key
+        MfaKeys({"v1": bytes([1]) * 32}, "v1", recovery_pepper=b"p" * 32).open(alice, sealed)  # another KEK
     with pytest.raises(MfaUnreadable):
-        keys.open(alice, sealed[:-1] + bytes([sealed[-1] ^ 1]))  # tampered
+        keys.open(alice, replace(sealed, ciphertext=sealed.ciphertext[:-1] + bytes([sealed.ciphertext[-1] ^ 1])))
     assert keys.recovery_hash(alice, "abcd") != keys.recovery_hash(bob, "abcd")
-    assert repr(keys) == "MfaKeys(***)"
+    assert "0000" not in repr(keys)
+
+
+async def test_a_kek_rotation_reaches_a_secret_when_its_code_is_next_used(app_factory, clock, db_session):
+    """An old KEK stays listed; the first code checked after the rotation re-wraps the secret under the new one."""
+    new = base64.b64encode(b"n" * 32).decode()
+    rotated = json.dumps({**json.loads(AUTH_KEKS), "t2": new})
+    async with app_factory() as client:
+        client.app.state.mfa.clock = clock
+        user, secret, _ = await enabled_user(client, clock)
+    async with app_factory(keks=rotated, active_kek_version="t2") as client:
+        client.app.state.mfa.clock = clock
+        challenge = await first_step(client, user["email"])
+        clock.step()
+        assert (await second_step(client, challenge, code=code_at(secret, clock()))).status_code == 200
+    row = (
+        await db_session.execute(select(TotpCredential).where(TotpCredential.user_id == uuid.UUID(user["id"])))
+    ).scalar_one()
+    assert row.kek_version == "t2"
+    async with app_factory(keks=json.dumps({"t2": new}), active_kek_version="t2") as client:
+        client.app.state.mfa.clock = clock
+        challenge = await first_step(client, user["email"])
+        clock.step()
+        assert (await second_step(client, challenge, code=code_at(secret, clock()))).status_code == 200

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -32,7 +33,9 @@ PASSWORD = "a long and unusual passphrase 7"
 START = 1_800_000_000.0
 AUTH_SECRETS = {
     "api_token_pepper": "pepper-for-web-tests-" + "p9" * 16,
-    "mfa_key": base64.b64encode(b"w" * 32).decode(),
+    "keks": json.dumps({"w1": base64.b64encode(b"w" * 32).decode()}),
+    "active_kek_version": "w1",
+    "recovery_code_pepper": "recovery-pepper-for-web-tests-" + "r8" * 12,
     "argon2_memory_kib": 1024,
     "argon2_time_cost": 1,
     "usage_url": None,

@@ -8,8 +8,6 @@ Errors never echo input (`hide_input_in_errors`): the input holds the signing ke
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
 from functools import cached_property
 from typing import Annotated, Literal, Self
@@ -19,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from owr_shared.envelope import KekSettings
 from owr_shared.settings import Environment, HttpServiceSettings, Port, http_url, is_placeholder, secret_field
 
 # OWASP Password Storage Cheat Sheet, argon2id minimum configuration.
@@ -28,7 +27,6 @@ ARGON2_MIN_PARALLELISM = 1
 ACCESS_TOKEN_MAX_TTL_SECONDS = 15 * 60
 SERVICE_TOKEN_MAX_TTL_SECONDS = 15 * 60
 SERVICE_CLIENT_SECRET_MIN_LENGTH = 32
-MFA_KEY_BYTES = 32
 # The `sub` of the service tokens auth mints for its own calls; no configured client may take it.
 AUTH_CLIENT_ID = "auth"
 
@@ -46,14 +44,6 @@ ServiceScope = Literal[
 ]
 ClientId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 Audience = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
-
-
-def _mfa_key(value: SecretStr) -> bytes:
-    """`openssl rand -base64 32`'s output; ValueError without echoing the value."""
-    try:
-        return base64.b64decode(value.get_secret_value().strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("is not valid base64") from None
 
 
 def _pem(value: str) -> str:
@@ -79,8 +69,9 @@ class ServiceClient(BaseModel):
         return value
 
 
-class AuthSettings(HttpServiceSettings):
-    """Configuration of the auth service (`AUTH_` prefix)."""
+class AuthSettings(KekSettings, HttpServiceSettings):
+    """Configuration of the auth service (`AUTH_` prefix); `AUTH_KEKS` / `AUTH_ACTIVE_KEK_VERSION` (`KekSettings`)
+    seal the TOTP secrets of two-factor sign-in."""
 
     model_config = SettingsConfigDict(
         env_prefix="AUTH_", env_file=None, extra="ignore", frozen=True, hide_input_in_errors=True
@@ -126,9 +117,9 @@ class AuthSettings(HttpServiceSettings):
     # Live (unrevoked, unexpired) tokens a user may hold at once.
     api_tokens_per_user_max: int = Field(default=50, ge=1, le=10_000)
 
-    # Two-factor sign-in (TOTP). The key seals each TOTP secret at rest (AES-256-GCM) and keys the HMAC that
-    # recovery codes are stored as; ephemeral outside production when unset (enrolments then die with it).
-    mfa_key: SecretStr | None = secret_field("base64 of 32 random bytes; seals TOTP secrets, keys recovery codes")
+    # Two-factor sign-in (TOTP): the secrets are sealed under `AUTH_KEKS` (`KekSettings`, the envelope scheme),
+    # the recovery codes stored as HMAC-SHA-256 under this pepper. Ephemeral outside production when unset.
+    recovery_code_pepper: SecretStr | None = secret_field("at least 32 random characters; HMAC key of recovery codes")
     # Wrong codes (login's second step, enable, disable) before a lockout: per user from any address, per address.
     mfa_max_failures_per_user: int = Field(default=5, ge=1, le=1000)
     mfa_max_failures_per_ip: int = Field(default=20, ge=1, le=100_000)
@@ -171,7 +162,7 @@ class AuthSettings(HttpServiceSettings):
             keys.append(pem)
         return keys
 
-    @field_validator("api_token_pepper")
+    @field_validator("api_token_pepper", "recovery_code_pepper")
     @classmethod
     def _check_pepper(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
@@ -185,25 +176,17 @@ class AuthSettings(HttpServiceSettings):
             return secrets.token_bytes(32)
         return self.api_token_pepper.get_secret_value().encode("utf-8")
 
-    @field_validator("mfa_key")
-    @classmethod
-    def _check_mfa_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value().strip():
-            return None
-        # A template value (`.env.example`) is left for the production check to refuse by name.
-        if not is_placeholder(value.get_secret_value()) and len(_mfa_key(value)) != MFA_KEY_BYTES:
-            raise ValueError(f"must be the base64 of exactly {MFA_KEY_BYTES} bytes")
-        return value
-
     @cached_property
-    def mfa_key_bytes(self) -> bytes:
-        """The MFA key; a random one per process when none is configured (never in production)."""
-        if self.mfa_key is None or is_placeholder(self.mfa_key.get_secret_value()):
+    def recovery_code_pepper_bytes(self) -> bytes:
+        """The recovery codes' HMAC key; a random one per process when none is configured (never in production)."""
+        if self.recovery_code_pepper is None or is_placeholder(self.recovery_code_pepper.get_secret_value()):
             self.warn_generated_secret(
-                "AUTH_MFA_KEY", "mfa_key_ephemeral", "two-factor enrolments last only as long as this process"
+                "AUTH_RECOVERY_CODE_PEPPER",
+                "recovery_code_pepper_ephemeral",
+                "recovery codes of two-factor sign-in work only as long as this process",
             )
-            return secrets.token_bytes(MFA_KEY_BYTES)
-        return _mfa_key(self.mfa_key)
+            return secrets.token_bytes(32)
+        return self.recovery_code_pepper.get_secret_value().encode("utf-8")
 
     @field_validator("keys_url", "usage_url")
     @classmethod

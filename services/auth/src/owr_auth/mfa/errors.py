@@ -42,7 +42,7 @@ class MfaSetupMissing(Conflict):
 
 
 class MfaUnreadable(ProblemError):
-    """The stored secret does not open with the configured AUTH_MFA_KEY (the key was changed)."""
+    """The stored secret does not open with the configured `AUTH_KEKS` (its version is gone, or the row was altered)."""
 
     status, slug, title = INTERNAL_ERROR
     default_detail = "Two-factor verification is unavailable for this account; contact the operator."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, LargeBinary, UniqueConstraint, Uuid, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, LargeBinary, String, UniqueConstraint, Uuid, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from owr_auth.base import AuthBase, CreatedAtMixin, new_id, utcnow
@@ -16,9 +16,17 @@ class TotpCredential(CreatedAtMixin, AuthBase):
 
     __tablename__ = "totp_credentials"
 
+    def __repr__(self) -> str:
+        # Never the sealed bytes, even in a traceback's locals.
+        return f"TotpCredential(user_id={self.user_id}, kek_version={self.kek_version!r}, enabled_at={self.enabled_at})"
+
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("auth.users.id", ondelete="CASCADE"), primary_key=True)
-    # AES-256-GCM under the MFA key, bound to the user (`mfa/sealing.py`); never the plain secret.
-    sealed_secret: Mapped[bytes] = mapped_column(LargeBinary(256), nullable=False)
+    # The secret sealed with the envelope scheme under `AUTH_KEKS`, bound to the user (`mfa/sealing.py`).
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(12), nullable=False)
+    wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    dek_nonce: Mapped[bytes] = mapped_column(LargeBinary(12), nullable=False)
+    kek_version: Mapped[str] = mapped_column(String(32), nullable=False)
     enabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # The time-step (unix time // 30) of the last accepted code: a code of this step or an earlier one is
     # refused, so a code works once, whatever it is used for.
@@ -29,7 +37,7 @@ class TotpCredential(CreatedAtMixin, AuthBase):
 
 
 class RecoveryCode(CreatedAtMixin, AuthBase):
-    """A one-time recovery code, stored as HMAC-SHA-256 under the MFA key's recovery subkey."""
+    """A one-time recovery code, stored as HMAC-SHA-256 under `AUTH_RECOVERY_CODE_PEPPER`."""
 
     __tablename__ = "recovery_codes"
     # Also the index of a user's codes (its leading column).

@@ -10,6 +10,28 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_auth.mfa.models import RecoveryCode, TotpCredential
+from owr_shared.envelope import SealedSecret
+
+
+def sealed_secret(credential: TotpCredential) -> SealedSecret:
+    """What the envelope opens, from the credential's columns."""
+    return SealedSecret(
+        ciphertext=bytes(credential.ciphertext),
+        nonce=bytes(credential.nonce),
+        wrapped_dek=bytes(credential.wrapped_dek),
+        dek_nonce=bytes(credential.dek_nonce),
+        kek_version=credential.kek_version,
+    )
+
+
+def _sealed_columns(sealed: SealedSecret) -> dict[str, object]:
+    return {
+        "ciphertext": sealed.ciphertext,
+        "nonce": sealed.nonce,
+        "wrapped_dek": sealed.wrapped_dek,
+        "dek_nonce": sealed.dek_nonce,
+        "kek_version": sealed.kek_version,
+    }
 
 
 class MfaRepository:
@@ -40,14 +62,20 @@ class MfaRepository:
         )
         return result.first() is not None
 
-    async def put_pending(self, user_id: uuid.UUID, sealed_secret: bytes, at: datetime) -> None:
+    async def put_pending(self, user_id: uuid.UUID, sealed: SealedSecret, at: datetime) -> None:
         """Start (or restart) a setup; refused by the caller when two-factor sign-in is already on."""
-        values = {"sealed_secret": sealed_secret, "enabled_at": None, "last_used_step": None, "updated_at": at}
+        values = {**_sealed_columns(sealed), "enabled_at": None, "last_used_step": None, "updated_at": at}
         await self.session.execute(
             insert(TotpCredential)
             .values(user_id=user_id, created_at=at, **values)
             .on_conflict_do_update(index_elements=[TotpCredential.user_id], set_=values)
         )
+
+    async def reseal(self, credential: TotpCredential, sealed: SealedSecret) -> None:
+        """The same secret under another KEK version (a re-wrap)."""
+        for name, value in _sealed_columns(sealed).items():
+            setattr(credential, name, value)
+        await self.session.flush()
 
     async def mark_used(self, credential: TotpCredential, step: int) -> None:
         credential.last_used_step = step

@@ -1,75 +1,67 @@
-"""The MFA key: TOTP secrets sealed at rest, recovery codes stored as keyed hashes.
+"""TOTP secrets sealed at rest with the envelope scheme (`owr_shared.envelope`, under `AUTH_KEKS`), and
+recovery codes stored as keyed hashes (under `AUTH_RECOVERY_CODE_PEPPER`).
 
-Two subkeys are derived from `AUTH_MFA_KEY` with HKDF-SHA-256 (distinct `info`), so the one configured
-secret never serves two algorithms. A TOTP secret is sealed with AES-256-GCM under a random 96-bit nonce;
-the associated data names the purpose and the user, so a sealed secret copied onto another user's row
-does not open. The stored value is `version (1 byte) || nonce || ciphertext`: the version byte leaves room
-to move to the shared envelope scheme (versioned KEKs) without a flag day.
+A secret's ciphertext and wrapped data key are bound to the user (`owr:totp:v1:{user_id}`): a sealed secret
+copied onto another user's row does not open. A KEK rotation re-wraps the data key only; `check` re-wraps a
+credential under the active KEK whenever it verifies a code with it.
 
-Recovery codes are 60 random bits each, so a keyed hash is enough: HMAC-SHA-256 under the recovery
-subkey, over the user id and the normalised code. A copy of the database alone opens nothing and lets no
-one test guesses offline; an online guess goes through the code throttle.
+Recovery codes carry 60 random bits each, so a keyed hash is enough: HMAC-SHA-256 over the user id and the
+normalised code. A copy of the database alone opens nothing and lets no one test guesses offline; an
+online guess goes through the code throttle.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import uuid
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from owr_auth.mfa.errors import MfaUnreadable
-from owr_shared.logging import get_logger
+from owr_auth.settings import AuthSettings
+from owr_shared.envelope import AadContext, Binding, Envelope, SealedSecret
 
-log = get_logger(__name__)
-
-_VERSION = b"\x01"
-_NONCE_BYTES = 12
-_SEAL_INFO = b"owr-auth mfa: totp secret sealing v1"
-_RECOVERY_INFO = b"owr-auth mfa: recovery code hmac v1"
-_AAD_PREFIX = b"owr-auth:totp-secret:"
+TOTP_CONTEXT = AadContext(secret=b"owr:totp:v1:", dek=b"owr:totp-dek:v1:")
+_RECOVERY_CONTEXT = b"owr:recovery-code:v1:"
 
 
-def _subkey(key: bytes, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(key)
+def _binding(user_id: uuid.UUID) -> Binding:
+    return {"user_id": user_id}
 
 
 class MfaKeys:
-    """Seal and open TOTP secrets; hash recovery codes. Its repr shows no key material."""
+    """Seal, open and re-wrap TOTP secrets; hash recovery codes. Its repr shows no key material."""
 
-    def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(_subkey(key, _SEAL_INFO))
-        self._recovery_key = _subkey(key, _RECOVERY_INFO)
+    def __init__(self, keks: dict[str, bytes], active_version: str, *, recovery_pepper: bytes) -> None:
+        self._envelope = Envelope(
+            keks, active_version, context=TOTP_CONTEXT, unreadable=MfaUnreadable, event="totp_secret_unreadable"
+        )
+        self._recovery_pepper = recovery_pepper
+
+    @classmethod
+    def from_settings(cls, settings: AuthSettings) -> MfaKeys:
+        """`AUTH_KEKS` (outside production an unset one is ephemeral) and the recovery codes' pepper."""
+        keks, active = settings.keks_or_ephemeral(
+            "sealing TOTP secrets with a KEK generated at start; two-factor enrolments will not survive a restart."
+        )
+        return cls(keks, active, recovery_pepper=settings.recovery_code_pepper_bytes)
 
     def __repr__(self) -> str:
-        return "MfaKeys(***)"
+        return f"MfaKeys(versions={sorted(self._envelope.versions)!r}, active={self.active_version!r})"
 
-    def seal(self, user_id: uuid.UUID, secret: str) -> bytes:
-        nonce = os.urandom(_NONCE_BYTES)
-        return _VERSION + nonce + self._aead.encrypt(nonce, secret.encode("ascii"), _AAD_PREFIX + user_id.bytes)
+    @property
+    def active_version(self) -> str:
+        return self._envelope.active_version
 
-    def open(self, user_id: uuid.UUID, sealed: bytes) -> str:
-        """The secret; `MfaUnreadable` when the row was tampered with, moved, or sealed under another key."""
-        sealed = bytes(sealed)
-        if sealed[:1] != _VERSION or len(sealed) <= 1 + _NONCE_BYTES:
-            raise self._unreadable(user_id, "unknown_format")
-        nonce, ciphertext = sealed[1 : 1 + _NONCE_BYTES], sealed[1 + _NONCE_BYTES :]
-        try:
-            return self._aead.decrypt(nonce, ciphertext, _AAD_PREFIX + user_id.bytes).decode("ascii")
-        except (InvalidTag, UnicodeDecodeError):
-            raise self._unreadable(user_id, "rejected") from None
+    def seal(self, user_id: uuid.UUID, secret: str) -> SealedSecret:
+        return self._envelope.seal(secret, _binding(user_id))
+
+    def open(self, user_id: uuid.UUID, sealed: SealedSecret) -> str:
+        """The secret; `MfaUnreadable` when the row was tampered with, moved, or its KEK is not configured."""
+        return self._envelope.open(sealed, _binding(user_id))
+
+    def rewrap(self, user_id: uuid.UUID, sealed: SealedSecret) -> SealedSecret:
+        return self._envelope.rewrap(sealed, _binding(user_id))
 
     def recovery_hash(self, user_id: uuid.UUID, normalized_code: str) -> bytes:
-        message = user_id.bytes + b":" + normalized_code.encode("ascii")
-        return hmac.new(self._recovery_key, message, hashlib.sha256).digest()
-
-    @staticmethod
-    def _unreadable(user_id: uuid.UUID, reason: str) -> MfaUnreadable:
-        # The user and the reason only; a key change without migrating the rows shows up here.
-        log.error("totp_secret_unreadable", user_id=str(user_id), reason=reason)
-        return MfaUnreadable()
+        message = _RECOVERY_CONTEXT + user_id.bytes + b":" + normalized_code.encode("ascii")
+        return hmac.new(self._recovery_pepper, message, hashlib.sha256).digest()

@@ -22,7 +22,7 @@ from owr_auth.metrics import MFA_CHECKS
 from owr_auth.mfa import totp
 from owr_auth.mfa.challenge import ChallengeStore
 from owr_auth.mfa.errors import MfaAlreadyEnabled, MfaNotEnabled, MfaSetupMissing, WrongCode
-from owr_auth.mfa.repository import MfaRepository
+from owr_auth.mfa.repository import MfaRepository, sealed_secret
 from owr_auth.mfa.schemas import MfaStatus, RecoveryCodesView, SetupView
 from owr_auth.mfa.sealing import MfaKeys
 from owr_auth.sessions.throttle import AttemptLimits, AttemptThrottle
@@ -54,7 +54,7 @@ class MfaKit:
             lockout_max_seconds=settings.login_lockout_max_seconds,
         )
         return cls(
-            keys=MfaKeys(settings.mfa_key_bytes),
+            keys=MfaKeys.from_settings(settings),
             challenges=ChallengeStore(redis, ttl_seconds=settings.mfa_challenge_ttl_seconds),
             throttle=AttemptThrottle(redis, namespace="mfa", subject_kind="user", limits=limits),
         )
@@ -151,11 +151,15 @@ async def check(
         credential = None
     ok = False
     if credential is not None and code is not None:
-        secret = mfa.keys.open(user_id, credential.sealed_secret)
+        sealed = sealed_secret(credential)
+        secret = mfa.keys.open(user_id, sealed)
         step = totp.matching_step(secret, code, now=mfa.clock())
         if step is not None and (credential.last_used_step is None or step > credential.last_used_step):
             await repo.mark_used(credential, step)
             ok = True
+            if sealed.kek_version != mfa.keys.active_version:
+                # A KEK rotation reaches the secrets of people who sign in without a command of its own.
+                await repo.reseal(credential, mfa.keys.rewrap(user_id, sealed))
     elif credential is not None and recovery_code is not None and purpose != "enable":
         stored = totp.normalize_recovery_code(recovery_code)
         if stored is not None:

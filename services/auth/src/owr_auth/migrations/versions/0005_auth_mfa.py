@@ -12,7 +12,11 @@ def upgrade() -> None:
     op.create_table(
         "totp_credentials",
         sa.Column("user_id", sa.Uuid(), nullable=False),
-        sa.Column("sealed_secret", sa.LargeBinary(length=256), nullable=False),
+        sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
+        sa.Column("nonce", sa.LargeBinary(length=12), nullable=False),
+        sa.Column("wrapped_dek", sa.LargeBinary(), nullable=False),
+        sa.Column("dek_nonce", sa.LargeBinary(length=12), nullable=False),
+        sa.Column("kek_version", sa.String(length=32), nullable=False),
         sa.Column("enabled_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_used_step", sa.BigInteger(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
