@@ -178,6 +178,13 @@ async def test_two_factor_sign_in_in_the_browser(system: System, browser: Any) -
         assert await page.locator("text=8 of 10 recovery codes left").count() == 1
         assert await page.locator("span.badge:has-text('this browser')").count() == 1
         await screenshot(page, "security")
+        assert await axe_violations(page) == []
+        await page.set_viewport_size({"width": 360, "height": 800})
+        await screenshot(page, "security-phone")
+        for path in ("/profile", "/security"):  # nothing wider than a phone
+            await page.goto(system.gateway + path)
+            assert await page.evaluate("document.documentElement.scrollWidth <= 360"), path
+        await page.set_viewport_size({"width": 1280, "height": 900})
         html = await page.content()
         for secret_value in (secret, *recovery):
             assert secret_value not in html
