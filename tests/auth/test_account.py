@@ -139,18 +139,19 @@ async def test_delete_account_removes_its_rows(client, redis_client, db_session)
     await register(client, user["email"])
 
 
-async def test_delete_keeps_workspaces_with_another_owner(client, db_session):
+async def test_delete_keeps_workspaces_owned_by_another(client, db_session):
+    """A workspace has one owner; an account deleted while a member of someone else's leaves it intact."""
     alice, alice_pair = await registered_session(client)
     bob = await register(client)
-    shared_id = uuid.UUID(alice["workspace"]["id"])
-    db_session.add(Membership(user_id=uuid.UUID(bob["id"]), workspace_id=shared_id, role="owner"))
+    shared_id = uuid.UUID(bob["workspace"]["id"])
+    db_session.add(Membership(user_id=uuid.UUID(alice["id"]), workspace_id=shared_id, role="admin"))
     await db_session.flush()
 
     assert (await client.delete("/api/v1/auth/me", headers=bearer(alice_pair["access_token"]))).status_code == 204
     assert await db_session.get(Workspace, shared_id) is not None
     members = (await db_session.execute(select(Membership.user_id).where(Membership.workspace_id == shared_id))).all()
     assert [row[0] for row in members] == [uuid.UUID(bob["id"])]
-    assert await db_session.get(Workspace, uuid.UUID(bob["workspace"]["id"])) is not None
+    assert await db_session.get(Workspace, uuid.UUID(alice["workspace"]["id"])) is None
 
 
 async def test_me_of_a_deleted_user_is_401(client, shared_app, db_session):

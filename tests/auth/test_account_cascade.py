@@ -64,10 +64,10 @@ async def test_keys_is_asked_to_erase_each_solely_owned_workspace(client, keys_s
     user, pair = await registered_session(client)
     user_id, personal = uuid.UUID(user["id"]), uuid.UUID(user["workspace"]["id"])
     team = await add_workspace(db_session, user_id)
-    # Workspaces the user shares with another owner, or only belongs to, keep their keys.
+    # Workspaces another person owns, of which the user is only a member (or an admin), keep their keys.
     other, _ = await registered_session(client)
     shared = await add_workspace(db_session, uuid.UUID(other["id"]))
-    db_session.add(Membership(user_id=user_id, workspace_id=shared, role="owner"))
+    db_session.add(Membership(user_id=user_id, workspace_id=shared, role="admin"))
     db_session.add(Membership(user_id=user_id, workspace_id=uuid.UUID(other["workspace"]["id"]), role="member"))
     await db_session.flush()
 

@@ -28,7 +28,7 @@ from tools.devstack import Ports, ProcessGroup, ProcessSpec, system_specs
 
 pytestmark = pytest.mark.e2e
 
-PAGES = ("/", "/keys", "/stats", "/accounts", "/tokens", "/profile")
+PAGES = ("/", "/keys", "/stats", "/accounts", "/team", "/workspaces", "/invite?token=owri_x", "/tokens", "/profile")
 
 
 @pytest.fixture(scope="session")

@@ -162,7 +162,7 @@ async def test_admit_counts_users_by_subject_and_anonymous_callers_by_address():
     assert await admission.admit(keys, incoming(("authorization", "Bearer good")), "1.2.3.4") is state.limiter.decision
     await admission.admit(jwks, incoming(), "1.2.3.4")
     assert state.limiter.checks == [
-        ("user", "user-1", {"user_id": "user-1", "issued_at": 111, "session_id": None}),
+        ("user", "user-1", {"user_id": "user-1", "issued_at": 111, "session_id": None, "workspace_id": None}),
         ("anonymous", "1.2.3.4", {}),
     ]
 

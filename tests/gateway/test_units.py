@@ -115,9 +115,15 @@ def test_default_route_policies():
         "/api/v1/auth/logout": ("auth", False, "anonymous"),
         "/api/v1/auth": ("auth", True, "user"),
         "/api/v1/tokens": ("auth", True, "user"),
+        "/api/v1/workspaces": ("auth", True, "user"),
+        "/api/v1/invitations": ("auth", True, "user"),
         "/.well-known/jwks.json": ("auth", False, "anonymous"),
         "/api/v1/keys": ("keys", True, "user"),
         "/api/v1/usage": ("usage", True, "user"),
+        "/api/v1/budgets": ("usage", True, "user"),
+        "/api/v1/channels": ("usage", True, "user"),
+        "/api/v1/alerts": ("usage", True, "user"),
+        "/api/v1/alert-rules": ("usage", True, "user"),
     }
 
 

@@ -37,6 +37,8 @@ class Gateway:
         self.delay = delay
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/workspaces":  # the header's switcher, listed when a session starts
+            return httpx.Response(200, json={"items": [], "total": 0, "page": 1, "per_page": 100})
         assert request.url.path == "/api/v1/auth/refresh"
         self.calls += 1
         await asyncio.sleep(self.delay)
@@ -52,7 +54,7 @@ class Gateway:
 
 async def test_a_session_lives_until_its_lifetime_or_its_idle_timeout(redis_client: Redis) -> None:
     store = SessionStore(redis_client, settings(session_idle_seconds=60))
-    session_id = await store.start(PAIR, "a@example.com")
+    session_id = await store.start(PAIR, "a@example.com", Gateway().api())
     loaded = await store.load(session_id)
     assert loaded is not None
     assert loaded.email == "a@example.com"
@@ -72,7 +74,9 @@ async def test_a_session_lives_until_its_lifetime_or_its_idle_timeout(redis_clie
 async def test_concurrent_requests_refresh_once(redis_client: Redis) -> None:
     store = SessionStore(redis_client, settings())
     gateway = Gateway(delay=0.2)
-    session_id = await store.start({**PAIR, "expires_in": 10}, "a@example.com")  # inside the 60 s margin
+    session_id = await store.start(
+        {**PAIR, "expires_in": 10}, "a@example.com", Gateway().api()
+    )  # inside the 60 s margin
     sessions = [await store.load(session_id) for _ in range(5)]
     fresh = await asyncio.gather(*(store.fresh(session_id, s, gateway.api()) for s in sessions if s))
     # auth revokes a whole family when a refresh token is used twice: only one request may refresh.
@@ -85,7 +89,7 @@ async def test_concurrent_requests_refresh_once(redis_client: Redis) -> None:
 
 async def test_a_refused_refresh_ends_the_session(redis_client: Redis) -> None:
     store = SessionStore(redis_client, settings())
-    session_id = await store.start({**PAIR, "expires_in": 5}, "a@example.com")
+    session_id = await store.start({**PAIR, "expires_in": 5}, "a@example.com", Gateway().api())
     session = await store.load(session_id)
     assert session is not None
     with pytest.raises(SignedOut):
@@ -96,7 +100,7 @@ async def test_a_refused_refresh_ends_the_session(redis_client: Redis) -> None:
 async def test_a_token_with_time_left_is_not_refreshed(redis_client: Redis) -> None:
     store = SessionStore(redis_client, settings())
     gateway = Gateway()
-    session_id = await store.start(PAIR, "a@example.com")
+    session_id = await store.start(PAIR, "a@example.com", Gateway().api())
     session = await store.load(session_id)
     assert session is not None
     assert (await store.fresh(session_id, session, gateway.api())).access_token == "a0"
@@ -108,7 +112,7 @@ async def test_a_request_that_loaded_before_another_refreshed_does_not_refresh_a
     second refresh would reuse the rotated refresh token, and auth would revoke the whole family)."""
     store = SessionStore(redis_client, settings())
     gateway = Gateway()
-    session_id = await store.start({**PAIR, "expires_in": 10}, "a@example.com")
+    session_id = await store.start({**PAIR, "expires_in": 10}, "a@example.com", Gateway().api())
     stale = await store.load(session_id)
     other = await store.load(session_id)
     assert stale is not None
@@ -125,7 +129,7 @@ async def test_a_request_that_loaded_before_another_refreshed_does_not_refresh_a
 
 async def test_a_rate_limited_refresh_keeps_the_session(redis_client: Redis) -> None:
     store = SessionStore(redis_client, settings())
-    session_id = await store.start({**PAIR, "expires_in": 5}, "a@example.com")
+    session_id = await store.start({**PAIR, "expires_in": 5}, "a@example.com", Gateway().api())
     session = await store.load(session_id)
     assert session is not None
     with pytest.raises(ApiUnavailable):

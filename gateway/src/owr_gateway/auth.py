@@ -24,13 +24,21 @@ _MAX_TOKEN_BYTES = 8192
 class CachedPrincipal:
     """The parts of a verified access token the gateway needs."""
 
-    __slots__ = ("expires_at", "issued_at", "session_id", "subject")
+    __slots__ = ("expires_at", "issued_at", "session_id", "subject", "workspace_id")
 
-    def __init__(self, subject: str, issued_at: float, expires_at: int, session_id: str | None = None) -> None:
+    def __init__(
+        self,
+        subject: str,
+        issued_at: float,
+        expires_at: int,
+        session_id: str | None = None,
+        workspace_id: str | None = None,
+    ) -> None:
         self.subject = subject
         self.issued_at = issued_at  # to the millisecond, as auth mints it: cut-offs are sub-second
         self.expires_at = expires_at
         self.session_id = session_id  # `sid`: logout and refresh-token reuse deny it at once
+        self.workspace_id = workspace_id  # `wid`: removing the member or lowering their role cuts it off
 
 
 def aiohttp_jwks_fetcher(session: aiohttp.ClientSession, url: str, timeout: float = 3.0) -> JwksFetcher:
@@ -78,6 +86,7 @@ class Authenticator:
             float(iat) if isinstance(iat, int | float) else principal.issued_at,
             principal.expires_at,
             sid if isinstance(sid, str) else None,
+            principal.workspace_id,
         )
         if self._cache_size > 0 and time.time() < entry.expires_at:
             cache[key] = entry

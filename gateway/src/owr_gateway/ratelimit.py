@@ -22,17 +22,21 @@ from owr_shared.wire import redis_keys
 
 log = get_logger("owr.gateway.ratelimit")
 
-# KEYS[1] counter, KEYS[2] (optional) the user's revocation mark, KEYS[3] (optional) the session's
+# KEYS[1] counter; for a user's JWT also KEYS[2] the user's revocation mark, KEYS[3] the membership's
+# (the token's user in the token's workspace: removed or lowered) and KEYS[4] (optional) the session's
 # denylist entry; ARGV[1] window ms, ARGV[2] token iat (seconds, to the millisecond).
-# Returns the new count, or -1 when the token was issued before the user's revocation mark or its
-# session was ended (a revoked token does not consume the user's budget).
+# Returns the new count, or -1 when the token was issued before the user's or the membership's mark, or
+# its session was ended (a revoked token does not consume the user's budget).
 RATE_LIMIT_LUA = """
-if #KEYS >= 2 then
-  local revoked = tonumber(redis.call('GET', KEYS[2]) or '')
-  if revoked and tonumber(ARGV[2]) < revoked then
-    return -1
+if #KEYS >= 3 then
+  local iat = tonumber(ARGV[2])
+  for i = 2, 3 do
+    local cutoff = tonumber(redis.call('GET', KEYS[i]) or '')
+    if cutoff and iat < cutoff then
+      return -1
+    end
   end
-  if #KEYS == 3 and redis.call('EXISTS', KEYS[3]) == 1 then
+  if #KEYS == 4 and redis.call('EXISTS', KEYS[4]) == 1 then
     return -1
   end
 end
@@ -45,17 +49,25 @@ return count
 
 # The API-token path in one round trip: KEYS[1] the token's cached introspection (a hash written by
 # `store_token`); ARGV[1] counter prefix, ARGV[2] window start, ARGV[3] window ms, ARGV[4] revocation
-# prefix, ARGV[5..7] the same three for the owner's "user" bucket. Returns {0} on a cache miss, {-1}
-# when the user's sessions were revoked after the JWT was minted, else {count, jwt, per-token limit
-# or '', token id, user count}: one counter per token id, and the owner's, which their sessions share.
+# prefix, ARGV[5..7] the same three for the owner's "user" bucket, ARGV[8] the membership mark's prefix.
+# Returns {0} on a cache miss, and when the entry predates its membership's mark (so the token is
+# introspected again: auth answers with the lowered role, or not active for a removed member); {-1}
+# when the user's sessions were revoked after the JWT was minted; else {count, jwt, per-token limit or
+# '', token id, user count}: one counter per token id, and the owner's, which their sessions share.
 GRANT_LUA = """
-local entry = redis.call('HMGET', KEYS[1], 'jwt', 'tid', 'uid', 'iat', 'limit')
+local entry = redis.call('HMGET', KEYS[1], 'jwt', 'tid', 'uid', 'iat', 'limit', 'wid')
 if not entry[1] then
   return {0}
 end
 local revoked = tonumber(redis.call('GET', ARGV[4] .. entry[3]) or '')
 if revoked and tonumber(entry[4]) < revoked then
   return {-1}
+end
+if entry[6] then
+  local cutoff = tonumber(redis.call('GET', ARGV[8] .. entry[6] .. ':' .. entry[3]) or '')
+  if cutoff and tonumber(entry[4]) < cutoff then
+    return {0}
+  end
 end
 local counter = ARGV[1] .. entry[2] .. ':' .. ARGV[2]
 local count = redis.call('INCR', counter)
@@ -79,6 +91,7 @@ return {redis.call('EXISTS', KEYS[1]), tonumber(redis.call('GET', KEYS[2]) or '0
 FAIL_CLOSED_POLICIES = frozenset({"login"})
 REVOKED_KEY_PREFIX = redis_keys.REVOKED_USER
 REVOKED_SESSION_PREFIX = redis_keys.REVOKED_SESSION
+REVOKED_MEMBER_PREFIX = redis_keys.REVOKED_MEMBER
 _LOCAL_MAX_SUBJECTS = 100_000
 
 ALLOWED = "allowed"
@@ -203,9 +216,10 @@ class RateLimiter:
         user_id: str | None = None,
         issued_at: float = 0,
         session_id: str | None = None,
+        workspace_id: str | None = None,
     ) -> Decision:
-        """Count one request of `subject` under `policy_name`; with `user_id` (and the token's `sid`),
-        also check revocation in the same call."""
+        """Count one request of `subject` under `policy_name`; with `user_id` (and the token's `wid` and
+        `sid`), also check the user's, the membership's and the session's revocation in the same call."""
         policy = self._policies[policy_name]
         now = time.time()
         window = policy.window
@@ -220,12 +234,21 @@ class RateLimiter:
                 command = batcher.prefix_one_key + key + policy.window_ms_bulk
             else:
                 revoked_key = bulk(f"{REVOKED_KEY_PREFIX}{user_id}".encode())
+                member_key = bulk(f"{REVOKED_MEMBER_PREFIX}{workspace_id or ''}:{user_id}".encode())
                 iat = bulk(b"%.3f" % issued_at)
                 if session_id is None:
-                    command = batcher.prefix_two_keys + key + revoked_key + policy.window_ms_bulk + iat
+                    command = batcher.prefix_three_keys + key + revoked_key + member_key + policy.window_ms_bulk + iat
                 else:
                     sid_key = bulk(f"{REVOKED_SESSION_PREFIX}{session_id}".encode())
-                    command = batcher.prefix_three_keys + key + revoked_key + sid_key + policy.window_ms_bulk + iat
+                    command = (
+                        batcher.prefix_four_keys
+                        + key
+                        + revoked_key
+                        + member_key
+                        + sid_key
+                        + policy.window_ms_bulk
+                        + iat
+                    )
             try:
                 # The batcher bounds each round trip by the Redis timeout.
                 count = int(await batcher.call(command))
@@ -246,7 +269,8 @@ class RateLimiter:
     async def check_token(self, cache_key: str) -> Decision:
         """Count one request of an API token, from its cached introspection, in one round trip.
 
-        MISS when nothing is cached (the caller introspects, `store_token`s and checks again); REVOKED
+        MISS when nothing is cached, or what is predates a cut-off of its membership (the caller
+        introspects, `store_token`s and checks again); REVOKED
         when the user's sessions were revoked; UNAVAILABLE when Redis is: API tokens fail closed, since
         their revocation must hold at once and Redis is where it is recorded.
         """
@@ -256,7 +280,7 @@ class RateLimiter:
         user_window_start = int(now // user.window) * user.window
         batcher = self._token_batcher
         command = (
-            batcher.prefix_one_key_seven_args
+            batcher.prefix_one_key_eight_args
             + bulk(cache_key.encode())
             + bulk(default.key_prefix.encode())
             + bulk(b"%d" % window_start)
@@ -265,6 +289,7 @@ class RateLimiter:
             + bulk(user.key_prefix.encode())
             + bulk(b"%d" % user_window_start)
             + user.window_ms_bulk
+            + bulk(REVOKED_MEMBER_PREFIX.encode())
         )
         try:
             reply = await batcher.call(command)

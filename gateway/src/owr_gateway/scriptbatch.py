@@ -36,7 +36,8 @@ class ScriptBatcher:
         self.prefix_one_key = b"*5\r\n$7\r\nEVALSHA\r\n" + sha + bulk(b"1")
         self.prefix_two_keys = b"*7\r\n$7\r\nEVALSHA\r\n" + sha + bulk(b"2")
         self.prefix_three_keys = b"*8\r\n$7\r\nEVALSHA\r\n" + sha + bulk(b"3")
-        self.prefix_one_key_seven_args = b"*11\r\n$7\r\nEVALSHA\r\n" + sha + bulk(b"1")
+        self.prefix_four_keys = b"*9\r\n$7\r\nEVALSHA\r\n" + sha + bulk(b"4")
+        self.prefix_one_key_eight_args = b"*12\r\n$7\r\nEVALSHA\r\n" + sha + bulk(b"1")
 
     def call(self, command: bytes) -> asyncio.Future[Any]:
         """Queue one packed EVALSHA command; the future gets its reply (or the batch's error)."""

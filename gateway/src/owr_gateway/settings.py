@@ -69,6 +69,8 @@ DEFAULT_ROUTES: tuple[dict[str, Any], ...] = (
     {"prefix": "/api/v1/auth", "upstream": "auth", "auth": "jwt", "policy": "user"},
     {"prefix": "/.well-known/jwks.json", "upstream": "auth", "auth": "none", "policy": "anonymous"},
     {"prefix": "/api/v1/tokens", "upstream": "auth", "auth": "jwt", "policy": "user"},
+    {"prefix": "/api/v1/workspaces", "upstream": "auth", "auth": "jwt", "policy": "user"},
+    {"prefix": "/api/v1/invitations", "upstream": "auth", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/keys", "upstream": "keys", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/usage", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/budgets", "upstream": "usage", "auth": "jwt", "policy": "user"},

@@ -38,6 +38,7 @@ class ActiveToken:
 
     token_id: str
     user_id: str
+    workspace_id: str | None
     jwt: str
     issued_at: float
     rate_limit_per_minute: int | None
@@ -50,6 +51,8 @@ class ActiveToken:
             "uid": self.user_id,
             "iat": self.issued_at,
         }
+        if self.workspace_id:  # the membership whose cut-off sends the token back to introspection
+            fields["wid"] = self.workspace_id
         if self.rate_limit_per_minute is not None:
             fields["limit"] = self.rate_limit_per_minute
         return fields
@@ -105,6 +108,7 @@ class TokenIntrospector:
             return ActiveToken(
                 token_id=str(answer["token_id"]),
                 user_id=str(answer["user_id"]),
+                workspace_id=str(answer["workspace_id"]) if answer.get("workspace_id") else None,
                 jwt=str(answer["access_token"]),
                 issued_at=_issued_at(str(answer["access_token"])),
                 rate_limit_per_minute=answer.get("rate_limit_per_minute"),

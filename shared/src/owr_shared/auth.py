@@ -4,6 +4,9 @@ Every service verifies tokens itself against auth's JWKS (defence in depth): `ap
 checks users' access tokens (audience `owr-api`), `app.state.service_verifier` service tokens for this
 service's own audience, so one kind can never pass as the other. `jwks_verifiers` is the lifespan that
 puts both there.
+
+Roles (`owner` > `admin` > `member` > `viewer`) are enforced here too, from the JWT's `role`:
+`require_role(minimum, scope)` is the one dependency every user route of every service takes.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated
 
 import httpx
@@ -75,12 +79,54 @@ async def current_principal(request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+class Role(StrEnum):
+    """A member's role in a workspace, highest first; the JWT's `role` claim."""
+
+    owner = "owner"
+    admin = "admin"
+    member = "member"
+    viewer = "viewer"
+
+
+_RANK = {Role.viewer: 0, Role.member: 1, Role.admin: 2, Role.owner: 3}
+
+
+def role_rank(role: str | None) -> int:
+    """0 (viewer) to 3 (owner); -1 for a missing or unknown role, which no route admits."""
+    try:
+        return _RANK[Role(role)] if role is not None else -1
+    except ValueError:
+        return -1
+
+
+def lower_role(a: str, b: str) -> Role:
+    """The lower of two roles (an API token's role: its minter's then, capped by the membership now)."""
+    return Role(a) if role_rank(a) <= role_rank(b) else Role(b)
+
+
+class RoleTooLow(Forbidden):
+    """The caller is a member of the workspace, but their role there does not allow this."""
+
+    slug, title = "role-too-low", "Role Too Low"
+
+    def __init__(self, minimum: str) -> None:
+        super().__init__(f"This needs the role {minimum!r} or higher in the workspace.")
+
+
+def check_role(role: str | None, minimum: Role | str) -> None:
+    """Raise `RoleTooLow` (403) unless `role` is at least `minimum`: the one comparison of roles."""
+    if role_rank(role) < role_rank(minimum):
+        raise RoleTooLow(str(minimum))
+
+
 @dataclass(frozen=True, slots=True)
 class UserCaller:
     """A user acting in one workspace; every query of theirs is filtered by `workspace_id`."""
 
     user_id: str
     workspace_id: uuid.UUID
+    # The role the token carries in that workspace (checked by `require_role` before a route runs).
+    role: str | None = None
 
 
 async def user_caller(request: Request, principal: CurrentPrincipal) -> UserCaller:
@@ -91,7 +137,7 @@ async def user_caller(request: Request, principal: CurrentPrincipal) -> UserCall
     except ValueError:
         raise WorkspaceRequired() from None
     wall.declare(request, wall.Wall(workspace_id=workspace_id))
-    return UserCaller(user_id=principal.subject, workspace_id=workspace_id)
+    return UserCaller(user_id=principal.subject, workspace_id=workspace_id, role=principal.role)
 
 
 User = Annotated[UserCaller, Depends(user_caller)]
@@ -107,20 +153,32 @@ class SessionRequired(Forbidden):
     default_detail = "This needs a signed-in session, not an API token."
 
 
-def user_with_scope(scope: str) -> Callable[[Principal, UserCaller], Awaitable[UserCaller]]:
-    """A user dependency for a route an API token may reach only with `scope`.
+def require_role(
+    minimum: Role | str, scope: str | None = None
+) -> Callable[[Principal, UserCaller], Awaitable[UserCaller]]:
+    """The user dependency of a route that needs at least the role `minimum` in the token's workspace,
+    and, for an API-token caller, the scope `scope`.
 
-    A signed-in session (a JWT without `tid`) may do everything its user may; an API-token caller only
-    what its token's scopes name (403 `insufficient-scope` otherwise).
+    The role is the JWT's (`role_too_low`, 403, below it): auth mints it from the membership, the
+    gateway refuses a token minted before the membership was lowered or removed, and an API token's is
+    its minter's role when it was made, capped by the membership. A signed-in session (a JWT without
+    `tid`) needs no scope; an API-token caller gets 403 `insufficient-scope` without it.
     """
+    minimum = Role(minimum)
 
     async def dependency(principal: CurrentPrincipal, user: User) -> UserCaller:
-        if API_TOKEN_CLAIM in principal.claims and scope not in principal.scopes:
+        check_role(principal.role, minimum)
+        if scope is not None and API_TOKEN_CLAIM in principal.claims and scope not in principal.scopes:
             raise InsufficientScope(scope)
         return user
 
-    dependency.__name__ = f"user_with_{scope.replace(':', '_')}"
+    dependency.__name__ = f"{minimum.value}_with_{(scope or 'session').replace(':', '_')}"
     return dependency
+
+
+def user_with_scope(scope: str) -> Callable[[Principal, UserCaller], Awaitable[UserCaller]]:
+    """`require_role("viewer", scope)`: a read any member may make (an API token with `scope`)."""
+    return require_role(Role.viewer, scope)
 
 
 async def session_user(principal: CurrentPrincipal, user: User) -> UserCaller:

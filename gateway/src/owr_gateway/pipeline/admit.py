@@ -69,6 +69,7 @@ class Admission:
                 user_id=principal.subject,
                 issued_at=principal.issued_at,
                 session_id=principal.session_id,
+                workspace_id=principal.workspace_id,
             )
         else:
             decision = await limiter.check(route.policy, rate_subject(client_ip))

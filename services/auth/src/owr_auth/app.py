@@ -10,7 +10,10 @@ import httpx
 from fastapi import FastAPI
 
 from owr_auth.api_tokens.router import router as api_tokens_router
+from owr_auth.audit.router import router as audit_router
 from owr_auth.internal.router import router as internal_router
+from owr_auth.invitations.router import router as invitations_router
+from owr_auth.members.router import router as members_router
 from owr_auth.mfa.router import router as mfa_router
 from owr_auth.mfa.service import MfaKit
 from owr_auth.passwords.service import PasswordService
@@ -21,6 +24,7 @@ from owr_auth.signing.keyring import Keyring
 from owr_auth.signing.router import router as signing_router
 from owr_auth.users.router import router as users_router
 from owr_auth.workspaces.cleanup import WorkspaceCleanup
+from owr_auth.workspaces.router import router as workspaces_router
 from owr_shared.app import create_service_app
 from owr_shared.jwt import JwksVerifier
 from owr_shared.settings import load_settings
@@ -61,12 +65,16 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             mfa_router,
             signing_router,
             api_tokens_router,
+            workspaces_router,
+            members_router,
+            invitations_router,
+            audit_router,
             internal_router,
         ],
         title="OpenRouter Watcher auth",
         description=(
-            "Users, workspaces, password login with optional two-factor sign-in (TOTP), sessions, access JWTs,"
-            " refresh-token rotation, JWKS, personal API tokens, service tokens."
+            "Users, workspaces with members, roles and invitations, password login with optional two-factor sign-in"
+            " (TOTP), sessions, access JWTs, refresh-token rotation, JWKS, personal API tokens, service tokens."
         ),
         extra_lifespan=lifespan,
     )

@@ -83,7 +83,7 @@ SessionUser = Annotated[UserInWorkspace, Depends(_session_user)]
 
 
 async def _session_caller(current: SessionUser) -> UserCaller:
-    return UserCaller(user_id=str(current.user.id), workspace_id=current.workspace.id)
+    return UserCaller(user_id=str(current.user.id), workspace_id=current.workspace.id, role=current.role)
 
 
 SessionCaller = Annotated[UserCaller, Depends(_session_caller)]

@@ -14,7 +14,16 @@ from typing import Annotated, Literal, Self
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import SettingsConfigDict
 
 from owr_shared.envelope import KekSettings
@@ -125,6 +134,13 @@ class AuthSettings(KekSettings, HttpServiceSettings):
     mfa_max_failures_per_ip: int = Field(default=20, ge=1, le=100_000)
     # How long the second step of a sign-in may follow the first.
     mfa_challenge_ttl_seconds: int = Field(default=300, ge=30, le=900)
+    # Workspaces a user may own at once (their personal one included), and open invitations per workspace.
+    workspaces_per_user_max: int = Field(default=20, ge=1, le=10_000)
+    invitations_open_max: int = Field(default=50, ge=1, le=10_000)
+    # Where the web app answers: the links in emails (`{public_base_url}/invite?token=...`) start here.
+    public_base_url: str = Field(
+        default="http://localhost:8000", validation_alias=AliasChoices("AUTH_PUBLIC_BASE_URL", "PUBLIC_BASE_URL")
+    )
 
     # Where account deletion asks keys, then usage, to erase a workspace's data. An empty usage URL
     # leaves usage out (only for tests of auth alone); every deployment sets both.
@@ -187,6 +203,11 @@ class AuthSettings(KekSettings, HttpServiceSettings):
             )
             return secrets.token_bytes(32)
         return self.recovery_code_pepper.get_secret_value().encode("utf-8")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        return http_url(value).rstrip("/")
 
     @field_validator("keys_url", "usage_url")
     @classmethod

@@ -9,11 +9,12 @@ from fastapi import Depends
 
 from owr_keys.settings import KeysSettings
 from owr_keys.vault.crypto import Fingerprinter, Vault
-from owr_shared.auth import User, UserCaller, require_scope, user_with_scope
+from owr_shared.auth import Role, User, UserCaller, require_role, require_scope
 from owr_shared.dependencies import from_state
 
 __all__ = [
     "KeyFingerprinter",
+    "KeysAdder",
     "KeysReader",
     "KeysSyncer",
     "KeysWriter",
@@ -25,10 +26,12 @@ __all__ = [
     "require_scope",
 ]
 
-# A signed-in user may do everything here; an API-token caller what its scopes name.
-KeysReader = Annotated[UserCaller, Depends(user_with_scope("keys:read"))]
-KeysWriter = Annotated[UserCaller, Depends(user_with_scope("keys:write"))]
-KeysSyncer = Annotated[UserCaller, Depends(user_with_scope("keys:sync"))]
+# Each route's least role in the workspace (the JWT's), and the scope an API-token caller needs besides:
+# every member reads; a member adds and syncs keys; changing or deleting one is an admin's.
+KeysReader = Annotated[UserCaller, Depends(require_role(Role.viewer, "keys:read"))]
+KeysAdder = Annotated[UserCaller, Depends(require_role(Role.member, "keys:write"))]
+KeysWriter = Annotated[UserCaller, Depends(require_role(Role.admin, "keys:write"))]
+KeysSyncer = Annotated[UserCaller, Depends(require_role(Role.member, "keys:sync"))]
 
 Settings = Annotated[KeysSettings, Depends(from_state("settings"))]
 SecretVault = Annotated[Vault, Depends(from_state("vault"))]

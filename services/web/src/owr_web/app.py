@@ -19,6 +19,7 @@ from owr_web.sessions.router import router as sessions_router
 from owr_web.sessions.service import SessionStore
 from owr_web.settings import WebSettings
 from owr_web.stats.router import router as stats_router
+from owr_web.team.router import router as team_router
 from owr_web.tokens.router import router as tokens_router
 from owr_web.views.errors import install_page_handlers
 from owr_web.views.headers import SecurityHeaders
@@ -58,6 +59,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             stats_router,
             accounts_router,
             tokens_router,
+            team_router,
             profile_router,
             security_router,
         ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ARRAY, DateTime, ForeignKey, Integer, LargeBinary, String, Uuid
+from sqlalchemy import ARRAY, CheckConstraint, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from owr_auth.base import AuthBase, CreatedAtMixin, new_id
@@ -15,6 +15,10 @@ class ApiToken(CreatedAtMixin, AuthBase):
     """A token a user made for their own tools: what it may do (`scopes`) in which workspace, until when."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = (
+        CheckConstraint("role IN ('owner', 'admin', 'member', 'viewer')", name="role"),
+        Index("ix_api_tokens_workspace_id", "workspace_id", "user_id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     user_id: Mapped[uuid.UUID] = mapped_column(
@@ -27,6 +31,8 @@ class ApiToken(CreatedAtMixin, AuthBase):
     prefix: Mapped[str] = mapped_column(String(16), nullable=False)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False, unique=True)
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(32)), nullable=False)
+    # The minter's role when it was made: the most it can do, lowered further by the membership now.
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
     # Requests per minute at the gateway; null means the gateway's default for tokens.
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

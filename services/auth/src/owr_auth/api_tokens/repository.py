@@ -65,6 +65,18 @@ class ApiTokenRepository:
         )
         return [row[0] for row in result.all()]
 
+    async def revoke_in_workspace(
+        self, workspace_id: uuid.UUID, at: datetime, *, user_id: uuid.UUID | None = None
+    ) -> list[bytes]:
+        """Revoke every live token acting in a workspace (only `user_id`'s when given); returns their hashes."""
+        where = [ApiToken.workspace_id == workspace_id, ApiToken.revoked_at.is_(None)]
+        if user_id is not None:
+            where.append(ApiToken.user_id == user_id)
+        result = await self.session.execute(
+            update(ApiToken).where(*where).values(revoked_at=at).returning(ApiToken.token_hash)
+        )
+        return [row[0] for row in result.all()]
+
     async def hashes_for_user(self, user_id: uuid.UUID) -> Sequence[bytes]:
         rows = await self.session.scalars(select(ApiToken.token_hash).where(ApiToken.user_id == user_id))
         return rows.all()

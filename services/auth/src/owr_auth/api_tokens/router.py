@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 from starlette.responses import Response
 
 from owr_auth.api_tokens import service as token_service
 from owr_auth.api_tokens.schemas import CreatedToken, CreateTokenRequest, TokenView
 from owr_auth.dependencies import RedisClient, SessionCaller, Settings
+from owr_shared.auth import Role, require_role
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
 from owr_shared.schemas import Page, json_response, problem_responses
@@ -24,12 +25,15 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     status_code=status.HTTP_201_CREATED,
     response_model=CreatedToken,
     responses=problem_responses(400, 401, 403, 422),
-    summary="Create an API token (its value is shown once)",
+    summary="Create an API token (its value is shown once; member)",
+    dependencies=[Depends(require_role(Role.member))],
 )
 async def create_token(
     body: CreateTokenRequest, user: SessionCaller, session: DbSession, settings: Settings
 ) -> Response:
-    """Scopes default to read-only (`usage:read`, `keys:read`); the token expires after 90 days by default."""
+    """Scopes default to read-only (`usage:read`, `keys:read`); the token expires after 90 days by default.
+    It acts in your current workspace with your role there now, at most (a viewer makes none): what it may
+    do is what both that role and its scopes allow. It stops working when you leave the workspace."""
     created = await token_service.create(session, settings, user=user, body=body)
     return json_response(created, status_code=status.HTTP_201_CREATED, headers=NO_STORE)
 

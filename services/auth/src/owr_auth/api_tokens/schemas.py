@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from owr_shared.auth import Role
 from owr_shared.schemas import RequestSchema, StorableText
 
 Scope = Literal["usage:read", "keys:read", "keys:write", "keys:sync", "alerts:read", "alerts:write"]
@@ -36,6 +37,8 @@ class TokenView(BaseModel):
     name: str
     prefix: str
     scopes: list[Scope]
+    workspace_id: uuid.UUID = Field(description="the workspace it acts in")
+    role: Role = Field(description="its minter's role when it was made: the most it may do there")
     rate_limit_per_minute: int | None
     created_at: datetime
     last_used_at: datetime | None

@@ -28,7 +28,7 @@ from owr_auth.signing.service import mint_access_token
 from owr_auth.users.errors import AccountGone
 from owr_auth.users.repository import UserRepository
 from owr_auth.workspaces.repository import WorkspaceRepository
-from owr_shared.auth import UserCaller
+from owr_shared.auth import Role, UserCaller, lower_role
 from owr_shared.db import after_commit
 from owr_shared.logging import get_logger
 
@@ -47,6 +47,8 @@ def view(token: ApiToken) -> TokenView:
         name=token.name,
         prefix=token.prefix,
         scopes=token.scopes,
+        workspace_id=token.workspace_id,
+        role=Role(token.role),
         rate_limit_per_minute=token.rate_limit_per_minute,
         created_at=token.created_at,
         last_used_at=token.last_used_at,
@@ -57,7 +59,8 @@ def view(token: ApiToken) -> TokenView:
 async def create(
     session: AsyncSession, settings: AuthSettings, *, user: UserCaller, body: CreateTokenRequest
 ) -> CreatedToken:
-    """Make a token for the caller's workspace; its value is in this answer and nowhere else.
+    """Make a token for the caller's workspace, carrying the caller's role there (at most: a role lowered
+    later lowers it, a raised one does not raise it); its value is in this answer and nowhere else.
 
     Its own limit may not exceed the user's, and a user holds at most `api_tokens_per_user_max` live tokens.
     """
@@ -82,6 +85,8 @@ async def create(
             "prefix": token_format.display_prefix(value),
             "token_hash": token_format.token_hash(settings.api_token_pepper_bytes, value),
             "scopes": list(body.scopes),
+            # The minter's role now (their token's, checked against the membership): the token's ceiling.
+            "role": user.role or Role.viewer.value,
             "rate_limit_per_minute": body.rate_limit_per_minute,
             "expires_at": now + timedelta(days=body.expires_in_days or settings.api_token_default_days),
             "created_at": now,
@@ -115,6 +120,17 @@ async def revoke_all_for_user(session: AsyncSession, redis: Redis, *, user_id: u
     return len(hashes)
 
 
+async def revoke_in_workspace(
+    session: AsyncSession, redis: Redis, *, workspace_id: uuid.UUID, user_id: uuid.UUID | None = None
+) -> int:
+    """Revoke the tokens acting in a workspace (one member's, who leaves it; or everyone's, as it is
+    deleted) and drop their cache entries once committed. A token never outlives its membership, and
+    does not come back should its person be invited again."""
+    hashes = await ApiTokenRepository(session).revoke_in_workspace(workspace_id, datetime.now(UTC), user_id=user_id)
+    after_commit(session, partial(forget, redis, hashes))
+    return len(hashes)
+
+
 async def forget(redis: Redis, hashes: list[bytes]) -> None:
     """Delete the gateway's cache entries. If Redis is down they still expire within a minute; the
     revocation itself is already in the database, which every new introspection reads."""
@@ -137,7 +153,8 @@ async def introspect(
     found = await repo.by_hash(token_format.token_hash(settings.api_token_pepper_bytes, token))
     if found is None or found.revoked_at is not None or found.expires_at <= now:
         return INACTIVE
-    membership = await WorkspaceRepository(session).membership(found.user_id, found.workspace_id)
+    # FOR SHARE: a change of the role commits first, so the JWT carries the role after it (members.cutoff).
+    membership = await WorkspaceRepository(session).membership(found.user_id, found.workspace_id, for_share=True)
     if membership is None:  # the user left the workspace the token was made for
         return INACTIVE
     remaining = int((found.expires_at - now).total_seconds())
@@ -146,7 +163,7 @@ async def introspect(
         settings,
         user_id=found.user_id,
         workspace_id=found.workspace_id,
-        role=membership[1].role,
+        role=lower_role(found.role, membership[1].role),
         now=now.timestamp(),
         api_token=(found.id, found.scopes),
         ttl=max(1, min(settings.api_token_access_ttl_seconds, remaining)),

@@ -26,6 +26,10 @@ class RefreshTokenFamily(CreatedAtMixin, AuthBase):
     )
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The workspace its access tokens act in (`POST /auth/switch`); null: the person's first one.
+    workspace_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("auth.workspaces.id", ondelete="SET NULL"), nullable=True
+    )
     # The client as auth saw it at the sign-in and at each refresh since (the session list shows them).
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX_LENGTH), nullable=True)

@@ -137,6 +137,14 @@ class RefreshTokenRepository:
         )
         return [row[0] for row in result.all()]
 
+    async def retire_tokens(self, family_id: uuid.UUID, at: datetime) -> None:
+        """Mark every unused token of the family rotated (a switch replaces them; reuse is then theft)."""
+        await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family_id, RefreshToken.rotated_at.is_(None))
+            .values(rotated_at=at)
+        )
+
     async def is_live(self, family_id: uuid.UUID) -> bool:
         """Whether a session (family) exists and is not revoked."""
         revoked_at = await self.session.execute(

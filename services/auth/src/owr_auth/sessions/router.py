@@ -1,4 +1,4 @@
-"""`/api/v1/auth/login` (and its second step `/login/mfa`), `/refresh`, `/logout`, and `/sessions`."""
+"""`/api/v1/auth/login` (and its second step `/login/mfa`), `/refresh`, `/logout`, `/switch`, and `/sessions`."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ from owr_auth.sessions.schemas import (
     SessionView,
     TokenPair,
 )
+from owr_auth.workspaces.schemas import SwitchRequest
+from owr_shared.auth import SessionRequired
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
 from owr_shared.errors import render_problem
@@ -132,6 +134,33 @@ async def logout(body: LogoutRequest, session: DbSession, redis: RedisClient, se
     stop working at once. Unknown tokens are accepted silently; 503 (nothing revoked, retry) when the
     revocation cannot be recorded."""
     await session_service.logout(session, redis, settings, refresh_token=body.refresh_token)
+
+
+@router.post(
+    "/switch",
+    response_model=TokenPair,
+    responses=problem_responses(400, 401, 403, 404, 422),
+    summary="Act in another of your workspaces",
+)
+async def switch(
+    body: SwitchRequest,
+    caller: SessionUser,
+    principal: SessionPrincipal,
+    session: DbSession,
+    settings: Settings,
+    keyring: SigningKeyring,
+) -> Response:
+    """A new token pair whose access token acts in `workspace_id` with your role there; the session's
+    refresh token is replaced (the old one counts as reused from now on) and its later refreshes stay in
+    that workspace. 404 when you are not a member of it."""
+    try:
+        session_id = uuid.UUID(str(principal.claims.get("sid")))
+    except ValueError:
+        raise SessionRequired() from None
+    pair = await session_service.switch(
+        session, settings, keyring, user_id=caller.user.id, session_id=session_id, workspace_id=body.workspace_id
+    )
+    return json_response(pair, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
 @router.get(

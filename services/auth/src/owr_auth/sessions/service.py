@@ -45,8 +45,10 @@ from owr_auth.sessions.throttle import LoginThrottle, account_subject
 from owr_auth.settings import AuthSettings
 from owr_auth.signing.keyring import Keyring
 from owr_auth.signing.service import mint_access_token
+from owr_auth.users.errors import AccountGone
 from owr_auth.users.normalize import canonical_email, normalize_email
 from owr_auth.users.repository import UserRepository
+from owr_auth.workspaces.errors import WorkspaceNotFound
 from owr_auth.workspaces.repository import WorkspaceRepository
 from owr_shared.logging import get_logger
 from owr_shared.wire import redis_keys
@@ -175,7 +177,7 @@ async def start_session(
 ) -> TokenPair:
     """A new session (refresh-token family) for a signed-in user, recording the client, and its first pair."""
     family = await RefreshTokenRepository(session).create_family(user_id, user_agent=client.user_agent, ip=client.ip)
-    return await _issue_pair(session, settings, keyring, user_id=user_id, family_id=family.id)
+    return await _issue_pair(session, settings, keyring, family=family)
 
 
 async def refresh(
@@ -217,7 +219,7 @@ async def refresh(
     await repo.mark_rotated(token, now)
     if client is not None:
         await repo.record_use(family, at=now, user_agent=client.user_agent, ip=client.ip)
-    return await _issue_pair(session, settings, keyring, user_id=family.user_id, family_id=family.id)
+    return await _issue_pair(session, settings, keyring, family=family)
 
 
 async def logout(session: AsyncSession, redis: Redis, settings: AuthSettings, *, refresh_token: str) -> None:
@@ -319,21 +321,52 @@ async def revoke_all_sessions(
 
 
 async def _issue_pair(
+    session: AsyncSession, settings: AuthSettings, keyring: Keyring, *, family: RefreshTokenFamily
+) -> TokenPair:
+    """A new refresh token of the family and an access token for the family's workspace, with the role the
+    membership has now. A family whose workspace the user left (or that was deleted) moves to the user's
+    first workspace, so a removed member stays signed in, in their own workspace."""
+    found = await WorkspaceRepository(session).acting_membership(family.user_id, family.workspace_id)
+    if found is None:
+        raise NoWorkspace()
+    workspace, membership = found
+    family.workspace_id = workspace.id
+    raw = new_refresh_token()
+    expires_at: datetime = utcnow() + timedelta(seconds=settings.refresh_token_ttl_seconds)
+    await RefreshTokenRepository(session).add_token(family.id, hash_refresh_token(raw), expires_at)
+    access = mint_access_token(
+        keyring,
+        settings,
+        user_id=family.user_id,
+        workspace_id=workspace.id,
+        role=membership.role,
+        session_id=family.id,
+    )
+    return TokenPair(access_token=access.token, refresh_token=raw, expires_in=access.expires_in)
+
+
+async def switch(
     session: AsyncSession,
     settings: AuthSettings,
     keyring: Keyring,
     *,
     user_id: uuid.UUID,
-    family_id: uuid.UUID,
+    session_id: uuid.UUID,
+    workspace_id: uuid.UUID,
 ) -> TokenPair:
-    found = await WorkspaceRepository(session).default_membership(user_id)
-    if found is None:
-        raise NoWorkspace()
-    workspace, membership = found
-    raw = new_refresh_token()
-    expires_at: datetime = utcnow() + timedelta(seconds=settings.refresh_token_ttl_seconds)
-    await RefreshTokenRepository(session).add_token(family_id, hash_refresh_token(raw), expires_at)
-    access = mint_access_token(
-        keyring, settings, user_id=user_id, workspace_id=workspace.id, role=membership.role, session_id=family_id
-    )
-    return TokenPair(access_token=access.token, refresh_token=raw, expires_in=access.expires_in)
+    """Move the caller's session to another of their workspaces: a new token pair acting there.
+
+    The session (refresh-token family) stays one: its current refresh token is retired as a refresh
+    would (presenting it again counts as reuse), and the session's later refreshes stay in the chosen
+    workspace. Not a member (or a workspace being deleted): `WorkspaceNotFound` (404).
+    """
+    repo = RefreshTokenRepository(session)
+    family = await repo.lock_family(session_id)
+    if family is None or family.revoked_at is not None or family.user_id != user_id:
+        raise AccountGone()
+    if await WorkspaceRepository(session).membership(user_id, workspace_id, for_share=True) is None:
+        raise WorkspaceNotFound()
+    await repo.retire_tokens(family.id, utcnow())
+    family.workspace_id = workspace_id
+    log.info("session_switched", user_id=str(user_id), workspace_id=str(workspace_id))
+    return await _issue_pair(session, settings, keyring, family=family)

@@ -31,7 +31,7 @@ def _view(found: UserInWorkspace) -> UserView:
         id=found.user.id,
         email=found.user.email,
         created_at=found.user.created_at,
-        workspace=WorkspaceView(id=found.workspace.id, name=found.workspace.name, role=found.membership.role),
+        workspace=WorkspaceView(id=found.workspace.id, name=found.workspace.name, role=found.role),
     )
 
 
@@ -50,7 +50,8 @@ async def register(body: RegisterRequest, session: DbSession, passwords: Passwor
 
 @router.get("/me", response_model=UserView, responses=problem_responses(401), summary="The current user")
 async def me(current: CurrentUser) -> UserView:
-    """The caller, with the workspace the token acts in and the caller's role there."""
+    """The caller, with the workspace the token acts in and the role the token carries there (a role
+    raised since applies from the next refresh or switch)."""
     return _view(current)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from owr_auth.api_tokens import service as api_token_service
 from owr_auth.base import utcnow
+from owr_auth.members import service as member_service
 from owr_auth.passwords.service import PasswordService, check_password_policy
 from owr_auth.sessions.repository import RefreshTokenRepository
 from owr_auth.sessions.service import revoke_user_sessions
@@ -23,6 +24,7 @@ from owr_auth.workspaces import service as workspace_service
 from owr_auth.workspaces.cleanup import WorkspaceCleanup
 from owr_auth.workspaces.models import Membership, Workspace
 from owr_auth.workspaces.repository import PERSONAL_WORKSPACE_NAME, WorkspaceRepository
+from owr_shared.auth import Role, role_rank
 from owr_shared.db import transaction
 from owr_shared.jwt import Principal
 from owr_shared.logging import get_logger
@@ -32,9 +34,13 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class UserInWorkspace:
+    """A verified caller: the user, the workspace their token acts in, their membership there, and the
+    role their token carries (never above the membership's: a token minted before a lowering is refused)."""
+
     user: User
     workspace: Workspace
     membership: Membership
+    role: Role
 
 
 async def register(session: AsyncSession, passwords: PasswordService, *, email: str, password: str) -> UserInWorkspace:
@@ -47,17 +53,20 @@ async def register(session: AsyncSession, passwords: PasswordService, *, email: 
     user = await UserRepository(session).create(email=canonical, password_hash=password_hash)
     if user is None:
         raise EmailTaken()
-    workspace, membership = await WorkspaceRepository(session).create_with_owner(user.id, PERSONAL_WORKSPACE_NAME)
+    workspace, membership = await WorkspaceRepository(session).create_with_owner(
+        user.id, PERSONAL_WORKSPACE_NAME, personal=True
+    )
     log.info("user_registered", user_id=str(user.id), workspace_id=str(workspace.id))
-    return UserInWorkspace(user, workspace, membership)
+    return UserInWorkspace(user, workspace, membership, Role.owner)
 
 
 async def authenticated_user(session: AsyncSession, principal: Principal) -> UserInWorkspace:
     """The user behind a verified access token, in the token's workspace.
 
-    Refuses (401) a token whose user is gone, whose membership is gone, whose session (`sid`) has ended,
-    or that was issued before the user's last password change, so auth itself does not depend on Redis
-    for any revocation. Every user route of auth goes through this (`owr_auth.dependencies`).
+    Refuses (401) a token whose user is gone, whose membership is gone, whose role is above the
+    membership's now (it was lowered since), whose session (`sid`) has ended, or that was issued before
+    the user's last password change, so auth itself does not depend on Redis for any revocation. Every
+    user route of auth goes through this (`owr_auth.dependencies`).
     """
     try:
         user_id = uuid.UUID(principal.subject)
@@ -71,10 +80,12 @@ async def authenticated_user(session: AsyncSession, principal: Principal) -> Use
         found is None
         or not isinstance(issued_at, int | float)
         or issued_at < found[0].password_changed_at.timestamp()
+        or role_rank(principal.role) < 0
+        or role_rank(principal.role) > role_rank(found[2].role)
         or not await _session_is_live(session, principal)
     ):
         raise AccountGone()
-    return UserInWorkspace(*found)
+    return UserInWorkspace(*found, role=Role(principal.role or ""))
 
 
 async def _session_is_live(session: AsyncSession, principal: Principal) -> bool:
@@ -156,6 +167,8 @@ async def delete_account(
         now = utcnow()
         await users.mark_deleted(current.user.id, now)
         await workspaces.mark_deleted(workspace_ids, now)
+        # Their other members lose them at once too (their own tokens die with the account).
+        await member_service.close(session, redis, settings, workspace_ids, keep=current.user.id)
         await end_every_session(session, redis, settings, user_id=current.user.id, reason="account_deleted")
     finished = await workspace_service.finish_deletions(sessions, cleanup, workspace_ids)
     log.info("account_deleted", user_id=str(current.user.id), workspaces=len(workspace_ids), finished=finished)

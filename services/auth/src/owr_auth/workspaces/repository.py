@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -20,8 +20,10 @@ class WorkspaceRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def create_with_owner(self, user_id: uuid.UUID, name: str) -> tuple[Workspace, Membership]:
-        workspace = Workspace(id=uuid.uuid4(), name=name)
+    async def create_with_owner(
+        self, user_id: uuid.UUID, name: str, *, personal: bool = False
+    ) -> tuple[Workspace, Membership]:
+        workspace = Workspace(id=uuid.uuid4(), name=name, personal=personal)
         self.session.add(workspace)
         await self.session.flush()
         membership = Membership(user_id=user_id, workspace_id=workspace.id, role=Role.owner.value)
@@ -29,14 +31,85 @@ class WorkspaceRepository:
         await self.session.flush()
         return workspace, membership
 
-    async def membership(self, user_id: uuid.UUID, workspace_id: uuid.UUID) -> tuple[Workspace, Membership] | None:
+    async def get(self, workspace_id: uuid.UUID) -> Workspace | None:
+        return await self.session.get(Workspace, workspace_id, populate_existing=True)
+
+    async def membership(
+        self, user_id: uuid.UUID, workspace_id: uuid.UUID, *, for_share: bool = False
+    ) -> tuple[Workspace, Membership] | None:
+        """The user's membership of a workspace that is not being deleted.
+
+        `for_share` locks the membership row until the transaction ends: whatever mints a token from the
+        role read here (a refresh, a switch, an introspection) then waits for a change of that role to
+        commit, so its token is either minted before the change's cut-off or carries the new role.
+        """
+        statement = (
+            select(Workspace, Membership)
+            .join(Membership, Membership.workspace_id == Workspace.id)
+            .where(
+                Membership.user_id == user_id,
+                Membership.workspace_id == workspace_id,
+                Workspace.deleted_at.is_(None),
+            )
+        )
+        if for_share:
+            statement = statement.with_for_update(read=True, of=Membership).execution_options(populate_existing=True)
+        row = (await self.session.execute(statement)).first()
+        return (row[0], row[1]) if row else None
+
+    async def acting_membership(
+        self, user_id: uuid.UUID, preferred: uuid.UUID | None
+    ) -> tuple[Workspace, Membership] | None:
+        """The membership a session's new token acts in: the preferred workspace while the user is still a
+        member of it, else their first (personal) one; its row is locked `FOR SHARE`, as in `membership`."""
+        if preferred is not None:
+            found = await self.membership(user_id, preferred, for_share=True)
+            if found is not None:
+                return found
+        first = await self.default_membership(user_id)
+        return None if first is None else await self.membership(user_id, first[0].id, for_share=True)
+
+    async def mine(
+        self, user_id: uuid.UUID, *, offset: int, limit: int
+    ) -> tuple[list[tuple[Workspace, Membership]], int]:
+        """The user's workspaces (not being deleted) with their membership, personal first, then by name."""
+        where = (Membership.user_id == user_id, Workspace.deleted_at.is_(None))
+        total = await self.session.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .join(Workspace, Workspace.id == Membership.workspace_id)
+            .where(*where)
+        )
         result = await self.session.execute(
             select(Workspace, Membership)
             .join(Membership, Membership.workspace_id == Workspace.id)
-            .where(Membership.user_id == user_id, Membership.workspace_id == workspace_id)
+            .where(*where)
+            .order_by(Workspace.personal.desc(), Workspace.name, Workspace.id)
+            .offset(offset)
+            .limit(limit)
         )
-        row = result.first()
-        return (row[0], row[1]) if row else None
+        return [(row[0], row[1]) for row in result.all()], int(total or 0)
+
+    async def owned_count(self, user_id: uuid.UUID) -> int:
+        """How many workspaces (not being deleted) the user owns."""
+        total = await self.session.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .join(Workspace, Workspace.id == Membership.workspace_id)
+            .where(Membership.user_id == user_id, Membership.role == Role.owner.value, Workspace.deleted_at.is_(None))
+        )
+        return int(total or 0)
+
+    async def lock(self, workspace_id: uuid.UUID) -> Workspace | None:
+        """The workspace's row (not being deleted), locked until the transaction ends: ownership transfers,
+        deletions and new members of one workspace go one at a time."""
+        result = await self.session.execute(
+            select(Workspace)
+            .where(Workspace.id == workspace_id, Workspace.deleted_at.is_(None))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
 
     async def default_membership(self, user_id: uuid.UUID) -> tuple[Workspace, Membership] | None:
         """The workspace a fresh token acts in: the user's earliest membership, i.e. the personal one."""

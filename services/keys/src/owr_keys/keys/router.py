@@ -12,6 +12,7 @@ from owr_keys.audit.schemas import AuditEventView
 from owr_keys.audit.service import Actor
 from owr_keys.dependencies import (
     KeyFingerprinter,
+    KeysAdder,
     KeysReader,
     KeysSyncer,
     KeysWriter,
@@ -51,7 +52,7 @@ def _actor(user: User) -> Actor:
 async def create_key(
     body: CreateKeyRequest,
     request: Request,
-    user: KeysWriter,
+    user: KeysAdder,
     session: DbSession,
     vault: SecretVault,
     fingerprint: KeyFingerprinter,

@@ -10,6 +10,7 @@ person to sign in again). JSON numbers are read as `Decimal`: money is shown exa
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -44,22 +45,31 @@ class Api:
         self._client_ip = client_ip
         self._user_agent = user_agent
         self.access_token = access_token
+        # Called once when the gateway refuses a token that has not expired (the person's role in the
+        # workspace was lowered, or they left it): the session's refresh, giving the token to retry with.
+        self.renew: Callable[[str], Awaitable[str]] | None = None
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, token: str | None = None) -> dict[str, str]:
         headers = {"x-forwarded-for": self._client_ip, "accept": "application/json"}
         if self._user_agent:
             headers["user-agent"] = self._user_agent
-        if self.access_token is not None:
-            headers["authorization"] = f"Bearer {self.access_token}"
+        token = token or self.access_token
+        if token is not None:
+            headers["authorization"] = f"Bearer {token}"
         request_id = request_id_var.get()
         if request_id is not None:
             headers[REQUEST_ID_HEADER] = request_id
         return headers
 
-    async def call(self, method: str, path: str, *, json_body: Any = None, params: Any = None) -> httpx.Response:
-        """The raw answer of a call; transport failures and 5xx raise `ApiUnavailable`."""
+    async def call(
+        self, method: str, path: str, *, json_body: Any = None, params: Any = None, token: str | None = None
+    ) -> httpx.Response:
+        """The raw answer of a call (with `token` rather than the session's when given); transport failures
+        and 5xx raise `ApiUnavailable`."""
         try:
-            response = await self._http.request(method, path, json=json_body, params=params, headers=self._headers())
+            response = await self._http.request(
+                method, path, json=json_body, params=params, headers=self._headers(token)
+            )
         except httpx.HTTPError as exc:
             API_CALLS.labels("unavailable").inc()
             log.warning("api_unreachable", method=method, error_type=type(exc).__name__)
@@ -85,6 +95,10 @@ class Api:
     async def request(self, method: str, path: str, *, json_body: Any = None, params: Any = None) -> Any:
         """The parsed answer of a call that must succeed; 401, 404 and other refusals raise."""
         response = await self.call(method, path, json_body=json_body, params=params)
+        if response.status_code == 401 and self.renew is not None and self.access_token is not None:
+            # Refreshed once, then asked again; a second 401 signs the person out.
+            self.access_token = await self.renew(self.access_token)
+            response = await self.call(method, path, json_body=json_body, params=params)
         if response.status_code == 401:
             raise SignedOut()
         if response.status_code == 404:

@@ -11,7 +11,8 @@ from starlette.responses import RedirectResponse, Response
 
 from owr_web.api.errors import ApiProblem
 from owr_web.dependencies import Checked, Sessions, Settings, SignedIn, Views, Visitor, session_cookie
-from owr_web.security.service import Setup, device, setup_view, token_session_id
+from owr_web.security.service import Setup, device, setup_view
+from owr_web.sessions.service import token_claims
 from owr_web.settings import WebSettings
 from owr_web.views.pages import Pages
 
@@ -106,7 +107,7 @@ async def disable(
 @router.post("/security/sessions/{session_id}/revoke", include_in_schema=False)
 async def revoke(session_id: uuid.UUID, visitor: Checked, settings: Settings, sessions: Sessions) -> Response:
     await visitor.api.delete(f"/api/v1/auth/sessions/{session_id}")
-    if token_session_id(visitor.session.access_token) == str(session_id):
+    if str(token_claims(visitor.session.access_token).get("sid", "")) == str(session_id):
         return await _signed_out(visitor, settings, sessions, reason="session_revoked", done="signed_out")
     return RedirectResponse("/security?done=revoked", status_code=303)
 

@@ -7,7 +7,6 @@ never inlined into the page: an SVG loaded as an image runs no script and fetche
 from __future__ import annotations
 
 import base64
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -64,15 +63,3 @@ def setup_view(answer: dict[str, Any]) -> Setup:
     secret = re.sub(r"[^A-Z2-7]", "", (query.get("secret") or [""])[0].upper())
     groups = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
     return Setup(qr_src="data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode(), secret_groups=groups)
-
-
-def token_session_id(access_token: str) -> str | None:
-    """The `sid` (the auth session) of web's own access token, read without verifying it: web only compares
-    it with the ids the API lists for this person."""
-    try:
-        payload = access_token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
-        return None
-    sid = claims.get("sid") if isinstance(claims, dict) else None
-    return str(sid) if sid is not None else None

@@ -101,7 +101,7 @@ async def _sign_in(
             path="/",
         )
         return response
-    return await _start_session(settings, sessions, body, email.strip().lower(), next_path)
+    return await _start_session(api, settings, sessions, body, email.strip().lower(), next_path)
 
 
 def _too_many(answer: httpx.Response) -> str:
@@ -109,9 +109,9 @@ def _too_many(answer: httpx.Response) -> str:
 
 
 async def _start_session(
-    settings: WebSettings, sessions: Sessions, pair: dict[str, Any], email: str, next_path: str
+    api: Api, settings: WebSettings, sessions: Sessions, pair: dict[str, Any], email: str, next_path: str
 ) -> Response:
-    session_id = await sessions.start(pair, email)
+    session_id = await sessions.start(pair, email, api)
     response = RedirectResponse(safe_next(next_path), status_code=303)
     response.set_cookie(
         session_cookie(settings),
@@ -211,7 +211,7 @@ async def login_mfa(
         pair = read_json(answer)
         api.access_token = pair["access_token"]
         me = await api.get("/api/v1/auth/me")
-        return await _start_session(settings, sessions, pair, str(me["email"]), next)
+        return await _start_session(api, settings, sessions, pair, str(me["email"]), next)
     problem = read_json(answer) if answer.headers.get("content-type", "").endswith("json") else None
     if answer.status_code == 401 and str((problem or {}).get("type", "")).endswith("/invalid-mfa-challenge"):
         return _restart(settings)
@@ -233,8 +233,8 @@ def _restart(settings: WebSettings) -> Response:
 
 
 @router.get("/register", include_in_schema=False)
-async def register_page(request: Request, views: Views, settings: Settings) -> Response:
-    context = {"error": None, "email_value": "", "hint": PASSWORD_HINT}
+async def register_page(request: Request, views: Views, settings: Settings, next: str | None = None) -> Response:
+    context = {"error": None, "email_value": "", "hint": PASSWORD_HINT, "next": safe_next(next)}
     return _anonymous_page(request, views, settings, "register.html", context)
 
 
@@ -247,10 +247,11 @@ async def register(
     api: AnonymousApi,
     email: Annotated[str, Form(max_length=320)],
     password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form(max_length=2048)] = "/",
 ) -> Response:
     created = await api.call("POST", "/api/v1/auth/register", json_body={"email": email, "password": password})
     if created.status_code == 201:
-        signed_in = await _sign_in(api, settings, sessions, email, password, "/")
+        signed_in = await _sign_in(api, settings, sessions, email, password, next)
         return signed_in if isinstance(signed_in, Response) else RedirectResponse("/login", status_code=303)
     if created.status_code == 409:
         error = "An account with this email exists already. Sign in instead."
@@ -258,7 +259,7 @@ async def register(
         error = _too_many(created)
     else:
         error = _problem_message(read_json(created), "The account could not be created. Check the form.")
-    context = {"error": error, "email_value": email, "hint": PASSWORD_HINT}
+    context = {"error": error, "email_value": email, "hint": PASSWORD_HINT, "next": safe_next(next)}
     return _anonymous_page(request, views, settings, "register.html", context, status=created.status_code)
 
 

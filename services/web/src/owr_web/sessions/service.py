@@ -10,10 +10,12 @@ as stolen and revokes the whole family, so concurrent requests of one session mu
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -21,7 +23,7 @@ from redis.exceptions import RedisError
 
 from owr_shared.logging import get_logger
 from owr_web.api.client import Api, read_json
-from owr_web.api.errors import ApiUnavailable
+from owr_web.api.errors import ApiUnavailable, PageNotFound
 from owr_web.metrics import SESSIONS
 from owr_web.sessions.errors import SessionStoreUnavailable, SignedOut
 from owr_web.sessions.schemas import WebSession
@@ -40,6 +42,26 @@ return 0
 
 def _key(session_id: str) -> str:
     return _PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def token_claims(access_token: str) -> dict[str, Any]:
+    """The claims of an access token web holds (it came from auth through the gateway; the services verify
+    it): only to know which workspace and role the pages show, never to decide anything."""
+    try:
+        payload = access_token.split(".")[1]
+        claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims
+
+
+async def _list_workspaces(api: Api, access_token: str) -> list[dict[str, Any]] | None:
+    """The person's workspaces (the first hundred: the header's switcher), or None when the API is away."""
+    answer = await api.call("GET", "/api/v1/workspaces", params={"per_page": 100}, token=access_token)
+    if answer.status_code != 200:
+        return None
+    fields = ("id", "name", "role", "personal")
+    return [{name: item[name] for name in fields} for item in read_json(answer)["items"]]
 
 
 def session_ref(session_id: str) -> str:
@@ -62,7 +84,7 @@ class SessionStore:
         except RedisError:
             raise SessionStoreUnavailable() from None
 
-    async def start(self, pair: dict[str, Any], email: str) -> str:
+    async def start(self, pair: dict[str, Any], email: str, api: Api) -> str:
         """A new session for a token pair from sign-in; its id (for the cookie)."""
         now = time.time()
         session_id = secrets.token_urlsafe(32)
@@ -74,6 +96,7 @@ class SessionStore:
             email=email,
             created_at=now,
         )
+        await self._adopt(session, pair, api, now, force=True)
         await self._save(session_id, session, now)
         SESSIONS.labels("started").inc()
         log.info("web_session_started", session=session_ref(session_id))
@@ -100,10 +123,43 @@ class SessionStore:
             raise SessionStoreUnavailable() from None
         return session
 
-    async def fresh(self, session_id: str, session: WebSession, api: Api) -> WebSession:
-        """The session with an access token good for at least the margin; refreshes it when needed."""
+    async def _adopt(self, session: WebSession, pair: dict[str, Any], api: Api, now: float, *, force: bool) -> None:
+        """Take a new token pair; when its workspace or role differ (a switch, a removal, a role change),
+        or `force`, list the person's workspaces again for the header's switcher."""
+        session.access_token = pair["access_token"]
+        session.refresh_token = pair["refresh_token"]
+        session.access_expires_at = now + int(pair["expires_in"])
+        claims = token_claims(session.access_token)
+        workspace_id, role = str(claims.get("wid", "")), str(claims.get("role", ""))
+        if force or (workspace_id, role) != (session.workspace_id, session.role):
+            session.workspace_id, session.role = workspace_id, role
+            listed = await _list_workspaces(api, session.access_token)
+            if listed is not None:
+                session.workspaces = listed
+
+    def renewer(self, session_id: str, api: Api) -> Callable[[str], Awaitable[str]]:
+        """What `api` calls when the gateway refused its access token before it expired (the person's role
+        there was lowered, or they left the workspace): a refresh, and the new token (SignedOut if none)."""
+
+        async def renew(stale: str) -> str:
+            current = await self.load(session_id)
+            if current is None:
+                raise SignedOut()
+            return (await self.fresh(session_id, current, api, stale=stale)).access_token
+
+        return renew
+
+    async def fresh(self, session_id: str, session: WebSession, api: Api, *, stale: str | None = None) -> WebSession:
+        """The session with an access token good for at least the margin (and not `stale`, a token the
+        gateway refused); refreshes it when needed, one request of the session at a time."""
         margin = self._settings.refresh_margin_seconds
-        if session.access_expires_at - time.time() > margin:
+
+        def usable(candidate: WebSession) -> bool:
+            if stale is not None:
+                return candidate.access_token != stale
+            return candidate.access_expires_at - time.time() > margin
+
+        if usable(session):
             return session
         lock = _REFRESH_LOCK + _key(session_id)
         # The lock outlives the longest refresh call, so no second refresh can start with the same token.
@@ -116,7 +172,7 @@ class SessionStore:
                     current = await self.load(session_id)
                     if current is None:
                         raise SignedOut()
-                    if current.access_expires_at - time.time() > margin:
+                    if usable(current):
                         return current
                     return await self._refresh(session_id, current, api)
                 finally:
@@ -128,7 +184,7 @@ class SessionStore:
                 current = await self.load(session_id)
                 if current is None:
                     raise SignedOut()
-                if current.access_expires_at - time.time() > margin:
+                if usable(current):
                     return current
         except RedisError:
             raise SessionStoreUnavailable() from None
@@ -144,14 +200,56 @@ class SessionStore:
         if response.status_code != 200:
             # A rate limit or an outage: the session is still good; this request is a 503.
             raise ApiUnavailable()
-        pair = read_json(response)
         now = time.time()
-        session.access_token = pair["access_token"]
-        session.refresh_token = pair["refresh_token"]
-        session.access_expires_at = now + int(pair["expires_in"])
+        await self._adopt(session, read_json(response), api, now, force=False)
         await self._save(session_id, session, now)
         SESSIONS.labels("refreshed").inc()
         return session
+
+    async def switch(self, session_id: str, api: Api, workspace_id: str) -> WebSession:
+        """Move the session to another of the person's workspaces (`POST /api/v1/auth/switch`), under the
+        session's refresh lock: the switch retires the refresh token, as a refresh does."""
+        lock = _REFRESH_LOCK + _key(session_id)
+        lock_ms = int((self._settings.api_timeout_seconds + 5) * 1000)
+        holder = secrets.token_hex(8)
+        try:
+            deadline = time.monotonic() + self._settings.api_timeout_seconds + 5
+            while not await self._redis.set(lock, holder, nx=True, px=lock_ms):
+                if time.monotonic() > deadline:
+                    raise SessionStoreUnavailable()
+                await asyncio.sleep(0.05)
+            try:
+                current = await self.load(session_id)
+                if current is None:
+                    raise SignedOut()
+                answer = await api.call(
+                    "POST", "/api/v1/auth/switch", json_body={"workspace_id": workspace_id}, token=current.access_token
+                )
+                if answer.status_code == 401:
+                    raise SignedOut()
+                if answer.status_code == 404:
+                    raise PageNotFound()
+                if answer.status_code != 200:
+                    raise ApiUnavailable()
+                pair = read_json(answer)
+                now = time.time()
+                await self._adopt(current, pair, api, now, force=True)
+                await self._save(session_id, current, now)
+                return current
+            finally:
+                await self._redis.eval(_RELEASE, 1, lock, holder)  # type: ignore[misc]
+        except RedisError:
+            raise SessionStoreUnavailable() from None
+
+    async def relist(self, session_id: str, api: Api) -> None:
+        """List the person's workspaces again (one was made, joined or renamed)."""
+        current = await self.load(session_id)
+        if current is None:
+            return
+        listed = await _list_workspaces(api, current.access_token)
+        if listed is not None:
+            current.workspaces = listed
+            await self._save(session_id, current, time.time())
 
     async def end(self, session_id: str, *, reason: str) -> None:
         try:

@@ -63,6 +63,9 @@ class Pages:
         values = {
             "request_path": request.url.path,
             "email": visitor.session.email if visitor else None,
+            # The workspace the pages act in, the role there (actions a role cannot take are hidden) and
+            # the person's workspaces (the header's switcher).
+            "session": visitor.session if visitor else None,
             "csrf_token": visitor.session.csrf_token if visitor else csrf_token or "",
             "htmx": request.headers.get("hx-request") == "true",
             **(context or {}),
