@@ -19,6 +19,7 @@ from owr_auth.dependencies import (
     SigningKeyring,
     Throttle,
 )
+from owr_auth.sessions import listing
 from owr_auth.sessions import service as session_service
 from owr_auth.sessions.errors import RefreshTokenReused
 from owr_auth.sessions.schemas import (
@@ -176,7 +177,7 @@ async def list_sessions(
     when it began and was last used, and the user agent and address auth saw then; `current` marks the
     session of the calling token."""
     sid = principal.claims.get("sid")
-    items, total = await session_service.page_of_sessions(
+    items, total = await listing.page_of_sessions(
         session,
         user_id=current.user.id,
         current_sid=str(sid) if sid is not None else None,
@@ -198,7 +199,7 @@ async def revoke_session(
     """End one of your sessions: its refresh token and access tokens stop working at once (this one's too,
     if it is the current one). Another person's session, or one already ended, is a 404. 503 (nothing
     changed; repeat it) when the revocation cannot be recorded."""
-    await session_service.revoke_session(session, redis, settings, user_id=current.user.id, session_id=session_id)
+    await listing.revoke_session(session, redis, settings, user_id=current.user.id, session_id=session_id)
 
 
 @router.post(
@@ -223,4 +224,4 @@ async def revoke_all_sessions(
     sid = principal.claims.get("sid")
     if body is not None and body.keep_current and sid is not None:
         keep = uuid.UUID(str(sid))
-    await session_service.revoke_all_sessions(session, redis, settings, user_id=current.user.id, keep=keep)
+    await listing.revoke_all_sessions(session, redis, settings, user_id=current.user.id, keep=keep)

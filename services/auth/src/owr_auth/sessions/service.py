@@ -36,11 +36,10 @@ from owr_auth.sessions.errors import (
     NoWorkspace,
     RefreshTokenReused,
     RevocationUnavailable,
-    SessionNotFound,
 )
 from owr_auth.sessions.models import RefreshTokenFamily
 from owr_auth.sessions.repository import RefreshTokenRepository
-from owr_auth.sessions.schemas import ClientInfo, MfaChallenge, SessionView, TokenPair
+from owr_auth.sessions.schemas import ClientInfo, MfaChallenge, TokenPair
 from owr_auth.sessions.throttle import LoginThrottle, account_subject
 from owr_auth.settings import AuthSettings
 from owr_auth.signing.keyring import Keyring
@@ -266,58 +265,6 @@ async def revoke_user_sessions(
     revoked = await RefreshTokenRepository(session).revoke_all_for_user(user_id, reason=reason, at=utcnow())
     await deny_sessions(redis, settings, revoked, user_id=user_id)
     log.info("sessions_revoked", user_id=str(user_id), families=len(revoked), reason=reason)
-
-
-def session_view(family: RefreshTokenFamily, *, current_sid: str | None) -> SessionView:
-    return SessionView(
-        id=family.id,
-        created_at=family.created_at,
-        last_used_at=family.last_used_at,
-        user_agent=family.user_agent,
-        ip=family.ip,
-        current=current_sid == str(family.id),
-    )
-
-
-async def page_of_sessions(
-    session: AsyncSession, *, user_id: uuid.UUID, current_sid: str | None, offset: int, limit: int
-) -> tuple[list[SessionView], int]:
-    """The user's sessions that can still refresh, most recently used first."""
-    families, total = await RefreshTokenRepository(session).live_page(user_id, now=utcnow(), offset=offset, limit=limit)
-    return [session_view(f, current_sid=current_sid) for f in families], total
-
-
-async def revoke_session(
-    session: AsyncSession, redis: Redis, settings: AuthSettings, *, user_id: uuid.UUID, session_id: uuid.UUID
-) -> None:
-    """End one of the user's sessions: its refresh token and, at once, its access tokens (`sid`).
-
-    Another user's session, or one already ended, is `SessionNotFound` (404); 503 (rolled back) when the
-    denial cannot be recorded.
-    """
-    repo = RefreshTokenRepository(session)
-    if not await repo.revoke_users_family(user_id, session_id, reason="revoked", at=utcnow()):
-        raise SessionNotFound()
-    await deny_sessions(redis, settings, [session_id])
-    log.info("session_revoked", user_id=str(user_id), family_id=str(session_id))
-
-
-async def revoke_all_sessions(
-    session: AsyncSession,
-    redis: Redis,
-    settings: AuthSettings,
-    *,
-    user_id: uuid.UUID,
-    keep: uuid.UUID | None = None,
-) -> int:
-    """End every session of the user (but `keep`), each one's access tokens at once by its `sid`; API tokens
-    are left alone (`DELETE /api/v1/auth/me/sessions` ends those too). How many ended."""
-    revoked = await RefreshTokenRepository(session).revoke_all_for_user(
-        user_id, reason="revoke_all", at=utcnow(), keep=keep
-    )
-    await deny_sessions(redis, settings, revoked)
-    log.info("sessions_revoked", user_id=str(user_id), families=len(revoked), reason="revoke_all")
-    return len(revoked)
 
 
 async def _issue_pair(
