@@ -5,7 +5,8 @@ then it migrates, starts gateway, auth, keys, usage, worker and web, waits until
 URLs, restarts a child that exits (`tools.supervisor`: backoff, a few restarts a minute at most), and on
 Ctrl-C or SIGTERM stops everything it started (children also die with it if it is killed).
 `--demo` also starts the OpenRouter emulator with its demo account, points the worker at it, and signs
-up a demo user holding the demo keys, synced. The end-to-end tests and the benchmarks start the same
+up a demo user holding the demo keys, synced. With `SMTP_URL` unset, the worker's email goes to an SMTP sink
+(`tools.mail_sink`) that keeps each message under `.data/mail/` and prints where. The end-to-end tests and the benchmarks start the same
 processes through `ProcessGroup`.
 """
 
@@ -28,6 +29,7 @@ from typing import IO
 
 from tools.dev_secrets import dev_secrets
 from tools.devinfra import DATA_DIR, ROOT, embedded_postgres, embedded_redis, free_port
+from tools.mail_sink import MAIL_DIR, MailSink, announce
 
 PR_SET_PDEATHSIG = 1
 
@@ -154,6 +156,7 @@ class Ports:
     usage_admin: int = 9003
     web: int = 8005  # the dashboard's pages, reached through the gateway
     web_admin: int = 9005
+    smtp: int = 1025  # the SMTP sink, when SMTP_URL is unset
 
     @classmethod
     def free(cls) -> Ports:
@@ -172,12 +175,13 @@ def emulator_api_url(ports: Ports) -> str:
     return f"http://127.0.0.1:{ports.emulator}/api/v1"
 
 
-def system_specs(ports: Ports, *, openrouter_url: str | None = None) -> list[ProcessSpec]:
+def system_specs(ports: Ports, *, openrouter_url: str | None = None, smtp_url: str | None = None) -> list[ProcessSpec]:
     """The six processes, upstreams first, each told its own port and its peers' addresses; web last, after
     the gateway it calls (its readiness pings Redis only, so it never holds the others up).
 
     `openrouter_url` points the worker at another OpenRouter (the emulator); unset, the worker's own
-    default (or `OPENROUTER_BASE_URL` from the environment) applies.
+    default (or `OPENROUTER_BASE_URL` from the environment) applies. `smtp_url` likewise sends its email to
+    another SMTP server (a sink).
     """
     auth_url = f"http://127.0.0.1:{ports.auth}"
     worker_env = {
@@ -188,6 +192,9 @@ def system_specs(ports: Ports, *, openrouter_url: str | None = None) -> list[Pro
     }
     if openrouter_url is not None:
         worker_env["OPENROUTER_BASE_URL"] = openrouter_url
+    if smtp_url is not None:
+        worker_env["SMTP_URL"] = smtp_url
+        worker_env["MAIL_FROM"] = os.environ.get("MAIL_FROM") or "OpenRouter Watcher <watcher@localhost>"
     return [
         ProcessSpec(
             "auth",
@@ -366,11 +373,13 @@ def main(argv: list[str] | None = None) -> int:
         ports = Ports()
         group = ProcessGroup(base_env(database_url, redis_url, "development", DATA_DIR / "dev-secrets"))
         stack.callback(group.stop)
-        openrouter_url = None
+        openrouter_url = smtp_url = None
         if demo:
             group.start(emulator_spec(ports, seed="demo"))
             openrouter_url = emulator_api_url(ports)
-        for spec in system_specs(ports, openrouter_url=openrouter_url):
+        if not os.environ.get("SMTP_URL"):
+            smtp_url = stack.enter_context(MailSink(MAIL_DIR, port=ports.smtp, on_message=announce)).url
+        for spec in system_specs(ports, openrouter_url=openrouter_url, smtp_url=smtp_url):
             if demo and spec.name == "web":
                 # A newcomer who opens the dashboard is signed in as the demo user at once.
                 spec = replace(spec, env={**spec.env, "WEB_DEMO_EMAIL": DEMO_EMAIL, "WEB_DEMO_PASSWORD": DEMO_PASSWORD})
@@ -382,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, TimeoutError, OSError) as exc:
             print(f"start-up failed: {exc}", file=sys.stderr)
             return 1
+        mail_line = (
+            f"  mail (SMTP sink)   {smtp_url}, each message kept in {MAIL_DIR}/ as an .eml file"
+            if smtp_url
+            else "  mail               to SMTP_URL (from the environment)"
+        )
         print(
             "\nOpenRouter Watcher is running:\n"
             f"  dashboard          http://localhost:{ports.gateway}/ (web, through the gateway)\n"
@@ -391,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             f"    admin            http://localhost:{ports.auth_admin}/metrics, :{ports.keys_admin}, :{ports.usage_admin}\n"
             f"  worker             http://localhost:{ports.worker}/metrics\n"
             f"  web admin          http://localhost:{ports.web_admin}/metrics\n"
+            f"{mail_line}\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -19,8 +20,10 @@ from aiohttp import web
 from arq.connections import ArqRedis
 
 from owr_shared.wire import codec
+from owr_shared.wire.alerts import ClaimedDelivery
 from owr_worker.settings import WorkerSettings
 from owr_worker.worker import build_clients, close_clients
+from tests.support.mail import Inbox, smtp_server
 from tests.support.openrouter import key_list_row
 
 KEY = "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"
@@ -71,6 +74,7 @@ class Seen:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
 
 
 Handler = Callable[[Seen], "Reply | Any"]
@@ -99,7 +103,7 @@ class FakeServer:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         body = codec.loads(raw) if raw else None
-        seen = Seen(request.method, request.path, dict(request.query), dict(request.headers), body)
+        seen = Seen(request.method, request.path, dict(request.query), dict(request.headers), body, raw)
         self.seen.append(seen)
         handler = self.handlers.get((request.method, request.path))
         if handler is not None:
@@ -326,3 +330,116 @@ async def make_ctx(
     yield make
     for ctx in made:
         await close_clients(ctx)
+
+
+def claimed(
+    channel_type: str = "webhook",
+    *,
+    url: str | None = None,
+    email: str | None = None,
+    secrets: list[str] | None = None,
+    event_type: str = "test",
+    data: dict[str, Any] | None = None,
+    event_id: uuid.UUID | None = None,
+    attempt: int = 1,
+) -> ClaimedDelivery:
+    """A delivery as usage's claim hands it out (its channel's target revealed)."""
+    return ClaimedDelivery.model_validate(
+        {
+            "id": uuid.uuid4(),
+            "attempt": attempt,
+            "event": {
+                "id": event_id or uuid.uuid4(),
+                "type": event_type,
+                "occurred_at": "2026-12-03T14:00:00.250000+00:00",
+                "data": data or {},
+            },
+            "channel": {
+                "id": uuid.uuid4(),
+                "workspace_id": uuid.uuid4(),
+                "type": channel_type,
+                "name": f"my {channel_type}",
+                "url": url,
+                "email": email,
+                "secrets": secrets or [],
+            },
+        }
+    )
+
+
+class Outbox:
+    """usage's side of the contract, in memory: due deliveries leased by a claim, each attempt's result kept."""
+
+    def __init__(self, internal: Internal) -> None:
+        self.internal = internal
+        self.pending: dict[uuid.UUID, ClaimedDelivery] = {}
+        self.leased: set[uuid.UUID] = set()
+        self.attempts: dict[uuid.UUID, int] = {}
+        self.results: list[tuple[uuid.UUID, dict[str, Any], float]] = []
+        self.claims: list[dict[str, Any]] = []
+        self.backlog: dict[str, Any] | None = None
+        self.claim_reply: Reply | None = None
+        self.extra_items: list[dict[str, Any]] = []
+        internal.handle("POST", "/internal/deliveries/claim", self._claim)
+
+    def add(self, delivery: ClaimedDelivery) -> ClaimedDelivery:
+        self.pending[delivery.id] = delivery
+        self.internal.handle("POST", f"/internal/deliveries/{delivery.id}/result", self._result(delivery.id))
+        return delivery
+
+    def _claim(self, seen: Seen) -> Any:
+        if not self.internal._authorised(seen, "owr-usage"):
+            return Reply(401, "{}")
+        self.claims.append(seen.body)
+        if self.claim_reply is not None:
+            return self.claim_reply
+        free = [d for d in self.pending.values() if d.id not in self.leased][: seen.body["limit"]]
+        items = []
+        for delivery in free:
+            self.leased.add(delivery.id)
+            self.attempts[delivery.id] = self.attempts.get(delivery.id, 0) + 1
+            items.append({**delivery.model_dump(mode="json"), "attempt": self.attempts[delivery.id]})
+        items += self.extra_items
+        backlog = self.backlog or {"depth": len(self.pending), "oldest_due_seconds": 1.5 if free else None}
+        return {"items": items, "backlog": backlog}
+
+    def _result(self, delivery_id: uuid.UUID) -> Callable[[Seen], Any]:
+        def record(seen: Seen) -> Any:
+            self.results.append((delivery_id, seen.body, time.monotonic()))
+            self.leased.discard(delivery_id)
+            outcome = seen.body["outcome"]
+            if outcome != "failed":
+                self.pending.pop(delivery_id, None)
+            status = {"delivered": "delivered", "gone": "failed"}.get(outcome, "pending")
+            return {
+                "id": str(delivery_id),
+                "status": status,
+                "attempts": self.attempts.get(delivery_id, 0),
+                "next_attempt_at": None,
+                "channel_disabled": seen.body["outcome"] == "gone",
+            }
+
+        return record
+
+    def outcomes(self) -> dict[uuid.UUID, str]:
+        return {delivery_id: body["outcome"] for delivery_id, body, _ in self.results}
+
+
+@pytest.fixture
+def outbox(internal: Internal) -> Outbox:
+    """usage's outbox routes, in memory, on the `internal` server."""
+    return Outbox(internal)
+
+
+@dataclass(frozen=True)
+class Smtp:
+    """A real SMTP server (the test kit's) and the `SMTP_URL` that reaches it."""
+
+    inbox: Inbox
+    url: str
+
+
+@pytest.fixture
+def smtp() -> Iterator[Smtp]:
+    with smtp_server() as (inbox, port):
+        yield Smtp(inbox, f"smtp://127.0.0.1:{port}")

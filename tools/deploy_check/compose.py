@@ -29,8 +29,11 @@ from tools.deploy_check.exposure import compose_environments, compose_gateway_pr
 from tools.deploy_check.images import dockerfile_env
 
 COMPOSE_ENV_EXAMPLE = DEPLOY / "compose" / "env.example"
-# Variables compose may default: none of them is a secret.
-COMPOSE_DEFAULTS_ALLOWED = frozenset({"LOG_LEVEL", "OPENROUTER_BASE_URL", "OWR_PUBLIC_PORT"})
+# Variables compose may default: none of them is a secret. SMTP_URL holds one once an operator sets it (a real
+# server's password), but email is optional and its default, the bundled mail catcher, holds none.
+COMPOSE_DEFAULTS_ALLOWED = frozenset({"LOG_LEVEL", "OPENROUTER_BASE_URL", "OWR_PUBLIC_PORT", "SMTP_URL", "MAIL_FROM"})
+# Who may publish ports: the gateway to everyone; the rest (observability, the mail catcher's pages) on 127.0.0.1.
+PUBLISHERS = frozenset({"gateway", "prometheus", "grafana", "mailpit"})
 
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
 
@@ -152,8 +155,12 @@ def check_compose() -> str:
             if target not in service.get("depends_on", {}):
                 problems.append(f"{name} does not wait for {target}")
     problems += wildcard_forwarders(compose_environments(services)) + compose_gateway_problems(services)
-    if [n for n, s in services.items() if s.get("ports") and n not in ("gateway", "prometheus", "grafana")]:
-        problems.append("only the gateway (and the observability profile, on 127.0.0.1) may publish ports")
+    if [n for n, s in services.items() if s.get("ports") and n not in PUBLISHERS]:
+        problems.append("only the gateway (and, on 127.0.0.1, the observability profile and mailpit) may publish ports")
+    for name in sorted(PUBLISHERS - {"gateway"}):
+        for port in services.get(name, {}).get("ports", []):
+            if not str(port).startswith("127.0.0.1:"):
+                problems.append(f"{name} publishes {port} beyond this machine (bind it to 127.0.0.1)")
     for name in ("prometheus", "grafana"):
         if services.get(name, {}).get("profiles") != ["observability"]:
             problems.append(f"{name} belongs to the observability profile only")

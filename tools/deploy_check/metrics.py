@@ -145,6 +145,7 @@ REQUIRED_ALERT_TOPICS = {
     "rate-limiter backend errors": "OwrRateLimiterBackendErrors",
     "OpenRouter circuit open": "OwrOpenRouterCircuitOpen",
     "requests shed under overload": "OwrRequestsShed",
+    "stuck alert outbox": "OwrAlertOutboxStuck",
 }
 
 

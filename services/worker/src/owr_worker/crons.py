@@ -1,4 +1,6 @@
-"""ARQ crons: the due scans that enqueue `sync_key`, usage's retention and compaction, and the heartbeat."""
+"""ARQ crons: the due scans that enqueue `sync_key`, usage's retention and compaction, the digests, and the heartbeat.
+
+(`deliver_alerts` and its poll cron, `poll_alert_deliveries`, are in `deliveries.py`.)"""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from typing import Any, NoReturn
 from arq import Retry
 
 from owr_shared.logging import get_logger
+from owr_shared.wire.alerts import DigestKind
 from owr_shared.wire.keys import InvalidFilter
 from owr_shared.wire.usage import CompactionRequest
+from owr_worker.alerts_client import AlertsClient
 from owr_worker.internal import KeysClient, ServiceError, UsageClient
 from owr_worker.jobs import SYNC_KEY, job_now, job_settings, sync_key_job_id
 from owr_worker.metrics import DUE_SCANS_BACKLOG_FULL, HEARTBEAT
@@ -138,6 +142,30 @@ async def compact_snapshots(ctx: dict[str, Any]) -> dict[str, int]:
             after = batch.next_after
         log.info("snapshots_compacted", since=since.isoformat(), deleted=deleted, keys=keys)
         return {"deleted": deleted, "keys": keys}
+
+
+async def _raise_digests(ctx: dict[str, Any], kind: DigestKind) -> int:
+    """usage writes the digest of the period just ended for every workspace with a channel that takes it, into the
+    outbox (the next `deliver_alerts` sends them). A repeat for the same period writes nothing, so a retried or
+    doubled run is harmless."""
+    with job_context(f"{kind}_digests", traceparent=None, request_id=None):
+        alerts: AlertsClient = ctx["alerts"]
+        try:
+            raised = await alerts.raise_digests(kind, job_now(ctx))
+        except ServiceError as exc:
+            _retry_later(ctx, exc)
+        log.info("digests_raised", kind=kind, raised=raised.raised)
+        return raised.raised
+
+
+async def weekly_digests(ctx: dict[str, Any]) -> int:
+    """Mondays 00:05 UTC: the week that ended at midnight (weeks run from Monday 00:00 UTC, as OpenRouter's)."""
+    return await _raise_digests(ctx, "weekly")
+
+
+async def monthly_digests(ctx: dict[str, Any]) -> int:
+    """The 1st, 00:05 UTC: the month that ended at midnight."""
+    return await _raise_digests(ctx, "monthly")
 
 
 async def record_heartbeat(ctx: dict[str, Any]) -> float:

@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from owr_shared.health import HealthChecks
+from owr_worker.deliveries import export_backlog
 from owr_worker.metrics import QUEUE_DEPTH
 
 
@@ -24,6 +25,8 @@ def create_health_app(health: HealthChecks, redis: Any, queue_name: str) -> web.
         # A scrape must still answer while Redis is away; the gauge keeps its last value.
         with contextlib.suppress(Exception):
             QUEUE_DEPTH.labels(queue_name).set(await redis.zcard(queue_name))
+        with contextlib.suppress(Exception):
+            await export_backlog(redis)
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application()

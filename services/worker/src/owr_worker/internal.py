@@ -59,11 +59,10 @@ USAGE_AUDIENCE = "owr-usage"
 TOKEN_MARGIN_SECONDS = 30.0
 
 
-# The scopes the worker asks for, per audience (one token per audience serves every call to it).
-AUDIENCE_SCOPES = {
-    "owr-keys": "keys:due keys:reveal keys:status",
-    "owr-usage": "usage:ingest usage:cleanup alerts:deliver",
-}
+# The scopes the worker asks for, per audience (one token per audience serves every call to it). A client that
+# needs a scope apart asks for a token of its own (`_InternalClient.scope`): usage's alert routes do
+# (`alerts_client.py`, `alerts:deliver`), so a deployment that has not granted that scope yet still syncs.
+AUDIENCE_SCOPES = {"owr-keys": "keys:due keys:reveal keys:status", "owr-usage": "usage:ingest usage:cleanup"}
 
 
 class ServiceError(Exception):
@@ -93,7 +92,7 @@ class _Token:
 
 
 class ServiceTokens:
-    """Service tokens per audience from `POST {auth}/internal/service-tokens` (client credentials)."""
+    """Service tokens per audience (and scope) from `POST {auth}/internal/service-tokens` (client credentials)."""
 
     def __init__(
         self,
@@ -109,36 +108,35 @@ class ServiceTokens:
         self._client_id = client_id
         self._client_secret = client_secret
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
-        self._tokens: dict[str, _Token] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._tokens: dict[tuple[str, str | None], _Token] = {}
+        self._locks: dict[tuple[str, str | None], asyncio.Lock] = {}
 
-    async def get(self, audience: str) -> str:
-        """A valid token for `audience`; concurrent callers share one fetch."""
-        token = self._tokens.get(audience)
+    async def get(self, audience: str, scope: str | None = None) -> str:
+        """A valid token for `audience` with `scope` (default: the audience's `AUDIENCE_SCOPES`); concurrent
+        callers share one fetch."""
+        slot = (audience, scope or AUDIENCE_SCOPES.get(audience))
+        token = self._tokens.get(slot)
         if token is not None and token.expires_at > time.monotonic():
             return token.value
-        lock = self._locks.setdefault(audience, asyncio.Lock())
+        lock = self._locks.setdefault(slot, asyncio.Lock())
         async with lock:
-            token = self._tokens.get(audience)
+            token = self._tokens.get(slot)
             if token is not None and token.expires_at > time.monotonic():
                 return token.value
-            token = await self._fetch(audience)
-            self._tokens[audience] = token
+            token = await self._fetch(*slot)
+            self._tokens[slot] = token
             return token.value
 
     def invalidate(self, audience: str, value: str) -> None:
         """Forget `value` (refused by the service) unless a newer token already replaced it."""
-        token = self._tokens.get(audience)
-        if token is not None and token.value == value:
-            del self._tokens[audience]
+        for slot, token in list(self._tokens.items()):
+            if slot[0] == audience and token.value == value:
+                del self._tokens[slot]
 
-    async def _fetch(self, audience: str) -> _Token:
+    async def _fetch(self, audience: str, scope: str | None) -> _Token:
         # Least privilege: a token for keys carries only keys' scopes, one for usage only usage's.
         request = ServiceTokenRequest(
-            client_id=self._client_id,
-            client_secret=self._client_secret,
-            audience=audience,
-            scope=AUDIENCE_SCOPES.get(audience),
+            client_id=self._client_id, client_secret=self._client_secret, audience=audience, scope=scope
         )
         started = time.monotonic()
         try:
@@ -169,6 +167,8 @@ class _InternalClient:
 
     service = ""
     audience = ""
+    # The scopes this client's token asks for; None: its audience's `AUDIENCE_SCOPES`.
+    scope: str | None = None
 
     def __init__(
         self,
@@ -220,7 +220,7 @@ class _InternalClient:
         """
         data = None if body is None else codec.encode(body, exclude_unset=only_set)
         for attempt in (1, 2):
-            token = await self._tokens.get(self.audience)
+            token = await self._tokens.get(self.audience, self.scope)
             headers = {**outgoing_headers(), "Authorization": f"Bearer {token}", "Accept": "application/json"}
             if data is not None:
                 headers["Content-Type"] = "application/json"

@@ -1,4 +1,4 @@
-"""Worker metrics: jobs, queue depth, heartbeat, calls to OpenRouter, the circuit, and sync outcomes."""
+"""Worker metrics: jobs, queue depth, heartbeat, calls to OpenRouter, the circuit, sync outcomes, alert deliveries."""
 
 from __future__ import annotations
 
@@ -55,6 +55,27 @@ WORKSPACE_SWEEPS = Counter(
 )
 KEYS_SYNCED = Counter("owr_keys_synced_total", "Key syncs finished, by the status reported.", ["outcome"])
 
+# Alert deliveries (`deliveries.py`): channel_type is webhook, slack, discord or email; outcome delivered, failed or
+# gone (a 410). The outbox gauges are usage's figures at the last claim, shared through Redis so every worker
+# exports the same value; the oldest due delivery's age keeps growing from there while no claim refreshes it.
+ALERT_DELIVERIES = Counter(
+    "owr_worker_alert_deliveries_total",
+    "Alert delivery attempts, by channel type and outcome.",
+    ["channel_type", "outcome"],
+)
+ALERT_DELIVERY_DURATION = Histogram(
+    "owr_worker_alert_delivery_duration_seconds",
+    "Time of one alert delivery attempt (the request or the SMTP session), by channel type.",
+    ["channel_type"],
+    buckets=(*LATENCY_BUCKETS, 30.0),
+)
+ALERT_OUTBOX_DEPTH = Gauge(
+    "owr_worker_alert_outbox_depth", "Alert deliveries pending in usage's outbox (due or later)."
+)
+ALERT_OUTBOX_OLDEST_DUE = Gauge(
+    "owr_worker_alert_outbox_oldest_due_seconds", "How long the oldest due alert delivery has waited (0: none is due)."
+)
+
 # Every outcome exported from the start, so rate() and alerts see 0 rather than no series.
 for _outcome in ("valid", "invalid", "error"):
     KEYS_SYNCED.labels(_outcome)
@@ -62,3 +83,7 @@ for _scan in ("schedule_due_keys", "validate_keys"):
     DUE_SCANS_BACKLOG_FULL.labels(_scan)
 for _outcome in ("done", "unavailable", "refused"):
     WORKSPACE_SWEEPS.labels(_outcome)
+for _channel_type in ("webhook", "slack", "discord", "email"):
+    ALERT_DELIVERY_DURATION.labels(_channel_type)
+    for _outcome in ("delivered", "failed", "gone"):
+        ALERT_DELIVERIES.labels(_channel_type, _outcome)

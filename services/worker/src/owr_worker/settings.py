@@ -7,11 +7,13 @@ from typing import Annotated, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from owr_shared.settings import BaseServiceSettings, http_url, secret_field
+from owr_shared.settings import BaseServiceSettings, http_url, is_placeholder, secret_field
+from owr_shared.wire.alerts import CLAIM_MAX
+from owr_worker.mail import BadSmtpUrl, parse_smtp_url
 
 
 class WorkerSettings(BaseServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="WORKER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="WORKER_", extra="ignore", frozen=True, hide_input_in_errors=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8004, description="health and metrics")
@@ -76,6 +78,12 @@ class WorkerSettings(BaseServiceSettings):
     # these hosts (exact names, lower case) may resolve to private addresses (an operator's own receivers).
     outbound_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     outbound_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Alert deliveries (`deliveries.py`): one delivery job at a time across the workers, sending at most this many
+    # at once, each bounded by the outbound timeout; the poll enqueues it at every multiple of poll_seconds of each
+    # minute, and a full batch enqueues the next one at once. Together: one of max_jobs' slots, for a bounded time.
+    delivery_concurrency: int = Field(default=8, ge=1, le=100)
+    delivery_poll_seconds: int = Field(default=5, ge=1, le=60)
+    delivery_batch: int = Field(default=32, ge=1, le=CLAIM_MAX)
     # Email (alerts, reports): `smtp://[user:pass@]host:port[?starttls=true]` or `smtps://...`; unset: no email.
     # Unprefixed, as DESIGN §11 names them: the process that sends reads them.
     smtp_url: SecretStr | None = Field(default=None, validation_alias="SMTP_URL")
@@ -88,10 +96,31 @@ class WorkerSettings(BaseServiceSettings):
             return [host.strip().lower().rstrip(".") for host in value.split(",") if host.strip()]
         return value
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # unset (or set empty): no email
+        try:
+            parse_smtp_url(value.get_secret_value())
+        except BadSmtpUrl as exc:
+            raise ValueError(str(exc)) from None  # the message never carries the URL
+        return value
+
     @field_validator("auth_url", "keys_url", "usage_url", "openrouter_base_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
         return http_url(value)
+
+    @model_validator(mode="after")
+    def _no_placeholder_smtp_password(self) -> Self:
+        # Optional, so not a `secret_field` (those are required in production); but a template's placeholder
+        # password left in it refuses to start, as a placeholder secret does.
+        if self.is_production and self.smtp_url is not None:
+            password = parse_smtp_url(self.smtp_url.get_secret_value()).password
+            if password is not None and is_placeholder(password):
+                raise ValueError("SMTP_URL holds a placeholder password: set the real one, or unset SMTP_URL")
+        return self
 
     @model_validator(mode="after")
     def _lock_outlives_job(self) -> Self:

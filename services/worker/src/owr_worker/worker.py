@@ -15,16 +15,29 @@ from arq.worker import func
 from owr_shared.health import HealthChecks, begin_drain
 from owr_shared.logging import configure_logging, get_logger
 from owr_shared.redis import ping_redis
+from owr_worker.alerts_client import AlertsClient
 from owr_worker.batching import BatchPolicy
 from owr_worker.circuit import CircuitBreaker
-from owr_worker.crons import cleanup_usage, compact_snapshots, record_heartbeat, schedule_due_keys, validate_keys
+from owr_worker.crons import (
+    cleanup_usage,
+    compact_snapshots,
+    monthly_digests,
+    record_heartbeat,
+    schedule_due_keys,
+    validate_keys,
+    weekly_digests,
+)
+from owr_worker.deliveries import DELIVER_ALERTS, deliver_alerts, poll_alert_deliveries
 from owr_worker.health import create_health_app
 from owr_worker.instrument import instrumented
 from owr_worker.internal import KeysClient, ServiceTokens, UsageClient
 from owr_worker.jobs import SYNC_ACCOUNT, SYNC_KEY, sync_account, sync_key
+from owr_worker.mail import parse_smtp_url
 from owr_worker.openrouter import OpenRouterClient, RetryPolicy
 from owr_worker.outage import RedisOutage, ResilientWorker
+from owr_worker.outbound import Outbound
 from owr_worker.ratelimit import RateLimiter
+from owr_worker.senders import Senders
 from owr_worker.settings import WorkerSettings as Settings
 from owr_worker.sweep import sweep_workspaces
 
@@ -78,12 +91,20 @@ def build_clients(ctx: dict[str, Any]) -> None:
     # keys and usage own the batchers of their calls; close_clients sends what they still hold.
     ctx["keys"] = KeysClient(internal_http, settings.keys_url, tokens, timeout_seconds=timeout, batch=batch)
     ctx["usage"] = UsageClient(internal_http, settings.usage_url, tokens, timeout_seconds=timeout, batch=batch)
+    ctx["alerts"] = AlertsClient(internal_http, settings.usage_url, tokens, timeout_seconds=timeout)
+    smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
+    ctx["senders"] = Senders(
+        Outbound(settings),
+        smtp=parse_smtp_url(smtp_url) if smtp_url else None,
+        mail_from=settings.mail_from,
+        timeout_seconds=settings.outbound_timeout_seconds,
+    )
 
 
 async def close_clients(ctx: dict[str, Any]) -> None:
     # First the batchers (their last calls need the sessions), then the sessions.
-    for name in ("keys", "usage"):
-        client: KeysClient | UsageClient | None = ctx.pop(name, None)
+    for name in ("keys", "usage", "alerts"):
+        client: KeysClient | UsageClient | AlertsClient | None = ctx.pop(name, None)
         if client is not None:
             await client.aclose()
     for name in ("openrouter_http", "internal_http"):
@@ -105,7 +126,8 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     await web.TCPSite(runner, settings.host, settings.port).start()
     ctx["health"] = health
     ctx["health_runner"] = runner
-    log.info("worker_started", health_port=settings.port)
+    # Whether email can go out: an email channel's deliveries fail (and say why) while it cannot.
+    log.info("worker_started", health_port=settings.port, email=settings.smtp_url is not None)
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
@@ -128,6 +150,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "functions": [
             func(instrumented(sync_key), name=SYNC_KEY, keep_result=0, max_tries=tries),  # type: ignore[arg-type]
             func(instrumented(sync_account), name=SYNC_ACCOUNT, keep_result=0, max_tries=tries),  # type: ignore[arg-type]
+            # One try: a run cut short (a shutdown) is not run again; the next poll queues a fresh one.
+            func(instrumented(deliver_alerts), name=DELIVER_ALERTS, keep_result=0, max_tries=1),  # type: ignore[arg-type]
         ],
         "cron_jobs": [
             cron(instrumented(record_heartbeat), second=0, unique=True, run_at_startup=True),  # type: ignore[arg-type]
@@ -142,6 +166,15 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
                 unique=True,
                 max_tries=3,
             ),
+            # Queues deliver_alerts under its fixed job id: a tick while a batch is queued or running adds nothing.
+            cron(
+                instrumented(poll_alert_deliveries),  # type: ignore[arg-type]
+                second=set(range(0, 60, settings.delivery_poll_seconds)),
+                unique=True,
+                run_at_startup=True,
+            ),
+            cron(instrumented(weekly_digests), weekday="mon", hour=0, minute=5, second=0, unique=True, max_tries=3),  # type: ignore[arg-type]
+            cron(instrumented(monthly_digests), day=1, hour=0, minute=5, second=0, unique=True, max_tries=3),  # type: ignore[arg-type]
             # Hourly, so an account deletion a peer could not finish completes within the hour.
             cron(instrumented(sweep_workspaces), minute=23, second=15, unique=True),  # type: ignore[arg-type]
             cron(
