@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from owr_auth.mail.limits import AccountMailLimits
+from owr_auth.mail.queue import MailQueue
 from owr_auth.mfa.service import MfaKit
 from owr_auth.passwords.service import PasswordService
 from owr_auth.sessions.models import IP_MAX_LENGTH, USER_AGENT_MAX_LENGTH
@@ -52,6 +56,11 @@ Client = Annotated[ClientInfo, Depends(_client)]
 Mfa = Annotated[MfaKit, Depends(from_state("mfa"))]
 Throttle = Annotated[LoginThrottle, Depends(from_state("login_throttle"))]
 Cleanup = Annotated[WorkspaceCleanup, Depends(from_state("workspace_cleanup"))]
+# `send_auth_mail` jobs on the worker's queue, and the limits on the emails a person can have sent.
+Mails = Annotated[MailQueue, Depends(from_state("mail_queue"))]
+MailLimits = Annotated[AccountMailLimits, Depends(from_state("mail_limits"))]
+# The time emailed links are minted, used and expire by (`utcnow`; tests move it).
+Clock = Annotated[Callable[[], datetime], Depends(from_state("clock"))]
 # For work that must commit in steps (an account's deletion): one `transaction()` per step.
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(from_state("sessionmaker"))]
 

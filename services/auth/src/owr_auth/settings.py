@@ -50,6 +50,7 @@ ServiceScope = Literal[
     "workspaces:delete",
     "workspaces:sweep",
     "tokens:introspect",
+    "mail:render",
 ]
 ClientId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 Audience = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
@@ -137,9 +138,11 @@ class AuthSettings(KekSettings, HttpServiceSettings):
     # Workspaces a user may own at once (their personal one included), and open invitations per workspace.
     workspaces_per_user_max: int = Field(default=20, ge=1, le=10_000)
     invitations_open_max: int = Field(default=50, ge=1, le=10_000)
-    # Where the web app answers: the links in emails (`{public_base_url}/invite?token=...`) start here.
+    # Where the web app answers, through the gateway (DESIGN §12): the links in emails
+    # (`/invite?token=...`, `/verify-email?token=...`, `/reset-password?token=...`) start here.
     public_base_url: str = Field(
-        default="http://localhost:8000", validation_alias=AliasChoices("AUTH_PUBLIC_BASE_URL", "PUBLIC_BASE_URL")
+        default="http://localhost:8000",
+        validation_alias=AliasChoices("AUTH_PUBLIC_BASE_URL", "PUBLIC_BASE_URL", "public_base_url"),
     )
 
     # Where account deletion asks keys, then usage, to erase a workspace's data. An empty usage URL
@@ -148,6 +151,18 @@ class AuthSettings(KekSettings, HttpServiceSettings):
     usage_url: str | None = "http://127.0.0.1:8003"
     # Connect, read and write timeout of each call auth makes to another service.
     internal_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    # Email (docs/architecture.md, "Email from auth"). The ARQ queue the worker reads (`send_auth_mail` jobs).
+    queue_name: str = Field(default="arq:queue", min_length=1)
+    # A link's lifetime counts from the moment the worker renders the email (when its token is minted).
+    email_verification_ttl_seconds: int = Field(default=48 * 3600, ge=300, le=14 * 24 * 3600)
+    password_reset_ttl_seconds: int = Field(default=30 * 60, ge=60, le=3600)
+    # Requests per window: password resets per client address and per email address (known or not),
+    # verification emails per account. Past a limit: 429.
+    account_mail_window_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
+    password_reset_max_per_ip: int = Field(default=20, ge=1, le=100_000)
+    password_reset_max_per_email: int = Field(default=5, ge=1, le=1000)
+    verification_resend_max: int = Field(default=5, ge=1, le=1000)
 
     @field_validator("jwt_private_key")
     @classmethod

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from owr_shared.app import create_service_app
 from owr_shared.settings import load_settings
+from owr_web.account.router import router as account_router
 from owr_web.accounts.router import router as accounts_router
 from owr_web.dashboard.router import router as dashboard_router
 from owr_web.keys.router import router as keys_router
@@ -54,6 +55,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         settings=settings,
         routers=[
             sessions_router,
+            account_router,
             dashboard_router,
             keys_router,
             stats_router,

@@ -58,7 +58,7 @@ def _form_token(request: Request, settings: WebSettings) -> tuple[str, bool]:
     return (existing, False) if existing else (secrets.token_urlsafe(32), True)
 
 
-def _anonymous_page(
+def anonymous_page(
     request: Request, views: Pages, settings: WebSettings, template: str, context: dict[str, Any], status: int = 200
 ) -> Response:
     token, new = _form_token(request, settings)
@@ -70,7 +70,7 @@ def _anonymous_page(
     return response
 
 
-def _problem_message(body: Any, fallback: str) -> str:
+def problem_message(body: Any, fallback: str) -> str:
     if isinstance(body, dict):
         for error in body.get("errors") or []:
             if isinstance(error, dict) and error.get("msg"):
@@ -88,30 +88,48 @@ async def _sign_in(
     answer = await api.call("POST", "/api/v1/auth/login", json_body={"email": email, "password": password})
     if answer.status_code != 200:
         return answer
-    body = read_json(answer)
-    if body.get("mfa_required"):
+    pair = read_json(answer)
+    if pair.get("mfa_required"):
         response = RedirectResponse(f"/login/mfa?next={quote(safe_next(next_path), safe='/')}", status_code=303)
         response.set_cookie(
             mfa_cookie(settings),
-            str(body["challenge"]),
-            max_age=int(body["expires_in"]),
+            str(pair["challenge"]),
+            max_age=int(pair["expires_in"]),
             httponly=True,
             secure=settings.cookies_secure,
             samesite="strict",
             path="/",
         )
         return response
-    return await _start_session(api, settings, sessions, body, email.strip().lower(), next_path)
+    verified = await email_verified(api, pair["access_token"])
+    return await _start_session(api, settings, sessions, pair, email.strip().lower(), next_path, verified)
 
 
-def _too_many(answer: httpx.Response) -> str:
+async def email_verified(api: Api, access_token: str) -> bool:
+    """Whether the person's address is verified (`GET /api/v1/auth/me`); True when it cannot be told, so
+    a hiccup never puts the banner on a verified person's pages."""
+    try:
+        me = await api.call("GET", "/api/v1/auth/me", token=access_token)
+    except ProblemError:
+        return True
+    body = read_json(me) if me.status_code == 200 else None
+    return not isinstance(body, dict) or body.get("email_verified") is not False
+
+
+def too_many(answer: httpx.Response) -> str:
     return f"Too many attempts. Wait {answer.headers.get('retry-after', '60')} seconds, then try again."
 
 
 async def _start_session(
-    api: Api, settings: WebSettings, sessions: Sessions, pair: dict[str, Any], email: str, next_path: str
+    api: Api,
+    settings: WebSettings,
+    sessions: Sessions,
+    pair: dict[str, Any],
+    email: str,
+    next_path: str,
+    verified: bool = True,
 ) -> Response:
-    session_id = await sessions.start(pair, email, api)
+    session_id = await sessions.start(pair, email, api, email_verified=verified)
     response = RedirectResponse(safe_next(next_path), status_code=303)
     response.set_cookie(
         session_cookie(settings),
@@ -130,6 +148,7 @@ async def _start_session(
 NOTICES = {
     "expired": "The sign-in took too long, or was started elsewhere. Sign in again.",
     "changed": "Your password was changed and every session ended. Sign in with the new password.",
+    "reset": "Your new password is set and every session ended. Sign in with the new password.",
     "deleted": "Your account was deleted.",
     "signed_out": "You are signed out.",
     "everywhere": "You are signed out everywhere, this browser included.",
@@ -154,7 +173,7 @@ async def login_page(
         if isinstance(signed_in, Response):
             return signed_in
     context = {"next": safe_next(next), "error": None, "email_value": "", "notice": NOTICES.get(done or "")}
-    return _anonymous_page(request, views, settings, "login.html", context)
+    return anonymous_page(request, views, settings, "login.html", context)
 
 
 @router.post("/login", include_in_schema=False, dependencies=[FormChecked])
@@ -172,13 +191,13 @@ async def login(
     if isinstance(response, Response):
         return response
     if response.status_code == 429:
-        error = _too_many(response)
+        error = too_many(response)
     elif response.status_code in (400, 401, 422):
         error = "The email or the password is wrong."
     else:
-        error = _problem_message(read_json(response), "Signing in is not possible right now. Try again shortly.")
+        error = problem_message(read_json(response), "Signing in is not possible right now. Try again shortly.")
     context = {"next": safe_next(next), "error": error, "email_value": email}
-    return _anonymous_page(request, views, settings, "login.html", context, status=response.status_code)
+    return anonymous_page(request, views, settings, "login.html", context, status=response.status_code)
 
 
 @router.get("/login/mfa", include_in_schema=False)
@@ -186,7 +205,7 @@ async def login_mfa_page(request: Request, views: Views, settings: Settings, nex
     if not request.cookies.get(mfa_cookie(settings)):
         return RedirectResponse("/login", status_code=303)
     context = {"next": safe_next(next), "error": None}
-    return _anonymous_page(request, views, settings, "login_mfa.html", context)
+    return anonymous_page(request, views, settings, "login_mfa.html", context)
 
 
 @router.post("/login/mfa", include_in_schema=False, dependencies=[FormChecked])
@@ -211,18 +230,19 @@ async def login_mfa(
         pair = read_json(answer)
         api.access_token = pair["access_token"]
         me = await api.get("/api/v1/auth/me")
-        return await _start_session(api, settings, sessions, pair, str(me["email"]), next)
+        verified = me.get("email_verified") is not False
+        return await _start_session(api, settings, sessions, pair, str(me["email"]), next, verified)
     problem = read_json(answer) if answer.headers.get("content-type", "").endswith("json") else None
     if answer.status_code == 401 and str((problem or {}).get("type", "")).endswith("/invalid-mfa-challenge"):
         return _restart(settings)
     if answer.status_code == 429:
-        error = _too_many(answer)
+        error = too_many(answer)
     elif answer.status_code in (401, 422):
         error = "That code is not valid. Enter the current 6-digit code from your app, or an unused recovery code."
     else:
-        error = _problem_message(problem, "Signing in is not possible right now. Try again shortly.")
+        error = problem_message(problem, "Signing in is not possible right now. Try again shortly.")
     context = {"next": safe_next(next), "error": error}
-    return _anonymous_page(request, views, settings, "login_mfa.html", context, status=answer.status_code)
+    return anonymous_page(request, views, settings, "login_mfa.html", context, status=answer.status_code)
 
 
 def _restart(settings: WebSettings) -> Response:
@@ -235,7 +255,7 @@ def _restart(settings: WebSettings) -> Response:
 @router.get("/register", include_in_schema=False)
 async def register_page(request: Request, views: Views, settings: Settings, next: str | None = None) -> Response:
     context = {"error": None, "email_value": "", "hint": PASSWORD_HINT, "next": safe_next(next)}
-    return _anonymous_page(request, views, settings, "register.html", context)
+    return anonymous_page(request, views, settings, "register.html", context)
 
 
 @router.post("/register", include_in_schema=False, dependencies=[FormChecked])
@@ -256,11 +276,11 @@ async def register(
     if created.status_code == 409:
         error = "An account with this email exists already. Sign in instead."
     elif created.status_code == 429:
-        error = _too_many(created)
+        error = too_many(created)
     else:
-        error = _problem_message(read_json(created), "The account could not be created. Check the form.")
+        error = problem_message(read_json(created), "The account could not be created. Check the form.")
     context = {"error": error, "email_value": email, "hint": PASSWORD_HINT, "next": safe_next(next)}
-    return _anonymous_page(request, views, settings, "register.html", context, status=created.status_code)
+    return anonymous_page(request, views, settings, "register.html", context, status=created.status_code)
 
 
 @router.get("/logout", include_in_schema=False)

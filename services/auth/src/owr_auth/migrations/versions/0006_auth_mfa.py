@@ -4,8 +4,8 @@ shows of each session (last use, user agent, address)."""
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 
 
 def upgrade() -> None:
