@@ -39,6 +39,8 @@ AUTH_SECRETS = {
     "argon2_memory_kib": 1024,
     "argon2_time_cost": 1,
     "usage_url": None,
+    # Registration queues a verification email: on a queue of its own, never the e2e worker's.
+    "queue_name": f"arq:queue:web-security-tests-{secrets.token_hex(4)}",
 }
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
