@@ -281,6 +281,7 @@ def base_env(database_url: str, redis_url: str, environment: str, secrets_dir: P
             "usage:cleanup",
             "alerts:deliver",
             "workspaces:sweep",
+            "mail:render",
         ],
         "audiences": ["owr-keys", "owr-usage"],
     }

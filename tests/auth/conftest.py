@@ -8,11 +8,15 @@ Every app calls a `PeerStub` as its keys service (`keys_stub`), reset after each
 from __future__ import annotations
 
 import base64
+import json
 import math
+import re
 import secrets
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,9 +24,11 @@ import jwt
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from owr_auth.app import create_app
+from owr_auth.mail.models import OutboundMail
 from owr_auth.settings import AuthSettings
 from tests.auth.peer_stub import PeerStub, running_peer_stub
 from tests.support.apps import bound_to_connection, running
@@ -40,6 +46,7 @@ WORKER_SECRET = "worker-secret-" + "k3" * 16
 USAGE_READER_SECRET = "usage-reader-secret-" + "q7" * 16
 GATEWAY_SECRET = "gateway-secret-" + "g5" * 16
 SWEEPER_SECRET = "sweeper-secret-" + "w2" * 16
+MAILER_SECRET = "mailer-secret-" + "m4" * 16
 SERVICE_CLIENTS = {
     "worker": {
         "secret": WORKER_SECRET,
@@ -49,8 +56,14 @@ SERVICE_CLIENTS = {
     "usage-reader": {"secret": USAGE_READER_SECRET, "scopes": ["keys:due"], "audiences": ["owr-usage"]},
     "gateway": {"secret": GATEWAY_SECRET, "scopes": ["tokens:introspect"], "audiences": ["owr-auth"]},
     "sweeper": {"secret": SWEEPER_SECRET, "scopes": ["workspaces:sweep"], "audiences": ["owr-auth"]},
+    "mailer": {"secret": MAILER_SECRET, "scopes": ["mail:render"], "audiences": ["owr-auth"]},
 }
+# The suite's own ARQ queue, so a test can read the jobs auth queued (and no running worker takes them).
+MAIL_QUEUE = f"arq:queue:auth-tests-{secrets.token_hex(4)}"
 API_TOKEN_PEPPER = "pepper-for-tests-" + "p9" * 16
+# Every test app's KEK (it seals TOTP secrets) and recovery-code pepper, so apps open each other's rows.
+AUTH_KEKS = json.dumps({"t1": base64.b64encode(b"auth-kek-for-tests-" + b"k" * 13).decode()})
+RECOVERY_CODE_PEPPER = "recovery-pepper-for-tests-" + "r8" * 12
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:
@@ -67,7 +80,14 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> AuthSe
         AuthSettings,
         database_url,
         redis_url,
-        {"api_token_pepper": API_TOKEN_PEPPER, **FAST_ARGON2},
+        {
+            "api_token_pepper": API_TOKEN_PEPPER,
+            "queue_name": MAIL_QUEUE,
+            "keks": AUTH_KEKS,
+            "active_kek_version": "t1",
+            "recovery_code_pepper": RECOVERY_CODE_PEPPER,
+            **FAST_ARGON2,
+        },
         overrides,
     )
 
@@ -177,3 +197,65 @@ def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[CapturedLogs]:
     """The auth service's real logging pipeline, captured from stdout; restored afterwards."""
     with captured_json_logs(capsys, "auth") as logs:
         yield logs
+
+
+# --- email: the mails auth queues, rendered as the worker renders them --------------------------------
+
+MAILER = basic("mailer", MAILER_SECRET)
+_LINK_TOKEN = re.compile(r"[?&]token=([A-Za-z0-9_-]+)")
+
+
+class Clock:
+    """The time auth mints, uses and expires emailed links by: fixed until a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(shared_app: FastAPI) -> Iterator[Clock]:
+    """The shared app's clock, under the test's control (restored after it). Set by hand: the app's `State`
+    keeps attributes in a dict of its own, which monkeypatch would not restore."""
+    real, fake = shared_app.state.clock, Clock()
+    shared_app.state.clock = fake
+    yield fake
+    shared_app.state.clock = real
+
+
+async def queued_mails(db_session: AsyncSession, user_id: str | uuid.UUID, kind: str | None = None) -> list[Any]:
+    """The user's outbound mails (oldest first), as the database has them now."""
+    query = select(OutboundMail).where(OutboundMail.user_id == uuid.UUID(str(user_id)))
+    if kind is not None:
+        query = query.where(OutboundMail.kind == kind)
+    result = await db_session.execute(query.order_by(OutboundMail.created_at).execution_options(populate_existing=True))
+    return list(result.scalars())
+
+
+async def render_mail(client: httpx.AsyncClient, mail_id: uuid.UUID | str) -> httpx.Response:
+    """`POST /internal/mail/{id}/render` as the worker calls it."""
+    return await client.post(f"/internal/mail/{mail_id}/render", headers=MAILER)
+
+
+def link_token(rendered: dict[str, Any]) -> str:
+    """The one-time token of a rendered mail's link (the same in its text and its HTML)."""
+    found = _LINK_TOKEN.search(rendered["text"])
+    assert found is not None, "no link in the mail"
+    assert found.group(1) in rendered["html"]
+    return found.group(1)
+
+
+async def emailed_token(
+    client: httpx.AsyncClient, db_session: AsyncSession, user_id: str | uuid.UUID, kind: str
+) -> str:
+    """Render the user's latest pending mail of `kind` and return its link's token."""
+    pending = [m for m in await queued_mails(db_session, user_id, kind) if m.status == "pending"]
+    assert pending, f"no pending {kind} mail"
+    r = await render_mail(client, pending[-1].id)
+    assert r.status_code == 200, r.text
+    return link_token(r.json())

@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_auth.invitations import mail
+from owr_auth.users.models import User
 from tests.auth.conftest import login, register
 from tests.support.http import bearer
 
@@ -35,6 +37,13 @@ async def person(client: httpx.AsyncClient, email: str | None = None) -> Person:
     user = await register(client, email)
     pair = await login(client, user["email"])
     return Person(user["id"], user["email"], user["workspace"]["id"], pair["access_token"], pair["refresh_token"])
+
+
+async def verified(session: AsyncSession, who: Person) -> Person:
+    """`who` with a verified address, which accepting an invitation needs (the emailed link itself is
+    test_email_verification.py's)."""
+    await session.execute(update(User).where(User.id == uuid.UUID(who.id)).values(email_verified_at=func.now()))
+    return who
 
 
 async def switch(client: httpx.AsyncClient, who: Person, workspace_id: str) -> Person:
@@ -81,6 +90,7 @@ async def join(
     """`member` joins through an invitation with `role`, and switches their session to the workspace."""
     invitation = await invite(client, inviter, workspace_id, member.email, role)
     token = await invitation_token(session, app, invitation["id"])
+    await verified(session, member)
     r = await client.post("/api/v1/invitations/accept", headers=member.headers, json={"token": token})
     assert r.status_code == 200, r.text
     return await switch(client, member, workspace_id)

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from owr_auth.invitations import mail
 from owr_auth.invitations.models import Invitation
-from tests.auth.teams import Person, invitation_token, invite, person, switch, team
+from tests.auth.teams import Person, invitation_token, invite, person, switch, team, verified
 from tests.support.http import assert_problem
 
 
@@ -23,7 +23,7 @@ async def accept(client: httpx.AsyncClient, who: Person, token: str) -> httpx.Re
 
 async def test_an_invitation_mails_a_one_time_link_and_joins_with_its_role(client, db_session, shared_app):
     team_id, owner, _ = await team(client, db_session, shared_app)
-    bob = await person(client)
+    bob = await verified(db_session, await person(client))
     created = await invite(client, owner, team_id, bob.email.upper(), "viewer")
     assert (created["email"], created["role"], created["status"]) == (bob.email, "viewer", "pending")
     assert "token" not in str(created).lower()
@@ -56,7 +56,7 @@ async def test_an_invitation_mails_a_one_time_link_and_joins_with_its_role(clien
 
 async def test_only_the_invited_address_accepts(client, db_session, shared_app):
     team_id, owner, _ = await team(client, db_session, shared_app)
-    bob, mallory = await person(client), await person(client)
+    bob, mallory = await verified(db_session, await person(client)), await person(client)
     created = await invite(client, owner, team_id, bob.email)
     token = await invitation_token(db_session, shared_app, created["id"])
     body = assert_problem(await accept(client, mallory, token), 403)

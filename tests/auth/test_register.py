@@ -19,8 +19,9 @@ async def test_register_creates_user_with_personal_workspace(client, db_session)
     r = await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
     assert r.status_code == 201, r.text
     body = r.json()
-    assert set(body) == {"id", "email", "created_at", "workspace"}
+    assert set(body) == {"id", "email", "email_verified", "created_at", "workspace"}
     assert body["email"] == email
+    assert body["email_verified"] is False
     assert body["created_at"].endswith(("Z", "+00:00"))
     assert body["workspace"]["role"] == "owner"
     assert body["workspace"]["name"] == "Personal"

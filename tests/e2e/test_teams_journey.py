@@ -23,6 +23,7 @@ from owr_auth.invitations import mail
 from owr_auth.settings import AuthSettings
 from owr_shared.db import create_engine, create_sessionmaker, transaction
 from tests.e2e.conftest import System
+from tests.e2e.test_account_email_journey import emailed_link
 from tests.e2e.test_journey import PASSWORD, problem
 from tests.support.mail import Inbox
 
@@ -112,6 +113,9 @@ async def test_a_viewer_invited_promoted_and_removed(system: System, mail_inbox:
             await client.post("/api/v1/auth/register", json={"email": bob_address, "password": PASSWORD})
         ).status_code == 201
         bob = (await client.post("/api/v1/auth/login", json={"email": bob_address, "password": PASSWORD})).json()
+        # Accepting needs a verified address: bob first follows the link of his registration email.
+        _, verify = await emailed_link(mail_inbox, bob_address, "Verify your email address")
+        assert (await client.post("/api/v1/auth/verify-email", json={"token": verify})).status_code == 204
         r = await client.post("/api/v1/invitations/accept", headers=_bearer(bob["access_token"]), json={"token": token})
         assert r.status_code == 200, r.text
         bob = (

@@ -38,6 +38,10 @@ PROBLEM = "application/problem+json"
         ("POST", "/api/v1/auth/register", "auth", False),
         ("POST", "/api/v1/auth/refresh", "auth", False),
         ("POST", "/api/v1/auth/logout", "auth", False),
+        ("POST", "/api/v1/auth/password-reset", "auth", False),
+        ("POST", "/api/v1/auth/password-reset/confirm", "auth", False),
+        ("POST", "/api/v1/auth/verify-email", "auth", False),
+        ("POST", "/api/v1/auth/verify-email/resend", "auth", True),
     ],
 )
 async def test_routes_reach_their_upstream(

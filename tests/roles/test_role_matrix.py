@@ -28,7 +28,7 @@ from owr_gateway.openapi import merge
 from owr_gateway.routing import RouteTable
 from owr_shared.auth import role_rank
 from tests.auth.conftest import PASSWORD
-from tests.auth.teams import Person, invitation_token, invite, new_workspace, person, switch
+from tests.auth.teams import Person, invitation_token, invite, new_workspace, person, switch, verified
 from tests.keys.conftest import new_secret
 from tests.support.http import bearer
 
@@ -63,6 +63,15 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/auth/login"): Rule("anonymous", lambda s: {"email": s.owner.email, "password": PASSWORD}),
     ("POST", "/api/v1/auth/refresh"): Rule("anonymous", lambda s: {"refresh_token": s.owner.refresh}),
     ("POST", "/api/v1/auth/logout"): Rule("anonymous", lambda s: {"refresh_token": s.owner.refresh}),
+    ("POST", "/api/v1/auth/password-reset"): Rule("anonymous", lambda s: {"email": s.owner.email}),
+    ("POST", "/api/v1/auth/password-reset/confirm"): Rule(
+        "anonymous",
+        lambda s: {"token": "owrp_" + "A" * 43, "new_password": "another long passphrase 9"},
+        succeeds=False,
+    ),
+    ("POST", "/api/v1/auth/verify-email"): Rule("anonymous", lambda s: {"token": "owrv_" + "A" * 43}, succeeds=False),
+    # The second step of a two-factor sign-in (nobody here has it on: no code is a 422).
+    ("POST", "/api/v1/auth/login/mfa"): Rule("anonymous", lambda s: {"challenge": "owrm_" + "A" * 43}, succeeds=False),
     # The caller themselves.
     ("GET", "/api/v1/auth/me"): Rule("self"),
     ("DELETE", "/api/v1/auth/me"): Rule("self"),
@@ -70,6 +79,16 @@ MATRIX: dict[tuple[str, str], Rule] = {
         "self", lambda s: {"current_password": PASSWORD, "new_password": "another long passphrase 9"}
     ),
     ("DELETE", "/api/v1/auth/me/sessions"): Rule("self"),
+    # 202, or 409 for an address verified already.
+    ("POST", "/api/v1/auth/verify-email/resend"): Rule("self", succeeds=False),
+    ("GET", "/api/v1/auth/sessions"): Rule("self"),
+    ("DELETE", "/api/v1/auth/sessions/{session_id}"): Rule("self", succeeds=False),
+    ("POST", "/api/v1/auth/sessions/revoke-all"): Rule("self", lambda s: {"keep_current": True}),
+    ("GET", "/api/v1/auth/2fa"): Rule("self"),
+    ("POST", "/api/v1/auth/2fa/setup"): Rule("self"),
+    # Without a setup (each call's savepoint is rolled back) enable is a 409, and so is disable while off.
+    ("POST", "/api/v1/auth/2fa/enable"): Rule("self", lambda s: {"code": "123456"}, succeeds=False),
+    ("POST", "/api/v1/auth/2fa/disable"): Rule("self", lambda s: {"code": "123456"}, succeeds=False),
     ("GET", "/api/v1/tokens"): Rule("self"),
     ("DELETE", "/api/v1/tokens/{token_id}"): Rule("self", succeeds=False),
     ("POST", "/api/v1/workspaces"): Rule("self", lambda s: {"name": "Another"}),
@@ -161,6 +180,7 @@ async def seed(system_client: httpx.AsyncClient, db_session, auth_app: FastAPI) 
         joiner = await person(client)
         invitation = await invite(client, owner, workspace_id, joiner.email, "viewer" if role == "target" else role)
         token = await invitation_token(db_session, auth_app, invitation["id"])
+        await verified(db_session, joiner)
         await _ok(await client.post("/api/v1/invitations/accept", headers=joiner.headers, json={"token": token}))
         actors[role] = await switch(client, joiner, workspace_id)
     target = actors.pop("target")
@@ -175,6 +195,7 @@ async def seed(system_client: httpx.AsyncClient, db_session, auth_app: FastAPI) 
         "user_id": target.id,
         "delivery_id": str(uuid.uuid4()),
         "token_id": str(uuid.uuid4()),
+        "session_id": str(uuid.uuid4()),
     }
     return Seed(workspace_id, actors, target, await person(client), ids)
 

@@ -31,7 +31,9 @@ from tools.deploy_check.images import dockerfile_env
 COMPOSE_ENV_EXAMPLE = DEPLOY / "compose" / "env.example"
 # Variables compose may default: none of them is a secret. SMTP_URL holds one once an operator sets it (a real
 # server's password), but email is optional and its default, the bundled mail catcher, holds none.
-COMPOSE_DEFAULTS_ALLOWED = frozenset({"LOG_LEVEL", "OPENROUTER_BASE_URL", "OWR_PUBLIC_PORT", "SMTP_URL", "MAIL_FROM"})
+COMPOSE_DEFAULTS_ALLOWED = frozenset(
+    {"LOG_LEVEL", "OPENROUTER_BASE_URL", "OWR_PUBLIC_PORT", "PUBLIC_BASE_URL", "SMTP_URL", "MAIL_FROM"}
+)
 # Who may publish ports: the gateway to everyone; the rest (observability, the mail catcher's pages) on 127.0.0.1.
 PUBLISHERS = frozenset({"gateway", "prometheus", "grafana", "mailpit"})
 
@@ -98,7 +100,8 @@ def check_compose() -> str:
     working = [
         name
         for name, value in example.items()
-        if name not in ("KEYS_ACTIVE_KEK_VERSION", "USAGE_ACTIVE_KEK_VERSION") and not is_placeholder(value)
+        if name not in ("KEYS_ACTIVE_KEK_VERSION", "USAGE_ACTIVE_KEK_VERSION", "AUTH_ACTIVE_KEK_VERSION")
+        and not is_placeholder(value)
     ]
     if working:
         raise CheckFailed(f"the env template holds working values (placeholders only): {working}")

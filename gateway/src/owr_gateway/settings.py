@@ -66,6 +66,10 @@ DEFAULT_ROUTES: tuple[dict[str, Any], ...] = (
     {"prefix": "/api/v1/auth/login", "upstream": "auth", "auth": "none", "policy": "login"},
     {"prefix": "/api/v1/auth/refresh", "upstream": "auth", "auth": "none", "policy": "anonymous"},
     {"prefix": "/api/v1/auth/logout", "upstream": "auth", "auth": "none", "policy": "anonymous"},
+    # Emailed links (issue 16): the token is the credential; the request for one is limited like a login.
+    {"prefix": "/api/v1/auth/password-reset", "upstream": "auth", "auth": "none", "policy": "login"},
+    {"prefix": "/api/v1/auth/verify-email", "upstream": "auth", "auth": "none", "policy": "login"},
+    {"prefix": "/api/v1/auth/verify-email/resend", "upstream": "auth", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/auth", "upstream": "auth", "auth": "jwt", "policy": "user"},
     {"prefix": "/.well-known/jwks.json", "upstream": "auth", "auth": "none", "policy": "anonymous"},
     {"prefix": "/api/v1/tokens", "upstream": "auth", "auth": "jwt", "policy": "user"},

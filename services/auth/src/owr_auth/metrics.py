@@ -8,3 +8,28 @@ LOGINS = Counter("owr_auth_logins_total", "Password logins that reached a verdic
 REFRESH_TOKEN_REUSES = Counter(
     "owr_auth_refresh_token_reuses_total", "Rotated refresh tokens presented again (their family is revoked)."
 )
+MFA_CHECKS = Counter(
+    "owr_auth_mfa_checks_total",
+    "Second-factor codes checked, by purpose (login, enable, disable), kind (totp, recovery) and outcome.",
+    ["purpose", "kind", "outcome"],
+)
+
+# Email (docs/architecture.md, "Email from auth"): kind is verify_email, password_reset or invitation.
+MAILS_QUEUED = Counter("owr_auth_mails_queued_total", "Emails queued for the worker to send, by kind.", ["kind"])
+MAIL_ENQUEUES = Counter(
+    "owr_auth_mail_enqueues_total",
+    "send_auth_mail jobs put on the queue, by outcome (failed: Redis refused; the worker's cron queues it later).",
+    ["outcome"],
+)
+MAIL_OUTCOMES = Counter(
+    "owr_auth_mails_total",
+    "Emails that reached an end, by kind and outcome (sent, failed, cancelled).",
+    ["kind", "outcome"],
+)
+# purpose: verify_email or password_reset; outcome: used, invalid (no such link), expired (or used before).
+EMAIL_LINKS = Counter(
+    "owr_auth_email_links_total", "Emailed links presented, by purpose and outcome.", ["purpose", "outcome"]
+)
+
+for _outcome in ("queued", "failed"):
+    MAIL_ENQUEUES.labels(_outcome)

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import SettingsConfigDict
 
+from owr_shared.envelope import KekSettings
 from owr_shared.settings import Environment, HttpServiceSettings, Port, http_url, is_placeholder, secret_field
 
 # OWASP Password Storage Cheat Sheet, argon2id minimum configuration.
@@ -49,6 +50,7 @@ ServiceScope = Literal[
     "workspaces:delete",
     "workspaces:sweep",
     "tokens:introspect",
+    "mail:render",
 ]
 ClientId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 Audience = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
@@ -77,8 +79,9 @@ class ServiceClient(BaseModel):
         return value
 
 
-class AuthSettings(HttpServiceSettings):
-    """Configuration of the auth service (`AUTH_` prefix)."""
+class AuthSettings(KekSettings, HttpServiceSettings):
+    """Configuration of the auth service (`AUTH_` prefix); `AUTH_KEKS` / `AUTH_ACTIVE_KEK_VERSION` (`KekSettings`)
+    seal the TOTP secrets of two-factor sign-in."""
 
     model_config = SettingsConfigDict(
         env_prefix="AUTH_", env_file=None, extra="ignore", frozen=True, hide_input_in_errors=True
@@ -124,12 +127,22 @@ class AuthSettings(HttpServiceSettings):
     # Live (unrevoked, unexpired) tokens a user may hold at once.
     api_tokens_per_user_max: int = Field(default=50, ge=1, le=10_000)
 
+    # Two-factor sign-in (TOTP): the secrets are sealed under `AUTH_KEKS` (`KekSettings`, the envelope scheme),
+    # the recovery codes stored as HMAC-SHA-256 under this pepper. Ephemeral outside production when unset.
+    recovery_code_pepper: SecretStr | None = secret_field("at least 32 random characters; HMAC key of recovery codes")
+    # Wrong codes (login's second step, enable, disable) before a lockout: per user from any address, per address.
+    mfa_max_failures_per_user: int = Field(default=5, ge=1, le=1000)
+    mfa_max_failures_per_ip: int = Field(default=20, ge=1, le=100_000)
+    # How long the second step of a sign-in may follow the first.
+    mfa_challenge_ttl_seconds: int = Field(default=300, ge=30, le=900)
     # Workspaces a user may own at once (their personal one included), and open invitations per workspace.
     workspaces_per_user_max: int = Field(default=20, ge=1, le=10_000)
     invitations_open_max: int = Field(default=50, ge=1, le=10_000)
-    # Where the web app answers: the links in emails (`{public_base_url}/invite?token=...`) start here.
+    # Where the web app answers, through the gateway (DESIGN §12): the links in emails
+    # (`/invite?token=...`, `/verify-email?token=...`, `/reset-password?token=...`) start here.
     public_base_url: str = Field(
-        default="http://localhost:8000", validation_alias=AliasChoices("AUTH_PUBLIC_BASE_URL", "PUBLIC_BASE_URL")
+        default="http://localhost:8000",
+        validation_alias=AliasChoices("AUTH_PUBLIC_BASE_URL", "PUBLIC_BASE_URL", "public_base_url"),
     )
 
     # Where account deletion asks keys, then usage, to erase a workspace's data. An empty usage URL
@@ -138,6 +151,18 @@ class AuthSettings(HttpServiceSettings):
     usage_url: str | None = "http://127.0.0.1:8003"
     # Connect, read and write timeout of each call auth makes to another service.
     internal_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    # Email (docs/architecture.md, "Email from auth"). The ARQ queue the worker reads (`send_auth_mail` jobs).
+    queue_name: str = Field(default="arq:queue", min_length=1)
+    # A link's lifetime counts from the moment the worker renders the email (when its token is minted).
+    email_verification_ttl_seconds: int = Field(default=48 * 3600, ge=300, le=14 * 24 * 3600)
+    password_reset_ttl_seconds: int = Field(default=30 * 60, ge=60, le=3600)
+    # Requests per window: password resets per client address and per email address (known or not),
+    # verification emails per account. Past a limit: 429.
+    account_mail_window_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
+    password_reset_max_per_ip: int = Field(default=20, ge=1, le=100_000)
+    password_reset_max_per_email: int = Field(default=5, ge=1, le=1000)
+    verification_resend_max: int = Field(default=5, ge=1, le=1000)
 
     @field_validator("jwt_private_key")
     @classmethod
@@ -168,7 +193,7 @@ class AuthSettings(HttpServiceSettings):
             keys.append(pem)
         return keys
 
-    @field_validator("api_token_pepper")
+    @field_validator("api_token_pepper", "recovery_code_pepper")
     @classmethod
     def _check_pepper(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
@@ -181,6 +206,18 @@ class AuthSettings(HttpServiceSettings):
         if self.api_token_pepper is None:
             return secrets.token_bytes(32)
         return self.api_token_pepper.get_secret_value().encode("utf-8")
+
+    @cached_property
+    def recovery_code_pepper_bytes(self) -> bytes:
+        """The recovery codes' HMAC key; a random one per process when none is configured (never in production)."""
+        if self.recovery_code_pepper is None or is_placeholder(self.recovery_code_pepper.get_secret_value()):
+            self.warn_generated_secret(
+                "AUTH_RECOVERY_CODE_PEPPER",
+                "recovery_code_pepper_ephemeral",
+                "recovery codes of two-factor sign-in work only as long as this process",
+            )
+            return secrets.token_bytes(32)
+        return self.recovery_code_pepper.get_secret_value().encode("utf-8")
 
     @field_validator("public_base_url")
     @classmethod

@@ -10,10 +10,12 @@ from fastapi import FastAPI
 
 from owr_shared.app import create_service_app
 from owr_shared.settings import load_settings
+from owr_web.account.router import router as account_router
 from owr_web.accounts.router import router as accounts_router
 from owr_web.dashboard.router import router as dashboard_router
 from owr_web.keys.router import router as keys_router
 from owr_web.profile.router import router as profile_router
+from owr_web.security.router import router as security_router
 from owr_web.sessions.router import router as sessions_router
 from owr_web.sessions.service import SessionStore
 from owr_web.settings import WebSettings
@@ -53,6 +55,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         settings=settings,
         routers=[
             sessions_router,
+            account_router,
             dashboard_router,
             keys_router,
             stats_router,
@@ -60,6 +63,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             tokens_router,
             team_router,
             profile_router,
+            security_router,
         ],
         title="OpenRouter Watcher web",
         description="The dashboard: every key's spend at a glance, a client of the public API.",

@@ -53,6 +53,9 @@ WORKSPACE_SWEEPS = Counter(
     "Hourly workspace sweeps (auth finishing interrupted account deletions, erasing orphans), by outcome.",
     ["outcome"],
 )
+# auth's emails (verification, password reset, invitation): sent, retry (deferred), failed (given up),
+# dropped (auth no longer wanted it).
+AUTH_MAILS = Counter("owr_worker_auth_mails_total", "send_auth_mail jobs' outcomes.", ["outcome"])
 KEYS_SYNCED = Counter("owr_keys_synced_total", "Key syncs finished, by the status reported.", ["outcome"])
 
 # Alert deliveries (`deliveries.py`): channel_type is webhook, slack, discord or email; outcome delivered, failed or
@@ -87,3 +90,5 @@ for _channel_type in ("webhook", "slack", "discord", "email"):
     ALERT_DELIVERY_DURATION.labels(_channel_type)
     for _outcome in ("delivered", "failed", "gone"):
         ALERT_DELIVERIES.labels(_channel_type, _outcome)
+for _outcome in ("sent", "retry", "failed", "dropped"):
+    AUTH_MAILS.labels(_outcome)

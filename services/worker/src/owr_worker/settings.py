@@ -89,6 +89,12 @@ class WorkerSettings(BaseServiceSettings):
     smtp_url: SecretStr | None = Field(default=None, validation_alias="SMTP_URL")
     mail_from: str = Field(default="OpenRouter Watcher <watcher@localhost>", validation_alias="MAIL_FROM")
 
+    @field_validator("smtp_url", mode="before")
+    @classmethod
+    def _blank_smtp_is_unset(cls, value: object) -> object:
+        # Compose passes `SMTP_URL: ${SMTP_URL:-}`: an empty value means no mail server.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("outbound_allow_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:

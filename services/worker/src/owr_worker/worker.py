@@ -15,7 +15,9 @@ from arq.worker import func
 from owr_shared.health import HealthChecks, begin_drain
 from owr_shared.logging import configure_logging, get_logger
 from owr_shared.redis import ping_redis
+from owr_shared.wire.mail import SEND_AUTH_MAIL_JOB
 from owr_worker.alerts_client import AlertsClient
+from owr_worker.auth_mail import AuthMailClient, requeue_auth_mail, send_auth_mail
 from owr_worker.batching import BatchPolicy
 from owr_worker.circuit import CircuitBreaker
 from owr_worker.crons import (
@@ -92,10 +94,13 @@ def build_clients(ctx: dict[str, Any]) -> None:
     ctx["keys"] = KeysClient(internal_http, settings.keys_url, tokens, timeout_seconds=timeout, batch=batch)
     ctx["usage"] = UsageClient(internal_http, settings.usage_url, tokens, timeout_seconds=timeout, batch=batch)
     ctx["alerts"] = AlertsClient(internal_http, settings.usage_url, tokens, timeout_seconds=timeout)
+    ctx["auth_mail"] = AuthMailClient.from_settings(internal_http, settings)
+    # One mail server for every email the worker sends: alerts (`senders`) and auth's (`auth_mail.py`).
     smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
+    ctx["smtp"] = smtp = parse_smtp_url(smtp_url) if smtp_url else None
     ctx["senders"] = Senders(
         Outbound(settings),
-        smtp=parse_smtp_url(smtp_url) if smtp_url else None,
+        smtp=smtp,
         mail_from=settings.mail_from,
         timeout_seconds=settings.outbound_timeout_seconds,
     )
@@ -152,6 +157,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
             func(instrumented(sync_account), name=SYNC_ACCOUNT, keep_result=0, max_tries=tries),  # type: ignore[arg-type]
             # One try: a run cut short (a shutdown) is not run again; the next poll queues a fresh one.
             func(instrumented(deliver_alerts), name=DELIVER_ALERTS, keep_result=0, max_tries=1),  # type: ignore[arg-type]
+            func(instrumented(send_auth_mail), name=SEND_AUTH_MAIL_JOB, keep_result=0, max_tries=tries),  # type: ignore[arg-type]
         ],
         "cron_jobs": [
             cron(instrumented(record_heartbeat), second=0, unique=True, run_at_startup=True),  # type: ignore[arg-type]
@@ -175,6 +181,13 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
             ),
             cron(instrumented(weekly_digests), weekday="mon", hour=0, minute=5, second=0, unique=True, max_tries=3),  # type: ignore[arg-type]
             cron(instrumented(monthly_digests), day=1, hour=0, minute=5, second=0, unique=True, max_tries=3),  # type: ignore[arg-type]
+            # auth's emails whose job was lost (Redis away when auth queued it) go out within minutes.
+            cron(
+                instrumented(requeue_auth_mail),  # type: ignore[arg-type]
+                minute=set(range(0, 60, 5)),
+                second=40,
+                unique=True,
+            ),
             # Hourly, so an account deletion a peer could not finish completes within the hour.
             cron(instrumented(sweep_workspaces), minute=23, second=15, unique=True),  # type: ignore[arg-type]
             cron(

@@ -3,7 +3,9 @@
 The token never waits anywhere in the clear: not in the database (only its SHA-256), not in a job's
 arguments. `render` mints it as the sending worker asks for the mail, stores its hash (replacing any
 earlier one: only the latest mail's link works) and returns the message with the link
-`{public_base_url}/invite?token=...`. `request` is what an invitation calls to have its mail sent.
+`{public_base_url}/invite?token=...`. `request` is what an invitation calls to have its mail sent: an
+`auth.outbound_mail` row of kind `invitation` naming it (docs/architecture.md, "Email from auth"), which the
+worker renders through `render_mail` (registered in `owr_auth.mail.renderers`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import hashlib
 import html
 import secrets
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -20,10 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_auth.invitations.models import Invitation
 from owr_auth.invitations.repository import InvitationRepository
+from owr_auth.mail.models import OutboundMail
+from owr_auth.mail.outbox import queue_mail
+from owr_auth.mail.queue import MailQueue
 from owr_auth.settings import AuthSettings
 from owr_auth.users.repository import UserRepository
 from owr_auth.workspaces.repository import WorkspaceRepository
 from owr_shared.logging import get_logger
+from owr_shared.wire.mail import RenderedMail
 
 log = get_logger(__name__)
 
@@ -40,21 +45,20 @@ def well_formed(token: str) -> bool:
     return token.startswith(INVITATION_TOKEN_PREFIX) and len(token) == _TOKEN_LENGTH
 
 
-@dataclass(frozen=True, slots=True)
-class RenderedMail:
-    to: str
-    subject: str
-    text: str = field(repr=False)
-    html: str = field(repr=False)
-
-
-async def request(session: AsyncSession, invitation: Invitation) -> None:
-    """Have the invitation's email sent.
-
-    The hook for the auth mail path (an `auth.outbound_mail` row and an ARQ job, in this transaction, that
-    makes the worker ask for `render`'s message). Until that path exists nothing is sent from here.
-    """
+async def request(session: AsyncSession, queue: MailQueue, invitation: Invitation) -> None:
+    """Have the invitation's email sent, once this transaction commits (the worker asks `render_mail`)."""
+    await queue_mail(session, queue, kind="invitation", recipient=invitation.email, subject_id=invitation.id)
     log.info("invitation_mail_requested", invitation_id=str(invitation.id), workspace_id=str(invitation.workspace_id))
+
+
+async def render_mail(
+    session: AsyncSession, settings: AuthSettings, mail: OutboundMail, now: datetime
+) -> RenderedMail | None:
+    """The renderer of `invitation` mails (`owr_auth.mail.renderers`): the mail names its invitation."""
+    if mail.subject_id is None:
+        return None
+    rendered = await render(session, settings, mail.subject_id)
+    return rendered if rendered is not None and rendered.to == mail.recipient else None
 
 
 async def render(session: AsyncSession, settings: AuthSettings, invitation_id: uuid.UUID) -> RenderedMail | None:
@@ -93,4 +97,4 @@ async def render(session: AsyncSession, settings: AuthSettings, invitation_id: u
         f"<p>The link works once, until {html.escape(expires)}. If you did not expect this email, ignore it.</p>"
     )
     log.info("invitation_mail_rendered", invitation_id=str(invitation.id))
-    return RenderedMail(to=invitation.email, subject=subject, text=text, html=body)
+    return RenderedMail(kind="invitation", to=invitation.email, subject=subject, text=text, html=body)

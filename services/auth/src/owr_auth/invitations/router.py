@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from owr_auth.dependencies import SessionUser, Settings
+from owr_auth.dependencies import Mails, SessionUser, Settings
 from owr_auth.invitations import service as invitation_service
 from owr_auth.invitations.schemas import AcceptInvitationRequest, CreateInvitationRequest, InvitationView
 from owr_auth.workspaces.schemas import WorkspaceItem
@@ -26,13 +26,18 @@ router = APIRouter(prefix="/api/v1", tags=["invitations"])
     summary="Invite an email to the workspace with a role (admin)",
 )
 async def invite(
-    workspace_id: uuid.UUID, body: CreateInvitationRequest, caller: SessionUser, session: DbSession, settings: Settings
+    workspace_id: uuid.UUID,
+    body: CreateInvitationRequest,
+    caller: SessionUser,
+    session: DbSession,
+    settings: Settings,
+    queue: Mails,
 ) -> Response:
     """The address gets an email with a one-time link, valid 7 days; the token is in that email only.
     Inviting an address again replaces its open invitation (the earlier link stops working). 409
     `already-member`, or `too-many-invitations` past `AUTH_INVITATIONS_OPEN_MAX` pending."""
     created = await invitation_service.invite(
-        session, settings, caller, workspace_id, email=body.email, role=Role(body.role)
+        session, settings, queue, caller, workspace_id, email=body.email, role=Role(body.role)
     )
     return json_response(created, status.HTTP_201_CREATED)
 

@@ -27,6 +27,7 @@ from owr_auth.invitations.errors import (
 from owr_auth.invitations.models import Invitation
 from owr_auth.invitations.repository import InvitationRepository
 from owr_auth.invitations.schemas import InvitationView
+from owr_auth.mail.queue import MailQueue
 from owr_auth.members.errors import MemberOutranksYou
 from owr_auth.members.repository import MemberRepository
 from owr_auth.settings import AuthSettings
@@ -64,6 +65,7 @@ def view(invitation: Invitation, now: datetime) -> InvitationView:
 async def invite(
     session: AsyncSession,
     settings: AuthSettings,
+    queue: MailQueue,
     caller: UserInWorkspace,
     workspace_id: uuid.UUID,
     *,
@@ -105,7 +107,7 @@ async def invite(
         subject_email=address,
         role=role.value,
     )
-    await mail.request(session, invitation)
+    await mail.request(session, queue, invitation)
     return view(invitation, now)
 
 
@@ -139,13 +141,8 @@ async def revoke(
 
 
 def require_verified_email(user: User) -> None:
-    """Accepting an invitation needs a verified address (issue 16, item 5).
-
-    The seam for email verification: until accounts carry whether their address is verified, every
-    account passes; then an unverified one gets 403 `email-not-verified` here.
-    """
-    verified = getattr(user, "email_verified_at", True)
-    if verified is None or verified is False:
+    """Accepting an invitation needs a verified address (issue 16, item 5): 403 `email-not-verified`."""
+    if user.email_verified_at is None:
         raise EmailNotVerified()
 
 

@@ -25,6 +25,9 @@ class User(CreatedAtMixin, AuthBase):
     password_changed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
     )
+    # Set when the person follows the link of a verification (or password-reset) email; accounts that
+    # existed before verification did were marked verified at their creation (migration 0005).
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # Set when the person deletes the account: from then on nobody can sign in as them, and the row goes
     # once every other service has erased their workspaces (at once, or by the sweep if one was away).
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -8,6 +8,7 @@ from owr_auth.dependencies import (
     Cleanup,
     ClientIP,
     CurrentUser,
+    Mails,
     Passwords,
     RedisClient,
     SessionPrincipal,
@@ -30,6 +31,7 @@ def _view(found: UserInWorkspace) -> UserView:
     return UserView(
         id=found.user.id,
         email=found.user.email,
+        email_verified=found.user.email_verified_at is not None,
         created_at=found.user.created_at,
         workspace=WorkspaceView(id=found.workspace.id, name=found.workspace.name, role=found.role),
     )
@@ -42,9 +44,10 @@ def _view(found: UserInWorkspace) -> UserView:
     responses=problem_responses(400, 409, 422),
     summary="Create an account and its personal workspace",
 )
-async def register(body: RegisterRequest, session: DbSession, passwords: Passwords) -> UserView:
-    """Register with email and password; the user owns a new personal workspace."""
-    created = await user_service.register(session, passwords, email=body.email, password=body.password)
+async def register(body: RegisterRequest, session: DbSession, passwords: Passwords, queue: Mails) -> UserView:
+    """Register with email and password; the user owns a new personal workspace, and gets an email with a
+    link that verifies the address (`email_verified` is false until it is used)."""
+    created = await user_service.register(session, passwords, queue, email=body.email, password=body.password)
     return _view(created)
 
 

@@ -27,5 +27,7 @@ class UserView(BaseModel):
 
     id: uuid.UUID
     email: str
+    # Whether the address was confirmed through an emailed link; unverified accounts cannot join a team.
+    email_verified: bool
     created_at: datetime
     workspace: WorkspaceView

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from owr_auth.api_tokens import service as api_token_service
 from owr_auth.base import utcnow
+from owr_auth.mail.queue import MailQueue
 from owr_auth.members import service as member_service
 from owr_auth.passwords.service import PasswordService, check_password_policy
 from owr_auth.sessions.repository import RefreshTokenRepository
@@ -20,6 +21,7 @@ from owr_auth.users.errors import AccountGone, EmailTaken, InvalidEmail, WrongCu
 from owr_auth.users.models import User
 from owr_auth.users.normalize import canonical_email
 from owr_auth.users.repository import UserRepository
+from owr_auth.verification import service as verification_service
 from owr_auth.workspaces import service as workspace_service
 from owr_auth.workspaces.cleanup import WorkspaceCleanup
 from owr_auth.workspaces.models import Membership, Workspace
@@ -43,8 +45,11 @@ class UserInWorkspace:
     role: Role
 
 
-async def register(session: AsyncSession, passwords: PasswordService, *, email: str, password: str) -> UserInWorkspace:
-    """Create a user and their personal workspace, with the user as its owner."""
+async def register(
+    session: AsyncSession, passwords: PasswordService, queue: MailQueue, *, email: str, password: str
+) -> UserInWorkspace:
+    """Create a user and their personal workspace, with the user as its owner; a verification email goes
+    to the address once this commits."""
     check_password_policy(password, field="password")
     canonical = canonical_email(email)
     if canonical is None:
@@ -56,6 +61,7 @@ async def register(session: AsyncSession, passwords: PasswordService, *, email: 
     workspace, membership = await WorkspaceRepository(session).create_with_owner(
         user.id, PERSONAL_WORKSPACE_NAME, personal=True
     )
+    await verification_service.send_verification(session, queue, user)
     log.info("user_registered", user_id=str(user.id), workspace_id=str(workspace.id))
     return UserInWorkspace(user, workspace, membership, Role.owner)
 

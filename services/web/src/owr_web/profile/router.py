@@ -9,6 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from owr_web.api.errors import ApiProblem
 from owr_web.dependencies import Checked, Sessions, Settings, SignedIn, Views, Visitor, session_cookie
+from owr_web.sessions.service import SessionStore
 from owr_web.views.pages import Pages
 
 router = APIRouter(tags=["profile"])
@@ -24,15 +25,21 @@ async def _page(
     error: str | None = None,
     notice: str | None = None,
     status: int = 200,
+    sessions: SessionStore | None = None,
 ) -> Response:
     me = await visitor.api.get("/api/v1/auth/me")
+    verified = me.get("email_verified")
+    if sessions is not None and isinstance(verified, bool) and verified != visitor.session.email_verified:
+        # Verified in another browser since this one signed in: the banner follows the API.
+        visitor.session.email_verified = verified
+        await sessions.set_email_verified(visitor.session_id, verified)
     context: dict[str, Any] = {"me": me, "error": error, "notice": notice, "phrase": DELETE_PHRASE}
     return views.render(request, "profile.html", context, visitor=visitor, status=status)
 
 
 @router.get("/profile", include_in_schema=False)
-async def profile(request: Request, visitor: SignedIn, views: Views) -> Response:
-    return await _page(request, views, visitor)
+async def profile(request: Request, visitor: SignedIn, views: Views, sessions: Sessions) -> Response:
+    return await _page(request, views, visitor, sessions=sessions)
 
 
 @router.post("/profile/password", include_in_schema=False)

@@ -27,6 +27,8 @@ class WebSession:
     workspace_id: str = ""
     role: str = ""
     workspaces: list[dict[str, Any]] = field(default_factory=list)
+    # Whether the person's email address is verified (the banner asks them to, until it is).
+    email_verified: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -33,6 +33,18 @@ log = get_logger(__name__)
 
 _PREFIX = "owr:web:session:"
 _REFRESH_LOCK = "owr:web:refresh:"
+# Set one field of the stored session in place, keeping its expiry: never a write-back of a copy read
+# earlier, which could put back a refresh token another request has rotated since.
+_SET_VERIFIED = """
+local raw = redis.call('get', KEYS[1])
+if not raw then return 0 end
+local session = cjson.decode(raw)
+session['email_verified'] = ARGV[1] == '1'
+local ttl = redis.call('pttl', KEYS[1])
+if ttl <= 0 then return 0 end
+redis.call('set', KEYS[1], cjson.encode(session), 'px', ttl)
+return 1
+"""
 # Delete the lock only if it is still ours: a refresh that outlived it must not free another's.
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -84,7 +96,7 @@ class SessionStore:
         except RedisError:
             raise SessionStoreUnavailable() from None
 
-    async def start(self, pair: dict[str, Any], email: str, api: Api) -> str:
+    async def start(self, pair: dict[str, Any], email: str, api: Api, *, email_verified: bool = True) -> str:
         """A new session for a token pair from sign-in; its id (for the cookie)."""
         now = time.time()
         session_id = secrets.token_urlsafe(32)
@@ -95,6 +107,7 @@ class SessionStore:
             csrf_token=secrets.token_urlsafe(32),
             email=email,
             created_at=now,
+            email_verified=email_verified,
         )
         await self._adopt(session, pair, api, now, force=True)
         await self._save(session_id, session, now)
@@ -250,6 +263,13 @@ class SessionStore:
         if listed is not None:
             current.workspaces = listed
             await self._save(session_id, current, time.time())
+
+    async def set_email_verified(self, session_id: str, verified: bool) -> None:
+        """Record what the API said of the address (the verification banner follows it)."""
+        try:
+            await self._redis.eval(_SET_VERIFIED, 1, _key(session_id), "1" if verified else "0")  # type: ignore[misc]
+        except RedisError:
+            raise SessionStoreUnavailable() from None
 
     async def end(self, session_id: str, *, reason: str) -> None:
         try:

@@ -66,6 +66,7 @@ class Pages:
             # The workspace the pages act in, the role there (actions a role cannot take are hidden) and
             # the person's workspaces (the header's switcher).
             "session": visitor.session if visitor else None,
+            "email_verified": visitor.session.email_verified if visitor else True,
             "csrf_token": visitor.session.csrf_token if visitor else csrf_token or "",
             "htmx": request.headers.get("hx-request") == "true",
             **(context or {}),
