@@ -71,6 +71,7 @@ bench: install ## benchmarks, printed as ratios measured in one run (install wrk
 	$(UV) run --frozen python -m bench.proxy_clients
 	$(UV) run --frozen python -m bench.gateway
 	$(UV) run --frozen python -m bench.sync
+	$(UV) run --frozen python -m bench.budgets
 	$(UV) run --frozen python -m bench.fairness
 	$(UV) run --frozen python -m bench.usage
 	$(UV) run --frozen python -m bench.overload

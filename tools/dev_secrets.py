@@ -46,5 +46,9 @@ def dev_secrets(directory: Path) -> dict[str, str]:
         "USAGE_ACTIVE_KEK_VERSION": "v1",
         # auth stores API tokens as HMACs under it; the gateway names its cache entries with the same value.
         "AUTH_API_TOKEN_PEPPER": pepper,
+        # Two-factor sign-in: kept, so `make run` restarts keep enrolments and recovery codes working.
+        "AUTH_KEKS": json.dumps({"v1": _persistent_secret(directory / "auth-kek-v1.b64", _random_base64)}),
+        "AUTH_ACTIVE_KEK_VERSION": "v1",
+        "AUTH_RECOVERY_CODE_PEPPER": _persistent_secret(directory / "recovery-code-pepper.b64", _random_base64),
         "GATEWAY_API_TOKEN_PEPPER": pepper,
     }

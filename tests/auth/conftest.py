@@ -8,6 +8,7 @@ Every app calls a `PeerStub` as its keys service (`keys_stub`), reset after each
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 import secrets
@@ -60,6 +61,9 @@ SERVICE_CLIENTS = {
 # The suite's own ARQ queue, so a test can read the jobs auth queued (and no running worker takes them).
 MAIL_QUEUE = f"arq:queue:auth-tests-{secrets.token_hex(4)}"
 API_TOKEN_PEPPER = "pepper-for-tests-" + "p9" * 16
+# Every test app's KEK (it seals TOTP secrets) and recovery-code pepper, so apps open each other's rows.
+AUTH_KEKS = json.dumps({"t1": base64.b64encode(b"auth-kek-for-tests-" + b"k" * 13).decode()})
+RECOVERY_CODE_PEPPER = "recovery-pepper-for-tests-" + "r8" * 12
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:
@@ -76,7 +80,14 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> AuthSe
         AuthSettings,
         database_url,
         redis_url,
-        {"api_token_pepper": API_TOKEN_PEPPER, "queue_name": MAIL_QUEUE, **FAST_ARGON2},
+        {
+            "api_token_pepper": API_TOKEN_PEPPER,
+            "queue_name": MAIL_QUEUE,
+            "keks": AUTH_KEKS,
+            "active_kek_version": "t1",
+            "recovery_code_pepper": RECOVERY_CODE_PEPPER,
+            **FAST_ARGON2,
+        },
         overrides,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -18,6 +19,10 @@ from owr_shared.settings import load_settings
 
 KEY = Ed25519PrivateKey.generate()
 PEPPER = "Zq8vJ2mK5xN9pR3tW6yB1cF4hL7dS0gA-pepper"
+KEKS = json.dumps({"v1": base64.b64encode(bytes(range(32))).decode()})
+RECOVERY_PEPPER = "Yq8vJ2mK5xN9pR3tW6yB1cF4hL7dS0gA-recovery"
+# What production needs besides the signing key and the API-token pepper: two-factor sign-in's secrets.
+MFA_SECRETS: dict[str, Any] = {"keks": KEKS, "active_kek_version": "v1", "recovery_code_pepper": RECOVERY_PEPPER}
 
 
 def settings(**values: Any) -> AuthSettings:
@@ -54,7 +59,7 @@ def test_access_token_lifetime_is_at_most_15_minutes():
 
 @pytest.mark.parametrize("env", ["development", "production"])
 def test_argon2_below_owasp_minimum_is_refused_outside_tests(env):
-    extra: dict[str, Any] = {"jwt_private_key": private_key_pem(KEY), "api_token_pepper": PEPPER}
+    extra: dict[str, Any] = {"jwt_private_key": private_key_pem(KEY), "api_token_pepper": PEPPER, **MFA_SECRETS}
     with pytest.raises(ValidationError, match="OWASP"):
         AuthSettings(OWR_ENV=env, argon2_memory_kib=1024, **extra)
     with pytest.raises(ValidationError, match="OWASP"):
@@ -70,7 +75,7 @@ def test_production_requires_a_signing_key_and_a_token_pepper():
         AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY))
     with pytest.raises(ValidationError, match="api_token_pepper"):
         AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper="too short")
-    s = AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper=PEPPER)
+    s = AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper=PEPPER, **MFA_SECRETS)
     assert s.api_token_pepper_bytes == PEPPER.encode()
 
 
@@ -95,7 +100,8 @@ def client(secret: str = GOOD_SECRET, **overrides: Any) -> dict[str, Any]:
 
 
 def production(**values: Any) -> AuthSettings:
-    return AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper=PEPPER, **values)
+    secrets = {"jwt_private_key": private_key_pem(KEY), "api_token_pepper": PEPPER, **MFA_SECRETS}
+    return AuthSettings(OWR_ENV="production", **{**secrets, **values})
 
 
 def refusal(env: str, monkeypatch, capsys, **clients) -> str:
@@ -103,6 +109,9 @@ def refusal(env: str, monkeypatch, capsys, **clients) -> str:
     monkeypatch.setenv("OWR_ENV", env)
     monkeypatch.setenv("AUTH_JWT_PRIVATE_KEY", private_key_pem(KEY))
     monkeypatch.setenv("AUTH_API_TOKEN_PEPPER", PEPPER)
+    monkeypatch.setenv("AUTH_KEKS", KEKS)
+    monkeypatch.setenv("AUTH_ACTIVE_KEK_VERSION", "v1")
+    monkeypatch.setenv("AUTH_RECOVERY_CODE_PEPPER", RECOVERY_PEPPER)
     monkeypatch.setenv("AUTH_SERVICE_CLIENTS", json.dumps(clients))
     capsys.readouterr()
     with pytest.raises(SystemExit):
@@ -116,7 +125,7 @@ def test_service_clients_from_the_environment(monkeypatch):
     monkeypatch.setenv("AUTH_SERVICE_CLIENTS", json.dumps(value))
     monkeypatch.setenv("AUTH_SERVICE_TOKEN_TTL_SECONDS", "120")
     monkeypatch.setenv("AUTH_KEYS_URL", "http://keys.internal:8002/")
-    s = AuthSettings(OWR_ENV="production", jwt_private_key=private_key_pem(KEY), api_token_pepper=PEPPER)
+    s = production()
     worker = s.service_clients["worker"]
     assert worker.secret.get_secret_value() == GOOD_SECRET
     assert worker.scopes == {"keys:due", "keys:reveal"}
@@ -135,6 +144,7 @@ def test_short_client_secrets_are_refused_everywhere(env, monkeypatch, capsys):
             OWR_ENV=env,
             jwt_private_key=private_key_pem(KEY),
             api_token_pepper=PEPPER,
+            **MFA_SECRETS,
             service_clients={"worker": client(short)},
         )
     assert "service_clients.worker.secret" in str(info.value)
@@ -219,3 +229,32 @@ async def test_hashes_use_argon2id_with_the_configured_parameters():
     assert service.needs_rehash(digest.replace("m=19456", "m=4096"))
     # NFKC: the same password typed with a compatibility character still verifies.
     assert await service.verify(await service.hash("\ufb01le passphrase long"), "file passphrase long")
+
+
+def test_production_requires_keks_and_a_recovery_code_pepper():
+    base: dict[str, Any] = {"jwt_private_key": private_key_pem(KEY), "api_token_pepper": PEPPER}
+    with pytest.raises(ValidationError, match="keks"):
+        AuthSettings(OWR_ENV="production", **base, recovery_code_pepper=RECOVERY_PEPPER)
+    with pytest.raises(ValidationError, match="recovery_code_pepper"):
+        AuthSettings(OWR_ENV="production", **base, keks=KEKS, active_kek_version="v1")
+    with pytest.raises(ValidationError, match="AUTH_ACTIVE_KEK_VERSION"):
+        production(active_kek_version="v2")
+    short = base64.b64encode(b"k" * 16).decode()
+    for bad in (json.dumps({"v1": short}), "not json at all"):
+        with pytest.raises(ValidationError) as info:
+            production(keks=bad)
+        assert "keks" in str(info.value)
+        assert short not in str(info.value)
+    with pytest.raises(ValidationError, match="recovery_code_pepper"):
+        production(recovery_code_pepper="too short")
+    s = production()
+    assert s.kek_map() == {"v1": bytes(range(32))}
+    assert s.recovery_code_pepper_bytes == RECOVERY_PEPPER.encode()
+
+
+def test_outside_production_unset_mfa_secrets_are_ephemeral():
+    s = AuthSettings(OWR_ENV="development")
+    keks, active = s.keks_or_ephemeral("test")
+    assert len(keks[active]) == 32
+    assert len(s.recovery_code_pepper_bytes) == 32
+    assert s.recovery_code_pepper_bytes == s.recovery_code_pepper_bytes  # one per process, not one per use

@@ -127,16 +127,21 @@ async def emulator(system: System) -> AsyncIterator[EmulatorAdmin]:
         yield admin
 
 
-@pytest.fixture(autouse=True)
-async def _fresh_login_window(system: System) -> None:
-    """Each test signs up from 127.0.0.1 with a fresh per-IP login window, as a new client would; without
-    this, the suite's own sign-ups would exhaust the 10-per-minute policy it also tests."""
+async def fresh_login_window(system: System) -> None:
+    """Start the gateway's per-IP login window (10 a minute) again, as for a new client."""
     redis = Redis.from_url(system.env["REDIS_URL"])
     try:
         async for key in redis.scan_iter("owr:rl:login:*"):
             await redis.delete(key)
     finally:
         await redis.aclose()
+
+
+@pytest.fixture(autouse=True)
+async def _fresh_login_window(system: System) -> None:
+    """Each test signs up from 127.0.0.1 with a fresh per-IP login window, as a new client would; without
+    this, the suite's own sign-ups would exhaust the 10-per-minute policy it also tests."""
+    await fresh_login_window(system)
 
 
 def second_gateway(system: System) -> tuple[ProcessGroup, str]:

@@ -87,6 +87,10 @@ def table() -> RouteTable:
         ("/api/v1/keysx", None),
         ("/api/v1/auth/login", "/api/v1/auth/login"),
         ("/api/v1/auth/loginx", "/api/v1/auth"),
+        # Two-factor sign-in's second step is anonymous and under the login policy; the rest need a JWT.
+        ("/api/v1/auth/login/mfa", "/api/v1/auth/login"),
+        ("/api/v1/auth/2fa/setup", "/api/v1/auth"),
+        ("/api/v1/auth/sessions/revoke-all", "/api/v1/auth"),
         ("/api/v1/auth/me", "/api/v1/auth"),
         ("/api/v1/auth/register/", "/api/v1/auth/register"),
         ("/.well-known/jwks.json", "/.well-known/jwks.json"),

@@ -35,7 +35,7 @@ async def test_reveal_returns_the_plaintext_uncached_and_is_audited(client, alic
         headers={**service_headers("keys:reveal", client_id="worker-7"), "x-request-id": "reveal-req-1"},
     )
     assert r.status_code == 200, r.text
-    assert r.json() == {"workspace_id": str(alice.workspace_id), "key": secret}
+    assert r.json() == {"workspace_id": str(alice.workspace_id), "key": secret, "name": "my key"}
     assert r.headers["cache-control"] == "no-store"
     audit = (await client.get(f"/api/v1/keys/{key['id']}/audit", headers=alice.headers)).json()["items"]
     assert audit[0]["action"] == "revealed"
@@ -236,8 +236,8 @@ async def test_batch_reveal_reveals_each_key_and_names_the_rest(client, alice, s
     body = r.json()
     workspace = str(alice.workspace_id)
     assert body["items"] == [
-        {"id": keys[0]["id"], "workspace_id": workspace, "key": secrets_[0]},
-        {"id": keys[1]["id"], "workspace_id": workspace, "key": secrets_[1]},
+        {"id": keys[0]["id"], "workspace_id": workspace, "name": "my key", "key": secrets_[0]},
+        {"id": keys[1]["id"], "workspace_id": workspace, "name": "my key", "key": secrets_[1]},
     ]
     assert body["unavailable"] == [{"id": missing, "reason": "not_found"}, {"id": inactive["id"], "reason": "inactive"}]
     for key in keys:  # one audit event per revealed key, even when asked twice

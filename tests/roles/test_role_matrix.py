@@ -70,6 +70,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
         succeeds=False,
     ),
     ("POST", "/api/v1/auth/verify-email"): Rule("anonymous", lambda s: {"token": "owrv_" + "A" * 43}, succeeds=False),
+    # The second step of a two-factor sign-in (nobody here has it on: no code is a 422).
+    ("POST", "/api/v1/auth/login/mfa"): Rule("anonymous", lambda s: {"challenge": "owrm_" + "A" * 43}, succeeds=False),
     # The caller themselves.
     ("GET", "/api/v1/auth/me"): Rule("self"),
     ("DELETE", "/api/v1/auth/me"): Rule("self"),
@@ -79,6 +81,14 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/v1/auth/me/sessions"): Rule("self"),
     # 202, or 409 for an address verified already.
     ("POST", "/api/v1/auth/verify-email/resend"): Rule("self", succeeds=False),
+    ("GET", "/api/v1/auth/sessions"): Rule("self"),
+    ("DELETE", "/api/v1/auth/sessions/{session_id}"): Rule("self", succeeds=False),
+    ("POST", "/api/v1/auth/sessions/revoke-all"): Rule("self", lambda s: {"keep_current": True}),
+    ("GET", "/api/v1/auth/2fa"): Rule("self"),
+    ("POST", "/api/v1/auth/2fa/setup"): Rule("self"),
+    # Without a setup (each call's savepoint is rolled back) enable is a 409, and so is disable while off.
+    ("POST", "/api/v1/auth/2fa/enable"): Rule("self", lambda s: {"code": "123456"}, succeeds=False),
+    ("POST", "/api/v1/auth/2fa/disable"): Rule("self", lambda s: {"code": "123456"}, succeeds=False),
     ("GET", "/api/v1/tokens"): Rule("self"),
     ("DELETE", "/api/v1/tokens/{token_id}"): Rule("self", succeeds=False),
     ("POST", "/api/v1/workspaces"): Rule("self", lambda s: {"name": "Another"}),
@@ -185,6 +195,7 @@ async def seed(system_client: httpx.AsyncClient, db_session, auth_app: FastAPI) 
         "user_id": target.id,
         "delivery_id": str(uuid.uuid4()),
         "token_id": str(uuid.uuid4()),
+        "session_id": str(uuid.uuid4()),
     }
     return Seed(workspace_id, actors, target, await person(client), ids)
 

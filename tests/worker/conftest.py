@@ -174,6 +174,7 @@ class Internal(FakeServer):
         self.credits: list[dict[str, Any]] = []
         self.keys: list[dict[str, Any]] = []
         self.activity: list[dict[str, Any]] = []
+        self.key_statuses: list[dict[str, Any]] = []
         self.tokens_issued = 0
         self.refuse_tokens: set[str] = set()
         self.handle("POST", "/internal/service-tokens", self._token)
@@ -184,6 +185,7 @@ class Internal(FakeServer):
         self.handle("POST", "/internal/keys/reveal", self._reveal)
         self.handle("POST", "/internal/keys/status", self._status)
         self.handle("POST", "/internal/retention", lambda s: {"deleted": {"snapshots": 0}})
+        self.handle("POST", "/internal/key-status", self._key_status)
 
     def add_key(self, plaintext: str, workspace_id: str | None = None) -> str:
         key_id = str(uuid.uuid4())
@@ -225,7 +227,14 @@ class Internal(FakeServer):
             elif key_id in self.unavailable:
                 unavailable.append({"id": key_id, "reason": self.unavailable[key_id]})
             else:
-                items.append({"id": key_id, "workspace_id": self.workspaces[key_id], "key": self.plaintext[key_id]})
+                items.append(
+                    {
+                        "id": key_id,
+                        "workspace_id": self.workspaces[key_id],
+                        "name": f"key {key_id[:8]}",
+                        "key": self.plaintext[key_id],
+                    }
+                )
         return {"items": items, "unavailable": unavailable}
 
     def _status(self, seen: Seen) -> Any:
@@ -266,6 +275,12 @@ class Internal(FakeServer):
         page = [d for _, _, d in sorted(ranked, key=lambda r: r[:2])][: body.get("limit", 1000)]
         self.claimed.extend(d["id"] for d in page)
         return {"items": page}
+
+    def _key_status(self, seen: Seen) -> Any:
+        if not self._authorised(seen, "owr-usage"):
+            return Reply(401, "{}")
+        self.key_statuses.extend(seen.body["items"])
+        return {"raised": 0}
 
     def _snapshots(self, seen: Seen) -> Any:
         if not self._authorised(seen, "owr-usage"):

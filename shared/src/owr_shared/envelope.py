@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr, field_validator, model_validator
 
 from owr_shared.logging import get_logger
-from owr_shared.settings import JwksServiceSettings, is_placeholder, secret_field
+from owr_shared.settings import BaseServiceSettings, JwksServiceSettings, is_placeholder, secret_field
 
 log = get_logger(__name__)
 
@@ -206,10 +206,11 @@ def usable_secret(secret: SecretStr | None) -> str | None:
     return secret.get_secret_value()
 
 
-class KekServiceSettings(JwksServiceSettings):
-    """A service that seals secrets: `<PREFIX>KEKS` and `<PREFIX>ACTIVE_KEK_VERSION` (its `env_prefix`).
+class KekSettings(BaseServiceSettings):
+    """Settings that seal secrets: `<PREFIX>KEKS` and `<PREFIX>ACTIVE_KEK_VERSION` (its `env_prefix`).
 
     Required in production; elsewhere unset means one ephemeral KEK, with a warning (`keks_or_ephemeral`).
+    A service that verifies auth's tokens takes `KekServiceSettings`; auth, which issues them, mixes this in.
     """
 
     keks: SecretStr | None = secret_field(
@@ -256,3 +257,7 @@ class KekServiceSettings(JwksServiceSettings):
             return {EPHEMERAL_VERSION: AESGCM.generate_key(bit_length=256)}, EPHEMERAL_VERSION
         assert self.active_kek_version is not None  # checked by the validator
         return keks, self.active_kek_version
+
+
+class KekServiceSettings(KekSettings, JwksServiceSettings):
+    """A service that seals secrets and verifies auth's tokens (keys, usage)."""

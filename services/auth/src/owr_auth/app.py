@@ -17,6 +17,8 @@ from owr_auth.invitations.router import router as invitations_router
 from owr_auth.mail.limits import AccountMailLimits
 from owr_auth.mail.queue import MailQueue
 from owr_auth.members.router import router as members_router
+from owr_auth.mfa.router import router as mfa_router
+from owr_auth.mfa.service import MfaKit
 from owr_auth.password_reset.router import router as password_reset_router
 from owr_auth.passwords.service import PasswordService
 from owr_auth.sessions.router import router as sessions_router
@@ -50,6 +52,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         app.state.keyring = keyring
         app.state.passwords = passwords
         app.state.login_throttle = LoginThrottle(app.state.redis, settings)
+        app.state.mfa = MfaKit.from_settings(app.state.redis, settings)
         app.state.jwt_verifier = JwksVerifier(local_jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
         app.state.clock = utcnow
         app.state.mail_limits = AccountMailLimits(app.state.redis, settings)
@@ -70,6 +73,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         routers=[
             users_router,
             sessions_router,
+            mfa_router,
             signing_router,
             api_tokens_router,
             workspaces_router,
@@ -82,8 +86,9 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         ],
         title="OpenRouter Watcher auth",
         description=(
-            "Users, workspaces with members, roles and invitations, password login, access JWTs, refresh-token"
-            " rotation, JWKS, personal API tokens, service tokens, email verification and password reset."
+            "Users, workspaces with members, roles and invitations, password login with optional two-factor sign-in"
+            " (TOTP), sessions, access JWTs, refresh-token rotation, JWKS, personal API tokens, service tokens,"
+            " email verification and password reset."
         ),
         extra_lifespan=lifespan,
     )

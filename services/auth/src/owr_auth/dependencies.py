@@ -12,7 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from owr_auth.mail.limits import AccountMailLimits
 from owr_auth.mail.queue import MailQueue
+from owr_auth.mfa.service import MfaKit
 from owr_auth.passwords.service import PasswordService
+from owr_auth.sessions.models import IP_MAX_LENGTH, USER_AGENT_MAX_LENGTH
+from owr_auth.sessions.schemas import ClientInfo
 from owr_auth.sessions.throttle import LoginThrottle
 from owr_auth.settings import AuthSettings
 from owr_auth.signing.keyring import Keyring
@@ -30,11 +33,27 @@ async def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _bounded(value: str | None, limit: int) -> str | None:
+    # Printable text only, cut to the column's length: it is shown back to the person on the session list.
+    if not value:
+        return None
+    return "".join(c for c in value if c.isprintable())[:limit] or None
+
+
+async def _client(request: Request) -> ClientInfo:
+    ip = await _client_ip(request)
+    return ClientInfo(
+        ip=ip[:IP_MAX_LENGTH], user_agent=_bounded(request.headers.get("user-agent"), USER_AGENT_MAX_LENGTH)
+    )
+
+
 Settings = Annotated[AuthSettings, Depends(from_state("settings"))]
 RedisClient = Annotated[Redis, Depends(from_state("redis"))]
 SigningKeyring = Annotated[Keyring, Depends(from_state("keyring"))]
 Passwords = Annotated[PasswordService, Depends(from_state("passwords"))]
 ClientIP = Annotated[str, Depends(_client_ip)]
+Client = Annotated[ClientInfo, Depends(_client)]
+Mfa = Annotated[MfaKit, Depends(from_state("mfa"))]
 Throttle = Annotated[LoginThrottle, Depends(from_state("login_throttle"))]
 Cleanup = Annotated[WorkspaceCleanup, Depends(from_state("workspace_cleanup"))]
 # `send_auth_mail` jobs on the worker's queue, and the limits on the emails a person can have sent.

@@ -8,6 +8,11 @@ LOGINS = Counter("owr_auth_logins_total", "Password logins that reached a verdic
 REFRESH_TOKEN_REUSES = Counter(
     "owr_auth_refresh_token_reuses_total", "Rotated refresh tokens presented again (their family is revoked)."
 )
+MFA_CHECKS = Counter(
+    "owr_auth_mfa_checks_total",
+    "Second-factor codes checked, by purpose (login, enable, disable), kind (totp, recovery) and outcome.",
+    ["purpose", "kind", "outcome"],
+)
 
 # Email (docs/architecture.md, "Email from auth"): kind is verify_email, password_reset or invitation.
 MAILS_QUEUED = Counter("owr_auth_mails_queued_total", "Emails queued for the worker to send, by kind.", ["kind"])

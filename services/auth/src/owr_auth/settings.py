@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import SettingsConfigDict
 
+from owr_shared.envelope import KekSettings
 from owr_shared.settings import Environment, HttpServiceSettings, Port, http_url, is_placeholder, secret_field
 
 # OWASP Password Storage Cheat Sheet, argon2id minimum configuration.
@@ -78,8 +79,9 @@ class ServiceClient(BaseModel):
         return value
 
 
-class AuthSettings(HttpServiceSettings):
-    """Configuration of the auth service (`AUTH_` prefix)."""
+class AuthSettings(KekSettings, HttpServiceSettings):
+    """Configuration of the auth service (`AUTH_` prefix); `AUTH_KEKS` / `AUTH_ACTIVE_KEK_VERSION` (`KekSettings`)
+    seal the TOTP secrets of two-factor sign-in."""
 
     model_config = SettingsConfigDict(
         env_prefix="AUTH_", env_file=None, extra="ignore", frozen=True, hide_input_in_errors=True
@@ -125,6 +127,14 @@ class AuthSettings(HttpServiceSettings):
     # Live (unrevoked, unexpired) tokens a user may hold at once.
     api_tokens_per_user_max: int = Field(default=50, ge=1, le=10_000)
 
+    # Two-factor sign-in (TOTP): the secrets are sealed under `AUTH_KEKS` (`KekSettings`, the envelope scheme),
+    # the recovery codes stored as HMAC-SHA-256 under this pepper. Ephemeral outside production when unset.
+    recovery_code_pepper: SecretStr | None = secret_field("at least 32 random characters; HMAC key of recovery codes")
+    # Wrong codes (login's second step, enable, disable) before a lockout: per user from any address, per address.
+    mfa_max_failures_per_user: int = Field(default=5, ge=1, le=1000)
+    mfa_max_failures_per_ip: int = Field(default=20, ge=1, le=100_000)
+    # How long the second step of a sign-in may follow the first.
+    mfa_challenge_ttl_seconds: int = Field(default=300, ge=30, le=900)
     # Workspaces a user may own at once (their personal one included), and open invitations per workspace.
     workspaces_per_user_max: int = Field(default=20, ge=1, le=10_000)
     invitations_open_max: int = Field(default=50, ge=1, le=10_000)
@@ -183,7 +193,7 @@ class AuthSettings(HttpServiceSettings):
             keys.append(pem)
         return keys
 
-    @field_validator("api_token_pepper")
+    @field_validator("api_token_pepper", "recovery_code_pepper")
     @classmethod
     def _check_pepper(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
@@ -196,6 +206,18 @@ class AuthSettings(HttpServiceSettings):
         if self.api_token_pepper is None:
             return secrets.token_bytes(32)
         return self.api_token_pepper.get_secret_value().encode("utf-8")
+
+    @cached_property
+    def recovery_code_pepper_bytes(self) -> bytes:
+        """The recovery codes' HMAC key; a random one per process when none is configured (never in production)."""
+        if self.recovery_code_pepper is None or is_placeholder(self.recovery_code_pepper.get_secret_value()):
+            self.warn_generated_secret(
+                "AUTH_RECOVERY_CODE_PEPPER",
+                "recovery_code_pepper_ephemeral",
+                "recovery codes of two-factor sign-in work only as long as this process",
+            )
+            return secrets.token_bytes(32)
+        return self.recovery_code_pepper.get_secret_value().encode("utf-8")
 
     @field_validator("public_base_url")
     @classmethod

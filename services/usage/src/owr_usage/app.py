@@ -15,12 +15,14 @@ from owr_shared.jwt import JwksFetcher
 from owr_shared.overload import CallerLimit, Slots
 from owr_shared.settings import load_settings
 from owr_usage.alerts.router import router as alerts_router
+from owr_usage.budgets.router import router as budgets_router
 from owr_usage.channels.router import router as channels_router
 from owr_usage.channels.sealing import channel_envelope
 from owr_usage.internal.router import router as internal_router
 from owr_usage.key_usage.router import router as key_usage_router
 from owr_usage.reports.router import router as reports_router
 from owr_usage.reports.service import ReportLimits
+from owr_usage.rules.router import router as rules_router
 from owr_usage.settings import UsageSettings
 
 
@@ -77,7 +79,15 @@ def create_app(
     return create_service_app(
         service="usage",
         settings=settings,
-        routers=[key_usage_router, reports_router, channels_router, alerts_router, internal_router],
+        routers=[
+            key_usage_router,
+            reports_router,
+            budgets_router,
+            rules_router,
+            channels_router,
+            alerts_router,
+            internal_router,
+        ],
         title="OpenRouter Watcher usage",
         description=(
             "Key snapshots, exact daily spend per key, account balances, key lists and activity; summaries, "

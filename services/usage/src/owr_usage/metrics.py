@@ -43,3 +43,8 @@ CHANNELS_DISABLED = Counter(
     "Alert channels disabled, by cause (gone: the receiver answered 410, failing: a day of failures, user).",
     ["cause"],
 )
+ALERT_EVENTS_RAISED = Counter(
+    "owr_usage_alert_events_raised_total",
+    "Alert events written to the outbox by the rules, budgets and digests, by event type (repeats not counted).",
+    ["type"],
+)

@@ -18,6 +18,7 @@ from owr_web.channels.router import router as channels_router
 from owr_web.dashboard.router import router as dashboard_router
 from owr_web.keys.router import router as keys_router
 from owr_web.profile.router import router as profile_router
+from owr_web.security.router import router as security_router
 from owr_web.sessions.router import router as sessions_router
 from owr_web.sessions.service import SessionStore
 from owr_web.settings import WebSettings
@@ -68,6 +69,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             tokens_router,
             team_router,
             profile_router,
+            security_router,
         ],
         title="OpenRouter Watcher web",
         description="The dashboard: every key's spend at a glance, a client of the public API.",

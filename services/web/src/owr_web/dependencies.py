@@ -36,9 +36,20 @@ def form_cookie(settings: WebSettings) -> str:
     return "__Host-owr_form" if settings.cookies_secure else "owr_form"
 
 
+def mfa_cookie(settings: WebSettings) -> str:
+    """A sign-in's second step: the API's challenge between the password and the code (HttpOnly, Strict)."""
+    return "__Host-owr_mfa" if settings.cookies_secure else "owr_mfa"
+
+
 def client_ip(request: Request) -> str:
     # web's uvicorn trusts the gateway's X-Forwarded-For (WEB_FORWARDED_ALLOW_IPS): this is the person.
     return request.client.host if request.client else "unknown"
+
+
+def person_api(request: Request, http: httpx.AsyncClient, access_token: str | None = None) -> Api:
+    """The API acting for the person of `request`: their address and browser, and their token if signed in."""
+    agent = request.headers.get("user-agent")
+    return Api(http, client_ip=client_ip(request), access_token=access_token, user_agent=agent[:512] if agent else None)
 
 
 @dataclass(slots=True)
@@ -57,7 +68,7 @@ async def _signed_in(request: Request, settings: Settings, sessions: Sessions, h
     session = await sessions.load(session_id)
     if session is None:
         raise SignedOut()
-    api = Api(http, client_ip=client_ip(request), access_token=session.access_token)
+    api = person_api(request, http, session.access_token)
     session = await sessions.fresh(session_id, session, api)
     api.access_token = session.access_token
     api.renew = sessions.renewer(session_id, api)
@@ -99,7 +110,7 @@ Checked = Annotated[Visitor, Depends(_csrf_checked)]
 
 
 async def _anonymous_api(request: Request, http: Http) -> Api:
-    return Api(http, client_ip=client_ip(request))
+    return person_api(request, http)
 
 
 AnonymousApi = Annotated[Api, Depends(_anonymous_api)]

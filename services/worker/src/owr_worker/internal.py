@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from owr_shared.logging import get_logger
 from owr_shared.wire import codec
+from owr_shared.wire.alerts import KeyStatusBatch, KeyStatusItem
 from owr_shared.wire.auth import ServiceTokenRequest, ServiceTokenResponse
 from owr_shared.wire.keys import (
     DueClaim,
@@ -344,7 +345,8 @@ class KeysClient(_InternalClient):
 class UsageClient(_InternalClient):
     """usage's `/internal/...` ingestion (scope `usage:ingest`) and retention (`usage:cleanup`).
 
-    `store_snapshots` goes through a batcher: concurrent jobs' snapshots share one `POST /internal/snapshots`.
+    `store_snapshots` and `report_key_status` go through batchers: concurrent jobs' snapshots share one
+    `POST /internal/snapshots`, their sync outcomes one `POST /internal/key-status`.
     """
 
     service = "usage"
@@ -360,6 +362,18 @@ class UsageClient(_InternalClient):
 
     async def _post_snapshots(self, items: Sequence[SnapshotItem]) -> list[None]:
         await self._call("POST", "/internal/snapshots", body=SnapshotBatch(items=list(items)), expect=(200, 201))
+        return [None] * len(items)
+
+    @cached_property
+    def _key_statuses(self) -> Batcher[KeyStatusItem, None]:
+        return self._batcher("key_status", self._post_key_statuses)
+
+    async def report_key_status(self, item: KeyStatusItem) -> None:
+        """A sync's outcome for usage's key rules; it goes out with other jobs' in one call."""
+        await self._key_statuses.submit(item)
+
+    async def _post_key_statuses(self, items: Sequence[KeyStatusItem]) -> list[None]:
+        await self._call("POST", "/internal/key-status", body=KeyStatusBatch(items=list(items)), expect=(200,))
         return [None] * len(items)
 
     async def store_credits(self, management_key_id: str, report: CreditsReport) -> None:

@@ -22,6 +22,7 @@ from owr_shared.logging import get_logger
 from owr_shared.wire.keys import LIMIT_RESET, RevealedItem, StatusReport
 from owr_shared.wire.openrouter import KeyInfo
 from owr_shared.wire.usage import AccountKeysReport, ActivityReport, CreditsReport, SnapshotItem
+from owr_worker import key_status
 from owr_worker.backoff import full_jitter, retry_delay
 from owr_worker.internal import KeysClient, ServiceError, UsageClient
 from owr_worker.locks import key_lock
@@ -81,7 +82,8 @@ def _canonical(key_id: str) -> str | None:
 
 
 async def _report(ctx: Mapping[str, Any], key_id: str, report: StatusReport, *, must: bool = False) -> None:
-    """Send a status report to keys; `must` lets a failure propagate (the job then retries)."""
+    """Send a status report to keys, then the outcome to usage's key rules (best effort); `must` lets a failure
+    of the first propagate (the job then retries)."""
     keys: KeysClient = ctx["keys"]
     try:
         await keys.report_status(key_id, report)
@@ -89,6 +91,7 @@ async def _report(ctx: Mapping[str, Any], key_id: str, report: StatusReport, *, 
         if must:
             raise
         log.warning("status_report_failed", error=str(exc))
+    await key_status.tell(ctx["usage"], key_id, report)
 
 
 async def _report_error(ctx: Mapping[str, Any], key_id: str, message: str) -> str:
@@ -278,7 +281,11 @@ async def _reveal_and_run(
     if revealed is None:
         log.info("key_gone_or_inactive")
         return _Synced("skipped")
-    return await locked(ctx, key_id, revealed)
+    token = key_status.syncing.set(revealed)
+    try:
+        return await locked(ctx, key_id, revealed)
+    finally:
+        key_status.syncing.reset(token)
 
 
 async def _enqueue_account_sync(ctx: Mapping[str, Any], key_id: str, trace: JobTrace) -> None:

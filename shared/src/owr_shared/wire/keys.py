@@ -51,10 +51,12 @@ class DueClaim(RequestSchema):
 
 
 class RevealedKey(BaseModel):
-    """The plaintext key: only ever sent to a service, and audited; with its workspace."""
+    """The plaintext key: only ever sent to a service, and audited; with its workspace and its name (which the
+    key rules' alerts show; absent from older keys services)."""
 
     workspace_id: uuid.UUID
     key: str = Field(repr=False)
+    name: str | None = None
 
 
 class StatusReport(RequestSchema):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from owr_shared.errors import RETRY_SOON, Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
+from owr_shared.errors import RETRY_SOON, Forbidden, NotFound, ServiceUnavailable, TooManyRequests, Unauthorized
 
 
 class InvalidCredentials(Unauthorized):
@@ -47,3 +47,10 @@ class RevocationUnavailable(ServiceUnavailable):
     slug, title = "revocation-unavailable", "Temporarily Unavailable"
     default_detail = "The change cannot be completed right now; try again shortly."
     default_headers = RETRY_SOON
+
+
+class SessionNotFound(NotFound):
+    """Not one of the caller's live sessions (another person's answers the same)."""
+
+    slug, title = "session-not-found", "Session Not Found"
+    default_detail = "No such session: it has ended already, or it is not yours."

@@ -10,6 +10,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from owr_auth.base import AuthBase, CreatedAtMixin, new_id
 
+USER_AGENT_MAX_LENGTH = 256
+# An IPv6 address with a zone index fits; whatever uvicorn reports as the peer is cut to this.
+IP_MAX_LENGTH = 64
+
 
 class RefreshTokenFamily(CreatedAtMixin, AuthBase):
     """Every refresh token descending from one login; revoking it ends that session."""
@@ -26,6 +30,10 @@ class RefreshTokenFamily(CreatedAtMixin, AuthBase):
     workspace_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("auth.workspaces.id", ondelete="SET NULL"), nullable=True
     )
+    # The client as auth saw it at the sign-in and at each refresh since (the session list shows them).
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX_LENGTH), nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(IP_MAX_LENGTH), nullable=True)
 
 
 class RefreshToken(CreatedAtMixin, AuthBase):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_auth.base import utcnow
 from owr_auth.sessions.models import RefreshToken, RefreshTokenFamily
 
 
@@ -17,11 +18,66 @@ class RefreshTokenRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def create_family(self, user_id: uuid.UUID) -> RefreshTokenFamily:
-        family = RefreshTokenFamily(id=uuid.uuid4(), user_id=user_id)
+    async def create_family(
+        self, user_id: uuid.UUID, *, user_agent: str | None = None, ip: str | None = None
+    ) -> RefreshTokenFamily:
+        family = RefreshTokenFamily(
+            id=uuid.uuid4(), user_id=user_id, user_agent=user_agent, ip=ip, last_used_at=utcnow()
+        )
         self.session.add(family)
         await self.session.flush()
         return family
+
+    async def record_use(
+        self, family: RefreshTokenFamily, *, at: datetime, user_agent: str | None, ip: str | None
+    ) -> None:
+        """A refresh: the session was used now, by this client."""
+        family.last_used_at = at
+        family.user_agent = user_agent
+        family.ip = ip
+        await self.session.flush()
+
+    async def live_page(
+        self, user_id: uuid.UUID, *, now: datetime, offset: int, limit: int
+    ) -> tuple[list[RefreshTokenFamily], int]:
+        """A user's sessions that can still refresh (not revoked, with an unrotated unexpired token), most
+        recently used first, and how many there are."""
+        live = (
+            select(RefreshToken.id)
+            .where(
+                RefreshToken.family_id == RefreshTokenFamily.id,
+                RefreshToken.rotated_at.is_(None),
+                RefreshToken.expires_at > now,
+            )
+            .exists()
+        )
+        where = (RefreshTokenFamily.user_id == user_id, RefreshTokenFamily.revoked_at.is_(None), live)
+        total = await self.session.execute(select(func.count()).select_from(RefreshTokenFamily).where(*where))
+        rows = await self.session.execute(
+            select(RefreshTokenFamily)
+            .where(*where)
+            .order_by(
+                func.coalesce(RefreshTokenFamily.last_used_at, RefreshTokenFamily.created_at).desc(),
+                RefreshTokenFamily.id,
+            )
+            .offset(offset)
+            .limit(limit)
+        )
+        return list(rows.scalars()), int(total.scalar_one())
+
+    async def revoke_users_family(self, user_id: uuid.UUID, family_id: uuid.UUID, *, reason: str, at: datetime) -> bool:
+        """Revoke one live session of this user; False when it is not theirs, gone or already ended."""
+        result = await self.session.execute(
+            update(RefreshTokenFamily)
+            .where(
+                RefreshTokenFamily.id == family_id,
+                RefreshTokenFamily.user_id == user_id,
+                RefreshTokenFamily.revoked_at.is_(None),
+            )
+            .values(revoked_at=at, revoked_reason=reason)
+            .returning(RefreshTokenFamily.id)
+        )
+        return result.first() is not None
 
     async def add_token(self, family_id: uuid.UUID, token_hash: bytes, expires_at: datetime) -> RefreshToken:
         token = RefreshToken(id=uuid.uuid4(), family_id=family_id, token_hash=token_hash, expires_at=expires_at)
@@ -68,11 +124,14 @@ class RefreshTokenRepository:
         )
         return result.first() is not None
 
-    async def revoke_all_for_user(self, user_id: uuid.UUID, *, reason: str, at: datetime) -> list[uuid.UUID]:
-        """Revoke every live family of a user; returns their ids (the `sid`s to deny)."""
+    async def revoke_all_for_user(
+        self, user_id: uuid.UUID, *, reason: str, at: datetime, keep: uuid.UUID | None = None
+    ) -> list[uuid.UUID]:
+        """Revoke every live family of a user (but `keep`); returns their ids (the `sid`s to deny)."""
         result = await self.session.execute(
             update(RefreshTokenFamily)
             .where(RefreshTokenFamily.user_id == user_id, RefreshTokenFamily.revoked_at.is_(None))
+            .where(RefreshTokenFamily.id != keep if keep is not None else true())
             .values(revoked_at=at, revoked_reason=reason)
             .returning(RefreshTokenFamily.id)
         )

@@ -24,6 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_auth.base import utcnow
 from owr_auth.metrics import LOGINS, REFRESH_TOKEN_REUSES
+from owr_auth.mfa import service as mfa_service
+from owr_auth.mfa.challenge import PendingLogin
+from owr_auth.mfa.errors import InvalidChallenge, InvalidSecondFactor
+from owr_auth.mfa.repository import MfaRepository
+from owr_auth.mfa.service import MfaKit
 from owr_auth.passwords.service import PasswordService
 from owr_auth.sessions.errors import (
     InvalidCredentials,
@@ -34,7 +39,7 @@ from owr_auth.sessions.errors import (
 )
 from owr_auth.sessions.models import RefreshTokenFamily
 from owr_auth.sessions.repository import RefreshTokenRepository
-from owr_auth.sessions.schemas import TokenPair
+from owr_auth.sessions.schemas import ClientInfo, MfaChallenge, TokenPair
 from owr_auth.sessions.throttle import LoginThrottle, account_subject
 from owr_auth.settings import AuthSettings
 from owr_auth.signing.keyring import Keyring
@@ -86,10 +91,15 @@ class LoginContext:
     keyring: Keyring
     passwords: PasswordService
     throttle: LoginThrottle
+    mfa: MfaKit
 
 
-async def login(session: AsyncSession, ctx: LoginContext, *, email: str, password: str, ip: str) -> TokenPair:
-    """Check the credentials under throttling and start a new refresh-token family."""
+async def login(
+    session: AsyncSession, ctx: LoginContext, *, email: str, password: str, client: ClientInfo
+) -> TokenPair | MfaChallenge:
+    """Check the credentials under throttling and start a new refresh-token family, or, when the account has
+    two-factor sign-in on, answer a challenge for the second step (`complete_login`) and no tokens."""
+    ip = client.ip
     # An address that is not valid can belong to no account; it still costs a full verification.
     canonical = canonical_email(email) or normalize_email(email)
     account = account_subject(canonical)
@@ -117,14 +127,66 @@ async def login(session: AsyncSession, ctx: LoginContext, *, email: str, passwor
     if ctx.passwords.needs_rehash(user.password_hash):
         # Parameters were raised since this hash was made; upgrade it while we hold the password.
         user.password_hash = await ctx.passwords.hash(password)
-    family = await RefreshTokenRepository(session).create_family(user.id)
+    if await MfaRepository(session).is_enabled(user.id):
+        pending = PendingLogin(user.id, user.password_changed_at.timestamp())
+        challenge = await ctx.mfa.challenges.issue(pending, client, now=ctx.mfa.clock())
+        log.info("login_mfa_required", user_id=str(user.id))
+        LOGINS.labels("mfa_required").inc()
+        return MfaChallenge(challenge=challenge, expires_in=ctx.mfa.challenges.ttl_seconds)
     log.info("login", user_id=str(user.id))
     LOGINS.labels("ok").inc()
-    return await _issue_pair(session, ctx.settings, ctx.keyring, family=family)
+    return await start_session(session, ctx.settings, ctx.keyring, user_id=user.id, client=client)
+
+
+async def complete_login(
+    session: AsyncSession,
+    ctx: LoginContext,
+    *,
+    challenge: str,
+    code: str | None,
+    recovery_code: str | None,
+    client: ClientInfo,
+) -> TokenPair:
+    """The second step: a live challenge of this client, and a good code, start the session.
+
+    A wrong code leaves the challenge for another try (each try counts against the code throttle); the
+    challenge is used up only by the success, at most once.
+    """
+    pending = await ctx.mfa.challenges.find(challenge, client, now=ctx.mfa.clock())
+    if pending is None:
+        raise InvalidChallenge()
+    # Under the row lock a password change takes: a challenge made before a change is refused.
+    user = await UserRepository(session).lock(pending.user_id)
+    if user is None or user.password_changed_at.timestamp() != pending.password_changed_at:
+        raise InvalidChallenge()
+    ok = await mfa_service.check(
+        session, ctx.mfa, user_id=user.id, code=code, recovery_code=recovery_code, ip=client.ip, purpose="login"
+    )
+    if not ok:
+        raise InvalidSecondFactor()
+    if not await ctx.mfa.challenges.claim(challenge):
+        raise InvalidChallenge()
+    log.info("login", user_id=str(user.id), second_factor="recovery_code" if recovery_code else "totp")
+    LOGINS.labels("ok").inc()
+    return await start_session(session, ctx.settings, ctx.keyring, user_id=user.id, client=client)
+
+
+async def start_session(
+    session: AsyncSession, settings: AuthSettings, keyring: Keyring, *, user_id: uuid.UUID, client: ClientInfo
+) -> TokenPair:
+    """A new session (refresh-token family) for a signed-in user, recording the client, and its first pair."""
+    family = await RefreshTokenRepository(session).create_family(user_id, user_agent=client.user_agent, ip=client.ip)
+    return await _issue_pair(session, settings, keyring, family=family)
 
 
 async def refresh(
-    session: AsyncSession, redis: Redis, settings: AuthSettings, keyring: Keyring, *, refresh_token: str
+    session: AsyncSession,
+    redis: Redis,
+    settings: AuthSettings,
+    keyring: Keyring,
+    *,
+    refresh_token: str,
+    client: ClientInfo | None = None,
 ) -> TokenPair:
     """Rotate a refresh token; raise `RefreshTokenReused` (after revoking the family) on reuse."""
     if not _looks_like_refresh_token(refresh_token):
@@ -154,6 +216,8 @@ async def refresh(
     if token.expires_at <= now:
         raise InvalidRefreshToken()
     await repo.mark_rotated(token, now)
+    if client is not None:
+        await repo.record_use(family, at=now, user_agent=client.user_agent, ip=client.ip)
     return await _issue_pair(session, settings, keyring, family=family)
 
 

@@ -11,6 +11,9 @@ attempt at or past a limit locks the subject for base * 2**(n - limit) seconds, 
 takes its attempt back (`succeeded`). An account is never locked for everyone: a guesser locks only
 itself (its pair and its address), and the owner signs in from their own address meanwhile.
 Any Redis error fails closed: `LoginUnavailable` (503).
+
+`AttemptThrottle` is the same step for any subject under its own namespace: two-factor codes use it per
+user from any address and per address (`owr:mfa:...`, `owr_auth.mfa.service.MfaKit`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
@@ -73,50 +77,56 @@ def account_subject(email: str) -> str:
     return hashlib.sha256(email.encode("utf-8")).hexdigest()
 
 
-def _keys(account: str, ip: str) -> list[str]:
+def _keys(namespace: str, kind: str, subject: str, ip: str) -> list[str]:
     return [
-        f"owr:login:fail:pair:{account}:{ip}",
-        f"owr:login:lock:pair:{account}:{ip}",
-        f"owr:login:fail:ip:{ip}",
-        f"owr:login:lock:ip:{ip}",
+        f"owr:{namespace}:fail:{kind}:{subject}",
+        f"owr:{namespace}:lock:{kind}:{subject}",
+        f"owr:{namespace}:fail:ip:{ip}",
+        f"owr:{namespace}:lock:ip:{ip}",
     ]
 
 
-class LoginThrottle:
-    """Per-(account, IP) and per-IP attempt counters and lockouts."""
+@dataclass(frozen=True, slots=True)
+class AttemptLimits:
+    window_seconds: int
+    per_subject: int
+    per_ip: int
+    lockout_base_seconds: int
+    lockout_max_seconds: int
 
-    def __init__(self, redis: Redis, settings: AuthSettings) -> None:
-        self._redis = redis
-        self._settings = settings
+
+class AttemptThrottle:
+    """Attempt counters and lockouts of a subject and of a client IP, under `owr:{namespace}:...`."""
+
+    def __init__(self, redis: Redis, *, namespace: str, subject_kind: str, limits: AttemptLimits) -> None:
+        self._namespace = namespace
+        self._kind = subject_kind
+        self._limits = limits
         self._begin = redis.register_script(_BEGIN_ATTEMPT)
         self._succeeded = redis.register_script(_SUCCEEDED)
 
-    async def begin(self, account: str, ip: str) -> None:
-        """Count an attempt before its password is checked; `LoginLocked` (429) when a subject is locked."""
-        s = self._settings
-        args = [
-            s.login_failure_window_seconds,
-            s.login_max_failures_per_account,
-            s.login_max_failures_per_ip,
-            s.login_lockout_base_seconds,
-            s.login_lockout_max_seconds,
-        ]
+    async def begin_attempt(self, subject: str, ip: str) -> None:
+        """Count an attempt before it is checked; `LoginLocked` (429) when a subject is locked."""
+        lim = self._limits
+        args = [lim.window_seconds, lim.per_subject, lim.per_ip, lim.lockout_base_seconds, lim.lockout_max_seconds]
+        keys = _keys(self._namespace, self._kind, subject, ip)
 
         async def call() -> Any:
-            return await self._begin(keys=_keys(account, ip), args=args)
+            return await self._begin(keys=keys, args=args)
 
         reply = [int(v) for v in await self._guard(call)]
         if len(reply) == 1:
             raise LoginLocked(retry_after=max(1, math.ceil(reply[0] / 1000)))
         if reply[1] > 0 or reply[2] > 0:
-            # The subject is a hash or an address, never an email; worth an alert when it repeats.
-            log.warning("login_locked", account_lock_s=reply[1], ip_lock_s=reply[2], ip=ip)
+            # The subject is a hash, an id or an address, never an email; worth an alert when it repeats.
+            log.warning(f"{self._namespace}_locked", subject_lock_s=reply[1], ip_lock_s=reply[2], ip=ip)
 
-    async def succeeded(self, account: str, ip: str) -> None:
-        """The attempt `begin` counted was the right password: take it back."""
+    async def attempt_succeeded(self, subject: str, ip: str) -> None:
+        """The attempt `begin_attempt` counted was right: take it back."""
+        keys = _keys(self._namespace, self._kind, subject, ip)
 
         async def call() -> Any:
-            return await self._succeeded(keys=_keys(account, ip), args=[self._settings.login_max_failures_per_ip])
+            return await self._succeeded(keys=keys, args=[self._limits.per_ip])
 
         await self._guard(call)
 
@@ -124,5 +134,27 @@ class LoginThrottle:
         try:
             return await call()
         except (RedisError, OSError) as exc:
-            log.error("login_throttle_unavailable", error_type=type(exc).__name__)
+            log.error(f"{self._namespace}_throttle_unavailable", error_type=type(exc).__name__)
             raise LoginUnavailable() from exc
+
+
+class LoginThrottle(AttemptThrottle):
+    """Per-(account, IP) and per-IP password attempts."""
+
+    def __init__(self, redis: Redis, settings: AuthSettings) -> None:
+        limits = AttemptLimits(
+            window_seconds=settings.login_failure_window_seconds,
+            per_subject=settings.login_max_failures_per_account,
+            per_ip=settings.login_max_failures_per_ip,
+            lockout_base_seconds=settings.login_lockout_base_seconds,
+            lockout_max_seconds=settings.login_lockout_max_seconds,
+        )
+        super().__init__(redis, namespace="login", subject_kind="pair", limits=limits)
+
+    async def begin(self, account: str, ip: str) -> None:
+        """Count an attempt before its password is checked; `LoginLocked` (429) when a subject is locked."""
+        await self.begin_attempt(f"{account}:{ip}", ip)
+
+    async def succeeded(self, account: str, ip: str) -> None:
+        """The attempt `begin` counted was the right password: take it back."""
+        await self.attempt_succeeded(f"{account}:{ip}", ip)

@@ -103,7 +103,9 @@ async def claim_due_keys(body: DueClaim, caller: DueCaller, session: DbSession, 
 async def reveal_key(key_id: uuid.UUID, caller: RevealCaller, session: DbSession, vault: SecretVault) -> Response:
     """Decrypt the key for the calling service; every reveal is an audit event the workspace can see."""
     revealed = await internal_service.reveal(session, vault, actor=_service(caller), key_id=key_id)
-    return json_response(RevealedKey(key=revealed.plaintext, workspace_id=revealed.workspace_id), headers=NO_STORE)
+    return json_response(
+        RevealedKey(key=revealed.plaintext, workspace_id=revealed.workspace_id, name=revealed.name), headers=NO_STORE
+    )
 
 
 @router.post(
@@ -119,7 +121,9 @@ async def reveal_keys(body: RevealBatch, caller: RevealCaller, session: DbSessio
     result = RevealedBatch(items=[], unavailable=[])
     for key_id, outcome in outcomes.items():
         if isinstance(outcome, internal_service.Revealed):
-            result.items.append(RevealedItem(id=key_id, workspace_id=outcome.workspace_id, key=outcome.plaintext))
+            result.items.append(
+                RevealedItem(id=key_id, workspace_id=outcome.workspace_id, name=outcome.name, key=outcome.plaintext)
+            )
         else:
             result.unavailable.append(UnrevealedItem(id=key_id, reason=outcome))
     return json_response(result, headers=NO_STORE)

@@ -80,10 +80,12 @@ async def reveal(session: AsyncSession, vault: Vault, *, actor: Actor, key_id: u
 
 @dataclass(frozen=True, slots=True)
 class Revealed:
-    """A decrypted key and the workspace it belongs to (the worker files its figures under it)."""
+    """A decrypted key, the workspace it belongs to (the worker files its figures under it) and its name (for
+    the alerts about it)."""
 
     plaintext: str = field(repr=False)
     workspace_id: uuid.UUID
+    name: str | None = None
 
 
 RevealOutcome = Revealed | Literal["not_found", "inactive", "unreadable"]
@@ -116,7 +118,7 @@ async def reveal_many(
             log.error("key_unreadable", key_id=str(row.id), workspace_id=str(row.workspace_id))
             outcomes[key_id] = "unreadable"
             continue
-        outcomes[key_id] = Revealed(plaintext, row.workspace_id)
+        outcomes[key_id] = Revealed(plaintext, row.workspace_id, row.name)
         events.append(audit.event_row(actor=actor, action="revealed", key_id=row.id, workspace_id=row.workspace_id))
         REVEALS.labels("ok").inc()
         log.info("key_revealed", key_id=str(row.id), workspace_id=str(row.workspace_id), actor_id=actor.id)

@@ -28,7 +28,7 @@ DueRow = Row[uuid.UUID, uuid.UUID, str | None, str, datetime | None, int]
 # batch size, so SQLAlchemy's compiled cache and PostgreSQL's prepared statements are reused.
 _REVEAL_ROWS = text(
     """
-SELECT id, workspace_id, is_active, ciphertext, nonce, wrapped_dek, dek_nonce, kek_version
+SELECT id, workspace_id, name, is_active, ciphertext, nonce, wrapped_dek, dek_nonce, kek_version
 FROM keys.openrouter_keys WHERE id = ANY(CAST(:ids AS uuid[]))
 """
 )
@@ -166,7 +166,7 @@ class KeyRepository:
         return set(result.scalars().all())
 
     async def reveal_rows(self, key_ids: Sequence[uuid.UUID]) -> Sequence[Row[Any]]:
-        """What a reveal needs of each existing key: id, workspace_id, is_active and the sealed columns."""
+        """What a reveal needs of each existing key: id, workspace_id, name, is_active and the sealed columns."""
         return (await self.session.execute(_REVEAL_ROWS, {"ids": list(key_ids)})).all()
 
     async def sync_states_for_update(self, key_ids: Sequence[uuid.UUID]) -> Sequence[Row[Any]]:

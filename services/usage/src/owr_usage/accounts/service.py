@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from owr_shared.logging import get_logger
 from owr_usage.accounts.repository import AccountRepository
 from owr_usage.accounts.schemas import AccountKeysReport, ActivityReport, CreditsReport
+from owr_usage.budgets import service as budgets
 from owr_usage.erasure import service as erasure
 from owr_usage.metrics import (
     ACCOUNT_KEYS_INGESTED,
@@ -20,6 +21,7 @@ from owr_usage.metrics import (
     INGESTED_FOR_ERASED,
 )
 from owr_usage.rollups import service as rollups
+from owr_usage.rules import service as rules
 
 log = get_logger(__name__)
 
@@ -42,6 +44,8 @@ async def store_credits(session: AsyncSession, management_key_id: uuid.UUID, rep
         }
     )
     BALANCES_INGESTED.labels("stored" if stored else "duplicate").inc()
+    if stored:
+        await rules.on_balance(session, report.workspace_id, management_key_id)
 
 
 async def replace_keys(session: AsyncSession, management_key_id: uuid.UUID, report: AccountKeysReport) -> bool:
@@ -67,7 +71,11 @@ async def replace_keys(session: AsyncSession, management_key_id: uuid.UUID, repo
     labels = await repo.labels(management_key_id)
     await repo.replace_keys(management_key_id, list(by_hash.values()))
     labels.update(row["label"] for row in by_hash.values() if row["label"] is not None)
-    await rollups.after_key_list(session, report.workspace_id, management_key_id, labels)
+    relinked = await rollups.after_key_list(session, report.workspace_id, management_key_id, labels)
+    if relinked:
+        # A key that left the account takes its spend with it: the account's budgets are looked at too.
+        clocks = {report.workspace_id: report.observed_at}
+        await budgets.evaluate_keys(session, clocks, relinked, [management_key_id])
     ACCOUNT_KEYS_INGESTED.labels("replaced").inc()
     log.info("account_keys_replaced", management_key_id=str(management_key_id), keys=len(by_hash))
     return True
@@ -107,7 +115,10 @@ async def replace_activity(session: AsyncSession, management_key_id: uuid.UUID, 
             }
         )
     await repo.replace_activity(management_key_id, report.api_key_hash, accepted, rows)
-    await rollups.after_activity(session, report.workspace_id, management_key_id, report.api_key_hash, accepted)
+    rebuilt = await rollups.after_activity(
+        session, report.workspace_id, management_key_id, report.api_key_hash, accepted
+    )
+    await budgets.evaluate_keys(session, {report.workspace_id: report.observed_at}, rebuilt)
     ACTIVITY_ROWS_INGESTED.inc(len(rows))
     ACTIVITY_DAYS_INGESTED.labels("replaced").inc(len(accepted))
     ACTIVITY_DAYS_INGESTED.labels("stale").inc(len(dates) - len(accepted))

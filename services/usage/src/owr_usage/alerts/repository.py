@@ -7,13 +7,51 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal, or_, select
+from sqlalchemy import Row, and_, func, insert, literal, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.repository import page_rows
 from owr_usage.alerts.models import AlertDelivery, AlertEvent
 from owr_usage.channels.models import AlertChannel
+
+# Many events at once (a rule's evaluation): each is written unless its workspace already has its dedup key,
+# with one pending delivery per enabled channel that takes its type (narrowed to `channels` when not empty),
+# as `fan_out` does for one.
+_INSERT_EVENTS = text(
+    """
+WITH input AS (
+    SELECT i.id, i.workspace_id, i.type, i.dedup_key, i.occurred_at, i.data::jsonb AS data,
+           i.channels::jsonb AS channels
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:workspace_ids AS uuid[]), CAST(:types AS text[]),
+                CAST(:dedup_keys AS text[]), CAST(:occurred_at AS timestamptz[]), CAST(:data AS text[]),
+                CAST(:channels AS text[]))
+        AS i(id, workspace_id, type, dedup_key, occurred_at, data, channels)
+),
+inserted AS (
+    INSERT INTO usage.alert_events (id, workspace_id, type, dedup_key, occurred_at, data, created_at)
+    SELECT id, workspace_id, type, dedup_key, occurred_at, data, now() FROM input
+    ORDER BY workspace_id, dedup_key
+    ON CONFLICT (workspace_id, dedup_key) DO NOTHING
+    RETURNING id, workspace_id, type, dedup_key
+),
+deliveries AS (
+    INSERT INTO usage.alert_deliveries
+        (id, workspace_id, event_id, channel_id, status, attempts, next_attempt_at, created_at)
+    SELECT gen_random_uuid(), e.workspace_id, e.id, c.id, 'pending', 0, now(), now()
+    FROM inserted e
+    JOIN input i ON i.id = e.id
+    JOIN usage.alert_channels c
+      ON c.workspace_id = e.workspace_id AND c.disabled_at IS NULL
+     AND (c.events IS NULL OR e.type = ANY(c.events))
+     AND (jsonb_array_length(i.channels) = 0 OR i.channels @> jsonb_build_array(c.id::text))
+    RETURNING event_id
+)
+SELECT e.id, e.workspace_id, e.type, e.dedup_key,
+       (SELECT count(*) FROM deliveries d WHERE d.event_id = e.id) AS deliveries
+FROM inserted e
+"""
+)
 
 
 class AlertRepository:
@@ -103,3 +141,27 @@ class AlertRepository:
             .order_by(AlertDelivery.event_id, AlertDelivery.created_at, AlertDelivery.id)
         )
         return (await self.session.execute(query)).scalars().all()
+
+    async def insert_events(self, events: Sequence[dict[str, Any]]) -> Sequence[Row[Any]]:
+        """Write many events and their deliveries in one statement; (id, workspace_id, type, dedup_key,
+        deliveries) of those written.
+
+        Each dict has `workspace_id`, `type`, `dedup_key`, `occurred_at`, `data` and `channels` (both JSON text).
+        """
+        if not events:
+            return []
+        params = {
+            "ids": [uuid.uuid4() for _ in events],
+            **{
+                column: [event[key] for event in events]
+                for column, key in (
+                    ("workspace_ids", "workspace_id"),
+                    ("types", "type"),
+                    ("dedup_keys", "dedup_key"),
+                    ("occurred_at", "occurred_at"),
+                    ("data", "data"),
+                    ("channels", "channels"),
+                )
+            },
+        }
+        return (await self.session.execute(_INSERT_EVENTS, params)).all()

@@ -4,18 +4,22 @@ and the workspace's history of events."""
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.dependencies import Pagination
 from owr_shared.logging import get_logger
+from owr_shared.wire import codec
 from owr_shared.wire.alerts import EventType
 from owr_usage.alerts.repository import AlertRepository
 from owr_usage.alerts.schemas import AlertEventView
+from owr_usage.metrics import ALERT_EVENTS_RAISED
 
 log = get_logger(__name__)
 
@@ -73,3 +77,55 @@ async def list_events(
         for e in events
     ]
     return items, total
+
+
+def money(value: Decimal) -> str:
+    """Money in an event's data: exact decimal text, never an exponent."""
+    return format(value, "f")
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event a rule calls for: `raise_events` writes it unless its workspace had its `dedup_key` already."""
+
+    workspace_id: uuid.UUID
+    type: EventType
+    data: dict[str, Any]
+    occurred_at: datetime
+    dedup_key: str
+    channel_ids: Sequence[uuid.UUID] = field(default=())
+
+
+async def raise_events(session: AsyncSession, events: Sequence[NewEvent]) -> int:
+    """`raise_event` for many events in one statement (a rule's whole evaluation); how many were new."""
+    return len(await write_events(session, events))
+
+
+async def write_events(session: AsyncSession, events: Sequence[NewEvent]) -> list[NewEvent]:
+    """`raise_events`, answering the events that were new (the others' dedup keys were raised before)."""
+    if not events:
+        return []
+    rows = [
+        {
+            "workspace_id": event.workspace_id,
+            "type": event.type,
+            "dedup_key": event.dedup_key,
+            "occurred_at": event.occurred_at,
+            "data": codec.dumps(event.data).decode(),
+            "channels": codec.dumps([str(c) for c in event.channel_ids]).decode(),
+        }
+        for event in events
+    ]
+    written = await AlertRepository(session).insert_events(rows)
+    by_type = Counter(row.type for row in written)
+    for event_type, count in by_type.items():
+        ALERT_EVENTS_RAISED.labels(event_type).inc(count)
+    if written:
+        log.info(
+            "alert_events_raised",
+            events=len(written),
+            types=dict(by_type),
+            deliveries=sum(int(row.deliveries) for row in written),
+        )
+    new = {(row.workspace_id, row.dedup_key) for row in written}
+    return [event for event in events if (event.workspace_id, event.dedup_key) in new]

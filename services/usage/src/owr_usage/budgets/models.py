@@ -17,7 +17,8 @@ PERIODS = ("daily", "weekly", "monthly")
 
 
 class Budget(UsageBase):
-    """`scope_id` is a key id for `key`, the management key's id for `account`, and None for `workspace`."""
+    """`scope_id` is a key id for `key`, the management key's id for `account`, and the workspace's own id for
+    `workspace` (so one index finds every budget a key's figures may move)."""
 
     __tablename__ = "budgets"
     __table_args__ = (

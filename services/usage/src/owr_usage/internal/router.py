@@ -17,16 +17,26 @@ from starlette.responses import Response
 from owr_shared.db import DbSession
 from owr_shared.jwt import Principal
 from owr_shared.schemas import json_response, problem_responses
-from owr_shared.wire.alerts import ClaimedDeliveries, DeliveryClaim, DeliveryResult, DeliveryState
+from owr_shared.wire.alerts import (
+    ClaimedDeliveries,
+    DeliveryClaim,
+    DeliveryResult,
+    DeliveryState,
+    DigestRequest,
+    EventsRaised,
+    KeyStatusBatch,
+)
 from owr_shared.wire.usage import CompactionRequest, CompactionResult, RetentionRequest, RetentionResult
 from owr_shared.wire.workspaces import PAGE_LIMIT, StoredWorkspaces, stored_page
 from owr_usage.accounts import service as account_service
 from owr_usage.accounts.schemas import AccountKeysReport, ActivityReport, CreditsReport
 from owr_usage.deliveries import service as delivery_service
 from owr_usage.dependencies import ChannelVault, Clock, Settings, require_scope
+from owr_usage.digests import service as digest_service
 from owr_usage.erasure import service as erasure_service
 from owr_usage.internal import service as internal_service
 from owr_usage.routing import ExactJsonRoute
+from owr_usage.rules import service as rule_service
 from owr_usage.snapshots import service as snapshot_service
 from owr_usage.snapshots.schemas import SnapshotBatch, SnapshotsStored
 
@@ -55,6 +65,19 @@ async def store_snapshots(body: SnapshotBatch, caller: IngestCaller, session: Db
 
 
 @router.post(
+    "/key-status",
+    response_model=EventsRaised,
+    responses=_WRITE_ERRORS,
+    summary="Sync outcomes for the key rules (1-500)",
+)
+async def key_status(body: KeyStatusBatch, caller: IngestCaller, session: DbSession) -> Response:
+    """Each key's sync outcome (valid, invalid or error) at OpenRouter's time: raises `key.invalid`,
+    `key.expiring`, `key.limit_threshold_crossed` (from the key's latest snapshot), `sync.failing` and
+    `sync.recovered` as the workspace's rules say, each once. Repeats raise nothing more."""
+    return json_response(EventsRaised(raised=await rule_service.on_key_status(session, body.items)))
+
+
+@router.post(
     "/accounts/{management_key_id}/credits",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=_WRITE_ERRORS,
@@ -63,7 +86,8 @@ async def store_snapshots(body: SnapshotBatch, caller: IngestCaller, session: Db
 async def store_credits(
     management_key_id: uuid.UUID, body: CreditsReport, caller: IngestCaller, session: DbSession
 ) -> None:
-    """Unique per (management key, observed_at); two zeros are stored as unknown."""
+    """Unique per (management key, observed_at); two zeros are stored as unknown. A new balance is checked
+    against the account rules (`account.balance_low`, `account.runway_low`)."""
     await account_service.store_credits(session, management_key_id, body)
 
 
@@ -92,6 +116,21 @@ async def replace_activity(
     """Replaces the key hash's rows of `dates` and of every date a row carries; a date stored from a later
     observation is kept."""
     await account_service.replace_activity(session, management_key_id, body)
+
+
+@router.post(
+    "/digests",
+    response_model=EventsRaised,
+    responses=_WRITE_ERRORS,
+    summary="Write the weekly or monthly digests",
+)
+async def write_digests(body: DigestRequest, caller: DeliverCaller, session: DbSession) -> Response:
+    """One `report.weekly` / `report.monthly` event per workspace with a channel taking it, for the last complete
+    period at `at` (default now): spend against the period before, top keys and models, keys without a limit,
+    dormant keys (no spend in 14 days) and keys expiring before the next digest. A period's digest is written
+    once; asking again writes nothing."""
+    raised = await digest_service.write_digests(session, body.kind, body.at or datetime.now(UTC))
+    return json_response(EventsRaised(raised=raised))
 
 
 @router.post(

@@ -23,12 +23,12 @@ from owr_usage.rollups.repository import RollupRepository
 
 async def after_snapshots(
     session: AsyncSession, workspaces: Mapping[uuid.UUID, uuid.UUID], days: Iterable[tuple[uuid.UUID, dt.date]]
-) -> None:
+) -> set[uuid.UUID]:
     """Snapshots were stored: `workspaces` maps each key of the batch to its workspace, `days` are the
-    (key, day) pairs whose `key_days` were re-derived."""
+    (key, day) pairs whose `key_days` were re-derived. Returns the keys whose daily rows changed."""
     targets = set(days)
     if not targets:
-        return
+        return set()
     keys = {key for key, _ in targets}
     repo = RollupRepository(session)
     await repo.lock_workspaces(workspaces[key] for key in keys)
@@ -39,6 +39,7 @@ async def after_snapshots(
     changed = set(await repo.changed_days(sorted((key, day) for key, day in targets if key not in relinked_keys)))
     changed.update(await repo.all_days(relinked))
     await repo.rebuild(sorted(changed))
+    return {key for key, _ in changed}
 
 
 async def after_activity(
@@ -47,23 +48,26 @@ async def after_activity(
     management_key_id: uuid.UUID,
     api_key_hash: str,
     dates: Collection[dt.date],
-) -> None:
-    """A key hash's activity was replaced on `dates`: rebuild those days of the keys linked to it."""
+) -> list[uuid.UUID]:
+    """A key hash's activity was replaced on `dates`: rebuild those days of the keys linked to it (returned)."""
     if not dates:
-        return
+        return []
     repo = RollupRepository(session)
     await repo.lock_workspaces([workspace_id])
     keys = await KeyLinkRepository(session).keys_linked_to(management_key_id, api_key_hash)
     await repo.rebuild([(key, day) for key in keys for day in dates])
+    return list(keys)
 
 
 async def after_key_list(
     session: AsyncSession, workspace_id: uuid.UUID, management_key_id: uuid.UUID, labels: Collection[str]
-) -> None:
-    """An account's key list was replaced; `labels` are those of the old and the new list."""
+) -> list[uuid.UUID]:
+    """An account's key list was replaced; `labels` are those of the old and the new list. Returns the keys
+    whose link changed."""
     repo = RollupRepository(session)
     await repo.lock_workspaces([workspace_id])
     links = KeyLinkRepository(session)
     candidates = await links.link_candidates(workspace_id, management_key_id, sorted(labels))
     relinked = await links.refresh_links(candidates)
     await repo.rebuild(await repo.all_days(relinked))
+    return relinked

@@ -1,8 +1,9 @@
 """One HTTP client of the gateway, made in the lifespan; every page's calls go through `Api`.
 
 A call carries the person's access token, their address (`X-Forwarded-For`: the gateway lists web
-among its trusted proxies, so per-IP limits and auth's login throttle see the person, never web) and
-the request id. Answers become data or one of `api.errors`; a 401 is `SignedOut` (the page sends the
+among its trusted proxies, so per-IP limits and auth's login throttle see the person, never web), their
+browser's `User-Agent` (auth lists sessions by it and binds a sign-in's second step to it) and the
+request id. Answers become data or one of `api.errors`; a 401 is `SignedOut` (the page sends the
 person to sign in again). JSON numbers are read as `Decimal`: money is shown exactly as the API gives it.
 """
 
@@ -33,9 +34,17 @@ def read_json(response: httpx.Response) -> Any:
 class Api:
     """The public API for one person: `await api.get("/api/v1/keys")`."""
 
-    def __init__(self, http: httpx.AsyncClient, *, client_ip: str, access_token: str | None = None) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        client_ip: str,
+        access_token: str | None = None,
+        user_agent: str | None = None,
+    ) -> None:
         self._http = http
         self._client_ip = client_ip
+        self._user_agent = user_agent
         self.access_token = access_token
         # Called once when the gateway refuses a token that has not expired (the person's role in the
         # workspace was lowered, or they left it): the session's refresh, giving the token to retry with.
@@ -43,6 +52,8 @@ class Api:
 
     def _headers(self, token: str | None = None) -> dict[str, str]:
         headers = {"x-forwarded-for": self._client_ip, "accept": "application/json"}
+        if self._user_agent:
+            headers["user-agent"] = self._user_agent
         token = token or self.access_token
         if token is not None:
             headers["authorization"] = f"Bearer {token}"

@@ -1,13 +1,17 @@
-"""`/login`, `/register`, `/logout`: the forms post to web, web calls the public API.
+"""`/login` (and its second step `/login/mfa`), `/register`, `/logout`: the forms post to web, web calls the
+public API.
 
 The forms shown before sign-in carry a double-submit CSRF token (an HttpOnly, SameSite=Strict cookie and
-the same value in the form); every later form carries the session's own token.
+the same value in the form); every later form carries the session's own token. With two-factor sign-in on,
+the password's answer is a challenge: web keeps it in an HttpOnly, SameSite=Strict cookie for its 5 minutes
+(never in the page) and asks for the code.
 """
 
 from __future__ import annotations
 
 import secrets
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, Form, Request
@@ -25,8 +29,9 @@ from owr_web.dependencies import (
     Settings,
     SignedIn,
     Views,
-    client_ip,
     form_cookie,
+    mfa_cookie,
+    person_api,
     session_cookie,
 )
 from owr_web.sessions.service import session_ref
@@ -78,11 +83,24 @@ def problem_message(body: Any, fallback: str) -> str:
 async def _sign_in(
     api: Api, settings: WebSettings, sessions: Sessions, email: str, password: str, next_path: str
 ) -> Response | httpx.Response:
-    """Sign in at the API and start a session (the redirect to `next_path`), or the API's refusal."""
+    """Sign in at the API and start a session (the redirect to `next_path`), or go on to the code page when
+    the account has two-factor sign-in on, or the API's refusal."""
     answer = await api.call("POST", "/api/v1/auth/login", json_body={"email": email, "password": password})
     if answer.status_code != 200:
         return answer
     pair = read_json(answer)
+    if pair.get("mfa_required"):
+        response = RedirectResponse(f"/login/mfa?next={quote(safe_next(next_path), safe='/')}", status_code=303)
+        response.set_cookie(
+            mfa_cookie(settings),
+            str(pair["challenge"]),
+            max_age=int(pair["expires_in"]),
+            httponly=True,
+            secure=settings.cookies_secure,
+            samesite="strict",
+            path="/",
+        )
+        return response
     verified = await email_verified(api, pair["access_token"])
     return await _start_session(api, settings, sessions, pair, email.strip().lower(), next_path, verified)
 
@@ -123,14 +141,17 @@ async def _start_session(
         path="/",
     )
     response.delete_cookie(form_cookie(settings), path="/", secure=settings.cookies_secure, httponly=True)
+    response.delete_cookie(mfa_cookie(settings), path="/", secure=settings.cookies_secure, httponly=True)
     return response
 
 
 NOTICES = {
+    "expired": "The sign-in took too long, or was started elsewhere. Sign in again.",
     "changed": "Your password was changed and every session ended. Sign in with the new password.",
     "reset": "Your new password is set and every session ended. Sign in with the new password.",
     "deleted": "Your account was deleted.",
     "signed_out": "You are signed out.",
+    "everywhere": "You are signed out everywhere, this browser included.",
 }
 
 
@@ -146,7 +167,7 @@ async def login_page(
 ) -> Response:
     if done is None and settings.demo_email and settings.demo_password:
         # `make demo`: the newcomer sees the demo account's spend with no step of their own.
-        api = Api(http, client_ip=client_ip(request))
+        api = person_api(request, http)
         password = settings.demo_password.get_secret_value()
         signed_in = await _sign_in(api, settings, sessions, settings.demo_email, password, next or "/")
         if isinstance(signed_in, Response):
@@ -177,6 +198,58 @@ async def login(
         error = problem_message(read_json(response), "Signing in is not possible right now. Try again shortly.")
     context = {"next": safe_next(next), "error": error, "email_value": email}
     return anonymous_page(request, views, settings, "login.html", context, status=response.status_code)
+
+
+@router.get("/login/mfa", include_in_schema=False)
+async def login_mfa_page(request: Request, views: Views, settings: Settings, next: str | None = None) -> Response:
+    if not request.cookies.get(mfa_cookie(settings)):
+        return RedirectResponse("/login", status_code=303)
+    context = {"next": safe_next(next), "error": None}
+    return anonymous_page(request, views, settings, "login_mfa.html", context)
+
+
+@router.post("/login/mfa", include_in_schema=False, dependencies=[FormChecked])
+async def login_mfa(
+    request: Request,
+    views: Views,
+    settings: Settings,
+    sessions: Sessions,
+    api: AnonymousApi,
+    code: Annotated[str, Form(max_length=16)] = "",
+    recovery_code: Annotated[str, Form(max_length=64)] = "",
+    next: Annotated[str, Form(max_length=2048)] = "/",
+) -> Response:
+    """The second step: the challenge from the cookie and the code (or a recovery code) from the form."""
+    challenge = request.cookies.get(mfa_cookie(settings))
+    if not challenge:
+        return _restart(settings)
+    code, recovery_code = code.strip(), recovery_code.strip()
+    body = {"challenge": challenge, **({"code": code} if code else {"recovery_code": recovery_code})}
+    answer = await api.call("POST", "/api/v1/auth/login/mfa", json_body=body)
+    if answer.status_code == 200:
+        pair = read_json(answer)
+        api.access_token = pair["access_token"]
+        me = await api.get("/api/v1/auth/me")
+        verified = me.get("email_verified") is not False
+        return await _start_session(api, settings, sessions, pair, str(me["email"]), next, verified)
+    problem = read_json(answer) if answer.headers.get("content-type", "").endswith("json") else None
+    if answer.status_code == 401 and str((problem or {}).get("type", "")).endswith("/invalid-mfa-challenge"):
+        return _restart(settings)
+    if answer.status_code == 429:
+        error = too_many(answer)
+    elif answer.status_code in (401, 422):
+        error = "That code is not valid. Enter the current 6-digit code from your app, or an unused recovery code."
+    else:
+        error = problem_message(problem, "Signing in is not possible right now. Try again shortly.")
+    context = {"next": safe_next(next), "error": error}
+    return anonymous_page(request, views, settings, "login_mfa.html", context, status=answer.status_code)
+
+
+def _restart(settings: WebSettings) -> Response:
+    """The challenge expired, was used, or never was: back to the password."""
+    response = RedirectResponse("/login?done=expired", status_code=303)
+    response.delete_cookie(mfa_cookie(settings), path="/", secure=settings.cookies_secure, httponly=True)
+    return response
 
 
 @router.get("/register", include_in_schema=False)

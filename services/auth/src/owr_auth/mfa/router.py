@@ -1,0 +1,64 @@
+"""`/api/v1/auth/2fa`: status, setup, enable, disable (login's second step is `/api/v1/auth/login/mfa`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from starlette.responses import Response
+
+from owr_auth.dependencies import ClientIP, Mfa, SessionUser
+from owr_auth.mfa import service as mfa_service
+from owr_auth.mfa.schemas import DisableRequest, EnableRequest, MfaStatus, RecoveryCodesView, SetupView
+from owr_shared.db import DbSession
+from owr_shared.schemas import json_response, problem_responses
+
+router = APIRouter(prefix="/api/v1/auth/2fa", tags=["two-factor"])
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@router.get("", response_model=MfaStatus, responses=problem_responses(401, 403), summary="Two-factor status")
+async def get_status(current: SessionUser, session: DbSession) -> Response:
+    """Whether two-factor sign-in is on (or a setup is pending), and how many recovery codes are left."""
+    return json_response(await mfa_service.status(session, user_id=current.user.id))
+
+
+@router.post(
+    "/setup",
+    response_model=SetupView,
+    responses=problem_responses(401, 403, 409),
+    summary="Start setting up two-factor sign-in",
+)
+async def setup(current: SessionUser, session: DbSession, mfa: Mfa) -> Response:
+    """A new secret for an authenticator app, as an `otpauth://` URI and the same as a QR code (SVG); shown
+    this once. Two-factor sign-in is on only after `enable` with a code from the app; a second setup before
+    that replaces the first. 409 when it is on already (turn it off first)."""
+    view = await mfa_service.setup(session, mfa, user=current.user)
+    return json_response(view, headers=NO_STORE)
+
+
+@router.post(
+    "/enable",
+    response_model=RecoveryCodesView,
+    responses=problem_responses(400, 401, 403, 409, 422, 429, 503),
+    summary="Turn two-factor sign-in on",
+)
+async def enable(body: EnableRequest, current: SessionUser, session: DbSession, mfa: Mfa, ip: ClientIP) -> Response:
+    """Confirm the setup with a current code from the app. The answer holds ten single-use recovery codes,
+    shown this once: each signs in once in place of a code. A wrong code is a 403 `wrong-code`; wrong codes
+    are throttled (429)."""
+    codes = await mfa_service.enable(session, mfa, user_id=current.user.id, code=body.code, ip=ip)
+    return json_response(codes, headers=NO_STORE)
+
+
+@router.post(
+    "/disable",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 401, 403, 409, 422, 429, 503),
+    summary="Turn two-factor sign-in off",
+)
+async def disable(body: DisableRequest, current: SessionUser, session: DbSession, mfa: Mfa, ip: ClientIP) -> None:
+    """Needs a fresh code from the app (one not used before), or an unused recovery code when the app is
+    lost. The secret and every recovery code are deleted."""
+    await mfa_service.disable(
+        session, mfa, user_id=current.user.id, code=body.code, recovery_code=body.recovery_code, ip=ip
+    )

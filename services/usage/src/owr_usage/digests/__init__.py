@@ -1,0 +1,1 @@
+"""The weekly and monthly digests: spend against the period before, top keys and models, keys to look at."""

@@ -1,0 +1,131 @@
+"""The built-in rules as the API shows and takes them: `{rule, enabled, params}`, each rule's params validated."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar, get_args
+
+from pydantic import BaseModel, Field, StrictBool, WithJsonSchema, model_validator
+
+from owr_shared.schemas import RequestSchema
+
+RuleName = Literal[
+    "key.invalid",
+    "key.expiring",
+    "key.limit_threshold_crossed",
+    "account.balance_low",
+    "account.runway_low",
+    "sync.failing",
+]
+RULES: tuple[RuleName, ...] = get_args(RuleName)
+
+
+class NoParams(RequestSchema):
+    """`key.invalid`: a key OpenRouter answers 401 for (revoked, disabled, expired); once until it is valid again."""
+
+
+class ExpiringParams(RequestSchema):
+    """`key.expiring`: a key whose `expires_at` is within `days`; once per expiry date."""
+
+    days: int = Field(default=7, ge=1, le=90)
+
+
+class LimitParams(RequestSchema):
+    """`key.limit_threshold_crossed`: a key within `percent` % of its own OpenRouter limit in its current limit
+    window (its `limit_remaining` at or under `percent` % of `limit`); once per window."""
+
+    percent: int = Field(default=10, ge=1, le=99)
+
+
+class BalanceParams(RequestSchema):
+    """`account.balance_low`: an account's balance (credits - usage) under `amount_usd`; once per dip."""
+
+    amount_usd: Annotated[
+        Decimal,
+        Field(gt=0, le=Decimal("1e9"), allow_inf_nan=False, decimal_places=10),
+        WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 1e9}),
+    ] = Decimal(5)
+
+
+class RunwayParams(RequestSchema):
+    """`account.runway_low`: balance ÷ the trailing 7 days' daily burn under `days`; once per dip."""
+
+    days: int = Field(default=7, ge=1, le=365)
+
+
+class FailingParams(RequestSchema):
+    """`sync.failing`: a key's syncs failing for more than `hours`; its recovery (`sync.recovered`) is reported
+    once, and only after a `sync.failing` event."""
+
+    hours: int = Field(default=1, ge=1, le=168)
+
+
+ParamsT = TypeVar("ParamsT", bound=RequestSchema)
+
+PARAMS: dict[RuleName, type[RequestSchema]] = {
+    "key.invalid": NoParams,
+    "key.expiring": ExpiringParams,
+    "key.limit_threshold_crossed": LimitParams,
+    "account.balance_low": BalanceParams,
+    "account.runway_low": RunwayParams,
+    "sync.failing": FailingParams,
+}
+
+
+class RuleView(BaseModel):
+    rule: RuleName
+    enabled: bool
+    params: dict[str, Any] = Field(description="the rule's parameters, its defaults filled in")
+
+
+class RulesView(BaseModel):
+    """Every built-in rule, in a fixed order; each is on by default."""
+
+    items: list[RuleView]
+
+
+class _Setting(RequestSchema, Generic[ParamsT]):
+    enabled: StrictBool = True
+    params: ParamsT | None = Field(default=None, description="the rule's parameters; left out: its defaults")
+
+
+class InvalidSetting(_Setting[NoParams]):
+    rule: Literal["key.invalid"]
+
+
+class ExpiringSetting(_Setting[ExpiringParams]):
+    rule: Literal["key.expiring"]
+
+
+class LimitSetting(_Setting[LimitParams]):
+    rule: Literal["key.limit_threshold_crossed"]
+
+
+class BalanceSetting(_Setting[BalanceParams]):
+    rule: Literal["account.balance_low"]
+
+
+class RunwaySetting(_Setting[RunwayParams]):
+    rule: Literal["account.runway_low"]
+
+
+class FailingSetting(_Setting[FailingParams]):
+    rule: Literal["sync.failing"]
+
+
+RuleSetting = Annotated[
+    InvalidSetting | ExpiringSetting | LimitSetting | BalanceSetting | RunwaySetting | FailingSetting,
+    Field(discriminator="rule"),
+]
+
+
+class RulesUpdate(RequestSchema):
+    """The rules listed are set as given (left-out params take their defaults); the others keep theirs."""
+
+    items: Annotated[list[RuleSetting], Field(min_length=1, max_length=len(RULES))]
+
+    @model_validator(mode="after")
+    def _each_rule_once(self) -> Self:
+        if len({item.rule for item in self.items}) != len(self.items):
+            raise ValueError("each rule may be listed once")
+        return self
