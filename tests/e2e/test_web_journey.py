@@ -413,7 +413,9 @@ async def test_budgets_channels_and_alerts(
     await page.goto(system.gateway + "/budgets")
     await page.fill("#name", "agent weekly")
     await page.select_option("#scope_type", "key")
-    await page.select_option("#key_id", label=re.compile(r"^agent "))
+    option = await page.locator("#key_id option", has_text="agent (").get_attribute("value")
+    assert option is not None
+    await page.select_option("#key_id", option)
     await page.fill("#amount_usd", "10")
     await page.select_option("#period", "weekly")
     await page.check("input[name=channel_ids]")
