@@ -128,19 +128,29 @@ async def test_a_weekly_budget_warns_once_per_threshold_retries_signed_and_re_ar
         assert r.status_code == 201, r.text
         budget_id = r.json()["id"]
 
-        # 40 %: under every threshold, nothing is sent.
-        await emulator.events([spend(key["hash"], at(tuesday, 9, 10), "4")])
+        # 40 %: under every threshold. $4 by Tuesday 10:00 forecasts about $20 for the week, so the forecast
+        # warns: the receiver's first event, answered 500 twice, arrives a third time with the same id.
         await emulator.set_clock(at(tuesday, 10))
+        await emulator.events([spend(key["hash"], at(tuesday, 9, 10), "4")])
         await watcher.sync(key_id)
         first = await budget(watcher, budget_id)
         assert Decimal(first["spend_usd"]) == Decimal(4)
         assert first["state"] == "ok"
         assert first["period_start"].startswith(str(monday))
+        assert Decimal(first["forecast_usd"]) > Decimal(10)
 
-        # 85 %: the 50 % and 80 % thresholds, once each. The receiver fails twice first: the retried event
-        # arrives again with the same id.
-        await emulator.events([spend(key["hash"], at(tuesday, 10, 10), "4.5")])
+        async def forecast_delivered() -> list[tuple[str, dict[str, Any]]] | None:
+            return of_type(receiver.accepted(secret), "budget.forecast_exceeded") or None
+
+        await wait_for(forecast_delivered, seconds=60, what="the forecast event, after two failures")
+        attempts = [(webhook_id, status) for webhook_id, _, status in receiver.events(secret)]
+        first_id = attempts[0][0]
+        assert [status for webhook_id, status in attempts if webhook_id == first_id] == [500, 500, 200]
+        assert not of_type(receiver.accepted(secret), "budget.threshold_crossed")
+
+        # 85 %: the 50 % and 80 % thresholds, once each.
         await emulator.set_clock(at(tuesday, 11))
+        await emulator.events([spend(key["hash"], at(tuesday, 10, 10), "4.5")])
         await watcher.sync(key_id)
 
         async def both_thresholds() -> list[tuple[str, dict[str, Any]]] | None:
@@ -149,13 +159,10 @@ async def test_a_weekly_budget_warns_once_per_threshold_retries_signed_and_re_ar
 
         crossed = await wait_for(both_thresholds, seconds=60, what="the 50 % and 80 % events")
         assert sorted(event["data"]["threshold"] for _, event in crossed) == [50, 80]
-        attempts = [(webhook_id, status) for webhook_id, _, status in receiver.events(secret)]
-        first_id = attempts[0][0]
-        assert [status for webhook_id, status in attempts if webhook_id == first_id] == [500, 500, 200]
 
         # 120 %: one `budget.exceeded`.
-        await emulator.events([spend(key["hash"], at(tuesday, 11, 10), "3.5")])
         await emulator.set_clock(at(tuesday, 12))
+        await emulator.events([spend(key["hash"], at(tuesday, 11, 10), "3.5")])
         await watcher.sync(key_id)
 
         async def exceeded() -> list[tuple[str, dict[str, Any]]] | None:

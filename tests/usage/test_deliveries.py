@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from owr_shared.wire.alerts import DELIVER_ALERTS_JOB_ID
 from owr_usage.deliveries.schedule import BACKOFF_SECONDS, JITTER, retry_delay
 from tests.support.db import savepoint
 from tests.support.http import assert_problem
@@ -392,3 +393,14 @@ async def test_erasure_removes_every_alerting_row(client, alice, bob, deliver, s
     assert (await client.delete(f"/internal/workspaces/{alice.workspace_id}", headers=sweep)).status_code == 204
     assert await _counts(db_connection, alice) == dict.fromkeys(ALERTING_TABLES, 0)
     assert all((await _counts(db_connection, bob)).values())
+
+
+async def test_a_raised_event_queues_the_workers_delivery_run_once_committed(client, alice, redis_client):
+    channel = await create_channel(client, alice, webhook())
+    assert await redis_client.zscore("arq:queue", DELIVER_ALERTS_JOB_ID) is None
+    await send_test(client, alice, channel["id"])
+    # Queued under the poll's id: a run already queued or running absorbs it.
+    assert await redis_client.zscore("arq:queue", DELIVER_ALERTS_JOB_ID) is not None
+    assert await redis_client.zcard("arq:queue") == 1
+    await send_test(client, alice, channel["id"])
+    assert await redis_client.zcard("arq:queue") == 1

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+from arq.connections import ArqRedis
 from fastapi import FastAPI
 
 from owr_shared.app import create_service_app
@@ -14,6 +15,7 @@ from owr_shared.db import create_service_engine
 from owr_shared.jwt import JwksFetcher
 from owr_shared.overload import CallerLimit, Slots
 from owr_shared.settings import load_settings
+from owr_usage.alerts.nudge import NUDGE_INFO, queue_nudge
 from owr_usage.alerts.router import router as alerts_router
 from owr_usage.budgets.router import router as budgets_router
 from owr_usage.channels.router import router as channels_router
@@ -48,10 +50,18 @@ def utc_now() -> datetime:
 
 @asynccontextmanager
 async def alerting(app: FastAPI, settings: UsageSettings, clock: Callable[[], datetime]) -> AsyncIterator[None]:
-    """Lifespan part: the envelope of channels' sealed values (`USAGE_KEKS`) and the clock of deliveries."""
+    """Lifespan part: the envelope of channels' sealed values (`USAGE_KEKS`), the clock of deliveries, and the
+    worker's queue, nudged after each commit that raised events."""
     app.state.channel_envelope = channel_envelope(settings)
     app.state.clock = clock
-    yield
+    # Connected on first use: usage starts and serves while Redis is away (the worker's poll still delivers).
+    queue = ArqRedis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    queue.default_queue_name = settings.queue_name
+    app.state.sessionmaker.configure(info={NUDGE_INFO: queue_nudge(queue)})
+    try:
+        yield
+    finally:
+        await queue.aclose()
 
 
 def create_app(

@@ -30,7 +30,13 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from owr_shared.logging import get_logger
-from owr_shared.wire.alerts import ClaimedDelivery, DeliveryResult, OutboxBacklog
+from owr_shared.wire.alerts import (
+    DELIVER_ALERTS_JOB,
+    DELIVER_ALERTS_JOB_ID,
+    ClaimedDelivery,
+    DeliveryResult,
+    OutboxBacklog,
+)
 from owr_worker.alerts_client import AlertsClient, Claim
 from owr_worker.internal import ServiceError
 from owr_worker.jobs import job_settings
@@ -47,9 +53,10 @@ from owr_worker.tracing import job_context
 
 log = get_logger("owr.worker.jobs")
 
-DELIVER_ALERTS = "deliver_alerts"
-# The cron's id and the next batch's: two, so a running batch can always queue the one after it.
-DELIVERY_JOB_ID = DELIVER_ALERTS
+DELIVER_ALERTS = DELIVER_ALERTS_JOB
+# The poll's id (usage's nudge uses it too) and the next batch's: two, so a running batch can always queue the
+# one after it.
+DELIVERY_JOB_ID = DELIVER_ALERTS_JOB_ID
 NEXT_BATCH_JOB_ID = f"{DELIVER_ALERTS}:more"
 LOCK_NAME = "alert-deliveries"
 BACKLOG_KEY = "owr:worker:alerts:backlog"

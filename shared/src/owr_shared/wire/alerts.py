@@ -56,6 +56,10 @@ EventType = Literal[
     "test",
 ]
 CLAIM_MAX = 200
+# The worker's delivery run: its poll and usage's nudge after a commit queue it under this one id, so a run queued
+# or running already absorbs both.
+DELIVER_ALERTS_JOB = "deliver_alerts"
+DELIVER_ALERTS_JOB_ID = DELIVER_ALERTS_JOB
 ERROR_MAX = 300
 KEY_STATUS_BATCH_MAX = 500
 

@@ -17,6 +17,7 @@ from owr_shared.dependencies import Pagination
 from owr_shared.logging import get_logger
 from owr_shared.wire import codec
 from owr_shared.wire.alerts import EventType
+from owr_usage.alerts.nudge import nudge_after_commit
 from owr_usage.alerts.repository import AlertRepository
 from owr_usage.alerts.schemas import AlertEventView
 from owr_usage.metrics import ALERT_EVENTS_RAISED
@@ -48,6 +49,7 @@ async def raise_event(
     )
     if event_id is None:
         return None
+    nudge_after_commit(session)
     deliveries = await repository.fan_out(
         event_id=event_id,
         workspace_id=workspace_id,
@@ -127,5 +129,6 @@ async def write_events(session: AsyncSession, events: Sequence[NewEvent]) -> lis
             types=dict(by_type),
             deliveries=sum(int(row.deliveries) for row in written),
         )
+        nudge_after_commit(session)
     new = {(row.workspace_id, row.dedup_key) for row in written}
     return [event for event in events if (event.workspace_id, event.dedup_key) in new]
