@@ -77,6 +77,8 @@ DEFAULT_ROUTES: tuple[dict[str, Any], ...] = (
     {"prefix": "/api/v1/invitations", "upstream": "auth", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/keys", "upstream": "keys", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/usage", "upstream": "usage", "auth": "jwt", "policy": "user"},
+    # A workspace's own Prometheus text (issue 17); the gateway's /metrics is on its admin port, not here.
+    {"prefix": "/api/v1/metrics", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/budgets", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/channels", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/alerts", "upstream": "usage", "auth": "jwt", "policy": "user"},

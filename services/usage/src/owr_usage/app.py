@@ -26,6 +26,7 @@ from owr_usage.reports.router import router as reports_router
 from owr_usage.reports.service import ReportLimits
 from owr_usage.rules.router import router as rules_router
 from owr_usage.settings import UsageSettings
+from owr_usage.workspace_metrics.router import router as workspace_metrics_router
 
 
 @asynccontextmanager
@@ -91,6 +92,7 @@ def create_app(
         settings=settings,
         routers=[
             key_usage_router,
+            workspace_metrics_router,
             reports_router,
             budgets_router,
             rules_router,
