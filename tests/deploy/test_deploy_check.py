@@ -282,3 +282,11 @@ def test_an_image_with_npm_packages_builds_them_and_no_other_does() -> None:
     assert _process_problems("auth", {**auth, "ASSETS": "web"}, "http://127.0.0.1:9001/health/ready") == [
         "auth: ASSETS=web, expected none (services/auth/package.json)"
     ]
+
+
+def test_the_workspace_dashboard_reads_only_what_the_workspace_exposition_serves() -> None:
+    families = metrics.workspace_families()
+    assert {"owr_key_spend_usd", "owr_account_runway_days"} <= families
+    assert "workspace dashboard" in metrics.check_workspace_dashboard()
+    with pytest.raises(CheckFailed):
+        metrics.check_expressions("panel", ["owr_http_requests_total"], families)

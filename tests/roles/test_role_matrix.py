@@ -120,6 +120,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/usage/daily"): Rule("viewer"),
     ("GET", "/api/v1/usage/export"): Rule("viewer"),
     ("GET", "/api/v1/usage/accounts"): Rule("viewer"),
+    ("GET", "/api/v1/metrics"): Rule("viewer"),
     ("GET", "/api/v1/usage/keys/{key_id}"): scoped("viewer", succeeds=False),  # no figures yet: 404
     ("GET", "/api/v1/alerts"): Rule("viewer"),
     ("POST", "/api/v1/channels"): Rule("admin", lambda s: CHANNEL),

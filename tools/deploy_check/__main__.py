@@ -11,7 +11,7 @@ from tools.deploy_check.common import CheckFailed
 from tools.deploy_check.compose import check_compose
 from tools.deploy_check.images import check_images
 from tools.deploy_check.kubernetes import check_kubernetes
-from tools.deploy_check.metrics import check_metrics_named
+from tools.deploy_check.metrics import check_metrics_named, check_workspace_dashboard
 from tools.deploy_check.prometheus import check_prometheus
 
 
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     report.run("prometheus", lambda: check_prometheus(args.write))
     report.run("kubernetes", check_kubernetes)
     report.run("dashboard and alert metrics", check_metrics_named)
+    report.run("workspace dashboard metrics", check_workspace_dashboard)
     print(f"deploy-check: {report.passed} passed, {len(report.failed)} failed", flush=True)
     return 1 if report.failed else 0
 

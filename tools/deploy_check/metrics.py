@@ -14,6 +14,10 @@ from tools.deploy_check.common import K8S, ROOT, CheckFailed
 from tools.deploy_check.prometheus import alert_rules
 
 DASHBOARD = K8S / "base" / "monitoring" / "owr-dashboard.json"
+# A workspace's own dashboard (issue 17): its queries read `GET /api/v1/metrics`, whose families are built
+# per request (`GaugeMetricFamily`) in this folder, never the operator's metrics.
+WORKSPACE_DASHBOARD = ROOT / "deploy" / "grafana" / "workspace-dashboard.json"
+WORKSPACE_METRICS = ROOT / "services" / "usage" / "src" / "owr_usage" / "workspace_metrics"
 METRIC_SOURCES = (
     "shared/src",
     "gateway/src",
@@ -170,3 +174,32 @@ def check_metrics_named() -> str:
     return (
         f"{len(queries)} dashboard queries and {len(rules)} alerts name only exported metrics ({len(exported)} series)"
     )
+
+
+def workspace_families(source: Path = WORKSPACE_METRICS) -> set[str]:
+    """The names of the `GaugeMetricFamily`s the workspace exposition builds (literal first arguments)."""
+    names: set[str] = set()
+    for path in sorted(source.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "GaugeMetricFamily"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                names.add(node.args[0].value)
+    return names
+
+
+def check_workspace_dashboard() -> str:
+    exported = workspace_families()
+    if not exported:
+        raise CheckFailed(f"no metric family found in {WORKSPACE_METRICS.relative_to(ROOT)}")
+    queries = dashboard_queries(json.loads(WORKSPACE_DASHBOARD.read_text()))
+    if not queries:
+        raise CheckFailed("the workspace dashboard has no queries")
+    for title, expr in queries:
+        check_expressions(f"workspace dashboard panel {title!r}", [expr], exported)
+    return f"{len(queries)} workspace dashboard queries name only GET /api/v1/metrics's {len(exported)} families"
