@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,10 @@ def render_scrape_config(ports: Ports, directory: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def prometheus(deploy_system: System, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def running_prometheus(config: Path, directory: Path) -> Iterator[str]:
+    """Debian's Prometheus on a free port with `config`, ready; its URL."""
     assert PROMETHEUS is not None
-    directory = tmp_path_factory.mktemp("prometheus")
-    config = render_scrape_config(deploy_system.ports, directory)
     port = free_port()
     log = open(directory / "prometheus.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
@@ -86,6 +86,13 @@ def prometheus(deploy_system: System, tmp_path_factory: pytest.TempPathFactory) 
         process.terminate()
         process.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def prometheus(deploy_system: System, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("prometheus")
+    with running_prometheus(render_scrape_config(deploy_system.ports, directory), directory) as url:
+        yield url
 
 
 def api(url: str, path: str, **params: str) -> Any:
