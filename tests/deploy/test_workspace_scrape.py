@@ -4,6 +4,7 @@ per-key series are read back from Prometheus's query API."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from tests.e2e.conftest import System
 from tests.e2e.emulator_admin import fault_free_emulator
 from tests.e2e.test_keys_journey import signed_in
 from tests.e2e.test_sync_journey import Watcher
+from tools.deploy_check.metrics import WORKSPACE_DASHBOARD, dashboard_queries
 
 pytestmark = [
     pytest.mark.e2e,
@@ -90,3 +92,8 @@ async def test_prometheus_scrapes_a_workspace_with_a_token_and_serves_its_key_se
         # Only this workspace's keys: every scraped key series names this key.
         scraped = api(url, "query", query='count by (key_id) ({__name__=~"owr_key_.+"})')["result"]
         assert [row["metric"]["key_id"] for row in scraped] == [key_id]
+        # Every query of the workspace dashboard is valid PromQL on what was scraped, and finds the key.
+        for _, expr in dashboard_queries(json.loads(WORKSPACE_DASHBOARD.read_text())):
+            if expr.startswith("label_values("):
+                continue  # a Grafana function, not PromQL
+            api(url, "query", query=expr.replace("$key", ".*"))
