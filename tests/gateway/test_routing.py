@@ -28,6 +28,7 @@ PROBLEM = "application/problem+json"
         ("GET", "/api/v1/keys/abc/audit", "keys", True),
         ("PATCH", "/api/v1/keys/abc", "keys", True),
         ("GET", "/api/v1/usage/summary", "usage", True),
+        ("GET", "/api/v1/metrics", "usage", True),  # a workspace's own metrics; /metrics stays on the admin port
         ("GET", "/api/v1/budgets", "usage", True),
         ("POST", "/api/v1/channels/abc/test", "usage", True),
         ("GET", "/api/v1/alerts", "usage", True),
