@@ -123,6 +123,7 @@ def test_default_route_policies():
         "/.well-known/jwks.json": ("auth", False, "anonymous"),
         "/api/v1/keys": ("keys", True, "user"),
         "/api/v1/usage": ("usage", True, "user"),
+        "/api/v1/metrics": ("usage", True, "user"),
         "/api/v1/budgets": ("usage", True, "user"),
         "/api/v1/channels": ("usage", True, "user"),
         "/api/v1/alerts": ("usage", True, "user"),
