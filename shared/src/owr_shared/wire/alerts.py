@@ -10,32 +10,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, Field
 
 from owr_shared.schemas import RequestSchema
 
 ChannelType = Literal["webhook", "slack", "discord", "email"]
-EVENT_TYPES = (
-    "budget.threshold_crossed",
-    "budget.exceeded",
-    "budget.forecast_exceeded",
-    "budget.recovered",
-    "key.invalid",
-    "key.expiring",
-    "key.limit_threshold_crossed",
-    "key.anomaly",
-    "key.disabled",
-    "account.balance_low",
-    "account.runway_low",
-    "sync.failing",
-    "sync.recovered",
-    "report.weekly",
-    "report.monthly",
-    "channel.disabled",
-    "test",
-)
 EventType = Literal[
     "budget.threshold_crossed",
     "budget.exceeded",
@@ -55,6 +36,7 @@ EventType = Literal[
     "channel.disabled",
     "test",
 ]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 CLAIM_MAX = 200
 # The worker's delivery run: its poll and usage's nudge after a commit queue it under this one id, so a run queued
 # or running already absorbs both.
