@@ -53,7 +53,7 @@ def scoped(minimum: str, body: Body | None = None, *, succeeds: bool = True) -> 
 
 
 CHANNEL = {"type": "webhook", "name": "ops", "url": "https://hooks.example.com/owr"}
-BUDGET = {"name": "team", "scope": {"type": "workspace"}, "amount_usd": 10, "period": "monthly"}
+BUDGET = {"name": "team", "scope": {"type": "workspace"}, "amount_usd": "10", "period": "weekly"}
 
 MATRIX: dict[tuple[str, str], Rule] = {
     # Before sign-in.
@@ -124,13 +124,6 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/usage/keys/{key_id}"): scoped("viewer", succeeds=False),  # no figures yet: 404
     ("GET", "/api/v1/alerts"): Rule("viewer"),
     ("GET", "/api/v1/insights/hygiene"): Rule("viewer"),
-    ("POST", "/api/v1/budgets"): Rule("admin", lambda s: BUDGET),
-    ("GET", "/api/v1/budgets"): Rule("viewer"),
-    ("GET", "/api/v1/budgets/{budget_id}"): scoped("viewer"),
-    ("PATCH", "/api/v1/budgets/{budget_id}"): scoped("admin", lambda s: {"name": "renamed"}),
-    ("DELETE", "/api/v1/budgets/{budget_id}"): scoped("admin"),
-    ("GET", "/api/v1/alert-rules"): Rule("viewer"),
-    ("PUT", "/api/v1/alert-rules"): Rule("admin", lambda s: {"items": [{"rule": "key.invalid", "enabled": False}]}),
     ("POST", "/api/v1/channels"): Rule("admin", lambda s: CHANNEL),
     ("GET", "/api/v1/channels"): Rule("viewer"),
     ("GET", "/api/v1/channels/{channel_id}"): scoped("viewer"),
@@ -140,6 +133,13 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/channels/{channel_id}/deliveries/{delivery_id}/retry"): scoped("admin", succeeds=False),
     ("POST", "/api/v1/channels/{channel_id}/rotate-secret"): scoped("admin"),
     ("POST", "/api/v1/channels/{channel_id}/test"): scoped("admin"),
+    ("POST", "/api/v1/budgets"): Rule("admin", lambda s: BUDGET),
+    ("GET", "/api/v1/budgets"): Rule("viewer"),
+    ("GET", "/api/v1/budgets/{budget_id}"): scoped("viewer"),
+    ("PATCH", "/api/v1/budgets/{budget_id}"): scoped("admin", lambda s: {"amount_usd": "20"}),
+    ("DELETE", "/api/v1/budgets/{budget_id}"): scoped("admin"),
+    ("GET", "/api/v1/alert-rules"): Rule("viewer"),
+    ("PUT", "/api/v1/alert-rules"): Rule("admin", lambda s: {"items": [{"rule": "key.expiring", "enabled": False}]}),
 }
 
 
