@@ -37,6 +37,7 @@ PAGES = (
     "/keys",
     "/stats",
     "/accounts",
+    "/insights/hygiene",
     "/budgets",
     "/channels",
     "/alerts",

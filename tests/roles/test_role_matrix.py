@@ -53,6 +53,7 @@ def scoped(minimum: str, body: Body | None = None, *, succeeds: bool = True) -> 
 
 
 CHANNEL = {"type": "webhook", "name": "ops", "url": "https://hooks.example.com/owr"}
+BUDGET = {"name": "team", "scope": {"type": "workspace"}, "amount_usd": "10", "period": "weekly"}
 
 MATRIX: dict[tuple[str, str], Rule] = {
     # Before sign-in.
@@ -123,6 +124,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/metrics"): Rule("viewer"),
     ("GET", "/api/v1/usage/keys/{key_id}"): scoped("viewer", succeeds=False),  # no figures yet: 404
     ("GET", "/api/v1/alerts"): Rule("viewer"),
+    ("GET", "/api/v1/insights/hygiene"): Rule("viewer"),
     ("POST", "/api/v1/channels"): Rule("admin", lambda s: CHANNEL),
     ("GET", "/api/v1/channels"): Rule("viewer"),
     ("GET", "/api/v1/channels/{channel_id}"): scoped("viewer"),
@@ -132,6 +134,13 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/channels/{channel_id}/deliveries/{delivery_id}/retry"): scoped("admin", succeeds=False),
     ("POST", "/api/v1/channels/{channel_id}/rotate-secret"): scoped("admin"),
     ("POST", "/api/v1/channels/{channel_id}/test"): scoped("admin"),
+    ("POST", "/api/v1/budgets"): Rule("admin", lambda s: BUDGET),
+    ("GET", "/api/v1/budgets"): Rule("viewer"),
+    ("GET", "/api/v1/budgets/{budget_id}"): scoped("viewer"),
+    ("PATCH", "/api/v1/budgets/{budget_id}"): scoped("admin", lambda s: {"amount_usd": "20"}),
+    ("DELETE", "/api/v1/budgets/{budget_id}"): scoped("admin"),
+    ("GET", "/api/v1/alert-rules"): Rule("viewer"),
+    ("PUT", "/api/v1/alert-rules"): Rule("admin", lambda s: {"items": [{"rule": "key.expiring", "enabled": False}]}),
 }
 
 
@@ -187,11 +196,13 @@ async def seed(system_client: httpx.AsyncClient, db_session, auth_app: FastAPI) 
     target = actors.pop("target")
     key = await _ok(await client.post("/api/v1/keys", headers=owner.headers, json={"name": "k", "key": new_secret()}))
     channel = await _ok(await client.post("/api/v1/channels", headers=owner.headers, json=CHANNEL))
+    budget = await _ok(await client.post("/api/v1/budgets", headers=owner.headers, json=BUDGET))
     invitation = await invite(client, owner, workspace_id, "pending@example.com", "viewer")
     ids = {
         "workspace_id": workspace_id,
         "key_id": key["id"],
         "channel_id": channel["id"],
+        "budget_id": budget["id"],
         "invitation_id": invitation["id"],
         "user_id": target.id,
         "delivery_id": str(uuid.uuid4()),

@@ -100,6 +100,27 @@ def test_a_bare_32_byte_key_in_base64_is_redacted():
         assert value not in redact_text(f'KEYS_KEKS={{"v1": "{value}"}}')
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        # A webhook channel's signing secret (Standard Webhooks: whsec_ + base64 of 24-64 bytes).
+        "whsec_I/cyzmgPwibPWutnHQalM3FzQXDQP//+uceUB56Z7Do=",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        # Slack and Discord incoming-webhook URLs are credentials in themselves.
+        "https://hooks.slack.com/services/T0000AAAA/B0000BBBB/abcdefghijklmnopqrstuvwx",
+        "https://discord.com/api/webhooks/123456789012345678/abcdefghijklmnopqrstuvwxyz_ABCDEFGHIJKLMNOP-0123456789",
+        "https://discordapp.com/api/webhooks/123456789012345678/abcdefghijklmnopqrstuvwxyz",
+        # A TOTP secret inside an otpauth URI.
+        "otpauth://totp/OpenRouter%20Watcher:a%40b.example?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=OpenRouter",
+    ],
+)
+def test_alert_channel_and_totp_secrets_are_redacted(secret):
+    redacted = redact_text(f"delivery to {secret} failed")
+    assert secret not in redacted
+    for part in ("I/cyzmgPwibPWutnHQalM3", "MfKQ9r8GKYqrTwjUPD8", "abcdefghijklmnopqrstuvwx", "JBSWY3DPEHPK3PXP"):
+        assert part not in redacted
+
+
 def test_ids_and_ordinary_text_are_kept():
     import uuid
 

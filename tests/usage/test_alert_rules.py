@@ -94,6 +94,14 @@ async def test_an_invalid_key_fires_once_until_it_is_valid_again(ingest, alice, 
     }
 
 
+async def test_text_postgresql_cannot_store_is_refused_or_cleaned_never_a_500(ingest, alice, db_connection):
+    key = Key(ingest, alice)
+    # A name is the keys service's: NUL in it is a bad report (422); an upstream error is kept, made storable.
+    await key_status(ingest, status_item(key, "invalid", moment(monday(), 10), name="a\x00b"), expect=422)
+    failing = {**status_item(key, "error", moment(monday(), 10)), "error": "upstream \x00 said no"}
+    assert await key_status(ingest, failing) == 0
+
+
 async def test_a_key_never_synced_can_be_invalid_too(ingest, alice, db_connection):
     key = Key(ingest, alice)
     assert await key_status(ingest, status_item(key, "invalid", moment(monday(), 10))) == 1

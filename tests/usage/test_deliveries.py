@@ -199,6 +199,16 @@ async def test_a_410_disables_the_channel_at_once(client, alice, deliver, quiet,
     assert [i["channel"]["id"] for i in of(await claim(client, deliver), alice)] == [hook["id"]]
 
 
+async def test_an_error_text_postgresql_cannot_store_is_kept_cleaned(client, alice, deliver, quiet):
+    hook = await create_channel(client, alice, webhook())
+    await send_test(client, alice, hook["id"])
+    (item,) = of(await claim(client, deliver), alice)
+    state = await report(client, deliver, item["id"], "failed", error="receiver said \x00 no")
+    assert state["status"] == "pending"
+    r = await client.get(f"/api/v1/channels/{hook['id']}/deliveries", headers=alice.headers)
+    assert r.json()["items"][0]["error"] == "receiver said  no"
+
+
 async def test_a_success_ends_a_run_of_failures(client, alice, deliver, quiet, clock):
     hook = await create_channel(client, alice, webhook())
     for _ in range(3):

@@ -42,6 +42,20 @@ def test_every_non_public_class_is_named(address: str, why: str) -> None:
     assert refused_class(ipaddress.ip_address(address)) == why
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::",  # 6to4 of 169.254.169.254, the metadata service
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo whose client is 10.0.0.1
+        "fec0::1",  # deprecated site-local
+    ],
+)
+def test_ipv6_forms_of_a_non_public_address_are_refused(address: str) -> None:
+    assert refused_class(ipaddress.ip_address(address)) is not None
+
+
 @pytest.mark.parametrize("address", ["93.184.215.14", "2606:4700:4700::1111", "1.1.1.1"])
 def test_public_addresses_pass(address: str) -> None:
     assert refused_class(ipaddress.ip_address(address)) is None

@@ -83,6 +83,7 @@ DEFAULT_ROUTES: tuple[dict[str, Any], ...] = (
     {"prefix": "/api/v1/channels", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/alerts", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/alert-rules", "upstream": "usage", "auth": "jwt", "policy": "user"},
+    {"prefix": "/api/v1/insights", "upstream": "usage", "auth": "jwt", "policy": "user"},
 )
 DEFAULT_RATE_LIMITS: dict[str, dict[str, int]] = {
     "anonymous": {"limit": 120, "window": 60},

@@ -24,6 +24,13 @@ SECRET_PATTERNS = (
     re.compile(r"-----BEGIN [A-Z0-9 ]+-----[\s\S]*?(?:-----END [A-Z0-9 ]+-----|$)"),
     # A bare DER key body in base64 (PKCS#8 Ed25519/Ed448/EC/RSA, SEC1 EC, PKCS#1 RSA): the PEM's inside.
     re.compile(rf"(?:MC4CAQ|MEcCAQ|MHcCAQ|MIG[{_B64}]AgEA|MII[{_B64}]{{3}}IBA)[{_B64}\\\n]{{8,}}={{0,2}}"),
+    # A Standard Webhooks signing secret (a webhook channel's), whatever its length.
+    re.compile(rf"whsec_[{_B64}_-]{{8,}}=*"),
+    # Slack and Discord incoming-webhook URLs: the path is the credential.
+    re.compile(r"(?i)hooks\.slack\.com/(?:services|workflows|triggers)/[^\s\"'<>]+"),
+    re.compile(r"(?i)discord(?:app)?\.com/api/(?:v\d+/)?webhooks/[^\s\"'<>]+"),
+    # A TOTP secret, in an otpauth:// URI or elsewhere as `secret=`.
+    re.compile(r"(?i)(?<=[?&])secret=[A-Z2-7=]+"),
     # The base64 of 32 random bytes (a KEK, a pepper): 43 characters and one "=" of padding.
     re.compile(rf"(?<![{_B64}_-])[{_B64}_-]{{43}}=(?![{_B64}_=-])"),
 )
@@ -54,6 +61,7 @@ LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,}")
 # One cheap scan decides whether any secret pattern can match at all; most strings never do.
 _MAYBE_SECRET = re.compile(
     rf"sk-or-|owr[a-z]?_|(?i:bearer|basic)\s|eyJ|-----BEGIN |MC4CAQ|MEcCAQ|MHcCAQ|MI[GI][{_B64}]|[{_B64}_-]{{43}}="
+    r"|whsec_|(?i:hooks\.slack\.com|/webhooks/|secret=)"
 )
 
 

@@ -81,6 +81,10 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+# An answer that carries a secret shown once (a token, a signing secret, recovery codes): no cache keeps it.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 def json_response(model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     """Render `model` as JSON with money as exact numbers (FastAPI's own path would make them strings)."""
     body = codec.dumps(model.model_dump(mode="python"), option=orjson.OPT_UTC_Z)

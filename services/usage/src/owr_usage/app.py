@@ -20,6 +20,7 @@ from owr_usage.alerts.router import router as alerts_router
 from owr_usage.budgets.router import router as budgets_router
 from owr_usage.channels.router import router as channels_router
 from owr_usage.channels.sealing import channel_envelope
+from owr_usage.insights.router import router as insights_router
 from owr_usage.internal.router import router as internal_router
 from owr_usage.key_usage.router import router as key_usage_router
 from owr_usage.reports.router import router as reports_router
@@ -98,6 +99,7 @@ def create_app(
             rules_router,
             channels_router,
             alerts_router,
+            insights_router,
             internal_router,
         ],
         title="OpenRouter Watcher usage",

@@ -16,6 +16,7 @@ from owr_web.alerts.router import router as alerts_router
 from owr_web.budgets.router import router as budgets_router
 from owr_web.channels.router import router as channels_router
 from owr_web.dashboard.router import router as dashboard_router
+from owr_web.insights.router import router as insights_router
 from owr_web.keys.router import router as keys_router
 from owr_web.profile.router import router as profile_router
 from owr_web.security.router import router as security_router
@@ -63,6 +64,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             keys_router,
             stats_router,
             accounts_router,
+            insights_router,
             budgets_router,
             channels_router,
             alerts_router,

@@ -3,7 +3,8 @@
 The host is resolved once and every address it has is checked; the connection then goes to those checked
 addresses only (a resolver pinned to them, so a second DNS answer cannot swap in an internal one), with no
 redirect followed. In production only `https` to public addresses passes: loopback, private, link-local,
-CGNAT, unique-local, multicast, reserved, unspecified and IPv4-mapped IPv6 are refused, unless the host is
+CGNAT, unique-local, site-local, multicast, reserved, unspecified, IPv4-mapped IPv6 and the 6to4 form of a
+non-public IPv4 address are refused, unless the host is
 on `WORKER_OUTBOUND_ALLOW_HOSTS`. With `OWR_ENV=development` or `test`, `http` and loopback are allowed too,
 so tests and the demo can run local receivers.
 """
@@ -45,8 +46,14 @@ class OutboundAnswer:
 
 def refused_class(address: IPAddress) -> str | None:
     """Why an address is not public (None when it is)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return "an IPv4-mapped IPv6 address"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return "an IPv4-mapped IPv6 address"
+        # 6to4 (2002::/16) carries an IPv4 address a relay would reach: it is as public as that address.
+        if address.sixtofour is not None and refused_class(address.sixtofour) is not None:
+            return "a 6to4 address of a non-public IPv4 address"
+        if address.is_site_local:
+            return "site-local"
     checks = (
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),

@@ -10,32 +10,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
-from owr_shared.schemas import RequestSchema
+from owr_shared.schemas import RequestSchema, StorableText
 
 ChannelType = Literal["webhook", "slack", "discord", "email"]
-EVENT_TYPES = (
-    "budget.threshold_crossed",
-    "budget.exceeded",
-    "budget.forecast_exceeded",
-    "budget.recovered",
-    "key.invalid",
-    "key.expiring",
-    "key.limit_threshold_crossed",
-    "key.anomaly",
-    "key.disabled",
-    "account.balance_low",
-    "account.runway_low",
-    "sync.failing",
-    "sync.recovered",
-    "report.weekly",
-    "report.monthly",
-    "channel.disabled",
-    "test",
-)
 EventType = Literal[
     "budget.threshold_crossed",
     "budget.exceeded",
@@ -55,6 +36,16 @@ EventType = Literal[
     "channel.disabled",
     "test",
 ]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+
+
+def _storable(value: str) -> str:
+    # An error text is reported, never refused: what PostgreSQL cannot store (NUL, a lone surrogate) is replaced.
+    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+# Free text from the outside (a receiver's error, an upstream message), kept storable whatever it holds.
+ReportedText = Annotated[str, AfterValidator(_storable)]
 CLAIM_MAX = 200
 # The worker's delivery run: its poll and usage's nudge after a commit queue it under this one id, so a run queued
 # or running already absorbs both.
@@ -124,7 +115,7 @@ class DeliveryResult(RequestSchema):
     outcome: DeliveryOutcomeKind
     status_code: int | None = Field(default=None, ge=100, le=599)
     # Longer input is accepted and cut, so a verbose error never fails the report itself.
-    error: str | None = Field(default=None, max_length=4000)
+    error: ReportedText | None = Field(default=None, max_length=4000)
     retry_after_seconds: float | None = Field(default=None, ge=0, le=7 * 86400)
 
 
@@ -146,10 +137,10 @@ class KeyStatusItem(RequestSchema):
 
     key_id: uuid.UUID
     workspace_id: uuid.UUID
-    name: str | None = Field(default=None, max_length=100)
+    name: StorableText | None = Field(default=None, max_length=100)
     status: KeySyncStatus
     observed_at: AwareDatetime
-    error: str | None = Field(default=None, max_length=4000)
+    error: ReportedText | None = Field(default=None, max_length=4000)
 
 
 class KeyStatusBatch(RequestSchema):

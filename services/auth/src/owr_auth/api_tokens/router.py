@@ -13,11 +13,9 @@ from owr_auth.dependencies import RedisClient, SessionCaller, Settings
 from owr_shared.auth import Role, require_role
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
-from owr_shared.schemas import Page, json_response, problem_responses
+from owr_shared.schemas import NO_STORE, Page, json_response, problem_responses
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 @router.post(

@@ -9,11 +9,9 @@ from owr_auth.dependencies import ClientIP, Mfa, SessionUser
 from owr_auth.mfa import service as mfa_service
 from owr_auth.mfa.schemas import DisableRequest, EnableRequest, MfaStatus, RecoveryCodesView, SetupView
 from owr_shared.db import DbSession
-from owr_shared.schemas import json_response, problem_responses
+from owr_shared.schemas import NO_STORE, json_response, problem_responses
 
 router = APIRouter(prefix="/api/v1/auth/2fa", tags=["two-factor"])
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 @router.get("", response_model=MfaStatus, responses=problem_responses(401, 403), summary="Two-factor status")

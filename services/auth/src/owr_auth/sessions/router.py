@@ -37,11 +37,9 @@ from owr_shared.auth import SessionRequired
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
 from owr_shared.errors import render_problem
-from owr_shared.schemas import Page, json_response, problem_responses
+from owr_shared.schemas import NO_STORE, Page, json_response, problem_responses
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 @router.post(

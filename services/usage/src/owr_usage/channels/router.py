@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
-from owr_shared.schemas import Page, json_response, problem_responses
+from owr_shared.schemas import NO_STORE, Page, json_response, problem_responses
 from owr_usage.channels import service as channel_service
 from owr_usage.channels.models import AlertChannel
 from owr_usage.channels.schemas import (
@@ -85,7 +85,7 @@ async def create_channel(
         now=clock(),
     )
     view = ChannelCreated(**channel_view(created.row).model_dump(), secret=created.secret)
-    return json_response(view, status.HTTP_201_CREATED)
+    return json_response(view, status.HTTP_201_CREATED, headers=NO_STORE)
 
 
 @router.get(
@@ -158,7 +158,7 @@ async def rotate_secret(
     rotated = await channel_service.rotate_secret(
         session, envelope, actor=user.user_id, workspace_id=user.workspace_id, channel_id=channel_id, now=clock()
     )
-    return json_response(rotated)
+    return json_response(rotated, headers=NO_STORE)
 
 
 @router.post(

@@ -1,0 +1,1 @@
+"""Insights over what usage already stores: the key hygiene report (issue 17)."""
