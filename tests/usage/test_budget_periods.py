@@ -46,3 +46,10 @@ def test_the_forecast_and_the_crossing_follow_the_burn_rate() -> None:
     assert outlook(D("1"), D("50"), [80], "weekly", at).projected_cross_at is None
     early = outlook(D("5"), D("50"), [80], "daily", datetime(2026, 12, 2, 0, 30, tzinfo=UTC))
     assert (early.forecast_usd, early.projected_cross_at) == (None, None)
+
+
+def test_a_crossing_centuries_away_is_no_crossing_not_an_overflow() -> None:
+    # A tiny spend against a huge amount: the rate crosses it long after year 9999.
+    seen = outlook(D("0.000001"), D("125000000"), [50], "monthly", datetime(2099, 12, 31, 23, tzinfo=UTC))
+    assert seen.projected_cross_at is None
+    assert seen.state == "ok"

@@ -52,8 +52,9 @@ def outlook(spend: Decimal, amount: Decimal, thresholds: list[int], period: Peri
         forecast = (rate * Decimal((reset - start).total_seconds())).quantize(Decimal("0.000001"))
         if spend < amount and rate > 0:
             seconds = (amount - spend) / rate
-            moment = at.astimezone(UTC) + timedelta(seconds=float(seconds))
-            cross = moment if moment < reset else None
+            # Compared before any date arithmetic: a crossing centuries away would overflow a datetime.
+            if seconds < Decimal((reset - at).total_seconds()):
+                cross = at.astimezone(UTC) + timedelta(seconds=float(seconds))
     warning_at = min(thresholds) if thresholds else 100
     state: State = "exceeded" if percent >= 100 else "warning" if percent >= warning_at else "ok"
     return Outlook(percent, forecast, cross, state)
