@@ -82,8 +82,12 @@ def _canonical(key_id: str) -> str | None:
 
 
 async def _report(ctx: Mapping[str, Any], key_id: str, report: StatusReport, *, must: bool = False) -> None:
-    """Send a status report to keys, then the outcome to usage's key rules (best effort); `must` lets a failure
-    of the first propagate (the job then retries)."""
+    """Tell usage's key rules the outcome (best effort), then send the status report to keys; `must` lets a
+    failure of the report propagate (the job then retries, and usage hears the outcome again: its rules are
+    idempotent)."""
+    # keys' report is the job's last call: once keys shows the sync done, a "sync now" pressed at that moment
+    # must find this job ended, not fold into a job still talking to usage (and be lost with it).
+    await key_status.tell(ctx["usage"], key_id, report)
     keys: KeysClient = ctx["keys"]
     try:
         await keys.report_status(key_id, report)
@@ -91,7 +95,6 @@ async def _report(ctx: Mapping[str, Any], key_id: str, report: StatusReport, *, 
         if must:
             raise
         log.warning("status_report_failed", error=str(exc))
-    await key_status.tell(ctx["usage"], key_id, report)
 
 
 async def _report_error(ctx: Mapping[str, Any], key_id: str, message: str) -> str:
