@@ -8,6 +8,7 @@ failed run is simply the next hour's.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,11 @@ log = get_logger("owr.worker.jobs")
 SWEEP_TIMEOUT_SECONDS = 120.0
 
 
+def _basic(client_id: str, secret: str) -> str:
+    # aiohttp deprecates `auth=BasicAuth(...)`; the header is the same RFC 7617 credentials.
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode("ascii")
+
+
 async def sweep_workspaces(ctx: dict[str, Any]) -> dict[str, int]:
     """Ask auth to sweep; the counts it reports (empty when it could not)."""
     with job_context("sweep_workspaces", traceparent=None, request_id=None):
@@ -34,8 +40,7 @@ async def sweep_workspaces(ctx: dict[str, Any]) -> dict[str, int]:
         try:
             async with http.post(
                 settings.auth_url.rstrip("/") + "/internal/workspaces/sweep",
-                auth=aiohttp.BasicAuth(settings.service_client_id, secret),
-                headers=outgoing_headers(),
+                headers={**outgoing_headers(), "Authorization": _basic(settings.service_client_id, secret)},
                 timeout=aiohttp.ClientTimeout(total=SWEEP_TIMEOUT_SECONDS),
             ) as response:
                 body = await response.read()
