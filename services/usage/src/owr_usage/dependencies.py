@@ -21,6 +21,8 @@ __all__ = [
     "ChannelVault",
     "Clock",
     "ExportEngine",
+    "KeyActionsReader",
+    "KeyActionsWriter",
     "Limits",
     "Settings",
     "User",
@@ -43,3 +45,8 @@ AlertsWriter = Annotated[UserCaller, Depends(require_role(Role.admin, "alerts:wr
 # replace it on `app.state.clock` to move time).
 ChannelVault = Annotated[Envelope, Depends(from_state("channel_envelope"))]
 Clock = Annotated[Callable[[], datetime], Depends(from_state("clock"))]
+
+# Writes to OpenRouter on a key (key actions): an admin's, as changing a key is in keys (an API token with
+# `keys:write`); every member sees the key's upstream state (`keys:read`).
+KeyActionsReader = Annotated[UserCaller, Depends(require_role(Role.viewer, "keys:read"))]
+KeyActionsWriter = Annotated[UserCaller, Depends(require_role(Role.admin, "keys:write"))]

@@ -11,12 +11,13 @@ from owr_usage.alerts.models import AlertCondition, AlertEvent, AlertRule
 from owr_usage.budgets.models import Budget
 from owr_usage.channels.models import AlertChannel, ChannelAudit
 from owr_usage.erasure.models import ErasedWorkspace
+from owr_usage.key_actions.models import KeyAction, KeyKillSwitch
 from owr_usage.rollups.models import DailyKeyTotal, KeyLink
 from owr_usage.snapshots.models import KeyState
 
 # Each by its own index led by workspace_id. An event's deliveries and their attempts go with it, a channel's
 # sealed values (and any delivery left) with the channel: the foreign keys cascade along their own indexes.
-ALERTING_TABLES = (AlertEvent, AlertChannel, ChannelAudit, AlertCondition, AlertRule, Budget)
+ALERTING_TABLES = (AlertEvent, AlertChannel, ChannelAudit, AlertCondition, AlertRule, Budget, KeyAction, KeyKillSwitch)
 
 
 class ErasureRepository(TombstoneRepository):
@@ -36,6 +37,8 @@ class ErasureRepository(TombstoneRepository):
             AlertRule,
             AlertCondition,
             Budget,
+            KeyAction,
+            KeyKillSwitch,
         )
     )
 
