@@ -74,6 +74,17 @@ class KeyActionRepository:
         statement = select(KeyAction).where(KeyAction.id == action_id).with_for_update()
         return (await self.session.scalars(statement)).one_or_none()
 
+    async def earlier_open(self, action: KeyAction) -> bool:
+        """Whether an action on the same key recorded before this one is still open (they apply in order)."""
+        statement = select(KeyAction.id).where(
+            KeyAction.workspace_id == action.workspace_id,
+            KeyAction.key_id == action.key_id,
+            KeyAction.status.in_(("pending", "running")),
+            KeyAction.created_at < action.created_at,
+            KeyAction.id != action.id,
+        )
+        return (await self.session.scalars(statement.limit(1))).first() is not None
+
     async def open_ids(self, *, created_before: datetime, now: datetime, limit: int) -> list[uuid.UUID]:
         """Pending actions older than `created_before`, and running ones whose lease ran out; oldest first."""
         statement = (

@@ -212,7 +212,8 @@ async def claim(
     session: AsyncSession, *, action_id: uuid.UUID, lease_seconds: int, now: datetime
 ) -> ClaimedKeyAction | None:
     """Take the action for one try (None: no such action). Not ready when it is finished, held by another
-    claim, or cannot be done: a key not linked to an account fails here, for good, with a reason users see."""
+    claim, waits for an earlier action on the key (actions apply in the order they were asked), or cannot be
+    done: a key not linked to an account fails here, for good, with a reason users see."""
     repo = KeyActionRepository(session)
     action = await repo.locked(action_id)
     if action is None:
@@ -220,6 +221,8 @@ async def claim(
     if action.status in ("done", "failed") or (
         action.status == "running" and action.lease_until is not None and action.lease_until > now
     ):
+        return _claimed(action, ready=False)
+    if await repo.earlier_open(action):
         return _claimed(action, ready=False)
     link = await repo.upstream(action.workspace_id, action.key_id)
     action.updated_at = now
