@@ -97,7 +97,8 @@ async def test_an_exceeded_key_budget_records_one_disable_per_period(client, ing
     key, _ = await linked_key(ingest, alice)
     budget = await create_budget(client, alice, scope={"type": "key", "id": key.id}, disable_key_on_exceed=True)
     plain = await create_budget(client, alice, scope={"type": "key", "id": key.id}, amount_usd="5")
-    assert budget["disable_key_on_exceed"] is True and plain["disable_key_on_exceed"] is False
+    assert budget["disable_key_on_exceed"] is True
+    assert plain["disable_key_on_exceed"] is False
     tuesday = monday() + timedelta(days=1)
     await key.sync(moment(tuesday, 10), "6")  # the plain budget is exceeded: no action
     assert (await upstream(client, alice, key.id))["actions"] == []
@@ -105,8 +106,10 @@ async def test_an_exceeded_key_budget_records_one_disable_per_period(client, ing
         await key.sync(moment(tuesday, hour), "12")
     [action] = (await upstream(client, alice, key.id))["actions"]
     assert (action["kind"], action["status"], action["source"]) == ("disable", "pending", "budget")
-    assert action["budget_id"] == budget["id"] and action["requested_by"] is None
-    assert "budget" in action["reason"] and action["evidence"]["period_start"].startswith(monday().isoformat())
+    assert action["budget_id"] == budget["id"]
+    assert action["requested_by"] is None
+    assert "budget" in action["reason"]
+    assert action["evidence"]["period_start"].startswith(monday().isoformat())
     # The next week: exceeded again, a second action.
     next_monday = monday() + timedelta(days=7)
     await key.sync(moment(next_monday, 9), "11")
@@ -139,7 +142,8 @@ async def test_a_disable_is_claimed_applied_once_and_announced(client, ingest, a
     [raised] = await events(db_connection, alice, "key.disabled")
     assert raised["data"]["key_id"] == key.id
     assert (raised["data"]["label"], raised["data"]["key_name"]) == (LABEL, "or-name")
-    assert raised["data"]["source"] == "budget" and raised["data"]["budget_id"] is not None
+    assert raised["data"]["source"] == "budget"
+    assert raised["data"]["budget_id"] is not None
     assert raised["data"]["action_id"] == action["id"]
 
 
