@@ -490,7 +490,7 @@ async def test_patch_keys_is_the_management_api_s_kill_switch_and_limit(client, 
     """Issue 17: `PATCH /keys/{hash}` needs a management key of the key's own account; `disabled` makes the key
     fail `/key` with the live 401 and shows in the list with `include_disabled`; a limit applies at once; 404 for
     a hash the account does not have; 429 under injected faults; the admin view shows what it left."""
-    account, manager, key = await world(admin)
+    _, manager, key = await world(admin)
     await admin.events(event(key, WEDNESDAY - timedelta(hours=1), "3.5"))
     path = f"/api/v1/keys/{key['hash']}"
     assert loads(await client.patch(path, json={"disabled": True}))["error"]["message"] == examples()["message_no_auth"]
