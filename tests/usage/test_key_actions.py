@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_usage.key_actions import service as key_actions
@@ -289,3 +290,21 @@ async def test_an_anomaly_disables_the_key_only_past_its_threshold(client, inges
     r = await client.put(upstream_path(key.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": None})
     assert r.json()["anomaly_score"] is None
     assert await anomaly("100", "2026-01-04") is None
+
+
+async def test_a_workspace_erasure_takes_its_actions_and_switches(
+    client, ingest, alice, service_headers, db_connection
+):
+    key, _ = await linked_key(ingest, alice)
+    await client.put(upstream_path(key.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": 3})
+    action = (await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)).json()["id"]
+    r = await client.delete(f"/internal/workspaces/{alice.workspace_id}", headers=service_headers())
+    assert r.status_code == 204
+    async with savepoint(db_connection) as conn:
+        for table in ("key_actions", "key_kill_switches"):
+            left = await conn.execute(
+                text(f"SELECT count(*) FROM usage.{table} WHERE workspace_id = :w"),  # noqa: S608 - a constant
+                {"w": alice.workspace_id},
+            )
+            assert left.scalar_one() == 0, table
+    await claim(ingest, action, expect=404)
