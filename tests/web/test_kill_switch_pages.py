@@ -139,3 +139,11 @@ async def test_the_budget_form_sends_the_kill_switch_for_key_budgets_only(web: B
     await web.post("/budgets", {**form, "disable_key_on_exceed": "true"})
     (call,) = web.gateway.sent("POST", "/api/v1/budgets")
     assert "disable_key_on_exceed" not in call.body
+
+
+async def test_a_member_sees_the_state_but_no_button(web: Browser) -> None:
+    await web.sign_in("member")
+    key_page(web, upstream())
+    r = await web.get(f"/keys/{KEY['id']}")
+    assert "disabled at OpenRouter" in text(r.text)
+    assert "enable-upstream" not in r.text
