@@ -5,7 +5,8 @@ with a reason), `key.disabled` through the outbox, the anomaly threshold, other 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -290,6 +291,42 @@ async def test_an_anomaly_disables_the_key_only_past_its_threshold(client, inges
     r = await client.put(upstream_path(key.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": None})
     assert r.json()["anomaly_score"] is None
     assert await anomaly("100", "2026-01-04") is None
+
+
+@dataclass(frozen=True)
+class Found:
+    """An anomaly as the detection answers it."""
+
+    workspace_id: uuid.UUID
+    key_id: uuid.UUID
+    day: date
+    kind: str
+    score: float
+    evidence: dict[str, Any]
+
+
+async def test_an_evaluation_s_anomalies_disable_only_keys_with_the_switch_on(client, ingest, alice, db_connection):
+    armed, _ = await linked_key(ingest, alice)
+    other = Key(ingest, alice, label="sk-or-v1-oth...003")
+    await other.sync(moment(monday() + timedelta(days=1), 9), "1")
+    await client.put(upstream_path(armed.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": 6})
+    workspace, day = uuid.UUID(alice.workspace_id), monday()
+    found = [
+        Found(workspace, uuid.UUID(armed.id), day, "spend_spike", 12.5, {"spend_usd": "22.5"}),
+        Found(workspace, uuid.UUID(armed.id), day, "new_model", 2.0, {}),
+        Found(workspace, uuid.UUID(other.id), day, "spend_spike", 50.0, {}),
+    ]
+    async with (
+        savepoint(db_connection) as conn,
+        AsyncSession(bind=conn, join_transaction_mode="create_savepoint") as session,
+    ):
+        recorded = await key_actions.disable_on_anomalies(session, found)
+        again = await key_actions.disable_on_anomalies(session, found)
+        await session.commit()
+    assert (len(recorded), again) == (1, [])
+    [action] = (await upstream(client, alice, armed.id))["actions"]
+    assert action["evidence"] == {"spend_usd": "22.5", "kind": "spend_spike", "day": day.isoformat(), "score": "12.5"}
+    assert (await upstream(client, alice, other.id))["actions"] == []
 
 
 async def test_a_workspace_erasure_takes_its_actions_and_switches(

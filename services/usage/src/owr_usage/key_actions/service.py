@@ -9,9 +9,10 @@ change, and reports; a disable that went through raises `key.disabled`.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -186,6 +187,39 @@ async def disable_on_anomaly(
         dedup_key=f"anomaly:{dedup_key}"[:200],
         evidence={"score": money(score), **evidence},
     )
+
+
+class Anomaly(Protocol):
+    """What the kill switch reads of an anomaly (`owr_usage.anomalies`' found anomalies have these)."""
+
+    workspace_id: uuid.UUID
+    key_id: uuid.UUID
+    day: date
+    kind: str
+    score: float
+
+
+async def disable_on_anomalies(session: AsyncSession, anomalies: Iterable[Anomaly]) -> list[uuid.UUID]:
+    """`disable_on_anomaly` for each anomaly an evaluation found (once per key, day and kind); the actions'
+    ids."""
+    recorded = []
+    for anomaly in anomalies:
+        action = await disable_on_anomaly(
+            session,
+            workspace_id=anomaly.workspace_id,
+            key_id=anomaly.key_id,
+            score=Decimal(str(anomaly.score)),
+            # The anomaly's own evidence too, when it carries any (its figures against the key's baseline).
+            evidence={
+                **(getattr(anomaly, "evidence", None) or {}),
+                "kind": anomaly.kind,
+                "day": anomaly.day.isoformat(),
+            },
+            dedup_key=f"{anomaly.key_id}:{anomaly.day.isoformat()}:{anomaly.kind}",
+        )
+        if action is not None:
+            recorded.append(action)
+    return recorded
 
 
 # --- the worker's side ----------------------------------------------------------------------------------
