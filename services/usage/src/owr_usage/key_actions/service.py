@@ -192,11 +192,16 @@ async def disable_on_anomaly(
 class Anomaly(Protocol):
     """What the kill switch reads of an anomaly (`owr_usage.anomalies`' found anomalies have these)."""
 
-    workspace_id: uuid.UUID
-    key_id: uuid.UUID
-    day: date
-    kind: str
-    score: float
+    @property
+    def workspace_id(self) -> uuid.UUID: ...
+    @property
+    def key_id(self) -> uuid.UUID: ...
+    @property
+    def day(self) -> date: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def score(self) -> float: ...
 
 
 async def disable_on_anomalies(session: AsyncSession, anomalies: Iterable[Anomaly]) -> list[uuid.UUID]:
