@@ -133,3 +133,19 @@ async def test_an_exceeded_budget_disables_the_key_upstream_announces_it_and_ena
 
         state = await wait_for(limited, seconds=60, what="the limit set at the emulator")
         assert (Decimal(str(state["limit"])), state["limit_reset"]) == (Decimal(20), "weekly")
+
+        # Each write made at OpenRouter is in the key's audit trail, with why and who asked.
+        async def audited() -> list[dict[str, Any]] | None:
+            r = await client.get(f"/api/v1/keys/{key_id}/audit", headers=watcher.headers)
+            found = [e for e in r.json()["items"] if e["action"].startswith("upstream_")]
+            return found if len(found) == 3 else None
+
+        trail = await wait_for(audited, what="three upstream writes in the key's audit")
+        assert [e["action"] for e in trail] == ["upstream_limit_set", "upstream_enabled", "upstream_disabled"]
+        assert (trail[2]["details"]["source"], trail[2]["actor_type"]) == ("budget", "service")
+        assert trail[1]["details"]["source"] == "user"
+
+    logs = system.logs()
+    assert key["key"] not in logs
+    assert management["key"] not in logs
+    assert secret not in logs

@@ -40,7 +40,9 @@ class Usage:
             **action,
         }
         self.reports: list[dict[str, Any]] = []
+        self.audits: list[dict[str, Any]] = []
         self.open: list[str] = []
+        internal.handle("POST", f"/internal/keys/{self.action['key_id']}/upstream-audit", self._audit)
         internal.handle("POST", f"/internal/key-actions/{self.id}/claim", self._claim)
         internal.handle("POST", f"/internal/key-actions/{self.id}/result", self._result)
         internal.handle("GET", "/internal/key-actions/open", lambda seen: {"ids": self.open})
@@ -48,6 +50,12 @@ class Usage:
     def _claim(self, seen: Seen) -> Any:
         self.action["attempts"] += 1
         return self.action
+
+    def _audit(self, seen: Seen) -> Any:
+        if not seen.headers.get("Authorization", "").startswith("Bearer tok-owr-keys-"):
+            return Reply(401, "{}")
+        self.audits.append(seen.body)
+        return None
 
     def _result(self, seen: Seen) -> Any:
         self.reports.append(seen.body)
@@ -125,6 +133,15 @@ async def test_server_errors_and_timeouts_are_retried_in_place_then_deferred(
     assert len(openrouter.requests(PATCH_PATH)) == 2  # the client's in-place retries
     assert usage.reports[-1]["outcome"] == "retry"
     assert ("502" if trouble == "server_error" else "timeout") in usage.reports[-1]["error"]
+
+
+async def test_keys_away_for_the_audit_tries_the_action_again(make_ctx, openrouter, internal, account):
+    usage = Usage(internal, account)
+    internal.handle("POST", f"/internal/keys/{usage.action['key_id']}/upstream-audit", lambda s: Reply(503, "{}"))
+    openrouter.reply(PATCH_PATH, answer(disabled=True))
+    with pytest.raises(Retry):
+        await manage_key_upstream(make_ctx(), usage.id)
+    assert usage.reports[-1]["outcome"] == "retry"
 
 
 async def test_a_key_openrouter_no_longer_has_fails_at_once(make_ctx, openrouter, internal, account):

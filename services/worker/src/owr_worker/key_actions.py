@@ -24,10 +24,11 @@ from owr_shared.wire.key_actions import (
     KeyActionResult,
     manage_key_upstream_job_id,
 )
+from owr_shared.wire.keys import UpstreamAudit
 from owr_worker.backoff import retry_delay
 from owr_worker.internal import KeysClient, ServiceError
 from owr_worker.jobs import job_now, job_settings
-from owr_worker.key_actions_client import KeyActionsClient
+from owr_worker.key_actions_client import KeyActionsClient, UpstreamAuditClient
 from owr_worker.openrouter import (
     CircuitOpen,
     KeyRejected,
@@ -49,6 +50,11 @@ WAIT_SECONDS = 5.0
 
 MANAGEMENT_KEY_GONE = "The account's management key is no longer stored here, or is deactivated."
 MANAGEMENT_KEY_REFUSED = "OpenRouter refused the account's management key"
+AUDIT_ACTIONS: dict[str, Any] = {
+    "disable": "upstream_disabled",
+    "enable": "upstream_enabled",
+    "set_limit": "upstream_limit_set",
+}
 KEY_GONE = "OpenRouter no longer has this key in the account (404): it may have been deleted there."
 
 
@@ -143,7 +149,33 @@ async def _carry_out(ctx: Mapping[str, Any], claimed: ClaimedKeyAction) -> str:
         limit_usd=key.limit if claimed.kind == "set_limit" else None,
         limit_reset=key.limit_reset if claimed.kind == "set_limit" else None,
     )
+    try:
+        await _audit(ctx, claimed)
+    except ServiceError as exc:
+        # Done at OpenRouter but not yet audited: tried again whole (the same PATCH again is harmless).
+        return await _give_back(ctx, claimed, f"keys unavailable ({exc.status or 'no answer'})", retryable=True)
     return await _report(ctx, claimed, result)
+
+
+async def _audit(ctx: Mapping[str, Any], claimed: ClaimedKeyAction) -> None:
+    """The write into the key's audit trail in keys, before usage hears it is done (so a failure here retries the
+    whole action, and keys records a repeat once). Raises only what a later try may fix."""
+    audit: UpstreamAuditClient = ctx["upstream_audit"]
+    report = UpstreamAudit(
+        action=AUDIT_ACTIONS[claimed.kind],
+        action_id=claimed.id,
+        reason=claimed.reason[:300],
+        source=claimed.source,
+        requested_by=claimed.requested_by,
+        limit=claimed.limit_usd,
+        limit_reset=claimed.limit_reset,
+    )
+    try:
+        await audit.record(claimed.key_id, report)
+    except ServiceError as exc:
+        if exc.retryable:
+            raise
+        log.error("upstream_audit_refused", status=exc.status)
 
 
 async def _openrouter_failed(ctx: Mapping[str, Any], claimed: ClaimedKeyAction, exc: OpenRouterError) -> str:

@@ -36,7 +36,7 @@ from owr_worker.instrument import instrumented
 from owr_worker.internal import KeysClient, ServiceTokens, UsageClient
 from owr_worker.jobs import SYNC_ACCOUNT, SYNC_KEY, sync_account, sync_key
 from owr_worker.key_actions import manage_key_upstream, sweep_key_actions
-from owr_worker.key_actions_client import KeyActionsClient
+from owr_worker.key_actions_client import KeyActionsClient, UpstreamAuditClient
 from owr_worker.mail import parse_smtp_url
 from owr_worker.openrouter import OpenRouterClient, RetryPolicy
 from owr_worker.outage import RedisOutage, ResilientWorker
@@ -98,6 +98,7 @@ def build_clients(ctx: dict[str, Any]) -> None:
     ctx["usage"] = UsageClient(internal_http, settings.usage_url, tokens, timeout_seconds=timeout, batch=batch)
     ctx["alerts"] = AlertsClient(internal_http, settings.usage_url, tokens, timeout_seconds=timeout)
     ctx["key_actions"] = KeyActionsClient(internal_http, settings.usage_url, tokens, timeout_seconds=timeout)
+    ctx["upstream_audit"] = UpstreamAuditClient(internal_http, settings.keys_url, tokens, timeout_seconds=timeout)
     ctx["auth_mail"] = AuthMailClient.from_settings(internal_http, settings)
     # One mail server for every email the worker sends: alerts (`senders`) and auth's (`auth_mail.py`).
     smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
@@ -112,8 +113,10 @@ def build_clients(ctx: dict[str, Any]) -> None:
 
 async def close_clients(ctx: dict[str, Any]) -> None:
     # First the batchers (their last calls need the sessions), then the sessions.
-    for name in ("keys", "usage", "alerts", "key_actions"):
-        client: KeysClient | UsageClient | AlertsClient | KeyActionsClient | None = ctx.pop(name, None)
+    for name in ("keys", "usage", "alerts", "key_actions", "upstream_audit"):
+        client: KeysClient | UsageClient | AlertsClient | KeyActionsClient | UpstreamAuditClient | None = ctx.pop(
+            name, None
+        )
         if client is not None:
             await client.aclose()
     for name in ("openrouter_http", "internal_http"):

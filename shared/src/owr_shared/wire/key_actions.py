@@ -48,6 +48,10 @@ class ClaimedKeyAction(BaseModel):
     api_key_hash: str | None = None
     limit_usd: Money | None = None
     limit_reset: LimitReset | None = None
+    # For the key's audit trail in keys: why, what asked, and who (a user id; none for a rule).
+    reason: str = ""
+    source: Literal["user", "budget", "anomaly"] = "user"
+    requested_by: str | None = None
 
 
 class KeyActionResult(RequestSchema):

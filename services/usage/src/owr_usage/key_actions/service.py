@@ -244,6 +244,9 @@ def _claimed(action: KeyAction, *, ready: bool, link: dict[str, Any] | None = No
         api_key_hash=link["api_key_hash"] if link else None,
         limit_usd=action.limit_usd,
         limit_reset=cast(Any, action.limit_reset),
+        reason=action.reason,
+        source=cast(Any, action.source),
+        requested_by=action.requested_by,
     )
 
 
