@@ -20,6 +20,7 @@ from owr_usage.metrics import (
     BALANCES_INGESTED,
     INGESTED_FOR_ERASED,
 )
+from owr_usage.prices import service as prices
 from owr_usage.rollups import service as rollups
 from owr_usage.rules import service as rules
 
@@ -119,6 +120,9 @@ async def replace_activity(session: AsyncSession, management_key_id: uuid.UUID, 
         session, report.workspace_id, management_key_id, report.api_key_hash, accepted
     )
     await budgets.evaluate_keys(session, {report.workspace_id: report.observed_at}, rebuilt)
+    if accepted:
+        # A completed week's prices settle a day after it ends; the first report after that compares them.
+        await prices.evaluate_drift(session, report.workspace_id, report.observed_at)
     ACTIVITY_ROWS_INGESTED.inc(len(rows))
     ACTIVITY_DAYS_INGESTED.labels("replaced").inc(len(accepted))
     ACTIVITY_DAYS_INGESTED.labels("stale").inc(len(dates) - len(accepted))
