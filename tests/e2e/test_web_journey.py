@@ -38,6 +38,7 @@ PAGES = (
     "/stats",
     "/accounts",
     "/insights/hygiene",
+    "/insights/prices",
     "/budgets",
     "/channels",
     "/alerts",

@@ -1,4 +1,5 @@
-"""`/insights/hygiene`: the report's findings grouped by kind, suggested limits shown, the empty state."""
+"""`/insights/hygiene`: the report's findings grouped by kind, suggested limits shown, the empty state;
+`/insights/prices`: prices per million tokens and their drift in words."""
 
 from __future__ import annotations
 
@@ -62,3 +63,89 @@ async def test_the_hygiene_page_groups_findings_and_shows_suggested_limits(web: 
 async def test_a_clean_workspace_says_so(web: Browser) -> None:
     web.gateway.answer("GET", "/api/v1/insights/hygiene", {"items": []})
     assert "Nothing to report" in text((await web.get("/insights/hygiene")).text)
+
+
+# --- /insights/prices ---------------------------------------------------------------------------------------
+
+
+def price_row(model: str, provider: str | None, **fields: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "model": model,
+        "provider": provider,
+        "key_id": None,
+        "requests": 120,
+        "prompt_tokens": 1_000_000,
+        "completion_tokens": 200_000,
+        "cost_usd": Decimal("6.75"),
+        "usd_per_mtok": Decimal("5.625"),
+        "usd_per_mtok_prompt": Decimal("3.75"),
+        "usd_per_mtok_completion": Decimal("15"),
+        "previous_usd_per_mtok": Decimal("4.5"),
+        "drift_pct": Decimal("25.00"),
+        "drift_basis": "split",
+    }
+    return {**row, **fields}
+
+
+def prices_report(items: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "first_day": "2026-11-21",
+        "last_day": "2026-12-04",
+        "previous_first_day": "2026-11-07",
+        "previous_last_day": "2026-11-20",
+        "items": items,
+        "total": len(items),
+        "page": 1,
+        "per_page": 50,
+    }
+
+
+async def test_the_prices_page_shows_per_mtok_figures_and_drift_in_words(web: Browser) -> None:
+    items = [
+        price_row("anthropic/claude-sonnet-4", "Anthropic"),
+        price_row(
+            "perplexity/sonar",
+            "Perplexity",
+            usd_per_mtok=Decimal("0.075"),
+            usd_per_mtok_prompt=None,
+            usd_per_mtok_completion=None,
+            drift_pct=Decimal("-3.10"),
+            drift_basis="blended",
+        ),
+        price_row("openai/gpt-4.1", None, drift_pct=Decimal("0.00")),
+        price_row("google/gemini-2.5-flash", "Google", drift_pct=None, drift_basis=None, previous_usd_per_mtok=None),
+    ]
+    web.gateway.answer("GET", "/api/v1/insights/prices", prices_report(items))
+    web.gateway.page("/api/v1/keys", [])
+    r = await web.get("/insights/prices", **{"from": "2026-11-21", "to": "2026-12-04"})
+    assert r.status_code == 200, r.text
+    said = text(r.text)
+    assert "2026-11-21 to 2026-12-04, compared with 2026-11-07 to 2026-11-20" in said
+    assert (
+        "anthropic/claude-sonnet-4 Anthropic 120 1000000 / 200000 $6.75 $5.62 $3.75 $15.00 ▲ up 25.00 %" in said
+    )  # half-even
+    assert "perplexity/sonar Perplexity 120 1000000 / 200000 $6.75 $0.075 — — ▼ down 3.10 %" in said
+    assert "openai/gpt-4.1 — 120" in said
+    assert "= unchanged" in said
+    assert "no earlier figures" in said
+    assert 'title="Compared at the previous period' in r.text
+    assert 'title="Compared by the average price per token' in r.text
+    (sent,) = web.gateway.sent("GET", "/api/v1/insights/prices")
+    assert sent.params == {"from": "2026-11-21", "to": "2026-12-04", "group_by": "model", "page": "1", "per_page": "50"}
+
+
+async def test_prices_per_key_name_the_keys_and_an_empty_period_says_what_to_do(web: Browser) -> None:
+    key = {"id": KEY, "name": "prod"}
+    web.gateway.answer("GET", "/api/v1/insights/prices", prices_report([price_row("m/x", "P", key_id=KEY)]))
+    web.gateway.page("/api/v1/keys", [key])
+    r = await web.get("/insights/prices", group_by="key")
+    assert f'<a href="/keys/{KEY}">prod</a>' in r.text
+    assert web.gateway.sent("GET", "/api/v1/insights/prices")[0].params["group_by"] == "key"
+    web.gateway.answer("GET", "/api/v1/insights/prices", prices_report([]))
+    assert "No per-model activity in this period" in text((await web.get("/insights/prices")).text)
+
+
+async def test_a_bad_date_on_the_prices_page_is_a_clear_error(web: Browser) -> None:
+    r = await web.get("/insights/prices", **{"from": "tomorrow"})
+    assert r.status_code == 422
+    assert not web.gateway.sent("GET", "/api/v1/insights/prices")
