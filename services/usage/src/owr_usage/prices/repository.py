@@ -13,6 +13,8 @@ from sqlalchemy import Numeric, cast, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from owr_usage.reports.repository import RowFilter
+from owr_usage.reports.repository import _where as row_filters
 from owr_usage.rollups.models import NO_BREAKDOWN, DailyUsage
 
 U = DailyUsage
@@ -106,11 +108,6 @@ def _groups(f: PriceFilter) -> list[Any]:
 
 
 def _where(f: PriceFilter) -> list[ColumnElement[bool]]:
-    where = [U.workspace_id == f.workspace_id, U.day >= f.previous_first, U.day <= f.last, U.model != NO_BREAKDOWN]
-    if f.key_id is not None:
-        where.append(U.key_id == f.key_id)
-    if f.model is not None:
-        where.append(U.model == f.model)
-    if f.provider is not None:
-        where.append(U.provider == f.provider)
-    return where
+    """The daily rows' filters over both periods (those of `/usage/daily`), breakdown rows only."""
+    both = RowFilter(f.workspace_id, f.previous_first, f.last, key_id=f.key_id, model=f.model, provider=f.provider)
+    return [*row_filters(both), U.model != NO_BREAKDOWN]

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field, WithJsonSchema
+from pydantic import BaseModel, Field
 
-from owr_usage.reports.schemas import Amount
+from owr_usage.reports.schemas import Amount, Ratio
 
 GroupBy = Literal["model", "key"]
 DriftBasis = Literal["split", "blended"]
-# A price per million tokens, computed exactly and rounded half-even to 9 decimal places at the end.
-PerMtok = Annotated[Decimal | None, Field(allow_inf_nan=False), WithJsonSchema({"type": ["number", "null"]})]
+# A price per million tokens, computed exactly and rounded half-even to 9 decimal places at the end; a change in
+# percent, rounded half-even to 2 decimal places. Both are JSON numbers.
+PerMtok = Ratio
+Percent = Ratio
 
 
 class PriceRow(BaseModel):
@@ -31,20 +32,23 @@ class PriceRow(BaseModel):
     prompt_tokens: int
     completion_tokens: int = Field(description="reasoning tokens included, as OpenRouter bills them")
     cost_usd: Amount = Field(description="activity's cost of these rows, BYOK inference cost included")
-    usd_per_mtok: PerMtok = Field(
+    usd_per_mtok: PerMtok | None = Field(
         description="blended: `cost_usd` per million prompt + completion tokens; null without tokens"
     )
-    usd_per_mtok_prompt: PerMtok = Field(
+    usd_per_mtok_prompt: PerMtok | None = Field(
         description="USD per million prompt tokens, solved from the period's daily rows by least squares; null "
         "unless the rows determine it: at least two daily rows with different prompt/completion mixes, one "
         "price pair that fits every row's cost to 1 part in a million, and no negative price"
     )
-    usd_per_mtok_completion: PerMtok = Field(description="USD per million completion tokens; null like the prompt's")
-    previous_usd_per_mtok: PerMtok = Field(description="the blended price of the previous period; null without one")
-    drift_pct: Decimal | None = Field(
+    usd_per_mtok_completion: PerMtok | None = Field(
+        description="USD per million completion tokens; null like the prompt's"
+    )
+    previous_usd_per_mtok: PerMtok | None = Field(
+        description="the blended price of the previous period; null without one"
+    )
+    drift_pct: Percent | None = Field(
         description="how much more (negative: less) this period's tokens cost than the previous period's prices "
-        "say, in %, 2 decimals; null when the previous period has no tokens for this row",
-        json_schema_extra={"type": ["number", "null"]},
+        "say, in %; null when the previous period has no tokens for this row"
     )
     drift_basis: DriftBasis | None = Field(
         description="`split`: this period's prompt and completion tokens priced at the previous period's split "
