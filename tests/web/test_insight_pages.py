@@ -122,12 +122,13 @@ async def test_the_prices_page_shows_per_mtok_figures_and_drift_in_words(web: Br
     said = text(r.text)
     assert "2026-11-21 to 2026-12-04, compared with 2026-11-07 to 2026-11-20" in said
     assert (
-        "anthropic/claude-sonnet-4 Anthropic 120 1000000 / 200000 $6.75 $5.62 $3.75 $15.00 ▲ up 25.00 %" in said
+        "anthropic/claude-sonnet-4 Anthropic 120 1,000,000 / 200,000 $6.75 $5.62 $3.75 $15.00 ▲ up 25.00 %" in said
     )  # half-even
-    assert "perplexity/sonar Perplexity 120 1000000 / 200000 $6.75 $0.075 — — ▼ down 3.10 %" in said
+    assert "perplexity/sonar Perplexity 120 1,000,000 / 200,000 $6.75 $0.075 — — ▼ down 3.10 %" in said
     assert "openai/gpt-4.1 — 120" in said
     assert "= unchanged" in said
     assert "no earlier figures" in said
+    assert 'value="2026-11-21"' in r.text  # the period as applied fills the form
     assert 'title="Compared at the previous period' in r.text
     assert 'title="Compared by the average price per token' in r.text
     (sent,) = web.gateway.sent("GET", "/api/v1/insights/prices")
