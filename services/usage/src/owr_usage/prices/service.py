@@ -116,7 +116,7 @@ def _decimal(value: Fraction | None, places: Decimal) -> Decimal | None:
     if value is None:
         return None
     with localcontext() as ctx:
-        ctx.prec = 60
+        ctx.prec = 120  # room for any quotient of bounded money and token counts at the places kept
         exact = Decimal(value.numerator) / Decimal(value.denominator)
         return exact.quantize(places, rounding=ROUND_HALF_EVEN)
 
