@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from owr_usage.prices.service import settled_week
+from owr_usage.prices.service import Sums, drift, settled_week
 from tests.support.http import assert_problem, bearer
 from tests.support.tenants import Tenant
 from tests.usage.conftest import Ingest, at, days_ago, item, snapshot
@@ -319,6 +319,54 @@ async def test_api_tokens_need_usage_read(client, alice, keyring):
     assert "usage:read" in assert_problem(await client.get(PATH, headers=token("alerts:read")), 403)["detail"]
     assert (await client.get(PATH, headers=token("usage:read"))).status_code == 200
     assert_problem(await client.get(PATH), 401)
+
+
+def sums(rows: list[tuple[int, int, Decimal]]) -> Sums:
+    """A period's sums of (prompt tokens, completion tokens, cost) rows, as the repository gives them."""
+    f = [(Fraction(p), Fraction(c), Fraction(y)) for p, c, y in rows]
+    return Sums(
+        rows=len(rows),
+        requests=len(rows),
+        prompt=sum(p for p, _, _ in rows),
+        completion=sum(c for _, c, _ in rows),
+        cost=sum((y for _, _, y in rows), D(0)),
+        pp=sum((p * p for p, _, _ in f), Fraction(0)),
+        pc=sum((p * c for p, c, _ in f), Fraction(0)),
+        cc=sum((c * c for _, c, _ in f), Fraction(0)),
+        py=sum((p * y for p, _, y in f), Fraction(0)),
+        cy=sum((c * y for _, c, y in f), Fraction(0)),
+        yy=sum((y * y for _, _, y in f), Fraction(0)),
+    )
+
+
+def priced(prompt: int, completion: int, p: str = "0.000002", c: str = "0.000008") -> tuple[int, int, Decimal]:
+    return prompt, completion, D(p) * prompt + D(c) * completion
+
+
+def test_a_split_is_given_only_when_the_rows_determine_it():
+    assert sums([priced(1000, 200), priced(3000, 100)]).split() == (Fraction(2, 10**6), Fraction(8, 10**6))
+    assert sums([priced(1000, 200)]).split() is None  # one row: any pair on a line fits
+    assert sums([priced(1000, 200), priced(2000, 400), priced(500, 100)]).split() is None  # one mix, three sizes
+    assert sums([priced(1000, 0), priced(2000, 0)]).split() is None  # no completion tokens
+    # A per-request fee (or a cache discount) leaves no pair that fits every row.
+    fee = [(p, c, y + D("0.01")) for p, c, y in (priced(1000, 200), priced(3000, 100), priced(800, 900))]
+    assert sums(fee).split() is None
+    # A cost rounded to OpenRouter's ten significant digits still fits.
+    rounded = [(p, c, round(y, 10)) for p, c, y in (priced(1234, 567, "0.0000031"), priced(9876, 54, "0.0000031"))]
+    assert sums(rounded).split() is not None
+
+
+def test_drift_prices_the_new_mix_at_the_old_split_and_falls_back_to_blended():
+    before = sums([priced(1000, 200), priced(3000, 100)])
+    prompt_heavy = sums([priced(9000, 10), priced(8000, 40)])
+    assert drift(prompt_heavy, before) == (Fraction(0), "split")  # same prices: no drift, though the blended price fell
+    assert prompt_heavy.blended() < before.blended()  # type: ignore[operator]
+    dearer = sums([priced(9000, 10, "0.0000025", "0.00001"), priced(8000, 40, "0.0000025", "0.00001")])
+    assert drift(dearer, before) == (Fraction(1, 4), "split")
+    one_row = sums([priced(1000, 200)])
+    change, basis = drift(sums([priced(1000, 200, "0.000004", "0.000016")]), one_row)
+    assert (change, basis) == (Fraction(1), "blended")
+    assert drift(one_row, sums([])) == (None, None)
 
 
 # --- the `price.drift` rule --------------------------------------------------------------------------------
