@@ -199,7 +199,7 @@ async def test_the_dashboard_counts_budgets_at_warning_or_over(web: Browser) -> 
     web.gateway.page("/api/v1/budgets", budgets)
     said = text((await web.get("/")).text)
     assert "Budgets at warning or over 2 of 3 budgets ; team 120%, prod 85%" in said
-    assert len(web.gateway.calls) == 4
+    assert len(web.gateway.calls) == 5
 
 
 async def test_a_member_sees_the_rules_but_cannot_save_them(web: Browser) -> None:

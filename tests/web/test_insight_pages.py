@@ -150,3 +150,35 @@ async def test_a_bad_date_on_the_prices_page_is_a_clear_error(web: Browser) -> N
     r = await web.get("/insights/prices", **{"from": "tomorrow"})
     assert r.status_code == 422
     assert not web.gateway.sent("GET", "/api/v1/insights/prices")
+
+
+async def test_the_dashboards_models_show_their_price_and_a_rise_in_words(web: Browser) -> None:
+    by_model = [
+        {"model": "anthropic/claude-sonnet-4", "cost": Decimal("9"), "requests": 10},
+        {"model": "openai/gpt-4.1", "cost": Decimal("4"), "requests": 5},
+        {"model": None, "cost": Decimal("1"), "requests": None},
+    ]
+    summary = {"totals": {}, "by_day": [], "by_model": by_model, "by_day_model": [], "by_key": []}
+    web.gateway.answer("GET", "/api/v1/usage/summary", summary)
+    web.gateway.page("/api/v1/usage/accounts", [])
+    web.gateway.page("/api/v1/keys", [])
+    rows = [
+        # 2,000,000 tokens for $9 over two providers: $4.50 per million; the rise is Anthropic's.
+        price_row("anthropic/claude-sonnet-4", "Anthropic", prompt_tokens=900_000, completion_tokens=100_000),
+        price_row(
+            "anthropic/claude-sonnet-4",
+            "Bedrock",
+            cost_usd=Decimal("2.25"),
+            prompt_tokens=900_000,
+            completion_tokens=100_000,
+            drift_pct=Decimal("-2.00"),
+        ),
+        price_row("openai/gpt-4.1", "OpenAI", drift_pct=Decimal("0.00"), cost_usd=Decimal("0.6")),
+    ]
+    web.gateway.answer("GET", "/api/v1/insights/prices", prices_report(rows))
+    said = text((await web.get("/")).text)
+    assert "anthropic/claude-sonnet-4 $9.00 10 $4.50 ▲ up 25.00 % on Anthropic" in said
+    assert "openai/gpt-4.1 $4.00 5 $0.50 no rise" in said
+    assert "no per-model breakdown $1.00 — — —" in said
+    (sent,) = web.gateway.sent("GET", "/api/v1/insights/prices")
+    assert sent.params["per_page"] == "250"

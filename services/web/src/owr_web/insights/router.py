@@ -65,6 +65,5 @@ async def prices(
         "page": page,
         "pages": max(1, -(-int(report["total"]) // insights.PER_PAGE)),
         "query": lambda **change: urlencode({**filters, "page": page, **change}),
-        "per_mtok": insights.per_mtok,
     }
     return views.render(request, "prices.html", context, visitor=visitor)

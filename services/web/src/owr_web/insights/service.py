@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from collections import defaultdict
+from decimal import Decimal
 from typing import Any
 
 from owr_web.views.format import as_decimal
 
 PER_PAGE = 50
 GROUPS = {"model": "Per model and provider", "key": "Per model, provider and key"}
-
-
-def per_mtok(value: Any) -> str:
-    """`$2.50`; under a dollar up to four places (`$0.075`); `—` when the API has no figure."""
-    amount = as_decimal(value)
-    if amount is None:
-        return "—"
-    if abs(amount) >= 1:
-        return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
-    shown = f"{amount.quantize(Decimal('0.0001'), rounding=ROUND_HALF_EVEN):f}".rstrip("0")
-    return "$" + shown + "0" * max(0, 2 - len(shown.partition(".")[2]))
 
 
 def drift(row: dict[str, Any]) -> dict[str, str]:
@@ -41,3 +31,21 @@ def drift(row: dict[str, Any]) -> dict[str, str]:
 
 def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**row, "drift": drift(row)} for row in report["items"]]
+
+
+def model_prices(models: list[dict[str, Any]], prices: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The dashboard's models, each with its average USD per million tokens over its providers (`per_mtok`) and
+    its largest price rise against the previous period (`rise`: the drift row, or None when none rose)."""
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in (prices or {}).get("items", []):
+        rows[row["model"]].append(row)
+    shown = []
+    for model in models:
+        found = rows.get(model["model"] or "", [])
+        tokens = sum(int(r["prompt_tokens"]) + int(r["completion_tokens"]) for r in found)
+        cost = sum((Decimal(str(r["cost_usd"])) for r in found), Decimal(0))
+        rises = [r for r in found if (as_decimal(r.get("drift_pct")) or 0) > 0]
+        rise = max(rises, key=lambda r: Decimal(str(r["drift_pct"])), default=None)
+        per_mtok = cost * 1_000_000 / tokens if tokens else None
+        shown.append({**model, "per_mtok": per_mtok, "rise": rise, "compared": any(drift(r)["basis"] for r in found)})
+    return shown
