@@ -5,6 +5,7 @@ filters, bad input, other workspaces never shown."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -108,41 +109,50 @@ async def linked_keys(ingest: Ingest, tenant: Tenant, count: int) -> Account:
     return Account(mgmt, keys)
 
 
+def activity_body(
+    tenant: Tenant, hash_: str, index: int, rows: list[Row], observed_at: datetime | None = None
+) -> dict[str, Any]:
+    """Key `index`'s rows as the worker reports them, every generated day replaced; BYOK on the third key."""
+    body_rows = []
+    for r in rows:
+        if r.key != index:
+            continue
+        byok = (r.cost * D("0.95")) if index == 2 else D(0)
+        body_rows.append(
+            {
+                "date": f"{r.day.isoformat()} 00:00:00",
+                "model": r.offer.model,
+                "model_permaslug": r.offer.model + "-2025",
+                "endpoint_id": "e-" + r.offer.provider,
+                "provider_name": r.offer.provider,
+                "usage": r.cost - byok,
+                "byok_usage_inference": byok,
+                "requests": r.requests,
+                "prompt_tokens": r.prompt,
+                "completion_tokens": r.completion,
+                "reasoning_tokens": r.completion // 10,
+            }
+        )
+    return {
+        "workspace_id": tenant.workspace_id,
+        "observed_at": observed_at or at(days_ago(0), 0, 10),
+        "api_key_hash": hash_,
+        "dates": sorted({r.day.isoformat() for r in rows}),
+        "rows": body_rows,
+    }
+
+
+async def send_one(ingest: Ingest, account: Account, body: dict[str, Any]) -> None:
+    answer = await ingest.call("PUT", f"/internal/accounts/{account.management_key_id}/activity", body)
+    assert answer.status_code == 204, answer.text
+
+
 async def send_activity(
     ingest: Ingest, tenant: Tenant, account: Account, rows: list[Row], observed_at: datetime | None = None
 ) -> None:
-    """Each key hash's rows as the worker reports them, every generated day replaced; BYOK on the third key."""
-    days = sorted({r.day.isoformat() for r in rows})
+    """Each key hash's report, one after the other."""
     for index, (_, hash_) in enumerate(account.keys):
-        body_rows = []
-        for r in rows:
-            if r.key != index:
-                continue
-            byok = (r.cost * D("0.95")) if index == 2 else D(0)
-            body_rows.append(
-                {
-                    "date": f"{r.day.isoformat()} 00:00:00",
-                    "model": r.offer.model,
-                    "model_permaslug": r.offer.model + "-2025",
-                    "endpoint_id": "e-" + r.offer.provider,
-                    "provider_name": r.offer.provider,
-                    "usage": r.cost - byok,
-                    "byok_usage_inference": byok,
-                    "requests": r.requests,
-                    "prompt_tokens": r.prompt,
-                    "completion_tokens": r.completion,
-                    "reasoning_tokens": r.completion // 10,
-                }
-            )
-        body = {
-            "workspace_id": tenant.workspace_id,
-            "observed_at": observed_at or at(days_ago(0), 0, 10),
-            "api_key_hash": hash_,
-            "dates": days,
-            "rows": body_rows,
-        }
-        answer = await ingest.call("PUT", f"/internal/accounts/{account.management_key_id}/activity", body)
-        assert answer.status_code == 204, answer.text
+        await send_one(ingest, account, activity_body(tenant, hash_, index, rows, observed_at))
 
 
 # --- the independent computation --------------------------------------------------------------------------
@@ -428,6 +438,16 @@ async def test_a_rise_under_the_threshold_or_a_rule_switched_off_raises_nothing(
     assert (await client.put("/api/v1/alert-rules", headers=bob.headers, json={"items": items})).status_code == 200
     await send_activity(ingest, bob, await linked_keys(ingest, bob, 1), rows)
     assert await drift_events(client, bob) == []
+
+
+async def test_reports_arriving_at_once_raise_the_drift_once(committed_ingest, committed_client, alice):
+    week, days = two_weeks()
+    account = await linked_keys(committed_ingest, alice, 3)
+    rows = generate(53, days, 3, (GPT, CLAUDE), rise={CLAUDE: (week, D("1.3"))})
+    bodies = [activity_body(alice, hash_, index, rows) for index, (_, hash_) in enumerate(account.keys)]
+    await asyncio.gather(*(send_one(committed_ingest, account, body) for body in bodies))
+    (raised,) = await drift_events(committed_client, alice)
+    assert (raised["data"]["model"], raised["data"]["drift_pct"]) == (CLAUDE.model, "30.00")
 
 
 async def test_a_price_cut_is_no_drift_alert(client, ingest, alice):
