@@ -38,7 +38,7 @@ class PriceRow(BaseModel):
     usd_per_mtok_prompt: PerMtok | None = Field(
         description="USD per million prompt tokens, solved from the period's daily rows by least squares; null "
         "unless the rows determine it: at least two daily rows with different prompt/completion mixes, one "
-        "price pair that fits every row's cost to 1 part in a million, and no negative price"
+        "price pair that fits the rows' costs to 1 part in a million (root mean square), and no negative price"
     )
     usd_per_mtok_completion: PerMtok | None = Field(
         description="USD per million completion tokens; null like the prompt's"
