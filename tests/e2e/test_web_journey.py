@@ -38,6 +38,7 @@ PAGES = (
     "/stats",
     "/accounts",
     "/insights/hygiene",
+    "/insights/reconciliation",
     "/budgets",
     "/channels",
     "/alerts",
