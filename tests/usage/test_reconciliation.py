@@ -1,8 +1,8 @@
 """Reconciliation (`GET /api/v1/insights/reconciliation`, issue 17): generated `/key` snapshots and activity sent
 through the real ingestion routes; agreeing figures list nothing, planted gaps above 1e-6 are listed and those
 below are not, days with one figure only are never compared, BYOK is compared on its own, other workspaces never
-show, bad input is a 422 problem, the operator counter counts each gap once, and the summary's days say their
-source."""
+show, bad input is a 422 problem, the operator counter counts each gap once, the workspace exposition carries
+yesterday's difference per key, and the summary's days say their source."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.http import assert_problem, bearer
 from tests.support.tenants import Tenant
@@ -284,3 +285,28 @@ async def test_the_summary_days_say_which_figure_they_come_from(committed_client
     await linked.activity(usage_rows(d1, D("2")), [d1], minute=51)
     r = await committed_client.get("/api/v1/usage/summary", headers=tenant.headers, params=window(d2))
     assert {d["date"]: d["source"] for d in r.json()["by_day"]}[d1.isoformat()] == "mixed"
+
+
+async def test_the_workspace_exposition_carries_yesterdays_difference_per_compared_key(ingest, client, alice, bob):
+    d2, d1 = days_ago(2), days_ago(1)
+    off, even, unlinked = LinkedKey(ingest, alice), LinkedKey(ingest, alice), LinkedKey(ingest, alice)
+    for key in (off, even):
+        await key.snapshots({d2: D("1"), d1: D("2.5")})
+        await key.link()
+    await off.activity(usage_rows(d2, D("7")) + usage_rows(d1, D("2.4999")), [d2, d1])
+    await even.activity(usage_rows(d1, D("2.5")), [d1])
+    await unlinked.snapshots({d1: D("3")})
+    bobs = LinkedKey(ingest, bob)
+    await bobs.snapshots({d1: D("1")})
+    await bobs.link()
+    await bobs.activity(usage_rows(d1, D("9")), [d1])
+
+    r = await client.get("/api/v1/metrics", headers=alice.headers)
+    assert r.status_code == 200, r.text
+    [family] = [f for f in text_string_to_metric_families(r.text) if f.name == "owr_key_reconciliation_gap_usd"]
+    values = {s.labels["key_id"]: s.value for s in family.samples}
+    # Yesterday only (d2's gap of 6 is not here); a compared key without a gap is 0; an unlinked key and bob's
+    # key are absent.
+    assert values == {off.key_id: 0.0001, even.key_id: 0.0}
+    # The name is the account row's (`key_row`'s "Customer Key"), as on every series of the key.
+    assert {s.labels["key_name"] for s in family.samples} == {"Customer Key"}

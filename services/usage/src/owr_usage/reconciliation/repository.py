@@ -120,10 +120,12 @@ class ReconciliationRepository:
         last: dt.date,
         today: dt.date,
         key_id: uuid.UUID | None,
-        limit: int,
+        limit: int | None,
         offset: int,
+        tolerance: Decimal = TOLERANCE,
     ) -> list[dict[str, Any]]:
-        """A page of the gaps (each row carries `total`, the count of all of them)."""
+        """A page of the gaps (each row carries `total`, the count of all of them); a negative `tolerance` lists
+        every compared day, and a `limit` of None all of them."""
         params = {
             "workspace_id": workspace_id,
             "first": first,
@@ -132,7 +134,7 @@ class ReconciliationRepository:
             "key_id": key_id,
             "limit": limit,
             "offset": offset,
-            "tolerance": TOLERANCE,
+            "tolerance": tolerance,
         }
         return [dict(row._mapping) for row in await self.session.execute(_REPORT, params)]
 

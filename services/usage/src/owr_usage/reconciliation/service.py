@@ -11,6 +11,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
+from decimal import Decimal
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -78,6 +79,21 @@ async def report(
         first_day=first,
         last_day=last,
     )
+
+
+async def differences_on(session: AsyncSession, *, workspace_id: uuid.UUID, day: dt.date) -> dict[uuid.UUID, Decimal]:
+    """Every key compared on `day` (a completed day) and its `snapshot - activity` difference, gap or not."""
+    rows = await ReconciliationRepository(session).report(
+        workspace_id,
+        first=day,
+        last=day,
+        today=day + timedelta(days=1),
+        key_id=None,
+        limit=None,
+        offset=0,
+        tolerance=Decimal(-1),
+    )
+    return {row["key_id"]: row["gap_usd"] for row in rows}
 
 
 # --- detection at ingestion (the metric) --------------------------------------------------------------------
