@@ -119,3 +119,10 @@ async def test_a_reconciled_workspace_says_every_day_adds_up(web: Browser) -> No
     said = text((await web.get("/insights/reconciliation")).text)
     assert "Figures reconciled: no gaps in the last 30 days." in said
     assert "Every compared day adds up." in said
+
+
+async def test_a_page_past_the_last_gap_points_back_to_the_first(web: Browser) -> None:
+    web.gateway.answer("GET", RECONCILIATION, reconciliation([], total=3, page=9))
+    said = text((await web.get("/insights/reconciliation", page=9)).text)
+    assert "No gaps on this page." in said
+    assert "Every compared day adds up" not in said

@@ -17,12 +17,12 @@ from functools import partial
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.dependencies import Pagination
+from owr_usage.key_usage import service as key_usage
 from owr_usage.key_usage.errors import InvalidRange, KeyUsageNotFound
 from owr_usage.metrics import RECONCILIATION_GAPS
 from owr_usage.reconciliation.repository import Gap, ReconciliationRepository
 from owr_usage.reconciliation.schemas import ReconciliationGap, ReconciliationPage
 
-DEFAULT_DAYS = 30
 MAX_DAYS = 366
 """The widest `from`..`to` a request may ask for (inclusive)."""
 
@@ -31,17 +31,11 @@ def resolve_range(
     first: dt.date | None, last: dt.date | None, *, today: dt.date, retention_days: int
 ) -> tuple[dt.date, dt.date]:
     """`to` defaults to yesterday (the last completed day), `from` to 29 days before `to`; bounded by retention
-    and by `MAX_DAYS`."""
-    oldest = today - timedelta(days=retention_days)
+    (as every usage read is) and by `MAX_DAYS`."""
     last = last or today - timedelta(days=1)
     if last > today:
         raise InvalidRange("`to` is after today; only completed days are reconciled.", field="to")
-    if first is None:
-        first = max(oldest, last - timedelta(days=DEFAULT_DAYS - 1)) if last > oldest else last
-    if first > last:
-        raise InvalidRange("`from` is after `to`.", field="from")
-    if first < oldest:
-        raise InvalidRange(f"`from` is before the retention window ({retention_days} days).", field="from")
+    first, last = key_usage.resolve_range(first, last, today=today, retention_days=retention_days)
     if (last - first).days + 1 > MAX_DAYS:
         raise InvalidRange(f"The range spans more than {MAX_DAYS} days.", field="from")
     return first, last
