@@ -39,6 +39,7 @@ PAGES = (
     "/accounts",
     "/insights/hygiene",
     "/insights/prices",
+    "/insights/reconciliation",
     "/budgets",
     "/channels",
     "/alerts",

@@ -1,5 +1,6 @@
-"""`/insights/hygiene`: the workspace's key hygiene findings grouped by kind; `/insights/prices`: effective prices
-per model and provider, and their drift."""
+"""`/insights/hygiene` (the key hygiene findings grouped by kind, and the reconciliation status line),
+`/insights/prices` (effective prices per model and provider, and their drift) and `/insights/reconciliation`
+(the days where a key's two figures disagree)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ FINDINGS = {
 }
 
 
+RECONCILIATION = "/api/v1/insights/reconciliation"
+PER_PAGE = 50
+Page = Annotated[int, Query(ge=1, le=10_000)]
+
+
 @router.get("/insights/hygiene", include_in_schema=False)
 async def hygiene(request: Request, visitor: SignedIn, views: Views) -> Response:
     report = await visitor.api.get("/api/v1/insights/hygiene")
@@ -36,7 +42,9 @@ async def hygiene(request: Request, visitor: SignedIn, views: Views) -> Response
     for item in report["items"]:
         groups.setdefault(item["finding"], []).append(item)
     sections = [(finding, title, groups[finding]) for finding, title in FINDINGS.items() if finding in groups]
-    return views.render(request, "hygiene.html", {"sections": sections}, visitor=visitor)
+    # The status line: the API's default range is the last 30 completed days; one item is enough for the count.
+    gaps = (await visitor.api.get(RECONCILIATION, per_page=1))["total"]
+    return views.render(request, "hygiene.html", {"sections": sections, "gaps": gaps}, visitor=visitor)
 
 
 @router.get("/insights/prices", include_in_schema=False)
@@ -67,3 +75,11 @@ async def prices(
         "query": lambda **change: urlencode({**filters, "page": page, **change}),
     }
     return views.render(request, "prices.html", context, visitor=visitor)
+
+
+@router.get("/insights/reconciliation", include_in_schema=False)
+async def reconciliation(request: Request, visitor: SignedIn, views: Views, page: Page = 1) -> Response:
+    report = await visitor.api.get(RECONCILIATION, page=page, per_page=PER_PAGE)
+    pages = max(1, -(-int(report["total"]) // PER_PAGE))
+    context = {"report": report, "at": {"page": page, "pages": pages}}
+    return views.render(request, "reconciliation.html", context, visitor=visitor)
