@@ -8,6 +8,7 @@ from typing import Any
 
 from tests.web.conftest import Browser, text
 from tests.web.test_budget_pages import KEY, lists
+from tests.web.test_insight_pages import RECONCILIATION, reconciliation
 
 ACCOUNT = "0d3c4a6e-1111-4c1e-9d51-3f7b2c1a0002"
 KEY_VIEW = {
@@ -115,6 +116,7 @@ async def test_the_hygiene_page_applies_a_suggested_limit_in_one_post(web: Brows
         "suggested_limits": [suggested],
     }
     web.gateway.answer("GET", "/api/v1/insights/hygiene", {"items": [item]})
+    web.gateway.answer("GET", RECONCILIATION, reconciliation([]))
     r = await web.get("/insights/hygiene")
     assert 'action="/insights/hygiene/apply-limit"' in r.text
     assert "Apply suggested limit ($30.00 monthly)" in text(r.text)
