@@ -20,7 +20,7 @@ from tests.support.db import savepoint
 from tests.support.http import assert_problem, bearer
 from tests.support.openrouter import key_list_row
 from tests.support.tenants import Tenant
-from tests.usage.alerting import Key, create_budget, events, moment, monday
+from tests.usage.alerting import Key, create_budget, events, key_status, moment, monday, status_item
 from tests.usage.conftest import Ingest
 
 LABEL = "sk-or-v1-kil...001"
@@ -345,3 +345,21 @@ async def test_a_workspace_erasure_takes_its_actions_and_switches(
             )
             assert left.scalar_one() == 0, table
     await claim(ingest, action, expect=404)
+
+
+async def test_a_key_disabled_at_openrouter_is_not_called_invalid(client, ingest, alice, db_connection):
+    key, _ = await linked_key(ingest, alice, hash_="c" * 64)
+    await create_budget(client, alice, scope={"type": "key", "id": key.id}, disable_key_on_exceed=True)
+    await key.sync(moment(monday() + timedelta(days=1), 12), "20")
+    [action] = (await upstream(client, alice, key.id))["actions"]
+    await claim(ingest, action["id"])
+    await report(ingest, action["id"], outcome="done", disabled=True)
+    # Its next sync gets OpenRouter's 401: not `key.invalid` (`key.disabled` said why).
+    assert await key_status(ingest, status_item(key, "invalid", moment(monday() + timedelta(days=1), 13))) == 0
+    assert await events(db_connection, alice, "key.invalid") == []
+    # Once enabled again (the account row says so), a 401 is a revoked key's, and says so.
+    enable = (await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)).json()["id"]
+    await claim(ingest, enable)
+    await report(ingest, enable, outcome="done", disabled=False)
+    assert await key_status(ingest, status_item(key, "invalid", moment(monday() + timedelta(days=1), 14))) == 1
+    assert len(await events(db_connection, alice, "key.invalid")) == 1

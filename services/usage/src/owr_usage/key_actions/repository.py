@@ -36,6 +36,16 @@ WHERE ks.workspace_id = :workspace_id AND ks.key_id = :key_id
 )
 
 
+# Of these keys, those whose linked account row says OpenRouter has them disabled.
+_DISABLED = text(
+    """
+SELECT kl.key_id FROM usage.key_links kl
+JOIN usage.account_keys ak ON ak.management_key_id = kl.management_key_id AND ak.hash = kl.api_key_hash
+WHERE kl.key_id = ANY(CAST(:key_ids AS uuid[])) AND ak.disabled
+"""
+)
+
+
 class KeyActionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -44,6 +54,12 @@ class KeyActionRepository:
         """The key's link and account row (None: usage never synced this key in the workspace)."""
         row = (await self.session.execute(_UPSTREAM, {"workspace_id": workspace_id, "key_id": key_id})).first()
         return None if row is None else dict(row._mapping)
+
+    async def disabled_upstream(self, key_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        if not key_ids:
+            return set()
+        rows = await self.session.execute(_DISABLED, {"key_ids": list(key_ids)})
+        return {key_id for (key_id,) in rows.all()}
 
     async def add(self, action: KeyAction) -> KeyAction:
         self.session.add(action)

@@ -127,6 +127,11 @@ async def set_kill_switch(
     return await upstream(session, workspace_id=workspace_id, key_id=key_id)
 
 
+async def disabled_upstream(session: AsyncSession, key_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Of these keys, those OpenRouter has disabled (their account row, as listed or as our last action left it)."""
+    return await KeyActionRepository(session).disabled_upstream(sorted(set(key_ids)))
+
+
 # --- asked by rules, in their transaction ---------------------------------------------------------------
 
 
