@@ -5,6 +5,7 @@ the key back on at OpenRouter."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -97,10 +98,14 @@ async def test_an_exceeded_budget_disables_the_key_upstream_announces_it_and_ena
         r = await client.get(f"/api/v1/keys/{ids['management']}/audit", headers=watcher.headers)
         assert any(e["action"] == "revealed" for e in r.json()["items"])
 
-        # Syncing again in the same week disables nothing more.
+        # Syncing again in the same week disables nothing more; the key's own sync gets OpenRouter's 401, which is
+        # the kill switch's doing, not an invalid key's: no `key.invalid`.
         await emulator.set_clock(at(tuesday, 13))
         await watcher.sync(ids["management"])
+        await watcher.sync(key_id, status="invalid")
+        await asyncio.sleep(3)
         assert len((await upstream(watcher, key_id))["actions"]) == 1
+        assert of_type(receiver.accepted(secret), "key.invalid") == []
 
         # Re-enabled from the API, and the key works at OpenRouter again.
         r = await client.post(f"/api/v1/keys/{key_id}/enable-upstream", headers=watcher.headers)
