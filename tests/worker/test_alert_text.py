@@ -116,7 +116,9 @@ def test_a_kill_switch_says_why_and_how_to_undo_it() -> None:
         "The kill switch disabled it: budget 'Team X' exceeded. Requests with it fail until it is enabled again"
         " (its page, or enable-upstream)."
     )
-    assert words("key.disabled", KEY).blocks[0].startswith("Requests with it fail")
+    assert words("key.disabled", KEY).blocks[0] == (
+        "Requests with it fail until it is enabled again (its page, or enable-upstream)."
+    )
 
 
 def test_a_test_event_names_its_channel() -> None:
