@@ -149,3 +149,31 @@ async def test_a_member_sees_the_state_but_no_button(web: Browser) -> None:
     r = await web.get(f"/keys/{KEY['id']}")
     assert "disabled at OpenRouter" in text(r.text)
     assert "enable-upstream" not in r.text
+
+
+async def test_the_anomaly_kill_switch_is_set_and_cleared_from_the_key_page(web: Browser) -> None:
+    key_page(web, upstream(disabled=False, actions=[], anomaly_score=None))
+    r = await web.get(f"/keys/{KEY['id']}")
+    assert f'action="/keys/{KEY["id"]}/kill-switch"' in r.text
+    path = f"/api/v1/keys/{KEY['id']}/kill-switch"
+    web.gateway.answer("PUT", path, upstream(anomaly_score=Decimal(8)))
+    r = await web.post(f"/keys/{KEY['id']}/kill-switch", {"anomaly_score": " 8 "})
+    assert (r.status_code, r.headers["location"]) == (303, f"/keys/{KEY['id']}?done=switch")
+    await web.post(f"/keys/{KEY['id']}/kill-switch", {"anomaly_score": ""})
+    assert [c.body for c in web.gateway.sent("PUT", path)] == [{"anomaly_score": "8"}, {"anomaly_score": None}]
+    web.gateway.answer(
+        "PUT",
+        path,
+        {"title": "Validation Error", "status": 422, "detail": "anomaly_score: must be above 0"},
+        status=422,
+    )
+    r = await web.post(f"/keys/{KEY['id']}/kill-switch", {"anomaly_score": "-1"})
+    assert r.status_code == 422
+    assert "must be above 0" in text(r.text)
+
+
+async def test_a_management_key_has_no_upstream_section(web: Browser) -> None:
+    key_page(web, upstream(linked=False, disabled=None, actions=[]))
+    web.gateway.answer("GET", f"/api/v1/keys/{KEY['id']}", {**KEY_VIEW, "kind": "management"})
+    r = await web.get(f"/keys/{KEY['id']}")
+    assert "At OpenRouter" not in text(r.text)
