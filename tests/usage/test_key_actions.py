@@ -363,3 +363,16 @@ async def test_a_key_disabled_at_openrouter_is_not_called_invalid(client, ingest
     await report(ingest, enable, outcome="done", disabled=False)
     assert await key_status(ingest, status_item(key, "invalid", moment(monday() + timedelta(days=1), 14))) == 1
     assert len(await events(db_connection, alice, "key.invalid")) == 1
+
+
+async def test_arming_an_exceeded_budget_disables_at_once_and_once(client, ingest, alice):
+    key, _ = await linked_key(ingest, alice)
+    budget = await create_budget(client, alice, scope={"type": "key", "id": key.id})
+    await key.sync(moment(monday() + timedelta(days=1), 12), "15")
+    assert (await upstream(client, alice, key.id))["actions"] == []  # exceeded, but the switch was off
+    path = f"/api/v1/budgets/{budget['id']}"
+    for _ in range(2):
+        r = await client.patch(path, headers=alice.headers, json={"disable_key_on_exceed": True})
+        assert r.status_code == 200, r.text
+    [action] = (await upstream(client, alice, key.id))["actions"]
+    assert (action["kind"], action["budget_id"]) == ("disable", budget["id"])

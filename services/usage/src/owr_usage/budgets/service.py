@@ -85,7 +85,11 @@ async def update(
         setattr(budget, name, value)
     budget.updated_at = datetime.now(UTC)
     await session.flush()
-    return await _evaluated_view(session, repo, budget, now)
+    view = await _evaluated_view(session, repo, budget, now)
+    if changes.get("disable_key_on_exceed") and view.state == "exceeded":
+        # Armed on a budget exceeded already: its exceeded event is this period's past, so act now.
+        await _kill_switches(session, [budget.id], {(workspace_id, budget.id): view.period_start})
+    return view
 
 
 async def get(session: AsyncSession, *, workspace_id: uuid.UUID, budget_id: uuid.UUID, now: datetime) -> BudgetView:
