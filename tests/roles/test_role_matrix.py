@@ -182,7 +182,7 @@ async def _ok(r: httpx.Response) -> dict[str, Any]:
 @pytest.fixture
 async def seed(system_client: httpx.AsyncClient, db_session, auth_app: FastAPI) -> Seed:
     client = system_client
-    owner = await person(client)
+    owner = await verified(db_session, await person(client))  # channels need a verified address
     workspace_id = await new_workspace(client, owner)
     await switch(client, owner, workspace_id)
     actors = {"owner": owner}
@@ -209,7 +209,9 @@ async def seed(system_client: httpx.AsyncClient, db_session, auth_app: FastAPI) 
         "token_id": str(uuid.uuid4()),
         "session_id": str(uuid.uuid4()),
     }
-    return Seed(workspace_id, actors, target, await person(client), ids)
+    # A verified person acting in their own workspace (a token minted after the verification says so).
+    outsider = await verified(db_session, await person(client))
+    return Seed(workspace_id, actors, target, await switch(client, outsider, outsider.personal), ids)
 
 
 async def _call(

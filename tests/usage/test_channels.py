@@ -16,6 +16,7 @@ from owr_usage.channels.sealing import binding
 from tests.support.db import savepoint
 from tests.support.http import assert_problem, bearer
 from tests.support.logs import captured_json_logs
+from tests.support.tokens import access_claims
 from tests.usage.channels_kit import claim, create_channel, of, quiet_outbox, receiver_url, send_test, webhook
 from tests.usage.conftest import replaced_state
 
@@ -334,3 +335,34 @@ async def test_an_erased_workspace_takes_no_new_channel(client, alice, service_h
     assert erase.status_code == 204
     problem = assert_problem(await client.post("/api/v1/channels", headers=alice.headers, json=webhook()), 410)
     assert problem["type"].endswith("/workspace-erased")
+
+
+async def test_an_unverified_address_cannot_point_alerts_anywhere_until_it_is_verified(client, keyring, alice):
+    """Issue 16: an unverified account cannot receive alerts. Creating, enabling, re-targeting or testing a
+    channel is refused (403 `email-not-verified`) while the token says the address is not verified;
+    the token auth mints after the verification (verified) is let through. Reading, renaming and disabling
+    stay open."""
+    created = await create_channel(client, alice, webhook())  # a channel an admin with a verified address made
+    channel = f"/api/v1/channels/{created['id']}"
+    unverified = bearer(keyring.access_token(alice.user_id, alice.workspace_id, role="admin", email_verified=False))
+    no_claim = access_claims(alice.user_id, alice.workspace_id)
+    del no_claim["email_verified"]
+    for headers in (unverified, bearer(keyring.sign(no_claim))):  # a token without the claim counts as unverified
+        refused = [
+            await client.post("/api/v1/channels", headers=headers, json=webhook()),
+            await client.post(f"{channel}/test", headers=headers),
+            await client.patch(channel, headers=headers, json={"enabled": True}),
+            await client.patch(channel, headers=headers, json={"url": receiver_url("elsewhere.example.com")}),
+        ]
+        for answer in refused:
+            problem = assert_problem(answer, 403)
+            assert problem["type"].endswith("/email-not-verified")
+            assert "verify your email address to receive alerts" in problem["detail"].lower()
+    assert (await client.get(channel, headers=unverified)).status_code == 200
+    assert (await client.patch(channel, headers=unverified, json={"name": "renamed"})).status_code == 200
+    assert (await client.patch(channel, headers=unverified, json={"enabled": False})).json()["enabled"] is False
+
+    verified = bearer(keyring.access_token(alice.user_id, alice.workspace_id, role="admin"))
+    assert (await client.patch(channel, headers=verified, json={"enabled": True})).json()["enabled"] is True
+    assert (await client.post(f"{channel}/test", headers=verified)).status_code == 202
+    assert (await client.post("/api/v1/channels", headers=verified, json=webhook("second"))).status_code == 201

@@ -92,7 +92,12 @@ SessionUser = Annotated[UserInWorkspace, Depends(_session_user)]
 
 
 async def _session_caller(current: SessionUser) -> UserCaller:
-    return UserCaller(user_id=str(current.user.id), workspace_id=current.workspace.id, role=current.role)
+    return UserCaller(
+        user_id=str(current.user.id),
+        workspace_id=current.workspace.id,
+        role=current.role,
+        email_verified=current.user.email_verified_at is not None,
+    )
 
 
 SessionCaller = Annotated[UserCaller, Depends(_session_caller)]

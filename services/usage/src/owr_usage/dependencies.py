@@ -9,13 +9,15 @@ from typing import Annotated
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from owr_shared.auth import Role, UserCaller, require_role, require_scope
+from owr_shared.auth import Role, UserCaller, check_email_verified, require_role, require_scope
 from owr_shared.dependencies import from_state
 from owr_shared.envelope import Envelope
 from owr_usage.reports.service import ReportLimits
 from owr_usage.settings import UsageSettings
 
 __all__ = [
+    "RECEIVE_ALERTS",
+    "AlertSender",
     "AlertsReader",
     "AlertsWriter",
     "ChannelVault",
@@ -39,6 +41,19 @@ Limits = Annotated[ReportLimits, Depends(from_state("report_limits"))]
 # them is an admin's (an API token with `alerts:write`, minted by an admin).
 AlertsReader = Annotated[UserCaller, Depends(require_role(Role.viewer, "alerts:read"))]
 AlertsWriter = Annotated[UserCaller, Depends(require_role(Role.admin, "alerts:write"))]
+
+# Issue 16: an unverified account cannot receive alerts. Whoever points alerts somewhere (creates a channel,
+# enables one, changes its target, sends it a test) must have a verified address (the JWT's
+# `email_verified`), else 403 `email-not-verified`.
+RECEIVE_ALERTS = "Verify your email address to receive alerts: use the link we emailed you, or ask for a new one."
+
+
+async def _alert_sender(user: AlertsWriter) -> UserCaller:
+    check_email_verified(user, RECEIVE_ALERTS)
+    return user
+
+
+AlertSender = Annotated[UserCaller, Depends(_alert_sender)]
 # The envelope of channels' sealed values (`USAGE_KEKS`), and the clock deliveries and rotations read (tests
 # replace it on `app.state.clock` to move time).
 ChannelVault = Annotated[Envelope, Depends(from_state("channel_envelope"))]
