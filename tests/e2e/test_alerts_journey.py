@@ -20,6 +20,7 @@ from standardwebhooks import Webhook
 
 from tests.e2e.conftest import System
 from tests.e2e.emulator_admin import EmulatorAdmin
+from tests.e2e.test_account_email_journey import verified_sign_up
 from tests.e2e.test_sync_journey import Watcher, at, last_monday_before, spend, wait_for
 from tests.support.mail import Inbox
 from tests.support.ports import free_port
@@ -97,7 +98,9 @@ async def test_a_weekly_budget_warns_once_per_threshold_retries_signed_and_re_ar
     key = await emulator.key(account, "inference", name="agent")
 
     async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
-        watcher = await Watcher.signed_up(client)
+        watcher = Watcher(
+            client, await verified_sign_up(client, mail_inbox, "alerts")
+        )  # alerts need a verified address
         key_id = await watcher.add("agent", key["key"])
         r = await client.post(
             "/api/v1/channels",
