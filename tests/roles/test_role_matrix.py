@@ -86,10 +86,11 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/v1/auth/sessions/{session_id}"): Rule("self", succeeds=False),
     ("POST", "/api/v1/auth/sessions/revoke-all"): Rule("self", lambda s: {"keep_current": True}),
     ("GET", "/api/v1/auth/2fa"): Rule("self"),
-    ("POST", "/api/v1/auth/2fa/setup"): Rule("self"),
+    ("POST", "/api/v1/auth/2fa/setup"): Rule("self", lambda s: {"password": PASSWORD}),
     # Without a setup (each call's savepoint is rolled back) enable is a 409, and so is disable while off.
     ("POST", "/api/v1/auth/2fa/enable"): Rule("self", lambda s: {"code": "123456"}, succeeds=False),
     ("POST", "/api/v1/auth/2fa/disable"): Rule("self", lambda s: {"code": "123456"}, succeeds=False),
+    ("POST", "/api/v1/auth/2fa/recovery-codes"): Rule("self", lambda s: {"code": "123456"}, succeeds=False),
     ("GET", "/api/v1/tokens"): Rule("self"),
     ("DELETE", "/api/v1/tokens/{token_id}"): Rule("self", succeeds=False),
     ("POST", "/api/v1/workspaces"): Rule("self", lambda s: {"name": "Another"}),
