@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from owr_shared.auth import Role, UserCaller, check_email_verified, require_role, require_scope
 from owr_shared.dependencies import from_state
 from owr_shared.envelope import Envelope
+from owr_usage.channels.limits import ChannelTestLimit
 from owr_usage.reports.service import ReportLimits
 from owr_usage.settings import UsageSettings
 
@@ -20,6 +21,7 @@ __all__ = [
     "AlertSender",
     "AlertsReader",
     "AlertsWriter",
+    "ChannelTests",
     "ChannelVault",
     "Clock",
     "ExportEngine",
@@ -57,4 +59,5 @@ AlertSender = Annotated[UserCaller, Depends(_alert_sender)]
 # The envelope of channels' sealed values (`USAGE_KEKS`), and the clock deliveries and rotations read (tests
 # replace it on `app.state.clock` to move time).
 ChannelVault = Annotated[Envelope, Depends(from_state("channel_envelope"))]
+ChannelTests = Annotated[ChannelTestLimit, Depends(from_state("channel_test_limit"))]
 Clock = Annotated[Callable[[], datetime], Depends(from_state("clock"))]

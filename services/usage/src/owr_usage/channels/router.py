@@ -33,6 +33,7 @@ from owr_usage.dependencies import (
     AlertSender,
     AlertsReader,
     AlertsWriter,
+    ChannelTests,
     ChannelVault,
     Clock,
     Settings,
@@ -178,14 +179,17 @@ async def rotate_secret(
     "/{channel_id}/test",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ChannelTestQueued,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
     summary="Send a test event to a channel",
 )
-async def send_test(channel_id: uuid.UUID, user: AlertSender, session: DbSession, clock: Clock) -> Response:
+async def send_test(
+    channel_id: uuid.UUID, user: AlertSender, session: DbSession, limit: ChannelTests, clock: Clock
+) -> Response:
     """A `test` event for this channel alone; its attempts appear in the channel's delivery log. 409 when the
-    channel is disabled; 403 `email-not-verified` for a caller whose email address is not verified yet."""
+    channel is disabled; 403 `email-not-verified` for a caller whose email address is not verified yet; 429
+    `channel-tests-throttled` (with `Retry-After`) past `USAGE_CHANNEL_TESTS_PER_MINUTE` tests of the channel."""
     event_id = await channel_service.send_test(
-        session, workspace_id=user.workspace_id, channel_id=channel_id, now=clock()
+        session, limit, workspace_id=user.workspace_id, channel_id=channel_id, now=clock()
     )
     return json_response(ChannelTestQueued(event_id=event_id), status.HTTP_202_ACCEPTED)
 
