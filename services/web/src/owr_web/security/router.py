@@ -82,30 +82,34 @@ async def start_setup(
     return await _page(request, views, visitor, setup=setup_view(answer))
 
 
+async def _recovery_codes(
+    request: Request, views: Pages, visitor: Visitor, path: str, code: str, wrong: str, notice: str | None = None
+) -> Response:
+    """Post a code to an API route that answers ten recovery codes, and show them, this once."""
+    try:
+        answer = await visitor.api.post(path, {"code": code.strip()})
+    except ApiProblem as exc:
+        return await _page(request, views, visitor, error=_refusal(exc, wrong), status=exc.status)
+    codes = list(answer["recovery_codes"])
+    return await _page(request, views, visitor, recovery_codes=codes, notice=notice)
+
+
 @router.post("/security/2fa/enable", include_in_schema=False)
 async def enable(
     request: Request, visitor: Checked, views: Views, code: Annotated[str, Form(max_length=16)]
 ) -> Response:
-    try:
-        answer = await visitor.api.post("/api/v1/auth/2fa/enable", {"code": code.strip()})
-    except ApiProblem as exc:
-        wrong = WRONG_CODE + " If the app has no OpenRouter Watcher entry yet, start the setup again."
-        return await _page(request, views, visitor, error=_refusal(exc, wrong), status=exc.status)
-    return await _page(request, views, visitor, recovery_codes=list(answer["recovery_codes"]))
+    wrong = WRONG_CODE + " If the app has no OpenRouter Watcher entry yet, start the setup again."
+    return await _recovery_codes(request, views, visitor, "/api/v1/auth/2fa/enable", code, wrong)
 
 
 @router.post("/security/2fa/recovery-codes", include_in_schema=False)
 async def new_recovery_codes(
     request: Request, visitor: Checked, views: Views, code: Annotated[str, Form(max_length=16)]
 ) -> Response:
-    """Ten new recovery codes for a fresh code from the app, shown on this answer only; the old ones stop."""
-    try:
-        answer = await visitor.api.post("/api/v1/auth/2fa/recovery-codes", {"code": code.strip()})
-    except ApiProblem as exc:
-        wrong = "That code is not valid, or was used already. Wait for the app's next code and enter it."
-        return await _page(request, views, visitor, error=_refusal(exc, wrong), status=exc.status)
-    codes = list(answer["recovery_codes"])
-    return await _page(request, views, visitor, recovery_codes=codes, notice=NOTICES["new_codes"])
+    """Ten new recovery codes for a fresh code from the app; the old ones stop working."""
+    wrong = "That code is not valid, or was used already. Wait for the app's next code and enter it."
+    path = "/api/v1/auth/2fa/recovery-codes"
+    return await _recovery_codes(request, views, visitor, path, code, wrong, NOTICES["new_codes"])
 
 
 @router.post("/security/2fa/disable", include_in_schema=False)
