@@ -213,3 +213,22 @@ async def test_no_token_on_the_pages_but_the_form_that_sends_it_back(stack):
     form = await stack.web.get("/reset-password", params={"token": token})
     assert form.text.count(token) == 1
     assert form.headers["cache-control"] == "no-store"
+
+
+async def test_a_verification_made_elsewhere_reaches_the_session_on_the_profile_page(stack):
+    """Verified through the API (another browser, a script): `/profile` reads it from `/me`, the banner goes, and
+    the session takes a token that says so, so the channels work without waiting for the next refresh."""
+    register_page = await stack.web.get("/register")
+    email = f"web.{secrets.token_hex(5)}@example.com"
+    data = {"email": email, "password": PASSWORD, "csrf_token": csrf(register_page)}
+    assert (await stack.web.post("/register", data=data)).status_code == 303
+    session_id = stack.web.cookies["owr_session"]
+    token = await stack.pending_mail(email, "verify_email")
+    assert (await stack.auth.post("/api/v1/auth/verify-email", json={"token": token})).status_code == 204
+    before = await stack.app.state.sessions.load(session_id)
+    assert token_claims(before.access_token)["email_verified"] is False
+    profile = await stack.web.get("/profile")
+    assert "Please verify your email address" not in profile.text
+    after = await stack.app.state.sessions.load(session_id)
+    assert token_claims(after.access_token)["email_verified"] is True
+    assert after.email_verified is True

@@ -146,6 +146,6 @@ async def resend_verification(visitor: Checked, sessions: Sessions) -> Response:
     except ApiProblem as exc:
         if exc.status != 409:
             raise  # a 429 says how long to wait, on the error page
-        await sessions.set_email_verified(visitor.session_id, True)
+        await sessions.verified_now(visitor.session_id, visitor.session, visitor.api)
         return RedirectResponse("/profile", status_code=303)
     return RedirectResponse("/verify-email?sent=1", status_code=303)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
@@ -171,6 +172,17 @@ class SessionStore:
         """A new token pair now, whatever the current token's time left: what auth minted into it changed (the
         address was verified) and the next API call must carry it."""
         return await self.fresh(session_id, session, api, stale=session.access_token)
+
+    async def verified_now(self, session_id: str, session: WebSession, api: Api) -> None:
+        """The API says this person's address is verified (checked elsewhere, or just now): the banner goes,
+        and a token that still says otherwise is renewed, so channels are allowed from the next call on."""
+        if not session.email_verified:
+            session.email_verified = True
+            await self.set_email_verified(session_id, True)
+        if token_claims(session.access_token).get("email_verified") is False:
+            # A refresh that cannot happen now happens within the token's minutes anyway.
+            with contextlib.suppress(SignedOut, ApiUnavailable, SessionStoreUnavailable):
+                await self.renew(session_id, session, api)
 
     async def fresh(self, session_id: str, session: WebSession, api: Api, *, stale: str | None = None) -> WebSession:
         """The session with an access token good for at least the margin (and not `stale`, a token the
