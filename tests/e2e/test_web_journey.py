@@ -41,6 +41,8 @@ PAGES = (
     "/stats",
     "/accounts",
     "/insights/hygiene",
+    "/insights/prices",
+    "/insights/reconciliation",
     "/budgets",
     "/channels",
     "/alerts",

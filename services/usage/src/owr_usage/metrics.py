@@ -48,3 +48,8 @@ ALERT_EVENTS_RAISED = Counter(
     "Alert events written to the outbox by the rules, budgets and digests, by event type (repeats not counted).",
     ["type"],
 )
+RECONCILIATION_GAPS = Counter(
+    "owr_usage_reconciliation_gaps_total",
+    "Reconciliation gaps detected: a linked key's completed day whose /key-derived spend and activity's sum came to "
+    "differ by more than 1e-6 USD (counted when a write makes it one; a relinked key's gaps count again).",
+)

@@ -16,6 +16,7 @@ RuleName = Literal[
     "account.balance_low",
     "account.runway_low",
     "sync.failing",
+    "price.drift",
 ]
 RULES: tuple[RuleName, ...] = get_args(RuleName)
 
@@ -60,6 +61,14 @@ class FailingParams(RequestSchema):
     hours: int = Field(default=1, ge=1, le=168)
 
 
+class DriftParams(RequestSchema):
+    """`price.drift`: a model on a provider whose completed UTC week cost at least `min_drift_pct` % more per token
+    than the week before (the week's tokens priced at the previous week's prices); once per model, provider and
+    week."""
+
+    min_drift_pct: int = Field(default=10, ge=1, le=1000)
+
+
 ParamsT = TypeVar("ParamsT", bound=RequestSchema)
 
 PARAMS: dict[RuleName, type[RequestSchema]] = {
@@ -69,6 +78,7 @@ PARAMS: dict[RuleName, type[RequestSchema]] = {
     "account.balance_low": BalanceParams,
     "account.runway_low": RunwayParams,
     "sync.failing": FailingParams,
+    "price.drift": DriftParams,
 }
 
 
@@ -113,8 +123,12 @@ class FailingSetting(_Setting[FailingParams]):
     rule: Literal["sync.failing"]
 
 
+class DriftSetting(_Setting[DriftParams]):
+    rule: Literal["price.drift"]
+
+
 RuleSetting = Annotated[
-    InvalidSetting | ExpiringSetting | LimitSetting | BalanceSetting | RunwaySetting | FailingSetting,
+    InvalidSetting | ExpiringSetting | LimitSetting | BalanceSetting | RunwaySetting | FailingSetting | DriftSetting,
     Field(discriminator="rule"),
 ]
 

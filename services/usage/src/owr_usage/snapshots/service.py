@@ -12,6 +12,7 @@ from owr_shared.logging import get_logger
 from owr_usage.budgets import service as budgets
 from owr_usage.erasure import service as erasure
 from owr_usage.metrics import SNAPSHOTS_INGESTED
+from owr_usage.reconciliation import service as reconciliation
 from owr_usage.rollups import service as rollups
 from owr_usage.snapshots.errors import WorkspaceMismatch
 from owr_usage.snapshots.repository import SnapshotRepository
@@ -60,8 +61,10 @@ async def ingest(session: AsyncSession, items: list[SnapshotItem]) -> SnapshotsS
     for key_id, observed_at in inserted:
         day = observed_at.astimezone(UTC).date()
         targets.update({(key_id, day), (key_id, day - timedelta(days=1))})
+    gaps_before = await reconciliation.gaps_among(session, targets)
     await repo.derive_days(sorted(targets))
     changed = await rollups.after_snapshots(session, workspaces, targets)
+    reconciliation.count_new(gaps_before, await reconciliation.gaps_among(session, targets))
     # Budgets move only with figures; each workspace's "now" is OpenRouter's clock of its newest snapshot here.
     clocks: dict[uuid.UUID, datetime] = {}
     for key_id in changed:
