@@ -17,6 +17,7 @@ from owr_shared.overload import CallerLimit, Slots
 from owr_shared.settings import load_settings
 from owr_usage.alerts.nudge import NUDGE_INFO, queue_nudge
 from owr_usage.alerts.router import router as alerts_router
+from owr_usage.anomalies.router import router as anomalies_router
 from owr_usage.budgets.router import router as budgets_router
 from owr_usage.channels.router import router as channels_router
 from owr_usage.channels.sealing import channel_envelope
@@ -100,6 +101,7 @@ def create_app(
             channels_router,
             alerts_router,
             insights_router,
+            anomalies_router,
             internal_router,
         ],
         title="OpenRouter Watcher usage",

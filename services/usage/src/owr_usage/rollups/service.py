@@ -23,9 +23,9 @@ from owr_usage.rollups.repository import RollupRepository
 
 async def after_snapshots(
     session: AsyncSession, workspaces: Mapping[uuid.UUID, uuid.UUID], days: Iterable[tuple[uuid.UUID, dt.date]]
-) -> set[uuid.UUID]:
+) -> set[tuple[uuid.UUID, dt.date]]:
     """Snapshots were stored: `workspaces` maps each key of the batch to its workspace, `days` are the
-    (key, day) pairs whose `key_days` were re-derived. Returns the keys whose daily rows changed."""
+    (key, day) pairs whose `key_days` were re-derived. Returns the (key, day)s whose daily rows changed."""
     targets = set(days)
     if not targets:
         return set()
@@ -39,7 +39,7 @@ async def after_snapshots(
     changed = set(await repo.changed_days(sorted((key, day) for key, day in targets if key not in relinked_keys)))
     changed.update(await repo.all_days(relinked))
     await repo.rebuild(sorted(changed))
-    return {key for key, _ in changed}
+    return changed
 
 
 async def after_activity(
