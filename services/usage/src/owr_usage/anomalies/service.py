@@ -38,8 +38,9 @@ WEEKS = 8
 MIN_POINTS = 3
 SPIKE_Z = 6.0
 FLAT_Z = 2.0
-# sigma is never under 10 % of the median nor under 10 cents (one request for request counts).
-SIGMA_FRACTION = 0.1
+# sigma is never under a quarter of the median nor under 10 cents (one request for request counts): eight points
+# can show a MAD far under the key's real spread, and a spike must then still be 2.5 times the usual day.
+SIGMA_FRACTION = 0.25
 SIGMA_USD = 0.1
 MIN_REQUESTS = 50
 DORMANT_DAYS = 14

@@ -1,0 +1,207 @@
+"""Anomaly detection per key (issue 17) on generated histories ingested as the worker reports them: every planted
+anomaly is found, clean synthetic series stay under a 1 % false-positive rate, the baseline is the median and MAD
+of the same weekday over 8 weeks, and the events go through the outbox once."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import uuid
+from collections.abc import Callable
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+
+from tests.support.db import savepoint
+from tests.usage.conftest import days_ago
+from tests.usage.histories import (
+    History,
+    generate,
+    ingest_histories,
+    plant_dormancy,
+    plant_new_model,
+    plant_requests_without_spend,
+    plant_spend_without_requests,
+    plant_spike,
+    report_activity,
+)
+
+FIRST, LAST = days_ago(70), days_ago(1)
+# Days with at least 3 earlier same-weekday points (the minimum the baseline needs) are judged for spikes.
+JUDGED_FROM = FIRST + timedelta(days=21)
+# The false-positive rate clean synthetic series must stay under (docs/decisions.md).
+MAX_FALSE_POSITIVE_RATE = 0.01
+
+
+def generate_where(rng: random.Random, keep: Callable[[History], bool]) -> History:
+    """A generated history that `keep` accepts (a planted anomaly needs a day big enough to count)."""
+    while True:
+        history = generate(rng, FIRST, LAST)
+        if keep(history):
+            return history
+
+
+def requests_on(history: History, day: date) -> int:
+    return sum(m.requests for m in history.days[day].values())
+
+
+async def anomalies(db_connection, workspace_id: str) -> list[dict[str, Any]]:
+    async with savepoint(db_connection) as conn:
+        rows = await conn.execute(
+            text("SELECT key_id, day, kind, score, evidence FROM usage.key_anomalies WHERE workspace_id = :w"),
+            {"w": uuid.UUID(workspace_id)},
+        )
+        return [dict(row._mapping) for row in rows]
+
+
+async def anomaly_events(db_connection, workspace_id: str) -> list[dict[str, Any]]:
+    async with savepoint(db_connection) as conn:
+        rows = await conn.execute(
+            text("SELECT dedup_key, data FROM usage.alert_events WHERE workspace_id = :w AND type = 'key.anomaly'"),
+            {"w": uuid.UUID(workspace_id)},
+        )
+        return [dict(row._mapping) for row in rows]
+
+
+def planted_histories(rng: random.Random) -> list[History]:
+    spike = generate_where(rng, lambda h: h.cost(days_ago(1)) >= Decimal("0.5") and h.cost(days_ago(20)) >= 1)
+    plant_spike(spike, days_ago(1))
+    plant_spike(spike, days_ago(20), factor=8)
+    quiet_spike = generate_where(rng, lambda h: requests_on(h, days_ago(2)) >= 20)
+    plant_requests_without_spend(quiet_spike, days_ago(2))
+    costly = generate_where(rng, lambda h: h.cost(days_ago(10)) >= 1 and requests_on(h, days_ago(10)) >= 5)
+    plant_spend_without_requests(costly, days_ago(10))
+    new_model = generate(rng, FIRST, LAST)
+    plant_new_model(new_model, days_ago(5))
+    dormant = generate_where(rng, lambda h: h.cost(days_ago(8)) >= 2)
+    plant_dormancy(dormant, days_ago(30), days_ago(8))
+    return [spike, quiet_spike, costly, new_model, dormant]
+
+
+async def test_planted_anomalies_are_found_and_clean_series_stay_under_the_false_positive_rate(
+    ingest, db_connection, alice
+):
+    rng = random.Random(17)
+    planted = planted_histories(rng)
+    clean = [generate(rng, FIRST, LAST) for _ in range(40)]
+    await ingest_histories(ingest, alice, planted + clean)
+    found = await anomalies(db_connection, alice.workspace_id)
+    by_key: dict[str, set[tuple[date, str]]] = {}
+    for row in found:
+        by_key.setdefault(str(row["key_id"]), set()).add((row["day"], row["kind"]))
+
+    for history in planted:
+        assert history.planted <= by_key.get(history.key_id, set()), (history.planted, by_key.get(history.key_id))
+
+    judged = sum(1 for h in clean for day in h.days if day >= JUDGED_FROM)
+    false_positives = sum(len(by_key.get(h.key_id, set())) for h in clean)
+    # Measured: 0 of 1,960 judged clean key-days with seed 17 (and 0 of 2,205 over seeds 1-3, below).
+    assert false_positives / judged < MAX_FALSE_POSITIVE_RATE, (false_positives, judged)
+    assert judged > 1500
+
+
+async def test_the_false_positive_rate_holds_for_other_seeds(ingest, db_connection, alice):
+    """The same bound over other seeds' clean series (noisier keys, different rhythms)."""
+    false_positives = judged = 0
+    for seed in (1, 2, 3):
+        rng = random.Random(seed)
+        clean = [generate(rng, FIRST, LAST) for _ in range(15)]
+        await ingest_histories(ingest, alice, clean)
+        judged += sum(1 for h in clean for day in h.days if day >= JUDGED_FROM)
+        keys = {h.key_id for h in clean}
+        false_positives += sum(
+            1 for row in await anomalies(db_connection, alice.workspace_id) if str(row["key_id"]) in keys
+        )
+    assert false_positives / judged < MAX_FALSE_POSITIVE_RATE, (false_positives, judged)
+
+
+async def test_a_spikes_evidence_is_the_median_and_mad_of_the_same_weekday_over_eight_weeks(
+    ingest, db_connection, alice
+):
+    rng = random.Random(5)
+    history = generate_where(rng, lambda h: h.cost(days_ago(1)) >= 1)
+    plant_spike(history, days_ago(1), factor=12)
+    await ingest_histories(ingest, alice, [history])
+    found = await anomalies(db_connection, alice.workspace_id)
+    (spike,) = [row for row in found if (row["day"], row["kind"]) == (days_ago(1), "spend_spike")]
+    points = [float(history.cost(days_ago(1 + 7 * n))) for n in range(1, 9)]
+    median = statistics.median(points)
+    mad = statistics.median(abs(p - median) for p in points)
+    evidence = spike["evidence"]
+    assert Decimal(evidence["spend_usd"]) == history.cost(days_ago(1))
+    assert abs(float(evidence["baseline_usd"]) - median) < 1e-5
+    assert abs(float(evidence["mad_usd"]) - mad) < 1e-5
+    assert evidence["baseline_days"] == 8
+    sigma = max(1.4826 * mad, 0.25 * median, 0.1)
+    assert abs(spike["score"] - (float(history.cost(days_ago(1))) - median) / sigma) < 0.01
+
+
+async def test_a_new_key_is_not_judged_before_its_history_allows(ingest, db_connection, alice):
+    """Two weeks of history: under 3 same-weekday points, so even a tenfold day is no spike; a model on day 3 is
+    not new (the first week is the key's grace)."""
+    rng = random.Random(9)
+    history = generate(rng, days_ago(14), days_ago(1))
+    plant_spike(history, days_ago(1))
+    history.days[days_ago(12)]["x-ai/early"] = history.days[days_ago(12)].popitem()[1]
+    await ingest_histories(ingest, alice, [history])
+    assert await anomalies(db_connection, alice.workspace_id) == []
+
+
+async def test_each_anomaly_is_one_event_through_the_outbox_and_re_ingestion_raises_none(ingest, db_connection, alice):
+    rng = random.Random(23)
+    history = generate_where(rng, lambda h: h.cost(days_ago(1)) >= 1 and h.cost(days_ago(20)) >= 1)
+    plant_spike(history, days_ago(1))
+    plant_spike(history, days_ago(20))
+    account = await ingest_histories(ingest, alice, [history])
+    events = await anomaly_events(db_connection, alice.workspace_id)
+    # The backfill's old spike is stored and listed, but only the fresh one is news.
+    assert [e["dedup_key"] for e in events] == [f"key.anomaly:{history.key_id}:{days_ago(1)}:spend_spike"]
+    data = events[0]["data"]
+    assert data["key_id"] == history.key_id
+    assert data["label"] == history.label
+    assert data["key_name"] == "key 0"
+    assert (data["day"], data["kind"]) == (str(days_ago(1)), "spend_spike")
+    assert data["score"] > 6
+    assert Decimal(data["evidence"]["spend_usd"]) == history.cost(days_ago(1))
+    stored = await anomalies(db_connection, alice.workspace_id)
+    assert {(row["day"], row["kind"]) for row in stored} == {
+        (days_ago(1), "spend_spike"),
+        (days_ago(20), "spend_spike"),
+    }
+
+    # The same day reported again, later: nothing new, no second event.
+    await report_activity(ingest, alice, account, history, observed_hour=9)
+    assert len(await anomaly_events(db_connection, alice.workspace_id)) == 1
+    assert len(await anomalies(db_connection, alice.workspace_id)) == 2
+
+
+async def test_the_rule_switched_off_or_above_min_score_stores_but_raises_nothing(
+    client, ingest, db_connection, alice, bob
+):
+    rng = random.Random(31)
+    for tenant, setting in ((alice, {"enabled": False}), (bob, {"params": {"min_score": 100000}})):
+        r = await client.put(
+            "/api/v1/alert-rules", headers=tenant.headers, json={"items": [{"rule": "key.anomaly", **setting}]}
+        )
+        assert r.status_code == 200, r.text
+        history = generate_where(rng, lambda h: h.cost(days_ago(1)) >= 1)
+        plant_spike(history, days_ago(1))
+        await ingest_histories(ingest, tenant, [history])
+        assert [row["kind"] for row in await anomalies(db_connection, tenant.workspace_id)] == ["spend_spike"]
+        assert await anomaly_events(db_connection, tenant.workspace_id) == []
+
+
+async def test_min_usd_keeps_cents_from_alarming(client, ingest, db_connection, alice):
+    rng = random.Random(41)
+    history = generate_where(rng, lambda h: Decimal("0.2") <= h.cost(days_ago(1)) <= Decimal("0.5"))
+    plant_spike(history, days_ago(1), factor=4)  # about $1 more than usual, a strong z
+    r = await client.put(
+        "/api/v1/alert-rules",
+        headers=alice.headers,
+        json={"items": [{"rule": "key.anomaly", "params": {"min_usd": "5"}}]},
+    )
+    assert r.status_code == 200, r.text
+    await ingest_histories(ingest, alice, [history])
+    assert await anomalies(db_connection, alice.workspace_id) == []
