@@ -16,13 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 
 from tests.e2e.conftest import System
 from tests.e2e.emulator_admin import EmulatorAdmin
-from tests.e2e.test_alerts_journey import Receiver
+from tests.e2e.test_alerts_journey import Receiver, served
 from tests.e2e.test_sync_journey import Watcher, at, spend, wait_for
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -30,18 +28,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 async def hook() -> AsyncIterator[Receiver]:
     """A webhook receiver on loopback that accepts every event at once."""
-    receiver = Receiver(failures=0)
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    receiver.url = f"http://127.0.0.1:{port}/hook"
-    try:
+    async with served(Receiver(failures=0)) as receiver:
         yield receiver
-    finally:
-        await runner.cleanup()
 
 
 def anomalies(receiver: Receiver, secret: str) -> list[tuple[str, dict[str, Any]]]:

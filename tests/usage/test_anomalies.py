@@ -47,22 +47,19 @@ def requests_on(history: History, day: date) -> int:
     return sum(m.requests for m in history.days[day].values())
 
 
-async def anomalies(db_connection, workspace_id: str) -> list[dict[str, Any]]:
+async def rows_of(db_connection, sql: str, workspace_id: str) -> list[dict[str, Any]]:
     async with savepoint(db_connection) as conn:
-        rows = await conn.execute(
-            text("SELECT key_id, day, kind, score, evidence FROM usage.key_anomalies WHERE workspace_id = :w"),
-            {"w": uuid.UUID(workspace_id)},
-        )
-        return [dict(row._mapping) for row in rows]
+        return [dict(row._mapping) for row in await conn.execute(text(sql), {"w": uuid.UUID(workspace_id)})]
+
+
+async def anomalies(db_connection, workspace_id: str) -> list[dict[str, Any]]:
+    sql = "SELECT key_id, day, kind, score, evidence FROM usage.key_anomalies WHERE workspace_id = :w"
+    return await rows_of(db_connection, sql, workspace_id)
 
 
 async def anomaly_events(db_connection, workspace_id: str) -> list[dict[str, Any]]:
-    async with savepoint(db_connection) as conn:
-        rows = await conn.execute(
-            text("SELECT dedup_key, data FROM usage.alert_events WHERE workspace_id = :w AND type = 'key.anomaly'"),
-            {"w": uuid.UUID(workspace_id)},
-        )
-        return [dict(row._mapping) for row in rows]
+    sql = "SELECT dedup_key, data FROM usage.alert_events WHERE workspace_id = :w AND type = 'key.anomaly'"
+    return await rows_of(db_connection, sql, workspace_id)
 
 
 def planted_histories(rng: random.Random) -> list[History]:

@@ -1,5 +1,6 @@
 """`GET /api/v1/insights/anomalies` (DESIGN §13): the caller's workspace only, filtered by day range and key, bad
-input a 4xx problem, API tokens need `usage:read`; a workspace's erasure takes its anomalies."""
+input a 4xx problem (API tokens need `usage:read`: test_hygiene.py checks both insights); a workspace's erasure
+takes its anomalies."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from decimal import Decimal
 from sqlalchemy import text
 
 from tests.support.db import savepoint
-from tests.support.http import assert_problem, bearer
+from tests.support.http import assert_problem
 from tests.usage.conftest import days_ago, window
 from tests.usage.histories import generate, ingest_histories, plant_new_model, plant_spike
 
@@ -75,17 +76,6 @@ async def test_bad_input_is_a_4xx_problem(client, alice):
     assert problem["type"].endswith("invalid-range")
     assert_problem(await client.get(PATH, headers=alice.headers, params=window(days_ago(5000))), 422)
     assert_problem(await client.get(PATH, headers=alice.headers, params={"key_id": str(uuid.uuid4())}), 404)
-
-
-async def test_api_tokens_need_usage_read(client, alice, keyring):
-    def token(*scopes: str) -> dict[str, str]:
-        claims = {"tid": str(uuid.uuid4()), "scope": " ".join(scopes)}
-        return bearer(keyring.access_token(alice.user_id, alice.workspace_id, **claims))
-
-    problem = assert_problem(await client.get(PATH, headers=token("alerts:read", "keys:read")), 403)
-    assert "usage:read" in problem["detail"]
-    assert (await client.get(PATH, headers=token("usage:read"))).status_code == 200
-    assert_problem(await client.get(PATH), 401)
 
 
 async def count(db_connection, workspace_id: str) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -13,7 +13,7 @@ from owr_shared.db import DbSession
 from owr_shared.schemas import json_response, problem_responses
 from owr_usage.anomalies import service as anomalies
 from owr_usage.anomalies.schemas import AnomalyList
-from owr_usage.dependencies import Settings, User
+from owr_usage.dependencies import FirstDay, LastDay, Settings, User
 from owr_usage.key_usage.service import resolve_range
 
 router = APIRouter(prefix="/api/v1/insights", tags=["insights"])
@@ -29,10 +29,8 @@ async def get_anomalies(
     user: User,
     session: DbSession,
     settings: Settings,
-    first: Annotated[
-        date | None, Query(alias="from", description="first UTC day (default: 29 days before `to`)")
-    ] = None,
-    last: Annotated[date | None, Query(alias="to", description="last UTC day (default: today)")] = None,
+    first: FirstDay = None,
+    last: LastDay = None,
     key_id: Annotated[uuid.UUID | None, Query(description="only this key's (404 when not of this workspace)")] = None,
 ) -> Response:
     """The caller's workspace only, newest day first, at most 1,000. `from` after `to`, or before the retention
