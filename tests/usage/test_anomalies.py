@@ -8,14 +8,16 @@ import random
 import statistics
 import uuid
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_usage.anomalies.service import evaluate, found_in
 from tests.support.db import savepoint
-from tests.usage.conftest import days_ago
+from tests.usage.conftest import days_ago, today
 from tests.usage.histories import (
     History,
     generate,
@@ -202,3 +204,24 @@ async def test_min_usd_keeps_cents_from_alarming(client, ingest, db_connection, 
     assert r.status_code == 200, r.text
     await ingest_histories(ingest, alice, [history])
     assert await anomalies(db_connection, alice.workspace_id) == []
+
+
+async def test_a_transaction_answers_what_it_found_for_a_kill_switch(ingest, db_connection, alice):
+    """`anomalies.service.evaluate` answers the anomalies a transaction found, and `found_in` gathers them for a
+    later step of the same transaction; what was stored before is not found again."""
+    rng = random.Random(47)
+    history = generate_where(rng, lambda h: h.cost(days_ago(1)) >= 1)
+    plant_spike(history, days_ago(1))
+    await ingest_histories(ingest, alice, [history])
+    workspace, key = uuid.UUID(alice.workspace_id), uuid.UUID(history.key_id)
+    clock = {workspace: datetime.combine(today(), time(6), tzinfo=UTC)}
+    async with savepoint(db_connection) as conn:
+        await conn.execute(text("DELETE FROM usage.key_anomalies WHERE workspace_id = :w"), {"w": workspace})
+        session = AsyncSession(bind=conn)
+        assert found_in(session) == []
+        first = await evaluate(session, clock, [(workspace, key, days_ago(1)), (workspace, key, days_ago(3))])
+        assert [(a.key_id, a.day, a.kind, a.new) for a in first] == [(key, days_ago(1), "spend_spike", True)]
+        assert first[0].score > 6
+        assert await evaluate(session, clock, [(workspace, key, days_ago(1))]) == []
+        assert found_in(session) == first
+        await session.close()

@@ -15,6 +15,7 @@ z of the figure that moved for spikes and divergences, the day's spend ÷ sigma 
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import SessionTransaction
 
 from owr_shared.logging import get_logger
 from owr_usage.alerts import service as alerts
@@ -74,6 +76,16 @@ class FoundAnomaly:
     new: bool
 
 
+# What each open transaction found so far, for a step later in it (a kill switch) to act on before it commits.
+_FOUND: weakref.WeakKeyDictionary[SessionTransaction, list[FoundAnomaly]] = weakref.WeakKeyDictionary()
+
+
+def found_in(session: AsyncSession) -> list[FoundAnomaly]:
+    """The anomalies new or scored higher in `session`'s current transaction so far (oldest first)."""
+    transaction = session.sync_session.get_transaction()
+    return list(_FOUND.get(transaction, ())) if transaction is not None else []
+
+
 async def evaluate(
     session: AsyncSession,
     clocks: Mapping[uuid.UUID, datetime],
@@ -81,7 +93,8 @@ async def evaluate(
 ) -> list[FoundAnomaly]:
     """Judge the (workspace, key, day)s whose figures this transaction stored, store and announce what departs from
     the key's history, and answer the anomalies new or raised here. `clocks` is each workspace's "now" (OpenRouter's
-    time of the ingestion): events go out for days at most `FRESH_DAYS` before it."""
+    time of the ingestion): events go out for days at most `FRESH_DAYS` before it. `found_in` gathers them per
+    transaction."""
     wanted = sorted(set(days))
     if not wanted:
         return []
@@ -101,6 +114,9 @@ async def evaluate(
         if row.new and switch.enabled and fresh and row.score >= params[row.workspace_id].min_score:
             events.append(_event(row, at))
     raised = await alerts.raise_events(session, events)
+    transaction = session.sync_session.get_transaction()
+    if transaction is not None and found:
+        _FOUND.setdefault(transaction, []).extend(found)
     if found:
         kinds: dict[str, int] = defaultdict(int)
         for anomaly in found:
