@@ -39,55 +39,63 @@ history AS (
             WHERE u.key_id = k.key_id AND u.workspace_id = k.workspace_id AND u.model <> '') AS first_breakdown_day
     FROM (SELECT DISTINCT workspace_id, key_id FROM t) k
 ),
-points AS (
-    SELECT t.workspace_id, t.key_id, t.day, CAST(COALESCE(d.cost, 0) AS float8) AS cost,
-           COALESCE(d.breakdown, false) AS breakdown, CAST(d.requests AS float8) AS requests
-    FROM t
-    JOIN history h ON h.workspace_id = t.workspace_id AND h.key_id = t.key_id
-    CROSS JOIN generate_series(1, CAST(:weeks AS int)) AS w(n)
-    LEFT JOIN usage.daily_key_totals d
-      ON d.workspace_id = t.workspace_id AND d.day = t.day - 7 * w.n AND d.key_id = t.key_id
-    WHERE t.day - 7 * w.n >= h.first_day
-),
-centres AS (
-    SELECT workspace_id, key_id, day, count(*) AS n, count(*) FILTER (WHERE breakdown) AS n_active,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY cost) AS cost_median,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY cost) FILTER (WHERE breakdown) AS active_cost_median,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY requests) FILTER (WHERE breakdown) AS requests_median
-    FROM points GROUP BY workspace_id, key_id, day
-),
-baselines AS (
-    SELECT c.workspace_id, c.key_id, c.day, c.n, c.n_active, c.cost_median, c.active_cost_median, c.requests_median,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(p.cost - c.cost_median)) AS cost_mad,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(p.cost - c.active_cost_median))
-               FILTER (WHERE p.breakdown) AS active_cost_mad,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(p.requests - c.requests_median))
-               FILTER (WHERE p.breakdown) AS requests_mad
-    FROM centres c
-    JOIN points p ON p.workspace_id = c.workspace_id AND p.key_id = c.key_id AND p.day = c.day
-    GROUP BY c.workspace_id, c.key_id, c.day, c.n, c.n_active, c.cost_median, c.active_cost_median,
-             c.requests_median
-),
-figures AS (
+-- One row per target, built along laterals (never a join of two target-sized sets, which the planner, blind to
+-- `unnest`'s size, would run as a nested loop): the day's own figures, then its baseline days as arrays.
+days AS (
     SELECT t.workspace_id, t.key_id, t.day, CAST(t.min_usd AS float8) AS min_usd,
            COALESCE(d.cost, 0) AS cost, CAST(COALESCE(d.cost, 0) AS float8) AS cost_f,
            COALESCE(d.breakdown, false) AS breakdown, CAST(COALESCE(d.requests, 0) AS float8) AS requests,
-           b.n, b.n_active, b.cost_median, b.cost_mad, b.active_cost_median, b.active_cost_mad,
-           b.requests_median, b.requests_mad,
-           GREATEST(1.4826 * b.cost_mad, :sigma_fraction * b.cost_median, :sigma_usd) AS cost_sigma,
-           GREATEST(1.4826 * b.active_cost_mad, :sigma_fraction * b.active_cost_median, :sigma_usd)
-               AS active_cost_sigma,
-           GREATEST(1.4826 * b.requests_mad, :sigma_fraction * b.requests_median, 1) AS requests_sigma
+           p.n, p.n_active, p.costs, p.active_costs, p.requests_of
     FROM t
-    LEFT JOIN usage.daily_key_totals d ON d.workspace_id = t.workspace_id AND d.day = t.day AND d.key_id = t.key_id
-    LEFT JOIN baselines b ON b.workspace_id = t.workspace_id AND b.key_id = t.key_id AND b.day = t.day
+    JOIN history h ON h.workspace_id = t.workspace_id AND h.key_id = t.key_id
+    LEFT JOIN LATERAL (
+        SELECT x.cost, x.breakdown, x.requests FROM usage.daily_key_totals x
+        WHERE x.workspace_id = t.workspace_id AND x.day = t.day AND x.key_id = t.key_id LIMIT 1
+    ) d ON true
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n, count(*) FILTER (WHERE q.breakdown) AS n_active,
+               array_agg(CAST(COALESCE(q.cost, 0) AS float8)) AS costs,
+               array_agg(CAST(q.cost AS float8)) FILTER (WHERE q.breakdown) AS active_costs,
+               array_agg(CAST(q.requests AS float8)) FILTER (WHERE q.breakdown) AS requests_of
+        FROM generate_series(1, CAST(:weeks AS int)) AS w(n)
+        LEFT JOIN LATERAL (
+            SELECT x.cost, x.breakdown, x.requests FROM usage.daily_key_totals x
+            WHERE x.workspace_id = t.workspace_id AND x.day = t.day - 7 * w.n AND x.key_id = t.key_id LIMIT 1
+        ) q ON true
+        WHERE t.day - 7 * w.n >= h.first_day
+    ) p
+),
+centres AS (
+    SELECT d.*,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY c) FROM unnest(d.costs) c) AS cost_median,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY c) FROM unnest(d.active_costs) c) AS active_cost_median,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY r) FROM unnest(d.requests_of) r) AS requests_median
+    FROM days d
+),
+figures AS (
+    SELECT c.*,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(x - c.cost_median)) FROM unnest(c.costs) x)
+               AS cost_mad,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(x - c.active_cost_median))
+            FROM unnest(c.active_costs) x) AS active_cost_mad,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(x - c.requests_median))
+            FROM unnest(c.requests_of) x) AS requests_mad
+    FROM centres c
+),
+spreads AS (
+    SELECT f.*,
+           GREATEST(1.4826 * f.cost_mad, :sigma_fraction * f.cost_median, :sigma_usd) AS cost_sigma,
+           GREATEST(1.4826 * f.active_cost_mad, :sigma_fraction * f.active_cost_median, :sigma_usd)
+               AS active_cost_sigma,
+           GREATEST(1.4826 * f.requests_mad, :sigma_fraction * f.requests_median, 1) AS requests_sigma
+    FROM figures f
 ),
 scored AS (
-    SELECT f.*,
-           (f.cost_f - f.cost_median) / f.cost_sigma AS cost_z,
-           (f.cost_f - f.active_cost_median) / f.active_cost_sigma AS active_cost_z,
-           (f.requests - f.requests_median) / f.requests_sigma AS requests_z
-    FROM figures f
+    SELECT s.*,
+           (s.cost_f - s.cost_median) / s.cost_sigma AS cost_z,
+           (s.cost_f - s.active_cost_median) / s.active_cost_sigma AS active_cost_z,
+           (s.requests - s.requests_median) / s.requests_sigma AS requests_z
+    FROM spreads s
 ),
 new_models AS (
     SELECT t.workspace_id, t.key_id, t.day, u.model, sum(u.cost) AS cost, COALESCE(sum(u.requests), 0) AS requests,
@@ -95,11 +103,14 @@ new_models AS (
     FROM t
     JOIN history h ON h.workspace_id = t.workspace_id AND h.key_id = t.key_id
     JOIN usage.daily_usage u ON u.workspace_id = t.workspace_id AND u.day = t.day AND u.key_id = t.key_id
-    WHERE u.model <> '' AND h.first_breakdown_day <= t.day - CAST(:grace_days AS int)
-      AND NOT EXISTS (
-          SELECT 1 FROM usage.daily_usage p
-          WHERE p.key_id = t.key_id AND p.workspace_id = t.workspace_id AND p.day < t.day AND p.model = u.model
-      )
+    -- The earliest earlier use, along (key_id, day), so a model in use is met on the key's first days (a lateral
+    -- with LIMIT: NOT EXISTS would become an anti join reading every earlier day).
+    LEFT JOIN LATERAL (
+        SELECT p.day FROM usage.daily_usage p
+        WHERE p.key_id = t.key_id AND p.workspace_id = t.workspace_id AND p.day < t.day AND p.model = u.model
+        ORDER BY p.day LIMIT 1
+    ) seen ON true
+    WHERE u.model <> '' AND h.first_breakdown_day <= t.day - CAST(:grace_days AS int) AND seen.day IS NULL
     GROUP BY t.workspace_id, t.key_id, t.day, u.model, h.first_breakdown_day
     HAVING sum(u.cost) > 0 OR COALESCE(sum(u.requests), 0) > 0
 ),
