@@ -149,6 +149,19 @@ async def test_the_rules_switches_are_read_back_as_the_types_they_had(web: Brows
     assert "Alert rules saved." in r.text
 
 
+async def test_the_anomaly_rule_takes_a_decimal_score(web: Browser) -> None:
+    anomaly = {"rule": "key.anomaly", "enabled": True, "params": {"min_score": 0, "min_usd": 1}}
+    web.gateway.answer("GET", "/api/v1/alert-rules", {"items": [anomaly]})
+    web.gateway.answer("PUT", "/api/v1/alert-rules", {"items": [anomaly]})
+    said = text((await web.get("/alerts/rules")).text)
+    assert "Tell me when a key departs from its usual days" in said
+    assert "Only anomalies scoring at least" in said
+    form = {"enabled.key.anomaly": "true", "param.key.anomaly.min_score": "7.5", "param.key.anomaly.min_usd": "2"}
+    assert (await web.post("/alerts/rules", form)).status_code == 303
+    (put,) = web.gateway.sent("PUT", "/api/v1/alert-rules")
+    assert put.body["items"][0]["params"] == {"min_score": Decimal("7.5"), "min_usd": Decimal("2")}
+
+
 ALL_PARAMS = {
     "param.key.expiring.days": "7",
     "param.account.balance_low.amount_usd": "5",

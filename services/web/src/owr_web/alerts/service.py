@@ -162,6 +162,7 @@ RULES = {
     "account.balance_low": "Tell me when an account's balance runs low",
     "account.runway_low": "Tell me when an account's credit will soon run out at its current burn",
     "sync.failing": "Tell me when a key's sync keeps failing, and when it recovers",
+    "key.anomaly": "Tell me when a key departs from its usual days (spike, wake-up, new model)",
 }
 # Each rule's parameters (the API fills in their defaults), by rule then name; an unknown one is named as the API names it.
 PARAMS = {
@@ -170,6 +171,8 @@ PARAMS = {
     ("account.balance_low", "amount_usd"): "Balance under (USD)",
     ("account.runway_low", "days"): "Runway under (days)",
     ("sync.failing", "hours"): "Failing for more than (hours)",
+    ("key.anomaly", "min_score"): "Only anomalies scoring at least",
+    ("key.anomaly", "min_usd"): "Ignore departures under (USD)",
 }
 
 
@@ -182,7 +185,7 @@ def rule_items(answer: Any) -> list[dict[str, Any]]:
 def _kind(value: Any, param: str) -> str:
     if isinstance(value, bool):
         return "bool"
-    if param.endswith("_usd"):  # money: an amount the API wrote as `10` is still one that may have cents
+    if param.endswith(("_usd", "_score")):  # money, scores: what the API wrote as `10` may still take decimals
         return "number"
     if isinstance(value, int):
         return "int"
