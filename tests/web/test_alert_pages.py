@@ -59,6 +59,11 @@ def test_summaries_say_what_happened_in_one_line() -> None:
     assert "has used 92% of its $10.00 OpenRouter limit" in summary(
         event("key.limit_threshold_crossed", {**KEY_DATA, "percent_used": "91.6", "limit_usd": "10", "threshold": 10})
     )
+    spike = {**KEY_DATA, "kind": "spend_spike", "day": "2026-12-03", "score": 68.0}
+    spike["evidence"] = {"spend_usd": "22.5", "baseline_usd": "1.1", "baseline_days": 4}
+    assert summary(event("key.anomaly", spike)).endswith(
+        ": spend spike on 2026-12-03. Spent $22.50 against a usual $1.10 on this weekday (median of 4 weeks)."
+    )
     assert summary(event("sync.failing", {**KEY_DATA, "since": "2026-12-05T12:00:00Z"})).endswith(
         "fails since 2026-12-05 12:00 UTC"
     )

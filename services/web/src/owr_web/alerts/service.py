@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from owr_web.api.client import Api
+from owr_web.insights.service import ANOMALY_KINDS, anomaly_line
 from owr_web.views.format import as_decimal, points, usd, utc
 
 PER_PAGE = 50
@@ -82,6 +83,11 @@ def _key_event(kind: str, data: dict[str, Any]) -> str:
         limit = f" {usd(data['limit_usd'])}" if data.get("limit_usd") is not None else ""
         return f"{key} has used {used} of its{limit} OpenRouter limit"
     if kind == "key.anomaly":
+        evidence = data.get("evidence") if isinstance(data.get("evidence"), dict) else None
+        if evidence is not None and data.get("kind") in ANOMALY_KINDS:
+            return f"{key}: {ANOMALY_KINDS[data['kind']].lower()} on {data.get('day') or '?'}. " + anomaly_line(
+                data["kind"], evidence
+            )
         return f"{key} spent unusually"
     if kind == "key.disabled":
         return f"{key} was disabled at OpenRouter"
