@@ -121,3 +121,44 @@ async def test_summary_export_and_accounts_equal_the_emulators_truth(system: Sys
             assert listed[key_hash]["usage"] == D(truth["keys"][key_hash]["usage"])
         assert listed[alpha["hash"]]["limit"] == D(50)
         assert abs(sum(k["share"] for k in view["keys"] if k["share"] is not None) - 1) < D("1e-15")
+
+
+async def test_spend_billed_late_shows_as_a_pair_of_reconciliation_gaps(system: System, emulator: EmulatorAdmin):
+    """OpenRouter bills 0.04 onto d0 after d1's first snapshot: the `/key` counters put it on d1 (the day the
+    lifetime figure moved), activity on d0. Reconciliation lists both days, opposite and exact; before, nothing."""
+    d0 = datetime.now(UTC).date() - timedelta(days=4)
+    d1, d2 = d0 + timedelta(days=1), d0 + timedelta(days=2)
+    await emulator.set_clock(at(d0, 6))
+    account = await emulator.account("100")
+    management = await emulator.key(account, "management", name="ops")
+    alpha = await emulator.key(account, "inference", name="alpha")
+    await emulator.events([spend(alpha["hash"], at(d0, 5), "0.3")])
+
+    async with httpx.AsyncClient(base_url=system.gateway, timeout=30) as client:
+        watcher = await Watcher.signed_up(client)
+        ids = await watcher.add_account(management, alpha)
+
+        async def gaps() -> list[dict[str, Any]]:
+            params = {"from": d0.isoformat(), "to": d2.isoformat()}
+            r = await client.get("/api/v1/insights/reconciliation", headers=watcher.headers, params=params)
+            return list(decimal_json(r)["items"])
+
+        await emulator.set_clock(at(d1, 6))
+        await emulator.events([spend(alpha["hash"], at(d1, 5), "0.5", 1)])
+        await watcher.sync(ids["alpha"], ids["management"])
+        assert await gaps() == []
+
+        await emulator.events([spend(alpha["hash"], at(d0, 12), "0.04", 2)])  # billed late, onto d0
+        await emulator.set_clock(at(d2, 6))
+        await watcher.sync(ids["alpha"], ids["management"])
+
+        async def both() -> list[dict[str, Any]] | None:
+            found = await gaps()
+            return found if len(found) == 2 else None
+
+        found = await wait_for(both, what="the two reconciliation gaps")
+        assert [(g["day"], g["snapshot_usd"], g["activity_usd"], g["gap_usd"]) for g in found] == [
+            (d1.isoformat(), D("0.54"), D("0.5"), D("0.04")),
+            (d0.isoformat(), D("0.3"), D("0.34"), D("-0.04")),
+        ]
+        assert {g["key_id"] for g in found} == {ids["alpha"]}

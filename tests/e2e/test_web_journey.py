@@ -38,6 +38,8 @@ PAGES = (
     "/stats",
     "/accounts",
     "/insights/hygiene",
+    "/insights/prices",
+    "/insights/reconciliation",
     "/budgets",
     "/channels",
     "/alerts",

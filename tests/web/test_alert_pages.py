@@ -82,6 +82,10 @@ def test_summaries_say_what_happened_in_one_line() -> None:
         "Channel “old” was disabled: the receiver answered 410 Gone"
     )
     assert summary(event("test", {"name": "Ops Hook"})) == "A test event for the channel “Ops Hook”"
+    drift = {"model": "anthropic/claude-sonnet-4", "provider": "Anthropic", "drift_pct": "20.00"}
+    assert summary(event("price.drift", {**drift, "week": {"start": "2026-11-23"}})) == (
+        "anthropic/claude-sonnet-4 on Anthropic cost 20.00% more per token in the week of 2026-11-23"
+    )
     # Missing data is left unsaid, never a crash; an unknown type is named as the API names it.
     for kind in EVENT_TYPES:
         assert summary(event(kind, {}))
@@ -213,7 +217,7 @@ async def test_the_dashboard_counts_budgets_at_warning_or_over(web: Browser) -> 
     web.gateway.page("/api/v1/budgets", budgets)
     said = text((await web.get("/")).text)
     assert "Budgets at warning or over 2 of 3 budgets ; team 120%, prod 85%" in said
-    assert len(web.gateway.calls) == 4
+    assert len(web.gateway.calls) == 5
 
 
 async def test_a_member_sees_the_rules_but_cannot_save_them(web: Browser) -> None:

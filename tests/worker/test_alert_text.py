@@ -94,6 +94,32 @@ def test_an_anomaly_says_its_figures_and_day() -> None:
     assert words("key.anomaly", woke).blocks[0] == "$3.00 spent, last spend on 2026-11-01."
 
 
+def test_a_price_drift_names_the_model_the_rise_and_its_basis() -> None:
+    data = {
+        "model": "anthropic/claude-sonnet-4",
+        "provider": "Anthropic",
+        "week": {"start": "2026-11-23", "end": "2026-11-30"},
+        "previous_week": {"start": "2026-11-16", "end": "2026-11-23"},
+        "usd_per_mtok": "5.806824676",
+        "previous_usd_per_mtok": "4.563853301",
+        "usd_per_mtok_prompt": "3.750000000",
+        "usd_per_mtok_completion": "0.075000000",
+        "drift_pct": "25.00",
+        "drift_basis": "split",
+    }
+    text = words("price.drift", data)
+    assert text.subject == "anthropic/claude-sonnet-4 on Anthropic costs 25 % more per token"
+    assert text.blocks[0] == (
+        "Week of 23 Nov 2026: $3.75 per million prompt tokens, $0.075 per million completion tokens; "
+        "$5.81 per million tokens on average (the week before: $4.56)."
+    )
+    assert "a change of mix is not counted" in str(text.blocks[1])
+    blended = words("price.drift", {**data, "drift_basis": "blended", "usd_per_mtok_prompt": None})
+    assert "split is unknown" in str(blended.blocks[1])
+    assert "prompt tokens" not in str(blended.blocks[0])
+    assert words("price.drift", {}).subject == "A model costs more per token"
+
+
 def test_a_test_event_names_its_channel() -> None:
     assert "the channel 'ops'" in str(words("test", {}, channel="ops").blocks[0])
 

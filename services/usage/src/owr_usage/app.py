@@ -24,6 +24,8 @@ from owr_usage.channels.sealing import channel_envelope
 from owr_usage.insights.router import router as insights_router
 from owr_usage.internal.router import router as internal_router
 from owr_usage.key_usage.router import router as key_usage_router
+from owr_usage.prices.router import router as prices_router
+from owr_usage.reconciliation.router import router as reconciliation_router
 from owr_usage.reports.router import router as reports_router
 from owr_usage.reports.service import ReportLimits
 from owr_usage.rules.router import router as rules_router
@@ -102,6 +104,8 @@ def create_app(
             alerts_router,
             insights_router,
             anomalies_router,
+            prices_router,
+            reconciliation_router,
             internal_router,
         ],
         title="OpenRouter Watcher usage",

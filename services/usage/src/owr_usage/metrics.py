@@ -53,3 +53,8 @@ KEY_ANOMALIES_FOUND = Counter(
     "Anomalies of keys' days found at ingestion, by kind (a day's kind counted once).",
     ["kind"],
 )
+RECONCILIATION_GAPS = Counter(
+    "owr_usage_reconciliation_gaps_total",
+    "Reconciliation gaps detected: a linked key's completed day whose /key-derived spend and activity's sum came to "
+    "differ by more than 1e-6 USD (counted when a write makes it one; a relinked key's gaps count again).",
+)

@@ -14,6 +14,7 @@ from owr_worker.alert_values import (
     PERIOD_PHRASES,
     AlertText,
     clean,
+    day,
     joined,
     mapping,
     money,
@@ -194,6 +195,41 @@ def _channel_disabled(data: Mapping[str, Any]) -> AlertText:
     )
 
 
+def _per_mtok(value: Any) -> str | None:
+    """USD per million tokens: cents ($5.81), or up to four places under a dollar ($0.075)."""
+    amount = number(value)
+    if amount is None:
+        return None
+    shown = f"{abs(amount):,.2f}" if abs(amount) >= 1 else f"{abs(amount):.4f}".rstrip("0")
+    shown += "0" * max(0, 2 - len(shown.partition(".")[2]))
+    return f"{'-' if amount < 0 else ''}${shown}"
+
+
+def _price_drift(data: Mapping[str, Any]) -> AlertText:
+    model, provider = text(data, "model"), text(data, "provider")
+    what = joined(model or "A model", f"on {provider}" if provider else None, sep=" ")
+    rise = percent(data.get("drift_pct"))
+    subject = f"{what} costs {rise} more per token" if rise else f"{what} costs more per token"
+    week = day(mapping(data.get("week")).get("start"))
+    prompt, completion = _per_mtok(data.get("usd_per_mtok_prompt")), _per_mtok(data.get("usd_per_mtok_completion"))
+    split = (
+        f"{prompt} per million prompt tokens, {completion} per million completion tokens"
+        if prompt and completion
+        else None
+    )
+    blended, before = _per_mtok(data.get("usd_per_mtok")), _per_mtok(data.get("previous_usd_per_mtok"))
+    average = f"{blended} per million tokens on average" if blended else None
+    if average and before:
+        average += f" (the week before: {before})"
+    figures = joined(f"Week of {week}" if week else "Last week", joined(split, average), sep=": ")
+    basis = (
+        "Compared at the week before's prompt and completion prices, so a change of mix is not counted."
+        if data.get("drift_basis") == "split"
+        else "Compared by the average price per token (the week before's split is unknown): a change of mix moves it too."
+    )
+    return AlertText(subject, (figures + ".", basis, "From OpenRouter's own activity figures (Insights, Prices)."))
+
+
 def _test(channel_name: str) -> AlertText:
     return AlertText(
         "Test alert from OpenRouter Watcher",
@@ -212,6 +248,7 @@ def describe(event_type: str, data: Mapping[str, Any], *, channel_name: str) -> 
         "report": lambda: describe_report(event_type, data),
         "channel": lambda: _channel_disabled(data),
         "test": lambda: _test(channel_name),
+        "price": lambda: _price_drift(data),
     }
     render = renderers.get(family)
     result = render() if render else AlertText(f"OpenRouter Watcher: {clean(event_type)}")

@@ -35,6 +35,7 @@ EventType = Literal[
     "report.monthly",
     "channel.disabled",
     "test",
+    "price.drift",
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 

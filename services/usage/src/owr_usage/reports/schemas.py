@@ -48,8 +48,16 @@ class ModelFigures(Figures):
     model: str | None = Field(description="null: cost with no per-model breakdown")
 
 
+DaySource = Literal["activity", "snapshots", "mixed"]
+
+
 class DayFigures(SplitFigures):
     date: date
+    source: DaySource = Field(
+        description="which figure the day's cost comes from: `activity` (every row from activity: linked keys, "
+        "fetched day), `snapshots` (every row from the `/key` snapshots: today, unlinked keys, days not fetched), "
+        "or `mixed` (some keys' rows from each)"
+    )
 
 
 class DayModelFigures(BaseModel):

@@ -31,6 +31,7 @@ from owr_usage.reports.schemas import (
     DailyRow,
     DayFigures,
     DayModelFigures,
+    DaySource,
     KeyFigures,
     ModelFigures,
     Totals,
@@ -99,6 +100,14 @@ def _figures(row: Any) -> dict[str, Any]:
     }
 
 
+def _day_source(day: Any) -> DaySource:
+    """`activity` when every daily row of the day has a breakdown, `snapshots` when none has, else `mixed`."""
+    with_breakdown = int(day.broken_rows)
+    if with_breakdown == int(day.rows):
+        return "activity"
+    return "snapshots" if with_breakdown == 0 else "mixed"
+
+
 def _total(days: list[Any]) -> Totals:
     """The range's totals: the sum of its days (exact decimals; counts null when no row had a breakdown)."""
     broken = sum(int(d.broken_rows) for d in days)
@@ -148,7 +157,9 @@ async def summary(session: AsyncSession, *, workspace_id: uuid.UUID, first: date
             )
     days.sort(key=lambda d: d.day)
     by_day = [
-        DayFigures.model_construct(**_figures(d), cost_without_breakdown=d.cost_without_breakdown, date=d.day)
+        DayFigures.model_construct(
+            **_figures(d), cost_without_breakdown=d.cost_without_breakdown, date=d.day, source=_day_source(d)
+        )
         for d in days
     ]
     by_key = [

@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_usage.reconciliation import service as reconciliation
 from owr_usage.rollups.links_repository import KeyLinkRepository
 from owr_usage.rollups.repository import RollupRepository
 
@@ -39,6 +40,8 @@ async def after_snapshots(
     changed = set(await repo.changed_days(sorted((key, day) for key, day in targets if key not in relinked_keys)))
     changed.update(await repo.all_days(relinked))
     await repo.rebuild(sorted(changed))
+    # The targets' own gaps are counted by the caller (it saw them before the derivation).
+    await reconciliation.count_relinked(session, relinked, counted_elsewhere=targets)
     return changed
 
 
@@ -70,4 +73,5 @@ async def after_key_list(
     candidates = await links.link_candidates(workspace_id, management_key_id, sorted(labels))
     relinked = await links.refresh_links(candidates)
     await repo.rebuild(await repo.all_days(relinked))
+    await reconciliation.count_relinked(session, relinked)
     return relinked

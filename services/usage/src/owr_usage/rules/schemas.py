@@ -17,6 +17,7 @@ RuleName = Literal[
     "account.runway_low",
     "sync.failing",
     "key.anomaly",
+    "price.drift",
 ]
 RULES: tuple[RuleName, ...] = get_args(RuleName)
 
@@ -74,6 +75,14 @@ class AnomalyParams(RequestSchema):
     ] = Decimal(1)
 
 
+class DriftParams(RequestSchema):
+    """`price.drift`: a model on a provider whose completed UTC week cost at least `min_drift_pct` % more per token
+    than the week before (the week's tokens priced at the previous week's prices); once per model, provider and
+    week."""
+
+    min_drift_pct: int = Field(default=10, ge=1, le=1000)
+
+
 ParamsT = TypeVar("ParamsT", bound=RequestSchema)
 
 PARAMS: dict[RuleName, type[RequestSchema]] = {
@@ -84,6 +93,7 @@ PARAMS: dict[RuleName, type[RequestSchema]] = {
     "account.runway_low": RunwayParams,
     "sync.failing": FailingParams,
     "key.anomaly": AnomalyParams,
+    "price.drift": DriftParams,
 }
 
 
@@ -132,8 +142,19 @@ class AnomalySetting(_Setting[AnomalyParams]):
     rule: Literal["key.anomaly"]
 
 
+class DriftSetting(_Setting[DriftParams]):
+    rule: Literal["price.drift"]
+
+
 RuleSetting = Annotated[
-    InvalidSetting | ExpiringSetting | LimitSetting | BalanceSetting | RunwaySetting | FailingSetting | AnomalySetting,
+    InvalidSetting
+    | ExpiringSetting
+    | LimitSetting
+    | BalanceSetting
+    | RunwaySetting
+    | FailingSetting
+    | AnomalySetting
+    | DriftSetting,
     Field(discriminator="rule"),
 ]
 

@@ -13,6 +13,7 @@ from owr_usage.anomalies import service as anomalies
 from owr_usage.budgets import service as budgets
 from owr_usage.erasure import service as erasure
 from owr_usage.metrics import SNAPSHOTS_INGESTED
+from owr_usage.reconciliation import service as reconciliation
 from owr_usage.rollups import service as rollups
 from owr_usage.snapshots.errors import WorkspaceMismatch
 from owr_usage.snapshots.repository import SnapshotRepository
@@ -61,9 +62,11 @@ async def ingest(session: AsyncSession, items: list[SnapshotItem]) -> SnapshotsS
     for key_id, observed_at in inserted:
         day = observed_at.astimezone(UTC).date()
         targets.update({(key_id, day), (key_id, day - timedelta(days=1))})
+    gaps_before = await reconciliation.gaps_among(session, targets)
     await repo.derive_days(sorted(targets))
     changed_days = await rollups.after_snapshots(session, workspaces, targets)
     changed = {key_id for key_id, _ in changed_days}
+    reconciliation.count_new(gaps_before, await reconciliation.gaps_among(session, targets))
     # Budgets move only with figures; each workspace's "now" is OpenRouter's clock of its newest snapshot here.
     clocks: dict[uuid.UUID, datetime] = {}
     for key_id in changed:

@@ -12,6 +12,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_usage.reconciliation import service as reconciliation
 from owr_usage.workspace_metrics.repository import Balance, KeyFigures, WindowSpend, WorkspaceMetricsRepository
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -69,6 +70,7 @@ def _families(
     keys: list[KeyFigures],
     spend: dict[uuid.UUID, WindowSpend],
     balances: dict[uuid.UUID, tuple[Balance, Balance]],
+    differences: dict[uuid.UUID, Decimal],
     now: datetime,
 ) -> list[Metric]:
     labels = ["key_id", "key_name"]
@@ -80,6 +82,11 @@ def _families(
     reset = GaugeMetricFamily("owr_key_limit_reset_seconds", "Seconds until the key's limit resets", labels=labels)
     status = GaugeMetricFamily("owr_key_status", "1 for the key's current status", labels=[*labels, "status"])
     age = GaugeMetricFamily("owr_key_last_sync_age_seconds", "Seconds since the key's latest snapshot", labels=labels)
+    gap = GaugeMetricFamily(
+        "owr_key_reconciliation_gap_usd",
+        "Yesterday's (UTC) spend from the key's /key snapshots minus activity's sum; only keys both figures exist for",
+        labels=labels,
+    )
     for key in keys:
         values = [str(key.key_id), key.name or key.label or ""]
         windows = spend.get(key.key_id, _ZERO)
@@ -96,6 +103,8 @@ def _families(
         for name in STATUSES:
             status.add_metric([*values, name], 1.0 if name == current else 0.0)
         age.add_metric(values, max(0.0, (now - key.observed_at).total_seconds()))
+        if key.key_id in differences:
+            gap.add_metric(values, float(differences[key.key_id]))
 
     balance = GaugeMetricFamily("owr_account_balance_usd", "Credits left in the account", labels=["account"])
     runway = GaugeMetricFamily(
@@ -106,11 +115,11 @@ def _families(
         days = runway_days(latest, base)
         if days is not None:
             runway.add_metric([str(account)], days)
-    return [spent, limit, remaining, reset, status, age, balance, runway]
+    return [spent, limit, remaining, reset, status, age, gap, balance, runway]
 
 
 async def exposition(session: AsyncSession, *, workspace_id: uuid.UUID, now: datetime) -> bytes:
-    """The workspace's figures in Prometheus's text format (three reads)."""
+    """The workspace's figures in Prometheus's text format (four reads)."""
     repository = WorkspaceMetricsRepository(session)
     today: date = now.astimezone(UTC).date()
     keys = await repository.keys(workspace_id)
@@ -118,6 +127,7 @@ async def exposition(session: AsyncSession, *, workspace_id: uuid.UUID, now: dat
         workspace_id, today=today, week_start=today - timedelta(days=today.weekday()), month_start=today.replace(day=1)
     )
     balances = await repository.balances(workspace_id, now - timedelta(days=BURN_DAYS))
+    differences = await reconciliation.differences_on(session, workspace_id=workspace_id, day=today - timedelta(days=1))
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(_families(keys, spend, balances, now)))
+    registry.register(_Snapshot(_families(keys, spend, balances, differences, now)))
     return generate_latest(registry)

@@ -34,12 +34,14 @@ EVENTS: dict[str, str] = {
     "report.monthly": "Monthly report",
     "channel.disabled": "Channel disabled",
     "test": "Test event",
+    "price.drift": "Price per token up",
 }
 EVENT_GROUPS = {
     "Budgets": [e for e in EVENTS if e.startswith("budget.")],
     "Keys": [e for e in EVENTS if e.startswith("key.")],
     "Accounts and syncs": [e for e in EVENTS if e.startswith(("account.", "sync."))],
     "Reports and channels": [e for e in EVENTS if e.startswith(("report.", "channel."))],
+    "Prices": [e for e in EVENTS if e.startswith("price.")],
 }
 PERIOD_NOUNS = {"daily": "day", "weekly": "week", "monthly": "month"}
 
@@ -106,6 +108,15 @@ def _account_event(kind: str, data: dict[str, Any]) -> str:
     return f"{account} runs out of credit" + (f" in about {days:.1f} days" if days is not None else " soon")
 
 
+def _price_drift(data: dict[str, Any]) -> str:
+    model = str(data.get("model") or "A model") + (f" on {data['provider']}" if data.get("provider") else "")
+    pct = as_decimal(data.get("drift_pct"))
+    rise = f" {pct:f}%" if pct is not None else ""
+    week = data.get("week")
+    start = week.get("start") if isinstance(week, dict) else None
+    return f"{model} cost{rise} more per token" + (f" in the week of {start}" if start else " than the week before")
+
+
 def summary(event: dict[str, Any]) -> str:
     """One line a person understands, from the event's type and `data`: what is missing is left unsaid,
     never guessed."""
@@ -125,6 +136,8 @@ def summary(event: dict[str, Any]) -> str:
     if kind == "channel.disabled":
         reason = f": {data['reason']}" if data.get("reason") else ""
         return f"{_named('Channel', data.get('name'))} was disabled{reason}"
+    if kind == "price.drift":
+        return _price_drift(data)
     if kind == "test":
         return f"A test event for the channel \u201c{data['name']}\u201d" if data.get("name") else "A test event"
     return event_label(kind)
@@ -169,6 +182,7 @@ RULES = {
     "account.runway_low": "Tell me when an account's credit will soon run out at its current burn",
     "sync.failing": "Tell me when a key's sync keeps failing, and when it recovers",
     "key.anomaly": "Tell me when a key departs from its usual days (spike, wake-up, new model)",
+    "price.drift": "Tell me when a model on a provider costs more per token than the week before",
 }
 # Each rule's parameters (the API fills in their defaults), by rule then name; an unknown one is named as the API names it.
 PARAMS = {
@@ -179,6 +193,7 @@ PARAMS = {
     ("sync.failing", "hours"): "Failing for more than (hours)",
     ("key.anomaly", "min_score"): "Only anomalies scoring at least",
     ("key.anomaly", "min_usd"): "Ignore departures under (USD)",
+    ("price.drift", "min_drift_pct"): "When it costs at least this much more (%)",
 }
 
 

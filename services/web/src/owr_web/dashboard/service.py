@@ -1,4 +1,4 @@
-"""The dashboard's figures, from four API calls made at once (one per widget source, never per key)."""
+"""The dashboard's figures, from five API calls made at once (one per widget source, never per key)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from owr_web.api.client import Api
 from owr_web.budgets.service import attention
+from owr_web.insights.service import model_prices
 from owr_web.keys.service import limit_use
 
 CHART_DAYS = 30
@@ -76,11 +77,13 @@ def chart_data(summary: dict[str, Any], today: date) -> dict[str, Any]:
 async def load(api: Api) -> Dashboard:
     today = today_utc()
     since = min(today - timedelta(days=CHART_DAYS - 1), today.replace(day=1))
-    summary, accounts, keys, budgets = await asyncio.gather(
-        api.get("/api/v1/usage/summary", **{"from": since.isoformat(), "to": today.isoformat()}),
+    period = {"from": since.isoformat(), "to": today.isoformat()}
+    summary, accounts, keys, budgets, prices = await asyncio.gather(
+        api.get("/api/v1/usage/summary", **period),
         api.get("/api/v1/usage/accounts", per_page=250),
         api.get("/api/v1/keys", per_page=250),
         api.get_optional("/api/v1/budgets", per_page=250),
+        api.get_optional("/api/v1/insights/prices", **period, per_page=250),
     )
     days = summary["by_day"]
     today_cost, today_provisional = _sum(days, today)
@@ -108,7 +111,7 @@ async def load(api: Api) -> Dashboard:
         tiles=tiles,
         chart=chart_data(summary, today),
         days=list(reversed(days)),
-        top_models=summary["by_model"][:10],
+        top_models=model_prices(summary["by_model"][:10], prices),
         near_limit=near,
         since=since,
         keys_total=int(keys["total"]),

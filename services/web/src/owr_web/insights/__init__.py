@@ -1,1 +1,1 @@
-"""`/insights/...`: the insights pages (issue 17): the key hygiene report."""
+"""`/insights/...`: the insights pages (issue 17): the key hygiene report, effective prices, the reconciliation."""

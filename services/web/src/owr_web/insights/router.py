@@ -1,13 +1,20 @@
-"""`/insights/hygiene`: one API call, the workspace's key hygiene findings grouped by kind."""
+"""`/insights/hygiene` (the key hygiene findings grouped by kind, and the reconciliation status line),
+`/insights/prices` (effective prices per model and provider, and their drift) and `/insights/reconciliation`
+(the days where a key's two figures disagree)."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from owr_web.dependencies import SignedIn, Views
+from owr_web.insights import service as insights
+from owr_web.stats.router import Day
+from owr_web.stats.router import _day as parse_day
 
 router = APIRouter(tags=["insights"])
 
@@ -23,6 +30,11 @@ FINDINGS = {
 }
 
 
+RECONCILIATION = "/api/v1/insights/reconciliation"
+PER_PAGE = 50
+Page = Annotated[int, Query(ge=1, le=10_000)]
+
+
 @router.get("/insights/hygiene", include_in_schema=False)
 async def hygiene(request: Request, visitor: SignedIn, views: Views) -> Response:
     report = await visitor.api.get("/api/v1/insights/hygiene")
@@ -30,4 +42,44 @@ async def hygiene(request: Request, visitor: SignedIn, views: Views) -> Response
     for item in report["items"]:
         groups.setdefault(item["finding"], []).append(item)
     sections = [(finding, title, groups[finding]) for finding, title in FINDINGS.items() if finding in groups]
-    return views.render(request, "hygiene.html", {"sections": sections}, visitor=visitor)
+    # The status line: the API's default range is the last 30 completed days; one item is enough for the count.
+    gaps = (await visitor.api.get(RECONCILIATION, per_page=1))["total"]
+    return views.render(request, "hygiene.html", {"sections": sections, "gaps": gaps}, visitor=visitor)
+
+
+@router.get("/insights/prices", include_in_schema=False)
+async def prices(
+    request: Request,
+    visitor: SignedIn,
+    views: Views,
+    first: Annotated[Day, Query(alias="from")] = None,
+    last: Annotated[Day, Query(alias="to")] = None,
+    group_by: Annotated[str | None, Query(max_length=8)] = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> Response:
+    chosen = {"from": parse_day(first), "to": parse_day(last)}
+    filters = {name: str(value) for name, value in chosen.items() if value}
+    filters["group_by"] = group_by if group_by in insights.GROUPS else "model"
+    report, keys = await asyncio.gather(
+        visitor.api.get("/api/v1/insights/prices", page=page, per_page=insights.PER_PAGE, **filters),
+        visitor.api.get("/api/v1/keys", per_page=250),
+    )
+    context = {
+        "report": report,
+        "rows": insights.rows(report),
+        "names": {k["id"]: k["name"] for k in keys["items"]},
+        "filters": filters,
+        "groups": insights.GROUPS,
+        "page": page,
+        "pages": max(1, -(-int(report["total"]) // insights.PER_PAGE)),
+        "query": lambda **change: urlencode({**filters, "page": page, **change}),
+    }
+    return views.render(request, "prices.html", context, visitor=visitor)
+
+
+@router.get("/insights/reconciliation", include_in_schema=False)
+async def reconciliation(request: Request, visitor: SignedIn, views: Views, page: Page = 1) -> Response:
+    report = await visitor.api.get(RECONCILIATION, page=page, per_page=PER_PAGE)
+    pages = max(1, -(-int(report["total"]) // PER_PAGE))
+    context = {"report": report, "at": {"page": page, "pages": pages}}
+    return views.render(request, "reconciliation.html", context, visitor=visitor)

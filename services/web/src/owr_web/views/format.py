@@ -111,6 +111,17 @@ def duration(seconds: float | None) -> str:
     return f"{mins} min"
 
 
+def per_mtok(value: Any) -> str:
+    """A price per million tokens: `$2.50`; under a dollar up to four places (`$0.075`); `—` when unknown."""
+    amount = as_decimal(value)
+    if amount is None:
+        return "—"
+    if abs(amount) >= 1:
+        return usd(amount)
+    shown = f"{amount.quantize(Decimal('0.0001'), rounding=ROUND_HALF_EVEN):f}".rstrip("0")
+    return "$" + shown + "0" * max(0, 2 - len(shown.partition(".")[2]))
+
+
 FILTERS = {
     "usd": usd,
     "usd_exact": usd_exact,
@@ -120,4 +131,5 @@ FILTERS = {
     "moment": moment,
     "ago": ago,
     "duration": duration,
+    "per_mtok": per_mtok,
 }
