@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -80,13 +82,28 @@ def plant_spike(history: History, day: date, factor: float = 10) -> None:
     history.planted.add((day, "spend_spike"))
 
 
+def _usual(history: History, day: date, figure: Callable[[date], float]) -> float:
+    """The median of `figure` over the 8 same weekdays before `day` (what the baseline sees)."""
+    return statistics.median(figure(day - timedelta(days=7 * n)) for n in range(1, 9))
+
+
+def _requests(history: History, day: date) -> float:
+    return float(sum(m.requests for m in history.days[day].values()))
+
+
 def plant_requests_without_spend(history: History, day: date, factor: float = 12) -> None:
-    scale(history, day, requests=factor)
+    """Spend exactly as usual for the weekday, requests `factor` times the usual."""
+    scale(history, day, cost=_usual(history, day, lambda d: float(history.cost(d))) / float(history.cost(day)))
+    scale(
+        history, day, requests=factor * _usual(history, day, lambda d: _requests(history, d)) / _requests(history, day)
+    )
     history.planted.add((day, "requests_spend_divergence"))
 
 
 def plant_spend_without_requests(history: History, day: date, factor: float = 12) -> None:
-    scale(history, day, cost=factor)
+    """Requests exactly as usual for the weekday, spend `factor` times the usual."""
+    scale(history, day, cost=factor * _usual(history, day, lambda d: float(history.cost(d))) / float(history.cost(day)))
+    scale(history, day, requests=_usual(history, day, lambda d: _requests(history, d)) / _requests(history, day))
     history.planted |= {(day, "requests_spend_divergence"), (day, "spend_spike")}
 
 
