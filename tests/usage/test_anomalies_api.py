@@ -92,3 +92,20 @@ async def test_a_workspaces_erasure_takes_its_anomalies(client, ingest, service_
     assert r.status_code == 204
     assert await count(db_connection, alice.workspace_id) == 0
     assert await count(db_connection, bob.workspace_id) == 3
+
+
+async def test_retention_removes_anomalies_past_the_window_only(client, ingest, service_headers, db_connection, alice):
+    spiky, _ = await spiky_keys(ingest, alice)
+    async with savepoint(db_connection) as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO usage.key_anomalies (workspace_id, key_id, day, kind, score, evidence) "
+                "VALUES (:w, :k, :d, 'spend_spike', 9, '{}')"
+            ),
+            {"w": uuid.UUID(alice.workspace_id), "k": uuid.UUID(spiky.key_id), "d": days_ago(450)},
+        )
+    assert await count(db_connection, alice.workspace_id) == 4
+    r = await client.post("/internal/retention", headers=service_headers("usage:cleanup"), json={})
+    assert r.status_code == 200, r.text
+    assert r.json()["deleted"]["key_anomalies"] == 1
+    assert await count(db_connection, alice.workspace_id) == 3

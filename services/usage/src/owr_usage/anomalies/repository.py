@@ -14,9 +14,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, and_, exists, select, text
+from sqlalchemy import Row, and_, delete, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_shared.repository import deleted_rows
 from owr_usage.anomalies.models import KeyAnomaly
 from owr_usage.rollups.models import DailyKeyTotal
 from owr_usage.snapshots.models import KeyState
@@ -230,6 +231,11 @@ class AnomalyRepository:
             "grace_days": thresholds.grace_days,
         }
         return (await self.session.execute(_DETECT, params)).all()
+
+    async def delete_before(self, cutoff_day: date) -> dict[str, int]:
+        """Anomalies of days before `cutoff_day` (retention)."""
+        removed = await deleted_rows(self.session, delete(KeyAnomaly).where(KeyAnomaly.day < cutoff_day))
+        return {"key_anomalies": removed}
 
     async def days_of(self, workspace_id: uuid.UUID, key_ids: Sequence[uuid.UUID]) -> list[tuple[uuid.UUID, date]]:
         """Every (key, day) with a figure of these keys of the workspace."""
