@@ -8,6 +8,7 @@ import random
 import statistics
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,7 @@ from tests.usage.histories import (
     plant_spend_without_requests,
     plant_spike,
     report_activity,
+    scale,
 )
 
 FIRST, LAST = days_ago(70), days_ago(1)
@@ -192,18 +194,35 @@ async def test_the_rule_switched_off_or_above_min_score_stores_but_raises_nothin
         assert await anomaly_events(db_connection, tenant.workspace_id) == []
 
 
-async def test_min_usd_keeps_cents_from_alarming(client, ingest, db_connection, alice):
+def copied(history: History) -> History:
+    """The same days under another key (a key belongs to one workspace)."""
+    n = uuid.uuid4().hex
+    return replace(history, key_id=str(uuid.uuid4()), label=f"sk-or-v1-{n[:3]}...{n[3:6]}", hash=n * 2, planted=set())
+
+
+async def test_cents_never_alarm_and_min_usd_is_the_workspaces(client, ingest, db_connection, alice, bob):
     rng = random.Random(41)
-    history = generate_where(rng, lambda h: Decimal("0.2") <= h.cost(days_ago(1)) <= Decimal("0.5"))
-    plant_spike(history, days_ago(1), factor=4)  # about $1 more than usual, a strong z
+    # A key of a cent and a half a day whose day is fifty times that: a z over 6 even against the 10-cent floor
+    # of the spread, but under a dollar more than usual.
+    cents = generate(rng, FIRST, LAST)
+    shrink = 0.015 / float(cents.cost(days_ago(1)))
+    for day in cents.days:
+        scale(cents, day, cost=shrink)
+    plant_spike(cents, days_ago(1), factor=50)
+    # A dollar key four times its usual: about $3 more.
+    dollars = generate_where(rng, lambda h: Decimal("0.9") <= h.cost(days_ago(1)) <= Decimal("1.2"))
+    plant_spike(dollars, days_ago(1), factor=4)
     r = await client.put(
         "/api/v1/alert-rules",
         headers=alice.headers,
         json={"items": [{"rule": "key.anomaly", "params": {"min_usd": "5"}}]},
     )
     assert r.status_code == 200, r.text
-    await ingest_histories(ingest, alice, [history])
+    await ingest_histories(ingest, alice, [cents, dollars])
+    await ingest_histories(ingest, bob, [copied(cents), bobs := copied(dollars)])
     assert await anomalies(db_connection, alice.workspace_id) == []
+    found = await anomalies(db_connection, bob.workspace_id)
+    assert [(str(r["key_id"]), r["day"], r["kind"]) for r in found] == [(bobs.key_id, days_ago(1), "spend_spike")]
 
 
 async def test_a_transaction_answers_what_it_found_for_a_kill_switch(ingest, db_connection, alice):
