@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -61,9 +62,9 @@ class Receiver:
         return [(webhook_id, body) for webhook_id, body, status in self.events(secret) if status == 200]
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
+@asynccontextmanager
+async def served(receiver: Receiver) -> AsyncIterator[Receiver]:
+    """`receiver` listening on a free loopback port (its `url` set) until the block ends."""
     app = web.Application()
     app.router.add_post("/hook", receiver.handle)
     runner = web.AppRunner(app)
@@ -75,6 +76,12 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield receiver
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with served(Receiver()) as receiver:
+        yield receiver
 
 
 async def budget(watcher: Watcher, budget_id: str) -> dict[str, Any]:

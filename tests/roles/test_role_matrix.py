@@ -126,6 +126,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/usage/keys/{key_id}"): scoped("viewer", succeeds=False),  # no figures yet: 404
     ("GET", "/api/v1/alerts"): Rule("viewer"),
     ("GET", "/api/v1/insights/hygiene"): Rule("viewer"),
+    ("GET", "/api/v1/insights/anomalies"): Rule("viewer"),
     ("GET", "/api/v1/insights/prices"): Rule("viewer"),
     ("GET", "/api/v1/insights/reconciliation"): Rule("viewer"),
     ("POST", "/api/v1/channels"): Rule("admin", lambda s: CHANNEL),

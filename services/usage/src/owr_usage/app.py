@@ -17,6 +17,7 @@ from owr_shared.overload import CallerLimit, Slots
 from owr_shared.settings import load_settings
 from owr_usage.alerts.nudge import NUDGE_INFO, queue_nudge
 from owr_usage.alerts.router import router as alerts_router
+from owr_usage.anomalies.router import router as anomalies_router
 from owr_usage.budgets.router import router as budgets_router
 from owr_usage.channels.limits import ChannelTestLimit
 from owr_usage.channels.router import router as channels_router
@@ -104,6 +105,7 @@ def create_app(
             channels_router,
             alerts_router,
             insights_router,
+            anomalies_router,
             prices_router,
             reconciliation_router,
             internal_router,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from owr_shared.auth import Role, UserCaller, check_email_verified, require_role, require_scope
@@ -25,6 +25,8 @@ __all__ = [
     "ChannelVault",
     "Clock",
     "ExportEngine",
+    "FirstDay",
+    "LastDay",
     "Limits",
     "Settings",
     "User",
@@ -35,6 +37,9 @@ __all__ = [
 # Every public usage route reads: any member may (the JWT's role), an API-token caller needs `usage:read`.
 User = Annotated[UserCaller, Depends(require_role(Role.viewer, "usage:read"))]
 Settings = Annotated[UsageSettings, Depends(from_state("settings"))]
+# The reads' day range (`key_usage.service.resolve_range` applies the defaults and checks it).
+FirstDay = Annotated[date | None, Query(alias="from", description="first UTC day (default: 29 days before `to`)")]
+LastDay = Annotated[date | None, Query(alias="to", description="last UTC day (default: today)")]
 # The exports' own pool and the concurrency limits of the expensive reads (`reports_capacity` in app.py).
 ExportEngine = Annotated[AsyncEngine, Depends(from_state("export_engine"))]
 Limits = Annotated[ReportLimits, Depends(from_state("report_limits"))]
