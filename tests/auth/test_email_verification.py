@@ -7,6 +7,7 @@ import hashlib
 import uuid
 from datetime import timedelta
 
+import jwt
 from arq.jobs import deserialize_job
 from sqlalchemy import select, text
 
@@ -20,12 +21,14 @@ from tests.auth.conftest import (
     basic,
     emailed_token,
     link_token,
+    login,
     queued_mails,
     register,
     registered_session,
     render_mail,
 )
 from tests.auth.teams import invitation_token, invite, person
+from tests.auth.test_api_tokens import GATEWAY, make_token
 from tests.support.db import savepoint
 from tests.support.http import assert_problem, bearer
 
@@ -263,3 +266,33 @@ async def test_an_invitation_goes_through_the_mail_path(client, db_session):
     # Revoked: its mail is no longer wanted.
     await client.delete(f"/api/v1/workspaces/{owner.personal}/invitations/{created['id']}", headers=owner.headers)
     assert_problem(await render_mail(client, mail.id), 410)
+
+
+def _verified_claim(access_token: str) -> object:
+    return jwt.decode(access_token, options={"verify_signature": False})["email_verified"]
+
+
+async def test_every_access_token_says_whether_the_address_is_verified(client, db_session):
+    """The `email_verified` claim lets each service refuse what an unverified account may not do (usage's
+    channels): false in the tokens minted before the verification, true from the session's next pair (a
+    refresh or a switch) and in an API token's introspected JWT."""
+    user, pair = await registered_session(client)
+    assert _verified_claim(pair["access_token"]) is False
+    token = await make_token(client, pair["access_token"], scopes=["alerts:write"])
+    answer = (await client.post("/internal/tokens/introspect", headers=GATEWAY, json={"token": token["token"]})).json()
+    assert _verified_claim(answer["access_token"]) is False
+
+    verify = await emailed_token(client, db_session, user["id"], "verify_email")
+    assert (await client.post("/api/v1/auth/verify-email", json={"token": verify})).status_code == 204
+    assert _verified_claim(pair["access_token"]) is False  # a minted token does not change: the next one says it
+    refreshed = (await client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})).json()
+    assert _verified_claim(refreshed["access_token"]) is True
+    switched = await client.post(
+        "/api/v1/auth/switch",
+        headers=bearer(refreshed["access_token"]),
+        json={"workspace_id": user["workspace"]["id"]},
+    )
+    assert _verified_claim(switched.json()["access_token"]) is True
+    assert _verified_claim((await login(client, user["email"]))["access_token"]) is True
+    answer = (await client.post("/internal/tokens/introspect", headers=GATEWAY, json={"token": token["token"]})).json()
+    assert _verified_claim(answer["access_token"]) is True

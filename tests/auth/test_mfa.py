@@ -59,7 +59,7 @@ def code_at(secret: str, when: float) -> str:
 
 
 async def start_setup(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
-    r = await client.post("/api/v1/auth/2fa/setup", headers=headers)
+    r = await client.post("/api/v1/auth/2fa/setup", headers=headers, json={"password": PASSWORD})
     assert r.status_code == 200, r.text
     assert r.headers["cache-control"] == "no-store"
     body: dict[str, Any] = r.json()
@@ -146,7 +146,7 @@ async def test_enable_needs_a_valid_code_and_gives_ten_recovery_codes_once(clien
     assert status["pending"] is False
     assert status["recovery_codes_left"] == 10
     # On already: neither a new setup nor a second enable.
-    assert_problem(await client.post("/api/v1/auth/2fa/setup", headers=headers), 409)
+    assert_problem(await client.post("/api/v1/auth/2fa/setup", headers=headers, json={"password": PASSWORD}), 409)
     clock.step()
     r = await client.post("/api/v1/auth/2fa/enable", headers=headers, json={"code": code_at(secret, clock())})
     assert_problem(r, 409)
@@ -329,6 +329,48 @@ async def test_a_lost_authenticator_is_turned_off_with_a_recovery_code(client, c
     assert set(r.json()["recovery_codes"]).isdisjoint(codes)
 
 
+async def test_setup_needs_the_password_again(client, clock, db_session):
+    """A stolen session alone cannot put the thief's authenticator on the account: setup asks the password."""
+    _, pair = await registered_session(client)
+    headers = bearer(pair["access_token"])
+    wrong = await client.post("/api/v1/auth/2fa/setup", headers=headers, json={"password": "not the password 1"})
+    assert assert_problem(wrong, 403)["type"].endswith("/wrong-current-password")
+    assert_problem(await client.post("/api/v1/auth/2fa/setup", headers=headers), 422)
+    assert_problem(await client.post("/api/v1/auth/2fa/setup", headers=headers, json={}), 422)
+    assert (await client.get("/api/v1/auth/2fa", headers=headers)).json()["pending"] is False
+    assert (await start_setup(client, headers))["otpauth_uri"].startswith("otpauth://totp/")
+
+
+async def test_new_recovery_codes_need_a_fresh_code_and_replace_the_old_ones(client, clock):
+    user, secret, old = await enabled_user(client, clock)
+    r = await second_step(client, await first_step(client, user["email"]), recovery_code=old[0])
+    headers = bearer(r.json()["access_token"])
+    used = code_at(secret, clock())  # the enabling code: not fresh
+    path = "/api/v1/auth/2fa/recovery-codes"
+    assert assert_problem(await client.post(path, headers=headers, json={"code": used}), 403)["type"].endswith(
+        "/wrong-code"
+    )
+    assert_problem(await client.post(path, headers=headers, json={"recovery_code": old[1]}), 422)
+    clock.step()
+    r = await client.post(path, headers=headers, json={"code": code_at(secret, clock())})
+    assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
+    new = r.json()["recovery_codes"]
+    assert len(set(new)) == 10
+    assert set(new).isdisjoint(old)
+    assert (await client.get("/api/v1/auth/2fa", headers=headers)).json()["recovery_codes_left"] == 10
+    # The old codes stopped working; a new one signs in (once).
+    challenge = await first_step(client, user["email"])
+    assert_problem(await second_step(client, challenge, recovery_code=old[1]), 401)
+    assert (await second_step(client, challenge, recovery_code=new[0])).status_code == 200
+    # Off: nothing to replace.
+    clock.step()
+    r = await client.post("/api/v1/auth/2fa/disable", headers=headers, json={"code": code_at(secret, clock())})
+    assert r.status_code == 204, r.text
+    clock.step()
+    assert_problem(await client.post(path, headers=headers, json={"code": code_at(secret, clock())}), 409)
+
+
 async def test_wrong_codes_are_throttled_per_account(client, clock):
     user, secret, _ = await enabled_user(client, clock)
     challenge = await first_step(client, user["email"])
@@ -358,7 +400,8 @@ async def test_setup_enable_and_disable_need_a_signed_in_session_not_an_api_toke
     jwt_of_token = bearer(r.json()["access_token"])
     for method, path, body in (
         ("GET", "/api/v1/auth/2fa", None),
-        ("POST", "/api/v1/auth/2fa/setup", None),
+        ("POST", "/api/v1/auth/2fa/setup", {"password": PASSWORD}),
+        ("POST", "/api/v1/auth/2fa/recovery-codes", {"code": "123456"}),
         ("POST", "/api/v1/auth/2fa/enable", {"code": "123456"}),
         ("POST", "/api/v1/auth/2fa/disable", {"code": "123456"}),
     ):
@@ -388,7 +431,8 @@ async def test_the_secret_and_the_recovery_codes_never_reach_logs_or_later_answe
     later = [r.text]
     for path in ("/api/v1/auth/2fa", "/api/v1/auth/me", "/api/v1/auth/sessions"):
         later.append((await client.get(path, headers=headers)).text)
-    later.append((await client.post("/api/v1/auth/2fa/setup", headers=headers)).text)  # 409, no secret
+    again = await client.post("/api/v1/auth/2fa/setup", headers=headers, json={"password": PASSWORD})
+    later.append(again.text)  # 409, no secret
     for text in later:
         assert secret not in text
         assert not any(c in text or c.replace("-", "") in text for c in codes)

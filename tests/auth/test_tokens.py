@@ -55,7 +55,7 @@ async def test_access_token_header_and_claims(client):
     jwk = (await client.get("/.well-known/jwks.json")).json()["keys"][0]
     assert header["kid"] == jwk["kid"]
     claims = jwt.decode(token, PyJWK(jwk).key, algorithms=["EdDSA"], audience="owr-api", issuer="owr-auth")
-    assert set(claims) == {"sub", "wid", "role", "typ", "jti", "iss", "aud", "iat", "exp", "sid"}
+    assert set(claims) == {"sub", "wid", "role", "email_verified", "typ", "jti", "iss", "aud", "iat", "exp", "sid"}
     assert claims["typ"] == "access"
     assert claims["sub"] == user["id"]
     assert claims["wid"] == user["workspace"]["id"]

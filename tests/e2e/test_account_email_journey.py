@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 
 NEW_PASSWORD = "reset through the mail sink 15"
 LINK = re.compile(r"(https?://[^\s?]+)\?token=([A-Za-z0-9_-]+)")
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def text_of(message: Message) -> str:
@@ -48,6 +49,20 @@ async def emailed_link(inbox: Inbox, email: str, subject: str) -> tuple[str, str
     return found
 
 
+async def verified_sign_up(client: httpx.AsyncClient, inbox: Inbox, prefix: str = "verified") -> dict[str, str]:
+    """A new account whose address is verified with the emailed link (the API's half of the page's button),
+    signed in after it: its access token says so, as channels need."""
+    email = f"{prefix}.{secrets.token_hex(5)}@example.com"
+    r = await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    _, token = await emailed_link(inbox, email, "Verify your email address")
+    r = await client.post("/api/v1/auth/verify-email", json={"token": token})
+    assert r.status_code == 204, r.text
+    r = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"authorization": f"Bearer {r.json()['access_token']}"}
+
+
 async def test_verify_then_reset_the_password_by_email_once_and_never_twice(system: System, mail_inbox: Inbox):
     email = f"mailed.{secrets.token_hex(5)}@example.com"
     async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
@@ -58,12 +73,35 @@ async def test_verify_then_reset_the_password_by_email_once_and_never_twice(syst
         session = {"authorization": f"Bearer {pair['access_token']}"}
         assert (await client.get("/api/v1/auth/me", headers=session)).json()["email_verified"] is False
 
+        # Unverified: alerts cannot go anywhere yet.
+        on_call = {"type": "email", "name": "me", "email": email}
+        refused = problem(await client.post("/api/v1/channels", headers=session, json=on_call), 403)
+        assert refused["type"].endswith("/email-not-verified")
+
         page, verify_token = await emailed_link(mail_inbox, email, "Verify your email address")
         assert urlsplit(page).path == "/verify-email"
-        verified = await client.get("/verify-email", params={"token": verify_token})  # the web page, via the gateway
+        # The web page, via the gateway: opening the link (as a mail scanner would) uses nothing; the button does.
+        opened = await client.get("/verify-email", params={"token": verify_token})
+        assert opened.status_code == 200
+        assert (await client.get("/api/v1/auth/me", headers=session)).json()["email_verified"] is False
+        csrf = CSRF.search(opened.text)
+        assert csrf is not None
+        form = {"token": verify_token, "csrf_token": csrf.group(1)}
+        verified = await client.post("/verify-email", data=form)
         assert verified.status_code == 200
         assert "Your email address is verified" in verified.text
         assert (await client.get("/api/v1/auth/me", headers=session)).json()["email_verified"] is True
+
+        # The token minted before still says unverified; the refreshed one lets alerts go out.
+        problem(await client.post("/api/v1/channels", headers=session, json=on_call), 403)
+        pair = (await client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})).json()
+        session = {"authorization": f"Bearer {pair['access_token']}"}
+        r = await client.post("/api/v1/channels", headers=session, json=on_call)
+        assert r.status_code == 201, r.text
+        channel = f"/api/v1/channels/{r.json()['id']}"
+        assert (await client.post(f"{channel}/test", headers=session)).status_code == 202
+        assert (await client.patch(channel, headers=session, json={"enabled": False})).status_code == 200
+        assert (await client.patch(channel, headers=session, json={"enabled": True})).status_code == 200
 
         api_token = (await client.post("/api/v1/tokens", headers=session, json={"name": "script"})).json()["token"]
         assert (await client.get("/api/v1/keys", headers={"authorization": f"Bearer {api_token}"})).status_code == 200

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +21,7 @@ from standardwebhooks import Webhook
 
 from tests.e2e.conftest import System
 from tests.e2e.emulator_admin import EmulatorAdmin
+from tests.e2e.test_account_email_journey import verified_sign_up
 from tests.e2e.test_sync_journey import Watcher, at, last_monday_before, spend, wait_for
 from tests.support.mail import Inbox
 from tests.support.ports import free_port
@@ -60,9 +62,9 @@ class Receiver:
         return [(webhook_id, body) for webhook_id, body, status in self.events(secret) if status == 200]
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
+@asynccontextmanager
+async def served(receiver: Receiver) -> AsyncIterator[Receiver]:
+    """`receiver` listening on a free loopback port (its `url` set) until the block ends."""
     app = web.Application()
     app.router.add_post("/hook", receiver.handle)
     runner = web.AppRunner(app)
@@ -74,6 +76,12 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield receiver
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with served(Receiver()) as receiver:
+        yield receiver
 
 
 async def budget(watcher: Watcher, budget_id: str) -> dict[str, Any]:
@@ -97,7 +105,9 @@ async def test_a_weekly_budget_warns_once_per_threshold_retries_signed_and_re_ar
     key = await emulator.key(account, "inference", name="agent")
 
     async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
-        watcher = await Watcher.signed_up(client)
+        watcher = Watcher(
+            client, await verified_sign_up(client, mail_inbox, "alerts")
+        )  # alerts need a verified address
         key_id = await watcher.add("agent", key["key"])
         r = await client.post(
             "/api/v1/channels",

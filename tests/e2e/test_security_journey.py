@@ -47,12 +47,22 @@ async def test_two_factor_login_needs_the_code_and_a_recovery_code_works_once(sy
     async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
         email, pair = await _account(client)
         headers = _bearer(pair["access_token"])
-        r = await client.post("/api/v1/auth/2fa/setup", headers=headers)
+        problem(await client.post("/api/v1/auth/2fa/setup", headers=headers, json={"password": "wrong one 123"}), 403)
+        r = await client.post("/api/v1/auth/2fa/setup", headers=headers, json={"password": PASSWORD})
         assert r.status_code == 200, r.text
         secret = pyotp.parse_uri(r.json()["otpauth_uri"]).secret
-        r = await client.post("/api/v1/auth/2fa/enable", headers=headers, json={"code": pyotp.TOTP(secret).now()})
+        # The previous step's code (one step of drift is allowed), so the current one is still fresh below.
+        previous = pyotp.TOTP(secret).at(time.time() - 30)
+        r = await client.post("/api/v1/auth/2fa/enable", headers=headers, json={"code": previous})
+        assert r.status_code == 200, r.text
+        first_codes = r.json()["recovery_codes"]
+        # New recovery codes, for a fresh code: the first ten stop working.
+        r = await client.post(
+            "/api/v1/auth/2fa/recovery-codes", headers=headers, json={"code": pyotp.TOTP(secret).now()}
+        )
         assert r.status_code == 200, r.text
         recovery = r.json()["recovery_codes"]
+        assert set(recovery).isdisjoint(first_codes)
 
         # Without the code: the password alone gives no token, and the second step refuses no or a wrong code.
         r = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
@@ -73,7 +83,14 @@ async def test_two_factor_login_needs_the_code_and_a_recovery_code_works_once(sy
         assert r.status_code == 200, r.text
         assert (await client.get("/api/v1/keys", headers=_bearer(r.json()["access_token"]))).status_code == 200
 
-        # A recovery code: once.
+        # An old recovery code: never; a new one: once. (Each sign-in is two calls of the gateway's login
+        # policy, 10 a minute per address: this half starts a new window, as a minute later would.)
+        await fresh_login_window(system)
+        r = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+        r = await client.post(
+            "/api/v1/auth/login/mfa", json={"challenge": r.json()["challenge"], "recovery_code": first_codes[0]}
+        )
+        problem(r, 401)
         for expected in (200, 401):
             r = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
             challenge = r.json()["challenge"]
@@ -116,6 +133,7 @@ async def test_two_factor_sign_in_in_the_browser(system: System, browser: Any) -
         await page.click("nav a:has-text('Security')")
         await page.wait_for_url(system.gateway + "/security")
         assert await axe_violations(page) == []
+        await page.fill("#setup-password", PASSWORD)
         await page.click("button:has-text('Set up two-factor sign-in')")
         await page.locator("img.qr").wait_for()
         assert await page.locator("img.qr").evaluate("img => img.complete && img.naturalWidth > 0")

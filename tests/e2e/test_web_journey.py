@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -22,10 +23,12 @@ from redis.asyncio import Redis
 from owr_web.views.format import usd
 from tests.e2e.conftest import System
 from tests.e2e.emulator_admin import EmulatorAdmin
+from tests.e2e.test_account_email_journey import emailed_link
 from tests.e2e.test_alerts_journey import Receiver, receiver
 from tests.e2e.test_journey import PASSWORD
 from tests.e2e.test_sync_journey import wait_for
 from tests.support.browser import axe_violations, launched_browser, screenshot
+from tests.support.mail import Inbox
 from tools.devstack import Ports, ProcessGroup, ProcessSpec, system_specs
 
 pytestmark = pytest.mark.e2e
@@ -300,7 +303,14 @@ async def test_every_page_is_accessible_and_carries_no_secret(
         assert key_page is not None
         session_cookie = next(c["value"] for c in await ctx.cookies() if c["name"].endswith("owr_session"))
         # The signed-in pages carry the verification banner (this person has not verified yet).
-        anonymous = ("/login", "/register", "/forgot-password", "/reset-password?token=owrp_x", "/verify-email?sent=1")
+        anonymous = (
+            "/login",
+            "/register",
+            "/forgot-password",
+            "/reset-password?token=owrp_x",
+            "/verify-email?token=owrv_x",
+            "/verify-email?sent=1",
+        )
         for path in (*PAGES, key_page, *anonymous):
             if path in anonymous:
                 await ctx.clear_cookies()
@@ -308,6 +318,8 @@ async def test_every_page_is_accessible_and_carries_no_secret(
             html = await page.content()
             for secret in (key["key"], key["key"][9:], session_cookie):
                 assert secret not in html, path
+            if path == key_page:
+                assert "No anomaly" in html  # the key page's anomalies section, in its empty state
             violations = await axe_violations(page)
             assert violations == [], (path, violations)
     finally:
@@ -363,10 +375,11 @@ async def reload_until(page: Any, selector: str, *, seconds: float = 60, what: s
 
 
 async def test_budgets_channels_and_alerts(
-    system: System, context: Any, browser: Any, emulator: EmulatorAdmin, receiver: Receiver
+    system: System, context: Any, browser: Any, emulator: EmulatorAdmin, receiver: Receiver, mail_inbox: Inbox
 ) -> None:
     """Issue 15's pages: a webhook channel (its secret once), a test through the worker to a receiver that fails
-    once (the delivery log shows both attempts), a budget on a key with its bar, the alert history, the rules."""
+    once (the delivery log shows both attempts), a budget on a key with its bar, the alert history, the rules.
+    Channels wait for a verified address: the emailed link's button verifies it, and the page offers them at once."""
     receiver.failures = 1
     page = await context.new_page()
     problems = console_problems(page)
@@ -377,8 +390,19 @@ async def test_budgets_channels_and_alerts(
         r = await client.post("/api/v1/keys", headers=headers, json={"name": "agent", "key": key["key"]})
         assert r.status_code == 201, r.text
 
+    # Unverified: the channels page says why it offers no channel, until the emailed link's button is pressed.
+    await page.goto(system.gateway + "/channels")
+    assert await page.locator("[data-unverified]").count() == 1
+    assert await page.locator("main form[action='/channels']").count() == 0
+    await screenshot(page, "channels-unverified")
+    link, token = await emailed_link(mail_inbox, email, "Verify your email address")
+    await page.goto(system.gateway + urlsplit(link).path + "?token=" + token)
+    await page.click("main form[action='/verify-email'] button[type=submit]")
+    await page.locator("[role=status]", has_text="Your email address is verified").wait_for()
+
     # A webhook channel: the signing secret once, gone on reload; the URL is never shown back.
     await page.goto(system.gateway + "/channels")
+    assert await page.locator("[data-unverified]").count() == 0
     assert await page.locator("text=No channel yet.").count() == 1
     await page.select_option("#type", "webhook")
     await page.fill("#name", "ops hook")

@@ -86,10 +86,11 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/v1/auth/sessions/{session_id}"): Rule("self", succeeds=False),
     ("POST", "/api/v1/auth/sessions/revoke-all"): Rule("self", lambda s: {"keep_current": True}),
     ("GET", "/api/v1/auth/2fa"): Rule("self"),
-    ("POST", "/api/v1/auth/2fa/setup"): Rule("self"),
+    ("POST", "/api/v1/auth/2fa/setup"): Rule("self", lambda s: {"password": PASSWORD}),
     # Without a setup (each call's savepoint is rolled back) enable is a 409, and so is disable while off.
     ("POST", "/api/v1/auth/2fa/enable"): Rule("self", lambda s: {"code": "123456"}, succeeds=False),
     ("POST", "/api/v1/auth/2fa/disable"): Rule("self", lambda s: {"code": "123456"}, succeeds=False),
+    ("POST", "/api/v1/auth/2fa/recovery-codes"): Rule("self", lambda s: {"code": "123456"}, succeeds=False),
     ("GET", "/api/v1/tokens"): Rule("self"),
     ("DELETE", "/api/v1/tokens/{token_id}"): Rule("self", succeeds=False),
     ("POST", "/api/v1/workspaces"): Rule("self", lambda s: {"name": "Another"}),
@@ -132,6 +133,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/usage/keys/{key_id}"): scoped("viewer", succeeds=False),  # no figures yet: 404
     ("GET", "/api/v1/alerts"): Rule("viewer"),
     ("GET", "/api/v1/insights/hygiene"): Rule("viewer"),
+    ("GET", "/api/v1/insights/anomalies"): Rule("viewer"),
     ("GET", "/api/v1/insights/prices"): Rule("viewer"),
     ("GET", "/api/v1/insights/reconciliation"): Rule("viewer"),
     ("POST", "/api/v1/channels"): Rule("admin", lambda s: CHANNEL),
@@ -191,7 +193,7 @@ async def _ok(r: httpx.Response) -> dict[str, Any]:
 @pytest.fixture
 async def seed(system_client: httpx.AsyncClient, db_session, auth_app: FastAPI) -> Seed:
     client = system_client
-    owner = await person(client)
+    owner = await verified(db_session, await person(client))  # channels need a verified address
     workspace_id = await new_workspace(client, owner)
     await switch(client, owner, workspace_id)
     actors = {"owner": owner}
@@ -218,7 +220,9 @@ async def seed(system_client: httpx.AsyncClient, db_session, auth_app: FastAPI) 
         "token_id": str(uuid.uuid4()),
         "session_id": str(uuid.uuid4()),
     }
-    return Seed(workspace_id, actors, target, await person(client), ids)
+    # A verified person acting in their own workspace (a token minted after the verification says so).
+    outsider = await verified(db_session, await person(client))
+    return Seed(workspace_id, actors, target, await switch(client, outsider, outsider.personal), ids)
 
 
 async def _call(

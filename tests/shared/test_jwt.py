@@ -65,6 +65,16 @@ async def test_valid_token_gives_principal(key):
     assert principal.role == "owner"
 
 
+@pytest.mark.parametrize(
+    ("claim", "verified"), [(True, True), (False, False), (None, False), ("true", False), (1, False)]
+)
+async def test_only_a_true_email_verified_claim_says_verified(key, claim, verified):
+    """A token without the claim (minted before it existed) or with any other value counts as unverified."""
+    verifier = JwksVerifier(Jwks((key, "k1")), issuer=ISS, audience=AUD)
+    principal = await verifier.verify(mint(key, "k1", email_verified=claim))
+    assert principal.email_verified is verified
+
+
 async def test_unknown_kid_refreshes_the_jwks_once(key):
     jwks = Jwks((key, "k1"))
     verifier = JwksVerifier(jwks, issuer=ISS, audience=AUD, min_refresh_interval=0)

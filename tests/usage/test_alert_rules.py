@@ -34,6 +34,7 @@ async def test_every_rule_is_on_with_its_defaults_until_changed(client, alice, b
         "account.balance_low": (True, {"amount_usd": 5}),
         "account.runway_low": (True, {"days": 7}),
         "sync.failing": (True, {"hours": 1}),
+        "key.anomaly": (True, {"min_score": 0, "min_usd": 1}),
         "price.drift": (True, {"min_drift_pct": 10}),
     }
     answer = await put_rules(

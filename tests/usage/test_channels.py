@@ -7,15 +7,19 @@ import uuid
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import text
 
 from owr_shared.envelope import SealedSecret
 from owr_usage.channels import targets
 from owr_usage.channels.errors import InvalidChannelTarget
+from owr_usage.channels.limits import ChannelTestLimit
 from owr_usage.channels.sealing import binding
 from tests.support.db import savepoint
 from tests.support.http import assert_problem, bearer
 from tests.support.logs import captured_json_logs
+from tests.support.ports import closed_port
+from tests.support.tokens import access_claims
 from tests.usage.channels_kit import claim, create_channel, of, quiet_outbox, receiver_url, send_test, webhook
 from tests.usage.conftest import replaced_state
 
@@ -334,3 +338,68 @@ async def test_an_erased_workspace_takes_no_new_channel(client, alice, service_h
     assert erase.status_code == 204
     problem = assert_problem(await client.post("/api/v1/channels", headers=alice.headers, json=webhook()), 410)
     assert problem["type"].endswith("/workspace-erased")
+
+
+async def test_an_unverified_address_cannot_point_alerts_anywhere_until_it_is_verified(client, keyring, alice):
+    """Issue 16: an unverified account cannot receive alerts. Creating, enabling, re-targeting or testing a
+    channel is refused (403 `email-not-verified`) while the token says the address is not verified;
+    the token auth mints after the verification (verified) is let through. Reading, renaming and disabling
+    stay open."""
+    created = await create_channel(client, alice, webhook())  # a channel an admin with a verified address made
+    channel = f"/api/v1/channels/{created['id']}"
+    unverified = bearer(keyring.access_token(alice.user_id, alice.workspace_id, role="admin", email_verified=False))
+    no_claim = access_claims(alice.user_id, alice.workspace_id)
+    del no_claim["email_verified"]
+    for headers in (unverified, bearer(keyring.sign(no_claim))):  # a token without the claim counts as unverified
+        refused = [
+            await client.post("/api/v1/channels", headers=headers, json=webhook()),
+            await client.post(f"{channel}/test", headers=headers),
+            await client.patch(channel, headers=headers, json={"enabled": True}),
+            await client.patch(channel, headers=headers, json={"url": receiver_url("elsewhere.example.com")}),
+        ]
+        for answer in refused:
+            problem = assert_problem(answer, 403)
+            assert problem["type"].endswith("/email-not-verified")
+            assert "verify your email address to receive alerts" in problem["detail"].lower()
+    assert (await client.get(channel, headers=unverified)).status_code == 200
+    assert (await client.patch(channel, headers=unverified, json={"name": "renamed"})).status_code == 200
+    assert (await client.patch(channel, headers=unverified, json={"enabled": False})).json()["enabled"] is False
+
+    verified = bearer(keyring.access_token(alice.user_id, alice.workspace_id, role="admin"))
+    assert (await client.patch(channel, headers=verified, json={"enabled": True})).json()["enabled"] is True
+    assert (await client.post(f"{channel}/test", headers=verified)).status_code == 202
+    assert (await client.post("/api/v1/channels", headers=verified, json=webhook("second"))).status_code == 201
+
+
+async def test_a_channel_takes_a_few_tests_a_minute(client, alice, bob, usage_app):
+    """`USAGE_CHANNEL_TESTS_PER_MINUTE` (5) tests of one channel a minute; the next is a 429 with Retry-After
+    and raises no event. Each channel counts apart, and another workspace cannot spend a channel's tests."""
+    per_minute = usage_app.state.settings.channel_tests_per_minute
+    first = await create_channel(client, alice, webhook("first"))
+    second = await create_channel(client, alice, webhook("second"))
+    path = f"/api/v1/channels/{first['id']}/test"
+    assert_problem(await client.post(path, headers=bob.headers), 404)  # not bob's: counts nothing
+    for _ in range(per_minute):
+        assert (await client.post(path, headers=alice.headers)).status_code == 202
+    refused = await client.post(path, headers=alice.headers)
+    problem = assert_problem(refused, 429)
+    assert problem["type"].endswith("/channel-tests-throttled")
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    tests = (await client.get("/api/v1/alerts", headers=alice.headers, params={"per_page": 250})).json()
+    assert sum(1 for event in tests["items"] if event["type"] == "test") == per_minute
+    assert (await client.post(f"/api/v1/channels/{second['id']}/test", headers=alice.headers)).status_code == 202
+
+
+async def test_without_redis_a_test_is_a_fast_503_and_raises_nothing(client, alice, usage_app):
+    """The counter fails closed: without it nothing would bound the sends (the channel itself stays usable)."""
+    hook = await create_channel(client, alice, webhook())
+    away = Redis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        with replaced_state(usage_app, "channel_test_limit", ChannelTestLimit(away, per_minute=5)):
+            r = await client.post(f"/api/v1/channels/{hook['id']}/test", headers=alice.headers)
+    finally:
+        await away.aclose()
+    assert assert_problem(r, 503)["type"].endswith("/channel-tests-unavailable")
+    assert r.headers["retry-after"] == "5"
+    alerts = (await client.get("/api/v1/alerts", headers=alice.headers)).json()
+    assert not [event for event in alerts["items"] if event["type"] == "test"]

@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import text
 
 from owr_shared.wire.alerts import DELIVER_ALERTS_JOB_ID
+from owr_usage.channels.limits import ChannelTestLimit
 from owr_usage.deliveries.schedule import BACKOFF_SECONDS, JITTER, retry_delay
 from tests.support.db import savepoint
 from tests.support.http import assert_problem
 from tests.usage.channels_kit import claim, create_channel, of, quiet_outbox, report, send_test, webhook
+from tests.usage.conftest import replaced_state
 
 
 def _at(value: str) -> datetime:
@@ -310,7 +312,9 @@ async def test_the_result_route(client, alice, deliver, service_headers, quiet):
         assert_problem(await client.post("/internal/deliveries/claim", headers=deliver, json=claim_body), 422)
 
 
-async def test_concurrent_claims_take_disjoint_deliveries(committed_client, tenant_factory, deliver, db_engine):
+async def test_concurrent_claims_take_disjoint_deliveries(
+    committed_client, tenant_factory, deliver, db_engine, usage_app
+):
     """SKIP LOCKED: two claims at once never share a delivery, and a delivery another transaction holds is passed over."""
     tenant = tenant_factory()
     # Committed tests and the fuzz leave pending deliveries no worker sends; past CLAIM_MAX of them, oldest-first
@@ -318,7 +322,9 @@ async def test_concurrent_claims_take_disjoint_deliveries(committed_client, tena
     async with db_engine.begin() as conn:
         await conn.execute(text("UPDATE usage.alert_deliveries SET lease_until = 'infinity' WHERE status = 'pending'"))
     hook = await create_channel(committed_client, tenant, webhook())
-    events = {await send_test(committed_client, tenant, hook["id"]) for _ in range(8)}
+    # Eight tests of one channel: more than a minute's limit (test_channels.py), so a limit of its own here.
+    with replaced_state(usage_app, "channel_test_limit", ChannelTestLimit(usage_app.state.redis, per_minute=8)):
+        events = {await send_test(committed_client, tenant, hook["id"]) for _ in range(8)}
     holder = await db_engine.connect()
     await holder.begin()
     held = await holder.scalar(

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -214,12 +215,13 @@ async def test_suggested_limits_are_the_p95_of_spend_per_window_times_the_margin
     assert item["suggested_limit"]["reset"] == "weekly"  # the key's own reset window
 
 
-async def test_api_tokens_need_usage_read(client, alice, keyring):
+@pytest.mark.parametrize("path", [PATH, "/api/v1/insights/anomalies"])
+async def test_api_tokens_need_usage_read(client, alice, keyring, path):
     def token(*scopes: str) -> dict[str, str]:
         claims = {"tid": str(uuid.uuid4()), "scope": " ".join(scopes)}
         return bearer(keyring.access_token(alice.user_id, alice.workspace_id, **claims))
 
-    problem = assert_problem(await client.get(PATH, headers=token("alerts:read", "keys:read")), 403)
+    problem = assert_problem(await client.get(path, headers=token("alerts:read", "keys:read")), 403)
     assert "usage:read" in problem["detail"]
-    assert (await client.get(PATH, headers=token("usage:read"))).status_code == 200
-    assert_problem(await client.get(PATH), 401)
+    assert (await client.get(path, headers=token("usage:read"))).status_code == 200
+    assert_problem(await client.get(path), 401)

@@ -29,10 +29,11 @@ from tests.support.apps import running, served
 WORKSPACE_ID = "9f0e8d7c-5555-4b6a-9c8d-7e6f5a4b3c01"
 
 
-def pair(role: str) -> dict[str, Any]:
-    """A token pair whose access token carries `role` (web reads its claims for what to show; the gateway here is
-    scripted, so nothing verifies the signature)."""
-    claims = base64.urlsafe_b64encode(json.dumps({"wid": WORKSPACE_ID, "role": role}).encode()).decode().rstrip("=")
+def pair(role: str, **extra: Any) -> dict[str, Any]:
+    """A token pair whose access token carries `role` and any `extra` claims (web reads its claims for what to
+    show; the gateway here is scripted, so nothing verifies the signature)."""
+    body = json.dumps({"wid": WORKSPACE_ID, "role": role, **extra}).encode()
+    claims = base64.urlsafe_b64encode(body).decode().rstrip("=")
     return {"access_token": f"e30.{claims}.c2ln", "refresh_token": "r0", "token_type": "bearer", "expires_in": 900}
 
 
@@ -84,11 +85,11 @@ class Browser:
     app: FastAPI
     csrf: str = ""
 
-    async def sign_in(self, role: str) -> None:
-        """A new session acting in the workspace with `role` (an owner's by default)."""
+    async def sign_in(self, role: str, **claims: Any) -> None:
+        """A new session acting in the workspace with `role` (an owner's by default), its token carrying `claims`."""
         sessions = self.app.state.sessions
         session_id = await sessions.start(
-            pair(role), "pat@example.com", Api(self.app.state.http, client_ip="127.0.0.1")
+            pair(role, **claims), "pat@example.com", Api(self.app.state.http, client_ip="127.0.0.1")
         )
         self.client.cookies.set("owr_session", session_id)
         self.csrf = (await sessions.load(session_id)).csrf_token

@@ -15,9 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from owr_web.app import create_app as create_web_app
+from owr_web.sessions.service import token_claims
 from owr_web.settings import WebSettings
 from tests.auth.conftest import PASSWORD, basic
 from tests.support.apps import running
@@ -34,6 +36,7 @@ _LINK_TOKEN = re.compile(r"\?token=([A-Za-z0-9_-]+)")
 class Stack:
     served: ServedAuth
     web: httpx.AsyncClient
+    app: FastAPI
 
     @property
     def auth(self) -> httpx.AsyncClient:
@@ -63,8 +66,9 @@ class Stack:
 async def stack(database_url: str, redis_url: str, redis_client: Any) -> AsyncIterator[Stack]:
     async with served_auth(database_url, redis_url, clients={"mailer": mail_client(MAILER_SECRET)}) as auth:
         web_settings = WebSettings.model_validate({"OWR_ENV": "test", "REDIS_URL": redis_url, "gateway_url": auth.url})
-        async with running(create_web_app(web_settings)) as web:
-            yield Stack(auth, web)
+        app = create_web_app(web_settings)
+        async with running(app) as web:
+            yield Stack(auth, web, app)
 
 
 def csrf(page: httpx.Response) -> str:
@@ -159,22 +163,46 @@ async def test_the_banner_resends_and_the_link_verifies(stack):
     assert forged.status_code == 403
 
     token = await stack.pending_mail(email, "verify_email")
-    verified = await stack.web.get("/verify-email", params={"token": token})
+    session_id = stack.web.cookies["owr_session"]
+    before = await stack.app.state.sessions.load(session_id)
+    assert token_claims(before.access_token)["email_verified"] is False
+    # Opening the link (or a mail scanner fetching it) uses nothing: the page asks for a press of its button.
+    for _ in range(2):
+        opened = await stack.web.get("/verify-email", params={"token": token})
+        assert opened.status_code == 200
+        assert _TOKEN_FIELD.search(opened.text).group(1) == token  # type: ignore[union-attr]
+        assert "Verify my email address" in opened.text
+    assert "Please verify your email address" in (await stack.web.get("/profile")).text
+
+    forged = await stack.web.post("/verify-email", data={"token": token, "csrf_token": "forged"})
+    assert forged.status_code == 403
+    verified = await stack.web.post("/verify-email", data={"token": token, "csrf_token": csrf(opened)})
     assert verified.status_code == 200
     assert "Your email address is verified" in verified.text
+    # The session took a new token pair at once: the services see the verified address from the next call.
+    after = await stack.app.state.sessions.load(session_id)
+    assert after.refresh_token != before.refresh_token
+    assert token_claims(after.access_token)["email_verified"] is True
+    assert after.email_verified is True
     profile = await stack.web.get("/profile")
     assert "Please verify your email address" not in profile.text
     assert "(verified)" in profile.text
-    again = await stack.web.get("/verify-email", params={"token": token})
+    again = await stack.web.post("/verify-email", data={"token": token, "csrf_token": csrf(opened)})
     assert again.status_code == 410
     assert "expired or has been used" in again.text
 
 
 async def test_a_bad_verification_link_says_so(stack):
-    for params, status in (({}, 400), ({"token": "owrv_" + "x" * 43}, 400), ({"token": "y" * 300}, 400)):
+    for params in ({}, {"token": "y" * 300}):
         page = await stack.web.get("/verify-email", params=params)
-        assert page.status_code == status
+        assert page.status_code == 400
         assert "not valid" in page.text
+    unknown = "owrv_" + "x" * 43
+    page = await stack.web.get("/verify-email", params={"token": unknown})  # only the press asks auth
+    assert page.status_code == 200
+    pressed = await stack.web.post("/verify-email", data={"token": unknown, "csrf_token": csrf(page)})
+    assert pressed.status_code == 400
+    assert "not valid" in pressed.text
 
 
 async def test_no_token_on_the_pages_but_the_form_that_sends_it_back(stack):
@@ -185,3 +213,22 @@ async def test_no_token_on_the_pages_but_the_form_that_sends_it_back(stack):
     form = await stack.web.get("/reset-password", params={"token": token})
     assert form.text.count(token) == 1
     assert form.headers["cache-control"] == "no-store"
+
+
+async def test_a_verification_made_elsewhere_reaches_the_session_on_the_profile_page(stack):
+    """Verified through the API (another browser, a script): `/profile` reads it from `/me`, the banner goes, and
+    the session takes a token that says so, so the channels work without waiting for the next refresh."""
+    register_page = await stack.web.get("/register")
+    email = f"web.{secrets.token_hex(5)}@example.com"
+    data = {"email": email, "password": PASSWORD, "csrf_token": csrf(register_page)}
+    assert (await stack.web.post("/register", data=data)).status_code == 303
+    session_id = stack.web.cookies["owr_session"]
+    token = await stack.pending_mail(email, "verify_email")
+    assert (await stack.auth.post("/api/v1/auth/verify-email", json={"token": token})).status_code == 204
+    before = await stack.app.state.sessions.load(session_id)
+    assert token_claims(before.access_token)["email_verified"] is False
+    profile = await stack.web.get("/profile")
+    assert "Please verify your email address" not in profile.text
+    after = await stack.app.state.sessions.load(session_id)
+    assert token_claims(after.access_token)["email_verified"] is True
+    assert after.email_verified is True

@@ -59,6 +59,11 @@ def test_summaries_say_what_happened_in_one_line() -> None:
     assert "has used 92% of its $10.00 OpenRouter limit" in summary(
         event("key.limit_threshold_crossed", {**KEY_DATA, "percent_used": "91.6", "limit_usd": "10", "threshold": 10})
     )
+    spike = {**KEY_DATA, "kind": "spend_spike", "day": "2026-12-03", "score": 68.0}
+    spike["evidence"] = {"spend_usd": "22.5", "baseline_usd": "1.1", "baseline_days": 4}
+    assert summary(event("key.anomaly", spike)).endswith(
+        ": spend spike on 2026-12-03. Spent $22.50 against a usual $1.10 on this weekday (median of 4 weeks)."
+    )
     assert summary(event("sync.failing", {**KEY_DATA, "since": "2026-12-05T12:00:00Z"})).endswith(
         "fails since 2026-12-05 12:00 UTC"
     )
@@ -151,6 +156,19 @@ async def test_the_rules_switches_are_read_back_as_the_types_they_had(web: Brows
     }
     r = await web.get("/alerts/rules", done="saved")
     assert "Alert rules saved." in r.text
+
+
+async def test_the_anomaly_rule_takes_a_decimal_score(web: Browser) -> None:
+    anomaly = {"rule": "key.anomaly", "enabled": True, "params": {"min_score": 0, "min_usd": 1}}
+    web.gateway.answer("GET", "/api/v1/alert-rules", {"items": [anomaly]})
+    web.gateway.answer("PUT", "/api/v1/alert-rules", {"items": [anomaly]})
+    said = text((await web.get("/alerts/rules")).text)
+    assert "Tell me when a key departs from its usual days" in said
+    assert "Only anomalies scoring at least" in said
+    form = {"enabled.key.anomaly": "true", "param.key.anomaly.min_score": "7.5", "param.key.anomaly.min_usd": "2"}
+    assert (await web.post("/alerts/rules", form)).status_code == 303
+    (put,) = web.gateway.sent("PUT", "/api/v1/alert-rules")
+    assert put.body["items"][0]["params"] == {"min_score": Decimal("7.5"), "min_usd": Decimal("2")}
 
 
 ALL_PARAMS = {

@@ -209,3 +209,26 @@ async def test_a_viewer_sees_the_log_but_no_action(web: Browser) -> None:
     web.gateway.page("/api/v1/channels", [channel()])
     r = await web.get("/channels")
     assert 'action="/channels"' not in r.text
+
+
+async def test_an_unverified_admin_is_told_to_verify_instead_of_offered_what_would_fail(web: Browser) -> None:
+    """The API refuses channels to an unverified address (403 `email-not-verified`): the pages say so and offer
+    neither the add form nor the test and enable buttons; disabling stays."""
+    await web.sign_in("admin", email_verified=False)
+    web.gateway.page("/api/v1/channels", [channel()])
+    listing = await web.get("/channels")
+    assert listing.status_code == 200
+    assert "Verify your email address to receive alerts" in text(listing.text)
+    assert 'action="/channels"' not in listing.text
+    show(web, enabled=False)
+    page = await web.get(f"/channels/{CHANNEL_ID}")
+    assert "Verify your email address to receive alerts" in text(page.text)
+    assert f'action="/channels/{CHANNEL_ID}/test"' not in page.text
+    assert f'action="/channels/{CHANNEL_ID}/enabled"' not in page.text
+    show(web)
+    assert f'action="/channels/{CHANNEL_ID}/enabled"' in (await web.get(f"/channels/{CHANNEL_ID}")).text
+
+    await web.sign_in("admin", email_verified=True)
+    listing = await web.get("/channels")
+    assert "Verify your email address to receive alerts" not in text(listing.text)
+    assert 'action="/channels"' in listing.text

@@ -104,7 +104,7 @@ async def sign_in(site: Site, email: str) -> httpx.Response:
 
 async def turn_on(site: Site) -> tuple[str, list[str]]:
     """Set up and enable two-factor sign-in through the pages: (secret, recovery codes)."""
-    r = await site.post("/security/2fa/setup", {}, token_from="/security")
+    r = await site.post("/security/2fa/setup", {"password": PASSWORD}, token_from="/security")
     assert r.status_code == 200, r.text
     secret = re.sub(r"\s", "", html.unescape(re.search(r'<code class="secret">([^<]+)</code>', r.text).group(1)))  # type: ignore[union-attr]
     r = await site.post("/security/2fa/enable", {"code": pyotp.TOTP(secret).at(site.clock())}, token_from="/security")
@@ -119,7 +119,7 @@ async def test_setup_shows_the_qr_code_as_an_image_and_the_key_once(site):
     r = await site.page("/security")
     assert "Set up two-factor sign-in" in r.text
     assert "img-src 'self' data:" in r.headers["content-security-policy"]
-    r = await site.post("/security/2fa/setup", {}, token_from="/security")
+    r = await site.post("/security/2fa/setup", {"password": PASSWORD}, token_from="/security")
     src = re.search(r'<img class="qr" src="data:image/svg\+xml;base64,([^"]+)"', r.text)
     assert src is not None
     svg = base64.b64decode(src.group(1)).decode()
@@ -134,7 +134,7 @@ async def test_setup_shows_the_qr_code_as_an_image_and_the_key_once(site):
 
 async def test_turning_on_shows_ten_recovery_codes_once_and_a_wrong_code_says_so(site):
     await register(site)
-    await site.post("/security/2fa/setup", {}, token_from="/security")
+    await site.post("/security/2fa/setup", {"password": PASSWORD}, token_from="/security")
     r = await site.post("/security/2fa/enable", {"code": "000000"}, token_from="/security")
     assert r.status_code == 403
     assert "That code is not valid" in r.text
@@ -211,6 +211,41 @@ async def test_turning_off_needs_a_new_code_or_a_recovery_code(site):
     assert "Two-factor sign-in is off" in (await site.page(r.headers["location"])).text
 
 
+async def test_setup_asks_for_the_password_again(site):
+    await register(site)
+    page = (await site.page("/security")).text
+    assert 'name="password" type="password" autocomplete="current-password"' in page
+    r = await site.post("/security/2fa/setup", {"password": "not my password 12"}, token_from="/security")
+    assert r.status_code == 403
+    assert "That is not your password" in r.text
+    assert '<code class="secret">' not in r.text
+
+
+async def test_new_recovery_codes_replace_the_old_ones_and_are_shown_once(site):
+    email = await register(site)
+    secret, old = await turn_on(site)
+    page = (await site.page("/security")).text
+    assert 'action="/security/2fa/recovery-codes"' in page
+    used = pyotp.TOTP(secret).at(site.clock())  # the enabling code
+    r = await site.post("/security/2fa/recovery-codes", {"code": used}, token_from="/security")
+    assert r.status_code == 403
+    assert "That code is not valid" in r.text
+    site.clock.now += 30
+    r = await site.post(
+        "/security/2fa/recovery-codes", {"code": pyotp.TOTP(secret).at(site.clock())}, token_from="/security"
+    )
+    assert r.status_code == 200, r.text
+    assert "the old ones no longer work" in r.text
+    new = re.findall(r"<li><code>([0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4})</code></li>", r.text)
+    assert len(new) == 10
+    assert set(new).isdisjoint(old)
+    later = (await site.page("/security")).text
+    assert not any(c in later for c in new)  # shown that once
+    await sign_in(site, email)
+    assert (await site.post("/login/mfa", {"recovery_code": old[0]}, token_from="/login/mfa")).status_code == 401
+    assert (await site.post("/login/mfa", {"recovery_code": new[0]}, token_from="/login/mfa")).status_code == 303
+
+
 async def test_sessions_are_listed_and_can_be_signed_out(site):
     email = await register(site)
     first = dict(site.web.cookies)
@@ -244,7 +279,13 @@ async def test_sessions_are_listed_and_can_be_signed_out(site):
 
 async def test_the_security_forms_need_the_csrf_token(site):
     await register(site)
-    for path in ("/security/2fa/setup", "/security/2fa/enable", "/security/sessions/revoke-all"):
+    paths = (
+        "/security/2fa/setup",
+        "/security/2fa/enable",
+        "/security/2fa/recovery-codes",
+        "/security/sessions/revoke-all",
+    )
+    for path in paths:
         r = await site.web.post(path, data={"code": "123456"})
         assert r.status_code == 403, path
     r = await site.web.post("/login/mfa", data={"code": "123456"})

@@ -66,6 +66,9 @@ def test_every_event_type_has_words_even_without_data() -> None:
             "Key 'prod' used 92 % of its OpenRouter limit",
         ),
         ("key.disabled", KEY, "Key 'prod' is disabled on OpenRouter"),
+        ("key.anomaly", {**KEY, "kind": "spend_spike"}, "Key 'prod' spends far more than usual"),
+        ("key.anomaly", {**KEY, "kind": "new_model"}, "Key 'prod' uses a model it never used before"),
+        ("key.anomaly", KEY, "Key 'prod' spends more than usual"),
         ("account.balance_low", {"account_name": "main", "balance_usd": "4.2"}, "OpenRouter balance low: $4.20 left"),
         ("account.runway_low", {"balance_usd": "5", "runway_days": "2.54"}, "OpenRouter credit runs out in 2.5 days"),
         (
@@ -80,6 +83,15 @@ def test_every_event_type_has_words_even_without_data() -> None:
 )
 def test_subjects(event_type: str, data: dict[str, Any], subject: str) -> None:
     assert words(event_type, data).subject == subject
+
+
+def test_an_anomaly_says_its_figures_and_day() -> None:
+    spike = {**KEY, "kind": "spend_spike", "day": "2026-12-03", "spend_usd": "22.5", "baseline_usd": "1.1"}
+    assert words("key.anomaly", spike).blocks[0] == "$22.50 against a usual $1.10 on 2026-12-03."
+    model = {**KEY, "kind": "new_model", "day": "2026-12-03", "spend_usd": "0.75", "evidence": {"models": ["x/y"]}}
+    assert words("key.anomaly", model).blocks[0] == "First use of x/y ($0.75) on 2026-12-03."
+    woke = {**KEY, "kind": "dormant_wakeup", "spend_usd": "3", "evidence": {"last_spend_day": "2026-11-01"}}
+    assert words("key.anomaly", woke).blocks[0] == "$3.00 spent, last spend on 2026-11-01."
 
 
 def test_a_price_drift_names_the_model_the_rise_and_its_basis() -> None:

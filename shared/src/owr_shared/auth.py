@@ -127,6 +127,8 @@ class UserCaller:
     workspace_id: uuid.UUID
     # The role the token carries in that workspace (checked by `require_role` before a route runs).
     role: str | None = None
+    # Whether the token says the person's email address is verified (`check_email_verified`).
+    email_verified: bool = False
 
 
 async def user_caller(request: Request, principal: CurrentPrincipal) -> UserCaller:
@@ -137,7 +139,12 @@ async def user_caller(request: Request, principal: CurrentPrincipal) -> UserCall
     except ValueError:
         raise WorkspaceRequired() from None
     wall.declare(request, wall.Wall(workspace_id=workspace_id))
-    return UserCaller(user_id=principal.subject, workspace_id=workspace_id, role=principal.role)
+    return UserCaller(
+        user_id=principal.subject,
+        workspace_id=workspace_id,
+        role=principal.role,
+        email_verified=principal.email_verified,
+    )
 
 
 User = Annotated[UserCaller, Depends(user_caller)]
@@ -151,6 +158,23 @@ class SessionRequired(Forbidden):
 
     slug, title = "session-required", "Session Required"
     default_detail = "This needs a signed-in session, not an API token."
+
+
+class EmailNotVerified(Forbidden):
+    """An unverified account may sign in and read, but not do what its address must be proven for."""
+
+    slug, title = "email-not-verified", "Email Not Verified"
+    default_detail = "Verify your email address first: use the link we emailed you, or ask for a new one."
+
+
+def check_email_verified(user: UserCaller, detail: str | None = None) -> None:
+    """Raise `EmailNotVerified` (403) unless the caller's token says their address is verified.
+
+    The claim is auth's at minting (a session's access token, or an API token's at introspection): a
+    verification applies from the next refresh, switch or introspection.
+    """
+    if not user.email_verified:
+        raise EmailNotVerified(detail)
 
 
 def require_role(

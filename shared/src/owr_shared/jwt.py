@@ -46,6 +46,9 @@ class Principal:
     workspace_id: str | None = None
     role: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    # `email_verified`: auth says the person's address was verified when it minted the token. A token
+    # without the claim counts as unverified (fail closed).
+    email_verified: bool = False
     claims: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -61,6 +64,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         workspace_id=str(claims["wid"]) if claims.get("wid") is not None else None,
         role=str(claims["role"]) if claims.get("role") is not None else None,
         scopes=scopes,
+        email_verified=claims.get("email_verified") is True,
         claims=claims,
     )
 

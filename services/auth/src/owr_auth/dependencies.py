@@ -16,6 +16,7 @@ from owr_auth.mfa.service import MfaKit
 from owr_auth.passwords.service import PasswordService
 from owr_auth.sessions.models import IP_MAX_LENGTH, USER_AGENT_MAX_LENGTH
 from owr_auth.sessions.schemas import ClientInfo
+from owr_auth.sessions.service import LoginContext
 from owr_auth.sessions.throttle import LoginThrottle
 from owr_auth.settings import AuthSettings
 from owr_auth.signing.keyring import Keyring
@@ -59,6 +60,17 @@ Cleanup = Annotated[WorkspaceCleanup, Depends(from_state("workspace_cleanup"))]
 # `send_auth_mail` jobs on the worker's queue, and the limits on the emails a person can have sent.
 Mails = Annotated[MailQueue, Depends(from_state("mail_queue"))]
 MailLimits = Annotated[AccountMailLimits, Depends(from_state("mail_limits"))]
+
+
+async def _login_context(
+    settings: Settings, keyring: SigningKeyring, passwords: Passwords, throttle: Throttle, mfa: Mfa
+) -> LoginContext:
+    return LoginContext(settings=settings, keyring=keyring, passwords=passwords, throttle=throttle, mfa=mfa)
+
+
+# What both steps of a sign-in need besides the request (`sessions.service.login`, `complete_login`).
+Login = Annotated[LoginContext, Depends(_login_context)]
+
 # The time emailed links are minted, used and expire by (`utcnow`; tests move it).
 Clock = Annotated[Callable[[], datetime], Depends(from_state("clock"))]
 # For work that must commit in steps (an account's deletion): one `transaction()` per step.
@@ -92,7 +104,12 @@ SessionUser = Annotated[UserInWorkspace, Depends(_session_user)]
 
 
 async def _session_caller(current: SessionUser) -> UserCaller:
-    return UserCaller(user_id=str(current.user.id), workspace_id=current.workspace.id, role=current.role)
+    return UserCaller(
+        user_id=str(current.user.id),
+        workspace_id=current.workspace.id,
+        role=current.role,
+        email_verified=current.user.email_verified_at is not None,
+    )
 
 
 SessionCaller = Annotated[UserCaller, Depends(_session_caller)]

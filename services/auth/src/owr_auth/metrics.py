@@ -10,7 +10,7 @@ REFRESH_TOKEN_REUSES = Counter(
 )
 MFA_CHECKS = Counter(
     "owr_auth_mfa_checks_total",
-    "Second-factor codes checked, by purpose (login, enable, disable), kind (totp, recovery) and outcome.",
+    "Second-factor codes checked, by purpose (login, enable, disable, recovery_codes), kind (totp, recovery) and outcome.",
     ["purpose", "kind", "outcome"],
 )
 

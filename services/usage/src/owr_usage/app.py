@@ -17,7 +17,9 @@ from owr_shared.overload import CallerLimit, Slots
 from owr_shared.settings import load_settings
 from owr_usage.alerts.nudge import NUDGE_INFO, queue_nudge
 from owr_usage.alerts.router import router as alerts_router
+from owr_usage.anomalies.router import router as anomalies_router
 from owr_usage.budgets.router import router as budgets_router
+from owr_usage.channels.limits import ChannelTestLimit
 from owr_usage.channels.router import router as channels_router
 from owr_usage.channels.sealing import channel_envelope
 from owr_usage.insights.router import router as insights_router
@@ -56,9 +58,11 @@ def utc_now() -> datetime:
 
 @asynccontextmanager
 async def alerting(app: FastAPI, settings: UsageSettings, clock: Callable[[], datetime]) -> AsyncIterator[None]:
-    """Lifespan part: the envelope of channels' sealed values (`USAGE_KEKS`), the clock of deliveries, and the
-    worker's queue, nudged after each commit that raised events or recorded key actions."""
+    """Lifespan part: the envelope of channels' sealed values (`USAGE_KEKS`), the limit on channels' tests, the
+    clock of deliveries, and the worker's queue, nudged after each commit that raised events or recorded key
+    actions."""
     app.state.channel_envelope = channel_envelope(settings)
+    app.state.channel_test_limit = ChannelTestLimit(app.state.redis, per_minute=settings.channel_tests_per_minute)
     app.state.clock = clock
     # Connected on first use: usage starts and serves while Redis is away (the worker's poll still delivers).
     queue = ArqRedis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
@@ -105,6 +109,7 @@ def create_app(
             alerts_router,
             insights_router,
             key_actions_router,
+            anomalies_router,
             prices_router,
             reconciliation_router,
             internal_router,

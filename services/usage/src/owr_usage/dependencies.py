@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from owr_shared.auth import Role, UserCaller, require_role, require_scope
+from owr_shared.auth import Role, UserCaller, check_email_verified, require_role, require_scope
 from owr_shared.dependencies import from_state
 from owr_shared.envelope import Envelope
+from owr_usage.channels.limits import ChannelTestLimit
 from owr_usage.reports.service import ReportLimits
 from owr_usage.settings import UsageSettings
 
 __all__ = [
+    "RECEIVE_ALERTS",
+    "AlertSender",
     "AlertsReader",
     "AlertsWriter",
+    "ChannelTests",
     "ChannelVault",
     "Clock",
     "ExportEngine",
+    "FirstDay",
     "KeyActionsReader",
     "KeyActionsWriter",
+    "LastDay",
     "Limits",
     "Settings",
     "User",
@@ -33,6 +39,9 @@ __all__ = [
 # Every public usage route reads: any member may (the JWT's role), an API-token caller needs `usage:read`.
 User = Annotated[UserCaller, Depends(require_role(Role.viewer, "usage:read"))]
 Settings = Annotated[UsageSettings, Depends(from_state("settings"))]
+# The reads' day range (`key_usage.service.resolve_range` applies the defaults and checks it).
+FirstDay = Annotated[date | None, Query(alias="from", description="first UTC day (default: 29 days before `to`)")]
+LastDay = Annotated[date | None, Query(alias="to", description="last UTC day (default: today)")]
 # The exports' own pool and the concurrency limits of the expensive reads (`reports_capacity` in app.py).
 ExportEngine = Annotated[AsyncEngine, Depends(from_state("export_engine"))]
 Limits = Annotated[ReportLimits, Depends(from_state("report_limits"))]
@@ -41,9 +50,23 @@ Limits = Annotated[ReportLimits, Depends(from_state("report_limits"))]
 # them is an admin's (an API token with `alerts:write`, minted by an admin).
 AlertsReader = Annotated[UserCaller, Depends(require_role(Role.viewer, "alerts:read"))]
 AlertsWriter = Annotated[UserCaller, Depends(require_role(Role.admin, "alerts:write"))]
+
+# Issue 16: an unverified account cannot receive alerts. Whoever points alerts somewhere (creates a channel,
+# enables one, changes its target, sends it a test) must have a verified address (the JWT's
+# `email_verified`), else 403 `email-not-verified`.
+RECEIVE_ALERTS = "Verify your email address to receive alerts: use the link we emailed you, or ask for a new one."
+
+
+async def _alert_sender(user: AlertsWriter) -> UserCaller:
+    check_email_verified(user, RECEIVE_ALERTS)
+    return user
+
+
+AlertSender = Annotated[UserCaller, Depends(_alert_sender)]
 # The envelope of channels' sealed values (`USAGE_KEKS`), and the clock deliveries and rotations read (tests
 # replace it on `app.state.clock` to move time).
 ChannelVault = Annotated[Envelope, Depends(from_state("channel_envelope"))]
+ChannelTests = Annotated[ChannelTestLimit, Depends(from_state("channel_test_limit"))]
 Clock = Annotated[Callable[[], datetime], Depends(from_state("clock"))]
 
 # Writes to OpenRouter on a key (key actions): an admin's, as changing a key is in keys (an API token with

@@ -48,6 +48,11 @@ ALERT_EVENTS_RAISED = Counter(
     "Alert events written to the outbox by the rules, budgets and digests, by event type (repeats not counted).",
     ["type"],
 )
+KEY_ANOMALIES_FOUND = Counter(
+    "owr_usage_key_anomalies_found_total",
+    "Anomalies of keys' days found at ingestion, by kind (a day's kind counted once).",
+    ["kind"],
+)
 RECONCILIATION_GAPS = Counter(
     "owr_usage_reconciliation_gaps_total",
     "Reconciliation gaps detected: a linked key's completed day whose /key-derived spend and activity's sum came to "

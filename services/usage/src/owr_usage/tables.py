@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from owr_usage.accounts import models as accounts
 from owr_usage.alerts import models as alerts
+from owr_usage.anomalies import models as anomalies
 from owr_usage.base import SCHEMA, UsageBase
 from owr_usage.budgets import models as budgets
 from owr_usage.channels import models as channels
@@ -18,5 +19,5 @@ from owr_usage.snapshots import models as snapshots
 
 __all__ = ["SCHEMA", "metadata"]
 
-DOMAIN_MODELS = (accounts, alerts, budgets, channels, erasure, key_actions, rollups, snapshots)
+DOMAIN_MODELS = (accounts, alerts, anomalies, budgets, channels, erasure, key_actions, rollups, snapshots)
 metadata = UsageBase.metadata

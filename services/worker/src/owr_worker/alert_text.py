@@ -114,9 +114,7 @@ def _key(event_type: str, data: Mapping[str, Any]) -> AlertText:
             subject, (joined(standing, "OpenRouter stops the key at its limit.", sep=". "), _key_line(data))
         )
     if event_type == "key.anomaly":
-        spend, usual = money(data.get("spend_usd")), money(data.get("baseline_usd"))
-        figures = f"{spend} against a usual {usual}" if spend and usual else None
-        return AlertText(f"Key '{name}' spends more than usual", (figures or "Its spend jumped.", _key_line(data)))
+        return _anomaly(name, data)
     if event_type == "key.disabled":
         # The kill switch's reason (a budget exceeded, an anomaly's score) when it was the kill switch.
         reason = text(data, "reason")
@@ -129,6 +127,36 @@ def _key(event_type: str, data: Mapping[str, Any]) -> AlertText:
             ),
         )
     return AlertText(f"Key '{name}'", (_key_line(data),))
+
+
+# `key.anomaly`'s kinds (usage's `anomalies`): the subject after the key's name, and the detail's lead.
+ANOMALY_WORDS = {
+    "spend_spike": "spends far more than usual",
+    "dormant_wakeup": "spends again after a dormant spell",
+    "new_model": "uses a model it never used before",
+    "requests_spend_divergence": "shows requests and spend moving apart",
+}
+
+
+def _anomaly(name: str, data: Mapping[str, Any]) -> AlertText:
+    kind = text(data, "kind")
+    spend, usual = money(data.get("spend_usd")), money(data.get("baseline_usd"))
+    evidence = mapping(data.get("evidence"))
+    figures = f"{spend} against a usual {usual}" if spend and usual else None
+    if kind == "dormant_wakeup" and spend:
+        figures = joined(
+            f"{spend} spent",
+            text(evidence, "last_spend_day") and f"last spend on {text(evidence, 'last_spend_day')}",
+            sep=", ",
+        )
+    if kind == "new_model":
+        models = evidence.get("models")
+        named = ", ".join(str(m) for m in models) if isinstance(models, list) else None
+        figures = joined(named and f"First use of {clean(named)}", spend and f"({spend})", sep=" ")
+    day = text(data, "day")
+    lead = joined(figures or "Its figures jumped", day and f"on {day}", sep=" ")
+    verb = ANOMALY_WORDS.get(kind or "", "spends more than usual")
+    return AlertText(f"Key '{name}' {verb}", (lead + ".", _key_line(data)))
 
 
 def _account(event_type: str, data: Mapping[str, Any]) -> AlertText:

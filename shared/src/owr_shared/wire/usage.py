@@ -110,6 +110,7 @@ class RetentionDeleted(BaseModel):
     daily_key_totals: int
     daily_model_totals: int
     monthly_key_totals: int
+    key_anomalies: int = 0
 
 
 class RetentionResult(BaseModel):

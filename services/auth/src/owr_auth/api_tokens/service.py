@@ -155,7 +155,8 @@ async def introspect(
         return INACTIVE
     # FOR SHARE: a change of the role commits first, so the JWT carries the role after it (members.cutoff).
     membership = await WorkspaceRepository(session).membership(found.user_id, found.workspace_id, for_share=True)
-    if membership is None:  # the user left the workspace the token was made for
+    user = await UserRepository(session).get(found.user_id)
+    if membership is None or user is None:  # the user left the workspace the token was made for
         return INACTIVE
     remaining = int((found.expires_at - now).total_seconds())
     access = mint_access_token(
@@ -164,6 +165,7 @@ async def introspect(
         user_id=found.user_id,
         workspace_id=found.workspace_id,
         role=lower_role(found.role, membership[1].role),
+        email_verified=user.email_verified_at is not None,
         now=now.timestamp(),
         api_token=(found.id, found.scopes),
         ttl=max(1, min(settings.api_token_access_ttl_seconds, remaining)),

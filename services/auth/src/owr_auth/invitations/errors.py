@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from owr_shared import auth as shared_auth
 from owr_shared.errors import Conflict, Forbidden, NotFound
 
 
@@ -29,6 +30,7 @@ class InvitationForAnotherEmail(Forbidden):
     default_detail = "This invitation was sent to another email address: sign in with that address to accept it."
 
 
-class EmailNotVerified(Forbidden):
-    slug, title = "email-not-verified", "Email Not Verified"
+class EmailNotVerified(shared_auth.EmailNotVerified):
+    """The one `email-not-verified` problem of every service, said of an invitation."""
+
     default_detail = "Verify your email address before accepting an invitation."

@@ -23,7 +23,19 @@ class SetupView(BaseModel):
     qr_svg: str = Field(repr=False, description="the URI as a QR code, a standalone SVG document")
 
 
+class SetupRequest(RequestSchema):
+    """The account's password, typed again: a stolen session alone cannot put its own authenticator on it."""
+
+    password: StorableText = Field(max_length=1024, repr=False)
+
+
 class EnableRequest(RequestSchema):
+    code: TotpCode = Field(repr=False)
+
+
+class RecoveryCodesRequest(RequestSchema):
+    """A fresh code from the authenticator app (a recovery code cannot make new ones)."""
+
     code: TotpCode = Field(repr=False)
 
 

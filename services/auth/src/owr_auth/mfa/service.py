@@ -1,5 +1,6 @@
-"""Two-factor sign-in: setup (a pending secret), enable (a first valid code; recovery codes), disable (a
-fresh code or a recovery code), status, and the code check that login's second step uses.
+"""Two-factor sign-in: setup (a pending secret, after the password), enable (a first valid code; recovery
+codes), new recovery codes (a fresh code), disable (a fresh code or a recovery code), status, and the code
+check that login's second step uses.
 
 Every check of a code is throttled per user (from any address) and per address before it runs, and runs
 under a row lock on the user's credential: a code is accepted only for a time-step later than the last one
@@ -32,7 +33,7 @@ from owr_shared.logging import get_logger
 
 log = get_logger(__name__)
 
-Purpose = Literal["login", "enable", "disable"]
+Purpose = Literal["login", "enable", "disable", "recovery_codes"]
 
 
 @dataclass(slots=True)
@@ -98,12 +99,32 @@ async def enable(session: AsyncSession, mfa: MfaKit, *, user_id: uuid.UUID, code
     # `check` re-read the row under its lock: a concurrent enable with another valid code may have won.
     if credential.enabled_at is not None:
         raise MfaAlreadyEnabled()
-    codes = totp.new_recovery_codes()
-    hashes = [mfa.keys.recovery_hash(user_id, _stored_form(c)) for c in codes]
-    await repo.replace_recovery_codes(user_id, hashes)
+    codes = _new_recovery_codes(mfa, user_id)
+    await repo.replace_recovery_codes(user_id, [hash_ for _, hash_ in codes])
     await repo.enable(credential, utcnow())
     log.info("mfa_enabled", user_id=str(user_id))
-    return RecoveryCodesView(recovery_codes=codes)
+    return RecoveryCodesView(recovery_codes=[code for code, _ in codes])
+
+
+async def regenerate_recovery_codes(
+    session: AsyncSession, mfa: MfaKit, *, user_id: uuid.UUID, code: str, ip: str
+) -> RecoveryCodesView:
+    """Ten new recovery codes in place of every old one (used or not), for a fresh authenticator code: a
+    recovery code cannot make more of them, so whoever found a printed list cannot keep the account's."""
+    repo = MfaRepository(session)
+    if not await repo.is_enabled(user_id):
+        raise MfaNotEnabled()
+    if not await check(session, mfa, user_id=user_id, code=code, recovery_code=None, ip=ip, purpose="recovery_codes"):
+        raise WrongCode()
+    codes = _new_recovery_codes(mfa, user_id)
+    await repo.replace_recovery_codes(user_id, [hash_ for _, hash_ in codes])
+    log.info("mfa_recovery_codes_regenerated", user_id=str(user_id))
+    return RecoveryCodesView(recovery_codes=[code for code, _ in codes])
+
+
+def _new_recovery_codes(mfa: MfaKit, user_id: uuid.UUID) -> list[tuple[str, bytes]]:
+    """Ten fresh codes, each with the keyed hash that is all auth stores of it."""
+    return [(c, mfa.keys.recovery_hash(user_id, _stored_form(c))) for c in totp.new_recovery_codes()]
 
 
 async def disable(

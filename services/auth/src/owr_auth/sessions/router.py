@@ -10,14 +10,12 @@ from starlette.responses import Response
 
 from owr_auth.dependencies import (
     Client,
-    Mfa,
-    Passwords,
+    Login,
     RedisClient,
     SessionPrincipal,
     SessionUser,
     Settings,
     SigningKeyring,
-    Throttle,
 )
 from owr_auth.sessions import listing
 from owr_auth.sessions import service as session_service
@@ -48,22 +46,10 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
     responses=problem_responses(400, 401, 403, 422, 429, 503),
     summary="Log in with email and password",
 )
-async def login(
-    body: LoginRequest,
-    session: DbSession,
-    settings: Settings,
-    keyring: SigningKeyring,
-    passwords: Passwords,
-    throttle: Throttle,
-    mfa: Mfa,
-    client: Client,
-) -> Response:
+async def login(body: LoginRequest, session: DbSession, ctx: Login, client: Client) -> Response:
     """Exchange credentials for an access token and a refresh token (a new session). With two-factor
     sign-in on, the answer is `{mfa_required: true, challenge, expires_in}` instead, and no token: send
     the challenge with a code to `POST /api/v1/auth/login/mfa` within `expires_in` seconds."""
-    ctx = session_service.LoginContext(
-        settings=settings, keyring=keyring, passwords=passwords, throttle=throttle, mfa=mfa
-    )
     answer = await session_service.login(session, ctx, email=body.email, password=body.password, client=client)
     return json_response(answer, headers=NO_STORE)
 
@@ -74,23 +60,11 @@ async def login(
     responses=problem_responses(400, 401, 403, 422, 429, 503),
     summary="Log in, second step: the challenge and a code",
 )
-async def login_mfa(
-    body: MfaLoginRequest,
-    session: DbSession,
-    settings: Settings,
-    keyring: SigningKeyring,
-    passwords: Passwords,
-    throttle: Throttle,
-    mfa: Mfa,
-    client: Client,
-) -> Response:
+async def login_mfa(body: MfaLoginRequest, session: DbSession, ctx: Login, client: Client) -> Response:
     """The first step's `challenge` with a current authenticator `code` or an unused `recovery_code` → the
     token pair. The challenge lives 5 minutes, works once, and only from the client (address and user
     agent) that made the first step: otherwise 401 `invalid-mfa-challenge` (sign in again). A wrong code
     is a 401 `invalid-second-factor` and may be tried again; wrong codes are throttled per account (429)."""
-    ctx = session_service.LoginContext(
-        settings=settings, keyring=keyring, passwords=passwords, throttle=throttle, mfa=mfa
-    )
     pair = await session_service.complete_login(
         session, ctx, challenge=body.challenge, code=body.code, recovery_code=body.recovery_code, client=client
     )

@@ -272,9 +272,11 @@ async def _issue_pair(
 ) -> TokenPair:
     """A new refresh token of the family and an access token for the family's workspace, with the role the
     membership has now. A family whose workspace the user left (or that was deleted) moves to the user's
-    first workspace, so a removed member stays signed in, in their own workspace."""
+    first workspace, so a removed member stays signed in, in their own workspace. The token says whether the
+    address is verified now: a verification applies from the session's next pair."""
     found = await WorkspaceRepository(session).acting_membership(family.user_id, family.workspace_id)
-    if found is None:
+    user = await UserRepository(session).get(family.user_id)
+    if found is None or user is None:
         raise NoWorkspace()
     workspace, membership = found
     family.workspace_id = workspace.id
@@ -287,6 +289,7 @@ async def _issue_pair(
         user_id=family.user_id,
         workspace_id=workspace.id,
         role=membership.role,
+        email_verified=user.email_verified_at is not None,
         session_id=family.id,
     )
     return TokenPair(access_token=access.token, refresh_token=raw, expires_in=access.expires_in)

@@ -45,6 +45,7 @@ def mint_access_token(
     user_id: uuid.UUID,
     workspace_id: uuid.UUID,
     role: str,
+    email_verified: bool,
     now: float | None = None,
     api_token: tuple[uuid.UUID, Iterable[str]] | None = None,
     session_id: uuid.UUID | None = None,
@@ -58,6 +59,9 @@ def mint_access_token(
 
     `iat` has millisecond precision (RFC 7519 allows a non-integer NumericDate), so a revocation cut-off
     refuses a token minted earlier in the same second and admits one minted after it.
+
+    `email_verified` (the person's address is verified now) lets every service refuse what an unverified
+    account may not do (`owr_shared.auth.check_email_verified`) without asking auth.
     """
     issued_at = math.floor((time.time() if now is None else now) * 1000) / 1000
     ttl = min(ttl or settings.access_token_ttl_seconds, settings.access_token_ttl_seconds)
@@ -66,6 +70,7 @@ def mint_access_token(
         "sub": str(user_id),
         "wid": str(workspace_id),
         "role": role,
+        "email_verified": email_verified,
         "typ": ACCESS_TOKEN_TYPE,
         "jti": token_id,
         "iss": settings.jwt_issuer,

@@ -106,6 +106,26 @@ async def _session_is_live(session: AsyncSession, principal: Principal) -> bool:
     return await RefreshTokenRepository(session).is_live(family_id)
 
 
+async def confirm_password(
+    session: AsyncSession, passwords: PasswordService, throttle: LoginThrottle, *, user: User, password: str, ip: str
+) -> User:
+    """The signed-in person types their password again before a change that needs more than a token (a new
+    password, turning two-factor sign-in on): the user, locked; `WrongCurrentPassword` (403) otherwise.
+
+    Throttled as logins are: a stolen access token must not become an unthrottled oracle for the password.
+    The row is locked first: a login verifying the old password meanwhile re-checks the hash under this lock.
+    """
+    account = account_subject(user.email)
+    await throttle.begin(account, ip)
+    locked = await UserRepository(session).lock(user.id)
+    if locked is None:
+        raise AccountGone()
+    if not await passwords.verify(locked.password_hash, password):
+        raise WrongCurrentPassword()
+    await throttle.succeeded(account, ip)
+    return locked
+
+
 async def change_password(
     session: AsyncSession,
     redis: Redis,
@@ -120,18 +140,7 @@ async def change_password(
 ) -> None:
     """Replace the password after checking the current one, then end every session of the user."""
     check_password_policy(new_password, field="new_password")
-    # A stolen access token must not become an unthrottled oracle for the current password.
-    account = account_subject(user.email)
-    await throttle.begin(account, ip)
-    # Lock the row first: a login verifying the old password meanwhile re-checks the hash under this
-    # lock and fails, instead of starting a session (or rehashing the old password) after the change.
-    locked = await UserRepository(session).lock(user.id)
-    if locked is None:
-        raise AccountGone()
-    user = locked
-    if not await passwords.verify(user.password_hash, current_password):
-        raise WrongCurrentPassword()
-    await throttle.succeeded(account, ip)
+    user = await confirm_password(session, passwords, throttle, user=user, password=current_password, ip=ip)
     user.password_hash = await passwords.hash(new_password)
     user.password_changed_at = utcnow()
     await session.flush()

@@ -81,7 +81,7 @@ async def render(
         paragraphs=[
             "Welcome to OpenRouter Watcher.",
             "Please confirm that this is your email address. Until you do, you can use your account,"
-            " but you cannot join a team.",
+            " but you cannot join a team or receive alerts.",
         ],
         action="Verify my email address",
         link=page_link(settings, PAGE, token),

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from owr_shared.logging import get_logger
 from owr_usage.accounts.repository import AccountRepository
 from owr_usage.accounts.schemas import AccountKeysReport, ActivityReport, CreditsReport
+from owr_usage.anomalies import service as anomalies
 from owr_usage.budgets import service as budgets
 from owr_usage.erasure import service as erasure
 from owr_usage.metrics import (
@@ -78,6 +79,8 @@ async def replace_keys(session: AsyncSession, management_key_id: uuid.UUID, repo
         # A key that left the account takes its spend with it: the account's budgets are looked at too.
         clocks = {report.workspace_id: report.observed_at}
         await budgets.evaluate_keys(session, clocks, relinked, [management_key_id])
+        # A key linked anew shows activity's per-model days: all of them are judged again.
+        await anomalies.evaluate_keys(session, report.workspace_id, report.observed_at, relinked)
     ACCOUNT_KEYS_INGESTED.labels("replaced").inc()
     log.info("account_keys_replaced", management_key_id=str(management_key_id), keys=len(by_hash))
     return True
@@ -122,7 +125,9 @@ async def replace_activity(session: AsyncSession, management_key_id: uuid.UUID, 
     rebuilt = await rollups.after_activity(
         session, report.workspace_id, management_key_id, report.api_key_hash, accepted
     )
-    await budgets.evaluate_keys(session, {report.workspace_id: report.observed_at}, rebuilt)
+    clocks = {report.workspace_id: report.observed_at}
+    await budgets.evaluate_keys(session, clocks, rebuilt)
+    await anomalies.evaluate(session, clocks, [(report.workspace_id, key, day) for key in rebuilt for day in accepted])
     if accepted:
         # A completed week's prices settle a day after it ends; the first report after that compares them.
         await prices.evaluate_drift(session, report.workspace_id, report.observed_at)

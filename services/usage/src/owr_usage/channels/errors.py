@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from owr_shared.errors import VALIDATION_ERROR, Conflict, NotFound, ProblemError, field_errors
+from owr_shared.errors import (
+    RETRY_SOON,
+    VALIDATION_ERROR,
+    Conflict,
+    NotFound,
+    ProblemError,
+    ServiceUnavailable,
+    TooManyRequests,
+    field_errors,
+)
 
 
 class ChannelNotFound(NotFound):
@@ -48,3 +57,23 @@ class ChannelUnreadable(ProblemError):
 
     status, slug, title = 500, "channel-unreadable", "Channel Unreadable"
     default_detail = "The channel's stored target or secret could not be decrypted."
+
+
+class ChannelTestsThrottled(TooManyRequests):
+    """The channel was sent `USAGE_CHANNEL_TESTS_PER_MINUTE` tests in the last minute."""
+
+    slug, title = "channel-tests-throttled", "Too Many Tests"
+
+    def __init__(self, per_minute: int, *, retry_after: int) -> None:
+        super().__init__(
+            f"A channel takes at most {per_minute} test events a minute; try again in {retry_after} s.",
+            retry_after=retry_after,
+        )
+
+
+class ChannelTestsUnavailable(ServiceUnavailable):
+    slug, title = "channel-tests-unavailable", "Tests Unavailable"
+    default_detail = "Test events cannot be counted right now; try again in a few seconds."
+
+    def __init__(self) -> None:
+        super().__init__(headers=dict(RETRY_SOON))

@@ -11,6 +11,7 @@ import uuid
 from fastapi import APIRouter, status
 from starlette.responses import Response
 
+from owr_shared.auth import check_email_verified
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
 from owr_shared.schemas import NO_STORE, Page, json_response, problem_responses
@@ -27,7 +28,16 @@ from owr_usage.channels.schemas import (
     UpdateChannelRequest,
 )
 from owr_usage.deliveries import service as delivery_service
-from owr_usage.dependencies import AlertsReader, AlertsWriter, ChannelVault, Clock, Settings
+from owr_usage.dependencies import (
+    RECEIVE_ALERTS,
+    AlertSender,
+    AlertsReader,
+    AlertsWriter,
+    ChannelTests,
+    ChannelVault,
+    Clock,
+    Settings,
+)
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
 
@@ -64,7 +74,7 @@ def channel_view(row: AlertChannel) -> ChannelView:
 )
 async def create_channel(
     body: CreateChannelRequest,
-    user: AlertsWriter,
+    user: AlertSender,
     session: DbSession,
     envelope: ChannelVault,
     settings: Settings,
@@ -73,7 +83,8 @@ async def create_channel(
     """The URL or address is sealed and never shown again (`target_hint` shows its host, or the address
     masked). A webhook channel's answer carries its signing `secret`, this once. `http` URLs are refused in
     production; Slack takes `https://hooks.slack.com/services/...`, Discord `https://discord.com/api/webhooks/...`.
-    409 `too-many-channels` past `USAGE_MAX_CHANNELS_PER_WORKSPACE`."""
+    409 `too-many-channels` past `USAGE_MAX_CHANNELS_PER_WORKSPACE`. 403 `email-not-verified` for a caller
+    whose email address is not verified yet."""
     created = await channel_service.create_channel(
         session,
         envelope,
@@ -119,7 +130,10 @@ async def update_channel(
     """Fields left out stay as they are; `events: null` takes every event type. A new `url` (or `email`, for
     an email channel) is sealed in place of the old one. `enabled: true` re-enables a disabled channel (its
     failed deliveries stay failed: retry them one by one); `enabled: false` disables it, failing its pending
-    deliveries."""
+    deliveries. Enabling a channel or changing its target needs a verified email address (403
+    `email-not-verified`); renaming or disabling one does not."""
+    if body.enabled is True or body.url is not None or body.email is not None:
+        check_email_verified(user, RECEIVE_ALERTS)
     row = await channel_service.update_channel(
         session,
         envelope,
@@ -165,14 +179,17 @@ async def rotate_secret(
     "/{channel_id}/test",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ChannelTestQueued,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
     summary="Send a test event to a channel",
 )
-async def send_test(channel_id: uuid.UUID, user: AlertsWriter, session: DbSession, clock: Clock) -> Response:
+async def send_test(
+    channel_id: uuid.UUID, user: AlertSender, session: DbSession, limit: ChannelTests, clock: Clock
+) -> Response:
     """A `test` event for this channel alone; its attempts appear in the channel's delivery log. 409 when the
-    channel is disabled."""
+    channel is disabled; 403 `email-not-verified` for a caller whose email address is not verified yet; 429
+    `channel-tests-throttled` (with `Retry-After`) past `USAGE_CHANNEL_TESTS_PER_MINUTE` tests of the channel."""
     event_id = await channel_service.send_test(
-        session, workspace_id=user.workspace_id, channel_id=channel_id, now=clock()
+        session, limit, workspace_id=user.workspace_id, channel_id=channel_id, now=clock()
     )
     return json_response(ChannelTestQueued(event_id=event_id), status.HTTP_202_ACCEPTED)
 

@@ -25,6 +25,7 @@ from owr_usage.channels.errors import (
     InvalidChannelTarget,
     TooManyChannels,
 )
+from owr_usage.channels.limits import ChannelTestLimit
 from owr_usage.channels.models import AlertChannel, ChannelSecret
 from owr_usage.channels.repository import ChannelRepository
 from owr_usage.channels.schemas import URL_TYPES, CreateChannelRequest, SecretRotated, UpdateChannelRequest
@@ -207,12 +208,19 @@ async def rotate_secret(
 
 
 async def send_test(
-    session: AsyncSession, *, workspace_id: uuid.UUID, channel_id: uuid.UUID, now: datetime
+    session: AsyncSession,
+    limit: ChannelTestLimit,
+    *,
+    workspace_id: uuid.UUID,
+    channel_id: uuid.UUID,
+    now: datetime,
 ) -> uuid.UUID:
-    """A `test` event for this channel alone, whatever its `events`; never deduplicated."""
+    """A `test` event for this channel alone, whatever its `events`; never deduplicated. Counted against the
+    channel's limit once it is known to be the caller's (another workspace cannot spend it)."""
     channel = await get_channel(session, workspace_id=workspace_id, channel_id=channel_id)
     if channel.disabled_at is not None:
         raise ChannelDisabled()
+    await limit.spend(channel.id)
     data = {
         "channel_id": str(channel.id),
         "name": channel.name,

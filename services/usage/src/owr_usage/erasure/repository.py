@@ -8,6 +8,7 @@ import uuid
 from owr_shared.repository import TombstoneRepository, delete_workspace_rows
 from owr_usage.accounts.models import Account, AccountBalance
 from owr_usage.alerts.models import AlertCondition, AlertEvent, AlertRule
+from owr_usage.anomalies.models import KeyAnomaly
 from owr_usage.budgets.models import Budget
 from owr_usage.channels.models import AlertChannel, ChannelAudit
 from owr_usage.erasure.models import ErasedWorkspace
@@ -17,7 +18,17 @@ from owr_usage.snapshots.models import KeyState
 
 # Each by its own index led by workspace_id. An event's deliveries and their attempts go with it, a channel's
 # sealed values (and any delivery left) with the channel: the foreign keys cascade along their own indexes.
-ALERTING_TABLES = (AlertEvent, AlertChannel, ChannelAudit, AlertCondition, AlertRule, Budget, KeyAction, KeyKillSwitch)
+ALERTING_TABLES = (
+    AlertEvent,
+    AlertChannel,
+    ChannelAudit,
+    AlertCondition,
+    AlertRule,
+    Budget,
+    KeyAction,
+    KeyKillSwitch,
+    KeyAnomaly,
+)
 
 
 class ErasureRepository(TombstoneRepository):
@@ -39,9 +50,11 @@ class ErasureRepository(TombstoneRepository):
             Budget,
             KeyAction,
             KeyKillSwitch,
+            KeyAnomaly,
         )
     )
 
     async def delete_alerting(self, workspace_id: uuid.UUID) -> dict[str, int]:
-        """The workspace's budgets, rules, conditions, channels (sealed values, audit) and outbox; rows by table."""
+        """The workspace's budgets, rules, conditions, channels (sealed values, audit), outbox and key anomalies;
+        rows by table."""
         return await delete_workspace_rows(self.session, workspace_id, ALERTING_TABLES)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from owr_shared.logging import get_logger
 from owr_shared.wire.usage import CompactionRequest, CompactionResult, RetentionDeleted, RetentionResult
 from owr_usage.accounts.repository import AccountRepository
+from owr_usage.anomalies.repository import AnomalyRepository
 from owr_usage.metrics import RETENTION_DELETED, SNAPSHOTS_COMPACTED
 from owr_usage.rollups.repository import RollupRepository
 from owr_usage.snapshots.repository import SnapshotRepository
@@ -35,6 +36,7 @@ async def apply_retention(
     counts = await SnapshotRepository(session).delete_before(cutoff, cutoff_day)
     counts |= await AccountRepository(session).delete_before(cutoff, cutoff_day)
     counts |= await RollupRepository(session).delete_before(cutoff_day)
+    counts |= await AnomalyRepository(session).delete_before(cutoff_day)
     for table, count in counts.items():
         RETENTION_DELETED.labels(table).inc(count)
     log.info("retention_applied", before=cutoff_day.isoformat(), **counts)

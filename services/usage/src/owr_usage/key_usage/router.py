@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
-from typing import Annotated
+from datetime import UTC, datetime
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from owr_shared.db import DbSession
 from owr_shared.schemas import json_response, problem_responses
-from owr_usage.dependencies import Settings, User
+from owr_usage.dependencies import FirstDay, LastDay, Settings, User
 from owr_usage.key_usage import service as usage_service
 from owr_usage.key_usage.schemas import KeyUsageView
 
@@ -29,10 +28,8 @@ async def get_key_usage(
     user: User,
     session: DbSession,
     settings: Settings,
-    first: Annotated[
-        date | None, Query(alias="from", description="first UTC day (default: 29 days before `to`)")
-    ] = None,
-    last: Annotated[date | None, Query(alias="to", description="last UTC day (default: today)")] = None,
+    first: FirstDay = None,
+    last: LastDay = None,
 ) -> Response:
     """The latest snapshot's limits and day/week/month windows (`as_of`), lifetime figures, and the daily
     series in [from, to]: final days, and provisional ones (today, or a day whose next day has no snapshot)."""

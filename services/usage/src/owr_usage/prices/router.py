@@ -11,11 +11,11 @@ from starlette.responses import Response
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
 from owr_shared.schemas import json_response, problem_responses
-from owr_usage.dependencies import Settings, User
+from owr_usage.dependencies import FirstDay, LastDay, Settings, User
 from owr_usage.key_usage.service import resolve_range
 from owr_usage.prices import service as prices
 from owr_usage.prices.schemas import GroupBy, PricesReport
-from owr_usage.reports.router import First, KeyFilter, Last, ModelFilter, ProviderFilter
+from owr_usage.reports.router import KeyFilter, ModelFilter, ProviderFilter
 from owr_usage.reports.service import check_key
 
 router = APIRouter(prefix="/api/v1/insights", tags=["insights"])
@@ -37,8 +37,8 @@ async def get_prices(
     session: DbSession,
     settings: Settings,
     paging: Paging,
-    first: First = None,
-    last: Last = None,
+    first: FirstDay = None,
+    last: LastDay = None,
     key_id: KeyFilter = None,
     model: ModelFilter = None,
     provider: ProviderFilter = None,

@@ -13,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
 from owr_shared.schemas import StorableText, json_response, problem_responses
-from owr_usage.dependencies import ExportEngine, Limits, Settings, User
+from owr_usage.dependencies import ExportEngine, FirstDay, LastDay, Limits, Settings, User
 from owr_usage.key_usage.service import resolve_range
 from owr_usage.reports import service as reports
 from owr_usage.reports.cursors import MAX_CURSOR_LENGTH
@@ -22,8 +22,6 @@ from owr_usage.reports.schemas import AccountPage, DailyPage, UsageSummary
 
 router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
 
-First = Annotated[date | None, Query(alias="from", description="first UTC day (default: 29 days before `to`)")]
-Last = Annotated[date | None, Query(alias="to", description="last UTC day (default: today)")]
 KeyFilter = Annotated[uuid.UUID | None, Query(description="only this key's rows (a key of the workspace)")]
 # Storable text: a NUL (which PostgreSQL text cannot hold) is a 422, never a 500.
 ModelFilter = Annotated[StorableText | None, Query(max_length=300, description="only this model's rows (exact name)")]
@@ -67,8 +65,8 @@ class RowQuery:
 
 
 async def _row_query(
-    first: First = None,
-    last: Last = None,
+    first: FirstDay = None,
+    last: LastDay = None,
     key_id: KeyFilter = None,
     model: ModelFilter = None,
     provider: ProviderFilter = None,
@@ -88,7 +86,7 @@ RowQueryParams = Annotated[RowQuery, Depends(_row_query)]
     summary="Totals with breakdowns by key, model and day",
 )
 async def get_summary(
-    user: User, session: DbSession, limits: Limits, settings: Settings, first: First = None, last: Last = None
+    user: User, session: DbSession, limits: Limits, settings: Settings, first: FirstDay = None, last: LastDay = None
 ) -> Response:
     """Cost, BYOK cost, requests and tokens over [from, to], in total and by key, by model and by day.
     Spend without a per-model breakdown (an unlinked key, or a day whose activity was not fetched) is

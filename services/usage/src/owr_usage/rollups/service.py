@@ -24,9 +24,9 @@ from owr_usage.rollups.repository import RollupRepository
 
 async def after_snapshots(
     session: AsyncSession, workspaces: Mapping[uuid.UUID, uuid.UUID], days: Iterable[tuple[uuid.UUID, dt.date]]
-) -> set[uuid.UUID]:
+) -> set[tuple[uuid.UUID, dt.date]]:
     """Snapshots were stored: `workspaces` maps each key of the batch to its workspace, `days` are the
-    (key, day) pairs whose `key_days` were re-derived. Returns the keys whose daily rows changed."""
+    (key, day) pairs whose `key_days` were re-derived. Returns the (key, day)s whose daily rows changed."""
     targets = set(days)
     if not targets:
         return set()
@@ -42,7 +42,7 @@ async def after_snapshots(
     await repo.rebuild(sorted(changed))
     # The targets' own gaps are counted by the caller (it saw them before the derivation).
     await reconciliation.count_relinked(session, relinked, counted_elsewhere=targets)
-    return {key for key, _ in changed}
+    return changed
 
 
 async def after_activity(

@@ -18,7 +18,8 @@ router = APIRouter(prefix="/api/v1/alert-rules", tags=["alerts"])
 async def get_rules(user: AlertsReader, session: DbSession) -> Response:
     """Every built-in rule with its switch and parameters (a rule never set is on, with its defaults):
     `key.invalid`, `key.expiring` (`days`), `key.limit_threshold_crossed` (`percent`), `account.balance_low`
-    (`amount_usd`), `account.runway_low` (`days`), `sync.failing` (`hours`; its recovery is `sync.recovered`), `price.drift` (`min_drift_pct`)."""
+    (`amount_usd`), `account.runway_low` (`days`), `sync.failing` (`hours`; its recovery is `sync.recovered`),
+    `key.anomaly` (`min_score`, `min_usd`), `price.drift` (`min_drift_pct`)."""
     return json_response(await rules.view(session, user.workspace_id))
 
 

@@ -16,6 +16,7 @@ RuleName = Literal[
     "account.balance_low",
     "account.runway_low",
     "sync.failing",
+    "key.anomaly",
     "price.drift",
 ]
 RULES: tuple[RuleName, ...] = get_args(RuleName)
@@ -61,6 +62,19 @@ class FailingParams(RequestSchema):
     hours: int = Field(default=1, ge=1, le=168)
 
 
+class AnomalyParams(RequestSchema):
+    """`key.anomaly`: a key's day departing from its own history (`spend_spike`, `dormant_wakeup`, `new_model`,
+    `requests_spend_divergence`); raised once per (key, day, kind) when its score is at least `min_score`.
+    `min_usd` is the least excess over the usual day (or a dormant key's spend) that counts as an anomaly."""
+
+    min_score: float = Field(default=0, ge=0, le=1_000_000, allow_inf_nan=False)
+    min_usd: Annotated[
+        Decimal,
+        Field(gt=0, le=Decimal("1e6"), allow_inf_nan=False, decimal_places=10),
+        WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 1e6}),
+    ] = Decimal(1)
+
+
 class DriftParams(RequestSchema):
     """`price.drift`: a model on a provider whose completed UTC week cost at least `min_drift_pct` % more per token
     than the week before (the week's tokens priced at the previous week's prices); once per model, provider and
@@ -78,6 +92,7 @@ PARAMS: dict[RuleName, type[RequestSchema]] = {
     "account.balance_low": BalanceParams,
     "account.runway_low": RunwayParams,
     "sync.failing": FailingParams,
+    "key.anomaly": AnomalyParams,
     "price.drift": DriftParams,
 }
 
@@ -123,12 +138,23 @@ class FailingSetting(_Setting[FailingParams]):
     rule: Literal["sync.failing"]
 
 
+class AnomalySetting(_Setting[AnomalyParams]):
+    rule: Literal["key.anomaly"]
+
+
 class DriftSetting(_Setting[DriftParams]):
     rule: Literal["price.drift"]
 
 
 RuleSetting = Annotated[
-    InvalidSetting | ExpiringSetting | LimitSetting | BalanceSetting | RunwaySetting | FailingSetting | DriftSetting,
+    InvalidSetting
+    | ExpiringSetting
+    | LimitSetting
+    | BalanceSetting
+    | RunwaySetting
+    | FailingSetting
+    | AnomalySetting
+    | DriftSetting,
     Field(discriminator="rule"),
 ]
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.logging import get_logger
+from owr_usage.anomalies import service as anomalies
 from owr_usage.budgets import service as budgets
 from owr_usage.erasure import service as erasure
 from owr_usage.metrics import SNAPSHOTS_INGESTED
@@ -63,13 +64,15 @@ async def ingest(session: AsyncSession, items: list[SnapshotItem]) -> SnapshotsS
         targets.update({(key_id, day), (key_id, day - timedelta(days=1))})
     gaps_before = await reconciliation.gaps_among(session, targets)
     await repo.derive_days(sorted(targets))
-    changed = await rollups.after_snapshots(session, workspaces, targets)
+    changed_days = await rollups.after_snapshots(session, workspaces, targets)
+    changed = {key_id for key_id, _ in changed_days}
     reconciliation.count_new(gaps_before, await reconciliation.gaps_among(session, targets))
     # Budgets move only with figures; each workspace's "now" is OpenRouter's clock of its newest snapshot here.
     clocks: dict[uuid.UUID, datetime] = {}
     for key_id in changed:
         clocks[workspaces[key_id]] = max(clocks.get(workspaces[key_id], latest[key_id]), latest[key_id])
     await budgets.evaluate_keys(session, clocks, changed)
+    await anomalies.evaluate(session, clocks, [(workspaces[key_id], key_id, day) for key_id, day in changed_days])
 
     stored = len(inserted)
     duplicates = len(kept) - stored

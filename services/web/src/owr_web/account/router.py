@@ -7,22 +7,25 @@ No token is ever logged or put anywhere but the form that sends it back to the A
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from owr_web.api.client import read_json
-from owr_web.api.errors import ApiProblem
+from owr_web.api.errors import ApiProblem, ApiUnavailable
 from owr_web.dependencies import (
     AnonymousApi,
     Checked,
     FormChecked,
+    MaybeSignedIn,
     Sessions,
     Settings,
     Views,
     session_cookie,
 )
+from owr_web.sessions.errors import SessionStoreUnavailable, SignedOut
 from owr_web.sessions.router import PASSWORD_HINT, anonymous_page, problem_message, too_many
 
 router = APIRouter(tags=["account"])
@@ -97,29 +100,39 @@ async def reset_password(
 
 
 @router.get("/verify-email", include_in_schema=False)
+async def verify_email_page(
+    request: Request, views: Views, settings: Settings, token: str = "", sent: str | None = None
+) -> Response:
+    """The emailed link's page: a button that verifies. Opening the link uses nothing (mail scanners fetch
+    links before the person does); pressing the button posts the token back, as the reset form does."""
+    if sent is not None and not token:
+        return anonymous_page(request, views, settings, "verify_email.html", {"state": "sent"})
+    if not token or len(token) > TOKEN_MAX:
+        return anonymous_page(request, views, settings, "verify_email.html", {"state": "invalid"}, status=400)
+    return anonymous_page(request, views, settings, "verify_email.html", {"state": "confirm", "token": token})
+
+
+@router.post("/verify-email", include_in_schema=False, dependencies=[FormChecked])
 async def verify_email(
     request: Request,
     views: Views,
     settings: Settings,
     sessions: Sessions,
     api: AnonymousApi,
-    token: str = "",
-    sent: str | None = None,
+    visitor: MaybeSignedIn,
+    token: Annotated[str, Form(max_length=TOKEN_MAX)],
 ) -> Response:
-    """Following the emailed link verifies the address at once (the token is the proof; it works once)."""
-    if sent is not None and not token:
-        return anonymous_page(request, views, settings, "verify_email.html", {"state": "sent"})
-    if not token or len(token) > TOKEN_MAX:
-        return anonymous_page(request, views, settings, "verify_email.html", {"state": "invalid"}, status=400)
+    """Verify the address (the token is the proof; it works once). Signed in in this browser: the session takes
+    a new token pair at once, whose `email_verified` lets the person add channels now, and the banner goes."""
     answer = await api.call("POST", "/api/v1/auth/verify-email", json_body={"token": token})
     if answer.status_code == 204:
-        session_id = request.cookies.get(session_cookie(settings))
-        if session_id:
-            # Signed in in this browser: the banner goes at once.
-            await sessions.set_email_verified(session_id, True)
+        if visitor is not None:
+            # Another account's session in this browser just refreshes: the new token says its own state.
+            with contextlib.suppress(SignedOut, ApiUnavailable, SessionStoreUnavailable):
+                await sessions.renew(visitor.session_id, visitor.session, visitor.api)
         return anonymous_page(request, views, settings, "verify_email.html", {"state": "verified"})
     if answer.status_code == 429:
-        context = {"state": "busy", "error": too_many(answer)}
+        context = {"state": "confirm", "token": token, "error": too_many(answer)}
     else:
         context = {"state": "expired" if answer.status_code == 410 else "invalid"}
     return anonymous_page(request, views, settings, "verify_email.html", context, status=answer.status_code)
@@ -133,6 +146,6 @@ async def resend_verification(visitor: Checked, sessions: Sessions) -> Response:
     except ApiProblem as exc:
         if exc.status != 409:
             raise  # a 429 says how long to wait, on the error page
-        await sessions.set_email_verified(visitor.session_id, True)
+        await sessions.verified_now(visitor.session_id, visitor.session, visitor.api)
         return RedirectResponse("/profile", status_code=303)
     return RedirectResponse("/verify-email?sent=1", status_code=303)

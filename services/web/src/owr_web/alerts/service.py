@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from owr_web.api.client import Api
+from owr_web.insights.service import ANOMALY_KINDS, anomaly_line
 from owr_web.views.format import as_decimal, points, usd, utc
 
 PER_PAGE = 50
@@ -84,6 +85,11 @@ def _key_event(kind: str, data: dict[str, Any]) -> str:
         limit = f" {usd(data['limit_usd'])}" if data.get("limit_usd") is not None else ""
         return f"{key} has used {used} of its{limit} OpenRouter limit"
     if kind == "key.anomaly":
+        evidence = data.get("evidence") if isinstance(data.get("evidence"), dict) else None
+        if evidence is not None and data.get("kind") in ANOMALY_KINDS:
+            return f"{key}: {ANOMALY_KINDS[data['kind']].lower()} on {data.get('day') or '?'}. " + anomaly_line(
+                data["kind"], evidence
+            )
         return f"{key} spent unusually"
     if kind == "key.disabled":
         return f"{key} was disabled at OpenRouter"
@@ -175,6 +181,7 @@ RULES = {
     "account.balance_low": "Tell me when an account's balance runs low",
     "account.runway_low": "Tell me when an account's credit will soon run out at its current burn",
     "sync.failing": "Tell me when a key's sync keeps failing, and when it recovers",
+    "key.anomaly": "Tell me when a key departs from its usual days (spike, wake-up, new model)",
     "price.drift": "Tell me when a model on a provider costs more per token than the week before",
 }
 # Each rule's parameters (the API fills in their defaults), by rule then name; an unknown one is named as the API names it.
@@ -184,6 +191,8 @@ PARAMS = {
     ("account.balance_low", "amount_usd"): "Balance under (USD)",
     ("account.runway_low", "days"): "Runway under (days)",
     ("sync.failing", "hours"): "Failing for more than (hours)",
+    ("key.anomaly", "min_score"): "Only anomalies scoring at least",
+    ("key.anomaly", "min_usd"): "Ignore departures under (USD)",
     ("price.drift", "min_drift_pct"): "When it costs at least this much more (%)",
 }
 
@@ -197,7 +206,7 @@ def rule_items(answer: Any) -> list[dict[str, Any]]:
 def _kind(value: Any, param: str) -> str:
     if isinstance(value, bool):
         return "bool"
-    if param.endswith("_usd"):  # money: an amount the API wrote as `10` is still one that may have cents
+    if param.endswith(("_usd", "_score")):  # money, scores: what the API wrote as `10` may still take decimals
         return "number"
     if isinstance(value, int):
         return "int"

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from owr_web.api.client import Api
+from owr_web.insights.service import anomalies_in_words
 
 PER_PAGE = 250
 SPEND_WINDOWS = (("today", 0), ("week", 6), ("month", 29))
@@ -66,16 +67,18 @@ async def table(api: Api, page: int = 1) -> dict[str, Any]:
 
 
 async def detail(api: Api, key_id: str) -> dict[str, Any]:
-    """One key: its view, its usage (windows, daily series, models), spend by provider, its audit trail."""
+    """One key: its view, its usage (windows, daily series, models), spend by provider, its anomalies of the
+    last 30 days, its audit trail."""
     today = datetime.now(UTC).date()
     first = today - timedelta(days=29)
     window = {"from": first.isoformat(), "to": today.isoformat()}
     key = await api.get(f"/api/v1/keys/{key_id}")  # first: a key of another workspace is a 404 page
     # A key never synced has no usage yet (404 there): the page says so rather than failing.
-    usage, rows, audit, upstream = await asyncio.gather(
+    usage, rows, audit, anomalies, upstream = await asyncio.gather(
         api.get_optional(f"/api/v1/usage/keys/{key_id}", **window),
         api.get_optional("/api/v1/usage/daily", key_id=key_id, per_page=250, **window),
         api.get(f"/api/v1/keys/{key_id}/audit", per_page=50),
+        api.get_optional("/api/v1/insights/anomalies", key_id=key_id, **window),
         # The key at OpenRouter and the writes made there (usage's; a 404 until the key's first sync).
         api.get_optional(f"/api/v1/keys/{key_id}/upstream"),
     )
@@ -91,5 +94,6 @@ async def detail(api: Api, key_id: str) -> dict[str, Any]:
         "by_provider": sorted(by_provider.items(), key=lambda kv: -kv[1]),
         "audit": audit["items"],
         "upstream": upstream,
+        "anomalies": anomalies_in_words((anomalies or {"items": []})["items"]),
         "since": first,
     }

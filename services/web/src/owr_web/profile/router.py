@@ -29,10 +29,12 @@ async def _page(
 ) -> Response:
     me = await visitor.api.get("/api/v1/auth/me")
     verified = me.get("email_verified")
-    if sessions is not None and isinstance(verified, bool) and verified != visitor.session.email_verified:
-        # Verified in another browser since this one signed in: the banner follows the API.
-        visitor.session.email_verified = verified
-        await sessions.set_email_verified(visitor.session_id, verified)
+    if sessions is not None and verified is True:
+        # Verified in another browser since this one signed in: the banner and the token follow the API.
+        await sessions.verified_now(visitor.session_id, visitor.session, visitor.api)
+    elif sessions is not None and verified is False and visitor.session.email_verified:
+        visitor.session.email_verified = False
+        await sessions.set_email_verified(visitor.session_id, False)
     context: dict[str, Any] = {"me": me, "error": error, "notice": notice, "phrase": DELETE_PHRASE}
     return views.render(request, "profile.html", context, visitor=visitor, status=status)
 

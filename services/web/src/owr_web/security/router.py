@@ -1,5 +1,5 @@
-"""`/security`: two-factor sign-in (set up with a QR code, confirm with a code, recovery codes shown once,
-turn off with a code or a recovery code) and the person's sessions (end one, the others, or all)."""
+"""`/security`: two-factor sign-in (set up with the password and a QR code, confirm with a code, recovery codes
+shown once and replaced with a fresh code, turn off with a code or a recovery code) and the person's sessions (end one, the others, or all)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ NOTICES = {
     "mfa_off": "Two-factor sign-in is off. Your password alone signs you in again.",
     "revoked": "That session is signed out.",
     "others_out": "Every other session is signed out.",
+    "new_codes": "New recovery codes made: the old ones no longer work.",
 }
 WRONG_CODE = "That code is not valid. Enter the current 6-digit code from your app."
+WRONG_PASSWORD = "That is not your password. Type the password you sign in with."  # noqa: S105 - a message
 
 
 async def _page(
@@ -65,25 +67,49 @@ async def security(request: Request, visitor: SignedIn, views: Views, done: str 
 
 
 @router.post("/security/2fa/setup", include_in_schema=False)
-async def start_setup(request: Request, visitor: Checked, views: Views) -> Response:
-    """A new secret: its QR code and text are on this answer only."""
+async def start_setup(
+    request: Request, visitor: Checked, views: Views, password: Annotated[str, Form(max_length=1024)]
+) -> Response:
+    """A new secret, after the password typed again: its QR code and text are on this answer only."""
     try:
-        answer = await visitor.api.post("/api/v1/auth/2fa/setup")
+        answer = await visitor.api.post("/api/v1/auth/2fa/setup", {"password": password})
     except ApiProblem as exc:
-        return await _page(request, views, visitor, error=exc.detail, status=exc.status)
+        if exc.status == 429:
+            error = "Too many wrong passwords. Wait a few minutes, then try again."
+        else:
+            error = WRONG_PASSWORD if exc.status in (403, 422) else exc.detail
+        return await _page(request, views, visitor, error=error, status=exc.status)
     return await _page(request, views, visitor, setup=setup_view(answer))
+
+
+async def _recovery_codes(
+    request: Request, views: Pages, visitor: Visitor, path: str, code: str, wrong: str, notice: str | None = None
+) -> Response:
+    """Post a code to an API route that answers ten recovery codes, and show them, this once."""
+    try:
+        answer = await visitor.api.post(path, {"code": code.strip()})
+    except ApiProblem as exc:
+        return await _page(request, views, visitor, error=_refusal(exc, wrong), status=exc.status)
+    codes = list(answer["recovery_codes"])
+    return await _page(request, views, visitor, recovery_codes=codes, notice=notice)
 
 
 @router.post("/security/2fa/enable", include_in_schema=False)
 async def enable(
     request: Request, visitor: Checked, views: Views, code: Annotated[str, Form(max_length=16)]
 ) -> Response:
-    try:
-        answer = await visitor.api.post("/api/v1/auth/2fa/enable", {"code": code.strip()})
-    except ApiProblem as exc:
-        wrong = WRONG_CODE + " If the app has no OpenRouter Watcher entry yet, start the setup again."
-        return await _page(request, views, visitor, error=_refusal(exc, wrong), status=exc.status)
-    return await _page(request, views, visitor, recovery_codes=list(answer["recovery_codes"]))
+    wrong = WRONG_CODE + " If the app has no OpenRouter Watcher entry yet, start the setup again."
+    return await _recovery_codes(request, views, visitor, "/api/v1/auth/2fa/enable", code, wrong)
+
+
+@router.post("/security/2fa/recovery-codes", include_in_schema=False)
+async def new_recovery_codes(
+    request: Request, visitor: Checked, views: Views, code: Annotated[str, Form(max_length=16)]
+) -> Response:
+    """Ten new recovery codes for a fresh code from the app; the old ones stop working."""
+    wrong = "That code is not valid, or was used already. Wait for the app's next code and enter it."
+    path = "/api/v1/auth/2fa/recovery-codes"
+    return await _recovery_codes(request, views, visitor, path, code, wrong, NOTICES["new_codes"])
 
 
 @router.post("/security/2fa/disable", include_in_schema=False)

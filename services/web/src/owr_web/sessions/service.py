@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
@@ -146,6 +147,8 @@ class SessionStore:
         session.refresh_token = pair["refresh_token"]
         session.access_expires_at = now + int(pair["expires_in"])
         claims = token_claims(session.access_token)
+        if isinstance(claims.get("email_verified"), bool):  # the banner follows what auth said at minting
+            session.email_verified = claims["email_verified"]
         workspace_id, role = str(claims.get("wid", "")), str(claims.get("role", ""))
         if force or (workspace_id, role) != (session.workspace_id, session.role):
             session.workspace_id, session.role = workspace_id, role
@@ -164,6 +167,22 @@ class SessionStore:
             return (await self.fresh(session_id, current, api, stale=stale)).access_token
 
         return renew
+
+    async def renew(self, session_id: str, session: WebSession, api: Api) -> WebSession:
+        """A new token pair now, whatever the current token's time left: what auth minted into it changed (the
+        address was verified) and the next API call must carry it."""
+        return await self.fresh(session_id, session, api, stale=session.access_token)
+
+    async def verified_now(self, session_id: str, session: WebSession, api: Api) -> None:
+        """The API says this person's address is verified (checked elsewhere, or just now): the banner goes,
+        and a token that still says otherwise is renewed, so channels are allowed from the next call on."""
+        if not session.email_verified:
+            session.email_verified = True
+            await self.set_email_verified(session_id, True)
+        if token_claims(session.access_token).get("email_verified") is False:
+            # A refresh that cannot happen now happens within the token's minutes anyway.
+            with contextlib.suppress(SignedOut, ApiUnavailable, SessionStoreUnavailable):
+                await self.renew(session_id, session, api)
 
     async def fresh(self, session_id: str, session: WebSession, api: Api, *, stale: str | None = None) -> WebSession:
         """The session with an access token good for at least the margin (and not `stale`, a token the

@@ -8,7 +8,7 @@ from sqlalchemy.dialects import postgresql
 from owr_shared.wall import install_statements, remove_statements
 
 revision: str = "0105_usage"
-down_revision: str | None = "0102_usage"
+down_revision: str | None = "0104_usage"
 
 TABLES = ("key_actions", "key_kill_switches")
 

@@ -1,0 +1,265 @@
+"""SQL of anomalies: the detection over many (key, day)s in one statement, and the reads; callers own the transaction.
+
+Baselines are robust: for a key's day D, the same weekday of the `weeks` weeks before it (D-7, D-14, ...), from the
+key's first day with a figure on (a day inside its history without a row spent nothing). Their median and MAD come
+from PostgreSQL's `percentile_cont`; a day is judged only on at least `min_points` such days.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, exists, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_shared.repository import deleted_rows
+from owr_usage.anomalies.models import KeyAnomaly
+from owr_usage.rollups.models import DailyKeyTotal
+from owr_usage.snapshots.models import KeyState
+
+# Every kind is one branch of `found`; `scored` holds each target's figures against its baselines. The spread sigma of
+# a baseline is 1.4826 x MAD (a normal's standard deviation), floored at `sigma_fraction` of the median and at
+# `sigma_usd` (or one request), so a flat history cannot make a cent look like a storm.
+_DETECT = text(
+    """
+WITH t AS (
+    SELECT DISTINCT x.workspace_id, x.key_id, x.day, x.min_usd
+    FROM unnest(CAST(:workspace_ids AS uuid[]), CAST(:key_ids AS uuid[]), CAST(:days AS date[]),
+                CAST(:min_usd AS numeric[])) AS x(workspace_id, key_id, day, min_usd)
+),
+history AS (
+    SELECT k.workspace_id, k.key_id,
+           (SELECT min(u.day) FROM usage.daily_usage u
+            WHERE u.key_id = k.key_id AND u.workspace_id = k.workspace_id) AS first_day,
+           (SELECT min(u.day) FROM usage.daily_usage u
+            WHERE u.key_id = k.key_id AND u.workspace_id = k.workspace_id AND u.model <> '') AS first_breakdown_day
+    FROM (SELECT DISTINCT workspace_id, key_id FROM t) k
+),
+-- One row per target, built along laterals (never a join of two target-sized sets, which the planner, blind to
+-- `unnest`'s size, would run as a nested loop): the day's own figures, then its baseline days as arrays.
+days AS (
+    SELECT t.workspace_id, t.key_id, t.day, CAST(t.min_usd AS float8) AS min_usd,
+           COALESCE(d.cost, 0) AS cost, CAST(COALESCE(d.cost, 0) AS float8) AS cost_f,
+           COALESCE(d.breakdown, false) AS breakdown, CAST(COALESCE(d.requests, 0) AS float8) AS requests,
+           p.n, p.n_active, p.costs, p.active_costs, p.requests_of
+    FROM t
+    JOIN history h ON h.workspace_id = t.workspace_id AND h.key_id = t.key_id
+    LEFT JOIN LATERAL (
+        SELECT x.cost, x.breakdown, x.requests FROM usage.daily_key_totals x
+        WHERE x.workspace_id = t.workspace_id AND x.day = t.day AND x.key_id = t.key_id LIMIT 1
+    ) d ON true
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n, count(*) FILTER (WHERE q.breakdown) AS n_active,
+               array_agg(CAST(COALESCE(q.cost, 0) AS float8)) AS costs,
+               array_agg(CAST(q.cost AS float8)) FILTER (WHERE q.breakdown) AS active_costs,
+               array_agg(CAST(q.requests AS float8)) FILTER (WHERE q.breakdown) AS requests_of
+        FROM generate_series(1, CAST(:weeks AS int)) AS w(n)
+        LEFT JOIN LATERAL (
+            SELECT x.cost, x.breakdown, x.requests FROM usage.daily_key_totals x
+            WHERE x.workspace_id = t.workspace_id AND x.day = t.day - 7 * w.n AND x.key_id = t.key_id LIMIT 1
+        ) q ON true
+        WHERE t.day - 7 * w.n >= h.first_day
+    ) p
+),
+centres AS (
+    SELECT d.*,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY c) FROM unnest(d.costs) c) AS cost_median,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY c) FROM unnest(d.active_costs) c) AS active_cost_median,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY r) FROM unnest(d.requests_of) r) AS requests_median
+    FROM days d
+),
+figures AS (
+    SELECT c.*,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(x - c.cost_median)) FROM unnest(c.costs) x)
+               AS cost_mad,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(x - c.active_cost_median))
+            FROM unnest(c.active_costs) x) AS active_cost_mad,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(x - c.requests_median))
+            FROM unnest(c.requests_of) x) AS requests_mad
+    FROM centres c
+),
+spreads AS (
+    SELECT f.*,
+           GREATEST(1.4826 * f.cost_mad, :sigma_fraction * f.cost_median, :sigma_usd) AS cost_sigma,
+           GREATEST(1.4826 * f.active_cost_mad, :sigma_fraction * f.active_cost_median, :sigma_usd)
+               AS active_cost_sigma,
+           GREATEST(1.4826 * f.requests_mad, :sigma_fraction * f.requests_median, 1) AS requests_sigma
+    FROM figures f
+),
+scored AS (
+    SELECT s.*,
+           (s.cost_f - s.cost_median) / s.cost_sigma AS cost_z,
+           (s.cost_f - s.active_cost_median) / s.active_cost_sigma AS active_cost_z,
+           (s.requests - s.requests_median) / s.requests_sigma AS requests_z
+    FROM spreads s
+),
+new_models AS (
+    SELECT t.workspace_id, t.key_id, t.day, u.model, sum(u.cost) AS cost, COALESCE(sum(u.requests), 0) AS requests,
+           h.first_breakdown_day
+    FROM t
+    JOIN history h ON h.workspace_id = t.workspace_id AND h.key_id = t.key_id
+    JOIN usage.daily_usage u ON u.workspace_id = t.workspace_id AND u.day = t.day AND u.key_id = t.key_id
+    -- The earliest earlier use, along (key_id, day), so a model in use is met on the key's first days (a lateral
+    -- with LIMIT: NOT EXISTS would become an anti join reading every earlier day).
+    LEFT JOIN LATERAL (
+        SELECT p.day FROM usage.daily_usage p
+        WHERE p.key_id = t.key_id AND p.workspace_id = t.workspace_id AND p.day < t.day AND p.model = u.model
+        ORDER BY p.day LIMIT 1
+    ) seen ON true
+    WHERE u.model <> '' AND h.first_breakdown_day <= t.day - CAST(:grace_days AS int) AND seen.day IS NULL
+    GROUP BY t.workspace_id, t.key_id, t.day, u.model, h.first_breakdown_day
+    HAVING sum(u.cost) > 0 OR COALESCE(sum(u.requests), 0) > 0
+),
+found AS (
+    SELECT s.workspace_id, s.key_id, s.day, 'spend_spike' AS kind, s.cost_z AS score,
+           jsonb_build_object(
+               'spend_usd', s.cost::text, 'baseline_usd', round(CAST(s.cost_median AS numeric), 6)::text,
+               'mad_usd', round(CAST(s.cost_mad AS numeric), 6)::text, 'baseline_days', s.n,
+               'robust_z', round(CAST(s.cost_z AS numeric), 2)) AS evidence
+    FROM scored s
+    WHERE s.n >= :min_points AND s.cost_f - s.cost_median >= s.min_usd AND s.cost_z >= :spike_z
+    UNION ALL
+    SELECT s.workspace_id, s.key_id, s.day, 'dormant_wakeup',
+           s.cost_f / COALESCE(s.cost_sigma, :sigma_usd),
+           jsonb_build_object(
+               'spend_usd', s.cost::text, 'last_spend_day', prev.day::text,
+               'dormant_days', s.day - prev.day - 1)
+    FROM scored s
+    CROSS JOIN LATERAL (
+        SELECT max(u.day) AS day FROM usage.daily_usage u
+        WHERE u.key_id = s.key_id AND u.workspace_id = s.workspace_id AND u.day < s.day AND u.cost > 0
+    ) prev
+    WHERE s.cost_f >= s.min_usd AND prev.day < s.day - CAST(:dormant_days AS int)
+    UNION ALL
+    SELECT m.workspace_id, m.key_id, m.day, 'new_model',
+           CAST(sum(m.cost) AS float8) / COALESCE(min(s.cost_sigma), :sigma_usd),
+           jsonb_build_object(
+               'models', jsonb_agg(m.model ORDER BY m.model), 'spend_usd', sum(m.cost)::text,
+               'requests', sum(m.requests), 'history_since', min(m.first_breakdown_day)::text)
+    FROM new_models m
+    JOIN scored s ON s.workspace_id = m.workspace_id AND s.key_id = m.key_id AND s.day = m.day
+    GROUP BY m.workspace_id, m.key_id, m.day
+    UNION ALL
+    SELECT s.workspace_id, s.key_id, s.day, 'requests_spend_divergence', GREATEST(s.requests_z, s.active_cost_z),
+           jsonb_build_object(
+               'moved', CASE WHEN s.requests_z >= :spike_z THEN 'requests' ELSE 'spend' END,
+               'requests', s.requests, 'requests_baseline', round(CAST(s.requests_median AS numeric), 2),
+               'requests_z', round(CAST(s.requests_z AS numeric), 2),
+               'spend_usd', s.cost::text, 'baseline_usd', round(CAST(s.active_cost_median AS numeric), 6)::text,
+               'spend_z', round(CAST(s.active_cost_z AS numeric), 2), 'baseline_days', s.n_active)
+    FROM scored s
+    WHERE s.breakdown AND s.n_active >= :min_points AND (
+        (s.requests_z >= :spike_z AND abs(s.active_cost_z) < :flat_z
+         AND s.requests - s.requests_median >= :min_requests)
+        OR (s.active_cost_z >= :spike_z AND abs(s.requests_z) < :flat_z
+            AND s.cost_f - s.active_cost_median >= s.min_usd)
+    )
+),
+written AS (
+    INSERT INTO usage.key_anomalies AS a (workspace_id, key_id, day, kind, score, evidence, detected_at, updated_at)
+    SELECT workspace_id, key_id, day, kind, round(CAST(score AS numeric), 2), evidence, now(), now() FROM found
+    ORDER BY workspace_id, key_id, day, kind
+    ON CONFLICT (workspace_id, key_id, day, kind) DO UPDATE
+        SET score = EXCLUDED.score, evidence = EXCLUDED.evidence, updated_at = EXCLUDED.updated_at
+        WHERE EXCLUDED.score > a.score
+    RETURNING a.workspace_id, a.key_id, a.day, a.kind, a.score, a.evidence, (a.xmax = 0) AS new
+)
+SELECT w.workspace_id, w.key_id, w.day, w.kind, w.score, w.evidence, w.new, kl.label, ak.name AS key_name
+FROM written w
+LEFT JOIN usage.key_links kl ON kl.key_id = w.key_id AND kl.workspace_id = w.workspace_id
+LEFT JOIN usage.account_keys ak
+  ON ak.management_key_id = kl.management_key_id AND ak.hash = kl.api_key_hash AND ak.workspace_id = w.workspace_id
+ORDER BY w.workspace_id, w.key_id, w.day, w.kind
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """What makes a day anomalous (the service's constants; docs/decisions.md)."""
+
+    weeks: int
+    min_points: int
+    spike_z: float
+    flat_z: float
+    sigma_fraction: float
+    sigma_usd: float
+    min_requests: int
+    dormant_days: int
+    grace_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A key's day whose figures were just stored, with its workspace's `min_usd`."""
+
+    workspace_id: uuid.UUID
+    key_id: uuid.UUID
+    day: date
+    min_usd: Decimal
+
+
+class AnomalyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def detect(self, targets: Sequence[Target], thresholds: Thresholds) -> Sequence[Row[Any]]:
+        """Judge every target at once; store what is anomalous (a day's kind once, its score only ever rising).
+
+        Rows: workspace_id, key_id, day, kind, score, evidence, `new` (inserted, not raised), label, key_name.
+        """
+        if not targets:
+            return []
+        params: dict[str, Any] = {
+            "workspace_ids": [t.workspace_id for t in targets],
+            "key_ids": [t.key_id for t in targets],
+            "days": [t.day for t in targets],
+            "min_usd": [t.min_usd for t in targets],
+            "weeks": thresholds.weeks,
+            "min_points": thresholds.min_points,
+            "spike_z": thresholds.spike_z,
+            "flat_z": thresholds.flat_z,
+            "sigma_fraction": thresholds.sigma_fraction,
+            "sigma_usd": thresholds.sigma_usd,
+            "min_requests": thresholds.min_requests,
+            "dormant_days": thresholds.dormant_days,
+            "grace_days": thresholds.grace_days,
+        }
+        return (await self.session.execute(_DETECT, params)).all()
+
+    async def delete_before(self, cutoff_day: date) -> dict[str, int]:
+        """Anomalies of days before `cutoff_day` (retention)."""
+        removed = await deleted_rows(self.session, delete(KeyAnomaly).where(KeyAnomaly.day < cutoff_day))
+        return {"key_anomalies": removed}
+
+    async def days_of(self, workspace_id: uuid.UUID, key_ids: Sequence[uuid.UUID]) -> list[tuple[uuid.UUID, date]]:
+        """Every (key, day) with a figure of these keys of the workspace."""
+        if not key_ids:
+            return []
+        rows = await self.session.execute(
+            select(DailyKeyTotal.key_id, DailyKeyTotal.day).where(
+                DailyKeyTotal.workspace_id == workspace_id, DailyKeyTotal.key_id.in_(key_ids)
+            )
+        )
+        return [(row.key_id, row.day) for row in rows]
+
+    async def page(
+        self, workspace_id: uuid.UUID, *, first: date, last: date, key_id: uuid.UUID | None, limit: int
+    ) -> Sequence[KeyAnomaly]:
+        """The workspace's anomalies of [first, last], newest day first."""
+        query = select(KeyAnomaly).where(
+            KeyAnomaly.workspace_id == workspace_id, KeyAnomaly.day >= first, KeyAnomaly.day <= last
+        )
+        if key_id is not None:
+            query = query.where(KeyAnomaly.key_id == key_id)
+        query = query.order_by(KeyAnomaly.day.desc(), KeyAnomaly.score.desc(), KeyAnomaly.key_id, KeyAnomaly.kind)
+        return (await self.session.scalars(query.limit(limit))).all()
+
+    async def key_known(self, workspace_id: uuid.UUID, key_id: uuid.UUID) -> bool:
+        known = exists().where(and_(KeyState.key_id == key_id, KeyState.workspace_id == workspace_id))
+        return bool(await self.session.scalar(select(known)))
