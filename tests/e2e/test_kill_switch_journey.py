@@ -1,7 +1,7 @@
 """Issue 17's kill switch on the real processes and the emulator: a key budget with `disable_key_on_exceed`, spend
 pushed over it, a sync, and the worker disables the key at OpenRouter (the emulator's state and its management
 list say so, the key's own calls get 401), `key.disabled` reaches a signed webhook, and `enable-upstream` turns
-the key back on at OpenRouter."""
+the key back on at OpenRouter. And the issue's "done means": anomaly -> alert -> kill switch -> re-enable."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ import pytest
 
 from tests.e2e.conftest import System
 from tests.e2e.emulator_admin import EmulatorAdmin
+from tests.e2e.test_account_email_journey import verified_sign_up
 from tests.e2e.test_alerts_journey import Receiver, of_type, receiver  # noqa: F401 - the fixture
 from tests.e2e.test_sync_journey import Watcher, at, last_monday_before, spend, wait_for
+from tests.support.mail import Inbox
 
 pytestmark = pytest.mark.e2e
 
@@ -31,6 +33,7 @@ async def test_an_exceeded_budget_disables_the_key_upstream_announces_it_and_ena
     system: System,
     emulator: EmulatorAdmin,
     receiver: Receiver,  # noqa: F811
+    mail_inbox: Inbox,
 ) -> None:
     receiver.failures = 0
     monday = last_monday_before(datetime.now(UTC).date()) - timedelta(days=14)
@@ -44,7 +47,8 @@ async def test_an_exceeded_budget_disables_the_key_upstream_announces_it_and_ena
         httpx.AsyncClient(base_url=system.gateway, timeout=15) as client,
         httpx.AsyncClient(base_url=f"{system.emulator}/api/v1", timeout=10) as openrouter,
     ):
-        watcher = await Watcher.signed_up(client)
+        # Alerts need a verified address.
+        watcher = Watcher(client, await verified_sign_up(client, mail_inbox, "kill"))
         ids = await watcher.add_account(management, key)
         key_id = ids["agent"]
         await watcher.sync(*ids.values())
@@ -154,3 +158,78 @@ async def test_an_exceeded_budget_disables_the_key_upstream_announces_it_and_ena
     assert key["key"] not in logs
     assert management["key"] not in logs
     assert secret not in logs
+
+
+async def test_an_anomaly_past_the_key_s_threshold_disables_it_announces_it_and_enable_undoes_it(
+    system: System,
+    emulator: EmulatorAdmin,
+    receiver: Receiver,  # noqa: F811
+    mail_inbox: Inbox,
+) -> None:
+    """The issue's "done means": anomaly -> alert -> kill switch -> re-enable, against the emulator."""
+    receiver.failures = 0
+    spike_day = datetime.now(UTC).date() - timedelta(days=2)  # the day after it is still in the past
+    await emulator.set_clock(at(spike_day, 6))
+    account = await emulator.account("500")
+    management = await emulator.key(account, "management", name="ops")
+    leaky = await emulator.key(account, "inference", name="leaky")
+    # Four weeks of about a dollar a day (four same-weekday days before the spike's: the baseline's minimum is 3).
+    history = [
+        spend(leaky["hash"], at(spike_day - timedelta(days=n), 10), str(Decimal("1.00") + Decimal(n % 3) / 10))
+        for n in range(1, 29)
+    ]
+    await emulator.events(history)
+
+    async with (
+        httpx.AsyncClient(base_url=system.gateway, timeout=15) as client,
+        httpx.AsyncClient(base_url=f"{system.emulator}/api/v1", timeout=10) as openrouter,
+    ):
+        # Alerts need a verified address.
+        watcher = Watcher(client, await verified_sign_up(client, mail_inbox, "kill"))
+        r = await client.post(
+            "/api/v1/channels", headers=watcher.headers, json={"type": "webhook", "name": "ops", "url": receiver.url}
+        )
+        assert r.status_code == 201, r.text
+        secret = r.json()["secret"]
+        ids = await watcher.add_account(management, leaky)
+        key_id = ids["leaky"]
+        await watcher.sync(*ids.values())
+
+        async def linked() -> dict[str, Any] | None:
+            view = await upstream(watcher, key_id)
+            return view if view["linked"] else None
+
+        await wait_for(linked, what="the key linked to its account's key list")
+        r = await client.put(f"/api/v1/keys/{key_id}/kill-switch", headers=watcher.headers, json={"anomaly_score": 6})
+        assert r.status_code == 200, r.text
+        assert r.json()["anomaly_score"] == 6
+
+        # The next day: twenty times the usual spend on the day before, and a sync.
+        await emulator.set_clock(at(spike_day + timedelta(days=1), 6))
+        await emulator.events([spend(leaky["hash"], at(spike_day, 8 + n), "2.25") for n in range(10)])
+        await watcher.sync(*ids.values())
+
+        async def anomaly_and_kill() -> tuple[dict[str, Any], dict[str, Any]] | None:
+            accepted = receiver.accepted(secret)
+            anomalies, disabled = of_type(accepted, "key.anomaly"), of_type(accepted, "key.disabled")
+            return (anomalies[0][1], disabled[0][1]) if anomalies and disabled else None
+
+        anomaly, killed = await wait_for(anomaly_and_kill, seconds=60, what="key.anomaly and key.disabled")
+        assert (anomaly["data"]["key_id"], anomaly["data"]["kind"]) == (key_id, "spend_spike")
+        assert anomaly["data"]["score"] >= 6
+        assert (killed["data"]["key_id"], killed["data"]["source"]) == (key_id, "anomaly")
+        assert killed["data"]["evidence"]["kind"] == "spend_spike"
+        assert killed["data"]["evidence"]["day"] == str(spike_day)
+        assert (await emulator.key_state(leaky["hash"]))["disabled"] is True
+        assert (await openrouter.get("/key", headers={"Authorization": f"Bearer {leaky['key']}"})).status_code == 401
+
+        r = await client.post(f"/api/v1/keys/{key_id}/enable-upstream", headers=watcher.headers)
+        assert r.status_code == 202, r.text
+
+        async def enabled_upstream() -> dict[str, Any] | None:
+            state = await emulator.key_state(leaky["hash"])
+            return state if not state["disabled"] else None
+
+        await wait_for(enabled_upstream, seconds=60, what="the key enabled at the emulator")
+        assert (await openrouter.get("/key", headers={"Authorization": f"Bearer {leaky['key']}"})).status_code == 200
+        assert len(of_type(receiver.accepted(secret), "key.disabled")) == 1
