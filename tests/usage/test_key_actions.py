@@ -21,7 +21,7 @@ from tests.support.http import assert_problem, bearer
 from tests.support.openrouter import key_list_row
 from tests.support.tenants import Tenant
 from tests.usage.alerting import Key, create_budget, events, key_status, moment, monday, status_item
-from tests.usage.conftest import Ingest
+from tests.usage.conftest import Ingest, today
 
 LABEL = "sk-or-v1-kil...001"
 
@@ -376,3 +376,22 @@ async def test_arming_an_exceeded_budget_disables_at_once_and_once(client, inges
         assert r.status_code == 200, r.text
     [action] = (await upstream(client, alice, key.id))["actions"]
     assert (action["kind"], action["budget_id"]) == ("disable", budget["id"])
+
+
+async def test_a_fresh_spike_past_the_threshold_disables_the_key(client, ingest, alice):
+    """The anomaly detection at ingestion feeds the kill switch: four weeks of about a dollar a day, then 22.5."""
+    key, _ = await linked_key(ingest, alice)
+    r = await client.put(upstream_path(key.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": 6})
+    assert r.status_code == 200, r.text
+    spike_day = today() - timedelta(days=2)
+    for n in range(29, 0, -1):  # oldest first, one sync a day
+        day = spike_day - timedelta(days=n)
+        await key.sync(moment(day, 12), str(Decimal("1.00") + Decimal(n % 3) / 10))
+    assert (await upstream(client, alice, key.id))["actions"] == []  # ordinary days disable nothing
+    await key.sync(moment(spike_day, 23, 30), "22.5")
+    await key.sync(moment(spike_day + timedelta(days=1), 6), "0")
+
+    [action] = (await upstream(client, alice, key.id))["actions"]
+    assert (action["kind"], action["source"]) == ("disable", "anomaly")
+    assert action["evidence"]["day"] == spike_day.isoformat()
+    assert Decimal(action["evidence"]["score"]) >= 6
