@@ -2,7 +2,7 @@
 
 from alembic import op
 
-revision: str = "0005_keys"
+revision: str = "0101_keys"
 down_revision: str | None = "0100_keys"
 
 BEFORE = ("created", "renamed", "activated", "deactivated", "deleted", "sync_requested", "revealed", "status_reported")
