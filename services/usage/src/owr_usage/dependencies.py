@@ -27,6 +27,8 @@ __all__ = [
     "Clock",
     "ExportEngine",
     "FirstDay",
+    "KeyActionsReader",
+    "KeyActionsWriter",
     "LastDay",
     "Limits",
     "Settings",
@@ -66,3 +68,8 @@ AlertSender = Annotated[UserCaller, Depends(_alert_sender)]
 ChannelVault = Annotated[Envelope, Depends(from_state("channel_envelope"))]
 ChannelTests = Annotated[ChannelTestLimit, Depends(from_state("channel_test_limit"))]
 Clock = Annotated[Callable[[], datetime], Depends(from_state("clock"))]
+
+# Writes to OpenRouter on a key (key actions): an admin's, as changing a key is in keys (an API token with
+# `keys:write`); every member sees the key's upstream state (`keys:read`).
+KeyActionsReader = Annotated[UserCaller, Depends(require_role(Role.viewer, "keys:read"))]
+KeyActionsWriter = Annotated[UserCaller, Depends(require_role(Role.admin, "keys:write"))]

@@ -25,6 +25,10 @@ ACTIONS = (
     "sync_requested",
     "revealed",
     "status_reported",
+    # Writes made at OpenRouter by the worker (issue 17), reported by it.
+    "upstream_disabled",
+    "upstream_enabled",
+    "upstream_limit_set",
 )
 
 

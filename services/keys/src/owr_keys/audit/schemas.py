@@ -15,7 +15,17 @@ class AuditEventView(BaseModel):
     id: int
     key_id: uuid.UUID
     action: Literal[
-        "created", "renamed", "activated", "deactivated", "deleted", "sync_requested", "revealed", "status_reported"
+        "created",
+        "renamed",
+        "activated",
+        "deactivated",
+        "deleted",
+        "sync_requested",
+        "revealed",
+        "status_reported",
+        "upstream_disabled",
+        "upstream_enabled",
+        "upstream_limit_set",
     ]
     actor_type: Literal["user", "service"]
     actor_id: str

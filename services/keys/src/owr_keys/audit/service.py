@@ -15,7 +15,17 @@ from owr_shared.context import request_id_var
 
 ActorType = Literal["user", "service"]
 Action = Literal[
-    "created", "renamed", "activated", "deactivated", "deleted", "sync_requested", "revealed", "status_reported"
+    "created",
+    "renamed",
+    "activated",
+    "deactivated",
+    "deleted",
+    "sync_requested",
+    "revealed",
+    "status_reported",
+    "upstream_disabled",
+    "upstream_enabled",
+    "upstream_limit_set",
 ]
 
 
