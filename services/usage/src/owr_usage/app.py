@@ -62,7 +62,11 @@ async def alerting(app: FastAPI, settings: UsageSettings, clock: Callable[[], da
     clock of deliveries, and the worker's queue, nudged after each commit that raised events or recorded key
     actions."""
     app.state.channel_envelope = channel_envelope(settings)
-    app.state.channel_test_limit = ChannelTestLimit(app.state.redis, per_minute=settings.channel_tests_per_minute)
+    app.state.channel_test_limit = ChannelTestLimit(
+        app.state.redis,
+        per_minute=settings.channel_tests_per_minute,
+        per_workspace_minute=settings.workspace_channel_tests_per_minute,
+    )
     app.state.clock = clock
     # Connected on first use: usage starts and serves while Redis is away (the worker's poll still delivers).
     queue = ArqRedis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from owr_shared.auth import Role, UserCaller, check_email_verified, require_role, require_scope
 from owr_shared.dependencies import from_state
 from owr_shared.envelope import Envelope
+from owr_usage.channels.errors import RECEIVE_ALERTS
 from owr_usage.channels.limits import ChannelTestLimit
 from owr_usage.reports.service import ReportLimits
 from owr_usage.settings import UsageSettings
@@ -51,10 +52,9 @@ Limits = Annotated[ReportLimits, Depends(from_state("report_limits"))]
 AlertsReader = Annotated[UserCaller, Depends(require_role(Role.viewer, "alerts:read"))]
 AlertsWriter = Annotated[UserCaller, Depends(require_role(Role.admin, "alerts:write"))]
 
-# Issue 16: an unverified account cannot receive alerts. Whoever points alerts somewhere (creates a channel,
-# enables one, changes its target, sends it a test) must have a verified address (the JWT's
-# `email_verified`), else 403 `email-not-verified`.
-RECEIVE_ALERTS = "Verify your email address to receive alerts: use the link we emailed you, or ask for a new one."
+# Issue 16: whoever points alerts somewhere (creates a channel, sends it a test or retries a delivery; and,
+# in `channels.service.update_channel`, enables one or changes its target or events) must have a verified
+# address (the JWT's `email_verified`), else 403 `email-not-verified`.
 
 
 async def _alert_sender(user: AlertsWriter) -> UserCaller:
