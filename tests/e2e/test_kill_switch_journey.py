@@ -112,6 +112,7 @@ async def test_an_exceeded_budget_disables_the_key_upstream_announces_it_and_ena
         assert of_type(receiver.accepted(secret), "key.invalid") == []
 
         # Re-enabled from the API, and the key works at OpenRouter again.
+        asked = datetime.now(UTC)
         r = await client.post(f"/api/v1/keys/{key_id}/enable-upstream", headers=watcher.headers)
         assert r.status_code == 202, r.text
         assert r.json()["kind"] == "enable"
@@ -129,6 +130,9 @@ async def test_an_exceeded_budget_disables_the_key_upstream_announces_it_and_ena
 
         view = await wait_for(enable_done, what="the enable action done")
         assert view["disabled"] is False
+        # The enable asks for a sync of the key itself: valid again at once, not at the next daily validation
+        # (the due scan skips invalid keys).
+        await watcher.synced_since(asked, key_id, status="valid")
 
         # A suggested limit applied in one call.
         r = await client.post(

@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from owr_shared.wire.alerts import EVENT_TYPES
 from owr_web.alerts.service import EVENTS, summary
 from tests.web.conftest import Browser, text
@@ -228,3 +230,12 @@ async def test_a_member_sees_the_rules_but_cannot_save_them(web: Browser) -> Non
     assert "Save rules" not in r.text
     assert r.text.count(" disabled>") == 5  # the four switches and the one checkbox parameter
     assert 'name="param.key.expiring.days" value="7" maxlength="40" readonly' in r.text
+
+
+@pytest.mark.parametrize("typed", ["1e99999999999999", "1e999999999", "NaN", "-Infinity", "1" * 41])
+async def test_an_unbounded_rule_number_is_the_form_s_error(web: Browser, typed: str) -> None:
+    web.gateway.answer("GET", "/api/v1/alert-rules", {"items": RULES})
+    r = await web.post("/alerts/rules", {**ALL_PARAMS, "param.account.balance_low.amount_usd": typed})
+    assert r.status_code == 422
+    assert "Give a number, such as 5 or 12.50." in r.text
+    assert not web.gateway.sent("PUT", "/api/v1/alert-rules")

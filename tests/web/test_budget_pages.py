@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from tests.web.conftest import Browser, text
 
 KEY = {
@@ -256,3 +258,14 @@ async def test_a_member_sees_budgets_but_no_action(web: Browser) -> None:
     assert "/edit" not in r.text
     assert "/delete" not in r.text
     assert "changed by the workspace's admins" in r.text
+
+
+@pytest.mark.parametrize("typed", ["1e99999999999999", "1e999999999", "NaN", "$Infinity"])
+async def test_an_unbounded_amount_is_the_form_s_error(web: Browser, typed: str) -> None:
+    lists(web, [])
+    form = {"name": "x", "scope_type": "workspace", "amount_usd": typed, "period": "daily", "thresholds": "100"}
+    r = await web.post("/budgets", form)
+    assert r.status_code == 422
+    assert 'id="amount_usd-error"' in r.text
+    assert "Give an amount in US dollars" in r.text
+    assert not web.gateway.sent("POST", "/api/v1/budgets")

@@ -6,6 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
+from owr_web.views.forms import parse_number
 from tests.web.conftest import Browser, text
 from tests.web.test_budget_pages import KEY, lists
 from tests.web.test_insight_pages import RECONCILIATION, reconciliation
@@ -177,3 +180,28 @@ async def test_a_management_key_has_no_upstream_section(web: Browser) -> None:
     web.gateway.answer("GET", f"/api/v1/keys/{KEY['id']}", {**KEY_VIEW, "kind": "management"})
     r = await web.get(f"/keys/{KEY['id']}")
     assert "At OpenRouter" not in text(r.text)
+
+
+# Numbers a form must refuse before `Decimal` builds them or the API's body carries them: a JSON encoder's
+# TypeError (a huge exponent), a gigabyte of digits once formatted, NaN and infinities (not JSON), too long.
+UNBOUNDED = ["1e99999999999999", "1e999999999", "1E-999999999", "NaN", "-sNaN", "Infinity", "-inf", "1" * 41]
+
+
+@pytest.mark.parametrize("typed", ["12.50", " 30 ", "1e3", "0.0000000001", "-5"])
+def test_a_bounded_number_parses_exactly(typed: str) -> None:
+    assert parse_number(typed) == Decimal(typed.strip())
+
+
+@pytest.mark.parametrize("typed", [*UNBOUNDED, "", "ten", "1,5"])
+def test_an_unbounded_number_is_none(typed: str) -> None:
+    assert parse_number(typed) is None
+
+
+@pytest.mark.parametrize("typed", UNBOUNDED[:-1])
+async def test_apply_limit_refuses_an_unbounded_amount_with_the_page_s_error(web: Browser, typed: str) -> None:
+    web.gateway.answer("GET", "/api/v1/insights/hygiene", {"items": []})
+    web.gateway.answer("GET", RECONCILIATION, reconciliation([]))
+    r = await web.post("/insights/hygiene/apply-limit", {"key_id": KEY["id"], "amount_usd": typed})
+    assert r.status_code == 422
+    assert "The suggested limit is not an amount." in text(r.text)
+    assert not web.gateway.sent("POST", f"/api/v1/keys/{KEY['id']}/apply-limit")

@@ -13,6 +13,7 @@ from arq import Retry
 
 from owr_shared.wire import codec
 from owr_shared.wire.key_actions import manage_key_upstream_job_id
+from owr_worker.jobs import sync_key_job_id
 from owr_worker.key_actions import KEY_GONE, MANAGEMENT_KEY_GONE, manage_key_upstream, sweep_key_actions
 from tests.worker.conftest import MGMT_KEY, Internal, Reply, Seen, key_row
 
@@ -99,6 +100,22 @@ async def test_a_limit_is_sent_exactly_and_enable_sends_disabled_false(make_ctx,
     enable = Usage(internal, account, kind="enable")
     assert await manage_key_upstream(make_ctx(), enable.id) == "done"
     assert openrouter.requests(PATCH_PATH)[-1].body == {"disabled": False}
+
+
+async def test_a_done_enable_queues_a_sync_of_the_key(make_ctx, openrouter, internal, account, arq_redis):
+    """keys marked the killed key invalid (its syncs got 401) and the due scan skips invalid keys: the enable asks
+    for its sync at once rather than leave it to the daily validation."""
+    enable = Usage(internal, account, kind="enable")
+    openrouter.reply(PATCH_PATH, answer(disabled=False))
+    assert await manage_key_upstream(make_ctx(), enable.id) == "done"
+    queued = {job.job_id: job for job in await arq_redis.queued_jobs()}
+    job = queued[sync_key_job_id(enable.action["key_id"])]
+    assert (job.function, job.kwargs) == ("sync_key", {"key_id": enable.action["key_id"]})
+    # A disable or a limit asks for none.
+    disable = Usage(internal, account)
+    openrouter.reply(PATCH_PATH, answer(disabled=True))
+    assert await manage_key_upstream(make_ctx(), disable.id) == "done"
+    assert sync_key_job_id(disable.action["key_id"]) not in {j.job_id for j in await arq_redis.queued_jobs()}
 
 
 async def test_a_rate_limit_defers_the_job_and_the_last_try_gives_up(make_ctx, openrouter, internal, account):

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from arq import Retry
+from redis.exceptions import RedisError
 
 from owr_shared.logging import get_logger
 from owr_shared.wire.key_actions import (
@@ -27,7 +28,7 @@ from owr_shared.wire.key_actions import (
 from owr_shared.wire.keys import UpstreamAudit
 from owr_worker.backoff import retry_delay
 from owr_worker.internal import KeysClient, ServiceError
-from owr_worker.jobs import job_now, job_settings
+from owr_worker.jobs import SYNC_KEY, job_now, job_settings, sync_key_job_id
 from owr_worker.key_actions_client import KeyActionsClient, UpstreamAuditClient
 from owr_worker.openrouter import (
     CircuitOpen,
@@ -154,7 +155,21 @@ async def _carry_out(ctx: Mapping[str, Any], claimed: ClaimedKeyAction) -> str:
     except ServiceError as exc:
         # Done at OpenRouter but not yet audited: tried again whole (the same PATCH again is harmless).
         return await _give_back(ctx, claimed, f"keys unavailable ({exc.status or 'no answer'})", retryable=True)
-    return await _report(ctx, claimed, result)
+    outcome = await _report(ctx, claimed, result)
+    if outcome == "done" and claimed.kind == "enable":
+        await _sync_soon(ctx, claimed.key_id)
+    return outcome
+
+
+async def _sync_soon(ctx: Mapping[str, Any], key_id: uuid.UUID) -> None:
+    """A key the kill switch disabled got 401 on its syncs, so keys marked it invalid and the due scan skips it
+    until the daily validation: sync it now that it works again (a sync already queued is not doubled)."""
+    try:
+        job = await ctx["redis"].enqueue_job(SYNC_KEY, _job_id=sync_key_job_id(str(key_id)), key_id=str(key_id))
+    except (RedisError, OSError) as exc:
+        log.warning("key_sync_enqueue_failed", error=type(exc).__name__)
+        return
+    log.info("key_sync_enqueued_after_enable", enqueued=job is not None)
 
 
 async def _audit(ctx: Mapping[str, Any], claimed: ClaimedKeyAction) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from owr_web.api.client import Api
 from owr_web.insights.service import ANOMALY_KINDS, anomaly_line
 from owr_web.views.format import as_decimal, points, usd, utc
+from owr_web.views.forms import parse_number
 
 PER_PAGE = 50
 CHANNELS_PER_PAGE = 250
@@ -266,9 +267,10 @@ def read_rules(rules: list[dict[str, Any]], form: Mapping[str, Any]) -> tuple[li
                 else:
                     errors[field_name] = "Give a whole number."
             else:
-                try:
-                    params[param] = Decimal(text)
-                except InvalidOperation:
+                number = parse_number(text)
+                if number is not None:
+                    params[param] = number
+                else:
                     errors[field_name] = "Give a number, such as 5 or 12.50."
         changed.append({"rule": name, "enabled": form.get(f"enabled.{name}") == "true", "params": params})
     return changed, errors

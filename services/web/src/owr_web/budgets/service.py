@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from owr_web.api.client import Api
 from owr_web.budgets.schemas import BudgetForm
 from owr_web.views.format import as_decimal, moment, usd
+from owr_web.views.forms import parse_number
 
 PER_PAGE = 50
 CHOICES_PER_PAGE = 250
@@ -157,12 +158,10 @@ def body_of(form: BudgetForm, *, creating: bool) -> tuple[dict[str, Any], dict[s
     a key scope without a key). The scope is set once, at creation."""
     errors: dict[str, str] = {}
     body: dict[str, Any] = {"name": form.name.strip(), "period": form.period, "include_byok": form.include_byok}
-    try:
-        amount = Decimal(form.amount_usd.strip().removeprefix("$").replace(",", ""))
-        if not amount.is_finite():
-            raise InvalidOperation
+    amount = parse_number(form.amount_usd.strip().removeprefix("$").replace(",", ""))
+    if amount is not None:
         body["amount_usd"] = amount
-    except InvalidOperation:
+    else:
         errors["amount_usd"] = "Give an amount in US dollars, such as 10 or 12.50."
     thresholds = parse_thresholds(form.thresholds)
     if thresholds is None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -19,7 +18,7 @@ from owr_web.dependencies import Checked, SignedIn, Views, Visitor
 from owr_web.insights import service as insights
 from owr_web.stats.router import Day
 from owr_web.stats.router import _day as parse_day
-from owr_web.views.forms import notice
+from owr_web.views.forms import notice, parse_number
 from owr_web.views.pages import Pages
 
 router = APIRouter(tags=["insights"])
@@ -81,9 +80,8 @@ async def apply_limit(
     reset: Annotated[Literal["daily", "weekly", "monthly", ""], Form()] = "",
 ) -> Response:
     """A finding's suggested limit, set at OpenRouter in one call (the worker makes it; the API answers 202)."""
-    try:
-        amount = Decimal(amount_usd)
-    except InvalidOperation:
+    amount = parse_number(amount_usd)
+    if amount is None:
         return await _hygiene_page(request, views, visitor, error="The suggested limit is not an amount.", status=422)
     body = {"amount_usd": amount, "reset": reset or None}
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 
 from owr_web.api.errors import ApiProblem
 
@@ -38,6 +39,27 @@ def blame(problem: ApiProblem, fields: Mapping[str, str]) -> Refusal:
     if unclaimed or not refusal.fields:
         refusal.message = "; ".join(unclaimed) if unclaimed else problem.detail
     return refusal
+
+
+# A number typed into a form: bounded before `Decimal` sees it, so `1e999999999` (a gigabyte of digits once
+# formatted), `NaN` or `Infinity` never reach the API's body; the API's own bounds say the rest.
+NUMBER_MAX_CHARS = 40
+NUMBER_MAX_EXPONENT = 30
+
+
+def parse_number(text: str) -> Decimal | None:
+    """A finite number of at most 40 characters with a small exponent (`12.50`, `1e3`); None otherwise."""
+    text = text.strip()
+    if not text or len(text) > NUMBER_MAX_CHARS:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    exponent = value.as_tuple().exponent
+    if not value.is_finite() or not isinstance(exponent, int) or abs(exponent) > NUMBER_MAX_EXPONENT:
+        return None
+    return value
 
 
 def notice(done: str | None, notices: Mapping[str, str]) -> str | None:
