@@ -112,11 +112,16 @@ async def test_an_exceeded_key_budget_records_one_disable_per_period(client, ing
     assert action["requested_by"] is None
     assert "budget" in action["reason"]
     assert action["evidence"]["period_start"].startswith(monday().isoformat())
-    # The next week: exceeded again, a second action.
+    # Carried out, then enabled again by a user; the next week: exceeded again, a second action.
+    await claim(ingest, action["id"])
+    await report(ingest, action["id"], outcome="done", disabled=True)
+    enable = (await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)).json()["id"]
+    await claim(ingest, enable)
+    await report(ingest, enable, outcome="done", disabled=False)
     next_monday = monday() + timedelta(days=7)
     await key.sync(moment(next_monday, 9), "11")
-    actions = (await upstream(client, alice, key.id))["actions"]
-    assert [a["kind"] for a in actions] == ["disable", "disable"]
+    actions = [a for a in (await upstream(client, alice, key.id))["actions"] if a["kind"] == "disable"]
+    assert len(actions) == 2
     assert len({a["evidence"]["period_start"] for a in actions}) == 2
 
 
@@ -395,3 +400,36 @@ async def test_a_fresh_spike_past_the_threshold_disables_the_key(client, ingest,
     assert (action["kind"], action["source"]) == ("disable", "anomaly")
     assert action["evidence"]["day"] == spike_day.isoformat()
     assert Decimal(action["evidence"]["score"]) >= 6
+
+
+async def test_one_leak_disables_the_key_once(client, ingest, alice, db_connection):
+    """A leak trips several anomaly kinds on one day, and a budget: one disable and one `key.disabled`, while a
+    disable is open or the key is disabled; a user's enable lets a later cause disable it again."""
+    key, _ = await linked_key(ingest, alice, hash_="d" * 64)
+    await client.put(upstream_path(key.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": 6})
+    await create_budget(client, alice, scope={"type": "key", "id": key.id}, disable_key_on_exceed=True)
+    workspace, key_id, day = uuid.UUID(alice.workspace_id), uuid.UUID(key.id), monday()
+
+    async def evaluate(on: date, *kinds: str) -> list[uuid.UUID]:
+        found = [Found(workspace, key_id, on, kind, 20.0, {}) for kind in kinds]
+        async with (
+            savepoint(db_connection) as conn,
+            AsyncSession(bind=conn, join_transaction_mode="create_savepoint") as session,
+        ):
+            recorded = await key_actions.disable_on_anomalies(session, found)
+            await session.commit()
+        return recorded
+
+    assert len(await evaluate(day, "spend_spike", "dormant_wakeup", "new_model")) == 1
+    assert await evaluate(day + timedelta(days=1), "spend_spike") == []  # a disable is open
+    await key.sync(moment(day + timedelta(days=1), 12), "20")  # the budget is exceeded too
+    [action] = (await upstream(client, alice, key.id))["actions"]
+    assert (action["source"], action["status"]) == ("anomaly", "pending")
+    await claim(ingest, action["id"])
+    await report(ingest, action["id"], outcome="done", disabled=True)
+    assert await evaluate(day + timedelta(days=2), "new_model") == []  # disabled at OpenRouter already
+    assert len(await events(db_connection, alice, "key.disabled")) == 1
+    enable = (await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)).json()["id"]
+    await claim(ingest, enable)
+    await report(ingest, enable, outcome="done", disabled=False)
+    assert len(await evaluate(day + timedelta(days=3), "spend_spike")) == 1

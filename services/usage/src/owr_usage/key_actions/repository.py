@@ -101,6 +101,15 @@ class KeyActionRepository:
         )
         return (await self.session.scalars(statement.limit(1))).first() is not None
 
+    async def open_kinds(self, workspace_id: uuid.UUID, key_id: uuid.UUID) -> set[str]:
+        """The kinds of the key's actions still pending or running."""
+        statement = select(KeyAction.kind).where(
+            KeyAction.workspace_id == workspace_id,
+            KeyAction.key_id == key_id,
+            KeyAction.status.in_(("pending", "running")),
+        )
+        return set((await self.session.scalars(statement.distinct())).all())
+
     async def open_ids(self, *, created_before: datetime, now: datetime, limit: int) -> list[uuid.UUID]:
         """Pending actions older than `created_before`, and running ones whose lease ran out; oldest first."""
         statement = (

@@ -147,9 +147,15 @@ async def request_disable(
     budget_id: uuid.UUID | None = None,
 ) -> uuid.UUID | None:
     """Record a disable in the caller's transaction, once per `dedup_key` (e.g. `budget:{id}:{period_start}`);
-    the worker's job is queued after the commit. The action's id, or None when that cause had one already."""
+    the worker's job is queued after the commit. The action's id, or None when that cause had one already, or
+    the key is being disabled or is disabled already (one leak trips several anomalies and a budget: one
+    disable, one `key.disabled`)."""
+    repo = KeyActionRepository(session)
+    if await _disabled_or_disabling(repo, workspace_id, key_id):
+        log.info("key_action_skipped", kind="disable", source=source, reason="disabled_or_disabling")
+        return None
     action_id = uuid.uuid4()
-    written = await KeyActionRepository(session).add_once(
+    written = await repo.add_once(
         {
             "id": action_id,
             "workspace_id": workspace_id,
@@ -167,6 +173,16 @@ async def request_disable(
     enqueue_after_commit(session, written)
     log.info("key_action_requested", kind="disable", source=source, action_id=str(written))
     return written
+
+
+async def _disabled_or_disabling(repo: KeyActionRepository, workspace_id: uuid.UUID, key_id: uuid.UUID) -> bool:
+    """A disable is open on the key, or its account row says OpenRouter has it disabled and no enable is on its
+    way (a user's enable undoes it; a cause after that may disable it again)."""
+    open_kinds = await repo.open_kinds(workspace_id, key_id)
+    if "disable" in open_kinds:
+        return True
+    link = await repo.upstream(workspace_id, key_id)
+    return bool(link and link["api_key_hash"] is not None and link["disabled"]) and "enable" not in open_kinds
 
 
 async def disable_on_anomaly(
@@ -210,8 +226,8 @@ class Anomaly(Protocol):
 
 
 async def disable_on_anomalies(session: AsyncSession, anomalies: Iterable[Anomaly]) -> list[uuid.UUID]:
-    """`disable_on_anomaly` for each anomaly an evaluation found (once per key, day and kind); the actions'
-    ids."""
+    """`disable_on_anomaly` for each anomaly an evaluation found (once per key and day, whatever its kinds: a
+    leak trips a spike, a dormant key's wake-up and a new model together); the actions' ids."""
     recorded = []
     for anomaly in anomalies:
         action = await disable_on_anomaly(
@@ -225,7 +241,7 @@ async def disable_on_anomalies(session: AsyncSession, anomalies: Iterable[Anomal
                 "kind": anomaly.kind,
                 "day": anomaly.day.isoformat(),
             },
-            dedup_key=f"{anomaly.key_id}:{anomaly.day.isoformat()}:{anomaly.kind}",
+            dedup_key=f"{anomaly.key_id}:{anomaly.day.isoformat()}",
         )
         if action is not None:
             recorded.append(action)
