@@ -56,14 +56,21 @@ async def upstream(client: httpx.AsyncClient, tenant: Tenant, key_id: str) -> di
     return body
 
 
+# The last claim's number of each action, which its report carries unless the test says otherwise.
+_claims: dict[str, int] = {}
+
+
 async def claim(ingest: Ingest, action_id: str, expect: int = 200) -> dict[str, Any]:
     r = await ingest.call("POST", f"/internal/key-actions/{action_id}/claim", {"lease_seconds": 60})
     assert r.status_code == expect, r.text
     body: dict[str, Any] = r.json()
+    if expect == 200:
+        _claims[action_id] = body["attempts"]
     return body
 
 
 async def report(ingest: Ingest, action_id: str, **body: Any) -> dict[str, Any]:
+    body.setdefault("attempt", _claims.get(action_id, 1))
     r = await ingest.call("POST", f"/internal/key-actions/{action_id}/result", body)
     assert r.status_code == 200, r.text
     answer: dict[str, Any] = r.json()
@@ -433,3 +440,24 @@ async def test_one_leak_disables_the_key_once(client, ingest, alice, db_connecti
     await claim(ingest, enable)
     await report(ingest, enable, outcome="done", disabled=False)
     assert len(await evaluate(day + timedelta(days=3), "spend_spike")) == 1
+
+
+async def test_only_the_current_claim_s_report_counts(client, ingest, alice, db_connection, clock):
+    """A try that outlived its lease (the action claimed again meanwhile) reports nothing that counts."""
+    key, _ = await linked_key(ingest, alice, hash_="e" * 64)
+    await create_budget(client, alice, scope={"type": "key", "id": key.id}, disable_key_on_exceed=True)
+    await key.sync(moment(monday() + timedelta(days=1), 12), "20")
+    [action] = (await upstream(client, alice, key.id))["actions"]
+    first = await claim(ingest, action["id"])
+    clock.advance(seconds=61)  # its lease ran out
+    second = await claim(ingest, action["id"])
+    assert (first["attempts"], second["attempts"], second["ready"]) == (1, 2, True)
+    stale = await report(ingest, action["id"], outcome="done", disabled=True, attempt=1)
+    assert (stale["status"], stale["attempts"]) == ("running", 2)
+    assert await events(db_connection, alice, "key.disabled") == []
+    assert (await report(ingest, action["id"], outcome="failed", error="late", attempt=1))["status"] == "running"
+    assert (await report(ingest, action["id"], outcome="done", disabled=True, attempt=2))["status"] == "done"
+    assert len(await events(db_connection, alice, "key.disabled")) == 1
+    # A report without its claim's number is refused.
+    r = await ingest.call("POST", f"/internal/key-actions/{action['id']}/result", {"outcome": "done"})
+    assert r.status_code == 422

@@ -59,12 +59,11 @@ class Usage:
         return None
 
     def _result(self, seen: Seen) -> Any:
+        """As usage: only the current claim's report counts."""
         self.reports.append(seen.body)
-        return {
-            "id": self.id,
-            "status": "pending" if seen.body["outcome"] == "retry" else seen.body["outcome"],
-            "attempts": 1,
-        }
+        if seen.body["attempt"] == self.action["attempts"]:
+            self.action["status"] = "pending" if seen.body["outcome"] == "retry" else seen.body["outcome"]
+        return {"id": self.id, "status": self.action["status"], "attempts": self.action["attempts"]}
 
 
 def answer(**fields: Any) -> Reply:
@@ -84,7 +83,7 @@ async def test_a_disable_is_sent_with_the_management_key_and_reported(make_ctx, 
     assert (sent.method, sent.body) == ("PATCH", {"disabled": True})
     assert sent.headers["Authorization"] == f"Bearer {MGMT_KEY}"
     assert usage.reports == [
-        {"outcome": "done", "error": None, "disabled": True, "limit_usd": None, "limit_reset": None}
+        {"outcome": "done", "attempt": 1, "error": None, "disabled": True, "limit_usd": None, "limit_reset": None}
     ]
     # The management key was revealed through keys (an audited reveal), never sent anywhere but OpenRouter.
     assert internal.requests("/internal/keys/reveal")
@@ -166,7 +165,7 @@ async def test_a_key_openrouter_no_longer_has_fails_at_once(make_ctx, openrouter
     openrouter.reply(PATCH_PATH, Reply(404, '{"error": {"code": 404, "message": "Resource not found"}}'))
     assert await manage_key_upstream(make_ctx(), usage.id) == "failed"
     assert usage.reports == [
-        {"outcome": "failed", "error": KEY_GONE, "disabled": None, "limit_usd": None, "limit_reset": None}
+        {"outcome": "failed", "attempt": 1, "error": KEY_GONE, "disabled": None, "limit_usd": None, "limit_reset": None}
     ]
     assert len(openrouter.requests(PATCH_PATH)) == 1
 
@@ -210,3 +209,33 @@ async def test_openrouter_refuses_a_hash_that_is_not_one(make_ctx, openrouter, i
     usage = Usage(internal, account, api_key_hash="../credits")
     assert await manage_key_upstream(make_ctx(), usage.id) == "failed"
     assert openrouter.seen == []
+
+
+async def test_the_lease_follows_the_job_timeout_and_a_superseded_try_acts_no_further(
+    make_ctx, openrouter, internal, account, arq_redis
+):
+    usage = Usage(internal, account, kind="enable")
+
+    def claimed_then_lost(seen: Seen) -> Any:
+        usage.action["attempts"] += 1
+        answer = dict(usage.action)
+        usage.action["attempts"] += 1  # this try's lease runs out and another claims the action
+        return answer
+
+    internal.handle("POST", f"/internal/key-actions/{usage.id}/claim", claimed_then_lost)
+    openrouter.reply(PATCH_PATH, answer(disabled=False))
+    assert await manage_key_upstream(make_ctx(job_timeout_seconds=200, lock_ttl_seconds=400), usage.id) == "stale"
+    [claim] = internal.requests(f"/internal/key-actions/{usage.id}/claim")
+    assert claim.body == {"lease_seconds": 230}
+    assert usage.reports[-1]["attempt"] == 1
+    assert usage.action["status"] == "pending"  # the stale report changed nothing
+    assert await arq_redis.queued_jobs() == []  # nor did it ask for the key's sync
+    # A deferred try whose claim was superseded does not defer the job either: the current claim's try goes on.
+    openrouter.reply(PATCH_PATH, Reply(503, "{}"))
+    assert await manage_key_upstream(make_ctx(openrouter_retry_attempts=1), usage.id) == "stale"
+
+
+def test_the_job_timeout_must_leave_room_for_a_key_action_s_lease(settings_factory):
+    assert settings_factory(job_timeout_seconds=600, lock_ttl_seconds=900).key_action_lease_seconds == 630
+    with pytest.raises(ValueError, match="job_timeout_seconds must be at most 86370"):
+        settings_factory(job_timeout_seconds=86_380, lock_ttl_seconds=86_400)

@@ -44,8 +44,6 @@ from owr_worker.tracing import job_context
 log = get_logger("owr.worker.jobs")
 
 SWEEP_KEY_ACTIONS = "sweep_key_actions"
-# The claim's lease: longer than one try can take (its OpenRouter call and in-place retries).
-LEASE_SECONDS = 300
 # An action waiting for an earlier one on its key looks again after this long.
 WAIT_SECONDS = 5.0
 
@@ -91,7 +89,8 @@ async def manage_key_upstream(
     ctx: dict[str, Any], action_id: str, traceparent: str | None = None, request_id: str | None = None
 ) -> str:
     """Carry out one key action (queued by usage after the commit that recorded it, under
-    `manage_key_upstream:{id}`, and by the sweep). Returns the outcome: done, failed, deferred, busy, gone."""
+    `manage_key_upstream:{id}`, and by the sweep). Returns the outcome: done, failed, deferred, busy, gone,
+    stale (this try's claim was superseded)."""
     parsed = _parse_id(action_id)
     with job_context(MANAGE_KEY_UPSTREAM_JOB, traceparent=traceparent, request_id=request_id, action_id=str(parsed)):
         if parsed is None:
@@ -99,7 +98,7 @@ async def manage_key_upstream(
             return "gone"
         actions: KeyActionsClient = ctx["key_actions"]
         try:
-            claimed = await actions.claim(parsed, lease_seconds=LEASE_SECONDS)
+            claimed = await actions.claim(parsed, lease_seconds=job_settings(ctx).key_action_lease_seconds)
         except ServiceError as exc:
             return _service_trouble(ctx, exc)
         if claimed is None:
@@ -138,13 +137,16 @@ async def _carry_out(ctx: Mapping[str, Any], claimed: ClaimedKeyAction) -> str:
     except ServiceError as exc:
         return await _give_back(ctx, claimed, f"keys unavailable ({exc.status or 'no answer'})", exc.retryable)
     if revealed is None:
-        return await _report(ctx, claimed, KeyActionResult(outcome="failed", error=MANAGEMENT_KEY_GONE))
+        return await _report(
+            ctx, claimed, KeyActionResult(attempt=claimed.attempts, outcome="failed", error=MANAGEMENT_KEY_GONE)
+        )
     try:
         answer = await openrouter.patch_key(revealed.key, str(claimed.api_key_hash), _changes(claimed))
     except OpenRouterError as exc:
         return await _openrouter_failed(ctx, claimed, exc)
     key = answer.data
     result = KeyActionResult(
+        attempt=claimed.attempts,
         outcome="done",
         disabled=key.disabled,
         limit_usd=key.limit if claimed.kind == "set_limit" else None,
@@ -196,9 +198,9 @@ async def _audit(ctx: Mapping[str, Any], claimed: ClaimedKeyAction) -> None:
 async def _openrouter_failed(ctx: Mapping[str, Any], claimed: ClaimedKeyAction, exc: OpenRouterError) -> str:
     if isinstance(exc, KeyRejected | NotManagementKey):
         error = f"{MANAGEMENT_KEY_REFUSED} ({exc.status})."
-        return await _report(ctx, claimed, KeyActionResult(outcome="failed", error=error))
+        return await _report(ctx, claimed, KeyActionResult(attempt=claimed.attempts, outcome="failed", error=error))
     if exc.status == 404:
-        return await _report(ctx, claimed, KeyActionResult(outcome="failed", error=KEY_GONE))
+        return await _report(ctx, claimed, KeyActionResult(attempt=claimed.attempts, outcome="failed", error=KEY_GONE))
     retryable = isinstance(exc, RateLimited | UpstreamUnavailable | CircuitOpen)
     return await _give_back(ctx, claimed, exc.message, retryable, retry_after=exc.retry_after)
 
@@ -212,8 +214,12 @@ async def _give_back(
     if delay is None:
         tries = int(ctx.get("job_try") or 1)
         error = f"{message} (gave up after {tries} tries)" if retryable else message
-        return await _report(ctx, claimed, KeyActionResult(outcome="failed", error=error))
-    await _report(ctx, claimed, KeyActionResult(outcome="retry", error=message))
+        return await _report(ctx, claimed, KeyActionResult(attempt=claimed.attempts, outcome="failed", error=error))
+    if (
+        await _report(ctx, claimed, KeyActionResult(attempt=claimed.attempts, outcome="retry", error=message))
+        == "stale"
+    ):
+        return "stale"
     log.info("key_action_deferred", defer_seconds=round(delay, 1), reason=message)
     raise Retry(defer=delay)
 
@@ -221,12 +227,17 @@ async def _give_back(
 async def _report(ctx: Mapping[str, Any], claimed: ClaimedKeyAction, result: KeyActionResult) -> str:
     actions: KeyActionsClient = ctx["key_actions"]
     try:
-        await actions.report(claimed.id, result)
+        state = await actions.report(claimed.id, result)
     except ServiceError as exc:
         # The claim's lease runs out and the sweep queues the action again: the PATCH is sent once more, harmlessly.
         log.warning("key_action_report_failed", error=str(exc))
         if result.outcome != "retry":
             return _service_trouble(ctx, exc)
+        state = None
+    if state is not None and state.attempts != claimed.attempts:
+        # This try outlived its lease and the action was claimed again: the later claim's report counts.
+        log.warning("key_action_report_stale", attempt=claimed.attempts, current=state.attempts)
+        return "stale"
     if result.outcome != "retry":
         log.info("key_action_" + result.outcome, kind=claimed.kind, error=result.error)
     return result.outcome

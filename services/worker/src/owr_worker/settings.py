@@ -9,7 +9,11 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from owr_shared.settings import BaseServiceSettings, http_url, is_placeholder, secret_field
 from owr_shared.wire.alerts import CLAIM_MAX
+from owr_shared.wire.key_actions import LEASE_MAX_SECONDS
 from owr_worker.mail import BadSmtpUrl, parse_smtp_url
+
+# A key action's lease beyond the job timeout: the claim's and the report's calls to usage.
+KEY_ACTION_LEASE_MARGIN_SECONDS = 30
 
 
 class WorkerSettings(BaseServiceSettings):
@@ -126,6 +130,21 @@ class WorkerSettings(BaseServiceSettings):
             password = parse_smtp_url(self.smtp_url.get_secret_value()).password
             if password is not None and is_placeholder(password):
                 raise ValueError("SMTP_URL holds a placeholder password: set the real one, or unset SMTP_URL")
+        return self
+
+    @property
+    def key_action_lease_seconds(self) -> int:
+        """A key action's claim: longer than its job may run (arq cuts a try at the job timeout), so a try never
+        acts after another claim took the action."""
+        return self.job_timeout_seconds + KEY_ACTION_LEASE_MARGIN_SECONDS
+
+    @model_validator(mode="after")
+    def _key_action_lease_fits(self) -> Self:
+        if not 10 <= self.key_action_lease_seconds <= LEASE_MAX_SECONDS:
+            raise ValueError(
+                f"job_timeout_seconds must be at most {LEASE_MAX_SECONDS - KEY_ACTION_LEASE_MARGIN_SECONDS}: a key "
+                "action's claim is leased for it and a margin"
+            )
         return self
 
     @model_validator(mode="after")

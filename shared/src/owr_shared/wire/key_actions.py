@@ -22,6 +22,8 @@ LimitReset = Literal["daily", "weekly", "monthly"]
 # The worker's job: `manage_key_upstream(ctx, action_id)`, queued under `key-action:{id}`.
 MANAGE_KEY_UPSTREAM_JOB = "manage_key_upstream"
 OPEN_ACTIONS_MAX = 200
+# A claim's lease: the worker's job timeout and a margin (a try arq cut short never outlives it); at most a day.
+LEASE_MAX_SECONDS = 86_400
 
 
 def manage_key_upstream_job_id(action_id: uuid.UUID | str) -> str:
@@ -29,12 +31,12 @@ def manage_key_upstream_job_id(action_id: uuid.UUID | str) -> str:
 
 
 class KeyActionClaim(RequestSchema):
-    lease_seconds: int = Field(default=120, ge=10, le=3600)
+    lease_seconds: int = Field(default=120, ge=10, le=LEASE_MAX_SECONDS)
 
 
 class ClaimedKeyAction(BaseModel):
     """What the worker sends, or (`ready` false) why it cannot: the action is then already failed with `error`,
-    or (status done/failed) finished before this claim."""
+    or (status done/failed) finished before this claim. `attempts` numbers the claim: its report carries it."""
 
     id: uuid.UUID
     workspace_id: uuid.UUID
@@ -59,6 +61,9 @@ class KeyActionResult(RequestSchema):
     tried again (`error` says why, shown to users); `retry`: the claim is released for a later try."""
 
     outcome: Literal["done", "failed", "retry"]
+    # The claim this try holds (`ClaimedKeyAction.attempts`): a report of an earlier claim, whose lease ran out
+    # and whose action was claimed again, changes nothing.
+    attempt: int = Field(ge=1, le=1_000_000)
     error: ReportedText | None = Field(default=None, max_length=4000)
     disabled: bool | None = None
     limit_usd: Money | None = None

@@ -302,12 +302,15 @@ async def claim(
 async def report(
     session: AsyncSession, *, action_id: uuid.UUID, result: KeyActionResult, now: datetime
 ) -> KeyActionState | None:
-    """The outcome of a try. Only a running action takes it: a repeated report changes nothing (at least once)."""
+    """The outcome of a try. Only a running action takes it, from its current claim: a repeated report, or a
+    stale try's whose lease ran out and whose action was claimed again, changes nothing (at least once)."""
     repo = KeyActionRepository(session)
     action = await repo.locked(action_id)
     if action is None:
         return None
-    if action.status == "running":
+    if action.status == "running" and result.attempt != action.attempts:
+        log.warning("key_action_report_stale", action_id=str(action.id), attempt=result.attempt)
+    elif action.status == "running":
         action.updated_at, action.lease_until = now, None
         action.error = result.error[:ERROR_MAX] if result.error else None
         if result.outcome == "retry":
