@@ -128,7 +128,7 @@ async def test_a_rate_limit_defers_the_job_and_the_last_try_gives_up(make_ctx, o
     assert deferred.value.defer_score >= 100_000  # Retry-After: 120 s, in ms
     assert usage.reports[-1]["outcome"] == "retry"
     assert "429" in usage.reports[-1]["error"]
-    ctx["job_try"] = 3
+    usage.action["attempts"] = 2  # the action's own tries decide, not arq's (see below)
     assert await manage_key_upstream(ctx, usage.id) == "failed"
     assert usage.reports[-1]["outcome"] == "failed"
     assert "gave up after 3 tries" in usage.reports[-1]["error"]
@@ -239,3 +239,22 @@ def test_the_job_timeout_must_leave_room_for_a_key_action_s_lease(settings_facto
     assert settings_factory(job_timeout_seconds=600, lock_ttl_seconds=900).key_action_lease_seconds == 630
     with pytest.raises(ValueError, match="job_timeout_seconds must be at most 86370"):
         settings_factory(job_timeout_seconds=86_380, lock_ttl_seconds=86_400)
+
+
+async def test_waiting_behind_an_earlier_action_spends_none_of_the_action_s_tries(
+    make_ctx, openrouter, internal, account
+):
+    """Waits (5 s each) are arq tries too: a first real try on arq's last but one still defers a 429."""
+    usage = Usage(internal, account)
+    limited = Reply(429, '{"error": {"code": 429, "message": "Rate limit exceeded"}}')
+    openrouter.reply(PATCH_PATH, limited)
+    ctx = make_ctx(job_max_tries=3)
+    ctx["job_try"] = 3  # two waits behind an earlier action came first
+    with pytest.raises(Retry):
+        await manage_key_upstream(ctx, usage.id)
+    assert usage.reports[-1] == {**usage.reports[-1], "outcome": "retry", "attempt": 1}
+    # arq's tries all spent: the action is left pending for the sweep, not failed.
+    ctx["job_try"] = 4
+    assert await manage_key_upstream(ctx, usage.id) == "deferred"
+    assert usage.reports[-1]["outcome"] == "retry"
+    assert usage.action["status"] == "pending"

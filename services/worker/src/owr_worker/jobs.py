@@ -112,20 +112,25 @@ async def _report_invalid(ctx: Mapping[str, Any], key_id: str, exc: KeyRejected)
     return "invalid"
 
 
+def next_try_in(ctx: Mapping[str, Any], tries: int, *, retry_after: float | None = None) -> float | None:
+    """The wait before the next try after `tries` tries (full-jitter backoff, at least a second, `Retry-After`
+    honoured), or None once they reach `job_max_tries`."""
+    settings = job_settings(ctx)
+    if tries >= settings.job_max_tries:
+        return None
+    delay = retry_delay(
+        tries, base=settings.job_retry_base_seconds, cap=settings.job_retry_cap_seconds, retry_after=retry_after
+    )
+    return max(1.0, delay)
+
+
 async def _retry_or_give_up(
     ctx: Mapping[str, Any], key_id: str, message: str, *, retry_after: float | None = None
 ) -> str:
     """Defer the job (arq Retry) with backoff; on its last try report `error` with `message` instead."""
-    settings = job_settings(ctx)
     job_try = int(ctx.get("job_try") or 1)
-    if job_try < settings.job_max_tries:
-        delay = retry_delay(
-            job_try,
-            base=settings.job_retry_base_seconds,
-            cap=settings.job_retry_cap_seconds,
-            retry_after=retry_after,
-        )
-        delay = max(1.0, delay)
+    delay = next_try_in(ctx, job_try, retry_after=retry_after)
+    if delay is not None:
         log.info("job_deferred", job_try=job_try, defer_seconds=round(delay, 1), reason=message)
         raise Retry(defer=delay)
     return await _report_error(ctx, key_id, f"{message} (gave up after {job_try} tries)")

@@ -4,7 +4,7 @@ whose job was lost.
 
 At least once and idempotent: the job claims the action (usage leases it to one try), reveals the account's
 management key from keys (an audited reveal), sends the change (the same body twice leaves the key as once) and
-reports. 429, 5xx, timeouts and an open circuit defer the job (`Retry`); after `job_max_tries` the action fails
+reports. 429, 5xx, timeouts and an open circuit defer the job (`Retry`); after `job_max_tries` claims the action fails
 with the last reason. What retrying cannot fix (the key not linked, the management key gone or refused, a key
 OpenRouter no longer has) fails at once, with a reason users see at `GET /api/v1/keys/{id}/upstream`.
 """
@@ -26,9 +26,8 @@ from owr_shared.wire.key_actions import (
     manage_key_upstream_job_id,
 )
 from owr_shared.wire.keys import UpstreamAudit
-from owr_worker.backoff import retry_delay
 from owr_worker.internal import KeysClient, ServiceError
-from owr_worker.jobs import SYNC_KEY, job_now, job_settings, sync_key_job_id
+from owr_worker.jobs import SYNC_KEY, job_now, job_settings, next_try_in, sync_key_job_id
 from owr_worker.key_actions_client import KeyActionsClient, UpstreamAuditClient
 from owr_worker.openrouter import (
     CircuitOpen,
@@ -73,16 +72,10 @@ def _parse_id(action_id: str) -> uuid.UUID | None:
         return None
 
 
-def _defer(ctx: Mapping[str, Any], retry_after: float | None = None) -> float | None:
-    """The wait before the job's next try, or None on its last try."""
-    settings = job_settings(ctx)
-    job_try = int(ctx.get("job_try") or 1)
-    if job_try >= settings.job_max_tries:
-        return None
-    delay = retry_delay(
-        job_try, base=settings.job_retry_base_seconds, cap=settings.job_retry_cap_seconds, retry_after=retry_after
-    )
-    return max(1.0, delay)
+def _arq_tries_left(ctx: Mapping[str, Any]) -> bool:
+    """Whether arq runs the job again after a `Retry` (its bound is `job_max_tries` + 1, worker.py); else the
+    action, left pending, waits for the sweep."""
+    return int(ctx.get("job_try") or 1) <= job_settings(ctx).job_max_tries
 
 
 async def manage_key_upstream(
@@ -110,7 +103,7 @@ async def manage_key_upstream(
 
 def _service_trouble(ctx: Mapping[str, Any], exc: ServiceError) -> str:
     """usage or keys did not answer: try again later (the claim's lease, or the sweep, covers a last try)."""
-    delay = _defer(ctx) if exc.retryable else None
+    delay = next_try_in(ctx, int(ctx.get("job_try") or 1)) if exc.retryable else None
     log.warning("key_action_service_error", error=str(exc), deferred=delay is not None)
     if delay is not None:
         raise Retry(defer=delay)
@@ -119,8 +112,9 @@ def _service_trouble(ctx: Mapping[str, Any], exc: ServiceError) -> str:
 
 def _not_ready(ctx: Mapping[str, Any], claimed: ClaimedKeyAction) -> str:
     if claimed.status == "pending":
-        # An earlier action on the key goes first; look again soon (the sweep does after the last try).
-        if int(ctx.get("job_try") or 1) < job_settings(ctx).job_max_tries:
+        # An earlier action on the key goes first; look again soon (the sweep does once arq's tries are spent).
+        # Waiting is no try of the action: its give-up counts the action's own claims (`attempts`).
+        if _arq_tries_left(ctx):
             raise Retry(defer=WAIT_SECONDS)
         return "deferred"
     if claimed.status == "running":
@@ -208,12 +202,12 @@ async def _openrouter_failed(ctx: Mapping[str, Any], claimed: ClaimedKeyAction, 
 async def _give_back(
     ctx: Mapping[str, Any], claimed: ClaimedKeyAction, message: str, retryable: bool, retry_after: float | None = None
 ) -> str:
-    """A try that may work later: free the action and defer the job; on the last try (or when retrying cannot
-    help) the action fails with `message`."""
-    delay = _defer(ctx, retry_after) if retryable else None
+    """A try that may work later: free the action and defer the job; after the action's last try (its own
+    claims, not arq's tries: those include waits behind an earlier action) or when retrying cannot help, the
+    action fails with `message`."""
+    delay = next_try_in(ctx, claimed.attempts, retry_after=retry_after) if retryable else None
     if delay is None:
-        tries = int(ctx.get("job_try") or 1)
-        error = f"{message} (gave up after {tries} tries)" if retryable else message
+        error = f"{message} (gave up after {claimed.attempts} tries)" if retryable else message
         return await _report(ctx, claimed, KeyActionResult(attempt=claimed.attempts, outcome="failed", error=error))
     if (
         await _report(ctx, claimed, KeyActionResult(attempt=claimed.attempts, outcome="retry", error=message))
@@ -221,6 +215,8 @@ async def _give_back(
     ):
         return "stale"
     log.info("key_action_deferred", defer_seconds=round(delay, 1), reason=message)
+    if not _arq_tries_left(ctx):
+        return "deferred"  # pending again: the sweep queues a fresh job
     raise Retry(defer=delay)
 
 
