@@ -461,3 +461,22 @@ async def test_only_the_current_claim_s_report_counts(client, ingest, alice, db_
     # A report without its claim's number is refused.
     r = await ingest.call("POST", f"/internal/key-actions/{action['id']}/result", {"outcome": "done"})
     assert r.status_code == 422
+
+
+async def test_a_key_is_not_called_invalid_while_its_disable_is_under_way(client, ingest, alice, db_connection):
+    """A sync's 401 between the worker's PATCH and its report is the kill switch's, not a revoked key's."""
+    key, _ = await linked_key(ingest, alice, hash_="f" * 64)
+    await create_budget(client, alice, scope={"type": "key", "id": key.id}, disable_key_on_exceed=True)
+    tuesday = monday() + timedelta(days=1)
+    await key.sync(moment(tuesday, 12), "20")
+    [action] = (await upstream(client, alice, key.id))["actions"]
+    await claim(ingest, action["id"])
+    assert await key_status(ingest, status_item(key, "invalid", moment(tuesday, 13))) == 0
+    # A retry (keys away for the audit after the PATCH went through) leaves it pending, and still under way.
+    await report(ingest, action["id"], outcome="retry", error="keys unavailable (503)")
+    assert await key_status(ingest, status_item(key, "invalid", moment(tuesday, 14))) == 0
+    assert await events(db_connection, alice, "key.invalid") == []
+    # A disable that failed for good leaves a 401 a revoked key's again.
+    await claim(ingest, action["id"])
+    await report(ingest, action["id"], outcome="failed", error="refused")
+    assert await key_status(ingest, status_item(key, "invalid", moment(tuesday, 15))) == 1

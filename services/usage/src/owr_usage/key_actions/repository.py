@@ -37,11 +37,17 @@ WHERE ks.workspace_id = :workspace_id AND ks.key_id = :key_id
 
 
 # Of these keys, those whose linked account row says OpenRouter has them disabled.
+# Disabled at OpenRouter, as the account row says, or being disabled: a disable claimed at least once and not
+# finished may have been sent already (a sync's 401 between the PATCH and the report is the kill switch's).
 _DISABLED = text(
     """
 SELECT kl.key_id FROM usage.key_links kl
 JOIN usage.account_keys ak ON ak.management_key_id = kl.management_key_id AND ak.hash = kl.api_key_hash
 WHERE kl.key_id = ANY(CAST(:key_ids AS uuid[])) AND ak.disabled
+UNION
+SELECT ka.key_id FROM usage.key_actions ka
+WHERE ka.key_id = ANY(CAST(:key_ids AS uuid[])) AND ka.kind = 'disable' AND ka.status IN ('pending', 'running')
+  AND ka.attempts > 0
 """
 )
 

@@ -128,7 +128,8 @@ async def set_kill_switch(
 
 
 async def disabled_upstream(session: AsyncSession, key_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-    """Of these keys, those OpenRouter has disabled (their account row, as listed or as our last action left it)."""
+    """Of these keys, those OpenRouter has disabled (their account row, as listed or as our last action left it)
+    or may have by now (a disable claimed and not finished)."""
     return await KeyActionRepository(session).disabled_upstream(sorted(set(key_ids)))
 
 
