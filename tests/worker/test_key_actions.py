@@ -14,7 +14,13 @@ from arq import Retry
 from owr_shared.wire import codec
 from owr_shared.wire.key_actions import manage_key_upstream_job_id
 from owr_worker.jobs import sync_key_job_id
-from owr_worker.key_actions import KEY_GONE, MANAGEMENT_KEY_GONE, manage_key_upstream, sweep_key_actions
+from owr_worker.key_actions import (
+    KEY_GONE,
+    MANAGEMENT_KEY_ELSEWHERE,
+    MANAGEMENT_KEY_GONE,
+    manage_key_upstream,
+    sweep_key_actions,
+)
 from tests.worker.conftest import MGMT_KEY, Internal, Reply, Seen, key_row
 
 HASH = "f01d52606dc8f0a8303a7b5cc3fa07109c2e346cec7c0a16b40de462992ce943"
@@ -28,7 +34,7 @@ class Usage:
         self.id = str(uuid.uuid4())
         self.action: dict[str, Any] = {
             "id": self.id,
-            "workspace_id": str(uuid.uuid4()),
+            "workspace_id": internal.workspaces.get(management_key_id or "", str(uuid.uuid4())),
             "key_id": str(uuid.uuid4()),
             "kind": "disable",
             "status": "pending",
@@ -258,3 +264,10 @@ async def test_waiting_behind_an_earlier_action_spends_none_of_the_action_s_trie
     assert await manage_key_upstream(ctx, usage.id) == "deferred"
     assert usage.reports[-1]["outcome"] == "retry"
     assert usage.action["status"] == "pending"
+
+
+async def test_a_management_key_of_another_workspace_never_acts(make_ctx, openrouter, internal, account):
+    usage = Usage(internal, account, workspace_id=str(uuid.uuid4()))
+    assert await manage_key_upstream(make_ctx(), usage.id) == "failed"
+    assert usage.reports[-1]["error"] == MANAGEMENT_KEY_ELSEWHERE
+    assert openrouter.requests(PATCH_PATH) == []

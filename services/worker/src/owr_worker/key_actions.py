@@ -47,6 +47,7 @@ SWEEP_KEY_ACTIONS = "sweep_key_actions"
 WAIT_SECONDS = 5.0
 
 MANAGEMENT_KEY_GONE = "The account's management key is no longer stored here, or is deactivated."
+MANAGEMENT_KEY_ELSEWHERE = "The account's management key is not this workspace's."
 MANAGEMENT_KEY_REFUSED = "OpenRouter refused the account's management key"
 AUDIT_ACTIONS: dict[str, Any] = {
     "disable": "upstream_disabled",
@@ -133,6 +134,13 @@ async def _carry_out(ctx: Mapping[str, Any], claimed: ClaimedKeyAction) -> str:
     if revealed is None:
         return await _report(
             ctx, claimed, KeyActionResult(attempt=claimed.attempts, outcome="failed", error=MANAGEMENT_KEY_GONE)
+        )
+    if revealed.workspace_id != claimed.workspace_id:
+        # usage links keys to account rows by workspace; a management key of another workspace is a bug or a
+        # forged link, and never acts on this workspace's key.
+        log.error("key_action_workspace_mismatch", management_key_id=str(claimed.management_key_id))
+        return await _report(
+            ctx, claimed, KeyActionResult(attempt=claimed.attempts, outcome="failed", error=MANAGEMENT_KEY_ELSEWHERE)
         )
     try:
         answer = await openrouter.patch_key(revealed.key, str(claimed.api_key_hash), _changes(claimed))
