@@ -116,6 +116,11 @@ async def test_a_done_enable_queues_a_sync_of_the_key(make_ctx, openrouter, inte
     queued = {job.job_id: job for job in await arq_redis.queued_jobs()}
     job = queued[sync_key_job_id(enable.action["key_id"])]
     assert (job.function, job.kwargs) == ("sync_key", {"key_id": enable.action["key_id"]})
+    # A sync of the key already queued (or running) may have called OpenRouter before the enable: one more follows.
+    again = Usage(internal, account, kind="enable", key_id=enable.action["key_id"])
+    assert await manage_key_upstream(make_ctx(), again.id) == "done"
+    queued = {job.job_id for job in await arq_redis.queued_jobs()}
+    assert sync_key_job_id(enable.action["key_id"]) + ":after-enable" in queued
     # A disable or a limit asks for none.
     disable = Usage(internal, account)
     openrouter.reply(PATCH_PATH, answer(disabled=True))

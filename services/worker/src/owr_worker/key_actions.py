@@ -45,6 +45,9 @@ log = get_logger("owr.worker.jobs")
 SWEEP_KEY_ACTIONS = "sweep_key_actions"
 # An action waiting for an earlier one on its key looks again after this long.
 WAIT_SECONDS = 5.0
+# The key's sync after an enable, when one was queued or running already: a second one, this much later.
+AFTER_ENABLE_SUFFIX = ":after-enable"
+AFTER_ENABLE_SECONDS = 5.0
 
 MANAGEMENT_KEY_GONE = "The account's management key is no longer stored here, or is deactivated."
 MANAGEMENT_KEY_ELSEWHERE = "The account's management key is not this workspace's."
@@ -167,9 +170,15 @@ async def _carry_out(ctx: Mapping[str, Any], claimed: ClaimedKeyAction) -> str:
 
 async def _sync_soon(ctx: Mapping[str, Any], key_id: uuid.UUID) -> None:
     """A key the kill switch disabled got 401 on its syncs, so keys marked it invalid and the due scan skips it
-    until the daily validation: sync it now that it works again (a sync already queued is not doubled)."""
+    until the daily validation: sync it now that it works again. A sync of the key already queued or running
+    may have called OpenRouter before the enable, so one more follows it (under its own id, a few seconds on)."""
+    job_id = sync_key_job_id(str(key_id))
     try:
-        job = await ctx["redis"].enqueue_job(SYNC_KEY, _job_id=sync_key_job_id(str(key_id)), key_id=str(key_id))
+        job = await ctx["redis"].enqueue_job(SYNC_KEY, _job_id=job_id, key_id=str(key_id))
+        if job is None:
+            job = await ctx["redis"].enqueue_job(
+                SYNC_KEY, _job_id=job_id + AFTER_ENABLE_SUFFIX, _defer_by=AFTER_ENABLE_SECONDS, key_id=str(key_id)
+            )
     except (RedisError, OSError) as exc:
         log.warning("key_sync_enqueue_failed", error=type(exc).__name__)
         return
