@@ -119,8 +119,8 @@ async def test_a_done_enable_queues_a_sync_of_the_key(make_ctx, openrouter, inte
     # A sync of the key already queued (or running) may have called OpenRouter before the enable: one more follows.
     again = Usage(internal, account, kind="enable", key_id=enable.action["key_id"])
     assert await manage_key_upstream(make_ctx(), again.id) == "done"
-    queued = {job.job_id for job in await arq_redis.queued_jobs()}
-    assert sync_key_job_id(enable.action["key_id"]) + ":after-enable" in queued
+    ids = {job.job_id for job in await arq_redis.queued_jobs()}
+    assert sync_key_job_id(enable.action["key_id"]) + ":after-enable" in ids
     # A disable or a limit asks for none.
     disable = Usage(internal, account)
     openrouter.reply(PATCH_PATH, answer(disabled=True))
