@@ -62,7 +62,17 @@ days AS (
     SELECT t.workspace_id, t.key_id, t.day, t.min_usd,
            COALESCE(d.cost, 0) AS cost, COALESCE(d.breakdown, false) AS breakdown,
            CAST(COALESCE(d.requests, 0) AS numeric) AS requests,
-           p.n, p.n_spent, p.n_active, p.costs, p.active_costs, p.requests_of, r.recent_costs
+           p.n, p.n_spent, p.n_active, p.costs, p.active_costs, p.requests_of,
+           -- The recent days with spend, any weekday, only for a key judged on them (an occasional one): one range
+           -- of the (key_id, day) index.
+           CASE WHEN p.n >= :min_points AND 2 * p.n_spent <= p.n THEN (
+               SELECT array_agg(g.cost) FROM (
+                   SELECT sum(u.cost) AS cost FROM usage.daily_usage u
+                   WHERE u.key_id = t.key_id AND u.workspace_id = t.workspace_id
+                     AND u.day >= t.day - 7 * CAST(:weeks AS int) AND u.day < t.day
+                   GROUP BY u.day HAVING sum(u.cost) > 0
+               ) g
+           ) END AS recent_costs
     FROM t
     JOIN history h ON h.workspace_id = t.workspace_id AND h.key_id = t.key_id
     LEFT JOIN LATERAL (
@@ -82,15 +92,6 @@ days AS (
         ) q ON true
         WHERE t.day - 7 * w.n >= h.first_day
     ) p
-    -- The recent days with spend, any weekday: one range of the (key_id, day) index.
-    CROSS JOIN LATERAL (
-        SELECT array_agg(g.cost) AS recent_costs FROM (
-            SELECT sum(u.cost) AS cost FROM usage.daily_usage u
-            WHERE u.key_id = t.key_id AND u.workspace_id = t.workspace_id
-              AND u.day >= t.day - 7 * CAST(:weeks AS int) AND u.day < t.day
-            GROUP BY u.day HAVING sum(u.cost) > 0
-        ) g
-    ) r
 ),
 centres AS (
     SELECT d.*,
