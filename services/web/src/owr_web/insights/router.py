@@ -11,10 +11,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from owr_web.dependencies import SignedIn, Views
+from owr_web.dependencies import Day, SignedIn, Views, parse_day
 from owr_web.insights import service as insights
-from owr_web.stats.router import Day
-from owr_web.stats.router import _day as parse_day
 
 router = APIRouter(tags=["insights"])
 
