@@ -15,7 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from owr_usage.accounts.models import ActivityDay
 from owr_usage.reports.repository import RowFilter, row_clauses
-from owr_usage.rollups.models import NO_BREAKDOWN, DailyUsage
+from owr_usage.rollups.models import NO_BREAKDOWN, DailyModelTotal, DailyUsage
 
 U = DailyUsage
 PERIODS = ("cur", "prev")
@@ -110,11 +110,12 @@ class PriceRepository:
         busy = select(ActivityDay.workspace_id).where(
             ActivityDay.date >= previous_first, ActivityDay.date <= last, ActivityDay.observed_at >= busy_since
         )
+        m = DailyModelTotal  # a row per (workspace, day, model, provider): smaller than the keys' rows
         stmt = (
-            select(U.workspace_id)
-            .where(U.day >= first, U.day <= last, U.model != NO_BREAKDOWN, U.workspace_id.not_in(busy))
+            select(m.workspace_id)
+            .where(m.day >= first, m.day <= last, m.model != NO_BREAKDOWN, m.workspace_id.not_in(busy))
             .distinct()
-            .order_by(U.workspace_id)
+            .order_by(m.workspace_id)
         )
         return list((await self.session.scalars(stmt)).all())
 
