@@ -17,15 +17,26 @@ from dataclasses import replace
 from typing import Any
 
 import httpx
+import jwt
 import pyotp
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
+from sqlalchemy import text as sql
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from owr_auth.mfa.errors import MfaUnreadable
 from owr_auth.mfa.models import RecoveryCode, TotpCredential
 from owr_auth.mfa.sealing import MfaKeys
-from tests.auth.conftest import AUTH_KEKS, PASSWORD, login, register, registered_session, unique_email
+from tests.auth.conftest import (
+    AUTH_KEKS,
+    PASSWORD,
+    emailed_token,
+    login,
+    register,
+    registered_session,
+    unique_email,
+)
 from tests.support.http import assert_problem, bearer
 
 NEW_PASSWORD = "another long passphrase 8"
@@ -341,6 +352,36 @@ async def test_setup_needs_the_password_again(client, clock, db_session):
     assert (await start_setup(client, headers))["otpauth_uri"].startswith("otpauth://totp/")
 
 
+async def test_wrong_passwords_at_setup_are_throttled_as_logins_are(client):
+    """A stolen session is no oracle for the password: after `AUTH_LOGIN_MAX_FAILURES_PER_ACCOUNT` (5) wrong
+    ones, setup is a 429 with Retry-After, the right password too, and no secret is made."""
+    _, pair = await registered_session(client)
+    headers = bearer(pair["access_token"])
+    for _ in range(5):
+        wrong = await client.post("/api/v1/auth/2fa/setup", headers=headers, json={"password": "not the password 1"})
+        assert assert_problem(wrong, 403)["type"].endswith("/wrong-current-password")
+    r = await client.post("/api/v1/auth/2fa/setup", headers=headers, json={"password": PASSWORD})
+    assert_problem(r, 429)
+    assert int(r.headers["retry-after"]) >= 1
+    assert (await client.get("/api/v1/auth/2fa", headers=headers)).json()["pending"] is False
+
+
+async def test_the_2fa_sign_in_says_whether_the_address_is_verified(client, clock, db_session):
+    """The second step mints the pair as a password sign-in does: with `email_verified`, false until the
+    address is verified and true after."""
+    user, secret, _ = await enabled_user(client, clock)
+    clock.step()
+    r = await second_step(client, await first_step(client, user["email"]), code=code_at(secret, clock()))
+    assert r.status_code == 200, r.text
+    assert jwt.decode(r.json()["access_token"], options={"verify_signature": False})["email_verified"] is False
+    verify = await emailed_token(client, db_session, user["id"], "verify_email")
+    assert (await client.post("/api/v1/auth/verify-email", json={"token": verify})).status_code == 204
+    clock.step()
+    r = await second_step(client, await first_step(client, user["email"]), code=code_at(secret, clock()))
+    assert r.status_code == 200, r.text
+    assert jwt.decode(r.json()["access_token"], options={"verify_signature": False})["email_verified"] is True
+
+
 async def test_new_recovery_codes_need_a_fresh_code_and_replace_the_old_ones(client, clock):
     user, secret, old = await enabled_user(client, clock)
     r = await second_step(client, await first_step(client, user["email"]), recovery_code=old[0])
@@ -450,6 +491,53 @@ async def test_two_requests_with_one_code_at_once_sign_in_once(committed_client,
     challenges = [await first_step(committed_client, user["email"]) for _ in range(2)]
     answers = await asyncio.gather(*(second_step(committed_client, c, code=code) for c in challenges))
     assert sorted(r.status_code for r in answers) == [200, 401]
+
+
+async def _wait_for_a_lock_wait(engine: AsyncEngine) -> None:
+    """Until some session of this database waits for a lock (the request blocked on the held row)."""
+    for _ in range(200):
+        async with engine.connect() as conn:
+            waiting = await conn.scalar(
+                sql(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        if waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the request never waited for the credential's lock")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/2fa/recovery-codes", "/api/v1/auth/2fa/disable"])
+async def test_a_disable_that_wins_the_lock_makes_the_other_request_a_409(committed_client, db_engine, clock, path):
+    """New recovery codes (or a second disable) read "on" before the lock while a disable holds it: once the
+    disable commits, the request is 409 `mfa-not-enabled` as it would be a moment later, not `wrong-code`."""
+    user, secret, _ = await enabled_user(committed_client, clock)
+    clock.step()
+    session = await second_step(
+        committed_client, await first_step(committed_client, user["email"]), code=code_at(secret, clock())
+    )
+    headers = bearer(session.json()["access_token"])
+    clock.step()
+    holder = await db_engine.connect()
+    await holder.begin()
+    try:
+        # The racing disable: it holds the credential's row lock (as `check` takes it) and removes it.
+        await holder.execute(
+            sql("SELECT 1 FROM auth.totp_credentials WHERE user_id = :u FOR UPDATE"), {"u": user["id"]}
+        )
+        request = asyncio.ensure_future(
+            committed_client.post(path, headers=headers, json={"code": code_at(secret, clock())})
+        )
+        await _wait_for_a_lock_wait(db_engine)
+        await holder.execute(sql("DELETE FROM auth.recovery_codes WHERE user_id = :u"), {"u": user["id"]})
+        await holder.execute(sql("DELETE FROM auth.totp_credentials WHERE user_id = :u"), {"u": user["id"]})
+        await holder.commit()
+        answer = await asyncio.wait_for(request, 10)
+    finally:
+        await holder.close()
+    assert assert_problem(answer, 409)["type"].endswith("/mfa-not-enabled")
 
 
 def test_a_sealed_secret_opens_only_for_its_user_and_key():

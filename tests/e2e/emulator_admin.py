@@ -48,6 +48,10 @@ class EmulatorAdmin:
     async def revoke(self, key_hash: str) -> None:
         await self._call("POST", f"/keys/{key_hash}/revoke", expect=204)
 
+    async def key_state(self, key_hash: str) -> dict[str, Any]:
+        """The key as `/keys` shows it, with its kind: what a `PATCH /keys/{hash}` left."""
+        return dict(await self._call("GET", f"/keys/{key_hash}"))
+
     async def faults(self, **faults: Any) -> None:
         await self._call("PUT", "/faults", faults)
 

@@ -19,8 +19,10 @@ import pytest
 
 from tests.e2e.conftest import System
 from tests.e2e.emulator_admin import EmulatorAdmin
+from tests.e2e.test_account_email_journey import verified_sign_up
 from tests.e2e.test_alerts_journey import Receiver, served
 from tests.e2e.test_sync_journey import Watcher, at, spend, wait_for
+from tests.support.mail import Inbox
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +39,7 @@ def anomalies(receiver: Receiver, secret: str) -> list[tuple[str, dict[str, Any]
 
 
 async def test_a_spending_spike_arrives_as_one_signed_key_anomaly_with_its_evidence(
-    system: System, emulator: EmulatorAdmin, hook: Receiver
+    system: System, emulator: EmulatorAdmin, hook: Receiver, mail_inbox: Inbox
 ) -> None:
     today = datetime.now(UTC).date() - timedelta(days=1)
     spike_day = today - timedelta(days=1)
@@ -54,7 +56,7 @@ async def test_a_spending_spike_arrives_as_one_signed_key_anomaly_with_its_evide
     await emulator.events(history + spike)
 
     async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
-        watcher = await Watcher.signed_up(client)
+        watcher = Watcher(client, await verified_sign_up(client, mail_inbox, "anomaly"))  # channels need it
         r = await client.post(
             "/api/v1/channels",
             headers=watcher.headers,

@@ -99,6 +99,15 @@ def table() -> RouteTable:
         ("/", None),
         ("/metrics", None),
         ("/internal/keys", None),
+        # A key's writes to OpenRouter and its state there are usage's (a `*` segment is any one segment).
+        ("/api/v1/keys/abc/upstream", "/api/v1/keys/*/upstream"),
+        ("/api/v1/keys/abc/apply-limit", "/api/v1/keys/*/apply-limit"),
+        ("/api/v1/keys/abc/enable-upstream/", "/api/v1/keys/*/enable-upstream"),
+        ("/api/v1/keys/abc/kill-switch", "/api/v1/keys/*/kill-switch"),
+        ("/api/v1/keys/{key_id}/upstream", "/api/v1/keys/*/upstream"),
+        ("/api/v1/keys//upstream", "/api/v1/keys"),
+        ("/api/v1/keys/abc/upstreamx", "/api/v1/keys"),
+        ("/api/v1/keys/upstream", "/api/v1/keys"),
     ],
 )
 def test_longest_segment_aware_prefix(path: str, prefix: str | None):
@@ -122,6 +131,10 @@ def test_default_route_policies():
         "/api/v1/invitations": ("auth", True, "user"),
         "/.well-known/jwks.json": ("auth", False, "anonymous"),
         "/api/v1/keys": ("keys", True, "user"),
+        "/api/v1/keys/*/apply-limit": ("usage", True, "user"),
+        "/api/v1/keys/*/enable-upstream": ("usage", True, "user"),
+        "/api/v1/keys/*/upstream": ("usage", True, "user"),
+        "/api/v1/keys/*/kill-switch": ("usage", True, "user"),
         "/api/v1/usage": ("usage", True, "user"),
         "/api/v1/metrics": ("usage", True, "user"),
         "/api/v1/budgets": ("usage", True, "user"),
@@ -138,7 +151,7 @@ def test_settings_refuse_internal_routes(prefix: str):
         RouteConfig(prefix=prefix, upstream="keys", auth="none", policy="anonymous")
 
 
-@pytest.mark.parametrize("prefix", ["api", "/", "/api/", "/a//b", "/a/../b", "/a/%2e"])
+@pytest.mark.parametrize("prefix", ["api", "/", "/api/", "/a//b", "/a/../b", "/a/%2e", "/a/b*/c"])
 def test_settings_refuse_odd_prefixes(prefix: str):
     with pytest.raises(ValidationError):
         RouteConfig(prefix=prefix, upstream="keys", auth="none", policy="anonymous")

@@ -25,12 +25,19 @@ ID_ROUTES = [
 PUBLIC_ROUTES = [("POST", "/api/v1/keys", {"name": "x", "key": "sk-or-v1-" + "a" * 64}), ("GET", "/api/v1/keys", None)]
 PUBLIC_ROUTES += ID_ROUTES
 STATUS_BODY = {"status": "valid", "last_synced_at": "2026-01-01T00:00:00Z"}
+UPSTREAM_BODY = {
+    "action": "upstream_disabled",
+    "action_id": "6f1c3e8a-4d2b-4a9e-8c7f-0e1d2c3b4a59",
+    "reason": "budget exceeded",
+    "source": "budget",
+}
 INTERNAL_ROUTES = [
     ("GET", "/internal/keys/due", None, "keys:due"),
     ("POST", "/internal/keys/{id}/reveal", None, "keys:reveal"),
     ("POST", "/internal/keys/{id}/status", STATUS_BODY, "keys:status"),
     ("POST", "/internal/keys/reveal", {"ids": ["{id}"]}, "keys:reveal"),
     ("POST", "/internal/keys/status", {"items": [{**STATUS_BODY, "id": "{id}"}]}, "keys:status"),
+    ("POST", "/internal/keys/{id}/upstream-audit", UPSTREAM_BODY, "keys:status"),
     ("DELETE", "/internal/workspaces/{wid}", None, "workspaces:delete"),
 ]
 

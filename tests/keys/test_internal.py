@@ -292,3 +292,33 @@ async def test_the_due_scan_leaves_rejected_keys_to_the_daily_validation(client,
     assert_problem(
         await client.get("/internal/keys/due", headers=service_headers("keys:due"), params={"invalid": "x"}), 422
     )
+
+
+async def test_a_write_made_at_openrouter_is_audited_once_per_action(client, alice, service_headers):
+    """Issue 17: the worker reports each write it made at OpenRouter; the workspace reads it in the key's audit."""
+    key = await store_key(client, alice)
+    action_id = str(uuid.uuid4())
+    body = {
+        "action": "upstream_limit_set",
+        "action_id": action_id,
+        "reason": "limit set to 20 USD (weekly) by a user",
+        "source": "user",
+        "requested_by": alice.user_id,
+        "limit": 20.5,
+        "limit_reset": "weekly",
+    }
+    path = f"/internal/keys/{key['id']}/upstream-audit"
+    for _ in range(2):  # at least once: a repeated report records nothing more
+        r = await client.post(path, headers=service_headers("keys:status", client_id="worker-3"), json=body)
+        assert r.status_code == 204, r.text
+    audit = (await client.get(f"/api/v1/keys/{key['id']}/audit", headers=alice.headers)).json()["items"]
+    [event] = [e for e in audit if e["action"].startswith("upstream_")]
+    assert (event["action"], event["actor_type"], event["actor_id"]) == ("upstream_limit_set", "service", "worker-3")
+    # Money as exact decimal text.
+    assert event["details"] == {**{k: v for k, v in body.items() if k != "action"}, "limit": "20.5"}
+    for bad in ({**body, "action": "deleted"}, {**body, "source": "someone"}, {**body, "reason": "x" * 301}):
+        assert_problem(await client.post(path, headers=service_headers("keys:status"), json=bad), 422)
+    gone = await client.post(
+        f"/internal/keys/{uuid.uuid4()}/upstream-audit", headers=service_headers("keys:status"), json=body
+    )
+    assert_problem(gone, 404)

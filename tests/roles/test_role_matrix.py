@@ -118,6 +118,13 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/v1/keys/{key_id}"): scoped("admin"),
     ("GET", "/api/v1/keys/{key_id}/audit"): scoped("viewer"),
     ("POST", "/api/v1/keys/{key_id}/sync"): scoped("member"),
+    # usage's routes under a key (issue 17): the seeded key has no figures in usage yet, so an allowed call is a 404.
+    ("GET", "/api/v1/keys/{key_id}/upstream"): scoped("viewer", succeeds=False),
+    ("POST", "/api/v1/keys/{key_id}/enable-upstream"): scoped("admin", succeeds=False),
+    ("POST", "/api/v1/keys/{key_id}/apply-limit"): scoped(
+        "admin", lambda s: {"amount_usd": "5", "reset": "monthly"}, succeeds=False
+    ),
+    ("PUT", "/api/v1/keys/{key_id}/kill-switch"): scoped("admin", lambda s: {"anomaly_score": 5}, succeeds=False),
     ("GET", "/api/v1/usage/summary"): Rule("viewer"),
     ("GET", "/api/v1/usage/daily"): Rule("viewer"),
     ("GET", "/api/v1/usage/export"): Rule("viewer"),

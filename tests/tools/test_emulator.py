@@ -486,6 +486,51 @@ async def test_keys_create_patch_disable_and_delete_through_the_api(client, admi
     assert (await client.get("/api/v1/key", headers=bearer(plaintext))).status_code == 401
 
 
+async def test_patch_keys_is_the_management_api_s_kill_switch_and_limit(client, admin):
+    """Issue 17: `PATCH /keys/{hash}` needs a management key of the key's own account; `disabled` makes the key
+    fail `/key` with the live 401 and shows in the list with `include_disabled`; a limit applies at once; 404 for
+    a hash the account does not have; 429 under injected faults; the admin view shows what it left."""
+    _, manager, key = await world(admin)
+    await admin.events(event(key, WEDNESDAY - timedelta(hours=1), "3.5"))
+    path = f"/api/v1/keys/{key['hash']}"
+    assert loads(await client.patch(path, json={"disabled": True}))["error"]["message"] == examples()["message_no_auth"]
+    refused = await client.patch(path, json={"disabled": True}, headers=bearer(key))
+    assert (refused.status_code, loads(refused)["error"]["code"]) == (403, 403)
+    other_account = await admin.account()
+    stranger = await admin.key(other_account, "management")
+    assert (await client.patch(path, json={"disabled": True}, headers=bearer(stranger))).status_code == 404
+    unknown = await client.patch("/api/v1/keys/" + "0" * 64, json={"disabled": True}, headers=bearer(manager))
+    assert loads(unknown) == {"error": {"code": 404, "message": "Resource not found"}}
+    for bad in ({"disabled": "yes"}, {"limit": -1}, {"limit": "x"}, {"include_byok_in_limit": 1}, {"name": ""}):
+        assert (await client.patch(path, json=bad, headers=bearer(manager))).status_code == 400
+
+    disabled = loads(await client.patch(path, json={"disabled": True}, headers=bearer(manager)))["data"]
+    assert (disabled["hash"], disabled["disabled"]) == (key["hash"], True)
+    again = loads(await client.patch(path, json={"disabled": True}, headers=bearer(manager)))["data"]
+    assert again["disabled"] is True  # the same change twice is harmless
+    assert (await client.get("/api/v1/key", headers=bearer(key))).json() == examples()["error_401_user_not_found"]
+    listed = loads(await client.get("/api/v1/keys?include_disabled=true", headers=bearer(manager)))["data"]
+    assert [k["disabled"] for k in listed if k["hash"] == key["hash"]] == [True]
+    state = await admin.call("GET", f"/keys/{key['hash']}")
+    assert (state["kind"], state["disabled"]) == ("inference", True)
+
+    limited = await client.patch(
+        path, json={"disabled": False, "limit": 5, "limit_reset": "daily"}, headers=bearer(manager)
+    )
+    data = loads(limited)["data"]
+    assert (data["disabled"], data["limit"], data["limit_reset"]) == (False, 5, "daily")
+    assert data["limit_remaining"] == Decimal("1.5")  # 5 minus today's 3.5
+    info = loads(await client.get("/api/v1/key", headers=bearer(key)))["data"]
+    assert (info["limit"], info["limit_reset"], info["limit_remaining"]) == (5, "daily", Decimal("1.5"))
+
+    await admin.faults(status=429, count=1, retry_after=3, paths=["/keys"])
+    limited = await client.patch(path, json={"disabled": True}, headers=bearer(manager))
+    assert (limited.status_code, limited.headers["Retry-After"]) == (429, "3")
+    assert (await admin.call("GET", f"/keys/{key['hash']}"))["disabled"] is False  # the refused change left nothing
+    assert (await client.patch(path, json={"disabled": True}, headers=bearer(manager))).status_code == 200
+    await admin.call("GET", "/keys/" + "0" * 64, expect=404)
+
+
 async def test_revoke_disable_enable_and_expiry_through_admin(client, admin):
     account, manager, key = await world(admin)
     assert (await client.get("/api/v1/key", headers=bearer(key))).status_code == 200

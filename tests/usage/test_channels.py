@@ -341,11 +341,13 @@ async def test_an_erased_workspace_takes_no_new_channel(client, alice, service_h
 
 
 async def test_an_unverified_address_cannot_point_alerts_anywhere_until_it_is_verified(client, keyring, alice):
-    """Issue 16: an unverified account cannot receive alerts. Creating, enabling, re-targeting or testing a
-    channel is refused (403 `email-not-verified`) while the token says the address is not verified;
-    the token auth mints after the verification (verified) is let through. Reading, renaming and disabling
-    stay open."""
-    created = await create_channel(client, alice, webhook())  # a channel an admin with a verified address made
+    """Issue 16: an unverified account cannot receive alerts. Creating, enabling, re-targeting, changing the
+    events of or testing a channel is refused (403 `email-not-verified`) while the token says the address is
+    not verified; the token auth mints after the verification (verified) is let through. Reading, renaming
+    (with the events it has, in any order, as the web form sends them) and disabling stay open."""
+    # Channels an admin with a verified address made.
+    created = await create_channel(client, alice, webhook(events=["budget.exceeded", "key.invalid"]))
+    mailbox = await create_channel(client, alice, {"type": "email", "name": "e", "email": "ops@example.com"})
     channel = f"/api/v1/channels/{created['id']}"
     unverified = bearer(keyring.access_token(alice.user_id, alice.workspace_id, role="admin", email_verified=False))
     no_claim = access_claims(alice.user_id, alice.workspace_id)
@@ -356,6 +358,11 @@ async def test_an_unverified_address_cannot_point_alerts_anywhere_until_it_is_ve
             await client.post(f"{channel}/test", headers=headers),
             await client.patch(channel, headers=headers, json={"enabled": True}),
             await client.patch(channel, headers=headers, json={"url": receiver_url("elsewhere.example.com")}),
+            await client.patch(
+                f"/api/v1/channels/{mailbox['id']}", headers=headers, json={"email": "someone.else@example.com"}
+            ),
+            await client.patch(channel, headers=headers, json={"events": ["budget.exceeded"]}),
+            await client.patch(channel, headers=headers, json={"events": None}),  # every event type
         ]
         for answer in refused:
             problem = assert_problem(answer, 403)
@@ -363,6 +370,15 @@ async def test_an_unverified_address_cannot_point_alerts_anywhere_until_it_is_ve
             assert "verify your email address to receive alerts" in problem["detail"].lower()
     assert (await client.get(channel, headers=unverified)).status_code == 200
     assert (await client.patch(channel, headers=unverified, json={"name": "renamed"})).status_code == 200
+    same = {"name": "again", "events": ["key.invalid", "budget.exceeded"]}
+    assert (await client.patch(channel, headers=unverified, json=same)).status_code == 200
+    unchanged = (await client.get(channel, headers=alice.headers)).json()
+    assert (unchanged["events"], unchanged["target_hint"]) == (
+        ["budget.exceeded", "key.invalid"],
+        created["target_hint"],
+    )
+    mail_hint = (await client.get(f"/api/v1/channels/{mailbox['id']}", headers=alice.headers)).json()["target_hint"]
+    assert mail_hint == "o***@example.com"
     assert (await client.patch(channel, headers=unverified, json={"enabled": False})).json()["enabled"] is False
 
     verified = bearer(keyring.access_token(alice.user_id, alice.workspace_id, role="admin"))
@@ -390,12 +406,36 @@ async def test_a_channel_takes_a_few_tests_a_minute(client, alice, bob, usage_ap
     assert (await client.post(f"/api/v1/channels/{second['id']}/test", headers=alice.headers)).status_code == 202
 
 
+async def test_a_workspace_takes_a_few_tests_a_minute_over_all_its_channels(client, alice, bob, usage_app):
+    """`USAGE_WORKSPACE_CHANNEL_TESTS_PER_MINUTE` (20) protects a receiver from many channels to one URL, or a
+    loop of create, test and delete: a deleted channel's tests still count. The next is a 429 with
+    Retry-After that raises no event; another workspace keeps its own."""
+    per_workspace = usage_app.state.settings.workspace_channel_tests_per_minute
+    assert per_workspace > usage_app.state.settings.channel_tests_per_minute  # so one channel's limit is not it
+    for i in range(per_workspace):
+        hook = await create_channel(client, alice, webhook(f"loop {i}"))
+        assert (await client.post(f"/api/v1/channels/{hook['id']}/test", headers=alice.headers)).status_code == 202
+        assert (await client.delete(f"/api/v1/channels/{hook['id']}", headers=alice.headers)).status_code == 204
+    fresh = await create_channel(client, alice, webhook("fresh"))
+    refused = await client.post(f"/api/v1/channels/{fresh['id']}/test", headers=alice.headers)
+    problem = assert_problem(refused, 429)
+    assert problem["type"].endswith("/channel-tests-throttled")
+    assert f"workspace's channels take at most {per_workspace}" in problem["detail"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    tests = (await client.get("/api/v1/alerts", headers=alice.headers, params={"per_page": 250})).json()
+    assert sum(1 for event in tests["items"] if event["type"] == "test") == per_workspace
+    others = await create_channel(client, bob, webhook())
+    assert (await client.post(f"/api/v1/channels/{others['id']}/test", headers=bob.headers)).status_code == 202
+
+
 async def test_without_redis_a_test_is_a_fast_503_and_raises_nothing(client, alice, usage_app):
     """The counter fails closed: without it nothing would bound the sends (the channel itself stays usable)."""
     hook = await create_channel(client, alice, webhook())
     away = Redis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=0.5, socket_timeout=0.5)
     try:
-        with replaced_state(usage_app, "channel_test_limit", ChannelTestLimit(away, per_minute=5)):
+        with replaced_state(
+            usage_app, "channel_test_limit", ChannelTestLimit(away, per_minute=5, per_workspace_minute=20)
+        ):
             r = await client.post(f"/api/v1/channels/{hook['id']}/test", headers=alice.headers)
     finally:
         await away.aclose()

@@ -15,7 +15,7 @@ from owr_shared.wire.alerts import DELIVER_ALERTS_JOB_ID
 from owr_usage.channels.limits import ChannelTestLimit
 from owr_usage.deliveries.schedule import BACKOFF_SECONDS, JITTER, retry_delay
 from tests.support.db import savepoint
-from tests.support.http import assert_problem
+from tests.support.http import assert_problem, bearer
 from tests.usage.channels_kit import claim, create_channel, of, quiet_outbox, report, send_test, webhook
 from tests.usage.conftest import replaced_state
 
@@ -261,13 +261,18 @@ async def test_retry_redelivers_with_the_same_event(client, alice, bob, deliver,
     url = f"/api/v1/channels/{hook['id']}/deliveries/{item['id']}/retry"
     problem = assert_problem(await client.post(url, headers=alice.headers), 409)
     assert problem["type"].endswith("/delivery-in-flight")
-    await report(client, deliver, item["id"], "delivered", status_code=200)
+    await report(client, deliver, item["id"], "failed", status_code=503)
     r = await client.post(url, headers=alice.headers)
     assert r.status_code == 202, r.text
     assert (r.json()["id"], r.json()["event_id"]) == (item["id"], event_id)
     [again] = of(await claim(client, deliver), alice)
     assert (again["id"], again["event"]["id"], again["attempt"]) == (item["id"], event_id, 2)
     await report(client, deliver, again["id"], "delivered", status_code=200)
+    # Delivered: a retry would send the receiver the event a second time, so there is nothing to retry.
+    problem = assert_problem(await client.post(url, headers=alice.headers), 409)
+    assert problem["type"].endswith("/delivery-delivered")
+    assert "already succeeded" in problem["detail"]
+    assert of(await claim(client, deliver), alice) == []
     for wrong in (
         f"/api/v1/channels/{hook['id']}/deliveries/{uuid.uuid4()}/retry",
         f"/api/v1/channels/{uuid.uuid4()}/deliveries/{item['id']}/retry",
@@ -277,6 +282,27 @@ async def test_retry_redelivers_with_the_same_event(client, alice, bob, deliver,
     await client.patch(f"/api/v1/channels/{hook['id']}", headers=alice.headers, json={"enabled": False})
     problem = assert_problem(await client.post(url, headers=alice.headers), 409)
     assert problem["type"].endswith("/channel-disabled")
+
+
+async def test_a_retry_needs_a_verified_caller_and_counts_as_a_test(client, alice, keyring, deliver, quiet, usage_app):
+    """A retry makes the worker send at once, as a test does: an unverified caller is refused (403
+    `email-not-verified`), and retries spend the channel's tests (`USAGE_CHANNEL_TESTS_PER_MINUTE`)."""
+    per_minute = usage_app.state.settings.channel_tests_per_minute
+    hook = await create_channel(client, alice, webhook())
+    await send_test(client, alice, hook["id"])  # the first of the minute's tests
+    [item] = of(await claim(client, deliver), alice)
+    await report(client, deliver, item["id"], "failed", status_code=503)
+    url = f"/api/v1/channels/{hook['id']}/deliveries/{item['id']}/retry"
+    unverified = bearer(keyring.access_token(alice.user_id, alice.workspace_id, role="admin", email_verified=False))
+    problem = assert_problem(await client.post(url, headers=unverified), 403)
+    assert problem["type"].endswith("/email-not-verified")
+    for _ in range(per_minute - 1):  # a waiting delivery may be made due again, up to the limit
+        assert (await client.post(url, headers=alice.headers)).status_code == 202
+    refused = await client.post(url, headers=alice.headers)
+    assert assert_problem(refused, 429)["type"].endswith("/channel-tests-throttled")
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    # ... and so the channel's tests are spent too.
+    assert_problem(await client.post(f"/api/v1/channels/{hook['id']}/test", headers=alice.headers), 429)
 
 
 async def test_a_disabled_channels_deliveries_are_never_claimed(client, alice, deliver, quiet):
@@ -323,7 +349,9 @@ async def test_concurrent_claims_take_disjoint_deliveries(
         await conn.execute(text("UPDATE usage.alert_deliveries SET lease_until = 'infinity' WHERE status = 'pending'"))
     hook = await create_channel(committed_client, tenant, webhook())
     # Eight tests of one channel: more than a minute's limit (test_channels.py), so a limit of its own here.
-    with replaced_state(usage_app, "channel_test_limit", ChannelTestLimit(usage_app.state.redis, per_minute=8)):
+    with replaced_state(
+        usage_app, "channel_test_limit", ChannelTestLimit(usage_app.state.redis, per_minute=8, per_workspace_minute=8)
+    ):
         events = {await send_test(committed_client, tenant, hook["id"]) for _ in range(8)}
     holder = await db_engine.connect()
     await holder.begin()

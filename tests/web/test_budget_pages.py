@@ -120,6 +120,7 @@ async def test_creating_a_budget_sends_the_apis_body(web: Browser) -> None:
         "period": "weekly",
         "thresholds": "50, 80 ,100%",
         "include_byok": "true",
+        "disable_key_on_exceed": "true",
         "channel_ids": HOOK["id"],
     }
     r = await web.post("/budgets", form)
@@ -133,6 +134,7 @@ async def test_creating_a_budget_sends_the_apis_body(web: Browser) -> None:
         "amount_usd": Decimal("10.005"),  # exact, as typed
         "thresholds": [50, 80, 100],
         "channel_ids": [HOOK["id"]],
+        "disable_key_on_exceed": True,  # the kill switch, a key budget's alone
         "scope": {"type": "key", "id": KEY["id"]},
     }
     r = await web.get("/budgets", done="created")

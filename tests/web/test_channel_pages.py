@@ -213,22 +213,27 @@ async def test_a_viewer_sees_the_log_but_no_action(web: Browser) -> None:
 
 async def test_an_unverified_admin_is_told_to_verify_instead_of_offered_what_would_fail(web: Browser) -> None:
     """The API refuses channels to an unverified address (403 `email-not-verified`): the pages say so and offer
-    neither the add form nor the test and enable buttons; disabling stays."""
+    neither the add form nor the test, enable and retry buttons; disabling stays."""
     await web.sign_in("admin", email_verified=False)
     web.gateway.page("/api/v1/channels", [channel()])
     listing = await web.get("/channels")
     assert listing.status_code == 200
     assert "Verify your email address to receive alerts" in text(listing.text)
     assert 'action="/channels"' not in listing.text
-    show(web, enabled=False)
+    failed = "d0000000-0000-4000-8000-000000000001"
+    show(web, [attempt(1, failed, status_code=500, status="failed")], enabled=False)
     page = await web.get(f"/channels/{CHANNEL_ID}")
     assert "Verify your email address to receive alerts" in text(page.text)
+    assert "or which events it gets, or retry a delivery" in text(page.text)
     assert f'action="/channels/{CHANNEL_ID}/test"' not in page.text
     assert f'action="/channels/{CHANNEL_ID}/enabled"' not in page.text
+    assert "/retry" not in page.text
     show(web)
     assert f'action="/channels/{CHANNEL_ID}/enabled"' in (await web.get(f"/channels/{CHANNEL_ID}")).text
 
     await web.sign_in("admin", email_verified=True)
+    show(web, [attempt(1, failed, status_code=500, status="failed")])
+    assert f"/channels/{CHANNEL_ID}/deliveries/{failed}/retry" in (await web.get(f"/channels/{CHANNEL_ID}")).text
     listing = await web.get("/channels")
     assert "Verify your email address to receive alerts" not in text(listing.text)
     assert 'action="/channels"' in listing.text

@@ -120,6 +120,19 @@ def test_a_price_drift_names_the_model_the_rise_and_its_basis() -> None:
     assert words("price.drift", {}).subject == "A model costs more per token"
 
 
+def test_a_kill_switch_says_why_and_how_to_undo_it() -> None:
+    data = {**KEY, "reason": "budget 'Team X' exceeded", "source": "budget", "action_id": "9f1e"}
+    text = words("key.disabled", data)
+    assert text.subject == "Key 'prod' is disabled on OpenRouter"
+    assert text.blocks[0] == (
+        "The kill switch disabled it: budget 'Team X' exceeded. Requests with it fail until it is enabled again"
+        " (its page, or enable-upstream)."
+    )
+    assert words("key.disabled", KEY).blocks[0] == (
+        "Requests with it fail until it is enabled again (its page, or enable-upstream)."
+    )
+
+
 def test_a_test_event_names_its_channel() -> None:
     assert "the channel 'ops'" in str(words("test", {}, channel="ops").blocks[0])
 

@@ -516,7 +516,7 @@ async def test_compact_snapshots_retries_when_usage_is_down(make_ctx, internal):
 def test_worker_registers_jobs_without_kept_results(settings_factory):
     config = worker_settings(settings_factory())
     functions = {f.name: f for f in config["functions"]}
-    assert set(functions) == {"sync_key", "sync_account", "deliver_alerts", "send_auth_mail"}
+    assert set(functions) == {"sync_key", "sync_account", "deliver_alerts", "send_auth_mail", "manage_key_upstream"}
     assert all(f.keep_result_s == 0 for f in functions.values())
     crons = {c.name for c in config["cron_jobs"]}
     assert {
@@ -529,6 +529,7 @@ def test_worker_registers_jobs_without_kept_results(settings_factory):
         "cron:weekly_digests",
         "cron:monthly_digests",
         "cron:price_drift",
+        "cron:sweep_key_actions",
         "cron:requeue_auth_mail",
     } <= crons
     assert config["poll_delay"] == 0.1  # a job queued on an idle system waits at most this

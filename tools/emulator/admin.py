@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tools.emulator.api import render_key_object
 from tools.emulator.faults import Faults
 from tools.emulator.runtime import ApiError, emulator, json_response, read_json
 from tools.emulator.state import LIMIT_RESETS, ZERO, Account, iso, parse_time
@@ -31,6 +32,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{p}/accounts/{{account}}/keys", create_keys)
     app.router.add_post(f"{p}/accounts/{{account}}/credits", set_credits)
     app.router.add_post(f"{p}/events", add_events)
+    app.router.add_get(f"{p}/keys/{{hash}}", get_key_state)
     app.router.add_post(f"{p}/keys/{{hash}}/revoke", revoke_key)
     app.router.add_post(f"{p}/keys/{{hash}}/disable", disable_key)
     app.router.add_post(f"{p}/keys/{{hash}}/enable", enable_key)
@@ -180,6 +182,15 @@ async def revoke_key(request: web.Request) -> web.Response:
     if not emulator(request).state.revoke(request.match_info["hash"]):
         raise ApiError(404, "key not found")
     return web.Response(status=204)
+
+
+async def get_key_state(request: web.Request) -> web.Response:
+    """Any key as `/keys` shows it (management keys too), with its kind: what a `PATCH /keys/{hash}` left."""
+    state = emulator(request).state
+    key = state.keys.get(request.match_info["hash"])
+    if key is None:
+        raise ApiError(404, "key not found")
+    return json_response({"kind": key.kind, **render_key_object(state, key)})
 
 
 async def disable_key(request: web.Request) -> web.Response:

@@ -18,11 +18,18 @@ class Route:
     allow_header: bytes  # precomputed for 405 answers
 
 
+WILDCARD = "*"
+
+
 class RouteTable:
-    """`/api/v1/keys` matches `/api/v1/keys` and `/api/v1/keys/...`, never `/api/v1/keysx`."""
+    """`/api/v1/keys` matches `/api/v1/keys` and `/api/v1/keys/...`, never `/api/v1/keysx`. A `*` segment matches
+    any one segment (`/api/v1/keys/*/upstream`: a path of another service under one of keys' objects); the longest
+    prefix wins, and at equal length an exact prefix beats a pattern."""
 
     def __init__(self, routes: Iterable[RouteConfig]) -> None:
         self._by_prefix: dict[str, Route] = {}
+        # Patterns by segment count: few, and each tried only against candidates of its length.
+        self._patterns: dict[int, list[tuple[tuple[str, ...], Route]]] = {}
         for config in routes:
             methods = config.methods
             allow = ", ".join(sorted(methods)).encode() if methods else b""
@@ -34,6 +41,9 @@ class RouteTable:
                 methods=methods,
                 allow_header=allow,
             )
+            if WILDCARD in config.prefix.split("/"):
+                segments = tuple(config.prefix.split("/"))
+                self._patterns.setdefault(len(segments), []).append((segments, self._by_prefix[config.prefix]))
 
     def match(self, path: str) -> Route | None:
         table = self._by_prefix
@@ -42,10 +52,21 @@ class RouteTable:
             route = table.get(candidate)
             if route is not None:
                 return route
+            if self._patterns:
+                route = self._pattern_match(candidate)
+                if route is not None:
+                    return route
             cut = candidate.rfind("/")
             if cut <= 0:
                 return None
             candidate = candidate[:cut]
+        return None
+
+    def _pattern_match(self, candidate: str) -> Route | None:
+        segments = candidate.split("/")
+        for pattern, route in self._patterns.get(len(segments), ()):
+            if all(p == s or (p == WILDCARD and s) for p, s in zip(pattern, segments, strict=True)):
+                return route
         return None
 
     @property

@@ -38,6 +38,8 @@ class RouteConfig(BaseModel):
             raise ValueError("a route prefix is a plain path without '//', '%' or a trailing '/'")
         if any(seg in (".", "..") for seg in value.split("/")):
             raise ValueError("a route prefix has no dot segments")
+        if any("*" in seg and seg != "*" for seg in value.split("/")):
+            raise ValueError("a '*' in a route prefix is a whole segment")
         if is_internal_path(value) or value.lower().startswith("/internal"):
             raise ValueError("routes under /internal are never exposed")
         return value
@@ -76,6 +78,11 @@ DEFAULT_ROUTES: tuple[dict[str, Any], ...] = (
     {"prefix": "/api/v1/workspaces", "upstream": "auth", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/invitations", "upstream": "auth", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/keys", "upstream": "keys", "auth": "jwt", "policy": "user"},
+    # A key's writes to OpenRouter and its state there (issue 17): usage records them, the worker carries them out.
+    {"prefix": "/api/v1/keys/*/apply-limit", "upstream": "usage", "auth": "jwt", "policy": "user"},
+    {"prefix": "/api/v1/keys/*/enable-upstream", "upstream": "usage", "auth": "jwt", "policy": "user"},
+    {"prefix": "/api/v1/keys/*/upstream", "upstream": "usage", "auth": "jwt", "policy": "user"},
+    {"prefix": "/api/v1/keys/*/kill-switch", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/usage", "upstream": "usage", "auth": "jwt", "policy": "user"},
     # A workspace's own Prometheus text (issue 17); the gateway's /metrics is on its admin port, not here.
     {"prefix": "/api/v1/metrics", "upstream": "usage", "auth": "jwt", "policy": "user"},

@@ -24,6 +24,8 @@ from owr_usage.channels.router import router as channels_router
 from owr_usage.channels.sealing import channel_envelope
 from owr_usage.insights.router import router as insights_router
 from owr_usage.internal.router import router as internal_router
+from owr_usage.key_actions.enqueue import ENQUEUE_INFO, queue_enqueuer
+from owr_usage.key_actions.router import router as key_actions_router
 from owr_usage.key_usage.router import router as key_usage_router
 from owr_usage.prices.router import router as prices_router
 from owr_usage.reconciliation.router import router as reconciliation_router
@@ -57,14 +59,19 @@ def utc_now() -> datetime:
 @asynccontextmanager
 async def alerting(app: FastAPI, settings: UsageSettings, clock: Callable[[], datetime]) -> AsyncIterator[None]:
     """Lifespan part: the envelope of channels' sealed values (`USAGE_KEKS`), the limit on channels' tests, the
-    clock of deliveries, and the worker's queue, nudged after each commit that raised events."""
+    clock of deliveries, and the worker's queue, nudged after each commit that raised events or recorded key
+    actions."""
     app.state.channel_envelope = channel_envelope(settings)
-    app.state.channel_test_limit = ChannelTestLimit(app.state.redis, per_minute=settings.channel_tests_per_minute)
+    app.state.channel_test_limit = ChannelTestLimit(
+        app.state.redis,
+        per_minute=settings.channel_tests_per_minute,
+        per_workspace_minute=settings.workspace_channel_tests_per_minute,
+    )
     app.state.clock = clock
     # Connected on first use: usage starts and serves while Redis is away (the worker's poll still delivers).
     queue = ArqRedis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
     queue.default_queue_name = settings.queue_name
-    app.state.sessionmaker.configure(info={NUDGE_INFO: queue_nudge(queue)})
+    app.state.sessionmaker.configure(info={NUDGE_INFO: queue_nudge(queue), ENQUEUE_INFO: queue_enqueuer(queue)})
     try:
         yield
     finally:
@@ -105,6 +112,7 @@ def create_app(
             channels_router,
             alerts_router,
             insights_router,
+            key_actions_router,
             anomalies_router,
             prices_router,
             reconciliation_router,

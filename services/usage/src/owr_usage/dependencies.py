@@ -14,6 +14,7 @@ from owr_shared.auth import Role, UserCaller, check_email_verified, require_role
 from owr_shared.dependencies import from_state
 from owr_shared.envelope import Envelope
 from owr_shared.schemas import StorableText
+from owr_usage.channels.errors import RECEIVE_ALERTS
 from owr_usage.channels.limits import ChannelTestLimit
 from owr_usage.reports.service import ReportLimits
 from owr_usage.settings import UsageSettings
@@ -28,6 +29,8 @@ __all__ = [
     "Clock",
     "ExportEngine",
     "FirstDay",
+    "KeyActionsReader",
+    "KeyActionsWriter",
     "KeyFilter",
     "LastDay",
     "Limits",
@@ -61,10 +64,9 @@ Limits = Annotated[ReportLimits, Depends(from_state("report_limits"))]
 AlertsReader = Annotated[UserCaller, Depends(require_role(Role.viewer, "alerts:read"))]
 AlertsWriter = Annotated[UserCaller, Depends(require_role(Role.admin, "alerts:write"))]
 
-# Issue 16: an unverified account cannot receive alerts. Whoever points alerts somewhere (creates a channel,
-# enables one, changes its target, sends it a test) must have a verified address (the JWT's
-# `email_verified`), else 403 `email-not-verified`.
-RECEIVE_ALERTS = "Verify your email address to receive alerts: use the link we emailed you, or ask for a new one."
+# Issue 16: whoever points alerts somewhere (creates a channel, sends it a test or retries a delivery; and,
+# in `channels.service.update_channel`, enables one or changes its target or events) must have a verified
+# address (the JWT's `email_verified`), else 403 `email-not-verified`.
 
 
 async def _alert_sender(user: AlertsWriter) -> UserCaller:
@@ -78,3 +80,8 @@ AlertSender = Annotated[UserCaller, Depends(_alert_sender)]
 ChannelVault = Annotated[Envelope, Depends(from_state("channel_envelope"))]
 ChannelTests = Annotated[ChannelTestLimit, Depends(from_state("channel_test_limit"))]
 Clock = Annotated[Callable[[], datetime], Depends(from_state("clock"))]
+
+# Writes to OpenRouter on a key (key actions): an admin's, as changing a key is in keys (an API token with
+# `keys:write`); every member sees the key's upstream state (`keys:read`).
+KeyActionsReader = Annotated[UserCaller, Depends(require_role(Role.viewer, "keys:read"))]
+KeyActionsWriter = Annotated[UserCaller, Depends(require_role(Role.admin, "keys:write"))]

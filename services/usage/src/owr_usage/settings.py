@@ -59,8 +59,10 @@ class UsageSettings(KekServiceSettings):
 
     # Alert channels one workspace may have (disabled ones count): an event fans out to each of them.
     max_channels_per_workspace: int = Field(default=50, ge=1, le=1000)
-    # Test events one channel may be sent in a minute (`POST /api/v1/channels/{id}/test`; the next is a 429).
+    # Test events and retried deliveries one channel may be sent in a minute (`POST /api/v1/channels/{id}/test`,
+    # `.../deliveries/{id}/retry`; the next is a 429), and all of one workspace's channels together.
     channel_tests_per_minute: int = Field(default=5, ge=1, le=1000)
+    workspace_channel_tests_per_minute: int = Field(default=20, ge=1, le=10000)
     # The worker's ARQ queue, nudged after a commit that raised alert events (the worker's WORKER_QUEUE_NAME).
     queue_name: str = Field(default="arq:queue", min_length=1)
     # The waits (seconds) before each retry of a failed alert delivery, e.g. `5,300,1800`; one more failure after

@@ -13,10 +13,11 @@ from owr_usage.base import SCHEMA, UsageBase
 from owr_usage.budgets import models as budgets
 from owr_usage.channels import models as channels
 from owr_usage.erasure import models as erasure
+from owr_usage.key_actions import models as key_actions
 from owr_usage.rollups import models as rollups
 from owr_usage.snapshots import models as snapshots
 
 __all__ = ["SCHEMA", "metadata"]
 
-DOMAIN_MODELS = (accounts, alerts, anomalies, budgets, channels, erasure, rollups, snapshots)
+DOMAIN_MODELS = (accounts, alerts, anomalies, budgets, channels, erasure, key_actions, rollups, snapshots)
 metadata = UsageBase.metadata

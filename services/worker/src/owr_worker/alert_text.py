@@ -116,8 +116,15 @@ def _key(event_type: str, data: Mapping[str, Any]) -> AlertText:
     if event_type == "key.anomaly":
         return _anomaly(name, data)
     if event_type == "key.disabled":
+        # The kill switch's reason (a budget exceeded, an anomaly's score) when it was the kill switch.
+        reason = text(data, "reason")
+        why = f"The kill switch disabled it: {reason}." if reason else None
         return AlertText(
-            f"Key '{name}' is disabled on OpenRouter", ("Requests with it fail until it is enabled.", _key_line(data))
+            f"Key '{name}' is disabled on OpenRouter",
+            (
+                joined(why, "Requests with it fail until it is enabled again (its page, or enable-upstream).", sep=" "),
+                _key_line(data),
+            ),
         )
     return AlertText(f"Key '{name}'", (_key_line(data),))
 

@@ -183,7 +183,9 @@ def _lock_busy(ctx: Mapping[str, Any]) -> str:
     settings = job_settings(ctx)
     job_try = int(ctx.get("job_try") or 1)
     if job_try < settings.job_max_tries:
-        raise Retry(defer=max(1.0, full_jitter(job_try, base=5.0, cap=60.0)))
+        # The holder is one key's sync, seconds long: look again soon, so a "sync now" folded into this job is
+        # not left waiting up to a minute behind a job that has already ended.
+        raise Retry(defer=max(1.0, full_jitter(job_try, base=1.0, cap=15.0)))
     log.info("key_busy_skipped", job_try=job_try)
     return "busy"
 

@@ -1,4 +1,5 @@
-"""The OpenRouter API client (aiohttp): `/key`, `/credits`, `/keys`, `/activity`, per CONTRACT.md.
+"""The OpenRouter API client (aiohttp): `/key`, `/credits`, `/keys`, `/activity`, `PATCH /keys/{hash}`, per
+CONTRACT.md.
 
 Every request waits for the shared rate limiter, asks the circuit breaker, carries the job's
 `traceparent` and the key as a Bearer token, and is retried in place (full-jitter backoff,
@@ -41,6 +42,7 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_MESSAGE_CHARS = 300
 USER_AGENT = "openrouter-watcher/0.1"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_HASH = re.compile(r"[0-9A-Za-z_-]{1,256}")
 
 
 # --- errors -------------------------------------------------------------------------------------------
@@ -242,8 +244,23 @@ class OpenRouterClient:
         body, observed_at = await self._get("/activity", "/activity", api_key, params)
         return Observed(_models(ActivityRow, _rows(body), "activity"), observed_at)
 
+    async def patch_key(self, api_key: str, key_hash: str, changes: Mapping[str, Any]) -> Observed[AccountKey]:
+        """`PATCH /keys/{hash}` (management key): `name`, `disabled`, `limit`, `limit_reset`,
+        `include_byok_in_limit`; the key as OpenRouter now has it. The same body twice changes nothing more."""
+        if not _HASH.fullmatch(key_hash):
+            raise UnexpectedResponse("not an OpenRouter key hash")
+        body, observed_at = await self._get("/keys/{hash}", f"/keys/{key_hash}", api_key, method="PATCH", json=changes)
+        return Observed(_model(AccountKey, _data(body)), observed_at)
+
     async def _get(
-        self, endpoint: str, path: str, api_key: str, params: Mapping[str, str] | None = None
+        self,
+        endpoint: str,
+        path: str,
+        api_key: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        method: str = "GET",
+        json: Mapping[str, Any] | None = None,
     ) -> tuple[Any, datetime]:
         """One logical request: limiter, circuit and in-place retries around `_send`."""
         policy = self._retry
@@ -254,7 +271,7 @@ class OpenRouterClient:
             except CircuitOpenError:
                 raise CircuitOpen("OpenRouter unavailable (circuit open); retrying") from None
             try:
-                result = await self._send(endpoint, path, api_key, params)
+                result = await self._send(endpoint, path, api_key, params, method, json)
             except UpstreamUnavailable as exc:
                 if self._circuit is not None:
                     await self._circuit.record_failure()
@@ -298,7 +315,13 @@ class OpenRouterClient:
             await self._circuit.record_success(verdict)
 
     async def _send(
-        self, endpoint: str, path: str, api_key: str, params: Mapping[str, str] | None
+        self,
+        endpoint: str,
+        path: str,
+        api_key: str,
+        params: Mapping[str, str] | None,
+        method: str = "GET",
+        json: Mapping[str, Any] | None = None,
     ) -> tuple[Any, datetime]:
         """One HTTP exchange; returns the parsed body and `observed_at` or raises a typed error."""
         headers = {
@@ -307,12 +330,18 @@ class OpenRouterClient:
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
+        data = None
+        if json is not None:
+            headers["Content-Type"] = "application/json"
+            data = codec.dumps(json)
         start = time.perf_counter()
         status_label = "error"
         try:
-            async with self._session.get(
+            async with self._session.request(
+                method,
                 self._base_url + path,
                 params=params,
+                data=data,
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,  # never carry the key to another location

@@ -15,6 +15,7 @@ from arq.worker import func
 from owr_shared.health import HealthChecks, begin_drain
 from owr_shared.logging import configure_logging, get_logger
 from owr_shared.redis import ping_redis
+from owr_shared.wire.key_actions import MANAGE_KEY_UPSTREAM_JOB
 from owr_shared.wire.mail import SEND_AUTH_MAIL_JOB
 from owr_worker.alerts_client import AlertsClient
 from owr_worker.auth_mail import AuthMailClient, requeue_auth_mail, send_auth_mail
@@ -35,6 +36,8 @@ from owr_worker.health import create_health_app
 from owr_worker.instrument import instrumented
 from owr_worker.internal import KeysClient, ServiceTokens, UsageClient
 from owr_worker.jobs import SYNC_ACCOUNT, SYNC_KEY, sync_account, sync_key
+from owr_worker.key_actions import manage_key_upstream, sweep_key_actions
+from owr_worker.key_actions_client import KeyActionsClient, UpstreamAuditClient
 from owr_worker.mail import parse_smtp_url
 from owr_worker.openrouter import OpenRouterClient, RetryPolicy
 from owr_worker.outage import RedisOutage, ResilientWorker
@@ -95,6 +98,8 @@ def build_clients(ctx: dict[str, Any]) -> None:
     ctx["keys"] = KeysClient(internal_http, settings.keys_url, tokens, timeout_seconds=timeout, batch=batch)
     ctx["usage"] = UsageClient(internal_http, settings.usage_url, tokens, timeout_seconds=timeout, batch=batch)
     ctx["alerts"] = AlertsClient(internal_http, settings.usage_url, tokens, timeout_seconds=timeout)
+    ctx["key_actions"] = KeyActionsClient(internal_http, settings.usage_url, tokens, timeout_seconds=timeout)
+    ctx["upstream_audit"] = UpstreamAuditClient(internal_http, settings.keys_url, tokens, timeout_seconds=timeout)
     ctx["auth_mail"] = AuthMailClient.from_settings(internal_http, settings)
     # One mail server for every email the worker sends: alerts (`senders`) and auth's (`auth_mail.py`).
     smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
@@ -109,8 +114,10 @@ def build_clients(ctx: dict[str, Any]) -> None:
 
 async def close_clients(ctx: dict[str, Any]) -> None:
     # First the batchers (their last calls need the sessions), then the sessions.
-    for name in ("keys", "usage", "alerts"):
-        client: KeysClient | UsageClient | AlertsClient | None = ctx.pop(name, None)
+    for name in ("keys", "usage", "alerts", "key_actions", "upstream_audit"):
+        client: KeysClient | UsageClient | AlertsClient | KeyActionsClient | UpstreamAuditClient | None = ctx.pop(
+            name, None
+        )
         if client is not None:
             await client.aclose()
     for name in ("openrouter_http", "internal_http"):
@@ -159,6 +166,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
             # One try: a run cut short (a shutdown) is not run again; the next poll queues a fresh one.
             func(instrumented(deliver_alerts), name=DELIVER_ALERTS, keep_result=0, max_tries=1),  # type: ignore[arg-type]
             func(instrumented(send_auth_mail), name=SEND_AUTH_MAIL_JOB, keep_result=0, max_tries=tries),  # type: ignore[arg-type]
+            # usage queues it after the commit that recorded a key action (`_job_id=manage_key_upstream:{id}`).
+            func(instrumented(manage_key_upstream), name=MANAGE_KEY_UPSTREAM_JOB, keep_result=0, max_tries=tries),  # type: ignore[arg-type]
         ],
         "cron_jobs": [
             cron(instrumented(record_heartbeat), second=0, unique=True, run_at_startup=True),  # type: ignore[arg-type]
@@ -190,6 +199,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
                 second=40,
                 unique=True,
             ),
+            # Key actions whose job was lost are queued again within a minute or two.
+            cron(instrumented(sweep_key_actions), second=50, unique=True),  # type: ignore[arg-type]
             # Hourly, so an account deletion a peer could not finish completes within the hour.
             cron(instrumented(sweep_workspaces), minute=23, second=15, unique=True),  # type: ignore[arg-type]
             cron(

@@ -115,3 +115,16 @@ class StatusBatchResult(BaseModel):
     applied: list[uuid.UUID]
     ignored: list[uuid.UUID]
     not_found: list[uuid.UUID]
+
+
+class UpstreamAudit(RequestSchema):
+    """A write the worker made at OpenRouter on a key (issue 17), for the key's audit trail: the action's id in
+    usage (a repeated report records nothing more), why, and who asked (a user id, or none for a rule)."""
+
+    action: Literal["upstream_disabled", "upstream_enabled", "upstream_limit_set"]
+    action_id: uuid.UUID
+    reason: str = Field(max_length=300)
+    source: Literal["user", "budget", "anomaly"]
+    requested_by: str | None = Field(default=None, max_length=128)
+    limit: Money | None = None
+    limit_reset: Annotated[str, StringConstraints(pattern=LIMIT_RESET.pattern)] | None = None

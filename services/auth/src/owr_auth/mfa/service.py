@@ -110,7 +110,9 @@ async def regenerate_recovery_codes(
     session: AsyncSession, mfa: MfaKit, *, user_id: uuid.UUID, code: str, ip: str
 ) -> RecoveryCodesView:
     """Ten new recovery codes in place of every old one (used or not), for a fresh authenticator code: a
-    recovery code cannot make more of them, so whoever found a printed list cannot keep the account's."""
+    recovery code cannot make more of them, so whoever found a printed list cannot keep the account's.
+    409 `mfa-not-enabled` when it is off, also when a `disable` committed while this one waited for the lock
+    (`check` reads it again under the lock)."""
     repo = MfaRepository(session)
     if not await repo.is_enabled(user_id):
         raise MfaNotEnabled()
@@ -136,7 +138,8 @@ async def disable(
     recovery_code: str | None,
     ip: str,
 ) -> None:
-    """Turn two-factor sign-in off with a fresh code or an unused recovery code."""
+    """Turn two-factor sign-in off with a fresh code or an unused recovery code (409 `mfa-not-enabled` when it
+    is off, also when another `disable` won the lock)."""
     repo = MfaRepository(session)
     if not await repo.is_enabled(user_id):
         raise MfaNotEnabled()
@@ -161,12 +164,18 @@ async def check(
     `enable`).
 
     Throttled first (`LoginLocked`, 429; `LoginUnavailable`, 503 without Redis); a success gives the
-    attempt back. The credential stays locked until the transaction ends.
+    attempt back. The credential stays locked until the transaction ends. For `disable` and
+    `recovery_codes`, `MfaNotEnabled` (409) when it is off under the lock: the callers' first read is not
+    locked, and a `disable` may have committed since.
     """
     subject = str(user_id)
     await mfa.throttle.begin_attempt(subject, ip)
     repo = MfaRepository(session)
     credential = await repo.lock(user_id)
+    if purpose in ("disable", "recovery_codes") and (credential is None or credential.enabled_at is None):
+        # Not a wrong code, so no `wrong-code`; the attempt stays counted (giving it back would reset the
+        # account's failures, and only a caller who raced their own disable gets here).
+        raise MfaNotEnabled()
     # `enable` checks a pending secret; a sign-in or `disable`, only one that is on.
     if credential is not None and (credential.enabled_at is None) != (purpose == "enable"):
         credential = None

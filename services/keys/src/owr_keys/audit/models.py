@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Index, String, Uuid, func
 from sqlalchemy.dialects.postgresql import JSONB
@@ -15,8 +15,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from owr_keys.base import KeysBase, utcnow
 
-ACTOR_TYPES = ("user", "service")
-ACTIONS = (
+# The one list of what can happen to a key (the table's CHECK, the service's argument, the API's view).
+ActorType = Literal["user", "service"]
+Action = Literal[
     "created",
     "renamed",
     "activated",
@@ -25,7 +26,13 @@ ACTIONS = (
     "sync_requested",
     "revealed",
     "status_reported",
-)
+    # Writes made at OpenRouter by the worker (issue 17), reported by it.
+    "upstream_disabled",
+    "upstream_enabled",
+    "upstream_limit_set",
+]
+ACTOR_TYPES = get_args(ActorType)
+ACTIONS = get_args(Action)
 
 
 class AuditEvent(KeysBase):

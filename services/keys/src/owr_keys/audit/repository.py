@@ -48,6 +48,15 @@ class AuditRepository:
             },
         )
 
+    async def has_action(self, key_id: uuid.UUID, action: str, action_id: str) -> bool:
+        """Whether the key's audit holds `action` for the upstream action `action_id` (a repeated report)."""
+        statement = select(AuditEvent.id).where(
+            AuditEvent.key_id == key_id,
+            AuditEvent.action == action,
+            AuditEvent.details["action_id"].astext == action_id,
+        )
+        return (await self.session.scalars(statement.limit(1))).first() is not None
+
     async def list_for_key(
         self, workspace_id: uuid.UUID, key_id: uuid.UUID, *, offset: int, limit: int
     ) -> tuple[Sequence[AuditEvent], int]:

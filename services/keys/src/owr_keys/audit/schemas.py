@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
+
+from owr_keys.audit.models import Action, ActorType
 
 
 class AuditEventView(BaseModel):
@@ -14,10 +16,8 @@ class AuditEventView(BaseModel):
 
     id: int
     key_id: uuid.UUID
-    action: Literal[
-        "created", "renamed", "activated", "deactivated", "deleted", "sync_requested", "revealed", "status_reported"
-    ]
-    actor_type: Literal["user", "service"]
+    action: Action
+    actor_type: ActorType
     actor_id: str
     request_id: str | None
     details: dict[str, Any]

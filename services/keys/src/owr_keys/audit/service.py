@@ -5,18 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from owr_keys.audit.models import AuditEvent
+from owr_keys.audit.models import Action, ActorType, AuditEvent
 from owr_keys.audit.repository import AuditRepository
 from owr_shared.context import request_id_var
-
-ActorType = Literal["user", "service"]
-Action = Literal[
-    "created", "renamed", "activated", "deactivated", "deleted", "sync_requested", "revealed", "status_reported"
-]
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from owr_shared.wire.keys import (
     StatusBatchResult,
     StatusReport,
     UnrevealedItem,
+    UpstreamAudit,
 )
 from owr_shared.wire.workspaces import PAGE_LIMIT, StoredWorkspaces, stored_page
 
@@ -154,6 +155,18 @@ async def report_statuses(body: StatusBatch, caller: StatusCaller, session: DbSe
 async def report_status(key_id: uuid.UUID, body: StatusReport, caller: StatusCaller, session: DbSession) -> None:
     """Update the key's kind, status, limits and last sync; stale reports are ignored."""
     await internal_service.report_status(session, actor=_service(caller), key_id=key_id, report=body)
+
+
+@router.post(
+    "/keys/{key_id}/upstream-audit",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 401, 403, 404, 422),
+    summary="Record a write made at OpenRouter on the key",
+)
+async def upstream_audit(key_id: uuid.UUID, body: UpstreamAudit, caller: StatusCaller, session: DbSession) -> None:
+    """The worker disabled, enabled or limited the key at OpenRouter: an audit event the workspace sees at
+    `GET /api/v1/keys/{id}/audit`. Once per upstream action: a repeated report records nothing more."""
+    await internal_service.record_upstream(session, actor=_service(caller), key_id=key_id, report=body)
 
 
 @router.delete(

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_keys.audit import service as audit
+from owr_keys.audit.repository import AuditRepository
 from owr_keys.audit.service import Actor
 from owr_keys.base import utcnow
 from owr_keys.erasure import service as erasure
@@ -23,7 +24,7 @@ from owr_keys.metrics import REVEALS
 from owr_keys.vault.crypto import SealedSecret, Vault
 from owr_keys.vault.errors import KeyUnreadable
 from owr_shared.logging import LONG_TOKEN, get_logger, redact_text
-from owr_shared.wire.keys import InvalidFilter, StatusReport
+from owr_shared.wire.keys import InvalidFilter, StatusReport, UpstreamAudit
 
 log = get_logger(__name__)
 
@@ -197,3 +198,17 @@ async def report_many(
     await repository.apply_reports(updates, now=now)
     await audit.record_many(session, events)
     return outcomes
+
+
+async def record_upstream(session: AsyncSession, *, actor: Actor, key_id: uuid.UUID, report: UpstreamAudit) -> None:
+    """A write made at OpenRouter, into the key's audit trail once per upstream action (NotFound: key gone)."""
+    key = await KeyRepository(session).get_any(key_id)
+    if key is None:
+        raise KeyNotFound()
+    repository = AuditRepository(session)
+    if await repository.has_action(key_id, report.action, str(report.action_id)):
+        return
+    details = report.model_dump(mode="json", exclude={"action"}, exclude_none=True)
+    await audit.record(
+        session, actor=actor, action=report.action, key_id=key_id, workspace_id=key.workspace_id, details=details
+    )

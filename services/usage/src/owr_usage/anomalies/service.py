@@ -30,6 +30,7 @@ from owr_usage.alerts import service as alerts
 from owr_usage.anomalies.errors import KeyUsageNotFound
 from owr_usage.anomalies.repository import AnomalyRepository, Target, Thresholds
 from owr_usage.anomalies.schemas import AnomalyItem, AnomalyList
+from owr_usage.key_actions import service as key_actions
 from owr_usage.metrics import KEY_ANOMALIES_FOUND
 from owr_usage.rules import service as rules
 from owr_usage.rules.schemas import AnomalyParams
@@ -114,6 +115,10 @@ async def evaluate(
         if row.new and switch.enabled and fresh and row.score >= params[row.workspace_id].min_score:
             events.append(_event(row, at))
     raised = await alerts.raise_events(session, events)
+    # The kill switch: a fresh anomaly reaching its key's threshold disables the key at OpenRouter (once per key,
+    # day and kind; a backfill of history never does).
+    fresh = [a for a in found if a.day >= clocks[a.workspace_id].date() - timedelta(days=FRESH_DAYS)]
+    await key_actions.disable_on_anomalies(session, fresh)
     transaction = session.sync_session.get_transaction()
     if transaction is not None and found:
         _FOUND.setdefault(transaction, []).extend(found)

@@ -36,6 +36,8 @@ class Budget(UsageBase):
     thresholds: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
     include_byok: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default="false")
     channel_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), nullable=False, server_default="{}")
+    # The kill switch (key budgets only): exceeding the budget disables the key at OpenRouter.
+    disable_key_on_exceed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
     )

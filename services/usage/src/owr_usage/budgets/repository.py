@@ -33,6 +33,15 @@ class BudgetRepository:
             )
         ).one_or_none()
 
+    async def with_kill_switch(self, budget_ids: Sequence[uuid.UUID]) -> Sequence[Budget]:
+        """Of these budgets, the key budgets whose kill switch is on."""
+        if not budget_ids:
+            return []
+        statement = select(Budget).where(
+            Budget.id.in_(list(budget_ids)), Budget.disable_key_on_exceed, Budget.scope_type == "key"
+        )
+        return (await self.session.scalars(statement)).all()
+
     async def page(self, workspace_id: uuid.UUID, *, offset: int, limit: int) -> tuple[list[Budget], int]:
         """Newest first."""
         query = (

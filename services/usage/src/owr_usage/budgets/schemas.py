@@ -90,6 +90,15 @@ class CreateBudgetRequest(RequestSchema):
     channel_ids: ChannelIds = Field(
         default_factory=list, description="the channels its events go to; empty: every channel taking them"
     )
+    disable_key_on_exceed: StrictBool = Field(
+        default=False, description="the kill switch (key budgets only): once exceeded, disable the key at OpenRouter"
+    )
+
+    @model_validator(mode="after")
+    def _kill_switch_on_keys_only(self) -> Self:
+        if self.disable_key_on_exceed and self.scope.type != "key":
+            raise ValueError("disable_key_on_exceed is only for budgets whose scope is one key")
+        return self
 
 
 class UpdateBudgetRequest(RequestSchema):
@@ -101,6 +110,7 @@ class UpdateBudgetRequest(RequestSchema):
     thresholds: Thresholds | None = None
     include_byok: StrictBool | None = None
     channel_ids: ChannelIds | None = None
+    disable_key_on_exceed: StrictBool | None = None
 
 
 class ScopeView(BaseModel):
@@ -119,6 +129,7 @@ class BudgetView(BaseModel):
     thresholds: list[int]
     include_byok: bool
     channel_ids: list[uuid.UUID]
+    disable_key_on_exceed: bool
     created_at: datetime
     updated_at: datetime
     period_start: datetime = Field(description="the current period's start (00:00 UTC)")

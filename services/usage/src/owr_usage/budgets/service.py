@@ -24,7 +24,7 @@ from owr_shared.logging import get_logger
 from owr_shared.wire.alerts import EventType
 from owr_usage.alerts import service as alerts
 from owr_usage.alerts.service import money
-from owr_usage.budgets.errors import BudgetNotFound, UnknownChannels
+from owr_usage.budgets.errors import BudgetNotFound, KillSwitchNeedsKeyScope, UnknownChannels
 from owr_usage.budgets.events_repository import BudgetEventsRepository
 from owr_usage.budgets.figures_repository import FORECAST_SETTLE, BudgetFiguresRepository
 from owr_usage.budgets.models import Budget
@@ -38,6 +38,7 @@ from owr_usage.budgets.schemas import (
     ScopeView,
     UpdateBudgetRequest,
 )
+from owr_usage.key_actions import service as key_actions
 
 log = get_logger(__name__)
 
@@ -63,6 +64,7 @@ async def create(
             thresholds=list(body.thresholds),
             include_byok=body.include_byok,
             channel_ids=list(body.channel_ids),
+            disable_key_on_exceed=body.disable_key_on_exceed,
         )
     )
     return await _evaluated_view(session, repo, budget, now)
@@ -77,11 +79,17 @@ async def update(
     changes = body.model_dump(exclude_none=True)
     if "channel_ids" in changes:
         await _check_channels(repo, workspace_id, body.channel_ids or [])
+    if changes.get("disable_key_on_exceed") and budget.scope_type != "key":
+        raise KillSwitchNeedsKeyScope()
     for name, value in changes.items():
         setattr(budget, name, value)
     budget.updated_at = datetime.now(UTC)
     await session.flush()
-    return await _evaluated_view(session, repo, budget, now)
+    view = await _evaluated_view(session, repo, budget, now)
+    if changes.get("disable_key_on_exceed") and view.state == "exceeded":
+        # Armed on a budget exceeded already: its exceeded event is this period's past, so act now.
+        await _kill_switches(session, [budget.id], {(workspace_id, budget.id): view.period_start})
+    return view
 
 
 async def get(session: AsyncSession, *, workspace_id: uuid.UUID, budget_id: uuid.UUID, now: datetime) -> BudgetView:
@@ -162,6 +170,7 @@ def _view(budget: Budget, spent: Decimal, provisional: bool, at: datetime) -> Bu
         thresholds=budget.thresholds,
         include_byok=budget.include_byok,
         channel_ids=budget.channel_ids,
+        disable_key_on_exceed=budget.disable_key_on_exceed,
         created_at=budget.created_at,
         updated_at=budget.updated_at,
         period_start=start,
@@ -201,9 +210,30 @@ async def _raise(session: AsyncSession, due: Sequence[Row[Any]]) -> int:
     outbox = BudgetEventsRepository(session)
     exceeded = [e for e in written if e.type == "budget.exceeded" and e.data["threshold"] == 100]
     await outbox.mark_exceeded([(e.workspace_id, b, starts[(e.workspace_id, b)]) for e, b in _budgets(exceeded)])
+    await _kill_switches(session, [b for _, b in _budgets(exceeded)], starts)
     recovered = [e for e in written if e.type == "budget.recovered"]
     await outbox.clear_exceeded([(e.workspace_id, b) for e, b in _budgets(recovered)])
     return len(written)
+
+
+async def _kill_switches(
+    session: AsyncSession, budget_ids: Sequence[uuid.UUID], starts: Mapping[tuple[uuid.UUID, uuid.UUID], datetime]
+) -> None:
+    """Budgets just exceeded whose kill switch is on: their key's disable, once per budget period."""
+    for budget in await BudgetRepository(session).with_kill_switch(budget_ids):
+        start = starts[(budget.workspace_id, budget.id)]
+        if budget.scope_id is None:
+            continue
+        await key_actions.request_disable(
+            session,
+            workspace_id=budget.workspace_id,
+            key_id=budget.scope_id,
+            reason=f"budget {budget.name!r} exceeded",
+            source="budget",
+            dedup_key=f"budget:{budget.id}:{start.isoformat()}",
+            budget_id=budget.id,
+            evidence={"budget_id": str(budget.id), "period_start": start.isoformat()},
+        )
 
 
 def _budgets(events: Sequence[alerts.NewEvent]) -> list[tuple[alerts.NewEvent, uuid.UUID]]:

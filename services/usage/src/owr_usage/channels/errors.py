@@ -13,6 +13,10 @@ from owr_shared.errors import (
     field_errors,
 )
 
+# Issue 16: what a caller whose address is not verified is told when they point alerts somewhere (403
+# `email-not-verified`).
+RECEIVE_ALERTS = "Verify your email address to receive alerts: use the link we emailed you, or ask for a new one."
+
 
 class ChannelNotFound(NotFound):
     """No such channel in the caller's workspace (also when it exists in another one)."""
@@ -60,20 +64,24 @@ class ChannelUnreadable(ProblemError):
 
 
 class ChannelTestsThrottled(TooManyRequests):
-    """The channel was sent `USAGE_CHANNEL_TESTS_PER_MINUTE` tests in the last minute."""
+    """The channel was sent `USAGE_CHANNEL_TESTS_PER_MINUTE` tests and retries in the last minute, or (with
+    `workspace`) the workspace's channels `USAGE_WORKSPACE_CHANNEL_TESTS_PER_MINUTE` in all."""
 
     slug, title = "channel-tests-throttled", "Too Many Tests"
 
-    def __init__(self, per_minute: int, *, retry_after: int) -> None:
+    def __init__(self, per_minute: int, *, retry_after: int, workspace: bool = False) -> None:
+        who = "A workspace's channels take" if workspace else "A channel takes"
+        total = " in all" if workspace else ""
         super().__init__(
-            f"A channel takes at most {per_minute} test events a minute; try again in {retry_after} s.",
+            f"{who} at most {per_minute} test events and retried deliveries a minute{total}; "
+            f"try again in {retry_after} s.",
             retry_after=retry_after,
         )
 
 
 class ChannelTestsUnavailable(ServiceUnavailable):
     slug, title = "channel-tests-unavailable", "Tests Unavailable"
-    default_detail = "Test events cannot be counted right now; try again in a few seconds."
+    default_detail = "Test events and retries cannot be counted right now; try again in a few seconds."
 
     def __init__(self) -> None:
         super().__init__(headers=dict(RETRY_SOON))

@@ -1,9 +1,13 @@
-"""How often one channel may be sent a test event: a fixed window in Redis, counted and checked in one step.
+"""How often a channel may be sent a test event or a retried delivery: fixed windows in Redis, counted and
+checked in one step.
 
-A test makes the worker call the channel's URL or send its email at once, so without a bound an admin's
-script (or a stolen token) could turn usage into a sender of unbounded traffic to one receiver. The counter
-`owr:usage:channel-test:{channel_id}` lives a minute from its first test; every replica shares it. A Redis
-error fails closed (503), as auth's mail limits do: without the counter nothing would bound the sends.
+A test or a retry makes the worker call the channel's URL or send its email at once, so without a bound an
+admin's script (or a stolen token) could turn usage into a sender of unbounded traffic to one receiver. Two
+counters bound it: `owr:usage:channel-test:{channel_id}` (one channel) and
+`owr:usage:workspace-channel-test:{workspace_id}` (every channel of the workspace, so that many channels to one
+URL, or a loop of create, test and delete, cannot multiply the channel's limit). Each lives a minute from its
+first count; every replica shares them. A Redis error fails closed (503), as auth's mail limits do: without
+the counters nothing would bound the sends.
 """
 
 from __future__ import annotations
@@ -20,39 +24,59 @@ from owr_usage.channels.errors import ChannelTestsThrottled, ChannelTestsUnavail
 log = get_logger(__name__)
 
 WINDOW_SECONDS = 60
-_PREFIX = "owr:usage:channel-test:"
-# KEYS[1]: the counter; ARGV[1]: window (s); ARGV[2]: limit. Returns 0, or the milliseconds until it resets.
+_CHANNEL_PREFIX = "owr:usage:channel-test:"
+_WORKSPACE_PREFIX = "owr:usage:workspace-channel-test:"
+# KEYS: the counters, in order; ARGV[1]: window (s); ARGV[1 + i]: KEYS[i]'s limit. Each counter is counted
+# and checked in turn; the first past its limit stops there (the later ones are not spent) and returns
+# {i, milliseconds until it resets}; {0, 0} when every one admits it.
 _SPEND = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-end
-if n > tonumber(ARGV[2]) then
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl < 0 then
-    redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-    ttl = tonumber(ARGV[1]) * 1000
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then
+    redis.call('EXPIRE', key, tonumber(ARGV[1]))
   end
-  return ttl
+  if n > tonumber(ARGV[i + 1]) then
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then
+      redis.call('EXPIRE', key, tonumber(ARGV[1]))
+      ttl = tonumber(ARGV[1]) * 1000
+    end
+    return {i, ttl}
+  end
 end
-return 0
+return {0, 0}
 """
 
 
 class ChannelTestLimit:
-    """At most `per_minute` test events per channel in a minute."""
+    """At most `per_minute` sends on demand (tests and retries) per channel in a minute, and at most
+    `per_workspace_minute` over all of a workspace's channels."""
 
-    def __init__(self, redis: Redis, *, per_minute: int) -> None:
+    def __init__(self, redis: Redis, *, per_minute: int, per_workspace_minute: int) -> None:
         self._per_minute = per_minute
+        self._per_workspace_minute = per_workspace_minute
         self._spend = redis.register_script(_SPEND)
 
-    async def spend(self, channel_id: uuid.UUID) -> None:
-        """Count a test of the channel; `ChannelTestsThrottled` (429, Retry-After) past the limit."""
+    async def spend(self, workspace_id: uuid.UUID, channel_id: uuid.UUID) -> None:
+        """Count a test or retry of the channel; `ChannelTestsThrottled` (429, Retry-After) past either limit.
+        The channel is counted first: a channel past its own limit does not use up the workspace's sends."""
+        keys = [f"{_CHANNEL_PREFIX}{channel_id}", f"{_WORKSPACE_PREFIX}{workspace_id}"]
         try:
-            wait_ms = int(await self._spend(keys=[f"{_PREFIX}{channel_id}"], args=[WINDOW_SECONDS, self._per_minute]))
+            which, wait_ms = await self._spend(
+                keys=keys, args=[WINDOW_SECONDS, self._per_minute, self._per_workspace_minute]
+            )
         except (RedisError, OSError) as exc:
             log.error("channel_test_limit_unavailable", error_type=type(exc).__name__)
             raise ChannelTestsUnavailable() from exc
-        if wait_ms > 0:
-            log.warning("channel_tests_throttled", channel_id=str(channel_id))
-            raise ChannelTestsThrottled(self._per_minute, retry_after=max(1, math.ceil(wait_ms / 1000)))
+        if int(which) == 0:
+            return
+        retry_after = max(1, math.ceil(int(wait_ms) / 1000))
+        log.warning(
+            "channel_tests_throttled",
+            channel_id=str(channel_id),
+            workspace_id=str(workspace_id),
+            limit="channel" if int(which) == 1 else "workspace",
+        )
+        if int(which) == 1:
+            raise ChannelTestsThrottled(self._per_minute, retry_after=retry_after)
+        raise ChannelTestsThrottled(self._per_workspace_minute, retry_after=retry_after, workspace=True)

@@ -11,7 +11,6 @@ import uuid
 from fastapi import APIRouter, status
 from starlette.responses import Response
 
-from owr_shared.auth import check_email_verified
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
 from owr_shared.schemas import NO_STORE, Page, json_response, problem_responses
@@ -29,7 +28,6 @@ from owr_usage.channels.schemas import (
 )
 from owr_usage.deliveries import service as delivery_service
 from owr_usage.dependencies import (
-    RECEIVE_ALERTS,
     AlertSender,
     AlertsReader,
     AlertsWriter,
@@ -130,10 +128,8 @@ async def update_channel(
     """Fields left out stay as they are; `events: null` takes every event type. A new `url` (or `email`, for
     an email channel) is sealed in place of the old one. `enabled: true` re-enables a disabled channel (its
     failed deliveries stay failed: retry them one by one); `enabled: false` disables it, failing its pending
-    deliveries. Enabling a channel or changing its target needs a verified email address (403
+    deliveries. Enabling a channel or changing its target or its events needs a verified email address (403
     `email-not-verified`); renaming or disabling one does not."""
-    if body.enabled is True or body.url is not None or body.email is not None:
-        check_email_verified(user, RECEIVE_ALERTS)
     row = await channel_service.update_channel(
         session,
         envelope,
@@ -141,6 +137,7 @@ async def update_channel(
         workspace_id=user.workspace_id,
         channel_id=channel_id,
         request=body,
+        verified=user.email_verified,
         production=settings.is_production,
         now=clock(),
     )
@@ -187,7 +184,8 @@ async def send_test(
 ) -> Response:
     """A `test` event for this channel alone; its attempts appear in the channel's delivery log. 409 when the
     channel is disabled; 403 `email-not-verified` for a caller whose email address is not verified yet; 429
-    `channel-tests-throttled` (with `Retry-After`) past `USAGE_CHANNEL_TESTS_PER_MINUTE` tests of the channel."""
+    `channel-tests-throttled` (with `Retry-After`) past `USAGE_CHANNEL_TESTS_PER_MINUTE` tests and retries of
+    the channel, or `USAGE_WORKSPACE_CHANNEL_TESTS_PER_MINUTE` of all the workspace's channels."""
     event_id = await channel_service.send_test(
         session, limit, workspace_id=user.workspace_id, channel_id=channel_id, now=clock()
     )
@@ -213,15 +211,28 @@ async def delivery_log(channel_id: uuid.UUID, user: AlertsReader, session: DbSes
     "/{channel_id}/deliveries/{delivery_id}/retry",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RetryQueued,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
     summary="Deliver an event to a channel again",
 )
 async def retry_delivery(
-    channel_id: uuid.UUID, delivery_id: uuid.UUID, user: AlertsWriter, session: DbSession, clock: Clock
+    channel_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    user: AlertSender,
+    session: DbSession,
+    limit: ChannelTests,
+    clock: Clock,
 ) -> Response:
-    """The delivery is due again now, with the same event id (`webhook-id`). 409 when the channel is disabled
-    (enable it first) or the worker is sending this delivery right now."""
+    """A failed or waiting delivery is due again now, with the same event id (`webhook-id`). 409 when the
+    channel is disabled (enable it first), the delivery already succeeded (`delivery-delivered`), or the
+    worker is sending it right now; 403 `email-not-verified` for a caller whose email address is not verified
+    yet; 429 `channel-tests-throttled` (with `Retry-After`) past the limits tests share, per channel and per
+    workspace; 503 `channel-tests-unavailable` without Redis."""
     queued = await delivery_service.retry(
-        session, workspace_id=user.workspace_id, channel_id=channel_id, delivery_id=delivery_id, now=clock()
+        session,
+        limit,
+        workspace_id=user.workspace_id,
+        channel_id=channel_id,
+        delivery_id=delivery_id,
+        now=clock(),
     )
     return json_response(queued, status.HTTP_202_ACCEPTED)

@@ -12,6 +12,7 @@ from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_shared.auth import EmailNotVerified
 from owr_shared.dependencies import Pagination
 from owr_shared.envelope import Envelope, SealedSecret
 from owr_shared.logging import get_logger
@@ -19,6 +20,7 @@ from owr_shared.wire.alerts import ChannelTarget, ChannelType
 from owr_usage.alerts.service import raise_event
 from owr_usage.channels import targets
 from owr_usage.channels.errors import (
+    RECEIVE_ALERTS,
     ChannelDisabled,
     ChannelHasNoSecret,
     ChannelNotFound,
@@ -138,12 +140,19 @@ async def update_channel(
     workspace_id: uuid.UUID,
     channel_id: uuid.UUID,
     request: UpdateChannelRequest,
+    verified: bool,
     production: bool,
     now: datetime,
 ) -> AlertChannel:
     """Apply the fields present; one `updated` audit row for any change of name, events or target, and an
-    `enabled` or `disabled` row for a change of state. A no-op records nothing."""
+    `enabled` or `disabled` row for a change of state. A no-op records nothing.
+
+    Enabling the channel, changing its target or changing its events (which alerts it receives) needs a
+    `verified` caller (403 `email-not-verified`); renaming, disabling, or sending the events it has do not."""
     channel = await get_channel(session, workspace_id=workspace_id, channel_id=channel_id, for_update=True)
+    redirects = request.enabled is True or request.url is not None or request.email is not None
+    if not verified and (redirects or _events_change(request, channel)):
+        raise EmailNotVerified(RECEIVE_ALERTS)
     changed = False
     if request.url is not None or request.email is not None:
         wanted, other = ("url", "email") if channel.type in URL_TYPES else ("email", "url")
@@ -166,6 +175,14 @@ async def update_channel(
         await disable_channel(session, channel, kind="user", reason=USER_DISABLED, actor=actor, now=now, notify=False)
     await session.flush()
     return channel
+
+
+def _events_change(request: UpdateChannelRequest, channel: AlertChannel) -> bool:
+    """Whether the request asks for other events than the channel's (in any order: the web form sends them all)."""
+    if "events" not in request.model_fields_set:
+        return False
+    wanted = None if request.events is None else set(request.events)
+    return wanted != (None if channel.events is None else set(channel.events))
 
 
 async def delete_channel(
@@ -216,11 +233,12 @@ async def send_test(
     now: datetime,
 ) -> uuid.UUID:
     """A `test` event for this channel alone, whatever its `events`; never deduplicated. Counted against the
-    channel's limit once it is known to be the caller's (another workspace cannot spend it)."""
+    channel's and the workspace's limits once it is known to be the caller's (another workspace cannot spend
+    them)."""
     channel = await get_channel(session, workspace_id=workspace_id, channel_id=channel_id)
     if channel.disabled_at is not None:
         raise ChannelDisabled()
-    await limit.spend(channel.id)
+    await limit.spend(workspace_id, channel.id)
     data = {
         "channel_id": str(channel.id),
         "name": channel.name,

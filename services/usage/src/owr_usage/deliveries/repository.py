@@ -15,6 +15,7 @@ from owr_usage.alerts.models import AlertDelivery, AlertDeliveryAttempt, AlertEv
 from owr_usage.channels.models import AlertChannel
 
 PENDING = "pending"
+DELIVERED = "delivered"
 # A leased delivery: id, workspace_id, event_id, channel_id, attempts (reported so far).
 LeasedRow = Row[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID, int]
 

@@ -35,11 +35,12 @@ from owr_shared.wire.alerts import (
 from owr_usage.alerts.models import AlertDelivery
 from owr_usage.channels import service as channels
 from owr_usage.channels.errors import ChannelDisabled, ChannelUnreadable
+from owr_usage.channels.limits import ChannelTestLimit
 from owr_usage.channels.models import AlertChannel, ChannelSecret
 from owr_usage.channels.repository import ChannelRepository
 from owr_usage.channels.schemas import DeliveryAttemptView, RetryQueued
-from owr_usage.deliveries.errors import DeliveryInFlight, DeliveryNotFound
-from owr_usage.deliveries.repository import PENDING, DeliveryRepository
+from owr_usage.deliveries.errors import DeliveryDelivered, DeliveryInFlight, DeliveryNotFound
+from owr_usage.deliveries.repository import DELIVERED, PENDING, DeliveryRepository
 from owr_usage.deliveries.schedule import BACKOFF_SECONDS, FAILING_FOR, FAILURES_IN_A_ROW, retry_delay
 from owr_usage.metrics import ALERT_DELIVERIES_CLAIMED, ALERT_DELIVERIES_REPORTED
 
@@ -156,7 +157,7 @@ async def report(
     delivery.last_status_code, delivery.last_error = result.status_code, error
     disable: tuple[str, str] | None = None
     if result.outcome == "delivered":
-        delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", now, None
+        delivery.status, delivery.delivered_at, delivery.next_attempt_at = DELIVERED, now, None
         channel.failing_since, channel.consecutive_failures = None, 0
         outcome = "delivered"
     else:
@@ -222,10 +223,18 @@ async def delivery_log(
 
 
 async def retry(
-    session: AsyncSession, *, workspace_id: uuid.UUID, channel_id: uuid.UUID, delivery_id: uuid.UUID, now: datetime
+    session: AsyncSession,
+    limit: ChannelTestLimit,
+    *,
+    workspace_id: uuid.UUID,
+    channel_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    now: datetime,
 ) -> RetryQueued:
-    """Make the delivery due now (delivered, failed or waiting), with the same event id: the next attempt
-    continues its schedule, so a retry of a spent one that fails again is failed at once."""
+    """Make a failed or waiting delivery due now, with the same event id: the next attempt continues its
+    schedule, so a retry of a spent one that fails again is failed at once. A delivered one is a 409 (it
+    would send the receiver the event again); each retry counts in the channel's and the workspace's limits
+    of sends on demand, as a test does."""
     channel = await channels.get_channel(session, workspace_id=workspace_id, channel_id=channel_id, for_update=True)
     delivery = await DeliveryRepository(session).get(
         delivery_id, workspace_id=workspace_id, channel_id=channel_id, for_update=True
@@ -234,8 +243,11 @@ async def retry(
         raise DeliveryNotFound()
     if channel.disabled_at is not None:
         raise ChannelDisabled()
+    if delivery.status == DELIVERED:
+        raise DeliveryDelivered()
     if delivery.status == PENDING and delivery.lease_until is not None and delivery.lease_until > now:
         raise DeliveryInFlight()
+    await limit.spend(workspace_id, channel.id)
     delivery.status, delivery.next_attempt_at, delivery.lease_until, delivery.delivered_at = PENDING, now, None, None
     await session.flush()
     log.info("alert_delivery_retry", delivery_id=str(delivery.id), channel_id=str(channel_id))

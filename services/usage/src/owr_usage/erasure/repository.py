@@ -12,12 +12,23 @@ from owr_usage.anomalies.models import KeyAnomaly
 from owr_usage.budgets.models import Budget
 from owr_usage.channels.models import AlertChannel, ChannelAudit
 from owr_usage.erasure.models import ErasedWorkspace
+from owr_usage.key_actions.models import KeyAction, KeyKillSwitch
 from owr_usage.rollups.models import DailyKeyTotal, KeyLink
 from owr_usage.snapshots.models import KeyState
 
 # Each by its own index led by workspace_id. An event's deliveries and their attempts go with it, a channel's
 # sealed values (and any delivery left) with the channel: the foreign keys cascade along their own indexes.
-ALERTING_TABLES = (AlertEvent, AlertChannel, ChannelAudit, AlertCondition, AlertRule, Budget, KeyAnomaly)
+ALERTING_TABLES = (
+    AlertEvent,
+    AlertChannel,
+    ChannelAudit,
+    AlertCondition,
+    AlertRule,
+    Budget,
+    KeyAction,
+    KeyKillSwitch,
+    KeyAnomaly,
+)
 
 
 class ErasureRepository(TombstoneRepository):
@@ -37,6 +48,8 @@ class ErasureRepository(TombstoneRepository):
             AlertRule,
             AlertCondition,
             Budget,
+            KeyAction,
+            KeyKillSwitch,
             KeyAnomaly,
         )
     )

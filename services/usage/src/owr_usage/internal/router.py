@@ -27,6 +27,14 @@ from owr_shared.wire.alerts import (
     KeyStatusBatch,
     PriceDriftRequest,
 )
+from owr_shared.wire.key_actions import (
+    OPEN_ACTIONS_MAX,
+    ClaimedKeyAction,
+    KeyActionClaim,
+    KeyActionResult,
+    KeyActionState,
+    OpenKeyActions,
+)
 from owr_shared.wire.usage import CompactionRequest, CompactionResult, RetentionRequest, RetentionResult
 from owr_shared.wire.workspaces import PAGE_LIMIT, StoredWorkspaces, stored_page
 from owr_usage.accounts import service as account_service
@@ -36,6 +44,8 @@ from owr_usage.dependencies import ChannelVault, Clock, Settings, require_scope
 from owr_usage.digests import service as digest_service
 from owr_usage.erasure import service as erasure_service
 from owr_usage.internal import service as internal_service
+from owr_usage.key_actions import service as key_action_service
+from owr_usage.key_actions.errors import ActionNotFound
 from owr_usage.prices import service as price_service
 from owr_usage.routing import ExactJsonRoute
 from owr_usage.rules import service as rule_service
@@ -271,3 +281,56 @@ async def report_delivery(
         session, delivery_id=delivery_id, result=body, now=clock(), schedule=settings.delivery_retry_seconds
     )
     return json_response(state)
+
+
+@router.post(
+    "/key-actions/{action_id}/claim",
+    response_model=ClaimedKeyAction,
+    responses=problem_responses(400, 401, 403, 404, 422),
+    summary="Take a key action for one try",
+)
+async def claim_key_action(
+    action_id: uuid.UUID, body: KeyActionClaim, caller: IngestCaller, session: DbSession, clock: Clock
+) -> Response:
+    """`ready`: send it (with the account's management key id and the key's hash), then report. Not ready: it is
+    finished, another claim holds it, or it cannot be done (failed here with `error`: the key is not linked)."""
+    claimed = await key_action_service.claim(
+        session, action_id=action_id, lease_seconds=body.lease_seconds, now=clock()
+    )
+    if claimed is None:
+        raise ActionNotFound()
+    return json_response(claimed)
+
+
+@router.post(
+    "/key-actions/{action_id}/result",
+    response_model=KeyActionState,
+    responses=problem_responses(400, 401, 403, 404, 422),
+    summary="Report a key action's try",
+)
+async def report_key_action(
+    action_id: uuid.UUID, body: KeyActionResult, caller: IngestCaller, session: DbSession, clock: Clock
+) -> Response:
+    """`done` records what OpenRouter answered (a disable raises `key.disabled`), `failed` ends it with `error`,
+    `retry` frees it for a later try. Only a claimed action takes a report: a repeat changes nothing."""
+    state = await key_action_service.report(session, action_id=action_id, result=body, now=clock())
+    if state is None:
+        raise ActionNotFound()
+    return json_response(state)
+
+
+@router.get(
+    "/key-actions/open",
+    response_model=OpenKeyActions,
+    responses=problem_responses(401, 403, 422),
+    summary="Key actions whose job may be lost",
+)
+async def open_key_actions(
+    caller: IngestCaller,
+    session: DbSession,
+    clock: Clock,
+    limit: Annotated[int, Query(ge=1, le=OPEN_ACTIONS_MAX)] = 50,
+) -> Response:
+    """Pending for a while, or running past their claim's lease: the worker's sweep queues their jobs again."""
+    ids = await key_action_service.open_actions(session, now=clock(), limit=limit)
+    return json_response(OpenKeyActions(ids=ids))

@@ -24,6 +24,7 @@ from owr_usage.alerts import service as alerts
 from owr_usage.alerts.service import money
 from owr_usage.budgets.periods import Period, window
 from owr_usage.erasure import service as erasure
+from owr_usage.key_actions import service as key_actions
 from owr_usage.rules.conditions import Conditions, event
 from owr_usage.rules.repository import ConditionKey, RuleRepository
 from owr_usage.rules.schemas import (
@@ -107,6 +108,10 @@ async def on_key_status(session: AsyncSession, items: Sequence[KeyStatusItem]) -
     and recovered. How many events were raised."""
     erased = await erasure.erased_among(session, {item.workspace_id for item in items})
     kept = sorted((i for i in items if i.workspace_id not in erased), key=lambda i: i.observed_at)
+    # A key disabled at OpenRouter (the kill switch, or by hand there) answers 401 like a revoked one: it is not
+    # invalid, and `key.disabled` has said why already.
+    disabled = await key_actions.disabled_upstream(session, (i.key_id for i in kept if i.status == "invalid"))
+    kept = [i for i in kept if not (i.status == "invalid" and i.key_id in disabled)]
     if not kept:
         return 0
     repo = RuleRepository(session)

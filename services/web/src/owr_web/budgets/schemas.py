@@ -23,4 +23,5 @@ class BudgetForm(BaseModel):
     period: str = Field(default="monthly", max_length=20)
     thresholds: str = Field(default="50, 80, 100", max_length=200)
     include_byok: bool = False
+    disable_key_on_exceed: bool = False
     channel_ids: list[Id] = Field(default_factory=list, max_length=100)

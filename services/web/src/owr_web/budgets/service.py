@@ -139,6 +139,7 @@ def form_of(budget: dict[str, Any]) -> BudgetForm:
         period=str(budget.get("period") or "monthly"),
         thresholds=", ".join(str(t) for t in budget.get("thresholds") or []),
         include_byok=bool(budget.get("include_byok")),
+        disable_key_on_exceed=bool(budget.get("disable_key_on_exceed")),
         channel_ids=[str(c) for c in budget.get("channel_ids") or []],
     )
 
@@ -169,6 +170,9 @@ def body_of(form: BudgetForm, *, creating: bool) -> tuple[dict[str, Any], dict[s
     else:
         body["thresholds"] = thresholds
     body["channel_ids"] = list(dict.fromkeys(form.channel_ids))
+    if form.scope_type == "key":
+        # The kill switch is a key budget's alone: other scopes never send it (the API refuses it there).
+        body["disable_key_on_exceed"] = form.disable_key_on_exceed
     if creating:
         scope: dict[str, Any] = {"type": form.scope_type}
         if form.scope_type == "key":
@@ -195,6 +199,7 @@ def api_fields(form: BudgetForm) -> dict[str, str]:
         "period": "period",
         "thresholds": "thresholds",
         "include_byok": "include_byok",
+        "disable_key_on_exceed": "disable_key_on_exceed",
         "channel_ids": "channel_ids",
     }
 

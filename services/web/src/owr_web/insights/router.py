@@ -1,18 +1,24 @@
-"""`/insights/hygiene` (the key hygiene findings grouped by kind, and the reconciliation status line),
+"""`/insights/hygiene` (the key hygiene findings grouped by kind, the reconciliation status line, and "Apply
+suggested limit"),
 `/insights/prices` (effective prices per model and provider, and their drift) and `/insights/reconciliation`
 (the days where a key's two figures disagree)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
-from starlette.responses import Response
+from fastapi import APIRouter, Form, Query, Request
+from starlette.responses import RedirectResponse, Response
 
-from owr_web.dependencies import Day, SignedIn, Views, parse_day
+from owr_web.api.errors import ApiProblem
+from owr_web.dependencies import Checked, Day, SignedIn, Views, Visitor, parse_day
 from owr_web.insights import service as insights
+from owr_web.views.forms import notice
+from owr_web.views.pages import Pages
 
 router = APIRouter(tags=["insights"])
 
@@ -33,8 +39,18 @@ PER_PAGE = 50
 Page = Annotated[int, Query(ge=1, le=10_000)]
 
 
-@router.get("/insights/hygiene", include_in_schema=False)
-async def hygiene(request: Request, visitor: SignedIn, views: Views) -> Response:
+NOTICES = {"limit": "Asked: the suggested limit is set at OpenRouter within moments (see the key's page)."}
+
+
+async def _hygiene_page(
+    request: Request,
+    views: Pages,
+    visitor: Visitor,
+    *,
+    done: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
     report = await visitor.api.get("/api/v1/insights/hygiene")
     groups: dict[str, list[dict[str, Any]]] = {}
     for item in report["items"]:
@@ -42,7 +58,37 @@ async def hygiene(request: Request, visitor: SignedIn, views: Views) -> Response
     sections = [(finding, title, groups[finding]) for finding, title in FINDINGS.items() if finding in groups]
     # The status line: the API's default range is the last 30 completed days; one item is enough for the count.
     gaps = (await visitor.api.get(RECONCILIATION, per_page=1))["total"]
-    return views.render(request, "hygiene.html", {"sections": sections, "gaps": gaps}, visitor=visitor)
+    context = {"sections": sections, "gaps": gaps, "notice": notice(done, NOTICES), "error": error}
+    return views.render(request, "hygiene.html", context, visitor=visitor, status=status)
+
+
+@router.get("/insights/hygiene", include_in_schema=False)
+async def hygiene(
+    request: Request, visitor: SignedIn, views: Views, done: Annotated[str | None, Query(max_length=20)] = None
+) -> Response:
+    return await _hygiene_page(request, views, visitor, done=done)
+
+
+@router.post("/insights/hygiene/apply-limit", include_in_schema=False)
+async def apply_limit(
+    request: Request,
+    visitor: Checked,
+    views: Views,
+    key_id: Annotated[uuid.UUID, Form()],
+    amount_usd: Annotated[str, Form(max_length=40)],
+    reset: Annotated[Literal["daily", "weekly", "monthly", ""], Form()] = "",
+) -> Response:
+    """A finding's suggested limit, set at OpenRouter in one call (the worker makes it; the API answers 202)."""
+    try:
+        amount = Decimal(amount_usd)
+    except InvalidOperation:
+        return await _hygiene_page(request, views, visitor, error="The suggested limit is not an amount.", status=422)
+    body = {"amount_usd": amount, "reset": reset or None}
+    try:
+        await visitor.api.post(f"/api/v1/keys/{key_id}/apply-limit", body)
+    except ApiProblem as exc:
+        return await _hygiene_page(request, views, visitor, error=exc.detail, status=exc.status)
+    return RedirectResponse("/insights/hygiene?done=limit", status_code=303)
 
 
 @router.get("/insights/prices", include_in_schema=False)

@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from owr_web.api.errors import ApiProblem
 from owr_web.dependencies import Checked, SignedIn, Views, Visitor
 from owr_web.keys import service
+from owr_web.views.forms import notice
 from owr_web.views.pages import Pages, deletion
 
 router = APIRouter(tags=["keys"])
@@ -123,7 +124,53 @@ async def delete_key(key_id: uuid.UUID, request: Request, visitor: Checked, view
     return await _act(request, views, visitor, "DELETE", f"/api/v1/keys/{key_id}", None, "Key deleted.")
 
 
+KEY_NOTICES = {
+    "enabled": "Asked: the key is enabled at OpenRouter again within moments.",
+    "switch": "Kill switch on anomalies saved.",
+}
+
+
 @router.get("/keys/{key_id}", include_in_schema=False)
-async def key_page(key_id: uuid.UUID, request: Request, visitor: SignedIn, views: Views) -> Response:
+async def key_page(
+    key_id: uuid.UUID,
+    request: Request,
+    visitor: SignedIn,
+    views: Views,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
     data = await service.detail(visitor.api, str(key_id))
-    return views.render(request, "key.html", {"k": data}, visitor=visitor)
+    return views.render(request, "key.html", {"k": data, "notice": notice(done, KEY_NOTICES)}, visitor=visitor)
+
+
+async def _key_refusal(
+    request: Request, views: Pages, visitor: Visitor, key_id: uuid.UUID, exc: ApiProblem
+) -> Response:
+    data = await service.detail(visitor.api, str(key_id))
+    return views.render(request, "key.html", {"k": data, "error": exc.detail}, visitor=visitor, status=exc.status)
+
+
+@router.post("/keys/{key_id}/kill-switch", include_in_schema=False)
+async def kill_switch(
+    key_id: uuid.UUID,
+    request: Request,
+    visitor: Checked,
+    views: Views,
+    anomaly_score: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """The key's anomaly threshold (empty: off); the API judges the number."""
+    score = anomaly_score.strip() or None
+    try:
+        await visitor.api.request("PUT", f"/api/v1/keys/{key_id}/kill-switch", json_body={"anomaly_score": score})
+    except ApiProblem as exc:
+        return await _key_refusal(request, views, visitor, key_id, exc)
+    return RedirectResponse(f"/keys/{key_id}?done=switch", status_code=303)
+
+
+@router.post("/keys/{key_id}/enable-upstream", include_in_schema=False)
+async def enable_upstream(key_id: uuid.UUID, request: Request, visitor: Checked, views: Views) -> Response:
+    """Undo the kill switch: the worker enables the key at OpenRouter (the API says 202 at once)."""
+    try:
+        await visitor.api.post(f"/api/v1/keys/{key_id}/enable-upstream")
+    except ApiProblem as exc:
+        return await _key_refusal(request, views, visitor, key_id, exc)
+    return RedirectResponse(f"/keys/{key_id}?done=enabled", status_code=303)

@@ -74,11 +74,13 @@ async def detail(api: Api, key_id: str) -> dict[str, Any]:
     window = {"from": first.isoformat(), "to": today.isoformat()}
     key = await api.get(f"/api/v1/keys/{key_id}")  # first: a key of another workspace is a 404 page
     # A key never synced has no usage yet (404 there): the page says so rather than failing.
-    usage, rows, audit, anomalies = await asyncio.gather(
+    usage, rows, audit, anomalies, upstream = await asyncio.gather(
         api.get_optional(f"/api/v1/usage/keys/{key_id}", **window),
         api.get_optional("/api/v1/usage/daily", key_id=key_id, per_page=250, **window),
         api.get(f"/api/v1/keys/{key_id}/audit", per_page=50),
         api.get_optional("/api/v1/insights/anomalies", key_id=key_id, **window),
+        # The key at OpenRouter and the writes made there (usage's; a 404 until the key's first sync).
+        api.get_optional(f"/api/v1/keys/{key_id}/upstream"),
     )
     by_model: dict[str, Decimal] = defaultdict(Decimal)
     by_provider: dict[str, Decimal] = defaultdict(Decimal)
@@ -91,6 +93,7 @@ async def detail(api: Api, key_id: str) -> dict[str, Any]:
         "by_model": sorted(by_model.items(), key=lambda kv: -kv[1]),
         "by_provider": sorted(by_provider.items(), key=lambda kv: -kv[1]),
         "audit": audit["items"],
+        "upstream": upstream,
         "anomalies": anomalies_in_words((anomalies or {"items": []})["items"]),
         "since": first,
     }

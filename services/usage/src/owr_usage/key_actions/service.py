@@ -1,0 +1,345 @@
+"""Key actions: writes to OpenRouter (`PATCH /keys/{hash}`) recorded here and carried out by the worker.
+
+A user asks (enable, apply a limit), or a rule does in its own transaction (`request_disable`: a budget's kill
+switch, an anomaly past the key's threshold). The row is the audit trail: who or what asked, why, and how it
+went. The worker claims it (the account's management key id and the key's hash come with the claim), sends the
+change, and reports; a disable that went through raises `key.disabled`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol, cast
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_shared.logging import get_logger
+from owr_shared.wire.key_actions import ClaimedKeyAction, KeyActionResult, KeyActionState, LimitReset
+from owr_usage.alerts import service as alerts
+from owr_usage.alerts.service import money
+from owr_usage.key_actions.enqueue import enqueue_after_commit
+from owr_usage.key_actions.errors import KeyNotKnown
+from owr_usage.key_actions.models import ERROR_MAX, REASON_MAX, KeyAction
+from owr_usage.key_actions.repository import KeyActionRepository
+from owr_usage.key_actions.schemas import ACTIONS_SHOWN, KeyActionView, UpstreamView
+
+log = get_logger(__name__)
+
+NOT_LINKED = (
+    "The key is not linked to an OpenRouter account: store the account's management key here and let it sync, "
+    "then try again."
+)
+# An action the sweep finds pending this long after it was recorded lost its job (Redis away at enqueue).
+SWEEP_AFTER = timedelta(seconds=30)
+
+
+def _view(action: KeyAction) -> KeyActionView:
+    return KeyActionView.model_validate(action, from_attributes=True)
+
+
+async def _known(repo: KeyActionRepository, workspace_id: uuid.UUID, key_id: uuid.UUID) -> dict[str, Any]:
+    upstream = await repo.upstream(workspace_id, key_id)
+    if upstream is None:
+        raise KeyNotKnown()
+    return upstream
+
+
+async def _record(session: AsyncSession, action: KeyAction) -> KeyAction:
+    await KeyActionRepository(session).add(action)
+    enqueue_after_commit(session, action.id)
+    log.info("key_action_requested", kind=action.kind, source=action.source, action_id=str(action.id))
+    return action
+
+
+# --- asked by users ---------------------------------------------------------------------------------------
+
+
+async def request_enable(
+    session: AsyncSession, *, workspace_id: uuid.UUID, key_id: uuid.UUID, user_id: str
+) -> KeyActionView:
+    """Re-enable the key at OpenRouter (undoes the kill switch)."""
+    await _known(KeyActionRepository(session), workspace_id, key_id)
+    action = KeyAction(
+        id=uuid.uuid4(),
+        workspace_id=workspace_id,
+        key_id=key_id,
+        kind="enable",
+        source="user",
+        requested_by=user_id,
+        reason="enabled at OpenRouter by a user",
+    )
+    return _view(await _record(session, action))
+
+
+async def request_limit(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    key_id: uuid.UUID,
+    user_id: str,
+    amount_usd: Decimal,
+    reset: LimitReset | None,
+) -> KeyActionView:
+    """Set the key's limit at OpenRouter (a hygiene report's suggested limit, or any other)."""
+    await _known(KeyActionRepository(session), workspace_id, key_id)
+    action = KeyAction(
+        id=uuid.uuid4(),
+        workspace_id=workspace_id,
+        key_id=key_id,
+        kind="set_limit",
+        source="user",
+        requested_by=user_id,
+        limit_usd=amount_usd,
+        limit_reset=reset,
+        reason=f"limit set to {money(amount_usd)} USD ({reset or 'no reset'}) by a user",
+    )
+    return _view(await _record(session, action))
+
+
+async def upstream(session: AsyncSession, *, workspace_id: uuid.UUID, key_id: uuid.UUID) -> UpstreamView:
+    repo = KeyActionRepository(session)
+    link = await _known(repo, workspace_id, key_id)
+    switch = await repo.kill_switch(workspace_id, key_id)
+    actions = await repo.of_key(workspace_id, key_id, limit=ACTIONS_SHOWN)
+    linked = link["api_key_hash"] is not None
+    return UpstreamView(
+        key_id=key_id,
+        linked=linked,
+        management_key_id=link["management_key_id"],
+        disabled=link["disabled"] if linked else None,
+        limit_usd=link["limit_usd"],
+        limit_reset=link["limit_reset"],
+        observed_at=link["observed_at"],
+        anomaly_score=switch.anomaly_score if switch else None,
+        actions=[_view(a) for a in actions],
+    )
+
+
+async def set_kill_switch(
+    session: AsyncSession, *, workspace_id: uuid.UUID, key_id: uuid.UUID, anomaly_score: Decimal | None
+) -> UpstreamView:
+    repo = KeyActionRepository(session)
+    await _known(repo, workspace_id, key_id)
+    await repo.set_kill_switch(workspace_id, key_id, anomaly_score)
+    return await upstream(session, workspace_id=workspace_id, key_id=key_id)
+
+
+async def disabled_upstream(session: AsyncSession, key_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Of these keys, those OpenRouter has disabled (their account row, as listed or as our last action left it)."""
+    return await KeyActionRepository(session).disabled_upstream(sorted(set(key_ids)))
+
+
+# --- asked by rules, in their transaction ---------------------------------------------------------------
+
+
+async def request_disable(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    key_id: uuid.UUID,
+    reason: str,
+    source: str,
+    dedup_key: str,
+    evidence: dict[str, Any] | None = None,
+    budget_id: uuid.UUID | None = None,
+) -> uuid.UUID | None:
+    """Record a disable in the caller's transaction, once per `dedup_key` (e.g. `budget:{id}:{period_start}`);
+    the worker's job is queued after the commit. The action's id, or None when that cause had one already."""
+    action_id = uuid.uuid4()
+    written = await KeyActionRepository(session).add_once(
+        {
+            "id": action_id,
+            "workspace_id": workspace_id,
+            "key_id": key_id,
+            "kind": "disable",
+            "source": source,
+            "reason": reason[:REASON_MAX],
+            "budget_id": budget_id,
+            "evidence": evidence or {},
+            "dedup_key": dedup_key,
+        }
+    )
+    if written is None:
+        return None
+    enqueue_after_commit(session, written)
+    log.info("key_action_requested", kind="disable", source=source, action_id=str(written))
+    return written
+
+
+async def disable_on_anomaly(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    key_id: uuid.UUID,
+    score: Decimal,
+    evidence: dict[str, Any],
+    dedup_key: str,
+) -> uuid.UUID | None:
+    """An anomaly of `score` on the key: disable it when its kill switch is on and the score reaches the key's
+    threshold (`PUT /api/v1/keys/{id}/kill-switch`). The action's id, or None."""
+    switch = await KeyActionRepository(session).kill_switch(workspace_id, key_id)
+    if switch is None or switch.anomaly_score is None or score < switch.anomaly_score:
+        return None
+    return await request_disable(
+        session,
+        workspace_id=workspace_id,
+        key_id=key_id,
+        reason=f"anomaly score {money(score)} reached the kill switch's threshold {money(switch.anomaly_score)}",
+        source="anomaly",
+        dedup_key=f"anomaly:{dedup_key}"[:200],
+        evidence={"score": money(score), **evidence},
+    )
+
+
+class Anomaly(Protocol):
+    """What the kill switch reads of an anomaly (`owr_usage.anomalies`' found anomalies have these)."""
+
+    @property
+    def workspace_id(self) -> uuid.UUID: ...
+    @property
+    def key_id(self) -> uuid.UUID: ...
+    @property
+    def day(self) -> date: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+
+
+async def disable_on_anomalies(session: AsyncSession, anomalies: Iterable[Anomaly]) -> list[uuid.UUID]:
+    """`disable_on_anomaly` for each anomaly an evaluation found (once per key, day and kind); the actions'
+    ids."""
+    recorded = []
+    for anomaly in anomalies:
+        action = await disable_on_anomaly(
+            session,
+            workspace_id=anomaly.workspace_id,
+            key_id=anomaly.key_id,
+            score=Decimal(str(anomaly.score)),
+            # The anomaly's own evidence too, when it carries any (its figures against the key's baseline).
+            evidence={
+                **(getattr(anomaly, "evidence", None) or {}),
+                "kind": anomaly.kind,
+                "day": anomaly.day.isoformat(),
+            },
+            dedup_key=f"{anomaly.key_id}:{anomaly.day.isoformat()}:{anomaly.kind}",
+        )
+        if action is not None:
+            recorded.append(action)
+    return recorded
+
+
+# --- the worker's side ----------------------------------------------------------------------------------
+
+
+def _claimed(action: KeyAction, *, ready: bool, link: dict[str, Any] | None = None) -> ClaimedKeyAction:
+    return ClaimedKeyAction(
+        id=action.id,
+        workspace_id=action.workspace_id,
+        key_id=action.key_id,
+        kind=cast(Any, action.kind),
+        status=cast(Any, action.status),
+        ready=ready,
+        error=action.error,
+        attempts=action.attempts,
+        management_key_id=link["management_key_id"] if link else None,
+        api_key_hash=link["api_key_hash"] if link else None,
+        limit_usd=action.limit_usd,
+        limit_reset=cast(Any, action.limit_reset),
+        reason=action.reason,
+        source=cast(Any, action.source),
+        requested_by=action.requested_by,
+    )
+
+
+async def claim(
+    session: AsyncSession, *, action_id: uuid.UUID, lease_seconds: int, now: datetime
+) -> ClaimedKeyAction | None:
+    """Take the action for one try (None: no such action). Not ready when it is finished, held by another
+    claim, waits for an earlier action on the key (actions apply in the order they were asked), or cannot be
+    done: a key not linked to an account fails here, for good, with a reason users see."""
+    repo = KeyActionRepository(session)
+    action = await repo.locked(action_id)
+    if action is None:
+        return None
+    if action.status in ("done", "failed") or (
+        action.status == "running" and action.lease_until is not None and action.lease_until > now
+    ):
+        return _claimed(action, ready=False)
+    if await repo.earlier_open(action):
+        return _claimed(action, ready=False)
+    link = await repo.upstream(action.workspace_id, action.key_id)
+    action.updated_at = now
+    if link is None or link["api_key_hash"] is None or link["management_key_id"] is None:
+        action.status, action.error, action.completed_at, action.lease_until = "failed", NOT_LINKED, now, None
+        log.info("key_action_failed", reason="not_linked", action_id=str(action.id))
+        return _claimed(action, ready=False)
+    action.status, action.lease_until = "running", now + timedelta(seconds=lease_seconds)
+    action.attempts += 1
+    await session.flush()
+    return _claimed(action, ready=True, link=link)
+
+
+async def report(
+    session: AsyncSession, *, action_id: uuid.UUID, result: KeyActionResult, now: datetime
+) -> KeyActionState | None:
+    """The outcome of a try. Only a running action takes it: a repeated report changes nothing (at least once)."""
+    repo = KeyActionRepository(session)
+    action = await repo.locked(action_id)
+    if action is None:
+        return None
+    if action.status == "running":
+        action.updated_at, action.lease_until = now, None
+        action.error = result.error[:ERROR_MAX] if result.error else None
+        if result.outcome == "retry":
+            action.status = "pending"
+        else:
+            action.status, action.completed_at = result.outcome, now
+        if result.outcome == "done":
+            await _applied(session, repo, action, result, now)
+        await session.flush()
+    return KeyActionState(id=action.id, status=cast(Any, action.status), attempts=action.attempts)
+
+
+async def _applied(
+    session: AsyncSession, repo: KeyActionRepository, action: KeyAction, result: KeyActionResult, now: datetime
+) -> None:
+    link = await repo.upstream(action.workspace_id, action.key_id)
+    if link is not None and link["api_key_hash"] is not None:
+        await repo.mark_account_row(
+            link["management_key_id"],
+            link["api_key_hash"],
+            disabled=result.disabled,
+            limit_usd=result.limit_usd,
+            limit_reset=result.limit_reset,
+            set_limit=action.kind == "set_limit",
+        )
+    log.info("key_action_done", kind=action.kind, source=action.source, action_id=str(action.id))
+    if action.kind != "disable":
+        return
+    data = {
+        "key_id": str(action.key_id),
+        "key_name": link["key_name"] if link else None,
+        "label": link["label"] if link else None,
+        "reason": action.reason,
+        "source": action.source,
+        "action_id": str(action.id),
+        "budget_id": str(action.budget_id) if action.budget_id else None,
+        "evidence": action.evidence,
+    }
+    await alerts.raise_event(
+        session,
+        workspace_id=action.workspace_id,
+        type="key.disabled",
+        data=data,
+        occurred_at=now,
+        dedup_key=f"key_action:{action.id}",
+    )
+
+
+async def open_actions(session: AsyncSession, *, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Actions whose job may be lost: pending a while, or running past their lease."""
+    return await KeyActionRepository(session).open_ids(created_before=now - SWEEP_AFTER, now=now, limit=limit)

@@ -1,0 +1,397 @@
+"""Key actions (issue 17): the budgets' kill switch (`disable_key_on_exceed`, once per period), apply-limit and
+enable-upstream, the worker's claim and report (at least once, in order per key, a key without an account failing
+with a reason), `key.disabled` through the outbox, the anomaly threshold, other workspaces and roles."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from owr_usage.key_actions import service as key_actions
+from tests.support.db import savepoint
+from tests.support.http import assert_problem, bearer
+from tests.support.openrouter import key_list_row
+from tests.support.tenants import Tenant
+from tests.usage.alerting import Key, create_budget, events, key_status, moment, monday, status_item
+from tests.usage.conftest import Ingest, today
+
+LABEL = "sk-or-v1-kil...001"
+
+
+def upstream_path(key_id: str, what: str = "upstream") -> str:
+    return f"/api/v1/keys/{key_id}/{what}"
+
+
+async def list_account(ingest: Ingest, tenant: Tenant, account: str, *rows: dict[str, Any], when: Any) -> None:
+    """The account's `GET /keys` as the worker forwards it."""
+    body = {"workspace_id": tenant.workspace_id, "observed_at": when.isoformat(), "keys": list(rows)}
+    r = await ingest.call("PUT", f"/internal/accounts/{account}/keys", body)
+    assert r.status_code == 204, r.text
+
+
+async def linked_key(ingest: Ingest, tenant: Tenant, *, hash_: str = "a" * 64) -> tuple[Key, str]:
+    """A key synced once and linked to a row of an account's key list: (key, management key id)."""
+    account = str(uuid.uuid4())
+    tuesday = monday() + timedelta(days=1)
+    await list_account(
+        ingest, tenant, account, key_list_row(hash=hash_, name="or-name", label=LABEL), when=moment(tuesday, 8)
+    )
+    key = Key(ingest, tenant, label=LABEL)
+    await key.sync(moment(tuesday, 9), "1")
+    return key, account
+
+
+async def upstream(client: httpx.AsyncClient, tenant: Tenant, key_id: str) -> dict[str, Any]:
+    r = await client.get(upstream_path(key_id), headers=tenant.headers)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def claim(ingest: Ingest, action_id: str, expect: int = 200) -> dict[str, Any]:
+    r = await ingest.call("POST", f"/internal/key-actions/{action_id}/claim", {"lease_seconds": 60})
+    assert r.status_code == expect, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def report(ingest: Ingest, action_id: str, **body: Any) -> dict[str, Any]:
+    r = await ingest.call("POST", f"/internal/key-actions/{action_id}/result", body)
+    assert r.status_code == 200, r.text
+    answer: dict[str, Any] = r.json()
+    return answer
+
+
+# --- the budgets' kill switch ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scope", [{"type": "workspace"}, {"type": "account", "id": str(uuid.uuid4())}])
+async def test_the_kill_switch_is_for_key_budgets_only(client, alice, scope):
+    body = {"name": "b", "scope": scope, "amount_usd": 1, "period": "daily", "disable_key_on_exceed": True}
+    problem = assert_problem(await client.post("/api/v1/budgets", headers=alice.headers, json=body), 422)
+    assert "disable_key_on_exceed" in str(problem["errors"])
+    budget = await create_budget(client, alice, scope=scope)
+    assert budget["disable_key_on_exceed"] is False  # off by default
+    r = await client.patch(
+        f"/api/v1/budgets/{budget['id']}", headers=alice.headers, json={"disable_key_on_exceed": True}
+    )
+    assert assert_problem(r, 422)["type"].endswith("/kill-switch-needs-key-scope")
+    for bad in ("yes", 1, None):
+        body = {"name": "b", "scope": {"type": "key", "id": str(uuid.uuid4())}, "amount_usd": 1, "period": "daily"}
+        if bad is not None:
+            assert_problem(
+                await client.post(
+                    "/api/v1/budgets", headers=alice.headers, json={**body, "disable_key_on_exceed": bad}
+                ),
+                422,
+            )
+
+
+async def test_an_exceeded_key_budget_records_one_disable_per_period(client, ingest, alice, db_connection):
+    key, _ = await linked_key(ingest, alice)
+    budget = await create_budget(client, alice, scope={"type": "key", "id": key.id}, disable_key_on_exceed=True)
+    plain = await create_budget(client, alice, scope={"type": "key", "id": key.id}, amount_usd="5")
+    assert budget["disable_key_on_exceed"] is True
+    assert plain["disable_key_on_exceed"] is False
+    tuesday = monday() + timedelta(days=1)
+    await key.sync(moment(tuesday, 10), "6")  # the plain budget is exceeded: no action
+    assert (await upstream(client, alice, key.id))["actions"] == []
+    for hour in (11, 12, 13):  # exceeded, and synced again while exceeded
+        await key.sync(moment(tuesday, hour), "12")
+    [action] = (await upstream(client, alice, key.id))["actions"]
+    assert (action["kind"], action["status"], action["source"]) == ("disable", "pending", "budget")
+    assert action["budget_id"] == budget["id"]
+    assert action["requested_by"] is None
+    assert "budget" in action["reason"]
+    assert action["evidence"]["period_start"].startswith(monday().isoformat())
+    # The next week: exceeded again, a second action.
+    next_monday = monday() + timedelta(days=7)
+    await key.sync(moment(next_monday, 9), "11")
+    actions = (await upstream(client, alice, key.id))["actions"]
+    assert [a["kind"] for a in actions] == ["disable", "disable"]
+    assert len({a["evidence"]["period_start"] for a in actions}) == 2
+
+
+# --- the worker's claim and report -------------------------------------------------------------------------
+
+
+async def test_a_disable_is_claimed_applied_once_and_announced(client, ingest, alice, db_connection):
+    key, account = await linked_key(ingest, alice, hash_="b" * 64)
+    await create_budget(client, alice, scope={"type": "key", "id": key.id}, disable_key_on_exceed=True)
+    await key.sync(moment(monday() + timedelta(days=1), 12), "20")
+    [action] = (await upstream(client, alice, key.id))["actions"]
+    claimed = await claim(ingest, action["id"])
+    assert claimed["ready"] is True
+    assert (claimed["management_key_id"], claimed["api_key_hash"], claimed["kind"]) == (account, "b" * 64, "disable")
+    assert (await claim(ingest, action["id"]))["ready"] is False  # leased to the first claim
+    state = await report(ingest, action["id"], outcome="done", disabled=True)
+    assert (state["status"], state["attempts"]) == ("done", 1)
+    # At least once: the same report again, and a late claim, change nothing.
+    assert (await report(ingest, action["id"], outcome="done", disabled=True))["status"] == "done"
+    late = await claim(ingest, action["id"])
+    assert (late["ready"], late["status"]) == (False, "done")
+    view = await upstream(client, alice, key.id)
+    assert (view["linked"], view["disabled"], view["management_key_id"]) == (True, True, account)
+    assert view["actions"][0]["completed_at"] is not None
+    [raised] = await events(db_connection, alice, "key.disabled")
+    assert raised["data"]["key_id"] == key.id
+    assert (raised["data"]["label"], raised["data"]["key_name"]) == (LABEL, "or-name")
+    assert raised["data"]["source"] == "budget"
+    assert raised["data"]["budget_id"] is not None
+    assert raised["data"]["action_id"] == action["id"]
+
+
+async def test_a_retry_frees_the_action_and_actions_apply_in_order(client, ingest, alice):
+    key, _ = await linked_key(ingest, alice)
+    limit = await client.post(
+        upstream_path(key.id, "apply-limit"), headers=alice.headers, json={"amount_usd": 12.5, "reset": "weekly"}
+    )
+    assert limit.status_code == 202, limit.text
+    enable = await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)
+    assert enable.status_code == 202, enable.text
+    first, second = limit.json()["id"], enable.json()["id"]
+    waiting = await claim(ingest, second)
+    assert (waiting["ready"], waiting["status"]) == (False, "pending")  # the limit goes first
+    claimed = await claim(ingest, first)
+    assert (claimed["limit_usd"], claimed["limit_reset"]) == (12.5, "weekly")
+    assert (await report(ingest, first, outcome="retry", error="OpenRouter rate limit (429)"))["status"] == "pending"
+    view = await upstream(client, alice, key.id)
+    assert view["actions"][-1]["error"] == "OpenRouter rate limit (429)"
+    again = await claim(ingest, first)
+    assert (again["ready"], again["attempts"]) == (True, 2)
+    await report(ingest, first, outcome="done", disabled=False, limit_usd=12.5, limit_reset="weekly")
+    assert (await claim(ingest, second))["ready"] is True
+    view = await upstream(client, alice, key.id)
+    assert (view["limit_usd"], view["limit_reset"]) == (12.5, "weekly")
+    assert [a["kind"] for a in view["actions"]] == ["enable", "set_limit"]
+
+
+async def test_a_key_without_an_account_fails_with_a_reason(client, ingest, alice, db_connection):
+    key = Key(ingest, alice, label="sk-or-v1-nol...002")
+    await key.sync(moment(monday() + timedelta(days=1), 9), "1")
+    r = await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)
+    assert r.status_code == 202
+    claimed = await claim(ingest, r.json()["id"])
+    assert (claimed["ready"], claimed["status"]) == (False, "failed")
+    view = await upstream(client, alice, key.id)
+    assert (view["linked"], view["disabled"]) == (False, None)
+    assert view["actions"][0]["status"] == "failed"
+    assert "not linked to an OpenRouter account" in view["actions"][0]["error"]
+    assert await events(db_connection, alice, "key.disabled") == []
+    await claim(ingest, str(uuid.uuid4()), expect=404)
+
+
+async def test_open_actions_are_listed_for_the_sweep(client, ingest, alice, clock):
+    key, _ = await linked_key(ingest, alice)
+    r = await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)
+    action = r.json()["id"]
+    r = await ingest.client.get("/internal/key-actions/open", headers=ingest.headers)
+    assert action not in r.json()["ids"]  # just recorded: its job is on its way
+    clock.advance(minutes=2)
+    r = await ingest.client.get("/internal/key-actions/open", headers=ingest.headers)
+    assert action in r.json()["ids"]
+    await claim(ingest, action)
+    r = await ingest.client.get("/internal/key-actions/open", headers=ingest.headers)
+    assert action not in r.json()["ids"]  # leased
+
+
+# --- the public routes -------------------------------------------------------------------------------------
+
+
+BAD_LIMITS: list[dict[str, Any]] = [
+    {},
+    {"amount_usd": 0, "reset": None},
+    {"amount_usd": -1, "reset": None},
+    {"amount_usd": "NaN", "reset": None},
+    {"amount_usd": "1e10", "reset": None},
+    {"amount_usd": 5, "reset": "yearly"},
+    {"amount_usd": 5, "reset": None, "surprise": 1},
+]
+
+
+@pytest.mark.parametrize("body", BAD_LIMITS)
+async def test_bad_limits_are_a_422(client, ingest, alice, body):
+    key, _ = await linked_key(ingest, alice)
+    assert_problem(await client.post(upstream_path(key.id, "apply-limit"), headers=alice.headers, json=body), 422)
+
+
+async def test_other_workspaces_keys_and_unknown_keys_are_404(client, ingest, alice, bob):
+    key, _ = await linked_key(ingest, alice)
+    for tenant, key_id in ((bob, key.id), (alice, str(uuid.uuid4()))):
+        for method, what, body in (
+            ("POST", "apply-limit", {"amount_usd": 1, "reset": None}),
+            ("POST", "enable-upstream", None),
+            ("GET", "upstream", None),
+            ("PUT", "kill-switch", {"anomaly_score": 5}),
+        ):
+            r = await client.request(method, upstream_path(key_id, what), headers=tenant.headers, json=body)
+            assert assert_problem(r, 404)["type"].endswith("/key-not-found")
+
+
+async def test_writes_are_an_admins(client, ingest, alice, keyring):
+    key, _ = await linked_key(ingest, alice)
+    member = bearer(keyring.access_token(alice.user_id, alice.workspace_id, role="member"))
+    r = await client.post(upstream_path(key.id, "enable-upstream"), headers=member)
+    assert_problem(r, 403)
+    r = await client.get(
+        upstream_path(key.id), headers=bearer(keyring.access_token(alice.user_id, alice.workspace_id, role="viewer"))
+    )
+    assert r.status_code == 200
+
+
+# --- the anomaly threshold -----------------------------------------------------------------------------------
+
+
+async def test_an_anomaly_disables_the_key_only_past_its_threshold(client, ingest, alice, db_connection):
+    key, _ = await linked_key(ingest, alice)
+    assert (await upstream(client, alice, key.id))["anomaly_score"] is None  # off by default
+    key_id, workspace = uuid.UUID(key.id), uuid.UUID(alice.workspace_id)
+
+    async def anomaly(score: str, day: str) -> uuid.UUID | None:
+        async with (
+            savepoint(db_connection) as conn,
+            AsyncSession(bind=conn, join_transaction_mode="create_savepoint") as session,
+        ):
+            # The anomaly detection's call, in its own transaction.
+            action = await key_actions.disable_on_anomaly(
+                session,
+                workspace_id=workspace,
+                key_id=key_id,
+                score=Decimal(score),
+                evidence={"kind": "spend_spike", "day": day},
+                dedup_key=f"{key_id}:{day}:spend_spike",
+            )
+            await session.commit()
+            return action
+
+    assert await anomaly("50", "2026-01-01") is None
+    r = await client.put(upstream_path(key.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": 8})
+    assert r.status_code == 200, r.text
+    assert r.json()["anomaly_score"] == 8
+    assert_problem(
+        await client.put(upstream_path(key.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": 0}), 422
+    )
+    assert await anomaly("7.9", "2026-01-02") is None
+    assert await anomaly("8", "2026-01-03") is not None
+    assert await anomaly("9", "2026-01-03") is None  # the same anomaly again
+    [action] = (await upstream(client, alice, key.id))["actions"]
+    assert (action["source"], action["evidence"]["score"], action["evidence"]["kind"]) == (
+        "anomaly",
+        "8",
+        "spend_spike",
+    )
+    r = await client.put(upstream_path(key.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": None})
+    assert r.json()["anomaly_score"] is None
+    assert await anomaly("100", "2026-01-04") is None
+
+
+@dataclass(frozen=True)
+class Found:
+    """An anomaly as the detection answers it."""
+
+    workspace_id: uuid.UUID
+    key_id: uuid.UUID
+    day: date
+    kind: str
+    score: float
+    evidence: dict[str, Any]
+
+
+async def test_an_evaluation_s_anomalies_disable_only_keys_with_the_switch_on(client, ingest, alice, db_connection):
+    armed, _ = await linked_key(ingest, alice)
+    other = Key(ingest, alice, label="sk-or-v1-oth...003")
+    await other.sync(moment(monday() + timedelta(days=1), 9), "1")
+    await client.put(upstream_path(armed.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": 6})
+    workspace, day = uuid.UUID(alice.workspace_id), monday()
+    found = [
+        Found(workspace, uuid.UUID(armed.id), day, "spend_spike", 12.5, {"spend_usd": "22.5"}),
+        Found(workspace, uuid.UUID(armed.id), day, "new_model", 2.0, {}),
+        Found(workspace, uuid.UUID(other.id), day, "spend_spike", 50.0, {}),
+    ]
+    async with (
+        savepoint(db_connection) as conn,
+        AsyncSession(bind=conn, join_transaction_mode="create_savepoint") as session,
+    ):
+        recorded = await key_actions.disable_on_anomalies(session, found)
+        again = await key_actions.disable_on_anomalies(session, found)
+        await session.commit()
+    assert (len(recorded), again) == (1, [])
+    [action] = (await upstream(client, alice, armed.id))["actions"]
+    assert action["evidence"] == {"spend_usd": "22.5", "kind": "spend_spike", "day": day.isoformat(), "score": "12.5"}
+    assert (await upstream(client, alice, other.id))["actions"] == []
+
+
+async def test_a_workspace_erasure_takes_its_actions_and_switches(
+    client, ingest, alice, service_headers, db_connection
+):
+    key, _ = await linked_key(ingest, alice)
+    await client.put(upstream_path(key.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": 3})
+    action = (await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)).json()["id"]
+    r = await client.delete(f"/internal/workspaces/{alice.workspace_id}", headers=service_headers())
+    assert r.status_code == 204
+    async with savepoint(db_connection) as conn:
+        for table in ("key_actions", "key_kill_switches"):
+            left = await conn.execute(
+                text(f"SELECT count(*) FROM usage.{table} WHERE workspace_id = :w"),  # noqa: S608 - a constant
+                {"w": alice.workspace_id},
+            )
+            assert left.scalar_one() == 0, table
+    await claim(ingest, action, expect=404)
+
+
+async def test_a_key_disabled_at_openrouter_is_not_called_invalid(client, ingest, alice, db_connection):
+    key, _ = await linked_key(ingest, alice, hash_="c" * 64)
+    await create_budget(client, alice, scope={"type": "key", "id": key.id}, disable_key_on_exceed=True)
+    await key.sync(moment(monday() + timedelta(days=1), 12), "20")
+    [action] = (await upstream(client, alice, key.id))["actions"]
+    await claim(ingest, action["id"])
+    await report(ingest, action["id"], outcome="done", disabled=True)
+    # Its next sync gets OpenRouter's 401: not `key.invalid` (`key.disabled` said why).
+    assert await key_status(ingest, status_item(key, "invalid", moment(monday() + timedelta(days=1), 13))) == 0
+    assert await events(db_connection, alice, "key.invalid") == []
+    # Once enabled again (the account row says so), a 401 is a revoked key's, and says so.
+    enable = (await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)).json()["id"]
+    await claim(ingest, enable)
+    await report(ingest, enable, outcome="done", disabled=False)
+    assert await key_status(ingest, status_item(key, "invalid", moment(monday() + timedelta(days=1), 14))) == 1
+    assert len(await events(db_connection, alice, "key.invalid")) == 1
+
+
+async def test_arming_an_exceeded_budget_disables_at_once_and_once(client, ingest, alice):
+    key, _ = await linked_key(ingest, alice)
+    budget = await create_budget(client, alice, scope={"type": "key", "id": key.id})
+    await key.sync(moment(monday() + timedelta(days=1), 12), "15")
+    assert (await upstream(client, alice, key.id))["actions"] == []  # exceeded, but the switch was off
+    path = f"/api/v1/budgets/{budget['id']}"
+    for _ in range(2):
+        r = await client.patch(path, headers=alice.headers, json={"disable_key_on_exceed": True})
+        assert r.status_code == 200, r.text
+    [action] = (await upstream(client, alice, key.id))["actions"]
+    assert (action["kind"], action["budget_id"]) == ("disable", budget["id"])
+
+
+async def test_a_fresh_spike_past_the_threshold_disables_the_key(client, ingest, alice):
+    """The anomaly detection at ingestion feeds the kill switch: four weeks of about a dollar a day, then 22.5."""
+    key, _ = await linked_key(ingest, alice)
+    r = await client.put(upstream_path(key.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": 6})
+    assert r.status_code == 200, r.text
+    spike_day = today() - timedelta(days=2)
+    for n in range(29, 0, -1):  # oldest first, one sync a day
+        day = spike_day - timedelta(days=n)
+        await key.sync(moment(day, 12), str(Decimal("1.00") + Decimal(n % 3) / 10))
+    assert (await upstream(client, alice, key.id))["actions"] == []  # ordinary days disable nothing
+    await key.sync(moment(spike_day, 23, 30), "22.5")
+    await key.sync(moment(spike_day + timedelta(days=1), 6), "0")
+
+    [action] = (await upstream(client, alice, key.id))["actions"]
+    assert (action["kind"], action["source"]) == ("disable", "anomaly")
+    assert action["evidence"]["day"] == spike_day.isoformat()
+    assert Decimal(action["evidence"]["score"]) >= 6
