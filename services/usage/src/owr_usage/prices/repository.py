@@ -102,22 +102,29 @@ class PriceRepository:
         )
         return int(await self.session.scalar(select(func.count()).select_from(groups)) or 0)
 
-    async def settled_workspaces(
-        self, previous_first: date, first: date, last: date, *, busy_since: datetime
-    ) -> list[uuid.UUID]:
-        """Workspaces with breakdown rows in [first, last] and no activity of [previous_first, last] stored at or
-        after `busy_since` (an account sync still reporting its key hashes one by one: looked at another day)."""
-        busy = select(ActivityDay.workspace_id).where(
-            ActivityDay.date >= previous_first, ActivityDay.date <= last, ActivityDay.observed_at >= busy_since
-        )
+    async def workspaces_with_rows(self, first: date, last: date) -> list[uuid.UUID]:
+        """Workspaces with breakdown rows in [first, last]."""
         m = DailyModelTotal  # a row per (workspace, day, model, provider): smaller than the keys' rows
         stmt = (
             select(m.workspace_id)
-            .where(m.day >= first, m.day <= last, m.model != NO_BREAKDOWN, m.workspace_id.not_in(busy))
+            .where(m.day >= first, m.day <= last, m.model != NO_BREAKDOWN)
             .distinct()
             .order_by(m.workspace_id)
         )
         return list((await self.session.scalars(stmt)).all())
+
+    async def busy_among(
+        self, workspace_ids: Sequence[uuid.UUID], first: date, last: date, since: datetime
+    ) -> set[uuid.UUID]:
+        """Those of `workspace_ids` with activity of [first, last] stored at or after `since` (an account sync
+        still reporting its key hashes one by one), through the (workspace, date) index."""
+        a = ActivityDay
+        stmt = (
+            select(a.workspace_id)
+            .where(a.workspace_id.in_(workspace_ids), a.date >= first, a.date <= last, a.observed_at >= since)
+            .distinct()
+        )
+        return set((await self.session.scalars(stmt)).all())
 
     async def weekly_sums(
         self, workspace_ids: Sequence[uuid.UUID], previous_first: date, first: date, last: date

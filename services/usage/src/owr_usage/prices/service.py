@@ -214,12 +214,14 @@ async def evaluate_drift(session: AsyncSession, at: datetime) -> int:
     end = week + timedelta(days=6)
     before = week - timedelta(days=7)
     repo = PriceRepository(session)
-    candidates = await repo.settled_workspaces(before, week, end, busy_since=at - BUSY)
+    candidates = await repo.workspaces_with_rows(week, end)
     erased = await erasure.erased_among(session, candidates)
     workspaces = [w for w in candidates if w not in erased]
-    raised = 0
+    raised = skipped = 0
     for start in range(0, len(workspaces), CHUNK):
-        chunk = workspaces[start : start + CHUNK]
+        busy = await repo.busy_among(workspaces[start : start + CHUNK], before, end, at - BUSY)
+        skipped += len(busy)
+        chunk = [w for w in workspaces[start : start + CHUNK] if w not in busy]
         switches = await rules.switches_of(session, chunk)
         params = {
             w: cast(DriftParams, s["price.drift"].params) for w, s in switches.items() if s["price.drift"].enabled
@@ -231,7 +233,7 @@ async def evaluate_drift(session: AsyncSession, at: datetime) -> int:
             for row in await repo.weekly_sums(sorted(params), before, week, end)
         ]
         raised += await alerts.raise_events(session, [e for e in events if e is not None])
-    log.info("price_drift_evaluated", week=week.isoformat(), workspaces=len(workspaces), raised=raised)
+    log.info("price_drift_evaluated", week=week.isoformat(), workspaces=len(workspaces), busy=skipped, raised=raised)
     return raised
 
 
