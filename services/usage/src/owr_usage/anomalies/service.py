@@ -45,8 +45,9 @@ WEEKS = 8
 MIN_POINTS = 3
 SPIKE_Z = 6.0
 FLAT_Z = 2.0
-# sigma is never under a quarter of the median nor under 10 cents (one request for request counts): eight points
-# can show a MAD far under the key's real spread, and a spike must then still be 2.5 times the usual day.
+# sigma is never under a quarter of the median (of the mean of its days with spend, for an occasional key) nor under
+# 10 cents (one request for request counts): eight points can show a MAD far under the key's real spread, and a spike
+# must then still be 2.5 times the usual day.
 SIGMA_FRACTION = Decimal("0.25")
 SIGMA_USD = Decimal("0.1")
 MIN_REQUESTS = 50
