@@ -70,6 +70,35 @@ def generate(rng: random.Random, first: date, last: date) -> History:
     return History(str(uuid.uuid4()), f"sk-or-v1-{n[:3]}...{n[3:6]}", n * 2, days)
 
 
+def generate_occasional(rng: random.Random, first: date, last: date) -> History:
+    """A key used on 20-50 % of its days, at random (`generate`'s figures on those days, nothing on the others), but
+    never idle 10 days running: idle for `DORMANT_DAYS` is a dormant key, another anomaly."""
+    history = generate(rng, first, last)
+    share = rng.uniform(0.2, 0.5)
+    idle = 0
+    for day in sorted(history.days):
+        if idle < 9 and rng.random() >= share:
+            history.days[day] = {}
+            idle += 1
+        else:
+            idle = 0
+    return history
+
+
+def generate_weekday_only(rng: random.Random, first: date, last: date) -> History:
+    """A key used Monday to Friday only (`generate`'s figures, nothing at weekends)."""
+    history = generate(rng, first, last)
+    for day in history.days:
+        if day.weekday() >= 5:
+            history.days[day] = {}
+    return history
+
+
+def active_days(history: History, since: date) -> int:
+    """The days from `since` on with spend (the days a spike could be judged on)."""
+    return sum(1 for day in history.days if day >= since and history.cost(day) > 0)
+
+
 def scale(history: History, day: date, *, cost: float = 1.0, requests: float = 1.0) -> None:
     """Multiply a day's spend and request counts (every model's)."""
     for figures in history.days[day].values():
@@ -101,10 +130,11 @@ def plant_requests_without_spend(history: History, day: date, factor: float = 12
 
 
 def plant_spend_without_requests(history: History, day: date, factor: float = 12) -> None:
-    """Requests exactly as usual for the weekday, spend `factor` times the usual."""
+    """Requests exactly as usual for the weekday, spend `factor` times the usual: a spend spike (the divergence is
+    the same incident, not a second anomaly)."""
     scale(history, day, cost=factor * _usual(history, day, lambda d: float(history.cost(d))) / float(history.cost(day)))
     scale(history, day, requests=_usual(history, day, lambda d: _requests(history, d)) / _requests(history, day))
-    history.planted |= {(day, "requests_spend_divergence"), (day, "spend_spike")}
+    history.planted.add((day, "spend_spike"))
 
 
 def plant_new_model(history: History, day: date, model: str = "x-ai/grok-leak") -> None:

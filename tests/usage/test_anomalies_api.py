@@ -58,8 +58,32 @@ async def test_the_list_is_the_workspaces_own_filtered_by_range_and_key(client, 
     # Another workspace sees none of them, and cannot name alice's key.
     r = await client.get(PATH, headers=bob.headers, params=window(days_ago(40)))
     assert r.status_code == 200
-    assert r.json() == {"items": []}
+    assert r.json() == {"items": [], "total": 0, "page": 1, "per_page": 50}
     assert_problem(await client.get(PATH, headers=bob.headers, params={"key_id": spiky.key_id}), 404)
+
+
+async def test_the_list_is_paged_past_any_cap(client, ingest, alice):
+    """`page` and `per_page` walk every anomaly; `total` counts them all."""
+    spiky, fresh = await spiky_keys(ingest, alice)
+    expected = [
+        (spiky.key_id, str(days_ago(1)), "spend_spike"),
+        (fresh.key_id, str(days_ago(5)), "new_model"),
+        (spiky.key_id, str(days_ago(20)), "spend_spike"),
+    ]
+    seen = []
+    for page in (1, 2):
+        r = await client.get(PATH, headers=alice.headers, params={"page": page, "per_page": 2})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert (body["total"], body["page"], body["per_page"]) == (3, page, 2)
+        seen += [(i["key_id"], i["day"], i["kind"]) for i in body["items"]]
+    assert seen == expected
+    r = await client.get(PATH, headers=alice.headers, params={"page": 3, "per_page": 2})
+    assert (r.json()["items"], r.json()["total"]) == ([], 3)
+    r = await client.get(PATH, headers=alice.headers, params={"key_id": fresh.key_id, "per_page": 1})
+    assert (len(r.json()["items"]), r.json()["total"]) == (1, 1)
+    for params in ({"page": 0}, {"per_page": 0}, {"per_page": 251}, {"page": "x"}):
+        assert_problem(await client.get(PATH, headers=alice.headers, params=params), 422)
 
 
 async def test_bad_input_is_a_4xx_problem(client, alice):

@@ -49,6 +49,7 @@ INTERNAL_ROUTES = [
     ("POST", "/internal/snapshots", SNAPSHOTS, "usage:ingest"),
     ("POST", "/internal/key-status", KEY_STATUS, "usage:ingest"),
     ("POST", "/internal/digests", {"kind": "weekly", "at": "2026-01-01T00:00:00Z"}, "alerts:deliver"),
+    ("POST", "/internal/price-drift", {"at": "2026-01-01T00:00:00Z"}, "alerts:deliver"),
     ("POST", "/internal/accounts/{id}/credits", CREDITS, "usage:ingest"),
     ("PUT", "/internal/accounts/{id}/keys", KEYS, "usage:ingest"),
     ("PUT", "/internal/accounts/{id}/activity", ACTIVITY, "usage:ingest"),

@@ -27,6 +27,8 @@ from tests.usage.test_reports import key_with_days, span
 
 SUMMARY = "/api/v1/usage/summary"
 EXPORT = "/api/v1/usage/export"
+PRICES = "/api/v1/insights/prices"
+RECONCILIATION = "/api/v1/insights/reconciliation"
 # The tables the summary and the export read first: a test holding them makes those reads wait.
 REPORT_TABLES = "usage.daily_model_totals, usage.daily_usage"
 
@@ -185,3 +187,32 @@ async def test_a_workspace_over_its_share_is_refused_while_another_is_served(
         assert r.headers["retry-after"] == "1"
     assert [r.status_code for r in served] == [200] * 5
     assert shed("caller_limit") == before + 2
+
+
+async def test_prices_and_reconciliation_share_the_summaries_limit(
+    database_url, redis_url, keyring, tenant_factory, db_engine
+):
+    """`/insights/prices` and `/insights/reconciliation` count in the workspace's share of expensive reads with
+    the summary: over it, each is a fast 429 with Retry-After while another workspace is still served."""
+    before = shed("caller_limit")
+    async with usage_app(database_url, redis_url, keyring, summary_concurrency_per_workspace=2) as client:
+        alice, bob = tenant_factory(), tenant_factory()
+        async with reports_locked(db_engine) as lock:
+            running = [asyncio.create_task(client.get(path, headers=alice.headers)) for path in (SUMMARY, PRICES)]
+            await until_waiting(lock, 2)
+            over = [
+                await asyncio.wait_for(client.get(path, headers=alice.headers), timeout=10)
+                for path in (PRICES, RECONCILIATION, SUMMARY)
+            ]
+            bobs = asyncio.create_task(client.get(PRICES, headers=bob.headers))
+            await until_waiting(lock, 3)
+        served = await asyncio.gather(*running, bobs)
+    for r in over:
+        body = assert_problem(r, 429)
+        assert body["type"].endswith("/concurrency-limited")
+        assert r.headers["retry-after"] == "1"
+    assert [r.status_code for r in served] == [200] * 3
+    assert shed("caller_limit") == before + 3
+    # The share is given back: a later reconciliation read is served.
+    async with usage_app(database_url, redis_url, keyring, summary_concurrency_per_workspace=1) as client:
+        assert (await client.get(RECONCILIATION, headers=alice.headers)).status_code == 200

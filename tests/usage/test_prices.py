@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from owr_usage.prices import service as prices_service
 from owr_usage.prices.service import Sums, drift, settled_week
 from tests.support.http import assert_problem, bearer
 from tests.support.tenants import Tenant
@@ -400,7 +401,23 @@ def two_weeks() -> tuple[date, list[date]]:
     return week, [week - timedelta(days=7) + timedelta(days=n) for n in range(14)]
 
 
-async def test_a_planted_rise_is_an_alert_once_and_flat_prices_are_not(client, ingest, alice, bob):
+# The worker's daily run: hours after the activity reports (observed at 00:10 by default).
+CRON_AT = at(days_ago(0), 6, 25)
+
+
+async def evaluate(ingest: Ingest, service_headers: Any, when: datetime = CRON_AT) -> int:
+    """The worker's cron: `POST /internal/price-drift` with its own token; how many events it raised."""
+    r = await ingest.client.post(
+        "/internal/price-drift", headers=service_headers("alerts:deliver"), json={"at": when.isoformat()}
+    )
+    assert r.status_code == 200, r.text
+    return int(r.json()["raised"])
+
+
+async def test_a_planted_rise_is_an_alert_once_and_flat_prices_are_not(
+    client, ingest, alice, bob, service_headers, monkeypatch
+):
+    monkeypatch.setattr(prices_service, "CHUNK", 1)  # a workspace per chunk: the chunks' seams are crossed
     week, days = two_weeks()
     account = await linked_keys(ingest, alice, 2)
     # Claude costs 20 % more in the settled week; the others keep their prices while their mix leans to prompts
@@ -408,6 +425,11 @@ async def test_a_planted_rise_is_an_alert_once_and_flat_prices_are_not(client, i
     offers = (GPT, GPT_AZURE, CLAUDE, FLASH)
     rows = generate(41, days, 2, offers, rise={CLAUDE: (week, D("1.2"))}, prompt_heavy_from=week)
     await send_activity(ingest, alice, account, rows)
+    # Bob's identical figures: one run judges every workspace, each its own event.
+    await send_activity(ingest, bob, await linked_keys(ingest, bob, 2), rows)
+    assert await drift_events(client, alice) == []  # ingestion itself evaluates nothing
+    assert await evaluate(ingest, service_headers) >= 2
+    assert len(await drift_events(client, bob)) == 1
     (raised,) = await drift_events(client, alice)
     data = raised["data"]
     assert (data["model"], data["provider"]) == (CLAUDE.model, CLAUDE.provider)
@@ -415,17 +437,39 @@ async def test_a_planted_rise_is_an_alert_once_and_flat_prices_are_not(client, i
     assert data["week"] == {"start": week.isoformat(), "end": (week + timedelta(days=7)).isoformat()}
     assert data["previous_week"]["start"] == (week - timedelta(days=7)).isoformat()
     assert D(data["usd_per_mtok_prompt"]) == CLAUDE.prompt * D("1.2") * MTOK
-    # The next day's fetch (the same activity again) raises nothing more.
+    # The next day's fetch (the same activity again) and run raise nothing more; nor does a repeated run.
+    assert await evaluate(ingest, service_headers) == 0
     await send_activity(ingest, alice, account, rows, observed_at=at(days_ago(0), 0, 40))
-    assert len(await drift_events(client, alice)) == 1
-    # Bob's identical figures are his own event; Alice's list never shows it.
-    theirs = await linked_keys(ingest, bob, 2)
-    await send_activity(ingest, bob, theirs, rows)
+    assert await evaluate(ingest, service_headers, CRON_AT + timedelta(days=1)) == 0
+    assert len(await drift_events(client, alice)) == 1  # never Bob's either
     assert len(await drift_events(client, bob)) == 1
-    assert len(await drift_events(client, alice)) == 1
 
 
-async def test_a_rise_under_the_threshold_or_a_rule_switched_off_raises_nothing(client, ingest, alice, bob):
+async def test_a_newly_linked_account_is_judged_on_all_its_keys(client, ingest, alice, service_headers):
+    """The first key's report alone is never judged: a workspace whose reports are still arriving waits for
+    the next run, which sees every key's rows."""
+    week, days = two_weeks()
+    account = await linked_keys(ingest, alice, 3)
+    rows = generate(59, days, 3, (GPT, CLAUDE), rise={CLAUDE: (week, D("1.2"))})
+    first_report = CRON_AT - timedelta(minutes=5)
+    await send_one(ingest, account, activity_body(alice, account.keys[0][1], 0, rows, first_report))
+    await evaluate(ingest, service_headers)
+    assert await drift_events(client, alice) == []  # a sync under way: not judged yet
+    for index, (_, hash_) in enumerate(account.keys[1:], start=1):
+        await send_one(ingest, account, activity_body(alice, hash_, index, rows, first_report))
+    await evaluate(ingest, service_headers, CRON_AT + timedelta(minutes=20))
+    assert await drift_events(client, alice) == []  # the last report is under 30 minutes old
+    await evaluate(ingest, service_headers, CRON_AT + timedelta(hours=1))
+    (raised,) = await drift_events(client, alice)
+    claude_week = [r for r in rows if r.offer is CLAUDE and r.day >= week]
+    assert raised["data"]["requests"] == sum(r.requests for r in claude_week)  # every key's rows
+    assert len({r.key for r in claude_week}) == 3
+    assert raised["data"]["drift_pct"] == "20.00"
+
+
+async def test_a_rise_under_the_threshold_or_a_rule_switched_off_raises_nothing(
+    client, ingest, alice, bob, service_headers
+):
     week, days = two_weeks()
     rows = generate(43, days, 1, (GPT, CLAUDE), rise={CLAUDE: (week, D("1.2"))})
     r = await client.put(
@@ -433,25 +477,36 @@ async def test_a_rise_under_the_threshold_or_a_rule_switched_off_raises_nothing(
     )
     assert r.status_code == 200, r.text
     await send_activity(ingest, alice, await linked_keys(ingest, alice, 1), rows)
-    assert await drift_events(client, alice) == []
     items = [{"rule": "price.drift", "params": {"min_drift_pct": 25}}]
     assert (await client.put("/api/v1/alert-rules", headers=bob.headers, json={"items": items})).status_code == 200
     await send_activity(ingest, bob, await linked_keys(ingest, bob, 1), rows)
+    await evaluate(ingest, service_headers)
+    assert await drift_events(client, alice) == []
     assert await drift_events(client, bob) == []
 
 
-async def test_reports_arriving_at_once_raise_the_drift_once(committed_ingest, committed_client, alice):
+async def test_runs_at_once_raise_the_drift_once(committed_ingest, committed_client, alice, service_headers):
+    """Two workers' runs (or a retried one) at the same time: one event."""
     week, days = two_weeks()
     account = await linked_keys(committed_ingest, alice, 3)
     rows = generate(53, days, 3, (GPT, CLAUDE), rise={CLAUDE: (week, D("1.3"))})
-    bodies = [activity_body(alice, hash_, index, rows) for index, (_, hash_) in enumerate(account.keys)]
-    await asyncio.gather(*(send_one(committed_ingest, account, body) for body in bodies))
+    await send_activity(committed_ingest, alice, account, rows)
+    await asyncio.gather(*(evaluate(committed_ingest, service_headers) for _ in range(3)))
     (raised,) = await drift_events(committed_client, alice)
     assert (raised["data"]["model"], raised["data"]["drift_pct"]) == (CLAUDE.model, "30.00")
 
 
-async def test_a_price_cut_is_no_drift_alert(client, ingest, alice):
+async def test_a_price_cut_is_no_drift_alert(client, ingest, alice, service_headers):
     week, days = two_weeks()
     rows = generate(47, days, 1, (FLASH,), rise={FLASH: (week, D("0.5"))})
     await send_activity(ingest, alice, await linked_keys(ingest, alice, 1), rows)
+    await evaluate(ingest, service_headers)
     assert await drift_events(client, alice) == []
+
+
+async def test_the_run_takes_only_its_own_token_and_defaults_to_now(ingest, service_headers):
+    r = await ingest.client.post("/internal/price-drift", headers=service_headers("usage:ingest"), json={})
+    assert_problem(r, 403)
+    r = await ingest.client.post("/internal/price-drift", headers=service_headers("alerts:deliver"))
+    assert r.status_code == 200, r.text
+    assert isinstance(r.json()["raised"], int)

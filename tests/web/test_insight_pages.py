@@ -4,8 +4,11 @@ reconciliation status line; `/insights/prices`: prices per million tokens and th
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from tests.web.conftest import Browser, text
 
@@ -180,10 +183,14 @@ async def test_prices_per_key_name_the_keys_and_an_empty_period_says_what_to_do(
     assert "No per-model activity in this period" in text((await web.get("/insights/prices")).text)
 
 
-async def test_a_bad_date_on_the_prices_page_is_a_clear_error(web: Browser) -> None:
-    r = await web.get("/insights/prices", **{"from": "tomorrow"})
+@pytest.mark.parametrize(
+    ("page", "api"), [("/insights/prices", "/api/v1/insights/prices"), ("/stats", "/api/v1/usage/daily")]
+)
+async def test_a_bad_date_is_a_clear_error(web: Browser, page: str, api: str) -> None:
+    r = await web.get(page, **{"from": "tomorrow"})
     assert r.status_code == 422
-    assert not web.gateway.sent("GET", "/api/v1/insights/prices")
+    assert "must be written YYYY-MM-DD" in text(r.text)
+    assert not web.gateway.sent("GET", api)
 
 
 async def test_the_dashboards_models_show_their_price_and_a_rise_in_words(web: Browser) -> None:
@@ -214,8 +221,31 @@ async def test_the_dashboards_models_show_their_price_and_a_rise_in_words(web: B
     assert "anthropic/claude-sonnet-4 $9.00 10 $4.50 ▲ up 25.00 % on Anthropic" in said
     assert "openai/gpt-4.1 $4.00 5 $0.50 no rise" in said
     assert "no per-model breakdown $1.00 — — —" in said
+    # A cheap read: the last 7 complete days (against the 7 before), one page for the tile's models.
     (sent,) = web.gateway.sent("GET", "/api/v1/insights/prices")
-    assert sent.params["per_page"] == "250"
+    today = datetime.now(UTC).date()
+    assert sent.params["from"] == (today - timedelta(days=7)).isoformat()
+    assert sent.params["to"] == (today - timedelta(days=1)).isoformat()
+    assert sent.params["per_page"] == "100"
+    assert f"the last 7 complete days ({sent.params['from']} to {sent.params['to']})" in said
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_the_dashboard_shows_its_models_without_prices_when_they_cannot_be_read(
+    web: Browser, status: int
+) -> None:
+    by_model = [{"model": "openai/gpt-4.1", "cost": Decimal("4"), "requests": 5}]
+    summary = {"totals": {}, "by_day": [], "by_model": by_model, "by_day_model": [], "by_key": []}
+    web.gateway.answer("GET", "/api/v1/usage/summary", summary)
+    web.gateway.page("/api/v1/usage/accounts", [])
+    web.gateway.page("/api/v1/keys", [])
+    problem = {"title": "Too Many Concurrent Requests", "status": status}
+    web.gateway.answer("GET", "/api/v1/insights/prices", problem, status=status, **{"Retry-After": "1"})
+    r = await web.get("/")
+    assert r.status_code == 200
+    said = text(r.text)
+    assert "openai/gpt-4.1 $4.00 5 — —" in said
+    assert "Prices could not be loaded just now" in said
 
 
 async def test_the_reconciliation_page_lists_gaps_with_every_digit(web: Browser) -> None:

@@ -41,6 +41,20 @@ ANOMALIES = [
     },
     {
         "key_id": KEY["id"],
+        "day": "2026-11-19",
+        "kind": "new_model",
+        "score": 0.1,
+        "evidence": {"models": ["x-ai/grok-tiny"], "spend_usd": "0.004", "requests": 2},
+    },
+    {
+        "key_id": KEY["id"],
+        "day": "2026-11-19",
+        "kind": "spend_spike",
+        "score": 9.5,
+        "evidence": {"spend_usd": "30", "baseline_usd": "3.005", "baseline_days": 9, "baseline": "active_days"},
+    },
+    {
+        "key_id": KEY["id"],
         "day": "2026-11-18",
         "kind": "requests_spend_divergence",
         "score": 12.25,
@@ -65,8 +79,11 @@ async def test_the_key_page_lists_its_anomalies_in_words(web: Browser) -> None:
     assert "2026-12-03 Spend spike 68.0 Spent $22.50 against a usual $1.10 on this weekday (median of 4 weeks)." in said
     assert "2026-11-20 New model 7.5 First use of x-ai/grok-leak: $0.75 in 30 requests." in said
     assert "1200 requests against a usual 100, while spend stayed flat ($3.00 against a usual $2.90)." in said
+    # The shared formatter: a spend under a cent is never `$0.00`.
+    assert "First use of x-ai/grok-tiny: &lt;$0.01 in 2 requests." in said
+    assert "Spent $30.00 against a usual $3.00 on its days with spend (median of 9 days)." in said
     (call,) = [c for c in web.gateway.calls if c.path == "/api/v1/insights/anomalies"]
-    assert call.params["key_id"] == KEY["id"]
+    assert (call.params["key_id"], call.params["per_page"]) == (KEY["id"], "250")
 
 
 async def test_a_key_without_anomalies_says_so(web: Browser) -> None:

@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from owr_shared.wire import codec
 from owr_worker.alerts_client import ALERTS_SCOPE
-from owr_worker.crons import monthly_digests, weekly_digests
+from owr_worker.crons import monthly_digests, price_drift, weekly_digests
 from owr_worker.deliveries import (
     DELIVER_ALERTS,
     DELIVERY_JOB_ID,
@@ -262,6 +262,25 @@ async def test_the_digest_crons_ask_usage_for_the_period_just_ended(make_ctx, in
         await weekly_digests({**ctx, "job_try": 3})
 
 
+async def test_the_price_drift_cron_asks_usage_with_its_clock(make_ctx, internal) -> None:
+    asked: list[Any] = []
+
+    def drift(seen: Seen) -> Any:
+        asked.append(seen.body)
+        return {"raised": 3}
+
+    internal.handle("POST", "/internal/price-drift", drift)
+    ctx = make_ctx()
+    ctx["clock"] = lambda: datetime(2026, 12, 8, 6, 25, 1, tzinfo=UTC)
+    assert await price_drift(ctx) == 3
+    assert asked == [{"at": "2026-12-08T06:25:01+00:00"}]
+    internal.handle("POST", "/internal/price-drift", lambda seen: Reply(503, "{}"))
+    with pytest.raises(Retry):  # usage away: the whole (idempotent) run again in 5 minutes
+        await price_drift(ctx)
+    with pytest.raises(ServiceError):  # ... three times at most
+        await price_drift({**ctx, "job_try": 3})
+
+
 def test_the_schedule(settings_factory) -> None:
     config = worker_settings(settings_factory(delivery_poll_seconds=5))
     crons = {job.name: job for job in config["cron_jobs"]}
@@ -272,6 +291,10 @@ def test_the_schedule(settings_factory) -> None:
     )
     assert (weekly.weekday, weekly.hour, weekly.minute, weekly.second) == ("mon", 0, 5, 0)
     assert (monthly.day, monthly.hour, monthly.minute, monthly.second) == (1, 0, 5, 0)
+    # Daily, hours after the first account syncs of the day fetched `/activity`.
+    drift = crons["cron:price_drift"]
+    assert (drift.weekday, drift.day, drift.hour, drift.minute, drift.second) == (None, None, 6, 25, 0)
+    assert (drift.unique, drift.max_tries) == (True, 3)
     assert poll.second == set(range(0, 60, 5))
     # A plain job, not a cron: arq holds a cron job's id "in progress" for a minute after it ends.
     (deliver,) = [f for f in config["functions"] if f.name == DELIVER_ALERTS]

@@ -528,6 +528,7 @@ def test_worker_registers_jobs_without_kept_results(settings_factory):
         "cron:poll_alert_deliveries",
         "cron:weekly_digests",
         "cron:monthly_digests",
+        "cron:price_drift",
         "cron:sweep_key_actions",
         "cron:requeue_auth_mail",
     } <= crons

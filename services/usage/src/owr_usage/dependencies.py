@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from owr_shared.auth import Role, UserCaller, check_email_verified, require_role, require_scope
 from owr_shared.dependencies import from_state
 from owr_shared.envelope import Envelope
+from owr_shared.schemas import StorableText
 from owr_usage.channels.errors import RECEIVE_ALERTS
 from owr_usage.channels.limits import ChannelTestLimit
 from owr_usage.reports.service import ReportLimits
@@ -29,8 +31,11 @@ __all__ = [
     "FirstDay",
     "KeyActionsReader",
     "KeyActionsWriter",
+    "KeyFilter",
     "LastDay",
     "Limits",
+    "ModelFilter",
+    "ProviderFilter",
     "Settings",
     "User",
     "UserCaller",
@@ -43,6 +48,13 @@ Settings = Annotated[UsageSettings, Depends(from_state("settings"))]
 # The reads' day range (`key_usage.service.resolve_range` applies the defaults and checks it).
 FirstDay = Annotated[date | None, Query(alias="from", description="first UTC day (default: 29 days before `to`)")]
 LastDay = Annotated[date | None, Query(alias="to", description="last UTC day (default: today)")]
+# The row filters of `/usage/daily`, `/export` and `/insights/prices`. Storable text: a NUL (which PostgreSQL
+# text cannot hold) is a 422, never a 500.
+KeyFilter = Annotated[uuid.UUID | None, Query(description="only this key's rows (a key of the workspace)")]
+ModelFilter = Annotated[StorableText | None, Query(max_length=300, description="only this model's rows (exact name)")]
+ProviderFilter = Annotated[
+    StorableText | None, Query(max_length=300, description="only this provider's rows (exact name)")
+]
 # The exports' own pool and the concurrency limits of the expensive reads (`reports_capacity` in app.py).
 ExportEngine = Annotated[AsyncEngine, Depends(from_state("export_engine"))]
 Limits = Annotated[ReportLimits, Depends(from_state("report_limits"))]

@@ -56,5 +56,6 @@ KEY_ANOMALIES_FOUND = Counter(
 RECONCILIATION_GAPS = Counter(
     "owr_usage_reconciliation_gaps_total",
     "Reconciliation gaps detected: a linked key's completed day whose /key-derived spend and activity's sum came to "
-    "differ by more than 1e-6 USD (counted when a write makes it one; a relinked key's gaps count again).",
+    "differ by more than 1e-6 USD (counted when a write makes it one; a relinked key's gaps count again). "
+    "Approximate: two ingestions touching the same key and day at once may both count its new gap.",
 )

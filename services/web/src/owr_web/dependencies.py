@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated
 
 import httpx
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from owr_shared.dependencies import from_state
 from owr_web.api.client import Api
@@ -15,12 +16,28 @@ from owr_web.sessions.errors import CsrfRefused, SignedOut
 from owr_web.sessions.schemas import WebSession
 from owr_web.sessions.service import SessionStore
 from owr_web.settings import WebSettings
+from owr_web.stats.errors import BadDay
 from owr_web.views.pages import Pages
 
 Settings = Annotated[WebSettings, Depends(from_state("settings"))]
 Http = Annotated[httpx.AsyncClient, Depends(from_state("http"))]
 Sessions = Annotated[SessionStore, Depends(from_state("sessions"))]
 Views = Annotated[Pages, Depends(from_state("pages"))]
+
+# A date filter of a page's form (`/stats`, `/insights/*`): the form sends every field, empty ones as "", and an
+# empty date is no bound, not a bad one.
+Day = Annotated[str | None, Query(max_length=10)]
+
+
+def parse_day(value: str | None) -> date | None:
+    """A `Day` as a date (None when empty); not YYYY-MM-DD is a 422 `bad-day`."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadDay() from None
+
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"

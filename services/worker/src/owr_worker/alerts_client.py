@@ -2,7 +2,7 @@
 
 `POST /internal/deliveries/claim` leases due deliveries with their channels' revealed targets,
 `POST /internal/deliveries/{id}/result` reports one attempt, `POST /internal/digests` writes the weekly or
-monthly digests. The token asks for `alerts:deliver` alone, apart from the sync's usage token: a deployment
+monthly digests, `POST /internal/price-drift` evaluates the `price.drift` rule. The token asks for `alerts:deliver` alone, apart from the sync's usage token: a deployment
 whose auth does not grant it yet loses its alerts (a 403 on these calls, logged), never its syncs.
 """
 
@@ -24,6 +24,7 @@ from owr_shared.wire.alerts import (
     DigestRequest,
     EventsRaised,
     OutboxBacklog,
+    PriceDriftRequest,
 )
 from owr_worker.internal import USAGE_AUDIENCE, _InternalClient
 
@@ -89,3 +90,9 @@ class AlertsClient(_InternalClient):
         request = DigestRequest(kind=kind, at=at)
         _, body = await self._call("POST", "/internal/digests", body=request, expect=(200, 201))
         return self._answer(EventsRaised, body, "digests")
+
+    async def raise_price_drift(self, at: datetime) -> EventsRaised:
+        """Evaluate `price.drift` for the week settled at `at` in every workspace (a repeat writes nothing)."""
+        request = PriceDriftRequest(at=at)
+        _, body = await self._call("POST", "/internal/price-drift", body=request, expect=(200,))
+        return self._answer(EventsRaised, body, "price drift")

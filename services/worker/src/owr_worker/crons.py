@@ -1,4 +1,5 @@
-"""ARQ crons: the due scans that enqueue `sync_key`, usage's retention and compaction, the digests, and the heartbeat.
+"""ARQ crons: the due scans that enqueue `sync_key`, usage's retention and compaction, the digests,
+the price drift, and the heartbeat.
 
 (`deliver_alerts` and its poll cron, `poll_alert_deliveries`, are in `deliveries.py`.)"""
 
@@ -166,6 +167,21 @@ async def weekly_digests(ctx: dict[str, Any]) -> int:
 async def monthly_digests(ctx: dict[str, Any]) -> int:
     """The 1st, 00:05 UTC: the month that ended at midnight."""
     return await _raise_digests(ctx, "monthly")
+
+
+async def price_drift(ctx: dict[str, Any]) -> int:
+    """Daily 06:25 UTC, hours after every account's daily `/activity` (fetched in its first sync after 00:00):
+    usage compares the last settled week's prices with the week before in every workspace. A week settles on
+    the Tuesday after it; the runs through the next Monday look at it again (a late day, a workspace busy at
+    the time), and each (workspace, model, provider, week) is raised once."""
+    with job_context("price_drift", traceparent=None, request_id=None):
+        alerts: AlertsClient = ctx["alerts"]
+        try:
+            raised = await alerts.raise_price_drift(job_now(ctx))
+        except ServiceError as exc:
+            _retry_later(ctx, exc)
+        log.info("price_drift_evaluated", raised=raised.raised)
+        return raised.raised
 
 
 async def record_heartbeat(ctx: dict[str, Any]) -> float:

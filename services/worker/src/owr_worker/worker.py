@@ -25,6 +25,7 @@ from owr_worker.crons import (
     cleanup_usage,
     compact_snapshots,
     monthly_digests,
+    price_drift,
     record_heartbeat,
     schedule_due_keys,
     validate_keys,
@@ -190,6 +191,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
             ),
             cron(instrumented(weekly_digests), weekday="mon", hour=0, minute=5, second=0, unique=True, max_tries=3),  # type: ignore[arg-type]
             cron(instrumented(monthly_digests), day=1, hour=0, minute=5, second=0, unique=True, max_tries=3),  # type: ignore[arg-type]
+            cron(instrumented(price_drift), hour=6, minute=25, second=0, unique=True, max_tries=3),  # type: ignore[arg-type]
             # auth's emails whose job was lost (Redis away when auth queued it) go out within minutes.
             cron(
                 instrumented(requeue_auth_mail),  # type: ignore[arg-type]

@@ -163,3 +163,10 @@ class DigestRequest(RequestSchema):
 
     kind: DigestKind
     at: AwareDatetime | None = None
+
+
+class PriceDriftRequest(RequestSchema):
+    """Evaluate `price.drift` for the last UTC week settled at `at` (default now) in every workspace; an
+    event goes out once per (workspace, model, provider, week), so a repeat writes nothing."""
+
+    at: AwareDatetime | None = None

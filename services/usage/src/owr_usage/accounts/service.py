@@ -21,7 +21,6 @@ from owr_usage.metrics import (
     BALANCES_INGESTED,
     INGESTED_FOR_ERASED,
 )
-from owr_usage.prices import service as prices
 from owr_usage.reconciliation import service as reconciliation
 from owr_usage.rollups import service as rollups
 from owr_usage.rules import service as rules
@@ -128,9 +127,6 @@ async def replace_activity(session: AsyncSession, management_key_id: uuid.UUID, 
     clocks = {report.workspace_id: report.observed_at}
     await budgets.evaluate_keys(session, clocks, rebuilt)
     await anomalies.evaluate(session, clocks, [(report.workspace_id, key, day) for key in rebuilt for day in accepted])
-    if accepted:
-        # A completed week's prices settle a day after it ends; the first report after that compares them.
-        await prices.evaluate_drift(session, report.workspace_id, report.observed_at)
     gaps_after = await reconciliation.gaps_of_hash(session, management_key_id, report.api_key_hash, dates)
     reconciliation.count_new(gaps_before, gaps_after)
     ACTIVITY_ROWS_INGESTED.inc(len(rows))

@@ -1,8 +1,11 @@
 """SQL of anomalies: the detection over many (key, day)s in one statement, and the reads; callers own the transaction.
 
 Baselines are robust: for a key's day D, the same weekday of the `weeks` weeks before it (D-7, D-14, ...), from the
-key's first day with a figure on (a day inside its history without a row spent nothing). Their median and MAD come
-from PostgreSQL's `percentile_cont`; a day is judged only on at least `min_points` such days.
+key's first day with a figure on (a day inside its history without a row spent nothing), judged on at least
+`min_points` such days. A key that spent on half of those weekdays or fewer (occasional use, a weekday-only key's
+weekend) is judged instead against its recent days with spend, any weekday (the `weeks` x 7 days before D), on at
+least `min_points` of them. Money stays NUMERIC (exact medians: the mean of the two middle values); only the
+z-scores are floats.
 """
 
 from __future__ import annotations
@@ -14,19 +17,32 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, exists, select, text
+from sqlalchemy import Row, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.repository import deleted_rows
 from owr_usage.anomalies.models import KeyAnomaly
 from owr_usage.rollups.models import DailyKeyTotal
-from owr_usage.snapshots.models import KeyState
+
+
+def _median(values: str) -> str:
+    """The exact median of a NUMERIC array (the mean of its two middle values for an even count; NULL if empty)."""
+    return (
+        f"(SELECT avg(m.v) FROM (SELECT u.v FROM unnest({values}) AS u(v) ORDER BY u.v "  # noqa: S608 - fixed
+        f"OFFSET (cardinality({values}) - 1) / 2 LIMIT 2 - cardinality({values}) % 2) AS m)"
+    )
+
+
+def _deviations(values: str, centre: str) -> str:
+    return f"ARRAY(SELECT abs(u.v - {centre}) FROM unnest({values}) AS u(v))"  # noqa: S608 - fixed fragments
+
 
 # Every kind is one branch of `found`; `scored` holds each target's figures against its baselines. The spread sigma of
-# a baseline is 1.4826 x MAD (a normal's standard deviation), floored at `sigma_fraction` of the median and at
-# `sigma_usd` (or one request), so a flat history cannot make a cent look like a storm.
+# a baseline is 1.4826 x MAD (a normal's standard deviation), floored at `sigma_fraction` of the median (of the mean of
+# the active days for an occasional key) and at `sigma_usd` (or one request), so a flat history cannot make a cent
+# look like a storm.
 _DETECT = text(
-    """
+    f"""
 WITH t AS (
     SELECT DISTINCT x.workspace_id, x.key_id, x.day, x.min_usd
     FROM unnest(CAST(:workspace_ids AS uuid[]), CAST(:key_ids AS uuid[]), CAST(:days AS date[]),
@@ -43,10 +59,20 @@ history AS (
 -- One row per target, built along laterals (never a join of two target-sized sets, which the planner, blind to
 -- `unnest`'s size, would run as a nested loop): the day's own figures, then its baseline days as arrays.
 days AS (
-    SELECT t.workspace_id, t.key_id, t.day, CAST(t.min_usd AS float8) AS min_usd,
-           COALESCE(d.cost, 0) AS cost, CAST(COALESCE(d.cost, 0) AS float8) AS cost_f,
-           COALESCE(d.breakdown, false) AS breakdown, CAST(COALESCE(d.requests, 0) AS float8) AS requests,
-           p.n, p.n_active, p.costs, p.active_costs, p.requests_of
+    SELECT t.workspace_id, t.key_id, t.day, t.min_usd,
+           COALESCE(d.cost, 0) AS cost, COALESCE(d.breakdown, false) AS breakdown,
+           CAST(COALESCE(d.requests, 0) AS numeric) AS requests,
+           p.n, p.n_spent, p.n_active, p.costs, p.active_costs, p.requests_of,
+           -- The recent days with spend, any weekday, only for a key judged on them (an occasional one): one range
+           -- of the (key_id, day) index.
+           CASE WHEN p.n >= :min_points AND 2 * p.n_spent <= p.n THEN (
+               SELECT array_agg(g.cost) FROM (
+                   SELECT sum(u.cost) AS cost FROM usage.daily_usage u
+                   WHERE u.key_id = t.key_id AND u.workspace_id = t.workspace_id
+                     AND u.day >= t.day - 7 * CAST(:weeks AS int) AND u.day < t.day
+                   GROUP BY u.day HAVING sum(u.cost) > 0
+               ) g
+           ) END AS recent_costs
     FROM t
     JOIN history h ON h.workspace_id = t.workspace_id AND h.key_id = t.key_id
     LEFT JOIN LATERAL (
@@ -54,10 +80,11 @@ days AS (
         WHERE x.workspace_id = t.workspace_id AND x.day = t.day AND x.key_id = t.key_id LIMIT 1
     ) d ON true
     CROSS JOIN LATERAL (
-        SELECT count(*) AS n, count(*) FILTER (WHERE q.breakdown) AS n_active,
-               array_agg(CAST(COALESCE(q.cost, 0) AS float8)) AS costs,
-               array_agg(CAST(q.cost AS float8)) FILTER (WHERE q.breakdown) AS active_costs,
-               array_agg(CAST(q.requests AS float8)) FILTER (WHERE q.breakdown) AS requests_of
+        SELECT count(*) AS n, count(*) FILTER (WHERE q.cost > 0) AS n_spent,
+               count(*) FILTER (WHERE q.breakdown) AS n_active,
+               array_agg(COALESCE(q.cost, 0)) AS costs,
+               array_agg(q.cost) FILTER (WHERE q.breakdown) AS active_costs,
+               array_agg(CAST(q.requests AS numeric)) FILTER (WHERE q.breakdown) AS requests_of
         FROM generate_series(1, CAST(:weeks AS int)) AS w(n)
         LEFT JOIN LATERAL (
             SELECT x.cost, x.breakdown, x.requests FROM usage.daily_key_totals x
@@ -68,35 +95,48 @@ days AS (
 ),
 centres AS (
     SELECT d.*,
-           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY c) FROM unnest(d.costs) c) AS cost_median,
-           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY c) FROM unnest(d.active_costs) c) AS active_cost_median,
-           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY r) FROM unnest(d.requests_of) r) AS requests_median
+           d.n >= :min_points AND 2 * d.n_spent > d.n AS weekly,
+           {_median("d.costs")} AS cost_median,
+           {_median("d.recent_costs")} AS recent_median,
+           (SELECT avg(u.v) FROM unnest(d.recent_costs) AS u(v)) AS recent_mean,
+           {_median("d.active_costs")} AS active_cost_median,
+           {_median("d.requests_of")} AS requests_median
     FROM days d
 ),
 figures AS (
     SELECT c.*,
-           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(x - c.cost_median)) FROM unnest(c.costs) x)
-               AS cost_mad,
-           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(x - c.active_cost_median))
-            FROM unnest(c.active_costs) x) AS active_cost_mad,
-           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(x - c.requests_median))
-            FROM unnest(c.requests_of) x) AS requests_mad
+           {_median(_deviations("c.costs", "c.cost_median"))} AS cost_mad,
+           {_median(_deviations("c.recent_costs", "c.recent_median"))} AS recent_mad,
+           {_median(_deviations("c.active_costs", "c.active_cost_median"))} AS active_cost_mad,
+           {_median(_deviations("c.requests_of", "c.requests_median"))} AS requests_mad
     FROM centres c
 ),
-spreads AS (
+-- The spike's baseline, once the key has `min_points` weeks of history: the weekday's, or (an occasional key) the
+-- recent days' with spend, if it has enough of them.
+baselines AS (
     SELECT f.*,
-           GREATEST(1.4826 * f.cost_mad, :sigma_fraction * f.cost_median, :sigma_usd) AS cost_sigma,
+           CASE WHEN f.n < :min_points THEN NULL WHEN f.weekly THEN 'weekday'
+                WHEN cardinality(f.recent_costs) >= :min_points THEN 'active_days' END AS basis,
+           CASE WHEN f.weekly THEN f.n ELSE cardinality(f.recent_costs) END AS basis_days,
+           CASE WHEN f.weekly THEN f.cost_median ELSE f.recent_median END AS basis_median,
+           CASE WHEN f.weekly THEN f.cost_mad ELSE f.recent_mad END AS basis_mad,
+           CASE WHEN f.weekly THEN GREATEST(1.4826 * f.cost_mad, :sigma_fraction * f.cost_median, :sigma_usd)
+                ELSE GREATEST(1.4826 * f.recent_mad, :sigma_fraction * f.recent_mean, :sigma_usd) END AS cost_sigma,
            GREATEST(1.4826 * f.active_cost_mad, :sigma_fraction * f.active_cost_median, :sigma_usd)
                AS active_cost_sigma,
            GREATEST(1.4826 * f.requests_mad, :sigma_fraction * f.requests_median, 1) AS requests_sigma
     FROM figures f
 ),
 scored AS (
-    SELECT s.*,
-           (s.cost_f - s.cost_median) / s.cost_sigma AS cost_z,
-           (s.cost_f - s.active_cost_median) / s.active_cost_sigma AS active_cost_z,
-           (s.requests - s.requests_median) / s.requests_sigma AS requests_z
-    FROM spreads s
+    SELECT b.*,
+           CAST((b.cost - b.basis_median) / b.cost_sigma AS float8) AS cost_z,
+           CAST((b.cost - b.active_cost_median) / b.active_cost_sigma AS float8) AS active_cost_z,
+           CAST((b.requests - b.requests_median) / b.requests_sigma AS float8) AS requests_z
+    FROM baselines b
+),
+spikes AS (
+    SELECT s.*, s.basis IS NOT NULL AND s.cost - s.basis_median >= s.min_usd AND s.cost_z >= :spike_z AS spiked
+    FROM scored s
 ),
 new_models AS (
     SELECT t.workspace_id, t.key_id, t.day, u.model, sum(u.cost) AS cost, COALESCE(sum(u.requests), 0) AS requests,
@@ -118,46 +158,47 @@ new_models AS (
 found AS (
     SELECT s.workspace_id, s.key_id, s.day, 'spend_spike' AS kind, s.cost_z AS score,
            jsonb_build_object(
-               'spend_usd', s.cost::text, 'baseline_usd', round(CAST(s.cost_median AS numeric), 6)::text,
-               'mad_usd', round(CAST(s.cost_mad AS numeric), 6)::text, 'baseline_days', s.n,
+               'spend_usd', s.cost::text, 'baseline_usd', trim_scale(s.basis_median)::text,
+               'mad_usd', trim_scale(s.basis_mad)::text, 'baseline_days', s.basis_days, 'baseline', s.basis,
                'robust_z', round(CAST(s.cost_z AS numeric), 2)) AS evidence
-    FROM scored s
-    WHERE s.n >= :min_points AND s.cost_f - s.cost_median >= s.min_usd AND s.cost_z >= :spike_z
+    FROM spikes s
+    WHERE s.spiked
     UNION ALL
     SELECT s.workspace_id, s.key_id, s.day, 'dormant_wakeup',
-           s.cost_f / COALESCE(s.cost_sigma, :sigma_usd),
+           CAST(s.cost / COALESCE(s.cost_sigma, :sigma_usd) AS float8),
            jsonb_build_object(
                'spend_usd', s.cost::text, 'last_spend_day', prev.day::text,
                'dormant_days', s.day - prev.day - 1)
-    FROM scored s
+    FROM spikes s
     CROSS JOIN LATERAL (
         SELECT max(u.day) AS day FROM usage.daily_usage u
         WHERE u.key_id = s.key_id AND u.workspace_id = s.workspace_id AND u.day < s.day AND u.cost > 0
     ) prev
-    WHERE s.cost_f >= s.min_usd AND prev.day < s.day - CAST(:dormant_days AS int)
+    WHERE s.cost >= s.min_usd AND prev.day < s.day - CAST(:dormant_days AS int)
     UNION ALL
     SELECT m.workspace_id, m.key_id, m.day, 'new_model',
-           CAST(sum(m.cost) AS float8) / COALESCE(min(s.cost_sigma), :sigma_usd),
+           CAST(sum(m.cost) / COALESCE(min(s.cost_sigma), :sigma_usd) AS float8),
            jsonb_build_object(
                'models', jsonb_agg(m.model ORDER BY m.model), 'spend_usd', sum(m.cost)::text,
                'requests', sum(m.requests), 'history_since', min(m.first_breakdown_day)::text)
     FROM new_models m
-    JOIN scored s ON s.workspace_id = m.workspace_id AND s.key_id = m.key_id AND s.day = m.day
+    JOIN spikes s ON s.workspace_id = m.workspace_id AND s.key_id = m.key_id AND s.day = m.day
     GROUP BY m.workspace_id, m.key_id, m.day
     UNION ALL
+    -- Spend that moved alone is the day's `spend_spike` already when one was found: one incident, one anomaly.
     SELECT s.workspace_id, s.key_id, s.day, 'requests_spend_divergence', GREATEST(s.requests_z, s.active_cost_z),
            jsonb_build_object(
                'moved', CASE WHEN s.requests_z >= :spike_z THEN 'requests' ELSE 'spend' END,
-               'requests', s.requests, 'requests_baseline', round(CAST(s.requests_median AS numeric), 2),
+               'requests', s.requests, 'requests_baseline', round(s.requests_median, 2),
                'requests_z', round(CAST(s.requests_z AS numeric), 2),
-               'spend_usd', s.cost::text, 'baseline_usd', round(CAST(s.active_cost_median AS numeric), 6)::text,
+               'spend_usd', s.cost::text, 'baseline_usd', trim_scale(s.active_cost_median)::text,
                'spend_z', round(CAST(s.active_cost_z AS numeric), 2), 'baseline_days', s.n_active)
-    FROM scored s
+    FROM spikes s
     WHERE s.breakdown AND s.n_active >= :min_points AND (
         (s.requests_z >= :spike_z AND abs(s.active_cost_z) < :flat_z
          AND s.requests - s.requests_median >= :min_requests)
         OR (s.active_cost_z >= :spike_z AND abs(s.requests_z) < :flat_z
-            AND s.cost_f - s.active_cost_median >= s.min_usd)
+            AND s.cost - s.active_cost_median >= s.min_usd AND NOT s.spiked)
     )
 ),
 written AS (
@@ -175,7 +216,7 @@ LEFT JOIN usage.key_links kl ON kl.key_id = w.key_id AND kl.workspace_id = w.wor
 LEFT JOIN usage.account_keys ak
   ON ak.management_key_id = kl.management_key_id AND ak.hash = kl.api_key_hash AND ak.workspace_id = w.workspace_id
 ORDER BY w.workspace_id, w.key_id, w.day, w.kind
-"""
+"""  # noqa: S608 - fixed SQL fragments only
 )
 
 
@@ -187,8 +228,8 @@ class Thresholds:
     min_points: int
     spike_z: float
     flat_z: float
-    sigma_fraction: float
-    sigma_usd: float
+    sigma_fraction: Decimal
+    sigma_usd: Decimal
     min_requests: int
     dormant_days: int
     grace_days: int
@@ -226,7 +267,7 @@ class AnomalyRepository:
             "flat_z": thresholds.flat_z,
             "sigma_fraction": thresholds.sigma_fraction,
             "sigma_usd": thresholds.sigma_usd,
-            "min_requests": thresholds.min_requests,
+            "min_requests": Decimal(thresholds.min_requests),
             "dormant_days": thresholds.dormant_days,
             "grace_days": thresholds.grace_days,
         }
@@ -249,17 +290,17 @@ class AnomalyRepository:
         return [(row.key_id, row.day) for row in rows]
 
     async def page(
-        self, workspace_id: uuid.UUID, *, first: date, last: date, key_id: uuid.UUID | None, limit: int
-    ) -> Sequence[KeyAnomaly]:
-        """The workspace's anomalies of [first, last], newest day first."""
-        query = select(KeyAnomaly).where(
-            KeyAnomaly.workspace_id == workspace_id, KeyAnomaly.day >= first, KeyAnomaly.day <= last
-        )
+        self, workspace_id: uuid.UUID, *, first: date, last: date, key_id: uuid.UUID | None, limit: int, offset: int
+    ) -> tuple[Sequence[KeyAnomaly], int]:
+        """A page of the workspace's anomalies of [first, last], newest day first, and how many there are."""
+        where = [KeyAnomaly.workspace_id == workspace_id, KeyAnomaly.day >= first, KeyAnomaly.day <= last]
         if key_id is not None:
-            query = query.where(KeyAnomaly.key_id == key_id)
-        query = query.order_by(KeyAnomaly.day.desc(), KeyAnomaly.score.desc(), KeyAnomaly.key_id, KeyAnomaly.kind)
-        return (await self.session.scalars(query.limit(limit))).all()
-
-    async def key_known(self, workspace_id: uuid.UUID, key_id: uuid.UUID) -> bool:
-        known = exists().where(and_(KeyState.key_id == key_id, KeyState.workspace_id == workspace_id))
-        return bool(await self.session.scalar(select(known)))
+            where.append(KeyAnomaly.key_id == key_id)
+        query = (
+            select(KeyAnomaly)
+            .where(*where)
+            .order_by(KeyAnomaly.day.desc(), KeyAnomaly.score.desc(), KeyAnomaly.key_id, KeyAnomaly.kind)
+        )
+        rows = (await self.session.scalars(query.limit(limit).offset(offset))).all()
+        total = await self.session.scalar(select(func.count()).select_from(KeyAnomaly).where(*where))
+        return rows, int(total or 0)

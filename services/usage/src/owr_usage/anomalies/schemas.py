@@ -1,4 +1,5 @@
-"""The anomalies list (DESIGN §13): `{items: [{key_id, day, kind, score, evidence}]}`."""
+"""The anomalies list (DESIGN §13): `{items: [{key_id, day, kind, score, evidence}]}`, paged (`total`, `page`,
+`per_page`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from owr_shared.schemas import Page
 
 AnomalyKind = Literal["spend_spike", "dormant_wakeup", "new_model", "requests_spend_divergence"]
 
@@ -21,5 +24,5 @@ class AnomalyItem(BaseModel):
     evidence: dict[str, Any] = Field(description="the figures it was judged on (money as exact decimal strings)")
 
 
-class AnomalyList(BaseModel):
-    items: list[AnomalyItem]
+class AnomalyPage(Page[AnomalyItem]):
+    """Newest day first, then the highest score."""

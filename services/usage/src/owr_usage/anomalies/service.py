@@ -3,10 +3,12 @@
 Kinds (`kind`), each against the key's own history (the SQL is `AnomalyRepository.detect`):
 
 - `spend_spike`: the day's spend is `SPIKE_Z` robust deviations or more above the median of the same weekday over
-  the last `WEEKS` weeks, and at least the rule's `min_usd` above it;
+  the last `WEEKS` weeks (of the recent days with spend, for a key that spent on half of those weekdays or fewer),
+  and at least the rule's `min_usd` above it;
 - `dormant_wakeup`: spend of at least `min_usd` after `DORMANT_DAYS` days or more without any;
 - `new_model`: a model the key never used before, once its per-model history is `GRACE_DAYS` days old;
-- `requests_spend_divergence`: requests spike while spend stays within `FLAT_Z` deviations of usual, or the reverse.
+- `requests_spend_divergence`: requests spike while spend stays within `FLAT_Z` deviations of usual, or the reverse
+  (unless that day is a `spend_spike` already).
 
 `score` is the money (or requests) at stake in units of the key's usual spread sigma (1.4826 x MAD, floored): the robust
 z of the figure that moved for spikes and divergences, the day's spend ÷ sigma for a wakeup, the new models' spend ÷ sigma.
@@ -20,18 +22,20 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import SessionTransaction
 
+from owr_shared.dependencies import Pagination
 from owr_shared.logging import get_logger
 from owr_usage.alerts import service as alerts
-from owr_usage.anomalies.errors import KeyUsageNotFound
 from owr_usage.anomalies.repository import AnomalyRepository, Target, Thresholds
-from owr_usage.anomalies.schemas import AnomalyItem, AnomalyList
+from owr_usage.anomalies.schemas import AnomalyItem, AnomalyPage
 from owr_usage.key_actions import service as key_actions
 from owr_usage.metrics import KEY_ANOMALIES_FOUND
+from owr_usage.reports.service import check_key
 from owr_usage.rules import service as rules
 from owr_usage.rules.schemas import AnomalyParams
 
@@ -41,10 +45,11 @@ WEEKS = 8
 MIN_POINTS = 3
 SPIKE_Z = 6.0
 FLAT_Z = 2.0
-# sigma is never under a quarter of the median nor under 10 cents (one request for request counts): eight points
-# can show a MAD far under the key's real spread, and a spike must then still be 2.5 times the usual day.
-SIGMA_FRACTION = 0.25
-SIGMA_USD = 0.1
+# sigma is never under a quarter of the median (of the mean of its days with spend, for an occasional key) nor under
+# 10 cents (one request for request counts): eight points can show a MAD far under the key's real spread, and a spike
+# must then still be 2.5 times the usual day.
+SIGMA_FRACTION = Decimal("0.25")
+SIGMA_USD = Decimal("0.1")
 MIN_REQUESTS = 50
 DORMANT_DAYS = 14
 GRACE_DAYS = 7
@@ -62,7 +67,6 @@ THRESHOLDS = Thresholds(
     dormant_days=DORMANT_DAYS,
     grace_days=GRACE_DAYS,
 )
-LIST_LIMIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +116,8 @@ async def evaluate(
         switch = switches[row.workspace_id]["key.anomaly"]
         at = clocks[row.workspace_id]
         fresh = row.day >= at.date() - timedelta(days=FRESH_DAYS)
-        if row.new and switch.enabled and fresh and row.score >= params[row.workspace_id].min_score:
+        # A score raised past `min_score` later in the day is news too; the dedup key keeps it to one event.
+        if switch.enabled and fresh and row.score >= params[row.workspace_id].min_score:
             events.append(_event(row, at))
     raised = await alerts.raise_events(session, events)
     # The kill switch: a fresh anomaly reaching its key's threshold disables the key at OpenRouter (once per key,
@@ -163,13 +168,22 @@ def _event(row: Any, at: datetime) -> alerts.NewEvent:
 
 
 async def listing(
-    session: AsyncSession, *, workspace_id: uuid.UUID, first: date, last: date, key_id: uuid.UUID | None
-) -> AnomalyList:
-    """The workspace's anomalies of [first, last] (newest day first, at most `LIST_LIMIT`)."""
-    repo = AnomalyRepository(session)
-    if key_id is not None and not await repo.key_known(workspace_id, key_id):
-        raise KeyUsageNotFound()
-    rows = await repo.page(workspace_id, first=first, last=last, key_id=key_id, limit=LIST_LIMIT)
-    return AnomalyList(
-        items=[AnomalyItem(key_id=r.key_id, day=r.day, kind=r.kind, score=r.score, evidence=r.evidence) for r in rows]
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    first: date,
+    last: date,
+    key_id: uuid.UUID | None,
+    paging: Pagination,
+) -> AnomalyPage:
+    """A page of the workspace's anomalies of [first, last], newest day first; an unknown key is a 404."""
+    await check_key(session, workspace_id, key_id)
+    rows, total = await AnomalyRepository(session).page(
+        workspace_id, first=first, last=last, key_id=key_id, limit=paging.per_page, offset=paging.offset
+    )
+    return AnomalyPage(
+        items=[AnomalyItem(key_id=r.key_id, day=r.day, kind=r.kind, score=r.score, evidence=r.evidence) for r in rows],
+        total=total,
+        page=paging.page,
+        per_page=paging.per_page,
     )

@@ -25,6 +25,7 @@ from owr_shared.wire.alerts import (
     DigestRequest,
     EventsRaised,
     KeyStatusBatch,
+    PriceDriftRequest,
 )
 from owr_shared.wire.key_actions import (
     OPEN_ACTIONS_MAX,
@@ -45,6 +46,7 @@ from owr_usage.erasure import service as erasure_service
 from owr_usage.internal import service as internal_service
 from owr_usage.key_actions import service as key_action_service
 from owr_usage.key_actions.errors import ActionNotFound
+from owr_usage.prices import service as price_service
 from owr_usage.routing import ExactJsonRoute
 from owr_usage.rules import service as rule_service
 from owr_usage.snapshots import service as snapshot_service
@@ -140,6 +142,23 @@ async def write_digests(body: DigestRequest, caller: DeliverCaller, session: DbS
     dormant keys (no spend in 14 days) and keys expiring before the next digest. A period's digest is written
     once; asking again writes nothing."""
     raised = await digest_service.write_digests(session, body.kind, body.at or datetime.now(UTC))
+    return json_response(EventsRaised(raised=raised))
+
+
+@router.post(
+    "/price-drift",
+    response_model=EventsRaised,
+    responses=_WRITE_ERRORS,
+    summary="Evaluate the `price.drift` rule for the last settled week",
+)
+async def evaluate_price_drift(
+    caller: DeliverCaller, session: DbSession, body: PriceDriftRequest | None = None
+) -> Response:
+    """Compares, per workspace, model and provider, the last UTC week settled at `at` (default now: weeks count
+    from the Tuesday after them) with the week before, and raises `price.drift` where the workspace's rule says;
+    each (workspace, model, provider, week) once, so asking again writes nothing. A workspace whose activity was
+    stored in the last 30 minutes (a sync still under way) is left for a later run."""
+    raised = await price_service.evaluate_drift(session, (body.at if body else None) or datetime.now(UTC))
     return json_response(EventsRaised(raised=raised))
 
 

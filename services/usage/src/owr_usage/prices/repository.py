@@ -6,16 +6,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Numeric, cast, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from owr_usage.reports.repository import RowFilter
-from owr_usage.reports.repository import _where as row_filters
-from owr_usage.rollups.models import NO_BREAKDOWN, DailyUsage
+from owr_usage.accounts.models import ActivityDay
+from owr_usage.reports.repository import RowFilter, row_clauses
+from owr_usage.rollups.models import NO_BREAKDOWN, DailyModelTotal, DailyUsage
 
 U = DailyUsage
 PERIODS = ("cur", "prev")
@@ -102,6 +102,51 @@ class PriceRepository:
         )
         return int(await self.session.scalar(select(func.count()).select_from(groups)) or 0)
 
+    async def workspaces_with_rows(self, first: date, last: date) -> list[uuid.UUID]:
+        """Workspaces with breakdown rows in [first, last]."""
+        m = DailyModelTotal  # a row per (workspace, day, model, provider): smaller than the keys' rows
+        stmt = (
+            select(m.workspace_id)
+            .where(m.day >= first, m.day <= last, m.model != NO_BREAKDOWN)
+            .distinct()
+            .order_by(m.workspace_id)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def busy_among(
+        self, workspace_ids: Sequence[uuid.UUID], first: date, last: date, since: datetime
+    ) -> set[uuid.UUID]:
+        """Those of `workspace_ids` with activity of [first, last] stored at or after `since` (an account sync
+        still reporting its key hashes one by one), through the (workspace, date) index."""
+        a = ActivityDay
+        stmt = (
+            select(a.workspace_id)
+            .where(a.workspace_id.in_(workspace_ids), a.date >= first, a.date <= last, a.observed_at >= since)
+            .distinct()
+        )
+        return set((await self.session.scalars(stmt)).all())
+
+    async def weekly_sums(
+        self, workspace_ids: Sequence[uuid.UUID], previous_first: date, first: date, last: date
+    ) -> Sequence[Any]:
+        """Per workspace, model and provider with rows in [first, last]: both periods' sums, in one pass."""
+        current = U.day >= first
+        stmt = (
+            select(
+                U.workspace_id,
+                U.model,
+                U.provider,
+                literal_column("CAST(NULL AS uuid)").label("key_id"),
+                *_sums(current, "cur"),
+                *_sums(~current, "prev"),
+            )
+            .where(U.workspace_id.in_(workspace_ids), U.day >= previous_first, U.day <= last, U.model != NO_BREAKDOWN)
+            .group_by(U.workspace_id, U.model, U.provider)
+            .having(func.count().filter(current) > 0)
+            .order_by(U.workspace_id, U.model, U.provider)
+        )
+        return (await self.session.execute(stmt)).all()
+
 
 def _groups(f: PriceFilter) -> list[Any]:
     return [U.model, U.provider, U.key_id] if f.by_key else [U.model, U.provider]
@@ -110,4 +155,4 @@ def _groups(f: PriceFilter) -> list[Any]:
 def _where(f: PriceFilter) -> list[ColumnElement[bool]]:
     """The daily rows' filters over both periods (those of `/usage/daily`), breakdown rows only."""
     both = RowFilter(f.workspace_id, f.previous_first, f.last, key_id=f.key_id, model=f.model, provider=f.provider)
-    return [*row_filters(both), U.model != NO_BREAKDOWN]
+    return [*row_clauses(both), U.model != NO_BREAKDOWN]

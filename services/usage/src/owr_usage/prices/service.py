@@ -1,6 +1,6 @@
 """Effective prices per model and provider from activity's rows, their drift against the previous period, and
 the `price.drift` rule: once per completed UTC week, when a model on a provider costs more per token than the
-week before.
+week before (the worker's daily cron asks for it, through `POST /internal/price-drift`).
 
 Arithmetic is exact (NUMERIC sums, then `Fraction`s); figures are rounded only when they are written out.
 """
@@ -18,13 +18,17 @@ from typing import Any, cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.dependencies import Pagination
+from owr_shared.logging import get_logger
 from owr_usage.alerts import service as alerts
 from owr_usage.alerts.service import money
+from owr_usage.erasure import service as erasure
 from owr_usage.prices.repository import PERIODS, PriceFilter, PriceRepository
 from owr_usage.prices.schemas import DriftBasis, PriceRow, PricesReport
 from owr_usage.rules import service as rules
 from owr_usage.rules.conditions import event
 from owr_usage.rules.schemas import DriftParams
+
+log = get_logger(__name__)
 
 MTOK = 1_000_000
 # The split is reported only when the rows' mixes differ enough to tell the two prices apart (1 - cos² of the
@@ -33,6 +37,9 @@ MIN_INDEPENDENCE = Fraction(1, 1000)
 FIT_TOLERANCE = Fraction(1, 1_000_000)
 PRICE_PLACES = Decimal("0.000000001")
 PCT_PLACES = Decimal("0.01")
+# The drift cron: workspaces per statement, and how recent a stored activity report makes a workspace "busy".
+CHUNK = 200
+BUSY = timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,40 +203,62 @@ def drift_key(week: date, model: str, provider: str) -> str:
     return f"price.drift:{week.isoformat()}:{digest}"
 
 
-async def evaluate_drift(session: AsyncSession, workspace_id: uuid.UUID, at: datetime) -> int:
-    """Raise `price.drift` for each (model, provider) of the workspace whose last settled week at `at` cost at
-    least `min_drift_pct` % more than the week before; each once. How many events were raised."""
-    switch = (await rules.switches_of(session, [workspace_id]))[workspace_id]["price.drift"]
-    if not switch.enabled:
-        return 0
-    threshold = Fraction(cast(DriftParams, switch.params).min_drift_pct) / 100
+async def evaluate_drift(session: AsyncSession, at: datetime) -> int:
+    """Raise `price.drift` for each (workspace, model, provider) whose last week settled at `at` cost at least the
+    workspace's `min_drift_pct` % more than the week before; each once. How many events were raised.
+
+    Run by the worker's daily cron, after every account's daily `/activity` is in. A workspace with activity
+    stored in the last `BUSY` (an account sync reporting its key hashes one by one, a newly linked account's
+    first among them) is left for the next day's run, which looks at the same week until the next Monday."""
     week = settled_week(at.astimezone(UTC).date())
     end = week + timedelta(days=6)
-    f = PriceFilter(workspace_id, week - timedelta(days=7), week, end)
-    events: list[alerts.NewEvent] = []
-    for row in await PriceRepository(session).sums(f):
-        now, before = (Sums.of(row, prefix) for prefix in PERIODS)
-        change, basis = drift(now, before)
-        if change is None or change < threshold:
-            continue
-        shown = price_row(row)
-        data = {
-            "model": row.model,
-            "provider": row.provider or None,
-            "week": {"start": week.isoformat(), "end": (end + timedelta(days=1)).isoformat()},
-            "previous_week": {"start": f.previous_first.isoformat(), "end": week.isoformat()},
-            "usd_per_mtok": _text(shown.usd_per_mtok),
-            "previous_usd_per_mtok": _text(shown.previous_usd_per_mtok),
-            "usd_per_mtok_prompt": _text(shown.usd_per_mtok_prompt),
-            "usd_per_mtok_completion": _text(shown.usd_per_mtok_completion),
-            "drift_pct": _text(shown.drift_pct),
-            "drift_basis": basis,
-            "requests": now.requests,
-            "cost_usd": money(now.cost),
-            "threshold": cast(DriftParams, switch.params).min_drift_pct,
+    before = week - timedelta(days=7)
+    repo = PriceRepository(session)
+    candidates = await repo.workspaces_with_rows(week, end)
+    erased = await erasure.erased_among(session, candidates)
+    workspaces = [w for w in candidates if w not in erased]
+    raised = skipped = 0
+    for start in range(0, len(workspaces), CHUNK):
+        busy = await repo.busy_among(workspaces[start : start + CHUNK], before, end, at - BUSY)
+        skipped += len(busy)
+        chunk = [w for w in workspaces[start : start + CHUNK] if w not in busy]
+        switches = await rules.switches_of(session, chunk)
+        params = {
+            w: cast(DriftParams, s["price.drift"].params) for w, s in switches.items() if s["price.drift"].enabled
         }
-        events.append(event(workspace_id, "price.drift", drift_key(week, row.model, row.provider), at, data))
-    return await alerts.raise_events(session, events)
+        if not params:
+            continue
+        events = [
+            _drift_event(row, week, params[row.workspace_id].min_drift_pct, at)
+            for row in await repo.weekly_sums(sorted(params), before, week, end)
+        ]
+        raised += await alerts.raise_events(session, [e for e in events if e is not None])
+    log.info("price_drift_evaluated", week=week.isoformat(), workspaces=len(workspaces), busy=skipped, raised=raised)
+    return raised
+
+
+def _drift_event(row: Any, week: date, min_drift_pct: int, at: datetime) -> alerts.NewEvent | None:
+    now, before = (Sums.of(row, prefix) for prefix in PERIODS)
+    change, basis = drift(now, before)
+    if change is None or change < Fraction(min_drift_pct) / 100:
+        return None
+    shown = price_row(row)
+    data = {
+        "model": row.model,
+        "provider": row.provider or None,
+        "week": {"start": week.isoformat(), "end": (week + timedelta(days=7)).isoformat()},
+        "previous_week": {"start": (week - timedelta(days=7)).isoformat(), "end": week.isoformat()},
+        "usd_per_mtok": _text(shown.usd_per_mtok),
+        "previous_usd_per_mtok": _text(shown.previous_usd_per_mtok),
+        "usd_per_mtok_prompt": _text(shown.usd_per_mtok_prompt),
+        "usd_per_mtok_completion": _text(shown.usd_per_mtok_completion),
+        "drift_pct": _text(shown.drift_pct),
+        "drift_basis": basis,
+        "requests": now.requests,
+        "cost_usd": money(now.cost),
+        "threshold": min_drift_pct,
+    }
+    return event(row.workspace_id, "price.drift", drift_key(week, row.model, row.provider), at, data)
 
 
 def _text(value: Decimal | None) -> str | None:

@@ -100,17 +100,12 @@ SELECT key_id, day FROM gaps
 """  # noqa: S608 - fixed SQL fragments only
 )
 
-_KEY_KNOWN = text("SELECT EXISTS (SELECT 1 FROM usage.key_states WHERE workspace_id = :workspace_id AND key_id = :k)")
-
 Gap = tuple[uuid.UUID, dt.date]
 
 
 class ReconciliationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def key_known(self, workspace_id: uuid.UUID, key_id: uuid.UUID) -> bool:
-        return bool((await self.session.execute(_KEY_KNOWN, {"workspace_id": workspace_id, "k": key_id})).scalar_one())
 
     async def report(
         self,

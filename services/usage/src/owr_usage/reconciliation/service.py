@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.dependencies import Pagination
 from owr_usage.key_usage import service as key_usage
-from owr_usage.key_usage.errors import InvalidRange, KeyUsageNotFound
+from owr_usage.key_usage.errors import InvalidRange
 from owr_usage.metrics import RECONCILIATION_GAPS
 from owr_usage.reconciliation.repository import Gap, ReconciliationRepository
 from owr_usage.reconciliation.schemas import ReconciliationGap, ReconciliationPage
+from owr_usage.reports.service import check_key
 
 MAX_DAYS = 366
 """The widest `from`..`to` a request may ask for (inclusive)."""
@@ -52,9 +53,8 @@ async def report(
     paging: Pagination,
 ) -> ReconciliationPage:
     """The workspace's gaps in [first, last] (completed days only), newest first; an unknown key is a 404."""
+    await check_key(session, workspace_id, key_id)
     repo = ReconciliationRepository(session)
-    if key_id is not None and not await repo.key_known(workspace_id, key_id):
-        raise KeyUsageNotFound()
     query = partial(repo.report, workspace_id, first=first, last=last, today=today, key_id=key_id)
     rows = await query(limit=paging.per_page, offset=paging.offset)
     if rows:

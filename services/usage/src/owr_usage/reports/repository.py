@@ -81,7 +81,8 @@ class Sort:
         return [first, *(c for c in _TIE if c is not first)]
 
 
-def _where(f: RowFilter) -> list[ColumnElement[bool]]:
+def row_clauses(f: RowFilter) -> list[ColumnElement[bool]]:
+    """The filters of `/usage/daily`'s rows, over `daily_usage` (the prices use them too)."""
     clauses = [U.workspace_id == f.workspace_id, U.day >= f.first, U.day <= f.last]
     if f.key_id is not None:
         clauses.append(U.key_id == f.key_id)
@@ -151,7 +152,7 @@ def rows_statement(f: RowFilter, sort: Sort, *, for_csv: bool) -> Select[Any]:
         columns[10] = case((U.provisional, literal("true", String)), else_=literal("false", String)).label(
             "provisional"
         )
-    return select(*columns).where(*_where(f)).order_by(*_order(sort))
+    return select(*columns).where(*row_clauses(f)).order_by(*_order(sort))
 
 
 _KEY_DAY_PART = """
@@ -300,7 +301,7 @@ class ReportRepository:
         self, f: RowFilter, sort: Sort, *, limit: int, offset: int = 0, after: Sequence[Any] | None = None
     ) -> Sequence[Any]:
         """`limit` rows in `sort` order, after the row at `after` (a cursor) and then `offset` rows."""
-        stmt = select(*_row_columns(as_text=False)).where(*_where(f))
+        stmt = select(*_row_columns(as_text=False)).where(*row_clauses(f))
         if after is not None:
             stmt = stmt.where(_after(sort, after))
         stmt = stmt.order_by(*_order(sort)).limit(limit)
@@ -327,7 +328,7 @@ class ReportRepository:
                 where.append(m.provider == f.provider)
             stmt = select(func.coalesce(func.sum(m.rows), 0)).where(*where)
         else:  # one key's rows: at most a day's models per day, counted through (key_id, day)
-            stmt = select(func.count()).select_from(U).where(*_where(f))
+            stmt = select(func.count()).select_from(U).where(*row_clauses(f))
         return int(await self.session.scalar(stmt) or 0)
 
     # --- accounts --------------------------------------------------------------------------------

@@ -12,8 +12,18 @@ from starlette.responses import Response, StreamingResponse
 
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
-from owr_shared.schemas import StorableText, json_response, problem_responses
-from owr_usage.dependencies import ExportEngine, FirstDay, LastDay, Limits, Settings, User
+from owr_shared.schemas import json_response, problem_responses
+from owr_usage.dependencies import (
+    ExportEngine,
+    FirstDay,
+    KeyFilter,
+    LastDay,
+    Limits,
+    ModelFilter,
+    ProviderFilter,
+    Settings,
+    User,
+)
 from owr_usage.key_usage.service import resolve_range
 from owr_usage.reports import service as reports
 from owr_usage.reports.cursors import MAX_CURSOR_LENGTH
@@ -22,12 +32,6 @@ from owr_usage.reports.schemas import AccountPage, DailyPage, UsageSummary
 
 router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
 
-KeyFilter = Annotated[uuid.UUID | None, Query(description="only this key's rows (a key of the workspace)")]
-# Storable text: a NUL (which PostgreSQL text cannot hold) is a 422, never a 500.
-ModelFilter = Annotated[StorableText | None, Query(max_length=300, description="only this model's rows (exact name)")]
-ProviderFilter = Annotated[
-    StorableText | None, Query(max_length=300, description="only this provider's rows (exact name)")
-]
 SortParam = Annotated[
     str | None,
     Query(

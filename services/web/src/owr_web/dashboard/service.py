@@ -1,4 +1,5 @@
-"""The dashboard's figures, from five API calls made at once (one per widget source, never per key)."""
+"""The dashboard's figures, from five API calls made at once (one per widget source, never per key); the
+models' prices are optional: without them the page still shows."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from owr_web.api.client import Api
+from owr_web.api.errors import ApiProblem, ApiUnavailable, PageNotFound
 from owr_web.budgets.service import attention
 from owr_web.insights.service import model_prices
 from owr_web.keys.service import limit_use
@@ -19,6 +21,10 @@ CHART_MODELS = 8
 OTHER = "other"
 NO_BREAKDOWN = "no breakdown"
 NEAR_LIMIT = Decimal("0.8")
+# The models' prices: the last 7 completed days against the 7 before (activity has no today), a cheap read
+# (about a fifth of the chart's range twice over); the tile's top models fit in one page.
+PRICE_DAYS = 7
+PRICE_ROWS = 100
 
 
 def today_utc() -> date:
@@ -46,6 +52,9 @@ class Dashboard:
     # Budgets at warning or over, and how many there are (None: the budgets could not be listed).
     budgets_attention: list[dict[str, Any]] | None = None
     budgets_total: int | None = None
+    # The prices' days (None: they could not be read just now, and the models are shown without them).
+    prices_from: date | None = None
+    prices_to: date | None = None
 
 
 def _sum(days: list[dict[str, Any]], since: date) -> tuple[Decimal, bool]:
@@ -74,6 +83,18 @@ def chart_data(summary: dict[str, Any], today: date) -> dict[str, Any]:
     return {"labels": labels, "series": series}
 
 
+async def _prices(api: Api, first: date, last: date) -> dict[str, Any] | None:
+    """The prices of [first, last] against the days before, or None when the API cannot give them now (the
+    workspace's share of expensive reads is taken, the service is away): the tile then goes without."""
+    try:
+        report: dict[str, Any] = await api.get(
+            "/api/v1/insights/prices", **{"from": first.isoformat(), "to": last.isoformat()}, per_page=PRICE_ROWS
+        )
+    except (ApiProblem, ApiUnavailable, PageNotFound):
+        return None
+    return report
+
+
 async def load(api: Api) -> Dashboard:
     today = today_utc()
     since = min(today - timedelta(days=CHART_DAYS - 1), today.replace(day=1))
@@ -83,7 +104,7 @@ async def load(api: Api) -> Dashboard:
         api.get("/api/v1/usage/accounts", per_page=250),
         api.get("/api/v1/keys", per_page=250),
         api.get_optional("/api/v1/budgets", per_page=250),
-        api.get_optional("/api/v1/insights/prices", **period, per_page=250),
+        _prices(api, today - timedelta(days=PRICE_DAYS), today - timedelta(days=1)),
     )
     days = summary["by_day"]
     today_cost, today_provisional = _sum(days, today)
@@ -118,4 +139,6 @@ async def load(api: Api) -> Dashboard:
         pending=any(k["status"] == "pending" for k in keys["items"]),
         budgets_attention=attention(budgets["items"]) if budgets else None,
         budgets_total=int(budgets["total"]) if budgets else None,
+        prices_from=today - timedelta(days=PRICE_DAYS) if prices is not None else None,
+        prices_to=today - timedelta(days=1) if prices is not None else None,
     )

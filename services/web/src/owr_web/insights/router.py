@@ -14,10 +14,8 @@ from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from owr_web.api.errors import ApiProblem
-from owr_web.dependencies import Checked, SignedIn, Views, Visitor
+from owr_web.dependencies import Checked, Day, SignedIn, Views, Visitor, parse_day
 from owr_web.insights import service as insights
-from owr_web.stats.router import Day
-from owr_web.stats.router import _day as parse_day
 from owr_web.views.forms import notice, parse_number
 from owr_web.views.pages import Pages
 

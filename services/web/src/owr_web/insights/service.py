@@ -4,10 +4,10 @@ a key (`kind`, `score`, `evidence`) as a person reads it."""
 from __future__ import annotations
 
 from collections import defaultdict
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from owr_web.views.format import as_decimal
+from owr_web.views.format import as_decimal, usd
 
 PER_PAGE = 50
 GROUPS = {"model": "Per model and provider", "key": "Per model, provider and key"}
@@ -60,21 +60,14 @@ ANOMALY_KINDS = {
 }
 
 
-def _usd(value: Any) -> str:
-    try:
-        return f"${Decimal(str(value)):,.2f}"
-    except (InvalidOperation, ValueError):
-        return "?"
-
-
 def anomaly_line(kind: str, evidence: dict[str, Any]) -> str:
     """One sentence with the figures the anomaly was judged on."""
-    spend = _usd(evidence.get("spend_usd"))
+    spend = usd(evidence.get("spend_usd"))
     if kind == "spend_spike":
-        return (
-            f"Spent {spend} against a usual {_usd(evidence.get('baseline_usd'))} on this weekday "
-            f"(median of {evidence.get('baseline_days', '?')} weeks)."
-        )
+        usual, days = usd(evidence.get("baseline_usd")), evidence.get("baseline_days", "?")
+        if evidence.get("baseline") == "active_days":
+            return f"Spent {spend} against a usual {usual} on its days with spend (median of {days} days)."
+        return f"Spent {spend} against a usual {usual} on this weekday (median of {days} weeks)."
     if kind == "dormant_wakeup":
         return (
             f"Spent {spend} after {evidence.get('dormant_days', '?')} days without spend "
@@ -85,7 +78,7 @@ def anomaly_line(kind: str, evidence: dict[str, Any]) -> str:
         return f"First use of {models}: {spend} in {evidence.get('requests', '?')} requests."
     if kind == "requests_spend_divergence":
         requests = f"{evidence.get('requests', '?')} requests against a usual {evidence.get('requests_baseline', '?')}"
-        money = f"{spend} against a usual {_usd(evidence.get('baseline_usd'))}"
+        money = f"{spend} against a usual {usd(evidence.get('baseline_usd'))}"
         if evidence.get("moved") == "requests":
             return f"{requests}, while spend stayed flat ({money})."
         return f"Spend rose to {money}, while requests stayed flat ({requests})."

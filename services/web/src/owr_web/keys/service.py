@@ -78,7 +78,8 @@ async def detail(api: Api, key_id: str) -> dict[str, Any]:
         api.get_optional(f"/api/v1/usage/keys/{key_id}", **window),
         api.get_optional("/api/v1/usage/daily", key_id=key_id, per_page=250, **window),
         api.get(f"/api/v1/keys/{key_id}/audit", per_page=50),
-        api.get_optional("/api/v1/insights/anomalies", key_id=key_id, **window),
+        # 30 days of four kinds fit one page.
+        api.get_optional("/api/v1/insights/anomalies", key_id=key_id, per_page=250, **window),
         # The key at OpenRouter and the writes made there (usage's; a 404 until the key's first sync).
         api.get_optional(f"/api/v1/keys/{key_id}/upstream"),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -11,9 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from owr_web.api.errors import ApiProblem, ApiUnavailable, PageNotFound
-from owr_web.dependencies import SignedIn, Views
+from owr_web.dependencies import Day, SignedIn, Views, parse_day
 from owr_web.sessions.errors import SignedOut
-from owr_web.stats.errors import BadDay
 
 router = APIRouter(tags=["stats"])
 
@@ -28,17 +26,6 @@ SORTS = {
     "-requests": "Requests, most first",
 }
 Text = Annotated[str | None, Query(max_length=300)]
-# The filter form sends every field, empty ones as "": an empty date is no bound, not a bad one.
-Day = Annotated[str | None, Query(max_length=10)]
-
-
-def _day(value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise BadDay() from None
 
 
 async def _filters(
@@ -50,7 +37,7 @@ async def _filters(
     sort: Annotated[str | None, Query(max_length=32)] = None,
 ) -> dict[str, str]:
     """The filters of the page and of its exports, as the API takes them (empty fields left out)."""
-    chosen = {"from": _day(first), "to": _day(last), "key_id": key_id, "model": model, "provider": provider}
+    chosen = {"from": parse_day(first), "to": parse_day(last), "key_id": key_id, "model": model, "provider": provider}
     values = {name: str(value) for name, value in chosen.items() if value}
     values["sort"] = sort if sort in SORTS else "-date"
     return values
