@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +29,13 @@ def by_key(samples: list[tuple[dict[str, str], float]], key: str, **labels: str)
     return value
 
 
+def morning(day: date) -> datetime:
+    """A time early on `day` that today has already reached: 00:30, or halfway through today so far when a run
+    starts before 00:30 UTC (a snapshot from the future would have no age)."""
+    so_far = datetime.now(UTC) - at(today(), 0, 0)
+    return at(day, 0, 0) + min(timedelta(minutes=30), so_far / 2)
+
+
 async def seed_history(ingest: Any, workspace_id: str, key: str, rng: random.Random, days: int = 40, **fields: Any):
     """One snapshot a day for `days` days up to today, each day's whole spend in its `usage_daily` (so every
     day's exact spend is that figure); returns {day: spend}."""
@@ -41,7 +48,7 @@ async def seed_history(ingest: Any, workspace_id: str, key: str, rng: random.Ran
         spends[days_ago(n)] = spend
         body = snapshot(lifetime, spend, **fields)
         body["usage_weekly"] = body["usage_monthly"] = lifetime  # not read by the exposition
-        items.append(item(key, workspace_id, at(days_ago(n), 0, 30), body))
+        items.append(item(key, workspace_id, morning(days_ago(n)), body))
     await ingest.snapshots(*items)
     return spends
 
@@ -56,7 +63,7 @@ async def test_the_exposition_equals_figures_computed_independently(ingest, clie
         ingest, alice.workspace_id, capped, rng, limit=Decimal(5), limit_remaining=Decimal(0), limit_reset="daily"
     )
     await ingest.snapshots(
-        item(mgmt, alice.workspace_id, at(days_ago(0), 0, 10), snapshot("0", "0", is_management_key=True, limit=None))
+        item(mgmt, alice.workspace_id, morning(days_ago(0)), snapshot("0", "0", is_management_key=True, limit=None))
     )
     now = datetime.now(UTC)
     balances = [
@@ -94,7 +101,7 @@ async def test_the_exposition_equals_figures_computed_independently(ingest, clie
         for window, amount in expected.items():
             assert by_key(metrics["owr_key_spend_usd"], key_id, window=window) == float(amount), window
         age = by_key(metrics["owr_key_last_sync_age_seconds"], key_id)
-        assert abs(age - (now - at(day, 0, 30)).total_seconds()) < 60
+        assert abs(age - (now - morning(day)).total_seconds()) < 60
     assert by_key(metrics["owr_key_limit_usd"], key) == 100.0
     assert by_key(metrics["owr_key_limit_remaining_usd"], key) == 74.5
     next_month = (month_start + timedelta(days=32)).replace(day=1)
@@ -129,8 +136,8 @@ async def test_the_exposition_equals_figures_computed_independently(ingest, clie
 async def test_odd_labels_are_escaped_and_round_trip(ingest, client, alice, bob):
     key = str(uuid.uuid4())
     odd = 'sk-or-v1-"q\\uo\'te"\nnl{x=1}'
-    await ingest.snapshots(item(key, alice.workspace_id, at(days_ago(0), 0, 5), snapshot("1.5", "1.5", label=odd)))
-    await ingest.snapshots(item(str(uuid.uuid4()), bob.workspace_id, at(days_ago(0), 0, 5), snapshot("9", "9")))
+    await ingest.snapshots(item(key, alice.workspace_id, morning(days_ago(0)), snapshot("1.5", "1.5", label=odd)))
+    await ingest.snapshots(item(str(uuid.uuid4()), bob.workspace_id, morning(days_ago(0)), snapshot("9", "9")))
     r = await client.get(URL, headers=alice.headers)
     assert r.status_code == 200, r.text
     metrics = parse(r.text)
