@@ -251,8 +251,10 @@ async def funded_keys(emulator: EmulatorAdmin, count: int, cost: str = "0.012345
     now = await emulator.set_clock(datetime.now(UTC) - timedelta(days=1))
     account = await emulator.account("100")
     keys = [await emulator.key(account, "inference", name=f"k{n}") for n in range(count)]
+    # Spent minutes before the clock, but on its day: a run just after 00:00 UTC put some spend on the day before.
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     await emulator.events(
-        [spend(k["hash"], now - timedelta(minutes=n % 50 + 1), cost, n % 3) for n, k in enumerate(keys)]
+        [spend(k["hash"], max(midnight, now - timedelta(minutes=n % 50 + 1)), cost, n % 3) for n, k in enumerate(keys)]
     )
     for key in keys:
         key["account"] = account

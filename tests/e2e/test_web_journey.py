@@ -10,7 +10,7 @@ import io
 import re
 import secrets
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,9 @@ async def api_headers(system: System, email: str) -> dict[str, str]:
 async def seeded_key(emulator: EmulatorAdmin) -> tuple[dict[str, Any], str]:
     """An emulator account with an inference key that spent today on two models; (key, today's cost)."""
     now = await emulator.set_clock(datetime.now(UTC))
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    # Early today but never ahead of the emulator's clock (a run just after 00:00 UTC had its events refused).
+    spent_at = midnight + min(timedelta(minutes=30), (now - midnight) / 2)
     account = await emulator.account("50")
     key = await emulator.key(account, "inference", name="browser")
     events = []
@@ -109,7 +112,7 @@ async def seeded_key(emulator: EmulatorAdmin) -> tuple[dict[str, Any], str]:
         events.append(
             {
                 "key_hash": key["hash"],
-                "at": now.replace(hour=0, minute=30).isoformat(),
+                "at": spent_at.isoformat(),
                 "model": model,
                 "model_permaslug": model,
                 "provider_name": provider,
