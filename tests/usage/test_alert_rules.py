@@ -104,6 +104,14 @@ async def test_text_postgresql_cannot_store_is_refused_or_cleaned_never_a_500(in
     assert await key_status(ingest, failing) == 0
 
 
+@pytest.mark.parametrize("observed_at", ["0001-01-01T00:00:00+01:00", "1999-12-31T23:59:59Z", "2100-01-01T00:00:00Z"])
+async def test_a_time_outside_sane_years_is_a_bad_report_not_a_500(ingest, alice, observed_at):
+    # The fuzz sent year 1 with a positive offset: it has no UTC form PostgreSQL can store.
+    key = Key(ingest, alice)
+    bad = {**status_item(key, "invalid", moment(monday(), 10)), "observed_at": observed_at}
+    await key_status(ingest, bad, expect=422)
+
+
 async def test_a_key_never_synced_can_be_invalid_too(ingest, alice, db_connection):
     key = Key(ingest, alice)
     assert await key_status(ingest, status_item(key, "invalid", moment(monday(), 10))) == 1

@@ -12,9 +12,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from owr_shared.schemas import RequestSchema, StorableText
+from owr_shared.wire.fields import AwareObservedAt
 
 ChannelType = Literal["webhook", "slack", "discord", "email"]
 EventType = Literal[
@@ -140,7 +141,7 @@ class KeyStatusItem(RequestSchema):
     workspace_id: uuid.UUID
     name: StorableText | None = Field(default=None, max_length=100)
     status: KeySyncStatus
-    observed_at: AwareDatetime
+    observed_at: AwareObservedAt
     error: ReportedText | None = Field(default=None, max_length=4000)
 
 
@@ -162,11 +163,11 @@ class DigestRequest(RequestSchema):
     takes it; a repeat for the same period writes nothing."""
 
     kind: DigestKind
-    at: AwareDatetime | None = None
+    at: AwareObservedAt | None = None
 
 
 class PriceDriftRequest(RequestSchema):
     """Evaluate `price.drift` for the last UTC week settled at `at` (default now) in every workspace; an
     event goes out once per (workspace, model, provider, week), so a repeat writes nothing."""
 
-    at: AwareDatetime | None = None
+    at: AwareObservedAt | None = None

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from decimal import Context, Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
 from owr_shared.schemas import Money, StorableText
 
@@ -69,6 +69,8 @@ Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
 ObservedAt = Annotated[
     datetime, AfterValidator(_observed_range), WithJsonSchema({"type": "string", "format": "date-time"})
 ]
+# A time our own processes report (the worker's clock): aware, and within the same sane years.
+AwareObservedAt = Annotated[AwareDatetime, AfterValidator(_observed_range)]
 ActivityDate = Annotated[
     date,
     BeforeValidator(activity_day),
