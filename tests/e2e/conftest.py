@@ -99,7 +99,7 @@ def running_system(env: dict[str, str], log_dir: Path) -> Iterator[System]:
         group.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def mail_server() -> Iterator[tuple[Inbox, int]]:
     """The real SMTP server the session's worker sends alert email to."""
     with smtp_server() as server:
@@ -111,11 +111,13 @@ def mail_inbox(mail_server: tuple[Inbox, int]) -> Inbox:
     return mail_server[0]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def system(
     database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory, mail_server: tuple[Inbox, int]
 ) -> Iterator[System]:
-    """The whole system for the end-to-end suite, on the session's database and Redis."""
+    """The whole system for the end-to-end suite, on the session's database and Redis. Stopped when the last
+    end-to-end test is done: its worker polls the shared outbox and queue, and would otherwise claim the
+    deliveries and jobs of every suite that runs after this one."""
     env = system_env(database_url, redis_url, SMTP_URL=f"smtp://127.0.0.1:{mail_server[1]}", **FAST_ALERTS)
     with running_system(env, tmp_path_factory.mktemp("e2e-logs")) as system:
         yield system
