@@ -4,6 +4,7 @@ with a reason), `key.disabled` through the outbox, the anomaly threshold, other 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_shared.db import create_sessionmaker
 from owr_usage.key_actions import service as key_actions
 from tests.support.db import savepoint
 from tests.support.http import assert_problem, bearer
@@ -480,3 +482,24 @@ async def test_a_key_is_not_called_invalid_while_its_disable_is_under_way(client
     await claim(ingest, action["id"])
     await report(ingest, action["id"], outcome="failed", error="refused")
     assert await key_status(ingest, status_item(key, "invalid", moment(tuesday, 15))) == 1
+
+
+async def test_two_transactions_asking_at_once_record_one_disable(committed_ingest, committed_client, alice, db_engine):
+    """Two rules' transactions (an ingestion and a budget's change) ask to disable one key at once: the second
+    waits for the first to commit, then finds its disable open. One PATCH, one `key.disabled`."""
+    key, _ = await linked_key(committed_ingest, alice)
+    maker = create_sessionmaker(db_engine)
+    workspace, key_id = uuid.UUID(alice.workspace_id), uuid.UUID(key.id)
+
+    async def disable(cause: str) -> uuid.UUID | None:
+        async with maker() as session, session.begin():
+            action = await key_actions.request_disable(
+                session, workspace_id=workspace, key_id=key_id, reason=cause, source="budget", dedup_key=cause
+            )
+            await asyncio.sleep(0.3)  # both have asked before either commits
+            return action
+
+    recorded = await asyncio.wait_for(asyncio.gather(disable("budget:a"), disable("budget:b")), 10)
+    assert sum(action is not None for action in recorded) == 1
+    actions = (await upstream(committed_client, alice, key.id))["actions"]
+    assert [(a["kind"], a["status"]) for a in actions] == [("disable", "pending")]

@@ -152,6 +152,8 @@ async def request_disable(
     the key is being disabled or is disabled already (one leak trips several anomalies and a budget: one
     disable, one `key.disabled`)."""
     repo = KeyActionRepository(session)
+    # Two rules' transactions at once (an ingestion, a budget's change) must not both find no open disable.
+    await repo.lock_key(key_id)
     if await _disabled_or_disabling(repo, workspace_id, key_id):
         log.info("key_action_skipped", kind="disable", source=source, reason="disabled_or_disabling")
         return None
