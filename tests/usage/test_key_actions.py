@@ -432,8 +432,13 @@ async def test_one_leak_disables_the_key_once(client, ingest, alice, db_connecti
     assert len(await evaluate(day, "spend_spike", "dormant_wakeup", "new_model")) == 1
     assert await evaluate(day + timedelta(days=1), "spend_spike") == []  # a disable is open
     await key.sync(moment(day + timedelta(days=1), 12), "20")  # the budget is exceeded too
-    [action] = (await upstream(client, alice, key.id))["actions"]
+    actions = (await upstream(client, alice, key.id))["actions"]
+    [action] = [a for a in actions if a["status"] != "skipped"]
     assert (action["source"], action["status"]) == ("anomaly", "pending")
+    # The causes that came while it was open are in the key's trail, each marked skipped, with why.
+    skipped = [a for a in actions if a["status"] == "skipped"]
+    assert sorted(a["source"] for a in skipped) == ["anomaly", "budget"]
+    assert all("already under way" in a["error"] and a["completed_at"] for a in skipped)
     await claim(ingest, action["id"])
     await report(ingest, action["id"], outcome="done", disabled=True)
     assert await evaluate(day + timedelta(days=2), "new_model") == []  # disabled at OpenRouter already
@@ -502,4 +507,48 @@ async def test_two_transactions_asking_at_once_record_one_disable(committed_inge
     recorded = await asyncio.wait_for(asyncio.gather(disable("budget:a"), disable("budget:b")), 10)
     assert sum(action is not None for action in recorded) == 1
     actions = (await upstream(committed_client, alice, key.id))["actions"]
-    assert [(a["kind"], a["status"]) for a in actions] == [("disable", "pending")]
+    assert sorted((a["kind"], a["status"]) for a in actions) == [("disable", "pending"), ("disable", "skipped")]
+
+
+async def test_a_cause_that_fired_while_the_key_was_disabled_does_not_fire_again_after_an_enable(
+    client, ingest, alice, db_connection
+):
+    """An anomaly of a key and day is found again when its score grows or another kind shows up that day. Found
+    while a budget's disable was open, it was skipped; after the user's enable it must not disable the key again
+    (the user's enable wins over a cause that already fired). A budget fires once per period anyway."""
+    key, _ = await linked_key(ingest, alice, hash_="9" * 64)
+    await client.put(upstream_path(key.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": 6})
+    await create_budget(client, alice, scope={"type": "key", "id": key.id}, disable_key_on_exceed=True)
+    workspace, key_id, day = uuid.UUID(alice.workspace_id), uuid.UUID(key.id), monday()
+
+    async def evaluate(on: date, kind: str, score: float) -> list[uuid.UUID]:
+        async with (
+            savepoint(db_connection) as conn,
+            AsyncSession(bind=conn, join_transaction_mode="create_savepoint") as session,
+        ):
+            recorded = await key_actions.disable_on_anomalies(session, [Found(workspace, key_id, on, kind, score, {})])
+            await session.commit()
+        return recorded
+
+    tuesday = day + timedelta(days=1)
+    await key.sync(moment(tuesday, 12), "20")  # the budget is exceeded: its disable is open
+    assert await evaluate(tuesday, "spend_spike", 8.0) == []  # skipped
+    [budget_action] = [a for a in (await upstream(client, alice, key.id))["actions"] if a["status"] == "pending"]
+    await claim(ingest, budget_action["id"])
+    await report(ingest, budget_action["id"], outcome="done", disabled=True)
+    enable = (await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)).json()["id"]
+    await claim(ingest, enable)
+    await report(ingest, enable, outcome="done", disabled=False)
+
+    # The same day's anomaly again, scored higher, and another kind of it: the user's enable stands.
+    assert await evaluate(tuesday, "spend_spike", 12.0) == []
+    assert await evaluate(tuesday, "new_model", 9.0) == []
+    await key.sync(moment(tuesday, 13), "30")  # the budget's period is the same: no second exceeded
+    actions = (await upstream(client, alice, key.id))["actions"]
+    assert [a["status"] for a in actions if a["kind"] == "disable"] == ["skipped", "done"]
+    [skipped] = [a for a in actions if a["status"] == "skipped"]
+    assert (skipped["source"], skipped["evidence"]["day"]) == ("anomaly", tuesday.isoformat())
+    late = await claim(ingest, skipped["id"])  # a skipped action is never sent
+    assert (late["ready"], late["status"]) == (False, "skipped")
+    # A later cause (the next day's anomaly) may disable it again.
+    assert len(await evaluate(tuesday + timedelta(days=1), "spend_spike", 8.0)) == 1

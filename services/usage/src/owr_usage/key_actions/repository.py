@@ -83,7 +83,7 @@ class KeyActionRepository:
         return action
 
     async def add_once(self, values: dict[str, Any]) -> uuid.UUID | None:
-        """Insert unless the workspace has an action with this `dedup_key`; the new id or None."""
+        """Insert unless the workspace has an action with this `dedup_key` (sent or skipped); the new id or None."""
         statement = (
             insert(KeyAction)
             .values(**values)
