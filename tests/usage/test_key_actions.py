@@ -4,6 +4,7 @@ with a reason), `key.disabled` through the outbox, the anomaly threshold, other 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_shared.db import create_sessionmaker
 from owr_usage.key_actions import service as key_actions
 from tests.support.db import savepoint
 from tests.support.http import assert_problem, bearer
@@ -430,8 +432,13 @@ async def test_one_leak_disables_the_key_once(client, ingest, alice, db_connecti
     assert len(await evaluate(day, "spend_spike", "dormant_wakeup", "new_model")) == 1
     assert await evaluate(day + timedelta(days=1), "spend_spike") == []  # a disable is open
     await key.sync(moment(day + timedelta(days=1), 12), "20")  # the budget is exceeded too
-    [action] = (await upstream(client, alice, key.id))["actions"]
+    actions = (await upstream(client, alice, key.id))["actions"]
+    [action] = [a for a in actions if a["status"] != "skipped"]
     assert (action["source"], action["status"]) == ("anomaly", "pending")
+    # The causes that came while it was open are in the key's trail, each marked skipped, with why.
+    skipped = [a for a in actions if a["status"] == "skipped"]
+    assert sorted(a["source"] for a in skipped) == ["anomaly", "budget"]
+    assert all("already under way" in a["error"] and a["completed_at"] for a in skipped)
     await claim(ingest, action["id"])
     await report(ingest, action["id"], outcome="done", disabled=True)
     assert await evaluate(day + timedelta(days=2), "new_model") == []  # disabled at OpenRouter already
@@ -480,3 +487,68 @@ async def test_a_key_is_not_called_invalid_while_its_disable_is_under_way(client
     await claim(ingest, action["id"])
     await report(ingest, action["id"], outcome="failed", error="refused")
     assert await key_status(ingest, status_item(key, "invalid", moment(tuesday, 15))) == 1
+
+
+async def test_two_transactions_asking_at_once_record_one_disable(committed_ingest, committed_client, alice, db_engine):
+    """Two rules' transactions (an ingestion and a budget's change) ask to disable one key at once: the second
+    waits for the first to commit, then finds its disable open. One PATCH, one `key.disabled`."""
+    key, _ = await linked_key(committed_ingest, alice)
+    maker = create_sessionmaker(db_engine)
+    workspace, key_id = uuid.UUID(alice.workspace_id), uuid.UUID(key.id)
+
+    async def disable(cause: str) -> uuid.UUID | None:
+        async with maker() as session, session.begin():
+            action = await key_actions.request_disable(
+                session, workspace_id=workspace, key_id=key_id, reason=cause, source="budget", dedup_key=cause
+            )
+            await asyncio.sleep(0.3)  # both have asked before either commits
+            return action
+
+    recorded = await asyncio.wait_for(asyncio.gather(disable("budget:a"), disable("budget:b")), 10)
+    assert sum(action is not None for action in recorded) == 1
+    actions = (await upstream(committed_client, alice, key.id))["actions"]
+    assert sorted((a["kind"], a["status"]) for a in actions) == [("disable", "pending"), ("disable", "skipped")]
+
+
+async def test_a_cause_that_fired_while_the_key_was_disabled_does_not_fire_again_after_an_enable(
+    client, ingest, alice, db_connection
+):
+    """An anomaly of a key and day is found again when its score grows or another kind shows up that day. Found
+    while a budget's disable was open, it was skipped; after the user's enable it must not disable the key again
+    (the user's enable wins over a cause that already fired). A budget fires once per period anyway."""
+    key, _ = await linked_key(ingest, alice, hash_="9" * 64)
+    await client.put(upstream_path(key.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": 6})
+    await create_budget(client, alice, scope={"type": "key", "id": key.id}, disable_key_on_exceed=True)
+    workspace, key_id, day = uuid.UUID(alice.workspace_id), uuid.UUID(key.id), monday()
+
+    async def evaluate(on: date, kind: str, score: float) -> list[uuid.UUID]:
+        async with (
+            savepoint(db_connection) as conn,
+            AsyncSession(bind=conn, join_transaction_mode="create_savepoint") as session,
+        ):
+            recorded = await key_actions.disable_on_anomalies(session, [Found(workspace, key_id, on, kind, score, {})])
+            await session.commit()
+        return recorded
+
+    tuesday = day + timedelta(days=1)
+    await key.sync(moment(tuesday, 12), "20")  # the budget is exceeded: its disable is open
+    assert await evaluate(tuesday, "spend_spike", 8.0) == []  # skipped
+    [budget_action] = [a for a in (await upstream(client, alice, key.id))["actions"] if a["status"] == "pending"]
+    await claim(ingest, budget_action["id"])
+    await report(ingest, budget_action["id"], outcome="done", disabled=True)
+    enable = (await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)).json()["id"]
+    await claim(ingest, enable)
+    await report(ingest, enable, outcome="done", disabled=False)
+
+    # The same day's anomaly again, scored higher, and another kind of it: the user's enable stands.
+    assert await evaluate(tuesday, "spend_spike", 12.0) == []
+    assert await evaluate(tuesday, "new_model", 9.0) == []
+    await key.sync(moment(tuesday, 13), "30")  # the budget's period is the same: no second exceeded
+    actions = (await upstream(client, alice, key.id))["actions"]
+    assert [a["status"] for a in actions if a["kind"] == "disable"] == ["skipped", "done"]
+    [skipped] = [a for a in actions if a["status"] == "skipped"]
+    assert (skipped["source"], skipped["evidence"]["day"]) == ("anomaly", tuesday.isoformat())
+    late = await claim(ingest, skipped["id"])  # a skipped action is never sent
+    assert (late["ready"], late["status"]) == (False, "skipped")
+    # A later cause (the next day's anomaly) may disable it again.
+    assert len(await evaluate(tuesday + timedelta(days=1), "spend_spike", 8.0)) == 1

@@ -86,8 +86,8 @@ async def manage_key_upstream(
     ctx: dict[str, Any], action_id: str, traceparent: str | None = None, request_id: str | None = None
 ) -> str:
     """Carry out one key action (queued by usage after the commit that recorded it, under
-    `manage_key_upstream:{id}`, and by the sweep). Returns the outcome: done, failed, deferred, busy, gone,
-    stale (this try's claim was superseded)."""
+    `manage_key_upstream:{id}`, and by the sweep). Returns the outcome: done, failed, skipped (never sent),
+    deferred, busy, gone, stale (this try's claim was superseded)."""
     parsed = _parse_id(action_id)
     with job_context(MANAGE_KEY_UPSTREAM_JOB, traceparent=traceparent, request_id=request_id, action_id=str(parsed)):
         if parsed is None:

@@ -17,7 +17,8 @@ from owr_shared.schemas import Money, RequestSchema
 from owr_shared.wire.alerts import ReportedText
 
 KeyActionKind = Literal["disable", "enable", "set_limit"]
-KeyActionStatus = Literal["pending", "running", "done", "failed"]
+# `skipped`: a rule's disable that came while the key was disabled or being disabled; recorded, never sent.
+KeyActionStatus = Literal["pending", "running", "done", "failed", "skipped"]
 LimitReset = Literal["daily", "weekly", "monthly"]
 # The worker's job: `manage_key_upstream(ctx, action_id)`, queued under `key-action:{id}`.
 MANAGE_KEY_UPSTREAM_JOB = "manage_key_upstream"
@@ -36,7 +37,7 @@ class KeyActionClaim(RequestSchema):
 
 class ClaimedKeyAction(BaseModel):
     """What the worker sends, or (`ready` false) why it cannot: the action is then already failed with `error`,
-    or (status done/failed) finished before this claim. `attempts` numbers the claim: its report carries it."""
+    or (status done/failed/skipped) finished before this claim. `attempts` numbers the claim: its report carries it."""
 
     id: uuid.UUID
     workspace_id: uuid.UUID

@@ -14,7 +14,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from owr_usage.base import UsageBase, utcnow
 
 KINDS = ("disable", "enable", "set_limit")
-STATUSES = ("pending", "running", "done", "failed")
+STATUSES = ("pending", "running", "done", "failed", "skipped")
+# Never claimed again. `skipped`: a rule's disable recorded (never sent) while the key was disabled or being
+# disabled, so that its cause (`dedup_key`) never fires again.
+FINISHED = ("done", "failed", "skipped")
 SOURCES = ("user", "budget", "anomaly")
 ERROR_MAX = 500
 REASON_MAX = 300
@@ -23,7 +26,8 @@ REASON_MAX = 300
 class KeyAction(UsageBase):
     """A `PATCH /keys/{hash}` to make at OpenRouter: who asked and why (the audit trail), and how it went.
 
-    `dedup_key` makes an automatic action once per cause (`budget:{id}:{period_start}`); users' have none.
+    `dedup_key` makes an automatic action once per cause (`budget:{id}:{period_start}`), sent or `skipped`; users'
+    have none.
     """
 
     __tablename__ = "key_actions"

@@ -51,10 +51,20 @@ WHERE ka.key_id = ANY(CAST(:key_ids AS uuid[])) AND ka.kind = 'disable' AND ka.s
 """
 )
 
+# A key's rule-made disables, one transaction at a time (its own namespace among the advisory locks).
+_LOCK_KEY = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('owr_usage.key_actions:' || CAST(CAST(:key_id AS uuid) AS text), 0))"
+)
+
 
 class KeyActionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def lock_key(self, key_id: uuid.UUID) -> None:
+        """Hold the key's disable lock until the transaction ends: a second rule's transaction waits here, and
+        its next statements see what this one committed (read committed)."""
+        await self.session.execute(_LOCK_KEY, {"key_id": key_id})
 
     async def upstream(self, workspace_id: uuid.UUID, key_id: uuid.UUID) -> dict[str, Any] | None:
         """The key's link and account row (None: usage never synced this key in the workspace)."""
@@ -73,7 +83,7 @@ class KeyActionRepository:
         return action
 
     async def add_once(self, values: dict[str, Any]) -> uuid.UUID | None:
-        """Insert unless the workspace has an action with this `dedup_key`; the new id or None."""
+        """Insert unless the workspace has an action with this `dedup_key` (sent or skipped); the new id or None."""
         statement = (
             insert(KeyAction)
             .values(**values)

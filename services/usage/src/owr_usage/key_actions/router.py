@@ -64,7 +64,8 @@ async def enable_upstream(key_id: uuid.UUID, user: KeyActionsWriter, session: Db
 )
 async def get_upstream(key_id: uuid.UUID, user: KeyActionsReader, session: DbSession) -> Response:
     """Whether OpenRouter has the key disabled, its limit there, the kill switch's anomaly threshold, and the last
-    writes to OpenRouter with their status (`pending`, `running`, `done`, `failed` with `error`)."""
+    writes to OpenRouter with their status (`pending`, `running`, `done`, `failed` with `error`, or a rule's disable
+    `skipped`, with why: the key was disabled or being disabled already)."""
     view = await actions.upstream(session, workspace_id=user.workspace_id, key_id=key_id)
     return json_response(view)
 

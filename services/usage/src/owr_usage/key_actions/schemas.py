@@ -39,7 +39,8 @@ class KillSwitchRequest(RequestSchema):
 
 
 class KeyActionView(BaseModel):
-    """One write to OpenRouter: what, why, who asked, and how it went (`error` when it failed)."""
+    """One write to OpenRouter: what, why, who asked, and how it went (`error` when it failed, or why a rule's disable
+    was `skipped`: the key was disabled or being disabled already; a skipped action is never sent)."""
 
     id: uuid.UUID
     key_id: uuid.UUID

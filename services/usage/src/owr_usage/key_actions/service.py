@@ -20,9 +20,10 @@ from owr_shared.logging import get_logger
 from owr_shared.wire.key_actions import ClaimedKeyAction, KeyActionResult, KeyActionState, LimitReset
 from owr_usage.alerts import service as alerts
 from owr_usage.alerts.service import money
+from owr_usage.base import utcnow
 from owr_usage.key_actions.enqueue import enqueue_after_commit
 from owr_usage.key_actions.errors import KeyNotKnown
-from owr_usage.key_actions.models import ERROR_MAX, REASON_MAX, KeyAction
+from owr_usage.key_actions.models import ERROR_MAX, FINISHED, REASON_MAX, KeyAction
 from owr_usage.key_actions.repository import KeyActionRepository
 from owr_usage.key_actions.schemas import ACTIONS_SHOWN, KeyActionView, UpstreamView
 
@@ -32,6 +33,9 @@ NOT_LINKED = (
     "The key is not linked to an OpenRouter account: store the account's management key here and let it sync, "
     "then try again."
 )
+# Why a rule's disable was skipped (its `error`, shown in the key's trail).
+SKIPPED_DISABLING = "a disable of the key was already under way"
+SKIPPED_DISABLED = "the key was already disabled at OpenRouter"
 # An action the sweep finds pending this long after it was recorded lost its job (Redis away at enqueue).
 SWEEP_AFTER = timedelta(seconds=30)
 
@@ -150,25 +154,29 @@ async def request_disable(
     """Record a disable in the caller's transaction, once per `dedup_key` (e.g. `budget:{id}:{period_start}`);
     the worker's job is queued after the commit. The action's id, or None when that cause had one already, or
     the key is being disabled or is disabled already (one leak trips several anomalies and a budget: one
-    disable, one `key.disabled`)."""
+    disable, one `key.disabled`). A cause skipped so is recorded `skipped`: after a user's enable, the same
+    cause found again (an anomaly of the same day scored higher) does not disable the key again."""
     repo = KeyActionRepository(session)
-    if await _disabled_or_disabling(repo, workspace_id, key_id):
+    # Two rules' transactions at once (an ingestion, a budget's change) must not both find no open disable.
+    await repo.lock_key(key_id)
+    skipped = await _disabled_or_disabling(repo, workspace_id, key_id)
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "workspace_id": workspace_id,
+        "key_id": key_id,
+        "kind": "disable",
+        "source": source,
+        "reason": reason[:REASON_MAX],
+        "budget_id": budget_id,
+        "evidence": evidence or {},
+        "dedup_key": dedup_key,
+    }
+    if skipped is not None:
+        values.update(status="skipped", error=skipped, completed_at=utcnow())
+    written = await repo.add_once(values)
+    if skipped is not None:
         log.info("key_action_skipped", kind="disable", source=source, reason="disabled_or_disabling")
         return None
-    action_id = uuid.uuid4()
-    written = await repo.add_once(
-        {
-            "id": action_id,
-            "workspace_id": workspace_id,
-            "key_id": key_id,
-            "kind": "disable",
-            "source": source,
-            "reason": reason[:REASON_MAX],
-            "budget_id": budget_id,
-            "evidence": evidence or {},
-            "dedup_key": dedup_key,
-        }
-    )
     if written is None:
         return None
     enqueue_after_commit(session, written)
@@ -176,14 +184,16 @@ async def request_disable(
     return written
 
 
-async def _disabled_or_disabling(repo: KeyActionRepository, workspace_id: uuid.UUID, key_id: uuid.UUID) -> bool:
-    """A disable is open on the key, or its account row says OpenRouter has it disabled and no enable is on its
-    way (a user's enable undoes it; a cause after that may disable it again)."""
+async def _disabled_or_disabling(repo: KeyActionRepository, workspace_id: uuid.UUID, key_id: uuid.UUID) -> str | None:
+    """Why a disable now is not sent, if so: a disable is open on the key, or its account row says OpenRouter has
+    it disabled and no enable is on its way (a user's enable undoes it; a later cause may disable it again)."""
     open_kinds = await repo.open_kinds(workspace_id, key_id)
     if "disable" in open_kinds:
-        return True
+        return SKIPPED_DISABLING
     link = await repo.upstream(workspace_id, key_id)
-    return bool(link and link["api_key_hash"] is not None and link["disabled"]) and "enable" not in open_kinds
+    if link and link["api_key_hash"] is not None and link["disabled"] and "enable" not in open_kinds:
+        return SKIPPED_DISABLED
+    return None
 
 
 async def disable_on_anomaly(
@@ -282,7 +292,7 @@ async def claim(
     action = await repo.locked(action_id)
     if action is None:
         return None
-    if action.status in ("done", "failed") or (
+    if action.status in FINISHED or (
         action.status == "running" and action.lease_until is not None and action.lease_until > now
     ):
         return _claimed(action, ready=False)
