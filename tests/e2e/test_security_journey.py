@@ -130,7 +130,9 @@ async def test_two_factor_sign_in_in_the_browser(system: System, browser: Any) -
         page = await ctx.new_page()
         problems = console_problems(page)
         email = await register(page, system)
-        await page.click("nav a:has-text('Security')")
+        await page.click("nav[aria-label=Main] a:has-text('Settings')")
+        await page.wait_for_url(system.gateway + "/profile")
+        await page.click("nav[aria-label=Settings] a:has-text('Security')")
         await page.wait_for_url(system.gateway + "/security")
         assert await axe_violations(page) == []
         await page.fill("#setup-password", PASSWORD)

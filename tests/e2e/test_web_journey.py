@@ -237,6 +237,32 @@ async def test_the_browser_journey(system: System, context: Any, emulator: Emula
     assert problems == [], problems
 
 
+async def test_the_insights_are_one_header_entry_with_tabs(system: System, context: Any) -> None:
+    page = await context.new_page()
+    problems = console_problems(page)
+    await register(page, system)
+    header = page.get_by_role("navigation", name="Main")
+    for width in (1024, 1280):
+        # Ten entries: one row on a laptop (fourteen wrapped).
+        await page.set_viewport_size({"width": width, "height": 900})
+        tops = await header.locator("li").evaluate_all("items => items.map(i => i.getBoundingClientRect().top)")
+        assert len(tops) == 10
+        assert len(set(tops)) == 1, (width, tops)
+    await header.get_by_role("link", name="Insights").click()
+    await page.wait_for_url(system.gateway + "/insights/hygiene")
+    tabs = page.get_by_role("navigation", name="Insights")
+    # By keyboard: the tab is a plain link.
+    await tabs.get_by_role("link", name="Prices").focus()
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(re.compile(r".*/insights/prices$"))
+    assert await header.get_by_role("link", name="Insights").get_attribute("aria-current") == "page"
+    assert await tabs.get_by_role("link", name="Prices").get_attribute("aria-current") == "page"
+    assert await tabs.get_by_role("link", name="Hygiene").get_attribute("aria-current") is None
+    await page.goto(system.gateway + "/insights")
+    assert page.url == system.gateway + "/insights/hygiene"
+    assert problems == [], problems
+
+
 async def test_a_post_without_the_csrf_token_is_refused(system: System, context: Any) -> None:
     page = await context.new_page()
     await register(page, system)

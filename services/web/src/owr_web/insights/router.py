@@ -1,7 +1,6 @@
-"""`/insights/hygiene` (the key hygiene findings grouped by kind, the reconciliation status line, and "Apply
-suggested limit"),
-`/insights/prices` (effective prices per model and provider, and their drift) and `/insights/reconciliation`
-(the days where a key's two figures disagree)."""
+"""`/insights` (a redirect to the first of these), `/insights/hygiene` (the key hygiene findings grouped by kind,
+the reconciliation status line, and "Apply suggested limit"), `/insights/prices` (effective prices per model and
+provider, and their drift) and `/insights/reconciliation` (the days where a key's two figures disagree)."""
 
 from __future__ import annotations
 
@@ -59,6 +58,12 @@ async def _hygiene_page(
     gaps = (await visitor.api.get(RECONCILIATION, per_page=1))["total"]
     context = {"sections": sections, "gaps": gaps, "notice": notice(done, NOTICES), "error": error}
     return views.render(request, "hygiene.html", context, visitor=visitor, status=status)
+
+
+@router.get("/insights", include_in_schema=False)
+async def index() -> Response:
+    """DESIGN §10's `/insights`: the section's first page (the header's Insights entry links there directly)."""
+    return RedirectResponse("/insights/hygiene", status_code=303)
 
 
 @router.get("/insights/hygiene", include_in_schema=False)

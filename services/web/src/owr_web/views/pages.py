@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.responses import HTMLResponse
 
 from owr_web.views.format import FILTERS
+from owr_web.views.nav import NAV, section_of
 
 if TYPE_CHECKING:
     from owr_web.dependencies import Visitor
@@ -48,7 +49,7 @@ class Pages:
             lstrip_blocks=True,
         )
         self.env.filters.update(FILTERS)
-        self.env.globals.update(asset=self.asset, live_poll_seconds=live_poll_seconds)
+        self.env.globals.update(asset=self.asset, live_poll_seconds=live_poll_seconds, nav=NAV)
 
     def asset(self, name: str) -> str:
         return f"/static/dist/{self._manifest[name]}"
@@ -67,6 +68,8 @@ class Pages:
         """A page (or, for an htmx request naming a fragment template, that fragment) for `visitor`."""
         values = {
             "request_path": request.url.path,
+            # The header entry marked current, and the tabs (`_section_nav.html`) of a section of several pages.
+            "nav_section": section_of(request.url.path),
             "email": visitor.session.email if visitor else None,
             # The workspace the pages act in, the role there (actions a role cannot take are hidden) and
             # the person's workspaces (the header's switcher).
