@@ -19,9 +19,12 @@ import pyotp
 import pytest
 
 from tests.e2e.conftest import System, fresh_login_window
+from tests.e2e.test_account_email_journey import text_of
 from tests.e2e.test_journey import PASSWORD, problem
+from tests.e2e.test_sync_journey import wait_for
 from tests.e2e.test_web_journey import browser, console_problems, context, register  # noqa: F401 - fixtures
 from tests.support.browser import axe_violations, screenshot
+from tests.support.mail import Inbox
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +46,7 @@ async def _account(client: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
     return email, r.json()
 
 
-async def test_two_factor_login_needs_the_code_and_a_recovery_code_works_once(system: System):
+async def test_two_factor_login_needs_the_code_and_a_recovery_code_works_once(system: System, mail_inbox: Inbox):
     async with httpx.AsyncClient(base_url=system.gateway, timeout=15) as client:
         email, pair = await _account(client)
         headers = _bearer(pair["access_token"])
@@ -96,6 +99,18 @@ async def test_two_factor_login_needs_the_code_and_a_recovery_code_works_once(sy
             challenge = r.json()["challenge"]
             r = await client.post("/api/v1/auth/login/mfa", json={"challenge": challenge, "recovery_code": recovery[0]})
             assert r.status_code == expected, r.text
+
+    # The worker sent the address a notice that two-factor sign-in was turned on: no secret, no code in it.
+    async def notice() -> str | None:
+        for message in mail_inbox.messages:
+            if message["To"] == email and message["Subject"] == "Two-factor sign-in was turned on":
+                return text_of(message)
+        return None
+
+    text = await wait_for(notice, seconds=30, what="the two-factor notice")
+    assert "Two-factor sign-in was turned on for your OpenRouter Watcher account" in text
+    for shown_once in (secret, previous, *first_codes, *recovery):
+        assert shown_once not in text
 
 
 async def test_an_ended_session_is_refused_at_the_gateway_within_a_second(system: System):

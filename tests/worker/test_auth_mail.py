@@ -128,6 +128,35 @@ async def test_registration_and_reset_emails_arrive_and_their_links_work(mail_ct
     assert login.status_code == 200
 
 
+async def test_a_security_notice_arrives_as_text_and_html_with_no_link_to_use(mail_ctx, arq_redis, auth, sink):
+    inbox, _ = sink
+    email = await register(auth)
+    assert await run_queued(mail_ctx, arq_redis) == ["sent"]  # the verification email
+    pair = (await auth.http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})).json()
+    new_password = "changed with a notice to follow 3"
+    r = await auth.http.put(
+        "/api/v1/auth/me/password",
+        headers={"authorization": f"Bearer {pair['access_token']}"},
+        json={"current_password": PASSWORD, "new_password": new_password},
+    )
+    assert r.status_code == 204, r.text
+    assert await run_queued(mail_ctx, arq_redis) == ["sent"]
+    notice = inbox.messages[-1]
+    assert (notice["To"], notice["Subject"]) == (email, "Your password was changed")
+    parts = {
+        part.get_content_type(): bytes(part.get_payload(decode=True)).decode()
+        for part in notice.walk()
+        if not part.is_multipart()
+    }
+    assert {"text/plain", "text/html"} <= set(parts)
+    for body in (parts["text/plain"], parts["text/html"]):
+        assert "http://localhost:8000/forgot-password" in body
+        assert " UTC" in body
+        assert "token=" not in body
+        for secret in (PASSWORD, new_password, pair["access_token"], pair["refresh_token"]):
+            assert secret not in body
+
+
 async def test_a_temporary_refusal_is_retried_with_a_new_link(mail_ctx, arq_redis, auth, sink):
     inbox, _ = sink
     await register(auth)

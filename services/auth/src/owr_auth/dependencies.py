@@ -63,9 +63,11 @@ MailLimits = Annotated[AccountMailLimits, Depends(from_state("mail_limits"))]
 
 
 async def _login_context(
-    settings: Settings, keyring: SigningKeyring, passwords: Passwords, throttle: Throttle, mfa: Mfa
+    settings: Settings, keyring: SigningKeyring, passwords: Passwords, throttle: Throttle, mfa: Mfa, mails: Mails
 ) -> LoginContext:
-    return LoginContext(settings=settings, keyring=keyring, passwords=passwords, throttle=throttle, mfa=mfa)
+    return LoginContext(
+        settings=settings, keyring=keyring, passwords=passwords, throttle=throttle, mfa=mfa, mails=mails
+    )
 
 
 # What both steps of a sign-in need besides the request (`sessions.service.login`, `complete_login`).

@@ -14,7 +14,8 @@ MFA_CHECKS = Counter(
     ["purpose", "kind", "outcome"],
 )
 
-# Email (docs/architecture.md, "Email from auth"): kind is verify_email, password_reset or invitation.
+# Email (docs/architecture.md, "Email from auth"): kind is verify_email, password_reset, invitation, or one of
+# the security notices (mfa_enabled, mfa_disabled, recovery_codes_replaced, password_changed, new_sign_in).
 MAILS_QUEUED = Counter("owr_auth_mails_queued_total", "Emails queued for the worker to send, by kind.", ["kind"])
 MAIL_ENQUEUES = Counter(
     "owr_auth_mail_enqueues_total",

@@ -1,9 +1,11 @@
-"""`send_auth_mail`: the emails auth asks for (address verification, password reset, invitation), over SMTP.
+"""`send_auth_mail`: the emails auth asks for (address verification, password reset, invitation, security
+notices), over SMTP.
 
 auth queues the job with the mail's id (and the request's trace), never a token or an address: arq logs
 job arguments. The job asks auth to render the mail (`POST {auth}/internal/mail/{id}/render`, the worker's
-client credentials in HTTP Basic, scope `mail:render`), which mints the link's one-time token at that
-moment; sends the message (`owr_worker.mail`); and reports `sent`, or `failed` once it gives up.
+client credentials in HTTP Basic, scope `mail:render`), which mints the link's one-time token, when the mail
+has one, at that moment; sends the message (`owr_worker.mail`); and reports `sent`, or `failed` once it gives
+up.
 
 At least once: a temporary SMTP refusal, or auth away, defers the job (`Retry`, full jitter) up to
 `WORKER_JOB_MAX_TRIES` tries; a render after a retry mints a new link and auth discards the earlier one.

@@ -1,4 +1,5 @@
-"""auth <-> worker: the emails auth has the worker send (address verification, password reset, invitation).
+"""auth <-> worker: the emails auth has the worker send (address verification, password reset, invitation,
+security notices).
 
 auth writes an `auth.outbound_mail` row in the transaction that calls for the email and, once it has
 committed, queues the ARQ job `send_auth_mail(mail_id)`. The job's arguments are an id and trace ids, never
@@ -20,7 +21,17 @@ from owr_shared.schemas import RequestSchema, StorableText
 
 SEND_AUTH_MAIL_JOB = "send_auth_mail"
 # Every kind auth may queue; a kind is rendered by the auth domain that owns it.
-MailKind = Literal["verify_email", "password_reset", "invitation"]
+MailKind = Literal[
+    "verify_email",
+    "password_reset",
+    "invitation",
+    # Security notices (`owr_auth.notices`): what changed in an account's security, with no link to use.
+    "mfa_enabled",
+    "mfa_disabled",
+    "recovery_codes_replaced",
+    "password_changed",
+    "new_sign_in",
+]
 MAIL_KINDS: tuple[str, ...] = get_args(MailKind)
 # The longest failure reason auth stores (the worker's are short: a status class, never a server's text).
 MAX_FAILURE_REASON = 200
@@ -32,7 +43,7 @@ def auth_mail_job_id(mail_id: uuid.UUID | str) -> str:
 
 
 class RenderedMail(BaseModel):
-    """The message to send: the body carries a one-time link, so neither it nor the address is in a repr."""
+    """The message to send: the body may carry a one-time link, so neither it nor the address is in a repr."""
 
     kind: MailKind
     to: str = Field(max_length=254, repr=False)

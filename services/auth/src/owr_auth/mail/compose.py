@@ -1,8 +1,8 @@
-"""How a mail's renderer writes its message: plain text and the same in simple HTML, around one link.
+"""How a mail's renderer writes its message: plain text and the same in simple HTML, around its links.
 
 A renderer is `async (session, settings, mail, now) -> RenderedMail | None`: it mints the link's one-time
-token (storing only its hash) and writes the message, or answers None when the mail is no longer wanted
-(the mail is then cancelled). `owr_auth.mail.renderers` maps each kind to its renderer.
+token, when the mail has one (storing only its hash), and writes the message, or answers None when the mail
+is no longer wanted (the mail is then cancelled). `owr_auth.mail.renderers` maps each kind to its renderer.
 """
 
 from __future__ import annotations
@@ -31,9 +31,14 @@ async def addressee(session: AsyncSession, mail: OutboundMail) -> User | None:
     return user if user is not None and user.deleted_at is None and user.email == mail.recipient else None
 
 
+def page_url(settings: AuthSettings, path: str) -> str:
+    """`{PUBLIC_BASE_URL}{path}`: a page of the web app (DESIGN §12)."""
+    return f"{settings.public_base_url}{path}"
+
+
 def page_link(settings: AuthSettings, path: str, token: str) -> str:
-    """`{PUBLIC_BASE_URL}{path}?token=…`: a page of the web app (DESIGN §12)."""
-    return f"{settings.public_base_url}{path}?{urlencode({'token': token})}"
+    """`{PUBLIC_BASE_URL}{path}?token=…`: a page of the web app that uses an emailed token."""
+    return f"{page_url(settings, path)}?{urlencode({'token': token})}"
 
 
 def lifetime(seconds: int) -> str:
@@ -56,16 +61,21 @@ def compose(
     action: str,
     link: str,
     closing: Sequence[str] = (),
+    also: Sequence[tuple[str, str]] = (),
 ) -> RenderedMail:
-    """A message: paragraphs, the link under its action label, closing paragraphs; text and HTML alike."""
-    text = "\n\n".join([*paragraphs, f"{action}:\n{link}", *closing, f"-- {PRODUCT}"]) + "\n"
+    """A message: paragraphs, the link under its action label (and any `also` links, `(action, link)`), closing
+    paragraphs; text and HTML alike."""
+    links = [(action, link), *also]
+    text = "\n\n".join([*paragraphs, *(f"{a}:\n{u}" for a, u in links), *closing, f"-- {PRODUCT}"]) + "\n"
     html_paragraphs = "".join(f"<p>{escape(p)}</p>" for p in paragraphs)
+    html_links = "".join(f'<p><a href="{escape(u, quote=True)}">{escape(a)}</a></p>' for a, u in links)
+    addresses = "<br>".join(escape(u) for _, u in links)
     html_closing = "".join(f"<p>{escape(p)}</p>" for p in closing)
     html = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(subject)}</title></head><body>"
-        f'{html_paragraphs}<p><a href="{escape(link, quote=True)}">{escape(action)}</a></p>'
-        f"<p>If the link does not open, copy this address into your browser:<br>{escape(link)}</p>"
+        f"{html_paragraphs}{html_links}"
+        f"<p>If a link does not open, copy its address into your browser:<br>{addresses}</p>"
         f"{html_closing}<p>&mdash; {PRODUCT}</p></body></html>"
     )
     return RenderedMail(kind=kind, to=to, subject=subject, text=text, html=html)

@@ -1,5 +1,5 @@
 """The `auth.outbound_mail` table: one row per email auth asked the worker to send. It never holds a token:
-the link's token is minted when the worker renders the mail, and only its hash is stored (`email_tokens`)."""
+a link's token is minted when the worker renders the mail, and only its hash is stored (`email_tokens`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,11 @@ class OutboundMail(CreatedAtMixin, AuthBase):
 
     __tablename__ = "outbound_mail"
     __table_args__ = (
-        CheckConstraint("kind IN ('verify_email', 'password_reset', 'invitation')", name="kind"),
+        CheckConstraint(
+            "kind IN ('verify_email', 'password_reset', 'invitation', 'mfa_enabled', 'mfa_disabled',"
+            " 'recovery_codes_replaced', 'password_changed', 'new_sign_in')",
+            name="kind",
+        ),
         CheckConstraint("status IN ('pending', 'sent', 'failed', 'cancelled')", name="status"),
         # The cron's search for mails whose job was lost reads pending rows only.
         Index("ix_outbound_mail_pending", "created_at", postgresql_where=text("status = 'pending'")),
@@ -32,7 +36,7 @@ class OutboundMail(CreatedAtMixin, AuthBase):
         Uuid, ForeignKey("auth.users.id", ondelete="CASCADE"), nullable=True, index=True
     )
     recipient: Mapped[str] = mapped_column(String(254), nullable=False)
-    # The row the mail is about, for kinds that have one (an invitation's id).
+    # The row the mail is about, for kinds that have one (an invitation's id, a new sign-in's session).
     subject_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=PENDING, server_default=PENDING)
     renders: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from starlette.responses import Response
 
-from owr_auth.dependencies import ClientIP, Mfa, Passwords, SessionUser, Throttle
+from owr_auth.dependencies import ClientIP, Mails, Mfa, Passwords, SessionUser, Throttle
 from owr_auth.mfa import service as mfa_service
 from owr_auth.mfa.schemas import (
     DisableRequest,
@@ -62,11 +62,13 @@ async def setup(
     responses=problem_responses(400, 401, 403, 409, 422, 429, 503),
     summary="Turn two-factor sign-in on",
 )
-async def enable(body: EnableRequest, current: SessionUser, session: DbSession, mfa: Mfa, ip: ClientIP) -> Response:
+async def enable(
+    body: EnableRequest, current: SessionUser, session: DbSession, mfa: Mfa, queue: Mails, ip: ClientIP
+) -> Response:
     """Confirm the setup with a current code from the app. The answer holds ten single-use recovery codes,
     shown this once: each signs in once in place of a code. A wrong code is a 403 `wrong-code`; wrong codes
-    are throttled (429)."""
-    codes = await mfa_service.enable(session, mfa, user_id=current.user.id, code=body.code, ip=ip)
+    are throttled (429). The account's address gets an email saying it is on."""
+    codes = await mfa_service.enable(session, mfa, queue, user=current.user, code=body.code, ip=ip)
     return json_response(codes, headers=NO_STORE)
 
 
@@ -77,12 +79,12 @@ async def enable(body: EnableRequest, current: SessionUser, session: DbSession, 
     summary="Replace the recovery codes",
 )
 async def recovery_codes(
-    body: RecoveryCodesRequest, current: SessionUser, session: DbSession, mfa: Mfa, ip: ClientIP
+    body: RecoveryCodesRequest, current: SessionUser, session: DbSession, mfa: Mfa, queue: Mails, ip: ClientIP
 ) -> Response:
     """Ten new single-use recovery codes, shown this once; every earlier one (used or not) stops working. Needs
     a fresh code from the authenticator app (403 `wrong-code`; throttled, 429); 409 when two-factor sign-in
-    is off."""
-    codes = await mfa_service.regenerate_recovery_codes(session, mfa, user_id=current.user.id, code=body.code, ip=ip)
+    is off. The account's address gets an email saying new codes were made (never the codes)."""
+    codes = await mfa_service.regenerate_recovery_codes(session, mfa, queue, user=current.user, code=body.code, ip=ip)
     return json_response(codes, headers=NO_STORE)
 
 
@@ -92,9 +94,11 @@ async def recovery_codes(
     responses=problem_responses(400, 401, 403, 409, 422, 429, 503),
     summary="Turn two-factor sign-in off",
 )
-async def disable(body: DisableRequest, current: SessionUser, session: DbSession, mfa: Mfa, ip: ClientIP) -> None:
+async def disable(
+    body: DisableRequest, current: SessionUser, session: DbSession, mfa: Mfa, queue: Mails, ip: ClientIP
+) -> None:
     """Needs a fresh code from the app (one not used before), or an unused recovery code when the app is
-    lost. The secret and every recovery code are deleted."""
+    lost. The secret and every recovery code are deleted; the account's address gets an email saying so."""
     await mfa_service.disable(
-        session, mfa, user_id=current.user.id, code=body.code, recovery_code=body.recovery_code, ip=ip
+        session, mfa, queue, user=current.user, code=body.code, recovery_code=body.recovery_code, ip=ip
     )

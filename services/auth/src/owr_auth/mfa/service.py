@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_auth.base import utcnow
+from owr_auth.mail.queue import MailQueue
 from owr_auth.metrics import MFA_CHECKS
 from owr_auth.mfa import totp
 from owr_auth.mfa.challenge import ChallengeStore
@@ -26,6 +27,7 @@ from owr_auth.mfa.errors import MfaAlreadyEnabled, MfaNotEnabled, MfaSetupMissin
 from owr_auth.mfa.repository import MfaRepository, sealed_secret
 from owr_auth.mfa.schemas import MfaStatus, RecoveryCodesView, SetupView
 from owr_auth.mfa.sealing import MfaKeys
+from owr_auth.notices import service as notices
 from owr_auth.sessions.throttle import AttemptLimits, AttemptThrottle
 from owr_auth.settings import AuthSettings
 from owr_auth.users.models import User
@@ -86,8 +88,12 @@ async def setup(session: AsyncSession, mfa: MfaKit, *, user: User) -> SetupView:
     return SetupView(otpauth_uri=uri, qr_svg=totp.qr_svg(uri))
 
 
-async def enable(session: AsyncSession, mfa: MfaKit, *, user_id: uuid.UUID, code: str, ip: str) -> RecoveryCodesView:
-    """Turn two-factor sign-in on with a first valid code; ten recovery codes, stored as keyed hashes."""
+async def enable(
+    session: AsyncSession, mfa: MfaKit, queue: MailQueue, *, user: User, code: str, ip: str
+) -> RecoveryCodesView:
+    """Turn two-factor sign-in on with a first valid code; ten recovery codes, stored as keyed hashes. The
+    account's address gets a notice once this commits."""
+    user_id = user.id
     repo = MfaRepository(session)
     credential = await repo.get(user_id)
     if credential is None:
@@ -102,17 +108,19 @@ async def enable(session: AsyncSession, mfa: MfaKit, *, user_id: uuid.UUID, code
     codes = _new_recovery_codes(mfa, user_id)
     await repo.replace_recovery_codes(user_id, [hash_ for _, hash_ in codes])
     await repo.enable(credential, utcnow())
+    await notices.notify(session, queue, user, "mfa_enabled")
     log.info("mfa_enabled", user_id=str(user_id))
     return RecoveryCodesView(recovery_codes=[code for code, _ in codes])
 
 
 async def regenerate_recovery_codes(
-    session: AsyncSession, mfa: MfaKit, *, user_id: uuid.UUID, code: str, ip: str
+    session: AsyncSession, mfa: MfaKit, queue: MailQueue, *, user: User, code: str, ip: str
 ) -> RecoveryCodesView:
     """Ten new recovery codes in place of every old one (used or not), for a fresh authenticator code: a
     recovery code cannot make more of them, so whoever found a printed list cannot keep the account's.
     409 `mfa-not-enabled` when it is off, also when a `disable` committed while this one waited for the lock
-    (`check` reads it again under the lock)."""
+    (`check` reads it again under the lock). The account's address gets a notice once this commits."""
+    user_id = user.id
     repo = MfaRepository(session)
     if not await repo.is_enabled(user_id):
         raise MfaNotEnabled()
@@ -120,6 +128,7 @@ async def regenerate_recovery_codes(
         raise WrongCode()
     codes = _new_recovery_codes(mfa, user_id)
     await repo.replace_recovery_codes(user_id, [hash_ for _, hash_ in codes])
+    await notices.notify(session, queue, user, "recovery_codes_replaced")
     log.info("mfa_recovery_codes_regenerated", user_id=str(user_id))
     return RecoveryCodesView(recovery_codes=[code for code, _ in codes])
 
@@ -132,20 +141,23 @@ def _new_recovery_codes(mfa: MfaKit, user_id: uuid.UUID) -> list[tuple[str, byte
 async def disable(
     session: AsyncSession,
     mfa: MfaKit,
+    queue: MailQueue,
     *,
-    user_id: uuid.UUID,
+    user: User,
     code: str | None,
     recovery_code: str | None,
     ip: str,
 ) -> None:
     """Turn two-factor sign-in off with a fresh code or an unused recovery code (409 `mfa-not-enabled` when it
-    is off, also when another `disable` won the lock)."""
+    is off, also when another `disable` won the lock). The account's address gets a notice once this commits."""
+    user_id = user.id
     repo = MfaRepository(session)
     if not await repo.is_enabled(user_id):
         raise MfaNotEnabled()
     if not await check(session, mfa, user_id=user_id, code=code, recovery_code=recovery_code, ip=ip, purpose="disable"):
         raise WrongCode()
     await repo.remove(user_id)
+    await notices.notify(session, queue, user, "mfa_disabled")
     log.info("mfa_disabled", user_id=str(user_id), with_recovery_code=recovery_code is not None)
 
 

@@ -43,11 +43,13 @@ async def confirm_password_reset(
     redis: RedisClient,
     settings: Settings,
     passwords: Passwords,
+    queue: Mails,
     clock: Clock,
 ) -> None:
     """Set the new password (the registration policy; 422 names the broken rule) and end every session,
     access token and API token of the account. The link works once: 400 `invalid-link` for a token auth
-    did not issue, 410 `link-expired` once it expired, was used, or a later password change outdated it."""
+    did not issue, 410 `link-expired` once it expired, was used, or a later password change outdated it. The
+    account's address then gets an email saying the password was changed."""
     await reset_service.confirm(
-        session, redis, settings, passwords, token=body.token, new_password=body.new_password, now=clock()
+        session, redis, settings, passwords, queue, token=body.token, new_password=body.new_password, now=clock()
     )

@@ -24,6 +24,7 @@ from owr_auth.mail.limits import AccountMailLimits
 from owr_auth.mail.models import OutboundMail
 from owr_auth.mail.outbox import queue_mail
 from owr_auth.mail.queue import MailQueue
+from owr_auth.notices import service as notices
 from owr_auth.passwords.service import PasswordService, check_password_policy
 from owr_auth.sessions.throttle import account_subject
 from owr_auth.settings import AuthSettings
@@ -57,12 +58,14 @@ async def confirm(
     redis: Redis,
     settings: AuthSettings,
     passwords: PasswordService,
+    queue: MailQueue,
     *,
     token: str,
     new_password: str,
     now: datetime,
 ) -> None:
-    """Set the new password with a reset link, once; then every session and API token of the account ends.
+    """Set the new password with a reset link, once; then every session and API token of the account ends, and
+    its address gets a notice (`password_changed`) once this commits.
 
     The policy is checked before the link is used (a refused password leaves the link working); a
     revocation that cannot be recorded (503) rolls everything back, the link's use included.
@@ -81,6 +84,7 @@ async def confirm(
         user.email_verified_at = now
     await session.flush()
     await EmailTokenRepository(session).discard_unused_for_user(user.id, "password_reset")
+    await notices.notify(session, queue, user, "password_changed")
     await end_every_session(session, redis, settings, user_id=user.id, reason="password_reset")
     log.info("password_reset", user_id=str(user.id))
 

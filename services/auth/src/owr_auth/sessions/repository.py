@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select, true, update
+from sqlalchemy import exists, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_auth.base import utcnow
@@ -27,6 +27,18 @@ class RefreshTokenRepository:
         self.session.add(family)
         await self.session.flush()
         return family
+
+    async def get_family(self, family_id: uuid.UUID) -> RefreshTokenFamily | None:
+        return await self.session.get(RefreshTokenFamily, family_id)
+
+    async def sign_in_history(self, user_id: uuid.UUID, user_agent: str | None) -> tuple[bool, bool]:
+        """Whether the user has had any session, and one whose client was this user agent when it last signed
+        in or refreshed (a missing user agent matches a missing one)."""
+        of_user = RefreshTokenFamily.user_id == user_id
+        same_agent = RefreshTokenFamily.user_agent.is_not_distinct_from(user_agent)
+        result = await self.session.execute(select(exists().where(of_user), exists().where(of_user, same_agent)))
+        any_session, seen = result.one()
+        return bool(any_session), bool(seen)
 
     async def record_use(
         self, family: RefreshTokenFamily, *, at: datetime, user_agent: str | None, ip: str | None

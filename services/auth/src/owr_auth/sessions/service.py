@@ -23,12 +23,14 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_auth.base import utcnow
+from owr_auth.mail.queue import MailQueue
 from owr_auth.metrics import LOGINS, REFRESH_TOKEN_REUSES
 from owr_auth.mfa import service as mfa_service
 from owr_auth.mfa.challenge import PendingLogin
 from owr_auth.mfa.errors import InvalidChallenge, InvalidSecondFactor
 from owr_auth.mfa.repository import MfaRepository
 from owr_auth.mfa.service import MfaKit
+from owr_auth.notices import service as notices
 from owr_auth.passwords.service import PasswordService
 from owr_auth.sessions.errors import (
     InvalidCredentials,
@@ -45,6 +47,7 @@ from owr_auth.settings import AuthSettings
 from owr_auth.signing.keyring import Keyring
 from owr_auth.signing.service import mint_access_token
 from owr_auth.users.errors import AccountGone
+from owr_auth.users.models import User
 from owr_auth.users.normalize import canonical_email, normalize_email
 from owr_auth.users.repository import UserRepository
 from owr_auth.workspaces.errors import WorkspaceNotFound
@@ -92,6 +95,7 @@ class LoginContext:
     passwords: PasswordService
     throttle: LoginThrottle
     mfa: MfaKit
+    mails: MailQueue
 
 
 async def login(
@@ -135,7 +139,7 @@ async def login(
         return MfaChallenge(challenge=challenge, expires_in=ctx.mfa.challenges.ttl_seconds)
     log.info("login", user_id=str(user.id))
     LOGINS.labels("ok").inc()
-    return await start_session(session, ctx.settings, ctx.keyring, user_id=user.id, client=client)
+    return await start_session(session, ctx, user=user, client=client)
 
 
 async def complete_login(
@@ -168,15 +172,21 @@ async def complete_login(
         raise InvalidChallenge()
     log.info("login", user_id=str(user.id), second_factor="recovery_code" if recovery_code else "totp")
     LOGINS.labels("ok").inc()
-    return await start_session(session, ctx.settings, ctx.keyring, user_id=user.id, client=client)
+    return await start_session(session, ctx, user=user, client=client)
 
 
-async def start_session(
-    session: AsyncSession, settings: AuthSettings, keyring: Keyring, *, user_id: uuid.UUID, client: ClientInfo
-) -> TokenPair:
-    """A new session (refresh-token family) for a signed-in user, recording the client, and its first pair."""
-    family = await RefreshTokenRepository(session).create_family(user_id, user_agent=client.user_agent, ip=client.ip)
-    return await _issue_pair(session, settings, keyring, family=family)
+async def start_session(session: AsyncSession, ctx: LoginContext, *, user: User, client: ClientInfo) -> TokenPair:
+    """A new session (refresh-token family) for a signed-in user, recording the client, and its first pair.
+
+    A client whose user agent none of the account's sessions had (as they last signed in or refreshed) gets
+    the account a `new_sign_in` notice; the account's first session does not (it is the registration's).
+    """
+    repo = RefreshTokenRepository(session)
+    signed_in_before, seen = await repo.sign_in_history(user.id, client.user_agent)
+    family = await repo.create_family(user.id, user_agent=client.user_agent, ip=client.ip)
+    if signed_in_before and not seen:
+        await notices.notify(session, ctx.mails, user, "new_sign_in", about=family)
+    return await _issue_pair(session, ctx.settings, ctx.keyring, family=family)
 
 
 async def refresh(

@@ -72,16 +72,18 @@ async def change_password(
     settings: Settings,
     passwords: Passwords,
     throttle: Throttle,
+    queue: Mails,
     ip: ClientIP,
 ) -> None:
     """Change the password; every refresh token, access token and API token of the user stops working at
-    once (sign in again; API tokens must be made anew)."""
+    once (sign in again; API tokens must be made anew). The account's address gets an email saying so."""
     await user_service.change_password(
         session,
         redis,
         settings,
         passwords,
         throttle,
+        queue,
         user=current.user,
         current_password=body.current_password,
         new_password=body.new_password,

@@ -12,6 +12,7 @@ from owr_auth.api_tokens import service as api_token_service
 from owr_auth.base import utcnow
 from owr_auth.mail.queue import MailQueue
 from owr_auth.members import service as member_service
+from owr_auth.notices import service as notices
 from owr_auth.passwords.service import PasswordService, check_password_policy
 from owr_auth.sessions.repository import RefreshTokenRepository
 from owr_auth.sessions.service import revoke_user_sessions
@@ -132,18 +133,21 @@ async def change_password(
     settings: AuthSettings,
     passwords: PasswordService,
     throttle: LoginThrottle,
+    queue: MailQueue,
     *,
     user: User,
     current_password: str,
     new_password: str,
     ip: str,
 ) -> None:
-    """Replace the password after checking the current one, then end every session of the user."""
+    """Replace the password after checking the current one, then end every session of the user; the account's
+    address gets a notice once this commits."""
     check_password_policy(new_password, field="new_password")
     user = await confirm_password(session, passwords, throttle, user=user, password=current_password, ip=ip)
     user.password_hash = await passwords.hash(new_password)
     user.password_changed_at = utcnow()
     await session.flush()
+    await notices.notify(session, queue, user, "password_changed")
     await end_every_session(session, redis, settings, user_id=user.id, reason="password_change")
     log.info("password_changed", user_id=str(user.id))
 

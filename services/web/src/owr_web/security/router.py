@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
+from owr_shared.user_agents import device
 from owr_web.api.errors import ApiProblem
 from owr_web.dependencies import Checked, Sessions, Settings, SignedIn, Views, Visitor, session_cookie
-from owr_web.security.service import Setup, device, setup_view
+from owr_web.security.service import Setup, setup_view
 from owr_web.sessions.service import token_claims
 from owr_web.settings import WebSettings
 from owr_web.views.pages import Pages

@@ -1,4 +1,5 @@
-"""What the security page shows: the setup (QR code, the secret for typing in), and each session's device.
+"""What the security page shows of a setup: the QR code and the secret for typing in (each session's device is
+`owr_shared.user_agents.device`).
 
 The QR code is the API's SVG shown as an `<img>` from a `data:` URL (the pages' CSP allows `img-src data:`),
 never inlined into the page: an SVG loaded as an image runs no script and fetches nothing, whatever it holds.
@@ -12,28 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-# Browser and system names by the product tokens of a User-Agent; the first match wins, so Edge and Opera
-# (which also say Chrome and Safari) come before Chrome, and Chrome before Safari.
-_BROWSERS = (
-    ("Edg/", "Edge"),
-    ("OPR/", "Opera"),
-    ("Firefox/", "Firefox"),
-    ("Chrome/", "Chrome"),
-    ("Safari/", "Safari"),
-    ("curl/", "curl"),
-    ("python-httpx/", "Python (httpx)"),
-    ("python-requests/", "Python (requests)"),
-)
-_SYSTEMS = (
-    ("Android", "Android"),
-    ("iPhone", "iOS"),
-    ("iPad", "iPadOS"),
-    ("Windows", "Windows"),
-    ("Mac OS X", "macOS"),
-    ("CrOS", "ChromeOS"),
-    ("Linux", "Linux"),
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Setup:
@@ -41,17 +20,6 @@ class Setup:
 
     qr_src: str
     secret_groups: str
-
-
-def device(user_agent: str | None) -> str:
-    """ "Firefox on Linux", "curl", or "Unknown device"."""
-    if not user_agent:
-        return "Unknown device"
-    browser = next((name for token, name in _BROWSERS if token in user_agent), None)
-    system = next((name for token, name in _SYSTEMS if token in user_agent), None)
-    if browser and system:
-        return f"{browser} on {system}"
-    return browser or system or "Other client"
 
 
 def setup_view(answer: dict[str, Any]) -> Setup:
