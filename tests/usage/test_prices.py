@@ -467,6 +467,27 @@ async def test_a_newly_linked_account_is_judged_on_all_its_keys(client, ingest, 
     assert raised["data"]["drift_pct"] == "20.00"
 
 
+async def test_a_workspace_busy_at_every_run_is_judged_by_the_weeks_last_run(client, ingest, alice, service_headers):
+    """A sync that always overlaps the cron: each run but the week's last (the Monday before the next week
+    settles) leaves the workspace alone; that last one judges it anyway, once."""
+    week, days = two_weeks()
+    account = await linked_keys(ingest, alice, 1)
+    rows = generate(61, days, 1, (GPT, CLAUDE), rise={CLAUDE: (week, D("1.2"))})
+    runs = [at(week + timedelta(days=n), 6, 25) for n in range(8, 15)]  # Tuesday to Monday: this week's runs
+    assert {settled_week(run.date()) for run in runs} == {week}
+    assert settled_week(runs[-1].date() + timedelta(days=1)) != week
+    for run in runs:
+        await send_activity(ingest, alice, account, rows, observed_at=run - timedelta(minutes=5))
+        raised = await evaluate(ingest, service_headers, run)
+        if run != runs[-1]:
+            assert (raised, await drift_events(client, alice)) == (0, []), run  # busy: not judged yet
+    (event,) = await drift_events(client, alice)
+    assert (event["data"]["model"], event["data"]["drift_pct"]) == (CLAUDE.model, "20.00")
+    assert event["data"]["week"]["start"] == week.isoformat()
+    assert await evaluate(ingest, service_headers, runs[-1] + timedelta(minutes=1)) == 0  # a retry: still once
+    assert len(await drift_events(client, alice)) == 1
+
+
 async def test_a_rise_under_the_threshold_or_a_rule_switched_off_raises_nothing(
     client, ingest, alice, bob, service_headers
 ):

@@ -62,17 +62,7 @@ days AS (
     SELECT t.workspace_id, t.key_id, t.day, t.min_usd,
            COALESCE(d.cost, 0) AS cost, COALESCE(d.breakdown, false) AS breakdown,
            CAST(COALESCE(d.requests, 0) AS numeric) AS requests,
-           p.n, p.n_spent, p.n_active, p.costs, p.active_costs, p.requests_of,
-           -- The recent days with spend, any weekday, only for a key judged on them (an occasional one): one range
-           -- of the (key_id, day) index.
-           CASE WHEN p.n >= :min_points AND 2 * p.n_spent <= p.n THEN (
-               SELECT array_agg(g.cost) FROM (
-                   SELECT sum(u.cost) AS cost FROM usage.daily_usage u
-                   WHERE u.key_id = t.key_id AND u.workspace_id = t.workspace_id
-                     AND u.day >= t.day - 7 * CAST(:weeks AS int) AND u.day < t.day
-                   GROUP BY u.day HAVING sum(u.cost) > 0
-               ) g
-           ) END AS recent_costs
+           p.n, p.n_spent, p.n_active, p.costs, p.active_costs, p.requests_of, r.costs AS recent_costs
     FROM t
     JOIN history h ON h.workspace_id = t.workspace_id AND h.key_id = t.key_id
     LEFT JOIN LATERAL (
@@ -92,6 +82,19 @@ days AS (
         ) q ON true
         WHERE t.day - 7 * w.n >= h.first_day
     ) p
+    -- The recent days with spend, any weekday, only for a key judged on them (an occasional one): the same per-key
+    -- figure as the day's and the weekdays' (`cost`, BYOK apart), one point of the (workspace_id, day, key_id) key
+    -- per day (a range of it would read every key of the workspace). A lateral, not a scalar subquery in the select
+    -- list: the inlined CTEs below would copy that subquery into each of its ~80 uses, each run again.
+    LEFT JOIN LATERAL (
+        SELECT array_agg(q.cost) AS costs
+        FROM generate_series(1, 7 * CAST(:weeks AS int)) AS b(n)
+        CROSS JOIN LATERAL (
+            SELECT x.cost FROM usage.daily_key_totals x
+            WHERE x.workspace_id = t.workspace_id AND x.day = t.day - b.n AND x.key_id = t.key_id LIMIT 1
+        ) q
+        WHERE q.cost > 0 AND p.n >= :min_points AND 2 * p.n_spent <= p.n
+    ) r ON true
 ),
 centres AS (
     SELECT d.*,

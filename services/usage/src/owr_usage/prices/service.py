@@ -209,19 +209,25 @@ async def evaluate_drift(session: AsyncSession, at: datetime) -> int:
 
     Run by the worker's daily cron, after every account's daily `/activity` is in. A workspace with activity
     stored in the last `BUSY` (an account sync reporting its key hashes one by one, a newly linked account's
-    first among them) is left for the next day's run, which looks at the same week until the next Monday."""
-    week = settled_week(at.astimezone(UTC).date())
+    first among them) is left for the next day's run, which looks at the same week until the next Monday; the
+    week's last run (that Monday's) judges it anyway, so that a sync which always overlaps the cron cannot keep
+    a workspace's week from ever being judged."""
+    day = at.astimezone(UTC).date()
+    week = settled_week(day)
+    last_run = settled_week(day + timedelta(days=1)) != week
     end = week + timedelta(days=6)
     before = week - timedelta(days=7)
     repo = PriceRepository(session)
     candidates = await repo.workspaces_with_rows(week, end)
     erased = await erasure.erased_among(session, candidates)
     workspaces = [w for w in candidates if w not in erased]
-    raised = skipped = 0
+    raised = busy_count = 0
     for start in range(0, len(workspaces), CHUNK):
         busy = await repo.busy_among(workspaces[start : start + CHUNK], before, end, at - BUSY)
-        skipped += len(busy)
-        chunk = [w for w in workspaces[start : start + CHUNK] if w not in busy]
+        busy_count += len(busy)
+        if busy and not last_run:
+            log.debug("price_drift_busy_skipped", week=week.isoformat(), workspace_ids=sorted(map(str, busy)))
+        chunk = [w for w in workspaces[start : start + CHUNK] if last_run or w not in busy]
         switches = await rules.switches_of(session, chunk)
         params = {
             w: cast(DriftParams, s["price.drift"].params) for w, s in switches.items() if s["price.drift"].enabled
@@ -233,7 +239,15 @@ async def evaluate_drift(session: AsyncSession, at: datetime) -> int:
             for row in await repo.weekly_sums(sorted(params), before, week, end)
         ]
         raised += await alerts.raise_events(session, [e for e in events if e is not None])
-    log.info("price_drift_evaluated", week=week.isoformat(), workspaces=len(workspaces), busy=skipped, raised=raised)
+    log.info(
+        "price_drift_evaluated",
+        week=week.isoformat(),
+        last_run=last_run,
+        workspaces=len(workspaces),
+        busy=busy_count,
+        skipped=0 if last_run else busy_count,
+        raised=raised,
+    )
     return raised
 
 
