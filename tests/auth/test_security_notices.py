@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
 import httpx
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_auth.mail.renderers import RENDERERS
-from owr_auth.notices.service import NOTICES, NoticeKind
+from owr_auth.notices.service import NOTICES, NOTICES_PER_HOUR, NoticeKind
 from owr_shared.wire.mail import MAIL_KINDS
 from tests.auth.conftest import (
     MAIL_QUEUE,
@@ -246,3 +247,24 @@ async def login_with_code(
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     return body
+
+
+async def test_notices_of_one_kind_are_held_past_three_an_hour(client, db_session):
+    """Anyone may register an address nobody verified: signing in from ever new user agents must not flood it."""
+    user, pair = await registered_session(client)
+    held_before = REGISTRY.get_sample_value("owr_auth_security_notices_held_total", {"kind": "new_sign_in"}) or 0
+    for n in range(NOTICES_PER_HOUR + 2):
+        r = await client.post(
+            "/api/v1/auth/login",
+            json={"email": user["email"], "password": PASSWORD},
+            headers={"user-agent": f"Mozilla/5.0 (X11; Linux x86_64) Firefox/{120 + n}.0"},
+        )
+        assert r.status_code == 200, r.text  # the sign-in itself is never refused
+    notices = await notices_of(db_session, user)
+    assert [m.kind for m in notices] == ["new_sign_in"] * NOTICES_PER_HOUR
+    held = REGISTRY.get_sample_value("owr_auth_security_notices_held_total", {"kind": "new_sign_in"})
+    assert held == held_before + 2
+    # Another kind has its own allowance: a password change still tells the person.
+    r = await change(client, pair["access_token"], PASSWORD, NEW_PASSWORD)
+    assert r.status_code == 204, r.text
+    assert [m.kind for m in await notices_of(db_session, user)].count("password_changed") == 1

@@ -17,6 +17,11 @@ MFA_CHECKS = Counter(
 # Email (docs/architecture.md, "Email from auth"): kind is verify_email, password_reset, invitation, or one of
 # the security notices (mfa_enabled, mfa_disabled, recovery_codes_replaced, password_changed, new_sign_in).
 MAILS_QUEUED = Counter("owr_auth_mails_queued_total", "Emails queued for the worker to send, by kind.", ["kind"])
+SECURITY_NOTICES_HELD = Counter(
+    "owr_auth_security_notices_held_total",
+    "Security notices not queued because the account had as many of that kind in the last hour, by kind.",
+    ["kind"],
+)
 MAIL_ENQUEUES = Counter(
     "owr_auth_mail_enqueues_total",
     "send_auth_mail jobs put on the queue, by outcome (failed: Redis refused; the worker's cron queues it later).",

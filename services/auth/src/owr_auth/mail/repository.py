@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_auth.mail.models import PENDING, OutboundMail
@@ -24,6 +24,15 @@ class MailRepository:
         self.session.add(mail)
         await self.session.flush()
         return mail
+
+    async def count_since(self, *, user_id: uuid.UUID, kind: str, since: datetime) -> int:
+        """How many mails of `kind` the account was sent or queued since `since` (whatever their outcome)."""
+        count = await self.session.scalar(
+            select(func.count())
+            .select_from(OutboundMail)
+            .where(OutboundMail.user_id == user_id, OutboundMail.kind == kind, OutboundMail.created_at >= since)
+        )
+        return int(count or 0)
 
     async def lock(self, mail_id: uuid.UUID) -> OutboundMail | None:
         """The mail's row, locked until the transaction ends: one render or report of a mail at a time."""

@@ -13,23 +13,34 @@ address on file, verified or not.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_auth.base import utcnow
 from owr_auth.mail.compose import addressee, compose, page_url
 from owr_auth.mail.models import OutboundMail
 from owr_auth.mail.outbox import queue_mail
 from owr_auth.mail.queue import MailQueue
+from owr_auth.mail.repository import MailRepository
+from owr_auth.metrics import SECURITY_NOTICES_HELD
 from owr_auth.sessions.models import RefreshTokenFamily
 from owr_auth.sessions.repository import RefreshTokenRepository
 from owr_auth.settings import AuthSettings
 from owr_auth.users.models import User
+from owr_shared.logging import get_logger
 from owr_shared.user_agents import device
 from owr_shared.wire.mail import RenderedMail
 
 NoticeKind = Literal["mfa_enabled", "mfa_disabled", "recovery_codes_replaced", "password_changed", "new_sign_in"]
+
+log = get_logger(__name__)
+
+# Notices of one kind an account gets per hour: an address nobody verified can be registered by anyone, who
+# could otherwise sign in again and again (or turn 2FA on and off) to flood its owner. Past it, the change
+# still happens; only its notice is held (logged and counted), as the earlier ones told the same news.
+NOTICES_PER_HOUR = 3
 
 # The web app's pages a notice points to: ask for a reset link, and see the sessions and two-factor sign-in.
 RESET_PAGE = "/forgot-password"
@@ -86,7 +97,13 @@ NOTICES: dict[NoticeKind, Notice] = {
 async def notify(
     session: AsyncSession, queue: MailQueue, user: User, kind: NoticeKind, *, about: RefreshTokenFamily | None = None
 ) -> None:
-    """Queue the notice to the account's address in the caller's transaction (`about`: the new sign-in's session)."""
+    """Queue the notice to the account's address in the caller's transaction (`about`: the new sign-in's session),
+    unless the account had `NOTICES_PER_HOUR` of that kind in the last hour."""
+    recent = await MailRepository(session).count_since(user_id=user.id, kind=kind, since=utcnow() - timedelta(hours=1))
+    if recent >= NOTICES_PER_HOUR:
+        SECURITY_NOTICES_HELD.labels(kind).inc()
+        log.warning("security_notice_held", kind=kind, user_id=str(user.id), last_hour=recent)
+        return
     await queue_mail(
         session, queue, kind=kind, recipient=user.email, user_id=user.id, subject_id=about.id if about else None
     )
