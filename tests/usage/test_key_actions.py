@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import httpx
@@ -510,6 +511,19 @@ async def test_two_transactions_asking_at_once_record_one_disable(committed_inge
     assert sorted((a["kind"], a["status"]) for a in actions) == [("disable", "pending"), ("disable", "skipped")]
 
 
+async def anomaly_found(
+    db_connection: Any, workspace: uuid.UUID, key_id: uuid.UUID, on: date, kind: str, score: float
+) -> list[uuid.UUID]:
+    """The key's anomaly of `kind` on `on` handed to the kill switch, committed; the disables it recorded."""
+    async with (
+        savepoint(db_connection) as conn,
+        AsyncSession(bind=conn, join_transaction_mode="create_savepoint") as session,
+    ):
+        recorded = await key_actions.disable_on_anomalies(session, [Found(workspace, key_id, on, kind, score, {})])
+        await session.commit()
+    return recorded
+
+
 async def test_a_cause_that_fired_while_the_key_was_disabled_does_not_fire_again_after_an_enable(
     client, ingest, alice, db_connection
 ):
@@ -519,18 +533,8 @@ async def test_a_cause_that_fired_while_the_key_was_disabled_does_not_fire_again
     key, _ = await linked_key(ingest, alice, hash_="9" * 64)
     await client.put(upstream_path(key.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": 6})
     await create_budget(client, alice, scope={"type": "key", "id": key.id}, disable_key_on_exceed=True)
-    workspace, key_id, day = uuid.UUID(alice.workspace_id), uuid.UUID(key.id), monday()
-
-    async def evaluate(on: date, kind: str, score: float) -> list[uuid.UUID]:
-        async with (
-            savepoint(db_connection) as conn,
-            AsyncSession(bind=conn, join_transaction_mode="create_savepoint") as session,
-        ):
-            recorded = await key_actions.disable_on_anomalies(session, [Found(workspace, key_id, on, kind, score, {})])
-            await session.commit()
-        return recorded
-
-    tuesday = day + timedelta(days=1)
+    evaluate = partial(anomaly_found, db_connection, uuid.UUID(alice.workspace_id), uuid.UUID(key.id))
+    tuesday = monday() + timedelta(days=1)
     await key.sync(moment(tuesday, 12), "20")  # the budget is exceeded: its disable is open
     assert await evaluate(tuesday, "spend_spike", 8.0) == []  # skipped
     [budget_action] = [a for a in (await upstream(client, alice, key.id))["actions"] if a["status"] == "pending"]
@@ -552,3 +556,23 @@ async def test_a_cause_that_fired_while_the_key_was_disabled_does_not_fire_again
     assert (late["ready"], late["status"]) == (False, "skipped")
     # A later cause (the next day's anomaly) may disable it again.
     assert len(await evaluate(tuesday + timedelta(days=1), "spend_spike", 8.0)) == 1
+
+
+async def test_causes_skipped_behind_a_disable_that_failed_may_disable_the_key(client, ingest, alice, db_connection):
+    """A disable that failed never reached OpenRouter: a cause skipped behind it, found again, disables the key."""
+    key, _ = await linked_key(ingest, alice, hash_="8" * 64)
+    await client.put(upstream_path(key.id, "kill-switch"), headers=alice.headers, json={"anomaly_score": 6})
+    await create_budget(client, alice, scope={"type": "key", "id": key.id}, disable_key_on_exceed=True)
+    evaluate = partial(anomaly_found, db_connection, uuid.UUID(alice.workspace_id), uuid.UUID(key.id))
+    tuesday = monday() + timedelta(days=1)
+    await key.sync(moment(tuesday, 12), "20")  # the budget's disable is open
+    assert await evaluate(tuesday, "spend_spike", 8.0) == []  # skipped behind it
+    [budget_action] = [a for a in (await upstream(client, alice, key.id))["actions"] if a["status"] == "pending"]
+    await claim(ingest, budget_action["id"])
+    await report(ingest, budget_action["id"], outcome="failed", error="management key refused (401)")
+
+    [again] = await evaluate(tuesday, "spend_spike", 9.0)
+    actions = {a["id"]: a for a in (await upstream(client, alice, key.id))["actions"]}
+    assert actions[str(again)]["status"] == "pending"
+    [skipped] = [a for a in actions.values() if a["status"] == "skipped"]
+    assert skipped["error"].endswith("so this cause may disable the key again")

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_usage.accounts.models import AccountKey
-from owr_usage.key_actions.models import KeyAction, KeyKillSwitch
+from owr_usage.key_actions.models import ERROR_MAX, KeyAction, KeyKillSwitch
 
 # The key's link (its account row) and what the account's last key list said of it, with a name to show: the one
 # the key rules last saw, else OpenRouter's.
@@ -91,6 +91,24 @@ class KeyActionRepository:
             .returning(KeyAction.id)
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def release_skipped(self, action: KeyAction, *, because: str, note: str) -> int:
+        """Let the causes skipped (with error `because`) while `action`, a disable, was open fire again: their rows
+        lose their `dedup_key` (kept for the trail, `note` added to their `error`). How many."""
+        statement = (
+            update(KeyAction)
+            .where(
+                KeyAction.workspace_id == action.workspace_id,
+                KeyAction.key_id == action.key_id,
+                KeyAction.status == "skipped",
+                KeyAction.error == because,
+                KeyAction.dedup_key.is_not(None),
+                KeyAction.created_at >= action.created_at,
+            )
+            .values(dedup_key=None, error=func.left(KeyAction.error + note, ERROR_MAX))
+        )
+        result = await self.session.execute(statement)
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def of_key(self, workspace_id: uuid.UUID, key_id: uuid.UUID, *, limit: int) -> Sequence[KeyAction]:
         statement = (

@@ -36,6 +36,7 @@ NOT_LINKED = (
 # Why a rule's disable was skipped (its `error`, shown in the key's trail).
 SKIPPED_DISABLING = "a disable of the key was already under way"
 SKIPPED_DISABLED = "the key was already disabled at OpenRouter"
+SKIPPED_RELEASED = "; that disable failed, so this cause may disable the key again"
 # An action the sweep finds pending this long after it was recorded lost its job (Redis away at enqueue).
 SWEEP_AFTER = timedelta(seconds=30)
 
@@ -303,6 +304,7 @@ async def claim(
     if link is None or link["api_key_hash"] is None or link["management_key_id"] is None:
         action.status, action.error, action.completed_at, action.lease_until = "failed", NOT_LINKED, now, None
         log.info("key_action_failed", reason="not_linked", action_id=str(action.id))
+        await _release_skipped(repo, action)
         return _claimed(action, ready=False)
     action.status, action.lease_until = "running", now + timedelta(seconds=lease_seconds)
     action.attempts += 1
@@ -330,8 +332,20 @@ async def report(
             action.status, action.completed_at = result.outcome, now
         if result.outcome == "done":
             await _applied(session, repo, action, result, now)
+        elif result.outcome == "failed":
+            await _release_skipped(repo, action)
         await session.flush()
     return KeyActionState(id=action.id, status=cast(Any, action.status), attempts=action.attempts)
+
+
+async def _release_skipped(repo: KeyActionRepository, action: KeyAction) -> None:
+    """A disable that failed never reached OpenRouter: the causes skipped behind it may disable the key again."""
+    if action.kind != "disable":
+        return
+    await repo.lock_key(action.key_id)  # as `request_disable`: no skip is recorded behind it meanwhile
+    released = await repo.release_skipped(action, because=SKIPPED_DISABLING, note=SKIPPED_RELEASED)
+    if released:
+        log.info("key_action_skips_released", action_id=str(action.id), released=released)
 
 
 async def _applied(
