@@ -63,7 +63,11 @@ class KeyActionRepository:
 
     async def lock_key(self, key_id: uuid.UUID) -> None:
         """Hold the key's disable lock until the transaction ends: a second rule's transaction waits here, and
-        its next statements see what this one committed (read committed)."""
+        its next statements see what this one committed (read committed).
+
+        Ordering: a transaction that takes several key locks (an ingestion's anomalies or budgets) holds its
+        workspace's rollup lock first, which serialises them; one that holds no rollup lock takes one key lock
+        at most, and never a rollup lock after it. Keep it so, or take the keys in sorted order."""
         await self.session.execute(_LOCK_KEY, {"key_id": key_id})
 
     async def upstream(self, workspace_id: uuid.UUID, key_id: uuid.UUID) -> dict[str, Any] | None:
