@@ -116,6 +116,8 @@ async def _applied(
         "label": link["label"] if link else None,
         "reason": action.reason,
         "source": action.source,
+        # Who asked, for a user's disable (a user id; none for a rule's).
+        "requested_by": action.requested_by,
         "action_id": str(action.id),
         "budget_id": str(action.budget_id) if action.budget_id else None,
         "evidence": action.evidence,

@@ -16,12 +16,13 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_shared.errors import Conflict
 from owr_shared.logging import get_logger
 from owr_shared.wire.key_actions import LimitReset
 from owr_usage.alerts.service import money
 from owr_usage.base import utcnow
 from owr_usage.key_actions.enqueue import enqueue_after_commit
-from owr_usage.key_actions.errors import KeyNotKnown
+from owr_usage.key_actions.errors import KeyAlreadyDisabled, KeyDisableUnderWay, KeyNotKnown, KeyNotLinked
 from owr_usage.key_actions.models import REASON_MAX, KeyAction
 from owr_usage.key_actions.repository import KeyActionRepository
 from owr_usage.key_actions.schemas import ACTIONS_SHOWN, KeyActionView, UpstreamView
@@ -35,6 +36,14 @@ NOT_LINKED = (
 # Why a rule's disable was skipped (its `error`, shown in the key's trail).
 SKIPPED_DISABLING = "a disable of the key was already under way"
 SKIPPED_DISABLED = "the key was already disabled at OpenRouter"
+# A user's disable refused: why, as the problem a client sees.
+USER_DISABLE_REFUSED: dict[str, type[Conflict]] = {
+    SKIPPED_DISABLING: KeyDisableUnderWay,
+    SKIPPED_DISABLED: KeyAlreadyDisabled,
+}
+USER_DISABLE_REASON = "disabled at OpenRouter by a user"
+# Why a pending enable was not sent (its `error`).
+SUPERSEDED_BY_DISABLE = "superseded by a user's disable of the key before it was sent"
 
 
 def _view(action: KeyAction) -> KeyActionView:
@@ -71,6 +80,37 @@ async def request_enable(
         source="user",
         requested_by=user_id,
         reason="enabled at OpenRouter by a user",
+    )
+    return _view(await _record(session, action))
+
+
+async def request_user_disable(
+    session: AsyncSession, *, workspace_id: uuid.UUID, key_id: uuid.UUID, user_id: str, reason: str | None
+) -> KeyActionView:
+    """Disable the key at OpenRouter now (a leak seen by a person): under the key's disable lock, as a rule's
+    disable, but a refusal is said (409) rather than recorded `skipped`: not linked to an account, a disable under
+    way, or disabled there already with no enable on its way. A pending enable is superseded (`skipped`, never
+    sent); a running one, perhaps sent already, finishes first and this disable follows it (actions apply in
+    order), so the key ends disabled either way."""
+    repo = KeyActionRepository(session)
+    await repo.lock_key(key_id)
+    link = await _known(repo, workspace_id, key_id)
+    if link["api_key_hash"] is None or link["management_key_id"] is None:
+        raise KeyNotLinked()
+    refused = await _disabled_or_disabling(repo, workspace_id, key_id)
+    if refused is not None:
+        raise USER_DISABLE_REFUSED[refused]()
+    now = utcnow()
+    superseded = await repo.skip_pending_enables(workspace_id, key_id, error=SUPERSEDED_BY_DISABLE, now=now)
+    action = KeyAction(
+        id=uuid.uuid4(),
+        workspace_id=workspace_id,
+        key_id=key_id,
+        kind="disable",
+        source="user",
+        requested_by=user_id,
+        reason=f"{USER_DISABLE_REASON}: {reason}" if reason else USER_DISABLE_REASON,
+        evidence={"superseded_enables": [str(i) for i in superseded]} if superseded else {},
     )
     return _view(await _record(session, action))
 
