@@ -1,7 +1,8 @@
 """Issue 17's kill switch on the real processes and the emulator: a key budget with `disable_key_on_exceed`, spend
 pushed over it, a sync, and the worker disables the key at OpenRouter (the emulator's state and its management
 list say so, the key's own calls get 401), `key.disabled` reaches a signed webhook, and `enable-upstream` turns
-the key back on at OpenRouter. And the issue's "done means": anomaly -> alert -> kill switch -> re-enable."""
+the key back on at OpenRouter. And the issue's "done means": anomaly -> alert -> kill switch -> re-enable; and the
+panic button: a user's `disable-upstream`, undone the same way."""
 
 from __future__ import annotations
 
@@ -237,3 +238,98 @@ async def test_an_anomaly_past_the_key_s_threshold_disables_it_announces_it_and_
         await wait_for(enabled_upstream, seconds=60, what="the key enabled at the emulator")
         assert (await openrouter.get("/key", headers={"Authorization": f"Bearer {leaky['key']}"})).status_code == 200
         assert len(of_type(receiver.accepted(secret), "key.disabled")) == 1
+
+
+async def test_a_user_disables_a_leaked_key_at_openrouter_and_enables_it_again(
+    system: System,
+    emulator: EmulatorAdmin,
+    receiver: Receiver,  # noqa: F811
+    mail_inbox: Inbox,
+) -> None:
+    """The panic button: `disable-upstream` with the user's words, the emulator's key disabled (its calls 401),
+    `key.disabled` at the webhook saying who, the key's audit trail; a second ask is a 409; `enable-upstream`
+    turns it back on."""
+    receiver.failures = 0
+    tuesday = last_monday_before(datetime.now(UTC).date()) - timedelta(days=6)
+    await emulator.set_clock(at(tuesday, 9))
+    account = await emulator.account("100")
+    management = await emulator.key(account, "management", name="ops")
+    key = await emulator.key(account, "inference", name="leaked")
+
+    async with (
+        httpx.AsyncClient(base_url=system.gateway, timeout=15) as client,
+        httpx.AsyncClient(base_url=f"{system.emulator}/api/v1", timeout=10) as openrouter,
+    ):
+        watcher = Watcher(client, await verified_sign_up(client, mail_inbox, "panic"))
+        me = (await client.get("/api/v1/auth/me", headers=watcher.headers)).json()
+        r = await client.post(
+            "/api/v1/channels", headers=watcher.headers, json={"type": "webhook", "name": "ops", "url": receiver.url}
+        )
+        assert r.status_code == 201, r.text
+        secret = r.json()["secret"]
+        ids = await watcher.add_account(management, key)
+        key_id = ids["leaked"]
+        await watcher.sync(*ids.values())
+
+        async def linked() -> dict[str, Any] | None:
+            view = await upstream(watcher, key_id)
+            return view if view["linked"] else None
+
+        await wait_for(linked, what="the key linked to its account's key list")
+        assert (await openrouter.get("/key", headers={"Authorization": f"Bearer {key['key']}"})).status_code == 200
+
+        r = await client.post(
+            f"/api/v1/keys/{key_id}/disable-upstream", headers=watcher.headers, json={"reason": "pushed to GitHub"}
+        )
+        assert r.status_code == 202, r.text
+        asked = r.json()
+        assert (asked["kind"], asked["source"], asked["requested_by"]) == ("disable", "user", me["id"])
+
+        async def disabled_upstream() -> dict[str, Any] | None:
+            state = await emulator.key_state(key["hash"])
+            return state if state["disabled"] else None
+
+        await wait_for(disabled_upstream, seconds=60, what="the key disabled at the emulator")
+        assert (await openrouter.get("/key", headers={"Authorization": f"Bearer {key['key']}"})).status_code == 401
+
+        async def announced() -> list[tuple[str, dict[str, Any]]] | None:
+            return of_type(receiver.accepted(secret), "key.disabled") or None
+
+        [(_, event)] = await wait_for(announced, seconds=60, what="key.disabled at the webhook")
+        assert (event["data"]["key_id"], event["data"]["source"]) == (key_id, "user")
+        assert (event["data"]["requested_by"], event["data"]["action_id"]) == (me["id"], asked["id"])
+        assert event["data"]["reason"] == "disabled at OpenRouter by a user: pushed to GitHub"
+
+        async def disable_done() -> dict[str, Any] | None:
+            view = await upstream(watcher, key_id)
+            return view if view["actions"][0]["status"] == "done" and view["disabled"] else None
+
+        await wait_for(disable_done, what="the disable action done")
+        r = await client.post(f"/api/v1/keys/{key_id}/disable-upstream", headers=watcher.headers)
+        assert r.status_code == 409, r.text
+        assert r.json()["type"].endswith("/key-already-disabled")
+
+        r = await client.post(f"/api/v1/keys/{key_id}/enable-upstream", headers=watcher.headers)
+        assert r.status_code == 202, r.text
+
+        async def enabled_upstream() -> dict[str, Any] | None:
+            state = await emulator.key_state(key["hash"])
+            return state if not state["disabled"] else None
+
+        await wait_for(enabled_upstream, seconds=60, what="the key enabled at the emulator")
+        assert (await openrouter.get("/key", headers={"Authorization": f"Bearer {key['key']}"})).status_code == 200
+
+        async def audited() -> list[dict[str, Any]] | None:
+            r = await client.get(f"/api/v1/keys/{key_id}/audit", headers=watcher.headers)
+            found = [e for e in r.json()["items"] if e["action"].startswith("upstream_")]
+            return found if len(found) == 2 else None
+
+        enabled, disabled = await wait_for(audited, what="the disable and the enable in the key's audit")
+        assert (disabled["action"], enabled["action"]) == ("upstream_disabled", "upstream_enabled")
+        assert (disabled["details"]["source"], disabled["details"]["requested_by"]) == ("user", me["id"])
+        assert disabled["details"]["reason"] == event["data"]["reason"]
+        assert len(of_type(receiver.accepted(secret), "key.disabled")) == 1
+
+    logs = system.logs()
+    assert key["key"] not in logs
+    assert management["key"] not in logs
