@@ -64,6 +64,22 @@ async def _record(session: AsyncSession, action: KeyAction) -> KeyAction:
     return action
 
 
+async def _record_users(
+    session: AsyncSession, *, workspace_id: uuid.UUID, key_id: uuid.UUID, user_id: str, kind: str, **fields: Any
+) -> KeyActionView:
+    """Record a user's action (no `dedup_key`: each ask is its own) and queue it after the commit."""
+    action = KeyAction(
+        id=uuid.uuid4(),
+        workspace_id=workspace_id,
+        key_id=key_id,
+        kind=kind,
+        source="user",
+        requested_by=user_id,
+        **fields,
+    )
+    return _view(await _record(session, action))
+
+
 # --- asked by users ---------------------------------------------------------------------------------------
 
 
@@ -72,16 +88,14 @@ async def request_enable(
 ) -> KeyActionView:
     """Re-enable the key at OpenRouter (undoes the kill switch)."""
     await _known(KeyActionRepository(session), workspace_id, key_id)
-    action = KeyAction(
-        id=uuid.uuid4(),
+    return await _record_users(
+        session,
         workspace_id=workspace_id,
         key_id=key_id,
+        user_id=user_id,
         kind="enable",
-        source="user",
-        requested_by=user_id,
         reason="enabled at OpenRouter by a user",
     )
-    return _view(await _record(session, action))
 
 
 async def request_user_disable(
@@ -102,17 +116,15 @@ async def request_user_disable(
         raise USER_DISABLE_REFUSED[refused]()
     now = utcnow()
     superseded = await repo.skip_pending_enables(workspace_id, key_id, error=SUPERSEDED_BY_DISABLE, now=now)
-    action = KeyAction(
-        id=uuid.uuid4(),
+    return await _record_users(
+        session,
         workspace_id=workspace_id,
         key_id=key_id,
+        user_id=user_id,
         kind="disable",
-        source="user",
-        requested_by=user_id,
         reason=f"{USER_DISABLE_REASON}: {reason}" if reason else USER_DISABLE_REASON,
         evidence={"superseded_enables": [str(i) for i in superseded]} if superseded else {},
     )
-    return _view(await _record(session, action))
 
 
 async def request_limit(
@@ -126,18 +138,16 @@ async def request_limit(
 ) -> KeyActionView:
     """Set the key's limit at OpenRouter (a hygiene report's suggested limit, or any other)."""
     await _known(KeyActionRepository(session), workspace_id, key_id)
-    action = KeyAction(
-        id=uuid.uuid4(),
+    return await _record_users(
+        session,
         workspace_id=workspace_id,
         key_id=key_id,
+        user_id=user_id,
         kind="set_limit",
-        source="user",
-        requested_by=user_id,
         limit_usd=amount_usd,
         limit_reset=reset,
         reason=f"limit set to {money(amount_usd)} USD ({reset or 'no reset'}) by a user",
     )
-    return _view(await _record(session, action))
 
 
 async def upstream(session: AsyncSession, *, workspace_id: uuid.UUID, key_id: uuid.UUID) -> UpstreamView:
