@@ -107,10 +107,11 @@ async def request_user_disable(
     sent); a running one, perhaps sent already, finishes first and this disable follows it (actions apply in
     order), so the key ends disabled either way."""
     repo = KeyActionRepository(session)
-    await repo.lock_key(key_id)
     link = await _known(repo, workspace_id, key_id)
     if link["api_key_hash"] is None or link["management_key_id"] is None:
         raise KeyNotLinked()
+    # Only then the lock: another workspace's key id is a 404 without waiting on that key's transactions.
+    await repo.lock_key(key_id)
     refused = await _disabled_or_disabling(repo, workspace_id, key_id)
     if refused is not None:
         raise USER_DISABLE_REFUSED[refused]()
