@@ -1,7 +1,8 @@
 """Issue 17's kill switch on the real processes and the emulator: a key budget with `disable_key_on_exceed`, spend
 pushed over it, a sync, and the worker disables the key at OpenRouter (the emulator's state and its management
 list say so, the key's own calls get 401), `key.disabled` reaches a signed webhook, and `enable-upstream` turns
-the key back on at OpenRouter. And the issue's "done means": anomaly -> alert -> kill switch -> re-enable."""
+the key back on at OpenRouter. And the issue's "done means": anomaly -> alert -> kill switch -> re-enable; and the
+panic button: a user's `disable-upstream`, undone the same way."""
 
 from __future__ import annotations
 
@@ -29,6 +30,35 @@ async def upstream(watcher: Watcher, key_id: str) -> dict[str, Any]:
     return dict(r.json())
 
 
+async def webhook_secret(watcher: Watcher, to: Receiver) -> str:
+    """A webhook channel to the test's receiver; its signing secret."""
+    body = {"type": "webhook", "name": "ops", "url": to.url}
+    r = await watcher.client.post("/api/v1/channels", headers=watcher.headers, json=body)
+    assert r.status_code == 201, r.text
+    return str(r.json()["secret"])
+
+
+async def linked_upstream(watcher: Watcher, key_id: str) -> dict[str, Any]:
+    """The key's upstream view once usage linked it to its account's key list."""
+
+    async def linked() -> dict[str, Any] | None:
+        view = await upstream(watcher, key_id)
+        return view if view["linked"] else None
+
+    return dict(await wait_for(linked, what="the key linked to its account's key list"))
+
+
+async def emulated(emulator: EmulatorAdmin, key_hash: str, *, disabled: bool) -> dict[str, Any]:
+    """The key's state at the emulator once it is disabled (or enabled) there."""
+
+    async def reached() -> dict[str, Any] | None:
+        state = await emulator.key_state(key_hash)
+        return state if state["disabled"] is disabled else None
+
+    what = f"the key {'disabled' if disabled else 'enabled'} at the emulator"
+    return dict(await wait_for(reached, seconds=60, what=what))
+
+
 async def test_an_exceeded_budget_disables_the_key_upstream_announces_it_and_enable_undoes_it(
     system: System,
     emulator: EmulatorAdmin,
@@ -53,18 +83,10 @@ async def test_an_exceeded_budget_disables_the_key_upstream_announces_it_and_ena
         key_id = ids["agent"]
         await watcher.sync(*ids.values())
 
-        async def linked() -> dict[str, Any] | None:
-            view = await upstream(watcher, key_id)
-            return view if view["linked"] else None
-
-        view = await wait_for(linked, what="the key linked to its account's key list")
+        view = await linked_upstream(watcher, key_id)
         assert (view["disabled"], view["management_key_id"], view["actions"]) == (False, ids["management"], [])
 
-        r = await client.post(
-            "/api/v1/channels", headers=watcher.headers, json={"type": "webhook", "name": "ops", "url": receiver.url}
-        )
-        assert r.status_code == 201, r.text
-        secret = r.json()["secret"]
+        secret = await webhook_secret(watcher, receiver)
         body = {"name": "agent", "scope": {"type": "key", "id": key_id}, "amount_usd": "10", "period": "weekly"}
         r = await client.post("/api/v1/budgets", headers=watcher.headers, json={**body, "disable_key_on_exceed": True})
         assert r.status_code == 201, r.text
@@ -76,11 +98,7 @@ async def test_an_exceeded_budget_disables_the_key_upstream_announces_it_and_ena
         await emulator.events([spend(key["hash"], at(tuesday, 11), "12.5")])
         await watcher.sync(key_id)
 
-        async def disabled_upstream() -> dict[str, Any] | None:
-            state = await emulator.key_state(key["hash"])
-            return state if state["disabled"] else None
-
-        await wait_for(disabled_upstream, seconds=60, what="the key disabled at the emulator")
+        await emulated(emulator, key["hash"], disabled=True)
         assert (await openrouter.get("/key", headers={"Authorization": f"Bearer {key['key']}"})).status_code == 401
         listed = await openrouter.get(
             "/keys", params={"include_disabled": "true"}, headers={"Authorization": f"Bearer {management['key']}"}
@@ -117,11 +135,7 @@ async def test_an_exceeded_budget_disables_the_key_upstream_announces_it_and_ena
         assert r.status_code == 202, r.text
         assert r.json()["kind"] == "enable"
 
-        async def enabled_upstream() -> dict[str, Any] | None:
-            state = await emulator.key_state(key["hash"])
-            return state if not state["disabled"] else None
-
-        await wait_for(enabled_upstream, seconds=60, what="the key enabled at the emulator")
+        await emulated(emulator, key["hash"], disabled=False)
         assert (await openrouter.get("/key", headers={"Authorization": f"Bearer {key['key']}"})).status_code == 200
 
         async def enable_done() -> dict[str, Any] | None:
@@ -190,20 +204,12 @@ async def test_an_anomaly_past_the_key_s_threshold_disables_it_announces_it_and_
     ):
         # Alerts need a verified address.
         watcher = Watcher(client, await verified_sign_up(client, mail_inbox, "kill"))
-        r = await client.post(
-            "/api/v1/channels", headers=watcher.headers, json={"type": "webhook", "name": "ops", "url": receiver.url}
-        )
-        assert r.status_code == 201, r.text
-        secret = r.json()["secret"]
+        secret = await webhook_secret(watcher, receiver)
         ids = await watcher.add_account(management, leaky)
         key_id = ids["leaky"]
         await watcher.sync(*ids.values())
 
-        async def linked() -> dict[str, Any] | None:
-            view = await upstream(watcher, key_id)
-            return view if view["linked"] else None
-
-        await wait_for(linked, what="the key linked to its account's key list")
+        await linked_upstream(watcher, key_id)
         r = await client.put(f"/api/v1/keys/{key_id}/kill-switch", headers=watcher.headers, json={"anomaly_score": 6})
         assert r.status_code == 200, r.text
         assert r.json()["anomaly_score"] == 6
@@ -230,10 +236,85 @@ async def test_an_anomaly_past_the_key_s_threshold_disables_it_announces_it_and_
         r = await client.post(f"/api/v1/keys/{key_id}/enable-upstream", headers=watcher.headers)
         assert r.status_code == 202, r.text
 
-        async def enabled_upstream() -> dict[str, Any] | None:
-            state = await emulator.key_state(leaky["hash"])
-            return state if not state["disabled"] else None
-
-        await wait_for(enabled_upstream, seconds=60, what="the key enabled at the emulator")
+        await emulated(emulator, leaky["hash"], disabled=False)
         assert (await openrouter.get("/key", headers={"Authorization": f"Bearer {leaky['key']}"})).status_code == 200
         assert len(of_type(receiver.accepted(secret), "key.disabled")) == 1
+
+
+async def test_a_user_disables_a_leaked_key_at_openrouter_and_enables_it_again(
+    system: System,
+    emulator: EmulatorAdmin,
+    receiver: Receiver,  # noqa: F811
+    mail_inbox: Inbox,
+) -> None:
+    """The panic button: `disable-upstream` with the user's words, the emulator's key disabled (its calls 401),
+    `key.disabled` at the webhook saying who, the key's audit trail; a second ask is a 409; `enable-upstream`
+    turns it back on."""
+    receiver.failures = 0
+    tuesday = last_monday_before(datetime.now(UTC).date()) - timedelta(days=6)
+    await emulator.set_clock(at(tuesday, 9))
+    account = await emulator.account("100")
+    management = await emulator.key(account, "management", name="ops")
+    key = await emulator.key(account, "inference", name="leaked")
+
+    async with (
+        httpx.AsyncClient(base_url=system.gateway, timeout=15) as client,
+        httpx.AsyncClient(base_url=f"{system.emulator}/api/v1", timeout=10) as openrouter,
+    ):
+        watcher = Watcher(client, await verified_sign_up(client, mail_inbox, "panic"))
+        me = (await client.get("/api/v1/auth/me", headers=watcher.headers)).json()
+        secret = await webhook_secret(watcher, receiver)
+        ids = await watcher.add_account(management, key)
+        key_id = ids["leaked"]
+        await watcher.sync(*ids.values())
+
+        await linked_upstream(watcher, key_id)
+        assert (await openrouter.get("/key", headers={"Authorization": f"Bearer {key['key']}"})).status_code == 200
+
+        r = await client.post(
+            f"/api/v1/keys/{key_id}/disable-upstream", headers=watcher.headers, json={"reason": "pushed to GitHub"}
+        )
+        assert r.status_code == 202, r.text
+        asked = r.json()
+        assert (asked["kind"], asked["source"], asked["requested_by"]) == ("disable", "user", me["id"])
+
+        await emulated(emulator, key["hash"], disabled=True)
+        assert (await openrouter.get("/key", headers={"Authorization": f"Bearer {key['key']}"})).status_code == 401
+
+        async def announced() -> list[tuple[str, dict[str, Any]]] | None:
+            return of_type(receiver.accepted(secret), "key.disabled") or None
+
+        [(_, event)] = await wait_for(announced, seconds=60, what="key.disabled at the webhook")
+        assert (event["data"]["key_id"], event["data"]["source"]) == (key_id, "user")
+        assert (event["data"]["requested_by"], event["data"]["action_id"]) == (me["id"], asked["id"])
+        assert event["data"]["reason"] == "disabled at OpenRouter by a user: pushed to GitHub"
+
+        async def disable_done() -> dict[str, Any] | None:
+            view = await upstream(watcher, key_id)
+            return view if view["actions"][0]["status"] == "done" and view["disabled"] else None
+
+        await wait_for(disable_done, what="the disable action done")
+        r = await client.post(f"/api/v1/keys/{key_id}/disable-upstream", headers=watcher.headers)
+        assert r.status_code == 409, r.text
+        assert r.json()["type"].endswith("/key-already-disabled")
+
+        r = await client.post(f"/api/v1/keys/{key_id}/enable-upstream", headers=watcher.headers)
+        assert r.status_code == 202, r.text
+
+        await emulated(emulator, key["hash"], disabled=False)
+        assert (await openrouter.get("/key", headers={"Authorization": f"Bearer {key['key']}"})).status_code == 200
+
+        async def audited() -> list[dict[str, Any]] | None:
+            r = await client.get(f"/api/v1/keys/{key_id}/audit", headers=watcher.headers)
+            found = [e for e in r.json()["items"] if e["action"].startswith("upstream_")]
+            return found if len(found) == 2 else None
+
+        enabled, disabled = await wait_for(audited, what="the disable and the enable in the key's audit")
+        assert (disabled["action"], enabled["action"]) == ("upstream_disabled", "upstream_enabled")
+        assert (disabled["details"]["source"], disabled["details"]["requested_by"]) == ("user", me["id"])
+        assert disabled["details"]["reason"] == event["data"]["reason"]
+        assert len(of_type(receiver.accepted(secret), "key.disabled")) == 1
+
+    logs = system.logs()
+    assert key["key"] not in logs
+    assert management["key"] not in logs

@@ -121,6 +121,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     # usage's routes under a key (issue 17): the seeded key has no figures in usage yet, so an allowed call is a 404.
     ("GET", "/api/v1/keys/{key_id}/upstream"): scoped("viewer", succeeds=False),
     ("POST", "/api/v1/keys/{key_id}/enable-upstream"): scoped("admin", succeeds=False),
+    ("POST", "/api/v1/keys/{key_id}/disable-upstream"): scoped("admin", lambda s: {"reason": "leaked"}, succeeds=False),
     ("POST", "/api/v1/keys/{key_id}/apply-limit"): scoped(
         "admin", lambda s: {"amount_usd": "5", "reset": "monthly"}, succeeds=False
     ),

@@ -40,14 +40,14 @@ async def list_account(ingest: Ingest, tenant: Tenant, account: str, *rows: dict
     assert r.status_code == 204, r.text
 
 
-async def linked_key(ingest: Ingest, tenant: Tenant, *, hash_: str = "a" * 64) -> tuple[Key, str]:
+async def linked_key(ingest: Ingest, tenant: Tenant, *, hash_: str = "a" * 64, label: str = LABEL) -> tuple[Key, str]:
     """A key synced once and linked to a row of an account's key list: (key, management key id)."""
     account = str(uuid.uuid4())
     tuesday = monday() + timedelta(days=1)
     await list_account(
-        ingest, tenant, account, key_list_row(hash=hash_, name="or-name", label=LABEL), when=moment(tuesday, 8)
+        ingest, tenant, account, key_list_row(hash=hash_, name="or-name", label=label), when=moment(tuesday, 8)
     )
-    key = Key(ingest, tenant, label=LABEL)
+    key = Key(ingest, tenant, label=label)
     await key.sync(moment(tuesday, 9), "1")
     return key, account
 
@@ -244,6 +244,8 @@ async def test_other_workspaces_keys_and_unknown_keys_are_404(client, ingest, al
         for method, what, body in (
             ("POST", "apply-limit", {"amount_usd": 1, "reset": None}),
             ("POST", "enable-upstream", None),
+            ("POST", "disable-upstream", None),
+            ("POST", "disable-upstream", {"reason": "leaked"}),
             ("GET", "upstream", None),
             ("PUT", "kill-switch", {"anomaly_score": 5}),
         ):
@@ -256,6 +258,17 @@ async def test_writes_are_an_admins(client, ingest, alice, keyring):
     member = bearer(keyring.access_token(alice.user_id, alice.workspace_id, role="member"))
     r = await client.post(upstream_path(key.id, "enable-upstream"), headers=member)
     assert_problem(r, 403)
+    for role in ("member", "viewer"):
+        lower = bearer(keyring.access_token(alice.user_id, alice.workspace_id, role=role))
+        assert_problem(await client.post(upstream_path(key.id, "disable-upstream"), headers=lower), 403)
+    # An API token (its JWT carries `tid` and the token's scopes) needs `keys:write`.
+    reader = {"tid": str(uuid.uuid4()), "scope": "keys:read usage:read"}
+    r = await client.post(
+        upstream_path(key.id, "disable-upstream"),
+        headers=bearer(keyring.access_token(alice.user_id, alice.workspace_id, **reader)),
+    )
+    assert assert_problem(r, 403)["type"].endswith("/insufficient-scope")
+    assert (await upstream(client, alice, key.id))["actions"] == []
     r = await client.get(
         upstream_path(key.id), headers=bearer(keyring.access_token(alice.user_id, alice.workspace_id, role="viewer"))
     )
@@ -576,3 +589,169 @@ async def test_causes_skipped_behind_a_disable_that_failed_may_disable_the_key(c
     assert actions[str(again)]["status"] == "pending"
     [skipped] = [a for a in actions.values() if a["status"] == "skipped"]
     assert skipped["error"].endswith("so this cause may disable the key again")
+
+
+# --- a user's disable (the panic button) ---------------------------------------------------------------------
+
+
+async def disable(client: httpx.AsyncClient, tenant: Tenant, key_id: str, body: Any = None) -> httpx.Response:
+    return await client.post(upstream_path(key_id, "disable-upstream"), headers=tenant.headers, json=body)
+
+
+async def test_a_user_disables_a_key_it_is_announced_and_a_second_ask_is_a_409(client, ingest, alice, db_connection):
+    key, account = await linked_key(ingest, alice, hash_="1" * 64)
+    r = await disable(client, alice, key.id, {"reason": "  leaked in a public repo  "})
+    assert r.status_code == 202, r.text
+    action = r.json()
+    assert (action["kind"], action["status"], action["source"]) == ("disable", "pending", "user")
+    assert (action["requested_by"], action["budget_id"]) == (alice.user_id, None)
+    assert action["reason"] == "disabled at OpenRouter by a user: leaked in a public repo"
+    claimed = await claim(ingest, action["id"])
+    assert (claimed["ready"], claimed["kind"], claimed["source"]) == (True, "disable", "user")
+    assert (claimed["requested_by"], claimed["api_key_hash"], claimed["management_key_id"]) == (
+        alice.user_id,
+        "1" * 64,
+        account,
+    )
+    assert claimed["reason"] == action["reason"]  # what the worker writes into the key's audit trail
+    await report(ingest, action["id"], outcome="done", disabled=True)
+    view = await upstream(client, alice, key.id)
+    assert (view["disabled"], view["actions"][0]["status"]) == (True, "done")
+    [raised] = await events(db_connection, alice, "key.disabled")
+    data = raised["data"]
+    assert (data["key_id"], data["source"], data["requested_by"], data["action_id"]) == (
+        key.id,
+        "user",
+        alice.user_id,
+        action["id"],
+    )
+    assert (data["reason"], data["budget_id"], data["label"]) == (action["reason"], None, LABEL)
+    # Disabled at OpenRouter already: said, not recorded.
+    problem = assert_problem(await disable(client, alice, key.id), 409)
+    assert problem["type"].endswith("/key-already-disabled")
+    assert "enable-upstream" in problem["detail"]
+    assert len((await upstream(client, alice, key.id))["actions"]) == 1
+    # Enabled again, it can be disabled again.
+    enable = (await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)).json()["id"]
+    await claim(ingest, enable)
+    await report(ingest, enable, outcome="done", disabled=False)
+    r = await disable(client, alice, key.id)
+    assert r.status_code == 202, r.text
+    assert r.json()["reason"] == "disabled at OpenRouter by a user"  # no body: the default reason
+
+
+async def test_a_disable_under_way_is_a_409_and_a_rule_s_disable_after_a_user_s_is_skipped(
+    client, ingest, alice, db_connection
+):
+    key, _ = await linked_key(ingest, alice)
+    await create_budget(client, alice, scope={"type": "key", "id": key.id}, disable_key_on_exceed=True)
+    first = await disable(client, alice, key.id, {"reason": "leak"})
+    assert first.status_code == 202, first.text
+    problem = assert_problem(await disable(client, alice, key.id, {"reason": "leak"}), 409)
+    assert problem["type"].endswith("/key-disable-under-way")
+    await key.sync(moment(monday() + timedelta(days=1), 12), "20")  # the budget's kill switch comes after it
+    actions = (await upstream(client, alice, key.id))["actions"]
+    assert sorted((a["source"], a["status"]) for a in actions) == [("budget", "skipped"), ("user", "pending")]
+    # And a user's ask while a rule's disable is open is a 409 too.
+    await claim(ingest, first.json()["id"])
+    await report(ingest, first.json()["id"], outcome="failed", error="refused")
+    other, _ = await linked_key(ingest, alice, hash_="2" * 64, label="sk-or-v1-oth...005")
+    await create_budget(client, alice, scope={"type": "key", "id": other.id}, disable_key_on_exceed=True)
+    await other.sync(moment(monday() + timedelta(days=1), 12), "20")
+    [rule] = (await upstream(client, alice, other.id))["actions"]
+    assert (rule["source"], rule["status"]) == ("budget", "pending")
+    assert assert_problem(await disable(client, alice, other.id), 409)["type"].endswith("/key-disable-under-way")
+    assert len(await events(db_connection, alice, "key.disabled")) == 0
+
+
+async def test_a_key_without_an_account_cannot_be_disabled_from_here(client, ingest, alice):
+    key = Key(ingest, alice, label="sk-or-v1-nol...004")
+    await key.sync(moment(monday() + timedelta(days=1), 9), "1")
+    problem = assert_problem(await disable(client, alice, key.id), 409)
+    assert problem["type"].endswith("/key-not-linked")
+    assert "openrouter.ai" in problem["detail"]
+    assert (await upstream(client, alice, key.id))["actions"] == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"reason": "x" * 201},
+        {"reason": "line one\nline two"},
+        {"reason": "nul\x00"},
+        {"reason": 5},
+        {"reason": "leak", "surprise": 1},
+        ["leak"],
+    ],
+)
+async def test_a_bad_reason_is_a_422(client, ingest, alice, body):
+    key, _ = await linked_key(ingest, alice)
+    assert_problem(await disable(client, alice, key.id, body), 422)
+    assert (await upstream(client, alice, key.id))["actions"] == []
+
+
+async def test_a_long_reason_is_kept_whole_and_a_blank_one_is_the_default(client, ingest, alice):
+    key, _ = await linked_key(ingest, alice)
+    r = await disable(client, alice, key.id, {"reason": "y" * 200})
+    assert r.status_code == 202, r.text
+    assert r.json()["reason"].endswith("y" * 200)
+    other, _ = await linked_key(ingest, alice, hash_="3" * 64, label="sk-or-v1-oth...006")
+    r = await disable(client, alice, other.id, {"reason": "   "})
+    assert (r.status_code, r.json()["reason"]) == (202, "disabled at OpenRouter by a user")
+
+
+async def test_a_user_s_disable_supersedes_a_pending_enable_and_follows_a_running_one(client, ingest, alice):
+    key, _ = await linked_key(ingest, alice, hash_="4" * 64)
+    killed = (await disable(client, alice, key.id)).json()["id"]
+    await claim(ingest, killed)
+    await report(ingest, killed, outcome="done", disabled=True)
+    # An enable asked, not yet sent; then the leak is seen again: the enable is never sent.
+    enable = (await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)).json()["id"]
+    r = await disable(client, alice, key.id, {"reason": "still leaking"})
+    assert r.status_code == 202, r.text
+    again = r.json()
+    assert again["evidence"] == {"superseded_enables": [enable]}
+    late = await claim(ingest, enable)
+    assert (late["ready"], late["status"]) == (False, "skipped")
+    assert (await claim(ingest, again["id"]))["ready"] is True  # nothing earlier is open
+    await report(ingest, again["id"], outcome="done", disabled=True)
+    [skipped] = [a for a in (await upstream(client, alice, key.id))["actions"] if a["kind"] == "enable"]
+    assert skipped["status"] == "skipped"
+    assert "superseded" in skipped["error"]
+    # An enable already claimed (perhaps sent) finishes first; the disable follows it.
+    enable = (await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)).json()["id"]
+    await claim(ingest, enable)
+    r = await disable(client, alice, key.id)
+    assert r.status_code == 202, r.text
+    assert r.json()["evidence"] == {}
+    waiting = await claim(ingest, r.json()["id"])
+    assert (waiting["ready"], waiting["status"]) == (False, "pending")
+    await report(ingest, enable, outcome="done", disabled=False)
+    assert (await claim(ingest, r.json()["id"]))["ready"] is True
+    await report(ingest, r.json()["id"], outcome="done", disabled=True)
+    assert (await upstream(client, alice, key.id))["disabled"] is True
+
+
+async def test_a_user_s_disable_and_a_rule_s_at_once_record_one(committed_ingest, committed_client, alice, db_engine):
+    """The user's ask takes the key's disable lock as a rule's does: whichever commits first is the disable, the
+    other a 409 (the user's) or `skipped` (the rule's)."""
+    key, _ = await linked_key(committed_ingest, alice)
+    maker = create_sessionmaker(db_engine)
+    workspace, key_id = uuid.UUID(alice.workspace_id), uuid.UUID(key.id)
+
+    async def by_rule() -> uuid.UUID | None:
+        async with maker() as session, session.begin():
+            action = await key_actions.request_disable(
+                session, workspace_id=workspace, key_id=key_id, reason="r", source="budget", dedup_key="budget:x"
+            )
+            await asyncio.sleep(0.3)  # the user asks before this commits
+            return action
+
+    async def by_user() -> int:
+        await asyncio.sleep(0.1)
+        return (await disable(committed_client, alice, key.id)).status_code
+
+    rule, status = await asyncio.wait_for(asyncio.gather(by_rule(), by_user()), 10)
+    assert (rule is not None, status) == (True, 409)
+    actions = (await upstream(committed_client, alice, key.id))["actions"]
+    assert [(a["source"], a["status"]) for a in actions] == [("budget", "pending")]

@@ -66,6 +66,10 @@ def test_summaries_say_what_happened_in_one_line() -> None:
     assert summary(event("key.anomaly", spike)).endswith(
         ": spend spike on 2026-12-03. Spent $22.50 against a usual $1.10 on this weekday (median of 4 weeks)."
     )
+    assert summary(event("key.disabled", {**KEY_DATA, "source": "budget"})).endswith("was disabled at OpenRouter")
+    assert summary(event("key.disabled", {**KEY_DATA, "source": "user"})).endswith(
+        "was disabled at OpenRouter by a user"
+    )
     assert summary(event("sync.failing", {**KEY_DATA, "since": "2026-12-05T12:00:00Z"})).endswith(
         "fails since 2026-12-05 12:00 UTC"
     )

@@ -1,5 +1,6 @@
-"""Issue 17's pages: the key's state at OpenRouter with "Enable at OpenRouter" when the kill switch disabled it,
-the hygiene page's "Apply suggested limit", and the budget form's kill switch (key budgets only)."""
+"""Issue 17's pages: the key's state at OpenRouter with "Enable at OpenRouter" when the kill switch disabled it and
+"Disable at OpenRouter" (the panic button, behind a confirmation) when it is enabled, the hygiene page's "Apply
+suggested limit", and the budget form's kill switch (key budgets only)."""
 
 from __future__ import annotations
 
@@ -104,6 +105,75 @@ async def test_a_refused_enable_is_said_on_the_page(web: Browser) -> None:
     r = await web.post(f"/keys/{KEY['id']}/enable-upstream")
     assert r.status_code == 403
     assert "This needs the admin role." in text(r.text)
+
+
+DISABLE = f"/api/v1/keys/{KEY['id']}/disable-upstream"
+DISABLE_FORM = f'action="/keys/{KEY["id"]}/disable-upstream"'
+
+
+async def test_an_enabled_key_can_be_disabled_at_openrouter_after_a_confirmation(web: Browser) -> None:
+    key_page(web, upstream(disabled=False, actions=[]))
+    r = await web.get(f"/keys/{KEY['id']}")
+    assert DISABLE_FORM in r.text
+    # The form sits inside a closed <details>: opening it is the first step, its button the confirmation.
+    form = r.text[
+        r.text.index('<details class="disable-upstream">') : r.text.index("</details>", r.text.index(DISABLE_FORM))
+    ]
+    assert DISABLE_FORM in form
+    assert 'name="csrf_token"' in form
+    assert "Yes, disable the key at OpenRouter now" in text(form)
+    assert "enable-upstream" not in r.text
+    web.gateway.answer("POST", DISABLE, {"id": "x", "kind": "disable"}, status=202)
+    r = await web.post(f"/keys/{KEY['id']}/disable-upstream", {"reason": "  leaked in a public repo "})
+    assert (r.status_code, r.headers["location"]) == (303, f"/keys/{KEY['id']}?done=disabled")
+    r = await web.post(f"/keys/{KEY['id']}/disable-upstream", {"reason": "   "})
+    assert r.status_code == 303
+    assert [c.body for c in web.gateway.sent("POST", DISABLE)] == [{"reason": "leaked in a public repo"}, None]
+    said = text((await web.get(f"/keys/{KEY['id']}", done="disabled")).text)
+    assert "disabled at OpenRouter within moments" in said
+    # Without the form's CSRF token nothing is sent.
+    refused = await web.post(f"/keys/{KEY['id']}/disable-upstream", {"reason": "x"}, csrf=False)
+    assert refused.status_code == 403
+    assert len(web.gateway.sent("POST", DISABLE)) == 2
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        upstream(),  # disabled already: the enable button instead
+        upstream(linked=False, disabled=None, actions=[]),  # nothing here could send it
+    ],
+)
+async def test_a_disabled_or_unlinked_key_offers_no_disable(web: Browser, state: dict[str, Any]) -> None:
+    key_page(web, state)
+    r = await web.get(f"/keys/{KEY['id']}")
+    assert r.status_code == 200
+    assert DISABLE_FORM not in r.text
+
+
+async def test_a_disable_under_way_is_said_and_not_offered_again(web: Browser) -> None:
+    [done] = upstream()["actions"]
+    key_page(web, upstream(disabled=False, actions=[{**done, "status": "pending", "source": "user"}]))
+    r = await web.get(f"/keys/{KEY['id']}")
+    assert "A disable of this key at OpenRouter is under way." in text(r.text)
+    assert DISABLE_FORM not in r.text
+
+
+async def test_a_member_is_not_offered_the_disable(web: Browser) -> None:
+    await web.sign_in("member")
+    key_page(web, upstream(disabled=False, actions=[]))
+    r = await web.get(f"/keys/{KEY['id']}")
+    assert "At OpenRouter" in text(r.text)
+    assert DISABLE_FORM not in r.text
+
+
+async def test_a_refused_disable_is_said_on_the_page(web: Browser) -> None:
+    key_page(web, upstream(disabled=False, actions=[]))
+    detail = "OpenRouter has this key disabled already; POST /api/v1/keys/{id}/enable-upstream enables it again."
+    web.gateway.answer("POST", DISABLE, {"title": "Key Already Disabled", "status": 409, "detail": detail}, status=409)
+    r = await web.post(f"/keys/{KEY['id']}/disable-upstream")
+    assert r.status_code == 409
+    assert "OpenRouter has this key disabled already" in text(r.text)
 
 
 async def test_the_hygiene_page_applies_a_suggested_limit_in_one_post(web: Browser) -> None:

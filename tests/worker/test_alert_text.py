@@ -133,6 +133,23 @@ def test_a_kill_switch_says_why_and_how_to_undo_it() -> None:
     )
 
 
+def test_a_user_s_disable_says_who_and_why_not_the_kill_switch() -> None:
+    why = "disabled at OpenRouter by a user: leaked in a public repo, see the incident channel for the details " + (
+        "x" * 100
+    )
+    data = {**KEY, "reason": why, "source": "user", "requested_by": "5b1e", "budget_id": None, "action_id": "9f1e"}
+    text = words("key.disabled", data)
+    assert text.subject == "Key 'prod' is disabled on OpenRouter"
+    first = str(text.blocks[0])
+    assert first.startswith("Disabled at OpenRouter by a user: leaked in a public repo")
+    assert "x" * 100 + ". Requests with it fail until it is enabled again" in first  # said whole, not cut at 120
+    assert "kill switch" not in first
+    ended = words("key.disabled", {**data, "reason": "disabled at OpenRouter by a user: leaked!"}).blocks[0]
+    assert str(ended).startswith("Disabled at OpenRouter by a user: leaked! Requests")
+    bare = words("key.disabled", {**KEY, "source": "user"}).blocks[0]
+    assert str(bare).startswith("A user disabled it from OpenRouter Watcher. Requests")
+
+
 def test_a_test_event_names_its_channel() -> None:
     assert "the channel 'ops'" in str(words("test", {}, channel="ops").blocks[0])
 

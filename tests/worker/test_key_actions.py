@@ -96,6 +96,24 @@ async def test_a_disable_is_sent_with_the_management_key_and_reported(make_ctx, 
     assert all(MGMT_KEY not in s.raw.decode() for s in internal.seen if s.path.startswith("/internal/key-actions"))
 
 
+async def test_a_user_s_disable_is_audited_as_the_kill_switch_s_with_who_asked(
+    make_ctx, openrouter, internal, account, arq_redis
+):
+    """`disable-upstream` records a disable like a rule's, with `source: user` and the user: the worker sends the same
+    PATCH and writes `upstream_disabled` into the key's trail with who asked and their words."""
+    reason = "disabled at OpenRouter by a user: leaked in a public repo"
+    user = str(uuid.uuid4())
+    usage = Usage(internal, account, source="user", requested_by=user, reason=reason)
+    openrouter.reply(PATCH_PATH, answer(disabled=True))
+    assert await manage_key_upstream(make_ctx(), usage.id) == "done"
+    assert openrouter.requests(PATCH_PATH)[-1].body == {"disabled": True}
+    [audit] = usage.audits
+    assert (audit["action"], audit["action_id"], audit["source"]) == ("upstream_disabled", usage.id, "user")
+    assert (audit["requested_by"], audit["reason"]) == (user, reason)
+    assert [r["outcome"] for r in usage.reports] == ["done"]
+    assert await arq_redis.queued_jobs() == []  # only an enable asks for a sync
+
+
 async def test_a_limit_is_sent_exactly_and_enable_sends_disabled_false(make_ctx, openrouter, internal, account):
     limit = Usage(internal, account, kind="set_limit", limit_usd="12.3456789012", limit_reset="weekly")
     openrouter.reply(PATCH_PATH, answer(limit="12.3456789012", limit_reset="weekly"))

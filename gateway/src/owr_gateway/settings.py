@@ -81,6 +81,7 @@ DEFAULT_ROUTES: tuple[dict[str, Any], ...] = (
     # A key's writes to OpenRouter and its state there (issue 17): usage records them, the worker carries them out.
     {"prefix": "/api/v1/keys/*/apply-limit", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/keys/*/enable-upstream", "upstream": "usage", "auth": "jwt", "policy": "user"},
+    {"prefix": "/api/v1/keys/*/disable-upstream", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/keys/*/upstream", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/keys/*/kill-switch", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/usage", "upstream": "usage", "auth": "jwt", "policy": "user"},

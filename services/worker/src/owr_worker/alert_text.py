@@ -25,6 +25,9 @@ from owr_worker.alert_values import (
 )
 from owr_worker.digest_text import describe_report
 
+# A key action's reason as usage stores it at most (`key_actions.models.REASON_MAX`): a user's words are said whole.
+REASON_MAX = 300
+
 # --- events ---------------------------------------------------------------------------------------------------
 
 
@@ -116,9 +119,7 @@ def _key(event_type: str, data: Mapping[str, Any]) -> AlertText:
     if event_type == "key.anomaly":
         return _anomaly(name, data)
     if event_type == "key.disabled":
-        # The kill switch's reason (a budget exceeded, an anomaly's score) when it was the kill switch.
-        reason = text(data, "reason")
-        why = f"The kill switch disabled it: {reason}." if reason else None
+        why = _disabled_why(data)
         return AlertText(
             f"Key '{name}' is disabled on OpenRouter",
             (
@@ -127,6 +128,18 @@ def _key(event_type: str, data: Mapping[str, Any]) -> AlertText:
             ),
         )
     return AlertText(f"Key '{name}'", (_key_line(data),))
+
+
+def _disabled_why(data: Mapping[str, Any]) -> str | None:
+    """The kill switch's reason (a budget exceeded, an anomaly's score), or a user's own words when a person
+    disabled the key from here (`source: user`; usage's reason starts "disabled at OpenRouter by a user")."""
+    reason = text(data, "reason", limit=REASON_MAX)
+    if data.get("source") != "user":
+        return f"The kill switch disabled it: {reason}." if reason else None
+    if not reason:
+        return "A user disabled it from OpenRouter Watcher."
+    said = reason[:1].upper() + reason[1:]
+    return said if said.endswith((".", "!", "?", "…")) else said + "."
 
 
 # `key.anomaly`'s kinds (usage's `anomalies`): the subject after the key's name, and the detail's lead.

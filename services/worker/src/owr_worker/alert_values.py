@@ -44,12 +44,12 @@ def clean(value: Any, limit: int = TEXT_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def text(data: Mapping[str, Any], *names: str) -> str | None:
+def text(data: Mapping[str, Any], *names: str, limit: int = TEXT_MAX) -> str | None:
     """The first of `names` that `data` holds as a non-empty scalar, cleaned."""
     for name in names:
         value = data.get(name)
         if isinstance(value, str | int | float | Decimal) and not isinstance(value, bool) and str(value).strip():
-            return clean(value)
+            return clean(value, limit)
     return None
 
 

@@ -17,7 +17,8 @@ from owr_shared.schemas import Money, RequestSchema
 from owr_shared.wire.alerts import ReportedText
 
 KeyActionKind = Literal["disable", "enable", "set_limit"]
-# `skipped`: a rule's disable that came while the key was disabled or being disabled; recorded, never sent.
+# `skipped`: a rule's disable that came while the key was disabled or being disabled (recorded, never sent), or a
+# user's enable superseded while pending by a user's disable.
 KeyActionStatus = Literal["pending", "running", "done", "failed", "skipped"]
 LimitReset = Literal["daily", "weekly", "monthly"]
 # The worker's job: `manage_key_upstream(ctx, action_id)`, queued under `key-action:{id}`.

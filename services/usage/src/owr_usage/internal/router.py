@@ -44,7 +44,7 @@ from owr_usage.dependencies import ChannelVault, Clock, Settings, require_scope
 from owr_usage.digests import service as digest_service
 from owr_usage.erasure import service as erasure_service
 from owr_usage.internal import service as internal_service
-from owr_usage.key_actions import service as key_action_service
+from owr_usage.key_actions import claims as key_action_claims
 from owr_usage.key_actions.errors import ActionNotFound
 from owr_usage.prices import service as price_service
 from owr_usage.routing import ExactJsonRoute
@@ -294,9 +294,7 @@ async def claim_key_action(
 ) -> Response:
     """`ready`: send it (with the account's management key id and the key's hash), then report. Not ready: it is
     finished, another claim holds it, or it cannot be done (failed here with `error`: the key is not linked)."""
-    claimed = await key_action_service.claim(
-        session, action_id=action_id, lease_seconds=body.lease_seconds, now=clock()
-    )
+    claimed = await key_action_claims.claim(session, action_id=action_id, lease_seconds=body.lease_seconds, now=clock())
     if claimed is None:
         raise ActionNotFound()
     return json_response(claimed)
@@ -313,7 +311,7 @@ async def report_key_action(
 ) -> Response:
     """`done` records what OpenRouter answered (a disable raises `key.disabled`), `failed` ends it with `error`,
     `retry` frees it for a later try. Only a claimed action takes a report: a repeat changes nothing."""
-    state = await key_action_service.report(session, action_id=action_id, result=body, now=clock())
+    state = await key_action_claims.report(session, action_id=action_id, result=body, now=clock())
     if state is None:
         raise ActionNotFound()
     return json_response(state)
@@ -332,5 +330,5 @@ async def open_key_actions(
     limit: Annotated[int, Query(ge=1, le=OPEN_ACTIONS_MAX)] = 50,
 ) -> Response:
     """Pending for a while, or running past their claim's lease: the worker's sweep queues their jobs again."""
-    ids = await key_action_service.open_actions(session, now=clock(), limit=limit)
+    ids = await key_action_claims.open_actions(session, now=clock(), limit=limit)
     return json_response(OpenKeyActions(ids=ids))

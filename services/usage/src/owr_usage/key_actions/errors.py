@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from owr_shared.errors import NotFound
+from owr_shared.errors import Conflict, NotFound
 
 
 class KeyNotKnown(NotFound):
@@ -17,3 +17,29 @@ class ActionNotFound(NotFound):
 
     slug, title = "key-action-not-found", "Key Action Not Found"
     default_detail = "No key action with this id exists."
+
+
+class KeyNotLinked(Conflict):
+    """A user's disable of a key no account's key list links to: nothing here could send it."""
+
+    slug, title = "key-not-linked", "Key Not Linked"
+    default_detail = (
+        "The key is not linked to an OpenRouter account: store the account's management key here and let it sync, "
+        "or disable the key at openrouter.ai."
+    )
+
+
+class KeyAlreadyDisabled(Conflict):
+    """A user's disable of a key OpenRouter has disabled already, with no enable on its way."""
+
+    slug, title = "key-already-disabled", "Key Already Disabled"
+    default_detail = (
+        "OpenRouter has this key disabled already; POST /api/v1/keys/{id}/enable-upstream enables it again."
+    )
+
+
+class KeyDisableUnderWay(Conflict):
+    """A user's disable of a key with a disable recorded and not finished (a user's, a budget's or an anomaly's)."""
+
+    slug, title = "key-disable-under-way", "Key Disable Under Way"
+    default_detail = "A disable of this key is already under way: follow it at GET /api/v1/keys/{id}/upstream."

@@ -16,7 +16,8 @@ from owr_usage.base import UsageBase, utcnow
 KINDS = ("disable", "enable", "set_limit")
 STATUSES = ("pending", "running", "done", "failed", "skipped")
 # Never claimed again. `skipped`: a rule's disable recorded (never sent) while the key was disabled or being
-# disabled, so that its cause (`dedup_key`) never fires again.
+# disabled, so that its cause (`dedup_key`) never fires again; or a user's enable still pending when a user asked
+# to disable the key (superseded).
 FINISHED = ("done", "failed", "skipped")
 SOURCES = ("user", "budget", "anomaly")
 ERROR_MAX = 500

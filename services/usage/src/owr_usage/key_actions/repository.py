@@ -51,7 +51,7 @@ WHERE ka.key_id = ANY(CAST(:key_ids AS uuid[])) AND ka.kind = 'disable' AND ka.s
 """
 )
 
-# A key's rule-made disables, one transaction at a time (its own namespace among the advisory locks).
+# A key's disables (a rule's or a user's), one transaction at a time (its own namespace among the advisory locks).
 _LOCK_KEY = text(
     "SELECT pg_advisory_xact_lock(hashtextextended('owr_usage.key_actions:' || CAST(CAST(:key_id AS uuid) AS text), 0))"
 )
@@ -147,6 +147,24 @@ class KeyActionRepository:
             KeyAction.status.in_(("pending", "running")),
         )
         return set((await self.session.scalars(statement.distinct())).all())
+
+    async def skip_pending_enables(
+        self, workspace_id: uuid.UUID, key_id: uuid.UUID, *, error: str, now: datetime
+    ) -> list[uuid.UUID]:
+        """Mark the key's pending enables `skipped` with `error`; their ids. A running one (claimed, perhaps sent) is
+        left to finish: the row lock makes a claim and this update wait on each other, so none is caught half-way."""
+        statement = (
+            update(KeyAction)
+            .where(
+                KeyAction.workspace_id == workspace_id,
+                KeyAction.key_id == key_id,
+                KeyAction.kind == "enable",
+                KeyAction.status == "pending",
+            )
+            .values(status="skipped", error=error, completed_at=now, updated_at=now, lease_until=None)
+            .returning(KeyAction.id)
+        )
+        return list((await self.session.scalars(statement)).all())
 
     async def open_ids(self, *, created_before: datetime, now: datetime, limit: int) -> list[uuid.UUID]:
         """Pending actions older than `created_before`, and running ones whose lease ran out; oldest first."""

@@ -13,7 +13,13 @@ from owr_shared.db import DbSession
 from owr_shared.schemas import json_response, problem_responses
 from owr_usage.dependencies import KeyActionsReader, KeyActionsWriter
 from owr_usage.key_actions import service as actions
-from owr_usage.key_actions.schemas import ApplyLimitRequest, KeyActionView, KillSwitchRequest, UpstreamView
+from owr_usage.key_actions.schemas import (
+    ApplyLimitRequest,
+    DisableUpstreamRequest,
+    KeyActionView,
+    KillSwitchRequest,
+    UpstreamView,
+)
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 
@@ -56,6 +62,30 @@ async def enable_upstream(key_id: uuid.UUID, user: KeyActionsWriter, session: Db
     return json_response(view, status.HTTP_202_ACCEPTED)
 
 
+@router.post(
+    "/{key_id}/disable-upstream",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=KeyActionView,
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+    summary="Disable the key at OpenRouter now",
+)
+async def disable_upstream(
+    key_id: uuid.UUID, user: KeyActionsWriter, session: DbSession, body: DisableUpstreamRequest | None = None
+) -> Response:
+    """The panic button: the worker sends `PATCH /keys/{hash}` `{disabled: true}`, audits it in the key's trail
+    and raises `key.disabled` (`source: user`), as for the kill switch; `enable-upstream` undoes it. 409
+    `key-not-linked` (no account's key list links the key), `key-disable-under-way` or `key-already-disabled`. A
+    pending enable is superseded; follow the action at `GET /api/v1/keys/{id}/upstream`."""
+    view = await actions.request_user_disable(
+        session,
+        workspace_id=user.workspace_id,
+        key_id=key_id,
+        user_id=user.user_id,
+        reason=body.reason if body else None,
+    )
+    return json_response(view, status.HTTP_202_ACCEPTED)
+
+
 @router.get(
     "/{key_id}/upstream",
     response_model=UpstreamView,
@@ -65,7 +95,8 @@ async def enable_upstream(key_id: uuid.UUID, user: KeyActionsWriter, session: Db
 async def get_upstream(key_id: uuid.UUID, user: KeyActionsReader, session: DbSession) -> Response:
     """Whether OpenRouter has the key disabled, its limit there, the kill switch's anomaly threshold, and the last
     writes to OpenRouter with their status (`pending`, `running`, `done`, `failed` with `error`, or a rule's disable
-    `skipped`, with why: the key was disabled or being disabled already)."""
+    `skipped`, with why: the key was disabled or being disabled already; or a pending enable a user's disable
+    superseded)."""
     view = await actions.upstream(session, workspace_id=user.workspace_id, key_id=key_id)
     return json_response(view)
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, WithJsonSchema
 
-from owr_shared.schemas import Money, RequestSchema
+from owr_shared.schemas import Money, RequestSchema, StorableText
 from owr_shared.wire.key_actions import KeyActionKind, KeyActionStatus, LimitReset
 from owr_usage.budgets.schemas import AMOUNT_MAX
 
@@ -25,11 +26,32 @@ Score = Annotated[
     WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 1000}),
 ]
 ACTIONS_SHOWN = 10
+# A user's words on a disable: one short line (it goes into the key's trail and the `key.disabled` alert).
+DISABLE_REASON_MAX = 200
+
+
+def _one_line(value: str) -> str:
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise ValueError("must not contain control characters or line breaks")
+    return value
+
+
+DisableReason = Annotated[
+    StorableText, StringConstraints(strip_whitespace=True, max_length=DISABLE_REASON_MAX), AfterValidator(_one_line)
+]
 
 
 class ApplyLimitRequest(RequestSchema):
     amount_usd: LimitAmount
     reset: LimitReset | None = Field(description="OpenRouter's `limit_reset`; null: the limit never resets")
+
+
+class DisableUpstreamRequest(RequestSchema):
+    reason: DisableReason | None = Field(
+        default=None,
+        description="why, in a few words (the key's trail and the `key.disabled` alert say it); "
+        'blank or absent: "disabled at OpenRouter by a user"',
+    )
 
 
 class KillSwitchRequest(RequestSchema):
@@ -39,8 +61,9 @@ class KillSwitchRequest(RequestSchema):
 
 
 class KeyActionView(BaseModel):
-    """One write to OpenRouter: what, why, who asked, and how it went (`error` when it failed, or why a rule's disable
-    was `skipped`: the key was disabled or being disabled already; a skipped action is never sent)."""
+    """One write to OpenRouter: what, why, who asked, and how it went (`error` when it failed, or why it was
+    `skipped`: a rule's disable while the key was disabled or being disabled already, or a user's enable still
+    pending when a user asked to disable the key; a skipped action is not sent again)."""
 
     id: uuid.UUID
     key_id: uuid.UUID

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from owr_shared.errors import Conflict
 from owr_shared.logging import get_logger
-from owr_shared.wire.key_actions import ClaimedKeyAction, KeyActionResult, KeyActionState, LimitReset
-from owr_usage.alerts import service as alerts
+from owr_shared.wire.key_actions import LimitReset
 from owr_usage.alerts.service import money
 from owr_usage.base import utcnow
 from owr_usage.key_actions.enqueue import enqueue_after_commit
-from owr_usage.key_actions.errors import KeyNotKnown
-from owr_usage.key_actions.models import ERROR_MAX, FINISHED, REASON_MAX, KeyAction
+from owr_usage.key_actions.errors import KeyAlreadyDisabled, KeyDisableUnderWay, KeyNotKnown, KeyNotLinked
+from owr_usage.key_actions.models import REASON_MAX, KeyAction
 from owr_usage.key_actions.repository import KeyActionRepository
 from owr_usage.key_actions.schemas import ACTIONS_SHOWN, KeyActionView, UpstreamView
 
@@ -37,8 +37,14 @@ NOT_LINKED = (
 SKIPPED_DISABLING = "a disable of the key was already under way"
 SKIPPED_DISABLED = "the key was already disabled at OpenRouter"
 SKIPPED_RELEASED = "; that disable failed, so this cause may disable the key again"
-# An action the sweep finds pending this long after it was recorded lost its job (Redis away at enqueue).
-SWEEP_AFTER = timedelta(seconds=30)
+# A user's disable refused: why, as the problem a client sees.
+USER_DISABLE_REFUSED: dict[str, type[Conflict]] = {
+    SKIPPED_DISABLING: KeyDisableUnderWay,
+    SKIPPED_DISABLED: KeyAlreadyDisabled,
+}
+USER_DISABLE_REASON = "disabled at OpenRouter by a user"
+# Why a pending enable was not sent (its `error`).
+SUPERSEDED_BY_DISABLE = "superseded by a user's disable of the key before it was sent"
 
 
 def _view(action: KeyAction) -> KeyActionView:
@@ -59,6 +65,22 @@ async def _record(session: AsyncSession, action: KeyAction) -> KeyAction:
     return action
 
 
+async def _record_users(
+    session: AsyncSession, *, workspace_id: uuid.UUID, key_id: uuid.UUID, user_id: str, kind: str, **fields: Any
+) -> KeyActionView:
+    """Record a user's action (no `dedup_key`: each ask is its own) and queue it after the commit."""
+    action = KeyAction(
+        id=uuid.uuid4(),
+        workspace_id=workspace_id,
+        key_id=key_id,
+        kind=kind,
+        source="user",
+        requested_by=user_id,
+        **fields,
+    )
+    return _view(await _record(session, action))
+
+
 # --- asked by users ---------------------------------------------------------------------------------------
 
 
@@ -67,16 +89,44 @@ async def request_enable(
 ) -> KeyActionView:
     """Re-enable the key at OpenRouter (undoes the kill switch)."""
     await _known(KeyActionRepository(session), workspace_id, key_id)
-    action = KeyAction(
-        id=uuid.uuid4(),
+    return await _record_users(
+        session,
         workspace_id=workspace_id,
         key_id=key_id,
+        user_id=user_id,
         kind="enable",
-        source="user",
-        requested_by=user_id,
         reason="enabled at OpenRouter by a user",
     )
-    return _view(await _record(session, action))
+
+
+async def request_user_disable(
+    session: AsyncSession, *, workspace_id: uuid.UUID, key_id: uuid.UUID, user_id: str, reason: str | None
+) -> KeyActionView:
+    """Disable the key at OpenRouter now (a leak seen by a person): under the key's disable lock, as a rule's
+    disable, but a refusal is said (409) rather than recorded `skipped`: not linked to an account, a disable under
+    way, or disabled there already with no enable on its way. A pending enable is superseded (`skipped`, never
+    sent); a running one, perhaps sent already, finishes first and this disable follows it (actions apply in
+    order), so the key ends disabled either way."""
+    repo = KeyActionRepository(session)
+    link = await _known(repo, workspace_id, key_id)
+    if link["api_key_hash"] is None or link["management_key_id"] is None:
+        raise KeyNotLinked()
+    # Only then the lock: another workspace's key id is a 404 without waiting on that key's transactions.
+    await repo.lock_key(key_id)
+    refused = await _disabled_or_disabling(repo, workspace_id, key_id)
+    if refused is not None:
+        raise USER_DISABLE_REFUSED[refused]()
+    now = utcnow()
+    superseded = await repo.skip_pending_enables(workspace_id, key_id, error=SUPERSEDED_BY_DISABLE, now=now)
+    return await _record_users(
+        session,
+        workspace_id=workspace_id,
+        key_id=key_id,
+        user_id=user_id,
+        kind="disable",
+        reason=f"{USER_DISABLE_REASON}: {reason}" if reason else USER_DISABLE_REASON,
+        evidence={"superseded_enables": [str(i) for i in superseded]} if superseded else {},
+    )
 
 
 async def request_limit(
@@ -90,18 +140,16 @@ async def request_limit(
 ) -> KeyActionView:
     """Set the key's limit at OpenRouter (a hygiene report's suggested limit, or any other)."""
     await _known(KeyActionRepository(session), workspace_id, key_id)
-    action = KeyAction(
-        id=uuid.uuid4(),
+    return await _record_users(
+        session,
         workspace_id=workspace_id,
         key_id=key_id,
+        user_id=user_id,
         kind="set_limit",
-        source="user",
-        requested_by=user_id,
         limit_usd=amount_usd,
         limit_reset=reset,
         reason=f"limit set to {money(amount_usd)} USD ({reset or 'no reset'}) by a user",
     )
-    return _view(await _record(session, action))
 
 
 async def upstream(session: AsyncSession, *, workspace_id: uuid.UUID, key_id: uuid.UUID) -> UpstreamView:
@@ -258,132 +306,3 @@ async def disable_on_anomalies(session: AsyncSession, anomalies: Iterable[Anomal
         if action is not None:
             recorded.append(action)
     return recorded
-
-
-# --- the worker's side ----------------------------------------------------------------------------------
-
-
-def _claimed(action: KeyAction, *, ready: bool, link: dict[str, Any] | None = None) -> ClaimedKeyAction:
-    return ClaimedKeyAction(
-        id=action.id,
-        workspace_id=action.workspace_id,
-        key_id=action.key_id,
-        kind=cast(Any, action.kind),
-        status=cast(Any, action.status),
-        ready=ready,
-        error=action.error,
-        attempts=action.attempts,
-        management_key_id=link["management_key_id"] if link else None,
-        api_key_hash=link["api_key_hash"] if link else None,
-        limit_usd=action.limit_usd,
-        limit_reset=cast(Any, action.limit_reset),
-        reason=action.reason,
-        source=cast(Any, action.source),
-        requested_by=action.requested_by,
-    )
-
-
-async def claim(
-    session: AsyncSession, *, action_id: uuid.UUID, lease_seconds: int, now: datetime
-) -> ClaimedKeyAction | None:
-    """Take the action for one try (None: no such action). Not ready when it is finished, held by another
-    claim, waits for an earlier action on the key (actions apply in the order they were asked), or cannot be
-    done: a key not linked to an account fails here, for good, with a reason users see."""
-    repo = KeyActionRepository(session)
-    action = await repo.locked(action_id)
-    if action is None:
-        return None
-    if action.status in FINISHED or (
-        action.status == "running" and action.lease_until is not None and action.lease_until > now
-    ):
-        return _claimed(action, ready=False)
-    if await repo.earlier_open(action):
-        return _claimed(action, ready=False)
-    link = await repo.upstream(action.workspace_id, action.key_id)
-    action.updated_at = now
-    if link is None or link["api_key_hash"] is None or link["management_key_id"] is None:
-        action.status, action.error, action.completed_at, action.lease_until = "failed", NOT_LINKED, now, None
-        log.info("key_action_failed", reason="not_linked", action_id=str(action.id))
-        await _release_skipped(repo, action)
-        return _claimed(action, ready=False)
-    action.status, action.lease_until = "running", now + timedelta(seconds=lease_seconds)
-    action.attempts += 1
-    await session.flush()
-    return _claimed(action, ready=True, link=link)
-
-
-async def report(
-    session: AsyncSession, *, action_id: uuid.UUID, result: KeyActionResult, now: datetime
-) -> KeyActionState | None:
-    """The outcome of a try. Only a running action takes it, from its current claim: a repeated report, or a
-    stale try's whose lease ran out and whose action was claimed again, changes nothing (at least once)."""
-    repo = KeyActionRepository(session)
-    action = await repo.locked(action_id)
-    if action is None:
-        return None
-    if action.status == "running" and result.attempt != action.attempts:
-        log.warning("key_action_report_stale", action_id=str(action.id), attempt=result.attempt)
-    elif action.status == "running":
-        action.updated_at, action.lease_until = now, None
-        action.error = result.error[:ERROR_MAX] if result.error else None
-        if result.outcome == "retry":
-            action.status = "pending"
-        else:
-            action.status, action.completed_at = result.outcome, now
-        if result.outcome == "done":
-            await _applied(session, repo, action, result, now)
-        elif result.outcome == "failed":
-            await _release_skipped(repo, action)
-        await session.flush()
-    return KeyActionState(id=action.id, status=cast(Any, action.status), attempts=action.attempts)
-
-
-async def _release_skipped(repo: KeyActionRepository, action: KeyAction) -> None:
-    """A disable that failed never reached OpenRouter: the causes skipped behind it may disable the key again."""
-    if action.kind != "disable":
-        return
-    await repo.lock_key(action.key_id)  # as `request_disable`: no skip is recorded behind it meanwhile
-    released = await repo.release_skipped(action, because=SKIPPED_DISABLING, note=SKIPPED_RELEASED)
-    if released:
-        log.info("key_action_skips_released", action_id=str(action.id), released=released)
-
-
-async def _applied(
-    session: AsyncSession, repo: KeyActionRepository, action: KeyAction, result: KeyActionResult, now: datetime
-) -> None:
-    link = await repo.upstream(action.workspace_id, action.key_id)
-    if link is not None and link["api_key_hash"] is not None:
-        await repo.mark_account_row(
-            link["management_key_id"],
-            link["api_key_hash"],
-            disabled=result.disabled,
-            limit_usd=result.limit_usd,
-            limit_reset=result.limit_reset,
-            set_limit=action.kind == "set_limit",
-        )
-    log.info("key_action_done", kind=action.kind, source=action.source, action_id=str(action.id))
-    if action.kind != "disable":
-        return
-    data = {
-        "key_id": str(action.key_id),
-        "key_name": link["key_name"] if link else None,
-        "label": link["label"] if link else None,
-        "reason": action.reason,
-        "source": action.source,
-        "action_id": str(action.id),
-        "budget_id": str(action.budget_id) if action.budget_id else None,
-        "evidence": action.evidence,
-    }
-    await alerts.raise_event(
-        session,
-        workspace_id=action.workspace_id,
-        type="key.disabled",
-        data=data,
-        occurred_at=now,
-        dedup_key=f"key_action:{action.id}",
-    )
-
-
-async def open_actions(session: AsyncSession, *, now: datetime, limit: int) -> list[uuid.UUID]:
-    """Actions whose job may be lost: pending a while, or running past their lease."""
-    return await KeyActionRepository(session).open_ids(created_before=now - SWEEP_AFTER, now=now, limit=limit)

@@ -93,7 +93,7 @@ def _key_event(kind: str, data: dict[str, Any]) -> str:
             )
         return f"{key} spent unusually"
     if kind == "key.disabled":
-        return f"{key} was disabled at OpenRouter"
+        return f"{key} was disabled at OpenRouter" + (" by a user" if data.get("source") == "user" else "")
     if kind == "sync.failing":
         return f"Syncing {key} fails" + (f" since {utc(data['since'])}" if data.get("since") else "")
     return f"Syncing {key} works again"

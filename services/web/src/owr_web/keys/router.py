@@ -1,4 +1,5 @@
-"""`/keys`: the table (polled while a key is pending), add, rename, activate/deactivate, sync, delete.
+"""`/keys`: the table (polled while a key is pending), add, rename, activate/deactivate, sync, delete; a key's page
+with its state at OpenRouter (kill switch, enable, the panic button's disable).
 
 Every action is a plain form post that answers with a redirect, so the page works without JavaScript;
 htmx posts the same forms and gets the keys section back instead (`HX-Request`), swapped in place.
@@ -126,6 +127,7 @@ async def delete_key(key_id: uuid.UUID, request: Request, visitor: Checked, view
 
 KEY_NOTICES = {
     "enabled": "Asked: the key is enabled at OpenRouter again within moments.",
+    "disabled": "Asked: the key is disabled at OpenRouter within moments; the changes below say when it is done.",
     "switch": "Kill switch on anomalies saved.",
 }
 
@@ -174,3 +176,21 @@ async def enable_upstream(key_id: uuid.UUID, request: Request, visitor: Checked,
     except ApiProblem as exc:
         return await _key_refusal(request, views, visitor, key_id, exc)
     return RedirectResponse(f"/keys/{key_id}?done=enabled", status_code=303)
+
+
+@router.post("/keys/{key_id}/disable-upstream", include_in_schema=False)
+async def disable_upstream(
+    key_id: uuid.UUID,
+    request: Request,
+    visitor: Checked,
+    views: Views,
+    reason: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """The panic button: the worker disables the key at OpenRouter (202 at once). A key disabled or being
+    disabled already, or not linked to an account, is the API's 409, said on the page."""
+    words = reason.strip()
+    try:
+        await visitor.api.post(f"/api/v1/keys/{key_id}/disable-upstream", {"reason": words} if words else None)
+    except ApiProblem as exc:
+        return await _key_refusal(request, views, visitor, key_id, exc)
+    return RedirectResponse(f"/keys/{key_id}?done=disabled", status_code=303)
