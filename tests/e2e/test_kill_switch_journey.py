@@ -297,6 +297,7 @@ async def test_a_user_disables_a_leaked_key_at_openrouter_and_enables_it_again(
         r = await client.post(f"/api/v1/keys/{key_id}/disable-upstream", headers=watcher.headers)
         assert r.status_code == 409, r.text
         assert r.json()["type"].endswith("/key-already-disabled")
+        assert f"/api/v1/keys/{key_id}/enable-upstream" in r.json()["detail"]
 
         r = await client.post(f"/api/v1/keys/{key_id}/enable-upstream", headers=watcher.headers)
         assert r.status_code == 202, r.text
