@@ -1,7 +1,7 @@
 """Key actions (issue 17): the budgets' kill switch (`disable_key_on_exceed`, once per period), apply-limit and
 enable-upstream, the worker's claim and report (at least once, in order per key, a key without an account refused
-at once and one whose link was lost by the claim failing with a reason), `key.disabled` through the outbox, the
-anomaly threshold, other workspaces and roles."""
+at once and one whose link was lost by the claim failing with a reason), a limit's BYOK setting, `key.disabled`
+through the outbox, the anomaly threshold, other workspaces and roles."""
 
 from __future__ import annotations
 
@@ -197,6 +197,7 @@ async def test_a_key_without_an_account_is_refused_at_once_by_every_action(clien
     for what, body in (
         ("enable-upstream", None),
         ("apply-limit", {"amount_usd": 5, "reset": "monthly"}),
+        ("apply-limit", {"amount_usd": 5, "reset": None, "include_byok_in_limit": True}),
         ("disable-upstream", None),
     ):
         r = await client.post(upstream_path(key.id, what), headers=alice.headers, json=body)
@@ -228,6 +229,37 @@ async def test_a_link_lost_before_the_claim_fails_the_action_with_a_reason(clien
     await claim(ingest, str(uuid.uuid4()), expect=404)
 
 
+async def test_a_limit_carries_its_byok_setting_to_the_worker_and_the_account_row(client, ingest, alice, db_connection):
+    key, _ = await linked_key(ingest, alice, hash_="d" * 64)
+    body = {"amount_usd": 20, "reset": "monthly", "include_byok_in_limit": True}
+    r = await client.post(upstream_path(key.id, "apply-limit"), headers=alice.headers, json=body)
+    assert r.status_code == 202, r.text
+    action = r.json()
+    assert action["include_byok_in_limit"] is True
+    assert action["reason"] == "limit set to 20 USD (monthly, BYOK included) by a user"
+    claimed = await claim(ingest, action["id"])
+    assert (claimed["ready"], claimed["include_byok_in_limit"]) == (True, True)
+    await report(ingest, action["id"], outcome="done", disabled=False, limit_usd=20, limit_reset="monthly")
+    async with savepoint(db_connection) as conn:
+        row = await conn.execute(
+            text("SELECT include_byok_in_limit FROM usage.account_keys WHERE hash = :h"), {"h": "d" * 64}
+        )
+        assert row.scalar_one() is True
+    # Absent: none sent, and the account row keeps what the key list said.
+    r = await client.post(
+        upstream_path(key.id, "apply-limit"), headers=alice.headers, json={"amount_usd": 5, "reset": None}
+    )
+    assert (r.json()["include_byok_in_limit"], r.json()["reason"]) == (None, "limit set to 5 USD (no reset) by a user")
+    claimed = await claim(ingest, r.json()["id"])
+    assert claimed["include_byok_in_limit"] is None
+    off = {"amount_usd": 5, "reset": None, "include_byok_in_limit": False}
+    r = await client.post(upstream_path(key.id, "apply-limit"), headers=alice.headers, json=off)
+    assert (r.json()["include_byok_in_limit"], r.json()["reason"]) == (
+        False,
+        "limit set to 5 USD (no reset, BYOK not included) by a user",
+    )
+
+
 async def test_open_actions_are_listed_for_the_sweep(client, ingest, alice, clock):
     key, _ = await linked_key(ingest, alice)
     r = await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)
@@ -253,6 +285,8 @@ BAD_LIMITS: list[dict[str, Any]] = [
     {"amount_usd": "1e10", "reset": None},
     {"amount_usd": 5, "reset": "yearly"},
     {"amount_usd": 5, "reset": None, "surprise": 1},
+    {"amount_usd": 5, "reset": None, "include_byok_in_limit": "maybe"},
+    {"amount_usd": 5, "reset": None, "include_byok_in_limit": 2},
 ]
 
 

@@ -37,7 +37,7 @@ _ACTION_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 async def apply_limit(
     key_id: uuid.UUID, body: ApplyLimitRequest, user: KeyActionsWriter, session: DbSession
 ) -> Response:
-    """The worker sends `PATCH /keys/{hash}` `{limit, limit_reset}` with the
+    """The worker sends `PATCH /keys/{hash}` `{limit, limit_reset}` (and `include_byok_in_limit` when given) with the
     account's management key; follow the action at `GET /api/v1/keys/{id}/upstream`. 409 `key-not-linked` when no
     account's key list links the key (a link lost before the worker's turn fails the action there, saying so)."""
     view = await actions.request_limit(
@@ -47,6 +47,7 @@ async def apply_limit(
         user_id=user.user_id,
         amount_usd=body.amount_usd,
         reset=body.reset,
+        include_byok=body.include_byok_in_limit,
     )
     return json_response(view, status.HTTP_202_ACCEPTED)
 

@@ -145,10 +145,12 @@ async def request_limit(
     user_id: str,
     amount_usd: Decimal,
     reset: LimitReset | None,
+    include_byok: bool | None = None,
 ) -> KeyActionView:
-    """Set the key's limit at OpenRouter (a hygiene report's suggested limit, or any other); 409 when no account
-    links the key."""
+    """Set the key's limit at OpenRouter (a hygiene report's suggested limit, or any other), and whether BYOK spend
+    counts toward it (None: as OpenRouter has it); 409 when no account links the key."""
     await _linked(KeyActionRepository(session), workspace_id, key_id)
+    byok = "" if include_byok is None else (", BYOK included" if include_byok else ", BYOK not included")
     return await _record_users(
         session,
         workspace_id=workspace_id,
@@ -157,7 +159,8 @@ async def request_limit(
         kind="set_limit",
         limit_usd=amount_usd,
         limit_reset=reset,
-        reason=f"limit set to {money(amount_usd)} USD ({reset or 'no reset'}) by a user",
+        include_byok_in_limit=include_byok,
+        reason=f"limit set to {money(amount_usd)} USD ({reset or 'no reset'}{byok}) by a user",
     )
 
 
