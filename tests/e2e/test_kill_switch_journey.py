@@ -148,10 +148,9 @@ async def test_an_exceeded_budget_disables_the_key_upstream_announces_it_and_ena
         # (the due scan skips invalid keys).
         await watcher.synced_since(asked, key_id, status="valid")
 
-        # A suggested limit applied in one call.
-        r = await client.post(
-            f"/api/v1/keys/{key_id}/apply-limit", headers=watcher.headers, json={"amount_usd": 20, "reset": "weekly"}
-        )
+        # A suggested limit applied in one call, BYOK spend counted toward it.
+        limit = {"amount_usd": 20, "reset": "weekly", "include_byok_in_limit": True}
+        r = await client.post(f"/api/v1/keys/{key_id}/apply-limit", headers=watcher.headers, json=limit)
         assert r.status_code == 202, r.text
 
         async def limited() -> dict[str, Any] | None:
@@ -160,6 +159,7 @@ async def test_an_exceeded_budget_disables_the_key_upstream_announces_it_and_ena
 
         state = await wait_for(limited, seconds=60, what="the limit set at the emulator")
         assert (Decimal(str(state["limit"])), state["limit_reset"]) == (Decimal(20), "weekly")
+        assert state["include_byok_in_limit"] is True
 
         # Each write made at OpenRouter is in the key's audit trail, with why and who asked.
         async def audited() -> list[dict[str, Any]] | None:
@@ -297,6 +297,7 @@ async def test_a_user_disables_a_leaked_key_at_openrouter_and_enables_it_again(
         r = await client.post(f"/api/v1/keys/{key_id}/disable-upstream", headers=watcher.headers)
         assert r.status_code == 409, r.text
         assert r.json()["type"].endswith("/key-already-disabled")
+        assert f"/api/v1/keys/{key_id}/enable-upstream" in r.json()["detail"]
 
         r = await client.post(f"/api/v1/keys/{key_id}/enable-upstream", headers=watcher.headers)
         assert r.status_code == 202, r.text

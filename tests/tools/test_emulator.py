@@ -523,6 +523,12 @@ async def test_patch_keys_is_the_management_api_s_kill_switch_and_limit(client, 
     info = loads(await client.get("/api/v1/key", headers=bearer(key)))["data"]
     assert (info["limit"], info["limit_reset"], info["limit_remaining"]) == (5, "daily", Decimal("1.5"))
 
+    byok = loads(await client.patch(path, json={"include_byok_in_limit": True}, headers=bearer(manager)))["data"]
+    assert (byok["include_byok_in_limit"], byok["limit"], byok["limit_reset"]) == (True, 5, "daily")
+    assert (await admin.call("GET", f"/keys/{key['hash']}"))["include_byok_in_limit"] is True
+    kept = loads(await client.patch(path, json={"limit": 6}, headers=bearer(manager)))["data"]
+    assert kept["include_byok_in_limit"] is True  # absent from the body: left as it was
+
     await admin.faults(status=429, count=1, retry_after=3, paths=["/keys"])
     limited = await client.patch(path, json={"disabled": True}, headers=bearer(manager))
     assert (limited.status_code, limited.headers["Retry-After"]) == (429, "3")

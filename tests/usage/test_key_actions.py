@@ -1,6 +1,7 @@
 """Key actions (issue 17): the budgets' kill switch (`disable_key_on_exceed`, once per period), apply-limit and
-enable-upstream, the worker's claim and report (at least once, in order per key, a key without an account failing
-with a reason), `key.disabled` through the outbox, the anomaly threshold, other workspaces and roles."""
+enable-upstream, the worker's claim and report (at least once, in order per key, a key without an account refused
+at once and one whose link was lost by the claim failing with a reason), a limit's BYOK setting, `key.disabled`
+through the outbox, the anomaly threshold, other workspaces and roles."""
 
 from __future__ import annotations
 
@@ -189,19 +190,74 @@ async def test_a_retry_frees_the_action_and_actions_apply_in_order(client, inges
     assert [a["kind"] for a in view["actions"]] == ["enable", "set_limit"]
 
 
-async def test_a_key_without_an_account_fails_with_a_reason(client, ingest, alice, db_connection):
+async def test_a_key_without_an_account_is_refused_at_once_by_every_action(client, ingest, alice):
+    """enable-upstream, apply-limit and disable-upstream alike: the same 409 at once, nothing recorded."""
     key = Key(ingest, alice, label="sk-or-v1-nol...002")
     await key.sync(moment(monday() + timedelta(days=1), 9), "1")
+    for what, body in (
+        ("enable-upstream", None),
+        ("apply-limit", {"amount_usd": 5, "reset": "monthly"}),
+        ("apply-limit", {"amount_usd": 5, "reset": None, "include_byok_in_limit": True}),
+        ("disable-upstream", None),
+    ):
+        r = await client.post(upstream_path(key.id, what), headers=alice.headers, json=body)
+        problem = assert_problem(r, 409)
+        assert problem["type"].endswith("/key-not-linked"), what
+        assert "management key" in problem["detail"]
+        assert "{" not in problem["detail"]
+    view = await upstream(client, alice, key.id)
+    assert (view["linked"], view["disabled"], view["actions"]) == (False, None, [])
+
+
+async def test_a_link_lost_before_the_claim_fails_the_action_with_a_reason(client, ingest, alice, db_connection):
+    """The claim's check stays as the safety net: a key linked when asked and no longer when the worker claims it."""
+    key, _ = await linked_key(ingest, alice, hash_="c" * 64)
     r = await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)
-    assert r.status_code == 202
+    assert r.status_code == 202, r.text
+    async with savepoint(db_connection) as conn:
+        await conn.execute(
+            text("UPDATE usage.key_links SET management_key_id = NULL, api_key_hash = NULL WHERE key_id = :k"),
+            {"k": key.id},
+        )
     claimed = await claim(ingest, r.json()["id"])
     assert (claimed["ready"], claimed["status"]) == (False, "failed")
     view = await upstream(client, alice, key.id)
     assert (view["linked"], view["disabled"]) == (False, None)
     assert view["actions"][0]["status"] == "failed"
-    assert "not linked to an OpenRouter account" in view["actions"][0]["error"]
+    assert view["actions"][0]["error"] == key_actions.NOT_LINKED
     assert await events(db_connection, alice, "key.disabled") == []
     await claim(ingest, str(uuid.uuid4()), expect=404)
+
+
+async def test_a_limit_carries_its_byok_setting_to_the_worker_and_the_account_row(client, ingest, alice, db_connection):
+    key, _ = await linked_key(ingest, alice, hash_="d" * 64)
+    body = {"amount_usd": 20, "reset": "monthly", "include_byok_in_limit": True}
+    r = await client.post(upstream_path(key.id, "apply-limit"), headers=alice.headers, json=body)
+    assert r.status_code == 202, r.text
+    action = r.json()
+    assert action["include_byok_in_limit"] is True
+    assert action["reason"] == "limit set to 20 USD (monthly, BYOK included) by a user"
+    claimed = await claim(ingest, action["id"])
+    assert (claimed["ready"], claimed["include_byok_in_limit"]) == (True, True)
+    await report(ingest, action["id"], outcome="done", disabled=False, limit_usd=20, limit_reset="monthly")
+    async with savepoint(db_connection) as conn:
+        row = await conn.execute(
+            text("SELECT include_byok_in_limit FROM usage.account_keys WHERE hash = :h"), {"h": "d" * 64}
+        )
+        assert row.scalar_one() is True
+    # Absent: none sent, and the account row keeps what the key list said.
+    r = await client.post(
+        upstream_path(key.id, "apply-limit"), headers=alice.headers, json={"amount_usd": 5, "reset": None}
+    )
+    assert (r.json()["include_byok_in_limit"], r.json()["reason"]) == (None, "limit set to 5 USD (no reset) by a user")
+    claimed = await claim(ingest, r.json()["id"])
+    assert claimed["include_byok_in_limit"] is None
+    off = {"amount_usd": 5, "reset": None, "include_byok_in_limit": False}
+    r = await client.post(upstream_path(key.id, "apply-limit"), headers=alice.headers, json=off)
+    assert (r.json()["include_byok_in_limit"], r.json()["reason"]) == (
+        False,
+        "limit set to 5 USD (no reset, BYOK not included) by a user",
+    )
 
 
 async def test_open_actions_are_listed_for_the_sweep(client, ingest, alice, clock):
@@ -229,6 +285,8 @@ BAD_LIMITS: list[dict[str, Any]] = [
     {"amount_usd": "1e10", "reset": None},
     {"amount_usd": 5, "reset": "yearly"},
     {"amount_usd": 5, "reset": None, "surprise": 1},
+    {"amount_usd": 5, "reset": None, "include_byok_in_limit": "maybe"},
+    {"amount_usd": 5, "reset": None, "include_byok_in_limit": 2},
 ]
 
 
@@ -629,7 +687,8 @@ async def test_a_user_disables_a_key_it_is_announced_and_a_second_ask_is_a_409(c
     # Disabled at OpenRouter already: said, not recorded.
     problem = assert_problem(await disable(client, alice, key.id), 409)
     assert problem["type"].endswith("/key-already-disabled")
-    assert "enable-upstream" in problem["detail"]
+    assert f"POST /api/v1/keys/{key.id}/enable-upstream" in problem["detail"]  # the key's own id, no placeholder
+    assert "{" not in problem["detail"]
     assert len((await upstream(client, alice, key.id))["actions"]) == 1
     # Enabled again, it can be disabled again.
     enable = (await client.post(upstream_path(key.id, "enable-upstream"), headers=alice.headers)).json()["id"]
@@ -649,6 +708,8 @@ async def test_a_disable_under_way_is_a_409_and_a_rule_s_disable_after_a_user_s_
     assert first.status_code == 202, first.text
     problem = assert_problem(await disable(client, alice, key.id, {"reason": "leak"}), 409)
     assert problem["type"].endswith("/key-disable-under-way")
+    assert f"GET /api/v1/keys/{key.id}/upstream" in problem["detail"]
+    assert "{" not in problem["detail"]
     await key.sync(moment(monday() + timedelta(days=1), 12), "20")  # the budget's kill switch comes after it
     actions = (await upstream(client, alice, key.id))["actions"]
     assert sorted((a["source"], a["status"]) for a in actions) == [("budget", "skipped"), ("user", "pending")]

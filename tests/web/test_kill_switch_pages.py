@@ -205,6 +205,35 @@ async def test_the_hygiene_page_applies_a_suggested_limit_in_one_post(web: Brows
     assert len(web.gateway.sent("POST", path)) == 1
 
 
+NOT_LINKED = {
+    "type": "https://openrouter-watcher.dev/problems/key-not-linked",
+    "title": "Key Not Linked",
+    "status": 409,
+    "detail": "The key is not linked to an OpenRouter account: store the account's management key here and let it "
+    "sync, or change the key at openrouter.ai.",
+}
+
+
+async def test_an_unlinked_key_s_enable_is_refused_on_the_key_page(web: Browser) -> None:
+    """enable-upstream's 409 `key-not-linked` (as disable-upstream's) is said on the key page, with its status."""
+    key_page(web, upstream())
+    web.gateway.answer("POST", f"/api/v1/keys/{KEY['id']}/enable-upstream", NOT_LINKED, status=409)
+    r = await web.post(f"/keys/{KEY['id']}/enable-upstream")
+    assert r.status_code == 409
+    assert "The key is not linked to an OpenRouter account" in text(r.text)
+    assert "At OpenRouter" in text(r.text)  # the key's page, not a bare error
+
+
+async def test_an_unlinked_key_s_suggested_limit_is_refused_on_the_hygiene_page(web: Browser) -> None:
+    web.gateway.answer("GET", "/api/v1/insights/hygiene", {"items": []})
+    web.gateway.answer("GET", RECONCILIATION, reconciliation([]))
+    web.gateway.answer("POST", f"/api/v1/keys/{KEY['id']}/apply-limit", NOT_LINKED, status=409)
+    r = await web.post("/insights/hygiene/apply-limit", {"key_id": KEY["id"], "amount_usd": "30", "reset": "monthly"})
+    assert r.status_code == 409
+    assert "The key is not linked to an OpenRouter account" in text(r.text)
+    assert "Key hygiene" in text(r.text)
+
+
 async def test_the_budget_form_sends_the_kill_switch_for_key_budgets_only(web: Browser) -> None:
     lists(web, [])
     r = await web.get("/budgets")

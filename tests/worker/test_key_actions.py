@@ -1,7 +1,7 @@
 """`manage_key_upstream` and `sweep_key_actions` (issue 17) against small real HTTP servers standing in for OpenRouter
 (`PATCH /keys/{hash}`) and for keys and usage: the body and the management key sent, 429 / 5xx / timeouts deferred
 with `Retry` and given up after the last try, 404 and a refused management key failing at once, a key without an
-account never reaching OpenRouter, and the sweep queueing lost actions once."""
+account never reaching OpenRouter, a limit's BYOK setting sent only when asked, and the sweep queueing lost actions once."""
 
 from __future__ import annotations
 
@@ -123,6 +123,18 @@ async def test_a_limit_is_sent_exactly_and_enable_sends_disabled_false(make_ctx,
     enable = Usage(internal, account, kind="enable")
     assert await manage_key_upstream(make_ctx(), enable.id) == "done"
     assert openrouter.requests(PATCH_PATH)[-1].body == {"disabled": False}
+
+
+@pytest.mark.parametrize("byok", [True, False])
+async def test_a_limit_sends_the_byok_setting_only_when_the_action_has_one(
+    make_ctx, openrouter, internal, account, byok
+):
+    """`include_byok_in_limit` goes into the PATCH as asked (false too); an action without one sends none (above)."""
+    limit = Usage(internal, account, kind="set_limit", limit_usd="5", limit_reset=None, include_byok_in_limit=byok)
+    openrouter.reply(PATCH_PATH, answer(limit="5", include_byok_in_limit=byok))
+    assert await manage_key_upstream(make_ctx(), limit.id) == "done"
+    assert openrouter.requests(PATCH_PATH)[-1].body == {"limit": 5, "limit_reset": None, "include_byok_in_limit": byok}
+    assert [r["outcome"] for r in limit.reports] == ["done"]
 
 
 async def test_a_done_enable_queues_a_sync_of_the_key(make_ctx, openrouter, internal, account, arq_redis):

@@ -66,7 +66,10 @@ def _changes(action: ClaimedKeyAction) -> dict[str, Any]:
         return {"disabled": True}
     if action.kind == "enable":
         return {"disabled": False}
-    return {"limit": action.limit_usd, "limit_reset": action.limit_reset}
+    changes: dict[str, Any] = {"limit": action.limit_usd, "limit_reset": action.limit_reset}
+    if action.include_byok_in_limit is not None:  # absent: OpenRouter keeps the key's setting
+        changes["include_byok_in_limit"] = action.include_byok_in_limit
+    return changes
 
 
 def _parse_id(action_id: str) -> uuid.UUID | None:

@@ -52,6 +52,8 @@ class ClaimedKeyAction(BaseModel):
     api_key_hash: str | None = None
     limit_usd: Money | None = None
     limit_reset: LimitReset | None = None
+    # A set_limit's `include_byok_in_limit`; None: not sent (OpenRouter keeps its setting).
+    include_byok_in_limit: bool | None = None
     # For the key's audit trail in keys: why, what asked, and who (a user id; none for a rule).
     reason: str = ""
     source: Literal["user", "budget", "anomaly"] = "user"

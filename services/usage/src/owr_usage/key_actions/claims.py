@@ -36,6 +36,7 @@ def _claimed(action: KeyAction, *, ready: bool, link: dict[str, Any] | None = No
         api_key_hash=link["api_key_hash"] if link else None,
         limit_usd=action.limit_usd,
         limit_reset=cast(Any, action.limit_reset),
+        include_byok_in_limit=action.include_byok_in_limit,
         reason=action.reason,
         source=cast(Any, action.source),
         requested_by=action.requested_by,
@@ -119,6 +120,8 @@ async def _applied(
             limit_usd=result.limit_usd,
             limit_reset=result.limit_reset,
             set_limit=action.kind == "set_limit",
+            # As sent (OpenRouter took it): the report carries no BYOK setting, so an older usage reads it too.
+            include_byok_in_limit=action.include_byok_in_limit,
         )
     log.info("key_action_done", kind=action.kind, source=action.source, action_id=str(action.id))
     if action.kind != "disable":

@@ -7,7 +7,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, Index, Integer, Numeric, String, UniqueConstraint, Uuid, func, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -46,6 +58,8 @@ class KeyAction(UsageBase):
     kind: Mapped[str] = mapped_column(String(16), nullable=False)
     limit_usd: Mapped[Decimal | None] = mapped_column(Numeric(), nullable=True)
     limit_reset: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # A set_limit's `include_byok_in_limit`; None: not sent (OpenRouter keeps what it has).
+    include_byok_in_limit: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     source: Mapped[str] = mapped_column(String(16), nullable=False)
     requested_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     reason: Mapped[str] = mapped_column(String(REASON_MAX), nullable=False)

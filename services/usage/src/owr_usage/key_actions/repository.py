@@ -189,6 +189,7 @@ class KeyActionRepository:
         limit_usd: Decimal | None,
         limit_reset: str | None,
         set_limit: bool,
+        include_byok_in_limit: bool | None = None,
     ) -> None:
         """What OpenRouter answered, into the account's key row at once (the next key list confirms it)."""
         changes: dict[str, Any] = {}
@@ -196,6 +197,8 @@ class KeyActionRepository:
             changes["disabled"] = disabled
         if set_limit:
             changes.update({"limit": limit_usd, "limit_reset": limit_reset})
+            if include_byok_in_limit is not None:
+                changes["include_byok_in_limit"] = include_byok_in_limit
         if changes:
             await self.session.execute(
                 update(AccountKey)

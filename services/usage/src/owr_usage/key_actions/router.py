@@ -24,20 +24,22 @@ from owr_usage.key_actions.schemas import (
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 
 _WRITE_ERRORS = problem_responses(400, 401, 403, 404, 422)
+_ACTION_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 
 
 @router.post(
     "/{key_id}/apply-limit",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=KeyActionView,
-    responses=_WRITE_ERRORS,
+    responses=_ACTION_ERRORS,
     summary="Set the key's limit at OpenRouter",
 )
 async def apply_limit(
     key_id: uuid.UUID, body: ApplyLimitRequest, user: KeyActionsWriter, session: DbSession
 ) -> Response:
-    """The worker sends `PATCH /keys/{hash}` `{limit, limit_reset}` with the account's management key; follow the
-    action at `GET /api/v1/keys/{id}/upstream`. A key not linked to an account's key list fails there, saying so."""
+    """The worker sends `PATCH /keys/{hash}` `{limit, limit_reset}` (and `include_byok_in_limit` when given) with the
+    account's management key; follow the action at `GET /api/v1/keys/{id}/upstream`. 409 `key-not-linked` when no
+    account's key list links the key (a link lost before the worker's turn fails the action there, saying so)."""
     view = await actions.request_limit(
         session,
         workspace_id=user.workspace_id,
@@ -45,6 +47,7 @@ async def apply_limit(
         user_id=user.user_id,
         amount_usd=body.amount_usd,
         reset=body.reset,
+        include_byok=body.include_byok_in_limit,
     )
     return json_response(view, status.HTTP_202_ACCEPTED)
 
@@ -53,11 +56,12 @@ async def apply_limit(
     "/{key_id}/enable-upstream",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=KeyActionView,
-    responses=_WRITE_ERRORS,
+    responses=_ACTION_ERRORS,
     summary="Enable the key at OpenRouter again",
 )
 async def enable_upstream(key_id: uuid.UUID, user: KeyActionsWriter, session: DbSession) -> Response:
-    """Undo the kill switch: the worker sends `PATCH /keys/{hash}` `{disabled: false}`."""
+    """Undo the kill switch: the worker sends `PATCH /keys/{hash}` `{disabled: false}`. 409 `key-not-linked` when
+    no account's key list links the key."""
     view = await actions.request_enable(session, workspace_id=user.workspace_id, key_id=key_id, user_id=user.user_id)
     return json_response(view, status.HTTP_202_ACCEPTED)
 
@@ -66,7 +70,7 @@ async def enable_upstream(key_id: uuid.UUID, user: KeyActionsWriter, session: Db
     "/{key_id}/disable-upstream",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=KeyActionView,
-    responses=problem_responses(400, 401, 403, 404, 409, 422),
+    responses=_ACTION_ERRORS,
     summary="Disable the key at OpenRouter now",
 )
 async def disable_upstream(

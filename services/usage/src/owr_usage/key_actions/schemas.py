@@ -44,6 +44,11 @@ DisableReason = Annotated[
 class ApplyLimitRequest(RequestSchema):
     amount_usd: LimitAmount
     reset: LimitReset | None = Field(description="OpenRouter's `limit_reset`; null: the limit never resets")
+    include_byok_in_limit: bool | None = Field(
+        default=None,
+        description="OpenRouter's `include_byok_in_limit`: whether BYOK spend counts toward the limit; "
+        "null or absent: left as OpenRouter has it",
+    )
 
 
 class DisableUpstreamRequest(RequestSchema):
@@ -75,6 +80,7 @@ class KeyActionView(BaseModel):
     budget_id: uuid.UUID | None
     limit_usd: Money | None
     limit_reset: LimitReset | None
+    include_byok_in_limit: bool | None = Field(description="a set_limit's BYOK setting sent; null: not sent")
     evidence: dict[str, Any]
     error: str | None
     attempts: int

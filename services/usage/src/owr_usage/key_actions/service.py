@@ -1,15 +1,16 @@
 """Key actions: writes to OpenRouter (`PATCH /keys/{hash}`) recorded here and carried out by the worker.
 
-A user asks (enable, apply a limit), or a rule does in its own transaction (`request_disable`: a budget's kill
-switch, an anomaly past the key's threshold). The row is the audit trail: who or what asked, why, and how it
-went. The worker claims it (the account's management key id and the key's hash come with the claim), sends the
-change, and reports; a disable that went through raises `key.disabled`.
+A user asks (disable, enable, apply a limit; a key no account links is refused at once), or a rule does in its
+own transaction (`request_disable`: a budget's kill switch, an anomaly past the key's threshold). The row is the
+audit trail: who or what asked, why, and how it went. The worker claims it (the account's management key id and
+the key's hash come with the claim), sends the change, and reports; a disable that went through raises
+`key.disabled`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
@@ -38,7 +39,7 @@ SKIPPED_DISABLING = "a disable of the key was already under way"
 SKIPPED_DISABLED = "the key was already disabled at OpenRouter"
 SKIPPED_RELEASED = "; that disable failed, so this cause may disable the key again"
 # A user's disable refused: why, as the problem a client sees.
-USER_DISABLE_REFUSED: dict[str, type[Conflict]] = {
+USER_DISABLE_REFUSED: dict[str, Callable[[uuid.UUID], Conflict]] = {
     SKIPPED_DISABLING: KeyDisableUnderWay,
     SKIPPED_DISABLED: KeyAlreadyDisabled,
 }
@@ -56,6 +57,15 @@ async def _known(repo: KeyActionRepository, workspace_id: uuid.UUID, key_id: uui
     if upstream is None:
         raise KeyNotKnown()
     return upstream
+
+
+async def _linked(repo: KeyActionRepository, workspace_id: uuid.UUID, key_id: uuid.UUID) -> dict[str, Any]:
+    """The key's link, refused at once (409) when no account's key list links it: the worker could not send it.
+    The claim checks again (`NOT_LINKED`): a link lost between this and the claim fails the action there."""
+    link = await _known(repo, workspace_id, key_id)
+    if link["api_key_hash"] is None or link["management_key_id"] is None:
+        raise KeyNotLinked()
+    return link
 
 
 async def _record(session: AsyncSession, action: KeyAction) -> KeyAction:
@@ -87,8 +97,8 @@ async def _record_users(
 async def request_enable(
     session: AsyncSession, *, workspace_id: uuid.UUID, key_id: uuid.UUID, user_id: str
 ) -> KeyActionView:
-    """Re-enable the key at OpenRouter (undoes the kill switch)."""
-    await _known(KeyActionRepository(session), workspace_id, key_id)
+    """Re-enable the key at OpenRouter (undoes the kill switch); 409 when no account links the key."""
+    await _linked(KeyActionRepository(session), workspace_id, key_id)
     return await _record_users(
         session,
         workspace_id=workspace_id,
@@ -108,14 +118,12 @@ async def request_user_disable(
     sent); a running one, perhaps sent already, finishes first and this disable follows it (actions apply in
     order), so the key ends disabled either way."""
     repo = KeyActionRepository(session)
-    link = await _known(repo, workspace_id, key_id)
-    if link["api_key_hash"] is None or link["management_key_id"] is None:
-        raise KeyNotLinked()
+    await _linked(repo, workspace_id, key_id)
     # Only then the lock: another workspace's key id is a 404 without waiting on that key's transactions.
     await repo.lock_key(key_id)
     refused = await _disabled_or_disabling(repo, workspace_id, key_id)
     if refused is not None:
-        raise USER_DISABLE_REFUSED[refused]()
+        raise USER_DISABLE_REFUSED[refused](key_id)
     now = utcnow()
     superseded = await repo.skip_pending_enables(workspace_id, key_id, error=SUPERSEDED_BY_DISABLE, now=now)
     return await _record_users(
@@ -137,9 +145,12 @@ async def request_limit(
     user_id: str,
     amount_usd: Decimal,
     reset: LimitReset | None,
+    include_byok: bool | None = None,
 ) -> KeyActionView:
-    """Set the key's limit at OpenRouter (a hygiene report's suggested limit, or any other)."""
-    await _known(KeyActionRepository(session), workspace_id, key_id)
+    """Set the key's limit at OpenRouter (a hygiene report's suggested limit, or any other), and whether BYOK spend
+    counts toward it (None: as OpenRouter has it); 409 when no account links the key."""
+    await _linked(KeyActionRepository(session), workspace_id, key_id)
+    byok = "" if include_byok is None else (", BYOK included" if include_byok else ", BYOK not included")
     return await _record_users(
         session,
         workspace_id=workspace_id,
@@ -148,7 +159,8 @@ async def request_limit(
         kind="set_limit",
         limit_usd=amount_usd,
         limit_reset=reset,
-        reason=f"limit set to {money(amount_usd)} USD ({reset or 'no reset'}) by a user",
+        include_byok_in_limit=include_byok,
+        reason=f"limit set to {money(amount_usd)} USD ({reset or 'no reset'}{byok}) by a user",
     )
 
 
