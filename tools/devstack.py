@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from tools.dev_secrets import dev_secrets
-from tools.devinfra import DATA_DIR, ROOT, embedded_postgres, embedded_redis, free_port
+from tools.devinfra import DATA_DIR, ROOT, embedded_postgres, embedded_redis, free_ports
 from tools.mail_sink import MAIL_DIR, MailSink, announce
 
 PR_SET_PDEATHSIG = 1
@@ -160,7 +160,7 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in fields(cls)))
+        return cls(*free_ports(len(fields(cls))))
 
 
 def emulator_spec(ports: Ports, *, seed: str | None = None) -> ProcessSpec:
@@ -259,9 +259,10 @@ def system_specs(ports: Ports, *, openrouter_url: str | None = None, smtp_url: s
 def worker_processes(spec: ProcessSpec, count: int) -> list[ProcessSpec]:
     """`count` worker processes of the worker's `spec` (worker1, worker2, ...) sharing its queue: the first
     on the spec's health port, the others on free ones."""
+    # Distinct from each other and from the spec's port, which may not be bound yet.
+    others = [port for port in free_ports(count) if port != spec.health_port][: count - 1]
     processes = []
-    for n in range(count):
-        port = spec.health_port if n == 0 else free_port()
+    for n, port in enumerate([spec.health_port, *others]):
         env = {**spec.env, "WORKER_PORT": str(port)}
         processes.append(replace(spec, name=f"worker{n + 1}", health_port=port, env=env))
     return processes
