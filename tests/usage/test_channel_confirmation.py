@@ -161,7 +161,20 @@ async def test_a_new_address_must_confirm_again(client, alice, deliver, quiet, d
             {"c": mailbox["id"]},
         )
         assert list(errors) == ["address changed: the address has not confirmed it wants alerts yet"]
+        # One written in the instant before the change committed: it waits for the new address's confirmation.
+        await conn.execute(
+            text(
+                "UPDATE usage.alert_deliveries SET status = 'pending', next_attempt_at = now() - interval '1 minute'"
+                " WHERE channel_id = :c AND status = 'failed'"
+            ),
+            {"c": mailbox["id"]},
+        )
     assert_problem(await client.post(f"{url}/test", headers=alice.headers), 409)
+    assert [i for i in of(await claim(client, deliver), alice) if i["channel"]["id"] == mailbox["id"]] == []
+    await report(client, deliver, item["id"], "delivered", status_code=250)
+    assert (await client.post(CONFIRM, json={"token": confirmation_token(item)})).status_code == 200
+    [held] = [i for i in of(await claim(client, deliver), alice) if i["channel"]["id"] == mailbox["id"]]
+    assert held["event"]["type"] == "test"
 
 
 async def test_resending_is_limited_like_tests(client, alice, usage_app):
