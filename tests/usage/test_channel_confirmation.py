@@ -58,7 +58,7 @@ async def _confirmations(client, deliver, tenant, channel_id: str) -> list[dict[
 
 
 async def test_an_unconfirmed_address_gets_its_link_alone_until_the_recipient_uses_it(
-    client, alice, deliver, quiet, db_connection
+    client, alice, deliver, quiet, db_connection, capsys
 ):
     mailbox = await create_channel(client, alice, _email())
     hook = await create_channel(client, alice, webhook())
@@ -114,6 +114,9 @@ async def test_an_unconfirmed_address_gets_its_link_alone_until_the_recipient_us
     event_id = await send_test(client, alice, mailbox["id"])
     [test] = [i for i in of(await claim(client, deliver), alice) if i["channel"]["id"] == mailbox["id"]]
     assert (test["event"]["id"], test["confirmation_url"]) == (event_id, None)
+    logged = capsys.readouterr()
+    assert "channel_email_confirmed" in logged.out  # the capture saw usage's lines
+    assert token[37:] not in logged.out + logged.err
 
 
 async def test_a_newer_link_replaces_the_older_and_links_expire(client, alice, deliver, quiet, clock):
