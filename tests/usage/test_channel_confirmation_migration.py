@@ -1,4 +1,4 @@
-"""Migration `0107_usage` on a database holding channels made before it: existing email channels count as
+"""Migration `0108_usage` on a database holding channels made before it: existing email channels count as
 confirmed (their alerts do not stop on a deploy), the other types have no confirmation, and it goes back down."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def test_existing_email_channels_count_as_confirmed(infra: dict[str, str]) -> No
     url = create_database(infra["database_url"], name)
     try:
         config = alembic_config("usage", url)
-        command.upgrade(config, "0106_usage")
+        command.upgrade(config, "0107_usage")
         workspace = uuid.uuid4()
         mailbox, hook = uuid.uuid4(), uuid.uuid4()
         insert = (
@@ -47,7 +47,7 @@ def test_existing_email_channels_count_as_confirmed(infra: dict[str, str]) -> No
         assert confirmed[hook] is None
         assert confirmed[mailbox] is not None
         assert confirmed[mailbox].isoformat() == "2026-11-30T10:00:00+00:00"
-        command.downgrade(config, "0106_usage")
+        command.downgrade(config, "0107_usage")
         columns = asyncio.run(
             _run(
                 url,

@@ -7,8 +7,8 @@ from alembic import op
 
 from owr_shared.wall import install_statements, remove_statements
 
-revision: str = "0107_usage"
-down_revision: str | None = "0106_usage"
+revision: str = "0108_usage"
+down_revision: str | None = "0107_usage"
 
 TABLES = ("channel_confirmations",)
 
