@@ -99,6 +99,24 @@ async def test_verify_then_reset_the_password_by_email_once_and_never_twice(syst
         r = await client.post("/api/v1/channels", headers=session, json=on_call)
         assert r.status_code == 201, r.text
         channel = f"/api/v1/channels/{r.json()['id']}"
+        # Its own verified address still confirms as an alert channel (double opt-in): the page's button, once.
+        assert problem(await client.post(f"{channel}/test", headers=session), 409)["type"].endswith(
+            "/email-not-confirmed"
+        )
+        page, confirm_token = await emailed_link(
+            mail_inbox, email, "[OpenRouter Watcher] Confirm that this address should receive alerts"
+        )
+        assert urlsplit(page).path == "/confirm-email-channel"
+        opened = await client.get("/confirm-email-channel", params={"token": confirm_token})
+        assert opened.status_code == 200
+        assert (await client.get(channel, headers=session)).json()["confirmation"] == "pending"
+        csrf = CSRF.search(opened.text)
+        assert csrf is not None
+        confirmed = await client.post(
+            "/confirm-email-channel", data={"token": confirm_token, "csrf_token": csrf.group(1)}
+        )
+        assert confirmed.status_code == 200, confirmed.text
+        assert (await client.get(channel, headers=session)).json()["confirmation"] == "confirmed"
         assert (await client.post(f"{channel}/test", headers=session)).status_code == 202
         assert (await client.patch(channel, headers=session, json={"enabled": False})).status_code == 200
         assert (await client.patch(channel, headers=session, json={"enabled": True})).status_code == 200

@@ -1,6 +1,7 @@
 """Issue 15's "done means", on the real processes and the emulator: a $10 weekly budget on a key, a signed
 webhook to a local receiver that fails twice, spend across three syncs (40 % -> 85 % -> 120 %), a new week
-that re-arms the budget, and a revoked key that sends one `key.invalid` email to a real SMTP server.
+that re-arms the budget, and a revoked key that sends one `key.invalid` email to a real SMTP server (to an address
+that confirmed with its emailed link first: double opt-in).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -21,12 +23,14 @@ from standardwebhooks import Webhook
 
 from tests.e2e.conftest import System
 from tests.e2e.emulator_admin import EmulatorAdmin
-from tests.e2e.test_account_email_journey import verified_sign_up
+from tests.e2e.test_account_email_journey import emailed_link, verified_sign_up
 from tests.e2e.test_sync_journey import Watcher, at, last_monday_before, spend, wait_for
 from tests.support.mail import Inbox
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
+
+CONFIRM_SUBJECT = "[OpenRouter Watcher] Confirm that this address should receive alerts"
 
 
 @dataclass
@@ -124,6 +128,15 @@ async def test_a_weekly_budget_warns_once_per_threshold_retries_signed_and_re_ar
             json={"type": "email", "name": "on call", "email": "oncall@example.com", "events": ["key.invalid"]},
         )
         assert r.status_code == 201, r.text
+        on_call = r.json()
+        assert on_call["confirmation"] == "pending"
+        # Double opt-in: the address gets its confirmation link first, and no alert until the link is used.
+        link, token = await emailed_link(mail_inbox, "oncall@example.com", CONFIRM_SUBJECT)
+        assert urlsplit(link).path == "/confirm-email-channel"
+        r = await client.post("/api/v1/channel-confirmations", json={"token": token})
+        assert r.status_code == 200, r.text
+        r = await client.get(f"/api/v1/channels/{on_call['id']}", headers=watcher.headers)
+        assert r.json()["confirmation"] == "confirmed"
         r = await client.post(
             "/api/v1/budgets",
             headers=watcher.headers,
@@ -215,7 +228,11 @@ async def test_a_weekly_budget_warns_once_per_threshold_retries_signed_and_re_ar
         await watcher.sync(key_id, status="invalid")
 
         def invalid_mail() -> list[Any]:
-            return [m for m in mail_inbox.messages if "oncall@example.com" in str(m["To"])]
+            return [
+                m
+                for m in mail_inbox.messages
+                if "oncall@example.com" in str(m["To"]) and str(m["Subject"]) != CONFIRM_SUBJECT
+            ]
 
         async def mailed() -> list[Any] | None:
             return invalid_mail() or None

@@ -339,6 +339,7 @@ async def test_every_page_is_accessible_and_carries_no_secret(
             "/reset-password?token=owrp_x",
             "/verify-email?token=owrv_x",
             "/verify-email?sent=1",
+            "/confirm-email-channel?token=owrc_x",
         )
         for path in (*PAGES, key_page, *anonymous):
             if path in anonymous:

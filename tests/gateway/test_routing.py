@@ -31,6 +31,8 @@ PROBLEM = "application/problem+json"
         ("GET", "/api/v1/metrics", "usage", True),  # a workspace's own metrics; /metrics stays on the admin port
         ("GET", "/api/v1/budgets", "usage", True),
         ("POST", "/api/v1/channels/abc/test", "usage", True),
+        ("POST", "/api/v1/channels/abc/resend-confirmation", "usage", True),
+        ("POST", "/api/v1/channel-confirmations", "usage", False),
         ("GET", "/api/v1/alerts", "usage", True),
         ("PUT", "/api/v1/alert-rules", "usage", True),
         ("GET", "/api/v1/auth/me", "auth", True),

@@ -141,6 +141,7 @@ def test_default_route_policies():
         "/api/v1/metrics": ("usage", True, "user"),
         "/api/v1/budgets": ("usage", True, "user"),
         "/api/v1/channels": ("usage", True, "user"),
+        "/api/v1/channel-confirmations": ("usage", False, "login"),
         "/api/v1/alerts": ("usage", True, "user"),
         "/api/v1/alert-rules": ("usage", True, "user"),
         "/api/v1/insights": ("usage", True, "user"),

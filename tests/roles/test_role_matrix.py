@@ -146,6 +146,12 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/channels/{channel_id}/deliveries/{delivery_id}/retry"): scoped("admin", succeeds=False),
     ("POST", "/api/v1/channels/{channel_id}/rotate-secret"): scoped("admin"),
     ("POST", "/api/v1/channels/{channel_id}/test"): scoped("admin"),
+    # The matrix's channel is a webhook: nothing to confirm (409).
+    ("POST", "/api/v1/channels/{channel_id}/resend-confirmation"): scoped("admin", succeeds=False),
+    # An email channel's emailed link: no sign-in (the recipient may have no account).
+    ("POST", "/api/v1/channel-confirmations"): Rule(
+        "anonymous", lambda s: {"token": "owrc_" + "0" * 32 + "A" * 43}, succeeds=False
+    ),
     ("POST", "/api/v1/budgets"): Rule("admin", lambda s: BUDGET),
     ("GET", "/api/v1/budgets"): Rule("viewer"),
     ("GET", "/api/v1/budgets/{budget_id}"): scoped("viewer"),

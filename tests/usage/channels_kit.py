@@ -64,6 +64,24 @@ async def claim(
     return body
 
 
+def confirmation_token(item: dict[str, Any]) -> str:
+    """The one-time token of a claimed `channel.confirmation` (its link is `.../confirm-email-channel?token=`)."""
+    assert item["event"]["type"] == "channel.confirmation", item["event"]
+    url: str = item["confirmation_url"]
+    prefix = "/confirm-email-channel?token="
+    assert prefix in url, "the link goes to the web app's confirmation page"
+    return url.split(prefix, 1)[1]
+
+
+async def confirm_email(client: httpx.AsyncClient, deliver: dict[str, str], tenant: Tenant, channel_id: str) -> None:
+    """As the worker and the recipient would: claim the channel's confirmation email, send it, use its link."""
+    items = [item for item in of(await claim(client, deliver), tenant) if item["channel"]["id"] == channel_id]
+    [item] = [item for item in items if item["event"]["type"] == "channel.confirmation"]
+    await report(client, deliver, item["id"], "delivered", status_code=250)
+    r = await client.post("/api/v1/channel-confirmations", json={"token": confirmation_token(item)})
+    assert r.status_code == 200, r.text
+
+
 def of(claimed: dict[str, Any], tenant: Tenant) -> list[dict[str, Any]]:
     """The claimed deliveries of `tenant`'s workspace (a claim spans every workspace)."""
     return [item for item in claimed["items"] if item["channel"]["workspace_id"] == tenant.workspace_id]

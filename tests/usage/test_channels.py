@@ -207,7 +207,7 @@ async def test_patch_changes_fields_and_reseals_the_target(client, alice, servic
 
 
 async def test_disabling_and_enabling_by_hand(client, alice, db_connection):
-    created = await create_channel(client, alice, {"type": "email", "name": "e", "email": "a@example.com"})
+    created = await create_channel(client, alice, webhook())
     url = f"/api/v1/channels/{created['id']}"
     await send_test(client, alice, created["id"])
     disabled = (await client.patch(url, headers=alice.headers, json={"enabled": False})).json()

@@ -16,7 +16,16 @@ from owr_usage.channels.limits import ChannelTestLimit
 from owr_usage.deliveries.schedule import BACKOFF_SECONDS, JITTER, retry_delay
 from tests.support.db import savepoint
 from tests.support.http import assert_problem, bearer
-from tests.usage.channels_kit import claim, create_channel, of, quiet_outbox, report, send_test, webhook
+from tests.usage.channels_kit import (
+    claim,
+    confirm_email,
+    create_channel,
+    of,
+    quiet_outbox,
+    report,
+    send_test,
+    webhook,
+)
 from tests.usage.conftest import replaced_state
 
 
@@ -99,13 +108,15 @@ async def test_a_test_event_is_claimed_delivered_logged_and_listed(client, alice
 
 async def test_an_email_channel_is_revealed_with_its_address(client, alice, deliver, quiet):
     channel = await create_channel(client, alice, {"type": "email", "name": "e", "email": "On.Call@Example.com"})
-    await send_test(client, alice, channel["id"])
+    # Its first (and, until it is confirmed, only) mail is the confirmation.
     [item] = of(await claim(client, deliver), alice)
+    assert item["channel"]["id"] == channel["id"]
     assert (item["channel"]["email"], item["channel"]["url"], item["channel"]["secrets"]) == (
         "on.call@example.com",
         None,
         [],
     )
+    assert item["event"]["type"] == "channel.confirmation"
 
 
 async def test_an_expired_lease_is_claimed_again_with_the_same_event(client, alice, deliver, quiet, clock):
@@ -129,6 +140,7 @@ async def test_failures_back_off_honour_retry_after_and_a_day_of_them_disables(
 ):
     hook = await create_channel(client, alice, webhook())
     witness = await create_channel(client, alice, {"type": "email", "name": "oncall", "email": "a@example.com"})
+    await confirm_email(client, deliver, alice, witness["id"])
     unrelated = await create_channel(client, alice, webhook(events=["budget.exceeded"]))
     event_id = await send_test(client, alice, hook["id"])
     waits = []

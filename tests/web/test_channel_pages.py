@@ -3,6 +3,7 @@ back, the delivery log with Retry on failed deliveries, and each action's call."
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -237,3 +238,48 @@ async def test_an_unverified_admin_is_told_to_verify_instead_of_offered_what_wou
     listing = await web.get("/channels")
     assert "Verify your email address to receive alerts" not in text(listing.text)
     assert 'action="/channels"' in listing.text
+
+
+async def test_an_unconfirmed_email_channel_says_why_and_offers_the_confirmation_again(web: Browser) -> None:
+    mailbox: dict[str, Any] = {"type": "email", "target_hint": "o***@example.com", "confirmation": "pending"}
+    show(web, [attempt(1, "d-1", event_type="channel.confirmation", status="delivered", status_code=250)], **mailbox)
+    page = await web.get(f"/channels/{CHANNEL_ID}")
+    assert 'data-confirmation="pending"' in page.text
+    assert "gets no alerts, tests or reports until its recipient opens the link" in text(page.text)
+    assert f'action="/channels/{CHANNEL_ID}/test"' not in page.text
+    assert "Address confirmation" in text(page.text)
+    web.gateway.answer("POST", f"/api/v1/channels/{CHANNEL_ID}/resend-confirmation", {"event_id": "x"}, status=202)
+    r = await web.post(f"/channels/{CHANNEL_ID}/resend-confirmation")
+    assert (r.status_code, r.headers["location"]) == (303, f"/channels/{CHANNEL_ID}?done=confirmation")
+    assert len(web.gateway.sent("POST", f"/api/v1/channels/{CHANNEL_ID}/resend-confirmation")) == 1
+    show(web, **{**mailbox, "confirmation": "confirmed"})
+    page = await web.get(f"/channels/{CHANNEL_ID}")
+    assert 'data-confirmation="confirmed"' in page.text
+    assert f'action="/channels/{CHANNEL_ID}/test"' in page.text
+    assert "resend-confirmation" not in page.text
+
+
+async def test_the_confirmation_link_spends_nothing_until_the_button_is_pressed(web: Browser) -> None:
+    web.client.cookies.clear()  # the recipient may have no account
+    token = "owrc_" + "0" * 32 + "A" * 43
+    confirmed = {"channel_id": CHANNEL_ID, "name": "on call", "target_hint": "o***@example.com"}
+    web.gateway.answer("POST", "/api/v1/channel-confirmations", confirmed)
+    page = await web.get("/confirm-email-channel", token=token)
+    assert page.status_code == 200
+    assert web.gateway.sent("POST", "/api/v1/channel-confirmations") == []
+    assert page.text.count(token) == 1  # in the form that sends it back, nowhere else
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf is not None
+    forged = await web.client.post("/confirm-email-channel", data={"token": token, "csrf_token": "forged"})
+    assert forged.status_code in (400, 403)
+    assert web.gateway.sent("POST", "/api/v1/channel-confirmations") == []
+    pressed = await web.client.post("/confirm-email-channel", data={"token": token, "csrf_token": csrf.group(1)})
+    assert pressed.status_code == 200
+    assert "the channel “on call” sends its alerts to it from now on" in text(pressed.text)
+    [call] = web.gateway.sent("POST", "/api/v1/channel-confirmations")
+    assert call.body == {"token": token}
+    web.gateway.answer("POST", "/api/v1/channel-confirmations", {"title": "Link Expired", "status": 410}, status=410)
+    again = await web.client.post("/confirm-email-channel", data={"token": token, "csrf_token": csrf.group(1)})
+    assert again.status_code == 410
+    assert "has expired, has been used already" in text(again.text)
+    assert (await web.get("/confirm-email-channel")).status_code == 400

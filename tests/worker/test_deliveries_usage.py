@@ -146,6 +146,7 @@ async def test_slack_discord_and_email_channels_receive_their_formats(ctx, works
     slack = await workspace.channel(type="slack", name="team slack", url=receiver.url + "/slack")
     discord = await workspace.channel(type="discord", name="team discord", url=receiver.url + "/discord")
     email = await workspace.channel(type="email", name="on call", email="oncall@example.com")
+    await confirm_by_mail(ctx, workspace, smtp, email["id"])
     for channel in (slack, discord, email):
         await workspace.test_event(channel["id"])
 
@@ -162,6 +163,30 @@ async def test_slack_discord_and_email_channels_receive_their_formats(ctx, works
     assert mail["To"] == "oncall@example.com"
     assert mail["Subject"] == "[OpenRouter Watcher] Test alert from OpenRouter Watcher"
     assert receiver.url not in mail.as_string()
+
+
+async def confirm_by_mail(ctx: dict[str, Any], workspace: Workspace, smtp: Smtp, channel_id: str) -> None:
+    """The new email channel's one mail is its confirmation; its link's token confirms it (no sign-in)."""
+    problem = await workspace.client.post(f"/api/v1/channels/{channel_id}/test", headers=workspace.headers)
+    assert problem.json()["type"].endswith("/email-not-confirmed")
+
+    async def mailed() -> bool:
+        return bool(smtp.inbox.messages)
+
+    await deliver_until(ctx, mailed)
+    (letter,) = smtp.inbox.messages
+    smtp.inbox.messages.clear()
+    assert letter["Subject"] == "[OpenRouter Watcher] Confirm that this address should receive alerts"
+    [text] = [
+        bytes(part.get_payload(decode=True)).decode()
+        for part in letter.walk()
+        if part.get_content_type() == "text/plain"
+    ]
+    (link,) = [line for line in text.splitlines() if "/confirm-email-channel?token=" in line]
+    token = link.split("?token=", 1)[1]
+    r = await workspace.client.post("/api/v1/channel-confirmations", json={"token": token})
+    assert r.status_code == 200, r.text
+    assert (await workspace.get(f"/api/v1/channels/{channel_id}"))["confirmation"] == "confirmed"
 
 
 async def test_a_410_disables_the_channel(ctx, workspace, openrouter) -> None:

@@ -186,6 +186,26 @@ async def test_an_email_has_text_and_html_and_no_secret(receiver, senders, smtp)
     assert secret.removeprefix("whsec_") not in raw
 
 
+async def test_a_confirmation_email_carries_its_link_and_nothing_else(senders, smtp) -> None:
+    token = "owrc_" + "0" * 32 + "t0k3n-" * 7 + "x"
+    link = f"https://watcher.example.com/confirm-email-channel?token={token}"
+    delivery = claimed("email", email="bob@example.com", event_type="channel.confirmation", data={"name": "ops"})
+    assert token not in repr(delivery.model_copy(update={"confirmation_url": link}))
+    missing = await senders().send(delivery)
+    assert (missing.outcome, missing.error) == ("failed", "the confirmation link is missing")
+    attempt = await senders().send(delivery.model_copy(update={"confirmation_url": link}))
+    assert attempt.outcome == "delivered"
+    (mail,) = smtp.inbox.messages
+    assert (mail["To"], mail["Subject"]) == (
+        "bob@example.com",
+        "[OpenRouter Watcher] Confirm that this address should receive alerts",
+    )
+    parts = _parts(mail)
+    assert link in parts["text/plain"].splitlines()
+    assert "'my email'" in parts["text/plain"]
+    assert f'<a href="{link}">Confirm this address</a>' in parts["text/html"]
+
+
 async def test_email_without_smtp_or_refused_fails_with_a_reason(senders, smtp) -> None:
     delivery = claimed("email", email="alice@example.com")
     assert (await senders(smtp_url=None).send(delivery)).error == "email is not set up on this server (SMTP_URL)"

@@ -89,6 +89,9 @@ DEFAULT_ROUTES: tuple[dict[str, Any], ...] = (
     {"prefix": "/api/v1/metrics", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/budgets", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/channels", "upstream": "usage", "auth": "jwt", "policy": "user"},
+    # An email channel's confirmation link (double opt-in): the recipient may have no account; the token is the
+    # credential, limited like a login.
+    {"prefix": "/api/v1/channel-confirmations", "upstream": "usage", "auth": "none", "policy": "login"},
     {"prefix": "/api/v1/alerts", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/alert-rules", "upstream": "usage", "auth": "jwt", "policy": "user"},
     {"prefix": "/api/v1/insights", "upstream": "usage", "auth": "jwt", "policy": "user"},

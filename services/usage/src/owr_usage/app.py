@@ -20,6 +20,7 @@ from owr_usage.alerts.router import router as alerts_router
 from owr_usage.anomalies.router import router as anomalies_router
 from owr_usage.budgets.router import router as budgets_router
 from owr_usage.channels.limits import ChannelTestLimit
+from owr_usage.channels.router import confirmations_router
 from owr_usage.channels.router import router as channels_router
 from owr_usage.channels.sealing import channel_envelope
 from owr_usage.insights.router import router as insights_router
@@ -110,6 +111,7 @@ def create_app(
             budgets_router,
             rules_router,
             channels_router,
+            confirmations_router,
             alerts_router,
             insights_router,
             key_actions_router,

@@ -7,15 +7,18 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from owr_shared.auth import Role, UserCaller, check_email_verified, require_role, require_scope
 from owr_shared.dependencies import from_state
 from owr_shared.envelope import Envelope
 from owr_shared.schemas import StorableText
+from owr_shared.wall import Wall, declare
+from owr_usage.channels.confirmation import workspace_of
 from owr_usage.channels.errors import RECEIVE_ALERTS
 from owr_usage.channels.limits import ChannelTestLimit
+from owr_usage.channels.schemas import ConfirmChannelRequest
 from owr_usage.reports.service import ReportLimits
 from owr_usage.settings import UsageSettings
 
@@ -27,6 +30,7 @@ __all__ = [
     "ChannelTests",
     "ChannelVault",
     "Clock",
+    "ConfirmationToken",
     "ExportEngine",
     "FirstDay",
     "KeyActionsReader",
@@ -85,3 +89,13 @@ Clock = Annotated[Callable[[], datetime], Depends(from_state("clock"))]
 # `keys:write`); every member sees the key's upstream state (`keys:read`).
 KeyActionsReader = Annotated[UserCaller, Depends(require_role(Role.viewer, "keys:read"))]
 KeyActionsWriter = Annotated[UserCaller, Depends(require_role(Role.admin, "keys:write"))]
+
+
+async def _confirmation_token(request: Request, body: ConfirmChannelRequest) -> str:
+    """An emailed confirmation link's token, from a caller who needs no account: the request's transaction sees
+    only the workspace the token names (400 `invalid-link` when it is malformed)."""
+    declare(request, Wall(workspace_id=workspace_of(body.token)))
+    return body.token
+
+
+ConfirmationToken = Annotated[str, Depends(_confirmation_token)]

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import AliasChoices, BeforeValidator, Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from owr_shared.envelope import KekServiceSettings
-from owr_shared.settings import NonEmptyText, Port
+from owr_shared.settings import NonEmptyText, Port, http_url
 from owr_usage.deliveries.schedule import BACKOFF_SECONDS, MAX_RETRIES, MAX_WAIT_SECONDS
 
 
@@ -63,8 +63,19 @@ class UsageSettings(KekServiceSettings):
     # `.../deliveries/{id}/retry`; the next is a 429), and all of one workspace's channels together.
     channel_tests_per_minute: int = Field(default=5, ge=1, le=1000)
     workspace_channel_tests_per_minute: int = Field(default=20, ge=1, le=10000)
+    # Where the web app answers, through the gateway (auth's `PUBLIC_BASE_URL`): an email channel's confirmation
+    # link is `{PUBLIC_BASE_URL}/confirm-email-channel?token=...`.
+    public_base_url: str = Field(
+        default="http://localhost:8000",
+        validation_alias=AliasChoices("USAGE_PUBLIC_BASE_URL", "PUBLIC_BASE_URL", "public_base_url"),
+    )
     # The worker's ARQ queue, nudged after a commit that raised alert events (the worker's WORKER_QUEUE_NAME).
     queue_name: str = Field(default="arq:queue", min_length=1)
     # The waits (seconds) before each retry of a failed alert delivery, e.g. `5,300,1800`; one more failure after
     # the last fails the delivery. Default: `owr_usage.deliveries.schedule.BACKOFF_SECONDS`.
     delivery_retry_seconds: RetrySchedule = tuple(float(s) for s in BACKOFF_SECONDS)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        return http_url(value).rstrip("/")

@@ -23,7 +23,7 @@ import aiohttp
 
 from owr_shared.wire import codec
 from owr_shared.wire.alerts import ClaimedDelivery, ClaimedEvent, DeliveryResult
-from owr_worker import alert_formats, mail, webhooks
+from owr_worker import alert_formats, confirmation_mail, mail, webhooks
 from owr_worker.alert_text import describe
 from owr_worker.backoff import parse_retry_after
 from owr_worker.outbound import Outbound, OutboundAnswer, OutboundRefused
@@ -128,15 +128,19 @@ class Senders:
             return failed("email is not set up on this server (SMTP_URL)")
         if not channel.email:
             return failed("the channel has no address")
-        words = describe(delivery.event.type, delivery.event.data, channel_name=channel.name)
+        if delivery.event.type == confirmation_mail.EVENT_TYPE:
+            if not delivery.confirmation_url:
+                return failed("the confirmation link is missing")
+            subject = confirmation_mail.SUBJECT
+            text = confirmation_mail.plain(channel.name, delivery.confirmation_url)
+            html = confirmation_mail.html_body(channel.name, delivery.confirmation_url)
+        else:
+            words = describe(delivery.event.type, delivery.event.data, channel_name=channel.name)
+            subject = alert_formats.email_subject(words)
+            text = alert_formats.plain(words, channel_name=channel.name)
+            html = alert_formats.html_body(words, channel_name=channel.name)
         try:
-            message = mail.message(
-                self._mail_from,
-                channel.email,
-                alert_formats.email_subject(words),
-                alert_formats.plain(words, channel_name=channel.name),
-                alert_formats.html_body(words, channel_name=channel.name),
-            )
+            message = mail.message(self._mail_from, channel.email, subject, text, html)
         except (ValueError, TypeError):
             return failed("the channel's address cannot be used")
         # An alert, not a person: auto-responders (out-of-office replies) stay quiet.

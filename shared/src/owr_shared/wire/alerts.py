@@ -35,6 +35,8 @@ EventType = Literal[
     "report.weekly",
     "report.monthly",
     "channel.disabled",
+    # An email channel's confirmation link (double opt-in): sent to that channel alone, never fanned out.
+    "channel.confirmation",
     "test",
     "price.drift",
 ]
@@ -92,6 +94,9 @@ class ClaimedDelivery(BaseModel):
     attempt: int = Field(description="this attempt's number, from 1")
     event: ClaimedEvent
     channel: ChannelTarget
+    # A `channel.confirmation` email's link, with its one-time token minted for this attempt: only in this answer
+    # and in the email, never in the event's data or a repr.
+    confirmation_url: str | None = Field(default=None, repr=False)
 
 
 class OutboxBacklog(BaseModel):

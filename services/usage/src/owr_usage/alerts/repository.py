@@ -16,8 +16,8 @@ from owr_usage.alerts.models import AlertDelivery, AlertEvent
 from owr_usage.channels.models import AlertChannel
 
 # Many events at once (a rule's evaluation): each is written unless its workspace already has its dedup key,
-# with one pending delivery per enabled channel that takes its type (narrowed to `channels` when not empty),
-# as `fan_out` does for one.
+# with one pending delivery per enabled channel that takes its type (narrowed to `channels` when not empty;
+# an email channel only once its address is confirmed), as `fan_out` does for one.
 _INSERT_EVENTS = text(
     """
 WITH input AS (
@@ -45,6 +45,7 @@ deliveries AS (
       ON c.workspace_id = e.workspace_id AND c.disabled_at IS NULL
      AND (c.events IS NULL OR e.type = ANY(c.events))
      AND (jsonb_array_length(i.channels) = 0 OR i.channels @> jsonb_build_array(c.id::text))
+     AND (c.type <> 'email' OR c.email_confirmed_at IS NOT NULL)
     RETURNING event_id
 )
 SELECT e.id, e.workspace_id, e.type, e.dedup_key,
@@ -97,9 +98,12 @@ class AlertRepository:
 
         `only_channel` names the one channel (a test event), whatever its `events`; otherwise a channel takes
         the type when its `events` is NULL or lists it, and `channel_ids` (a budget's) narrows when not empty.
+        An email channel whose address is not confirmed takes only its `channel.confirmation`.
         """
         channel = AlertChannel
         conditions = [channel.workspace_id == workspace_id, channel.disabled_at.is_(None)]
+        if type != "channel.confirmation":
+            conditions.append(or_(channel.type != "email", channel.email_confirmed_at.is_not(None)))
         if only_channel is not None:
             conditions.append(channel.id == only_channel)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from owr_shared.errors import (
     RETRY_SOON,
     VALIDATION_ERROR,
+    BadRequest,
     Conflict,
     NotFound,
     ProblemError,
@@ -85,3 +86,33 @@ class ChannelTestsUnavailable(ServiceUnavailable):
 
     def __init__(self) -> None:
         super().__init__(headers=dict(RETRY_SOON))
+
+
+class EmailNotConfirmed(Conflict):
+    """An email channel whose address has not followed its confirmation link yet: it gets no mail but that link."""
+
+    slug, title = "email-not-confirmed", "Email Not Confirmed"
+    default_detail = (
+        "The channel's address has not confirmed that it wants alerts: it gets nothing until its recipient uses "
+        "the link in the confirmation email (POST .../resend-confirmation sends a new one)."
+    )
+
+
+class NothingToConfirm(Conflict):
+    slug, title = "nothing-to-confirm", "Nothing To Confirm"
+    default_detail = "Only an email channel whose address is not confirmed yet is sent a confirmation email."
+
+
+class InvalidConfirmationLink(BadRequest):
+    slug, title = "invalid-link", "Invalid Link"
+    default_detail = "This link is not valid. Use the link in the newest confirmation email."
+
+
+class ConfirmationLinkExpired(ProblemError):
+    """Expired, used already, replaced by a newer email, or its channel deleted or its address changed."""
+
+    status, slug, title = 410, "link-expired", "Link Expired"
+    default_detail = (
+        "This link has expired, has been used already, or was replaced by a newer email. "
+        "Ask the workspace's admin to send a new one."
+    )

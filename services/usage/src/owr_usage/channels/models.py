@@ -40,6 +40,8 @@ class AlertChannel(UsageBase):
     # The first failed attempt of the current run of failures; cleared by a success.
     failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # An email channel's address answered its confirmation link (double opt-in); None: no mail but that link.
+    email_confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
     )
@@ -71,8 +73,24 @@ class ChannelSecret(UsageBase):
         return f"ChannelSecret({', '.join(parts)})"
 
 
+class ChannelConfirmation(UsageBase):
+    """The one-time token of an email channel's confirmation link, as its SHA-256: minted when the worker claims
+    the confirmation email, replaced by the next one, deleted when used."""
+
+    __tablename__ = "channel_confirmations"
+
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("alert_channels.id", ondelete="CASCADE"), primary_key=True)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False, unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    def __repr__(self) -> str:
+        return f"ChannelConfirmation(channel_id={self.__dict__.get('channel_id')!r}, token_hash=***)"
+
+
 class ChannelAudit(UsageBase):
-    """Who did what to a channel's sealed values: created, revealed (to the worker), rotated, disabled, deleted."""
+    """Who did what to a channel's sealed values: created, revealed (to the worker), rotated, disabled, deleted,
+    confirmed (an email channel's address, by its link)."""
 
     __tablename__ = "channel_audit"
     __table_args__ = (

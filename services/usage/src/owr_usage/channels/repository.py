@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.envelope import SealedSecret
 from owr_shared.repository import page_rows
-from owr_usage.channels.models import AlertChannel, ChannelAudit, ChannelSecret
+from owr_usage.channels.models import AlertChannel, ChannelAudit, ChannelConfirmation, ChannelSecret
 
 _LOCK_WORKSPACE_CHANNELS = text(
     "SELECT pg_advisory_xact_lock(hashtextextended('owr_usage.channels:' || CAST(CAST(:ws AS uuid) AS text), 0))"
@@ -127,3 +127,27 @@ class ChannelRepository:
         """Audit rows `{workspace_id, channel_id, action, actor, at}`, in one statement."""
         if rows:
             await self.session.execute(pg_insert(ChannelAudit), list(rows))
+
+    async def put_confirmation(
+        self, *, channel_id: uuid.UUID, workspace_id: uuid.UUID, token_hash: bytes, expires_at: datetime
+    ) -> None:
+        """Store the channel's confirmation token (its hash), replacing an earlier one: only the newest link works."""
+        values = {"token_hash": token_hash, "expires_at": expires_at}
+        statement = (
+            pg_insert(ChannelConfirmation)
+            .values(channel_id=channel_id, workspace_id=workspace_id, **values)
+            .on_conflict_do_update(index_elements=["channel_id"], set_=values)
+        )
+        await self.session.execute(statement)
+
+    async def take_confirmation(self, token_hash: bytes) -> ChannelConfirmation | None:
+        """Delete the confirmation with this hash and answer it: a token works once."""
+        statement = (
+            delete(ChannelConfirmation)
+            .where(ChannelConfirmation.token_hash == token_hash)
+            .returning(ChannelConfirmation)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def drop_confirmation(self, channel_id: uuid.UUID) -> None:
+        await self.session.execute(delete(ChannelConfirmation).where(ChannelConfirmation.channel_id == channel_id))

@@ -14,12 +14,15 @@ from starlette.responses import Response
 from owr_shared.db import DbSession
 from owr_shared.dependencies import Paging
 from owr_shared.schemas import NO_STORE, Page, json_response, problem_responses
+from owr_usage.channels import confirmation
 from owr_usage.channels import service as channel_service
 from owr_usage.channels.models import AlertChannel
 from owr_usage.channels.schemas import (
+    ChannelConfirmed,
     ChannelCreated,
     ChannelTestQueued,
     ChannelView,
+    ConfirmationQueued,
     CreateChannelRequest,
     DeliveryAttemptView,
     RetryQueued,
@@ -34,10 +37,13 @@ from owr_usage.dependencies import (
     ChannelTests,
     ChannelVault,
     Clock,
+    ConfirmationToken,
     Settings,
 )
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
+# The one route without a caller: the recipient of a confirmation email may have no account (DESIGN §11).
+confirmations_router = APIRouter(prefix="/api/v1/channel-confirmations", tags=["channels"])
 
 _READ_ERRORS = problem_responses(401, 403, 404, 422)
 _WRITE_ERRORS = problem_responses(400, 401, 403, 404, 422)
@@ -60,7 +66,8 @@ _VIEW_COLUMNS = (
 
 def channel_view(row: AlertChannel) -> ChannelView:
     values = {name: getattr(row, name) for name in _VIEW_COLUMNS}
-    return ChannelView.model_validate({**values, "enabled": row.disabled_at is None})
+    extra = {"enabled": row.disabled_at is None, "confirmation": confirmation.confirmation(row)}
+    return ChannelView.model_validate({**values, **extra})
 
 
 @router.post(
@@ -183,7 +190,7 @@ async def send_test(
     channel_id: uuid.UUID, user: AlertSender, session: DbSession, limit: ChannelTests, clock: Clock
 ) -> Response:
     """A `test` event for this channel alone; its attempts appear in the channel's delivery log. 409 when the
-    channel is disabled; 403 `email-not-verified` for a caller whose email address is not verified yet; 429
+    channel is disabled, or `email-not-confirmed` for an email channel whose address has not confirmed; 403 `email-not-verified` for a caller whose email address is not verified yet; 429
     `channel-tests-throttled` (with `Retry-After`) past `USAGE_CHANNEL_TESTS_PER_MINUTE` tests and retries of
     the channel, or `USAGE_WORKSPACE_CHANNEL_TESTS_PER_MINUTE` of all the workspace's channels."""
     event_id = await channel_service.send_test(
@@ -223,7 +230,7 @@ async def retry_delivery(
     clock: Clock,
 ) -> Response:
     """A failed or waiting delivery is due again now, with the same event id (`webhook-id`). 409 when the
-    channel is disabled (enable it first), the delivery already succeeded (`delivery-delivered`), or the
+    channel is disabled (enable it first) or its address is not confirmed (`email-not-confirmed`), the delivery already succeeded (`delivery-delivered`), or the
     worker is sending it right now; 403 `email-not-verified` for a caller whose email address is not verified
     yet; 429 `channel-tests-throttled` (with `Retry-After`) past the limits tests share, per channel and per
     workspace; 503 `channel-tests-unavailable` without Redis."""
@@ -236,3 +243,36 @@ async def retry_delivery(
         now=clock(),
     )
     return json_response(queued, status.HTTP_202_ACCEPTED)
+
+
+@router.post(
+    "/{channel_id}/resend-confirmation",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ConfirmationQueued,
+    responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
+    summary="Send an email channel's confirmation email again",
+)
+async def resend_confirmation(
+    channel_id: uuid.UUID, user: AlertSender, session: DbSession, limit: ChannelTests, clock: Clock
+) -> Response:
+    """A new confirmation email to the channel's address (earlier links stop working once it is sent). 409
+    `nothing-to-confirm` for a channel that is not an unconfirmed email channel, `channel-disabled` for a
+    disabled one; counted in the limits tests and retries share (429 `channel-tests-throttled`)."""
+    channel = await channel_service.get_channel(session, workspace_id=user.workspace_id, channel_id=channel_id)
+    event_id = await confirmation.resend(session, channel, limit, now=clock())
+    return json_response(ConfirmationQueued(event_id=event_id), status.HTTP_202_ACCEPTED)
+
+
+@confirmations_router.post(
+    "",
+    response_model=ChannelConfirmed,
+    responses=problem_responses(400, 410, 422),
+    summary="Confirm an email channel's address (its emailed link; no sign-in)",
+)
+async def confirm_channel(token: ConfirmationToken, session: DbSession, clock: Clock) -> Response:
+    """Spend the link's one-time token: the channel's address is confirmed and gets its alerts from now on.
+    400 `invalid-link` for a malformed token; 410 `link-expired` when it expired (7 days), was used, was
+    replaced by a newer email, or its channel was deleted or given another address."""
+    channel = await confirmation.confirm(session, token=token, now=clock())
+    view = ChannelConfirmed(channel_id=channel.id, name=channel.name, target_hint=channel.target_hint)
+    return json_response(view, headers=NO_STORE)

@@ -24,6 +24,9 @@ def _check_name(value: str) -> str:
 
 
 def _distinct(value: list[EventType]) -> list[EventType]:
+    if "channel.confirmation" in value:
+        # An unconfirmed email channel's own confirmation: never chosen, never fanned out.
+        raise ValueError("channel.confirmation is sent to an unconfirmed email channel alone; it cannot be chosen")
     return sorted(set(value))
 
 
@@ -92,6 +95,10 @@ class ChannelView(BaseModel):
     disabled_reason: str | None
     failing_since: datetime | None = Field(description="the first failed attempt of the current run of failures")
     consecutive_failures: int
+    confirmation: Literal["pending", "confirmed"] | None = Field(
+        description="email channels: `pending` until the address follows the link in its confirmation email (it "
+        "gets no other mail until then), then `confirmed`; null for the other types"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -132,3 +139,21 @@ class RetryQueued(BaseModel):
     id: uuid.UUID
     event_id: uuid.UUID
     next_attempt_at: datetime
+
+
+class ConfirmationQueued(BaseModel):
+    """A new confirmation email is in the outbox; the links of earlier ones stop working when it is sent."""
+
+    event_id: uuid.UUID
+
+
+class ConfirmChannelRequest(RequestSchema):
+    token: str = Field(min_length=1, max_length=200, repr=False)
+
+
+class ChannelConfirmed(BaseModel):
+    """The address confirmed: the channel (its workspace's name for it) now gets its alerts."""
+
+    channel_id: uuid.UUID
+    name: str
+    target_hint: str

@@ -18,12 +18,13 @@ from owr_shared.envelope import Envelope, SealedSecret
 from owr_shared.logging import get_logger
 from owr_shared.wire.alerts import ChannelTarget, ChannelType
 from owr_usage.alerts.service import raise_event
-from owr_usage.channels import targets
+from owr_usage.channels import confirmation, targets
 from owr_usage.channels.errors import (
     RECEIVE_ALERTS,
     ChannelDisabled,
     ChannelHasNoSecret,
     ChannelNotFound,
+    EmailNotConfirmed,
     InvalidChannelTarget,
     TooManyChannels,
 )
@@ -91,7 +92,8 @@ async def create_channel(
     max_channels: int,
     now: datetime,
 ) -> CreatedChannel:
-    """Store the channel with its target sealed; a webhook gets its signing secret, returned this once."""
+    """Store the channel with its target sealed; a webhook gets its signing secret, returned this once, and an
+    email channel its confirmation email (it gets nothing else until its address confirms)."""
     value, hint = _target(request.type, request.url, request.email, production=production)
     await refuse_erased(session, workspace_id)
     repository = ChannelRepository(session)
@@ -113,6 +115,8 @@ async def create_channel(
     if secret is not None:
         await _seal(session, envelope, row, "secret", secret)
     await _audit(session, row, "created", actor, now)
+    if row.type == "email":
+        await confirmation.request(session, row, now=now)
     log.info("channel_created", channel_id=str(row.id), workspace_id=str(workspace_id), channel_type=row.type)
     return CreatedChannel(row, secret)
 
@@ -148,19 +152,21 @@ async def update_channel(
     `enabled` or `disabled` row for a change of state. A no-op records nothing.
 
     Enabling the channel, changing its target or changing its events (which alerts it receives) needs a
-    `verified` caller (403 `email-not-verified`); renaming, disabling, or sending the events it has do not."""
+    `verified` caller (403 `email-not-verified`); renaming, disabling, or sending the events it has do not.
+    Sending an email channel an address (even the same one) makes it unconfirmed again, with a new confirmation
+    email to that address."""
     channel = await get_channel(session, workspace_id=workspace_id, channel_id=channel_id, for_update=True)
     redirects = request.enabled is True or request.url is not None or request.email is not None
     if not verified and (redirects or _events_change(request, channel)):
         raise EmailNotVerified(RECEIVE_ALERTS)
-    changed = False
+    changed = readdressed = False
     if request.url is not None or request.email is not None:
         wanted, other = ("url", "email") if channel.type in URL_TYPES else ("email", "url")
         if getattr(request, other) is not None:
             raise InvalidChannelTarget(other, f"a {channel.type} channel takes a {wanted}, not an {other}")
         value, hint = _target(channel.type, request.url, request.email, production=production)
         await _seal(session, envelope, channel, "target", value)
-        channel.target_hint, changed = hint, True
+        channel.target_hint, changed, readdressed = hint, True, channel.type == "email"
     if request.name is not None and request.name != channel.name:
         channel.name, changed = request.name, True
     if "events" in request.model_fields_set and request.events != channel.events:
@@ -173,6 +179,8 @@ async def update_channel(
         await _audit(session, channel, "enabled", actor, now)
     elif request.enabled is False and channel.disabled_at is None:
         await disable_channel(session, channel, kind="user", reason=USER_DISABLED, actor=actor, now=now, notify=False)
+    if readdressed:
+        await confirmation.reset(session, channel, now=now)
     await session.flush()
     return channel
 
@@ -238,6 +246,8 @@ async def send_test(
     channel = await get_channel(session, workspace_id=workspace_id, channel_id=channel_id)
     if channel.disabled_at is not None:
         raise ChannelDisabled()
+    if confirmation.unconfirmed(channel):
+        raise EmailNotConfirmed()
     await limit.spend(workspace_id, channel.id)
     data = {
         "channel_id": str(channel.id),

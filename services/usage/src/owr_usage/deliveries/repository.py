@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, or_, select, update
+from sqlalchemy import Row, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from owr_shared.repository import AnyRow, page_rows
@@ -26,8 +26,12 @@ class DeliveryRepository:
 
     async def claim_due(self, *, now: datetime, lease_until: datetime, limit: int) -> list[LeasedRow]:
         """Lease up to `limit` due deliveries of enabled channels, oldest due first: `FOR UPDATE SKIP LOCKED`,
-        so concurrent claims take disjoint rows. Rows (id, workspace_id, event_id, channel_id, attempts)."""
+        so concurrent claims take disjoint rows. Rows (id, workspace_id, event_id, channel_id, attempts).
+
+        An email channel whose address is not confirmed is sent its confirmation only; anything else to it (an
+        event fanned out while its address changed) waits until it is confirmed."""
         delivery = AlertDelivery
+        confirming = exists().where(AlertEvent.id == delivery.event_id, AlertEvent.type == "channel.confirmation")
         due = (
             select(delivery.id)
             .join(AlertChannel, AlertChannel.id == delivery.channel_id)
@@ -36,6 +40,7 @@ class DeliveryRepository:
                 delivery.next_attempt_at <= now,
                 or_(delivery.lease_until.is_(None), delivery.lease_until <= now),
                 AlertChannel.disabled_at.is_(None),
+                or_(AlertChannel.type != "email", AlertChannel.email_confirmed_at.is_not(None), confirming),
             )
             .order_by(delivery.next_attempt_at, delivery.id)
             .limit(limit)

@@ -33,8 +33,9 @@ from owr_shared.wire.alerts import (
     OutboxBacklog,
 )
 from owr_usage.alerts.models import AlertDelivery
+from owr_usage.channels import confirmation
 from owr_usage.channels import service as channels
-from owr_usage.channels.errors import ChannelDisabled, ChannelUnreadable
+from owr_usage.channels.errors import ChannelDisabled, ChannelUnreadable, EmailNotConfirmed
 from owr_usage.channels.limits import ChannelTestLimit
 from owr_usage.channels.models import AlertChannel, ChannelSecret
 from owr_usage.channels.repository import ChannelRepository
@@ -64,11 +65,13 @@ async def claim(
     actor: str,
     request: DeliveryClaim,
     now: datetime,
+    public_base_url: str,
     schedule: Sequence[float] = BACKOFF_SECONDS,
     rng: random.Random = _JITTER,
 ) -> ClaimedDeliveries:
     """Lease due deliveries with their events and their channels revealed (one `revealed` audit row per channel);
-    a channel whose values do not open has its deliveries' attempts fail instead. With the outbox's backlog."""
+    a channel whose values do not open has its deliveries' attempts fail instead. A `channel.confirmation`
+    carries a newly minted link (`confirmation.mint_link`). With the outbox's backlog."""
     repository = DeliveryRepository(session)
     rows = await repository.claim_due(
         now=now, lease_until=now + timedelta(seconds=request.lease_seconds), limit=request.limit
@@ -91,12 +94,18 @@ async def claim(
                 )
                 continue
             event = events[row.event_id]
+            link = None
+            if event.type == "channel.confirmation":
+                link = await confirmation.mint_link(
+                    session, channel_id=row.channel_id, workspace_id=row.workspace_id, base_url=public_base_url, now=now
+                )
             items.append(
                 ClaimedDelivery(
                     id=row.id,
                     attempt=row.attempts + 1,
                     event=ClaimedEvent.model_validate(event, from_attributes=True),
                     channel=target,
+                    confirmation_url=link,
                 )
             )
         ALERT_DELIVERIES_CLAIMED.inc(len(items))
@@ -243,6 +252,8 @@ async def retry(
         raise DeliveryNotFound()
     if channel.disabled_at is not None:
         raise ChannelDisabled()
+    if confirmation.unconfirmed(channel):
+        raise EmailNotConfirmed()
     if delivery.status == DELIVERED:
         raise DeliveryDelivered()
     if delivery.status == PENDING and delivery.lease_until is not None and delivery.lease_until > now:

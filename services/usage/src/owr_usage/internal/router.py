@@ -253,6 +253,7 @@ async def claim_deliveries(
         actor=caller.subject,
         request=body or DeliveryClaim(),
         now=clock(),
+        public_base_url=settings.public_base_url,
         schedule=settings.delivery_retry_seconds,
     )
     return json_response(claimed)

@@ -1,6 +1,7 @@
-"""`/forgot-password`, `/reset-password?token=`, `/verify-email?token=` and `POST /verify-email/resend`.
+"""`/forgot-password`, `/reset-password?token=`, `/verify-email?token=`, `POST /verify-email/resend` and
+`/confirm-email-channel?token=` (an email alert channel's double opt-in).
 
-The first three need no sign-in (the emailed token is the credential); their forms carry the double-submit
+All but the resend need no sign-in (the emailed token is the credential); their forms carry the double-submit
 CSRF token of the sign-in forms. The resend is a signed-in person's (the verification banner's button).
 No token is ever logged or put anywhere but the form that sends it back to the API.
 """
@@ -149,3 +150,34 @@ async def resend_verification(visitor: Checked, sessions: Sessions) -> Response:
         await sessions.verified_now(visitor.session_id, visitor.session, visitor.api)
         return RedirectResponse("/profile", status_code=303)
     return RedirectResponse("/verify-email?sent=1", status_code=303)
+
+
+@router.get("/confirm-email-channel", include_in_schema=False)
+async def confirm_email_channel_page(request: Request, views: Views, settings: Settings, token: str = "") -> Response:
+    """An email channel's confirmation link: a button that confirms, for a recipient who may have no account.
+    Opening the link spends nothing (a mail scanner's fetch must not confirm an address for its owner)."""
+    if not token or len(token) > TOKEN_MAX:
+        return anonymous_page(request, views, settings, "confirm_email_channel.html", {"state": "invalid"}, status=400)
+    context = {"state": "confirm", "token": token}
+    return anonymous_page(request, views, settings, "confirm_email_channel.html", context)
+
+
+@router.post("/confirm-email-channel", include_in_schema=False, dependencies=[FormChecked])
+async def confirm_email_channel(
+    request: Request,
+    views: Views,
+    settings: Settings,
+    api: AnonymousApi,
+    token: Annotated[str, Form(max_length=TOKEN_MAX)],
+) -> Response:
+    answer = await api.call("POST", "/api/v1/channel-confirmations", json_body={"token": token})
+    if answer.status_code == 200:
+        confirmed = read_json(answer)
+        name = confirmed.get("name") if isinstance(confirmed, dict) else None
+        context: dict[str, Any] = {"state": "confirmed", "channel_name": name or "alerts"}
+        return anonymous_page(request, views, settings, "confirm_email_channel.html", context)
+    if answer.status_code == 429:
+        context = {"state": "confirm", "token": token, "error": too_many(answer)}
+    else:
+        context = {"state": "expired" if answer.status_code == 410 else "invalid"}
+    return anonymous_page(request, views, settings, "confirm_email_channel.html", context, status=answer.status_code)

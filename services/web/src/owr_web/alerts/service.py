@@ -34,6 +34,7 @@ EVENTS: dict[str, str] = {
     "report.weekly": "Weekly report",
     "report.monthly": "Monthly report",
     "channel.disabled": "Channel disabled",
+    "channel.confirmation": "Address confirmation",
     "test": "Test event",
     "price.drift": "Price per token up",
 }
@@ -41,7 +42,8 @@ EVENT_GROUPS = {
     "Budgets": [e for e in EVENTS if e.startswith("budget.")],
     "Keys": [e for e in EVENTS if e.startswith("key.")],
     "Accounts and syncs": [e for e in EVENTS if e.startswith(("account.", "sync."))],
-    "Reports and channels": [e for e in EVENTS if e.startswith(("report.", "channel."))],
+    # Not `channel.confirmation`: it goes to one unconfirmed email channel, never by choice.
+    "Reports and channels": [e for e in EVENTS if e.startswith(("report.", "channel.disabled"))],
     "Prices": [e for e in EVENTS if e.startswith("price.")],
 }
 PERIOD_NOUNS = {"daily": "day", "weekly": "week", "monthly": "month"}
@@ -137,6 +139,9 @@ def summary(event: dict[str, Any]) -> str:
     if kind == "channel.disabled":
         reason = f": {data['reason']}" if data.get("reason") else ""
         return f"{_named('Channel', data.get('name'))} was disabled{reason}"
+    if kind == "channel.confirmation":
+        name = data.get("name")
+        return f"The confirmation email of the channel \u201c{name}\u201d" if name else "A confirmation email"
     if kind == "price.drift":
         return _price_drift(data)
     if kind == "test":

@@ -176,6 +176,10 @@ class Api:
     async def test_channel(self, channel_id: str) -> Any:
         return await self.post(f"/api/v1/channels/{channel_id}/test")
 
+    async def resend_channel_confirmation(self, channel_id: str) -> Any:
+        """Another confirmation email to an email channel whose address has not confirmed yet."""
+        return await self.post(f"/api/v1/channels/{channel_id}/resend-confirmation")
+
     async def deliveries(self, channel_id: str, *, page: int = 1, per_page: int = 50) -> Any:
         return await self.get(f"/api/v1/channels/{channel_id}/deliveries", page=page, per_page=per_page)
 

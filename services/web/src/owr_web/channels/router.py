@@ -36,6 +36,7 @@ NOTICES = {
     "disabled": "Channel disabled: it receives nothing until enabled again.",
     "saved": "Channel saved.",
     "retried": "Delivery queued again.",
+    "confirmation": "Confirmation email queued: the links in earlier ones stop working once it is sent.",
     "deleted": "Channel deleted.",
 }
 
@@ -169,6 +170,14 @@ async def send_test(
     channel_id: uuid.UUID, request: Request, visitor: Checked, views: Views, sessions: Sessions
 ) -> Response:
     return await _act(request, views, visitor, sessions, channel_id, visitor.api.test_channel(str(channel_id)), "test")
+
+
+@router.post("/channels/{channel_id}/resend-confirmation", include_in_schema=False)
+async def resend_confirmation(
+    channel_id: uuid.UUID, request: Request, visitor: Checked, views: Views, sessions: Sessions
+) -> Response:
+    call = visitor.api.resend_channel_confirmation(str(channel_id))
+    return await _act(request, views, visitor, sessions, channel_id, call, "confirmation")
 
 
 @router.post("/channels/{channel_id}/enabled", include_in_schema=False)

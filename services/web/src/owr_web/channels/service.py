@@ -53,6 +53,9 @@ def view(channel: dict[str, Any]) -> dict[str, Any]:
         "enabled": is_enabled(channel),
         "state": state(channel),
         "events_label": events_label(channel.get("events")),
+        # An email channel whose address has not used its confirmation link gets nothing else (double opt-in).
+        "confirmation": channel.get("confirmation"),
+        "awaiting_confirmation": channel.get("confirmation") == "pending",
     }
 
 
