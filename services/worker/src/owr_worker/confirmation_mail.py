@@ -10,32 +10,36 @@ from __future__ import annotations
 import html
 
 from owr_worker.alert_formats import PRODUCT
-from owr_worker.alert_values import clean
 
 EVENT_TYPE = "channel.confirmation"
 SUBJECT = f"[{PRODUCT}] Confirm that this address should receive alerts"
 LINK_DAYS = 7
 
 
-def _lines(channel_name: str) -> tuple[str, str, str]:
-    name = clean(channel_name)
+# No text the channel's creator chose (its name) appears: this email goes to an address nobody confirmed yet, and
+# must not carry a stranger's words as if we wrote them.
+_INTRO = (
+    f"Someone added this address to {PRODUCT} as an alert channel. It gets no alerts until you confirm that it should."
+)
+
+
+def _lines() -> tuple[str, str, str]:
     return (
-        f"Someone added this address to {PRODUCT} as the alert channel '{name}'. It gets no alerts until you "
-        "confirm that it should.",
+        _INTRO,
         f"To confirm, open the link below and press the button on the page (the link works once, for {LINK_DAYS} "
         "days):",
         "If you did not expect this email, ignore it: this address will be sent nothing else.",
     )
 
 
-def plain(channel_name: str, link: str) -> str:
-    intro, how, otherwise = _lines(channel_name)
+def plain(link: str) -> str:
+    intro, how, otherwise = _lines()
     return f"{intro}\n\n{how}\n\n{link}\n\n{otherwise}\n"
 
 
-def html_body(channel_name: str, link: str) -> str:
+def html_body(link: str) -> str:
     e = html.escape
-    intro, how, otherwise = _lines(channel_name)
+    intro, how, otherwise = _lines()
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{e(SUBJECT)}</title></head>\n"

@@ -132,8 +132,8 @@ class Senders:
             if not delivery.confirmation_url:
                 return failed("the confirmation link is missing")
             subject = confirmation_mail.SUBJECT
-            text = confirmation_mail.plain(channel.name, delivery.confirmation_url)
-            html = confirmation_mail.html_body(channel.name, delivery.confirmation_url)
+            text = confirmation_mail.plain(delivery.confirmation_url)
+            html = confirmation_mail.html_body(delivery.confirmation_url)
         else:
             words = describe(delivery.event.type, delivery.event.data, channel_name=channel.name)
             subject = alert_formats.email_subject(words)
