@@ -47,7 +47,28 @@ def test_existing_email_channels_count_as_confirmed(infra: dict[str, str]) -> No
         assert confirmed[hook] is None
         assert confirmed[mailbox] is not None
         assert confirmed[mailbox].isoformat() == "2026-11-30T10:00:00+00:00"
+        # A channel still waiting for its address, and its confirmation event, when the deploy is rolled back.
+        waiting, event = uuid.uuid4(), uuid.uuid4()
+        asyncio.run(_run(url, insert, id=waiting, ws=workspace, type="email"))
+        asyncio.run(_run(url, "UPDATE usage.alert_channels SET email_confirmed_at = NULL WHERE id = :id", id=waiting))
+        asyncio.run(
+            _run(
+                url,
+                "INSERT INTO usage.alert_events (id, workspace_id, type, occurred_at, data)"
+                " VALUES (:id, :ws, 'channel.confirmation', now(), '{}')",
+                id=event,
+                ws=workspace,
+            )
+        )
         command.downgrade(config, "0107_usage")
+        # The older code refuses that event type, and would send every alert to the unconfirmed address.
+        assert asyncio.run(_run(url, "SELECT id FROM usage.alert_events WHERE id = :id", id=event)) == []
+        state = {
+            row.id: row.disabled_at
+            for row in asyncio.run(_run(url, "SELECT id, disabled_at FROM usage.alert_channels"))
+        }
+        assert state[waiting] is not None
+        assert state[mailbox] is None
         columns = asyncio.run(
             _run(
                 url,

@@ -39,6 +39,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The older code knows no `channel.confirmation` event (its type check refuses it), and without the column an
+    # unconfirmed address would receive every alert: drop those events (their deliveries go with them) and
+    # disable the channels still waiting, saying why.
+    op.execute("DELETE FROM usage.alert_events WHERE type = 'channel.confirmation'")
+    op.execute(
+        "UPDATE usage.alert_channels SET disabled_at = now(),"
+        " disabled_reason = 'its address was never confirmed (a downgrade removed the confirmation step)'"
+        " WHERE type = 'email' AND email_confirmed_at IS NULL AND disabled_at IS NULL"
+    )
     for statement in remove_statements("usage", TABLES):
         op.execute(statement)
     op.drop_table("channel_confirmations", schema="usage")
