@@ -24,6 +24,8 @@ pytest_plugins = ["tests.support.clients", "tests.support.tenants"]
 
 os.environ.setdefault("OWR_ENV", "test")
 os.environ.setdefault("LOG_JSON", "true")
+# The suites send many confirmation emails to the same few addresses in a day; the limit has a test of its own.
+os.environ.setdefault("USAGE_CONFIRMATIONS_PER_DAY", "100000")
 
 
 @pytest.fixture(scope="session")

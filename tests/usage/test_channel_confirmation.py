@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from owr_usage.channels.limits import ChannelTestLimit
 from tests.support.db import savepoint
 from tests.support.http import assert_problem
 from tests.usage.channels_kit import (
@@ -23,6 +24,7 @@ from tests.usage.channels_kit import (
     send_test,
     webhook,
 )
+from tests.usage.conftest import replaced_state
 
 CONFIRM = "/api/v1/channel-confirmations"
 
@@ -128,7 +130,17 @@ async def test_a_newer_link_replaces_the_older_and_links_expire(client, alice, d
     [second] = await _confirmations(client, deliver, alice, mailbox["id"])
     assert second["event"]["id"] == r.json()["event_id"]
     assert_problem(await client.post(CONFIRM, json={"token": confirmation_token(first)}), 410)
-    for malformed in ("abc", "owrc_" + "0" * 32 + "x" * 10, "owrc_" + "g" * 32 + "x" * 43, "owrx_" + "0" * 75):
+    unicode_digits = "owrc_" + "\u0660" * 32 + "x" * 43  # uuid.UUID(hex=...) takes these; hashing would not
+    non_ascii = "owrc_" + "0" * 32 + "\u00e9" * 43
+    for malformed in (
+        "abc",
+        "owrc_" + "0" * 32 + "x" * 10,
+        "owrc_" + "g" * 32 + "x" * 43,
+        "owrx_" + "0" * 75,
+        unicode_digits,
+        non_ascii,
+        "owrc_" + "0" * 32 + "x" * 43 + "\n",
+    ):
         problem = assert_problem(await client.post(CONFIRM, json={"token": malformed}), 400)
         assert problem["type"].endswith("/invalid-link")
     clock.advance(days=7, seconds=1)
@@ -183,8 +195,34 @@ async def test_a_new_address_must_confirm_again(client, alice, deliver, quiet, d
 async def test_resending_is_limited_like_tests(client, alice, usage_app):
     mailbox = await create_channel(client, alice, _email())
     resend = f"/api/v1/channels/{mailbox['id']}/resend-confirmation"
-    for _ in range(usage_app.state.settings.channel_tests_per_minute):
+    # Creating it sent the first email, counted as one of the minute's sends.
+    for _ in range(usage_app.state.settings.channel_tests_per_minute - 1):
         assert (await client.post(resend, headers=alice.headers)).status_code == 202
     problem = assert_problem(await client.post(resend, headers=alice.headers), 429)
     assert problem["type"].endswith("/channel-tests-throttled")
     assert "retry-after" in {name.lower() for name in (await client.post(resend, headers=alice.headers)).headers}
+
+
+async def test_an_address_gets_a_few_confirmation_emails_a_day_whoever_asks(client, alice, bob, usage_app):
+    """Creating, re-addressing and resending all send a stranger email: per address (any workspace) and per
+    channel, a day's few, then 429 `confirmations-throttled`; the counters never hold the address itself."""
+    limit = ChannelTestLimit(usage_app.state.redis, per_minute=50, per_workspace_minute=50, confirmations_per_day=2)
+    address = f"stranger-{uuid.uuid4().hex[:8]}@example.com"
+    with replaced_state(usage_app, "channel_test_limit", limit):
+        first = await create_channel(client, alice, _email(address))
+        await create_channel(client, bob, _email(address))  # another workspace, the same address
+        r = await client.post("/api/v1/channels", headers=alice.headers, json=_email(address))
+        problem = assert_problem(r, 429)  # the address's day is spent, whichever workspace asks
+        assert problem["type"].endswith("/confirmations-throttled")
+        assert int(r.headers["retry-after"]) > 3600
+        other = f"other-{uuid.uuid4().hex[:8]}@example.com"
+        r = await client.patch(f"/api/v1/channels/{first['id']}", headers=alice.headers, json={"email": other})
+        assert r.status_code == 200, r.text
+        # The channel's own day is spent now (created, then re-addressed): back to the first address, or a resend.
+        r = await client.patch(f"/api/v1/channels/{first['id']}", headers=alice.headers, json={"email": address})
+        assert assert_problem(r, 429)["type"].endswith("/confirmations-throttled")
+        resend = f"/api/v1/channels/{first['id']}/resend-confirmation"
+        assert_problem(await client.post(resend, headers=alice.headers), 429)
+    keys = [k.decode() async for k in usage_app.state.redis.scan_iter("owr:usage:confirmations:*")]
+    assert keys
+    assert not any(address.split("@")[0] in k or other.split("@")[0] in k for k in keys)

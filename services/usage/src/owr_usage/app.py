@@ -67,6 +67,7 @@ async def alerting(app: FastAPI, settings: UsageSettings, clock: Callable[[], da
         app.state.redis,
         per_minute=settings.channel_tests_per_minute,
         per_workspace_minute=settings.workspace_channel_tests_per_minute,
+        confirmations_per_day=settings.confirmations_per_day,
     )
     app.state.clock = clock
     # Connected on first use: usage starts and serves while Redis is away (the worker's poll still delivers).

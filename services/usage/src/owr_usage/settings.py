@@ -63,6 +63,9 @@ class UsageSettings(KekServiceSettings):
     # `.../deliveries/{id}/retry`; the next is a 429), and all of one workspace's channels together.
     channel_tests_per_minute: int = Field(default=5, ge=1, le=1000)
     workspace_channel_tests_per_minute: int = Field(default=20, ge=1, le=10000)
+    # Confirmation emails (double opt-in) one channel, and one address whichever workspace asks, may be sent in a
+    # day (creating, re-addressing or resending; the next is a 429): they go to addresses nobody confirmed.
+    confirmations_per_day: int = Field(default=3, ge=1, le=100_000)
     # Where the web app answers, through the gateway (auth's `PUBLIC_BASE_URL`): an email channel's confirmation
     # link is `{PUBLIC_BASE_URL}/confirm-email-channel?token=...`.
     public_base_url: str = Field(

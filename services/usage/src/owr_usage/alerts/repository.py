@@ -102,7 +102,7 @@ class AlertRepository:
         """
         channel = AlertChannel
         conditions = [channel.workspace_id == workspace_id, channel.disabled_at.is_(None)]
-        if type != "channel.confirmation":
+        if type != "channel.confirmation" or only_channel is None:  # a confirmation goes to its one channel only
             conditions.append(or_(channel.type != "email", channel.email_confirmed_at.is_not(None)))
         if only_channel is not None:
             conditions.append(channel.id == only_channel)

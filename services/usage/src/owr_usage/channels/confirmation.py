@@ -10,6 +10,7 @@ route reads that workspace's rows only (`owr_shared.wall`) without a caller.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -38,7 +39,8 @@ CONFIRMED = "confirmed"
 UNCONFIRMED_ERROR = "the address has not confirmed it wants alerts yet"
 # `owrc_` + the workspace id (32 hex digits) + 32 random bytes (43 url-safe characters), as auth's `owrv_` links.
 TOKEN_PREFIX = "owrc_"  # noqa: S105 - a token's prefix (the log redactor's `owr?_`), not a secret
-_TOKEN_LENGTH = len(TOKEN_PREFIX) + 32 + 43
+# The whole shape, ASCII only: `uuid.UUID(hex=...)` alone takes Unicode digits, and hashing wants ASCII.
+_TOKEN_SHAPE = re.compile(r"owrc_[0-9a-f]{32}[A-Za-z0-9_-]{43}\Z", re.ASCII)
 
 
 def confirmation(channel: AlertChannel) -> str | None:
@@ -58,7 +60,7 @@ def hash_token(token: str) -> bytes:
 
 def workspace_of(token: str) -> uuid.UUID:
     """The workspace a well-formed token names; `InvalidConfirmationLink` for anything else."""
-    if len(token) != _TOKEN_LENGTH or not token.startswith(TOKEN_PREFIX):
+    if not _TOKEN_SHAPE.match(token):
         raise InvalidConfirmationLink()
     try:
         return uuid.UUID(hex=token[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + 32])
@@ -96,7 +98,7 @@ async def resend(session: AsyncSession, channel: AlertChannel, limit: ChannelTes
         raise NothingToConfirm()
     if channel.disabled_at is not None:
         raise ChannelDisabled()
-    await limit.spend(channel.workspace_id, channel.id)
+    await limit.spend_confirmation(channel.workspace_id, channel.id, None)
     event_id = await request(session, channel, now=now)
     assert event_id is not None  # only a dedup key makes a repeat
     log.info("channel_confirmation_resent", channel_id=str(channel.id), workspace_id=str(channel.workspace_id))

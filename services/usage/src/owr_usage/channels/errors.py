@@ -80,6 +80,19 @@ class ChannelTestsThrottled(TooManyRequests):
         )
 
 
+class ConfirmationsThrottled(TooManyRequests):
+    """An address (or one channel) was sent `USAGE_CONFIRMATIONS_PER_DAY` confirmation emails in the last day."""
+
+    slug, title = "confirmations-throttled", "Too Many Confirmation Emails"
+
+    def __init__(self, per_day: int, *, retry_after: int) -> None:
+        super().__init__(
+            f"An address (and a channel) is sent at most {per_day} confirmation emails a day; "
+            f"try again in {retry_after} s, or ask its recipient to use the last email's link.",
+            retry_after=retry_after,
+        )
+
+
 class ChannelTestsUnavailable(ServiceUnavailable):
     slug, title = "channel-tests-unavailable", "Tests Unavailable"
     default_detail = "Test events and retries cannot be counted right now; try again in a few seconds."

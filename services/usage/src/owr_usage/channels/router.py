@@ -84,6 +84,7 @@ async def create_channel(
     envelope: ChannelVault,
     settings: Settings,
     clock: Clock,
+    limit: ChannelTests,
 ) -> Response:
     """The URL or address is sealed and never shown again (`target_hint` shows its host, or the address
     masked). A webhook channel's answer carries its signing `secret`, this once. `http` URLs are refused in
@@ -98,6 +99,7 @@ async def create_channel(
         request=body,
         production=settings.is_production,
         max_channels=settings.max_channels_per_workspace,
+        confirmations=limit,
         now=clock(),
     )
     view = ChannelCreated(**channel_view(created.row).model_dump(), secret=created.secret)
@@ -131,6 +133,7 @@ async def update_channel(
     envelope: ChannelVault,
     settings: Settings,
     clock: Clock,
+    limit: ChannelTests,
 ) -> Response:
     """Fields left out stay as they are; `events: null` takes every event type. A new `url` (or `email`, for
     an email channel) is sealed in place of the old one. `enabled: true` re-enables a disabled channel (its
@@ -146,6 +149,7 @@ async def update_channel(
         request=body,
         verified=user.email_verified,
         production=settings.is_production,
+        confirmations=limit,
         now=clock(),
     )
     return json_response(channel_view(row))

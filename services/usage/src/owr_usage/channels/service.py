@@ -90,6 +90,7 @@ async def create_channel(
     request: CreateChannelRequest,
     production: bool,
     max_channels: int,
+    confirmations: ChannelTestLimit,
     now: datetime,
 ) -> CreatedChannel:
     """Store the channel with its target sealed; a webhook gets its signing secret, returned this once, and an
@@ -116,6 +117,7 @@ async def create_channel(
         await _seal(session, envelope, row, "secret", secret)
     await _audit(session, row, "created", actor, now)
     if row.type == "email":
+        await confirmations.spend_confirmation(workspace_id, row.id, value)
         await confirmation.request(session, row, now=now)
     log.info("channel_created", channel_id=str(row.id), workspace_id=str(workspace_id), channel_type=row.type)
     return CreatedChannel(row, secret)
@@ -146,6 +148,7 @@ async def update_channel(
     request: UpdateChannelRequest,
     verified: bool,
     production: bool,
+    confirmations: ChannelTestLimit,
     now: datetime,
 ) -> AlertChannel:
     """Apply the fields present; one `updated` audit row for any change of name, events or target, and an
@@ -165,6 +168,8 @@ async def update_channel(
         if getattr(request, other) is not None:
             raise InvalidChannelTarget(other, f"a {channel.type} channel takes a {wanted}, not an {other}")
         value, hint = _target(channel.type, request.url, request.email, production=production)
+        if channel.type == "email":
+            await confirmations.spend_confirmation(workspace_id, channel.id, value)
         await _seal(session, envelope, channel, "target", value)
         channel.target_hint, changed, readdressed = hint, True, channel.type == "email"
     if request.name is not None and request.name != channel.name:
