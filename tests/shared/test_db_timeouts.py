@@ -51,6 +51,15 @@ async def divide(session: DbSession) -> dict[str, Any]:
     return {}
 
 
+@router.get("/locks/{first}/{second}")
+async def locks(first: int, second: int, session: DbSession) -> dict[str, Any]:
+    """Two locks in the order given, a moment apart: two requests in opposite orders deadlock."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(777000 + :n)"), {"n": first})
+    await session.execute(text("SELECT pg_sleep(0.3)"))
+    await session.execute(text("SELECT pg_advisory_xact_lock(777000 + :n)"), {"n": second})
+    return {}
+
+
 def shed(reason: str) -> float:
     return REGISTRY.get_sample_value("owr_requests_shed_total", {"service": "demo", "reason": reason}) or 0.0
 
@@ -99,6 +108,20 @@ async def test_a_saturated_pool_is_a_fast_503_problem_not_a_hang(database_url, r
     assert r.headers["retry-after"] == "5"
     assert served.status_code == 200
     assert shed("pool_timeout") == before + 1
+
+
+async def test_a_deadlock_is_a_503_problem_with_retry_after_and_the_other_side_is_served(database_url, redis_url):
+    before = shed("contention")
+    async with demo(database_url, redis_url) as (_, client):
+        one, other = await asyncio.gather(client.get("/locks/1/2"), client.get("/locks/2/1"))
+    statuses = sorted([one.status_code, other.status_code])
+    assert statuses == [200, 503]
+    refused = one if one.status_code == 503 else other
+    body = assert_problem(refused, 503)
+    assert body["type"].endswith("/overloaded")
+    assert refused.headers["retry-after"] == "1"
+    assert "advisory" not in refused.text
+    assert shed("contention") == before + 1
 
 
 async def test_other_database_errors_stay_500(database_url, redis_url):

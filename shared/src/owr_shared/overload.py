@@ -2,7 +2,7 @@
 limits, and the 503/429 problems (counted in `owr_requests_shed_total`) that every service answers with.
 
 A request that cannot get a pooled connection within `db_pool_timeout`, whose statement outlives
-`db_statement_timeout`, that finds the database not answering (`owr_shared.db_faults`), or that finds no free slot of a capped resource gets a 503 with `Retry-After`
+`db_statement_timeout`, that PostgreSQL aborts to break a deadlock, that finds the database not answering (`owr_shared.db_faults`), or that finds no free slot of a capped resource gets a 503 with `Retry-After`
 at once; a caller already running its share of an expensive read gets a 429. Never a 500, never a hang.
 """
 
@@ -43,6 +43,9 @@ REQUESTS_SHED = Counter(
 # SQLSTATEs of a server-side bound: a statement cancelled by statement_timeout, a session ended by
 # idle_in_transaction_session_timeout.
 TIMEOUT_SQLSTATES = frozenset({"57014", "25P03"})
+# SQLSTATEs of two transactions in each other's way: a deadlock PostgreSQL broke by aborting this one, a
+# serialization failure, a lock not available. The work rolled back whole, so a retry is safe.
+CONTENTION_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 
 
 class Shed(ProblemError):
@@ -67,6 +70,12 @@ class StatementTimedOut(Shed):
     reason = "statement_timeout"
     status, slug, title = QUERY_TIMEOUT
     default_detail = "The query took longer than the service allows; retry shortly."
+
+
+class Contended(Shed):
+    reason = "contention"
+    default_detail = "Another change to the same data ran at the same moment, and this one was undone; retry."
+    default_headers = {"Retry-After": "1"}
 
 
 class DatabaseUnavailable(Shed):
@@ -112,6 +121,8 @@ def install_overload_handlers(app: FastAPI, service: str) -> None:
     async def on_database_error(request: Request, exc: Exception) -> Response:
         if is_timeout(exc):
             return await on_shed(request, StatementTimedOut())
+        if sqlstate(exc) in CONTENTION_SQLSTATES:
+            return await on_shed(request, Contended())
         if is_unreachable(exc):
             return await on_shed(request, DatabaseUnavailable())
         raise exc  # the unexpected-error handler answers 500 and logs it, as for any other fault
