@@ -26,7 +26,7 @@ from owr_usage.settings import UsageSettings
 from tests.support.settings import service_settings
 from tests.support.tenants import ServiceHeaders, Tenant
 from tests.support.tokens import TestKeyring
-from tests.usage.channels_kit import MovableClock
+from tests.usage.channels_kit import MovableClock, quiet_outbox
 
 T = TypeVar("T")
 ALL_SCOPES = ("usage:ingest", "usage:cleanup", "alerts:deliver", "workspaces:delete")
@@ -199,3 +199,15 @@ async def read_key(
 def daily(body: dict[str, Any]) -> dict[str, tuple[Decimal, Decimal, bool]]:
     """{date: (spend, byok_spend, provisional)} of a read."""
     return {d["date"]: (Decimal(d["spend"]), Decimal(d["byok_spend"]), d["provisional"]) for d in body["daily"]}
+
+
+@pytest.fixture
+def deliver(service_headers: ServiceHeaders) -> dict[str, str]:
+    """The worker's headers for the delivery routes (`alerts:deliver`)."""
+    return service_headers("alerts:deliver")
+
+
+@pytest.fixture
+async def quiet(db_connection: Any, alice: Tenant) -> None:
+    """`alice`'s workspace with its outbox leased away (channels_kit.quiet_outbox)."""
+    await quiet_outbox(db_connection, alice)

@@ -7,7 +7,6 @@ import hashlib
 import uuid
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 
 from owr_usage.channels.limits import ChannelTestLimit
@@ -19,7 +18,6 @@ from tests.usage.channels_kit import (
     confirmation_token,
     create_channel,
     of,
-    quiet_outbox,
     report,
     send_test,
     webhook,
@@ -27,16 +25,6 @@ from tests.usage.channels_kit import (
 from tests.usage.conftest import replaced_state
 
 CONFIRM = "/api/v1/channel-confirmations"
-
-
-@pytest.fixture
-def deliver(service_headers):
-    return service_headers("alerts:deliver")
-
-
-@pytest.fixture
-async def quiet(db_connection, alice) -> None:
-    await quiet_outbox(db_connection, alice)
 
 
 def _email(address: str = "oncall@example.com") -> dict[str, Any]:

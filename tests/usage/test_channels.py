@@ -434,7 +434,9 @@ async def test_without_redis_a_test_is_a_fast_503_and_raises_nothing(client, ali
     away = Redis.from_url(f"redis://127.0.0.1:{closed_port()}", socket_connect_timeout=0.5, socket_timeout=0.5)
     try:
         with replaced_state(
-            usage_app, "channel_test_limit", ChannelTestLimit(away, per_minute=5, per_workspace_minute=20)
+            usage_app,
+            "channel_test_limit",
+            ChannelTestLimit(away, per_minute=5, per_workspace_minute=20, confirmations_per_day=3),
         ):
             r = await client.post(f"/api/v1/channels/{hook['id']}/test", headers=alice.headers)
     finally:

@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 
 from owr_shared.wire.alerts import DELIVER_ALERTS_JOB_ID
@@ -31,16 +30,6 @@ from tests.usage.conftest import replaced_state
 
 def _at(value: str) -> datetime:
     return datetime.fromisoformat(value)
-
-
-@pytest.fixture
-def deliver(service_headers):
-    return service_headers("alerts:deliver")
-
-
-@pytest.fixture
-async def quiet(db_connection, alice) -> None:
-    await quiet_outbox(db_connection, alice)
 
 
 async def _log(client, tenant, channel_id: str) -> list[dict[str, Any]]:
@@ -362,7 +351,9 @@ async def test_concurrent_claims_take_disjoint_deliveries(
     hook = await create_channel(committed_client, tenant, webhook())
     # Eight tests of one channel: more than a minute's limit (test_channels.py), so a limit of its own here.
     with replaced_state(
-        usage_app, "channel_test_limit", ChannelTestLimit(usage_app.state.redis, per_minute=8, per_workspace_minute=8)
+        usage_app,
+        "channel_test_limit",
+        ChannelTestLimit(usage_app.state.redis, per_minute=8, per_workspace_minute=8, confirmations_per_day=1000),
     ):
         events = {await send_test(committed_client, tenant, hook["id"]) for _ in range(8)}
     holder = await db_engine.connect()

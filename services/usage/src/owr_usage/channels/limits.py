@@ -60,9 +60,7 @@ class ChannelTestLimit:
     """At most `per_minute` sends on demand (tests and retries) per channel in a minute, and at most
     `per_workspace_minute` over all of a workspace's channels."""
 
-    def __init__(
-        self, redis: Redis, *, per_minute: int, per_workspace_minute: int, confirmations_per_day: int = 3
-    ) -> None:
+    def __init__(self, redis: Redis, *, per_minute: int, per_workspace_minute: int, confirmations_per_day: int) -> None:
         self._confirmations_per_day = confirmations_per_day
         self._per_minute = per_minute
         self._per_workspace_minute = per_workspace_minute
