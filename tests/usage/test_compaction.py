@@ -143,7 +143,9 @@ async def test_compaction_thins_old_days_to_first_and_last_and_spares_the_window
     # Asking for more than the window allows is clamped: the last 48 h keep every snapshot.
     result = await compact(ingest, cleanup, before=days_ago(-1).isoformat())
     assert result["before"] == days_ago(2).isoformat() or result["before"] == days_ago(1).isoformat()
-    assert result["deleted"] == 142
+    # Compaction is global: other suites' committed snapshots in the window may be thinned by the same run (a full
+    # CI run once counted 143). This key's 142 are counted exactly by its rows just below.
+    assert result["deleted"] >= 142
     assert await rows_per_day(db_connection, [key]) == {(key, days_ago(5)): 2, (key, days_ago(1)): 144}
     async with savepoint(db_connection) as conn:
         kept = await conn.execute(
